@@ -1,0 +1,191 @@
+import { and, assign, setup } from 'xstate';
+import { effectActions } from '../effects.js';
+import type { PageKey, ServerId } from '../identifiers.js';
+import { pageKeyText } from '../identifiers.js';
+import type { MoveCheckpoint, MoveInput, MoveKind, PieceMode } from './checkpoint.js';
+import { notStartedCheckpoint, withPieceMode } from './checkpoint.js';
+import { finalStage, finishStage, startStage } from './stage-numbers.js';
+
+/**
+ * What both move machines (Table 1 and Table 2) share: their context, events,
+ * guards and effect-emitting actions. Each machine file draws its own state
+ * graph from these parts, so the tables differ only where the patent's
+ * tables differ.
+ */
+export interface MoveContext {
+  readonly pageKey: PageKey;
+  readonly kind: MoveKind;
+  readonly source: ServerId;
+  readonly destination: ServerId;
+  readonly pieceCount: number;
+  readonly forwardingPointer: boolean;
+  readonly progressTimeoutMs: number;
+  /** The durable record whose stage is in effect. */
+  readonly checkpoint: MoveCheckpoint;
+  /** The record being made durable; its stage takes effect when `stage.persisted` confirms it. */
+  readonly pending: MoveCheckpoint | null;
+  /** The piece whose copy is the current action (always 0 for a unit move). */
+  readonly piece: number;
+  readonly attempt: number;
+}
+
+export type MoveEvent =
+  | { type: 'move.begin' }
+  | { type: 'stage.persisted'; stage: number; attempt: number }
+  | { type: 'piece.copied'; piece: number; attempt: number }
+  | { type: 'destination.committed'; attempt: number }
+  | { type: 'destination.failed'; attempt: number }
+  | { type: 'timer.fired'; timerId: string }
+  | { type: 'crash' }
+  | { type: 'restart' };
+
+export function progressTimerId(context: MoveContext): string {
+  const stage = context.pending?.stage ?? context.checkpoint.stage;
+  return `move:${pageKeyText(context.pageKey)}:a${context.attempt}:s${stage}:p${context.piece}`;
+}
+
+function pendingStage(context: MoveContext, stage: number, pieceModes: readonly PieceMode[]): MoveCheckpoint {
+  return { ...context.checkpoint, stage, attempt: context.attempt, pieceModes };
+}
+
+/** The piece a restart resumes: the one in transit, else the first not yet copied, else none (only the flip remains). */
+export function pieceToResume(checkpoint: MoveCheckpoint): number | null {
+  const inTransit = checkpoint.pieceModes.indexOf('inTransit');
+  if (inTransit >= 0) return inTransit;
+  const notCopied = checkpoint.pieceModes.indexOf('atSource');
+  return notCopied >= 0 ? notCopied : null;
+}
+
+export const moveSetup = setup({
+  types: {} as { context: MoveContext; events: MoveEvent; input: MoveInput },
+  actions: {
+    ...effectActions(['stage.persist', 'piece.copy', 'commit.request', 'copy.release', 'routing.publish', 'timer.set']),
+    enterStartStage: assign(({ context }) => ({
+      pending: pendingStage(context, startStage(context.kind, context.piece), withPieceMode(context.checkpoint.pieceModes, context.piece, 'inTransit')),
+    })),
+    enterFinishStage: assign(({ context }) => ({
+      pending: pendingStage(
+        context,
+        finishStage(context.kind, context.piece),
+        // Table 1 keeps the source serving reads until the flip; Table 2 hands a finished piece to the destination at once.
+        withPieceMode(context.checkpoint.pieceModes, context.piece, context.kind === 'unit' ? 'copied' : 'atDestination'),
+      ),
+    })),
+    enterFlipStage: assign(({ context }) => ({
+      pending: {
+        stage: finalStage(context.kind, context.pieceCount),
+        attempt: context.attempt,
+        pieceModes: context.checkpoint.pieceModes.map(() => 'atDestination' as const),
+        epoch: context.checkpoint.epoch + 1,
+        owner: 'destination' as const,
+      },
+    })),
+    /** The pending record is durable: its stage, and so its routing, now takes effect. */
+    confirmPending: assign(({ context }) => ({ checkpoint: context.pending ?? context.checkpoint, pending: null })),
+    advancePiece: assign(({ context }) => ({ piece: context.piece + 1 })),
+    beginFirstAttempt: assign({ attempt: 1, piece: 0 }),
+    /** A crash loses everything volatile; only the durable checkpoint survives. */
+    forgetVolatile: assign({ pending: null }),
+    beginNextAttempt: assign(({ context }) => ({
+      attempt: context.checkpoint.attempt + 1,
+      piece: pieceToResume(context.checkpoint) ?? context.pieceCount - 1,
+    })),
+  },
+  guards: {
+    isRecovered: ({ context }) => context.checkpoint.stage > 1,
+    confirmsPending: ({ context, event }) =>
+      event.type === 'stage.persisted' && context.pending !== null &&
+      event.stage === context.pending.stage && event.attempt === context.pending.attempt,
+    isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
+    copiedCurrentPiece: ({ context, event }) =>
+      event.type === 'piece.copied' && event.attempt === context.attempt && event.piece === context.piece,
+    isProgressTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === progressTimerId(context),
+    hasNextPiece: ({ context }) => context.piece + 1 < context.pieceCount,
+    resumesWithCopy: ({ context }) => pieceToResume(context.checkpoint) !== null,
+  },
+});
+
+export function moveContextFromInput(input: MoveInput): MoveContext {
+  const checkpoint = input.recovered ?? notStartedCheckpoint(input.kind === 'unit' ? 1 : input.pieceCount, input.epoch);
+  return {
+    pageKey: input.pageKey,
+    kind: input.kind,
+    source: input.source,
+    destination: input.destination,
+    pieceCount: input.kind === 'unit' ? 1 : input.pieceCount,
+    forwardingPointer: input.forwardingPointer,
+    progressTimeoutMs: input.progressTimeoutMs,
+    checkpoint,
+    pending: null,
+    piece: 0,
+    attempt: checkpoint.attempt,
+  };
+}
+
+/** Effect parameter builders, shared by both graphs. */
+export const persistPending = {
+  type: 'stage.persist',
+  params: ({ context }: { context: MoveContext }) => ({ pageKey: context.pageKey, checkpoint: context.pending ?? context.checkpoint }),
+} as const;
+
+export const copyCurrentPiece = {
+  type: 'piece.copy',
+  params: ({ context }: { context: MoveContext }) => ({
+    pageKey: context.pageKey, destination: context.destination, attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
+  }),
+} as const;
+
+export const armProgressTimer = {
+  type: 'timer.set',
+  params: ({ context }: { context: MoveContext }) => ({ timerId: progressTimerId(context), delayMs: context.progressTimeoutMs }),
+} as const;
+
+export const requestCommit = {
+  type: 'commit.request',
+  params: ({ context }: { context: MoveContext }) => ({
+    pageKey: context.pageKey, destination: context.destination, attempt: context.attempt, epoch: context.checkpoint.epoch + 1,
+  }),
+} as const;
+
+export const releaseSourceCopy = {
+  type: 'copy.release',
+  params: ({ context }: { context: MoveContext }) => ({
+    pageKey: context.pageKey, epoch: context.checkpoint.epoch, forwardTo: context.forwardingPointer ? context.destination : null,
+  }),
+} as const;
+
+export const publishRoute = {
+  type: 'routing.publish',
+  params: ({ context }: { context: MoveContext }) => ({ pageKey: context.pageKey, owner: context.destination, epoch: context.checkpoint.epoch }),
+} as const;
+
+/**
+ * The flip, shared by both tables: the destination first holds the page
+ * durably as owner at the next epoch, then the source durably records the
+ * flip (its copy invalid, the routing table pointing at the destination), and
+ * only then releases its data and publishes the new route.
+ */
+export function flipStates(machineId: string) {
+  return {
+    committing: {
+      entry: [requestCommit, armProgressTimer],
+      on: { 'destination.committed': { guard: 'isCurrentAttempt', target: 'flipping' } },
+    },
+    flipping: {
+      entry: ['enterFlipStage', persistPending],
+      on: { 'stage.persisted': { guard: 'confirmsPending', target: `#${machineId}.routingTableUpdated`, actions: 'confirmPending' } },
+    },
+  } as const;
+}
+
+/** A failure anywhere in a move under way interrupts it; `restart` then resumes at the table's restart stage. */
+export const interruptions = {
+  crash: { target: 'interrupted', actions: 'forgetVolatile' },
+  'destination.failed': { guard: 'isCurrentAttempt', target: 'interrupted', actions: 'forgetVolatile' },
+  'timer.fired': { guard: 'isProgressTimer', target: 'interrupted', actions: 'forgetVolatile' },
+} as const;
+
+export const routingTableUpdatedState = {
+  type: 'final',
+  entry: [releaseSourceCopy, publishRoute],
+} as const;

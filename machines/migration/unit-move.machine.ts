@@ -1,0 +1,81 @@
+import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, routingTableUpdatedState } from './move-setup.js';
+
+/**
+ * Unit move of one page from a source to a destination server (the patent's
+ * Table 1).
+ *
+ * Theory of operation. The source owns the page for the whole move and runs
+ * this machine. Every stage is entered by persisting its checkpoint
+ * (`persisting`), and the stage's routing takes effect only once
+ * `stage.persisted` confirms it:
+ *
+ * 1. notStarted — reads and writes at the source.
+ * 2. moving.startMove — the page is in transit: reads at the source, writes at
+ *    both sides; the source copies the whole page (`piece.copy`) and waits for
+ *    `piece.copied`, which the destination sends once the copy is durable.
+ * 3. moving.finishMove — copied: still reads at the source, writes at both.
+ * 4. routingTableUpdated — after the destination holds the page durably as
+ *    owner (`destination.committed`) and the flip is persisted: reads and
+ *    writes at the destination; the source copy is invalid and released.
+ *
+ * A crash of the source, a failure of the destination or a progress time-out
+ * sends the machine to `interrupted`, keeping only the durable checkpoint.
+ * `restart` resumes at the table's restart stage: any failure before the copy
+ * is finished restarts the whole copy (stage 2, with a new attempt number so
+ * that late messages of the old attempt are ignored); a failure after it only
+ * completes the flip, which copies nothing again (N/A).
+ */
+export const unitMoveMachine = moveSetup.createMachine({
+  id: 'unitMove',
+  context: ({ input }) => moveContextFromInput(input),
+  initial: 'notStarted',
+  states: {
+    notStarted: {
+      meta: { action: 'Not started' },
+      always: { guard: 'isRecovered', target: 'interrupted' },
+      on: { 'move.begin': { target: 'moving', actions: 'beginFirstAttempt' } },
+    },
+    moving: {
+      initial: 'startMove',
+      on: interruptions,
+      states: {
+        startMove: {
+          meta: { action: 'Start move' },
+          entry: 'enterStartStage',
+          initial: 'persisting',
+          states: {
+            persisting: {
+              entry: persistPending,
+              on: { 'stage.persisted': { guard: 'confirmsPending', target: 'copying', actions: 'confirmPending' } },
+            },
+            copying: {
+              entry: [copyCurrentPiece, armProgressTimer],
+              on: { 'piece.copied': { guard: 'copiedCurrentPiece', target: '#unitMove.moving.finishMove' } },
+            },
+          },
+        },
+        finishMove: {
+          meta: { action: 'Finish Move' },
+          entry: 'enterFinishStage',
+          initial: 'persisting',
+          states: {
+            persisting: {
+              entry: persistPending,
+              on: { 'stage.persisted': { guard: 'confirmsPending', target: '#unitMove.moving.committing', actions: 'confirmPending' } },
+            },
+          },
+        },
+        ...flipStates('unitMove'),
+      },
+    },
+    interrupted: {
+      on: {
+        restart: [
+          { guard: 'resumesWithCopy', target: 'moving.startMove', actions: 'beginNextAttempt' },
+          { target: 'moving.committing', actions: 'beginNextAttempt' },
+        ],
+      },
+    },
+    routingTableUpdated: { ...routingTableUpdatedState, meta: { action: 'Routing Table updated' } },
+  },
+});

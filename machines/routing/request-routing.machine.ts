@@ -1,0 +1,165 @@
+import { and, assign, setup } from 'xstate';
+import { effectActions } from '../effects.js';
+import type { PageKey, ServerId } from '../identifiers.js';
+
+/**
+ * Routing of one client request through the group (the patent's FIG. 7).
+ *
+ * Theory of operation. A server receives a request (410/420) for a block of a
+ * page and the node looks up its routing table and its own copy, passing the
+ * result in as input. `lookingUp` (430) decides:
+ *
+ * - the server holds the valid copy → `servingLocally`; the node serves it,
+ *   following any move of the page in progress (read/write targets of the
+ *   move's stage), and answers `request.served`;
+ * - otherwise → `forwarding` (450/460) to the owner the table names; the owner's
+ *   answer is relayed to whoever sent the request (480) and the request ends
+ *   (490).
+ *
+ * Tables update lazily, so the owner named may be stale. A server that holds
+ * the page's copy flagged invalid answers `forward.stale` with the newer owner
+ * and epoch; the forwarding server learns it (`routing.learn`) and retries. In
+ * the optional forwarding-pointer mode the invalid copy's server forwards the
+ * request itself. A request that arrived forwarded and misses here is answered
+ * stale rather than forwarded again, so only the server the client talks to
+ * retries. Retries and hops are bounded: a request always terminates, and the
+ * client never sees a routing error unless the bounds are exhausted (EIO).
+ */
+export type LocalCopy = 'valid' | 'invalid' | 'absent';
+
+export interface RequestRoutingInput {
+  readonly requestId: string;
+  readonly pageKey: PageKey;
+  readonly self: ServerId;
+  /** How many servers forwarded this request before it reached `self`. */
+  readonly hopCount: number;
+  /** The freshest route `self` knows: its routing table or its invalid copy's record, whichever is newer. */
+  readonly route: { readonly owner: ServerId; readonly epoch: number };
+  readonly localCopy: LocalCopy;
+  /** Forwarding pointer of an invalid local copy (optional mode), else null. */
+  readonly forwardTo: ServerId | null;
+  readonly retriesMax: number;
+  readonly hopCountMax: number;
+  readonly forwardTimeoutMs: number;
+}
+
+export interface RequestRoutingContext extends RequestRoutingInput {
+  readonly retries: number;
+  readonly target: ServerId | null;
+  readonly failure: string | null;
+}
+
+export type RequestRoutingEvent =
+  | { type: 'request.served' }
+  | { type: 'request.failed'; errno: number; reason: string }
+  | { type: 'forward.replied'; retry: number }
+  | { type: 'forward.stale'; retry: number; owner: ServerId; epoch: number }
+  | { type: 'forward.failed'; retry: number; errno: number; reason: string }
+  | { type: 'timer.fired'; timerId: string };
+
+export const errnoIo = 5;
+export const errnoTimedOut = 110;
+
+export function forwardTimerId(context: RequestRoutingContext): string {
+  return `request:${context.requestId}:r${context.retries}`;
+}
+
+export const requestRoutingMachine = setup({
+  types: {} as { context: RequestRoutingContext; events: RequestRoutingEvent; input: RequestRoutingInput },
+  actions: {
+    ...effectActions(['request.serveLocal', 'request.forward', 'request.reply', 'routing.learn', 'timer.set']),
+    targetOwner: assign(({ context }) => ({ target: context.route.owner })),
+    targetPointer: assign(({ context }) => ({ target: context.forwardTo })),
+    learnRoute: assign(({ context, event }) =>
+      event.type === 'forward.stale' && event.epoch > context.route.epoch
+        ? { route: { owner: event.owner, epoch: event.epoch }, retries: context.retries + 1 }
+        : { retries: context.retries + 1 }),
+    countRetry: assign(({ context }) => ({ retries: context.retries + 1 })),
+    noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : 'forward timed out' })),
+    noteHopLimit: assign({ failure: 'hop limit reached' }),
+    noteRetriesExhausted: assign({ failure: 'routing retries exhausted' }),
+    noteNoValidCopy: assign({ failure: 'routing table names this server but it holds no valid copy' }),
+  },
+  guards: {
+    holdsValidCopy: ({ context }) => context.localCopy === 'valid',
+    hopLimitReached: ({ context }) => context.hopCount >= context.hopCountMax,
+    hasForwardingPointer: ({ context }) => context.localCopy === 'invalid' && context.forwardTo !== null,
+    arrivedForwarded: ({ context }) => context.hopCount > 0,
+    namesSelf: ({ context }) => context.route.owner === context.self,
+    canRetry: ({ context }) => context.retries < context.retriesMax,
+    answersCurrentTry: ({ context, event }) => 'retry' in event && event.retry === context.retries,
+    isForwardTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === forwardTimerId(context),
+  },
+}).createMachine({
+  id: 'requestRouting',
+  context: ({ input }) => ({ ...input, retries: 0, target: null, failure: null }),
+  initial: 'lookingUp',
+  states: {
+    lookingUp: {
+      always: [
+        { guard: 'holdsValidCopy', target: 'servingLocally' },
+        { guard: 'hopLimitReached', target: 'failed', actions: 'noteHopLimit' },
+        { guard: 'hasForwardingPointer', target: 'forwarding', actions: 'targetPointer' },
+        { guard: 'arrivedForwarded', target: 'answeredStale' },
+        { guard: 'namesSelf', target: 'failed', actions: 'noteNoValidCopy' },
+        { target: 'forwarding', actions: 'targetOwner' },
+      ],
+    },
+    servingLocally: {
+      entry: { type: 'request.serveLocal', params: ({ context }) => ({ requestId: context.requestId, pageKey: context.pageKey }) },
+      on: {
+        'request.served': 'replied',
+        'request.failed': { target: 'failed', actions: 'noteFailure' },
+      },
+    },
+    forwarding: {
+      entry: [
+        {
+          type: 'request.forward',
+          params: ({ context }) => ({ requestId: context.requestId, pageKey: context.pageKey, to: context.target ?? context.route.owner, hopCount: context.hopCount + 1 }),
+        },
+        { type: 'timer.set', params: ({ context }) => ({ timerId: forwardTimerId(context), delayMs: context.forwardTimeoutMs }) },
+      ],
+      on: {
+        'forward.replied': { guard: 'answersCurrentTry', target: 'replied' },
+        'forward.stale': [
+          {
+            guard: and(['answersCurrentTry', 'canRetry']),
+            target: 'lookingUp',
+            actions: [
+              'learnRoute',
+              { type: 'routing.learn', params: ({ context, event }) => ({ pageKey: context.pageKey, owner: event.owner, epoch: event.epoch }) },
+            ],
+          },
+          { guard: 'answersCurrentTry', target: 'failed', actions: 'noteRetriesExhausted' },
+        ],
+        'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
+        'timer.fired': [
+          { guard: and(['isForwardTimer', 'canRetry']), target: 'lookingUp', actions: 'countRetry' },
+          { guard: 'isForwardTimer', target: 'failed', actions: 'noteFailure' },
+        ],
+      },
+    },
+    replied: {
+      type: 'final',
+      entry: { type: 'request.reply', params: ({ context }) => ({ requestId: context.requestId, outcome: { status: 'ok' as const } }) },
+    },
+    answeredStale: {
+      type: 'final',
+      entry: {
+        type: 'request.reply',
+        params: ({ context }) => ({ requestId: context.requestId, outcome: { status: 'stale' as const, owner: context.route.owner, epoch: context.route.epoch } }),
+      },
+    },
+    failed: {
+      type: 'final',
+      entry: {
+        type: 'request.reply',
+        params: ({ context }) => ({
+          requestId: context.requestId,
+          outcome: { status: 'error' as const, errno: context.failure === 'forward timed out' ? errnoTimedOut : errnoIo, reason: context.failure ?? 'unknown' },
+        }),
+      },
+    },
+  },
+});

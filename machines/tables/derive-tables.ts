@@ -1,0 +1,118 @@
+import type { AnyMachineSnapshot } from 'xstate';
+import type { Effect } from '../effects.js';
+import type { MoveEvent, MoveContext } from '../migration/move-setup.js';
+import type { MoveKind } from '../migration/checkpoint.js';
+import type { MoveMachine } from '../migration/move-machines.js';
+import { owner, readServer, writeServers } from '../migration/queries.js';
+import { start, step } from '../step.js';
+
+/**
+ * Derives the patent's Tables 1 and 2 by walking a move machine along its
+ * happy path, answering each effect as a healthy runtime would, and by
+ * crashing and restarting it once at every stage. Nothing here knows the
+ * tables: the rows come from the machine's states, its queries and its
+ * restart transitions, so a change to any of them changes the printed table.
+ */
+export interface TableRow {
+  stage: string;
+  restartStage: string;
+  destination: string;
+  action: string;
+  read: string;
+  write: string;
+}
+
+const serverNames: Record<string, string> = { A: 'A', B: 'B' };
+type MoveSnapshot = AnyMachineSnapshot & { context: MoveContext };
+
+export function deriveTable(machine: MoveMachine, kind: MoveKind, pieceCount: number): TableRow[] {
+  const input = {
+    pageKey: { volume: 'table', page: 0 }, kind, source: 'A', destination: 'B', pieceCount, epoch: 1,
+    forwardingPointer: false, progressTimeoutMs: 1000,
+  };
+  const rows: TableRow[] = [];
+  let [snapshot, effects] = start(machine, input) as [MoveSnapshot, Effect[]];
+  rows.push(rowFor(machine, snapshot, 'Not started', restartColumn(machine, snapshot)));
+  [snapshot, effects] = step(machine, snapshot, { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
+  for (let stepCount = 0; snapshot.status === 'active'; stepCount += 1) {
+    if (stepCount > 1000) throw new Error('table walk did not finish');
+    const persisting = effects.find((effect) => effect.type === 'stage.persist');
+    const restart = persisting ? restartColumn(machine, snapshot) : null;
+    const action = persisting ? actionOf(snapshot) : null;
+    const answer = answerFor(effects);
+    if (answer === null) throw new Error(`machine waits in ${JSON.stringify(snapshot.value)} with nothing to answer`);
+    [snapshot, effects] = step(machine, snapshot, answer) as [MoveSnapshot, Effect[]];
+    if (persisting && action !== null && restart !== null) rows.push(rowFor(machine, snapshot, action, restart));
+  }
+  return rows;
+}
+
+/** The answer a healthy runtime gives to the effects of one step. */
+function answerFor(effects: readonly Effect[]): MoveEvent | null {
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'stage.persist': return { type: 'stage.persisted', stage: effect.checkpoint.stage, attempt: effect.checkpoint.attempt };
+      case 'piece.copy': return { type: 'piece.copied', piece: effect.piece, attempt: effect.attempt };
+      case 'commit.request': return { type: 'destination.committed', attempt: effect.attempt };
+      default: break;
+    }
+  }
+  return null;
+}
+
+/** Crash the machine while the stage's action is under way, restart it, and see which stage it copies again. */
+function restartColumn(machine: MoveMachine, snapshot: MoveSnapshot): string {
+  const [crashed] = step(machine, snapshot, { type: 'crash' }) as [MoveSnapshot, Effect[]];
+  if (!crashed.matches('interrupted')) return 'N/A';
+  const [restarted, effects] = step(machine, crashed, { type: 'restart' }) as [MoveSnapshot, Effect[]];
+  const copiesAgain = effects.some((effect) => effect.type === 'stage.persist') && restarted.context.pending?.pieceModes.includes('inTransit');
+  return copiesAgain ? String(restarted.context.pending?.stage) : 'N/A';
+}
+
+function actionOf(snapshot: MoveSnapshot): string {
+  const meta = Object.values(snapshot.getMeta() as Record<string, { action?: string }>).find((entry) => entry.action !== undefined);
+  const action = meta?.action ?? 'Routing Table updated';
+  return action.replace('{piece}', String(snapshot.context.piece + 1));
+}
+
+function rowFor(machine: MoveMachine, snapshot: MoveSnapshot, action: string, restart: string): TableRow {
+  void machine;
+  const context = snapshot.context;
+  const pieces = Array.from({ length: context.pieceCount }, (_, piece) => piece);
+  return {
+    stage: String(context.checkpoint.stage),
+    restartStage: restart,
+    destination: `Server ${serverNames[owner(context)]}`,
+    action,
+    read: describeTargets(pieces.map((piece) => [readServer(context, piece)])),
+    write: describeTargets(pieces.map((piece) => writeServers(context, piece))),
+  };
+}
+
+/** Words the patent uses: "Server B for pieces 1 and 2, servers A and B for piece 3, server A for others". */
+export function describeTargets(targetsPerPiece: readonly (readonly string[])[]): string {
+  const key = (targets: readonly string[]) => targets.join('+');
+  const groups = new Map<string, number[]>();
+  targetsPerPiece.forEach((targets, piece) => groups.set(key(targets), [...(groups.get(key(targets)) ?? []), piece + 1]));
+  const serversText = (targetKey: string) => {
+    const servers = targetKey.split('+');
+    return servers.length === 1 ? `server ${servers[0]}` : `servers ${servers.join(' and ')}`;
+  };
+  if (groups.size === 1) return capitalise(serversText([...groups.keys()][0] ?? ''));
+  const order = ['B', 'A+B', 'A'];
+  const parts = order.filter((targetKey) => groups.has(targetKey)).map((targetKey) => {
+    if (targetKey === 'A') return `${serversText(targetKey)} for others`;
+    const pieceNumbers = groups.get(targetKey) ?? [];
+    return `${serversText(targetKey)} for ${pieceNumbers.length === 1 ? 'piece' : 'pieces'} ${listText(pieceNumbers)}`;
+  });
+  return capitalise(parts.join(', '));
+}
+
+function listText(numbers: readonly number[]): string {
+  if (numbers.length === 1) return String(numbers[0]);
+  return `${numbers.slice(0, -1).join(', ')} and ${numbers[numbers.length - 1]}`;
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
