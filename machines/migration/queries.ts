@@ -2,7 +2,7 @@ import type { ServerId } from '../identifiers.js';
 import type { MoveCheckpoint, MoveKind } from './checkpoint.js';
 import type { MoveContext } from './move-setup.js';
 import { pieceToResume } from './move-setup.js';
-import { finalStage, notStartedStage, startStage } from './stage-numbers.js';
+import { finalStage, startStage } from './stage-numbers.js';
 
 /**
  * Pure questions asked of a move's snapshot context. They read only the
@@ -29,9 +29,14 @@ export function owner(context: MoveContext): ServerId {
   return context.checkpoint.owner === 'destination' ? context.destination : context.source;
 }
 
-/** The stage a failure now would resume at, or null when nothing is copied again (N/A). */
+/**
+ * The stage a failure now would resume at, or null when nothing is copied
+ * again (N/A: only the flip remains, or it is done). A move whose durable
+ * record still says "not started" was accepted, so it resumes at its first
+ * start stage.
+ */
 export function restartStage(kind: MoveKind, checkpoint: MoveCheckpoint): number | null {
-  if (checkpoint.stage === notStartedStage || checkpoint.owner === 'destination') return null;
+  if (checkpoint.owner === 'destination') return null;
   const piece = pieceToResume(checkpoint);
   return piece === null ? null : startStage(kind, piece);
 }
