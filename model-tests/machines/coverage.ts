@@ -42,9 +42,13 @@ export class CoverageRecorder {
       input,
       inspect: (inspection) => {
         if (inspection.type !== '@xstate.microstep') return;
+        // Transient states (left by an eventless transition) appear only in microsteps.
+        this.#recordStates(inspection.snapshot as { _nodes?: AnyStateNode[] });
         for (const definition of (inspection as unknown as { _transitions: AnyTransitionDefinition[] })._transitions) {
           const key = this.#inventory.transitionKeys.get(definition);
           if (key !== undefined) this.takenTransitions.add(key);
+          // The source of a taken transition was active, even if no snapshot ever rested in it.
+          for (let node: AnyStateNode | undefined = definition.source; node; node = node.parent) this.visitedStates.add(node.id);
         }
       },
     });

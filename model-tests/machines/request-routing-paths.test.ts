@@ -1,0 +1,88 @@
+import { createTestModel } from 'xstate/graph';
+import { describe, expect, it } from 'vitest';
+import type { Effect } from '../../machines/effects.js';
+import type { RequestRoutingContext, RequestRoutingEvent, RequestRoutingInput } from '../../machines/routing/request-routing.machine.js';
+import { forwardTimerId, requestRoutingMachine } from '../../machines/routing/request-routing.machine.js';
+import { start, step } from '../../machines/step.js';
+import { CoverageRecorder } from './coverage.js';
+
+type RoutingSnapshot = { value: unknown; status: string; context: RequestRoutingContext };
+
+const base: RequestRoutingInput = {
+  requestId: 'r1', pageKey: { volume: 'v', page: 0 }, self: 'C', hopCount: 0, route: { owner: 'A', epoch: 1 },
+  localCopy: 'absent', forwardTo: null, retriesMax: 2, hopCountMax: 3, forwardTimeoutMs: 50,
+};
+
+/** Lookups FIG. 7 can start from: own copy, forward to owner, pointer, forwarded miss, hop limit, inconsistent table. */
+const inputs: RequestRoutingInput[] = [
+  { ...base, route: { owner: 'C', epoch: 1 }, localCopy: 'valid' },
+  base,
+  { ...base, hopCount: 1, localCopy: 'invalid', forwardTo: 'B', route: { owner: 'B', epoch: 2 } },
+  { ...base, hopCount: 1, localCopy: 'invalid', route: { owner: 'B', epoch: 2 } },
+  { ...base, hopCount: 3 },
+  { ...base, route: { owner: 'C', epoch: 1 }, localCopy: 'absent' },
+];
+
+function possibleEvents(snapshot: RoutingSnapshot): RequestRoutingEvent[] {
+  const retry = snapshot.context.retries;
+  return [
+    { type: 'request.served' },
+    { type: 'request.failed', errno: 5, reason: 'disk error' },
+    { type: 'forward.replied', retry },
+    { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1 },
+    { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
+    { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
+  ];
+}
+
+describe('request routing machine (FIG. 7)', () => {
+  it('covers every state and transition; every request ends with exactly one reply', () => {
+    const recorder = new CoverageRecorder(requestRoutingMachine);
+    let pathCount = 0;
+    for (const input of inputs) {
+      const paths = createTestModel(requestRoutingMachine).getShortestPaths({ allowDuplicatePaths: true,
+        input, events: (snapshot) => possibleEvents(snapshot as never), limit: 1000,
+        serializeState: (snapshot) => JSON.stringify([(snapshot as RoutingSnapshot).value, (snapshot as RoutingSnapshot).context.retries, (snapshot as RoutingSnapshot).context.route]),
+      });
+      pathCount += paths.length;
+      // Each shortest path, extended by every event possible at its end, reaches every transition.
+      const extended = paths.flatMap((path) => possibleEvents(path.state as never).map((event) => [...path.steps.map((pathStep) => pathStep.event), event]));
+      for (const pathEvents of extended) {
+        const events = pathEvents.map((event) => event as RequestRoutingEvent);
+        recorder.replay(input, events);
+        let [snapshot, effects] = start(requestRoutingMachine, input) as [RoutingSnapshot, Effect[]];
+        const replies = effects.filter((effect) => effect.type === 'request.reply');
+        for (const event of events) {
+          [snapshot, effects] = step(requestRoutingMachine, snapshot as never, event) as [RoutingSnapshot, Effect[]];
+          replies.push(...effects.filter((effect) => effect.type === 'request.reply'));
+          for (const effect of effects) {
+            if (effect.type === 'request.forward') {
+              expect(effect.to).not.toBe(input.self);
+              expect(effect.hopCount).toBe(input.hopCount + 1);
+            }
+          }
+          expect(snapshot.context.retries).toBeLessThanOrEqual(input.retriesMax);
+        }
+        expect(replies.length).toBe(snapshot.status === 'done' ? 1 : 0);
+        // Only the server the client talks to retries: a forwarded request that misses answers stale.
+        if (input.hopCount > 0 && input.forwardTo === null && input.localCopy !== 'valid' && input.hopCount < input.hopCountMax) {
+          expect(replies[0]).toMatchObject({ outcome: { status: 'stale', owner: 'B', epoch: 2 } });
+        }
+      }
+    }
+    console.log(`${recorder.report()} by ${pathCount} shortest paths`);
+    expect(recorder.missingStates()).toEqual([]);
+    expect(recorder.missingTransitions()).toEqual([]);
+  });
+
+  it('a stale answer teaches the newer owner and the retry goes there', () => {
+    let [snapshot, effects] = start(requestRoutingMachine, base) as [RoutingSnapshot, Effect[]];
+    expect(effects[0]).toMatchObject({ type: 'request.forward', to: 'A', hopCount: 1 });
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.stale', retry: 0, owner: 'B', epoch: 2 }) as [RoutingSnapshot, Effect[]];
+    expect(effects).toContainEqual({ type: 'routing.learn', pageKey: base.pageKey, owner: 'B', epoch: 2 });
+    expect(effects).toContainEqual({ type: 'request.forward', requestId: 'r1', pageKey: base.pageKey, to: 'B', hopCount: 1 });
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.replied', retry: 1 }) as [RoutingSnapshot, Effect[]];
+    expect(effects).toEqual([{ type: 'request.reply', requestId: 'r1', outcome: { status: 'ok' } }]);
+    expect(snapshot.status).toBe('done');
+  });
+});
