@@ -33,7 +33,7 @@ export function deriveTable(machine: MoveMachine, kind: MoveKind, pieceCount: nu
   const rows: TableRow[] = [];
   let [snapshot, effects] = start(machine, input) as [MoveSnapshot, Effect[]];
   rows.push(rowFor(machine, snapshot, 'Not started', restartColumn(machine, snapshot)));
-  [snapshot, effects] = step(machine, snapshot, { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
+  [snapshot, effects] = step(machine, snapshot as never, { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
   for (let stepCount = 0; snapshot.status === 'active'; stepCount += 1) {
     if (stepCount > 1000) throw new Error('table walk did not finish');
     const persisting = effects.find((effect) => effect.type === 'stage.persist');
@@ -41,7 +41,7 @@ export function deriveTable(machine: MoveMachine, kind: MoveKind, pieceCount: nu
     const action = persisting ? actionOf(snapshot) : null;
     const answer = answerFor(effects);
     if (answer === null) throw new Error(`machine waits in ${JSON.stringify(snapshot.value)} with nothing to answer`);
-    [snapshot, effects] = step(machine, snapshot, answer) as [MoveSnapshot, Effect[]];
+    [snapshot, effects] = step(machine, snapshot as never, answer) as [MoveSnapshot, Effect[]];
     if (persisting && action !== null && restart !== null) rows.push(rowFor(machine, snapshot, action, restart));
   }
   return rows;
@@ -62,9 +62,9 @@ function answerFor(effects: readonly Effect[]): MoveEvent | null {
 
 /** Crash the machine while the stage's action is under way, restart it, and see which stage it copies again. */
 function restartColumn(machine: MoveMachine, snapshot: MoveSnapshot): string {
-  const [crashed] = step(machine, snapshot, { type: 'crash' }) as [MoveSnapshot, Effect[]];
+  const [crashed] = step(machine, snapshot as never, { type: 'crash' }) as [MoveSnapshot, Effect[]];
   if (!crashed.matches('interrupted')) return 'N/A';
-  const [restarted, effects] = step(machine, crashed, { type: 'restart' }) as [MoveSnapshot, Effect[]];
+  const [restarted, effects] = step(machine, crashed as never, { type: 'restart' }) as [MoveSnapshot, Effect[]];
   const copiesAgain = effects.some((effect) => effect.type === 'stage.persist') && restarted.context.pending?.pieceModes.includes('inTransit');
   return copiesAgain ? String(restarted.context.pending?.stage) : 'N/A';
 }

@@ -64,7 +64,7 @@ function checkPath(machine: MoveMachine, input: MoveInput, events: readonly Move
   let [snapshot, effects] = start(machine, input) as [MoveSnapshot, Effect[]];
   for (const event of events) {
     const before = snapshot;
-    [snapshot, effects] = step(machine, snapshot, event as never) as [MoveSnapshot, Effect[]];
+    [snapshot, effects] = step(machine, snapshot as never, event as never) as [MoveSnapshot, Effect[]];
     const context = snapshot.context;
     for (let piece = 0; piece < context.pieceCount; piece += 1) {
       // A read is only ever served by a server every acknowledged write reached.
@@ -133,23 +133,23 @@ describe.each(cases)('model-based paths: %s', (_name, machine, kind, pieceCount)
   it('a crash during every stage, then restart, resumes at the table\'s restart stage and the move completes', () => {
     const stagesCrashed = new Set<number>();
     for (let crashAfterSteps = 0; crashAfterSteps < 100; crashAfterSteps += 1) {
-      let [snapshot, effects] = step(machine, start(machine, input)[0], { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
+      let [snapshot, effects] = step(machine, start(machine, input)[0] as never, { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
       const events: MoveEvent[] = [{ type: 'move.begin' }];
       for (let answered = 0; answered < crashAfterSteps && snapshot.status === 'active'; answered += 1) {
         const answer = healthyAnswer(effects);
         events.push(answer);
-        [snapshot, effects] = step(machine, snapshot, answer as never) as [MoveSnapshot, Effect[]];
+        [snapshot, effects] = step(machine, snapshot as never, answer as never) as [MoveSnapshot, Effect[]];
       }
       if (snapshot.status !== 'active') break;
       stagesCrashed.add(stageInProgress(snapshot.context));
       events.push({ type: 'crash' }, { type: 'restart' });
-      [snapshot, effects] = step(machine, snapshot, { type: 'crash' }) as [MoveSnapshot, Effect[]];
-      [snapshot, effects] = step(machine, snapshot, { type: 'restart' }) as [MoveSnapshot, Effect[]];
+      [snapshot, effects] = step(machine, snapshot as never, { type: 'crash' }) as [MoveSnapshot, Effect[]];
+      [snapshot, effects] = step(machine, snapshot as never, { type: 'restart' }) as [MoveSnapshot, Effect[]];
       for (let answered = 0; snapshot.status === 'active'; answered += 1) {
         expect(answered).toBeLessThan(100);
         const answer = healthyAnswer(effects);
         events.push(answer);
-        [snapshot, effects] = step(machine, snapshot, answer as never) as [MoveSnapshot, Effect[]];
+        [snapshot, effects] = step(machine, snapshot as never, answer as never) as [MoveSnapshot, Effect[]];
       }
       checkPath(machine, input, events);
     }

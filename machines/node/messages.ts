@@ -1,0 +1,43 @@
+import type { RequestOutcome } from '../effects.js';
+import type { PageKey, ServerId } from '../identifiers.js';
+import type { VolumeDefinition } from './volume.js';
+
+/**
+ * What servers say to each other. Bytes never appear here: a message that
+ * carries data names a `dataToken`, and the runtime attaches the bytes it
+ * holds under that token when it sends (and files them under the same token
+ * when it receives). The simulator does the same with small integers.
+ */
+export interface BlockOperation {
+  readonly kind: 'read' | 'write';
+  readonly pageKey: PageKey;
+  readonly offsetBlocks: number;
+  readonly lengthBlocks: number;
+  /** Force unit access: the write is durable on every server that holds it before it is acknowledged. */
+  readonly fua: boolean;
+}
+
+export type PeerMessage =
+  /** FIG. 7: a request forwarded to the server believed to own its page. */
+  | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
+  | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null }
+  /** Source → destination during a move: one piece of the page as it stood at write sequence `sequence`. */
+  | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; dataToken: string }
+  | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number }
+  /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
+  | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
+  | { type: 'block.written'; requestId: string; ok: boolean }
+  /** Source → destination: a read of a piece the destination already serves (Table 2). */
+  | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
+  | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
+  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number }
+  | { type: 'move.committed'; pageKey: PageKey; attempt: number }
+  /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
+  | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
+  /** FLUSH is a group-wide barrier: every server syncs what it holds. */
+  | { type: 'flush.request'; flushId: string }
+  | { type: 'flush.done'; flushId: string; ok: boolean }
+  /** A volume created on any server is defined on every server of the group. */
+  | { type: 'volume.define'; volume: VolumeDefinition };
+
+export type PeerMessageType = PeerMessage['type'];

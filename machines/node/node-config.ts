@@ -1,0 +1,39 @@
+import type { ServerId } from '../identifiers.js';
+
+/** Tunables of one server node; every bound the node keeps is named here. */
+export interface NodeConfig {
+  readonly self: ServerId;
+  /** Every server of the group, for routing pushes and FLUSH barriers. */
+  readonly group: readonly ServerId[];
+  /** Optional embodiment: a given-up copy keeps a pointer and forwards late requests. */
+  readonly forwardingPointer: boolean;
+  readonly routingRetriesMax: number;
+  readonly hopCountMax: number;
+  readonly forwardTimeoutMs: number;
+  readonly moveProgressTimeoutMs: number;
+  readonly moveRestartDelayMs: number;
+  readonly peerRetryDelayMs: number;
+  readonly peerRetriesMax: number;
+  readonly requestsInFlightMax: number;
+  readonly movesInFlightMax: number;
+  /** Emit a `trace` effect for every machine transition. */
+  readonly traceTransitions: boolean;
+}
+
+export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): NodeConfig {
+  return {
+    self,
+    group,
+    forwardingPointer: false,
+    routingRetriesMax: 4,
+    hopCountMax: 4,
+    forwardTimeoutMs: 5_000,
+    moveProgressTimeoutMs: 10_000,
+    moveRestartDelayMs: 200,
+    peerRetryDelayMs: 500,
+    peerRetriesMax: 20,
+    requestsInFlightMax: 4096,
+    movesInFlightMax: 4,
+    traceTransitions: false,
+  };
+}

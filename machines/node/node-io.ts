@@ -1,0 +1,60 @@
+import type { RequestOutcome } from '../effects.js';
+import type { PageKey, ServerId } from '../identifiers.js';
+import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
+import type { ReplicaRecord } from '../replica/replica-record.js';
+import type { BlockOperation, PeerMessage } from './messages.js';
+import type { VolumeDefinition } from './volume.js';
+
+/**
+ * The inputs a server node accepts and the effects it returns. A runtime (the
+ * TCP server or the simulator) turns sockets, disks and clocks into inputs
+ * and carries out effects; the node decides everything else.
+ */
+export interface Route {
+  readonly owner: ServerId;
+  readonly epoch: number;
+}
+
+/** A node's durable records, as its metadata store holds them. */
+export interface DurableRecords {
+  readonly volumes: readonly VolumeDefinition[];
+  readonly routes: ReadonlyArray<{ pageKey: PageKey; route: Route }>;
+  readonly replicas: ReadonlyArray<{ pageKey: PageKey; record: ReplicaRecord }>;
+  readonly moves: ReadonlyArray<{ pageKey: PageKey; input: MoveInput; checkpoint: MoveCheckpoint }>;
+}
+
+export type MetadataWrite =
+  | { readonly kind: 'route'; readonly pageKey: PageKey; readonly route: Route }
+  | { readonly kind: 'replica'; readonly pageKey: PageKey; readonly record: ReplicaRecord }
+  | { readonly kind: 'move'; readonly pageKey: PageKey; readonly input: MoveInput; readonly checkpoint: MoveCheckpoint }
+  | { readonly kind: 'move.delete'; readonly pageKey: PageKey }
+  | { readonly kind: 'volume'; readonly volume: VolumeDefinition };
+
+export type NodeInput =
+  | { type: 'node.start'; durable: DurableRecords }
+  | { type: 'client.request'; requestId: string; operation: BlockOperation }
+  | { type: 'client.flush'; requestId: string }
+  | { type: 'peer.message'; from: ServerId; message: PeerMessage }
+  | { type: 'io.done'; completionId: string; ok: boolean }
+  | { type: 'timer.fired'; timerId: string }
+  | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind }
+  | { type: 'admin.createVolume'; requestId: string; volume: VolumeDefinition };
+
+export type NodeEffect =
+  | { type: 'peer.send'; to: ServerId; message: PeerMessage }
+  | { type: 'client.reply'; requestId: string; outcome: RequestOutcome; dataToken: string | null }
+  | { type: 'admin.reply'; requestId: string; ok: boolean; message: string }
+  /** Read blocks of this server's copy of a page into the token's buffer. */
+  | { type: 'data.read'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; intoToken: string }
+  /** Write blocks from the token's buffer (starting `tokenOffsetBlocks` into it); `durable` = FUA. */
+  | { type: 'data.write'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; fromToken: string; tokenOffsetBlocks: number; durable: boolean }
+  /** Make every write to the page (or, with null, to any page) durable. */
+  | { type: 'data.sync'; completionId: string; pageKey: PageKey | null }
+  | { type: 'data.delete'; pageKey: PageKey }
+  /** Forget the bytes held under a token. */
+  | { type: 'token.release'; token: string }
+  /** Apply the writes atomically and durably, then answer `io.done`. */
+  | { type: 'meta.commit'; completionId: string | null; writes: readonly MetadataWrite[] }
+  | { type: 'timer.set'; timerId: string; delayMs: number }
+  /** One machine transition, for the structured trace that conformance tests replay. */
+  | { type: 'trace'; machine: string; instance: string; event: string; from: string; to: string };

@@ -1,0 +1,96 @@
+import type { SnapshotFrom } from 'xstate';
+import type { ServerId } from '../identifiers.js';
+import type { MoveKind } from '../migration/checkpoint.js';
+import type { MoveMachine } from '../migration/move-machines.js';
+import type { replicaMachine } from '../replica/replica.machine.js';
+import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
+import type { BlockOperation } from './messages.js';
+import type { NodeConfig } from './node-config.js';
+import type { Route } from './node-io.js';
+import type { VolumeDefinition } from './volume.js';
+
+/**
+ * Everything one server node knows. Records are keyed by text (`volume/page`)
+ * and treated as immutable values: a step copies the maps it changes and
+ * replaces entries rather than editing them, so the simulator can keep every
+ * state it has seen.
+ */
+export type MoveSnapshot = SnapshotFrom<MoveMachine>;
+export type ReplicaSnapshot = SnapshotFrom<typeof replicaMachine>;
+export type RequestSnapshot = SnapshotFrom<typeof requestRoutingMachine>;
+
+export type ReplyTo =
+  | { readonly kind: 'client'; readonly requestId: string }
+  | { readonly kind: 'peer'; readonly server: ServerId; readonly requestId: string; readonly retry: number };
+
+export interface RequestEntry {
+  readonly id: string;
+  readonly snapshot: RequestSnapshot;
+  readonly operation: BlockOperation;
+  readonly replyTo: ReplyTo;
+  /** The write payload, held by the runtime. */
+  readonly writeToken: string | null;
+  /** Where the data of a successful read ends up. */
+  readonly readToken: string | null;
+}
+
+/** A request being served from this server's copy, possibly across both sides of a move. */
+export interface ServeEntry {
+  readonly id: string;
+  readonly kind: 'read' | 'write';
+  /** Servers whose part has not completed yet. */
+  readonly remaining: readonly ServerId[];
+  readonly sequence: number;
+  readonly retries: number;
+}
+
+export interface MoveEntry {
+  readonly kind: MoveKind;
+  readonly snapshot: MoveSnapshot;
+}
+
+export type Continuation =
+  | { readonly kind: 'move.persisted'; readonly pageText: string; readonly stage: number; readonly attempt: number }
+  | { readonly kind: 'serve.localDone'; readonly serveId: string }
+  | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
+  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly waitingFor: number }
+  | { readonly kind: 'peer.written'; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
+  | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
+  | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
+  | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number }
+  | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null };
+
+export interface FlushEntry {
+  readonly requestId: string;
+  readonly remaining: readonly ServerId[];
+  readonly retries: number;
+}
+
+export interface NodeState {
+  readonly config: NodeConfig;
+  readonly started: boolean;
+  readonly volumes: Readonly<Record<string, VolumeDefinition>>;
+  readonly routes: Readonly<Record<string, Route>>;
+  readonly replicas: Readonly<Record<string, ReplicaSnapshot>>;
+  readonly moves: Readonly<Record<string, MoveEntry>>;
+  readonly requests: Readonly<Record<string, RequestEntry>>;
+  readonly serves: Readonly<Record<string, ServeEntry>>;
+  readonly continuations: Readonly<Record<string, Continuation>>;
+  readonly flushes: Readonly<Record<string, FlushEntry>>;
+  /** Source side of a move: the last write sequence handed out, per page. */
+  readonly writeSequences: Readonly<Record<string, number>>;
+  /** Source side: write sequences applied to the local copy but not yet completed, per page. */
+  readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
+  /** Destination side: the newest write sequence applied to each block of a receiving page. */
+  readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
+  /** Names effects and tokens uniquely within this incarnation. */
+  readonly nextId: number;
+  readonly incarnation: number;
+}
+
+export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
+  return {
+    config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: {}, serves: {}, continuations: {},
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, nextId: 0, incarnation,
+  };
+}

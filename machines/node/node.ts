@@ -1,0 +1,751 @@
+import type { Effect, RequestOutcome } from '../effects.js';
+import type { PageKey, ServerId } from '../identifiers.js';
+import { assert, assertNever, pageKeyText } from '../identifiers.js';
+import type { MoveInput, MoveKind } from '../migration/checkpoint.js';
+import { moveMachineFor } from '../migration/move-machines.js';
+import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
+import { readServer, writeServers } from '../migration/queries.js';
+import type { ReplicaRecord } from '../replica/replica-record.js';
+import type { ReplicaEvent } from '../replica/replica.machine.js';
+import { replicaMachine } from '../replica/replica.machine.js';
+import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
+import { errnoIo, requestRoutingMachine } from '../routing/request-routing.machine.js';
+import { start, step } from '../step.js';
+import type { BlockOperation, PeerMessage } from './messages.js';
+import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
+import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
+import type { VolumeDefinition } from './volume.js';
+import { initialOwner, pageKeysOf, pieceOfBlock, pieceSizeBlocks, validateVolume } from './volume.js';
+
+/**
+ * One server of the group as a pure step: `nodeStep(state, input) → [state, effects]`.
+ *
+ * Theory of operation. The node owns no socket, disk or clock. It keeps the
+ * machines of its pages — a replica machine per copy it holds, a move machine
+ * per page it is moving away, a FIG. 7 routing machine per request in
+ * flight — feeds them the inputs that concern them, and translates their
+ * effects into node effects: peer messages, data and metadata I/O, replies,
+ * timers. Completions come back as `io.done` inputs naming the continuation
+ * to resume, so the node never blocks and a crash at any point loses exactly
+ * its volatile state.
+ *
+ * Data never passes through the node: messages and I/O name tokens, and the
+ * runtime moves the bytes. Writes during a move carry the source's write
+ * sequence; the destination applies a write or a piece copy to a block only
+ * if it is newer than what the block holds, so a copy that arrives after a
+ * dual write, or a duplicated or reordered message, can never roll a block
+ * back. The runtime must apply data writes of one page in the order issued.
+ */
+export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
+  const work = new NodeStep(state);
+  work.handle(input);
+  return work.finish();
+}
+
+/** The step's working copy: the top-level maps are fresh copies it may edit. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K] };
+
+class NodeStep {
+  readonly next: Mutable<NodeState>;
+  readonly effects: NodeEffect[] = [];
+  readonly #self: ServerId;
+
+  constructor(state: NodeState) {
+    this.next = {
+      ...state,
+      volumes: { ...state.volumes }, routes: { ...state.routes }, replicas: { ...state.replicas }, moves: { ...state.moves },
+      requests: { ...state.requests }, serves: { ...state.serves }, continuations: { ...state.continuations },
+      flushes: { ...state.flushes }, writeSequences: { ...state.writeSequences }, localWritesInFlight: { ...state.localWritesInFlight },
+      blockVersions: { ...state.blockVersions },
+    };
+    this.#self = state.config.self;
+  }
+
+  finish(): [NodeState, NodeEffect[]] {
+    return [this.next, this.effects];
+  }
+
+  handle(input: NodeInput): void {
+    if (input.type !== 'node.start' && !this.next.started) return;
+    switch (input.type) {
+      case 'node.start': return this.#start(input.durable);
+      case 'client.request': return this.#acceptRequest(input.requestId, input.operation, { kind: 'client', requestId: input.requestId }, 0, `client:${input.requestId}`);
+      case 'client.flush': return this.#startFlush(input.requestId);
+      case 'peer.message': return this.#receive(input.from, input.message);
+      case 'io.done': return this.#resume(input.completionId, input.ok);
+      case 'timer.fired': return this.#timerFired(input.timerId);
+      case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind);
+      case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
+      default: assertNever(input, 'node input');
+    }
+  }
+
+  // ----- identity, durable records -----------------------------------------
+
+  #newId(prefix: string): string {
+    this.next.nextId += 1;
+    return `${prefix}:${this.#self}.${this.next.incarnation}.${this.next.nextId}`;
+  }
+
+  #await(continuation: Continuation): string {
+    const completionId = this.#newId('io');
+    this.next.continuations[completionId] = continuation;
+    return completionId;
+  }
+
+  #start(durable: DurableRecords): void {
+    this.next.started = true;
+    for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
+    for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
+    for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(replicaMachine, { pageKey, record })[0];
+    for (const { pageKey, input, checkpoint } of durable.moves) {
+      // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`.
+      const machine = moveMachineFor(input.kind);
+      const [snapshot, effects] = start(machine, { ...input, recovered: checkpoint });
+      this.next.moves[pageKeyText(pageKey)] = { kind: input.kind, snapshot };
+      this.#moveEffects(pageKey, effects);
+      this.#afterMoveStep(pageKey);
+    }
+  }
+
+  #learnRoute(pageKey: PageKey, route: Route): void {
+    const key = pageKeyText(pageKey);
+    const known = this.next.routes[key];
+    // Routing epochs only grow: an older or equal report never overwrites a newer one.
+    if (known && known.epoch >= route.epoch) return;
+    this.next.routes[key] = route;
+    this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
+  }
+
+  #createVolume(requestId: string, volume: VolumeDefinition): void {
+    const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
+      (volume.servers.every((server) => this.next.config.group.includes(server)) ? null : 'volume names a server outside the group');
+    if (problem) {
+      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem });
+      return;
+    }
+    this.#defineVolume(volume);
+    for (const server of this.next.config.group) {
+      if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'volume.define', volume } });
+    }
+    this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `volume ${volume.name} created: ${volume.pageCount} pages over ${volume.servers.join(', ')}` });
+  }
+
+  #defineVolume(volume: VolumeDefinition): void {
+    if (this.next.volumes[volume.name] || validateVolume(volume)) return;
+    this.next.volumes[volume.name] = volume;
+    const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
+    for (const pageKey of pageKeysOf(volume)) {
+      const route = { owner: initialOwner(volume, pageKey.page), epoch: 1 };
+      this.next.routes[pageKeyText(pageKey)] = route;
+      writes.push({ kind: 'route', pageKey, route });
+      if (route.owner === this.#self) {
+        const record: ReplicaRecord = { status: 'valid', epoch: 1 };
+        this.next.replicas[pageKeyText(pageKey)] = start(replicaMachine, { pageKey, record })[0];
+        writes.push({ kind: 'replica', pageKey, record });
+      }
+    }
+    this.effects.push({ type: 'meta.commit', completionId: null, writes });
+  }
+
+  // ----- FIG. 7: requests ---------------------------------------------------
+
+  #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null): void {
+    const volume = this.next.volumes[operation.pageKey.volume];
+    const refuse = (reason: string) => this.#replyDirect(replyTo, { status: 'error', errno: 22, reason });
+    if (!volume) return refuse(`unknown volume ${operation.pageKey.volume}`);
+    if (!isWithinOnePiece(volume, operation)) return refuse('request must lie within one piece of one page');
+    if (Object.keys(this.next.requests).length >= this.next.config.requestsInFlightMax) {
+      return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many requests in flight' });
+    }
+    const entryId = replyTo.kind === 'client' ? `c:${requestId}` : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
+    if (this.next.requests[entryId]) return; // A duplicated forward of a request already in hand.
+    const lookup = this.#lookup(operation.pageKey);
+    const [snapshot, effects] = start(requestRoutingMachine, {
+      requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
+      forwardTo: lookup.forwardTo, retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
+      forwardTimeoutMs: this.next.config.forwardTimeoutMs,
+    });
+    const entry: RequestEntry = {
+      id: entryId, snapshot, operation, replyTo, writeToken: operation.kind === 'write' ? writeToken : null,
+      readToken: operation.kind === 'read' ? this.#newId('read') : null,
+    };
+    this.next.requests[entryId] = entry;
+    this.#trace('requestRouting', entryId, 'request.received', 'received', snapshot.value);
+    this.#requestEffects(entryId, effects);
+  }
+
+  /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
+  #lookup(pageKey: PageKey): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
+    const key = pageKeyText(pageKey);
+    const record = this.next.replicas[key]?.context.record ?? null;
+    let route = this.next.routes[key] ?? { owner: this.#self, epoch: 0 };
+    if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
+    if (record?.status === 'valid' && record.epoch >= route.epoch) route = { owner: this.#self, epoch: record.epoch };
+    const localCopy: LocalCopy = record?.status === 'valid' ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
+    return { route, localCopy, forwardTo: record?.status === 'invalid' ? record.forwardTo : null };
+  }
+
+  #stepRequest(entryId: string, event: RequestRoutingEvent): void {
+    const entry = this.next.requests[entryId];
+    if (!entry || entry.snapshot.status !== 'active') return;
+    const [snapshot, effects] = step(requestRoutingMachine, entry.snapshot, event);
+    this.#trace('requestRouting', entryId, event.type, entry.snapshot.value, snapshot.value);
+    this.next.requests[entryId] = { ...entry, snapshot };
+    this.#requestEffects(entryId, effects);
+  }
+
+  #requestEffects(entryId: string, effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      const entry = this.next.requests[entryId];
+      assert(entry, `request ${entryId} exists while its effects run`);
+      switch (effect.type) {
+        case 'request.serveLocal': this.#serveLocal(entry); break;
+        case 'request.forward':
+          this.effects.push({
+            type: 'peer.send', to: effect.to,
+            message: { type: 'request.forward', requestId: entryId, hopCount: effect.hopCount, retry: entry.snapshot.context.retries, operation: entry.operation, dataToken: entry.writeToken },
+          });
+          break;
+        case 'request.reply': this.#finishRequest(entry, effect.outcome); break;
+        case 'routing.learn': this.#learnRoute(effect.pageKey, { owner: effect.owner, epoch: effect.epoch }); break;
+        case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `request|${entryId}|${effect.timerId}`, delayMs: effect.delayMs }); break;
+        default: throw new Error(`request machine emitted ${effect.type}`);
+      }
+    }
+  }
+
+  #finishRequest(entry: RequestEntry, outcome: RequestOutcome): void {
+    delete this.next.requests[entry.id];
+    const dataToken = outcome.status === 'ok' ? entry.readToken : null;
+    this.#replyDirect(entry.replyTo, outcome, dataToken);
+    if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
+    if (entry.writeToken && entry.replyTo.kind === 'peer') this.effects.push({ type: 'token.release', token: entry.writeToken });
+  }
+
+  #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {
+    if (replyTo.kind === 'client') {
+      this.effects.push({ type: 'client.reply', requestId: replyTo.requestId, outcome, dataToken });
+    } else {
+      this.effects.push({ type: 'peer.send', to: replyTo.server, message: { type: 'request.answer', requestId: replyTo.requestId, retry: replyTo.retry, outcome, dataToken } });
+    }
+  }
+
+  /** Serve from this server's valid copy, following the read/write targets of a move of the page in progress. */
+  #serveLocal(entry: RequestEntry): void {
+    const { operation } = entry;
+    const key = pageKeyText(operation.pageKey);
+    const volume = this.next.volumes[operation.pageKey.volume];
+    assert(volume, 'volume of a served request exists');
+    const move = this.#activeMoveContext(key);
+    const piece = pieceOfBlock(volume, operation.offsetBlocks);
+    const servers = operation.kind === 'read'
+      ? [move ? readServer(move, piece) : this.#self]
+      : move ? writeServers(move, piece) : [this.#self];
+    let sequence = 0;
+    if (operation.kind === 'write') {
+      sequence = (this.next.writeSequences[key] ?? 0) + 1;
+      this.next.writeSequences[key] = sequence;
+    }
+    const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0 };
+    this.next.serves[entry.id] = serve;
+    for (const server of servers) this.#servePart(serve, entry, server, move);
+  }
+
+  #activeMoveContext(pageText: string): MoveContext | null {
+    const move = this.next.moves[pageText];
+    return move && move.snapshot.status === 'active' ? move.snapshot.context : null;
+  }
+
+  #servePart(serve: ServeEntry, entry: RequestEntry, server: ServerId, move: MoveContext | null): void {
+    const { operation } = entry;
+    const key = pageKeyText(operation.pageKey);
+    if (server === this.#self) {
+      const completionId = this.#await({ kind: 'serve.localDone', serveId: serve.id });
+      if (operation.kind === 'read') {
+        assert(entry.readToken, 'a read has a token to read into');
+        this.effects.push({ type: 'data.read', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, intoToken: entry.readToken });
+      } else {
+        assert(entry.writeToken, 'a write has a payload token');
+        this.next.localWritesInFlight[key] = [...(this.next.localWritesInFlight[key] ?? []), serve.sequence];
+        this.effects.push({ type: 'data.write', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, fromToken: entry.writeToken, tokenOffsetBlocks: 0, durable: operation.fua });
+      }
+      return;
+    }
+    // The other side of a move: the destination, addressed with the move's attempt and new epoch.
+    const attempt = move?.attempt ?? 0;
+    const epoch = move ? move.checkpoint.epoch + (move.checkpoint.owner === 'destination' ? 0 : 1) : 0;
+    if (operation.kind === 'read') {
+      this.effects.push({ type: 'peer.send', to: server, message: { type: 'block.read', requestId: serve.id, pageKey: operation.pageKey, attempt, epoch, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks } });
+    } else {
+      assert(entry.writeToken, 'a write has a payload token');
+      this.effects.push({
+        type: 'peer.send', to: server,
+        message: { type: 'block.write', requestId: serve.id, pageKey: operation.pageKey, attempt, epoch, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, sequence: serve.sequence, fua: operation.fua, dataToken: entry.writeToken },
+      });
+    }
+    this.effects.push({ type: 'timer.set', timerId: `serve|${serve.id}|${serve.retries}`, delayMs: this.next.config.peerRetryDelayMs });
+  }
+
+  #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null = null): void {
+    const serve = this.next.serves[serveId];
+    if (!serve || !serve.remaining.includes(server)) return;
+    if (!ok) return; // Left outstanding: the retry timer resends it.
+    const entry = this.next.requests[serveId];
+    if (readToken && entry) this.next.requests[serveId] = { ...entry, readToken };
+    const remaining = serve.remaining.filter((candidate) => candidate !== server);
+    if (remaining.length > 0) {
+      this.next.serves[serveId] = { ...serve, remaining };
+      return;
+    }
+    delete this.next.serves[serveId];
+    this.#stepRequest(serveId, { type: 'request.served' });
+  }
+
+  #retryServe(serveId: string, retries: number): void {
+    const serve = this.next.serves[serveId];
+    const entry = this.next.requests[serveId];
+    if (!serve || !entry || serve.retries !== retries) return;
+    const peers = serve.remaining.filter((server) => server !== this.#self);
+    if (peers.length === 0) return;
+    if (serve.retries >= this.next.config.peerRetriesMax) {
+      delete this.next.serves[serveId];
+      this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}` });
+      return;
+    }
+    const retried = { ...serve, retries: serve.retries + 1 };
+    this.next.serves[serveId] = retried;
+    const move = this.#activeMoveContext(pageKeyText(entry.operation.pageKey));
+    for (const server of peers) this.#servePart(retried, entry, server, move);
+  }
+
+  // ----- moves: the source side ----------------------------------------------
+
+  #startMove(requestId: string, pageKey: PageKey, to: ServerId, kind: MoveKind): void {
+    const key = pageKeyText(pageKey);
+    const volume = this.next.volumes[pageKey.volume];
+    const record = this.next.replicas[key]?.context.record;
+    const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
+    const problem =
+      !volume ? `unknown volume ${pageKey.volume}` :
+      pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
+      record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
+      this.next.moves[key] ? `${key} is already moving` :
+      to === this.#self ? `${key} is already on ${to}` :
+      !this.next.config.group.includes(to) ? `unknown server ${to}` :
+      activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' : null;
+    if (problem || !volume || record?.status !== 'valid') {
+      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused' });
+      return;
+    }
+    const input: MoveInput = {
+      pageKey, kind, source: this.#self, destination: to, pieceCount: kind === 'unit' ? 1 : volume.piecesPerPage, epoch: record.epoch,
+      forwardingPointer: this.next.config.forwardingPointer, progressTimeoutMs: this.next.config.moveProgressTimeoutMs,
+    };
+    const machine = moveMachineFor(kind);
+    const [snapshot] = start(machine, input);
+    this.next.moves[key] = { kind, snapshot };
+    this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind})` });
+    this.#stepMove(pageKey, { type: 'move.begin' });
+  }
+
+  #stepMove(pageKey: PageKey, event: MoveEvent): void {
+    const key = pageKeyText(pageKey);
+    const move = this.next.moves[key];
+    if (!move || move.snapshot.status !== 'active') return;
+    const machine = moveMachineFor(move.kind);
+    const [snapshot, effects] = step(machine, move.snapshot as never, event as never) as [MoveEntry['snapshot'], Effect[]];
+    this.#trace(machine.id, key, event.type, move.snapshot.value, snapshot.value);
+    this.next.moves[key] = { ...move, snapshot };
+    this.#moveEffects(pageKey, effects);
+    this.#afterMoveStep(pageKey);
+  }
+
+  #afterMoveStep(pageKey: PageKey): void {
+    const key = pageKeyText(pageKey);
+    const move = this.next.moves[key];
+    if (!move) return;
+    if (move.snapshot.status === 'done') {
+      delete this.next.moves[key];
+      delete this.next.blockVersions[key];
+      return;
+    }
+    if (move.snapshot.matches('interrupted')) {
+      this.effects.push({ type: 'timer.set', timerId: `move-restart|${key}|${move.snapshot.context.checkpoint.attempt}`, delayMs: this.next.config.moveRestartDelayMs });
+    }
+  }
+
+  #moveEffects(pageKey: PageKey, effects: readonly Effect[]): void {
+    const key = pageKeyText(pageKey);
+    for (const effect of effects) {
+      const move = this.next.moves[key];
+      assert(move, `move of ${key} exists while its effects run`);
+      const context = move.snapshot.context;
+      switch (effect.type) {
+        case 'stage.persist': {
+          const checkpoint = effect.checkpoint;
+          const input: MoveInput = {
+            pageKey, kind: context.kind, source: context.source, destination: context.destination, pieceCount: context.pieceCount,
+            epoch: context.checkpoint.epoch, forwardingPointer: context.forwardingPointer, progressTimeoutMs: context.progressTimeoutMs,
+          };
+          const writes: MetadataWrite[] = [{ kind: 'move', pageKey, input, checkpoint }];
+          if (checkpoint.owner === 'destination') {
+            // The flip: the source's copy turns invalid and its table names the destination, atomically with the checkpoint.
+            writes.push({ kind: 'replica', pageKey, record: this.#givenUpRecord(context, checkpoint.epoch) });
+            writes.push({ kind: 'route', pageKey, route: { owner: context.destination, epoch: checkpoint.epoch } });
+          }
+          const completionId = this.#await({ kind: 'move.persisted', pageText: key, stage: checkpoint.stage, attempt: checkpoint.attempt });
+          this.effects.push({ type: 'meta.commit', completionId, writes });
+          break;
+        }
+        case 'piece.copy': {
+          const volume = this.next.volumes[pageKey.volume];
+          assert(volume, 'volume of a moving page exists');
+          const sizeBlocks = context.kind === 'unit' ? volume.pageSizeBlocks : pieceSizeBlocks(volume);
+          const token = this.#newId('copy');
+          // Label the copy with the newest sequence all of whose writes have reached the local copy.
+          const inFlight = this.next.localWritesInFlight[key] ?? [];
+          const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? 0;
+          const offsetBlocks = effect.piece * sizeBlocks;
+          const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks: sizeBlocks });
+          this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks: sizeBlocks, intoToken: token });
+          break;
+        }
+        case 'commit.request':
+          this.effects.push({ type: 'peer.send', to: effect.destination, message: { type: 'move.commit', pageKey, attempt: effect.attempt, epoch: effect.epoch } });
+          break;
+        case 'copy.release': {
+          this.effects.push({ type: 'data.delete', pageKey });
+          this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
+          const replica = this.next.replicas[key];
+          const record = this.#givenUpRecord(context, context.checkpoint.epoch);
+          if (replica && replica.context.record?.status === 'valid') {
+            this.next.replicas[key] = step(replicaMachine, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0];
+          } else {
+            this.next.replicas[key] = start(replicaMachine, { pageKey, record })[0];
+          }
+          break;
+        }
+        case 'routing.publish':
+          this.next.routes[key] = { owner: effect.owner, epoch: effect.epoch };
+          for (const server of this.next.config.group) {
+            if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: effect.owner, epoch: effect.epoch } });
+          }
+          break;
+        case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `move|${key}|${effect.timerId}`, delayMs: effect.delayMs }); break;
+        default: throw new Error(`move machine emitted ${effect.type}`);
+      }
+    }
+  }
+
+  #givenUpRecord(context: MoveContext, epoch: number): ReplicaRecord & { status: 'invalid' } {
+    return { status: 'invalid', epoch, owner: context.destination, forwardTo: context.forwardingPointer ? context.destination : null };
+  }
+
+  // ----- moves: the destination side -----------------------------------------
+
+  /** Feeds a replica event, persists what changed (awaiting it when asked), and reports whether the record changed. */
+  #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null): boolean {
+    const key = pageKeyText(pageKey);
+    const replica: ReplicaSnapshot = this.next.replicas[key] ?? start(replicaMachine, { pageKey, record: null })[0];
+    const [snapshot, effects] = step(replicaMachine, replica, event);
+    this.#trace('replica', key, event.type, replica.value, snapshot.value);
+    this.next.replicas[key] = snapshot;
+    for (const effect of effects) {
+      assert(effect.type === 'replica.persist', 'replica machine only persists');
+      this.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'replica', pageKey, record: effect.record }] });
+    }
+    return effects.length > 0;
+  }
+
+  /** Whether this server takes data of the given move attempt: receiving it, or already committed at its epoch. */
+  #acceptsMoveData(pageKey: PageKey, attempt: number, epoch: number): boolean {
+    const record = this.next.replicas[pageKeyText(pageKey)]?.context.record;
+    if (record?.status === 'receiving') return record.attempt === attempt && record.epoch === epoch;
+    return record?.status === 'valid' && record.epoch === epoch;
+  }
+
+  #receivePiece(from: ServerId, message: Extract<PeerMessage, { type: 'piece.copy' }>): void {
+    const { pageKey, attempt, epoch } = message;
+    const key = pageKeyText(pageKey);
+    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[key] = {};
+    if (!this.#acceptsMoveData(pageKey, attempt, epoch)) return;
+    const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
+    const continuation: Continuation = { kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length };
+    if (runs.length === 0) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.stored', pageKey, attempt, piece: message.piece } });
+      return;
+    }
+    const completionId = this.#await(continuation);
+    for (const [offsetBlocks, lengthBlocks] of runs) {
+      // A copied piece must be durable before the source may count it as moved.
+      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: true });
+    }
+  }
+
+  /** The runs of blocks whose stored version is older than `sequence`, which this data may overwrite; marks them. */
+  #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): Array<[number, number]> {
+    const versions = { ...(this.next.blockVersions[pageText] ?? {}) };
+    const runs: Array<[number, number]> = [];
+    for (let block = offsetBlocks; block < offsetBlocks + lengthBlocks; block += 1) {
+      if ((versions[block] ?? 0) > sequence) continue;
+      versions[block] = sequence;
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === block) last[1] += 1;
+      else runs.push([block, 1]);
+    }
+    this.next.blockVersions[pageText] = versions;
+    return runs;
+  }
+
+  #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
+    const { pageKey } = message;
+    if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch)) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
+      return;
+    }
+    const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
+    if (runs.length === 0) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true } });
+      return;
+    }
+    const completionId = this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: runs.length });
+    for (const [offsetBlocks, lengthBlocks] of runs) {
+      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
+    }
+  }
+
+  #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
+    if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch)) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.readDone', requestId: message.requestId, ok: false, dataToken: null } });
+      return;
+    }
+    const token = this.#newId('peer-read');
+    const completionId = this.#await({ kind: 'peer.read', from, requestId: message.requestId, token });
+    this.effects.push({ type: 'data.read', completionId, pageKey: message.pageKey, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, intoToken: token });
+  }
+
+  #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
+    const record = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
+    if (record?.status === 'valid' && record.epoch === message.epoch) {
+      // A repeated commit after the source's restart: already done.
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt } });
+      return;
+    }
+    if (record?.status !== 'receiving' || record.attempt !== message.attempt || record.epoch !== message.epoch) return;
+    // The destination holds the page durably before it becomes the owner.
+    const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
+    this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
+  }
+
+  // ----- FLUSH: a group-wide barrier -----------------------------------------
+
+  #startFlush(requestId: string): void {
+    const flushId = `${this.#self}:${requestId}`;
+    this.next.flushes[flushId] = { requestId, remaining: [...this.next.config.group], retries: 0 };
+    this.#sendFlush(flushId);
+  }
+
+  #sendFlush(flushId: string): void {
+    const flush = this.next.flushes[flushId];
+    if (!flush) return;
+    for (const server of flush.remaining) {
+      if (server === this.#self) {
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId, from: null }), pageKey: null });
+      } else {
+        this.effects.push({ type: 'peer.send', to: server, message: { type: 'flush.request', flushId } });
+      }
+    }
+    this.effects.push({ type: 'timer.set', timerId: `flush|${flushId}|${flush.retries}`, delayMs: this.next.config.peerRetryDelayMs });
+  }
+
+  #flushPartDone(flushId: string, server: ServerId, ok: boolean): void {
+    const flush = this.next.flushes[flushId];
+    if (!flush || !ok) return;
+    const remaining = flush.remaining.filter((candidate) => candidate !== server);
+    if (remaining.length > 0) {
+      this.next.flushes[flushId] = { ...flush, remaining };
+      return;
+    }
+    delete this.next.flushes[flushId];
+    this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+  }
+
+  // ----- inputs from peers, I/O and timers ------------------------------------
+
+  #receive(from: ServerId, message: PeerMessage): void {
+    switch (message.type) {
+      case 'request.forward':
+        return this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
+      case 'request.answer': {
+        const entry = this.next.requests[message.requestId];
+        if (!entry) return;
+        if (message.outcome.status === 'ok') {
+          if (message.dataToken) this.next.requests[message.requestId] = { ...entry, readToken: message.dataToken };
+          return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+        }
+        if (message.outcome.status === 'stale') {
+          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch });
+        }
+        return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
+      }
+      case 'piece.copy': return this.#receivePiece(from, message);
+      case 'piece.stored': return this.#stepMove(message.pageKey, { type: 'piece.copied', piece: message.piece, attempt: message.attempt });
+      case 'block.write': return this.#receiveBlockWrite(from, message);
+      case 'block.written': return this.#servePartDone(message.requestId, from, message.ok);
+      case 'block.read': return this.#receiveBlockRead(from, message);
+      case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken);
+      case 'move.commit': return this.#receiveCommit(from, message);
+      case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
+      case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
+      case 'flush.request':
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
+        return;
+      case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok);
+      case 'volume.define': return this.#defineVolume(message.volume);
+      default: assertNever(message, 'peer message');
+    }
+  }
+
+  #resume(completionId: string, ok: boolean): void {
+    const continuation = this.next.continuations[completionId];
+    if (!continuation) return;
+    const waitsForMore = (continuation.kind === 'copy.stored' || continuation.kind === 'peer.written') && continuation.waitingFor > 1;
+    if (waitsForMore && ok) {
+      this.next.continuations[completionId] = { ...continuation, waitingFor: continuation.waitingFor - 1 };
+      return;
+    }
+    delete this.next.continuations[completionId];
+    switch (continuation.kind) {
+      case 'move.persisted': {
+        const move = this.next.moves[continuation.pageText];
+        if (!move || !ok) return; // A failed checkpoint write leaves the stage pending; the progress timer interrupts the move.
+        return this.#stepMove(move.snapshot.context.pageKey, { type: 'stage.persisted', stage: continuation.stage, attempt: continuation.attempt });
+      }
+      case 'serve.localDone': {
+        const entry = this.next.requests[continuation.serveId];
+        if (entry?.operation.kind === 'write') {
+          const key = pageKeyText(entry.operation.pageKey);
+          const sequence = this.next.serves[continuation.serveId]?.sequence;
+          this.next.localWritesInFlight[key] = (this.next.localWritesInFlight[key] ?? []).filter((candidate) => candidate !== sequence);
+        }
+        if (!ok) {
+          delete this.next.serves[continuation.serveId];
+          return this.#stepRequest(continuation.serveId, { type: 'request.failed', errno: errnoIo, reason: 'local I/O error' });
+        }
+        return this.#servePartDone(continuation.serveId, this.#self, true);
+      }
+      case 'copy.read': {
+        const move = this.next.moves[continuation.pageText];
+        if (!move || !ok || move.snapshot.context.attempt !== continuation.attempt) {
+          this.effects.push({ type: 'token.release', token: continuation.token });
+          return;
+        }
+        const context = move.snapshot.context;
+        this.effects.push({
+          type: 'peer.send', to: context.destination,
+          message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, dataToken: continuation.token },
+        });
+        this.effects.push({ type: 'token.release', token: continuation.token });
+        return;
+      }
+      case 'copy.stored': {
+        if (!ok) return;
+        const record = this.next.replicas[continuation.pageText]?.context.record;
+        if (record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece } });
+        return;
+      }
+      case 'peer.written':
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.written', requestId: continuation.requestId, ok } });
+        return;
+      case 'peer.read':
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.readDone', requestId: continuation.requestId, ok, dataToken: ok ? continuation.token : null } });
+        this.effects.push({ type: 'token.release', token: continuation.token });
+        return;
+      case 'commit.synced': {
+        if (!ok) return;
+        const replica = this.next.replicas[continuation.pageText];
+        if (!replica) return;
+        const completion = this.#await({ kind: 'commit.persisted', pageText: continuation.pageText, from: continuation.from, attempt: continuation.attempt });
+        if (!this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, completion)) {
+          delete this.next.continuations[completion];
+        }
+        return;
+      }
+      case 'commit.persisted': {
+        if (!ok) return;
+        const replica = this.next.replicas[continuation.pageText];
+        if (!replica) return;
+        this.next.routes[continuation.pageText] = { owner: this.#self, epoch: replica.context.record?.epoch ?? 0 };
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
+        return;
+      }
+      case 'flush.synced':
+        if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok);
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok } });
+        return;
+      default: assertNever(continuation, 'continuation');
+    }
+  }
+
+  #timerFired(timerId: string): void {
+    const [kind, subject, detail] = timerId.split('|');
+    if (subject === undefined || detail === undefined) return;
+    switch (kind) {
+      case 'request': return this.#stepRequest(subject, { type: 'timer.fired', timerId: detail });
+      case 'serve': return this.#retryServe(subject, Number(detail));
+      case 'move': {
+        const move = this.next.moves[subject];
+        if (move) this.#stepMove(move.snapshot.context.pageKey, { type: 'timer.fired', timerId: detail });
+        return;
+      }
+      case 'move-restart': {
+        const move = this.next.moves[subject];
+        if (move && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail) {
+          this.#stepMove(move.snapshot.context.pageKey, { type: 'restart' });
+        }
+        return;
+      }
+      case 'flush': {
+        const flush = this.next.flushes[subject];
+        if (!flush || String(flush.retries) !== detail) return;
+        if (flush.retries >= this.next.config.peerRetriesMax) {
+          delete this.next.flushes[subject];
+          this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'error', errno: errnoIo, reason: `flush not confirmed by ${flush.remaining.join(', ')}` }, dataToken: null });
+          return;
+        }
+        this.next.flushes[subject] = { ...flush, retries: flush.retries + 1 };
+        return this.#sendFlush(subject);
+      }
+      default: return;
+    }
+  }
+
+  #trace(machine: string, instance: string, event: string, from: unknown, to: unknown): void {
+    if (!this.next.config.traceTransitions) return;
+    this.effects.push({ type: 'trace', machine, instance, event, from: JSON.stringify(from), to: JSON.stringify(to) });
+  }
+}
+
+function isWithinOnePiece(volume: VolumeDefinition, operation: BlockOperation): boolean {
+  const { pageKey, offsetBlocks, lengthBlocks } = operation;
+  if (!Number.isSafeInteger(pageKey.page) || pageKey.page < 0 || pageKey.page >= volume.pageCount) return false;
+  if (!Number.isSafeInteger(offsetBlocks) || !Number.isSafeInteger(lengthBlocks) || offsetBlocks < 0 || lengthBlocks < 1) return false;
+  if (offsetBlocks + lengthBlocks > volume.pageSizeBlocks) return false;
+  return pieceOfBlock(volume, offsetBlocks) === pieceOfBlock(volume, offsetBlocks + lengthBlocks - 1);
+}
+
+/** The durable records a server starts with when a volume is defined before the group first boots. */
+export function initialDurableRecords(volumes: readonly VolumeDefinition[], self: ServerId): DurableRecords {
+  const routes: DurableRecords['routes'][number][] = [];
+  const replicas: DurableRecords['replicas'][number][] = [];
+  for (const volume of volumes) {
+    for (const pageKey of pageKeysOf(volume)) {
+      const owner = initialOwner(volume, pageKey.page);
+      routes.push({ pageKey, route: { owner, epoch: 1 } });
+      if (owner === self) replicas.push({ pageKey, record: { status: 'valid', epoch: 1 } });
+    }
+  }
+  return { volumes, routes, replicas, moves: [] };
+}
