@@ -1,4 +1,6 @@
 import type { ServerId } from '../identifiers.js';
+import type { NodeMachines } from './node-machines.js';
+import { standardMachines } from './node-machines.js';
 
 /** Tunables of one server node; every bound the node keeps is named here. */
 export interface NodeConfig {
@@ -18,6 +20,7 @@ export interface NodeConfig {
   readonly movesInFlightMax: number;
   /** Emit a `trace` effect for every machine transition. */
   readonly traceTransitions: boolean;
+  readonly machines: NodeMachines;
 }
 
 export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): NodeConfig {
@@ -35,5 +38,6 @@ export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): N
     requestsInFlightMax: 4096,
     movesInFlightMax: 4,
     traceTransitions: false,
+    machines: standardMachines,
   };
 }

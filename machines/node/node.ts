@@ -2,14 +2,14 @@ import type { Effect, RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
 import { assert, assertNever, pageKeyText } from '../identifiers.js';
 import type { MoveInput, MoveKind } from '../migration/checkpoint.js';
-import { moveMachineFor } from '../migration/move-machines.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
+import { progressTimerId } from '../migration/move-setup.js';
 import { readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
-import { replicaMachine } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
-import { errnoIo, requestRoutingMachine } from '../routing/request-routing.machine.js';
+import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
+import { moveMachineOf } from './node-machines.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
@@ -97,10 +97,10 @@ class NodeStep {
     this.next.started = true;
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
-    for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(replicaMachine, { pageKey, record })[0];
+    for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
     for (const { pageKey, input, checkpoint } of durable.moves) {
       // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`.
-      const machine = moveMachineFor(input.kind);
+      const machine = moveMachineOf(this.next.config.machines, input.kind);
       const [snapshot, effects] = start(machine, { ...input, recovered: checkpoint });
       this.next.moves[pageKeyText(pageKey)] = { kind: input.kind, snapshot };
       this.#moveEffects(pageKey, effects);
@@ -141,7 +141,7 @@ class NodeStep {
       writes.push({ kind: 'route', pageKey, route });
       if (route.owner === this.#self) {
         const record: ReplicaRecord = { status: 'valid', epoch: 1 };
-        this.next.replicas[pageKeyText(pageKey)] = start(replicaMachine, { pageKey, record })[0];
+        this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
         writes.push({ kind: 'replica', pageKey, record });
       }
     }
@@ -161,7 +161,7 @@ class NodeStep {
     const entryId = replyTo.kind === 'client' ? `c:${requestId}` : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
     if (this.next.requests[entryId]) return; // A duplicated forward of a request already in hand.
     const lookup = this.#lookup(operation.pageKey);
-    const [snapshot, effects] = start(requestRoutingMachine, {
+    const [snapshot, effects] = start(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
       forwardTo: lookup.forwardTo, retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
@@ -189,7 +189,7 @@ class NodeStep {
   #stepRequest(entryId: string, event: RequestRoutingEvent): void {
     const entry = this.next.requests[entryId];
     if (!entry || entry.snapshot.status !== 'active') return;
-    const [snapshot, effects] = step(requestRoutingMachine, entry.snapshot, event);
+    const [snapshot, effects] = step(this.next.config.machines.requestRouting, entry.snapshot, event);
     this.#trace('requestRouting', entryId, event.type, entry.snapshot.value, snapshot.value);
     this.next.requests[entryId] = { ...entry, snapshot };
     this.#requestEffects(entryId, effects);
@@ -342,7 +342,7 @@ class NodeStep {
       pageKey, kind, source: this.#self, destination: to, pieceCount: kind === 'unit' ? 1 : volume.piecesPerPage, epoch: record.epoch,
       forwardingPointer: this.next.config.forwardingPointer, progressTimeoutMs: this.next.config.moveProgressTimeoutMs,
     };
-    const machine = moveMachineFor(kind);
+    const machine = moveMachineOf(this.next.config.machines, kind);
     const [snapshot] = start(machine, input);
     this.next.moves[key] = { kind, snapshot };
     this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind})` });
@@ -353,7 +353,7 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const move = this.next.moves[key];
     if (!move || move.snapshot.status !== 'active') return;
-    const machine = moveMachineFor(move.kind);
+    const machine = moveMachineOf(this.next.config.machines, move.kind);
     const [snapshot, effects] = step(machine, move.snapshot as never, event as never) as [MoveEntry['snapshot'], Effect[]];
     this.#trace(machine.id, key, event.type, move.snapshot.value, snapshot.value);
     this.next.moves[key] = { ...move, snapshot };
@@ -420,9 +420,9 @@ class NodeStep {
           const replica = this.next.replicas[key];
           const record = this.#givenUpRecord(context, context.checkpoint.epoch);
           if (replica && replica.context.record?.status === 'valid') {
-            this.next.replicas[key] = step(replicaMachine, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0];
+            this.next.replicas[key] = step(this.next.config.machines.replica, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0];
           } else {
-            this.next.replicas[key] = start(replicaMachine, { pageKey, record })[0];
+            this.next.replicas[key] = start(this.next.config.machines.replica, { pageKey, record })[0];
           }
           break;
         }
@@ -447,8 +447,8 @@ class NodeStep {
   /** Feeds a replica event, persists what changed (awaiting it when asked), and reports whether the record changed. */
   #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null): boolean {
     const key = pageKeyText(pageKey);
-    const replica: ReplicaSnapshot = this.next.replicas[key] ?? start(replicaMachine, { pageKey, record: null })[0];
-    const [snapshot, effects] = step(replicaMachine, replica, event);
+    const replica: ReplicaSnapshot = this.next.replicas[key] ?? start(this.next.config.machines.replica, { pageKey, record: null })[0];
+    const [snapshot, effects] = step(this.next.config.machines.replica, replica, event);
     this.#trace('replica', key, event.type, replica.value, snapshot.value);
     this.next.replicas[key] = snapshot;
     for (const effect of effects) {
@@ -725,6 +725,37 @@ class NodeStep {
   #trace(machine: string, instance: string, event: string, from: unknown, to: unknown): void {
     if (!this.next.config.traceTransitions) return;
     this.effects.push({ type: 'trace', machine, instance, event, from: JSON.stringify(from), to: JSON.stringify(to) });
+  }
+}
+
+/**
+ * Whether a timer would still do anything if it fired now. Runtimes use it to
+ * cancel timers of finished work; the simulator uses it so that stale timers
+ * do not multiply states.
+ */
+export function isTimerLive(state: NodeState, timerId: string): boolean {
+  const [kind, subject, detail] = timerId.split('|');
+  if (subject === undefined || detail === undefined) return false;
+  switch (kind) {
+    case 'request': {
+      const entry = state.requests[subject];
+      return entry !== undefined && entry.snapshot.status === 'active' && entry.snapshot.matches('forwarding') && detail === forwardTimerId(entry.snapshot.context);
+    }
+    case 'serve': {
+      const serve = state.serves[subject];
+      return serve !== undefined && String(serve.retries) === detail && serve.remaining.some((server) => server !== state.config.self);
+    }
+    case 'move': {
+      const move = state.moves[subject];
+      return move !== undefined && move.snapshot.status === 'active' && detail === progressTimerId(move.snapshot.context) &&
+        (move.snapshot.matches({ moving: { startPiece: 'copying' } }) || move.snapshot.matches({ moving: { startMove: 'copying' } }) || move.snapshot.matches({ moving: 'committing' }));
+    }
+    case 'move-restart': {
+      const move = state.moves[subject];
+      return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
+    }
+    case 'flush': return String(state.flushes[subject]?.retries) === detail;
+    default: return false;
   }
 }
 

@@ -1,0 +1,74 @@
+import { assign } from 'xstate';
+import { withPieceMode } from '../../machines/migration/checkpoint.js';
+import type { NodeMachines } from '../../machines/node/node-machines.js';
+import { standardMachines } from '../../machines/node/node-machines.js';
+
+/**
+ * Deliberately broken machines, each a one-line change made with
+ * `machine.provide`. The explorer must catch every one with a short trace;
+ * if it ever stops doing so, its properties have stopped biting.
+ */
+export interface BrokenVariant {
+  readonly description: string;
+  readonly machines: NodeMachines;
+  /** The property the explorer is expected to report broken. */
+  readonly expectedProperty: string;
+}
+
+const piecewise = standardMachines.piecewiseMove;
+
+export const brokenVariants: Readonly<Record<string, BrokenVariant>> = {
+  'dual-write-one-side': {
+    description: 'the piece in transit is written at the source only, so a write is acknowledged after one side of the move',
+    machines: {
+      ...standardMachines,
+      piecewiseMove: piecewise.provide({
+        actions: {
+          enterStartStage: assign(({ context }) => ({ pending: { ...context.checkpoint, stage: 2 * context.piece + 2, attempt: context.attempt } })),
+        },
+      }),
+    },
+    expectedProperty: 'no acknowledged write is lost',
+  },
+  'flip-before-copy-durable': {
+    description: 'a piece is handed to the destination when its copy starts, before the copy is durable there',
+    machines: {
+      ...standardMachines,
+      piecewiseMove: piecewise.provide({
+        actions: {
+          enterStartStage: assign(({ context }) => ({
+            pending: { ...context.checkpoint, stage: 2 * context.piece + 2, attempt: context.attempt, pieceModes: withPieceMode(context.checkpoint.pieceModes, context.piece, 'atDestination') },
+          })),
+        },
+      }),
+    },
+    expectedProperty: 'no acknowledged write is lost',
+  },
+  'restart-one-piece-late': {
+    description: 'a restart resumes at the piece after the one in transit',
+    machines: {
+      ...standardMachines,
+      piecewiseMove: piecewise.provide({
+        actions: {
+          beginNextAttempt: assign(({ context }) => {
+            const inTransit = context.checkpoint.pieceModes.indexOf('inTransit');
+            const notCopied = context.checkpoint.pieceModes.indexOf('atSource');
+            const resume = inTransit >= 0 ? inTransit : notCopied >= 0 ? notCopied : context.pieceCount - 1;
+            return { attempt: context.checkpoint.attempt + 1, piece: Math.min(resume + 1, context.pieceCount - 1) };
+          }),
+        },
+      }),
+    },
+    expectedProperty: 'a restart resumes at the table\'s restart stage',
+  },
+  'serve-from-invalid-copy': {
+    description: 'a server serves a request from its copy even after the copy was flagged invalid',
+    machines: {
+      ...standardMachines,
+      requestRouting: standardMachines.requestRouting.provide({
+        guards: { holdsValidCopy: ({ context }) => context.localCopy !== 'absent' },
+      }),
+    },
+    expectedProperty: 'no request is served from a copy flagged invalid',
+  },
+};

@@ -1,0 +1,120 @@
+import type { Violation } from '../world/properties.js';
+import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
+import { fingerprint } from '../world/fingerprint.js';
+import type { Action, World } from '../world/world.js';
+import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
+import type { WorldConfig } from '../world/world-config.js';
+
+/**
+ * Breadth-first exhaustive search of every interleaving the bounds allow.
+ * States are deduplicated by canonical fingerprint; every state is checked
+ * against the *always* properties, every transition against the
+ * transition properties, and the *sometimes* goals are gathered over all
+ * states. The first violation found is at the smallest depth, so its trace is
+ * a shortest counterexample.
+ */
+export interface ExploreOptions {
+  readonly statesMax: number;
+  readonly depthMax: number;
+  /** Checks liveness from this many states (spread evenly over the search): faults stop, a fair schedule must converge. */
+  readonly livenessSamples: number;
+  readonly onProgress?: (states: number, depth: number) => void;
+}
+
+export interface TraceStep {
+  readonly action: Action;
+  readonly description: string;
+}
+
+export interface ExploreResult {
+  readonly config: WorldConfig;
+  readonly states: number;
+  readonly transitions: number;
+  readonly depth: number;
+  readonly seconds: number;
+  readonly complete: boolean;
+  readonly violation: (Violation & { trace: TraceStep[] }) | null;
+  readonly goals: Record<string, boolean>;
+  readonly deadlocks: number;
+  readonly livenessChecked: number;
+}
+
+interface Visit {
+  readonly parent: string | null;
+  readonly action: Action | null;
+}
+
+export function explore(config: WorldConfig, options: ExploreOptions): ExploreResult {
+  const started = performance.now();
+  const initial = initialWorld(config);
+  const visited = new Map<string, Visit>();
+  const rootKey = fingerprint(initial);
+  visited.set(rootKey, { parent: null, action: null });
+  let frontier: Array<[string, World]> = [[rootKey, initial]];
+  let transitions = 0;
+  let depth = 0;
+  let deadlocks = 0;
+  let complete = true;
+  const sightings = { ...initial.sightings };
+  const merge = (world: World) => {
+    sightings.moveCompleted ||= world.sightings.moveCompleted;
+    sightings.dualWriteLanded ||= world.sightings.dualWriteLanded;
+    sightings.staleRetry ||= world.sightings.staleRetry;
+    sightings.pointerForwarded ||= world.sightings.pointerForwarded;
+    sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...world.sightings.completedAfterCrashAtStages])];
+  };
+  const livenessCandidates: World[] = [];
+  const finish = (violation: ExploreResult['violation']): ExploreResult => ({
+    config, states: visited.size, transitions, depth, seconds: (performance.now() - started) / 1000, complete: complete && violation === null,
+    violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length,
+  });
+  const traceTo = (key: string, last: TraceStep | null): TraceStep[] => {
+    const actions: Action[] = [];
+    for (let cursor: string | null = key; cursor !== null;) {
+      const visit = visited.get(cursor);
+      if (!visit || visit.action === null) break;
+      actions.unshift(visit.action);
+      cursor = visit.parent;
+    }
+    const steps: TraceStep[] = [];
+    let world = initial;
+    for (const action of actions) {
+      steps.push({ action, description: describeAction(world, action) });
+      world = applyAction(world, action);
+    }
+    return last ? [...steps, last] : steps;
+  };
+
+  while (frontier.length > 0) {
+    if (depth >= options.depthMax) { complete = false; break; }
+    const next: Array<[string, World]> = [];
+    for (const [key, world] of frontier) {
+      const actions = enabledActions(world);
+      if (actions.length === 0 && !isSettled(world)) deadlocks += 1;
+      for (const action of actions) {
+        const successor = applyAction(world, action);
+        transitions += 1;
+        const violation = checkState(successor) ?? checkTransition(world, successor);
+        if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
+        const successorKey = fingerprint(successor);
+        if (visited.has(successorKey)) continue;
+        if (visited.size >= options.statesMax) { complete = false; continue; }
+        visited.set(successorKey, { parent: key, action });
+        merge(successor);
+        next.push([successorKey, successor]);
+        if (livenessCandidates.length < options.livenessSamples && visited.size % 97 === 0) livenessCandidates.push(successor);
+      }
+    }
+    frontier = next;
+    if (next.length > 0) depth += 1;
+    options.onProgress?.(visited.size, depth);
+  }
+  void sometimesGoals;
+  return finish(null);
+}
+
+/** Nothing left to do: every client operation answered and no move under way. */
+export function isSettled(world: World): boolean {
+  return world.clients.every((client) => client.status !== 'pending') &&
+    world.servers.every((server) => Object.keys(server.meta.moves).length === 0 && Object.keys(server.node.moves).length === 0);
+}

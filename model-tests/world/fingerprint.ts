@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+import type { NodeState } from '../../machines/node/node-state.js';
+import type { World } from './world.js';
+
+/**
+ * A canonical text of a world state for duplicate detection. It keeps what
+ * decides future behaviour — machine state values and the context fields that
+ * guards read, durable records, data, messages, client history — and leaves
+ * out what does not (id counters, machine definitions inside snapshots).
+ * Messages on an unordered network form a multiset, so they are sorted.
+ */
+export function fingerprint(world: World): string {
+  return createHash('sha1').update(canonicalText(world)).digest('base64');
+}
+
+/**
+ * Ids a node mints (`io:s1.0.7`, `read:s2.1.3`) name things only by identity,
+ * so two states that differ only in which numbers were drawn behave alike.
+ * They are renamed in order of first appearance.
+ */
+export function canonicalText(world: World): string {
+  const names = new Map<string, string>();
+  return rawText(world).replace(/(io|read|copy|peer-read):s\d+\.\d+\.\d+/g, (id, prefix: string) => {
+    let name = names.get(id);
+    if (name === undefined) {
+      name = `${prefix}#${names.size}`;
+      names.set(id, name);
+    }
+    return name;
+  });
+}
+
+function rawText(world: World): string {
+  const network = world.network.map((envelope) => JSON.stringify(envelope));
+  if (world.config.network !== 'ordered') network.sort();
+  return JSON.stringify([
+    world.servers.map((server) => [
+      server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
+      server.tokens, [...server.timers].sort(),
+    ]),
+    network, world.clients, world.registers, world.budgets, world.sightings, world.violation,
+  ]);
+}
+
+function projectNode(node: NodeState): unknown {
+  return [
+    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece]),
+    Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
+    node.routes,
+    Object.entries(node.requests).map(([id, entry]) => [id, entry.snapshot.value, entry.snapshot.context.retries, entry.snapshot.context.route, entry.snapshot.context.target, entry.readToken]),
+    node.serves, Object.entries(node.continuations).map(([id, continuation]) => [id, continuation]), node.flushes,
+    node.writeSequences, node.localWritesInFlight, node.blockVersions,
+  ];
+}

@@ -1,0 +1,129 @@
+import { pageKeyText } from '../../machines/identifiers.js';
+import type { MoveKind } from '../../machines/migration/checkpoint.js';
+import { finalStage } from '../../machines/migration/stage-numbers.js';
+import type { World } from './world.js';
+import { volumeName } from './world.js';
+
+/**
+ * The named properties the explorer checks. *Always* properties must hold in
+ * every reachable state (or on every transition); *sometimes* properties are
+ * goals that some reachable state must show, so that a search that never
+ * got anywhere interesting cannot pass.
+ */
+export interface Violation {
+  readonly property: string;
+  readonly detail: string;
+}
+
+export const alwaysProperties = [
+  'no acknowledged write is lost and every read is linearizable (per block)',
+  'at most one valid copy of a page outside a move, exactly one after it, and no stale data left behind',
+  'routing epochs only grow',
+  'no request is served from a copy flagged invalid',
+  'a restart resumes at the table\'s restart stage',
+  'a forwarded request terminates (hop limit never exceeded)',
+] as const;
+
+export const sometimesGoals = [
+  'a move completes',
+  'a write lands on the destination during dual-write',
+  'a crash at every stage of the move, and the move still completes',
+  'a stale routing table causes a retry',
+] as const;
+
+export function checkState(world: World): Violation | null {
+  if (world.violation) {
+    const property = world.violation.includes('linearizable') || world.violation.includes('reply to') ? alwaysProperties[0]
+      : world.violation.includes('invalid') ? alwaysProperties[3] : alwaysProperties[5];
+    return { property, detail: world.violation };
+  }
+  for (let page = 0; page < world.config.pages; page += 1) {
+    const key = pageKeyText({ volume: volumeName, page });
+    const moving = world.servers.some((server) => server.meta.moves[key] !== undefined || server.node.moves[key] !== undefined);
+    const valid = world.servers.filter((server) => server.meta.replicas[key]?.status === 'valid');
+    if (!moving && valid.length !== 1) {
+      return { property: alwaysProperties[1], detail: `${key} has ${valid.length} valid copies (${valid.map((server) => server.id).join(', ')}) with no move in progress` };
+    }
+    if (valid.length > 2) return { property: alwaysProperties[1], detail: `${key} has ${valid.length} valid copies` };
+    const leftBehind = world.servers.filter((server) => server.data[key] !== undefined && server.meta.replicas[key]?.status === 'invalid' && server.meta.moves[key] === undefined && server.node.moves[key] === undefined);
+    if (leftBehind.length > 0 && !moving) return { property: alwaysProperties[1], detail: `${key} data left behind on ${leftBehind.map((server) => server.id).join(', ')}` };
+  }
+  return auditSettled(world);
+}
+
+/**
+ * Once everything has settled, read every block straight from the owner's
+ * disk: the value must be one a linearizable register could hold, so an
+ * acknowledged write can never silently vanish even when no client read it.
+ */
+function auditSettled(world: World): Violation | null {
+  const settled = world.network.length === 0 && world.clients.every((client) => client.status !== 'pending') &&
+    world.servers.every((server) => server.up && server.pendingMeta.length === 0 && Object.keys(server.node.moves).length === 0 && Object.keys(server.meta.moves).length === 0);
+  if (!settled) return null;
+  for (let page = 0; page < world.config.pages; page += 1) {
+    const key = pageKeyText({ volume: volumeName, page });
+    const owner = world.servers.find((server) => server.meta.replicas[key]?.status === 'valid');
+    if (!owner) return { property: alwaysProperties[1], detail: `${key} has no valid copy once settled` };
+    for (let piece = 0; piece < world.config.pieces; piece += 1) {
+      const block = page * world.config.pieces + piece;
+      const value = owner.data[key]?.[piece] ?? 0;
+      const register = world.registers[block];
+      if (register && !register.possible.includes(value) && !register.pending.includes(value)) {
+        return { property: alwaysProperties[0], detail: `block ${block} holds w${value} on ${owner.id} once settled; possible: ${JSON.stringify(register.possible)}` };
+      }
+    }
+  }
+  return null;
+}
+
+export function checkTransition(before: World, after: World): Violation | null {
+  for (let index = 0; index < after.servers.length; index += 1) {
+    const old = before.servers[index];
+    const now = after.servers[index];
+    if (!old || !now) continue;
+    for (const [key, route] of Object.entries(now.meta.routes)) {
+      const previous = old.meta.routes[key];
+      if (previous && route.epoch < previous.epoch) return { property: alwaysProperties[2], detail: `${now.id} durable route of ${key} went from epoch ${previous.epoch} to ${route.epoch}` };
+    }
+    if (old.up && now.up && old.incarnation === now.incarnation) {
+      for (const [key, route] of Object.entries(now.node.routes)) {
+        const previous = old.node.routes[key];
+        if (previous && route.epoch < previous.epoch) return { property: alwaysProperties[2], detail: `${now.id} route of ${key} went from epoch ${previous.epoch} to ${route.epoch}` };
+      }
+      for (const [key, move] of Object.entries(now.node.moves)) {
+        const previous = old.node.moves[key];
+        if (!previous || !previous.snapshot.matches('interrupted') || move.snapshot.matches('interrupted')) continue;
+        const durableStage = previous.snapshot.context.checkpoint.stage;
+        const expected = patentRestartStage(move.kind, previous.snapshot.context.pieceCount, durableStage);
+        const resumedAt = move.snapshot.context.pending?.stage ?? null;
+        const ok = expected === null ? move.snapshot.matches({ moving: 'committing' }) : resumedAt === expected;
+        if (!ok) return { property: alwaysProperties[4], detail: `${now.id} restarted ${key} (durable stage ${durableStage}) at ${JSON.stringify(move.snapshot.value)} stage ${resumedAt}, the table says ${expected ?? 'N/A (finish the flip)'}` };
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The patent's restart column, written from the tables rather than from the
+ * machines: a failure while stage s = durable + 1 is under way resumes at
+ * Table 1: 2 for stages 2 and 3; Table 2: s for a start stage, s − 1 for a
+ * finish stage; N/A (no copy again, the flip completes) for the final stage.
+ */
+export function patentRestartStage(kind: MoveKind, pieceCount: number, durableStage: number): number | null {
+  const last = finalStage(kind, pieceCount);
+  const interrupted = Math.min(durableStage + 1, last);
+  if (interrupted === last) return null;
+  if (kind === 'unit') return 2;
+  return interrupted % 2 === 0 ? interrupted : interrupted - 1;
+}
+
+export function goalsReached(sightings: World['sightings'], world: World): Record<string, boolean> {
+  const stages = Array.from({ length: finalStage(world.config.moveKinds.includes('unit') && world.config.moveKinds.length === 1 ? 'unit' : 'piecewise', world.config.pieces) - 1 }, (_, index) => index + 2);
+  return {
+    [sometimesGoals[0]]: sightings.moveCompleted,
+    [sometimesGoals[1]]: sightings.dualWriteLanded,
+    [sometimesGoals[2]]: world.config.crashes === 0 || stages.every((stage) => sightings.completedAfterCrashAtStages.includes(stage)),
+    [sometimesGoals[3]]: sightings.staleRetry,
+  };
+}

@@ -1,0 +1,30 @@
+import type { MoveKind } from '../../machines/migration/checkpoint.js';
+
+export type NetworkMode = 'ordered' | 'unordered' | 'lossy' | 'duplicating';
+
+/** The bounds of one exhaustive exploration. Every dimension is bounded so the search ends. */
+export interface WorldConfig {
+  readonly servers: number;
+  readonly pages: number;
+  /** Pieces per page; the model gives each piece one block. */
+  readonly pieces: number;
+  readonly writes: number;
+  readonly reads: number;
+  readonly moves: number;
+  readonly crashes: number;
+  /** Drops (lossy) or duplicates (duplicating) the network may commit. */
+  readonly networkFaults: number;
+  readonly network: NetworkMode;
+  readonly moveKinds: readonly MoveKind[];
+  readonly forwardingPointer: boolean;
+  readonly messagesMax: number;
+  /** Timers fire only when nothing else can happen (no message in flight, no pending I/O). */
+  readonly timersOnlyWhenQuiet: boolean;
+  /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
+  readonly variant: string | null;
+}
+
+export const referenceBound: WorldConfig = {
+  servers: 3, pages: 1, pieces: 2, writes: 2, reads: 1, moves: 1, crashes: 1, networkFaults: 0,
+  network: 'unordered', moveKinds: ['piecewise'], forwardingPointer: false, messagesMax: 12, timersOnlyWhenQuiet: true, variant: null,
+};

@@ -1,0 +1,469 @@
+import type { PageKey, ServerId } from '../../machines/identifiers.js';
+import { assert, assertNever, pageKeyText } from '../../machines/identifiers.js';
+import type { MoveKind } from '../../machines/migration/checkpoint.js';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import { standardMachines } from '../../machines/node/node-machines.js';
+import { brokenVariants } from '../explorer/broken-variants.js';
+import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+import type { RegisterState } from './register-check.js';
+import { abandon, complete, initialRegister, invoke } from './register-check.js';
+import type { WorldConfig } from './world-config.js';
+
+/**
+ * The simulator: a whole group of server nodes, their disks, the network
+ * between them and the clients, as one immutable value. It is the second
+ * runtime of the same node step the TCP server runs — it carries out the
+ * same effects, with small integers for data — and the only place where
+ * faults (crash, drop, duplicate, reorder) are injected.
+ *
+ * Storage: data I/O completes at once (a process crash keeps written data,
+ * as the page cache does under kill -9); a metadata commit that waits for its
+ * completion is durable only once the `persist` action runs, so a crash can
+ * fall between a checkpoint being asked for and it being durable.
+ */
+export interface Envelope {
+  readonly from: ServerId;
+  readonly to: ServerId;
+  readonly message: PeerMessage;
+  readonly data: readonly number[] | null;
+}
+
+export interface DurableMeta {
+  readonly routes: Readonly<Record<string, { owner: ServerId; epoch: number }>>;
+  readonly replicas: Readonly<Record<string, DurableRecords['replicas'][number]['record']>>;
+  readonly moves: Readonly<Record<string, DurableRecords['moves'][number]>>;
+}
+
+export interface SimServer {
+  readonly id: ServerId;
+  readonly up: boolean;
+  readonly incarnation: number;
+  readonly node: NodeState;
+  readonly meta: DurableMeta;
+  readonly pendingMeta: ReadonlyArray<{ completionId: string; writes: readonly MetadataWrite[] }>;
+  readonly data: Readonly<Record<string, readonly number[]>>;
+  readonly tokens: Readonly<Record<string, readonly number[]>>;
+  readonly timers: readonly string[];
+}
+
+export interface ClientOperation {
+  readonly id: string;
+  readonly server: ServerId;
+  readonly kind: 'read' | 'write';
+  readonly block: number;
+  readonly value: number;
+  readonly status: 'pending' | 'ok' | 'error' | 'info';
+  readonly result: number | null;
+}
+
+/** Things that happened at least once on the way to a state: the goals a search must reach. */
+export interface Sightings {
+  readonly moveCompleted: boolean;
+  readonly dualWriteLanded: boolean;
+  readonly staleRetry: boolean;
+  readonly pointerForwarded: boolean;
+  /** Stages in progress when a crash hit a server taking part in a move. */
+  readonly crashedAtStages: readonly number[];
+  /** Of those, the stages after which the move still completed. */
+  readonly completedAfterCrashAtStages: readonly number[];
+}
+
+export interface World {
+  readonly config: WorldConfig;
+  readonly volume: VolumeDefinition;
+  readonly servers: readonly SimServer[];
+  readonly network: readonly Envelope[];
+  readonly clients: readonly ClientOperation[];
+  readonly registers: readonly RegisterState[];
+  readonly budgets: { readonly writes: number; readonly reads: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number };
+  readonly sightings: Sightings;
+  /** The first property violation found on the way to this state, if any. */
+  readonly violation: string | null;
+}
+
+export type Action =
+  | { type: 'client.write'; server: number; block: number }
+  | { type: 'client.read'; server: number; block: number }
+  | { type: 'move.start'; page: number; to: number; kind: MoveKind }
+  | { type: 'deliver'; index: number }
+  | { type: 'drop'; index: number }
+  | { type: 'duplicate'; index: number }
+  | { type: 'persist'; server: number }
+  | { type: 'timer'; server: number; timerId: string }
+  | { type: 'crash'; server: number }
+  | { type: 'restart'; server: number };
+
+export const volumeName = 'vol';
+
+export function serverName(index: number): ServerId {
+  return `s${index + 1}`;
+}
+
+export function initialWorld(config: WorldConfig): World {
+  const group = Array.from({ length: config.servers }, (_, index) => serverName(index));
+  // Pages start on the first servers; the last server starts empty so that moves have somewhere to go.
+  const volume: VolumeDefinition = {
+    name: volumeName, pageCount: config.pages, pageSizeBlocks: config.pieces, blockSizeBytes: 512, piecesPerPage: config.pieces,
+    servers: group.slice(0, Math.max(1, Math.min(config.pages, config.servers - 1))),
+  };
+  const servers = group.map((id) => {
+    const durable = initialDurableRecords([volume], id);
+    const meta: DurableMeta = {
+      routes: Object.fromEntries(durable.routes.map(({ pageKey, route }) => [pageKeyText(pageKey), route])),
+      replicas: Object.fromEntries(durable.replicas.map(({ pageKey, record }) => [pageKeyText(pageKey), record])),
+      moves: {},
+    };
+    const machines = config.variant === null ? standardMachines : brokenVariants[config.variant]?.machines;
+    assert(machines, `unknown variant ${config.variant}`);
+    const nodeConfig = { ...defaultNodeConfig(id, group), forwardingPointer: config.forwardingPointer, peerRetriesMax: 2, routingRetriesMax: 3, hopCountMax: 3, machines };
+    const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, tokens: {}, timers: [] };
+    return server;
+  });
+  let world: World = {
+    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegister),
+    budgets: { writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults },
+    sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
+    violation: null,
+  };
+  for (let index = 0; index < servers.length; index += 1) world = startServer(world, index);
+  return world;
+}
+
+function durableRecordsOf(world: World, server: SimServer): DurableRecords {
+  const parse = (key: string): PageKey => {
+    const slash = key.lastIndexOf('/');
+    return { volume: key.slice(0, slash), page: Number(key.slice(slash + 1)) };
+  };
+  return {
+    volumes: [world.volume],
+    routes: Object.entries(server.meta.routes).map(([key, route]) => ({ pageKey: parse(key), route })),
+    replicas: Object.entries(server.meta.replicas).map(([key, record]) => ({ pageKey: parse(key), record })),
+    moves: Object.values(server.meta.moves),
+  };
+}
+
+function startServer(world: World, index: number): World {
+  const server = world.servers[index];
+  assert(server, 'server exists');
+  const node = emptyNodeState(server.node.config, server.incarnation);
+  const started = replaceServer(world, index, { ...server, up: true, node, pendingMeta: [], tokens: {}, timers: [] });
+  return runNode(started, index, { type: 'node.start', durable: durableRecordsOf(started, server) });
+}
+
+function replaceServer(world: World, index: number, server: SimServer): World {
+  const servers = world.servers.slice();
+  servers[index] = server;
+  return { ...world, servers };
+}
+
+function indexOf(world: World, id: ServerId): number {
+  const index = world.servers.findIndex((server) => server.id === id);
+  assert(index >= 0, `server ${id} exists`);
+  return index;
+}
+
+/** Feeds one input to a node and carries out its effects, feeding I/O completions back at once. */
+export function runNode(initial: World, index: number, input: NodeInput): World {
+  let world = initial;
+  const inputs: NodeInput[] = [input];
+  for (let processed = 0; inputs.length > 0; processed += 1) {
+    assert(processed < 10_000, 'a node step cascade is bounded');
+    const server = world.servers[index];
+    assert(server, 'server exists');
+    if (!server.up) return world;
+    const [node, effects] = nodeStep(server.node, inputs.shift() as NodeInput);
+    world = replaceServer(world, index, { ...server, node });
+    for (const effect of effects) world = execute(world, index, effect, inputs);
+  }
+  // Timers of finished work are cancelled, as a runtime does; they would change nothing if they fired.
+  const settled = world.servers[index];
+  if (settled && settled.timers.some((timerId) => !isTimerLive(settled.node, timerId))) {
+    world = replaceServer(world, index, { ...settled, timers: [...new Set(settled.timers.filter((timerId) => isTimerLive(settled.node, timerId)))] });
+  }
+  return world;
+}
+
+function execute(world: World, index: number, effect: NodeEffect, inputs: NodeInput[]): World {
+  const server = world.servers[index];
+  assert(server, 'server exists');
+  const update = (changes: Partial<SimServer>) => replaceServer(world, index, { ...server, ...changes });
+  switch (effect.type) {
+    case 'peer.send': {
+      const data = messageDataToken(effect.message);
+      const envelope: Envelope = { from: server.id, to: effect.to, message: effect.message, data: data ? server.tokens[data] ?? null : null };
+      if (effect.message.type === 'request.forward' && effect.message.hopCount > server.node.config.hopCountMax) {
+        return violate(world, `forwarding loop: request ${effect.message.requestId} took ${effect.message.hopCount} hops`);
+      }
+      return { ...world, network: [...world.network, envelope] };
+    }
+    case 'client.reply': return completeClient(world, effect.requestId, effect.outcome.status === 'ok', effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null);
+    case 'admin.reply': return world;
+    case 'data.read': {
+      const key = pageKeyText(effect.pageKey);
+      if (server.meta.replicas[key]?.status === 'invalid' || server.node.replicas[key]?.context.record?.status === 'invalid') {
+        world = violate(world, `${server.id} read ${key} from a copy flagged invalid`);
+      }
+      const page = server.data[key] ?? [];
+      const values = Array.from({ length: effect.lengthBlocks }, (_, offset) => page[effect.offsetBlocks + offset] ?? 0);
+      inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
+      const current = world.servers[index] as SimServer;
+      return replaceServer(world, index, { ...current, tokens: { ...current.tokens, [effect.intoToken]: values } });
+    }
+    case 'data.write': {
+      const key = pageKeyText(effect.pageKey);
+      if (server.node.replicas[key]?.context.record?.status === 'invalid') world = violate(world, `${server.id} wrote ${key} into a copy flagged invalid`);
+      const source = server.tokens[effect.fromToken];
+      assert(source, `token ${effect.fromToken} holds data`);
+      const page = (server.data[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
+      for (let offset = 0; offset < effect.lengthBlocks; offset += 1) page[effect.offsetBlocks + offset] = source[effect.tokenOffsetBlocks + offset] ?? 0;
+      inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
+      return update({ data: { ...server.data, [key]: page } });
+    }
+    case 'data.sync':
+      inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
+      return world;
+    case 'data.delete': {
+      // The source releases its copy only once the flip is durable: the move is complete.
+      const data = { ...server.data };
+      delete data[pageKeyText(effect.pageKey)];
+      const sightings = world.sightings;
+      const completed = { ...sightings, moveCompleted: true, completedAfterCrashAtStages: [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b) };
+      return { ...update({ data }), sightings: completed };
+    }
+    case 'token.release': {
+      const tokens = { ...server.tokens };
+      delete tokens[effect.token];
+      return update({ tokens });
+    }
+    case 'meta.commit':
+      if (effect.completionId === null) return update({ meta: applyMeta(server.meta, effect.writes) });
+      return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
+    case 'timer.set': return update({ timers: [...server.timers, effect.timerId] });
+    case 'trace': return world;
+    default: return assertNever(effect, 'node effect');
+  }
+}
+
+function messageDataToken(message: PeerMessage): string | null {
+  return 'dataToken' in message ? message.dataToken : null;
+}
+
+function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): DurableMeta {
+  const routes = { ...meta.routes };
+  const replicas = { ...meta.replicas };
+  const moves = { ...meta.moves };
+  for (const write of writes) {
+    switch (write.kind) {
+      case 'route': routes[pageKeyText(write.pageKey)] = write.route; break;
+      case 'replica': replicas[pageKeyText(write.pageKey)] = write.record; break;
+      case 'move': moves[pageKeyText(write.pageKey)] = { pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint }; break;
+      case 'move.delete': delete moves[pageKeyText(write.pageKey)]; break;
+      case 'volume': break;
+      default: assertNever(write, 'metadata write');
+    }
+  }
+  return { routes, replicas, moves };
+}
+
+function completeClient(world: World, requestId: string, ok: boolean, value: number | null): World {
+  const position = world.clients.findIndex((client) => client.id === requestId);
+  const client = world.clients[position];
+  if (!client || client.status !== 'pending') return violate(world, `reply to ${requestId}, which is not pending`);
+  const clients = world.clients.slice();
+  const registers = world.registers.slice();
+  const register = registers[client.block];
+  assert(register, 'register exists');
+  if (!ok) {
+    // An error reply: a write may still have reached some copy, so its outcome stays unknown.
+    clients[position] = { ...client, status: 'error' };
+    registers[client.block] = abandon(register, client.id);
+    return { ...world, clients, registers };
+  }
+  const checked = complete(register, client.id, client.kind === 'read' ? value ?? 0 : null);
+  clients[position] = { ...client, status: 'ok', result: client.kind === 'read' ? value ?? 0 : null };
+  if (typeof checked === 'string') return violate({ ...world, clients }, `block ${client.block} not linearizable: ${client.id} ${checked}`);
+  registers[client.block] = checked;
+  return { ...world, clients, registers };
+}
+
+function violate(world: World, reason: string): World {
+  return world.violation ? world : { ...world, violation: reason };
+}
+
+// ----- actions ------------------------------------------------------------------
+
+export function enabledActions(world: World): Action[] {
+  if (world.violation) return [];
+  const actions: Action[] = [];
+  const { budgets, config } = world;
+  const upServers = world.servers.map((server, index) => (server.up ? index : -1)).filter((index) => index >= 0);
+  const blocks = config.pages * config.pieces;
+  if (budgets.writes > 0) for (const server of upServers) for (let block = 0; block < blocks; block += 1) actions.push({ type: 'client.write', server, block });
+  if (budgets.reads > 0) for (const server of upServers) for (let block = 0; block < blocks; block += 1) actions.push({ type: 'client.read', server, block });
+  if (budgets.moves > 0) {
+    for (let page = 0; page < config.pages; page += 1) {
+      const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page })]?.context.record?.status === 'valid');
+      if (owner < 0 || world.servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })]) continue;
+      for (let to = 0; to < world.servers.length; to += 1) {
+        if (to !== owner) for (const kind of config.moveKinds) actions.push({ type: 'move.start', page, to, kind });
+      }
+    }
+  }
+  for (let index = 0; index < world.network.length; index += 1) {
+    if (config.network === 'ordered' && !isOldestOnChannel(world, index)) continue;
+    actions.push({ type: 'deliver', index });
+    if (budgets.networkFaults > 0 && config.network === 'lossy') actions.push({ type: 'drop', index });
+    if (budgets.networkFaults > 0 && config.network === 'duplicating') actions.push({ type: 'duplicate', index });
+  }
+  for (const server of upServers) if ((world.servers[server]?.pendingMeta.length ?? 0) > 0) actions.push({ type: 'persist', server });
+  // Time-outs model a fair scheduler: they fire once faults have healed (every server up) and nothing else can happen.
+  const quiet = world.network.length === 0 && world.servers.every((server) => server.up && server.pendingMeta.length === 0);
+  if (quiet || !config.timersOnlyWhenQuiet) {
+    for (const server of upServers) for (const timerId of new Set(world.servers[server]?.timers ?? [])) actions.push({ type: 'timer', server, timerId });
+  }
+  if (budgets.crashes > 0) for (const server of upServers) actions.push({ type: 'crash', server });
+  world.servers.forEach((server, index) => { if (!server.up) actions.push({ type: 'restart', server: index }); });
+  return actions;
+}
+
+function isOldestOnChannel(world: World, index: number): boolean {
+  const envelope = world.network[index];
+  assert(envelope, 'envelope exists');
+  return world.network.findIndex((other) => other.from === envelope.from && other.to === envelope.to) === index;
+}
+
+export function applyAction(world: World, action: Action): World {
+  switch (action.type) {
+    case 'client.write':
+    case 'client.read': {
+      const server = world.servers[action.server];
+      assert(server, 'server exists');
+      const writeId = world.config.writes - world.budgets.writes + 1;
+      const id = `${action.type === 'client.write' ? 'w' : 'r'}${action.type === 'client.write' ? writeId : world.config.reads - world.budgets.reads + 1}`;
+      const operation: ClientOperation = { id, server: server.id, kind: action.type === 'client.write' ? 'write' : 'read', block: action.block, value: action.type === 'client.write' ? writeId : 0, status: 'pending', result: null };
+      const registers = world.registers.slice();
+      registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
+      const budgets = action.type === 'client.write' ? { ...world.budgets, writes: world.budgets.writes - 1 } : { ...world.budgets, reads: world.budgets.reads - 1 };
+      let next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
+      const page = Math.floor(action.block / world.config.pieces);
+      const offsetBlocks = action.block % world.config.pieces;
+      if (operation.kind === 'write') next = replaceServer(next, action.server, { ...server, tokens: { ...server.tokens, [`client:${id}`]: [operation.value] } });
+      return runNode(next, action.server, { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: false } });
+    }
+    case 'move.start': {
+      const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
+      const next: World = { ...world, budgets: { ...world.budgets, moves: world.budgets.moves - 1 } };
+      return runNode(next, owner, { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind });
+    }
+    case 'deliver':
+    case 'drop':
+    case 'duplicate': {
+      const envelope = world.network[action.index];
+      assert(envelope, 'envelope exists');
+      if (action.type === 'duplicate') return { ...world, network: [...world.network, envelope], budgets: { ...world.budgets, networkFaults: world.budgets.networkFaults - 1 } };
+      const network = world.network.filter((_, position) => position !== action.index);
+      if (action.type === 'drop') return { ...world, network, budgets: { ...world.budgets, networkFaults: world.budgets.networkFaults - 1 } };
+      return deliver({ ...world, network }, envelope);
+    }
+    case 'persist': {
+      const server = world.servers[action.server];
+      assert(server, 'server exists');
+      const [first, ...rest] = server.pendingMeta;
+      assert(first, 'a commit is pending');
+      const next = replaceServer(world, action.server, { ...server, meta: applyMeta(server.meta, first.writes), pendingMeta: rest });
+      return runNode(next, action.server, { type: 'io.done', completionId: first.completionId, ok: true });
+    }
+    case 'timer': {
+      const server = world.servers[action.server];
+      assert(server, 'server exists');
+      const next = replaceServer(world, action.server, { ...server, timers: server.timers.filter((timerId) => timerId !== action.timerId) });
+      return runNode(next, action.server, { type: 'timer.fired', timerId: action.timerId });
+    }
+    case 'crash': return crash(world, action.server);
+    case 'restart': {
+      const server = world.servers[action.server];
+      assert(server, 'server exists');
+      return startServer(replaceServer(world, action.server, { ...server, incarnation: server.incarnation + 1 }), action.server);
+    }
+    default: return assertNever(action, 'action');
+  }
+}
+
+function deliver(world: World, envelope: Envelope): World {
+  const index = indexOf(world, envelope.to);
+  const server = world.servers[index];
+  assert(server, 'server exists');
+  if (!server.up) return world;
+  let next = world;
+  const token = messageDataToken(envelope.message);
+  if (token && envelope.data) next = replaceServer(next, index, { ...server, tokens: { ...server.tokens, [token]: envelope.data } });
+  next = noteSightings(next, server, envelope);
+  return runNode(next, index, { type: 'peer.message', from: envelope.from, message: envelope.message });
+}
+
+function noteSightings(world: World, receiver: SimServer, envelope: Envelope): World {
+  const { message } = envelope;
+  let sightings = world.sightings;
+  if (message.type === 'block.write' && receiver.node.replicas[pageKeyText(message.pageKey)]?.context.record?.status === 'receiving') sightings = { ...sightings, dualWriteLanded: true };
+  if (message.type === 'request.answer' && message.outcome.status === 'stale') sightings = { ...sightings, staleRetry: true };
+  if (message.type === 'request.forward' && message.hopCount > 1) sightings = { ...sightings, pointerForwarded: true };
+  return sightings === world.sightings ? world : { ...world, sightings };
+}
+
+function crash(world: World, index: number): World {
+  const server = world.servers[index];
+  assert(server, 'server exists');
+  // Note the move stage in progress, whichever side of the move crashed.
+  let stage: number | null = null;
+  for (const candidate of world.servers) {
+    for (const move of Object.values(candidate.node.moves)) {
+      const context = move.snapshot.context;
+      if (move.snapshot.status === 'active' && (context.source === server.id || context.destination === server.id)) {
+        stage = context.pending?.stage ?? context.checkpoint.stage + 1;
+      }
+    }
+  }
+  const sightings = stage === null ? world.sightings : { ...world.sightings, crashedAtStages: [...new Set([...world.sightings.crashedAtStages, stage])].sort((a, b) => a - b) };
+  // The server's volatile state, its unsynced metadata commits, and its connections are lost.
+  const network = world.network.filter((envelope) => envelope.from !== server.id && envelope.to !== server.id);
+  let registers = world.registers.slice();
+  const clients = world.clients.map((client) => {
+    if (client.server !== server.id || client.status !== 'pending') return client;
+    registers[client.block] = abandon(registers[client.block] ?? initialRegister, client.id);
+    return { ...client, status: 'info' as const };
+  });
+  registers = registers.slice();
+  const crashed: SimServer = { ...server, up: false, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
+  return { ...replaceServer(world, index, crashed), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+}
+
+export function describeAction(world: World, action: Action): string {
+  switch (action.type) {
+    case 'client.write': return `client writes w${world.config.writes - world.budgets.writes + 1} to block ${action.block} via ${serverName(action.server)}`;
+    case 'client.read': return `client reads block ${action.block} via ${serverName(action.server)}`;
+    case 'move.start': return `admin starts a ${action.kind} move of page ${action.page} to ${serverName(action.to)}`;
+    case 'deliver':
+    case 'drop':
+    case 'duplicate': {
+      const envelope = world.network[action.index];
+      return `network ${action.type === 'deliver' ? 'delivers' : action.type === 'drop' ? 'drops' : 'duplicates'} ${envelope?.message.type} ${envelope?.from}→${envelope?.to} ${summarise(envelope?.message)}`;
+    }
+    case 'persist': return `${serverName(action.server)} makes its metadata commit durable`;
+    case 'timer': return `${serverName(action.server)} timer fires: ${action.timerId}`;
+    case 'crash': return `${serverName(action.server)} crashes`;
+    case 'restart': return `${serverName(action.server)} restarts`;
+    default: return assertNever(action, 'action');
+  }
+}
+
+function summarise(message: PeerMessage | undefined): string {
+  if (!message) return '';
+  const { type: _type, ...rest } = message as PeerMessage & Record<string, unknown>;
+  void _type;
+  return JSON.stringify(rest).slice(0, 160);
+}
