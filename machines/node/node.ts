@@ -465,10 +465,20 @@ class NodeStep {
     return record?.status === 'valid' && record.epoch === epoch;
   }
 
+  /**
+   * A message of a newer attempt of the same move means the source restarted
+   * the move: the destination follows it to that attempt (forgetting the block
+   * versions of the old one), whether the restart copies again or only
+   * finishes the flip. Messages of older attempts are then refused.
+   */
+  #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
+    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = {};
+  }
+
   #receivePiece(from: ServerId, message: Extract<PeerMessage, { type: 'piece.copy' }>): void {
     const { pageKey, attempt, epoch } = message;
     const key = pageKeyText(pageKey);
-    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[key] = {};
+    this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch)) return;
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     const continuation: Continuation = { kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length };
@@ -500,6 +510,7 @@ class NodeStep {
 
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
     const { pageKey } = message;
+    this.#followAttempt(from, pageKey, message.attempt, message.epoch);
     if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
       return;
@@ -516,6 +527,7 @@ class NodeStep {
   }
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
+    this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
     if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.readDone', requestId: message.requestId, ok: false, dataToken: null } });
       return;
@@ -532,7 +544,9 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt } });
       return;
     }
-    if (record?.status !== 'receiving' || record.attempt !== message.attempt || record.epoch !== message.epoch) return;
+    this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
+    const current = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
+    if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
     // The destination holds the page durably before it becomes the owner.
     const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });

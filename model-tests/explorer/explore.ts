@@ -1,4 +1,5 @@
 import type { Violation } from '../world/properties.js';
+import { checkLiveness } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
 import { fingerprint } from '../world/fingerprint.js';
 import type { Action, World } from '../world/world.js';
@@ -18,6 +19,9 @@ export interface ExploreOptions {
   readonly depthMax: number;
   /** Checks liveness from this many states (spread evenly over the search): faults stop, a fair schedule must converge. */
   readonly livenessSamples: number;
+  /** Take one liveness sample every this many new states. */
+  readonly livenessEvery: number;
+  readonly livenessStepsMax: number;
   readonly onProgress?: (states: number, depth: number) => void;
 }
 
@@ -37,6 +41,7 @@ export interface ExploreResult {
   readonly goals: Record<string, boolean>;
   readonly deadlocks: number;
   readonly livenessChecked: number;
+  readonly livenessFailure: (TraceStep[] & { reason?: string }) | null;
 }
 
 interface Visit {
@@ -63,11 +68,21 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     sightings.pointerForwarded ||= world.sightings.pointerForwarded;
     sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...world.sightings.completedAfterCrashAtStages])];
   };
-  const livenessCandidates: World[] = [];
-  const finish = (violation: ExploreResult['violation']): ExploreResult => ({
-    config, states: visited.size, transitions, depth, seconds: (performance.now() - started) / 1000, complete: complete && violation === null,
-    violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length,
-  });
+  const livenessCandidates: Array<[string, World]> = [];
+  const finish = (violation: ExploreResult['violation']): ExploreResult => {
+    let livenessFailure: ExploreResult['livenessFailure'] = null;
+    for (const [key, world] of violation ? [] : livenessCandidates) {
+      const reason = checkLiveness(world, options.livenessStepsMax);
+      if (reason) {
+        livenessFailure = Object.assign(traceTo(key, null), { reason });
+        break;
+      }
+    }
+    return {
+      config, states: visited.size, transitions, depth, seconds: (performance.now() - started) / 1000, complete: complete && violation === null,
+      violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length, livenessFailure,
+    };
+  };
   const traceTo = (key: string, last: TraceStep | null): TraceStep[] => {
     const actions: Action[] = [];
     for (let cursor: string | null = key; cursor !== null;) {
@@ -90,7 +105,10 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     const next: Array<[string, World]> = [];
     for (const [key, world] of frontier) {
       const actions = enabledActions(world);
-      if (actions.length === 0 && !isSettled(world)) deadlocks += 1;
+      if (actions.length === 0 && !isSettled(world)) {
+        deadlocks += 1;
+        return finish({ property: 'no deadlock', detail: 'no action is enabled but work is unfinished', trace: traceTo(key, null) });
+      }
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
@@ -102,7 +120,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
         visited.set(successorKey, { parent: key, action });
         merge(successor);
         next.push([successorKey, successor]);
-        if (livenessCandidates.length < options.livenessSamples && visited.size % 97 === 0) livenessCandidates.push(successor);
+        if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);
       }
     }
     frontier = next;

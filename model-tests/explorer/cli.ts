@@ -1,0 +1,143 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkState, checkTransition } from '../world/properties.js';
+import type { NetworkMode, WorldConfig } from '../world/world-config.js';
+import { referenceBound } from '../world/world-config.js';
+import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
+import { brokenVariants } from './broken-variants.js';
+import type { TraceFile } from './counterexample.js';
+import { numberedSteps, sequenceDiagram } from './counterexample.js';
+import { explore } from './explore.js';
+
+/**
+ * `npm run check -- --servers 3 --pages 1 --pieces 2 --writes 2 --moves 1 --crashes 1 --network unordered`
+ * Exit 0: every property holds and every goal is reached. 1: a violation (or
+ * a goal not reached, or the bounds not exhausted). 2: bad arguments.
+ */
+const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--writes N] [--reads N] [--moves N]
+  [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
+  [--forwarding-pointer] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
+  npm run check -- --replay FILE`;
+
+function fail(message: string): never {
+  console.error(`check: ${message}\n${usage}`);
+  process.exit(2);
+}
+
+function integer(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) fail(`--${name} must be a whole number, got ${JSON.stringify(value)}`);
+  const parsed = Number(value);
+  if (parsed < min || parsed > max) fail(`--${name} must be between ${min} and ${max}, got ${parsed}`);
+  return parsed;
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
+      moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
+    },
+    strict: true,
+  });
+} catch (error) {
+  fail((error as Error).message);
+}
+const { values } = parsed;
+if (values['power-loss']) fail('--power-loss is not modelled yet: the model keeps written data across a crash (kill -9 semantics); see README "Limits"');
+
+if (values.replay) {
+  let trace: TraceFile;
+  try {
+    trace = JSON.parse(readFileSync(values.replay, 'utf8')) as TraceFile;
+  } catch (error) {
+    fail(`cannot read trace ${values.replay}: ${(error as Error).message}`);
+  }
+  let world = initialWorld(trace.config);
+  for (const [index, action] of trace.actions.entries()) {
+    const enabled = enabledActions(world).some((candidate) => JSON.stringify(candidate) === JSON.stringify(action));
+    if (!enabled) {
+      console.log(`step ${index + 1} is not enabled here: ${JSON.stringify(action)}`);
+      process.exit(1);
+    }
+    console.log(`${String(index + 1).padStart(3)}. ${describeAction(world, action)}`);
+    const next = applyAction(world, action);
+    const violation = checkState(next) ?? checkTransition(world, next);
+    world = next;
+    if (violation) {
+      console.log(`VIOLATION of "${violation.property}": ${violation.detail}`);
+      process.exit(1);
+    }
+  }
+  console.log('replayed without violation');
+  process.exit(0);
+}
+
+const network = (values.network ?? referenceBound.network) as NetworkMode;
+if (!['ordered', 'unordered', 'lossy', 'duplicating'].includes(network)) fail(`--network must be ordered, unordered, lossy or duplicating, got ${JSON.stringify(values.network)}`);
+const kinds = (values.kinds ?? 'piecewise').split(',');
+if (kinds.length === 0 || !kinds.every((kind) => kind === 'unit' || kind === 'piecewise')) fail(`--kinds takes unit and/or piecewise, got ${JSON.stringify(values.kinds)}`);
+if (values.variant !== undefined && !brokenVariants[values.variant]) fail(`unknown --variant ${values.variant}; known: ${Object.keys(brokenVariants).join(', ')}`);
+const config: WorldConfig = {
+  ...referenceBound,
+  servers: integer(values.servers, 'servers', referenceBound.servers, 2, 5),
+  pages: integer(values.pages, 'pages', referenceBound.pages, 1, 3),
+  pieces: integer(values.pieces, 'pieces', referenceBound.pieces, 1, 4),
+  writes: integer(values.writes, 'writes', referenceBound.writes, 0, 4),
+  reads: integer(values.reads, 'reads', 0, 0, 4),
+  moves: integer(values.moves, 'moves', referenceBound.moves, 0, 3),
+  crashes: integer(values.crashes, 'crashes', referenceBound.crashes, 0, 3),
+  networkFaults: integer(values.faults, 'faults', network === 'lossy' || network === 'duplicating' ? 1 : 0, 0, 3),
+  network,
+  moveKinds: kinds as WorldConfig['moveKinds'],
+  forwardingPointer: values['forwarding-pointer'] ?? false,
+  variant: values.variant ?? null,
+};
+const statesMax = integer(values['states-max'], 'states-max', 5_000_000, 1, 50_000_000);
+const depthMax = integer(values['depth-max'], 'depth-max', 500, 1, 10_000);
+const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);
+
+let lastReport = performance.now();
+const result = explore(config, {
+  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000,
+  onProgress: (states, depth) => {
+    if (!values.json && performance.now() - lastReport > 5_000) {
+      lastReport = performance.now();
+      console.error(`  ... depth ${depth}, ${states} states`);
+    }
+  },
+});
+const goalsMissed = Object.entries(result.goals).filter(([, reached]) => !reached).map(([goal]) => goal);
+const statesPerSecond = Math.round(result.states / Math.max(result.seconds, 1e-9));
+const outDir = values.out ?? 'explorer-output';
+let traceFile: string | null = null;
+const failingTrace = result.violation?.trace ?? result.livenessFailure ?? null;
+if (failingTrace) {
+  mkdirSync(outDir, { recursive: true });
+  const actions = failingTrace.map((step) => step.action);
+  const file: TraceFile = { config, actions, property: result.violation?.property ?? 'liveness', detail: result.violation?.detail ?? result.livenessFailure?.reason };
+  traceFile = join(outDir, 'counterexample.json');
+  writeFileSync(traceFile, `${JSON.stringify(file, null, 2)}\n`);
+  writeFileSync(join(outDir, 'counterexample.mmd'), sequenceDiagram(config, initialWorld(config), actions, file.property ?? ''));
+}
+
+if (values.json) {
+  console.log(JSON.stringify({ ...result, statesPerSecond, goalsMissed, traceFile }, null, 2));
+} else {
+  console.log(`explored ${result.states} distinct states, ${result.transitions} transitions, depth ${result.depth}, ` +
+    `${result.seconds.toFixed(2)} s (${statesPerSecond} states/s)${result.complete ? ', bounds exhausted' : ', NOT exhausted (raise --states-max/--depth-max)'}`);
+  console.log(`bounds: ${JSON.stringify({ ...config, variant: undefined })}`);
+  for (const [goal, reached] of Object.entries(result.goals)) console.log(`  sometimes ${reached ? 'reached' : 'NOT REACHED'}: ${goal}`);
+  console.log(`  liveness: ${result.livenessFailure ? `FAILED: ${result.livenessFailure.reason}` : `holds from ${result.livenessChecked} sampled states`}`);
+  if (result.violation) {
+    console.log(`VIOLATION of "${result.violation.property}": ${result.violation.detail}`);
+    console.log(numberedSteps(result.violation.trace));
+  }
+  if (result.livenessFailure) console.log(numberedSteps(result.livenessFailure));
+  if (traceFile) console.log(`trace written to ${traceFile} (replay: npm run check -- --replay ${traceFile}) and ${join(outDir, 'counterexample.mmd')}`);
+}
+process.exit(result.violation || result.livenessFailure || goalsMissed.length > 0 || !result.complete ? 1 : 0);
