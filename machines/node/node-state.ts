@@ -57,7 +57,7 @@ export type Continuation =
   | { readonly kind: 'peer.written'; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
-  | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number }
+  | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null };
 
 export interface FlushEntry {
@@ -83,6 +83,10 @@ export interface NodeState {
   readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
   readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
+  /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
+  readonly parked: Readonly<Record<string, readonly string[]>>;
+  /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
+  readonly commitsDeferred: Readonly<Record<string, { readonly destination: ServerId; readonly attempt: number; readonly epoch: number }>>;
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
@@ -91,6 +95,6 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: {}, serves: {}, continuations: {},
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, nextId: 0, incarnation,
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
   };
 }

@@ -56,7 +56,7 @@ class NodeStep {
       volumes: { ...state.volumes }, routes: { ...state.routes }, replicas: { ...state.replicas }, moves: { ...state.moves },
       requests: { ...state.requests }, serves: { ...state.serves }, continuations: { ...state.continuations },
       flushes: { ...state.flushes }, writeSequences: { ...state.writeSequences }, localWritesInFlight: { ...state.localWritesInFlight },
-      blockVersions: { ...state.blockVersions },
+      blockVersions: { ...state.blockVersions }, parked: { ...state.parked }, commitsDeferred: { ...state.commitsDeferred },
     };
     this.#self = state.config.self;
   }
@@ -181,8 +181,9 @@ class NodeStep {
     const record = this.next.replicas[key]?.context.record ?? null;
     let route = this.next.routes[key] ?? { owner: this.#self, epoch: 0 };
     if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
-    if (record?.status === 'valid' && record.epoch >= route.epoch) route = { owner: this.#self, epoch: record.epoch };
-    const localCopy: LocalCopy = record?.status === 'valid' ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
+    // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
+    const serving = record?.status === 'valid' && route.owner === this.#self;
+    const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
     return { route, localCopy, forwardTo: record?.status === 'invalid' ? record.forwardTo : null };
   }
 
@@ -237,6 +238,11 @@ class NodeStep {
     const key = pageKeyText(operation.pageKey);
     const volume = this.next.volumes[operation.pageKey.volume];
     assert(volume, 'volume of a served request exists');
+    if (this.#fenced(key)) {
+      // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
+      this.next.parked[key] = [...(this.next.parked[key] ?? []), entry.id];
+      return;
+    }
     const move = this.#activeMoveContext(key);
     const piece = pieceOfBlock(volume, operation.offsetBlocks);
     const servers = operation.kind === 'read'
@@ -250,6 +256,52 @@ class NodeStep {
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0 };
     this.next.serves[entry.id] = serve;
     for (const server of servers) this.#servePart(serve, entry, server, move);
+  }
+
+  /**
+   * A page is fenced while its move commits and flips: from the commit request
+   * until the flip is durable (or the move is interrupted), new requests wait,
+   * and the commit itself waits for every part already sent to the
+   * destination. Otherwise a dual write or a read could reach the destination
+   * after it learnt it owns the page, and be refused there after the source
+   * had already applied (and served) it.
+   */
+  #fenced(pageText: string): boolean {
+    const move = this.next.moves[pageText];
+    return move !== undefined && move.snapshot.status === 'active' &&
+      (move.snapshot.matches({ moving: 'committing' }) || move.snapshot.matches({ moving: 'flipping' }));
+  }
+
+  #partsOutstandingAt(pageText: string, server: ServerId): boolean {
+    return Object.values(this.next.serves).some((serve) =>
+      serve.remaining.includes(server) && pageKeyText(this.next.requests[serve.id]?.operation.pageKey ?? { volume: '', page: -1 }) === pageText);
+  }
+
+  /** Sends a deferred commit request once nothing is outstanding at the destination. */
+  #sendDeferredCommit(pageText: string): void {
+    const deferred = this.next.commitsDeferred[pageText];
+    if (!deferred || this.#partsOutstandingAt(pageText, deferred.destination)) return;
+    delete this.next.commitsDeferred[pageText];
+    const move = this.next.moves[pageText];
+    if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
+    this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: move.snapshot.context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch } });
+  }
+
+  /** Lets parked requests go once the fence lifts: to the new owner after a flip, or served here after an interruption. */
+  #releaseParked(pageText: string, flipped: boolean): void {
+    const parked = this.next.parked[pageText];
+    if (!parked || this.#fenced(pageText)) return;
+    delete this.next.parked[pageText];
+    for (const entryId of parked) {
+      const entry = this.next.requests[entryId];
+      if (!entry || entry.snapshot.status !== 'active') continue;
+      if (!flipped) {
+        this.#serveLocal(entry);
+        continue;
+      }
+      const { route, localCopy, forwardTo } = this.#lookup(entry.operation.pageKey);
+      this.#stepRequest(entryId, { type: 'copy.invalidated', route, localCopy, forwardTo });
+    }
   }
 
   #activeMoveContext(pageText: string): MoveContext | null {
@@ -300,6 +352,7 @@ class NodeStep {
     }
     delete this.next.serves[serveId];
     this.#stepRequest(serveId, { type: 'request.served' });
+    if (entry) this.#sendDeferredCommit(pageKeyText(entry.operation.pageKey));
   }
 
   #retryServe(serveId: string, retries: number): void {
@@ -311,6 +364,11 @@ class NodeStep {
     if (serve.retries >= this.next.config.peerRetriesMax) {
       delete this.next.serves[serveId];
       this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}` });
+      const key = pageKeyText(entry.operation.pageKey);
+      const move = this.#activeMoveContext(key);
+      // A part the destination never took leaves its copy behind the source's: the attempt fails and restarts with a copy.
+      if (move && peers.includes(move.destination)) this.#stepMove(entry.operation.pageKey, { type: 'destination.failed', attempt: move.attempt });
+      this.#sendDeferredCommit(key);
       return;
     }
     const retried = { ...serve, retries: serve.retries + 1 };
@@ -368,8 +426,12 @@ class NodeStep {
     if (move.snapshot.status === 'done') {
       delete this.next.moves[key];
       delete this.next.blockVersions[key];
+      delete this.next.commitsDeferred[key];
+      this.#releaseParked(key, true);
       return;
     }
+    if (!this.#fenced(key)) delete this.next.commitsDeferred[key];
+    this.#releaseParked(key, false);
     if (move.snapshot.matches('interrupted')) {
       this.effects.push({ type: 'timer.set', timerId: `move-restart|${key}|${move.snapshot.context.checkpoint.attempt}`, delayMs: this.next.config.moveRestartDelayMs });
     }
@@ -412,7 +474,8 @@ class NodeStep {
           break;
         }
         case 'commit.request':
-          this.effects.push({ type: 'peer.send', to: effect.destination, message: { type: 'move.commit', pageKey, attempt: effect.attempt, epoch: effect.epoch } });
+          this.next.commitsDeferred[key] = { destination: effect.destination, attempt: effect.attempt, epoch: effect.epoch };
+          this.#sendDeferredCommit(key);
           break;
         case 'copy.release': {
           this.effects.push({ type: 'data.delete', pageKey });
@@ -445,7 +508,7 @@ class NodeStep {
   // ----- moves: the destination side -----------------------------------------
 
   /** Feeds a replica event, persists what changed (awaiting it when asked), and reports whether the record changed. */
-  #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null): boolean {
+  #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null, alreadyDurable = false): boolean {
     const key = pageKeyText(pageKey);
     const replica: ReplicaSnapshot = this.next.replicas[key] ?? start(this.next.config.machines.replica, { pageKey, record: null })[0];
     const [snapshot, effects] = step(this.next.config.machines.replica, replica, event);
@@ -453,16 +516,25 @@ class NodeStep {
     this.next.replicas[key] = snapshot;
     for (const effect of effects) {
       assert(effect.type === 'replica.persist', 'replica machine only persists');
+      if (alreadyDurable) continue;
       this.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'replica', pageKey, record: effect.record }] });
     }
     return effects.length > 0;
   }
 
-  /** Whether this server takes data of the given move attempt: receiving it, or already committed at its epoch. */
-  #acceptsMoveData(pageKey: PageKey, attempt: number, epoch: number): boolean {
-    const record = this.next.replicas[pageKeyText(pageKey)]?.context.record;
+  /**
+   * Whether this server takes data of the given move attempt: while it is
+   * receiving that attempt, or — for dual writes and reads, never piece
+   * copies — once committed at the move's epoch but before it has learnt that
+   * the source flipped. From then on it serves the page itself and refuses
+   * the source's late messages, whose write sequences its own writes do not
+   * carry.
+   */
+  #acceptsMoveData(pageKey: PageKey, attempt: number, epoch: number, isCopy: boolean): boolean {
+    const key = pageKeyText(pageKey);
+    const record = this.next.replicas[key]?.context.record;
     if (record?.status === 'receiving') return record.attempt === attempt && record.epoch === epoch;
-    return record?.status === 'valid' && record.epoch === epoch;
+    return !isCopy && record?.status === 'valid' && record.epoch === epoch && this.next.routes[key]?.owner !== this.#self;
   }
 
   /**
@@ -479,7 +551,7 @@ class NodeStep {
     const { pageKey, attempt, epoch } = message;
     const key = pageKeyText(pageKey);
     this.#followAttempt(from, pageKey, attempt, epoch);
-    if (!this.#acceptsMoveData(pageKey, attempt, epoch)) return;
+    if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return;
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     const continuation: Continuation = { kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length };
     if (runs.length === 0) {
@@ -511,7 +583,7 @@ class NodeStep {
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
     const { pageKey } = message;
     this.#followAttempt(from, pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch)) {
+    if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
       return;
     }
@@ -528,7 +600,7 @@ class NodeStep {
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch)) {
+    if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.readDone', requestId: message.requestId, ok: false, dataToken: null } });
       return;
     }
@@ -538,7 +610,11 @@ class NodeStep {
   }
 
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
-    const record = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
+    const key = pageKeyText(message.pageKey);
+    const record = this.next.replicas[key]?.context.record;
+    // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
+    const commitBeingPersisted = Object.values(this.next.continuations).some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
+    if (commitBeingPersisted) return;
     if (record?.status === 'valid' && record.epoch === message.epoch) {
       // A repeated commit after the source's restart: already done.
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt } });
@@ -599,7 +675,10 @@ class NodeStep {
           return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
         }
         if (message.outcome.status === 'stale') {
-          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch });
+          // Learn first, so the machine hears whether this server turns out to be the owner (a destination that missed the push).
+          this.#learnRoute(entry.operation.pageKey, { owner: message.outcome.owner, epoch: message.outcome.epoch });
+          const { localCopy } = this.#lookup(entry.operation.pageKey);
+          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch, localCopy });
         }
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }
@@ -680,18 +759,17 @@ class NodeStep {
       case 'commit.synced': {
         if (!ok) return;
         const replica = this.next.replicas[continuation.pageText];
-        if (!replica) return;
-        const completion = this.#await({ kind: 'commit.persisted', pageText: continuation.pageText, from: continuation.from, attempt: continuation.attempt });
-        if (!this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, completion)) {
-          delete this.next.continuations[completion];
-        }
+        const record = replica?.context.record;
+        if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
+        // The valid record is made durable before the replica machine (and anyone asking it) sees the copy as valid.
+        const completion = this.#await({ kind: 'commit.persisted', pageText: continuation.pageText, from: continuation.from, attempt: continuation.attempt, epoch: continuation.epoch });
+        this.effects.push({ type: 'meta.commit', completionId: completion, writes: [{ kind: 'replica', pageKey: replica.context.pageKey, record: { status: 'valid', epoch: continuation.epoch } }] });
         return;
       }
       case 'commit.persisted': {
-        if (!ok) return;
         const replica = this.next.replicas[continuation.pageText];
-        if (!replica) return;
-        this.next.routes[continuation.pageText] = { owner: this.#self, epoch: replica.context.record?.epoch ?? 0 };
+        if (!ok || !replica) return;
+        this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, null, true);
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
         return;
       }

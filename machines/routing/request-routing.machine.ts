@@ -18,7 +18,10 @@ import type { PageKey, ServerId } from '../identifiers.js';
  *
  * Tables update lazily, so the owner named may be stale. A server that holds
  * the page's copy flagged invalid answers `forward.stale` with the newer owner
- * and epoch; the forwarding server learns it (`routing.learn`) and retries. In
+ * and epoch; the forwarding server learns it (`routing.learn`) and retries, serving
+ * locally if the newer owner is itself (a destination that missed the push).
+ * A request held back while its page's move flipped (`copy.invalidated`)
+ * looks up again the same way, so it reaches the new owner. In
  * the optional forwarding-pointer mode the invalid copy's server forwards the
  * request itself. A request that arrived forwarded and misses here is answered
  * stale rather than forwarded again, so only the server the client talks to
@@ -53,8 +56,11 @@ export type RequestRoutingEvent =
   | { type: 'request.served' }
   | { type: 'request.failed'; errno: number; reason: string }
   | { type: 'forward.replied'; retry: number }
-  | { type: 'forward.stale'; retry: number; owner: ServerId; epoch: number }
+  /** The target holds an invalid copy: `owner`/`epoch` name the newer owner, `localCopy` is this server's own copy once it has learnt that. */
+  | { type: 'forward.stale'; retry: number; owner: ServerId; epoch: number; localCopy: LocalCopy }
   | { type: 'forward.failed'; retry: number; errno: number; reason: string }
+  /** The local copy was given up (a move flipped) before this request was served: look up again with the node's fresh view. */
+  | { type: 'copy.invalidated'; route: { owner: ServerId; epoch: number }; localCopy: LocalCopy; forwardTo: ServerId | null }
   | { type: 'timer.fired'; timerId: string };
 
 export const errnoIo = 5;
@@ -72,9 +78,13 @@ export const requestRoutingMachine = setup({
     targetPointer: assign(({ context }) => ({ target: context.forwardTo })),
     learnRoute: assign(({ context, event }) =>
       event.type === 'forward.stale' && event.epoch > context.route.epoch
-        ? { route: { owner: event.owner, epoch: event.epoch }, retries: context.retries + 1 }
+        ? { route: { owner: event.owner, epoch: event.epoch }, localCopy: event.localCopy, retries: context.retries + 1 }
         : { retries: context.retries + 1 }),
     countRetry: assign(({ context }) => ({ retries: context.retries + 1 })),
+    lookUpAgain: assign(({ context, event }) =>
+      event.type === 'copy.invalidated'
+        ? { route: event.route.epoch > context.route.epoch ? event.route : context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1 }
+        : {}),
     noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : 'forward timed out' })),
     noteHopLimit: assign({ failure: 'hop limit reached' }),
     noteRetriesExhausted: assign({ failure: 'routing retries exhausted' }),
@@ -110,6 +120,10 @@ export const requestRoutingMachine = setup({
       on: {
         'request.served': 'replied',
         'request.failed': { target: 'failed', actions: 'noteFailure' },
+        'copy.invalidated': [
+          { guard: 'canRetry', target: 'lookingUp', actions: 'lookUpAgain' },
+          { target: 'failed', actions: 'noteRetriesExhausted' },
+        ],
       },
     },
     forwarding: {

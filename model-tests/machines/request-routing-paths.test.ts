@@ -29,7 +29,7 @@ function possibleEvents(snapshot: RoutingSnapshot): RequestRoutingEvent[] {
     { type: 'request.served' },
     { type: 'request.failed', errno: 5, reason: 'disk error' },
     { type: 'forward.replied', retry },
-    { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1 },
+    { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1, localCopy: 'absent' },
     { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
     { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
   ];
@@ -78,11 +78,21 @@ describe('request routing machine (FIG. 7)', () => {
   it('a stale answer teaches the newer owner and the retry goes there', () => {
     let [snapshot, effects] = start(requestRoutingMachine, base) as [RoutingSnapshot, Effect[]];
     expect(effects[0]).toMatchObject({ type: 'request.forward', to: 'A', hopCount: 1 });
-    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.stale', retry: 0, owner: 'B', epoch: 2 }) as [RoutingSnapshot, Effect[]];
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.stale', retry: 0, owner: 'B', epoch: 2, localCopy: 'absent' }) as [RoutingSnapshot, Effect[]];
     expect(effects).toContainEqual({ type: 'routing.learn', pageKey: base.pageKey, owner: 'B', epoch: 2 });
     expect(effects).toContainEqual({ type: 'request.forward', requestId: 'r1', pageKey: base.pageKey, to: 'B', hopCount: 1 });
     [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.replied', retry: 1 }) as [RoutingSnapshot, Effect[]];
     expect(effects).toEqual([{ type: 'request.reply', requestId: 'r1', outcome: { status: 'ok' } }]);
     expect(snapshot.status).toBe('done');
+  });
+
+  it('a stale answer naming this server (a destination that missed the push) is served locally, not failed', () => {
+    let [snapshot] = start(requestRoutingMachine, base) as [RoutingSnapshot, Effect[]];
+    let effects: Effect[];
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.stale', retry: 0, owner: 'C', epoch: 2, localCopy: 'valid' }) as [RoutingSnapshot, Effect[]];
+    expect(effects).toContainEqual({ type: 'request.serveLocal', requestId: 'r1', pageKey: base.pageKey });
+    expect(effects.some((effect) => effect.type === 'request.forward')).toBe(false);
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'request.served' }) as [RoutingSnapshot, Effect[]];
+    expect(effects).toEqual([{ type: 'request.reply', requestId: 'r1', outcome: { status: 'ok' } }]);
   });
 });

@@ -29,6 +29,7 @@ export const sometimesGoals = [
   'a write lands on the destination during dual-write',
   'a crash at every stage of the move, and the move still completes',
   'a stale routing table causes a retry',
+  'a forwarding pointer forwards a late request',
 ] as const;
 
 export function checkState(world: World): Violation | null {
@@ -124,6 +125,7 @@ export function goalsReached(sightings: World['sightings'], world: World): Recor
     [sometimesGoals[0]]: sightings.moveCompleted,
     [sometimesGoals[1]]: sightings.dualWriteLanded,
     [sometimesGoals[2]]: world.config.crashes === 0 || stages.every((stage) => sightings.completedAfterCrashAtStages.includes(stage)),
-    [sometimesGoals[3]]: sightings.staleRetry,
+    // In forwarding-pointer mode a late request is forwarded, never answered stale.
+    ...(world.config.forwardingPointer ? { [sometimesGoals[4]]: sightings.pointerForwarded } : { [sometimesGoals[3]]: sightings.staleRetry }),
   };
 }
