@@ -1,0 +1,83 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { referenceBound } from '../world/world-config.js';
+import type { WorldConfig } from '../world/world-config.js';
+import { brokenVariants } from './broken-variants.js';
+import { explore } from './explore.js';
+
+const options = { statesMax: 2_000_000, depthMax: 500, livenessSamples: 50, livenessEvery: 97, livenessStepsMax: 2_000 };
+const small = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBound, servers: 2, writes: 1, reads: 0, crashes: 0, ...changes });
+
+/**
+ * Exhaustive runs at bounds small enough for CI. Each pins its state count
+ * (a change in the model shows up as a changed count to explain), must
+ * exhaust its bounds, hold every property and reach every goal.
+ */
+const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
+  ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 24_217, []],
+  ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 12_666, []],
+  ['a write and a read while the page moves', small({ reads: 1 }), 33_587, []],
+  ['three servers: a write through any server while the page moves', small({ servers: 3 }), 2_985, []],
+  ['forwarding-pointer mode, three servers', small({ servers: 3, forwardingPointer: true }), 3_393, []],
+  // Even on a FIFO network a request forwarded to the source during the flip waits there and is answered stale afterwards.
+  ['ordered network, both kinds of move', small({ network: 'ordered', moveKinds: ['unit', 'piecewise'] }), 630, []],
+  ['duplicating network', small({ network: 'duplicating', networkFaults: 1 }), 8_949, []],
+  ['lossy network', small({ network: 'lossy', networkFaults: 1 }), 20_480, []],
+];
+
+describe('exhaustive exploration of the group', () => {
+  it.each(exhaustive)('%s', (_name, config, pinnedStates, unreachableGoals) => {
+    const result = explore(config, options);
+    console.log(`${_name}: ${result.states} states, ${result.transitions} transitions, depth ${result.depth}, ${result.seconds.toFixed(1)} s; goals ${JSON.stringify(result.goals)}`);
+    expect(result.violation).toBeNull();
+    expect(result.livenessFailure).toBeNull();
+    expect(result.complete).toBe(true);
+    for (const [goal, reached] of Object.entries(result.goals)) expect(reached, goal).toBe(!unreachableGoals.includes(goal));
+    if (pinnedStates > 0) expect(result.states).toBe(pinnedStates);
+    else expect(result.states).toBeGreaterThan(100);
+  });
+});
+
+describe('the properties bite: every deliberately broken machine is caught with a short trace', () => {
+  const cases: Array<[string, WorldConfig]> = [
+    ['dual-write-one-side', small({ reads: 1 })],
+    ['flip-before-copy-durable', small({ reads: 1 })],
+    ['restart-one-piece-late', small({ crashes: 1, writes: 0 })],
+    ['serve-from-invalid-copy', small({ writes: 1 })],
+  ];
+  it.each(cases)('%s', (variant, config) => {
+    const result = explore({ ...config, variant }, options);
+    const expected = brokenVariants[variant]?.expectedProperty ?? '';
+    console.log(`${variant}: caught after ${result.states} states: ${result.violation?.property}: ${result.violation?.detail} (${result.violation?.trace.length} steps)`);
+    expect(result.violation?.property).toContain(expected);
+    expect(result.violation?.trace.length).toBeLessThan(30);
+  });
+});
+
+describe('counterexamples replay', () => {
+  it('the CLI writes a trace that --replay reproduces, and exits 1 on a violation and 2 on bad arguments', () => {
+    const out = mkdtempSync(join(tmpdir(), 'blockshift-check-'));
+    const run = (args: string[]) => {
+      try {
+        return { status: 0, output: execFileSync('npx', ['tsx', 'model-tests/explorer/cli.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+      } catch (error) {
+        const failure = error as { status: number; stdout: string; stderr: string };
+        return { status: failure.status, output: failure.stdout + failure.stderr };
+      }
+    };
+    const found = run(['--servers', '2', '--writes', '1', '--reads', '1', '--crashes', '0', '--variant', 'dual-write-one-side', '--out', out]);
+    expect(found.status).toBe(1);
+    expect(found.output).toContain('VIOLATION');
+    const trace = JSON.parse(readFileSync(join(out, 'counterexample.json'), 'utf8')) as { actions: unknown[] };
+    expect(trace.actions.length).toBeGreaterThan(3);
+    expect(readFileSync(join(out, 'counterexample.mmd'), 'utf8')).toContain('sequenceDiagram');
+    const replayed = run(['--replay', join(out, 'counterexample.json')]);
+    expect(replayed.status).toBe(1);
+    expect(replayed.output).toContain('VIOLATION');
+    expect(run(['--servers', 'many']).status).toBe(2);
+    expect(run(['--network', 'carrier-pigeon']).status).toBe(2);
+  });
+});
