@@ -1,0 +1,337 @@
+/**
+ * One client connection: the runtime that feeds socket bytes to the
+ * handshake machine and the transmission parser, runs backend calls, and
+ * writes their replies.
+ *
+ * Theory of operation. A connection moves through four phases:
+ *
+ * - `handshake`: bytes go to `Handshake.consume`, whose actions are
+ *   performed in order. A handshake that stalls is cut off by a timer.
+ * - `transmission`: the parser reads one request at a time. Each accepted
+ *   request becomes a backend call whose promise replies when it settles, so
+ *   replies leave in completion order, not request order, exactly as the
+ *   protocol allows. Nothing orders writes against each other here: that is
+ *   the backend's business.
+ * - `draining`: after NBD_CMD_DISC no more bytes are read; the connection
+ *   ends once every in-flight request has replied.
+ * - `closed`: the socket is gone; late backend completions are dropped.
+ *
+ * Bounds. Reading stops (the socket is paused) while the connection has
+ * `inFlightRequestsMax` requests or `inFlightBytesMax` bytes of read and
+ * write payload in flight, or while the socket's send buffer is full because
+ * the client does not read its replies; it resumes when the cause clears.
+ * With the socket paused, the receive queue holds at most what was already
+ * delivered, and a WRITE payload is buffered only up to the export's
+ * maximum payload. Every parse and every action runs inside one try/catch,
+ * so no byte sequence from a client can throw out of this class: the worst
+ * a client can do is have its own connection closed.
+ */
+import type { Socket } from 'node:net';
+import { Handshake, encodeGreeting, type HandshakeAction, type HandshakeLimits, type NegotiatedExport, DEFAULT_HANDSHAKE_LIMITS } from './handshake.js';
+import type { NbdBackend } from './nbd-backend.js';
+import { NbdError } from './nbd-error.js';
+import {
+  NBD_CMD_DISC,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_EINVAL,
+  NBD_EIO,
+  NBD_REQUEST_HEADER_BYTES,
+} from './protocol-constants.js';
+import { ReceiveQueue } from './receive-queue.js';
+import {
+  checkRequest,
+  encodeReply,
+  parseRequestHeader,
+  payloadDisposition,
+  type AcceptedRequest,
+  type RequestHeader,
+  type RequestOutcome,
+} from './transmission.js';
+
+export interface ConnectionLimits {
+  handshake: HandshakeLimits;
+  /** A client that has not finished negotiating within this time is disconnected. */
+  handshakeTimeoutMs: number;
+  inFlightRequestsMax: number;
+  /** Sum of the read lengths and write payloads of in-flight requests. */
+  inFlightBytesMax: number;
+  /** After the server half-closes, a client that keeps its half open is cut off after this long. */
+  lingerMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  handshake: DEFAULT_HANDSHAKE_LIMITS,
+  handshakeTimeoutMs: 30_000,
+  inFlightRequestsMax: 64,
+  inFlightBytesMax: 256 * 1024 * 1024,
+  lingerMs: 5_000,
+};
+
+type Phase = 'handshake' | 'transmission' | 'draining' | 'closed';
+
+type ParserState =
+  | { name: 'header' }
+  | { name: 'payload'; header: RequestHeader }
+  | { name: 'discard'; header: RequestHeader; remainingBytes: number };
+
+export class NbdConnection {
+  private phase: Phase = 'handshake';
+  private readonly queue = new ReceiveQueue();
+  private readonly handshake: Handshake;
+  private negotiated: NegotiatedExport | null = null;
+  private parser: ParserState = { name: 'header' };
+  private inFlightRequests = 0;
+  private inFlightBytes = 0;
+  private pumping = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly backend: NbdBackend,
+    private readonly log: (line: string) => void,
+    private readonly label: string,
+    private readonly limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+  ) {
+    this.handshake = new Handshake(backend, limits.handshake);
+  }
+
+  start(): void {
+    const socket = this.socket;
+    socket.setNoDelay(true);
+    socket.setTimeout(this.limits.handshakeTimeoutMs, () => {
+      if (this.phase === 'handshake') this.hardClose('handshake timed out');
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.phase !== 'handshake' && this.phase !== 'transmission') return;
+      this.queue.push(chunk);
+      this.pump();
+    });
+    socket.on('drain', () => this.pump());
+    socket.on('error', (error: Error) => this.log(`nbd ${this.label}: socket error: ${error.message}`));
+    socket.on('close', () => {
+      if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
+      this.phase = 'closed';
+      this.queue.clear();
+    });
+    socket.write(encodeGreeting());
+  }
+
+  /** Closes the connection at once, as on server shutdown. */
+  destroy(): void {
+    this.hardClose('server closing');
+  }
+
+  private hardClose(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.log(`nbd ${this.label}: disconnecting: ${reason}`);
+    this.phase = 'closed';
+    this.queue.clear();
+    this.socket.destroy();
+  }
+
+  /** Ends after the queued replies are flushed; a client that never closes its half is cut off. */
+  private softClose(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.log(`nbd ${this.label}: closing: ${reason}`);
+    this.phase = 'closed';
+    this.queue.clear();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), this.limits.lingerMs).unref();
+  }
+
+  private send(buffers: Buffer[]): void {
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    if (buffers.length === 1) {
+      this.socket.write(buffers[0] as Buffer);
+      return;
+    }
+    this.socket.cork();
+    for (const buffer of buffers) this.socket.write(buffer);
+    this.socket.uncork();
+  }
+
+  private flowBlocked(): boolean {
+    return (
+      this.inFlightRequests >= this.limits.inFlightRequestsMax ||
+      this.inFlightBytes >= this.limits.inFlightBytesMax ||
+      this.socket.writableNeedDrain
+    );
+  }
+
+  /** Parses and acts on as many queued bytes as the flow bounds allow, then pauses or resumes the socket. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        if (this.phase === 'handshake') {
+          this.performHandshakeActions(this.handshake.consume(this.queue));
+          if (this.phase === 'handshake') break;
+          continue;
+        }
+        if (this.phase !== 'transmission' || this.flowBlocked()) break;
+        if (!this.parseOne()) break;
+      }
+    } catch (error) {
+      this.hardClose(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.phase === 'closed' || this.socket.destroyed) return;
+    if (this.phase === 'transmission' && this.flowBlocked()) this.socket.pause();
+    else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
+  }
+
+  private performHandshakeActions(actions: HandshakeAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          this.send([action.bytes]);
+          break;
+        case 'transmission.start':
+          this.negotiated = action.negotiated;
+          this.phase = 'transmission';
+          this.socket.setTimeout(0);
+          this.log(
+            `nbd ${this.label}: export ${JSON.stringify(action.negotiated.exportInfo.name)} ` +
+              `(${action.negotiated.structuredReplies ? 'structured' : 'simple'} replies)`,
+          );
+          break;
+        case 'close':
+          this.softClose(action.reason);
+          break;
+        default:
+          assertNever(action);
+      }
+    }
+  }
+
+  /** Advances the request parser by one step; returns false when more bytes are needed. */
+  private parseOne(): boolean {
+    const negotiated = this.negotiated;
+    if (negotiated === null) throw new Error('transmission without a negotiated export');
+    const parser = this.parser;
+    switch (parser.name) {
+      case 'header': {
+        const bytes = this.queue.take(NBD_REQUEST_HEADER_BYTES);
+        if (bytes === null) return false;
+        const header = parseRequestHeader(bytes);
+        if (header === null) {
+          this.hardClose('bad request magic');
+          return false;
+        }
+        if (header.type === NBD_CMD_DISC) {
+          this.beginDraining();
+          return false;
+        }
+        switch (payloadDisposition(header, negotiated)) {
+          case 'none':
+            this.dispatch(header, undefined);
+            return true;
+          case 'buffer':
+            this.parser = { name: 'payload', header };
+            return true;
+          case 'discard':
+            this.parser = { name: 'discard', header, remainingBytes: header.lengthBytes };
+            return true;
+          case 'disconnect':
+            this.hardClose(`write of ${header.lengthBytes} bytes is far beyond the maximum payload`);
+            return false;
+        }
+        return false;
+      }
+      case 'payload': {
+        const payload = this.queue.take(parser.header.lengthBytes);
+        if (payload === null) return false;
+        this.parser = { name: 'header' };
+        this.dispatch(parser.header, payload);
+        return true;
+      }
+      case 'discard': {
+        const remainingBytes = parser.remainingBytes - this.queue.skip(parser.remainingBytes);
+        if (remainingBytes > 0) {
+          this.parser = { ...parser, remainingBytes };
+          return false;
+        }
+        this.parser = { name: 'header' };
+        this.dispatch(parser.header, undefined);
+        return true;
+      }
+    }
+  }
+
+  private beginDraining(): void {
+    this.phase = 'draining';
+    this.queue.clear();
+    this.socket.pause();
+    if (this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
+  }
+
+  private dispatch(header: RequestHeader, payload: Buffer | undefined): void {
+    const negotiated = this.negotiated;
+    if (negotiated === null) throw new Error('dispatch without a negotiated export');
+    const check = checkRequest(header, negotiated);
+    if (!check.ok) {
+      this.send(encodeReply(header, negotiated, { ok: false, errno: check.errno, message: check.message }));
+      return;
+    }
+    const request = check.request;
+    const costBytes = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.lengthBytes : 0;
+    this.inFlightRequests += 1;
+    this.inFlightBytes += costBytes;
+    this.execute(negotiated.exportInfo.name, request, payload)
+      .then(
+        (data): RequestOutcome => ({ ok: true, offsetBytes: request.offsetBytes, data }),
+        (error: unknown): RequestOutcome => this.outcomeOfFailure(request, error),
+      )
+      .then((outcome) => {
+        this.inFlightRequests -= 1;
+        this.inFlightBytes -= costBytes;
+        this.send(encodeReply(header, negotiated, outcome));
+        if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
+        else this.pump();
+      })
+      .catch((error: unknown) => this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {
+    if (error instanceof NbdError) return { ok: false, errno: error.errno, message: error.message };
+    const text = error instanceof Error ? error.message : String(error);
+    this.log(`nbd ${this.label}: backend failed command ${request.type} at ${request.offsetBytes}+${request.lengthBytes}: ${text}`);
+    return { ok: false, errno: NBD_EIO, message: 'backend I/O error' };
+  }
+
+  private async execute(exportName: string, request: AcceptedRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
+    const { offsetBytes, lengthBytes, fua } = request;
+    switch (request.type) {
+      case NBD_CMD_READ: {
+        if (lengthBytes === 0) return Buffer.alloc(0);
+        const data = await this.backend.read(exportName, offsetBytes, lengthBytes);
+        if (data.length !== lengthBytes) throw new Error(`backend read returned ${data.length} bytes, expected ${lengthBytes}`);
+        return data;
+      }
+      case NBD_CMD_WRITE:
+        if (payload === undefined) throw new Error('write without payload');
+        if (lengthBytes > 0) await this.backend.write(exportName, offsetBytes, payload, fua);
+        return undefined;
+      case NBD_CMD_FLUSH:
+        await this.backend.flush(exportName);
+        return undefined;
+      case NBD_CMD_TRIM:
+        if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua);
+        return undefined;
+      case NBD_CMD_WRITE_ZEROES:
+        if (lengthBytes > 0) await this.backend.writeZeroes(exportName, offsetBytes, lengthBytes, fua);
+        return undefined;
+      default:
+        throw new NbdError(NBD_EINVAL, `unsupported command ${request.type}`);
+    }
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}

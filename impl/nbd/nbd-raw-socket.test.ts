@@ -1,0 +1,419 @@
+/**
+ * The front end against hand-written byte streams: malformed and hostile
+ * input must close only the offending connection (or be refused with the
+ * error the specification names), and the server must keep serving the next
+ * client. Each hostile case therefore ends by checking that a well-behaved
+ * client still gets through.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  NBD_CMD_FLAG_FAST_ZERO,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_EINVAL,
+  NBD_ENOSPC,
+  NBD_EXPORT_NAME_ZEROES_BYTES,
+  NBD_FLAG_CAN_MULTI_CONN,
+  NBD_FLAG_FIXED_NEWSTYLE,
+  NBD_FLAG_HAS_FLAGS,
+  NBD_FLAG_NO_ZEROES,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
+  NBD_INFO_BLOCK_SIZE,
+  NBD_INFO_DESCRIPTION,
+  NBD_INFO_EXPORT,
+  NBD_INFO_NAME,
+  NBD_OPT_ABORT,
+  NBD_OPT_EXPORT_NAME,
+  NBD_OPT_GO,
+  NBD_OPT_INFO,
+  NBD_OPT_LIST,
+  NBD_OPT_STARTTLS,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_ERROR,
+  NBD_REPLY_TYPE_NONE,
+  NBD_REPLY_TYPE_OFFSET_DATA,
+  NBD_REP_ACK,
+  NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_UNKNOWN,
+  NBD_REP_ERR_UNSUP,
+  NBD_REP_INFO,
+  NBD_REP_SERVER,
+} from './protocol-constants.js';
+import { RawClient, encodeGoData } from './raw-client.js';
+import { MIB, runTool, startTestServer, type TestServer } from './test-support.js';
+
+let server: TestServer | null = null;
+const clients: RawClient[] = [];
+
+async function connect(): Promise<RawClient> {
+  if (server === null) throw new Error('no server');
+  const client = await RawClient.connect(server.port);
+  clients.push(client);
+  return client;
+}
+
+/** A full, well-behaved session proves the server survived whatever came before. */
+async function expectServerStillServes(): Promise<void> {
+  const client = await connect();
+  await client.negotiate('vol-a', true);
+  client.sendRequest({ type: NBD_CMD_READ, handle: 99n, offset: 0, lengthBytes: 512 });
+  const chunk = await client.readStructuredChunk();
+  expect(chunk.handle).toBe(99n);
+  expect(chunk.type).toBe(NBD_REPLY_TYPE_OFFSET_DATA);
+  expect(chunk.payload.length).toBe(8 + 512);
+  client.sendDisconnect();
+  expect(await client.waitForClose()).toBe(true);
+}
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy();
+  await server?.close();
+  server = null;
+});
+
+describe('handshake', () => {
+  it('offers fixed newstyle with no zeroes, lists exports, and refuses unknown options', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    const { handshakeFlags } = await client.greet(1);
+    expect(handshakeFlags).toBe(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+
+    client.sendOption(NBD_OPT_LIST);
+    const names: string[] = [];
+    for (;;) {
+      const reply = await client.readOptionReply();
+      expect(reply.option).toBe(NBD_OPT_LIST);
+      if (reply.replyType === NBD_REP_ACK) break;
+      expect(reply.replyType).toBe(NBD_REP_SERVER);
+      const nameBytes = reply.data.readUInt32BE(0);
+      names.push(reply.data.toString('utf8', 4, 4 + nameBytes));
+    }
+    expect(names).toEqual(['vol-a', 'vol-b']);
+
+    client.sendOption(NBD_OPT_LIST, Buffer.from('x'));
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ERR_INVALID);
+    client.sendOption(NBD_OPT_STARTTLS);
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ERR_UNSUP);
+    client.sendOption(0x1234, Buffer.from('whatever'));
+    const unknown = await client.readOptionReply();
+    expect(unknown.option).toBe(0x1234);
+    expect(unknown.replyType).toBe(NBD_REP_ERR_UNSUP);
+
+    client.sendOption(NBD_OPT_ABORT);
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ACK);
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('answers NBD_OPT_INFO with the export, block sizes, name and description, and ERR_UNKNOWN for a missing export', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    client.sendOption(NBD_OPT_INFO, encodeGoData('vol-a', [NBD_INFO_NAME, NBD_INFO_DESCRIPTION, NBD_INFO_BLOCK_SIZE]));
+    const infos = new Map<number, Buffer>();
+    for (;;) {
+      const reply = await client.readOptionReply();
+      if (reply.replyType === NBD_REP_ACK) break;
+      expect(reply.replyType).toBe(NBD_REP_INFO);
+      infos.set(reply.data.readUInt16BE(0), reply.data.subarray(2));
+    }
+    const exportInfo = infos.get(NBD_INFO_EXPORT);
+    expect(exportInfo?.readBigUInt64BE(0)).toBe(BigInt(64 * MIB));
+    expect(exportInfo?.readUInt16BE(8)).toBe(
+      NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN,
+    );
+    expect(infos.get(NBD_INFO_NAME)?.toString()).toBe('vol-a');
+    expect(infos.get(NBD_INFO_DESCRIPTION)?.toString()).toBe('test volume A');
+    const blockSize = infos.get(NBD_INFO_BLOCK_SIZE);
+    expect([blockSize?.readUInt32BE(0), blockSize?.readUInt32BE(4), blockSize?.readUInt32BE(8)]).toEqual([1, 4096, 32 * MIB]);
+
+    client.sendOption(NBD_OPT_GO, encodeGoData('missing', []));
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ERR_UNKNOWN);
+    // A name length pointing past the option data is malformed.
+    const malformed = encodeGoData('vol-a', []);
+    malformed.writeUInt32BE(1000, 0);
+    client.sendOption(NBD_OPT_GO, malformed);
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ERR_INVALID);
+    // After errors the client may still go ahead.
+    client.sendOption(NBD_OPT_GO, encodeGoData('vol-b', []));
+    let acked = false;
+    while (!acked) acked = (await client.readOptionReply()).replyType === NBD_REP_ACK;
+    client.sendDisconnect();
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('honours NO_ZEROES on NBD_OPT_EXPORT_NAME and sends the 124 zeroes otherwise', async () => {
+    server = await startTestServer();
+    for (const clientFlags of [1, 3]) {
+      const client = await connect();
+      await client.greet(clientFlags);
+      client.sendOption(NBD_OPT_EXPORT_NAME, Buffer.from('vol-b'));
+      const reply = await client.read(10);
+      expect(reply.readBigUInt64BE(0)).toBe(BigInt(32 * MIB));
+      if (clientFlags === 1) expect((await client.read(NBD_EXPORT_NAME_ZEROES_BYTES)).every((byte) => byte === 0)).toBe(true);
+      // Transmission starts right after: a simple-reply read proves the stream is aligned.
+      client.sendRequest({ type: NBD_CMD_READ, handle: 7n, offset: 0, lengthBytes: 16 });
+      expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 7n });
+      expect((await client.read(16)).length).toBe(16);
+    }
+  });
+
+  it('closes on NBD_OPT_EXPORT_NAME for an unknown export', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    client.sendOption(NBD_OPT_EXPORT_NAME, Buffer.from('missing'));
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('closes on garbage instead of client flags', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.read(18);
+    client.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('closes on a bad option magic', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    client.write(Buffer.alloc(64, 0xee));
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('closes on a 4 GiB option length without waiting for the data', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    client.sendOption(NBD_OPT_GO, Buffer.alloc(0), 0xffffffff);
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('discards a long but affordable option, refuses it with ERR_INVALID, and carries on', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    client.sendOption(NBD_OPT_GO, Buffer.alloc(100 * 1024, 0x41));
+    expect((await client.readOptionReply()).replyType).toBe(NBD_REP_ERR_INVALID);
+    client.sendOption(NBD_OPT_GO, encodeGoData('vol-a', []));
+    let acked = false;
+    while (!acked) acked = (await client.readOptionReply()).replyType === NBD_REP_ACK;
+    client.sendDisconnect();
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('survives random garbage on many connections at once', async () => {
+    server = await startTestServer();
+    const hostile = await Promise.all(Array.from({ length: 8 }, () => connect()));
+    let seed = 12345;
+    const nextByte = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed & 0xff;
+    };
+    for (const client of hostile) client.write(Buffer.from(Array.from({ length: 4096 }, nextByte)));
+    await expectServerStillServes();
+  });
+});
+
+describe('transmission', () => {
+  it('answers out-of-range, oversized, unknown and badly flagged requests with errors and stays in step', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.negotiate('vol-b', false);
+    const size = 32 * MIB;
+
+    client.sendRequest({ type: NBD_CMD_READ, handle: 1n, offset: size - 512, lengthBytes: 1024 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 1n });
+    client.sendRequest({ type: NBD_CMD_READ, handle: 2n, offset: 2n ** 64n - 1n, lengthBytes: 1 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 2n });
+    // A write past the end is refused with ENOSPC, and its payload is still consumed.
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: 3n, offset: size - 512, lengthBytes: 1024, payload: Buffer.alloc(1024, 0x77) });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_ENOSPC, handle: 3n });
+    client.sendRequest({ type: NBD_CMD_WRITE_ZEROES, handle: 4n, offset: size, lengthBytes: 512 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_ENOSPC, handle: 4n });
+    client.sendRequest({ type: NBD_CMD_TRIM, handle: 5n, offset: size, lengthBytes: 512 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 5n });
+    client.sendRequest({ type: NBD_CMD_READ, handle: 6n, offset: 0, lengthBytes: 32 * MIB + 1 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 6n });
+    client.sendRequest({ type: 42, handle: 7n, offset: 0, lengthBytes: 0 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 7n });
+    client.sendRequest({ type: NBD_CMD_WRITE_ZEROES, flags: NBD_CMD_FLAG_FAST_ZERO, handle: 8n, offset: 0, lengthBytes: 512 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 8n });
+    client.sendRequest({ type: NBD_CMD_FLUSH, handle: 9n, offset: 512, lengthBytes: 0 });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 9n });
+
+    // The stream is still aligned: a write with FUA, a flush and a read all succeed.
+    client.sendRequest({ type: NBD_CMD_WRITE, flags: NBD_CMD_FLAG_FUA, handle: 10n, offset: 4096, lengthBytes: 8, payload: Buffer.from('blockshi') });
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 10n });
+    client.sendRequest({ type: NBD_CMD_FLUSH, handle: 11n, offset: 0, lengthBytes: 0 });
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 11n });
+    client.sendRequest({ type: NBD_CMD_READ, handle: 12n, offset: 4096, lengthBytes: 8 });
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 12n });
+    expect((await client.read(8)).toString()).toBe('blockshi');
+
+    client.sendDisconnect();
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('uses structured replies once negotiated: one data chunk for reads, an error chunk with a message for failures', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.negotiate('vol-a', true);
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: 1n, offset: 1024, lengthBytes: 4, payload: Buffer.from('abcd') });
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 1n });
+
+    client.sendRequest({ type: NBD_CMD_READ, handle: 2n, offset: 1024, lengthBytes: 4 });
+    const data = await client.readStructuredChunk();
+    expect(data).toMatchObject({ flags: NBD_REPLY_FLAG_DONE, type: NBD_REPLY_TYPE_OFFSET_DATA, handle: 2n });
+    expect(data.payload.readBigUInt64BE(0)).toBe(1024n);
+    expect(data.payload.subarray(8).toString()).toBe('abcd');
+
+    client.sendRequest({ type: NBD_CMD_READ, handle: 3n, offset: 64 * MIB, lengthBytes: 512 });
+    const error = await client.readStructuredChunk();
+    expect(error).toMatchObject({ flags: NBD_REPLY_FLAG_DONE, type: NBD_REPLY_TYPE_ERROR, handle: 3n });
+    expect(error.payload.readUInt32BE(0)).toBe(NBD_EINVAL);
+    const messageBytes = error.payload.readUInt16BE(4);
+    expect(error.payload.toString('utf8', 6, 6 + messageBytes)).toMatch(/beyond the export size/);
+
+    client.sendRequest({ type: NBD_CMD_READ, handle: 4n, offset: 0, lengthBytes: 0 });
+    expect(await client.readStructuredChunk()).toMatchObject({ flags: NBD_REPLY_FLAG_DONE, type: NBD_REPLY_TYPE_NONE, handle: 4n });
+  });
+
+  it('closes on a bad request magic', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 1n, offset: 0, lengthBytes: 512, magic: 0xdeadbeef });
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('discards a write over the maximum payload, refuses it, and stays in step; closes on a write far beyond it', async () => {
+    server = await startTestServer(undefined, { maximumPayloadBytes: MIB });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: 1n, offset: 0, lengthBytes: 2 * MIB, payload: Buffer.alloc(2 * MIB, 1) });
+    expect(await client.readSimpleReply()).toEqual({ errno: NBD_EINVAL, handle: 1n });
+    expect(server.backend.allocatedBytes('vol-a')).toBe(0);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 2n, offset: 0, lengthBytes: 4 });
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 2n });
+    expect([...(await client.read(4))]).toEqual([0, 0, 0, 0]);
+
+    // 64 MiB is over both the advertised maximum and the 32 MiB the spec asks servers to tolerate.
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: 3n, offset: 0, lengthBytes: 64 * MIB });
+    expect(await client.waitForClose()).toBe(true);
+    await expectServerStillServes();
+  });
+
+  it('replies out of order when a later request finishes first', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation, offsetBytes) => (operation === 'read' && offsetBytes === 0 ? 300 : 0) });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 1n, offset: 0, lengthBytes: 4096 });
+    client.sendRequest({ type: NBD_CMD_READ, handle: 2n, offset: 8192, lengthBytes: 4096 });
+    const first = await client.readSimpleReply();
+    await client.read(4096);
+    const second = await client.readSimpleReply();
+    await client.read(4096);
+    expect([first.handle, second.handle]).toEqual([2n, 1n]);
+  });
+
+  it('bounds in-flight requests with backpressure yet answers every pipelined request', async () => {
+    server = await startTestServer(undefined, { delayMs: () => 5 }, { inFlightRequestsMax: 2 });
+    // Count the writes the backend holds at once; the connection must never exceed its bound.
+    const backend = server.backend;
+    const write = backend.write.bind(backend);
+    let activeWrites = 0;
+    let activeWritesPeak = 0;
+    backend.write = async (...args) => {
+      activeWrites += 1;
+      activeWritesPeak = Math.max(activeWritesPeak, activeWrites);
+      try {
+        await write(...args);
+      } finally {
+        activeWrites -= 1;
+      }
+    };
+    const client = await connect();
+    await client.negotiate('vol-a', true);
+    const requestCount = 40;
+    for (let index = 0; index < requestCount; index += 1) {
+      const payload = Buffer.alloc(4096, index);
+      client.sendRequest({ type: NBD_CMD_WRITE, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096, payload });
+    }
+    const handles = new Set<bigint>();
+    for (let index = 0; index < requestCount; index += 1) {
+      const reply = await client.readSimpleReply();
+      expect(reply.errno).toBe(0);
+      handles.add(reply.handle);
+    }
+    expect(handles.size).toBe(requestCount);
+    expect(activeWritesPeak).toBe(2);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 100n, offset: 39 * 4096, lengthBytes: 4096 });
+    const chunk = await client.readStructuredChunk();
+    expect(chunk.payload.subarray(8).every((byte) => byte === 39)).toBe(true);
+  });
+
+  it('finishes in-flight requests before closing on NBD_CMD_DISC', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 5n, offset: 0, lengthBytes: 512 });
+    client.sendDisconnect();
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 5n });
+    expect((await client.read(512)).length).toBe(512);
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('survives requests with valid magic but random fields (seed 20240611)', async () => {
+    server = await startTestServer();
+    let seed = 20240611;
+    const nextUint32 = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    for (const structured of [false, true]) {
+      const client = await connect();
+      await client.negotiate('vol-a', structured);
+      for (let index = 0; index < 200; index += 1) {
+        const type = nextUint32() % 9;
+        // Skip DISC so the connection lives on; keep write lengths small so the payload can follow.
+        if (type === 2) continue;
+        const lengthBytes = type === NBD_CMD_WRITE ? nextUint32() % 8192 : nextUint32() * 2;
+        client.sendRequest({
+          type,
+          flags: nextUint32() & 0xffff,
+          handle: BigInt(index),
+          offset: BigInt(nextUint32()) * BigInt(nextUint32() % 4 === 0 ? 2 ** 32 : 1),
+          lengthBytes: lengthBytes >>> 0,
+          ...(type === NBD_CMD_WRITE ? { payload: Buffer.alloc(lengthBytes, 0x42) } : {}),
+        });
+      }
+      client.destroy();
+    }
+    await expectServerStillServes();
+  });
+
+  it('keeps serving nbdinfo after hostile clients', async () => {
+    server = await startTestServer();
+    const hostile = await connect();
+    await hostile.negotiate('vol-a', false);
+    hostile.write(Buffer.alloc(1000, 0x13));
+    expect(await hostile.waitForClose()).toBe(true);
+    const result = await runTool('nbdinfo', [server.uri('vol-b')]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain('export-size: 33554432');
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * The NBD listener: accepts TCP connections and gives each its own
+ * `NbdConnection` over a shared backend.
+ *
+ * The server holds no protocol state of its own. It bounds the number of
+ * simultaneous connections, keeps the set of live connections so `close()`
+ * can end them, and never lets a connection's failure reach the process: a
+ * connection only ever closes itself.
+ */
+import net from 'node:net';
+import { DEFAULT_CONNECTION_LIMITS, NbdConnection, type ConnectionLimits } from './connection.js';
+import type { NbdBackend } from './nbd-backend.js';
+
+export interface NbdServerOptions {
+  host: string;
+  /** Zero picks a free port; the chosen one is returned. */
+  port: number;
+  backend: NbdBackend;
+  log: (line: string) => void;
+  /** Connections beyond this are refused at accept time. */
+  connectionsMax?: number;
+  limits?: Partial<ConnectionLimits>;
+}
+
+export interface NbdServerHandle {
+  port: number;
+  /** Stops listening and drops every open connection. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_CONNECTIONS_MAX = 256;
+
+export async function startNbdServer(options: NbdServerOptions): Promise<NbdServerHandle> {
+  const { host, backend, log } = options;
+  const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
+  const connections = new Set<NbdConnection>();
+  let connectionCount = 0;
+
+  const server = net.createServer((socket) => {
+    connectionCount += 1;
+    const label = `#${connectionCount} ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const connection = new NbdConnection(socket, backend, log, label, limits);
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
+    try {
+      connection.start();
+    } catch (error) {
+      log(`nbd ${label}: failed to start: ${error instanceof Error ? error.message : String(error)}`);
+      socket.destroy();
+    }
+  });
+  server.maxConnections = options.connectionsMax ?? DEFAULT_CONNECTIONS_MAX;
+  server.on('error', (error) => log(`nbd server error: ${error.message}`));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(options.port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('NBD server has no TCP address');
+  log(`nbd listening on ${host}:${address.port}`);
+
+  return {
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const connection of connections) connection.destroy();
+      }),
+  };
+}
