@@ -1,0 +1,233 @@
+/**
+ * The `blockshift` command line.
+ *
+ *   blockshift up [--servers N] [--data DIR] [--base-port P] [--no-demo]
+ *   blockshift status
+ *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
+ *   blockshift move --volume V --page P --to S [--kind piecewise|unit]
+ *   blockshift stop
+ *
+ * `up` runs a local group (one process per server) in the foreground until
+ * Ctrl-C; the other commands talk to its servers' admin endpoints, found from
+ * the same embedded defaults (or `--data DIR/group.json`).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerStatus } from '../runtime/status-report.js';
+import type { GroupConfig, ServerConfig } from './group-config.js';
+import { groupConfigProblem, localGroupConfig } from './group-config.js';
+
+const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+class UsageError extends Error {}
+
+function flags(args: readonly string[]): Map<string, string> {
+  const parsed = new Map<string, string>();
+  for (let index = 0; index < args.length; index += 1) {
+    const arg = args[index]!;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${arg}`);
+    const next = args[index + 1];
+    if (next === undefined || next.startsWith('--')) parsed.set(arg.slice(2), 'true');
+    else {
+      parsed.set(arg.slice(2), next);
+      index += 1;
+    }
+  }
+  return parsed;
+}
+
+function integerFlag(options: Map<string, string>, name: string, fallback: number | null): number {
+  const text = options.get(name);
+  if (text === undefined) {
+    if (fallback === null) throw new UsageError(`--${name} is required`);
+    return fallback;
+  }
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) throw new UsageError(`--${name} must be a non-negative integer, not ${text}`);
+  return value;
+}
+
+function requiredFlag(options: Map<string, string>, name: string): string {
+  const value = options.get(name);
+  if (value === undefined || value === 'true') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function groupOf(options: Map<string, string>): GroupConfig {
+  const dataDirectory = options.get('data') ?? 'data';
+  const saved = join(dataDirectory, 'group.json');
+  if (existsSync(saved) && !options.has('servers')) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
+  return localGroupConfig(dataDirectory, integerFlag(options, 'servers', 3), integerFlag(options, 'base-port', 10809));
+}
+
+async function admin<T>(server: ServerConfig, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`http://${server.admin.host}:${server.admin.port}${path}`, body === undefined ? {} : {
+    method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' },
+  });
+  const result = await response.json() as T & { ok?: boolean; message?: string };
+  if (!response.ok) throw new Error(`${server.id}: ${result.message ?? response.statusText}`);
+  return result;
+}
+
+async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { server: string; down: string }>> {
+  return Promise.all(group.servers.map((server) => admin<ServerStatus>(server, '/status').catch((error: unknown) => ({ server: server.id, down: (error as Error).message }))));
+}
+
+async function waitUntilUp(server: ServerConfig, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await admin(server, '/status');
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${server.id} did not come up: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function up(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const problem = groupConfigProblem(group);
+  if (problem) throw new UsageError(problem);
+  const dataDirectory = options.get('data') ?? 'data';
+  mkdirSync(dataDirectory, { recursive: true });
+  const configPath = join(dataDirectory, 'group.json');
+  writeFileSync(configPath, `${JSON.stringify(group, null, 2)}\n`);
+  const children: ChildProcess[] = group.servers.map((server) => {
+    mkdirSync(server.dataDirectory, { recursive: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), configPath, server.id], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => { if (!stopping) console.log(`[${server.id}] exited (${signal ?? code})`); });
+    return child;
+  });
+  let stopping = false;
+  const stopAll = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('stopping the group');
+    for (const child of children) child.kill('SIGTERM');
+  };
+  process.on('SIGINT', stopAll);
+  process.on('SIGTERM', stopAll);
+  await Promise.all(group.servers.map((server) => waitUntilUp(server, 30_000)));
+  const first = group.servers[0]!;
+  if (!options.has('no-demo')) {
+    const known = await admin<ServerStatus>(first, '/status');
+    const ids = group.servers.map((server) => server.id);
+    // FIG. 9: one volume over every server, one over two of them.
+    const demo = [
+      { name: 'alpha', pageCount: 6, servers: ids, piecesPerPage: 4 },
+      { name: 'beta', pageCount: 4, servers: ids.slice(0, Math.min(2, ids.length)), piecesPerPage: 4 },
+    ];
+    for (const volume of demo) {
+      if (known.volumes.some((existing) => existing.name === volume.name)) continue;
+      const result = await admin<{ message: string }>(first, '/volumes', volume);
+      console.log(result.message);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  console.log('\nblockshift group is up. NBD exports on every server:');
+  for (const server of group.servers) console.log(`  ${server.id}: nbd://${server.nbd.host}:${server.nbd.port}/<volume>   (admin http://${server.admin.host}:${server.admin.port}/status)`);
+  console.log(`\nattach:  nbdinfo --list nbd://${first.nbd.host}:${first.nbd.port}   |   qemu-img info nbd://${first.nbd.host}:${first.nbd.port}/alpha`);
+  console.log('move:    npx blockshift move --volume alpha --page 0 --to s2   |   status: npx blockshift status   |   Ctrl-C stops\n');
+  await Promise.all(children.map((child) => new Promise((resolve) => child.on('exit', resolve))));
+}
+
+async function status(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const all = await statuses(group);
+  for (const entry of all) {
+    if ('down' in entry) { console.log(`${entry.server}: DOWN (${entry.down})`); continue; }
+    console.log(`${entry.server}: ${entry.requestsInFlight} requests in flight`);
+  }
+  const live = all.filter((entry): entry is ServerStatus => !('down' in entry));
+  const volumes = new Map(live.flatMap((entry) => entry.volumes.map((volume) => [volume.name, volume] as const)));
+  for (const volume of volumes.values()) {
+    const sizeMiB = (volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes) / 2 ** 20;
+    console.log(`volume ${volume.name}: ${sizeMiB} MiB, ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks (${volume.piecesPerPage} pieces) over ${volume.servers.join(', ')}`);
+    for (let page = 0; page < volume.pageCount; page += 1) {
+      const key = `${volume.name}/${page}`;
+      const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
+      const tables = live.map((entry) => `${entry.server}→${entry.routes[key]?.owner ?? '?'}@${entry.routes[key]?.epoch ?? '?'}`).join(' ');
+      console.log(`  page ${page}: owner ${holders.join(', ') || '?'}   tables ${tables}`);
+    }
+  }
+  for (const entry of live) {
+    for (const move of entry.moves) {
+      console.log(`move ${move.page} ${entry.server}→${move.destination} (${move.kind}): ${move.state}, durable stage ${move.durableStage}, working on stage ${move.stageInProgress}, attempt ${move.attempt}, piece ${move.piece + 1}/${move.pieceCount}`);
+    }
+  }
+}
+
+async function volumeCreate(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const servers = requiredFlag(options, 'servers').split(',');
+  const result = await admin<{ message: string }>(group.servers[0]!, '/volumes', {
+    name: requiredFlag(options, 'name'), pageCount: integerFlag(options, 'pages', null), servers,
+    piecesPerPage: integerFlag(options, 'pieces', 4), pageSizeBlocks: integerFlag(options, 'page-size-blocks', 8192),
+  });
+  console.log(result.message);
+}
+
+async function move(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const volume = requiredFlag(options, 'volume');
+  const page = integerFlag(options, 'page', null);
+  const to = requiredFlag(options, 'to');
+  const kind = options.get('kind') ?? 'piecewise';
+  if (kind !== 'piecewise' && kind !== 'unit') throw new UsageError('--kind must be piecewise or unit');
+  const key = `${volume}/${page}`;
+  const live = (await statuses(group)).filter((entry): entry is ServerStatus => !('down' in entry));
+  const owner = live.find((entry) => entry.copies[key]?.startsWith('valid'));
+  if (!owner) throw new Error(`no live server holds a valid copy of ${key}`);
+  const source = group.servers.find((server) => server.id === owner.server)!;
+  const result = await admin<{ message: string }>(source, '/moves', { volume, page, to, kind });
+  console.log(result.message);
+  let last = '';
+  for (;;) {
+    const now = await admin<ServerStatus>(source, '/status');
+    const running = now.moves.find((candidate) => candidate.page === key);
+    if (!running) break;
+    const line = `  ${running.state} (stage ${running.stageInProgress}, attempt ${running.attempt}, piece ${running.piece + 1}/${running.pieceCount})`;
+    if (line !== last) console.log(line);
+    last = line;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  console.log(`move of ${key} to ${to} complete`);
+}
+
+async function stop(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  for (const server of group.servers) {
+    const result = await admin<{ message: string }>(server, '/shutdown', {}).catch((error: unknown) => ({ message: `${server.id}: ${(error as Error).message}` }));
+    console.log(result.message);
+  }
+}
+
+export async function run(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case 'up': await up(flags(rest)); return 0;
+      case 'status': await status(flags(rest)); return 0;
+      case 'volume':
+        if (rest[0] !== 'create') throw new UsageError('volume: only "volume create" exists');
+        await volumeCreate(flags(rest.slice(1)));
+        return 0;
+      case 'move': await move(flags(rest)); return 0;
+      case 'stop': await stop(flags(rest)); return 0;
+      default: throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] | stop`);
+      return 2;
+    }
+    console.error(`blockshift: ${(error as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The configuration of a group and of each server in it, with the embedded
+ * defaults `npm start` uses: three servers on 127.0.0.1, NBD on 10809-10811
+ * (10809 is NBD's registered port), peers on 11809-11811, admin on
+ * 12809-12811, data under ./data. Every field is validated; a bad config is
+ * refused with a message naming the field.
+ */
+import type { ServerId } from '../../machines/identifiers.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServerConfig {
+  readonly id: ServerId;
+  readonly nbd: Address;
+  readonly peer: Address;
+  readonly admin: Address;
+  readonly dataDirectory: string;
+  /** Relative share of the group's load this server should carry (the balancer honours it). */
+  readonly capacityWeight: number;
+}
+
+export interface GroupConfig {
+  readonly groupName: string;
+  readonly forwardingPointer: boolean;
+  readonly traceTransitions: boolean;
+  readonly servers: readonly ServerConfig[];
+}
+
+export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePort = 10809): GroupConfig {
+  return {
+    groupName: 'blockshift-local',
+    forwardingPointer: false,
+    traceTransitions: true,
+    servers: Array.from({ length: serverCount }, (_, index) => ({
+      id: `s${index + 1}`,
+      nbd: { host: '127.0.0.1', port: basePort + index },
+      peer: { host: '127.0.0.1', port: basePort + 1000 + index },
+      admin: { host: '127.0.0.1', port: basePort + 2000 + index },
+      dataDirectory: `${dataDirectory}/s${index + 1}`,
+      capacityWeight: 1,
+    })),
+  };
+}
+
+export function groupConfigProblem(config: GroupConfig): string | null {
+  if (typeof config.groupName !== 'string' || config.groupName.length === 0) return 'groupName must be a non-empty string';
+  if (!Array.isArray(config.servers) || config.servers.length === 0) return 'servers must be a non-empty list';
+  const ids = new Set<string>();
+  const ports = new Set<string>();
+  for (const [index, server] of config.servers.entries()) {
+    const where = `servers[${index}]`;
+    if (typeof server.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(server.id)) return `${where}.id must be 1-32 letters, digits, '_' or '-'`;
+    if (ids.has(server.id)) return `${where}.id ${server.id} repeats`;
+    ids.add(server.id);
+    for (const name of ['nbd', 'peer', 'admin'] as const) {
+      const address = server[name];
+      if (!address || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535) {
+        return `${where}.${name} must be {host, port} with a port in 1-65535`;
+      }
+      const text = `${address.host}:${address.port}`;
+      if (ports.has(text)) return `${where}.${name} ${text} is used twice`;
+      ports.add(text);
+    }
+    if (typeof server.dataDirectory !== 'string' || server.dataDirectory.length === 0) return `${where}.dataDirectory must be a path`;
+    if (typeof server.capacityWeight !== 'number' || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
+  }
+  return null;
+}

@@ -1,0 +1,73 @@
+/**
+ * One server process: `tsx impl/cli/server-main.ts CONFIG.json SERVER_ID`.
+ *
+ * Opens the server's metadata (lmdb) and page files, recovers the node from
+ * them (resuming any move at its table's restart stage), then listens for
+ * peers, NBD clients and the administrator. SIGTERM or SIGINT stop it
+ * cleanly; SIGKILL is what the crash tests use, and recovery handles it.
+ */
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import { startNbdServer } from '../nbd/nbd-server.js';
+import { PeerTransport } from '../peer/peer-transport.js';
+import { startAdminServer } from '../runtime/admin-server.js';
+import { ServerRuntime } from '../runtime/server-runtime.js';
+import { VolumeBackend } from '../runtime/volume-backend.js';
+import { MetadataStore } from '../storage/metadata-store.js';
+import { PageStore } from '../storage/page-store.js';
+import type { GroupConfig } from './group-config.js';
+import { groupConfigProblem } from './group-config.js';
+
+async function main(): Promise<void> {
+  const [configPath, serverId] = process.argv.slice(2);
+  if (!configPath || !serverId) throw new Error('usage: server-main.ts CONFIG.json SERVER_ID');
+  const group = JSON.parse(readFileSync(configPath, 'utf8')) as GroupConfig;
+  const problem = groupConfigProblem(group);
+  if (problem) throw new Error(`bad config ${configPath}: ${problem}`);
+  const self = group.servers.find((server) => server.id === serverId);
+  if (!self) throw new Error(`server ${serverId} is not in ${configPath}`);
+  const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
+
+  const metadata = MetadataStore.open(self.dataDirectory);
+  const pages = new PageStore(join(self.dataDirectory, 'pages'), { unsyncedWritesVolatile: process.env.BLOCKSHIFT_POWER_LOSS === '1' });
+  const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
+  const peers = Object.fromEntries(group.servers.filter((server) => server.id !== self.id).map((server) => [server.id, server.peer]));
+  let runtime: ServerRuntime | null = null;
+  const transport = new PeerTransport({
+    self: self.id, groupName: group.groupName, listen: self.peer, peers, log,
+    onMessage: (from, message, data) => runtime?.receive(from, message, data),
+  });
+  runtime = new ServerRuntime({
+    config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions },
+    incarnation: Date.now(), pages, metadata, peers: transport, log,
+    trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
+  });
+  await transport.listen();
+  runtime.start();
+  const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime), log });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping');
+    await nbd.close();
+    await admin.close();
+    runtime?.stop();
+    await transport.close();
+    await pages.sync(null).catch(() => undefined);
+    await pages.close();
+    await metadata.close();
+    traceStream?.end();
+    process.exit(0);
+  };
+  const admin = await startAdminServer({ host: self.admin.host, port: self.admin.port, runtime, onShutdown: () => void stop(), log });
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  log(`ready: nbd://${self.nbd.host}:${self.nbd.port}/ peer ${self.peer.host}:${self.peer.port} admin http://${self.admin.host}:${self.admin.port}/status`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`blockshift server: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,162 @@
+/**
+ * TCP links between the servers of a group.
+ *
+ * Each server listens on its peer address and keeps one outbound connection
+ * to every other server, opened lazily and reopened with exponential back-off
+ * after a failure. A message to a peer is queued on that connection; the
+ * queue is bounded in messages and bytes, and a message that does not fit is
+ * dropped. Dropping is safe because the node treats the network as lossy:
+ * every exchange that matters is retried by a timer (serve retries, forward
+ * time-outs, move progress time-outs, flush retries). A connection opens with
+ * a hello naming the sender and the group, so a stray client or a server of
+ * another group is refused.
+ */
+import net from 'node:net';
+import type { ServerId } from '../../machines/identifiers.js';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import { encodePeerFrame, PeerFrameDecoder } from './peer-frame.js';
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerTransportOptions {
+  readonly self: ServerId;
+  readonly groupName: string;
+  readonly listen: PeerAddress;
+  readonly peers: Readonly<Record<ServerId, PeerAddress>>;
+  readonly onMessage: (from: ServerId, message: PeerMessage, data: Buffer | null) => void;
+  readonly log: (line: string) => void;
+  readonly queueMessagesMax?: number;
+  readonly queueBytesMax?: number;
+  readonly reconnectDelayMinMs?: number;
+  readonly reconnectDelayMaxMs?: number;
+}
+
+interface OutboundLink {
+  socket: net.Socket | null;
+  connected: boolean;
+  queue: Buffer[];
+  queuedBytes: number;
+  reconnectDelayMs: number;
+  reconnectTimer: NodeJS.Timeout | null;
+}
+
+export class PeerTransport {
+  readonly #options: Required<PeerTransportOptions>;
+  readonly #links = new Map<ServerId, OutboundLink>();
+  readonly #inbound = new Set<net.Socket>();
+  #server: net.Server | null = null;
+  #closed = false;
+  droppedMessages = 0;
+
+  constructor(options: PeerTransportOptions) {
+    this.#options = {
+      queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, ...options,
+    };
+  }
+
+  async listen(): Promise<void> {
+    const server = net.createServer((socket) => this.#accept(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#options.listen.port, this.#options.listen.host, () => resolve());
+    });
+    server.on('error', (error) => this.#options.log(`peer listener: ${error.message}`));
+  }
+
+  send(to: ServerId, message: PeerMessage, data: Buffer | null): void {
+    if (this.#closed) return;
+    const link = this.#link(to);
+    if (!link) {
+      this.#options.log(`peer ${to} is not in the group; dropped ${message.type}`);
+      return;
+    }
+    const frame = encodePeerFrame({ kind: 'message', message }, data);
+    if (link.queue.length >= this.#options.queueMessagesMax || link.queuedBytes + frame.length > this.#options.queueBytesMax) {
+      this.droppedMessages += 1;
+      return;
+    }
+    if (link.connected && link.socket && link.queue.length === 0) {
+      link.socket.write(frame);
+      return;
+    }
+    link.queue.push(frame);
+    link.queuedBytes += frame.length;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const link of this.#links.values()) {
+      if (link.reconnectTimer) clearTimeout(link.reconnectTimer);
+      link.socket?.destroy();
+    }
+    for (const socket of this.#inbound) socket.destroy();
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+
+  #link(to: ServerId): OutboundLink | null {
+    let link = this.#links.get(to);
+    if (link) return link;
+    if (!this.#options.peers[to]) return null;
+    link = { socket: null, connected: false, queue: [], queuedBytes: 0, reconnectDelayMs: this.#options.reconnectDelayMinMs, reconnectTimer: null };
+    this.#links.set(to, link);
+    this.#connect(to, link);
+    return link;
+  }
+
+  #connect(to: ServerId, link: OutboundLink): void {
+    const address = this.#options.peers[to];
+    if (this.#closed || !address) return;
+    const socket = net.connect({ host: address.host, port: address.port });
+    socket.setNoDelay(true);
+    link.socket = socket;
+    socket.on('connect', () => {
+      link.connected = true;
+      link.reconnectDelayMs = this.#options.reconnectDelayMinMs;
+      socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, group: this.#options.groupName }, null));
+      for (const frame of link.queue) socket.write(frame);
+      link.queue = [];
+      link.queuedBytes = 0;
+    });
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      link.connected = false;
+      link.socket = null;
+      if (this.#closed) return;
+      link.reconnectTimer = setTimeout(() => {
+        link.reconnectTimer = null;
+        this.#connect(to, link);
+      }, link.reconnectDelayMs);
+      link.reconnectDelayMs = Math.min(link.reconnectDelayMs * 2, this.#options.reconnectDelayMaxMs);
+    });
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#inbound.add(socket);
+    socket.setNoDelay(true);
+    const decoder = new PeerFrameDecoder();
+    let from: ServerId | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of decoder.push(chunk)) {
+          if (frame.envelope.kind === 'hello') {
+            if (frame.envelope.group !== this.#options.groupName || !this.#options.peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
+            from = frame.envelope.from;
+            continue;
+          }
+          if (from === null) throw new Error('a peer spoke before saying hello');
+          this.#options.onMessage(from, frame.envelope.message, frame.data);
+        }
+      } catch (error) {
+        this.#options.log(`peer connection closed: ${(error as Error).message}`);
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.#inbound.delete(socket));
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * One server of the group, on real sockets, disks and clocks.
+ *
+ * Theory of operation. All decisions are the node's (`machines/node/node.ts`,
+ * the same pure step the explorer checks). This runtime only turns the world
+ * into `NodeInput`s — NBD requests, peer messages, completed disk and
+ * metadata I/O, fired timers, admin commands — and carries out the
+ * `NodeEffect`s each step returns, in order. It holds two kinds of state the
+ * node does not: the bytes behind data tokens (the node names payloads, it
+ * never holds them) and the callbacks of requests waiting for a reply.
+ *
+ * Ordering. Disk operations on one page run one after another in effect
+ * order, as the simulator runs them, so a read issued after a write sees it
+ * and a page is deleted only after the reads before it; pages proceed in
+ * parallel. Metadata commits are applied in effect order too. Completions
+ * come back as `io.done` inputs; inputs are processed one at a time.
+ */
+import type { RequestOutcome } from '../../machines/effects.js';
+import { assertNever, pageKeyText } from '../../machines/identifiers.js';
+import type { PageKey, ServerId } from '../../machines/identifiers.js';
+import type { BlockOperation, PeerMessage } from '../../machines/node/messages.js';
+import type { NodeConfig } from '../../machines/node/node-config.js';
+import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { nodeStep } from '../../machines/node/node.js';
+import type { MoveKind } from '../../machines/migration/checkpoint.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/** Page data as the runtime needs it; `impl/storage` provides it on files. */
+export interface PageData {
+  read(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Promise<Buffer>;
+  write(pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number, durable: boolean): Promise<void>;
+  sync(pageKey: PageKey | null): Promise<void>;
+  delete(pageKey: PageKey): Promise<void>;
+}
+
+/** Durable metadata as the runtime needs it; `impl/storage` provides it on lmdb. */
+export interface Metadata {
+  load(): DurableRecords;
+  commit(writes: readonly MetadataWrite[]): Promise<void>;
+}
+
+export interface Peers {
+  send(to: ServerId, message: PeerMessage, data: Buffer | null): void;
+}
+
+export interface RuntimeReply {
+  readonly outcome: RequestOutcome;
+  readonly data: Buffer | null;
+}
+
+export interface ServerRuntimeOptions {
+  readonly config: NodeConfig;
+  readonly incarnation: number;
+  readonly pages: PageData;
+  readonly metadata: Metadata;
+  readonly peers: Peers;
+  readonly log: (line: string) => void;
+  /** Receives one structured event per machine transition when the node config asks for them. */
+  readonly trace?: (event: Extract<NodeEffect, { type: 'trace' }>) => void;
+  /** Bytes held under a token longer than this are forgotten (a message the node ignored leaves its token behind). */
+  readonly tokenLifetimeMs?: number;
+}
+
+interface HeldToken {
+  readonly data: Buffer;
+  readonly heldSinceMs: number;
+}
+
+export class ServerRuntime {
+  readonly #options: ServerRuntimeOptions;
+  #state: NodeState;
+  readonly #tokens = new Map<string, HeldToken>();
+  readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
+  readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #pageQueues = new Map<string, Promise<void>>();
+  #metadataQueue: Promise<void> = Promise.resolve();
+  readonly #inputs: NodeInput[] = [];
+  #stepping = false;
+  #nextRequest = 0;
+  #stopped = false;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: ServerRuntimeOptions) {
+    this.#options = options;
+    this.#state = emptyNodeState(options.config, options.incarnation);
+    const lifetimeMs = options.tokenLifetimeMs ?? 120_000;
+    this.#sweeper = setInterval(() => this.#sweepTokens(lifetimeMs), Math.min(lifetimeMs, 10_000));
+    this.#sweeper.unref();
+  }
+
+  get self(): ServerId {
+    return this.#options.config.self;
+  }
+
+  /** The node's state, read-only, for status reports. */
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#input({ type: 'node.start', durable: this.#options.metadata.load() });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#sweeper);
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    for (const waiter of this.#clientWaiters.values()) waiter({ outcome: { status: 'error', errno: 108, reason: 'server shutting down' }, data: null });
+    this.#clientWaiters.clear();
+  }
+
+  /** A block operation within one piece of one page, as the NBD front end splits them. */
+  request(operation: BlockOperation, data: Buffer | null): Promise<RuntimeReply> {
+    const requestId = `${this.self}-${(this.#nextRequest += 1)}`;
+    if (operation.kind === 'write') {
+      if (!data) throw new Error('a write carries data');
+      this.#hold(`client:${requestId}`, data);
+    }
+    return new Promise((resolve) => {
+      this.#clientWaiters.set(requestId, resolve);
+      this.#input({ type: 'client.request', requestId, operation });
+    });
+  }
+
+  /** NBD FLUSH: every write acknowledged before it becomes durable on every server holding it. */
+  flush(): Promise<RuntimeReply> {
+    const requestId = `${this.self}-${(this.#nextRequest += 1)}`;
+    return new Promise((resolve) => {
+      this.#clientWaiters.set(requestId, resolve);
+      this.#input({ type: 'client.flush', requestId });
+    });
+  }
+
+  move(pageKey: PageKey, to: ServerId, kind: MoveKind): Promise<{ ok: boolean; message: string }> {
+    return this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind }));
+  }
+
+  createVolume(volume: VolumeDefinition): Promise<{ ok: boolean; message: string }> {
+    return this.#admin((requestId) => ({ type: 'admin.createVolume', requestId, volume }));
+  }
+
+  receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
+    const token = 'dataToken' in message ? message.dataToken : null;
+    if (token && data) this.#hold(token, data);
+    this.#input({ type: 'peer.message', from, message });
+  }
+
+  #admin(input: (requestId: string) => NodeInput): Promise<{ ok: boolean; message: string }> {
+    const requestId = `${this.self}-admin-${(this.#nextRequest += 1)}`;
+    return new Promise((resolve) => {
+      this.#adminWaiters.set(requestId, resolve);
+      this.#input(input(requestId));
+    });
+  }
+
+  #input(input: NodeInput): void {
+    if (this.#stopped) return;
+    this.#inputs.push(input);
+    if (this.#stepping) return;
+    this.#stepping = true;
+    try {
+      for (let next = this.#inputs.shift(); next; next = this.#inputs.shift()) {
+        const [state, effects] = nodeStep(this.#state, next);
+        this.#state = state;
+        for (const effect of effects) this.#execute(effect);
+      }
+    } finally {
+      this.#stepping = false;
+    }
+  }
+
+  #execute(effect: NodeEffect): void {
+    switch (effect.type) {
+      case 'peer.send': {
+        const token = 'dataToken' in effect.message ? effect.message.dataToken : null;
+        this.#options.peers.send(effect.to, effect.message, token ? this.#tokens.get(token)?.data ?? null : null);
+        return;
+      }
+      case 'client.reply': {
+        const waiter = this.#clientWaiters.get(effect.requestId);
+        this.#clientWaiters.delete(effect.requestId);
+        this.#tokens.delete(`client:${effect.requestId}`);
+        waiter?.({ outcome: effect.outcome, data: effect.dataToken ? this.#tokens.get(effect.dataToken)?.data ?? null : null });
+        return;
+      }
+      case 'admin.reply': {
+        const waiter = this.#adminWaiters.get(effect.requestId);
+        this.#adminWaiters.delete(effect.requestId);
+        waiter?.({ ok: effect.ok, message: effect.message });
+        return;
+      }
+      case 'data.read': {
+        const blockSizeBytes = this.#blockSizeBytes(effect.pageKey);
+        this.#onPage(effect.pageKey, effect.completionId, async () => {
+          this.#hold(effect.intoToken, await this.#options.pages.read(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes));
+        });
+        return;
+      }
+      case 'data.write': {
+        const blockSizeBytes = this.#blockSizeBytes(effect.pageKey);
+        const source = this.#tokens.get(effect.fromToken)?.data;
+        const start = effect.tokenOffsetBlocks * blockSizeBytes;
+        const part = source?.subarray(start, start + effect.lengthBlocks * blockSizeBytes);
+        this.#onPage(effect.pageKey, effect.completionId, async () => {
+          if (!part || part.length !== effect.lengthBlocks * blockSizeBytes) throw new Error(`token ${effect.fromToken} holds no data for this write`);
+          await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, effect.durable);
+        });
+        return;
+      }
+      case 'data.sync':
+        if (effect.pageKey) this.#onPage(effect.pageKey, effect.completionId, () => this.#options.pages.sync(effect.pageKey));
+        else this.#afterAllPages(effect.completionId, () => this.#options.pages.sync(null));
+        return;
+      case 'data.delete':
+        this.#onPage(effect.pageKey, null, () => this.#options.pages.delete(effect.pageKey));
+        return;
+      case 'token.release':
+        this.#tokens.delete(effect.token);
+        return;
+      case 'meta.commit': {
+        const { completionId, writes } = effect;
+        this.#metadataQueue = this.#metadataQueue.then(async () => {
+          let ok = true;
+          try {
+            await this.#options.metadata.commit(writes);
+          } catch (error) {
+            ok = false;
+            this.#options.log(`metadata commit failed: ${(error as Error).message}`);
+          }
+          if (completionId) this.#input({ type: 'io.done', completionId, ok });
+        });
+        return;
+      }
+      case 'timer.set': {
+        const existing = this.#timers.get(effect.timerId);
+        if (existing) clearTimeout(existing);
+        const timer = setTimeout(() => {
+          this.#timers.delete(effect.timerId);
+          this.#input({ type: 'timer.fired', timerId: effect.timerId });
+        }, effect.delayMs);
+        this.#timers.set(effect.timerId, timer);
+        return;
+      }
+      case 'trace':
+        this.#options.trace?.(effect);
+        return;
+      default:
+        assertNever(effect, 'node effect');
+    }
+  }
+
+  #blockSizeBytes(pageKey: PageKey): number {
+    return this.#state.volumes[pageKey.volume]?.blockSizeBytes ?? 512;
+  }
+
+  /** Runs a disk operation after the earlier ones on the same page, then reports its completion. */
+  #onPage(pageKey: PageKey, completionId: string | null, operation: () => Promise<void>): void {
+    const key = pageKeyText(pageKey);
+    const previous = this.#pageQueues.get(key) ?? Promise.resolve();
+    const next = previous.then(() => this.#complete(completionId, operation));
+    this.#pageQueues.set(key, next);
+    void next.then(() => {
+      if (this.#pageQueues.get(key) === next) this.#pageQueues.delete(key);
+    });
+  }
+
+  /** A sync of every page waits for every page operation issued before it. */
+  #afterAllPages(completionId: string, operation: () => Promise<void>): void {
+    const before = [...this.#pageQueues.values()];
+    void Promise.all(before).then(() => this.#complete(completionId, operation));
+  }
+
+  async #complete(completionId: string | null, operation: () => Promise<void>): Promise<void> {
+    let ok = true;
+    try {
+      await operation();
+    } catch (error) {
+      ok = false;
+      this.#options.log(`disk operation failed: ${(error as Error).message}`);
+    }
+    if (completionId) this.#input({ type: 'io.done', completionId, ok });
+  }
+
+  #hold(token: string, data: Buffer): void {
+    this.#tokens.set(token, { data, heldSinceMs: Date.now() });
+  }
+
+  #sweepTokens(lifetimeMs: number): void {
+    const oldestMs = Date.now() - lifetimeMs;
+    for (const [token, held] of this.#tokens) if (held.heldSinceMs < oldestMs) this.#tokens.delete(token);
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The NBD front end's view of a server: every volume of the group is an
+ * export of that name, on every server (FIG. 7: any server accepts any
+ * request).
+ *
+ * A byte range is cut at page and piece boundaries into block operations,
+ * each handed to the node on its own; the NBD request is acknowledged only
+ * when every part is, and fails if any part fails. Routing errors never get
+ * here: the node repairs a stale table inside the group and answers only
+ * `ok` or an I/O error.
+ */
+import { NbdError } from '../nbd/nbd-error.js';
+import type { ExportInfo, NbdBackend } from '../nbd/nbd-backend.js';
+import type { BlockOperation } from '../../machines/node/messages.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { pieceSizeBlocks } from '../../machines/node/volume.js';
+import type { RuntimeReply, ServerRuntime } from './server-runtime.js';
+
+/** The largest request accepted; the NBD spec recommends clients stay within 32 MiB. */
+export const payloadBytesMax = 32 * 1024 * 1024;
+const errnoIo = 5;
+
+interface Part {
+  readonly operation: BlockOperation;
+  /** Where this part sits in the request's buffer. */
+  readonly bufferOffsetBytes: number;
+  readonly lengthBytes: number;
+}
+
+export class VolumeBackend implements NbdBackend {
+  readonly #runtime: ServerRuntime;
+
+  constructor(runtime: ServerRuntime) {
+    this.#runtime = runtime;
+  }
+
+  listExports(): ExportInfo[] {
+    return Object.values(this.#runtime.state.volumes).sort((a, b) => a.name.localeCompare(b.name)).map((volume) => exportInfoOf(volume));
+  }
+
+  findExport(name: string): ExportInfo | null {
+    const volume = this.#runtime.state.volumes[name];
+    return volume ? exportInfoOf(volume) : null;
+  }
+
+  async read(exportName: string, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
+    const result = Buffer.alloc(lengthBytes);
+    const parts = this.#parts(exportName, 'read', offsetBytes, lengthBytes, false);
+    await Promise.all(parts.map(async (part) => {
+      const reply = await this.#runtime.request(part.operation, null);
+      const data = checked(reply);
+      if (!data || data.length !== part.lengthBytes) throw new NbdError(errnoIo, 'read returned no data');
+      data.copy(result, part.bufferOffsetBytes);
+    }));
+    return result;
+  }
+
+  async write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
+    const parts = this.#parts(exportName, 'write', offsetBytes, data.length, fua);
+    await Promise.all(parts.map(async (part) => {
+      // A copy, so the bytes a token holds never change under the node.
+      const payload = Buffer.from(data.subarray(part.bufferOffsetBytes, part.bufferOffsetBytes + part.lengthBytes));
+      checked(await this.#runtime.request(part.operation, payload));
+    }));
+  }
+
+  async flush(_exportName: string): Promise<void> {
+    checked(await this.#runtime.flush());
+  }
+
+  /** TRIM is a hint; the group keeps the data, which the NBD spec allows. */
+  async trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void> {
+    this.#parts(exportName, 'write', offsetBytes, lengthBytes, fua);
+    if (fua) await this.flush(exportName);
+  }
+
+  async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void> {
+    const zeroes = Buffer.alloc(Math.min(lengthBytes, payloadBytesMax));
+    for (let doneBytes = 0; doneBytes < lengthBytes; doneBytes += zeroes.length) {
+      const chunkBytes = Math.min(zeroes.length, lengthBytes - doneBytes);
+      await this.write(exportName, offsetBytes + doneBytes, zeroes.subarray(0, chunkBytes), fua);
+    }
+  }
+
+  #parts(exportName: string, kind: 'read' | 'write', offsetBytes: number, lengthBytes: number, fua: boolean): Part[] {
+    const volume = this.#runtime.state.volumes[exportName];
+    if (!volume) throw new NbdError(22 as never, `no volume ${exportName}`);
+    const blockBytes = volume.blockSizeBytes;
+    if (offsetBytes % blockBytes !== 0 || lengthBytes % blockBytes !== 0) throw new NbdError(22 as never, 'request not aligned to the block size');
+    const pieceBlocks = pieceSizeBlocks(volume);
+    const parts: Part[] = [];
+    let block = offsetBytes / blockBytes;
+    const endBlock = block + lengthBytes / blockBytes;
+    while (block < endBlock) {
+      const page = Math.floor(block / volume.pageSizeBlocks);
+      const offsetBlocks = block - page * volume.pageSizeBlocks;
+      const pieceEndBlocks = (Math.floor(offsetBlocks / pieceBlocks) + 1) * pieceBlocks;
+      const lengthBlocks = Math.min(pieceEndBlocks - offsetBlocks, endBlock - block);
+      parts.push({
+        operation: { kind, pageKey: { volume: volume.name, page }, offsetBlocks, lengthBlocks, fua },
+        bufferOffsetBytes: (block * blockBytes) - offsetBytes, lengthBytes: lengthBlocks * blockBytes,
+      });
+      block += lengthBlocks;
+    }
+    return parts;
+  }
+}
+
+function checked(reply: RuntimeReply): Buffer | null {
+  if (reply.outcome.status === 'ok') return reply.data;
+  if (reply.outcome.status === 'error') throw new NbdError(reply.outcome.errno as never, reply.outcome.reason);
+  throw new NbdError(errnoIo as never, 'routing did not converge');
+}
+
+export function exportInfoOf(volume: VolumeDefinition): ExportInfo {
+  return {
+    name: volume.name,
+    sizeBytes: volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes,
+    description: `blockshift volume over ${volume.servers.join(', ')}: ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks, ${volume.piecesPerPage} pieces each`,
+    minimumBlockBytes: volume.blockSizeBytes,
+    preferredBlockBytes: Math.max(4096, volume.blockSizeBytes),
+    maximumPayloadBytes: payloadBytesMax,
+    // FLUSH is a group-wide barrier (every server syncs what it holds), so flush effects are visible across connections.
+    canMultiConn: true,
+  };
+}
