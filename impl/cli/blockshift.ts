@@ -1,7 +1,7 @@
 /**
  * The `blockshift` command line.
  *
- *   blockshift up [--servers N] [--data DIR] [--base-port P] [--no-demo]
+ *   blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--no-demo]
  *   blockshift status
  *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit]
@@ -11,16 +11,12 @@
  * Ctrl-C; the other commands talk to its servers' admin endpoints, found from
  * the same embedded defaults (or `--data DIR/group.json`).
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
-
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { LocalGroup } from './local-group.js';
 
 class UsageError extends Error {}
 
@@ -60,7 +56,8 @@ function groupOf(options: Map<string, string>): GroupConfig {
   const dataDirectory = options.get('data') ?? 'data';
   const saved = join(dataDirectory, 'group.json');
   if (existsSync(saved) && !options.has('servers')) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
-  return localGroupConfig(dataDirectory, integerFlag(options, 'servers', 3), integerFlag(options, 'base-port', 10809));
+  const config = localGroupConfig(dataDirectory, integerFlag(options, 'servers', 3), integerFlag(options, 'base-port', 10809));
+  return { ...config, moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0) };
 }
 
 async function admin<T>(server: ServerConfig, path: string, body?: unknown): Promise<T> {
@@ -76,46 +73,24 @@ async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { serv
   return Promise.all(group.servers.map((server) => admin<ServerStatus>(server, '/status').catch((error: unknown) => ({ server: server.id, down: (error as Error).message }))));
 }
 
-async function waitUntilUp(server: ServerConfig, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await admin(server, '/status');
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${server.id} did not come up: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 async function up(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
   const problem = groupConfigProblem(group);
   if (problem) throw new UsageError(problem);
-  const dataDirectory = options.get('data') ?? 'data';
-  mkdirSync(dataDirectory, { recursive: true });
-  const configPath = join(dataDirectory, 'group.json');
-  writeFileSync(configPath, `${JSON.stringify(group, null, 2)}\n`);
-  const children: ChildProcess[] = group.servers.map((server) => {
-    mkdirSync(server.dataDirectory, { recursive: true });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), configPath, server.id], { stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('exit', (code, signal) => { if (!stopping) console.log(`[${server.id}] exited (${signal ?? code})`); });
-    return child;
-  });
+  const localGroup = new LocalGroup(group, options.get('data') ?? 'data', { output: 'inherit' });
   let stopping = false;
   const stopAll = () => {
     if (stopping) return;
     stopping = true;
     console.log('stopping the group');
-    for (const child of children) child.kill('SIGTERM');
+    void localGroup.stopAll();
   };
   process.on('SIGINT', stopAll);
   process.on('SIGTERM', stopAll);
-  await Promise.all(group.servers.map((server) => waitUntilUp(server, 30_000)));
+  await localGroup.startAll();
   const first = group.servers[0]!;
   if (!options.has('no-demo')) {
-    const known = await admin<ServerStatus>(first, '/status');
+    const known = await localGroup.status(first.id);
     const ids = group.servers.map((server) => server.id);
     // FIG. 9: one volume over every server, one over two of them.
     const demo = [
@@ -124,7 +99,7 @@ async function up(options: Map<string, string>): Promise<void> {
     ];
     for (const volume of demo) {
       if (known.volumes.some((existing) => existing.name === volume.name)) continue;
-      const result = await admin<{ message: string }>(first, '/volumes', volume);
+      const result = await localGroup.admin<{ message: string }>(first.id, '/volumes', volume);
       console.log(result.message);
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -133,7 +108,7 @@ async function up(options: Map<string, string>): Promise<void> {
   for (const server of group.servers) console.log(`  ${server.id}: nbd://${server.nbd.host}:${server.nbd.port}/<volume>   (admin http://${server.admin.host}:${server.admin.port}/status)`);
   console.log(`\nattach:  nbdinfo --list nbd://${first.nbd.host}:${first.nbd.port}   |   qemu-img info nbd://${first.nbd.host}:${first.nbd.port}/alpha`);
   console.log('move:    npx blockshift move --volume alpha --page 0 --to s2   |   status: npx blockshift status   |   Ctrl-C stops\n');
-  await Promise.all(children.map((child) => new Promise((resolve) => child.on('exit', resolve))));
+  await localGroup.waitForExit();
 }
 
 async function status(options: Map<string, string>): Promise<void> {

@@ -26,6 +26,8 @@ export interface GroupConfig {
   readonly groupName: string;
   readonly forwardingPointer: boolean;
   readonly traceTransitions: boolean;
+  /** Page copies are paced to this rate; 0 copies as fast as the network goes. */
+  readonly moveThrottleMBps: number;
   readonly servers: readonly ServerConfig[];
 }
 
@@ -34,6 +36,7 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
     groupName: 'blockshift-local',
     forwardingPointer: false,
     traceTransitions: true,
+    moveThrottleMBps: 0,
     servers: Array.from({ length: serverCount }, (_, index) => ({
       id: `s${index + 1}`,
       nbd: { host: '127.0.0.1', port: basePort + index },
@@ -48,6 +51,7 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
 export function groupConfigProblem(config: GroupConfig): string | null {
   if (typeof config.groupName !== 'string' || config.groupName.length === 0) return 'groupName must be a non-empty string';
   if (!Array.isArray(config.servers) || config.servers.length === 0) return 'servers must be a non-empty list';
+  if (typeof config.moveThrottleMBps !== 'number' || !(config.moveThrottleMBps >= 0)) return 'moveThrottleMBps must be a number >= 0';
   const ids = new Set<string>();
   const ports = new Set<string>();
   for (const [index, server] of config.servers.entries()) {

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   });
   runtime = new ServerRuntime({
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions },
-    incarnation: Date.now(), pages, metadata, peers: transport, log,
+    incarnation: Date.now(), pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
   });
   await transport.listen();

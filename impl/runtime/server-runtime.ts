@@ -61,6 +61,8 @@ export interface ServerRuntimeOptions {
   readonly trace?: (event: Extract<NodeEffect, { type: 'trace' }>) => void;
   /** Bytes held under a token longer than this are forgotten (a message the node ignored leaves its token behind). */
   readonly tokenLifetimeMs?: number;
+  /** Paces page copies to this rate (0: as fast as the network goes), so moves leave room for clients. */
+  readonly copyThrottleBytesPerSecond?: number;
 }
 
 interface HeldToken {
@@ -80,6 +82,8 @@ export class ServerRuntime {
   readonly #inputs: NodeInput[] = [];
   #stepping = false;
   #nextRequest = 0;
+  /** When the copy throttle next lets a piece go. */
+  #copyFreeAtMs = 0;
   #stopped = false;
   readonly #sweeper: NodeJS.Timeout;
 
@@ -177,7 +181,17 @@ export class ServerRuntime {
     switch (effect.type) {
       case 'peer.send': {
         const token = 'dataToken' in effect.message ? effect.message.dataToken : null;
-        this.#options.peers.send(effect.to, effect.message, token ? this.#tokens.get(token)?.data ?? null : null);
+        const data = token ? this.#tokens.get(token)?.data ?? null : null;
+        const rate = this.#options.copyThrottleBytesPerSecond ?? 0;
+        if (effect.message.type !== 'piece.copy' || rate <= 0 || !data) {
+          this.#options.peers.send(effect.to, effect.message, data);
+          return;
+        }
+        const nowMs = Date.now();
+        const delayMs = Math.max(0, this.#copyFreeAtMs - nowMs);
+        this.#copyFreeAtMs = Math.max(nowMs, this.#copyFreeAtMs) + (data.length / rate) * 1000;
+        const { to, message } = effect;
+        setTimeout(() => { if (!this.#stopped) this.#options.peers.send(to, message, data); }, delayMs);
         return;
       }
       case 'client.reply': {

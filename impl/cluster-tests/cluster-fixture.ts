@@ -1,0 +1,63 @@
+/**
+ * A throw-away local group for the cluster tests: three server processes on
+ * ports picked for the test file, data in a temporary directory, and the
+ * demo volumes of FIG. 9 (one over three servers, one over two).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runTool } from '../nbd/test-support.js';
+import type { ServerStatus } from '../runtime/status-report.js';
+import type { GroupConfig } from '../cli/group-config.js';
+import { localGroupConfig } from '../cli/group-config.js';
+import { LocalGroup } from '../cli/local-group.js';
+
+export { runTool };
+
+export interface ClusterFixture {
+  readonly group: LocalGroup;
+  readonly directory: string;
+  readonly log: string[];
+  close(): Promise<void>;
+}
+
+export async function startCluster(basePort: number, changes: Partial<GroupConfig> = {}): Promise<ClusterFixture> {
+  const directory = mkdtempSync(join(tmpdir(), 'blockshift-cluster-'));
+  const config = { ...localGroupConfig(join(directory, 'data'), 3, basePort), ...changes };
+  const log: string[] = [];
+  const group = new LocalGroup(config, directory, { output: (id, line) => { if (log.length < 10_000) log.push(`[${id}] ${line}`); } });
+  await group.startAll();
+  await group.admin('s1', '/volumes', { name: 'alpha', pageCount: 3, servers: ['s1', 's2', 's3'], piecesPerPage: 4 });
+  await group.admin('s1', '/volumes', { name: 'beta', pageCount: 2, servers: ['s1', 's2'], piecesPerPage: 4 });
+  await eventually(async () => (await Promise.all(['s2', 's3'].map((id) => group.status(id)))).every((status) => status.volumes.length === 2), 5_000);
+  return {
+    group, directory, log,
+    close: async () => {
+      await group.stopAll();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** The server holding the valid copy of a page, asked of every live server. */
+export async function ownerOf(group: LocalGroup, pageText: string): Promise<string | null> {
+  for (const server of group.config.servers) {
+    const status: ServerStatus | null = await group.status(server.id).catch(() => null);
+    if (status?.copies[pageText]?.startsWith('valid')) return server.id;
+  }
+  return null;
+}
+
+export async function moveOf(group: LocalGroup, source: string, pageText: string): Promise<ServerStatus['moves'][number] | null> {
+  const status = await group.status(source);
+  return status.moves.find((move) => move.page === pageText) ?? null;
+}
