@@ -28,6 +28,8 @@ export interface GroupConfig {
   readonly traceTransitions: boolean;
   /** Page copies are paced to this rate; 0 copies as fast as the network goes. */
   readonly moveThrottleMBps: number;
+  /** A move that makes no progress for this long presumes its destination failed and restarts. */
+  readonly moveProgressTimeoutMs: number;
   readonly servers: readonly ServerConfig[];
 }
 
@@ -37,6 +39,7 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
     forwardingPointer: false,
     traceTransitions: true,
     moveThrottleMBps: 0,
+    moveProgressTimeoutMs: 10_000,
     servers: Array.from({ length: serverCount }, (_, index) => ({
       id: `s${index + 1}`,
       nbd: { host: '127.0.0.1', port: basePort + index },
@@ -51,6 +54,7 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
 export function groupConfigProblem(config: GroupConfig): string | null {
   if (typeof config.groupName !== 'string' || config.groupName.length === 0) return 'groupName must be a non-empty string';
   if (!Array.isArray(config.servers) || config.servers.length === 0) return 'servers must be a non-empty list';
+  if (!Number.isInteger(config.moveProgressTimeoutMs) || config.moveProgressTimeoutMs < 10) return 'moveProgressTimeoutMs must be an integer >= 10';
   if (typeof config.moveThrottleMBps !== 'number' || !(config.moveThrottleMBps >= 0)) return 'moveThrottleMBps must be a number >= 0';
   const ids = new Set<string>();
   const ports = new Set<string>();

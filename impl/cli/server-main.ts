@@ -16,6 +16,7 @@ import { ServerRuntime } from '../runtime/server-runtime.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
+import { nextIncarnation } from '../storage/incarnation-counter.js';
 import type { GroupConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
 
@@ -39,8 +40,8 @@ async function main(): Promise<void> {
     onMessage: (from, message, data) => runtime?.receive(from, message, data),
   });
   runtime = new ServerRuntime({
-    config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions },
-    incarnation: Date.now(), pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
+    config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },
+    incarnation: nextIncarnation(self.dataDirectory), pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
   });
   await transport.listen();

@@ -18,6 +18,8 @@ export interface ClusterFixture {
   readonly group: LocalGroup;
   readonly directory: string;
   readonly log: string[];
+  /** Resolves on the first output line (from now on) that matches. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -25,13 +27,28 @@ export async function startCluster(basePort: number, changes: Partial<GroupConfi
   const directory = mkdtempSync(join(tmpdir(), 'blockshift-cluster-'));
   const config = { ...localGroupConfig(join(directory, 'data'), 3, basePort), ...changes };
   const log: string[] = [];
-  const group = new LocalGroup(config, directory, { output: (id, line) => { if (log.length < 10_000) log.push(`[${id}] ${line}`); } });
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  const output = (id: string, line: string) => {
+    const text = `[${id}] ${line}`;
+    if (log.length < 10_000) log.push(text);
+    for (const waiter of waiters) {
+      if (!waiter.pattern.test(text)) continue;
+      waiters.delete(waiter);
+      waiter.resolve(text);
+    }
+  };
+  const waitForLine = (pattern: RegExp, timeoutMs: number) => new Promise<string>((resolve, reject) => {
+    const waiter = { pattern, resolve: (line: string) => { clearTimeout(timer); resolve(line); } };
+    const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)); }, timeoutMs);
+    waiters.add(waiter);
+  });
+  const group = new LocalGroup(config, directory, { output });
   await group.startAll();
   await group.admin('s1', '/volumes', { name: 'alpha', pageCount: 3, servers: ['s1', 's2', 's3'], piecesPerPage: 4 });
   await group.admin('s1', '/volumes', { name: 'beta', pageCount: 2, servers: ['s1', 's2'], piecesPerPage: 4 });
   await eventually(async () => (await Promise.all(['s2', 's3'].map((id) => group.status(id)))).every((status) => status.volumes.length === 2), 5_000);
   return {
-    group, directory, log,
+    group, directory, log, waitForLine,
     close: async () => {
       await group.stopAll();
       rmSync(directory, { recursive: true, force: true });

@@ -245,6 +245,7 @@ export class ServerRuntime {
             ok = false;
             this.#options.log(`metadata commit failed: ${(error as Error).message}`);
           }
+          if (ok) this.#logCheckpoints(writes);
           if (completionId) this.#input({ type: 'io.done', completionId, ok });
         });
         return;
@@ -264,6 +265,14 @@ export class ServerRuntime {
         return;
       default:
         assertNever(effect, 'node effect');
+    }
+  }
+
+  /** One line per durable move checkpoint: operators follow moves by it, and the crash tests time their kills by it. */
+  #logCheckpoints(writes: readonly MetadataWrite[]): void {
+    for (const write of writes) {
+      if (write.kind === 'move') this.#options.log(`checkpoint ${pageKeyText(write.pageKey)} stage ${write.checkpoint.stage} attempt ${write.checkpoint.attempt} durable (${write.input.kind} move ${write.input.source}→${write.input.destination})`);
+      if (write.kind === 'move.delete') this.#options.log(`checkpoint ${pageKeyText(write.pageKey)} move finished`);
     }
   }
 

@@ -1,78 +1,170 @@
-/**
- * A server's durable metadata — volume definitions, routing tables with
- * epochs, replica records (valid, receiving, invalid with forwarding
- * pointer) and move checkpoints — in lmdb.
- *
- * Every `meta.commit` effect becomes one lmdb transaction, so its writes land
- * all together or not at all; the promise resolves only after lmdb has
- * synced the transaction to disk (the default: `noSync` and `noMetaSync` are
- * deliberately left off, since a checkpoint must be durable before the stage
- * it records takes effect). Keys are `<kind>/<volume>/<page>`.
- */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import * as nodePath from 'node:path';
 import { open } from 'lmdb';
-import type { RootDatabase } from 'lmdb';
-import type { PageKey } from '../../machines/identifiers.js';
+import type { Database, RootDatabase, RootDatabaseOptionsWithPath } from 'lmdb';
 import { assert, pageKeyText } from '../../machines/identifiers.js';
+import type { PageKey } from '../../machines/identifiers.js';
 import type { DurableRecords, MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { assertNever } from '../../machines/identifiers.js';
+import { makeDurableDirectorySync, syncDirectorySync } from './directory-sync.js';
+import {
+  metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
+} from './metadata-records.js';
+import type { StoredMove, StoredReplica, StoredRoute } from './metadata-records.js';
 
-type Stored =
-  | { kind: 'volume'; volume: VolumeDefinition }
-  | { kind: 'route'; pageKey: PageKey; route: DurableRecords['routes'][number]['route'] }
-  | { kind: 'replica'; pageKey: PageKey; record: DurableRecords['replicas'][number]['record'] }
-  | { kind: 'move'; pageKey: PageKey; input: DurableRecords['moves'][number]['input']; checkpoint: DurableRecords['moves'][number]['checkpoint'] };
-
+/**
+ * A server's durable records (volumes, routes, replica records, move
+ * checkpoints) in one LMDB environment under `<directory>/metadata`.
+ *
+ * Layout. Four named databases, JSON-encoded: `volumes` keyed by volume name,
+ * and `routes`, `replicas`, `moves` keyed by `${volume}/${page}`. A page-keyed
+ * value repeats its page key, so a load can check the value against the key it
+ * was found under. JSON keeps the records plain (no msgpack structure tables)
+ * and readable with `mdb_dump`.
+ *
+ * Atomicity. `commit` applies a node's `meta.commit` (all of its writes) in one
+ * LMDB child transaction: either every write is visible and durable, or none
+ * is. The writes are checked before anything is queued, so a malformed write
+ * rejects the commit and leaves the store untouched; a throw inside the child
+ * transaction also rolls it back.
+ *
+ * Order. LMDB runs queued asynchronous transaction callbacks in the order they
+ * were called, so commits are applied in the order the runtime issues them,
+ * even when it does not wait for one before issuing the next (the node issues
+ * fire-and-forget commits with a null completion id).
+ *
+ * Durability. The promise `commit` returns resolves only after LMDB's commit
+ * has synced the data pages and the meta page. LMDB syncs on commit unless
+ * `noSync` or `noMetaSync` is set; neither is set here. lmdb-js additionally
+ * enables `overlappingSync` by default on Linux, and with it a write promise
+ * resolves when the transaction is *committed* (visible), before it is
+ * *flushed*: a power loss after the acknowledgement could then lose the
+ * commit. The store therefore opens the environment with `overlappingSync:
+ * false`, which makes the commit promise resolve after the synced commit.
+ */
 export class MetadataStore {
-  readonly #db: RootDatabase<Stored, string>;
+  readonly #root: RootDatabase;
+  readonly #volumes: Database<VolumeDefinition, string>;
+  readonly #routes: Database<StoredRoute, string>;
+  readonly #replicas: Database<StoredReplica, string>;
+  readonly #moves: Database<StoredMove, string>;
+  #closed = false;
 
-  private constructor(db: RootDatabase<Stored, string>) {
-    this.#db = db;
+  private constructor(root: RootDatabase) {
+    this.#root = root;
+    this.#volumes = root.openDB<VolumeDefinition, string>({ name: 'volumes', encoding: 'json' });
+    this.#routes = root.openDB<StoredRoute, string>({ name: 'routes', encoding: 'json' });
+    this.#replicas = root.openDB<StoredReplica, string>({ name: 'replicas', encoding: 'json' });
+    this.#moves = root.openDB<StoredMove, string>({ name: 'moves', encoding: 'json' });
   }
 
+  /** Opens (creating if needed) the metadata of the server whose data directory is `directory`. */
   static open(directory: string): MetadataStore {
-    mkdirSync(directory, { recursive: true });
-    return new MetadataStore(open<Stored, string>({ path: join(directory, 'metadata.lmdb'), encoding: 'json' }));
+    const path = nodePath.join(directory, 'metadata');
+    makeDurableDirectorySync(path);
+    const options: RootDatabaseOptionsWithPath = {
+      path,
+      maxDbs: 8,
+      // See "Durability" above: the commit promise must mean "flushed", not merely "committed".
+      overlappingSync: false,
+      // Child transactions (used for all-or-nothing commits) are unavailable with a cache or a write map.
+      cache: false,
+      useWritemap: false,
+      compression: false,
+    };
+    assert(!options.noSync && !options.noMetaSync, 'the metadata store syncs every commit');
+    const store = new MetadataStore(open(options));
+    // Opening may have created data.mdb and lock.mdb; their directory entries must survive a power loss too.
+    syncDirectorySync(path);
+    return store;
   }
 
+  /** Every durable record, checked for shape and sorted by volume, then page. */
   load(): DurableRecords {
-    const volumes: VolumeDefinition[] = [];
-    const routes: Array<DurableRecords['routes'][number]> = [];
-    const replicas: Array<DurableRecords['replicas'][number]> = [];
-    const moves: Array<DurableRecords['moves'][number]> = [];
-    for (const { key, value } of this.#db.getRange({})) {
-      assert(typeof value === 'object' && value !== null && 'kind' in value, `metadata record ${key} has a kind`);
-      switch (value.kind) {
-        case 'volume': volumes.push(value.volume); break;
-        case 'route': routes.push({ pageKey: value.pageKey, route: value.route }); break;
-        case 'replica': replicas.push({ pageKey: value.pageKey, record: value.record }); break;
-        case 'move': moves.push({ pageKey: value.pageKey, input: value.input, checkpoint: value.checkpoint }); break;
-        default: throw new Error(`metadata record ${key} has an unknown kind`);
+    assert(!this.#closed, 'the metadata store is open');
+    const transaction = this.#root.useReadTransaction();
+    try {
+      const volumes: VolumeDefinition[] = [];
+      for (const { key, value } of this.#volumes.getRange({ transaction })) {
+        const problem = volumeProblem(value);
+        assert(problem === null, `stored volume ${String(key)}: ${problem}`);
+        assert(value.name === key, `stored volume ${String(key)} is named ${value.name}`);
+        volumes.push(value);
       }
+      const routes: StoredRoute[] = [];
+      for (const { key, value } of this.#routes.getRange({ transaction })) {
+        checkPageKeyed('route', key, value);
+        const problem = routeProblem(value.route);
+        assert(problem === null, `stored route ${key}: ${problem}`);
+        routes.push({ pageKey: value.pageKey, route: value.route });
+      }
+      const replicas: StoredReplica[] = [];
+      for (const { key, value } of this.#replicas.getRange({ transaction })) {
+        checkPageKeyed('replica', key, value);
+        const problem = replicaRecordProblem(value.record);
+        assert(problem === null, `stored replica ${key}: ${problem}`);
+        replicas.push({ pageKey: value.pageKey, record: value.record });
+      }
+      const moves: StoredMove[] = [];
+      for (const { key, value } of this.#moves.getRange({ transaction })) {
+        checkPageKeyed('move', key, value);
+        const problem = moveInputProblem(value.input) ?? moveCheckpointProblem(value.checkpoint);
+        assert(problem === null, `stored move ${key}: ${problem}`);
+        assert(pageKeyText(value.input.pageKey) === key, `stored move ${key} has an input for ${pageKeyText(value.input.pageKey)}`);
+        moves.push({ pageKey: value.pageKey, input: value.input, checkpoint: value.checkpoint });
+      }
+      return sortedRecords({ volumes, routes, replicas, moves });
+    } finally {
+      transaction.done();
     }
-    return { volumes, routes, replicas, moves };
   }
 
-  /** Applies the writes in one transaction; resolves once it is durable. */
+  /** Applies every write atomically; resolves once all of them are durable, rejects (having applied none) otherwise. */
   async commit(writes: readonly MetadataWrite[]): Promise<void> {
-    const ok = await this.#db.transaction(() => {
-      for (const write of writes) {
-        switch (write.kind) {
-          case 'volume': this.#db.put(`volume/${write.volume.name}`, { kind: 'volume', volume: write.volume }); break;
-          case 'route': this.#db.put(`route/${pageKeyText(write.pageKey)}`, { kind: 'route', pageKey: write.pageKey, route: write.route }); break;
-          case 'replica': this.#db.put(`replica/${pageKeyText(write.pageKey)}`, { kind: 'replica', pageKey: write.pageKey, record: write.record }); break;
-          case 'move': this.#db.put(`move/${pageKeyText(write.pageKey)}`, { kind: 'move', pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint }); break;
-          case 'move.delete': this.#db.remove(`move/${pageKeyText(write.pageKey)}`); break;
-          default: throw new Error(`unknown metadata write ${(write as { kind: string }).kind}`);
-        }
-      }
-      return true;
+    assert(!this.#closed, 'the metadata store is open');
+    writes.forEach((write, index) => {
+      const problem = metadataWriteProblem(write);
+      assert(problem === null, `metadata write ${index} (${JSON.stringify(write)}): ${problem}`);
     });
-    assert(ok === true, 'metadata transaction committed');
+    await this.#root.childTransaction(() => {
+      for (const write of writes) this.#apply(write);
+    });
   }
 
   async close(): Promise<void> {
-    await this.#db.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#root.close();
   }
+
+  /** Runs inside the commit's transaction: the synchronous puts and removes join it. */
+  #apply(write: MetadataWrite): void {
+    switch (write.kind) {
+      case 'volume':
+        this.#volumes.putSync(write.volume.name, write.volume);
+        return;
+      case 'route':
+        this.#routes.putSync(pageKeyText(write.pageKey), { pageKey: write.pageKey, route: write.route });
+        return;
+      case 'replica':
+        this.#replicas.putSync(pageKeyText(write.pageKey), { pageKey: write.pageKey, record: write.record });
+        return;
+      case 'move':
+        this.#moves.putSync(pageKeyText(write.pageKey), { pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint });
+        return;
+      case 'move.delete':
+        // Deleting a move that is not stored is not an error: the node may finish a move twice across a restart.
+        this.#moves.removeSync(pageKeyText(write.pageKey));
+        return;
+      default:
+        assertNever(write, 'metadata write');
+    }
+  }
+}
+
+function checkPageKeyed(what: string, key: unknown, value: { readonly pageKey: PageKey }): void {
+  assert(typeof value === 'object' && value !== null, `stored ${what} ${String(key)} is an object`);
+  const problem = pageKeyProblem(value.pageKey);
+  assert(problem === null, `stored ${what} ${String(key)}: ${problem}`);
+  assert(pageKeyText(value.pageKey) === key, `stored ${what} under ${String(key)} names page ${pageKeyText(value.pageKey)}`);
 }

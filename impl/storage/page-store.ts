@@ -1,183 +1,407 @@
-/**
- * Page data: one sparse file per page copy, `<directory>/<volume>/<page>.page`,
- * read and written with positional I/O.
- *
- * The runtime issues the operations of one page in effect order, so this
- * store needs no locking of its own. A write with `durable` (NBD FUA) is
- * fdatasync'ed before it resolves; `sync` makes every write to a page — or,
- * with null, to any page written since its last sync — durable. Open file
- * handles are cached, at most `handlesMax`, least recently used closed first.
- *
- * For fault injection (the jepsen harness's power-loss nemesis) the store can
- * keep writes that are not yet synced in memory only (`unsyncedWritesVolatile`):
- * reads see them, `sync` writes them through, and `simulatePowerLoss` drops
- * them, as a power cut would drop a disk's volatile cache.
- */
-import { mkdirSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { PageKey } from '../../machines/identifiers.js';
+import * as nodePath from 'node:path';
 import { assert, pageKeyText } from '../../machines/identifiers.js';
+import type { PageKey } from '../../machines/identifiers.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { makeDurableDirectory, makeDurableDirectorySync, syncDirectory } from './directory-sync.js';
+import { FileHandleCache } from './file-handle-cache.js';
+import type { CachedHandle } from './file-handle-cache.js';
+import { pageKeyProblem } from './metadata-records.js';
+import { VolatileOverlay, layOver } from './volatile-overlay.js';
+
+/**
+ * This server's copies of pages: one sparse file per page replica, at
+ * `<directory>/<volume>/<page>.page` (the server passes `<data>/pages`).
+ *
+ * Files. A page file is created the first time the page is written: it is
+ * built under a temporary name, truncated to the page size, fsynced, renamed
+ * into place and its directory fsynced, so a page file that exists has its
+ * full size even after a crash. A read of a page that has no file, or of a
+ * region never written, returns zeros. `delete` unlinks the file and fsyncs
+ * its directory.
+ *
+ * Geometry. Every operation names the page's block size, either as a bare
+ * number (what the runtime passes today) or as the volume itself (any
+ * `PageGeometry`). Only with the volume does the store know the page size, and
+ * only then does it assert that a range lies inside the page and create files
+ * at full size; with a bare block size a file grows as it is written and reads
+ * past its end return zeros, which is equally correct but checks less.
+ *
+ * I/O. Reads and writes are positional (`pread`/`pwrite` through a FileHandle)
+ * on a bounded cache of open files, so operations on the same page may run
+ * concurrently. Concurrent operations on *disjoint* ranges are safe. The store
+ * does not order *overlapping* ones: the node never issues a write that
+ * overlaps a write still in flight, nor reads a range while a write to it is
+ * in flight, and the store relies on that. Likewise the node does not delete a
+ * page while it has I/O in flight on it.
+ *
+ * Durability. A write with `durable` (FUA) fdatasyncs its file before it
+ * resolves. Any other write marks its file dirty once it completes; `sync`
+ * fdatasyncs the dirty files, one page's or all of them, and resolves once
+ * every write that completed before the call is durable. A dirty file whose
+ * handle is evicted from the cache is fdatasynced before it is closed, so a
+ * writeback error is never lost with a closed descriptor. Syncs of one file
+ * run one after another.
+ *
+ * Failure. An fsync that fails leaves the file's state unknown (the kernel may
+ * have dropped the dirty pages), so the store fails: that operation and every
+ * later one rejects, and the server must restart and recover from its peers
+ * and durable records.
+ *
+ * Test switch. With `unsyncedWritesVolatile`, writes are kept in a memory
+ * journal until synced (see VolatileOverlay) and `simulatePowerLoss` forgets
+ * them, for the power-loss tests.
+ */
+export type PageGeometry = Pick<VolumeDefinition, 'pageSizeBlocks' | 'blockSizeBytes'>;
+
+/** A bare block size, or the volume (whose page size then bounds every range). */
+export type BlockSize = number | PageGeometry;
 
 export interface PageStoreOptions {
+  /** The most page files kept open while idle; beyond it the least recently used is closed. */
   readonly handlesMax?: number;
+  /** Test switch: keep unsynced writes in memory so that `simulatePowerLoss` can discard them. */
   readonly unsyncedWritesVolatile?: boolean;
 }
 
-interface VolatileWrite {
-  readonly offsetBytes: number;
-  readonly data: Buffer;
+export const defaultHandlesMax = 256;
+
+/** Where a page's file lives, and how large it is. */
+interface PageFile {
+  readonly key: string;
+  readonly path: string;
+  readonly directory: string;
+  readonly blockSizeBytes: number;
+  /** Null when the caller named only the block size. */
+  readonly sizeBytes: number | null;
 }
 
 export class PageStore {
   readonly #directory: string;
-  readonly #handlesMax: number;
-  readonly #volatile: boolean;
-  /** Insertion order is recency order: a use moves the handle to the end. */
-  readonly #handles = new Map<string, FileHandle>();
-  readonly #dirty = new Set<string>();
-  readonly #unsynced = new Map<string, VolatileWrite[]>();
-  /** Pages with an operation under way; their handles are never evicted from under them. */
-  readonly #busy = new Map<string, number>();
+  readonly #handles: FileHandleCache;
+  readonly #overlay: VolatileOverlay | null;
+  /** Opens in progress, so that two operations on an unopened page share one open. */
+  readonly #opening = new Map<string, Promise<FileHandle | null>>();
+  /** Files with completed writes that no sync has yet covered. */
+  readonly #dirty = new Map<string, PageFile>();
+  /** The last queued sync of each file; the syncs of one file run in order. */
+  readonly #syncTails = new Map<string, Promise<void>>();
+  /** Handles being closed, so that `close` can wait for them. */
+  readonly #closing = new Set<Promise<void>>();
+  #operationsInFlight = 0;
+  #failure: Error | null = null;
+  #closed = false;
 
+  /** Opens the page files under `directory`, creating it (durably) if needed. */
   constructor(directory: string, options: PageStoreOptions = {}) {
     this.#directory = directory;
-    this.#handlesMax = options.handlesMax ?? 256;
-    this.#volatile = options.unsyncedWritesVolatile ?? false;
-    mkdirSync(directory, { recursive: true });
+    this.#handles = new FileHandleCache(options.handlesMax ?? defaultHandlesMax, (entry) => this.#retire(entry));
+    this.#overlay = options.unsyncedWritesVolatile ? new VolatileOverlay() : null;
+    makeDurableDirectorySync(directory);
   }
 
-  read(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Promise<Buffer> {
-    return this.#using(pageKeyText(pageKey), () => this.#read(pageKey, offsetBlocks, lengthBlocks, blockSizeBytes));
+  /** How many page files are open now (for tests of the handle bound). */
+  get openFileCount(): number {
+    return this.#handles.size;
   }
 
-  write(pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number, durable: boolean): Promise<void> {
-    return this.#using(pageKeyText(pageKey), () => this.#write(pageKey, offsetBlocks, data, blockSizeBytes, durable));
+  /** Reads `lengthBlocks` blocks from `offsetBlocks`; unwritten blocks read as zeros. */
+  async read(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSize: BlockSize): Promise<Buffer> {
+    const file = this.#fileOf(pageKey, blockSize);
+    checkRange(file, offsetBlocks, lengthBlocks);
+    return this.#operation(async () => {
+      const buffer = Buffer.alloc(lengthBlocks * file.blockSizeBytes);
+      const positionBytes = offsetBlocks * file.blockSizeBytes;
+      // The journal is taken before the file is read: a sync running meanwhile may move writes from it into the file, and
+      // laying this copy over the file's bytes then still yields every write that completed before the read began.
+      const journal = this.#overlay?.writesOf(file.key) ?? [];
+      const entry = await this.#pin(file, false);
+      if (entry !== null) {
+        try {
+          await readFully(entry.handle, buffer, positionBytes);
+        } finally {
+          this.#handles.release(entry);
+        }
+      }
+      layOver(journal, positionBytes, buffer);
+      return buffer;
+    });
   }
 
-  async #using<T>(key: string, operation: () => Promise<T>): Promise<T> {
-    this.#busy.set(key, (this.#busy.get(key) ?? 0) + 1);
-    try {
-      return await operation();
-    } finally {
-      const count = (this.#busy.get(key) ?? 1) - 1;
-      if (count === 0) this.#busy.delete(key);
-      else this.#busy.set(key, count);
-    }
+  /** Writes whole blocks from `offsetBlocks`; with `durable` (FUA) the write is durable when this resolves. */
+  async write(pageKey: PageKey, offsetBlocks: number, data: Uint8Array, blockSize: BlockSize, durable: boolean): Promise<void> {
+    const file = this.#fileOf(pageKey, blockSize);
+    assert(data.length > 0 && data.length % file.blockSizeBytes === 0, `a write to ${file.key} is a positive whole number of ${file.blockSizeBytes}-byte blocks (got ${data.length} bytes)`);
+    checkRange(file, offsetBlocks, data.length / file.blockSizeBytes);
+    const positionBytes = offsetBlocks * file.blockSizeBytes;
+    await this.#operation(async () => {
+      if (this.#overlay !== null) {
+        this.#overlay.append(file.key, positionBytes, data);
+        this.#dirty.set(file.key, file);
+        if (durable) await this.#syncFile(file.key);
+        return;
+      }
+      const entry = await this.#pin(file, true);
+      assert(entry !== null, 'a written page has a file');
+      try {
+        await writeFully(entry.handle, data, positionBytes);
+        if (durable) await this.#guard(entry.handle.datasync());
+        // Marked only now: a sync that started before this write completed need not cover it, and one that starts after will.
+        else this.#dirty.set(file.key, file);
+      } finally {
+        this.#handles.release(entry);
+      }
+    });
   }
 
-  async #read(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Promise<Buffer> {
-    assert(offsetBlocks >= 0 && lengthBlocks >= 0, 'read range is not negative');
-    const offsetBytes = offsetBlocks * blockSizeBytes;
-    const buffer = Buffer.alloc(lengthBlocks * blockSizeBytes);
-    const handle = await this.#handle(pageKey);
-    // Beyond the end of a sparse file reads as zeroes, which Buffer.alloc already holds.
-    await handle.read(buffer, 0, buffer.length, offsetBytes);
-    for (const write of this.#unsynced.get(pageKeyText(pageKey)) ?? []) overlay(buffer, offsetBytes, write);
-    return buffer;
-  }
-
-  async #write(pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number, durable: boolean): Promise<void> {
-    assert(offsetBlocks >= 0 && data.length % blockSizeBytes === 0, 'write is whole blocks at a non-negative offset');
-    const key = pageKeyText(pageKey);
-    const offsetBytes = offsetBlocks * blockSizeBytes;
-    if (this.#volatile && !durable) {
-      this.#unsynced.set(key, [...(this.#unsynced.get(key) ?? []), { offsetBytes, data: Buffer.from(data) }]);
-      this.#dirty.add(key);
-      return;
-    }
-    const handle = await this.#handle(pageKey);
-    await this.#writeThrough(key, handle);
-    await handle.write(data, 0, data.length, offsetBytes);
-    if (durable) await handle.datasync();
-    else this.#dirty.add(key);
-  }
-
+  /** Makes durable every write to the page (or, with null, to any page) that completed before this call. */
   async sync(pageKey: PageKey | null): Promise<void> {
-    const keys = pageKey ? [pageKeyText(pageKey)] : [...this.#dirty];
-    for (const key of keys) {
-      if (!this.#dirty.has(key)) continue;
-      this.#dirty.delete(key);
-      await this.#using(key, async () => {
-        const handle = await this.#handleByKey(key);
-        await this.#writeThrough(key, handle);
-        await handle.datasync();
-      });
-    }
+    await this.#operation(async () => {
+      if (pageKey !== null) {
+        const problem = pageKeyProblem(pageKey);
+        assert(problem === null, `sync: ${problem}`);
+        const key = pageKeyText(pageKey);
+        if (this.#dirty.has(key)) await this.#syncFile(key);
+        else await this.#syncTails.get(key);
+        return;
+      }
+      for (const key of [...this.#dirty.keys()]) void this.#syncFile(key).catch(() => undefined);
+      // Waits for the syncs just queued and for those already running, which cover writes no longer marked dirty.
+      await Promise.all([...this.#syncTails.values()]);
+    });
   }
 
+  /** Removes this server's copy of a page, durably. Deleting a page that has no file is not an error. */
   async delete(pageKey: PageKey): Promise<void> {
+    const problem = pageKeyProblem(pageKey);
+    assert(problem === null, `delete: ${problem}`);
     const key = pageKeyText(pageKey);
-    await this.#handles.get(key)?.close();
-    this.#handles.delete(key);
-    this.#dirty.delete(key);
-    this.#unsynced.delete(key);
-    await rm(this.#path(key), { force: true });
-    const directory = await open(join(this.#directory, encodeURIComponent(pageKey.volume)), 'r').catch(() => null);
-    await directory?.sync().catch(() => undefined);
-    await directory?.close();
+    const directory = nodePath.join(this.#directory, pageKey.volume);
+    await this.#operation(async () => {
+      // A running open or sync of this page finishes first, so none of them outlives the file or sees its journal vanish.
+      await this.#opening.get(key)?.catch(() => undefined);
+      await this.#syncTails.get(key)?.catch(() => undefined);
+      this.#dirty.delete(key);
+      this.#overlay?.drop(key);
+      this.#handles.remove(key);
+      const path = nodePath.join(directory, `${pageKey.page}.page`);
+      let removed = false;
+      for (const candidate of [path, `${path}.tmp`]) {
+        try {
+          await fs.promises.unlink(candidate);
+          removed = true;
+        } catch (error) {
+          if (!isMissing(error)) throw error;
+        }
+      }
+      if (removed) await this.#guard(syncDirectory(directory));
+    });
   }
 
-  /** Test switch: forget every write not yet synced, as a power cut would. */
+  /**
+   * Test switch: the machine loses power. Every write not yet synced is
+   * forgotten; synced writes and deletions stay. Call it while the store is
+   * idle; the store stays usable, as after a reboot.
+   */
   simulatePowerLoss(): void {
-    assert(this.#volatile, 'power loss is simulated only with unsyncedWritesVolatile');
-    this.#unsynced.clear();
+    assert(this.#overlay !== null, 'simulatePowerLoss needs the unsyncedWritesVolatile option');
+    assert(this.#operationsInFlight === 0 && this.#syncTails.size === 0, 'simulatePowerLoss is called while the page store is idle');
+    this.#overlay.clear();
     this.#dirty.clear();
   }
 
+  /** Syncs every dirty file, then closes every handle. Unsynced writes are synced, as on an orderly shutdown. */
   async close(): Promise<void> {
-    for (const handle of this.#handles.values()) await handle.close();
-    this.#handles.clear();
-  }
-
-  async #writeThrough(key: string, handle: FileHandle): Promise<void> {
-    const pending = this.#unsynced.get(key);
-    if (!pending) return;
-    this.#unsynced.delete(key);
-    for (const write of pending) await handle.write(write.data, 0, write.data.length, write.offsetBytes);
-  }
-
-  #path(key: string): string {
-    const [volume, page] = splitKey(key);
-    return join(this.#directory, encodeURIComponent(volume), `${page}.page`);
-  }
-
-  #handle(pageKey: PageKey): Promise<FileHandle> {
-    return this.#handleByKey(pageKeyText(pageKey));
-  }
-
-  async #handleByKey(key: string): Promise<FileHandle> {
-    const cached = this.#handles.get(key);
-    if (cached) {
-      this.#handles.delete(key);
-      this.#handles.set(key, cached);
-      return cached;
+    if (this.#closed) return;
+    try {
+      if (this.#failure === null) await this.sync(null);
+    } finally {
+      this.#closed = true;
+      this.#handles.removeAll();
+      await Promise.all([...this.#closing]);
     }
-    const path = this.#path(key);
-    mkdirSync(join(path, '..'), { recursive: true });
-    const handle = await open(path, 'a+').then(async (probe) => {
-      await probe.close();
-      return open(path, 'r+');
-    });
-    this.#handles.set(key, handle);
-    for (const [candidateKey, candidate] of this.#handles) {
-      if (this.#handles.size <= this.#handlesMax) break;
-      if (this.#busy.has(candidateKey)) continue;
-      this.#handles.delete(candidateKey);
-      await candidate.close();
+  }
+
+  // ----- internals -------------------------------------------------------------
+
+  #fileOf(pageKey: PageKey, blockSize: BlockSize): PageFile {
+    const problem = pageKeyProblem(pageKey);
+    assert(problem === null, problem ?? '');
+    const blockSizeBytes = typeof blockSize === 'number' ? blockSize : blockSize.blockSizeBytes;
+    assert(Number.isSafeInteger(blockSizeBytes) && blockSizeBytes >= 1, `blockSizeBytes ${blockSizeBytes} is a positive integer`);
+    let sizeBytes: number | null = null;
+    if (typeof blockSize !== 'number') {
+      assert(Number.isSafeInteger(blockSize.pageSizeBlocks) && blockSize.pageSizeBlocks >= 1, `pageSizeBlocks ${blockSize.pageSizeBlocks} is a positive integer`);
+      sizeBytes = blockSize.pageSizeBlocks * blockSizeBytes;
     }
-    return handle;
+    const directory = nodePath.join(this.#directory, pageKey.volume);
+    return { key: pageKeyText(pageKey), directory, path: nodePath.join(directory, `${pageKey.page}.page`), blockSizeBytes, sizeBytes };
+  }
+
+  /** Runs one public operation, refusing it after a failure or close and counting it while it runs. */
+  async #operation<T>(body: () => Promise<T>): Promise<T> {
+    assert(!this.#closed, 'the page store is open');
+    if (this.#failure !== null) throw new Error(`page store failed earlier: ${this.#failure.message}`, { cause: this.#failure });
+    this.#operationsInFlight += 1;
+    try {
+      return await body();
+    } finally {
+      this.#operationsInFlight -= 1;
+    }
+  }
+
+  /** Awaits a sync or a close; a failure of either fails the store (see "Failure" above). */
+  async #guard(promise: Promise<void>): Promise<void> {
+    try {
+      await promise;
+    } catch (error) {
+      this.#failure ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
+  }
+
+  /** Pins an open handle of the file, opening it (and, with `create`, creating it) when needed; null if it does not exist. */
+  async #pin(file: PageFile, create: boolean): Promise<CachedHandle | null> {
+    for (;;) {
+      const cached = this.#handles.pin(file.key);
+      if (cached !== undefined) return cached;
+      const opening = this.#opening.get(file.key);
+      if (opening !== undefined) {
+        // Another operation is opening this file; try again once it has (its open may not have created the file).
+        await opening.catch(() => undefined);
+        continue;
+      }
+      const open = openPageFile(file, create);
+      this.#opening.set(file.key, open);
+      try {
+        const handle = await open;
+        return handle === null ? null : this.#handles.insert(file.key, handle);
+      } finally {
+        this.#opening.delete(file.key);
+      }
+    }
+  }
+
+  /** Queues a sync of one file behind the file's earlier syncs and clears its dirty mark. */
+  #syncFile(key: string, handle?: FileHandle): Promise<void> {
+    const file = this.#dirty.get(key);
+    this.#dirty.delete(key);
+    const previous = this.#syncTails.get(key);
+    // Assigned before the body first resumes: the body awaits before it looks at `next`.
+    let next!: Promise<void>;
+    next = (async () => {
+      await previous?.catch(() => undefined);
+      try {
+        await this.#guard(this.#syncNow(key, file, handle));
+      } finally {
+        // Forgotten before anyone awaiting this sync resumes, so an idle store has no syncs queued.
+        if (this.#syncTails.get(key) === next) this.#syncTails.delete(key);
+      }
+    })();
+    this.#syncTails.set(key, next);
+    return next;
+  }
+
+  async #syncNow(key: string, file: PageFile | undefined, handle: FileHandle | undefined): Promise<void> {
+    if (handle !== undefined) return handle.datasync();
+    const journal = this.#overlay?.writesOf(key) ?? [];
+    if (this.#overlay !== null && journal.length === 0) return;
+    if (file === undefined) {
+      // A sync is queued only for a file marked dirty, and every journalled write marks its file.
+      assert(journal.length === 0, `the journal of ${key} is synced with its file known`);
+      return;
+    }
+    const entry = await this.#pin(file, journal.length > 0);
+    // Without the test switch the file exists unless the page was deleted since it was written, and then nothing is left to sync.
+    if (entry === null) return;
+    try {
+      for (const write of journal) await writeFully(entry.handle, write.data, write.positionBytes);
+      await entry.handle.datasync();
+    } finally {
+      this.#handles.release(entry);
+    }
+    this.#overlay?.discardOldest(key, journal.length);
+  }
+
+  /** Closes a handle the cache let go of; a dirty file is synced through it first (see "Durability" above). */
+  #retire(entry: CachedHandle): void {
+    const closing = (async () => {
+      try {
+        if (this.#overlay === null && this.#dirty.has(entry.key)) await this.#syncFile(entry.key, entry.handle);
+      } finally {
+        await this.#guard(entry.handle.close());
+      }
+    })();
+    this.#closing.add(closing);
+    void closing.catch(() => undefined).finally(() => this.#closing.delete(closing));
   }
 }
 
-function splitKey(key: string): [string, string] {
-  const slash = key.lastIndexOf('/');
-  return [key.slice(0, slash), key.slice(slash + 1)];
+function checkRange(file: PageFile, offsetBlocks: number, lengthBlocks: number): void {
+  assert(Number.isSafeInteger(offsetBlocks) && offsetBlocks >= 0, `offsetBlocks ${offsetBlocks} of ${file.key} is a non-negative integer`);
+  assert(Number.isSafeInteger(lengthBlocks) && lengthBlocks >= 1, `lengthBlocks ${lengthBlocks} of ${file.key} is a positive integer`);
+  if (file.sizeBytes === null) return;
+  const pageSizeBlocks = file.sizeBytes / file.blockSizeBytes;
+  assert(offsetBlocks + lengthBlocks <= pageSizeBlocks, `blocks ${offsetBlocks}+${lengthBlocks} lie inside the ${pageSizeBlocks}-block page ${file.key}`);
 }
 
-function overlay(buffer: Buffer, offsetBytes: number, write: VolatileWrite): void {
-  const start = Math.max(offsetBytes, write.offsetBytes);
-  const end = Math.min(offsetBytes + buffer.length, write.offsetBytes + write.data.length);
-  if (start < end) write.data.copy(buffer, start - offsetBytes, start - write.offsetBytes, end - write.offsetBytes);
+/** Opens a page file, creating it at full size when asked; null when it does not exist and may not be created. */
+async function openPageFile(file: PageFile, create: boolean): Promise<FileHandle | null> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.promises.open(file.path, 'r+');
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+    if (!create) return null;
+    handle = await createPageFile(file);
+  }
+  try {
+    // A file written with only a block size known may be shorter than its page, never longer.
+    const { size } = await handle.stat();
+    assert(file.sizeBytes === null || size <= file.sizeBytes, `page file ${file.path} is ${size} bytes, longer than the page's ${file.sizeBytes}: the volume's geometry changed or the file is damaged`);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
+}
+
+/** Builds the file under a temporary name and renames it into place, so a crash never leaves a short page file. */
+async function createPageFile(file: PageFile): Promise<FileHandle> {
+  await makeDurableDirectory(file.directory);
+  const temporaryPath = `${file.path}.tmp`;
+  const handle = await fs.promises.open(temporaryPath, 'w+');
+  try {
+    if (file.sizeBytes !== null) await handle.truncate(file.sizeBytes);
+    await handle.sync();
+    await fs.promises.rename(temporaryPath, file.path);
+    await syncDirectory(file.directory);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
+}
+
+/** Reads until the buffer is full or the file ends; the buffer starts zeroed, so bytes past the end read as zeros. */
+async function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<void> {
+  let doneBytes = 0;
+  while (doneBytes < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
+    if (bytesRead === 0) return;
+    doneBytes += bytesRead;
+  }
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
+  let doneBytes = 0;
+  while (doneBytes < data.length) {
+    const { bytesWritten } = await handle.write(data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
+    doneBytes += bytesWritten;
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ENOENT';
 }

@@ -34,6 +34,8 @@ export type PeerMessage =
   | { type: 'move.committed'; pageKey: PageKey; attempt: number }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
+  /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */
+  | { type: 'route.query'; pageKey: PageKey }
   /** FLUSH is a group-wide barrier: every server syncs what it holds. */
   | { type: 'flush.request'; flushId: string }
   | { type: 'flush.done'; flushId: string; ok: boolean }

@@ -18,6 +18,8 @@ export interface NodeConfig {
   readonly peerRetriesMax: number;
   readonly requestsInFlightMax: number;
   readonly movesInFlightMax: number;
+  /** How many executed forwarded writes a server remembers to refuse their duplicates (at-most-once). */
+  readonly forwardedWritesRememberedMax: number;
   /** Emit a `trace` effect for every machine transition. */
   readonly traceTransitions: boolean;
   readonly machines: NodeMachines;
@@ -37,6 +39,7 @@ export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): N
     peerRetriesMax: 20,
     requestsInFlightMax: 4096,
     movesInFlightMax: 4,
+    forwardedWritesRememberedMax: 4096,
     traceTransitions: false,
     machines: standardMachines,
   };

@@ -83,6 +83,8 @@ export interface NodeState {
   readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
   readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
+  /** Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most `forwardedWritesRememberedMax`. */
+  readonly forwardedWritesDone: readonly string[];
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
@@ -95,6 +97,6 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: {}, serves: {}, continuations: {},
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: [], parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
   };
 }

@@ -56,7 +56,7 @@ class NodeStep {
       volumes: { ...state.volumes }, routes: { ...state.routes }, replicas: { ...state.replicas }, moves: { ...state.moves },
       requests: { ...state.requests }, serves: { ...state.serves }, continuations: { ...state.continuations },
       flushes: { ...state.flushes }, writeSequences: { ...state.writeSequences }, localWritesInFlight: { ...state.localWritesInFlight },
-      blockVersions: { ...state.blockVersions }, parked: { ...state.parked }, commitsDeferred: { ...state.commitsDeferred },
+      blockVersions: { ...state.blockVersions }, forwardedWritesDone: state.forwardedWritesDone, parked: { ...state.parked }, commitsDeferred: { ...state.commitsDeferred },
     };
     this.#self = state.config.self;
   }
@@ -87,6 +87,16 @@ class NodeStep {
     return `${prefix}:${this.#self}.${this.next.incarnation}.${this.next.nextId}`;
   }
 
+  /**
+   * Write sequences are volatile, so each incarnation numbers its writes above
+   * every earlier incarnation's: a destination that kept versions from before
+   * the source's restart must still take the source's newer writes.
+   */
+  #sequenceBase(): number {
+    assert(this.next.incarnation < 2 ** 20, 'incarnation fits the write sequence space');
+    return this.next.incarnation * 2 ** 32;
+  }
+
   #await(continuation: Continuation): string {
     const completionId = this.#newId('io');
     this.next.continuations[completionId] = continuation;
@@ -105,6 +115,31 @@ class NodeStep {
       this.next.moves[pageKeyText(pageKey)] = { kind: input.kind, snapshot };
       this.#moveEffects(pageKey, effects);
       this.#afterMoveStep(pageKey);
+    }
+    this.#repairRoutesAfterRestart();
+  }
+
+  /**
+   * A crash can swallow the push that follows a flip: the source's (if it
+   * crashed between persisting the flip and sending) or the destination's (if
+   * it was down when the push came). So on start a server re-pushes the route
+   * of every copy it has given up, and asks about every valid copy its table
+   * does not yet name it for. Tables still converge lazily on use; this makes
+   * them converge without it.
+   */
+  #repairRoutesAfterRestart(): void {
+    for (const replica of Object.values(this.next.replicas)) {
+      const { pageKey, record } = replica.context;
+      const key = pageKeyText(pageKey);
+      if (record?.status === 'invalid' && !this.next.moves[key]) {
+        for (const server of this.next.config.group) {
+          if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
+        }
+      }
+      const route = this.next.routes[key];
+      if (record?.status === 'valid' && route && route.owner !== this.#self && !this.next.moves[key]) {
+        this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
+      }
     }
   }
 
@@ -159,7 +194,14 @@ class NodeStep {
       return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many requests in flight' });
     }
     const entryId = replyTo.kind === 'client' ? `c:${requestId}` : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
-    if (this.next.requests[entryId]) return; // A duplicated forward of a request already in hand.
+    if (replyTo.kind === 'peer') {
+      // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
+      const origin = `${replyTo.server}|${requestId}`;
+      if (operation.kind === 'write' && this.next.forwardedWritesDone.includes(origin)) return this.#replyDirect(replyTo, { status: 'ok' });
+      // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
+      if (Object.values(this.next.requests).some((entry) => entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId)) return;
+    }
+    if (this.next.requests[entryId]) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
     const [snapshot, effects] = start(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
@@ -220,8 +262,14 @@ class NodeStep {
     delete this.next.requests[entry.id];
     const dataToken = outcome.status === 'ok' ? entry.readToken : null;
     this.#replyDirect(entry.replyTo, outcome, dataToken);
+    if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
+      const done = [...this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`];
+      this.next.forwardedWritesDone = done.slice(Math.max(0, done.length - this.next.config.forwardedWritesRememberedMax));
+    }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
-    if (entry.writeToken && entry.replyTo.kind === 'peer') this.effects.push({ type: 'token.release', token: entry.writeToken });
+    // Tokens are named by the client request, so another try of it held here may still need the same bytes.
+    const tokenStillNeeded = Object.values(this.next.requests).some((other) => other.writeToken === entry.writeToken);
+    if (entry.writeToken && entry.replyTo.kind === 'peer' && !tokenStillNeeded) this.effects.push({ type: 'token.release', token: entry.writeToken });
   }
 
   #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {
@@ -250,7 +298,7 @@ class NodeStep {
       : move ? writeServers(move, piece) : [this.#self];
     let sequence = 0;
     if (operation.kind === 'write') {
-      sequence = (this.next.writeSequences[key] ?? 0) + 1;
+      sequence = (this.next.writeSequences[key] ?? this.#sequenceBase()) + 1;
       this.next.writeSequences[key] = sequence;
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0 };
@@ -467,7 +515,7 @@ class NodeStep {
           const token = this.#newId('copy');
           // Label the copy with the newest sequence all of whose writes have reached the local copy.
           const inFlight = this.next.localWritesInFlight[key] ?? [];
-          const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? 0;
+          const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? this.#sequenceBase();
           const offsetBlocks = effect.piece * sizeBlocks;
           const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks: sizeBlocks });
           this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks: sizeBlocks, intoToken: token });
@@ -691,6 +739,11 @@ class NodeStep {
       case 'move.commit': return this.#receiveCommit(from, message);
       case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
+      case 'route.query': {
+        const { route } = this.#lookup(message.pageKey);
+        if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey: message.pageKey, owner: route.owner, epoch: route.epoch } });
+        return;
+      }
       case 'flush.request':
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
         return;

@@ -50,7 +50,7 @@ export function checkLiveness(start: World, stepsMax: number): string | null {
  * stale answer on the way taught), as the node's lookup does. Returns null if
  * the walk names a server without a valid copy as owner, or exceeds its bound.
  */
-function resolveOwner(world: World, key: string, entry: ServerId): ServerId | null {
+export function resolveOwner(world: World, key: string, entry: ServerId): ServerId | null {
   const byId = new Map<ServerId, SimServer>(world.servers.map((server) => [server.id, server]));
   let learnt: Route | null = null;
   let current = entry;

@@ -1,0 +1,35 @@
+/**
+ * A server's incarnation: how many times it has started on this data
+ * directory. The node numbers its write sequences above every earlier
+ * incarnation's (write sequences themselves are volatile), so the counter
+ * must grow across crashes: it is bumped, written to a temporary file,
+ * fsynced and renamed into place before the server does anything else.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The node's write-sequence space holds this many incarnations. */
+export const incarnationsMax = 2 ** 20;
+
+export function nextIncarnation(dataDirectory: string): number {
+  const path = join(dataDirectory, 'incarnation');
+  let previous = 0;
+  try {
+    previous = Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    previous = 0;
+  }
+  if (!Number.isSafeInteger(previous) || previous < 0) throw new Error(`${path} holds no incarnation number`);
+  const next = previous + 1;
+  if (next >= incarnationsMax) throw new Error(`${path}: more than ${incarnationsMax} restarts on one data directory`);
+  const temporary = `${path}.tmp`;
+  const file = openSync(temporary, 'w');
+  writeSync(file, `${next}\n`);
+  fsyncSync(file);
+  closeSync(file);
+  renameSync(temporary, path);
+  const directory = openSync(dataDirectory, 'r');
+  fsyncSync(directory);
+  closeSync(directory);
+  return next;
+}

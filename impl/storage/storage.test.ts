@@ -1,0 +1,276 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as nodePath from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PageKey } from '../../machines/identifiers.js';
+import type { MoveCheckpoint, MoveInput } from '../../machines/migration/checkpoint.js';
+import type { MetadataWrite } from '../../machines/node/node-io.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { crashPattern, crashVolume } from './crash-writer.js';
+import { MetadataStore } from './metadata-store.js';
+import { PageStore } from './page-store.js';
+
+/**
+ * The storage layer on real files: metadata round trips, atomicity and
+ * recovery on lmdb; page reads, writes, syncs, deletes and the handle bound;
+ * the power-loss switch; and a child process SIGKILLed mid-stream whose
+ * acknowledged work must all be found again.
+ */
+const directories: string[] = [];
+const cleanups: Array<() => Promise<void>> = [];
+
+function temporaryDirectory(): string {
+  const directory = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'blockshift-storage-'));
+  directories.push(directory);
+  return directory;
+}
+
+function openMetadata(directory: string): MetadataStore {
+  const store = MetadataStore.open(directory);
+  cleanups.push(() => store.close());
+  return store;
+}
+
+function openPages(directory: string, options: ConstructorParameters<typeof PageStore>[1] = {}): PageStore {
+  const store = new PageStore(nodePath.join(directory, 'pages'), options);
+  cleanups.push(() => store.close().catch(() => undefined));
+  return store;
+}
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  for (const directory of directories.splice(0)) fs.rmSync(directory, { recursive: true, force: true });
+});
+
+const volume: VolumeDefinition = { name: 'v1', pageCount: 64, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2'] };
+const other: VolumeDefinition = { ...volume, name: 'a.other', servers: ['s2'] };
+const page = (n: number, name = volume.name): PageKey => ({ volume: name, page: n });
+const blocks = (count: number, fill: number): Buffer => Buffer.alloc(count * volume.blockSizeBytes, fill);
+const checkpoint: MoveCheckpoint = { stage: 3, attempt: 2, pieceModes: ['atDestination', 'inTransit'], epoch: 4, owner: 'source' };
+const moveInput = (pageKey: PageKey): MoveInput => ({
+  pageKey, kind: 'piecewise', source: 's1', destination: 's2', pieceCount: 2, epoch: 4, forwardingPointer: true, progressTimeoutMs: 5000,
+});
+
+describe('metadata store', () => {
+  it('round-trips every kind of write, sorted by volume and then page', async () => {
+    const directory = temporaryDirectory();
+    const store = openMetadata(directory);
+    const writes: MetadataWrite[] = [
+      { kind: 'volume', volume },
+      { kind: 'volume', volume: other },
+      { kind: 'route', pageKey: page(10), route: { owner: 's2', epoch: 3 } },
+      { kind: 'route', pageKey: page(2), route: { owner: 's1', epoch: 1 } },
+      { kind: 'route', pageKey: page(0, other.name), route: { owner: 's2', epoch: 1 } },
+      { kind: 'replica', pageKey: page(2), record: { status: 'valid', epoch: 1 } },
+      { kind: 'replica', pageKey: page(3), record: { status: 'receiving', source: 's2', attempt: 1, epoch: 2 } },
+      { kind: 'replica', pageKey: page(10), record: { status: 'invalid', epoch: 3, owner: 's2', forwardTo: null } },
+      { kind: 'replica', pageKey: page(11), record: { status: 'invalid', epoch: 3, owner: 's2', forwardTo: 's2' } },
+      { kind: 'move', pageKey: page(5), input: moveInput(page(5)), checkpoint },
+      { kind: 'move', pageKey: page(6), input: { ...moveInput(page(6)), kind: 'unit', pieceCount: 1 }, checkpoint: { ...checkpoint, pieceModes: ['copied'] } },
+    ];
+    await store.commit(writes);
+    await store.commit([{ kind: 'move.delete', pageKey: page(6) }, { kind: 'move.delete', pageKey: page(40) }]);
+    const loaded = store.load();
+    expect(loaded.volumes).toEqual([other, volume]);
+    expect(loaded.routes).toEqual([
+      { pageKey: page(0, other.name), route: { owner: 's2', epoch: 1 } },
+      { pageKey: page(2), route: { owner: 's1', epoch: 1 } },
+      { pageKey: page(10), route: { owner: 's2', epoch: 3 } },
+    ]);
+    expect(loaded.replicas.map((entry) => entry.pageKey.page)).toEqual([2, 3, 10, 11]);
+    expect(loaded.replicas[1]?.record).toEqual({ status: 'receiving', source: 's2', attempt: 1, epoch: 2 });
+    expect(loaded.replicas[3]?.record).toEqual({ status: 'invalid', epoch: 3, owner: 's2', forwardTo: 's2' });
+    expect(loaded.moves).toEqual([{ pageKey: page(5), input: moveInput(page(5)), checkpoint }]);
+    // A later write of the same key replaces the record.
+    await store.commit([{ kind: 'route', pageKey: page(2), route: { owner: 's2', epoch: 2 } }]);
+    expect(store.load().routes[1]).toEqual({ pageKey: page(2), route: { owner: 's2', epoch: 2 } });
+  });
+
+  it('recovers everything committed after a close and reopen', async () => {
+    const directory = temporaryDirectory();
+    const first = MetadataStore.open(directory);
+    await first.commit([{ kind: 'volume', volume }, { kind: 'move', pageKey: page(1), input: moveInput(page(1)), checkpoint }]);
+    await first.commit([{ kind: 'route', pageKey: page(1), route: { owner: 's2', epoch: 5 } }]);
+    const before = first.load();
+    await first.close();
+    const second = openMetadata(directory);
+    expect(second.load()).toEqual(before);
+    expect(second.load().moves).toHaveLength(1);
+  });
+
+  it('applies a multi-write commit all together, and a commit with an invalid write not at all', async () => {
+    const directory = temporaryDirectory();
+    const store = MetadataStore.open(directory);
+    const good: MetadataWrite[] = Array.from({ length: 50 }, (_, n) => ({ kind: 'route', pageKey: page(n), route: { owner: 's1', epoch: n + 1 } }));
+    await store.commit([{ kind: 'volume', volume }, ...good]);
+    const bad = [
+      { kind: 'route', pageKey: page(60), route: { owner: 's1', epoch: 1 } },
+      { kind: 'replica', pageKey: page(61), record: { status: 'valid', epoch: 1 } },
+      { kind: 'replica', pageKey: page(62), record: { status: 'lost', epoch: 1 } },
+    ] as unknown as MetadataWrite[];
+    await expect(store.commit(bad)).rejects.toThrow(/unknown replica status/);
+    await expect(store.commit([{ kind: 'route', pageKey: { volume: '../x', page: 1 }, route: { owner: 's1', epoch: 1 } }])).rejects.toThrow(/volume name/);
+    await expect(store.commit([{ kind: 'move', pageKey: page(7), input: moveInput(page(8)), checkpoint }])).rejects.toThrow(/another page/);
+    await expect(store.commit([{ kind: 'route', pageKey: page(63), route: { owner: 's1', epoch: -1 } }])).rejects.toThrow(/epoch/);
+    // Commits issued without waiting are applied in order.
+    await Promise.all([
+      store.commit([{ kind: 'route', pageKey: page(0), route: { owner: 's2', epoch: 100 } }]),
+      store.commit([{ kind: 'route', pageKey: page(0), route: { owner: 's1', epoch: 101 } }]),
+    ]);
+    await store.close();
+    const reopened = openMetadata(directory);
+    const loaded = reopened.load();
+    expect(loaded.routes).toHaveLength(50);
+    expect(loaded.routes[0]?.route).toEqual({ owner: 's1', epoch: 101 });
+    expect(loaded.replicas).toEqual([]);
+  });
+});
+
+describe('page store', () => {
+  it('reads back writes, zeros where nothing was written, and across a reopen', async () => {
+    const directory = temporaryDirectory();
+    const store = new PageStore(nodePath.join(directory, 'pages'));
+    expect(await store.read(page(0), 0, 8, volume)).toEqual(blocks(8, 0));
+    await store.write(page(0), 2, blocks(2, 0xab), volume, false);
+    await store.write(page(0), 7, blocks(1, 0xcd), volume.blockSizeBytes, false);
+    expect(await store.read(page(0), 0, 8, volume)).toEqual(Buffer.concat([blocks(2, 0), blocks(2, 0xab), blocks(3, 0), blocks(1, 0xcd)]));
+    expect(await store.read(page(0), 3, 1, volume.blockSizeBytes)).toEqual(blocks(1, 0xab));
+    // Concurrent writes to disjoint ranges of one page all land.
+    await Promise.all(Array.from({ length: 8 }, (_, block) => store.write(page(1), block, blocks(1, block + 1), volume, false)));
+    expect(await store.read(page(1), 0, 8, volume)).toEqual(Buffer.concat(Array.from({ length: 8 }, (_, block) => blocks(1, block + 1))));
+    await store.close();
+    const file = nodePath.join(directory, 'pages', 'v1', '0.page');
+    expect(fs.statSync(file).size).toBe(8 * 512);
+    const reopened = openPages(directory);
+    expect(await reopened.read(page(0), 2, 1, volume)).toEqual(blocks(1, 0xab));
+  });
+
+  it('asserts on ranges outside the page and malformed keys', async () => {
+    const store = openPages(temporaryDirectory());
+    await expect(store.read(page(0), 7, 2, volume)).rejects.toThrow(/inside the 8-block page/);
+    await expect(store.read(page(0), -1, 1, volume)).rejects.toThrow(/offsetBlocks/);
+    await expect(store.read(page(0), 0, 0, volume)).rejects.toThrow(/lengthBlocks/);
+    await expect(store.write(page(0), 8, blocks(1, 1), volume, false)).rejects.toThrow(/inside the 8-block page/);
+    await expect(store.write(page(0), 0, Buffer.alloc(100), volume, false)).rejects.toThrow(/whole number/);
+    await expect(store.write({ volume: '..', page: 0 }, 0, blocks(1, 1), volume, false)).rejects.toThrow(/volume name/);
+    await expect(store.read({ volume: 'v1', page: 1.5 }, 0, 1, volume)).rejects.toThrow(/page/);
+  });
+
+  it('makes durable writes, syncs and deletes take effect', async () => {
+    const directory = temporaryDirectory();
+    const store = openPages(directory);
+    await store.write(page(0), 0, blocks(1, 1), volume, true);
+    await store.write(page(1), 0, blocks(1, 2), volume, false);
+    await store.write(page(2), 0, blocks(1, 3), volume, false);
+    await store.sync(page(1));
+    await store.sync(null);
+    await store.sync(null);
+    expect(await store.read(page(2), 0, 1, volume)).toEqual(blocks(1, 3));
+    await store.delete(page(1));
+    await store.delete(page(1));
+    await store.delete(page(33));
+    expect(fs.existsSync(nodePath.join(directory, 'pages', 'v1', '1.page'))).toBe(false);
+    expect(await store.read(page(1), 0, 8, volume)).toEqual(blocks(8, 0));
+    // A deleted page written again starts from zeros.
+    await store.write(page(1), 1, blocks(1, 9), volume, false);
+    expect(await store.read(page(1), 0, 2, volume)).toEqual(Buffer.concat([blocks(1, 0), blocks(1, 9)]));
+  });
+
+  it('stays correct with more pages in use than open handles allowed', async () => {
+    const handlesMax = 4;
+    const store = openPages(temporaryDirectory(), { handlesMax });
+    const pageCount = 40;
+    await Promise.all(Array.from({ length: pageCount }, (_, n) => store.write(page(n), n % 8, blocks(1, n + 1), volume, n % 3 === 0)));
+    expect(store.openFileCount).toBeLessThanOrEqual(handlesMax);
+    for (let round = 0; round < 3; round += 1) {
+      for (let n = pageCount - 1; n >= 0; n -= 1) {
+        expect(await store.read(page(n), n % 8, 1, volume)).toEqual(blocks(1, n + 1));
+        expect(store.openFileCount).toBeLessThanOrEqual(handlesMax);
+      }
+    }
+    await store.sync(null);
+    const reads = await Promise.all(Array.from({ length: pageCount }, (_, n) => store.read(page(n), 0, 8, volume)));
+    reads.forEach((data, n) => expect(data.subarray((n % 8) * 512, (n % 8 + 1) * 512)).toEqual(blocks(1, n + 1)));
+    expect(store.openFileCount).toBeLessThanOrEqual(handlesMax);
+  });
+
+  it('with the power-loss switch, drops exactly the writes not yet synced', async () => {
+    const directory = temporaryDirectory();
+    const store = openPages(directory, { unsyncedWritesVolatile: true, handlesMax: 2 });
+    await store.write(page(0), 0, blocks(1, 1), volume, false);
+    await store.write(page(0), 1, blocks(1, 2), volume, true);
+    await store.write(page(1), 0, blocks(1, 3), volume, false);
+    await store.sync(page(1));
+    await store.write(page(2), 0, blocks(1, 4), volume, false);
+    await store.write(page(3), 0, blocks(1, 5), volume, false);
+    await store.sync(null);
+    await store.write(page(1), 0, blocks(1, 6), volume, false);
+    await store.write(page(4), 0, blocks(1, 7), volume, false);
+    await store.write(page(2), 0, blocks(1, 8), volume, false);
+    await store.write(page(2), 0, blocks(1, 9), volume, false);
+    // Reads see unsynced writes, newest last.
+    expect(await store.read(page(2), 0, 1, volume)).toEqual(blocks(1, 9));
+    expect(await store.read(page(1), 0, 1, volume)).toEqual(blocks(1, 6));
+    store.simulatePowerLoss();
+    // A FUA write makes earlier unsynced writes to the file durable too; that is allowed, and it is what happens here.
+    expect(await store.read(page(0), 0, 2, volume)).toEqual(Buffer.concat([blocks(1, 1), blocks(1, 2)]));
+    expect(await store.read(page(1), 0, 1, volume)).toEqual(blocks(1, 3));
+    expect(await store.read(page(2), 0, 1, volume)).toEqual(blocks(1, 4));
+    expect(await store.read(page(3), 0, 1, volume)).toEqual(blocks(1, 5));
+    expect(await store.read(page(4), 0, 1, volume)).toEqual(blocks(1, 0));
+    expect(fs.existsSync(nodePath.join(directory, 'pages', 'v1', '4.page'))).toBe(false);
+    // Nothing unsynced is left, so a second power loss changes nothing; a fresh store sees what the disk holds.
+    store.simulatePowerLoss();
+    const fresh = openPages(directory);
+    expect(await fresh.read(page(2), 0, 1, volume)).toEqual(blocks(1, 4));
+    expect(await fresh.read(page(0), 1, 1, volume)).toEqual(blocks(1, 2));
+  });
+
+  it('refuses a power loss without the switch', () => {
+    const store = openPages(temporaryDirectory());
+    expect(() => store.simulatePowerLoss()).toThrow(/unsyncedWritesVolatile/);
+  });
+});
+
+describe('crash', () => {
+  it('finds every acknowledged commit and write after the writer is SIGKILLed', async () => {
+    const directory = temporaryDirectory();
+    const script = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), 'crash-writer.ts');
+    const child = spawn(process.execPath, ['--import', 'tsx', script, directory], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+    const acksWanted = 25;
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if ((stdout.match(/^ack \d+$/gm) ?? []).length >= acksWanted) resolve();
+      });
+      child.on('exit', () => reject(new Error(`writer exited early: ${stderr}`)));
+    });
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const acked = (stdout.match(/^ack \d+$/gm) ?? []).map((line) => Number(line.slice(4)));
+    const lastAcked = Math.max(...acked);
+    expect(lastAcked).toBeGreaterThanOrEqual(acksWanted - 1);
+
+    const metadata = openMetadata(directory);
+    const loaded = metadata.load();
+    expect(loaded.volumes).toEqual([crashVolume]);
+    const routes = new Map(loaded.routes.map((entry) => [entry.pageKey.page, entry.route]));
+    const replicas = new Map(loaded.replicas.map((entry) => [entry.pageKey.page, entry.record]));
+    const pages = openPages(directory);
+    for (let round = 0; round <= lastAcked; round += 1) {
+      expect(routes.get(round)).toEqual({ owner: 's1', epoch: round + 1 });
+      expect(replicas.get(round)).toEqual({ status: 'valid', epoch: round + 1 });
+      const data = await pages.read({ volume: crashVolume.name, page: round }, 0, crashVolume.pageSizeBlocks, crashVolume);
+      expect(data.subarray(0, 512)).toEqual(crashPattern(round, 0));
+      expect(data.subarray(5 * 512, 6 * 512)).toEqual(crashPattern(round, 5));
+    }
+    // Records beyond the last acknowledgement may or may not be there, but never half a commit.
+    for (const [round] of routes) expect(replicas.has(round)).toBe(true);
+  });
+});

@@ -1,0 +1,69 @@
+import type { TraceFile } from '../explorer/counterexample.js';
+
+/**
+ * Shrunk counterexamples the random tests found in the real machines, kept as
+ * fixtures (STYLE habit 8) so that each stays a test once the model is fixed:
+ * counterexamples.test.ts replays every one and expects every property to
+ * hold. Each trace is also an explorer trace file: save it as JSON and run
+ * `npm run check -- --replay FILE` to watch it step by step.
+ */
+export interface KeptCounterexample {
+  readonly name: string;
+  /** How it was found (the test, its seed) and what it breaks. */
+  readonly foundBy: string;
+  readonly trace: TraceFile;
+}
+
+export const keptCounterexamples: readonly KeptCounterexample[] = [
+  {
+    name: 'a duplicated forwarded write runs again after a later write and overwrites it',
+    foundBy: 'two-server-move.test.ts with BLOCKSHIFT_SEED=1 (failed at run 591, 15 shrinks), also seed 2. Duplicating network, no move needed: '
+      + 'the owner s1 applies the duplicate of request.forward c:w1 after w2 was acknowledged, so block 1 ends as w1.',
+    trace: {
+      config: {servers: 2, pages: 1, pieces: 2, writes: 6, reads: 0, moves: 2, crashes: 0, networkFaults: 1, network: 'duplicating', moveKinds: ['unit', 'piecewise'], forwardingPointer: false, messagesMax: 24, timersOnlyWhenQuiet: true, variant: null},
+      actions: [
+        {type: 'client.write', server: 1, block: 1},
+        {type: 'duplicate', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 1},
+        {type: 'client.write', server: 0, block: 1},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+      ],
+    },
+  },
+  {
+    name: 'after the source restarts its write sequence starts again, and the destination drops a dual write it acknowledges',
+    foundBy: 'two-server-move.test.ts with BLOCKSHIFT_SEED=3 (failed at run 525, 13 shrinks). Piecewise move; s1 crashes once piece 0 is durable at s2; '
+      + 'after the restart s1 dual-writes w3 with sequence 1, below the version 2 that s2 holds for block 0, so s2 skips the data but answers ok and w3 is lost.',
+    trace: {
+      config: {servers: 2, pages: 1, pieces: 2, writes: 6, reads: 0, moves: 2, crashes: 1, networkFaults: 0, network: 'unordered', moveKinds: ['unit', 'piecewise'], forwardingPointer: false, messagesMax: 24, timersOnlyWhenQuiet: true, variant: null},
+      actions: [
+        {type: 'move.start', page: 0, to: 1, kind: 'piecewise'},
+        {type: 'client.write', server: 0, block: 0},
+        {type: 'client.write', server: 0, block: 0},
+        {type: 'persist', server: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'persist', server: 0},
+        {type: 'crash', server: 0},
+        {type: 'client.write', server: 1, block: 0},
+        {type: 'restart', server: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'timer', server: 0, timerId: 'move-restart|vol/0|1'},
+        {type: 'persist', server: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        {type: 'persist', server: 0},
+        {type: 'deliver', index: 0},
+        {type: 'persist', server: 1},
+        {type: 'deliver', index: 0},
+        {type: 'persist', server: 0},
+        {type: 'deliver', index: 0},
+      ],
+    },
+  },
+];

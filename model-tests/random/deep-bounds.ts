@@ -1,0 +1,34 @@
+import fc from 'fast-check';
+import type { MoveKind } from '../../machines/migration/checkpoint.js';
+import type { NetworkMode, WorldConfig } from '../world/world-config.js';
+import { referenceBound } from '../world/world-config.js';
+
+/**
+ * Bounds deeper than the exhaustive explorer can finish: three servers, two
+ * pages of three pieces, four writes, two reads, two moves, two crashes and
+ * two network faults. A random walk samples interleavings at these bounds
+ * instead of enumerating them, so every dimension can be larger.
+ *
+ * The arbitrary below draws one configuration per run: the network mode,
+ * which move kinds the admin may ask for and whether forwarding pointers are
+ * on. It shrinks towards the plainest world (unordered network, piecewise
+ * moves, no pointer), so a counterexample names only the features it needs.
+ */
+export const deepBound: WorldConfig = {
+  ...referenceBound,
+  servers: 3, pages: 2, pieces: 3, writes: 4, reads: 2, moves: 2, crashes: 2, networkFaults: 2,
+  network: 'unordered', moveKinds: ['piecewise', 'unit'], forwardingPointer: false, messagesMax: 24,
+};
+
+const networkModes: readonly NetworkMode[] = ['unordered', 'duplicating', 'lossy', 'ordered'];
+const moveKindChoices: ReadonlyArray<readonly MoveKind[]> = [['piecewise'], ['unit'], ['piecewise', 'unit']];
+
+/** One deep configuration, with the machine set given by `variant` (null = the real machines). */
+export function deepConfigArbitrary(base: WorldConfig = deepBound): fc.Arbitrary<WorldConfig> {
+  return fc.record({
+    network: fc.constantFrom(...networkModes),
+    moveKinds: fc.constantFrom(...moveKindChoices),
+    forwardingPointer: fc.boolean(),
+    crashes: fc.integer({ min: 0, max: base.crashes }),
+  }).map((choice) => ({ ...base, ...choice, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
+}
