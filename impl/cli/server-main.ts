@@ -33,6 +33,8 @@ async function main(): Promise<void> {
   const metadata = MetadataStore.open(self.dataDirectory);
   const pages = new PageStore(join(self.dataDirectory, 'pages'), { unsyncedWritesVolatile: process.env.BLOCKSHIFT_POWER_LOSS === '1' });
   const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
+  // Each process starts its machines' chains afresh from its durable records; the trace says so.
+  traceStream?.write(`${JSON.stringify({ server: self.id, type: 'start' })}\n`);
   const peers = Object.fromEntries(group.servers.filter((server) => server.id !== self.id).map((server) => [server.id, server.peer]));
   let runtime: ServerRuntime | null = null;
   const transport = new PeerTransport({

@@ -23,6 +23,8 @@ export interface ExploreOptions {
   readonly livenessEvery: number;
   readonly livenessStepsMax: number;
   readonly onProgress?: (states: number, depth: number) => void;
+  /** Stop (incomplete) after this long; unbounded when absent. */
+  readonly secondsMax?: number;
 }
 
 export interface TraceStep {
@@ -60,6 +62,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   let depth = 0;
   let deadlocks = 0;
   let complete = true;
+  let timedOut = false;
   const sightings = { ...initial.sightings };
   const merge = (world: World) => {
     sightings.moveCompleted ||= world.sightings.moveCompleted;
@@ -104,6 +107,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     if (depth >= options.depthMax) { complete = false; break; }
     const next: Array<[string, World]> = [];
     for (const [key, world] of frontier) {
+      if (options.secondsMax !== undefined && (performance.now() - started) / 1000 > options.secondsMax) { timedOut = true; break; }
       const actions = enabledActions(world);
       if (actions.length === 0 && !isSettled(world)) {
         deadlocks += 1;
@@ -123,6 +127,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);
       }
     }
+    if (timedOut) { complete = false; break; }
     frontier = next;
     if (next.length > 0) depth += 1;
     options.onProgress?.(visited.size, depth);
