@@ -1,0 +1,128 @@
+/**
+ * `npm run bench:nbd`: the same fio jobs against a blockshift server that
+ * owns the pages, against one that forwards every request to the owner, and
+ * against `nbdkit memory` and `qemu-nbd` (raw file) started in the same run;
+ * then the p99 of 4k random writes during a move against steady state, and
+ * the unthrottled page copy rate. A benchmark: it prints figures and ratios
+ * and never fails on them.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { localGroupConfig } from '../cli/group-config.js';
+import { LocalGroup } from '../cli/local-group.js';
+import { runTool } from '../nbd/test-support.js';
+
+interface Job { readonly name: string; readonly rw: string; readonly bs: string; readonly iodepth: number }
+interface Result { readonly iops: number; readonly p99Us: number; readonly mibPerSecond: number }
+
+const jobs: Job[] = [
+  { name: '4k randwrite QD1', rw: 'randwrite', bs: '4k', iodepth: 1 },
+  { name: '4k randwrite QD16', rw: 'randwrite', bs: '4k', iodepth: 16 },
+  { name: '4k randread QD16', rw: 'randread', bs: '4k', iodepth: 16 },
+  { name: '1M seq read', rw: 'read', bs: '1M', iodepth: 4 },
+  { name: '1M seq write', rw: 'write', bs: '1M', iodepth: 4 },
+];
+const runtimeSeconds = Number(process.env['BENCH_SECONDS'] ?? 5);
+const sizeMiB = 64;
+
+async function fio(uri: string, job: Job, directory: string, seconds = runtimeSeconds): Promise<Result> {
+  const result = await runTool('fio', [
+    `--name=${job.rw}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,
+    `--size=${sizeMiB}M`, '--time_based', `--runtime=${seconds}`, '--output-format=json', '--randrepeat=0',
+  ], (seconds + 60) * 1000, directory);
+  if (result.exitCode !== 0) throw new Error(`fio ${job.name} on ${uri}: ${result.stderr}`);
+  const report = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as { jobs: Array<Record<'read' | 'write', { iops: number; bw_bytes: number; clat_ns: { percentile?: Record<string, number> } }>> };
+  const side = job.rw.includes('write') ? report.jobs[0]!.write : report.jobs[0]!.read;
+  return { iops: side.iops, p99Us: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1000, mibPerSecond: side.bw_bytes / 2 ** 20 };
+}
+
+async function waitForPort(check: () => Promise<boolean>): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('peer server did not come up');
+}
+
+async function main(): Promise<void> {
+  const directory = mkdtempSync(join(tmpdir(), 'blockshift-bench-'));
+  const peers: ChildProcess[] = [];
+  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_809), traceTransitions: false }, directory, { output: () => undefined });
+  try {
+    await group.startAll();
+    await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const rawFile = join(directory, 'qemu.raw');
+    writeFileSync(rawFile, Buffer.alloc(0));
+    await runTool('truncate', ['-s', `${sizeMiB}M`, rawFile]);
+    peers.push(spawn('nbdkit', ['-f', '-p', '30900', '--exit-with-parent', 'memory', `${sizeMiB}M`], { stdio: 'ignore' }));
+    peers.push(spawn('qemu-nbd', ['-f', 'raw', '-p', '30901', '-x', 'bench', '--persistent', '--shared=16', '--cache=writeback', rawFile], { stdio: 'ignore' }));
+    for (const port of [30900, 30901]) await waitForPort(async () => (await runTool('nbdinfo', [`nbd://127.0.0.1:${port}`])).exitCode === 0);
+
+    const targets: Array<[string, string]> = [
+      ['blockshift, page owner', group.nbdUri('s1', 'local')],
+      ['blockshift, forwarding', group.nbdUri('s2', 'local')],
+      ['nbdkit memory', 'nbd://127.0.0.1:30900/'],
+      ['qemu-nbd raw file', 'nbd://127.0.0.1:30901/bench'],
+    ];
+    console.log(`fio ${runtimeSeconds} s per job over ${sizeMiB} MiB, nbd engine; IOPS (p99 µs)`);
+    console.log(['job'.padEnd(20), ...targets.map(([name]) => name.padEnd(26)), 'owner/qemu', 'fwd/owner'].join(' '));
+    // Fill the volumes first so reads read data.
+    for (const [, uri] of targets) await fio(uri, jobs[4]!, directory, 2);
+    for (const job of jobs) {
+      const results: Result[] = [];
+      for (const [, uri] of targets) results.push(await fio(uri, job, directory));
+      const [owner, forwarded, , qemu] = results;
+      console.log([job.name.padEnd(20), ...results.map((result) => `${Math.round(result.iops)} (${Math.round(result.p99Us)})`.padEnd(26)),
+        (owner!.iops / qemu!.iops).toFixed(2).padEnd(10), (forwarded!.iops / owner!.iops).toFixed(2)].join(' '));
+    }
+
+    // p99 of 4k random writes while pages move, against steady state.
+    const steady = await fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+    const moving = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+    const movesStarted = performance.now();
+    let pagesMoved = 0;
+    for (let page = 0; page < sizeMiB / 4 && performance.now() - movesStarted < runtimeSeconds * 1000 - 500; page += 1) {
+      await group.admin('s1', '/moves', { volume: 'local', page, to: page % 2 === 0 ? 's2' : 's3', kind: 'piecewise' });
+      for (;;) {
+        const status = await group.status('s1');
+        if (!status.moves.some((move) => move.page === `local/${page}`)) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      pagesMoved += 1;
+    }
+    const copySeconds = (performance.now() - movesStarted) / 1000;
+    const during = await moving;
+    console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)}`);
+    console.log(`page copy under load: ${pagesMoved} pages of 4 MiB in ${copySeconds.toFixed(2)} s = ${((pagesMoved * 4) / copySeconds).toFixed(1)} MiB/s (moves one at a time, including commit and flip)`);
+
+    // Unthrottled copy rate with no client load: move the remaining pages back and forth.
+    const idleStarted = performance.now();
+    let idleMoved = 0;
+    for (let page = 0; page < sizeMiB / 4; page += 1) {
+      const owner = ['s1', 's2', 's3'];
+      let source: string | undefined;
+      for (const id of owner) if ((await group.status(id)).copies[`local/${page}`]?.startsWith('valid')) source = id;
+      if (!source) continue;
+      const to = source === 's3' ? 's1' : 's3';
+      await group.admin(source, '/moves', { volume: 'local', page, to, kind: 'unit' });
+      for (;;) {
+        const status = await group.status(source);
+        if (!status.moves.some((move) => move.page === `local/${page}`)) break;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      idleMoved += 1;
+    }
+    const idleSeconds = (performance.now() - idleStarted) / 1000;
+    console.log(`page copy, idle: ${idleMoved} pages of 4 MiB in ${idleSeconds.toFixed(2)} s = ${((idleMoved * 4) / idleSeconds).toFixed(1)} MiB/s`);
+  } finally {
+    await group.stopAll();
+    for (const peer of peers) peer.kill('SIGTERM');
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+await main();
