@@ -11,6 +11,7 @@ import { finalStage } from '../../machines/migration/stage-numbers.js';
 import { unitMoveMachine } from '../../machines/migration/unit-move.machine.js';
 import { start, step } from '../../machines/step.js';
 import { CoverageRecorder } from './coverage.js';
+import { moveEvents as possibleEvents } from './event-alphabets.js';
 import { patentTable1, patentTable2ThreePieces } from './patent-tables.js';
 
 type MoveSnapshot = { value: unknown; status: string; context: MoveContext; matches(value: string): boolean };
@@ -19,19 +20,6 @@ function inputFor(kind: MoveKind, pieceCount: number): MoveInput {
   return { pageKey: { volume: 'v', page: 0 }, kind, source: 'A', destination: 'B', pieceCount, epoch: 1, forwardingPointer: false, progressTimeoutMs: 100 };
 }
 
-/** Every event a runtime could deliver in this state, stale ones included. */
-function possibleEvents(snapshot: MoveSnapshot): MoveEvent[] {
-  const context = snapshot.context;
-  const events: MoveEvent[] = [
-    { type: 'move.begin' }, { type: 'crash' }, { type: 'restart' },
-    { type: 'piece.copied', piece: context.piece, attempt: context.attempt },
-    { type: 'destination.committed', attempt: context.attempt },
-    { type: 'destination.failed', attempt: context.attempt },
-    { type: 'timer.fired', timerId: progressTimerId(context) },
-  ];
-  if (context.pending) events.push({ type: 'stage.persisted', stage: context.pending.stage, attempt: context.pending.attempt });
-  return events;
-}
 
 /** Bounded abstraction of a snapshot: attempt numbers are left out so crash/restart loops close. */
 function serializeMove(snapshot: MoveSnapshot): string {

@@ -6,21 +6,10 @@ import type { ReplicaContext, ReplicaEvent, ReplicaInput } from '../../machines/
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { start, step } from '../../machines/step.js';
 import { CoverageRecorder } from './coverage.js';
+import { replicaEvents as possibleEvents } from './event-alphabets.js';
 
 type ReplicaSnapshot = { value: unknown; context: ReplicaContext };
 
-function possibleEvents(snapshot: ReplicaSnapshot): ReplicaEvent[] {
-  const record = snapshot.context.record;
-  const epoch = record?.epoch ?? 1;
-  const attempt = record?.status === 'receiving' ? record.attempt : 1;
-  return [
-    { type: 'replica.create', epoch: 1 },
-    { type: 'replica.receive', source: 'A', attempt: 1, epoch: epoch + 1 },
-    { type: 'replica.receive', source: 'A', attempt: attempt + 1, epoch },
-    { type: 'replica.commit', attempt, epoch },
-    { type: 'replica.invalidate', epoch: epoch + 1, owner: 'B', forwardTo: null },
-  ];
-}
 
 const startingRecords: (ReplicaRecord | null)[] = [
   null,

@@ -5,6 +5,7 @@ import type { RequestRoutingContext, RequestRoutingEvent, RequestRoutingInput } 
 import { forwardTimerId, requestRoutingMachine } from '../../machines/routing/request-routing.machine.js';
 import { start, step } from '../../machines/step.js';
 import { CoverageRecorder } from './coverage.js';
+import { routingEvents as possibleEvents } from './event-alphabets.js';
 
 type RoutingSnapshot = { value: unknown; status: string; context: RequestRoutingContext };
 
@@ -23,17 +24,6 @@ const inputs: RequestRoutingInput[] = [
   { ...base, route: { owner: 'C', epoch: 1 }, localCopy: 'absent' },
 ];
 
-function possibleEvents(snapshot: RoutingSnapshot): RequestRoutingEvent[] {
-  const retry = snapshot.context.retries;
-  return [
-    { type: 'request.served' },
-    { type: 'request.failed', errno: 5, reason: 'disk error' },
-    { type: 'forward.replied', retry },
-    { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1, localCopy: 'absent' },
-    { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
-    { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
-  ];
-}
 
 describe('request routing machine (FIG. 7)', () => {
   it('covers every state and transition; every request ends with exactly one reply', () => {

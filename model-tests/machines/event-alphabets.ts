@@ -1,0 +1,53 @@
+import type { MoveContext, MoveEvent } from '../../machines/migration/move-setup.js';
+import { progressTimerId } from '../../machines/migration/move-setup.js';
+import type { ReplicaContext, ReplicaEvent } from '../../machines/replica/replica.machine.js';
+import type { RequestRoutingContext, RequestRoutingEvent } from '../../machines/routing/request-routing.machine.js';
+import { forwardTimerId } from '../../machines/routing/request-routing.machine.js';
+
+/**
+ * For each machine, every event a runtime could deliver in a given state,
+ * stale and duplicate ones included. The path tests extend shortest paths by
+ * these; the differential test of the fast step drives random walks with them.
+ */
+/** Every event a runtime could deliver in this state, stale ones included. */
+export function moveEvents(snapshot: { context: MoveContext }): MoveEvent[] {
+  const context = snapshot.context;
+  const events: MoveEvent[] = [
+    { type: 'move.begin' }, { type: 'crash' }, { type: 'restart' },
+    { type: 'piece.copied', piece: context.piece, attempt: context.attempt },
+    { type: 'destination.committed', attempt: context.attempt },
+    { type: 'destination.failed', attempt: context.attempt },
+    { type: 'timer.fired', timerId: progressTimerId(context) },
+  ];
+  if (context.pending) events.push({ type: 'stage.persisted', stage: context.pending.stage, attempt: context.pending.attempt });
+  return events;
+}
+
+export function replicaEvents(snapshot: { context: ReplicaContext }): ReplicaEvent[] {
+  const record = snapshot.context.record;
+  const epoch = record?.epoch ?? 1;
+  const attempt = record?.status === 'receiving' ? record.attempt : 1;
+  return [
+    { type: 'replica.create', epoch: 1 },
+    { type: 'replica.receive', source: 'A', attempt: 1, epoch: epoch + 1 },
+    { type: 'replica.receive', source: 'A', attempt: attempt + 1, epoch },
+    { type: 'replica.commit', attempt, epoch },
+    { type: 'replica.invalidate', epoch: epoch + 1, owner: 'B', forwardTo: null },
+  ];
+}
+
+export function routingEvents(snapshot: { context: RequestRoutingContext }): RequestRoutingEvent[] {
+  const retry = snapshot.context.retries;
+  return [
+    { type: 'request.served' },
+    { type: 'request.failed', errno: 5, reason: 'disk error' },
+    { type: 'forward.replied', retry },
+    { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1, localCopy: 'absent' },
+    { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
+    { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
+    // The newer owner is this server itself (a destination that missed the push after a flip).
+    { type: 'forward.stale', retry, owner: snapshot.context.self, epoch: snapshot.context.route.epoch + 1, localCopy: 'valid' },
+    // The page flipped away while the request waited at its source.
+    { type: 'copy.invalidated', route: { owner: 'B', epoch: snapshot.context.route.epoch + 1 }, localCopy: 'invalid', forwardTo: null },
+  ];
+}
