@@ -17,8 +17,8 @@ const small = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBou
  * exhaust its bounds, hold every property and reach every goal.
  */
 const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
-  ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 22_968, []],
-  ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 10_546, []],
+  ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 23_203, []],
+  ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 10_797, []],
   ['a write and a read while the page moves', small({ reads: 1 }), 33_587, []],
   ['three servers: a write through any server while the page moves', small({ servers: 3 }), 2_985, []],
   ['forwarding-pointer mode, three servers', small({ servers: 3, forwardingPointer: true }), 3_857, []],
