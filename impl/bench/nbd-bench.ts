@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     await runTool('truncate', ['-s', `${sizeMiB}M`, rawFile]);
     peers.push(spawn('nbdkit', ['-f', '-p', '30900', '--exit-with-parent', 'memory', `${sizeMiB}M`], { stdio: 'ignore' }));
     peers.push(spawn('qemu-nbd', ['-f', 'raw', '-p', '30901', '-x', 'bench', '--persistent', '--shared=16', '--cache=writeback', rawFile], { stdio: 'ignore' }));
-    for (const port of [30900, 30901]) await waitForPort(async () => (await runTool('nbdinfo', [`nbd://127.0.0.1:${port}`])).exitCode === 0);
+    for (const uri of ['nbd://127.0.0.1:30900/', 'nbd://127.0.0.1:30901/bench']) await waitForPort(async () => (await runTool('nbdinfo', [uri])).exitCode === 0);
 
     const targets: Array<[string, string]> = [
       ['blockshift, page owner', group.nbdUri('s1', 'local')],

@@ -119,7 +119,7 @@ export class ServerRuntime {
 
   /** A block operation within one piece of one page, as the NBD front end splits them. */
   request(operation: BlockOperation, data: Buffer | null): Promise<RuntimeReply> {
-    const requestId = `${this.self}-${(this.#nextRequest += 1)}`;
+    const requestId = this.#newRequestId('');
     if (operation.kind === 'write') {
       if (!data) throw new Error('a write carries data');
       this.#hold(`client:${requestId}`, data);
@@ -132,7 +132,7 @@ export class ServerRuntime {
 
   /** NBD FLUSH: every write acknowledged before it becomes durable on every server holding it. */
   flush(): Promise<RuntimeReply> {
-    const requestId = `${this.self}-${(this.#nextRequest += 1)}`;
+    const requestId = this.#newRequestId('');
     return new Promise((resolve) => {
       this.#clientWaiters.set(requestId, resolve);
       this.#input({ type: 'client.flush', requestId });
@@ -154,11 +154,23 @@ export class ServerRuntime {
   }
 
   #admin(input: (requestId: string) => NodeInput): Promise<{ ok: boolean; message: string }> {
-    const requestId = `${this.self}-admin-${(this.#nextRequest += 1)}`;
+    const requestId = this.#newRequestId('admin-');
     return new Promise((resolve) => {
       this.#adminWaiters.set(requestId, resolve);
       this.#input(input(requestId));
     });
+  }
+
+  /**
+   * Request ids name a request across the group (the owner of a page remembers
+   * the forwarded writes it executed by sender and id, to run each once), so
+   * they carry the incarnation: a restarted server must never reuse an id
+   * from its previous life. The fault harness found exactly that: ids that
+   * restarted at 1 made an owner drop new writes as duplicates of old ones.
+   */
+  #newRequestId(kind: string): string {
+    this.#nextRequest += 1;
+    return `${this.self}.${this.#options.incarnation}-${kind}${this.#nextRequest}`;
   }
 
   #input(input: NodeInput): void {

@@ -32,6 +32,7 @@ export type MetadataWrite =
 
 export type NodeInput =
   | { type: 'node.start'; durable: DurableRecords }
+  /** `requestId` must be unique across every incarnation of this server: owners run a forwarded write once per sender and id. */
   | { type: 'client.request'; requestId: string; operation: BlockOperation }
   | { type: 'client.flush'; requestId: string }
   | { type: 'peer.message'; from: ServerId; message: PeerMessage }
