@@ -205,7 +205,7 @@ class NodeStep {
     const lookup = this.#lookup(operation.pageKey);
     const [snapshot, effects] = start(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
-      forwardTo: lookup.forwardTo, retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
+      forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
     });
     const entry: RequestEntry = {

@@ -27,6 +27,11 @@ import type { PageKey, ServerId } from '../identifiers.js';
  * stale rather than forwarded again, so only the server the client talks to
  * retries. Retries and hops are bounded: a request always terminates, and the
  * client never sees a routing error unless the bounds are exhausted (EIO).
+ * A forward that times out is sent again only if the request is idempotent
+ * (a read): a write might already have run at the owner, whose memory of the
+ * writes it ran does not survive its crash, so it fails with EIO (outcome
+ * unknown) rather than risk running twice after later writes. The fault
+ * harness found that trace on the real cluster.
  */
 export type LocalCopy = 'valid' | 'invalid' | 'absent';
 
@@ -42,6 +47,13 @@ export interface RequestRoutingInput {
   /** Forwarding pointer of an invalid local copy (optional mode), else null. */
   readonly forwardTo: ServerId | null;
   readonly retriesMax: number;
+  /**
+   * Whether sending the request again is harmless (a read). A write whose
+   * forward timed out may have run at the owner; the owner remembers the
+   * writes it ran only until it crashes, so a second try could run it twice,
+   * after later writes. Such a write fails (EIO: outcome unknown) instead.
+   */
+  readonly idempotent: boolean;
   readonly hopCountMax: number;
   readonly forwardTimeoutMs: number;
 }
@@ -97,6 +109,7 @@ export const requestRoutingMachine = setup({
     arrivedForwarded: ({ context }) => context.hopCount > 0,
     namesSelf: ({ context }) => context.route.owner === context.self,
     canRetry: ({ context }) => context.retries < context.retriesMax,
+    isIdempotent: ({ context }) => context.idempotent,
     answersCurrentTry: ({ context, event }) => 'retry' in event && event.retry === context.retries,
     isForwardTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === forwardTimerId(context),
   },
@@ -149,7 +162,7 @@ export const requestRoutingMachine = setup({
         ],
         'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
         'timer.fired': [
-          { guard: and(['isForwardTimer', 'canRetry']), target: 'lookingUp', actions: 'countRetry' },
+          { guard: and(['isForwardTimer', 'canRetry', 'isIdempotent']), target: 'lookingUp', actions: 'countRetry' },
           { guard: 'isForwardTimer', target: 'failed', actions: 'noteFailure' },
         ],
       },

@@ -27,7 +27,7 @@ const cases: Array<[string, AnyStateMachine, unknown, Alphabet]> = [
   ['replica', replicaMachine, { pageKey: { volume: 'v', page: 0 }, record: null }, replicaEvents as Alphabet],
   ['request routing', requestRoutingMachine, {
     requestId: 'r1', pageKey: { volume: 'v', page: 0 }, self: 'C', hopCount: 0, route: { owner: 'A', epoch: 1 },
-    localCopy: 'absent', forwardTo: null, retriesMax: 3, hopCountMax: 3, forwardTimeoutMs: 50,
+    localCopy: 'absent', forwardTo: null, idempotent: false, retriesMax: 3, hopCountMax: 3, forwardTimeoutMs: 50,
   }, routingEvents as Alphabet],
 ];
 

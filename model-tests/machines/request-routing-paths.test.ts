@@ -11,7 +11,7 @@ type RoutingSnapshot = { value: unknown; status: string; context: RequestRouting
 
 const base: RequestRoutingInput = {
   requestId: 'r1', pageKey: { volume: 'v', page: 0 }, self: 'C', hopCount: 0, route: { owner: 'A', epoch: 1 },
-  localCopy: 'absent', forwardTo: null, retriesMax: 2, hopCountMax: 3, forwardTimeoutMs: 50,
+  localCopy: 'absent', forwardTo: null, idempotent: true, retriesMax: 2, hopCountMax: 3, forwardTimeoutMs: 50,
 };
 
 /** Lookups FIG. 7 can start from: own copy, forward to owner, pointer, forwarded miss, hop limit, inconsistent table. */
@@ -22,6 +22,7 @@ const inputs: RequestRoutingInput[] = [
   { ...base, hopCount: 1, localCopy: 'invalid', route: { owner: 'B', epoch: 2 } },
   { ...base, hopCount: 3 },
   { ...base, route: { owner: 'C', epoch: 1 }, localCopy: 'absent' },
+  { ...base, idempotent: false },
 ];
 
 
@@ -74,6 +75,21 @@ describe('request routing machine (FIG. 7)', () => {
     [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.replied', retry: 1 }) as [RoutingSnapshot, Effect[]];
     expect(effects).toEqual([{ type: 'request.reply', requestId: 'r1', outcome: { status: 'ok' } }]);
     expect(snapshot.status).toBe('done');
+  });
+
+  it('a write whose forward times out fails with EIO and is never sent again (it may have run at the owner)', () => {
+    const write = { ...base, idempotent: false };
+    let [snapshot, effects] = start(requestRoutingMachine, write) as [RoutingSnapshot, Effect[]];
+    expect(effects.filter((effect) => effect.type === 'request.forward')).toHaveLength(1);
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) }) as [RoutingSnapshot, Effect[]];
+    expect(effects.some((effect) => effect.type === 'request.forward')).toBe(false);
+    expect(effects).toContainEqual({ type: 'request.reply', requestId: 'r1', outcome: { status: 'error', errno: 110, reason: 'forward timed out' } });
+    expect(snapshot.status).toBe('done');
+    // A read is sent again.
+    let [readSnapshot] = start(requestRoutingMachine, base) as [RoutingSnapshot, Effect[]];
+    let readEffects: Effect[];
+    [readSnapshot, readEffects] = step(requestRoutingMachine, readSnapshot as never, { type: 'timer.fired', timerId: forwardTimerId(readSnapshot.context) }) as [RoutingSnapshot, Effect[]];
+    expect(readEffects.some((effect) => effect.type === 'request.forward')).toBe(true);
   });
 
   it('a stale answer naming this server (a destination that missed the push) is served locally, not failed', () => {
