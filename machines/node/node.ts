@@ -601,16 +601,13 @@ class NodeStep {
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return;
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
-    const continuation: Continuation = { kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length };
-    if (runs.length === 0) {
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.stored', pageKey, attempt, piece: message.piece } });
-      return;
-    }
-    const completionId = this.#await(continuation);
+    // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
+    // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length + 1 });
     for (const [offsetBlocks, lengthBlocks] of runs) {
-      // A copied piece must be durable before the source may count it as moved.
-      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: true });
+      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
+    this.effects.push({ type: 'data.sync', completionId, pageKey });
   }
 
   /** The runs of blocks whose stored version is older than `sequence`, which this data may overwrite; marks them. */
