@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { groupConfigProblem, localGroupConfig } from './group-config.js';
+
+/** Bad input to the command line and to a group config is refused with a clear message and changes nothing. */
+function blockshift(args: string[]): Promise<{ status: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/blockshift.mjs', ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, output: String(stdout) + String(stderr) });
+    });
+  });
+}
+
+describe('blockshift command line', () => {
+  it('refuses an unknown command and missing or malformed flags with exit 2 and the usage', async () => {
+    for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete']]) {
+      const result = await blockshift(args);
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.output).toContain('usage: blockshift');
+    }
+  });
+
+  it('reports servers that are down rather than failing', async () => {
+    const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '19809']);
+    expect(result.status).toBe(0);
+    expect(result.output).toMatch(/s1: DOWN/);
+  });
+});
+
+describe('group config validation', () => {
+  const good = localGroupConfig('data');
+  it('accepts the embedded defaults', () => {
+    expect(groupConfigProblem(good)).toBeNull();
+  });
+  it.each([
+    ['a repeated server id', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, id: good.servers[0]!.id }] }, 'repeats'],
+    ['a port used twice', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, nbd: good.servers[0]!.nbd }] }, 'used twice'],
+    ['a port out of range', { ...good, servers: [{ ...good.servers[0]!, admin: { host: '127.0.0.1', port: 70_000 } }] }, '1-65535'],
+    ['a zero capacity weight', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: 0 }] }, 'capacityWeight'],
+    ['a negative throttle', { ...good, moveThrottleMBps: -1 }, 'moveThrottleMBps'],
+    ['no servers', { ...good, servers: [] }, 'non-empty'],
+  ])('refuses %s', (_name, config, message) => {
+    expect(groupConfigProblem(config)).toContain(message);
+  });
+});
