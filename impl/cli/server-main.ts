@@ -17,6 +17,7 @@ import { VolumeBackend } from '../runtime/volume-backend.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
+import { startBalancing } from '../balance/balance-wiring.js';
 import type { GroupConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
 
@@ -48,13 +49,18 @@ async function main(): Promise<void> {
   });
   await transport.listen();
   runtime.start();
-  const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime), log });
+  // Off unless BLOCKSHIFT_BALANCE=1: the load monitor, ring exchange and allocation process (impl/balance/).
+  const balancing = await startBalancing(group, self.id, runtime, log);
+  const observe = balancing ? (pageKey: { volume: string; page: number }, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, latencyMs: number, clientId?: string) =>
+    balancing.balancer.observe({ pageKey, kind, offsetBlocks, lengthBlocks, bytes, latencyMs, clientId }) : undefined;
+  const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime, observe), log });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log('stopping');
     await nbd.close();
+    await balancing?.close();
     await admin.close();
     runtime?.stop();
     await transport.close();

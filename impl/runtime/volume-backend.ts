@@ -11,6 +11,7 @@
  */
 import { NbdError } from '../nbd/nbd-error.js';
 import type { ExportInfo, NbdBackend } from '../nbd/nbd-backend.js';
+import type { PageKey } from '../../machines/identifiers.js';
 import type { BlockOperation } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { pieceSizeBlocks } from '../../machines/node/volume.js';
@@ -27,11 +28,16 @@ interface Part {
   readonly lengthBytes: number;
 }
 
+/** Called once per block operation after it is answered (the load monitor's input); it must not throw or block. */
+export type BlockObserver = (pageKey: PageKey, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, latencyMs: number, clientId?: string) => void;
+
 export class VolumeBackend implements NbdBackend {
   readonly #runtime: ServerRuntime;
+  readonly #observe: BlockObserver;
 
-  constructor(runtime: ServerRuntime) {
+  constructor(runtime: ServerRuntime, observe: BlockObserver = () => {}) {
     this.#runtime = runtime;
+    this.#observe = observe;
   }
 
   listExports(): ExportInfo[] {
@@ -47,7 +53,9 @@ export class VolumeBackend implements NbdBackend {
     const result = Buffer.alloc(lengthBytes);
     const parts = this.#parts(exportName, 'read', offsetBytes, lengthBytes, false);
     await Promise.all(parts.map(async (part) => {
+      const startedMs = Date.now();
       const reply = await this.#runtime.request(part.operation, null);
+      this.#observed(part, Date.now() - startedMs);
       const data = checked(reply);
       if (!data || data.length !== part.lengthBytes) throw new NbdError(errnoIo, 'read returned no data');
       data.copy(result, part.bufferOffsetBytes);
@@ -60,8 +68,16 @@ export class VolumeBackend implements NbdBackend {
     await Promise.all(parts.map(async (part) => {
       // A copy, so the bytes a token holds never change under the node.
       const payload = Buffer.from(data.subarray(part.bufferOffsetBytes, part.bufferOffsetBytes + part.lengthBytes));
-      checked(await this.#runtime.request(part.operation, payload));
+      const startedMs = Date.now();
+      const reply = await this.#runtime.request(part.operation, payload);
+      this.#observed(part, Date.now() - startedMs);
+      checked(reply);
     }));
+  }
+
+  #observed(part: Part, latencyMs: number): void {
+    const { operation } = part;
+    this.#observe(operation.pageKey, operation.kind === 'read' ? 'read' : 'write', operation.offsetBlocks, operation.lengthBlocks, part.lengthBytes, latencyMs);
   }
 
   async flush(_exportName: string): Promise<void> {

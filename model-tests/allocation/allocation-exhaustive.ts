@@ -16,16 +16,19 @@ import { freshSample, initialWorld, settle, staleSample, tick } from './allocati
  *
  * Always properties, checked on every transition:
  * - `cooldown`: no page completes two moves within the reference cool-down;
- * - `noPingPong`: with exact samples only, the group never returns to a
- *   placement it left (each move lowers Σ load²/weight, so none can). A page
- *   may come back to a server once *other* pages moved (a failed move can
- *   force a detour); what may not happen is an oscillation.
+ * - `noPingPong`: with exact samples and no failed moves, no page ever
+ *   returns to a server it left: each plan lowers Σ load²/weight of the
+ *   placement it aims at, so no later plan aims back. (A failed move can
+ *   force a detour in which a page does come back once other pages moved;
+ *   with failures only the cool-down is claimed.)
  * Sometimes: at least one move completes somewhere, so a search cannot pass
  * by doing nothing.
  */
 export const heatLevels = [0, 20, 40, 80] as const;
 export const tickMs = 10_000;
 export const horizonMs = 90_000;
+/** Noise and failures multiply the interleavings; two cool-downs still show a page trying to come back. */
+export const noisyHorizonMs = 60_000;
 export const referenceCooldownMs = 30_000;
 export const stateCountMax = 2_000_000;
 
@@ -52,8 +55,6 @@ interface Node {
   /** The node this one was reached from and by which event: the trace is rebuilt only for a violation. */
   readonly parent: number;
   readonly label: string;
-  /** Every placement this path has been in (at most 4 with 2 pages on 2 servers). */
-  readonly placements: readonly string[];
 }
 
 function traceOf(nodes: readonly Node[], index: number, last: string): string[] {
@@ -62,13 +63,13 @@ function traceOf(nodes: readonly Node[], index: number, last: string): string[] 
   return trace;
 }
 
-function serialize(world: WorldState, placements: readonly string[]): string {
+function serialize(world: WorldState): string {
   const context = world.snapshot.context;
-  const last: Record<string, [ServerId, number]> = {};
-  for (const move of world.history) last[move.page] = [move.from, move.atMs];
+  const last: Record<string, [ServerId, number, boolean]> = {};
+  for (const move of world.history) last[move.page] = [move.from, move.atMs, move.ordinal === world.completedCount - 1];
   return JSON.stringify([
     world.snapshot.value, context.nowMs, context.overStreaks, Object.entries(context.inFlight).map(([page, move]) => [page, move.to, move.requestedAtMs]),
-    context.lastMovedAtMs, context.placementChangedAtMs, world.owners, world.previousOwners, world.previousUntilMs, world.pending, world.nowMs, last, placements,
+    context.lastMovedAtMs, context.placementChangedAtMs, world.owners, world.previousOwners, world.previousUntilMs, world.pending, world.nowMs, last,
   ]);
 }
 
@@ -82,37 +83,38 @@ function noisyReadings(heats: readonly number[]): number[][] {
     const index = heatLevels.indexOf(heat as never);
     return heatLevels[Math.min(heatLevels.length - 1, Math.max(0, index + by))]!;
   };
+  // One page read one level off at a time: enough to reorder two pages' heats, small enough to exhaust.
   const readings: number[][] = [];
-  for (const a of [-1, 0, 1]) for (const b of [-1, 0, 1]) if (a !== 0 || b !== 0) readings.push([shifted(heats[0]!, a), shifted(heats[1]!, b)]);
-  return readings;
+  for (const by of [-1, 1]) {
+    readings.push([shifted(heats[0]!, by), heats[1]!]);
+    readings.push([heats[0]!, shifted(heats[1]!, by)]);
+  }
+  return readings.filter((reading) => reading[0] !== heats[0] || reading[1] !== heats[1]);
 }
 
-function successors(world: WorldState, setup: WorldSetup, noise: boolean): Array<[string, WorldState]> {
+function successors(world: WorldState, setup: WorldSetup, mode: SampleMode): Array<[string, WorldState]> {
   const next: Array<[string, WorldState]> = [[`sample exact @${world.nowMs}`, freshSample(world, setup)]];
-  if (noise) for (const reading of noisyReadings(setup.heats)) next.push([`sample noisy ${reading.join('/')} @${world.nowMs}`, freshSample(world, setup, reading)]);
+  if (mode === 'noisy') for (const reading of noisyReadings(setup.heats)) next.push([`sample noisy ${reading.join('/')} @${world.nowMs}`, freshSample(world, setup, reading)]);
   const stale = staleSample(world, setup);
   if (stale) next.push([`sample stale (before ${world.previousUntilMs}) @${world.nowMs}`, stale]);
   world.pending.forEach((move, index) => {
     const label = `${move.pageKey.volume}/${move.pageKey.page} ${move.from}→${move.to}`;
     next.push([`complete ${label} @${world.nowMs}`, settle(world, index, 'complete')]);
-    next.push([`fail ${label} @${world.nowMs}`, settle(world, index, 'fail')]);
+    if (mode === 'noisy') next.push([`fail ${label} @${world.nowMs}`, settle(world, index, 'fail')]);
   });
-  if (world.nowMs + tickMs <= horizonMs) next.push([`tick → ${world.nowMs + tickMs}`, tick(world, tickMs)]);
+  if (world.nowMs + tickMs <= (mode === 'stable' ? horizonMs : noisyHorizonMs)) next.push([`tick → ${world.nowMs + tickMs}`, tick(world, tickMs)]);
   return next;
 }
 
-function placementText(owners: Readonly<Record<string, ServerId>>): string {
-  return Object.keys(owners).sort().map((page) => owners[page]).join('');
-}
-
-function violationOf(before: Node, world: WorldState, noise: boolean): string | null {
+function violationOf(before: Node, world: WorldState, mode: SampleMode): string | null {
   const moves = world.history;
-  if (moves.length === before.world.history.length) return null;
+  if (world.completedCount === before.world.completedCount) return null;
   const latest = moves[moves.length - 1]!;
   for (const earlier of moves.slice(0, -1)) {
     if (earlier.page === latest.page && latest.atMs - earlier.atMs < referenceCooldownMs) return 'cooldown';
   }
-  if (!noise && before.placements.includes(placementText(world.owners))) return 'noPingPong';
+  const previous = before.world.history.find((move) => move.page === latest.page);
+  if (mode === 'stable' && previous && previous.from === latest.to) return 'noPingPong';
   return null;
 }
 
@@ -127,7 +129,13 @@ export function allSetups(config: AllocationConfig): WorldSetup[] {
   return setups;
 }
 
-export function exploreAllocation(variant: 'correct' | 'no-cooldown', noise: boolean): ExhaustiveResult {
+/**
+ * `stable`: exact and stale samples, every move completes. `noisy`: samples
+ * also read each page one heat level off, and moves may fail.
+ */
+export type SampleMode = 'stable' | 'noisy';
+
+export function exploreAllocation(variant: 'correct' | 'no-cooldown', mode: SampleMode): ExhaustiveResult {
   const config = exhaustiveConfig(variant);
   const setups = allSetups(config);
   let states = 0;
@@ -137,24 +145,22 @@ export function exploreAllocation(variant: 'correct' | 'no-cooldown', noise: boo
     const setupText = `weights ${setup.servers.map((server) => `${server.id}:${server.capacityWeight}`).join(' ')} heats ${setup.heats.join('/')} owners ${setup.owners.join('/')}`;
     const seen = new Set<string>();
     const first = initialWorld(setup);
-    const start: Node = { world: first, parent: -1, label: 'start', placements: [placementText(first.owners)] };
-    seen.add(serialize(start.world, start.placements));
+    const start: Node = { world: first, parent: -1, label: 'start' };
+    seen.add(serialize(start.world));
     const queue: Node[] = [start];
     for (let head = 0; head < queue.length; head += 1) {
       const node = queue[head]!;
-      for (const [label, world] of successors(node.world, setup, noise)) {
+      for (const [label, world] of successors(node.world, setup, mode)) {
         transitions += 1;
-        if (world.history.length > node.world.history.length) movesCompleted += 1;
-        const property = violationOf(node, world, noise);
+        if (world.completedCount > node.world.completedCount) movesCompleted += 1;
+        const property = violationOf(node, world, mode);
         if (property) return { setups: setups.length, states: states + seen.size, transitions, movesCompleted, violation: { property, setup: setupText, trace: traceOf(queue, head, label) } };
-        const placement = placementText(world.owners);
-        const placements = node.placements.includes(placement) ? node.placements : [...node.placements, placement].sort();
-        const key = serialize(world, placements);
+        const key = serialize(world);
         if (seen.has(key)) continue;
         seen.add(key);
         if (states + seen.size > stateCountMax) throw new Error(`allocation exploration exceeded ${stateCountMax} states`);
         // Only the properties' view of the history is kept: with 2 servers the last move per page is enough.
-        queue.push({ world: { ...world, requests: [], history: lastMovePerPage(world) }, parent: head, label, placements });
+        queue.push({ world: { ...world, requests: [], history: lastMovePerPage(world) }, parent: head, label });
       }
     }
     states += seen.size;

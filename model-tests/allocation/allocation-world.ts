@@ -22,6 +22,8 @@ export interface CompletedMove {
   readonly from: ServerId;
   readonly to: ServerId;
   readonly atMs: number;
+  /** This move's place among all completed moves, so a move can be told to follow another directly. */
+  readonly ordinal: number;
 }
 
 export interface WorldState {
@@ -33,6 +35,7 @@ export interface WorldState {
   readonly pending: readonly MoveRequest[];
   readonly nowMs: number;
   readonly history: readonly CompletedMove[];
+  readonly completedCount: number;
   readonly requests: readonly (MoveRequest & { atMs: number })[];
 }
 
@@ -59,7 +62,7 @@ export function sampleOf(setup: WorldSetup, owners: Readonly<Record<string, Serv
 export function initialWorld(setup: WorldSetup): WorldState {
   const [snapshot] = startAllocation(allocationMachine, { config: setup.config, nowMs: 0 });
   const owners = Object.fromEntries(setup.owners.map((owner, page) => [`${volumeName}/${page}`, owner]));
-  return { snapshot: snapshot as AllocationSnapshot, owners, previousOwners: null, previousUntilMs: 0, pending: [], nowMs: 0, history: [], requests: [] };
+  return { snapshot: snapshot as AllocationSnapshot, owners, previousOwners: null, previousUntilMs: 0, pending: [], nowMs: 0, history: [], completedCount: 0, requests: [] };
 }
 
 export function feed(world: WorldState, event: AllocationEvent): WorldState {
@@ -81,8 +84,8 @@ export function settle(world: WorldState, index: number, outcome: 'complete' | '
     return feed({ ...world, pending }, { type: 'move.failed', pageKey: move.pageKey, reason: outcome === 'fail' ? 'injected' : 'not the owner' });
   }
   const owners = { ...world.owners, [page]: move.to };
-  const history = [...world.history, { page, from: move.from, to: move.to, atMs: world.nowMs }];
-  return feed({ ...world, pending, owners, previousOwners: world.owners, previousUntilMs: world.nowMs, history }, { type: 'move.completed', pageKey: move.pageKey });
+  const history = [...world.history, { page, from: move.from, to: move.to, atMs: world.nowMs, ordinal: world.completedCount }];
+  return feed({ ...world, pending, owners, previousOwners: world.owners, previousUntilMs: world.nowMs, history, completedCount: world.completedCount + 1 }, { type: 'move.completed', pageKey: move.pageKey });
 }
 
 export function tick(world: WorldState, tickMs: number): WorldState {

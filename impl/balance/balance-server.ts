@@ -1,0 +1,104 @@
+/**
+ * The balancer's door, one per server on the admin port + 100 (loopback
+ * HTTP/JSON, like the admin API, so the peer protocol stays unchanged):
+ *
+ *   POST /load        {reports: LoadReport[]}   a ring predecessor's view
+ *   GET  /load        this server's view of the group's load, shares, moves
+ *   POST /balancing   {enabled: boolean}         the automatic-balancing switch
+ *
+ * Bodies are bounded; a bad one gets a 400 and changes nothing.
+ */
+import http from 'node:http';
+import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
+import type { Balancer } from './balancer.js';
+import type { LoadReport } from './load-monitor.js';
+
+export const balancePortOffset = 100;
+const bodyBytesMax = 8 * 1024 * 1024;
+const peerRequestTimeoutMs = 2_000;
+
+export async function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ close(): Promise<void> }> {
+  const server = http.createServer((request, response) => {
+    void handle(balancer, request).then(({ status, body }) => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(`${JSON.stringify(body)}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+async function handle(balancer: Balancer, request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+  const route = `${request.method} ${request.url}`;
+  if (route === 'GET /load') return { status: 200, body: balancer.status() };
+  const body = await readBody(request);
+  if (body === null) return { status: 400, body: { ok: false, message: 'body over the bound or not a JSON object' } };
+  if (route === 'POST /load') {
+    const reports = body.reports;
+    if (!Array.isArray(reports) || !reports.every(isReport)) return { status: 400, body: { ok: false, message: 'expected {reports: LoadReport[]}' } };
+    balancer.receiveReports(reports);
+    return { status: 200, body: { ok: true } };
+  }
+  if (route === 'POST /balancing') {
+    if (typeof body.enabled !== 'boolean') return { status: 400, body: { ok: false, message: 'expected {enabled: boolean}' } };
+    balancer.setEnabled(body.enabled);
+    return { status: 200, body: { ok: true } };
+  }
+  return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
+}
+
+function isReport(value: unknown): value is LoadReport {
+  const report = value as LoadReport;
+  return typeof report === 'object' && report !== null && typeof report.server === 'string' && typeof report.takenAtMs === 'number' &&
+    Array.isArray(report.pages) && Array.isArray(report.clients);
+}
+
+async function readBody(request: http.IncomingMessage): Promise<Record<string, unknown> | null> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of request) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > bodyBytesMax) return null;
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sends a view to a peer's balance endpoint; a peer that is down just misses this turn of the ring. */
+export async function postReports(address: { host: string; port: number }, reports: readonly LoadReport[]): Promise<boolean> {
+  try {
+    const response = await fetch(`http://${address.host}:${address.port}/load`, {
+      method: 'POST', body: JSON.stringify({ reports }), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(peerRequestTimeoutMs),
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Asks an owner's admin endpoint to start a move (the cold half of a swap). */
+export async function postMove(adminAddress: { host: string; port: number }, move: MoveRequest): Promise<{ ok: boolean; message: string }> {
+  try {
+    const response = await fetch(`http://${adminAddress.host}:${adminAddress.port}/moves`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(peerRequestTimeoutMs),
+      body: JSON.stringify({ volume: move.pageKey.volume, page: move.pageKey.page, to: move.to, kind: move.kind }),
+    });
+    return await response.json() as { ok: boolean; message: string };
+  } catch (error) {
+    return { ok: false, message: (error as Error).message };
+  }
+}
+

@@ -1,0 +1,77 @@
+/**
+ * Starts a server's balancer when `BLOCKSHIFT_BALANCE=1`: the monitor, the
+ * ring exchange over each peer's balance endpoint (admin port + 100) and the
+ * allocation machine. Off by default, so a group without the switch behaves
+ * exactly as before. Timing can be tuned for demos and benches through
+ * `BLOCKSHIFT_BALANCE_*` variables (milliseconds unless named otherwise).
+ */
+import type { ServerId } from '../../machines/identifiers.js';
+import { allocationConfigProblem, defaultAllocationConfig } from '../../machines/allocation/allocation-config.js';
+import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
+import type { GroupConfig } from '../cli/group-config.js';
+import type { ServerRuntime } from '../runtime/server-runtime.js';
+import { Balancer } from './balancer.js';
+import { balancePortOffset, postMove, postReports, startBalanceServer } from './balance-server.js';
+
+export interface RunningBalancer {
+  readonly balancer: Balancer;
+  close(): Promise<void>;
+}
+
+function numberFrom(environment: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = environment[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, not ${text}`);
+  return value;
+}
+
+export function allocationConfigFrom(self: ServerId, environment: NodeJS.ProcessEnv): AllocationConfig {
+  const defaults = defaultAllocationConfig(self);
+  const config: AllocationConfig = {
+    ...defaults,
+    enabled: environment.BLOCKSHIFT_BALANCE_AUTO !== '0',
+    pageCooldownMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_COOLDOWN_MS', defaults.pageCooldownMs),
+    overShareSamplesMin: numberFrom(environment, 'BLOCKSHIFT_BALANCE_SAMPLES_MIN', defaults.overShareSamplesMin),
+    overShareRelative: numberFrom(environment, 'BLOCKSHIFT_BALANCE_OVER_SHARE', defaults.overShareRelative),
+    concurrentMovesMax: numberFrom(environment, 'BLOCKSHIFT_BALANCE_CONCURRENT_MOVES', defaults.concurrentMovesMax),
+    movesPerSampleMax: numberFrom(environment, 'BLOCKSHIFT_BALANCE_MOVES_PER_SAMPLE', defaults.movesPerSampleMax),
+  };
+  const problem = allocationConfigProblem(config);
+  if (problem) throw new Error(`balance config: ${problem}`);
+  return config;
+}
+
+export async function startBalancing(group: GroupConfig, self: ServerId, runtime: ServerRuntime, log: (line: string) => void, environment = process.env): Promise<RunningBalancer | null> {
+  if (environment.BLOCKSHIFT_BALANCE !== '1') return null;
+  const me = group.servers.find((server) => server.id === self);
+  if (!me) throw new Error(`${self} is not in the group`);
+  const balanceAddress = (id: ServerId) => {
+    const server = group.servers.find((candidate) => candidate.id === id);
+    if (!server) throw new Error(`no server ${id}`);
+    return { host: server.admin.host, port: server.admin.port + balancePortOffset };
+  };
+  const balancer = new Balancer({
+    runtime, log,
+    servers: group.servers.map((server) => ({ id: server.id, capacityWeight: server.capacityWeight })),
+    allocation: allocationConfigFrom(self, environment),
+    sampleIntervalMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_INTERVAL_MS', 1_000),
+    halfLifeMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_HALF_LIFE_MS', 3_000),
+    sendReports: (to, reports) => postReports(balanceAddress(to), reports),
+    requestRemoteMove: (owner, move) => {
+      const server = group.servers.find((candidate) => candidate.id === owner);
+      return server ? postMove(server.admin, move) : Promise.resolve({ ok: false, message: `no server ${owner}` });
+    },
+  });
+  const address = balanceAddress(self);
+  const server = await startBalanceServer(address.host, address.port, balancer);
+  balancer.start();
+  log(`balancer on http://${address.host}:${address.port}/load (automatic balancing ${balancer.status() && allocationConfigFrom(self, environment).enabled ? 'on' : 'off'})`);
+  return {
+    balancer,
+    close: async () => {
+      balancer.stop();
+      await server.close();
+    },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * The balancer of one server: the glue between the load monitor, the ring,
+ * the pure allocation machine and the runtime.
+ *
+ * Theory of operation. Every `sampleIntervalMs` it (1) takes its monitor's
+ * report into its ring view and sends the view to its successor, (2) builds
+ * a group-wide sample from the fresh reports, charging each page's heat to
+ * the owner its routing table names, (3) feeds the machine a `clock.tick`
+ * and the sample, and (4) carries out each `move.request` the machine
+ * returns: a page this server owns is moved by `runtime.move`; the cold
+ * half of a swap is owned by the destination, so it is asked to start that
+ * move through its admin endpoint. A started move is settled by watching the
+ * routing table: `move.completed` once it names the destination, `move.failed`
+ * if the move was refused or left the node without the route changing. The
+ * machine is told the time; it never reads a clock.
+ */
+import type { ServerId } from '../../machines/identifiers.js';
+import { pageKeyText } from '../../machines/identifiers.js';
+import { initialOwner } from '../../machines/node/volume.js';
+import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
+import type { AllocationEffect } from '../../machines/allocation/allocation-effects.js';
+import { startAllocation, stepAllocation } from '../../machines/allocation/allocation-effects.js';
+import type { AllocationContext, AllocationEvent } from '../../machines/allocation/allocation.machine.js';
+import { allocationMachine } from '../../machines/allocation/allocation.machine.js';
+import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
+import type { LoadSample, PageHeat, ServerCapacity } from '../../machines/allocation/load-sample.js';
+import { maxOverMeanRatio, serverLoads } from '../../machines/allocation/load-sample.js';
+import type { ServerRuntime } from '../runtime/server-runtime.js';
+import type { BlockObservation, LoadReport } from './load-monitor.js';
+import { LoadMonitor } from './load-monitor.js';
+import { RingView } from './ring-view.js';
+
+export interface BalancerOptions {
+  readonly runtime: ServerRuntime;
+  readonly servers: readonly ServerCapacity[];
+  readonly allocation: AllocationConfig;
+  readonly sampleIntervalMs: number;
+  readonly halfLifeMs: number;
+  /** Sends this server's ring view to a peer; resolves false if it could not. */
+  readonly sendReports: (to: ServerId, reports: readonly LoadReport[]) => Promise<boolean>;
+  /** Asks the owner of a page to start a move (the cold half of a swap). */
+  readonly requestRemoteMove: (owner: ServerId, move: MoveRequest) => Promise<{ ok: boolean; message: string }>;
+  readonly log: (line: string) => void;
+  readonly nowMs?: () => number;
+}
+
+type AllocationSnapshot = { value: unknown; context: AllocationContext };
+
+/** One line per decision the demo prints; the newest are kept. */
+export interface BalanceEvent {
+  readonly atMs: number;
+  readonly text: string;
+}
+
+export const balanceEventsMax = 200;
+/** A move that has left the node without the route changing is failed after this many ticks of waiting for the route. */
+const routeWaitTicksMax = 10;
+
+export class Balancer {
+  readonly monitor: LoadMonitor;
+  readonly ring: RingView;
+  readonly #options: BalancerOptions;
+  #snapshot: AllocationSnapshot;
+  readonly #watching = new Map<string, { move: MoveRequest; ticksWithoutMove: number }>();
+  readonly #events: BalanceEvent[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #lastSample: LoadSample | null = null;
+
+  constructor(options: BalancerOptions) {
+    this.#options = options;
+    const self = options.runtime.self;
+    this.monitor = new LoadMonitor({ server: self, halfLifeMs: options.halfLifeMs, pagesMax: options.allocation.pagesMax, clientsMax: 1024, reportOpsPerSecondMin: 0.01 });
+    this.ring = new RingView(self, options.servers.map((server) => server.id), options.allocation.sampleAgeMaxMs);
+    const [snapshot] = startAllocation(allocationMachine, { config: options.allocation, nowMs: this.#now() });
+    this.#snapshot = snapshot as AllocationSnapshot;
+  }
+
+  /** The observer the volume backend calls once per block operation. */
+  observe(observation: BlockObservation): void {
+    this.monitor.observe(observation, this.#now());
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.tick(), this.#options.sampleIntervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  receiveReports(reports: readonly LoadReport[]): void {
+    this.ring.merge(reports);
+  }
+
+  setEnabled(enabled: boolean): void {
+    this.#feed({ type: enabled ? 'balancing.enable' : 'balancing.disable' });
+    this.#note(`automatic balancing ${enabled ? 'on' : 'off'}`);
+  }
+
+  async tick(): Promise<void> {
+    const nowMs = this.#now();
+    this.ring.merge([this.monitor.report(nowMs)]);
+    const successor = this.ring.successor();
+    if (successor) void this.#options.sendReports(successor, this.ring.fresh(nowMs));
+    this.#settleWatched();
+    this.#feed({ type: 'clock.tick', nowMs });
+    const sample = this.ring.sample(nowMs, this.#options.servers, (text) => this.#ownerOf(text));
+    this.#lastSample = { ...sample, pages: this.#withColdPages(sample.pages) };
+    this.#feed({ type: 'load.sample', sample: this.#lastSample });
+  }
+
+  /** What `GET /load` shows: the group's load as this server sees it, its share of it, the machine's state and recent decisions. */
+  status(): unknown {
+    const nowMs = this.#now();
+    const sample = this.#lastSample;
+    const config = this.#options.allocation;
+    const loads = sample ? serverLoads(sample, config) : new Map<ServerId, number>();
+    const totalLoad = [...loads.values()].reduce((sum, load) => sum + load, 0);
+    const totalWeight = this.#options.servers.reduce((sum, server) => sum + server.capacityWeight, 0);
+    return {
+      server: this.#options.runtime.self,
+      atMs: nowMs,
+      state: this.#snapshot.value,
+      enabled: JSON.stringify(this.#snapshot.value) !== '"off"',
+      servers: this.#options.servers.map((server) => ({
+        id: server.id, capacityWeight: server.capacityWeight, load: loads.get(server.id) ?? 0,
+        share: totalLoad > 0 ? (loads.get(server.id) ?? 0) / totalLoad : 0, expectedShare: server.capacityWeight / totalWeight,
+      })),
+      groupLoad: totalLoad,
+      maxOverMean: sample ? maxOverMeanRatio(loads, sample.servers) : 1,
+      reports: this.ring.fresh(nowMs).map((report) => ({ server: report.server, ageMs: nowMs - report.takenAtMs, pages: report.pages.length, clients: report.clients })),
+      inFlight: Object.values(this.#snapshot.context.inFlight),
+      counters: this.#snapshot.context.counters,
+      events: this.#events,
+    };
+  }
+
+  #now(): number {
+    return this.#options.nowMs?.() ?? Date.now();
+  }
+
+  #ownerOf(text: string): ServerId | null {
+    const state = this.#options.runtime.state;
+    const route = state.routes[text];
+    if (route) return route.owner;
+    const [volumeName, pageText] = text.split('/');
+    const volume = state.volumes[volumeName ?? ''];
+    const page = Number(pageText);
+    return volume && Number.isInteger(page) && page >= 0 && page < volume.pageCount ? initialOwner(volume, page) : null;
+  }
+
+  /** Every page of every volume appears in a sample, cold ones with zero heat: swaps and page-count bounds need them. */
+  #withColdPages(hot: readonly PageHeat[]): PageHeat[] {
+    const pages = new Map(hot.map((page) => [pageKeyText(page.pageKey), page]));
+    for (const volume of Object.values(this.#options.runtime.state.volumes)) {
+      for (let page = 0; page < volume.pageCount && pages.size < this.#options.allocation.pagesMax; page += 1) {
+        const text = `${volume.name}/${page}`;
+        const owner = this.#ownerOf(text);
+        if (!pages.has(text) && owner !== null) pages.set(text, { pageKey: { volume: volume.name, page }, owner, randomOpsPerSecond: 0, sequentialOpsPerSecond: 0, bytesPerSecond: 0 });
+      }
+    }
+    return [...pages.values()];
+  }
+
+  #feed(event: AllocationEvent): void {
+    const [snapshot, effects] = stepAllocation(allocationMachine, this.#snapshot as never, event) as [AllocationSnapshot, AllocationEffect[]];
+    this.#snapshot = snapshot;
+    for (const effect of effects) this.#execute(effect);
+  }
+
+  #execute(effect: AllocationEffect): void {
+    switch (effect.type) {
+      case 'move.request': {
+        const move: MoveRequest = { pageKey: effect.pageKey, from: effect.from, to: effect.to, kind: effect.kind, reason: effect.reason };
+        const text = pageKeyText(move.pageKey);
+        this.#note(`move ${text} ${move.from}→${move.to} (${move.reason}, ${move.kind})`);
+        this.#watching.set(text, { move, ticksWithoutMove: 0 });
+        const started = move.from === this.#options.runtime.self
+          ? this.#options.runtime.move(move.pageKey, move.to, move.kind)
+          : this.#options.requestRemoteMove(move.from, move);
+        void started.then(
+          (result) => { if (!result.ok) this.#fail(text, result.message); },
+          (error: unknown) => this.#fail(text, (error as Error).message),
+        );
+        return;
+      }
+    }
+  }
+
+  #fail(text: string, reason: string): void {
+    const watched = this.#watching.get(text);
+    if (!watched) return;
+    this.#watching.delete(text);
+    this.#note(`move ${text} failed: ${reason}`);
+    this.#feed({ type: 'move.failed', pageKey: watched.move.pageKey, reason });
+  }
+
+  /** A move is done when this server's routing table names its destination (the source pushes the route after the flip). */
+  #settleWatched(): void {
+    const state = this.#options.runtime.state;
+    for (const [text, watched] of [...this.#watching]) {
+      if (this.#ownerOf(text) === watched.move.to) {
+        this.#watching.delete(text);
+        this.#note(`move ${text} ${watched.move.from}→${watched.move.to} completed`);
+        this.#feed({ type: 'move.completed', pageKey: watched.move.pageKey });
+        continue;
+      }
+      // Only the source's node knows its moves; elsewhere the route is the only sign, and the machine's time-out covers a lost one.
+      if (watched.move.from !== this.#options.runtime.self || state.moves[text]?.snapshot.status === 'active') continue;
+      watched.ticksWithoutMove += 1;
+      if (watched.ticksWithoutMove > routeWaitTicksMax) this.#fail(text, 'the move ended without the route naming its destination');
+    }
+  }
+
+  #note(text: string): void {
+    const line = { atMs: this.#now(), text };
+    this.#events.push(line);
+    if (this.#events.length > balanceEventsMax) this.#events.shift();
+    this.#options.log(`balance: ${text}`);
+  }
+}
