@@ -48,7 +48,6 @@ try {
   fail((error as Error).message);
 }
 const { values } = parsed;
-if (values['power-loss']) fail('--power-loss is not modelled yet: the model keeps written data across a crash (kill -9 semantics); see README "Limits"');
 
 if (values.replay) {
   let trace: TraceFile;
@@ -95,6 +94,7 @@ const config: WorldConfig = {
   network,
   moveKinds: kinds as WorldConfig['moveKinds'],
   forwardingPointer: values['forwarding-pointer'] ?? false,
+  powerLoss: values['power-loss'] ?? false,
   variant: values.variant ?? null,
 };
 const statesMax = integer(values['states-max'], 'states-max', 5_000_000, 1, 50_000_000);

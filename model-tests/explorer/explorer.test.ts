@@ -26,6 +26,9 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   ['ordered network, both kinds of move', small({ network: 'ordered', moveKinds: ['unit', 'piecewise'] }), 630, []],
   ['duplicating network', small({ network: 'duplicating', networkFaults: 1 }), 8_037, []],
   ['lossy network', small({ network: 'lossy', networkFaults: 1 }), 6_348, []],
+  // A crash is a power cut: page data not yet durable is lost. (Breaking the destination's sync before piece.stored
+  // makes this configuration find a lost acknowledged write in 17 steps; kill -9 semantics do not.)
+  ['power loss: a crash of either side loses unsynced page data', small({ crashes: 1, powerLoss: true }), 22_523, []],
 ];
 
 describe('exhaustive exploration of the group', () => {

@@ -36,6 +36,7 @@ function rawText(world: World): string {
   return JSON.stringify([
     world.servers.map((server) => [
       server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
+      world.config.powerLoss ? server.durableData : null,
       server.tokens, [...server.timers].sort(),
     ]),
     network, world.clients, world.registers, world.budgets, world.sightings, world.violation,

@@ -20,6 +20,13 @@ export interface WorldConfig {
   readonly messagesMax: number;
   /** Timers fire only when nothing else can happen (no message in flight, no pending I/O). */
   readonly timersOnlyWhenQuiet: boolean;
+  /**
+   * A crash is a power cut: page data neither written with FUA nor synced is
+   * lost with it. Clients then write with FUA, so every acknowledged write
+   * must survive, and what is tested is the group's own durability
+   * discipline (piece copies durable before they count, commit after sync).
+   */
+  readonly powerLoss?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

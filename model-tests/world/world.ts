@@ -47,6 +47,8 @@ export interface SimServer {
   readonly meta: DurableMeta;
   readonly pendingMeta: ReadonlyArray<{ completionId: string; writes: readonly MetadataWrite[] }>;
   readonly data: Readonly<Record<string, readonly number[]>>;
+  /** What a power cut leaves of `data`: written with FUA or synced since. Kept only in power-loss mode. */
+  readonly durableData: Readonly<Record<string, readonly number[]>>;
   readonly tokens: Readonly<Record<string, readonly number[]>>;
   readonly timers: readonly string[];
 }
@@ -121,7 +123,7 @@ export function initialWorld(config: WorldConfig): World {
     const machines = config.variant === null ? standardMachines : brokenVariants[config.variant]?.machines;
     assert(machines, `unknown variant ${config.variant}`);
     const nodeConfig = { ...defaultNodeConfig(id, group), forwardingPointer: config.forwardingPointer, peerRetriesMax: 2, routingRetriesMax: 3, hopCountMax: 3, machines };
-    const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, tokens: {}, timers: [] };
+    const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, durableData: {}, tokens: {}, timers: [] };
     return server;
   });
   let world: World = {
@@ -222,18 +224,28 @@ function execute(world: World, index: number, effect: NodeEffect, inputs: NodeIn
       const page = (server.data[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
       for (let offset = 0; offset < effect.lengthBlocks; offset += 1) page[effect.offsetBlocks + offset] = source[effect.tokenOffsetBlocks + offset] ?? 0;
       inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
-      return update({ data: { ...server.data, [key]: page } });
+      if (!world.config.powerLoss || !effect.durable) return update({ data: { ...server.data, [key]: page } });
+      const durablePage = (server.durableData[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
+      for (let offset = 0; offset < effect.lengthBlocks; offset += 1) durablePage[effect.offsetBlocks + offset] = page[effect.offsetBlocks + offset] ?? 0;
+      return update({ data: { ...server.data, [key]: page }, durableData: { ...server.durableData, [key]: durablePage } });
     }
-    case 'data.sync':
+    case 'data.sync': {
       inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
-      return world;
+      if (!world.config.powerLoss) return world;
+      if (effect.pageKey === null) return update({ durableData: { ...server.data } });
+      const key = pageKeyText(effect.pageKey);
+      const page = server.data[key];
+      return page ? update({ durableData: { ...server.durableData, [key]: page } }) : world;
+    }
     case 'data.delete': {
       // The source releases its copy only once the flip is durable: the move is complete.
       const data = { ...server.data };
       delete data[pageKeyText(effect.pageKey)];
+      const durableData = { ...server.durableData };
+      delete durableData[pageKeyText(effect.pageKey)];
       const sightings = world.sightings;
       const completed = { ...sightings, moveCompleted: true, completedAfterCrashAtStages: [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b) };
-      return { ...update({ data }), sightings: completed };
+      return { ...update({ data, durableData }), sightings: completed };
     }
     case 'token.release': {
       const tokens = { ...server.tokens };
@@ -353,7 +365,7 @@ export function applyAction(world: World, action: Action): World {
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
       if (operation.kind === 'write') next = replaceServer(next, action.server, { ...server, tokens: { ...server.tokens, [`client:${id}`]: [operation.value] } });
-      return runNode(next, action.server, { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: false } });
+      return runNode(next, action.server, { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } });
     }
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
@@ -438,7 +450,9 @@ function crash(world: World, index: number): World {
     return { ...client, status: 'info' as const };
   });
   registers = registers.slice();
-  const crashed: SimServer = { ...server, up: false, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
+  // In power-loss mode the page data not yet durable is lost too (kill -9 keeps it: the page cache survives).
+  const data = world.config.powerLoss ? server.durableData : server.data;
+  const crashed: SimServer = { ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
   return { ...replaceServer(world, index, crashed), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
 }
 
