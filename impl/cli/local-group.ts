@@ -3,16 +3,12 @@
  * (SIGKILL, as a crash) and restarted one by one. `blockshift up` runs one in
  * the foreground; the cluster tests and the fault harness drive one each.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
-
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { adminRequest, ServerProcess } from './server-process.js';
 
 export interface LocalGroupOptions {
   /** Where each server's output goes: inherited by `up`, collected by tests. */
@@ -24,7 +20,7 @@ export class LocalGroup {
   readonly config: GroupConfig;
   readonly configPath: string;
   readonly #options: LocalGroupOptions;
-  readonly #processes = new Map<string, ChildProcess>();
+  readonly #processes = new Map<string, ServerProcess>();
 
   constructor(config: GroupConfig, configDirectory: string, options: LocalGroupOptions) {
     const problem = groupConfigProblem(config);
@@ -50,41 +46,22 @@ export class LocalGroup {
     const server = this.server(id);
     mkdirSync(server.dataDirectory, { recursive: true });
     const output = this.#options.output;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), this.configPath, id], {
-      cwd: repositoryRoot, stdio: ['ignore', output === 'inherit' ? 'inherit' : 'pipe', output === 'inherit' ? 'inherit' : 'pipe'],
-      env: { ...process.env, ...this.#options.environment },
-    });
-    if (output !== 'inherit') {
-      for (const stream of [child.stdout, child.stderr]) {
-        let pending = '';
-        stream?.on('data', (chunk: Buffer) => {
-          const lines = (pending + chunk.toString('utf8')).split('\n');
-          pending = lines.pop() ?? '';
-          for (const line of lines) output(id, line);
-        });
-      }
-    }
-    this.#processes.set(id, child);
+    this.#processes.set(id, new ServerProcess({
+      configPath: this.configPath, serverId: id, environment: this.#options.environment,
+      output: output === 'inherit' ? 'inherit' : (line) => output(id, line),
+    }));
     await this.waitUntilUp(id, timeoutMs);
   }
 
   /** A crash: SIGKILL, no chance to flush or close anything. */
   async kill(id: string): Promise<void> {
-    const child = this.#processes.get(id);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
+    await this.#processes.get(id)?.kill();
     this.#processes.delete(id);
   }
 
   /** A clean stop: SIGTERM, the server syncs and closes its stores. */
   async stop(id: string): Promise<void> {
-    const child = this.#processes.get(id);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
+    await this.#processes.get(id)?.stop();
     this.#processes.delete(id);
   }
 
@@ -93,10 +70,7 @@ export class LocalGroup {
   }
 
   async waitForExit(): Promise<void> {
-    await Promise.all([...this.#processes.values()].map((child) => new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve(null);
-      else child.once('exit', resolve);
-    })));
+    await Promise.all([...this.#processes.values()].map((child) => child.exited()));
   }
 
   async waitUntilUp(id: string, timeoutMs: number): Promise<void> {
@@ -106,22 +80,15 @@ export class LocalGroup {
         await this.admin(id, '/status');
         return;
       } catch (error) {
-        const child = this.#processes.get(id);
-        if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${id} exited while starting`);
+        if (this.#processes.get(id)?.running === false) throw new Error(`${id} exited while starting`);
         if (Date.now() > deadline) throw new Error(`${id} did not come up: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
   }
 
-  async admin<T>(id: string, path: string, body?: unknown): Promise<T> {
-    const server = this.server(id);
-    const response = await fetch(`http://${server.admin.host}:${server.admin.port}${path}`, body === undefined ? {} : {
-      method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' },
-    });
-    const result = await response.json() as T & { message?: string };
-    if (!response.ok) throw new Error(`${id}: ${result.message ?? response.statusText}`);
-    return result;
+  admin<T>(id: string, path: string, body?: unknown): Promise<T> {
+    return adminRequest<T>(id, this.server(id).admin, path, body);
   }
 
   status(id: string): Promise<ServerStatus> {

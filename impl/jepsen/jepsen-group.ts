@@ -1,27 +1,24 @@
 /**
  * The server processes of one harness run, supervised directly.
  *
- * Why not LocalGroup: the harness needs each child's pid (SIGSTOP/SIGCONT)
- * and a different config file per server. Partitions put a proxy between
+ * Why not LocalGroup: the harness pauses servers (SIGSTOP/SIGCONT) and
+ * needs a different config file per server. Partitions put a proxy between
  * every pair of servers, so server s_i's config names its own real peer
  * listener but every other server's *proxy* address (each server listens on
  * its own `peer` entry and dials the others' entries). LocalGroup writes one
- * config for all and keeps its children private, so this supervisor spawns
- * `impl/cli/server-main.ts` itself, the same way LocalGroup does.
+ * config for all, so this supervisor keeps its own; both run each server
+ * through `ServerProcess`.
  *
  * Output lines are handed to `onLine` (the nemesis waits on checkpoint
  * lines) and kept, bounded, for the run's log file.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Address, GroupConfig } from '../cli/group-config.js';
 import { groupConfigProblem } from '../cli/group-config.js';
+import { adminRequest, ServerProcess } from '../cli/server-process.js';
 import type { ServerStatus } from '../runtime/status-report.js';
 
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logLinesMax = 200_000;
 
 export interface JepsenGroupOptions {
@@ -38,7 +35,7 @@ export class JepsenGroup {
   readonly config: GroupConfig;
   readonly log: string[] = [];
   readonly #options: JepsenGroupOptions;
-  readonly #processes = new Map<string, ChildProcess>();
+  readonly #processes = new Map<string, ServerProcess>();
   readonly #paused = new Set<string>();
   readonly #configPaths = new Map<string, string>();
 
@@ -64,8 +61,7 @@ export class JepsenGroup {
   }
 
   isRunning(id: string): boolean {
-    const child = this.#processes.get(id);
-    return child !== undefined && child.exitCode === null && child.signalCode === null;
+    return this.#processes.get(id)?.running ?? false;
   }
 
   isPaused(id: string): boolean {
@@ -76,22 +72,14 @@ export class JepsenGroup {
     if (this.isRunning(id)) return;
     const server = this.#server(id);
     mkdirSync(server.dataDirectory, { recursive: true });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), this.#configPaths.get(id)!, id], {
-      cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.#options.environment },
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      let partial = '';
-      stream?.on('data', (chunk: Buffer) => {
-        const lines = (partial + chunk.toString('utf8')).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          const text = line.startsWith('[') ? line : `[${id}] ${line}`;
-          if (this.log.length < logLinesMax) this.log.push(text);
-          this.#options.onLine(text);
-        }
-      });
-    }
-    this.#processes.set(id, child);
+    this.#processes.set(id, new ServerProcess({
+      configPath: this.#configPaths.get(id)!, serverId: id, environment: this.#options.environment,
+      output: (line) => {
+        const text = line.startsWith('[') ? line : `[${id}] ${line}`;
+        if (this.log.length < logLinesMax) this.log.push(text);
+        this.#options.onLine(text);
+      },
+    }));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -107,54 +95,35 @@ export class JepsenGroup {
 
   /** SIGKILL; resolves once the process is gone. A paused process dies too (SIGKILL needs no SIGCONT). */
   async kill(id: string): Promise<void> {
-    const child = this.#processes.get(id);
     this.#paused.delete(id);
-    if (!child || !this.isRunning(id)) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
+    await this.#processes.get(id)?.kill();
     this.#processes.delete(id);
   }
 
-  /** SIGTERM: the server syncs and closes its stores. */
+  /** SIGTERM: the server syncs and closes its stores (a paused one is resumed first). */
   async stop(id: string): Promise<void> {
-    const child = this.#processes.get(id);
-    if (this.#paused.has(id)) this.resume(id);
-    if (!child || !this.isRunning(id)) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
+    this.#paused.delete(id);
+    await this.#processes.get(id)?.stop();
     this.#processes.delete(id);
   }
 
   pause(id: string): void {
-    const child = this.#processes.get(id);
-    if (!child || !this.isRunning(id)) return;
-    child.kill('SIGSTOP');
+    if (!this.isRunning(id)) return;
+    this.#processes.get(id)?.pause();
     this.#paused.add(id);
   }
 
   resume(id: string): void {
-    const child = this.#processes.get(id);
     this.#paused.delete(id);
-    if (child && this.isRunning(id)) child.kill('SIGCONT');
+    this.#processes.get(id)?.resume();
   }
 
   async stopAll(): Promise<void> {
     await Promise.all(this.serverIds.map((id) => this.stop(id)));
   }
 
-  async admin<T>(id: string, path: string, body?: unknown, timeoutMs = 5_000): Promise<T> {
-    const server = this.#server(id);
-    const response = await fetch(`http://${server.admin.host}:${server.admin.port}${path}`, {
-      signal: AbortSignal.timeout(timeoutMs),
-      ...(body === undefined ? {} : { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const result = await response.json() as T & { message?: string };
-    if (!response.ok) throw new Error(`${id}: ${result.message ?? response.statusText}`);
-    return result;
+  admin<T>(id: string, path: string, body?: unknown, timeoutMs = 5_000): Promise<T> {
+    return adminRequest<T>(id, this.#server(id).admin, path, body, timeoutMs);
   }
 
   status(id: string): Promise<ServerStatus> {
