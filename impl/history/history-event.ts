@@ -59,21 +59,13 @@ export interface CompleteEvent {
 export type HistoryEvent = InvokeEvent | CompleteEvent;
 
 /** One operation with its invocation and completion paired up. */
-export interface Operation {
-  readonly id: number;
-  readonly process: number;
-  readonly connection: number;
-  readonly f: OperationFunction;
-  readonly block: number;
+export interface Operation extends Pick<InvokeEvent, 'id' | 'process' | 'connection' | 'f' | 'block' | 'fua' | 'final' | 'server'> {
   /** The write id written, or the value read. */
   readonly value: number;
-  readonly fua: boolean;
-  readonly final: boolean;
   readonly outcome: Completion;
   readonly invokeNs: number;
   /** Infinity for an `info` operation: it may take effect at any later moment. */
   readonly completeNs: number;
-  readonly server?: string;
   readonly note?: string;
 }
 
