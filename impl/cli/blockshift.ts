@@ -4,7 +4,7 @@
  *   blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--no-demo]
  *   blockshift status
  *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
- *   blockshift move --volume V --page P --to S [--kind piecewise|unit]
+ *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
  *   blockshift stop
  *
  * `up` runs a local group (one process per server) in the foreground until
@@ -19,6 +19,9 @@ import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 
 class UsageError extends Error {}
+
+/** The split granularity of the demo volumes: a move's --pieces must divide it. */
+export const demoPiecesPerPage = 16;
 
 function flags(args: readonly string[]): Map<string, string> {
   const parsed = new Map<string, string>();
@@ -92,10 +95,11 @@ async function up(options: Map<string, string>): Promise<void> {
   if (!options.has('no-demo')) {
     const known = await localGroup.status(first.id);
     const ids = group.servers.map((server) => server.id);
-    // FIG. 9: one volume over every server, one over two of them.
+    // FIG. 9: one volume over every server, one over two of them. 16 granules of 256 KiB per 4 MiB page let
+    // `move --pieces N` pick N from 1, 2, 4, 8, 16; requests are split at 256 KiB boundaries, a few parts per 1 MiB I/O.
     const demo = [
-      { name: 'alpha', pageCount: 6, servers: ids, piecesPerPage: 4 },
-      { name: 'beta', pageCount: 4, servers: ids.slice(0, Math.min(2, ids.length)), piecesPerPage: 4 },
+      { name: 'alpha', pageCount: 6, servers: ids, piecesPerPage: demoPiecesPerPage },
+      { name: 'beta', pageCount: 4, servers: ids.slice(0, Math.min(2, ids.length)), piecesPerPage: demoPiecesPerPage },
     ];
     for (const volume of demo) {
       if (known.volumes.some((existing) => existing.name === volume.name)) continue;
@@ -154,24 +158,42 @@ async function move(options: Map<string, string>): Promise<void> {
   const to = requiredFlag(options, 'to');
   const kind = options.get('kind') ?? 'piecewise';
   if (kind !== 'piecewise' && kind !== 'unit') throw new UsageError('--kind must be piecewise or unit');
+  const pieces = options.has('pieces') ? integerFlag(options, 'pieces', null) : undefined;
+  if (pieces !== undefined && pieces < 1) throw new UsageError('--pieces must be a positive integer');
+  if (kind === 'unit' && pieces !== undefined && pieces !== 1) throw new UsageError('--pieces applies to a piecewise move (a unit move is one piece)');
   const key = `${volume}/${page}`;
   const live = (await statuses(group)).filter((entry): entry is ServerStatus => !('down' in entry));
   const owner = live.find((entry) => entry.copies[key]?.startsWith('valid'));
   if (!owner) throw new Error(`no live server holds a valid copy of ${key}`);
   const source = group.servers.find((server) => server.id === owner.server)!;
-  const result = await admin<{ message: string }>(source, '/moves', { volume, page, to, kind });
+  const result = await admin<{ message: string }>(source, '/moves', { volume, page, to, kind, ...(pieces === undefined ? {} : { pieces }) });
   console.log(result.message);
+  const startedMs = Date.now();
   let last = '';
+  let pageBytes = 0;
   for (;;) {
     const now = await admin<ServerStatus>(source, '/status');
     const running = now.moves.find((candidate) => candidate.page === key);
     if (!running) break;
-    const line = `  ${running.state} (stage ${running.stageInProgress}, attempt ${running.attempt}, piece ${running.piece + 1}/${running.pieceCount})`;
-    if (line !== last) console.log(line);
+    pageBytes = running.pageBytes;
+    const line = `  ${progressLine(running)}`;
+    if (line !== last) console.log(`${line}, ${mibPerSecond(running.bytesCopied, Date.now() - startedMs)}`);
     last = line;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  console.log(`move of ${key} to ${to} complete`);
+  const elapsedMs = Date.now() - startedMs;
+  console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
+}
+
+/** One line of a running move's progress: which piece of how many, what has been copied, the stage under way. */
+export function progressLine(move: ServerStatus['moves'][number]): string {
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(2);
+  const what = move.piecesCopied === move.pieceCount ? 'all pieces copied, committing and flipping' : `piece ${move.piece + 1} of ${move.pieceCount}`;
+  return `${what}: ${mib(move.bytesCopied)} of ${mib(move.pageBytes)} MiB copied (working on stage ${move.stageInProgress}, attempt ${move.attempt}, ${move.state})`;
+}
+
+function mibPerSecond(bytes: number, elapsedMs: number): string {
+  return `${(bytes / 2 ** 20 / Math.max(elapsedMs, 1) * 1000).toFixed(1)} MiB/s`;
 }
 
 async function stop(options: Map<string, string>): Promise<void> {
@@ -199,7 +221,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] | stop`);
+      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | stop`);
       return 2;
     }
     console.error(`blockshift: ${(error as Error).message}`);

@@ -20,6 +20,22 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('refuses a malformed --pieces before contacting any server', async () => {
+    const move = ['move', '--data', '/nonexistent-blockshift', '--base-port', '19809', '--volume', 'alpha', '--page', '0', '--to', 's2'];
+    for (const [extra, message] of [
+      [['--pieces', '0'], '--pieces must be a positive integer'],
+      [['--pieces', 'eight'], '--pieces must be a non-negative integer'],
+      [['--pieces', '2.5'], '--pieces must be a non-negative integer'],
+      [['--pieces'], '--pieces must be a non-negative integer'],
+      [['--kind', 'unit', '--pieces', '4'], 'a unit move is one piece'],
+    ] as const) {
+      const result = await blockshift([...move, ...extra]);
+      expect(result.status, extra.join(' ')).toBe(2);
+      expect(result.output).toContain(message);
+      expect(result.output).not.toContain('DOWN');
+    }
+  });
+
   it('reports servers that are down rather than failing', async () => {
     const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '19809']);
     expect(result.status).toBe(0);

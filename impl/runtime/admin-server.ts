@@ -4,7 +4,7 @@
  *
  *   GET  /status            this server's view (volumes, routes, copies, moves)
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
- *   POST /moves             {volume, page, to, kind: "unit" | "piecewise"}
+ *   POST /moves             {volume, page, to, kind: "unit" | "piecewise", pieces?}  (pieces must divide the volume's piecesPerPage)
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
@@ -76,11 +76,13 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/moves': {
-      const { volume, page, to, kind } = body;
-      if (typeof volume !== 'string' || typeof page !== 'number' || typeof to !== 'string' || (kind !== 'unit' && kind !== 'piecewise')) {
-        return { status: 400, body: { ok: false, message: 'expected {volume: string, page: number, to: string, kind: "unit" | "piecewise"}' } };
+      const { volume, page, to, kind, pieces } = body;
+      if (typeof volume !== 'string' || typeof page !== 'number' || typeof to !== 'string' || (kind !== 'unit' && kind !== 'piecewise') ||
+        (pieces !== undefined && typeof pieces !== 'number')) {
+        return { status: 400, body: { ok: false, message: 'expected {volume: string, page: number, to: string, kind: "unit" | "piecewise", pieces?: number}' } };
       }
-      const result = await runtime.move({ volume, page }, to, kind as MoveKind);
+      // The node judges the piece count against the volume (it must divide its piecesPerPage) and refuses with the reason.
+      const result = await runtime.move({ volume, page }, to, kind as MoveKind, pieces as number | undefined);
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/shutdown':

@@ -139,8 +139,9 @@ export class ServerRuntime {
     });
   }
 
-  move(pageKey: PageKey, to: ServerId, kind: MoveKind): Promise<{ ok: boolean; message: string }> {
-    return this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind }));
+  /** `pieceCount` is the move's own (it must divide the volume's piecesPerPage); absent, the volume's. */
+  move(pageKey: PageKey, to: ServerId, kind: MoveKind, pieceCount?: number): Promise<{ ok: boolean; message: string }> {
+    return this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
   }
 
   createVolume(volume: VolumeDefinition): Promise<{ ok: boolean; message: string }> {

@@ -12,7 +12,11 @@ export interface ServerStatus {
   readonly volumes: Array<{ name: string; pageCount: number; pageSizeBlocks: number; blockSizeBytes: number; piecesPerPage: number; servers: readonly ServerId[] }>;
   readonly routes: Record<string, { owner: ServerId; epoch: number }>;
   readonly copies: Record<string, string>;
-  readonly moves: Array<{ page: string; kind: string; destination: ServerId; state: string; durableStage: number; stageInProgress: number; attempt: number; piece: number; pieceCount: number }>;
+  readonly moves: Array<{
+    page: string; kind: string; destination: ServerId; state: string; durableStage: number; stageInProgress: number; attempt: number; piece: number; pieceCount: number;
+    /** Pieces the durable checkpoint records as stored at the destination, and their bytes. */
+    piecesCopied: number; bytesCopied: number; pageBytes: number;
+  }>;
   readonly requestsInFlight: number;
 }
 
@@ -27,9 +31,13 @@ export function statusOf(state: NodeState): ServerStatus {
     })),
     moves: Object.entries(state.moves).map(([page, move]) => {
       const context = move.snapshot.context;
+      const volume = state.volumes[context.pageKey.volume];
+      const pageBytes = volume ? volume.pageSizeBlocks * volume.blockSizeBytes : 0;
+      const piecesCopied = context.checkpoint.pieceModes.filter((mode) => mode === 'copied' || mode === 'atDestination').length;
       return {
         page, kind: move.kind, destination: context.destination, state: JSON.stringify(move.snapshot.value), durableStage: context.checkpoint.stage,
         stageInProgress: stageInProgress(context), attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
+        piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes,
       };
     }),
     requestsInFlight: Object.keys(state.requests).length,

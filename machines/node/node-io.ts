@@ -38,7 +38,8 @@ export type NodeInput =
   | { type: 'peer.message'; from: ServerId; message: PeerMessage }
   | { type: 'io.done'; completionId: string; ok: boolean }
   | { type: 'timer.fired'; timerId: string }
-  | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind }
+  /** `pieceCount`: the move's pieces (Table 2 rows); absent means the volume's piecesPerPage (1 for a unit move). */
+  | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind; pieceCount?: number }
   | { type: 'admin.createVolume'; requestId: string; volume: VolumeDefinition };
 
 export type NodeEffect =

@@ -15,7 +15,7 @@ import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
-import { initialOwner, pageKeysOf, pieceOfBlock, pieceSizeBlocks, validateVolume } from './volume.js';
+import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
  * One server of the group as a pure step: `nodeStep(state, input) → [state, effects]`.
@@ -74,7 +74,7 @@ class NodeStep {
       case 'peer.message': return this.#receive(input.from, input.message);
       case 'io.done': return this.#resume(input.completionId, input.ok);
       case 'timer.fired': return this.#timerFired(input.timerId);
-      case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind);
+      case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
       default: assertNever(input, 'node input');
     }
@@ -109,7 +109,11 @@ class NodeStep {
     for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
     for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
     for (const { pageKey, input, checkpoint } of durable.moves) {
-      // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`.
+      // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`,
+      // with the piece count it was started with (its durable input), not the volume's.
+      const volume = this.next.volumes[pageKey.volume];
+      assert(volume && movePieceCountProblem(volume, input.kind, input.pieceCount) === null, `recovered move of ${pageKeyText(pageKey)} has a valid piece count`);
+      assert(checkpoint.pieceModes.length === input.pieceCount, `recovered move of ${pageKeyText(pageKey)}: its checkpoint has one mode per piece`);
       const machine = moveMachineOf(this.next.config.machines, input.kind);
       const [snapshot, effects] = start(machine, { ...input, recovered: checkpoint });
       this.next.moves[pageKeyText(pageKey)] = { kind: input.kind, snapshot };
@@ -292,7 +296,9 @@ class NodeStep {
       return;
     }
     const move = this.#activeMoveContext(key);
-    const piece = pieceOfBlock(volume, operation.offsetBlocks);
+    // Routing during a move follows the move's own pieces; the volume's finer granules each lie inside one of them.
+    const piece = move ? movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) : 0;
+    assert(!move || piece === movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks + operation.lengthBlocks - 1), 'a request part lies within one piece of the move');
     const servers = operation.kind === 'read'
       ? [move ? readServer(move, piece) : this.#self]
       : move ? writeServers(move, piece) : [this.#self];
@@ -427,7 +433,7 @@ class NodeStep {
 
   // ----- moves: the source side ----------------------------------------------
 
-  #startMove(requestId: string, pageKey: PageKey, to: ServerId, kind: MoveKind): void {
+  #startMove(requestId: string, pageKey: PageKey, to: ServerId, kind: MoveKind, requestedPieceCount: number | undefined): void {
     const key = pageKeyText(pageKey);
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas[key]?.context.record;
@@ -439,19 +445,20 @@ class NodeStep {
       this.next.moves[key] ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
       !this.next.config.group.includes(to) ? `unknown server ${to}` :
-      activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' : null;
+      activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' :
+      movePieceCountProblem(volume, kind, requestedPieceCount ?? (kind === 'unit' ? 1 : volume.piecesPerPage));
     if (problem || !volume || record?.status !== 'valid') {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused' });
       return;
     }
     const input: MoveInput = {
-      pageKey, kind, source: this.#self, destination: to, pieceCount: kind === 'unit' ? 1 : volume.piecesPerPage, epoch: record.epoch,
+      pageKey, kind, source: this.#self, destination: to, pieceCount: requestedPieceCount ?? (kind === 'unit' ? 1 : volume.piecesPerPage), epoch: record.epoch,
       forwardingPointer: this.next.config.forwardingPointer, progressTimeoutMs: this.next.config.moveProgressTimeoutMs,
     };
     const machine = moveMachineOf(this.next.config.machines, kind);
     const [snapshot] = start(machine, input);
     this.next.moves[key] = { kind, snapshot };
-    this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind})` });
+    this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind}, ${input.pieceCount} piece${input.pieceCount === 1 ? '' : 's'})` });
     this.#stepMove(pageKey, { type: 'move.begin' });
   }
 
@@ -511,7 +518,8 @@ class NodeStep {
         case 'piece.copy': {
           const volume = this.next.volumes[pageKey.volume];
           assert(volume, 'volume of a moving page exists');
-          const sizeBlocks = context.kind === 'unit' ? volume.pageSizeBlocks : pieceSizeBlocks(volume);
+          // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
+          const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
           const token = this.#newId('copy');
           // Label the copy with the newest sequence all of whose writes have reached the local copy.
           const inFlight = this.next.localWritesInFlight[key] ?? [];

@@ -43,6 +43,40 @@ export function pieceOfBlock(volume: VolumeDefinition, offsetBlocks: number): nu
   return Math.floor(offsetBlocks / pieceSizeBlocks(volume));
 }
 
+/**
+ * The piece count of one move is chosen per move (`blockshift move --pieces
+ * N`), while the volume's `piecesPerPage` stays the *split granularity*: the
+ * front end cuts every request at granule boundaries, so each request part
+ * lies in one granule. A move's N must divide the granularity, so every
+ * granule — and hence every request part — lies within exactly one piece of
+ * the move, whatever N the move chose. Without that, a part straddling two
+ * move pieces would need two different sets of read/write targets (Table 2),
+ * which the node cannot give one operation. A move that wants pieces finer
+ * than the granularity would need the front end to split at the finer
+ * boundary for that page only while it moves; coupling the NBD split to move
+ * state was judged not worth it, so the granularity bounds N from above.
+ */
+export function movePieceCountProblem(volume: VolumeDefinition, kind: 'unit' | 'piecewise', pieceCount: number): string | null {
+  if (!Number.isSafeInteger(pieceCount) || pieceCount < 1) return `a move's piece count must be a positive integer, not ${pieceCount}`;
+  if (kind === 'unit') return pieceCount === 1 ? null : 'a unit move copies the page as one piece (pieces must be 1)';
+  if (volume.piecesPerPage % pieceCount !== 0) {
+    const divisors = Array.from({ length: volume.piecesPerPage }, (_, index) => index + 1).filter((candidate) => volume.piecesPerPage % candidate === 0);
+    return `pieces ${pieceCount} must divide volume ${volume.name}'s ${volume.piecesPerPage} pieces per page (one of ${divisors.join(', ')})`;
+  }
+  return null;
+}
+
+/** The blocks in one piece of a move of `pieceCount` pieces. */
+export function movePieceSizeBlocks(volume: VolumeDefinition, pieceCount: number): number {
+  assert(Number.isSafeInteger(pieceCount) && pieceCount >= 1 && volume.pageSizeBlocks % pieceCount === 0, `a move's ${pieceCount} pieces divide the page`);
+  return volume.pageSizeBlocks / pieceCount;
+}
+
+/** The piece of a move of `pieceCount` pieces that holds `offsetBlocks`. */
+export function movePieceOfBlock(volume: VolumeDefinition, pieceCount: number, offsetBlocks: number): number {
+  return Math.floor(offsetBlocks / movePieceSizeBlocks(volume, pieceCount));
+}
+
 export function pageKeysOf(volume: VolumeDefinition): PageKey[] {
   return Array.from({ length: volume.pageCount }, (_, page) => ({ volume: volume.name, page }));
 }

@@ -15,7 +15,7 @@ import { explore } from './explore.js';
  * Exit 0: every property holds and every goal is reached. 1: a violation (or
  * a goal not reached, or the bounds not exhausted). 2: bad arguments.
  */
-const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--writes N] [--reads N] [--moves N]
+const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
   [--forwarding-pointer] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
@@ -37,7 +37,7 @@ let parsed;
 try {
   parsed = parseArgs({
     options: {
-      servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
+      servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
       'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
@@ -86,6 +86,7 @@ const config: WorldConfig = {
   servers: integer(values.servers, 'servers', referenceBound.servers, 2, 5),
   pages: integer(values.pages, 'pages', referenceBound.pages, 1, 3),
   pieces: integer(values.pieces, 'pieces', referenceBound.pieces, 1, 4),
+  ...(values['move-pieces'] === undefined ? {} : { movePieces: integer(values['move-pieces'], 'move-pieces', 1, 1, 4) }),
   writes: integer(values.writes, 'writes', referenceBound.writes, 0, 4),
   reads: integer(values.reads, 'reads', 0, 0, 4),
   moves: integer(values.moves, 'moves', referenceBound.moves, 0, 3),
@@ -97,6 +98,7 @@ const config: WorldConfig = {
   powerLoss: values['power-loss'] ?? false,
   variant: values.variant ?? null,
 };
+if (config.movePieces !== undefined && config.pieces % config.movePieces !== 0) fail(`--move-pieces must divide --pieces (${config.pieces}), got ${config.movePieces}`);
 const statesMax = integer(values['states-max'], 'states-max', 5_000_000, 1, 50_000_000);
 const depthMax = integer(values['depth-max'], 'depth-max', 500, 1, 10_000);
 const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);

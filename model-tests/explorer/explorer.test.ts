@@ -29,6 +29,10 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // A crash is a power cut: page data not yet durable is lost. (Breaking the destination's sync before piece.stored
   // makes this configuration find a lost acknowledged write in 17 steps; kill -9 semantics do not.)
   ['power loss: a crash of either side loses unsynced page data', small({ crashes: 1, powerLoss: true }), 22_523, []],
+  // Per-move piece count: the volume is cut into 4 granules (one block each) and the move asks for 2 pieces, so routing,
+  // copy offsets and the restart stages follow the move's geometry, not the volume's. (Copying granule-sized pieces
+  // instead of the move's makes this configuration find a lost write.)
+  ['a 2-piece move of a page cut into 4 granules, a write, a crash of either side', small({ crashes: 1, pieces: 4, movePieces: 2 }), 44_746, []],
 ];
 
 describe('exhaustive exploration of the group', () => {

@@ -11,7 +11,7 @@ import { referenceBound } from '../world/world-config.js';
  *
  * The arbitrary below draws one configuration per run: the network mode,
  * which move kinds the admin may ask for and whether forwarding pointers are
- * on. It shrinks towards the plainest world (unordered network, piecewise
+ * on, and the page geometry (granules per page, pieces per move). It shrinks towards the plainest world (unordered network, piecewise
  * moves, no pointer), so a counterexample names only the features it needs.
  */
 export const deepBound: WorldConfig = {
@@ -21,6 +21,12 @@ export const deepBound: WorldConfig = {
 };
 
 const networkModes: readonly NetworkMode[] = ['unordered', 'duplicating', 'lossy', 'ordered'];
+/**
+ * The volume's granularity and the piece count each move asks for: the
+ * volume's own (first, the shrink target), or a move of fewer, larger pieces
+ * than the granules the front end splits requests into (`move --pieces N`).
+ */
+const geometryChoices: ReadonlyArray<Pick<WorldConfig, 'pieces' | 'movePieces'>> = [{ pieces: 3 }, { pieces: 4, movePieces: 2 }, { pieces: 4, movePieces: 1 }];
 const moveKindChoices: ReadonlyArray<readonly MoveKind[]> = [['piecewise'], ['unit'], ['piecewise', 'unit']];
 
 /** One deep configuration, with the machine set given by `variant` (null = the real machines). */
@@ -30,5 +36,6 @@ export function deepConfigArbitrary(base: WorldConfig = deepBound): fc.Arbitrary
     moveKinds: fc.constantFrom(...moveKindChoices),
     forwardingPointer: fc.boolean(),
     crashes: fc.integer({ min: 0, max: base.crashes }),
-  }).map((choice) => ({ ...base, ...choice, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
+    geometry: fc.constantFrom(...geometryChoices),
+  }).map(({ geometry, ...choice }) => ({ ...base, ...choice, ...geometry, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
 }

@@ -120,7 +120,7 @@ export function patentRestartStage(kind: MoveKind, pieceCount: number, durableSt
 }
 
 export function goalsReached(sightings: World['sightings'], world: World): Record<string, boolean> {
-  const stages = Array.from({ length: finalStage(world.config.moveKinds.includes('unit') && world.config.moveKinds.length === 1 ? 'unit' : 'piecewise', world.config.pieces) - 1 }, (_, index) => index + 2);
+  const stages = Array.from({ length: finalStage(world.config.moveKinds.includes('unit') && world.config.moveKinds.length === 1 ? 'unit' : 'piecewise', world.config.movePieces ?? world.config.pieces) - 1 }, (_, index) => index + 2);
   return {
     [sometimesGoals[0]]: sightings.moveCompleted,
     [sometimesGoals[1]]: sightings.dualWriteLanded,

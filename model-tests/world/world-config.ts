@@ -6,8 +6,13 @@ export type NetworkMode = 'ordered' | 'unordered' | 'lossy' | 'duplicating';
 export interface WorldConfig {
   readonly servers: number;
   readonly pages: number;
-  /** Pieces per page; the model gives each piece one block. */
+  /** Pieces per page (the volume's split granularity); the model gives each piece one block. */
   readonly pieces: number;
+  /**
+   * The piece count each move asks for (`admin.move`'s pieceCount); it must
+   * divide `pieces`. Absent: the volume's own, as before per-move pieces.
+   */
+  readonly movePieces?: number;
   readonly writes: number;
   readonly reads: number;
   readonly moves: number;

@@ -370,7 +370,8 @@ export function applyAction(world: World, action: Action): World {
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
       const next: World = { ...world, budgets: { ...world.budgets, moves: world.budgets.moves - 1 } };
-      return runNode(next, owner, { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind });
+      const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
+      return runNode(next, owner, { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount });
     }
     case 'deliver':
     case 'drop':
