@@ -14,7 +14,7 @@
 import net from 'node:net';
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
-import { encodePeerFrame, PeerFrameDecoder } from './peer-frame.js';
+import { encodePeerFrame, encodePeerFrameParts, PeerFrameDecoder } from './peer-frame.js';
 
 export interface PeerAddress {
   readonly host: string;
@@ -37,7 +37,8 @@ export interface PeerTransportOptions {
 interface OutboundLink {
   socket: net.Socket | null;
   connected: boolean;
-  queue: Buffer[];
+  /** Frames waiting for the connection, each as its parts (header, then data uncopied). */
+  queue: Buffer[][];
   queuedBytes: number;
   reconnectDelayMs: number;
   reconnectTimer: NodeJS.Timeout | null;
@@ -74,17 +75,18 @@ export class PeerTransport {
       this.#options.log(`peer ${to} is not in the group; dropped ${message.type}`);
       return;
     }
-    const frame = encodePeerFrame({ kind: 'message', message }, data);
-    if (link.queue.length >= this.#options.queueMessagesMax || link.queuedBytes + frame.length > this.#options.queueBytesMax) {
+    const frame = encodePeerFrameParts({ kind: 'message', message }, data);
+    const frameBytes = frame.reduce((sum, part) => sum + part.length, 0);
+    if (link.queue.length >= this.#options.queueMessagesMax || link.queuedBytes + frameBytes > this.#options.queueBytesMax) {
       this.droppedMessages += 1;
       return;
     }
     if (link.connected && link.socket && link.queue.length === 0) {
-      link.socket.write(frame);
+      writeFrame(link.socket, frame);
       return;
     }
     link.queue.push(frame);
-    link.queuedBytes += frame.length;
+    link.queuedBytes += frameBytes;
   }
 
   async close(): Promise<void> {
@@ -117,7 +119,7 @@ export class PeerTransport {
       link.connected = true;
       link.reconnectDelayMs = this.#options.reconnectDelayMinMs;
       socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, group: this.#options.groupName }, null));
-      for (const frame of link.queue) socket.write(frame);
+      for (const frame of link.queue) writeFrame(socket, frame);
       link.queue = [];
       link.queuedBytes = 0;
     });
@@ -159,4 +161,15 @@ export class PeerTransport {
     socket.on('error', () => undefined);
     socket.on('close', () => this.#inbound.delete(socket));
   }
+}
+
+/** Writes a frame's parts as one gather write: the data part goes to the socket as it is, without being joined to its header. */
+function writeFrame(socket: net.Socket, parts: readonly Buffer[]): void {
+  if (parts.length === 1) {
+    socket.write(parts[0]!);
+    return;
+  }
+  socket.cork();
+  for (const part of parts) socket.write(part);
+  socket.uncork();
 }
