@@ -41,7 +41,7 @@ const blockSizeBytes = 512;
 const pageBytes = pageSizeBlocks * blockSizeBytes;
 const piecesPerPage = 16;
 
-interface Sample { readonly name: string; readonly server: string; readonly ms: number }
+interface Sample { readonly name: string; readonly server: string; readonly startMs: number; readonly ms: number }
 
 class Profile {
   samples: Sample[] = [];
@@ -50,7 +50,7 @@ class Profile {
     try {
       return await body();
     } finally {
-      this.samples.push({ name, server, ms: performance.now() - startedMs });
+      this.samples.push({ name, server, startMs: startedMs, ms: performance.now() - startedMs });
     }
   }
   timeSync<T>(server: string, name: string, body: () => T): T {
@@ -58,7 +58,7 @@ class Profile {
     try {
       return body();
     } finally {
-      this.samples.push({ name, server, ms: performance.now() - startedMs });
+      this.samples.push({ name, server, startMs: startedMs, ms: performance.now() - startedMs });
     }
   }
 }
@@ -129,13 +129,22 @@ async function profileMoves(kind: MoveKind, movePieces: number | undefined): Pro
     await s1.flush();
     profile.samples = [];
     const startedMs = performance.now();
+    let lastMoveStartedMs = startedMs;
     for (let page = 0; page < pageCount; page += 1) {
+      lastMoveStartedMs = performance.now();
       const done = new Promise<void>((resolve) => finished.set(`bench/${page}`, resolve));
       const result = await s1.move({ volume: 'bench', page }, 's2', kind, movePieces);
       if (!result.ok) throw new Error(result.message);
       await done;
     }
     const seconds = (performance.now() - startedMs) / 1000;
+    if (process.env['BENCH_TIMELINE']) {
+      // The last move's calls in the order they started: the gaps between them are time spent outside storage and network calls.
+      console.log(`\ntimeline of the last ${kind} move (ms from its admin request: start +duration):`);
+      for (const sample of profile.samples.filter((candidate) => candidate.startMs >= lastMoveStartedMs)) {
+        console.log(`  ${(sample.startMs - lastMoveStartedMs).toFixed(2).padStart(7)} +${sample.ms.toFixed(2).padStart(6)}  ${sample.server} ${sample.name}`);
+      }
+    }
     console.log(`\nin-process profile, ${kind} moves${movePieces ? ` of ${movePieces} pieces` : ''}: ${pageCount} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((pageCount * pageBytes) / 2 ** 20 / seconds).toFixed(1)} MiB/s (${(seconds * 1000 / pageCount).toFixed(1)} ms per move)`);
     const groups = new Map<string, { count: number; ms: number; maxMs: number }>();
     for (const sample of profile.samples) {

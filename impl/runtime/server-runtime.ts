@@ -203,6 +203,11 @@ export class ServerRuntime {
         const nowMs = Date.now();
         const delayMs = Math.max(0, this.#copyFreeAtMs - nowMs);
         this.#copyFreeAtMs = Math.max(nowMs, this.#copyFreeAtMs) + (data.length / rate) * 1000;
+        // A piece within its budget goes now: a zero-delay timer would still cost a turn of the event loop.
+        if (delayMs === 0) {
+          this.#options.peers.send(effect.to, effect.message, data);
+          return;
+        }
         const { to, message } = effect;
         setTimeout(() => { if (!this.#stopped) this.#options.peers.send(to, message, data); }, delayMs);
         return;
