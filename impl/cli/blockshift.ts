@@ -181,7 +181,8 @@ async function move(options: Map<string, string>): Promise<void> {
     const line = `  ${progressLine(running)}`;
     if (line !== last) console.log(`${line}, ${mibPerSecond(running.bytesCopied, Date.now() - startedMs)}`);
     last = line;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Polled often enough that a move of a few tens of milliseconds is timed to within a poll; a line prints only on change.
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
   const elapsedMs = Date.now() - startedMs;
   console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
