@@ -20,8 +20,15 @@ export interface HotspotOptions {
   readonly basePort: number;
   readonly seed: number;
   readonly pageCount: number;
+  /** Where the volume's pages start: spread round-robin over all three servers, or all on s1 (a hot spot on one server). */
+  readonly placement: HotspotPlacement;
+  /** Gives each server an emulated disk of this many operations per second (impl/storage/emulated-disk.ts); 0 leaves the host's disk and CPU as the only limits. */
+  readonly diskOperationsPerSecondMax: number;
   readonly print: (line: string) => void;
 }
+
+export type HotspotPlacement = 'spread' | 'one-server';
+export const hotspotPlacements: readonly HotspotPlacement[] = ['spread', 'one-server'];
 
 export interface HotspotResult {
   readonly balancing: boolean;
@@ -61,6 +68,7 @@ export async function runHotspot(options: HotspotOptions): Promise<HotspotResult
     output,
     environment: {
       BLOCKSHIFT_BALANCE: '1', BLOCKSHIFT_BALANCE_AUTO: options.balancing ? '1' : '0',
+      BLOCKSHIFT_DISK_IOPS_MAX: String(options.diskOperationsPerSecondMax),
       BLOCKSHIFT_BALANCE_INTERVAL_MS: '1000', BLOCKSHIFT_BALANCE_HALF_LIFE_MS: '3000', BLOCKSHIFT_BALANCE_COOLDOWN_MS: '60000',
     },
   });
@@ -68,7 +76,8 @@ export async function runHotspot(options: HotspotOptions): Promise<HotspotResult
   const moves = new Map<string, { atMs: number; text: string }>();
   try {
     await group.startAll();
-    await group.admin('s1', '/volumes', { name: 'hot', pageCount: options.pageCount, servers: ['s1', 's2', 's3'], pageSizeBlocks: 256, piecesPerPage: 2 });
+    const volumeServers = options.placement === 'spread' ? ['s1', 's2', 's3'] : ['s1'];
+    await group.admin('s1', '/volumes', { name: 'hot', pageCount: options.pageCount, servers: volumeServers, pageSizeBlocks: 256, piecesPerPage: 2 });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const fioRuns = config.servers.map((server, index) => runTool('fio', [
       '--name=hotspot', '--ioengine=nbd', `--uri=${group.nbdUri(server.id, 'hot')}`, '--rw=randrw', '--rwmixread=70', '--bs=4k',

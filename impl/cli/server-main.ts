@@ -16,6 +16,7 @@ import { ServerRuntime } from '../runtime/server-runtime.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
+import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
 import { startBalancing } from '../balance/balance-wiring.js';
 import type { GroupConfig } from './group-config.js';
@@ -32,7 +33,14 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
 
   const metadata = MetadataStore.open(self.dataDirectory);
-  const pages = new PageStore(join(self.dataDirectory, 'pages'), { unsyncedWritesVolatile: process.env.BLOCKSHIFT_POWER_LOSS === '1' });
+  const pageStoreOptions = { unsyncedWritesVolatile: process.env.BLOCKSHIFT_POWER_LOSS === '1' };
+  // Benchmarks of a whole group on one host give each server a disk of its own speed (impl/storage/emulated-disk.ts).
+  const diskOperationsPerSecondMax = Number(process.env.BLOCKSHIFT_DISK_IOPS_MAX ?? 0);
+  if (!(diskOperationsPerSecondMax >= 0)) throw new Error(`BLOCKSHIFT_DISK_IOPS_MAX must be a number >= 0, not ${process.env.BLOCKSHIFT_DISK_IOPS_MAX}`);
+  const pages = diskOperationsPerSecondMax > 0
+    ? new EmulatedDiskPageStore(join(self.dataDirectory, 'pages'), pageStoreOptions, diskOperationsPerSecondMax)
+    : new PageStore(join(self.dataDirectory, 'pages'), pageStoreOptions);
+  if (diskOperationsPerSecondMax > 0) log(`emulated disk: ${diskOperationsPerSecondMax} operations per second`);
   const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
   // Each process starts its machines' chains afresh from its durable records; the trace says so.
   traceStream?.write(`${JSON.stringify({ server: self.id, type: 'start' })}\n`);
