@@ -22,7 +22,9 @@ import type { NodeState } from './node-state.js';
  * did not know sends it the volume definitions and the routes it knows past
  * their initial owner, so the new member can serve and forward at once
  * (stale routes still repair lazily on use). A leaving server re-pushes the
- * route of every copy it gave up, so no table keeps naming it.
+ * route of every copy it gave up, so no table keeps naming it; a server
+ * that learns of a departure while a route still names the departed server
+ * asks the remaining members for that page's route.
  */
 export interface MembershipWork {
   readonly next: Omit<NodeState, 'membership'> & { membership: Membership };
@@ -79,8 +81,26 @@ function adoptMembership(work: MembershipWork, membership: Membership): void {
   work.next.membership = membership;
   work.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership }] });
   work.effects.push({ type: 'membership.changed', membership });
-  for (const id of memberIds(membership)) {
+  const current = new Set(memberIds(membership));
+  for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
+  }
+  const gone = [...previous].filter((id) => !current.has(id));
+  if (gone.length > 0) askAboutRoutesNaming(work, new Set(gone), [...current]);
+}
+
+/**
+ * A server that left held no page when it left, so a route still naming it
+ * is stale (this server missed the push that followed the move away). Ask
+ * every remaining member what it knows; the newest answer wins as usual.
+ */
+function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>, members: readonly ServerId[]): void {
+  const self = work.next.config.self;
+  for (const [key, route] of Object.entries(work.next.routes)) {
+    if (!gone.has(route.owner)) continue;
+    const pageKey = pageKeyOf(work, key);
+    if (!pageKey) continue;
+    for (const to of members) if (to !== self) work.effects.push({ type: 'peer.send', to, message: { type: 'route.query', pageKey } });
   }
 }
 

@@ -143,6 +143,19 @@ describe('membership in the pure node', () => {
     expect(sentTo(effects, 'route.update').sort()).toEqual(['s1', 's2']);
   });
 
+  it('a server that learns of a departure while its table still names the departed server asks the remaining members for those routes', () => {
+    const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
+    const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
+    // s2 missed the pushes: its table still names s3 for alpha/2 and alpha/5.
+    const [s2, effects] = run(startedNode('s2', s1Draining.membership), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: left } });
+    expect(s2.membership).toEqual(left);
+    const queries = effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === 'route.query' ? [`${effect.to}:${effect.message.pageKey.page}`] : []));
+    expect(queries.sort()).toEqual(['s1:2', 's1:5']);
+    // The answer repairs the route.
+    const [repaired] = run(s2, { type: 'peer.message', from: 's1', message: { type: 'route.update', pageKey: { volume: 'alpha', page: 2 }, owner: 's1', epoch: 2 } });
+    expect(repaired.routes['alpha/2']).toEqual({ owner: 's1', epoch: 2 });
+  });
+
   it('the drain plan gives pages to the active member with the lowest share per capacity weight, never to a draining one, a bounded number at a time', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
     const [s1Draining] = run(s1, drain('s1'));
