@@ -48,7 +48,7 @@ export async function joinServer(group: GroupConfig, server: ServerConfig, admin
   let lastError = '';
   for (const other of others) {
     try {
-      added = await admin<{ message: string }>(other, '/members', { id: server.id, peer: server.peer, capacityWeight: server.capacityWeight });
+      added = await admin<{ message: string }>(other, '/members', { id: server.id, peer: server.peer, admin: server.admin, capacityWeight: server.capacityWeight });
       report(`${other.id}: ${added.message}`);
       break;
     } catch (error) {

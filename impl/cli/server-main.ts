@@ -18,6 +18,7 @@ import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
 import { startBalancing } from '../balance/balance-wiring.js';
+import type { RunningBalancer } from '../balance/balance-wiring.js';
 import { DrainDriver } from '../runtime/drain-driver.js';
 import { bootstrapMembership } from '../../machines/membership/membership.js';
 import type { Membership } from '../../machines/membership/membership.js';
@@ -45,13 +46,15 @@ async function main(): Promise<void> {
     self: self.id, groupName: group.groupName, listen: self.peer, peers, log,
     onMessage: (from, message, data) => runtime?.receive(from, message, data),
   });
+  let balancing: RunningBalancer | null = null;
   // The configured group is the membership until the store holds a newer record (machines/membership/membership.ts).
-  const bootstrap = bootstrapMembership(group.servers.map((server) => ({ id: server.id, peer: server.peer, capacityWeight: server.capacityWeight, draining: false })));
+  const bootstrap = bootstrapMembership(group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: server.capacityWeight, draining: false })));
   const onMembership = (membership: Membership) => {
     transport.setPeers(Object.fromEntries(membership.members.filter((member) => member.id !== self.id).flatMap((member) => {
       const address = member.peer ?? peers[member.id];
       return address ? [[member.id, address]] : [];
     })));
+    balancing?.followMembership(membership);
   };
   runtime = new ServerRuntime({
     bootstrapMembership: bootstrap, onMembership,
@@ -62,7 +65,7 @@ async function main(): Promise<void> {
   await transport.listen();
   runtime.start();
   // Off unless BLOCKSHIFT_BALANCE=1: the load monitor, ring exchange and allocation process (impl/balance/).
-  const balancing = await startBalancing(group, self.id, runtime, log);
+  balancing = await startBalancing(group, self.id, runtime, log);
   onMembership(runtime.state.membership);
   // Membership is lazy like routes: announcing it now and then lets a server that missed a change catch up.
   runtime.announceMembership();

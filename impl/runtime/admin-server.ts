@@ -5,7 +5,7 @@
  *   GET  /status            this server's view (volumes, routes, copies, moves)
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
  *   POST /moves             {volume, page, to, kind: "unit" | "piecewise"}
- *   POST /members           {id, peer: {host, port}, capacityWeight?}: a server joins the group
+ *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
  *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
  *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
  *   POST /shutdown          stop this server cleanly
@@ -93,7 +93,10 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       if (typeof id !== 'string' || typeof address !== 'object' || address === null || typeof address.host !== 'string' || typeof address.port !== 'number') {
         return { status: 400, body: { ok: false, message: 'expected {id: string, peer: {host: string, port: number}, capacityWeight?: number}' } };
       }
-      const result = await runtime.changeMembership({ kind: 'add', member: { id, peer: { host: address.host, port: address.port }, capacityWeight, draining: false } });
+      const adminAddress = body.admin as { host?: unknown; port?: unknown } | undefined;
+      const admin = typeof adminAddress === 'object' && adminAddress !== null && typeof adminAddress.host === 'string' && typeof adminAddress.port === 'number'
+        ? { host: adminAddress.host, port: adminAddress.port } : null;
+      const result = await runtime.changeMembership({ kind: 'add', member: { id, peer: { host: address.host, port: address.port }, admin, capacityWeight, draining: false } });
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/drain': {

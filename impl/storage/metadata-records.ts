@@ -146,8 +146,8 @@ export function metadataWriteProblem(write: unknown): Problem {
 /** A membership record: its fields typed, then the record's own rules (sorted ids, no repeats, positive weights). */
 export function membershipProblem(value: unknown): Problem {
   if (!isObject(value) || !Array.isArray(value['members'])) return 'a membership record must be {epoch, members: [...]}';
-  if (!value['members'].every((member: unknown) => isObject(member) && (member['peer'] === null || isObject(member['peer'])) && typeof member['draining'] === 'boolean')) {
-    return 'each member must be {id, peer: {host, port} | null, capacityWeight, draining}';
+  if (!value['members'].every((member: unknown) => isObject(member) && (member['peer'] === null || isObject(member['peer'])) && (member['admin'] === null || isObject(member['admin'])) && typeof member['draining'] === 'boolean')) {
+    return 'each member must be {id, peer: {host, port} | null, admin: {host, port} | null, capacityWeight, draining}';
   }
   return membershipRecordProblem(value as unknown as Membership);
 }

@@ -102,7 +102,7 @@ describe('metadata store', () => {
 
   it('keeps the newest membership record across a reopen, never lets an older one overwrite it, and refuses a malformed one', async () => {
     const directory = temporaryDirectory();
-    const member = (id: string, draining = false) => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, capacityWeight: 1, draining });
+    const member = (id: string, draining = false) => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining });
     const newer = { epoch: 3, members: [member('s1'), member('s2', true), member('s4')] };
     const first = MetadataStore.open(directory);
     expect(first.load().membership).toBeNull();

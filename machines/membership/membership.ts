@@ -30,6 +30,8 @@ export interface Member {
   readonly id: ServerId;
   /** Where its peer listener is; null in a bootstrap record built without addresses (the simulator). */
   readonly peer: PeerAddress | null;
+  /** Where its admin API is (its balancer listens next to it); null when unknown. */
+  readonly admin: PeerAddress | null;
   /** Relative share of the group's pages and load this server should carry. */
   readonly capacityWeight: number;
   /** A draining server gives its pages away and must not receive any. */
@@ -108,8 +110,11 @@ export function changedMembership(membership: Membership, change: MembershipChan
 export function memberProblem(member: Member): string | null {
   if (typeof member.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(member.id)) return 'member id must be 1-32 letters, digits, \'_\' or \'-\'';
   if (typeof member.capacityWeight !== 'number' || !(member.capacityWeight > 0) || !Number.isFinite(member.capacityWeight)) return 'capacityWeight must be a positive number';
-  if (member.peer !== null && (typeof member.peer.host !== 'string' || !Number.isInteger(member.peer.port) || member.peer.port < 1 || member.peer.port > 65535)) {
-    return 'peer must be {host, port} with a port in 1-65535';
+  for (const name of ['peer', 'admin'] as const) {
+    const address = member[name];
+    if (address !== null && (typeof address !== 'object' || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535)) {
+      return `${name} must be {host, port} with a port in 1-65535, or null`;
+    }
   }
   return null;
 }

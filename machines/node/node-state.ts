@@ -102,6 +102,6 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: {}, serves: {}, continuations: {},
     flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: [], parked: {}, commitsDeferred: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, capacityWeight: 1, draining: false }))), nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), nextId: 0, incarnation,
   };
 }

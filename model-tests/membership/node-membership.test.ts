@@ -18,7 +18,7 @@ const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8
 const group = ['s1', 's2', 's3'];
 
 function member(id: string, capacityWeight = 1, draining = false): Member {
-  return { id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, capacityWeight, draining };
+  return { id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: { host: '127.0.0.1', port: 12_000 + Number(id.slice(1)) }, capacityWeight, draining };
 }
 
 function startedNode(self: string, membership: Membership | null = null): NodeState {
