@@ -69,10 +69,19 @@ export async function joinServer(group: GroupConfig, server: ServerConfig, admin
   }
 }
 
-/** Marks `server` draining and follows it until it has left the membership record (it stops nothing: the caller does). */
+/**
+ * Marks `server` draining and follows it until it has left the membership
+ * record (it stops nothing: the caller does). A server already draining (a
+ * drain asked before, perhaps by a command that died) is simply followed.
+ */
 export async function drainServer(server: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 600_000): Promise<void> {
-  const result = await admin<{ message: string }>(server, '/members/drain', { id: server.id });
-  report(result.message);
+  try {
+    const result = await admin<{ message: string }>(server, '/members/drain', { id: server.id });
+    report(result.message);
+  } catch (error) {
+    if (!/already draining/.test((error as Error).message)) throw error;
+    report(`${server.id} is already draining; following it`);
+  }
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {

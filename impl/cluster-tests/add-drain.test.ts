@@ -32,6 +32,8 @@ describe('adding a server online and draining one', () => {
     '--name=drain', '--ioengine=nbd', `--uri=${cluster.group.nbdUri(server, 'alpha')}`, '--rw=randwrite', '--bs=4k', `--offset=${4 * mib}`, '--size=4M',
     '--iodepth=4', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', ...(verifyOnly ? ['--verify_only=1'] : []), '--output-format=json',
   ], 180_000, cluster.directory);
+  /** The last pattern qemu-io wrote at each offset of beta during the drain of s2, to read back later. */
+  const patterns: string[] = [];
   const members = (status: ServerStatus) => status.membership.members.map((member) => `${member.id}${member.draining ? '*' : ''}`);
 
   it('s4 joins, learns the volumes and routes, and a page moves to it although its volume was created over s1-s3', async () => {
@@ -63,7 +65,6 @@ describe('adding a server online and draining one', () => {
     const progress: string[] = [];
     const drain = drainServer(cluster.group.server('s2'), admin, (line) => progress.push(line), 120_000).then(() => { drained = true; });
     // qemu-io through s1 on beta/1 (s2's page) until the drain is over: every round writes a pattern and reads it back.
-    const patterns: string[] = [];
     const qemuLoop = (async () => {
       let rounds = 0;
       while ((!drained || rounds < 2) && rounds < 400) {
@@ -138,4 +139,34 @@ describe('adding a server online and draining one', () => {
     await eventually(async () => (await fioJob('s3', true)).exitCode === 0, 30_000, 500);
     await qemuIo('s3', 'alpha', ['read -P 0x5a 0 4M', 'read -P 0x5a 8M 4M']);
   }, 180_000);
+
+  it('a drain survives a kill -9 of the draining server mid-move: it restarts still marked draining, resumes its moves and leaves', async () => {
+    const owned = Object.entries((await cluster.group.status('s4')).copies).filter(([, copy]) => copy.startsWith('valid')).map(([page]) => page);
+    expect(owned.length).toBeGreaterThan(0);
+    const checkpoint = cluster.waitForLine(/\[s4\] checkpoint \S+ stage [3-9]/, 30_000);
+    await cluster.group.admin('s4', '/members/drain', { id: 's4' });
+    console.log(`killing s4 at: ${await checkpoint}`);
+    await cluster.group.kill('s4');
+    await cluster.group.start('s4');
+    const progress: string[] = [];
+    await drainServer(cluster.group.server('s4'), admin, (line) => progress.push(line), 120_000);
+    console.log(progress.join('\n'));
+    expect(progress[0]).toBe('s4 is already draining; following it');
+    const s4 = await cluster.group.status('s4');
+    expect(Object.values(s4.copies).filter((copy) => copy.startsWith('valid') || copy.startsWith('receiving'))).toEqual([]);
+    await cluster.group.stop('s4');
+    const remaining = ['s1', 's3', 's5'];
+    await eventually(async () => (await Promise.all(remaining.map((id) => cluster.group.status(id)))).every((status) => members(status).join() === 's1,s3,s5'), 10_000);
+    const statuses = await Promise.all(remaining.map((id) => cluster.group.status(id)));
+    for (const page of owned) expect(statuses.filter((status) => status.copies[page]?.startsWith('valid')), `${page} has one valid copy`).toHaveLength(1);
+    const lastPatterns = patterns.map((entry) => {
+      const [pattern, offset] = entry.split('@');
+      return `read -P ${pattern} ${offset} 256k`;
+    });
+    for (const id of remaining) {
+      await eventually(async () => (await fioJob(id, true)).exitCode === 0, 30_000, 500);
+      await qemuIo(id, 'alpha', ['read -P 0x5a 0 4M', 'read -P 0x5a 8M 4M']);
+      await qemuIo(id, 'beta', ['read -P 0x6b 0 4M', ...lastPatterns]);
+    }
+  }, 240_000);
 });
