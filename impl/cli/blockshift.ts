@@ -192,13 +192,14 @@ async function move(options: Map<string, string>): Promise<void> {
 const configPathOf = (options: Map<string, string>) => join(options.get('data') ?? 'data', 'group.json');
 
 async function serverAdd(options: Map<string, string>): Promise<void> {
-  const configPath = configPathOf(options);
-  if (!existsSync(configPath)) throw new Error(`${configPath} not found: start the group with "blockshift up" first`);
-  const group = groupOf(options);
+  const id = requiredFlag(options, 'id');
   const weightText = options.get('weight') ?? '1';
   const weight = Number(weightText);
   if (!(weight > 0) || !Number.isFinite(weight)) throw new UsageError(`--weight must be a positive number, not ${weightText}`);
-  const server = nextServerConfig(group, requiredFlag(options, 'id'), weight);
+  const configPath = configPathOf(options);
+  if (!existsSync(configPath)) throw new Error(`${configPath} not found: start the group with "blockshift up" first`);
+  const group = groupOf(options);
+  const server = nextServerConfig(group, id, weight);
   const grown = { ...group, servers: [...group.servers, server] };
   const problem = groupConfigProblem(grown);
   if (problem) throw new UsageError(problem);
