@@ -4,7 +4,7 @@ import type { Membership, MembershipChange } from '../membership/membership.js';
 import { changedMembership, isNewerMembership, memberIds, membershipProblem } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
-import type { NodeState } from './node-state.js';
+import type { FlushEntry, NodeState } from './node-state.js';
 
 /**
  * The node's side of dynamic membership (machines/membership/membership.ts):
@@ -24,10 +24,11 @@ import type { NodeState } from './node-state.js';
  * (stale routes still repair lazily on use). A leaving server re-pushes the
  * route of every copy it gave up, so no table keeps naming it; a server
  * that learns of a departure while a route still names the departed server
- * asks the remaining members for that page's route.
+ * asks the remaining members for that page's route, and its FLUSH barriers
+ * stop waiting for it.
  */
 export interface MembershipWork {
-  readonly next: Omit<NodeState, 'membership'> & { membership: Membership };
+  readonly next: Omit<NodeState, 'membership' | 'flushes'> & { membership: Membership; flushes: Record<string, FlushEntry> };
   readonly effects: NodeEffect[];
 }
 
@@ -86,7 +87,28 @@ function adoptMembership(work: MembershipWork, membership: Membership): void {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
   }
   const gone = [...previous].filter((id) => !current.has(id));
-  if (gone.length > 0) askAboutRoutesNaming(work, new Set(gone), [...current]);
+  if (gone.length === 0) return;
+  askAboutRoutesNaming(work, new Set(gone), [...current]);
+  stopWaitingForFlushesFrom(work, current);
+}
+
+/**
+ * A FLUSH waits for every member to sync. A server that left held no page
+ * when it left (every page it gave away was synced by its new owner before
+ * the flip), so a barrier no longer waits for it; one that waited only for it
+ * is complete.
+ */
+function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
+  for (const [flushId, flush] of Object.entries(work.next.flushes)) {
+    const remaining = flush.remaining.filter((id) => members.has(id));
+    if (remaining.length === flush.remaining.length) continue;
+    if (remaining.length > 0) {
+      work.next.flushes[flushId] = { ...flush, remaining };
+      continue;
+    }
+    delete work.next.flushes[flushId];
+    work.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+  }
 }
 
 /**

@@ -156,6 +156,18 @@ describe('membership in the pure node', () => {
     expect(repaired.routes['alpha/2']).toEqual({ owner: 's1', epoch: 2 });
   });
 
+  it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
+    const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
+    const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1' });
+    const syncId = Object.keys(flushing.continuations).find((id) => flushing.continuations[id]?.kind === 'flush.synced')!;
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true } });
+    expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
+    const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
+    const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });
+    expect(done.flushes).toEqual({});
+    expect(effects).toContainEqual({ type: 'client.reply', requestId: 'f1', outcome: { status: 'ok' }, dataToken: null });
+  });
+
   it('the drain plan gives pages to the active member with the lowest share per capacity weight, never to a draining one, a bounded number at a time', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
     const [s1Draining] = run(s1, drain('s1'));
