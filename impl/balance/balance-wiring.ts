@@ -8,15 +8,25 @@
 import type { ServerId } from '../../machines/identifiers.js';
 import { allocationConfigProblem, defaultAllocationConfig } from '../../machines/allocation/allocation-config.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
-import type { GroupConfig } from '../cli/group-config.js';
+import type { Address, GroupConfig } from '../cli/group-config.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import type { ServerRuntime } from '../runtime/server-runtime.js';
 import { Balancer } from './balancer.js';
 import { balancePortOffset, postMove, postReports, startBalanceServer } from './balance-server.js';
 
 export interface RunningBalancer {
   readonly balancer: Balancer;
+  /** The node adopted a membership record: balance among its members, reach new ones at their admin addresses. */
+  followMembership(membership: Membership): void;
   close(): Promise<void>;
 }
+
+/**
+ * A draining member keeps its place on the ring (its pages' load still
+ * counts) but gets a vanishing capacity share, so the allocation never picks
+ * it as a destination and sees any load on it as over its share.
+ */
+export const drainingCapacityWeight = 1e-6;
 
 function numberFrom(environment: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = environment[name];
@@ -46,10 +56,11 @@ export async function startBalancing(group: GroupConfig, self: ServerId, runtime
   if (environment.BLOCKSHIFT_BALANCE !== '1') return null;
   const me = group.servers.find((server) => server.id === self);
   if (!me) throw new Error(`${self} is not in the group`);
+  const adminAddresses = new Map<ServerId, Address>(group.servers.map((server) => [server.id, server.admin]));
   const balanceAddress = (id: ServerId) => {
-    const server = group.servers.find((candidate) => candidate.id === id);
-    if (!server) throw new Error(`no server ${id}`);
-    return { host: server.admin.host, port: server.admin.port + balancePortOffset };
+    const admin = adminAddresses.get(id);
+    if (!admin) throw new Error(`no server ${id}`);
+    return { host: admin.host, port: admin.port + balancePortOffset };
   };
   const balancer = new Balancer({
     runtime, log,
@@ -59,8 +70,8 @@ export async function startBalancing(group: GroupConfig, self: ServerId, runtime
     halfLifeMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_HALF_LIFE_MS', 3_000),
     sendReports: (to, reports) => postReports(balanceAddress(to), reports),
     requestRemoteMove: (owner, move) => {
-      const server = group.servers.find((candidate) => candidate.id === owner);
-      return server ? postMove(server.admin, move) : Promise.resolve({ ok: false, message: `no server ${owner}` });
+      const admin = adminAddresses.get(owner);
+      return admin ? postMove(admin, move) : Promise.resolve({ ok: false, message: `no server ${owner}` });
     },
   });
   const address = balanceAddress(self);
@@ -69,6 +80,10 @@ export async function startBalancing(group: GroupConfig, self: ServerId, runtime
   log(`balancer on http://${address.host}:${address.port}/load (automatic balancing ${balancer.status() && allocationConfigFrom(self, environment).enabled ? 'on' : 'off'})`);
   return {
     balancer,
+    followMembership: (membership) => {
+      for (const member of membership.members) if (member.admin) adminAddresses.set(member.id, member.admin);
+      balancer.setServers(membership.members.map((member) => ({ id: member.id, capacityWeight: member.draining ? drainingCapacityWeight : member.capacityWeight })));
+    },
     close: async () => {
       balancer.stop();
       await server.close();

@@ -60,6 +60,8 @@ export class Balancer {
   readonly monitor: LoadMonitor;
   readonly ring: RingView;
   readonly #options: BalancerOptions;
+  /** The group's servers with their weights: the configured ones, then whatever the membership says. */
+  #servers: readonly ServerCapacity[];
   #snapshot: AllocationSnapshot;
   readonly #watching = new Map<string, { move: MoveRequest; ticksWithoutMove: number }>();
   readonly #events: BalanceEvent[] = [];
@@ -68,6 +70,7 @@ export class Balancer {
 
   constructor(options: BalancerOptions) {
     this.#options = options;
+    this.#servers = options.servers;
     const self = options.runtime.self;
     this.monitor = new LoadMonitor({ server: self, halfLifeMs: options.halfLifeMs, pagesMax: options.allocation.pagesMax, clientsMax: 1024, reportOpsPerSecondMin: 0.01 });
     this.ring = new RingView(self, options.servers.map((server) => server.id), options.allocation.sampleAgeMaxMs);
@@ -94,6 +97,12 @@ export class Balancer {
     this.ring.merge(reports);
   }
 
+  /** The membership changed: new members become destinations, and the ring and the sample follow. */
+  setServers(servers: readonly ServerCapacity[]): void {
+    this.#servers = servers;
+    this.ring.setRing(servers.map((server) => server.id));
+  }
+
   setEnabled(enabled: boolean): void {
     this.#feed({ type: enabled ? 'balancing.enable' : 'balancing.disable' });
     this.#note(`automatic balancing ${enabled ? 'on' : 'off'}`);
@@ -106,7 +115,7 @@ export class Balancer {
     if (successor) void this.#options.sendReports(successor, this.ring.fresh(nowMs));
     this.#settleWatched();
     this.#feed({ type: 'clock.tick', nowMs });
-    const sample = this.ring.sample(nowMs, this.#options.servers, (text) => this.#ownerOf(text));
+    const sample = this.ring.sample(nowMs, this.#servers, (text) => this.#ownerOf(text));
     this.#lastSample = { ...sample, pages: this.#withColdPages(sample.pages) };
     this.#feed({ type: 'load.sample', sample: this.#lastSample });
   }
@@ -118,13 +127,13 @@ export class Balancer {
     const config = this.#options.allocation;
     const loads = sample ? serverLoads(sample, config) : new Map<ServerId, number>();
     const totalLoad = [...loads.values()].reduce((sum, load) => sum + load, 0);
-    const totalWeight = this.#options.servers.reduce((sum, server) => sum + server.capacityWeight, 0);
+    const totalWeight = this.#servers.reduce((sum, server) => sum + server.capacityWeight, 0);
     return {
       server: this.#options.runtime.self,
       atMs: nowMs,
       state: this.#snapshot.value,
       enabled: JSON.stringify(this.#snapshot.value) !== '"off"',
-      servers: this.#options.servers.map((server) => ({
+      servers: this.#servers.map((server) => ({
         id: server.id, capacityWeight: server.capacityWeight, load: loads.get(server.id) ?? 0,
         share: totalLoad > 0 ? (loads.get(server.id) ?? 0) / totalLoad : 0, expectedShare: server.capacityWeight / totalWeight,
       })),

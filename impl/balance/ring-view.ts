@@ -13,9 +13,22 @@ import type { LoadReport } from './load-monitor.js';
 
 export class RingView {
   readonly #reports = new Map<ServerId, LoadReport>();
+  #ring: readonly ServerId[];
 
-  constructor(readonly self: ServerId, readonly ring: readonly ServerId[], readonly reportAgeMaxMs: number) {
+  constructor(readonly self: ServerId, ring: readonly ServerId[], readonly reportAgeMaxMs: number) {
     if (!ring.includes(self)) throw new Error(`${self} is not on the ring`);
+    this.#ring = ring;
+  }
+
+  get ring(): readonly ServerId[] {
+    return this.#ring;
+  }
+
+  /** The group's membership changed: the ring follows it, and the reports of servers that left are dropped. */
+  setRing(ring: readonly ServerId[]): void {
+    if (!ring.includes(this.self)) return; // A server that left keeps its last ring until it stops.
+    this.#ring = ring;
+    for (const server of [...this.#reports.keys()]) if (!ring.includes(server)) this.#reports.delete(server);
   }
 
   /** The next server on the ring, in configuration order; null in a group of one. */

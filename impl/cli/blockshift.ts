@@ -5,18 +5,23 @@
  *   blockshift status
  *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
+ *   blockshift server add --id S [--weight W]
+ *   blockshift server drain --id S
  *   blockshift stop
  *
  * `up` runs a local group (one process per server) in the foreground until
  * Ctrl-C; the other commands talk to its servers' admin endpoints, found from
  * the same embedded defaults (or `--data DIR/group.json`).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
+import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 
 class UsageError extends Error {}
 
@@ -122,9 +127,19 @@ async function status(options: Map<string, string>): Promise<void> {
   const all = await statuses(group);
   for (const entry of all) {
     if ('down' in entry) { console.log(`${entry.server}: DOWN (${entry.down})`); continue; }
-    console.log(`${entry.server}: ${entry.requestsInFlight} requests in flight`);
+    const drain = entry.drain ? `, draining: ${entry.drain.pagesHeld} pages held, ${entry.drain.movesRunning} moves running` : '';
+    console.log(`${entry.server}: ${entry.requestsInFlight} requests in flight${drain}`);
   }
   const live = all.filter((entry): entry is ServerStatus => !('down' in entry));
+  const newest = live.reduce<ServerStatus | null>((best, entry) => (!best || entry.membership.epoch > best.membership.epoch ? entry : best), null);
+  if (newest) {
+    const behind = live.filter((entry) => entry.membership.epoch < newest.membership.epoch).map((entry) => entry.server);
+    console.log(`members (epoch ${newest.membership.epoch}${behind.length > 0 ? `; not yet learnt by ${behind.join(', ')}` : ''}):`);
+    for (const member of newest.membership.members) {
+      const owned = Object.values(newest.routes).filter((route) => route.owner === member.id).length;
+      console.log(`  ${member.id}: weight ${member.capacityWeight}${member.draining ? ', DRAINING' : ''}, ${owned} pages, peer ${member.peer ? `${member.peer.host}:${member.peer.port}` : '?'}`);
+    }
+  }
   const volumes = new Map(live.flatMap((entry) => entry.volumes.map((volume) => [volume.name, volume] as const)));
   for (const volume of volumes.values()) {
     const sizeMiB = (volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes) / 2 ** 20;
@@ -199,6 +214,50 @@ function mibPerSecond(bytes: number, elapsedMs: number): string {
   return `${(bytes / 2 ** 20 / Math.max(elapsedMs, 1) * 1000).toFixed(1)} MiB/s`;
 }
 
+const configPathOf = (options: Map<string, string>) => join(options.get('data') ?? 'data', 'group.json');
+
+async function serverAdd(options: Map<string, string>): Promise<void> {
+  const id = requiredFlag(options, 'id');
+  const weightText = options.get('weight') ?? '1';
+  const weight = Number(weightText);
+  if (!(weight > 0) || !Number.isFinite(weight)) throw new UsageError(`--weight must be a positive number, not ${weightText}`);
+  const configPath = configPathOf(options);
+  if (!existsSync(configPath)) throw new Error(`${configPath} not found: start the group with "blockshift up" first`);
+  const group = groupOf(options);
+  const server = nextServerConfig(group, id, weight);
+  const grown = { ...group, servers: [...group.servers, server] };
+  const problem = groupConfigProblem(grown);
+  if (problem) throw new UsageError(problem);
+  writeGroupConfig(configPath, grown);
+  // The new process outlives this command: detached, its output in its data directory.
+  mkdirSync(server.dataDirectory, { recursive: true });
+  const logPath = join(server.dataDirectory, 'server.log');
+  const output = openSync(logPath, 'a');
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
+  child.unref();
+  console.log(`started ${server.id} (pid ${child.pid}, output in ${logPath}): nbd ${server.nbd.host}:${server.nbd.port}, peer ${server.peer.host}:${server.peer.port}, admin ${server.admin.host}:${server.admin.port}`);
+  const deadline = Date.now() + 30_000;
+  while (!(await admin(server, '/status').then(() => true, () => false))) {
+    if (Date.now() > deadline) throw new Error(`${server.id} did not come up; see ${logPath}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  await joinServer(grown, server, admin, (line) => console.log(line));
+  console.log(`move pages to it: npx blockshift move --volume V --page P --to ${server.id}   (or drain another server, or run with BLOCKSHIFT_BALANCE=1)`);
+}
+
+async function serverDrain(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const id = requiredFlag(options, 'id');
+  const server = group.servers.find((candidate) => candidate.id === id);
+  if (!server) throw new UsageError(`no server ${id} in the group configuration`);
+  await drainServer(server, admin, (line) => console.log(line));
+  const result = await admin<{ message: string }>(server, '/shutdown', {});
+  console.log(result.message);
+  writeGroupConfig(configPathOf(options), { ...group, servers: group.servers.filter((candidate) => candidate.id !== id) });
+  console.log(`${id} removed from ${configPathOf(options)} (its data directory ${server.dataDirectory} is kept)`);
+}
+
 async function stop(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
   for (const server of group.servers) {
@@ -219,12 +278,17 @@ export async function run(argv: readonly string[]): Promise<number> {
         await volumeCreate(flags(rest.slice(1)));
         return 0;
       case 'move': await move(flags(rest)); return 0;
+      case 'server':
+        if (rest[0] === 'add') await serverAdd(flags(rest.slice(1)));
+        else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1)));
+        else throw new UsageError('server: "server add --id S [--weight W]" or "server drain --id S"');
+        return 0;
       case 'stop': await stop(flags(rest)); return 0;
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | stop`);
+      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | server add --id S [--weight W] | server drain --id S | stop`);
       return 2;
     }
     console.error(`blockshift: ${(error as Error).message}`);

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
+import { nextServerConfig } from './membership-admin.js';
 
 /** Bad input to the command line and to a group config is refused with a clear message and changes nothing. */
 function blockshift(args: string[]): Promise<{ status: number; output: string }> {
@@ -13,7 +14,8 @@ function blockshift(args: string[]): Promise<{ status: number; output: string }>
 
 describe('blockshift command line', () => {
   it('refuses an unknown command and missing or malformed flags with exit 2 and the usage', async () => {
-    for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete']]) {
+    for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete'],
+      ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift']]) {
       const result = await blockshift(args);
       expect(result.status, args.join(' ')).toBe(2);
       expect(result.output).toContain('usage: blockshift');
@@ -40,6 +42,16 @@ describe('blockshift command line', () => {
     const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '19809']);
     expect(result.status).toBe(0);
     expect(result.output).toMatch(/s1: DOWN/);
+  });
+});
+
+describe('the configuration of a server added online', () => {
+  it('takes the next free ports and a data directory next to the others, and refuses an id already in the group', () => {
+    const group = localGroupConfig('data');
+    const added = nextServerConfig(group, 's4', 2);
+    expect(added).toEqual({ id: 's4', nbd: { host: '127.0.0.1', port: 10812 }, peer: { host: '127.0.0.1', port: 11812 }, admin: { host: '127.0.0.1', port: 12812 }, dataDirectory: 'data/s4', capacityWeight: 2 });
+    expect(groupConfigProblem({ ...group, servers: [...group.servers, added] })).toBeNull();
+    expect(() => nextServerConfig(group, 's2', 1)).toThrow('already in the group');
   });
 });
 

@@ -9,6 +9,7 @@ import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
 import { adminRequest, ServerProcess } from './server-process.js';
+import { writeGroupConfig } from './membership-admin.js';
 
 export interface LocalGroupOptions {
   /** Where each server's output goes: inherited by `up`, collected by tests. */
@@ -17,7 +18,7 @@ export interface LocalGroupOptions {
 }
 
 export class LocalGroup {
-  readonly config: GroupConfig;
+  #config: GroupConfig;
   readonly configPath: string;
   readonly #options: LocalGroupOptions;
   readonly #processes = new Map<string, ServerProcess>();
@@ -25,11 +26,23 @@ export class LocalGroup {
   constructor(config: GroupConfig, configDirectory: string, options: LocalGroupOptions) {
     const problem = groupConfigProblem(config);
     if (problem) throw new Error(`bad group config: ${problem}`);
-    this.config = config;
+    this.#config = config;
     this.#options = options;
     mkdirSync(configDirectory, { recursive: true });
     this.configPath = join(configDirectory, 'group.json');
     writeFileSync(this.configPath, `${JSON.stringify(config, null, 2)}\n`);
+  }
+
+  get config(): GroupConfig {
+    return this.#config;
+  }
+
+  /** Rewrites the group's configuration file (a server added or gone) so new processes and the CLI find every server. */
+  reconfigure(config: GroupConfig): void {
+    const problem = groupConfigProblem(config);
+    if (problem) throw new Error(`bad group config: ${problem}`);
+    this.#config = config;
+    writeGroupConfig(this.configPath, config);
   }
 
   server(id: string): ServerConfig {

@@ -19,6 +19,10 @@ import { PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
 import { startBalancing } from '../balance/balance-wiring.js';
+import type { RunningBalancer } from '../balance/balance-wiring.js';
+import { DrainDriver } from '../runtime/drain-driver.js';
+import { bootstrapMembership } from '../../machines/membership/membership.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import type { GroupConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
 
@@ -50,7 +54,18 @@ async function main(): Promise<void> {
     self: self.id, groupName: group.groupName, listen: self.peer, peers, log,
     onMessage: (from, message, data) => runtime?.receive(from, message, data),
   });
+  let balancing: RunningBalancer | null = null;
+  // The configured group is the membership until the store holds a newer record (machines/membership/membership.ts).
+  const bootstrap = bootstrapMembership(group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: server.capacityWeight, draining: false })));
+  const onMembership = (membership: Membership) => {
+    transport.setPeers(Object.fromEntries(membership.members.filter((member) => member.id !== self.id).flatMap((member) => {
+      const address = member.peer ?? peers[member.id];
+      return address ? [[member.id, address]] : [];
+    })));
+    balancing?.followMembership(membership);
+  };
   runtime = new ServerRuntime({
+    bootstrapMembership: bootstrap, onMembership,
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },
     incarnation: nextIncarnation(self.dataDirectory), pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
@@ -58,7 +73,13 @@ async function main(): Promise<void> {
   await transport.listen();
   runtime.start();
   // Off unless BLOCKSHIFT_BALANCE=1: the load monitor, ring exchange and allocation process (impl/balance/).
-  const balancing = await startBalancing(group, self.id, runtime, log);
+  balancing = await startBalancing(group, self.id, runtime, log);
+  onMembership(runtime.state.membership);
+  // Membership is lazy like routes: announcing it now and then lets a server that missed a change catch up.
+  runtime.announceMembership();
+  const announcer = setInterval(() => runtime?.announceMembership(), 3_000);
+  announcer.unref();
+  const drain = new DrainDriver({ runtime, log, movesInFlightMax: 2, intervalMs: 200 });
   const observe = balancing ? (pageKey: { volume: string; page: number }, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, latencyMs: number, clientId?: string) =>
     balancing.balancer.observe({ pageKey, kind, offsetBlocks, lengthBlocks, bytes, latencyMs, clientId }) : undefined;
   const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime, observe), log });
@@ -67,6 +88,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('stopping');
+    clearInterval(announcer);
+    drain.stop();
     await nbd.close();
     await balancing?.close();
     await admin.close();

@@ -23,7 +23,7 @@ export interface ClusterFixture {
   close(): Promise<void>;
 }
 
-export async function startCluster(basePort: number, changes: Partial<GroupConfig> = {}): Promise<ClusterFixture> {
+export async function startCluster(basePort: number, changes: Partial<GroupConfig> = {}, environment?: Readonly<Record<string, string>>): Promise<ClusterFixture> {
   const directory = mkdtempSync(join(tmpdir(), 'blockshift-cluster-'));
   const config = { ...localGroupConfig(join(directory, 'data'), 3, basePort), ...changes };
   const log: string[] = [];
@@ -42,7 +42,7 @@ export async function startCluster(basePort: number, changes: Partial<GroupConfi
     const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)); }, timeoutMs);
     waiters.add(waiter);
   });
-  const group = new LocalGroup(config, directory, { output });
+  const group = new LocalGroup(config, directory, { output, environment });
   await group.startAll();
   await group.admin('s1', '/volumes', { name: 'alpha', pageCount: 3, servers: ['s1', 's2', 's3'], piecesPerPage: 4 });
   await group.admin('s1', '/volumes', { name: 'beta', pageCount: 2, servers: ['s1', 's2'], piecesPerPage: 4 });

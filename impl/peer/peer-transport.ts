@@ -10,6 +10,11 @@
  * time-outs, move progress time-outs, flush retries). A connection opens with
  * a hello naming the sender and the group, so a stray client or a server of
  * another group is refused.
+ *
+ * Membership is dynamic: the runtime hands over the peer addresses of every
+ * membership record the node adopts (`setPeers`), so a server learned at
+ * runtime is connected to and its hello accepted, and a server that left is
+ * disconnected and refused.
  */
 import net from 'node:net';
 import type { ServerId } from '../../machines/identifiers.js';
@@ -46,6 +51,7 @@ interface OutboundLink {
 
 export class PeerTransport {
   readonly #options: Required<PeerTransportOptions>;
+  #peers: Readonly<Record<ServerId, PeerAddress>>;
   readonly #links = new Map<ServerId, OutboundLink>();
   readonly #inbound = new Set<net.Socket>();
   #server: net.Server | null = null;
@@ -56,6 +62,20 @@ export class PeerTransport {
     this.#options = {
       queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, ...options,
     };
+    this.#peers = { ...options.peers };
+  }
+
+  /** Replaces the known peers: links to servers that left or moved are closed (and reopened on the next send to a moved one). */
+  setPeers(peers: Readonly<Record<ServerId, PeerAddress>>): void {
+    for (const [id, link] of this.#links) {
+      const before = this.#peers[id];
+      const after = peers[id];
+      if (after && before && after.host === before.host && after.port === before.port) continue;
+      if (link.reconnectTimer) clearTimeout(link.reconnectTimer);
+      this.#links.delete(id);
+      link.socket?.destroy();
+    }
+    this.#peers = { ...peers };
   }
 
   async listen(): Promise<void> {
@@ -102,7 +122,7 @@ export class PeerTransport {
   #link(to: ServerId): OutboundLink | null {
     let link = this.#links.get(to);
     if (link) return link;
-    if (!this.#options.peers[to]) return null;
+    if (!this.#peers[to]) return null;
     link = { socket: null, connected: false, queue: [], queuedBytes: 0, reconnectDelayMs: this.#options.reconnectDelayMinMs, reconnectTimer: null };
     this.#links.set(to, link);
     this.#connect(to, link);
@@ -110,8 +130,8 @@ export class PeerTransport {
   }
 
   #connect(to: ServerId, link: OutboundLink): void {
-    const address = this.#options.peers[to];
-    if (this.#closed || !address) return;
+    const address = this.#peers[to];
+    if (this.#closed || !address || this.#links.get(to) !== link) return;
     const socket = net.connect({ host: address.host, port: address.port });
     socket.setNoDelay(true);
     link.socket = socket;
@@ -146,7 +166,7 @@ export class PeerTransport {
       try {
         for (const frame of decoder.push(chunk)) {
           if (frame.envelope.kind === 'hello') {
-            if (frame.envelope.group !== this.#options.groupName || !this.#options.peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
+            if (frame.envelope.group !== this.#options.groupName || !this.#peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
             from = frame.envelope.from;
             continue;
           }

@@ -5,6 +5,9 @@
  *   GET  /status            this server's view (volumes, routes, copies, moves)
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
  *   POST /moves             {volume, page, to, kind: "unit" | "piecewise", pieces?}  (pieces must divide the volume's piecesPerPage)
+ *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
+ *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
+ *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
@@ -83,6 +86,28 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       }
       // The node judges the piece count against the volume (it must divide its piecesPerPage) and refuses with the reason.
       const result = await runtime.move({ volume, page }, to, kind as MoveKind, pieces as number | undefined);
+      return { status: result.ok ? 200 : 409, body: result };
+    }
+    case '/members': {
+      const { id, peer } = body;
+      const capacityWeight = numberOr(body.capacityWeight, 1);
+      const address = peer as { host?: unknown; port?: unknown } | undefined;
+      if (typeof id !== 'string' || typeof address !== 'object' || address === null || typeof address.host !== 'string' || typeof address.port !== 'number') {
+        return { status: 400, body: { ok: false, message: 'expected {id: string, peer: {host: string, port: number}, capacityWeight?: number}' } };
+      }
+      const adminAddress = body.admin as { host?: unknown; port?: unknown } | undefined;
+      const admin = typeof adminAddress === 'object' && adminAddress !== null && typeof adminAddress.host === 'string' && typeof adminAddress.port === 'number'
+        ? { host: adminAddress.host, port: adminAddress.port } : null;
+      const result = await runtime.changeMembership({ kind: 'add', member: { id, peer: { host: address.host, port: address.port }, admin, capacityWeight, draining: false } });
+      return { status: result.ok ? 200 : 409, body: result };
+    }
+    case '/members/drain': {
+      if (typeof body.id !== 'string') return { status: 400, body: { ok: false, message: 'expected {id: string}' } };
+      const result = await runtime.changeMembership({ kind: 'drain', id: body.id });
+      return { status: result.ok ? 200 : 409, body: result };
+    }
+    case '/members/leave': {
+      const result = await runtime.changeMembership({ kind: 'remove', id: runtime.self });
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/shutdown':

@@ -26,6 +26,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
 
 /** Page data as the runtime needs it; `impl/storage` provides it on files. */
 export interface PageData {
@@ -63,6 +64,10 @@ export interface ServerRuntimeOptions {
   readonly tokenLifetimeMs?: number;
   /** Paces page copies to this rate (0: as fast as the network goes), so moves leave room for clients. */
   readonly copyThrottleBytesPerSecond?: number;
+  /** The group as configured (epoch 0, with peer addresses and weights), used until the store holds a newer record. */
+  readonly bootstrapMembership?: Membership;
+  /** Called whenever the node adopts a membership record (the transport connects to new members, the balancer follows). */
+  readonly onMembership?: (membership: Membership) => void;
 }
 
 interface HeldToken {
@@ -105,7 +110,8 @@ export class ServerRuntime {
   }
 
   start(): void {
-    this.#input({ type: 'node.start', durable: this.#options.metadata.load() });
+    const durable = this.#options.metadata.load();
+    this.#input({ type: 'node.start', durable: { ...durable, membership: durable.membership ?? this.#options.bootstrapMembership ?? null } });
   }
 
   stop(): void {
@@ -146,6 +152,16 @@ export class ServerRuntime {
 
   createVolume(volume: VolumeDefinition): Promise<{ ok: boolean; message: string }> {
     return this.#admin((requestId) => ({ type: 'admin.createVolume', requestId, volume }));
+  }
+
+  /** Add a member, mark one draining, or (on the leaving server) remove it; see machines/node/node-membership.ts. */
+  changeMembership(change: MembershipChange): Promise<{ ok: boolean; message: string }> {
+    return this.#admin((requestId) => ({ type: 'admin.changeMembership', requestId, change }));
+  }
+
+  /** Sends this server's membership record to every other member; a member with a newer one answers with it. */
+  announceMembership(): void {
+    this.#input({ type: 'membership.announce' });
   }
 
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
@@ -280,6 +296,10 @@ export class ServerRuntime {
       }
       case 'trace':
         this.#options.trace?.(effect);
+        return;
+      case 'membership.changed':
+        this.#options.log(`membership epoch ${effect.membership.epoch}: ${effect.membership.members.map((member) => `${member.id}${member.draining ? ' (draining)' : ''}`).join(', ')}`);
+        this.#options.onMembership?.(effect.membership);
         return;
       default:
         assertNever(effect, 'node effect');

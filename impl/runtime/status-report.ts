@@ -6,6 +6,9 @@
 import type { ServerId } from '../../machines/identifiers.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { stageInProgress } from '../../machines/migration/queries.js';
+import type { Membership } from '../../machines/membership/membership.js';
+import { memberOf } from '../../machines/membership/membership.js';
+import { drainRemaining } from '../../machines/membership/drain-plan.js';
 
 export interface ServerStatus {
   readonly server: ServerId;
@@ -18,6 +21,10 @@ export interface ServerStatus {
     piecesCopied: number; bytesCopied: number; pageBytes: number;
   }>;
   readonly requestsInFlight: number;
+  /** The membership record this server follows (members, weights, draining, epoch). */
+  readonly membership: Membership;
+  /** While this server drains: what it still holds. */
+  readonly drain: { pagesHeld: number; movesRunning: number } | null;
 }
 
 export function statusOf(state: NodeState): ServerStatus {
@@ -41,5 +48,7 @@ export function statusOf(state: NodeState): ServerStatus {
       };
     }),
     requestsInFlight: Object.keys(state.requests).length,
+    membership: state.membership,
+    drain: memberOf(state.membership, state.config.self)?.draining ? drainRemaining(state) : null,
   };
 }

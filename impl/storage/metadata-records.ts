@@ -4,6 +4,8 @@ import type { DurableRecords, MetadataWrite, Route } from '../../machines/node/n
 import { validateVolume } from '../../machines/node/volume.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { ReplicaRecord } from '../../machines/replica/replica-record.js';
+import type { Membership } from '../../machines/membership/membership.js';
+import { membershipProblem as membershipRecordProblem } from '../../machines/membership/membership.js';
 
 /**
  * Shape checks for the records a metadata store holds. The store runs them
@@ -121,6 +123,7 @@ export function metadataWriteProblem(write: unknown): Problem {
   if (!isObject(write)) return 'a metadata write must be an object';
   const kind = write['kind'];
   if (kind === 'volume') return volumeProblem(write['volume']);
+  if (kind === 'membership') return membershipProblem(write['membership']);
   const keyProblem = pageKeyProblem(write['pageKey']);
   if (keyProblem) return keyProblem;
   switch (kind) {
@@ -138,6 +141,15 @@ export function metadataWriteProblem(write: unknown): Problem {
     default:
       return `unknown metadata write kind ${JSON.stringify(kind)}`;
   }
+}
+
+/** A membership record: its fields typed, then the record's own rules (sorted ids, no repeats, positive weights). */
+export function membershipProblem(value: unknown): Problem {
+  if (!isObject(value) || !Array.isArray(value['members'])) return 'a membership record must be {epoch, members: [...]}';
+  if (!value['members'].every((member: unknown) => isObject(member) && (member['peer'] === null || isObject(member['peer'])) && (member['admin'] === null || isObject(member['admin'])) && typeof member['draining'] === 'boolean')) {
+    return 'each member must be {id, peer: {host, port} | null, admin: {host, port} | null, capacityWeight, draining}';
+  }
+  return membershipRecordProblem(value as unknown as Membership);
 }
 
 /** The stored value of a page-keyed record repeats its page key, so a load can check it against the key it was found under. */
@@ -158,5 +170,6 @@ export function sortedRecords(records: DurableRecords): DurableRecords {
     routes: [...records.routes].sort(byPage),
     replicas: [...records.replicas].sort(byPage),
     moves: [...records.moves].sort(byPage),
+    membership: records.membership ?? null,
   };
 }

@@ -5,10 +5,11 @@ import { assert, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey } from '../../machines/identifiers.js';
 import type { DurableRecords, MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import { assertNever } from '../../machines/identifiers.js';
 import { makeDurableDirectorySync, syncDirectorySync } from './directory-sync.js';
 import {
-  metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
+  membershipProblem, metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
 } from './metadata-records.js';
 import type { StoredMove, StoredReplica, StoredRoute } from './metadata-records.js';
 
@@ -16,8 +17,9 @@ import type { StoredMove, StoredReplica, StoredRoute } from './metadata-records.
  * A server's durable records (volumes, routes, replica records, move
  * checkpoints) in one LMDB environment under `<directory>/metadata`.
  *
- * Layout. Four named databases, JSON-encoded: `volumes` keyed by volume name,
- * and `routes`, `replicas`, `moves` keyed by `${volume}/${page}`. A page-keyed
+ * Layout. Five named databases, JSON-encoded: `volumes` keyed by volume name,
+ * `routes`, `replicas`, `moves` keyed by `${volume}/${page}`, and
+ * `membership` holding one record under `current`. A page-keyed
  * value repeats its page key, so a load can check the value against the key it
  * was found under. JSON keeps the records plain (no msgpack structure tables)
  * and readable with `mdb_dump`.
@@ -48,6 +50,8 @@ export class MetadataStore {
   readonly #routes: Database<StoredRoute, string>;
   readonly #replicas: Database<StoredReplica, string>;
   readonly #moves: Database<StoredMove, string>;
+  /** One record under the key `current`: the newest membership this server adopted. */
+  readonly #membership: Database<Membership, string>;
   #closed = false;
 
   private constructor(root: RootDatabase) {
@@ -56,6 +60,7 @@ export class MetadataStore {
     this.#routes = root.openDB<StoredRoute, string>({ name: 'routes', encoding: 'json' });
     this.#replicas = root.openDB<StoredReplica, string>({ name: 'replicas', encoding: 'json' });
     this.#moves = root.openDB<StoredMove, string>({ name: 'moves', encoding: 'json' });
+    this.#membership = root.openDB<Membership, string>({ name: 'membership', encoding: 'json' });
   }
 
   /** Opens (creating if needed) the metadata of the server whose data directory is `directory`. */
@@ -113,7 +118,12 @@ export class MetadataStore {
         assert(pageKeyText(value.input.pageKey) === key, `stored move ${key} has an input for ${pageKeyText(value.input.pageKey)}`);
         moves.push({ pageKey: value.pageKey, input: value.input, checkpoint: value.checkpoint });
       }
-      return sortedRecords({ volumes, routes, replicas, moves });
+      const membership = this.#membership.get('current', { transaction }) ?? null;
+      if (membership !== null) {
+        const problem = membershipProblem(membership);
+        assert(problem === null, `stored membership: ${problem}`);
+      }
+      return sortedRecords({ volumes, routes, replicas, moves, membership });
     } finally {
       transaction.done();
     }
@@ -156,6 +166,12 @@ export class MetadataStore {
         // Deleting a move that is not stored is not an error: the node may finish a move twice across a restart.
         this.#moves.removeSync(pageKeyText(write.pageKey));
         return;
+      case 'membership': {
+        // Epochs only grow, also on disk: a commit issued before a newer one never overwrites it.
+        const stored = this.#membership.get('current');
+        if (!stored || stored.epoch <= write.membership.epoch) this.#membership.putSync('current', write.membership);
+        return;
+      }
       default:
         assertNever(write, 'metadata write');
     }

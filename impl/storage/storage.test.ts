@@ -100,6 +100,23 @@ describe('metadata store', () => {
     expect(second.load().moves).toHaveLength(1);
   });
 
+  it('keeps the newest membership record across a reopen, never lets an older one overwrite it, and refuses a malformed one', async () => {
+    const directory = temporaryDirectory();
+    const member = (id: string, draining = false) => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining });
+    const newer = { epoch: 3, members: [member('s1'), member('s2', true), member('s4')] };
+    const first = MetadataStore.open(directory);
+    expect(first.load().membership).toBeNull();
+    await first.commit([{ kind: 'membership', membership: { epoch: 2, members: [member('s1'), member('s2')] } }]);
+    await first.commit([{ kind: 'membership', membership: newer }]);
+    await first.commit([{ kind: 'membership', membership: { epoch: 1, members: [member('s1')] } }]);
+    await first.close();
+    const second = openMetadata(directory);
+    expect(second.load().membership).toEqual(newer);
+    await expect(second.commit([{ kind: 'membership', membership: { epoch: 4, members: [member('s1'), member('s1')] } }])).rejects.toThrow(/repeat/);
+    await expect(second.commit([{ kind: 'membership', membership: { epoch: 4, members: [{ ...member('s1'), capacityWeight: 0 }] } }])).rejects.toThrow(/capacityWeight/);
+    expect(second.load().membership).toEqual(newer);
+  });
+
   it('applies a multi-write commit all together, and a commit with an invalid write not at all', async () => {
     const directory = temporaryDirectory();
     const store = MetadataStore.open(directory);

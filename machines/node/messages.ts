@@ -1,6 +1,7 @@
 import type { RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
 import type { VolumeDefinition } from './volume.js';
+import type { Membership } from '../membership/membership.js';
 
 /**
  * What servers say to each other. Bytes never appear here: a message that
@@ -40,6 +41,8 @@ export type PeerMessage =
   | { type: 'flush.request'; flushId: string }
   | { type: 'flush.done'; flushId: string; ok: boolean }
   /** A volume created on any server is defined on every server of the group. */
-  | { type: 'volume.define'; volume: VolumeDefinition };
+  | { type: 'volume.define'; volume: VolumeDefinition }
+  /** Dynamic membership: a changed record sent to every member, or an announcement; the newer record wins. */
+  | { type: 'membership.update'; membership: Membership };
 
 export type PeerMessageType = PeerMessage['type'];

@@ -4,6 +4,7 @@ import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoin
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { VolumeDefinition } from './volume.js';
+import type { Membership, MembershipChange } from '../membership/membership.js';
 
 /**
  * The inputs a server node accepts and the effects it returns. A runtime (the
@@ -21,6 +22,8 @@ export interface DurableRecords {
   readonly routes: ReadonlyArray<{ pageKey: PageKey; route: Route }>;
   readonly replicas: ReadonlyArray<{ pageKey: PageKey; record: ReplicaRecord }>;
   readonly moves: ReadonlyArray<{ pageKey: PageKey; input: MoveInput; checkpoint: MoveCheckpoint }>;
+  /** The newest membership record this server persisted (or its runtime's bootstrap record); absent: the configured group. */
+  readonly membership?: Membership | null;
 }
 
 export type MetadataWrite =
@@ -28,7 +31,8 @@ export type MetadataWrite =
   | { readonly kind: 'replica'; readonly pageKey: PageKey; readonly record: ReplicaRecord }
   | { readonly kind: 'move'; readonly pageKey: PageKey; readonly input: MoveInput; readonly checkpoint: MoveCheckpoint }
   | { readonly kind: 'move.delete'; readonly pageKey: PageKey }
-  | { readonly kind: 'volume'; readonly volume: VolumeDefinition };
+  | { readonly kind: 'volume'; readonly volume: VolumeDefinition }
+  | { readonly kind: 'membership'; readonly membership: Membership };
 
 export type NodeInput =
   | { type: 'node.start'; durable: DurableRecords }
@@ -40,7 +44,11 @@ export type NodeInput =
   | { type: 'timer.fired'; timerId: string }
   /** `pieceCount`: the move's pieces (Table 2 rows); absent means the volume's piecesPerPage (1 for a unit move). */
   | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind; pieceCount?: number }
-  | { type: 'admin.createVolume'; requestId: string; volume: VolumeDefinition };
+  | { type: 'admin.createVolume'; requestId: string; volume: VolumeDefinition }
+  /** Add a server, mark one draining, or (asked of the leaving server itself) remove it. */
+  | { type: 'admin.changeMembership'; requestId: string; change: MembershipChange }
+  /** The runtime's periodic nudge: send our membership record to every other member. */
+  | { type: 'membership.announce' };
 
 export type NodeEffect =
   | { type: 'peer.send'; to: ServerId; message: PeerMessage }
@@ -58,5 +66,7 @@ export type NodeEffect =
   /** Apply the writes atomically and durably, then answer `io.done`. */
   | { type: 'meta.commit'; completionId: string | null; writes: readonly MetadataWrite[] }
   | { type: 'timer.set'; timerId: string; delayMs: number }
+  /** The node adopted a membership record: the runtime connects to its members and tells its balancer. */
+  | { type: 'membership.changed'; membership: Membership }
   /** One machine transition, for the structured trace that conformance tests replay. */
   | { type: 'trace'; machine: string; instance: string; event: string; from: string; to: string };

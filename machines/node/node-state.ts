@@ -8,6 +8,8 @@ import type { BlockOperation } from './messages.js';
 import type { NodeConfig } from './node-config.js';
 import type { Route } from './node-io.js';
 import type { VolumeDefinition } from './volume.js';
+import type { Membership } from '../membership/membership.js';
+import { bootstrapMembership } from '../membership/membership.js';
 
 /**
  * Everything one server node knows. Records are keyed by text (`volume/page`)
@@ -89,6 +91,8 @@ export interface NodeState {
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
   readonly commitsDeferred: Readonly<Record<string, { readonly destination: ServerId; readonly attempt: number; readonly epoch: number }>>;
+  /** Who is in the group (machines/membership): starts as the configured group at epoch 0, then follows the newest record learned. */
+  readonly membership: Membership;
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
@@ -97,6 +101,7 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: {}, serves: {}, continuations: {},
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: [], parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: [], parked: {}, commitsDeferred: {},
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), nextId: 0, incarnation,
   };
 }

@@ -15,6 +15,8 @@ import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
+import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
+import { announceMembership, changeMembership, receiveMembership, startMembership } from './node-membership.js';
 import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -76,11 +78,18 @@ class NodeStep {
       case 'timer.fired': return this.#timerFired(input.timerId);
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
+      case 'admin.changeMembership': return changeMembership(this, input.requestId, input.change);
+      case 'membership.announce': return announceMembership(this);
       default: assertNever(input, 'node input');
     }
   }
 
   // ----- identity, durable records -----------------------------------------
+
+  /** Every member of the group (draining ones too: they still hold pages), for route pushes and FLUSH barriers. */
+  #group(): ServerId[] {
+    return memberIds(this.next.membership);
+  }
 
   #newId(prefix: string): string {
     this.next.nextId += 1;
@@ -105,6 +114,7 @@ class NodeStep {
 
   #start(durable: DurableRecords): void {
     this.next.started = true;
+    startMembership(this, durable.membership);
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
     for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
@@ -136,7 +146,7 @@ class NodeStep {
       const { pageKey, record } = replica.context;
       const key = pageKeyText(pageKey);
       if (record?.status === 'invalid' && !this.next.moves[key]) {
-        for (const server of this.next.config.group) {
+        for (const server of this.#group()) {
           if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
         }
       }
@@ -158,13 +168,13 @@ class NodeStep {
 
   #createVolume(requestId: string, volume: VolumeDefinition): void {
     const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
-      (volume.servers.every((server) => this.next.config.group.includes(server)) ? null : 'volume names a server outside the group');
+      (volume.servers.every((server) => isActiveMember(this.next.membership, server)) ? null : 'volume names a server outside the group or draining');
     if (problem) {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem });
       return;
     }
     this.#defineVolume(volume);
-    for (const server of this.next.config.group) {
+    for (const server of this.#group()) {
       if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'volume.define', volume } });
     }
     this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `volume ${volume.name} created: ${volume.pageCount} pages over ${volume.servers.join(', ')}` });
@@ -444,7 +454,8 @@ class NodeStep {
       record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
       this.next.moves[key] ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
-      !this.next.config.group.includes(to) ? `unknown server ${to}` :
+      !memberOf(this.next.membership, to) ? `unknown server ${to}` :
+      !isActiveMember(this.next.membership, to) ? `${to} is draining` :
       activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' :
       movePieceCountProblem(volume, kind, requestedPieceCount ?? (kind === 'unit' ? 1 : volume.piecesPerPage));
     if (problem || !volume || record?.status !== 'valid') {
@@ -547,7 +558,7 @@ class NodeStep {
         }
         case 'routing.publish':
           this.next.routes[key] = { owner: effect.owner, epoch: effect.epoch };
-          for (const server of this.next.config.group) {
+          for (const server of this.#group()) {
             if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: effect.owner, epoch: effect.epoch } });
           }
           break;
@@ -685,7 +696,7 @@ class NodeStep {
 
   #startFlush(requestId: string): void {
     const flushId = `${this.#self}:${requestId}`;
-    this.next.flushes[flushId] = { requestId, remaining: [...this.next.config.group], retries: 0 };
+    this.next.flushes[flushId] = { requestId, remaining: this.#group(), retries: 0 };
     this.#sendFlush(flushId);
   }
 
@@ -754,6 +765,7 @@ class NodeStep {
         return;
       case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok);
       case 'volume.define': return this.#defineVolume(message.volume);
+      case 'membership.update': return receiveMembership(this, from, message.membership);
       default: assertNever(message, 'peer message');
     }
   }

@@ -63,6 +63,6 @@ function projectNode(node: NodeState): unknown {
     }),
     node.serves, Object.entries(node.continuations).map(([id, continuation]) => [id, continuation]), node.flushes,
     node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, node.forwardedWritesDone,
-    node.incarnation,
+    node.incarnation, node.membership,
   ];
 }

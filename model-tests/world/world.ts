@@ -257,6 +257,7 @@ function execute(world: World, index: number, effect: NodeEffect, inputs: NodeIn
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
     case 'timer.set': return update({ timers: [...server.timers, effect.timerId] });
     case 'trace': return world;
+    case 'membership.changed': return world;
     default: return assertNever(effect, 'node effect');
   }
 }
@@ -276,6 +277,7 @@ function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): Durable
       case 'move': moves[pageKeyText(write.pageKey)] = { pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint }; break;
       case 'move.delete': delete moves[pageKeyText(write.pageKey)]; break;
       case 'volume': break;
+      case 'membership': break;
       default: assertNever(write, 'metadata write');
     }
   }

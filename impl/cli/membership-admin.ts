@@ -1,0 +1,101 @@
+/**
+ * The administrator's side of adding and draining servers, shared by the
+ * `blockshift server add|drain` commands and the cluster tests.
+ *
+ * Adding: the new server gets the next free ports and a data directory next
+ * to the others', the group's configuration file is rewritten to name it (so
+ * its process, `status` and `stop` find it), its process is started, and a
+ * running member is asked to add it to the membership record; every member
+ * then connects to it and sends it the volume definitions and the routes it
+ * knows. Pages move to it by `blockshift move`, by a drain, or by the
+ * balancer. A page may move to any member, not only to the servers its
+ * volume was created over: a volume's server list only fixes where its pages
+ * start (routing follows the routes, never that list).
+ *
+ * Draining: the server is asked to mark itself draining; its own drain
+ * driver (impl/runtime/drain-driver.ts) moves its pages away a few at a time
+ * and, once it holds nothing, removes itself from the record. This side
+ * reports progress until then, stops the process and drops it from the
+ * configuration file. NBD clients connected to the drained server itself
+ * are disconnected when it stops; clients of the other servers never notice.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ServerStatus } from '../runtime/status-report.js';
+import type { GroupConfig, ServerConfig } from './group-config.js';
+
+export function writeGroupConfig(path: string, config: GroupConfig): void {
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`);
+  renameSync(temporary, path);
+}
+
+/** A new server's configuration: the next ports after every port in use (nbd, peer, admin each one past the largest), data next to the first server's. */
+export function nextServerConfig(group: GroupConfig, id: string, capacityWeight: number): ServerConfig {
+  const first = group.servers[0];
+  if (!first) throw new Error('the group has no server');
+  if (group.servers.some((server) => server.id === id)) throw new Error(`${id} is already in the group configuration`);
+  const next = (name: 'nbd' | 'peer' | 'admin') => ({ host: first[name].host, port: Math.max(...group.servers.map((server) => server[name].port)) + 1 });
+  return { id, nbd: next('nbd'), peer: next('peer'), admin: next('admin'), dataDirectory: join(dirname(first.dataDirectory), id), capacityWeight };
+}
+
+export type AdminCall = <T>(server: ServerConfig, path: string, body?: unknown) => Promise<T>;
+
+/** Asks the first reachable member to add `server`, then waits until the new server follows a record that names it and knows the volumes. */
+export async function joinServer(group: GroupConfig, server: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
+  const others = group.servers.filter((candidate) => candidate.id !== server.id);
+  let added: { message: string } | null = null;
+  let lastError = '';
+  for (const other of others) {
+    try {
+      added = await admin<{ message: string }>(other, '/members', { id: server.id, peer: server.peer, admin: server.admin, capacityWeight: server.capacityWeight });
+      report(`${other.id}: ${added.message}`);
+      break;
+    } catch (error) {
+      lastError = (error as Error).message;
+    }
+  }
+  if (!added) throw new Error(`no member added ${server.id}: ${lastError}`);
+  const reference = await admin<ServerStatus>(others[0]!, '/status').catch(() => null);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await admin<ServerStatus>(server, '/status').catch(() => null);
+    if (status && status.membership.members.some((member) => member.id === server.id) && status.volumes.length >= (reference?.volumes.length ?? 0)) {
+      report(`${server.id} joined: membership epoch ${status.membership.epoch}, ${status.volumes.length} volumes known`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`${server.id} did not learn its membership within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Marks `server` draining and follows it until it has left the membership
+ * record (it stops nothing: the caller does). A server already draining (a
+ * drain asked before, perhaps by a command that died) is simply followed.
+ */
+export async function drainServer(server: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 600_000): Promise<void> {
+  try {
+    const result = await admin<{ message: string }>(server, '/members/drain', { id: server.id });
+    report(result.message);
+  } catch (error) {
+    if (!/already draining/.test((error as Error).message)) throw error;
+    report(`${server.id} is already draining; following it`);
+  }
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const status = await admin<ServerStatus>(server, '/status');
+    if (!status.membership.members.some((member) => member.id === server.id)) {
+      report(`${server.id} holds nothing and left the group (membership epoch ${status.membership.epoch})`);
+      return;
+    }
+    const line = status.drain
+      ? `  ${server.id}: ${status.drain.pagesHeld} pages held, ${status.drain.movesRunning} moves running${status.moves.map((move) => `; ${move.page}→${move.destination} stage ${move.stageInProgress}`).join('')}`
+      : `  ${server.id}: waiting for the draining mark`;
+    if (line !== last) report(line);
+    last = line;
+    if (Date.now() > deadline) throw new Error(`${server.id} did not drain within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Drives this server's drain: while the node's membership marks it draining,
+ * it starts moves of the pages it owns, a few at a time, to the destinations
+ * the pure plan picks (machines/membership/drain-plan.ts: lowest share of
+ * pages per capacity weight first), and once it holds nothing and runs no
+ * move it asks its own node to remove it from the membership. Moves go
+ * through the same migration machines as an admin move, so clients keep
+ * reading and writing throughout. The driver holds no state the node does
+ * not: a restarted server that is still marked draining simply carries on.
+ */
+import type { PageKey } from '../../machines/identifiers.js';
+import { pageKeyText } from '../../machines/identifiers.js';
+import { drainMoves, drainRemaining, isReadyToLeave } from '../../machines/membership/drain-plan.js';
+import { memberOf } from '../../machines/membership/membership.js';
+import type { ServerRuntime } from './server-runtime.js';
+
+export interface DrainDriverOptions {
+  readonly runtime: ServerRuntime;
+  readonly log: (line: string) => void;
+  /** Moves this server runs at once while draining. */
+  readonly movesInFlightMax: number;
+  readonly intervalMs: number;
+}
+
+export class DrainDriver {
+  readonly #options: DrainDriverOptions;
+  readonly #timer: NodeJS.Timeout;
+  /** Pages whose move request is on its way to the node (so one tick does not ask twice). */
+  readonly #requested = new Set<string>();
+  #leaving = false;
+  #lastProgress = '';
+
+  constructor(options: DrainDriverOptions) {
+    this.#options = options;
+    this.#timer = setInterval(() => this.#tick(), options.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #tick(): void {
+    const { runtime, log } = this.#options;
+    const state = runtime.state;
+    if (!state.started || !memberOf(state.membership, runtime.self)?.draining) return;
+    const { pagesHeld, movesRunning } = drainRemaining(state);
+    const progress = `draining: ${pagesHeld} pages held, ${movesRunning} moves running`;
+    if (progress !== this.#lastProgress) log(progress);
+    this.#lastProgress = progress;
+    if (isReadyToLeave(state)) {
+      if (this.#leaving) return;
+      this.#leaving = true;
+      void runtime.changeMembership({ kind: 'remove', id: runtime.self }).then((result) => {
+        log(result.ok ? `left the group: ${result.message}` : `cannot leave yet: ${result.message}`);
+        this.#leaving = false;
+      });
+      return;
+    }
+    const free = this.#options.movesInFlightMax - movesRunning - this.#requested.size;
+    for (const { pageKey, to } of drainMoves(state, free).filter((move) => !this.#requested.has(pageKeyText(move.pageKey)))) {
+      this.#request(pageKey, to);
+    }
+  }
+
+  #request(pageKey: PageKey, to: string): void {
+    const key = pageKeyText(pageKey);
+    this.#requested.add(key);
+    void this.#options.runtime.move(pageKey, to, 'piecewise').then((result) => {
+      this.#requested.delete(key);
+      this.#options.log(`drain: ${result.message}`);
+    });
+  }
+}

@@ -1,0 +1,67 @@
+import type { PageKey, ServerId } from '../identifiers.js';
+import type { NodeState } from '../node/node-state.js';
+import { memberOf } from './membership.js';
+
+/**
+ * What a draining server moves next, and when it may leave: pure functions
+ * of the node's state, which its runtime calls on a timer and turns into
+ * `admin.move` and `membership.change` inputs (the node still checks both).
+ *
+ * Destinations honour capacity weights: each page goes to the active member
+ * whose share — pages this server's table names it owner of, plus the moves
+ * already heading to it, over its weight — is lowest after taking the page,
+ * ties broken by id so the plan is deterministic. Pages go in key order, a
+ * few at a time, so a drain never floods the group with moves.
+ */
+export interface DrainMove {
+  readonly pageKey: PageKey;
+  readonly to: ServerId;
+}
+
+export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove[] {
+  const self = state.config.self;
+  if (!memberOf(state.membership, self)?.draining || movesToStartMax <= 0) return [];
+  const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining);
+  if (destinations.length === 0) return [];
+  const pagesOwned = new Map<ServerId, number>(destinations.map((member) => [member.id, 0]));
+  for (const route of Object.values(state.routes)) {
+    if (pagesOwned.has(route.owner)) pagesOwned.set(route.owner, pagesOwned.get(route.owner)! + 1);
+  }
+  for (const move of Object.values(state.moves)) {
+    const to = move.snapshot.context.destination;
+    if (move.snapshot.status === 'active' && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
+  }
+  const pages = Object.entries(state.replicas)
+    .filter(([key, replica]) => replica.context.record?.status === 'valid' && !state.moves[key])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, movesToStartMax);
+  return pages.map(([, replica]) => {
+    let best = destinations[0]!;
+    let bestShare = Number.POSITIVE_INFINITY;
+    for (const member of destinations) {
+      const share = (pagesOwned.get(member.id)! + 1) / member.capacityWeight;
+      if (share < bestShare) {
+        best = member;
+        bestShare = share;
+      }
+    }
+    pagesOwned.set(best.id, pagesOwned.get(best.id)! + 1);
+    return { pageKey: replica.context.pageKey, to: best.id };
+  });
+}
+
+/** How much a draining server still has to give away: pages it holds valid or is receiving, and moves it runs. */
+export function drainRemaining(state: NodeState): { readonly pagesHeld: number; readonly movesRunning: number } {
+  const pagesHeld = Object.values(state.replicas).filter((replica) => {
+    const status = replica.context.record?.status;
+    return status === 'valid' || status === 'receiving';
+  }).length;
+  const movesRunning = Object.values(state.moves).filter((move) => move.snapshot.status === 'active').length;
+  return { pagesHeld, movesRunning };
+}
+
+/** A server may leave once it holds no page, receives none and runs no move. */
+export function isReadyToLeave(state: NodeState): boolean {
+  const { pagesHeld, movesRunning } = drainRemaining(state);
+  return pagesHeld === 0 && movesRunning === 0 && Object.keys(state.moves).length === 0;
+}

@@ -1,0 +1,138 @@
+import type { ServerId } from '../identifiers.js';
+import { assert } from '../identifiers.js';
+
+/**
+ * Who is in the group: one record, exchanged between servers and kept
+ * durably by each, whose epoch only grows.
+ *
+ * Theory of operation. Every change (a server joins, starts draining, leaves)
+ * is made by one server, which writes the record with the epoch one above the
+ * newest it knows and sends it to every member, old and new. A server adopts
+ * a record that is newer than its own (higher epoch; at an equal epoch — two
+ * changes made concurrently on two servers — the greater canonical text, so
+ * every server picks the same one), persists it and tells its runtime, which
+ * connects to members learned this way. A server that hears an older record
+ * answers with its own, so one that was down during a change catches up the
+ * first time it speaks (runtimes announce their record at start and every
+ * few seconds). Like routes, membership is lazy: it converges, it is not
+ * agreed on atomically. Two concurrent changes at one epoch lose one of them;
+ * the administrator sees it in `status` and repeats it.
+ *
+ * Epoch 0 is the bootstrap record built from the group configuration at
+ * process start; it is never persisted and every real change supersedes it.
+ */
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Member {
+  readonly id: ServerId;
+  /** Where its peer listener is; null in a bootstrap record built without addresses (the simulator). */
+  readonly peer: PeerAddress | null;
+  /** Where its admin API is (its balancer listens next to it); null when unknown. */
+  readonly admin: PeerAddress | null;
+  /** Relative share of the group's pages and load this server should carry. */
+  readonly capacityWeight: number;
+  /** A draining server gives its pages away and must not receive any. */
+  readonly draining: boolean;
+}
+
+export interface Membership {
+  readonly epoch: number;
+  /** Sorted by id, no repeats. */
+  readonly members: readonly Member[];
+}
+
+/** Bounds every membership record: a group larger than this is refused. */
+export const membersMax = 256;
+
+export function bootstrapMembership(members: readonly Member[]): Membership {
+  return { epoch: 0, members: sortedMembers(members) };
+}
+
+export function memberIds(membership: Membership): ServerId[] {
+  return membership.members.map((member) => member.id);
+}
+
+export function memberOf(membership: Membership, id: ServerId): Member | null {
+  return membership.members.find((member) => member.id === id) ?? null;
+}
+
+/** A server pages may move to and volumes may be created on: a member that is not draining. */
+export function isActiveMember(membership: Membership, id: ServerId): boolean {
+  const member = memberOf(membership, id);
+  return member !== null && !member.draining;
+}
+
+/** Whether `candidate` should replace `known`: a higher epoch, or at the same epoch the greater canonical text (so every server picks the same). */
+export function isNewerMembership(candidate: Membership, known: Membership): boolean {
+  if (candidate.epoch !== known.epoch) return candidate.epoch > known.epoch;
+  return membershipText(candidate) > membershipText(known);
+}
+
+export function membershipText(membership: Membership): string {
+  return JSON.stringify(membership);
+}
+
+export type MembershipChange =
+  | { readonly kind: 'add'; readonly member: Member }
+  | { readonly kind: 'drain'; readonly id: ServerId }
+  | { readonly kind: 'remove'; readonly id: ServerId };
+
+/** The record after a change, or why the change is refused. A change that is already in effect is refused too, so it never bumps the epoch twice. */
+export function changedMembership(membership: Membership, change: MembershipChange): Membership | string {
+  const next = (members: readonly Member[]): Membership => ({ epoch: membership.epoch + 1, members: sortedMembers(members) });
+  switch (change.kind) {
+    case 'add': {
+      const problem = memberProblem(change.member);
+      if (problem) return problem;
+      if (memberOf(membership, change.member.id)) return `${change.member.id} is already a member`;
+      if (membership.members.length >= membersMax) return `the group already has ${membersMax} members`;
+      return next([...membership.members, { ...change.member, draining: false }]);
+    }
+    case 'drain': {
+      const member = memberOf(membership, change.id);
+      if (!member) return `${change.id} is not a member`;
+      if (member.draining) return `${change.id} is already draining`;
+      if (!membership.members.some((other) => other.id !== change.id && !other.draining)) return `${change.id} is the last member that is not draining`;
+      return next(membership.members.map((other) => (other.id === change.id ? { ...other, draining: true } : other)));
+    }
+    case 'remove': {
+      const member = memberOf(membership, change.id);
+      if (!member) return `${change.id} is not a member`;
+      if (!member.draining) return `${change.id} must be drained before it leaves`;
+      return next(membership.members.filter((other) => other.id !== change.id));
+    }
+  }
+}
+
+export function memberProblem(member: Member): string | null {
+  if (typeof member.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(member.id)) return 'member id must be 1-32 letters, digits, \'_\' or \'-\'';
+  if (typeof member.capacityWeight !== 'number' || !(member.capacityWeight > 0) || !Number.isFinite(member.capacityWeight)) return 'capacityWeight must be a positive number';
+  for (const name of ['peer', 'admin'] as const) {
+    const address = member[name];
+    if (address !== null && (typeof address !== 'object' || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535)) {
+      return `${name} must be {host, port} with a port in 1-65535, or null`;
+    }
+  }
+  return null;
+}
+
+export function membershipProblem(membership: Membership): string | null {
+  if (!Number.isSafeInteger(membership.epoch) || membership.epoch < 0) return 'epoch must be a non-negative integer';
+  if (!Array.isArray(membership.members) || membership.members.length > membersMax) return `members must be a list of at most ${membersMax}`;
+  for (const member of membership.members) {
+    const problem = memberProblem(member);
+    if (problem) return `${String(member.id)}: ${problem}`;
+  }
+  const ids = memberIds(membership);
+  if (new Set(ids).size !== ids.length) return 'members repeat';
+  return null;
+}
+
+function sortedMembers(members: readonly Member[]): Member[] {
+  const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  assert(new Set(sorted.map((member) => member.id)).size === sorted.length, 'members do not repeat');
+  return sorted;
+}

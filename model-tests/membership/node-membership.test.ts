@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest';
+import type { Member, Membership } from '../../machines/membership/membership.js';
+import { bootstrapMembership, isNewerMembership } from '../../machines/membership/membership.js';
+import { drainMoves, isReadyToLeave } from '../../machines/membership/drain-plan.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/**
+ * Dynamic membership in the pure node: joining, adopting a newer record,
+ * catching up after a restart, refusing moves to servers that are not
+ * members or are draining, and the drain plan's choice of destinations.
+ */
+const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3'] };
+const group = ['s1', 's2', 's3'];
+
+function member(id: string, capacityWeight = 1, draining = false): Member {
+  return { id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: { host: '127.0.0.1', port: 12_000 + Number(id.slice(1)) }, capacityWeight, draining };
+}
+
+function startedNode(self: string, membership: Membership | null = null): NodeState {
+  const [state] = nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], self), membership } });
+  return state;
+}
+
+function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
+  const all: NodeEffect[] = [];
+  let current = state;
+  for (const input of inputs) {
+    const [next, effects] = nodeStep(current, input);
+    current = next;
+    all.push(...effects);
+  }
+  return [current, all];
+}
+
+function sentTo(effects: readonly NodeEffect[], type: string): string[] {
+  return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.to] : []));
+}
+
+function adminReplies(effects: readonly NodeEffect[]): Array<{ ok: boolean; message: string }> {
+  return effects.flatMap((effect) => (effect.type === 'admin.reply' ? [{ ok: effect.ok, message: effect.message }] : []));
+}
+
+const bootstrap = bootstrapMembership(group.map((id) => member(id)));
+const add = (id: string, capacityWeight = 1): NodeInput => ({ type: 'admin.changeMembership', requestId: `add-${id}`, change: { kind: 'add', member: member(id, capacityWeight) } });
+const drain = (id: string): NodeInput => ({ type: 'admin.changeMembership', requestId: `drain-${id}`, change: { kind: 'drain', id } });
+const moveTo = (page: number, to: string): NodeInput => ({ type: 'admin.move', requestId: `move-${page}-${to}`, pageKey: { volume: 'alpha', page }, to, kind: 'piecewise' });
+
+describe('membership in the pure node', () => {
+  it('a join bumps the epoch, persists the record and announces it to every member, the new one included, which is sent volumes and moved routes', () => {
+    const s1 = startedNode('s1', bootstrap);
+    const [withRoute] = run(s1, { type: 'peer.message', from: 's2', message: { type: 'route.update', pageKey: { volume: 'alpha', page: 1 }, owner: 's3', epoch: 3 } });
+    const [after, effects] = run(withRoute, add('s4', 2));
+    expect(adminReplies(effects)).toEqual([{ ok: true, message: expect.stringContaining('membership epoch 1') }]);
+    expect(after.membership.epoch).toBe(1);
+    expect(after.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(effects).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: after.membership }] });
+    expect(effects).toContainEqual({ type: 'membership.changed', membership: after.membership });
+    expect(sentTo(effects, 'membership.update').sort()).toEqual(['s2', 's3', 's4']);
+    expect(sentTo(effects, 'volume.define')).toEqual(['s4']);
+    // Only routes past their initial owner are sent; the rest the new member derives from the volume definition.
+    expect(effects.filter((effect) => effect.type === 'peer.send' && effect.message.type === 'route.update').map((effect) => effect.type === 'peer.send' && effect.message)).toEqual([
+      { type: 'route.update', pageKey: { volume: 'alpha', page: 1 }, owner: 's3', epoch: 3 },
+    ]);
+    // The same join again is refused and bumps nothing.
+    const [again, refused] = run(after, add('s4'));
+    expect(adminReplies(refused)[0]?.ok).toBe(false);
+    expect(again.membership.epoch).toBe(1);
+  });
+
+  it('a server adopts a newer record from a peer (and welcomes the new member), and answers an older one with its own', () => {
+    const [s1] = run(startedNode('s1', bootstrap), add('s4'));
+    const [s2, adopted] = run(startedNode('s2', bootstrap), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: s1.membership } });
+    expect(s2.membership).toEqual(s1.membership);
+    expect(adopted).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: s1.membership }] });
+    expect(sentTo(adopted, 'volume.define')).toEqual(['s4']);
+    // s3 was down during the join and announces the bootstrap record when it comes back: s2 answers with the newer one.
+    const [unchanged, answered] = run(s2, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: bootstrap } });
+    expect(unchanged.membership).toEqual(s1.membership);
+    expect(answered).toEqual([{ type: 'peer.send', to: 's3', message: { type: 'membership.update', membership: s1.membership } }]);
+    // A record equal to ours is neither adopted nor answered, so announcements do not echo forever.
+    expect(run(s2, { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: s1.membership } })[1]).toEqual([]);
+  });
+
+  it('a restarted server starts from its persisted record, not the configured group, and announcing sends it to every member', () => {
+    const [s1] = run(startedNode('s1', bootstrap), add('s4'), drain('s2'));
+    const restarted = startedNode('s1', s1.membership);
+    expect(restarted.membership).toEqual(s1.membership);
+    const [, announced] = run(restarted, { type: 'membership.announce' });
+    expect(sentTo(announced, 'membership.update').sort()).toEqual(['s2', 's3', 's4']);
+  });
+
+  it('two changes made concurrently at one epoch converge to the same record whatever order they arrive in', () => {
+    const [viaS1] = run(startedNode('s1', bootstrap), add('s4'));
+    const [viaS3] = run(startedNode('s3', bootstrap), drain('s2'));
+    expect(viaS1.membership.epoch).toBe(viaS3.membership.epoch);
+    const [s1Hears] = run(viaS1, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: viaS3.membership } });
+    const [s3Hears] = run(viaS3, { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: viaS1.membership } });
+    expect(s1Hears.membership).toEqual(s3Hears.membership);
+    expect(isNewerMembership(viaS1.membership, viaS3.membership)).not.toBe(isNewerMembership(viaS3.membership, viaS1.membership));
+  });
+
+  it('moves to a server outside the group or to a draining one are refused; to a member learned at runtime they start', () => {
+    const s1 = startedNode('s1', bootstrap);
+    // alpha/0 and alpha/3 are s1's (round-robin over s1, s2, s3).
+    expect(adminReplies(run(s1, moveTo(0, 's4'))[1])).toEqual([{ ok: false, message: 'unknown server s4' }]);
+    const [joined, started] = run(s1, add('s4'), moveTo(0, 's4'));
+    expect(adminReplies(started)[1]).toEqual({ ok: true, message: 'moving alpha/0 from s1 to s4 (piecewise)' });
+    expect(joined.moves['alpha/0']?.snapshot.context.destination).toBe('s4');
+    const [, refused] = run(s1, drain('s3'), moveTo(3, 's3'));
+    expect(adminReplies(refused)[1]).toEqual({ ok: false, message: 's3 is draining' });
+    const [, volume] = run(s1, drain('s3'), { type: 'admin.createVolume', requestId: 'v', volume: { ...alpha, name: 'gamma', servers: ['s1', 's3'] } });
+    expect(adminReplies(volume)[1]?.ok).toBe(false);
+  });
+
+  it('only the leaving server may remove itself, only once drained and holding nothing; the last active member cannot drain', () => {
+    const [s1Draining, effects] = run(startedNode('s1', bootstrap), drain('s2'), { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's2' } });
+    expect(adminReplies(effects)[1]).toEqual({ ok: false, message: 'ask s2 itself to leave: only it knows it holds no page' });
+    const [s2, own] = run(startedNode('s2', s1Draining.membership), { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's2' } });
+    expect(adminReplies(own)).toEqual([{ ok: false, message: 's2 still holds pages or runs moves' }]);
+    expect(isReadyToLeave(s2)).toBe(false);
+    const [, lastOne] = run(startedNode('s1', bootstrap), drain('s2'), drain('s3'), drain('s1'));
+    expect(adminReplies(lastOne)[2]).toEqual({ ok: false, message: 's1 is the last member that is not draining' });
+  });
+
+  it('a drained server that holds nothing leaves: the record drops it, it pushes the routes it gave up and tells the old members', () => {
+    const [draining] = run(startedNode('s1', bootstrap), drain('s3'));
+    // s3 in a volume where it owns no page (a volume over s1 and s2), holding one given-up copy.
+    const beta: VolumeDefinition = { ...alpha, name: 'beta', servers: ['s1', 's2'] };
+    const [s3] = nodeStep(emptyNodeState(defaultNodeConfig('s3', group), 1), {
+      type: 'node.start',
+      durable: { ...initialDurableRecords([beta], 's3'), replicas: [{ pageKey: { volume: 'beta', page: 0 }, record: { status: 'invalid', epoch: 2, owner: 's2', forwardTo: null } }], membership: draining.membership },
+    });
+    expect(isReadyToLeave(s3)).toBe(true);
+    const [left, effects] = run(s3, { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's3' } });
+    expect(adminReplies(effects)[0]?.ok).toBe(true);
+    expect(left.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
+    expect(sentTo(effects, 'membership.update').sort()).toEqual(['s1', 's2']);
+    expect(sentTo(effects, 'route.update').sort()).toEqual(['s1', 's2']);
+  });
+
+  it('a server that learns of a departure while its table still names the departed server asks the remaining members for those routes', () => {
+    const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
+    const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
+    // s2 missed the pushes: its table still names s3 for alpha/2 and alpha/5.
+    const [s2, effects] = run(startedNode('s2', s1Draining.membership), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: left } });
+    expect(s2.membership).toEqual(left);
+    const queries = effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === 'route.query' ? [`${effect.to}:${effect.message.pageKey.page}`] : []));
+    expect(queries.sort()).toEqual(['s1:2', 's1:5']);
+    // The answer repairs the route.
+    const [repaired] = run(s2, { type: 'peer.message', from: 's1', message: { type: 'route.update', pageKey: { volume: 'alpha', page: 2 }, owner: 's1', epoch: 2 } });
+    expect(repaired.routes['alpha/2']).toEqual({ owner: 's1', epoch: 2 });
+  });
+
+  it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
+    const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
+    const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1' });
+    const syncId = Object.keys(flushing.continuations).find((id) => flushing.continuations[id]?.kind === 'flush.synced')!;
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true } });
+    expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
+    const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
+    const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });
+    expect(done.flushes).toEqual({});
+    expect(effects).toContainEqual({ type: 'client.reply', requestId: 'f1', outcome: { status: 'ok' }, dataToken: null });
+  });
+
+  it('the drain plan gives pages to the active member with the lowest share per capacity weight, never to a draining one, a bounded number at a time', () => {
+    const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
+    const [s1Draining] = run(s1, drain('s1'));
+    // s1 owns alpha/0 and alpha/3; s2 owns 2 pages and s3 (draining) 2; s4 (weight 2) and s5 (weight 1) own none.
+    expect(drainMoves(s1, 5)).toEqual([]); // not draining: nothing to plan
+    expect(drainMoves(s1Draining, 5)).toEqual([
+      { pageKey: { volume: 'alpha', page: 0 }, to: 's4' },
+      // s4 after one page: 2 pages / weight 2 = 1, tied with s5's 1 / 1; ties go by id. Ignoring weights would pick s5.
+      { pageKey: { volume: 'alpha', page: 3 }, to: 's4' },
+    ]);
+    expect(drainMoves(s1Draining, 1)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
+    // Once a move is running, its page is not planned again and its destination counts as loaded.
+    const [moving] = run(s1Draining, moveTo(0, 's4'));
+    expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's4' }]);
+  });
+});
