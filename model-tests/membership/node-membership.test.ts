@@ -109,7 +109,7 @@ describe('membership in the pure node', () => {
     // alpha/0 and alpha/3 are s1's (round-robin over s1, s2, s3).
     expect(adminReplies(run(s1, moveTo(0, 's4'))[1])).toEqual([{ ok: false, message: 'unknown server s4' }]);
     const [joined, started] = run(s1, add('s4'), moveTo(0, 's4'));
-    expect(adminReplies(started)[1]).toEqual({ ok: true, message: 'moving alpha/0 from s1 to s4 (piecewise)' });
+    expect(adminReplies(started)[1]).toEqual({ ok: true, message: 'moving alpha/0 from s1 to s4 (piecewise, 2 pieces)' });
     expect(joined.moves['alpha/0']?.snapshot.context.destination).toBe('s4');
     const [, refused] = run(s1, drain('s3'), moveTo(3, 's3'));
     expect(adminReplies(refused)[1]).toEqual({ ok: false, message: 's3 is draining' });
