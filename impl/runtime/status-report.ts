@@ -32,6 +32,6 @@ export function statusOf(state: NodeState): ServerStatus {
         stageInProgress: stageInProgress(context), attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
       };
     }),
-    requestsInFlight: Object.keys(state.requests).length,
+    requestsInFlight: state.requests.size,
   };
 }
