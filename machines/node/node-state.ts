@@ -6,6 +6,8 @@ import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
 import type { BlockOperation } from './messages.js';
 import type { NodeConfig } from './node-config.js';
+import type { RememberedOrigins } from './remembered-origins.js';
+import { noOriginsRemembered } from './remembered-origins.js';
 import type { Route } from './node-io.js';
 import type { VolumeDefinition } from './volume.js';
 
@@ -87,7 +89,7 @@ export interface NodeState {
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
   readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
   /** Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most `forwardedWritesRememberedMax`. */
-  readonly forwardedWritesDone: readonly string[];
+  readonly forwardedWritesDone: RememberedOrigins;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
@@ -100,6 +102,6 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: [], parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, commitsDeferred: {}, nextId: 0, incarnation,
   };
 }

@@ -11,6 +11,8 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { moveMachineOf } from './node-machines.js';
+import { isRemembered, remember } from './remembered-origins.js';
+import { startLabelled } from '../labelled-start.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
@@ -42,6 +44,9 @@ export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEf
   work.handle(input);
   return work.finish();
 }
+
+/** Routing input fields the routing machine only copies into its context and effects. */
+const routingLabels = ['requestId', 'pageKey'] as const;
 
 class NodeStep {
   /** The step's working copy: maps are copied the first time the step writes them (see NodeDraft). */
@@ -190,17 +195,18 @@ class NodeStep {
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       const origin = `${replyTo.server}|${requestId}`;
-      if (operation.kind === 'write' && this.next.forwardedWritesDone.includes(origin)) return this.#replyDirect(replyTo, { status: 'ok' });
+      if (operation.kind === 'write' && isRemembered(this.next.forwardedWritesDone, origin)) return this.#replyDirect(replyTo, { status: 'ok' });
       // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
       if ([...this.next.read('requests').values()].some((entry) => entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId)) return;
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
-    const [snapshot, effects] = start(this.next.config.machines.requestRouting, {
+    // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-start.ts.
+    const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
       forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
-    });
+    }, routingLabels);
     const entry: RequestEntry = {
       id: entryId, snapshot, operation, replyTo, writeToken: operation.kind === 'write' ? writeToken : null,
       readToken: operation.kind === 'read' ? this.#newId('read') : null,
@@ -256,8 +262,7 @@ class NodeStep {
     const dataToken = outcome.status === 'ok' ? entry.readToken : null;
     this.#replyDirect(entry.replyTo, outcome, dataToken);
     if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
-      const done = [...this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`];
-      this.next.forwardedWritesDone = done.slice(Math.max(0, done.length - this.next.config.forwardedWritesRememberedMax));
+      this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, this.next.config.forwardedWritesRememberedMax);
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // Tokens are named by the client request, so another try of it held here may still need the same bytes.

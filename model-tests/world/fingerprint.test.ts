@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { RememberedOrigins } from '../../machines/node/remembered-origins.js';
+import { remember } from '../../machines/node/remembered-origins.js';
 import { referenceBound } from './world-config.js';
 import { fingerprint, nodeFieldsIgnored } from './fingerprint.js';
 import { applyAction, enabledActions, initialWorld } from './world.js';
@@ -14,6 +16,7 @@ function mutated(value: unknown): unknown {
   if (typeof value === 'number') return value + 7;
   if (typeof value === 'boolean') return !value;
   if (Array.isArray(value)) return [...value, 'mutation'];
+  if (typeof value === 'object' && value !== null && 'log' in value) return remember(value as RememberedOrigins, 'mutation', 4096);
   if (value instanceof Map) {
     // The same for the records kept as Maps (keyed by request or completion id).
     const entries = [...value];

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
+import { rememberedList } from '../../machines/node/remembered-origins.js';
 import type { World } from './world.js';
 
 /**
@@ -62,7 +63,7 @@ function projectNode(node: NodeState): unknown {
       return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
-    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, node.forwardedWritesDone,
+    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
     node.incarnation,
   ];
 }
