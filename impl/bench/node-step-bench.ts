@@ -16,6 +16,7 @@
  * least disturbed.
  */
 import { assert } from '../../machines/identifiers.js';
+import { labelledMemo } from '../../machines/labelled-memo.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
@@ -90,9 +91,13 @@ function run(scenario: Scenario, writeCount: number, seed: number): { microsecon
 }
 
 const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? 1);
-console.log(`node step per 4 KiB write, QD${queueDepth}, ${writesMeasured} writes, best of ${roundCount} rounds, CPU µs per write, seed=${seed}`);
+// BENCH_NO_MEMO=1: every routing start and step run by the machine itself, for comparison.
+labelledMemo.enabled = process.env['BENCH_NO_MEMO'] !== '1';
+console.log(`node step per 4 KiB write, QD${queueDepth}, ${writesMeasured} writes, best of ${roundCount} rounds, CPU µs per write, routing memo ${labelledMemo.enabled ? 'on' : 'off'}, seed=${seed}`);
 for (const scenario of [{ name: 'owner', entry: 's1' }, { name: 'forwarded', entry: 's2' }]) {
   run(scenario, warmUpWrites, seed);
   const rounds = Array.from({ length: roundCount }, () => run(scenario, writesMeasured, seed).microsecondsPerWrite);
   console.log(`${scenario.name.padEnd(10)} ${Math.min(...rounds).toFixed(1)} µs per write (rounds: ${rounds.map((round) => round.toFixed(1)).join(', ')})`);
 }
+// With the memo on, it must be what serves these writes, or the figures mean something else.
+console.log(`routing memo: ${labelledMemo.hits} hits, ${labelledMemo.misses} misses`);

@@ -12,7 +12,7 @@ import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { moveMachineOf } from './node-machines.js';
 import { isRemembered, remember } from './remembered-origins.js';
-import { startLabelled } from '../labelled-start.js';
+import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
@@ -45,7 +45,7 @@ export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEf
   return work.finish();
 }
 
-/** Routing input fields the routing machine only copies into its context and effects. */
+/** Routing input (and context) fields the routing machine only copies into its context and effects. */
 const routingLabels = ['requestId', 'pageKey'] as const;
 
 class NodeStep {
@@ -201,7 +201,7 @@ class NodeStep {
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
-    // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-start.ts.
+    // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-memo.ts.
     const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
       forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
@@ -231,7 +231,7 @@ class NodeStep {
   #stepRequest(entryId: string, event: RequestRoutingEvent): void {
     const entry = this.next.read('requests').get(entryId);
     if (!entry || entry.snapshot.status !== 'active') return;
-    const [snapshot, effects] = step(this.next.config.machines.requestRouting, entry.snapshot, event);
+    const [snapshot, effects] = stepLabelled(this.next.config.machines.requestRouting, entry.snapshot, event, routingLabels);
     this.#trace('requestRouting', entryId, event.type, entry.snapshot.value, snapshot.value);
     this.next.requests.set(entryId, { ...entry, snapshot });
     this.#requestEffects(entryId, effects);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { labelledStartMemo, startLabelled } from '../../machines/labelled-start.js';
+import { labelledMemo, startLabelled, stepLabelled } from '../../machines/labelled-memo.js';
 import type { RequestRoutingInput } from '../../machines/routing/request-routing.machine.js';
 import { requestRoutingMachine } from '../../machines/routing/request-routing.machine.js';
 import { start, step } from '../../machines/step.js';
@@ -11,11 +11,12 @@ import type { World } from '../world/world.js';
 import { applyAction, enabledActions, initialWorld } from '../world/world.js';
 
 /**
- * The node starts a routing machine per request through a memo of machine
- * results (machines/labelled-start.ts). These differential tests demand that
- * the memo changes nothing: a memoised start equals the real start, and so
- * does every later step of the machine; and whole simulated groups run with
- * the memo on and off reach identical node states, effects and histories.
+ * The node starts and steps a routing machine per request through a memo of
+ * machine results (machines/labelled-memo.ts). These differential tests
+ * demand that the memo changes nothing: a memoised start equals the real
+ * start, and every later memoised step equals the real step from the real
+ * snapshot; and whole simulated groups run with the memo on and off reach
+ * identical node states, effects and histories.
  */
 type Snapshot = { value: unknown; status: string; context: { [key: string]: unknown }; children: unknown; historyValue: unknown; tags: Set<string>; output: unknown; error: unknown };
 const comparable = (snapshot: Snapshot) => ({
@@ -36,14 +37,15 @@ const inputOutsideLabels: fc.Arbitrary<Omit<RequestRoutingInput, 'requestId' | '
   forwardTimeoutMs: fc.constantFrom(50, 5_000),
 });
 
-describe('memoised starts of the routing machine equal real starts', () => {
+describe('memoised starts and steps of the routing machine equal real ones', () => {
   it('over random inputs and random event sequences after them', () => {
     const seed = runSeed();
-    console.log(`labelled-start differential seed=${seed}`);
-    labelledStartMemo.enabled = true;
-    const hitsBefore = labelledStartMemo.hits;
+    console.log(`labelled-memo differential seed=${seed}`);
+    labelledMemo.enabled = true;
+    const hitsBefore = labelledMemo.hits;
     let stepsCompared = 0;
     let starts = 0;
+    let stepHits = 0;
     // A few inputs outside the labels per run, each started with many labels, so most starts are memo hits.
     const requests = fc.array(fc.record({ shape: fc.nat(), labels, choices: fc.array(fc.nat(), { maxLength: 8 }) }), { minLength: 1, maxLength: 12 });
     fc.assert(fc.property(fc.array(inputOutsideLabels, { minLength: 1, maxLength: 3 }), requests, (shapes, started) => started.forEach(({ shape, labels: requestLabels, choices }) => {
@@ -58,15 +60,18 @@ describe('memoised starts of the routing machine equal real starts', () => {
         const events = routingEvents(real as never);
         const event = events[choice % events.length]!;
         [real, realEffects] = step(requestRoutingMachine, real as never, event) as unknown as [Snapshot, unknown[]];
-        [memo, memoEffects] = step(requestRoutingMachine, memo as never, event) as unknown as [Snapshot, unknown[]];
+        const hitsBeforeStep = labelledMemo.hits;
+        [memo, memoEffects] = stepLabelled(requestRoutingMachine, memo as never, event, ['requestId', 'pageKey']) as unknown as [Snapshot, unknown[]];
         expect(comparable(memo)).toEqual(comparable(real));
         expect(memoEffects).toEqual(realEffects);
+        stepHits += labelledMemo.hits - hitsBeforeStep;
         stepsCompared += 1;
       }
     })), { seed, numRuns: 1_000 });
-    const hits = labelledStartMemo.hits - hitsBefore;
-    console.log(`memo hits ${hits} of ${starts} starts, ${stepsCompared} later steps compared`);
-    expect(hits).toBeGreaterThan(starts / 4);
+    const hits = labelledMemo.hits - hitsBefore;
+    console.log(`memo hits ${hits - stepHits} of ${starts} starts, ${stepHits} of ${stepsCompared} later steps`);
+    expect(hits - stepHits).toBeGreaterThan(starts / 4);
+    expect(stepHits).toBeGreaterThan(stepsCompared / 10);
   });
 });
 
@@ -79,8 +84,8 @@ function worldText(world: World): string {
 describe('simulated groups run identically with the memo on and off', () => {
   it('over random walks', () => {
     const seed = runSeed();
-    console.log(`labelled-start world differential seed=${seed}`);
-    const hitsBefore = labelledStartMemo.hits;
+    console.log(`labelled-memo world differential seed=${seed}`);
+    const hitsBefore = labelledMemo.hits;
     let stepsCompared = 0;
     try {
       fc.assert(fc.property(fc.array(fc.nat(), { minLength: 10, maxLength: 80 }), fc.boolean(), (choices, forwardingPointer) => {
@@ -92,18 +97,18 @@ describe('simulated groups run identically with the memo on and off', () => {
           expect(enabledActions(withoutMemo)).toEqual(actions);
           if (actions.length === 0) break;
           const action = actions[choice % actions.length]!;
-          labelledStartMemo.enabled = true;
+          labelledMemo.enabled = true;
           withMemo = applyAction(withMemo, action);
-          labelledStartMemo.enabled = false;
+          labelledMemo.enabled = false;
           withoutMemo = applyAction(withoutMemo, action);
           expect(worldText(withMemo)).toBe(worldText(withoutMemo));
           stepsCompared += 1;
         }
       }), { seed, numRuns: 150 });
     } finally {
-      labelledStartMemo.enabled = true;
+      labelledMemo.enabled = true;
     }
-    const hits = labelledStartMemo.hits - hitsBefore;
+    const hits = labelledMemo.hits - hitsBefore;
     console.log(`${stepsCompared} world steps compared, memo hits ${hits}`);
     expect(hits).toBeGreaterThan(0);
   });
