@@ -42,6 +42,8 @@ interface LabelSlot {
 }
 interface Template {
   readonly snapshot: Snapshot;
+  /** The situation of every snapshot made from this template (labels do not count). */
+  readonly situation: string;
   readonly contextSlots: readonly LabelSlot[];
   readonly effects: readonly Effect[];
   readonly effectSlots: ReadonlyArray<readonly LabelSlot[]>;
@@ -53,6 +55,8 @@ export const templatesPerMachineMax = 256;
 export const labelledMemo = { enabled: true, hits: 0, misses: 0 };
 
 const memos = new WeakMap<AnyStateMachine, Map<string, Template | null>>();
+/** Each snapshot's situation, computed once: a snapshot made from a template inherits the template's. */
+const situations = new WeakMap<object, string>();
 const sentinelText = '\u0000label\u0000';
 
 export function startLabelled<M extends AnyStateMachine>(machine: M, input: InputFrom<M>, labelNames: readonly string[]): [SnapshotFrom<M>, Effect[]] {
@@ -70,8 +74,12 @@ export function stepLabelled<M extends AnyStateMachine>(machine: M, snapshot: Sn
   const context = current.context;
   const eventText = JSON.stringify(event);
   if (labelNames.some((name) => typeof context[name] === 'string' && eventText.includes(context[name] as string))) return step(machine, snapshot, event);
-  const names = Object.keys(context);
-  const key = `step|${JSON.stringify([current.value, current.status, current['children'], current['historyValue'], names, names.map((name) => labelNames.includes(name) ? null : context[name])])}|${eventText}`;
+  let situation = situations.get(current);
+  if (situation === undefined) {
+    situation = situationOf(current, labelNames);
+    situations.set(current, situation);
+  }
+  const key = `step|${situation}|${eventText}`;
   return memoised(machine, key, context, labelNames, () => step(machine, snapshot, event),
     (sentinels) => step(machine, { ...current, context: { ...context, ...sentinels } } as never, event)) as [SnapshotFrom<M>, Effect[]];
 }
@@ -102,10 +110,17 @@ function templateOf(fields: Labels, labelNames: readonly string[], real: Result,
   }
   const [snapshot, effects] = withSentinels(sentinels) as [Snapshot, Effect[]];
   const template: Template = {
-    snapshot, contextSlots: slotsOf(snapshot.context, sentinels),
+    snapshot, situation: situationOf(snapshot, labelNames), contextSlots: slotsOf(snapshot.context, sentinels),
     effects, effectSlots: effects.map((effect) => slotsOf(effect, sentinels)),
   };
   return comparable(fromTemplate(template, fields)) === comparable(real) ? template : null;
+}
+
+/** Everything a step of the machine reads from a snapshot, but the labels. */
+function situationOf(snapshot: Snapshot, labelNames: readonly string[]): string {
+  const { context } = snapshot;
+  const names = Object.keys(context);
+  return JSON.stringify([snapshot.value, snapshot.status, snapshot['children'], snapshot['historyValue'], names, names.map((name) => labelNames.includes(name) ? null : context[name])]);
 }
 
 function slotsOf(record: Readonly<Record<string, unknown>>, sentinels: Labels): LabelSlot[] {
@@ -134,6 +149,7 @@ function fromTemplate(template: Template, fields: Labels): Result {
     ...snapshot, context: relabelled(snapshot.context, template.contextSlots, fields),
     children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
   };
+  situations.set(next, template.situation);
   return [next, template.effects.map((effect, index) => relabelled(effect, template.effectSlots[index]!, fields))];
 }
 
