@@ -3,7 +3,7 @@
  * with no sockets or disks, so the figure is the node's own CPU time.
  *
  * Theory of operation. Two scenarios keep `queueDepth` writes in flight, as
- * fio does at QD16: "owner", where the server that receives the write owns
+ * fio does at QD16 (`BENCH_QD` to change it): "owner", where the server that receives the write owns
  * the page (client.request → data.write → io.done → client.reply), and
  * "forwarded", where a second server forwards every write to the owner
  * (request.forward, the owner's serve, request.answer). Effects are carried
@@ -24,7 +24,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
-const queueDepth = 16;
+const queueDepth = Number(process.env['BENCH_QD'] ?? 16);
 const writesMeasured = Number(process.env['BENCH_WRITES'] ?? 100_000);
 const roundCount = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const warmUpWrites = Math.min(20_000, writesMeasured);
