@@ -119,7 +119,7 @@ export class PageStore {
       const entry = await this.#pin(file, false);
       if (entry !== null) {
         try {
-          await readFully(entry.handle, buffer, positionBytes);
+          readFully(entry.handle, buffer, positionBytes);
         } finally {
           this.#handles.release(entry);
         }
@@ -145,7 +145,7 @@ export class PageStore {
       const entry = await this.#pin(file, true);
       assert(entry !== null, 'a written page has a file');
       try {
-        await writeFully(entry.handle, data, positionBytes);
+        writeFully(entry.handle, data, positionBytes);
         if (durable) await this.#guard(entry.handle.datasync());
         // Marked only now: a sync that started before this write completed need not cover it, and one that starts after will.
         else this.#dirty.set(file.key, file);
@@ -316,7 +316,7 @@ export class PageStore {
     // Without the test switch the file exists unless the page was deleted since it was written, and then nothing is left to sync.
     if (entry === null) return;
     try {
-      for (const write of journal) await writeFully(entry.handle, write.data, write.positionBytes);
+      for (const write of journal) writeFully(entry.handle, write.data, write.positionBytes);
       await entry.handle.datasync();
     } finally {
       this.#handles.release(entry);
@@ -393,7 +393,7 @@ async function createPageFile(file: PageFile): Promise<FileHandle> {
  * profile under fio showed a quarter of its time there). Waiting for the disk
  * happens only in `datasync`, which stays asynchronous.
  */
-async function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<void> {
+function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): void {
   let doneBytes = 0;
   while (doneBytes < buffer.length) {
     const bytesRead = fs.readSync(handle.fd, buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
@@ -402,7 +402,7 @@ async function readFully(handle: FileHandle, buffer: Buffer, positionBytes: numb
   }
 }
 
-async function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
+function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): void {
   let doneBytes = 0;
   while (doneBytes < data.length) {
     doneBytes += fs.writeSync(handle.fd, data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
