@@ -4,7 +4,9 @@
  * against `nbdkit memory` and `qemu-nbd` (raw file) started in the same run;
  * then the p99 of 4k random writes during a move against steady state, and
  * the unthrottled page copy rate. A benchmark: it prints figures and ratios
- * and never fails on them.
+ * and never fails on them. `BENCH_QUICK=1` runs only 4k randwrite and
+ * randread QD16 against the blockshift owner and forwarder (no peers, no
+ * moves), for quick iteration on the request path.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -27,6 +29,7 @@ const jobs: Job[] = [
 ];
 const runtimeSeconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const sizeMiB = 64;
+const quick = process.env['BENCH_QUICK'] === '1';
 
 async function fio(uri: string, job: Job, directory: string, seconds = runtimeSeconds): Promise<Result> {
   const result = await runTool('fio', [
@@ -55,6 +58,16 @@ async function main(): Promise<void> {
     await group.startAll();
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
     await new Promise((resolve) => setTimeout(resolve, 500));
+    if (quick) {
+      const quickTargets: Array<[string, string]> = [['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]];
+      for (const [, uri] of quickTargets) await fio(uri, jobs[4]!, directory, 2);
+      for (const job of [jobs[1]!, jobs[2]!]) {
+        const results: Result[] = [];
+        for (const [, uri] of quickTargets) results.push(await fio(uri, job, directory));
+        console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}`);
+      }
+      return;
+    }
     const rawFile = join(directory, 'qemu.raw');
     writeFileSync(rawFile, Buffer.alloc(0));
     await runTool('truncate', ['-s', `${sizeMiB}M`, rawFile]);

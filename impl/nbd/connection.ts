@@ -87,6 +87,8 @@ export class NbdConnection {
   private inFlightRequests = 0;
   private inFlightBytes = 0;
   private pumping = false;
+  /** Whether the socket is corked until the next tick (see `send`). */
+  private corked = false;
 
   constructor(
     private readonly socket: Socket,
@@ -142,15 +144,22 @@ export class NbdConnection {
     setTimeout(() => this.socket.destroy(), this.limits.lingerMs).unref();
   }
 
+  /**
+   * Replies written in the same event-loop turn leave in one `writev`: the
+   * socket is corked at the first write of a turn and uncorked on the next
+   * tick, so a batch of requests completed together costs one system call.
+   */
   private send(buffers: Buffer[]): void {
     if (this.phase === 'closed' || this.socket.destroyed) return;
-    if (buffers.length === 1) {
-      this.socket.write(buffers[0] as Buffer);
-      return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
     }
-    this.socket.cork();
     for (const buffer of buffers) this.socket.write(buffer);
-    this.socket.uncork();
   }
 
   private flowBlocked(): boolean {

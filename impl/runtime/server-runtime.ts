@@ -23,7 +23,7 @@ import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { nodeStep } from '../../machines/node/node.js';
+import { isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
@@ -289,6 +289,9 @@ export class ServerRuntime {
         if (existing) clearTimeout(existing);
         const timer = setTimeout(() => {
           this.#timers.delete(effect.timerId);
+          // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node
+          // for nothing. (Only request timers are skipped here; the others always reach the node.)
+          if (effect.timerId.startsWith('request|') && !isTimerLive(this.#state, effect.timerId)) return;
           this.#input({ type: 'timer.fired', timerId: effect.timerId });
         }, effect.delayMs);
         this.#timers.set(effect.timerId, timer);

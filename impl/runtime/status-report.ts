@@ -47,7 +47,7 @@ export function statusOf(state: NodeState): ServerStatus {
         piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes,
       };
     }),
-    requestsInFlight: Object.keys(state.requests).length,
+    requestsInFlight: state.requests.size,
     membership: state.membership,
     drain: memberOf(state.membership, state.config.self)?.draining ? drainRemaining(state) : null,
   };

@@ -28,7 +28,7 @@ import { VolatileOverlay, layOver } from './volatile-overlay.js';
  * at full size; with a bare block size a file grows as it is written and reads
  * past its end return zeros, which is equally correct but checks less.
  *
- * I/O. Reads and writes are positional (`pread`/`pwrite` through a FileHandle)
+ * I/O. Reads and writes are positional (`pread`/`pwrite` on a FileHandle's descriptor, made synchronously: see `readFully`)
  * on a bounded cache of open files, so operations on the same page may run
  * concurrently. Concurrent operations on *disjoint* ranges are safe. The store
  * does not order *overlapping* ones: the node never issues a write that
@@ -119,7 +119,7 @@ export class PageStore {
       const entry = await this.#pin(file, false);
       if (entry !== null) {
         try {
-          await readFully(entry.handle, buffer, positionBytes);
+          readFully(entry.handle, buffer, positionBytes);
         } finally {
           this.#handles.release(entry);
         }
@@ -145,7 +145,7 @@ export class PageStore {
       const entry = await this.#pin(file, true);
       assert(entry !== null, 'a written page has a file');
       try {
-        await writeFully(entry.handle, data, positionBytes);
+        writeFully(entry.handle, data, positionBytes);
         if (durable) await this.#guard(entry.handle.datasync());
         // Marked only now: a sync that started before this write completed need not cover it, and one that starts after will.
         else this.#dirty.set(file.key, file);
@@ -316,7 +316,7 @@ export class PageStore {
     // Without the test switch the file exists unless the page was deleted since it was written, and then nothing is left to sync.
     if (entry === null) return;
     try {
-      for (const write of journal) await writeFully(entry.handle, write.data, write.positionBytes);
+      for (const write of journal) writeFully(entry.handle, write.data, write.positionBytes);
       await entry.handle.datasync();
     } finally {
       this.#handles.release(entry);
@@ -385,20 +385,27 @@ async function createPageFile(file: PageFile): Promise<FileHandle> {
 }
 
 /** Reads until the buffer is full or the file ends; the buffer starts zeroed, so bytes past the end read as zeros. */
-async function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<void> {
+/**
+ * `pread` and `pwrite` are made synchronously on the open file's descriptor:
+ * they copy to or from the kernel's page cache, which costs a few
+ * microseconds, while a trip through libuv's thread pool costs tens of
+ * microseconds and two context switches per block request (the server's
+ * profile under fio showed a quarter of its time there). Waiting for the disk
+ * happens only in `datasync`, which stays asynchronous.
+ */
+function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): void {
   let doneBytes = 0;
   while (doneBytes < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
+    const bytesRead = fs.readSync(handle.fd, buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
     if (bytesRead === 0) return;
     doneBytes += bytesRead;
   }
 }
 
-async function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
+function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): void {
   let doneBytes = 0;
   while (doneBytes < data.length) {
-    const { bytesWritten } = await handle.write(data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
-    doneBytes += bytesWritten;
+    doneBytes += fs.writeSync(handle.fd, data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
   }
 }
 

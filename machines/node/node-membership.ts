@@ -4,7 +4,7 @@ import type { Membership, MembershipChange } from '../membership/membership.js';
 import { changedMembership, isNewerMembership, memberIds, membershipProblem } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
-import type { FlushEntry, NodeState } from './node-state.js';
+import type { NodeDraft } from './node-draft.js';
 
 /**
  * The node's side of dynamic membership (machines/membership/membership.ts):
@@ -28,7 +28,7 @@ import type { FlushEntry, NodeState } from './node-state.js';
  * stop waiting for it.
  */
 export interface MembershipWork {
-  readonly next: Omit<NodeState, 'membership' | 'flushes'> & { membership: Membership; flushes: Record<string, FlushEntry> };
+  readonly next: NodeDraft;
   readonly effects: NodeEffect[];
 }
 
@@ -37,7 +37,7 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
   if (change.kind === 'remove') {
     if (change.id !== self) return refuse(`ask ${change.id} itself to leave: only it knows it holds no page`);
-    if (!isReadyToLeave(work.next as NodeState)) return refuse(`${self} still holds pages or runs moves`);
+    if (!isReadyToLeave(work.next.finish())) return refuse(`${self} still holds pages or runs moves`);
   }
   const previous = work.next.membership;
   const next = changedMembership(previous, change);
@@ -99,7 +99,7 @@ function adoptMembership(work: MembershipWork, membership: Membership): void {
  * is complete.
  */
 function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
-  for (const [flushId, flush] of Object.entries(work.next.flushes)) {
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
     const remaining = flush.remaining.filter((id) => members.has(id));
     if (remaining.length === flush.remaining.length) continue;
     if (remaining.length > 0) {
@@ -118,7 +118,7 @@ function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<Se
  */
 function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>, members: readonly ServerId[]): void {
   const self = work.next.config.self;
-  for (const [key, route] of Object.entries(work.next.routes)) {
+  for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (!gone.has(route.owner)) continue;
     const pageKey = pageKeyOf(work, key);
     if (!pageKey) continue;
@@ -127,8 +127,8 @@ function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>,
 }
 
 function welcome(work: MembershipWork, to: ServerId): void {
-  for (const volume of Object.values(work.next.volumes)) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
-  for (const [key, route] of Object.entries(work.next.routes)) {
+  for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
+  for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (route.epoch <= 1) continue;
     const pageKey = pageKeyOf(work, key);
     if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
@@ -136,7 +136,7 @@ function welcome(work: MembershipWork, to: ServerId): void {
 }
 
 function pushGivenUpRoutes(work: MembershipWork, members: readonly ServerId[]): void {
-  for (const replica of Object.values(work.next.replicas)) {
+  for (const replica of Object.values(work.next.read('replicas'))) {
     const { pageKey, record } = replica.context;
     if (record?.status !== 'invalid') continue;
     for (const to of members) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });

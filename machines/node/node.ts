@@ -9,7 +9,10 @@ import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
+import { NodeDraft } from './node-draft.js';
 import { moveMachineOf } from './node-machines.js';
+import { isRemembered, remember } from './remembered-origins.js';
+import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
@@ -44,27 +47,22 @@ export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEf
   return work.finish();
 }
 
-/** The step's working copy: the top-level maps are fresh copies it may edit. */
-type Mutable<T> = { -readonly [K in keyof T]: T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K] };
+/** Routing input (and context) fields the routing machine only copies into its context and effects. */
+const routingLabels = ['requestId', 'pageKey'] as const;
 
 class NodeStep {
-  readonly next: Mutable<NodeState>;
+  /** The step's working copy: maps are copied the first time the step writes them (see NodeDraft). */
+  readonly next: NodeDraft;
   readonly effects: NodeEffect[] = [];
   readonly #self: ServerId;
 
   constructor(state: NodeState) {
-    this.next = {
-      ...state,
-      volumes: { ...state.volumes }, routes: { ...state.routes }, replicas: { ...state.replicas }, moves: { ...state.moves },
-      requests: { ...state.requests }, serves: { ...state.serves }, continuations: { ...state.continuations },
-      flushes: { ...state.flushes }, writeSequences: { ...state.writeSequences }, localWritesInFlight: { ...state.localWritesInFlight },
-      blockVersions: { ...state.blockVersions }, forwardedWritesDone: state.forwardedWritesDone, parked: { ...state.parked }, commitsDeferred: { ...state.commitsDeferred },
-    };
+    this.next = new NodeDraft(state);
     this.#self = state.config.self;
   }
 
   finish(): [NodeState, NodeEffect[]] {
-    return [this.next, this.effects];
+    return [this.next.finish(), this.effects];
   }
 
   handle(input: NodeInput): void {
@@ -108,7 +106,7 @@ class NodeStep {
 
   #await(continuation: Continuation): string {
     const completionId = this.#newId('io');
-    this.next.continuations[completionId] = continuation;
+    this.next.continuations.set(completionId, continuation);
     return completionId;
   }
 
@@ -159,7 +157,7 @@ class NodeStep {
 
   #learnRoute(pageKey: PageKey, route: Route): void {
     const key = pageKeyText(pageKey);
-    const known = this.next.routes[key];
+    const known = this.next.read('routes')[key];
     // Routing epochs only grow: an older or equal report never overwrites a newer one.
     if (known && known.epoch >= route.epoch) return;
     this.next.routes[key] = route;
@@ -200,33 +198,34 @@ class NodeStep {
   // ----- FIG. 7: requests ---------------------------------------------------
 
   #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null): void {
-    const volume = this.next.volumes[operation.pageKey.volume];
+    const volume = this.next.read('volumes')[operation.pageKey.volume];
     const refuse = (reason: string) => this.#replyDirect(replyTo, { status: 'error', errno: 22, reason });
     if (!volume) return refuse(`unknown volume ${operation.pageKey.volume}`);
     if (!isWithinOnePiece(volume, operation)) return refuse('request must lie within one piece of one page');
-    if (Object.keys(this.next.requests).length >= this.next.config.requestsInFlightMax) {
+    if (this.next.read('requests').size >= this.next.config.requestsInFlightMax) {
       return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many requests in flight' });
     }
     const entryId = replyTo.kind === 'client' ? `c:${requestId}` : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       const origin = `${replyTo.server}|${requestId}`;
-      if (operation.kind === 'write' && this.next.forwardedWritesDone.includes(origin)) return this.#replyDirect(replyTo, { status: 'ok' });
+      if (operation.kind === 'write' && isRemembered(this.next.forwardedWritesDone, origin)) return this.#replyDirect(replyTo, { status: 'ok' });
       // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
-      if (Object.values(this.next.requests).some((entry) => entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId)) return;
+      if ([...this.next.read('requests').values()].some((entry) => entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId)) return;
     }
-    if (this.next.requests[entryId]) return; // A duplicated client request already in hand.
+    if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
-    const [snapshot, effects] = start(this.next.config.machines.requestRouting, {
+    // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-memo.ts.
+    const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
       forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
-    });
+    }, routingLabels);
     const entry: RequestEntry = {
       id: entryId, snapshot, operation, replyTo, writeToken: operation.kind === 'write' ? writeToken : null,
       readToken: operation.kind === 'read' ? this.#newId('read') : null,
     };
-    this.next.requests[entryId] = entry;
+    this.next.requests.set(entryId, entry);
     this.#trace('requestRouting', entryId, 'request.received', 'received', snapshot.value);
     this.#requestEffects(entryId, effects);
   }
@@ -234,8 +233,8 @@ class NodeStep {
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
   #lookup(pageKey: PageKey): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
     const key = pageKeyText(pageKey);
-    const record = this.next.replicas[key]?.context.record ?? null;
-    let route = this.next.routes[key] ?? { owner: this.#self, epoch: 0 };
+    const record = this.next.read('replicas')[key]?.context.record ?? null;
+    let route = this.next.read('routes')[key] ?? { owner: this.#self, epoch: 0 };
     if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
     // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
     const serving = record?.status === 'valid' && route.owner === this.#self;
@@ -244,17 +243,17 @@ class NodeStep {
   }
 
   #stepRequest(entryId: string, event: RequestRoutingEvent): void {
-    const entry = this.next.requests[entryId];
+    const entry = this.next.read('requests').get(entryId);
     if (!entry || entry.snapshot.status !== 'active') return;
-    const [snapshot, effects] = step(this.next.config.machines.requestRouting, entry.snapshot, event);
+    const [snapshot, effects] = stepLabelled(this.next.config.machines.requestRouting, entry.snapshot, event, routingLabels);
     this.#trace('requestRouting', entryId, event.type, entry.snapshot.value, snapshot.value);
-    this.next.requests[entryId] = { ...entry, snapshot };
+    this.next.requests.set(entryId, { ...entry, snapshot });
     this.#requestEffects(entryId, effects);
   }
 
   #requestEffects(entryId: string, effects: readonly Effect[]): void {
     for (const effect of effects) {
-      const entry = this.next.requests[entryId];
+      const entry = this.next.read('requests').get(entryId);
       assert(entry, `request ${entryId} exists while its effects run`);
       switch (effect.type) {
         case 'request.serveLocal': this.#serveLocal(entry); break;
@@ -273,16 +272,15 @@ class NodeStep {
   }
 
   #finishRequest(entry: RequestEntry, outcome: RequestOutcome): void {
-    delete this.next.requests[entry.id];
+    this.next.requests.delete(entry.id);
     const dataToken = outcome.status === 'ok' ? entry.readToken : null;
     this.#replyDirect(entry.replyTo, outcome, dataToken);
     if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
-      const done = [...this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`];
-      this.next.forwardedWritesDone = done.slice(Math.max(0, done.length - this.next.config.forwardedWritesRememberedMax));
+      this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, this.next.config.forwardedWritesRememberedMax);
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // Tokens are named by the client request, so another try of it held here may still need the same bytes.
-    const tokenStillNeeded = Object.values(this.next.requests).some((other) => other.writeToken === entry.writeToken);
+    const tokenStillNeeded = [...this.next.read('requests').values()].some((other) => other.writeToken === entry.writeToken);
     if (entry.writeToken && entry.replyTo.kind === 'peer' && !tokenStillNeeded) this.effects.push({ type: 'token.release', token: entry.writeToken });
   }
 
@@ -298,11 +296,11 @@ class NodeStep {
   #serveLocal(entry: RequestEntry): void {
     const { operation } = entry;
     const key = pageKeyText(operation.pageKey);
-    const volume = this.next.volumes[operation.pageKey.volume];
+    const volume = this.next.read('volumes')[operation.pageKey.volume];
     assert(volume, 'volume of a served request exists');
     if (this.#fenced(key)) {
       // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
-      this.next.parked[key] = [...(this.next.parked[key] ?? []), entry.id];
+      this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
       return;
     }
     const move = this.#activeMoveContext(key);
@@ -314,11 +312,11 @@ class NodeStep {
       : move ? writeServers(move, piece) : [this.#self];
     let sequence = 0;
     if (operation.kind === 'write') {
-      sequence = (this.next.writeSequences[key] ?? this.#sequenceBase()) + 1;
+      sequence = (this.next.read('writeSequences')[key] ?? this.#sequenceBase()) + 1;
       this.next.writeSequences[key] = sequence;
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0 };
-    this.next.serves[entry.id] = serve;
+    this.next.serves.set(entry.id, serve);
     for (const server of servers) this.#servePart(serve, entry, server, move);
   }
 
@@ -331,33 +329,33 @@ class NodeStep {
    * had already applied (and served) it.
    */
   #fenced(pageText: string): boolean {
-    const move = this.next.moves[pageText];
+    const move = this.next.read('moves')[pageText];
     return move !== undefined && move.snapshot.status === 'active' &&
       (move.snapshot.matches({ moving: 'committing' }) || move.snapshot.matches({ moving: 'flipping' }));
   }
 
   #partsOutstandingAt(pageText: string, server: ServerId): boolean {
-    return Object.values(this.next.serves).some((serve) =>
-      serve.remaining.includes(server) && pageKeyText(this.next.requests[serve.id]?.operation.pageKey ?? { volume: '', page: -1 }) === pageText);
+    return [...this.next.read('serves').values()].some((serve) =>
+      serve.remaining.includes(server) && pageKeyText(this.next.read('requests').get(serve.id)?.operation.pageKey ?? { volume: '', page: -1 }) === pageText);
   }
 
   /** Sends a deferred commit request once nothing is outstanding at the destination. */
   #sendDeferredCommit(pageText: string): void {
-    const deferred = this.next.commitsDeferred[pageText];
+    const deferred = this.next.read('commitsDeferred')[pageText];
     if (!deferred || this.#partsOutstandingAt(pageText, deferred.destination)) return;
     delete this.next.commitsDeferred[pageText];
-    const move = this.next.moves[pageText];
+    const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
     this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: move.snapshot.context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch } });
   }
 
   /** Lets parked requests go once the fence lifts: to the new owner after a flip, or served here after an interruption. */
   #releaseParked(pageText: string, flipped: boolean): void {
-    const parked = this.next.parked[pageText];
+    const parked = this.next.read('parked')[pageText];
     if (!parked || this.#fenced(pageText)) return;
     delete this.next.parked[pageText];
     for (const entryId of parked) {
-      const entry = this.next.requests[entryId];
+      const entry = this.next.read('requests').get(entryId);
       if (!entry || entry.snapshot.status !== 'active') continue;
       if (!flipped) {
         this.#serveLocal(entry);
@@ -369,7 +367,7 @@ class NodeStep {
   }
 
   #activeMoveContext(pageText: string): MoveContext | null {
-    const move = this.next.moves[pageText];
+    const move = this.next.read('moves')[pageText];
     return move && move.snapshot.status === 'active' ? move.snapshot.context : null;
   }
 
@@ -383,7 +381,7 @@ class NodeStep {
         this.effects.push({ type: 'data.read', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, intoToken: entry.readToken });
       } else {
         assert(entry.writeToken, 'a write has a payload token');
-        this.next.localWritesInFlight[key] = [...(this.next.localWritesInFlight[key] ?? []), serve.sequence];
+        this.next.localWritesInFlight[key] = [...(this.next.read('localWritesInFlight')[key] ?? []), serve.sequence];
         this.effects.push({ type: 'data.write', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, fromToken: entry.writeToken, tokenOffsetBlocks: 0, durable: operation.fua });
       }
       return;
@@ -404,29 +402,29 @@ class NodeStep {
   }
 
   #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null = null): void {
-    const serve = this.next.serves[serveId];
+    const serve = this.next.read('serves').get(serveId);
     if (!serve || !serve.remaining.includes(server)) return;
     if (!ok) return; // Left outstanding: the retry timer resends it.
-    const entry = this.next.requests[serveId];
-    if (readToken && entry) this.next.requests[serveId] = { ...entry, readToken };
+    const entry = this.next.read('requests').get(serveId);
+    if (readToken && entry) this.next.requests.set(serveId, { ...entry, readToken });
     const remaining = serve.remaining.filter((candidate) => candidate !== server);
     if (remaining.length > 0) {
-      this.next.serves[serveId] = { ...serve, remaining };
+      this.next.serves.set(serveId, { ...serve, remaining });
       return;
     }
-    delete this.next.serves[serveId];
+    this.next.serves.delete(serveId);
     this.#stepRequest(serveId, { type: 'request.served' });
     if (entry) this.#sendDeferredCommit(pageKeyText(entry.operation.pageKey));
   }
 
   #retryServe(serveId: string, retries: number): void {
-    const serve = this.next.serves[serveId];
-    const entry = this.next.requests[serveId];
+    const serve = this.next.read('serves').get(serveId);
+    const entry = this.next.read('requests').get(serveId);
     if (!serve || !entry || serve.retries !== retries) return;
     const peers = serve.remaining.filter((server) => server !== this.#self);
     if (peers.length === 0) return;
     if (serve.retries >= this.next.config.peerRetriesMax) {
-      delete this.next.serves[serveId];
+      this.next.serves.delete(serveId);
       this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}` });
       const key = pageKeyText(entry.operation.pageKey);
       const move = this.#activeMoveContext(key);
@@ -436,7 +434,7 @@ class NodeStep {
       return;
     }
     const retried = { ...serve, retries: serve.retries + 1 };
-    this.next.serves[serveId] = retried;
+    this.next.serves.set(serveId, retried);
     const move = this.#activeMoveContext(pageKeyText(entry.operation.pageKey));
     for (const server of peers) this.#servePart(retried, entry, server, move);
   }
@@ -677,7 +675,7 @@ class NodeStep {
     const key = pageKeyText(message.pageKey);
     const record = this.next.replicas[key]?.context.record;
     // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
-    const commitBeingPersisted = Object.values(this.next.continuations).some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
+    const commitBeingPersisted = [...this.next.read('continuations').values()].some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
     if (commitBeingPersisted) return;
     if (record?.status === 'valid' && record.epoch === message.epoch) {
       // A repeated commit after the source's restart: already done.
@@ -732,10 +730,10 @@ class NodeStep {
       case 'request.forward':
         return this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
       case 'request.answer': {
-        const entry = this.next.requests[message.requestId];
+        const entry = this.next.read('requests').get(message.requestId);
         if (!entry) return;
         if (message.outcome.status === 'ok') {
-          if (message.dataToken) this.next.requests[message.requestId] = { ...entry, readToken: message.dataToken };
+          if (message.dataToken) this.next.requests.set(message.requestId, { ...entry, readToken: message.dataToken });
           return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
         }
         if (message.outcome.status === 'stale') {
@@ -771,14 +769,14 @@ class NodeStep {
   }
 
   #resume(completionId: string, ok: boolean): void {
-    const continuation = this.next.continuations[completionId];
+    const continuation = this.next.read('continuations').get(completionId);
     if (!continuation) return;
     const waitsForMore = (continuation.kind === 'copy.stored' || continuation.kind === 'peer.written') && continuation.waitingFor > 1;
     if (waitsForMore && ok) {
-      this.next.continuations[completionId] = { ...continuation, waitingFor: continuation.waitingFor - 1 };
+      this.next.continuations.set(completionId, { ...continuation, waitingFor: continuation.waitingFor - 1 });
       return;
     }
-    delete this.next.continuations[completionId];
+    this.next.continuations.delete(completionId);
     switch (continuation.kind) {
       case 'move.persisted': {
         const move = this.next.moves[continuation.pageText];
@@ -786,14 +784,14 @@ class NodeStep {
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'stage.persisted', stage: continuation.stage, attempt: continuation.attempt });
       }
       case 'serve.localDone': {
-        const entry = this.next.requests[continuation.serveId];
+        const entry = this.next.read('requests').get(continuation.serveId);
         if (entry?.operation.kind === 'write') {
           const key = pageKeyText(entry.operation.pageKey);
-          const sequence = this.next.serves[continuation.serveId]?.sequence;
-          this.next.localWritesInFlight[key] = (this.next.localWritesInFlight[key] ?? []).filter((candidate) => candidate !== sequence);
+          const sequence = this.next.read('serves').get(continuation.serveId)?.sequence;
+          this.next.localWritesInFlight[key] = (this.next.read('localWritesInFlight')[key] ?? []).filter((candidate) => candidate !== sequence);
         }
         if (!ok) {
-          delete this.next.serves[continuation.serveId];
+          this.next.serves.delete(continuation.serveId);
           return this.#stepRequest(continuation.serveId, { type: 'request.failed', errno: errnoIo, reason: 'local I/O error' });
         }
         return this.#servePartDone(continuation.serveId, this.#self, true);
@@ -900,11 +898,11 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
   if (subject === undefined || detail === undefined) return false;
   switch (kind) {
     case 'request': {
-      const entry = state.requests[subject];
+      const entry = state.requests.get(subject);
       return entry !== undefined && entry.snapshot.status === 'active' && entry.snapshot.matches('forwarding') && detail === forwardTimerId(entry.snapshot.context);
     }
     case 'serve': {
-      const serve = state.serves[subject];
+      const serve = state.serves.get(subject);
       return serve !== undefined && String(serve.retries) === detail && serve.remaining.some((server) => server !== state.config.self);
     }
     case 'move': {

@@ -159,7 +159,7 @@ describe('membership in the pure node', () => {
   it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
     const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
     const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1' });
-    const syncId = Object.keys(flushing.continuations).find((id) => flushing.continuations[id]?.kind === 'flush.synced')!;
+    const [syncId] = [...flushing.continuations].find(([, continuation]) => continuation.kind === 'flush.synced')!;
     const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true } });
     expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
     const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };

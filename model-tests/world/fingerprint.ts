@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
+import { rememberedList } from '../../machines/node/remembered-origins.js';
 import type { World } from './world.js';
 
 /**
@@ -57,12 +58,12 @@ function projectNode(node: NodeState): unknown {
     Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece]),
     Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
     node.routes,
-    Object.entries(node.requests).map(([id, entry]) => {
+    [...node.requests].map(([id, entry]) => {
       const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
       return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
     }),
-    node.serves, Object.entries(node.continuations).map(([id, continuation]) => [id, continuation]), node.flushes,
-    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, node.forwardedWritesDone,
+    Object.fromEntries(node.serves), [...node.continuations], node.flushes,
+    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
     node.incarnation, node.membership,
   ];
 }

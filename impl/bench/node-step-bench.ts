@@ -1,0 +1,103 @@
+/**
+ * `npm run bench:node-step`: the cost of the pure node step per 4 KiB write,
+ * with no sockets or disks, so the figure is the node's own CPU time.
+ *
+ * Theory of operation. Two scenarios keep `queueDepth` writes in flight, as
+ * fio does at QD16 (`BENCH_QD` to change it): "owner", where the server that receives the write owns
+ * the page (client.request → data.write → io.done → client.reply), and
+ * "forwarded", where a second server forwards every write to the owner
+ * (request.forward, the owner's serve, request.answer). Effects are carried
+ * out at once and in order by a tiny executor: data I/O completes as
+ * `io.done`, peer messages are delivered to the other node. Every reply is
+ * checked to be ok, so a broken step cannot look fast. It prints the
+ * process CPU time per write (all node steps a write needs, the executor's
+ * small share and GC included), the best of `BENCH_ROUNDS` rounds: on a
+ * shared machine CPU time is steadier than wall time, and the best round the
+ * least disturbed.
+ */
+import { assert } from '../../machines/identifiers.js';
+import { labelledMemo } from '../../machines/labelled-memo.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+const queueDepth = Number(process.env['BENCH_QD'] ?? 16);
+const writesMeasured = Number(process.env['BENCH_WRITES'] ?? 100_000);
+const roundCount = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const warmUpWrites = Math.min(20_000, writesMeasured);
+const volume: VolumeDefinition = { name: 'local', pageCount: 16, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1'] };
+const group = ['s1', 's2'];
+
+interface Scenario {
+  readonly name: string;
+  /** The server clients talk to. */
+  readonly entry: string;
+}
+
+function run(scenario: Scenario, writeCount: number, seed: number): { microsecondsPerWrite: number; repliesOk: number } {
+  const nodes = new Map<string, NodeState>();
+  for (const self of group) {
+    const config = { ...defaultNodeConfig(self, group), traceTransitions: false };
+    nodes.set(self, nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], self) })[0]);
+  }
+  const pending: Array<[string, NodeInput]> = [];
+  let random = seed;
+  let issued = 0;
+  let repliesOk = 0;
+  const issue = () => {
+    random = (random * 1_103_515_245 + 12_345) % 2 ** 31;
+    const block = random % (volume.pageCount * volume.pageSizeBlocks / 8);
+    const page = Math.floor(block * 8 / volume.pageSizeBlocks);
+    issued += 1;
+    pending.push([scenario.entry, {
+      type: 'client.request', requestId: `w${issued}`,
+      operation: { kind: 'write', pageKey: { volume: volume.name, page }, offsetBlocks: (block * 8) % volume.pageSizeBlocks, lengthBlocks: 8, fua: false },
+    }]);
+  };
+  const execute = (self: string, effect: NodeEffect) => {
+    switch (effect.type) {
+      case 'data.write': case 'data.read': case 'data.sync':
+        pending.push([self, { type: 'io.done', completionId: effect.completionId, ok: true }]);
+        return;
+      case 'peer.send':
+        pending.push([effect.to, { type: 'peer.message', from: self, message: effect.message }]);
+        return;
+      case 'client.reply':
+        assert(effect.outcome.status === 'ok', `write answered ${JSON.stringify(effect.outcome)}`);
+        repliesOk += 1;
+        if (issued < writeCount) issue();
+        return;
+      case 'meta.commit':
+        if (effect.completionId) pending.push([self, { type: 'io.done', completionId: effect.completionId, ok: true }]);
+        return;
+      default: return;
+    }
+  };
+  const cpuBefore = process.cpuUsage();
+  for (let index = 0; index < queueDepth; index += 1) issue();
+  for (let head = 0; head < pending.length; head += 1) {
+    const [self, input] = pending[head]!;
+    const [state, effects] = nodeStep(nodes.get(self)!, input);
+    nodes.set(self, state);
+    for (const effect of effects) execute(self, effect);
+    if (head > 100_000) { pending.splice(0, head + 1); head = -1; }
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  assert(repliesOk === writeCount, `every write answered (${repliesOk} of ${writeCount})`);
+  return { microsecondsPerWrite: (cpu.user + cpu.system) / writeCount, repliesOk };
+}
+
+const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? 1);
+// BENCH_NO_MEMO=1: every routing start and step run by the machine itself, for comparison.
+labelledMemo.enabled = process.env['BENCH_NO_MEMO'] !== '1';
+console.log(`node step per 4 KiB write, QD${queueDepth}, ${writesMeasured} writes, best of ${roundCount} rounds, CPU µs per write, routing memo ${labelledMemo.enabled ? 'on' : 'off'}, seed=${seed}`);
+for (const scenario of [{ name: 'owner', entry: 's1' }, { name: 'forwarded', entry: 's2' }]) {
+  run(scenario, warmUpWrites, seed);
+  const rounds = Array.from({ length: roundCount }, () => run(scenario, writesMeasured, seed).microsecondsPerWrite);
+  console.log(`${scenario.name.padEnd(10)} ${Math.min(...rounds).toFixed(1)} µs per write (rounds: ${rounds.map((round) => round.toFixed(1)).join(', ')})`);
+}
+// With the memo on, it must be what serves these writes, or the figures mean something else.
+console.log(`routing memo: ${labelledMemo.hits} hits, ${labelledMemo.misses} misses`);

@@ -1,0 +1,89 @@
+import type { NodeState } from './node-state.js';
+
+/**
+ * The working copy of a node state during one step, copied on write per map.
+ *
+ * Theory of operation. A step used to copy every top-level map of the state
+ * before it started, though a request touches three or four of them. The
+ * draft starts out sharing every map with the state it was made from. The
+ * first time the step asks for a map to change (`draft.requests`, the
+ * writable accessor), the draft copies that one map and hands out the copy
+ * from then on; reads that do not intend to write use `draft.read('requests')`,
+ * which returns the copy if there is one and the original otherwise, and so
+ * never copies. `finish()` assembles the next state from copies and untouched
+ * originals. The state the step started from is never written: the simulator
+ * keeps every state it has seen and branches from old ones.
+ *
+ * Rule for callers: a map obtained by `read` must not be written, and must be
+ * re-read after the step may have written that field (the copy replaces it).
+ */
+type Mutable<T> = {
+  -readonly [K in keyof T]: T[K] extends ReadonlyMap<infer K2, infer V> ? Map<K2, V> : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K]
+};
+
+type MapField = 'volumes' | 'routes' | 'replicas' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
+  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'commitsDeferred';
+type Draft = Mutable<NodeState>;
+
+export class NodeDraft {
+  readonly #base: NodeState;
+  readonly #copies: Partial<Pick<Draft, MapField>> = {};
+  // Scalar and whole-value fields are replaced, never edited in place, so they need no copy.
+  started: boolean;
+  forwardedWritesDone: NodeState['forwardedWritesDone'];
+  membership: NodeState['membership'];
+  nextId: number;
+  readonly config: NodeState['config'];
+  readonly incarnation: number;
+
+  constructor(base: NodeState) {
+    this.#base = base;
+    this.started = base.started;
+    this.forwardedWritesDone = base.forwardedWritesDone;
+    this.membership = base.membership;
+    this.nextId = base.nextId;
+    this.config = base.config;
+    this.incarnation = base.incarnation;
+  }
+
+  /** The current map of a field, for reading only: no copy is made. */
+  read<K extends MapField>(field: K): NodeState[K] {
+    return (this.#copies[field] ?? this.#base[field]) as NodeState[K];
+  }
+
+  #edit<K extends MapField>(field: K): Draft[K] {
+    let copy = this.#copies[field];
+    if (copy === undefined) {
+      const original = this.#base[field];
+      copy = (original instanceof Map ? new Map(original) : { ...original }) as Draft[K];
+      this.#copies[field] = copy;
+    }
+    return copy as Draft[K];
+  }
+
+  // Writable accessors: the first use in a step copies the map.
+  get volumes(): Draft['volumes'] { return this.#edit('volumes'); }
+  get routes(): Draft['routes'] { return this.#edit('routes'); }
+  get replicas(): Draft['replicas'] { return this.#edit('replicas'); }
+  get moves(): Draft['moves'] { return this.#edit('moves'); }
+  get requests(): Draft['requests'] { return this.#edit('requests'); }
+  get serves(): Draft['serves'] { return this.#edit('serves'); }
+  get continuations(): Draft['continuations'] { return this.#edit('continuations'); }
+  get flushes(): Draft['flushes'] { return this.#edit('flushes'); }
+  get writeSequences(): Draft['writeSequences'] { return this.#edit('writeSequences'); }
+  get localWritesInFlight(): Draft['localWritesInFlight'] { return this.#edit('localWritesInFlight'); }
+  get blockVersions(): Draft['blockVersions'] { return this.#edit('blockVersions'); }
+  get parked(): Draft['parked'] { return this.#edit('parked'); }
+  get commitsDeferred(): Draft['commitsDeferred'] { return this.#edit('commitsDeferred'); }
+
+  finish(): NodeState {
+    const read = <K extends MapField>(field: K) => this.read(field);
+    return {
+      config: this.config, started: this.started, volumes: read('volumes'), routes: read('routes'), replicas: read('replicas'), moves: read('moves'),
+      requests: read('requests'), serves: read('serves'), continuations: read('continuations'), flushes: read('flushes'),
+      writeSequences: read('writeSequences'), localWritesInFlight: read('localWritesInFlight'), blockVersions: read('blockVersions'),
+      forwardedWritesDone: this.forwardedWritesDone, parked: read('parked'), commitsDeferred: read('commitsDeferred'),
+      membership: this.membership, nextId: this.nextId, incarnation: this.incarnation,
+    };
+  }
+}
