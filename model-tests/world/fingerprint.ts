@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
-import type { World } from './world.js';
+import type { ServerRenaming } from './server-symmetry.js';
+import { renameServers, serverRenamings } from './server-symmetry.js';
+import type { Envelope, SimServer, World } from './world.js';
 
 /**
  * A canonical text of a world state for duplicate detection. It keeps what
@@ -8,9 +10,41 @@ import type { World } from './world.js';
  * guards read, durable records, data, messages, client history — and leaves
  * out what does not (id counters, machine definitions inside snapshots).
  * Messages on an unordered network form a multiset, so they are sorted.
+ *
+ * The visited set stores the SHA-1 of that text (160 bits, base64). Two
+ * different canonical texts collide with probability about n²/2¹⁶¹ for n
+ * states: below 10⁻³⁴ for the 10⁷ states a run can hold, so a merge by
+ * collision is not a practical concern; the text itself would cost kilobytes
+ * per state.
+ *
+ * With `symmetric` the fingerprint is the least canonical text over the
+ * renamings of interchangeable servers (see server-symmetry.ts), so a world
+ * and its mirror image share one fingerprint.
+ *
+ * Speed: a world shares its unchanged servers and envelopes with its parent,
+ * so the JSON text of each server and each envelope is computed once per
+ * object (WeakMaps) and the world's text is assembled from the pieces. The
+ * assembled text is byte-for-byte what one JSON.stringify of the whole
+ * projection gives, so caching changes no fingerprint.
  */
-export function fingerprint(world: World): string {
-  return createHash('sha1').update(canonicalText(world)).digest('base64');
+export function fingerprint(world: World, symmetric = false): string {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
+}
+
+/** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
+export function imageFingerprints(world: World): string[] {
+  return serverRenamings(world).map((renaming) => hash('sha1', canonicalText(world, renaming), 'base64'));
+}
+
+/** The least canonical text over the server renamings the configuration allows. */
+export function symmetricCanonicalText(world: World): string {
+  const renamings = serverRenamings(world);
+  let least = canonicalText(world);
+  for (let index = 1; index < renamings.length; index += 1) {
+    const text = canonicalText(world, renamings[index]);
+    if (text < least) least = text;
+  }
+  return least;
 }
 
 /**
@@ -18,9 +52,9 @@ export function fingerprint(world: World): string {
  * so two states that differ only in which numbers were drawn behave alike.
  * They are renamed in order of first appearance.
  */
-export function canonicalText(world: World): string {
+export function canonicalText(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
-  return rawText(world).replace(/(io|read|copy|peer-read):s\d+\.\d+\.\d+/g, (id, prefix: string) => {
+  return rawText(world, renaming).replace(/(io|read|copy|peer-read):s\d+\.\d+\.\d+/g, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
       name = `${prefix}#${names.size}`;
@@ -30,17 +64,41 @@ export function canonicalText(world: World): string {
   });
 }
 
-function rawText(world: World): string {
-  const network = world.network.map((envelope) => JSON.stringify(envelope));
-  if (world.config.network !== 'ordered') network.sort();
-  return JSON.stringify([
-    world.servers.map((server) => [
+const serverTexts = new WeakMap<SimServer, string>();
+const envelopeTexts = new WeakMap<Envelope, string>();
+
+function serverText(server: SimServer, powerLoss: boolean): string {
+  let text = serverTexts.get(server);
+  if (text === undefined) {
+    text = JSON.stringify([
       server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
-      world.config.powerLoss ? server.durableData : null,
+      powerLoss ? server.durableData : null,
       server.tokens, [...server.timers].sort(),
-    ]),
-    network, world.clients, world.registers, world.budgets, world.sightings, world.violation,
-  ]);
+    ]);
+    serverTexts.set(server, text);
+  }
+  return text;
+}
+
+function envelopeText(envelope: Envelope): string {
+  let text = envelopeTexts.get(envelope);
+  if (text === undefined) {
+    text = JSON.stringify(envelope);
+    envelopeTexts.set(envelope, text);
+  }
+  return text;
+}
+
+function rawText(world: World, renaming?: ServerRenaming): string {
+  const powerLoss = world.config.powerLoss === true;
+  const servers = renaming
+    ? renaming.serverAt.map((index) => renameServers(serverText(world.servers[index] as SimServer, powerLoss), renaming))
+    : world.servers.map((server) => serverText(server, powerLoss));
+  const network = world.network.map((envelope) => (renaming ? renameServers(envelopeText(envelope), renaming) : envelopeText(envelope)));
+  if (world.config.network !== 'ordered') network.sort();
+  const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
+  // The same text as JSON.stringify([servers, network, clients, registers, budgets, sightings, violation]).
+  return `[[${servers.join(',')}],${JSON.stringify(network)},${renaming ? renameServers(rest.slice(1), renaming) : rest.slice(1)}`;
 }
 
 /**
