@@ -1,7 +1,8 @@
 import { hash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
 import type { ServerRenaming } from './server-symmetry.js';
-import { renameServers, serverRenamings } from './server-symmetry.js';
+import { assert } from '../../machines/identifiers.js';
+import { maskServers, renameServers, serverRenamings } from './server-symmetry.js';
 import type { Envelope, SimServer, World } from './world.js';
 
 /**
@@ -22,10 +23,10 @@ import type { Envelope, SimServer, World } from './world.js';
  * and its mirror image share one fingerprint.
  *
  * Speed: a world shares its unchanged servers and envelopes with its parent,
- * so the JSON text of each server and each envelope is computed once per
- * object (WeakMaps) and the world's text is assembled from the pieces. The
- * assembled text is byte-for-byte what one JSON.stringify of the whole
- * projection gives, so caching changes no fingerprint.
+ * so the JSON text of each server and each envelope (and of each renamed
+ * image of them) is computed once per object (WeakMaps), and the world's text
+ * is assembled from the pieces: servers and envelopes are JSON texts, joined
+ * by newlines (which JSON text never holds), so the assembly is injective.
  */
 export function fingerprint(world: World, symmetric = false): string {
   return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
@@ -36,15 +37,47 @@ export function imageFingerprints(world: World): string[] {
   return serverRenamings(world).map((renaming) => hash('sha1', canonicalText(world, renaming), 'base64'));
 }
 
-/** The least canonical text over the server renamings the configuration allows. */
+/**
+ * The least canonical text over the server renamings the configuration
+ * allows, among those that put the servers in order of their signatures (their
+ * text with ids and server names masked, the same for a server and its
+ * image). Usually the signatures differ and one renaming is left, so one text
+ * is built instead of one per renaming. Any choice of image would be sound;
+ * this one gives a world and its image the same text.
+ */
 export function symmetricCanonicalText(world: World): string {
   const renamings = serverRenamings(world);
-  let least = canonicalText(world);
-  for (let index = 1; index < renamings.length; index += 1) {
-    const text = canonicalText(world, renamings[index]);
-    if (text < least) least = text;
+  if (renamings.length === 1) return canonicalText(world);
+  const powerLoss = world.config.powerLoss === true;
+  const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
+  let candidates: ServerRenaming[] = [];
+  let leastOrder: string[] | null = null;
+  for (const renaming of renamings) {
+    const order = renaming.serverAt.map((index) => signatures[index] as string);
+    const comparison = leastOrder === null ? -1 : compareOrders(order, leastOrder);
+    if (comparison < 0) {
+      leastOrder = order;
+      candidates = [renaming];
+    } else if (comparison === 0) {
+      candidates.push(renaming);
+    }
   }
+  let least: string | null = null;
+  for (const renaming of candidates) {
+    const text = canonicalText(world, renaming);
+    if (least === null || text < least) least = text;
+  }
+  assert(least !== null, 'some renaming is a candidate');
   return least;
+}
+
+function compareOrders(left: readonly string[], right: readonly string[]): number {
+  for (let index = 0; index < left.length; index += 1) {
+    const a = left[index] as string;
+    const b = right[index] as string;
+    if (a !== b) return a < b ? -1 : 1;
+  }
+  return 0;
 }
 
 /**
@@ -54,7 +87,7 @@ export function symmetricCanonicalText(world: World): string {
  */
 export function canonicalText(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
-  return rawText(world, renaming).replace(/(io|read|copy|peer-read):s\d+\.\d+\.\d+/g, (id, prefix: string) => {
+  return rawText(world, renaming).replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
       name = `${prefix}#${names.size}`;
@@ -66,6 +99,47 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
 
 const serverTexts = new WeakMap<SimServer, string>();
 const envelopeTexts = new WeakMap<Envelope, string>();
+const renamedServerTexts = new WeakMap<SimServer, string[]>();
+const renamedEnvelopeTexts = new WeakMap<Envelope, string[]>();
+const serverSignatures = new WeakMap<SimServer, string>();
+const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
+
+function serverSignature(server: SimServer, powerLoss: boolean): string {
+  let signature = serverSignatures.get(server);
+  if (signature === undefined) {
+    signature = maskServers(serverText(server, powerLoss).replace(mintedIdPattern, '#'));
+    serverSignatures.set(server, signature);
+  }
+  return signature;
+}
+
+function renamedServerText(server: SimServer, powerLoss: boolean, renaming: ServerRenaming): string {
+  let texts = renamedServerTexts.get(server);
+  if (texts === undefined) {
+    texts = [];
+    renamedServerTexts.set(server, texts);
+  }
+  let text = texts[renaming.index];
+  if (text === undefined) {
+    text = renameServers(serverText(server, powerLoss), renaming);
+    texts[renaming.index] = text;
+  }
+  return text;
+}
+
+function renamedEnvelopeText(envelope: Envelope, renaming: ServerRenaming): string {
+  let texts = renamedEnvelopeTexts.get(envelope);
+  if (texts === undefined) {
+    texts = [];
+    renamedEnvelopeTexts.set(envelope, texts);
+  }
+  let text = texts[renaming.index];
+  if (text === undefined) {
+    text = renameServers(envelopeText(envelope), renaming);
+    texts[renaming.index] = text;
+  }
+  return text;
+}
 
 function serverText(server: SimServer, powerLoss: boolean): string {
   let text = serverTexts.get(server);
@@ -91,14 +165,14 @@ function envelopeText(envelope: Envelope): string {
 
 function rawText(world: World, renaming?: ServerRenaming): string {
   const powerLoss = world.config.powerLoss === true;
-  const servers = renaming
-    ? renaming.serverAt.map((index) => renameServers(serverText(world.servers[index] as SimServer, powerLoss), renaming))
+  const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
+  const servers = renamed
+    ? renamed.serverAt.map((index) => renamedServerText(world.servers[index] as SimServer, powerLoss, renamed))
     : world.servers.map((server) => serverText(server, powerLoss));
-  const network = world.network.map((envelope) => (renaming ? renameServers(envelopeText(envelope), renaming) : envelopeText(envelope)));
+  const network = world.network.map((envelope) => (renamed ? renamedEnvelopeText(envelope, renamed) : envelopeText(envelope)));
   if (world.config.network !== 'ordered') network.sort();
   const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
-  // The same text as JSON.stringify([servers, network, clients, registers, budgets, sightings, violation]).
-  return `[[${servers.join(',')}],${JSON.stringify(network)},${renaming ? renameServers(rest.slice(1), renaming) : rest.slice(1)}`;
+  return `${servers.join('\n')}\n\n${network.join('\n')}\n\n${renamed ? renameServers(rest, renamed) : rest}`;
 }
 
 /**

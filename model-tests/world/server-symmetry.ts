@@ -35,6 +35,8 @@ import { serverName } from './world.js';
  * Bound: servers ≤ 5 and at least one is fixed, so at most 4! = 24 renamings.
  */
 export interface ServerRenaming {
+  /** Its place in `serverRenamings(world)`: 0 is the identity. */
+  readonly index: number;
   /** `positionOf[i]`: where server i stands in the renamed world. */
   readonly positionOf: readonly number[];
   /** `serverAt[j]`: the server of the original world that stands at j. */
@@ -63,7 +65,7 @@ export function serverRenamings(world: World): readonly ServerRenaming[] {
     positionOf.forEach((position, index) => { serverAt[position] = index; });
     const names = new Map<string, string>();
     positionOf.forEach((position, index) => { if (position !== index) names.set(serverName(index), serverName(position)); });
-    renamings.push({ positionOf, serverAt, names });
+    renamings.push({ index: renamings.length, positionOf, serverAt, names });
   }
   assert(renamings.length <= renamingsMax, `at most ${renamingsMax} server renamings`);
   assert(renamings[0]?.names.size === 0, 'the identity renaming comes first');
@@ -88,6 +90,11 @@ function permutations(items: readonly number[]): number[][] {
  * renaming that touched it would merge timers of different stages.
  */
 const serverNamePattern = /(?<!:a\d+:)\bs\d+\b/g;
+
+/** A text with every server name masked: the same for a server and its renamed image. */
+export function maskServers(text: string): string {
+  return text.replace(serverNamePattern, '@');
+}
 
 export function renameServers(text: string, renaming: ServerRenaming): string {
   if (renaming.names.size === 0) return text;
