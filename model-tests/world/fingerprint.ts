@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
 import type { ServerRenaming } from './server-symmetry.js';
 import { assert } from '../../machines/identifiers.js';
-import { maskServers, renameServers, serverRenamings } from './server-symmetry.js';
+import { renameServers, serverRenamings } from './server-symmetry.js';
 import type { Envelope, SimServer, World } from './world.js';
 
 /**
@@ -39,17 +39,15 @@ export function imageFingerprints(world: World): string[] {
 
 /**
  * The least canonical text over the server renamings the configuration
- * allows, among those that put the servers in order of their signatures (their
- * text with ids and server names masked, the same for a server and its
- * image). Usually the signatures differ and one renaming is left, so one text
+ * allows, among those that put the servers in order of their signatures
+ * (summaries blind to names, the same for a server and its image). Usually the signatures differ and one renaming is left, so one text
  * is built instead of one per renaming. Any choice of image would be sound;
  * this one gives a world and its image the same text.
  */
 export function symmetricCanonicalText(world: World): string {
   const renamings = serverRenamings(world);
   if (renamings.length === 1) return canonicalText(world);
-  const powerLoss = world.config.powerLoss === true;
-  const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
+  const signatures = world.servers.map(serverSignature);
   let candidates: ServerRenaming[] = [];
   let leastOrder: string[] | null = null;
   for (const renaming of renamings) {
@@ -104,10 +102,26 @@ const renamedEnvelopeTexts = new WeakMap<Envelope, string[]>();
 const serverSignatures = new WeakMap<SimServer, string>();
 const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
 
-function serverSignature(server: SimServer, powerLoss: boolean): string {
+/**
+ * A summary of a server that names no server and no minted id, so a server
+ * and its renamed image have the same one: whether it is up, its incarnation,
+ * its page data, the status and epoch of its copies and durable records, its
+ * move stages, and how many requests, serves, continuations, tokens, timers
+ * and pending commits it holds. It need not tell every pair of servers apart
+ * (ties fall back to comparing whole texts); it must only be blind to names.
+ */
+function serverSignature(server: SimServer): string {
   let signature = serverSignatures.get(server);
   if (signature === undefined) {
-    signature = maskServers(serverText(server, powerLoss).replace(mintedIdPattern, '#'));
+    const { node } = server;
+    const copies = Object.entries(node.replicas).map(([key, replica]) => `${key}:${replica.context.record?.status ?? '-'}:${replica.context.record?.epoch ?? '-'}`);
+    const durable = Object.entries(server.meta.replicas).map(([key, record]) => `${key}:${record.status}:${record.epoch}`);
+    const moves = Object.entries(node.moves).map(([key, move]) => `${key}:${move.snapshot.status}:${move.snapshot.context.checkpoint.stage}:${move.snapshot.context.pending?.stage ?? '-'}`);
+    signature = [
+      server.up ? 1 : 0, node.incarnation, JSON.stringify(server.data), copies.join(','), durable.join(','), moves.join(','), Object.keys(server.meta.moves).length,
+      Object.keys(node.requests).length, Object.keys(node.serves).length, Object.keys(node.continuations).length, Object.keys(server.tokens).length,
+      server.timers.length, server.pendingMeta.length, node.forwardedWritesDone.length,
+    ].join('|');
     serverSignatures.set(server, signature);
   }
   return signature;

@@ -91,11 +91,6 @@ function permutations(items: readonly number[]): number[][] {
  */
 const serverNamePattern = /(?<!:a\d+:)\bs\d+\b/g;
 
-/** A text with every server name masked: the same for a server and its renamed image. */
-export function maskServers(text: string): string {
-  return text.replace(serverNamePattern, '@');
-}
-
 export function renameServers(text: string, renaming: ServerRenaming): string {
   if (renaming.names.size === 0) return text;
   return text.replace(serverNamePattern, (name) => renaming.names.get(name) ?? name);
