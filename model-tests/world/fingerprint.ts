@@ -82,10 +82,51 @@ function compareOrders(left: readonly string[], right: readonly string[]): numbe
  * Ids a node mints (`io:s1.0.7`, `read:s2.1.3`) name things only by identity,
  * so two states that differ only in which numbers were drawn behave alike.
  * They are renamed in order of first appearance.
+ *
+ * The text of each server and envelope is split at its ids once per object
+ * (and per renaming), so a world's canonical text is assembled from cached
+ * literals and a renaming map, without running a regular expression over the
+ * whole text. `canonicalTextByRegex` is the plain definition, kept for the
+ * test that both agree.
  */
 export function canonicalText(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
-  return rawText(world, renaming).replace(mintedIdPattern, (id, prefix: string) => {
+  const out: string[] = [];
+  const append = (parts: readonly string[]) => {
+    for (let index = 0; index < parts.length; index += 1) {
+      const part = parts[index] as string;
+      if (index % 2 === 0) {
+        out.push(part);
+        continue;
+      }
+      let name = names.get(part);
+      if (name === undefined) {
+        name = `${part.slice(0, part.indexOf(':'))}#${names.size}`;
+        names.set(part, name);
+      }
+      out.push(name);
+    }
+  };
+  const { servers, network, rest } = rawPieces(world, renaming);
+  servers.forEach((piece, index) => {
+    if (index > 0) out.push('\n');
+    append(piece.parts);
+  });
+  out.push('\n\n');
+  network.forEach((piece, index) => {
+    if (index > 0) out.push('\n');
+    append(piece.parts);
+  });
+  out.push('\n\n');
+  append(rest.parts);
+  return out.join('');
+}
+
+export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): string {
+  const names = new Map<string, string>();
+  const { servers, network, rest } = rawPieces(world, renaming);
+  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.text}`;
+  return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
       name = `${prefix}#${names.size}`;
@@ -95,10 +136,20 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
   });
 }
 
-const serverTexts = new WeakMap<SimServer, string>();
-const envelopeTexts = new WeakMap<Envelope, string>();
-const renamedServerTexts = new WeakMap<SimServer, string[]>();
-const renamedEnvelopeTexts = new WeakMap<Envelope, string[]>();
+/** A JSON text and the same text split at minted ids: literals at even places, ids at odd ones. */
+interface Piece {
+  readonly text: string;
+  readonly parts: readonly string[];
+}
+
+const mintedIdSplitter = /((?:io|read|copy|peer-read):s\d+\.\d+\.\d+)/;
+
+function pieceOf(text: string): Piece {
+  return { text, parts: text.split(mintedIdSplitter) };
+}
+
+const serverPieces = new WeakMap<SimServer, Piece[]>();
+const envelopePieces = new WeakMap<Envelope, Piece[]>();
 const serverSignatures = new WeakMap<SimServer, string>();
 const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
 
@@ -127,66 +178,53 @@ function serverSignature(server: SimServer): string {
   return signature;
 }
 
-function renamedServerText(server: SimServer, powerLoss: boolean, renaming: ServerRenaming): string {
-  let texts = renamedServerTexts.get(server);
-  if (texts === undefined) {
-    texts = [];
-    renamedServerTexts.set(server, texts);
-  }
-  let text = texts[renaming.index];
-  if (text === undefined) {
-    text = renameServers(serverText(server, powerLoss), renaming);
-    texts[renaming.index] = text;
-  }
-  return text;
-}
-
-function renamedEnvelopeText(envelope: Envelope, renaming: ServerRenaming): string {
-  let texts = renamedEnvelopeTexts.get(envelope);
-  if (texts === undefined) {
-    texts = [];
-    renamedEnvelopeTexts.set(envelope, texts);
-  }
-  let text = texts[renaming.index];
-  if (text === undefined) {
-    text = renameServers(envelopeText(envelope), renaming);
-    texts[renaming.index] = text;
-  }
-  return text;
-}
-
-function serverText(server: SimServer, powerLoss: boolean): string {
-  let text = serverTexts.get(server);
-  if (text === undefined) {
-    text = JSON.stringify([
+/** A server's piece under a renaming (index 0: as it is), computed once per server object and renaming. */
+function serverPiece(server: SimServer, powerLoss: boolean, renaming: ServerRenaming | null): Piece {
+  let pieces = serverPieces.get(server);
+  if (pieces === undefined) {
+    const text = JSON.stringify([
       server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
       powerLoss ? server.durableData : null,
       server.tokens, [...server.timers].sort(),
     ]);
-    serverTexts.set(server, text);
+    pieces = [pieceOf(text)];
+    serverPieces.set(server, pieces);
   }
-  return text;
+  const index = renaming?.index ?? 0;
+  let piece = pieces[index];
+  if (piece === undefined) {
+    piece = pieceOf(renameServers((pieces[0] as Piece).text, renaming as ServerRenaming));
+    pieces[index] = piece;
+  }
+  return piece;
 }
 
-function envelopeText(envelope: Envelope): string {
-  let text = envelopeTexts.get(envelope);
-  if (text === undefined) {
-    text = JSON.stringify(envelope);
-    envelopeTexts.set(envelope, text);
+function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Piece {
+  let pieces = envelopePieces.get(envelope);
+  if (pieces === undefined) {
+    pieces = [pieceOf(JSON.stringify(envelope))];
+    envelopePieces.set(envelope, pieces);
   }
-  return text;
+  const index = renaming?.index ?? 0;
+  let piece = pieces[index];
+  if (piece === undefined) {
+    piece = pieceOf(renameServers((pieces[0] as Piece).text, renaming as ServerRenaming));
+    pieces[index] = piece;
+  }
+  return piece;
 }
 
-function rawText(world: World, renaming?: ServerRenaming): string {
+/** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
+function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece } {
   const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
   const servers = renamed
-    ? renamed.serverAt.map((index) => renamedServerText(world.servers[index] as SimServer, powerLoss, renamed))
-    : world.servers.map((server) => serverText(server, powerLoss));
-  const network = world.network.map((envelope) => (renamed ? renamedEnvelopeText(envelope, renamed) : envelopeText(envelope)));
-  if (world.config.network !== 'ordered') network.sort();
+    ? renamed.serverAt.map((index) => serverPiece(world.servers[index] as SimServer, powerLoss, renamed))
+    : world.servers.map((server) => serverPiece(server, powerLoss, null));
+  const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
+  if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
   const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
-  return `${servers.join('\n')}\n\n${network.join('\n')}\n\n${renamed ? renameServers(rest, renamed) : rest}`;
+  return { servers, network, rest: pieceOf(renamed ? renameServers(rest, renamed) : rest) };
 }
 
 /**
