@@ -1,7 +1,7 @@
 import type { Violation } from '../world/properties.js';
 import { checkLiveness } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
-import { fingerprint } from '../world/fingerprint.js';
+import { fingerprint, forgetInternedPieces } from '../world/fingerprint.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -64,6 +64,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   const initial = initialWorld(config);
   const visited = new Map<string, Visit>();
   const symmetric = options.symmetry !== false;
+  forgetInternedPieces();
   const rootKey = fingerprint(initial, symmetric);
   visited.set(rootKey, { parent: null, action: null });
   options.onNewState?.(initial);

@@ -47,7 +47,8 @@ export function imageFingerprints(world: World): string[] {
 export function symmetricCanonicalText(world: World): string {
   const renamings = serverRenamings(world);
   if (renamings.length === 1) return canonicalText(world);
-  const signatures = world.servers.map(serverSignature);
+  const powerLoss = world.config.powerLoss === true;
+  const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
   let candidates: ServerRenaming[] = [];
   let leastOrder: string[] | null = null;
   for (const renaming of renamings) {
@@ -136,21 +137,52 @@ export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): s
   });
 }
 
-/** A JSON text and the same text split at minted ids: literals at even places, ids at odd ones. */
+/**
+ * A JSON text and the same text split at minted ids: literals at even places,
+ * ids at odd ones. Pieces are interned by text: many server objects (the
+ * same server state reached along different paths) share one piece, its
+ * split and its renamed images, which saves both the work and the heap. The
+ * intern table is emptied at the start of every search and holds at most
+ * `internedPiecesMax` pieces; past that, pieces are simply not shared.
+ */
 interface Piece {
   readonly text: string;
   readonly parts: readonly string[];
+  /** The piece's image under each renaming, by renaming index (0, the identity, unused). */
+  readonly renamed: Piece[];
+  /** The server signature, for a server's piece: a function of the text (see serverSignature). */
+  signature: string | null;
 }
 
 const mintedIdSplitter = /((?:io|read|copy|peer-read):s\d+\.\d+\.\d+)/;
+export const internedPiecesMax = 500_000;
+const internedPieces = new Map<string, Piece>();
 
-function pieceOf(text: string): Piece {
-  return { text, parts: text.split(mintedIdSplitter) };
+/** Forgets the interned pieces of an earlier search (the explorer calls it as a search starts). */
+export function forgetInternedPieces(): void {
+  internedPieces.clear();
 }
 
-const serverPieces = new WeakMap<SimServer, Piece[]>();
-const envelopePieces = new WeakMap<Envelope, Piece[]>();
-const serverSignatures = new WeakMap<SimServer, string>();
+function pieceOf(text: string): Piece {
+  const known = internedPieces.get(text);
+  if (known) return known;
+  const piece: Piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+  if (internedPieces.size < internedPiecesMax) internedPieces.set(text, piece);
+  return piece;
+}
+
+function renamedPiece(piece: Piece, renaming: ServerRenaming | null): Piece {
+  if (renaming === null || renaming.index === 0) return piece;
+  let image = piece.renamed[renaming.index];
+  if (image === undefined) {
+    image = pieceOf(renameServers(piece.text, renaming));
+    piece.renamed[renaming.index] = image;
+  }
+  return image;
+}
+
+const serverPieces = new WeakMap<SimServer, Piece>();
+const envelopePieces = new WeakMap<Envelope, Piece>();
 const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
 
 /**
@@ -161,57 +193,44 @@ const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
  * and pending commits it holds. It need not tell every pair of servers apart
  * (ties fall back to comparing whole texts); it must only be blind to names.
  */
-function serverSignature(server: SimServer): string {
-  let signature = serverSignatures.get(server);
-  if (signature === undefined) {
+function serverSignature(server: SimServer, powerLoss: boolean): string {
+  const piece = serverPiece(server, powerLoss, null);
+  if (piece.signature === null) {
+    // Every field summarised here is in the server's text, so servers sharing a piece share the signature.
     const { node } = server;
     const copies = Object.entries(node.replicas).map(([key, replica]) => `${key}:${replica.context.record?.status ?? '-'}:${replica.context.record?.epoch ?? '-'}`);
     const durable = Object.entries(server.meta.replicas).map(([key, record]) => `${key}:${record.status}:${record.epoch}`);
     const moves = Object.entries(node.moves).map(([key, move]) => `${key}:${move.snapshot.status}:${move.snapshot.context.checkpoint.stage}:${move.snapshot.context.pending?.stage ?? '-'}`);
-    signature = [
+    piece.signature = [
       server.up ? 1 : 0, node.incarnation, JSON.stringify(server.data), copies.join(','), durable.join(','), moves.join(','), Object.keys(server.meta.moves).length,
       Object.keys(node.requests).length, Object.keys(node.serves).length, Object.keys(node.continuations).length, Object.keys(server.tokens).length,
       server.timers.length, server.pendingMeta.length, node.forwardedWritesDone.length,
     ].join('|');
-    serverSignatures.set(server, signature);
   }
-  return signature;
+  return piece.signature;
 }
 
-/** A server's piece under a renaming (index 0: as it is), computed once per server object and renaming. */
+/** A server's piece under a renaming (null: as it is); its JSON text is built once per server object. */
 function serverPiece(server: SimServer, powerLoss: boolean, renaming: ServerRenaming | null): Piece {
-  let pieces = serverPieces.get(server);
-  if (pieces === undefined) {
-    const text = JSON.stringify([
+  let piece = serverPieces.get(server);
+  if (piece === undefined) {
+    piece = pieceOf(JSON.stringify([
       server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
       powerLoss ? server.durableData : null,
       server.tokens, [...server.timers].sort(),
-    ]);
-    pieces = [pieceOf(text)];
-    serverPieces.set(server, pieces);
+    ]));
+    serverPieces.set(server, piece);
   }
-  const index = renaming?.index ?? 0;
-  let piece = pieces[index];
-  if (piece === undefined) {
-    piece = pieceOf(renameServers((pieces[0] as Piece).text, renaming as ServerRenaming));
-    pieces[index] = piece;
-  }
-  return piece;
+  return renamedPiece(piece, renaming);
 }
 
 function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Piece {
-  let pieces = envelopePieces.get(envelope);
-  if (pieces === undefined) {
-    pieces = [pieceOf(JSON.stringify(envelope))];
-    envelopePieces.set(envelope, pieces);
-  }
-  const index = renaming?.index ?? 0;
-  let piece = pieces[index];
+  let piece = envelopePieces.get(envelope);
   if (piece === undefined) {
-    piece = pieceOf(renameServers((pieces[0] as Piece).text, renaming as ServerRenaming));
-    pieces[index] = piece;
+    piece = pieceOf(JSON.stringify(envelope));
+    envelopePieces.set(envelope, piece);
   }
-  return piece;
+  return renamedPiece(piece, renaming);
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
@@ -224,7 +243,8 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
   const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
-  return { servers, network, rest: pieceOf(renamed ? renameServers(rest, renamed) : rest) };
+  const restText = renamed ? renameServers(rest, renamed) : rest;
+  return { servers, network, rest: { text: restText, parts: restText.split(mintedIdSplitter), renamed: [], signature: null } };
 }
 
 /**
