@@ -18,15 +18,16 @@ import type { Envelope, SimServer, World } from './world.js';
  * collision is not a practical concern; the text itself would cost kilobytes
  * per state.
  *
- * With `symmetric` the fingerprint is the least canonical text over the
- * renamings of interchangeable servers (see server-symmetry.ts), so a world
- * and its mirror image share one fingerprint.
+ * With `symmetric` the fingerprint is the canonical text of one chosen image
+ * under the renamings of interchangeable servers (see server-symmetry.ts and
+ * symmetricCanonicalText), so a world and its mirror image share one
+ * fingerprint.
  *
  * Speed: a world shares its unchanged servers and envelopes with its parent,
- * so the JSON text of each server and each envelope (and of each renamed
- * image of them) is computed once per object (WeakMaps), and the world's text
- * is assembled from the pieces: servers and envelopes are JSON texts, joined
- * by newlines (which JSON text never holds), so the assembly is injective.
+ * so the JSON text of each server and each envelope is computed once per
+ * object (WeakMaps) and interned by text (Piece), and the world's text is
+ * assembled from the pieces: servers and envelopes are JSON texts, joined by
+ * newlines (which JSON text never holds), so the assembly is injective.
  */
 export function fingerprint(world: World, symmetric = false): string {
   return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
@@ -40,9 +41,10 @@ export function imageFingerprints(world: World): string[] {
 /**
  * The least canonical text over the server renamings the configuration
  * allows, among those that put the servers in order of their signatures
- * (summaries blind to names, the same for a server and its image). Usually the signatures differ and one renaming is left, so one text
- * is built instead of one per renaming. Any choice of image would be sound;
- * this one gives a world and its image the same text.
+ * (summaries blind to names, the same for a server and its image). Usually
+ * the signatures differ and one renaming is left, so one text is built
+ * instead of one per renaming. Any choice of image would be sound; this one
+ * gives a world and its image the same text.
  */
 export function symmetricCanonicalText(world: World): string {
   const renamings = serverRenamings(world);
