@@ -17,7 +17,7 @@ import { explore } from './explore.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss] [--no-symmetry] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 function fail(message: string): never {
@@ -39,7 +39,7 @@ try {
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
-      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
@@ -105,7 +105,7 @@ const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);
 
 let lastReport = performance.now();
 const result = explore(config, {
-  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000,
+  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true,
   onProgress: (states, depth) => {
     if (!values.json && performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
@@ -133,6 +133,7 @@ if (values.json) {
   console.log(`explored ${result.states} distinct states, ${result.transitions} transitions, depth ${result.depth}, ` +
     `${result.seconds.toFixed(2)} s (${statesPerSecond} states/s)${result.complete ? ', bounds exhausted' : ', NOT exhausted (raise --states-max/--depth-max)'}`);
   console.log(`bounds: ${JSON.stringify({ ...config, variant: undefined })}`);
+  console.log(`reductions: symmetry over interchangeable servers ${values['no-symmetry'] ? 'off' : 'on'}`);
   for (const [goal, reached] of Object.entries(result.goals)) console.log(`  sometimes ${reached ? 'reached' : 'NOT REACHED'}: ${goal}`);
   console.log(`  liveness: ${result.livenessFailure ? `FAILED: ${result.livenessFailure.reason}` : `holds from ${result.livenessChecked} sampled states`}`);
   if (result.violation) {

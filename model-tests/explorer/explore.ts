@@ -1,7 +1,7 @@
 import type { Violation } from '../world/properties.js';
 import { checkLiveness } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
-import { fingerprint } from '../world/fingerprint.js';
+import { fingerprint, forgetInternedPieces } from '../world/fingerprint.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -25,6 +25,14 @@ export interface ExploreOptions {
   readonly onProgress?: (states: number, depth: number) => void;
   /** Stop (incomplete) after this long; unbounded when absent. */
   readonly secondsMax?: number;
+  /**
+   * Merge worlds that are images of each other under a renaming of
+   * interchangeable servers (model-tests/world/server-symmetry.ts). On unless
+   * false; a test runs every broken variant with and without it.
+   */
+  readonly symmetry?: boolean;
+  /** Called once per distinct state as it is found (for tests that compare searches). */
+  readonly onNewState?: (world: World) => void;
 }
 
 export interface TraceStep {
@@ -55,8 +63,11 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   const started = performance.now();
   const initial = initialWorld(config);
   const visited = new Map<string, Visit>();
-  const rootKey = fingerprint(initial);
+  const symmetric = options.symmetry !== false;
+  forgetInternedPieces();
+  const rootKey = fingerprint(initial, symmetric);
   visited.set(rootKey, { parent: null, action: null });
+  options.onNewState?.(initial);
   let frontier: Array<[string, World]> = [[rootKey, initial]];
   let transitions = 0;
   let depth = 0;
@@ -116,13 +127,17 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
-        const violation = checkState(successor) ?? checkTransition(world, successor);
+        const successorKey = fingerprint(successor, symmetric);
+        // A state already visited passed checkState then (its fingerprint keeps everything the state properties read,
+        // and they are blind to server names), so only the transition is checked again.
+        const seen = visited.has(successorKey);
+        const violation = (seen ? null : checkState(successor)) ?? checkTransition(world, successor);
         if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
-        const successorKey = fingerprint(successor);
-        if (visited.has(successorKey)) continue;
+        if (seen) continue;
         if (visited.size >= options.statesMax) { complete = false; continue; }
         visited.set(successorKey, { parent: key, action });
         merge(successor);
+        options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);
       }

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { RememberedOrigins } from '../../machines/node/remembered-origins.js';
 import { remember } from '../../machines/node/remembered-origins.js';
 import { referenceBound } from './world-config.js';
-import { fingerprint, nodeFieldsIgnored } from './fingerprint.js';
+import { explore } from '../explorer/explore.js';
+import { canonicalText, canonicalTextByRegex, fingerprint, nodeFieldsIgnored } from './fingerprint.js';
+import { serverRenamings } from './server-symmetry.js';
 import { applyAction, enabledActions, initialWorld } from './world.js';
 import type { World } from './world.js';
 
@@ -53,5 +55,26 @@ describe('the fingerprint covers every node field that decides behaviour', () =>
   });
   it('ignores only the documented fields', () => {
     expect(fields.filter((field) => (nodeFieldsIgnored as readonly string[]).includes(field)).sort()).toEqual([...nodeFieldsIgnored].sort());
+  });
+});
+
+describe('the canonical text assembled from cached pieces is the plain definition', () => {
+  it('on every state of a three-server search with a crash, under every server renaming', () => {
+    let compared = 0;
+    let mismatches = 0;
+    const config = { ...referenceBound, servers: 3, writes: 1, reads: 0, crashes: 1, pieces: 1 };
+    const result = explore(config, {
+      statesMax: 100_000, depthMax: 500, livenessSamples: 0, livenessEvery: 1, livenessStepsMax: 0,
+      onNewState: (world) => {
+        for (const renaming of serverRenamings(world)) {
+          compared += 1;
+          if (canonicalText(world, renaming) !== canonicalTextByRegex(world, renaming)) mismatches += 1;
+        }
+      },
+    });
+    console.log(`compared ${compared} canonical texts over ${result.states} states`);
+    expect(result.complete).toBe(true);
+    expect(compared).toBe(2 * result.states);
+    expect(mismatches).toBe(0);
   });
 });

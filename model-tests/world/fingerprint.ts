@@ -1,7 +1,10 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { rememberedList } from '../../machines/node/remembered-origins.js';
-import type { World } from './world.js';
+import type { ServerRenaming } from './server-symmetry.js';
+import { assert } from '../../machines/identifiers.js';
+import { renameServers, serverRenamings } from './server-symmetry.js';
+import type { Envelope, SimServer, World } from './world.js';
 
 /**
  * A canonical text of a world state for duplicate detection. It keeps what
@@ -9,19 +12,125 @@ import type { World } from './world.js';
  * guards read, durable records, data, messages, client history — and leaves
  * out what does not (id counters, machine definitions inside snapshots).
  * Messages on an unordered network form a multiset, so they are sorted.
+ *
+ * The visited set stores the SHA-1 of that text (160 bits, base64). Two
+ * different canonical texts collide with probability about n²/2¹⁶¹ for n
+ * states: below 10⁻³⁴ for the 10⁷ states a run can hold, so a merge by
+ * collision is not a practical concern; the text itself would cost kilobytes
+ * per state.
+ *
+ * With `symmetric` the fingerprint is the canonical text of one chosen image
+ * under the renamings of interchangeable servers (see server-symmetry.ts and
+ * symmetricCanonicalText), so a world and its mirror image share one
+ * fingerprint.
+ *
+ * Speed: a world shares its unchanged servers and envelopes with its parent,
+ * so the JSON text of each server and each envelope is computed once per
+ * object (WeakMaps) and interned by text (Piece), and the world's text is
+ * assembled from the pieces: servers and envelopes are JSON texts, joined by
+ * newlines (which JSON text never holds), so the assembly is injective.
  */
-export function fingerprint(world: World): string {
-  return createHash('sha1').update(canonicalText(world)).digest('base64');
+export function fingerprint(world: World, symmetric = false): string {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
+}
+
+/** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
+export function imageFingerprints(world: World): string[] {
+  return serverRenamings(world).map((renaming) => hash('sha1', canonicalText(world, renaming), 'base64'));
+}
+
+/**
+ * The least canonical text over the server renamings the configuration
+ * allows, among those that put the servers in order of their signatures
+ * (summaries blind to names, the same for a server and its image). Usually
+ * the signatures differ and one renaming is left, so one text is built
+ * instead of one per renaming. Any choice of image would be sound; this one
+ * gives a world and its image the same text.
+ */
+export function symmetricCanonicalText(world: World): string {
+  const renamings = serverRenamings(world);
+  if (renamings.length === 1) return canonicalText(world);
+  const powerLoss = world.config.powerLoss === true;
+  const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
+  let candidates: ServerRenaming[] = [];
+  let leastOrder: string[] | null = null;
+  for (const renaming of renamings) {
+    const order = renaming.serverAt.map((index) => signatures[index] as string);
+    const comparison = leastOrder === null ? -1 : compareOrders(order, leastOrder);
+    if (comparison < 0) {
+      leastOrder = order;
+      candidates = [renaming];
+    } else if (comparison === 0) {
+      candidates.push(renaming);
+    }
+  }
+  let least: string | null = null;
+  for (const renaming of candidates) {
+    const text = canonicalText(world, renaming);
+    if (least === null || text < least) least = text;
+  }
+  assert(least !== null, 'some renaming is a candidate');
+  return least;
+}
+
+function compareOrders(left: readonly string[], right: readonly string[]): number {
+  for (let index = 0; index < left.length; index += 1) {
+    const a = left[index] as string;
+    const b = right[index] as string;
+    if (a !== b) return a < b ? -1 : 1;
+  }
+  return 0;
 }
 
 /**
  * Ids a node mints (`io:s1.0.7`, `read:s2.1.3`) name things only by identity,
  * so two states that differ only in which numbers were drawn behave alike.
  * They are renamed in order of first appearance.
+ *
+ * The text of each server and envelope is split at its ids once per object
+ * (and per renaming), so a world's canonical text is assembled from cached
+ * literals and a renaming map, without running a regular expression over the
+ * whole text. `canonicalTextByRegex` is the plain definition, kept for the
+ * test that both agree.
  */
-export function canonicalText(world: World): string {
+export function canonicalText(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
-  return rawText(world).replace(/(io|read|copy|peer-read):s\d+\.\d+\.\d+/g, (id, prefix: string) => {
+  const out: string[] = [];
+  const append = (parts: readonly string[]) => {
+    for (let index = 0; index < parts.length; index += 1) {
+      const part = parts[index] as string;
+      if (index % 2 === 0) {
+        out.push(part);
+        continue;
+      }
+      let name = names.get(part);
+      if (name === undefined) {
+        name = `${part.slice(0, part.indexOf(':'))}#${names.size}`;
+        names.set(part, name);
+      }
+      out.push(name);
+    }
+  };
+  const { servers, network, rest } = rawPieces(world, renaming);
+  servers.forEach((piece, index) => {
+    if (index > 0) out.push('\n');
+    append(piece.parts);
+  });
+  out.push('\n\n');
+  network.forEach((piece, index) => {
+    if (index > 0) out.push('\n');
+    append(piece.parts);
+  });
+  out.push('\n\n');
+  append(rest.parts);
+  return out.join('');
+}
+
+export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): string {
+  const names = new Map<string, string>();
+  const { servers, network, rest } = rawPieces(world, renaming);
+  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.text}`;
+  return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
       name = `${prefix}#${names.size}`;
@@ -31,17 +140,114 @@ export function canonicalText(world: World): string {
   });
 }
 
-function rawText(world: World): string {
-  const network = world.network.map((envelope) => JSON.stringify(envelope));
-  if (world.config.network !== 'ordered') network.sort();
-  return JSON.stringify([
-    world.servers.map((server) => [
+/**
+ * A JSON text and the same text split at minted ids: literals at even places,
+ * ids at odd ones. Pieces are interned by text: many server objects (the
+ * same server state reached along different paths) share one piece, its
+ * split and its renamed images, which saves both the work and the heap. The
+ * intern table is emptied at the start of every search and holds at most
+ * `internedPiecesMax` pieces; past that, pieces are simply not shared.
+ */
+interface Piece {
+  readonly text: string;
+  readonly parts: readonly string[];
+  /** The piece's image under each renaming, by renaming index (0, the identity, unused). */
+  readonly renamed: Piece[];
+  /** The server signature, for a server's piece: a function of the text (see serverSignature). */
+  signature: string | null;
+}
+
+const mintedIdSplitter = /((?:io|read|copy|peer-read):s\d+\.\d+\.\d+)/;
+export const internedPiecesMax = 500_000;
+const internedPieces = new Map<string, Piece>();
+
+/** Forgets the interned pieces of an earlier search (the explorer calls it as a search starts). */
+export function forgetInternedPieces(): void {
+  internedPieces.clear();
+}
+
+function pieceOf(text: string): Piece {
+  const known = internedPieces.get(text);
+  if (known) return known;
+  const piece: Piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+  if (internedPieces.size < internedPiecesMax) internedPieces.set(text, piece);
+  return piece;
+}
+
+function renamedPiece(piece: Piece, renaming: ServerRenaming | null): Piece {
+  if (renaming === null || renaming.index === 0) return piece;
+  let image = piece.renamed[renaming.index];
+  if (image === undefined) {
+    image = pieceOf(renameServers(piece.text, renaming));
+    piece.renamed[renaming.index] = image;
+  }
+  return image;
+}
+
+const serverPieces = new WeakMap<SimServer, Piece>();
+const envelopePieces = new WeakMap<Envelope, Piece>();
+const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
+
+/**
+ * A summary of a server that names no server and no minted id, so a server
+ * and its renamed image have the same one: whether it is up, its incarnation,
+ * its page data, the status and epoch of its copies and durable records, its
+ * move stages, and how many requests, serves, continuations, tokens, timers
+ * and pending commits it holds. It need not tell every pair of servers apart
+ * (ties fall back to comparing whole texts); it must only be blind to names.
+ */
+function serverSignature(server: SimServer, powerLoss: boolean): string {
+  const piece = serverPiece(server, powerLoss, null);
+  if (piece.signature === null) {
+    // Every field summarised here is in the server's text, so servers sharing a piece share the signature.
+    const { node } = server;
+    const copies = Object.entries(node.replicas).map(([key, replica]) => `${key}:${replica.context.record?.status ?? '-'}:${replica.context.record?.epoch ?? '-'}`);
+    const durable = Object.entries(server.meta.replicas).map(([key, record]) => `${key}:${record.status}:${record.epoch}`);
+    const moves = Object.entries(node.moves).map(([key, move]) => `${key}:${move.snapshot.status}:${move.snapshot.context.checkpoint.stage}:${move.snapshot.context.pending?.stage ?? '-'}`);
+    piece.signature = [
+      server.up ? 1 : 0, node.incarnation, JSON.stringify(server.data), copies.join(','), durable.join(','), moves.join(','), Object.keys(server.meta.moves).length,
+      node.requests.size, node.serves.size, node.continuations.size, Object.keys(server.tokens).length,
+      server.timers.length, server.pendingMeta.length, rememberedList(node.forwardedWritesDone).length,
+    ].join('|');
+  }
+  return piece.signature;
+}
+
+/** A server's piece under a renaming (null: as it is); its JSON text is built once per server object. */
+function serverPiece(server: SimServer, powerLoss: boolean, renaming: ServerRenaming | null): Piece {
+  let piece = serverPieces.get(server);
+  if (piece === undefined) {
+    piece = pieceOf(JSON.stringify([
       server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
-      world.config.powerLoss ? server.durableData : null,
+      powerLoss ? server.durableData : null,
       server.tokens, [...server.timers].sort(),
-    ]),
-    network, world.clients, world.registers, world.budgets, world.sightings, world.violation,
-  ]);
+    ]));
+    serverPieces.set(server, piece);
+  }
+  return renamedPiece(piece, renaming);
+}
+
+function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Piece {
+  let piece = envelopePieces.get(envelope);
+  if (piece === undefined) {
+    piece = pieceOf(JSON.stringify(envelope));
+    envelopePieces.set(envelope, piece);
+  }
+  return renamedPiece(piece, renaming);
+}
+
+/** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
+function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece } {
+  const powerLoss = world.config.powerLoss === true;
+  const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
+  const servers = renamed
+    ? renamed.serverAt.map((index) => serverPiece(world.servers[index] as SimServer, powerLoss, renamed))
+    : world.servers.map((server) => serverPiece(server, powerLoss, null));
+  const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
+  if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
+  const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
+  const restText = renamed ? renameServers(rest, renamed) : rest;
+  return { servers, network, rest: { text: restText, parts: restText.split(mintedIdSplitter), renamed: [], signature: null } };
 }
 
 /**
@@ -64,6 +270,8 @@ function projectNode(node: NodeState): unknown {
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
     node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
-    node.incarnation, node.membership,
+    // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
+    // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
+    node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership,
   ];
 }

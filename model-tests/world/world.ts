@@ -8,7 +8,8 @@ import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import { initialDurableRecords, isTimerLive } from '../../machines/node/node.js';
+import { rememberedNodeStep } from './node-step-memo.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
 import { abandon, complete, initialRegister, invoke } from './register-check.js';
@@ -178,7 +179,7 @@ export function runNode(initial: World, index: number, input: NodeInput): World 
     const server = world.servers[index];
     assert(server, 'server exists');
     if (!server.up) return world;
-    const [node, effects] = nodeStep(server.node, inputs.shift() as NodeInput);
+    const [node, effects] = rememberedNodeStep(server.node, inputs.shift() as NodeInput);
     world = replaceServer(world, index, { ...server, node });
     for (const effect of effects) world = execute(world, index, effect, inputs);
   }

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { fingerprint, imageFingerprints } from '../world/fingerprint.js';
+import { renameServers, serverRenamings } from '../world/server-symmetry.js';
+import { initialWorld } from '../world/world.js';
+import { referenceBound } from '../world/world-config.js';
+import type { WorldConfig } from '../world/world-config.js';
+import { brokenVariants } from './broken-variants.js';
+import type { ExploreResult } from './explore.js';
+import { explore } from './explore.js';
+
+/**
+ * A reduction must not hide anything the full search finds. For each
+ * reduction (today: symmetry over interchangeable servers) the same bounds
+ * are searched with and without it, on the real machines and on every broken
+ * variant, and the outcomes must agree: the same property violated at the
+ * same (shortest) depth, the same goals reached, the same completeness. On
+ * the real machines every state the full search finds must have a renamed
+ * image among the states the reduced search finds (compared by exact,
+ * unreduced fingerprints), and both must reach the same set of symmetric
+ * fingerprints.
+ */
+const options = { statesMax: 500_000, depthMax: 500, livenessSamples: 20, livenessEvery: 97, livenessStepsMax: 2_000 };
+const threeServers = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBound, servers: 3, writes: 1, reads: 0, crashes: 0, ...changes });
+
+function outcome(result: ExploreResult) {
+  return {
+    violation: result.violation?.property ?? null,
+    traceLength: result.violation?.trace.length ?? null,
+    goals: result.goals,
+    complete: result.complete,
+    liveness: result.livenessFailure?.reason ?? null,
+  };
+}
+
+describe('symmetry over interchangeable servers hides nothing', () => {
+  const healthy: Array<[string, WorldConfig]> = [
+    ['a write through any server while the page moves', threeServers({})],
+    ['a crash of any server', threeServers({ crashes: 1, writes: 0, reads: 1 })],
+    ['forwarding-pointer mode', threeServers({ forwardingPointer: true })],
+    ['lossy network', threeServers({ network: 'lossy', networkFaults: 1, writes: 0 })],
+  ];
+  it.each(healthy)('%s: same outcome, and every state has an image in the reduced search', (_name, config) => {
+    const fullClasses = new Set<string>();
+    const fullImages: string[][] = [];
+    const full = explore(config, { ...options, symmetry: false, onNewState: (world) => { fullClasses.add(fingerprint(world, true)); fullImages.push(imageFingerprints(world)); } });
+    const reducedClasses = new Set<string>();
+    const reducedExact = new Set<string>();
+    const reduced = explore(config, { ...options, symmetry: true, onNewState: (world) => { reducedClasses.add(fingerprint(world, true)); reducedExact.add(fingerprint(world, false)); } });
+    const uncovered = fullImages.filter((images) => !images.some((image) => reducedExact.has(image))).length;
+    console.log(`${_name}: ${full.states} states without symmetry, ${reduced.states} with (${fullClasses.size} classes); ${uncovered} states without an image`);
+    expect(outcome(reduced)).toEqual(outcome(full));
+    expect(full.complete).toBe(true);
+    expect(reduced.states).toBe(reducedClasses.size);
+    expect(reduced.states).toBeLessThan(full.states);
+    expect(uncovered).toBe(0);
+    expect([...reducedClasses].sort()).toEqual([...fullClasses].sort());
+  });
+
+  it('renames server names, and only them', () => {
+    const world = initialWorld(threeServers({}));
+    const swap = serverRenamings(world)[1];
+    expect(serverRenamings(world).length).toBe(2);
+    expect(swap?.names).toEqual(new Map([['s2', 's3'], ['s3', 's2']]));
+    expect(renameServers('["s1","s2","io:s3.0.7","p:s2:c:w1:0","s3|c:w1","move|vol/0|move:vol/0:a1:s2:p0"]', swap!))
+      .toBe('["s1","s3","io:s2.0.7","p:s3:c:w1:0","s2|c:w1","move|vol/0|move:vol/0:a1:s2:p0"]');
+    expect(serverRenamings(initialWorld({ ...threeServers({}), servers: 2 })).length).toBe(1);
+  });
+
+  const broken: Array<[string, WorldConfig]> = [
+    ['dual-write-one-side', threeServers({ reads: 1 })],
+    ['flip-before-copy-durable', threeServers({ reads: 1 })],
+    ['restart-one-piece-late', threeServers({ crashes: 1, writes: 0 })],
+    ['serve-from-invalid-copy', threeServers({})],
+  ];
+  it('every broken variant is covered', () => {
+    expect(broken.map(([variant]) => variant).sort()).toEqual(Object.keys(brokenVariants).sort());
+  });
+  it.each(broken)('%s is caught alike with and without symmetry', (variant, config) => {
+    const full = explore({ ...config, variant }, { ...options, symmetry: false });
+    const reduced = explore({ ...config, variant }, { ...options, symmetry: true });
+    console.log(`${variant}: caught after ${full.states} states without symmetry, ${reduced.states} with, in ${reduced.violation?.trace.length} steps`);
+    expect(full.violation?.property).toContain(brokenVariants[variant]?.expectedProperty ?? 'unknown');
+    expect(outcome(reduced).violation).toEqual(outcome(full).violation);
+    expect(outcome(reduced).traceLength).toEqual(outcome(full).traceLength);
+  });
+});
