@@ -70,6 +70,8 @@ export async function runHotspot(options: HotspotOptions): Promise<HotspotResult
       BLOCKSHIFT_BALANCE: '1', BLOCKSHIFT_BALANCE_AUTO: options.balancing ? '1' : '0',
       BLOCKSHIFT_DISK_IOPS_MAX: String(options.diskOperationsPerSecondMax),
       BLOCKSHIFT_BALANCE_INTERVAL_MS: '1000', BLOCKSHIFT_BALANCE_HALF_LIFE_MS: '3000', BLOCKSHIFT_BALANCE_COOLDOWN_MS: '60000',
+      // Any BLOCKSHIFT_BALANCE_* knob set for the run overrides these (impl/balance/balance-wiring.ts lists them).
+      ...balanceKnobsFrom(process.env),
     },
   });
   const ratios: number[] = [];
@@ -121,6 +123,10 @@ export async function runHotspot(options: HotspotOptions): Promise<HotspotResult
     await group.stopAll();
     rmSync(directory, { recursive: true, force: true });
   }
+}
+
+function balanceKnobsFrom(environment: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(environment).filter((entry): entry is [string, string] => entry[0].startsWith('BLOCKSHIFT_BALANCE_') && entry[1] !== undefined));
 }
 
 /** The first second from which the ratio stays within the target to the end; null if it never settles. */
