@@ -318,13 +318,13 @@ export class NbdConnection {
     switch (request.type) {
       case NBD_CMD_READ: {
         if (lengthBytes === 0) return Buffer.alloc(0);
-        const data = await this.backend.read(exportName, offsetBytes, lengthBytes);
+        const data = await this.backend.read(exportName, offsetBytes, lengthBytes, this.label);
         if (data.length !== lengthBytes) throw new Error(`backend read returned ${data.length} bytes, expected ${lengthBytes}`);
         return data;
       }
       case NBD_CMD_WRITE:
         if (payload === undefined) throw new Error('write without payload');
-        if (lengthBytes > 0) await this.backend.write(exportName, offsetBytes, payload, fua);
+        if (lengthBytes > 0) await this.backend.write(exportName, offsetBytes, payload, fua, this.label);
         return undefined;
       case NBD_CMD_FLUSH:
         await this.backend.flush(exportName);
@@ -333,7 +333,7 @@ export class NbdConnection {
         if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua);
         return undefined;
       case NBD_CMD_WRITE_ZEROES:
-        if (lengthBytes > 0) await this.backend.writeZeroes(exportName, offsetBytes, lengthBytes, fua);
+        if (lengthBytes > 0) await this.backend.writeZeroes(exportName, offsetBytes, lengthBytes, fua, this.label);
         return undefined;
       default:
         throw new NbdError(NBD_EINVAL, `unsupported command ${request.type}`);

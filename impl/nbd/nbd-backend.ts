@@ -25,17 +25,24 @@ export interface ExportInfo {
   canMultiConn: boolean;
 }
 
+/**
+ * Names the connection a request came on (`#N address:port`, unique within a
+ * server's lifetime), so a backend can tell clients apart, e.g. to measure
+ * per-client load. Only a label: nothing about it is trusted.
+ */
+export type NbdClientId = string;
+
 export interface NbdBackend {
   listExports(): ExportInfo[];
   findExport(name: string): ExportInfo | null;
   /** Resolves to exactly `lengthBytes` bytes. */
-  read(exportName: string, offsetBytes: number, lengthBytes: number): Promise<Buffer>;
+  read(exportName: string, offsetBytes: number, lengthBytes: number, clientId?: NbdClientId): Promise<Buffer>;
   /** With `fua`, resolves only once the data is durable. */
-  write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean): Promise<void>;
+  write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean, clientId?: NbdClientId): Promise<void>;
   /** Resolves once every write already acknowledged is durable. */
   flush(exportName: string): Promise<void>;
   /** A hint that the range is no longer needed; its contents become unspecified. */
   trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void>;
   /** After it resolves, the range reads as zeroes. */
-  writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void>;
+  writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
 }

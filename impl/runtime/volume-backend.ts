@@ -10,7 +10,7 @@
  * `ok` or an I/O error.
  */
 import { NbdError } from '../nbd/nbd-error.js';
-import type { ExportInfo, NbdBackend } from '../nbd/nbd-backend.js';
+import type { ExportInfo, NbdBackend, NbdClientId } from '../nbd/nbd-backend.js';
 import type { PageKey } from '../../machines/identifiers.js';
 import type { BlockOperation } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -49,13 +49,13 @@ export class VolumeBackend implements NbdBackend {
     return volume ? exportInfoOf(volume) : null;
   }
 
-  async read(exportName: string, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
+  async read(exportName: string, offsetBytes: number, lengthBytes: number, clientId?: NbdClientId): Promise<Buffer> {
     const result = Buffer.alloc(lengthBytes);
     const parts = this.#parts(exportName, 'read', offsetBytes, lengthBytes, false);
     await Promise.all(parts.map(async (part) => {
       const startedMs = Date.now();
       const reply = await this.#runtime.request(part.operation, null);
-      this.#observed(part, Date.now() - startedMs);
+      this.#observed(part, Date.now() - startedMs, clientId);
       const data = checked(reply);
       if (!data || data.length !== part.lengthBytes) throw new NbdError(errnoIo, 'read returned no data');
       data.copy(result, part.bufferOffsetBytes);
@@ -63,21 +63,21 @@ export class VolumeBackend implements NbdBackend {
     return result;
   }
 
-  async write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
+  async write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean, clientId?: NbdClientId): Promise<void> {
     const parts = this.#parts(exportName, 'write', offsetBytes, data.length, fua);
     await Promise.all(parts.map(async (part) => {
       // A copy, so the bytes a token holds never change under the node.
       const payload = Buffer.from(data.subarray(part.bufferOffsetBytes, part.bufferOffsetBytes + part.lengthBytes));
       const startedMs = Date.now();
       const reply = await this.#runtime.request(part.operation, payload);
-      this.#observed(part, Date.now() - startedMs);
+      this.#observed(part, Date.now() - startedMs, clientId);
       checked(reply);
     }));
   }
 
-  #observed(part: Part, latencyMs: number): void {
+  #observed(part: Part, latencyMs: number, clientId: NbdClientId | undefined): void {
     const { operation } = part;
-    this.#observe(operation.pageKey, operation.kind === 'read' ? 'read' : 'write', operation.offsetBlocks, operation.lengthBlocks, part.lengthBytes, latencyMs);
+    this.#observe(operation.pageKey, operation.kind === 'read' ? 'read' : 'write', operation.offsetBlocks, operation.lengthBlocks, part.lengthBytes, latencyMs, clientId);
   }
 
   async flush(_exportName: string): Promise<void> {
@@ -90,11 +90,11 @@ export class VolumeBackend implements NbdBackend {
     if (fua) await this.flush(exportName);
   }
 
-  async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void> {
+  async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
     const zeroes = Buffer.alloc(Math.min(lengthBytes, payloadBytesMax));
     for (let doneBytes = 0; doneBytes < lengthBytes; doneBytes += zeroes.length) {
       const chunkBytes = Math.min(zeroes.length, lengthBytes - doneBytes);
-      await this.write(exportName, offsetBytes + doneBytes, zeroes.subarray(0, chunkBytes), fua);
+      await this.write(exportName, offsetBytes + doneBytes, zeroes.subarray(0, chunkBytes), fua, clientId);
     }
   }
 
