@@ -27,9 +27,20 @@ function decodeAll(stream: Buffer, cuts: readonly number[]): Array<{ envelope: P
 }
 
 describe('peer frames', () => {
-  it('parts written one after another are the joined frame', () => {
+  it('a frame is u32 frameBytes | u8 version | u32 headerBytes | header JSON | data, big-endian, and its data part is the caller\'s buffer', () => {
     const data = Buffer.from('piece bytes');
-    expect(Buffer.concat(encodePeerFrameParts(message(1), data))).toEqual(encodePeerFrame(message(1), data));
+    const envelope = message(1);
+    const header = Buffer.from(JSON.stringify(envelope), 'utf8');
+    const expected = Buffer.alloc(9 + header.length + data.length);
+    expected.writeUInt32BE(5 + header.length + data.length, 0);
+    expected.writeUInt8(1, 4);
+    expected.writeUInt32BE(header.length, 5);
+    header.copy(expected, 9);
+    data.copy(expected, 9 + header.length);
+    const parts = encodePeerFrameParts(envelope, data);
+    expect(Buffer.concat(parts)).toEqual(expected);
+    expect(parts[1]).toBe(data);
+    expect(encodePeerFrame(envelope, data)).toEqual(expected);
     expect(encodePeerFrameParts(message(2), null)).toHaveLength(1);
   });
 

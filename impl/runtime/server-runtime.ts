@@ -15,6 +15,7 @@
  * parallel. Metadata commits are applied in effect order too. Completions
  * come back as `io.done` inputs; inputs are processed one at a time.
  */
+import { FifoPacer } from './fifo-pacer.js';
 import type { RequestOutcome } from '../../machines/effects.js';
 import { assertNever, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
@@ -87,12 +88,14 @@ export class ServerRuntime {
   readonly #inputs: NodeInput[] = [];
   #stepping = false;
   #nextRequest = 0;
-  /** When the copy throttle next lets a piece go. */
-  #copyFreeAtMs = 0;
+  /** The page-copy throttle, if one is configured: a piece is sent when its slot starts. */
+  readonly #copyPacer: FifoPacer | null;
   #stopped = false;
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: ServerRuntimeOptions) {
+    const copyBytesPerSecond = options.copyThrottleBytesPerSecond ?? 0;
+    this.#copyPacer = copyBytesPerSecond > 0 ? new FifoPacer(copyBytesPerSecond) : null;
     this.#options = options;
     this.#state = emptyNodeState(options.config, options.incarnation);
     const lifetimeMs = options.tokenLifetimeMs ?? 120_000;
@@ -211,14 +214,11 @@ export class ServerRuntime {
       case 'peer.send': {
         const token = 'dataToken' in effect.message ? effect.message.dataToken : null;
         const data = token ? this.#tokens.get(token)?.data ?? null : null;
-        const rate = this.#options.copyThrottleBytesPerSecond ?? 0;
-        if (effect.message.type !== 'piece.copy' || rate <= 0 || !data) {
+        if (effect.message.type !== 'piece.copy' || this.#copyPacer === null || !data) {
           this.#options.peers.send(effect.to, effect.message, data);
           return;
         }
-        const nowMs = Date.now();
-        const delayMs = Math.max(0, this.#copyFreeAtMs - nowMs);
-        this.#copyFreeAtMs = Math.max(nowMs, this.#copyFreeAtMs) + (data.length / rate) * 1000;
+        const delayMs = this.#copyPacer.reserve(data.length).startInMs;
         // A piece within its budget goes now: a zero-delay timer would still cost a turn of the event loop.
         if (delayMs === 0) {
           this.#options.peers.send(effect.to, effect.message, data);

@@ -15,21 +15,18 @@
 import { assert } from '../../machines/identifiers.js';
 import type { BlockSize, PageStoreOptions } from './page-store.js';
 import { PageStore } from './page-store.js';
+import { FifoPacer } from '../runtime/fifo-pacer.js';
 
 /** An operation counts once per started chunk of this many bytes, as a disk rated in IOPS for small requests. */
 export const emulatedOperationBytes = 64 * 1024;
 
 export class DiskServicePacer {
-  readonly #serviceMsPerOperation: number;
-  readonly #nowMs: () => number;
-  /** When the emulated disk finishes the last operation queued so far. */
-  #busyUntilMs = 0;
+  readonly #pacer: FifoPacer;
   #waiting = 0;
 
-  constructor(operationsPerSecondMax: number, nowMs: () => number = () => performance.now()) {
+  constructor(operationsPerSecondMax: number, nowMs?: () => number) {
     assert(Number.isFinite(operationsPerSecondMax) && operationsPerSecondMax > 0, 'an emulated disk serves a positive number of operations per second');
-    this.#serviceMsPerOperation = 1000 / operationsPerSecondMax;
-    this.#nowMs = nowMs;
+    this.#pacer = new FifoPacer(operationsPerSecondMax, nowMs);
   }
 
   /** Operations queued or in service now (bounded by what the server keeps in flight: its request and copy bounds). */
@@ -39,10 +36,7 @@ export class DiskServicePacer {
 
   /** When an operation of `bytes` queued now would complete, in ms from now; reserves its slot. */
   reserve(bytes: number): number {
-    const nowMs = this.#nowMs();
-    const operations = Math.max(1, Math.ceil(bytes / emulatedOperationBytes));
-    this.#busyUntilMs = Math.max(nowMs, this.#busyUntilMs) + operations * this.#serviceMsPerOperation;
-    return this.#busyUntilMs - nowMs;
+    return this.#pacer.reserve(Math.max(1, Math.ceil(bytes / emulatedOperationBytes))).endInMs;
   }
 
   /** Resolves once the emulated disk has served an operation of `bytes` queued now. */

@@ -446,6 +446,7 @@ class NodeStep {
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas[key]?.context.record;
     const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
+    const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
       !volume ? `unknown volume ${pageKey.volume}` :
       pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
@@ -455,13 +456,13 @@ class NodeStep {
       !memberOf(this.next.membership, to) ? `unknown server ${to}` :
       !isActiveMember(this.next.membership, to) ? `${to} is draining` :
       activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' :
-      movePieceCountProblem(volume, kind, requestedPieceCount ?? (kind === 'unit' ? 1 : volume.piecesPerPage));
+      movePieceCountProblem(volume, kind, pieceCount);
     if (problem || !volume || record?.status !== 'valid') {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused' });
       return;
     }
     const input: MoveInput = {
-      pageKey, kind, source: this.#self, destination: to, pieceCount: requestedPieceCount ?? (kind === 'unit' ? 1 : volume.piecesPerPage), epoch: record.epoch,
+      pageKey, kind, source: this.#self, destination: to, pieceCount, epoch: record.epoch,
       forwardingPointer: this.next.config.forwardingPointer, progressTimeoutMs: this.next.config.moveProgressTimeoutMs,
     };
     const machine = moveMachineOf(this.next.config.machines, kind);

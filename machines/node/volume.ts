@@ -35,12 +35,13 @@ export function initialOwner(volume: VolumeDefinition, page: number): ServerId {
   return owner;
 }
 
+/** The blocks in one granule: the volume's split granularity (a move of `piecesPerPage` pieces moves one granule per piece). */
 export function pieceSizeBlocks(volume: VolumeDefinition): number {
-  return volume.pageSizeBlocks / volume.piecesPerPage;
+  return movePieceSizeBlocks(volume, volume.piecesPerPage);
 }
 
 export function pieceOfBlock(volume: VolumeDefinition, offsetBlocks: number): number {
-  return Math.floor(offsetBlocks / pieceSizeBlocks(volume));
+  return movePieceOfBlock(volume, volume.piecesPerPage, offsetBlocks);
 }
 
 /**
