@@ -1,7 +1,7 @@
 import type { Effect, RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
 import { assert, assertNever, pageKeyText } from '../identifiers.js';
-import type { MoveInput, MoveKind } from '../migration/checkpoint.js';
+import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
 import { progressTimerId } from '../migration/move-setup.js';
 import { readServer, writeServers } from '../migration/queries.js';
@@ -502,6 +502,22 @@ class NodeStep {
     }
   }
 
+  /** Makes a move's checkpoint durable; `move.persisted` confirms it to the machine (or, on failure, retries it after a pause). */
+  #persistCheckpoint(pageKey: PageKey, context: MoveContext, checkpoint: MoveCheckpoint): void {
+    const input: MoveInput = {
+      pageKey, kind: context.kind, source: context.source, destination: context.destination, pieceCount: context.pieceCount,
+      epoch: context.checkpoint.epoch, forwardingPointer: context.forwardingPointer, progressTimeoutMs: context.progressTimeoutMs,
+    };
+    const writes: MetadataWrite[] = [{ kind: 'move', pageKey, input, checkpoint }];
+    if (checkpoint.owner === 'destination') {
+      // The flip: the source's copy turns invalid and its table names the destination, atomically with the checkpoint.
+      writes.push({ kind: 'replica', pageKey, record: this.#givenUpRecord(context, checkpoint.epoch) });
+      writes.push({ kind: 'route', pageKey, route: { owner: context.destination, epoch: checkpoint.epoch } });
+    }
+    const completionId = this.#await({ kind: 'move.persisted', pageText: pageKeyText(pageKey), stage: checkpoint.stage, attempt: checkpoint.attempt });
+    this.effects.push({ type: 'meta.commit', completionId, writes });
+  }
+
   #moveEffects(pageKey: PageKey, effects: readonly Effect[]): void {
     const key = pageKeyText(pageKey);
     for (const effect of effects) {
@@ -509,22 +525,9 @@ class NodeStep {
       assert(move, `move of ${key} exists while its effects run`);
       const context = move.snapshot.context;
       switch (effect.type) {
-        case 'stage.persist': {
-          const checkpoint = effect.checkpoint;
-          const input: MoveInput = {
-            pageKey, kind: context.kind, source: context.source, destination: context.destination, pieceCount: context.pieceCount,
-            epoch: context.checkpoint.epoch, forwardingPointer: context.forwardingPointer, progressTimeoutMs: context.progressTimeoutMs,
-          };
-          const writes: MetadataWrite[] = [{ kind: 'move', pageKey, input, checkpoint }];
-          if (checkpoint.owner === 'destination') {
-            // The flip: the source's copy turns invalid and its table names the destination, atomically with the checkpoint.
-            writes.push({ kind: 'replica', pageKey, record: this.#givenUpRecord(context, checkpoint.epoch) });
-            writes.push({ kind: 'route', pageKey, route: { owner: context.destination, epoch: checkpoint.epoch } });
-          }
-          const completionId = this.#await({ kind: 'move.persisted', pageText: key, stage: checkpoint.stage, attempt: checkpoint.attempt });
-          this.effects.push({ type: 'meta.commit', completionId, writes });
+        case 'stage.persist':
+          this.#persistCheckpoint(pageKey, context, effect.checkpoint);
           break;
-        }
         case 'piece.copy': {
           const volume = this.next.volumes[pageKey.volume];
           assert(volume, 'volume of a moving page exists');
@@ -781,7 +784,12 @@ class NodeStep {
     switch (continuation.kind) {
       case 'move.persisted': {
         const move = this.next.moves[continuation.pageText];
-        if (!move || !ok) return; // A failed checkpoint write leaves the stage pending; the progress timer interrupts the move.
+        if (!move) return;
+        if (!ok) {
+          // The stage stays pending (nothing acts on a checkpoint that is not durable); the same write is tried again after a pause.
+          this.effects.push({ type: 'timer.set', timerId: `persist|${continuation.pageText}|${continuation.stage}:${continuation.attempt}`, delayMs: this.next.config.moveRestartDelayMs });
+          return;
+        }
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'stage.persisted', stage: continuation.stage, attempt: continuation.attempt });
       }
       case 'serve.localDone': {
@@ -861,6 +869,11 @@ class NodeStep {
         if (move) this.#stepMove(move.snapshot.context.pageKey, { type: 'timer.fired', timerId: detail });
         return;
       }
+      case 'persist': {
+        const move = this.next.read('moves')[subject];
+        if (move && isPersistRetryDue(move, detail)) this.#persistCheckpoint(move.snapshot.context.pageKey, move.snapshot.context, move.snapshot.context.pending!);
+        return;
+      }
       case 'move-restart': {
         const move = this.next.moves[subject];
         if (move && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail) {
@@ -911,6 +924,10 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       return move !== undefined && move.snapshot.status === 'active' && detail === progressTimerId(move.snapshot.context) &&
         (move.snapshot.matches({ moving: { startPiece: 'copying' } }) || move.snapshot.matches({ moving: { startMove: 'copying' } }) || move.snapshot.matches({ moving: 'committing' }));
     }
+    case 'persist': {
+      const move = state.moves[subject];
+      return move !== undefined && isPersistRetryDue(move, detail);
+    }
     case 'move-restart': {
       const move = state.moves[subject];
       return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
@@ -918,6 +935,12 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
     default: return false;
   }
+}
+
+/** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */
+function isPersistRetryDue(move: MoveEntry, detail: string): boolean {
+  const { pending } = move.snapshot.context;
+  return move.snapshot.status === 'active' && pending !== null && `${pending.stage}:${pending.attempt}` === detail;
 }
 
 function isWithinOnePiece(volume: VolumeDefinition, operation: BlockOperation): boolean {
