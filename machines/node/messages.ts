@@ -43,6 +43,10 @@ export type PeerMessage =
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }
   /** Dynamic membership: a changed record sent to every member, or an announcement; the newer record wins. */
-  | { type: 'membership.update'; membership: Membership };
+  | { type: 'membership.update'; membership: Membership }
+  /** A drained server about to leave asks each remaining member to confirm, durably at this record, that it runs no move toward it. */
+  | { type: 'leave.check'; membership: Membership }
+  /** The answer, sent once the member's record (marking the asker draining) is durable; `clear`: no move toward the asker. */
+  | { type: 'leave.answer'; membership: Membership; clear: boolean };
 
 export type PeerMessageType = PeerMessage['type'];

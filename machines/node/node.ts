@@ -19,7 +19,7 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from
 import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
-import { announceMembership, changeMembership, receiveMembership, startMembership } from './node-membership.js';
+import { announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
 import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -102,6 +102,11 @@ class NodeStep {
   #sequenceBase(): number {
     assert(this.next.incarnation < 2 ** 20, 'incarnation fits the write sequence space');
     return this.next.incarnation * 2 ** 32;
+  }
+
+  /** For the helpers in node-membership.ts, which resume through `io.done` like the node's own steps. */
+  awaitCompletion(continuation: Continuation): string {
+    return this.#await(continuation);
   }
 
   #await(continuation: Continuation): string {
@@ -612,9 +617,22 @@ class NodeStep {
     if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = {};
   }
 
+  /**
+   * A server that has left the group (its own record no longer names it)
+   * takes no page: it refuses every move message, before the replica machine
+   * hears of it, and tells the sender its record, which names the sender's
+   * destination as gone.
+   */
+  #refusesMoveAsRemoved(from: ServerId): boolean {
+    if (memberOf(this.next.membership, this.#self)) return false;
+    this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
+    return true;
+  }
+
   #receivePiece(from: ServerId, message: Extract<PeerMessage, { type: 'piece.copy' }>): void {
     const { pageKey, attempt, epoch } = message;
     const key = pageKeyText(pageKey);
+    if (this.#refusesMoveAsRemoved(from)) return;
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return;
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
@@ -644,8 +662,9 @@ class NodeStep {
 
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
     const { pageKey } = message;
-    this.#followAttempt(from, pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
+    const removed = this.#refusesMoveAsRemoved(from);
+    if (!removed) this.#followAttempt(from, pageKey, message.attempt, message.epoch);
+    if (removed || !this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
       return;
     }
@@ -661,8 +680,9 @@ class NodeStep {
   }
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
-    this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch, false)) {
+    const removed = this.#refusesMoveAsRemoved(from);
+    if (!removed) this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
+    if (removed || !this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.readDone', requestId: message.requestId, ok: false, dataToken: null } });
       return;
     }
@@ -673,6 +693,7 @@ class NodeStep {
 
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
     const key = pageKeyText(message.pageKey);
+    if (this.#refusesMoveAsRemoved(from)) return;
     const record = this.next.replicas[key]?.context.record;
     // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
     const commitBeingPersisted = [...this.next.read('continuations').values()].some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
@@ -764,6 +785,8 @@ class NodeStep {
       case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'membership.update': return receiveMembership(this, from, message.membership);
+      case 'leave.check': return receiveLeaveCheck(this, from, message.membership);
+      case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       default: assertNever(message, 'peer message');
     }
   }
@@ -845,6 +868,7 @@ class NodeStep {
         if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok);
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok } });
         return;
+      case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       default: assertNever(continuation, 'continuation');
     }
   }
@@ -878,6 +902,7 @@ class NodeStep {
         this.next.flushes[subject] = { ...flush, retries: flush.retries + 1 };
         return this.#sendFlush(subject);
       }
+      case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       default: return;
     }
   }
@@ -915,6 +940,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
     }
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
+    case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     default: return false;
   }
 }

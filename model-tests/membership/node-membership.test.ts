@@ -136,7 +136,10 @@ describe('membership in the pure node', () => {
       durable: { ...initialDurableRecords([beta], 's3'), replicas: [{ pageKey: { volume: 'beta', page: 0 }, record: { status: 'invalid', epoch: 2, owner: 's2', forwardTo: null } }], membership: draining.membership },
     });
     expect(isReadyToLeave(s3)).toBe(true);
-    const [left, effects] = run(s3, { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's3' } });
+    // Every remaining member has confirmed that no move toward s3 runs (model-tests/membership/leave-safety.test.ts).
+    const [asking] = run(s3, { type: 'admin.changeMembership', requestId: 'r0', change: { kind: 'remove', id: 's3' } });
+    const clear = (from: string): NodeInput => ({ type: 'peer.message', from, message: { type: 'leave.answer', membership: draining.membership, clear: true } });
+    const [left, effects] = run(asking, clear('s1'), clear('s2'), { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's3' } });
     expect(adminReplies(effects)[0]?.ok).toBe(true);
     expect(left.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
     expect(sentTo(effects, 'membership.update').sort()).toEqual(['s1', 's2']);
