@@ -5,7 +5,7 @@ import { changedMembership, isNewerMembership, memberIds, memberOf, membershipPr
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
-import type { Continuation } from './node-state.js';
+import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
  * The node's side of dynamic membership (machines/membership/membership.ts):
@@ -67,12 +67,9 @@ export function changeMembership(work: MembershipWork, requestId: string, change
       return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${previous.epoch} that no move toward ${self} runs (a member that is down blocks the leave)`);
     }
   }
-  adoptMembership(work, next);
-  if (change.kind === 'remove') pushGivenUpRoutes(work, memberIds(next));
   const told = new Set([...memberIds(previous), ...memberIds(next)]);
   told.delete(self);
-  for (const to of told) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership: next } });
-  work.effects.push({ type: 'admin.reply', requestId, ok: true, message: `membership epoch ${next.epoch}: ${describeMembers(next)}` });
+  adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
 }
 
 /** A peer's record: adopt it if newer, answer with ours if it is older. */
@@ -171,12 +168,36 @@ export function receiveLeaveAnswer(work: MembershipWork, from: ServerId, members
   work.next.leaveCheck = { ...check, confirmed: [...check.confirmed, from] };
 }
 
-function adoptMembership(work: MembershipWork, membership: Membership): void {
-  const previous = new Set(memberIds(work.next.membership));
+/**
+ * Persist, then act: the record takes effect in memory at once (so moves to a
+ * server it marks draining are refused from now on), but nothing is said
+ * about it — to the runtime, to peers, to the administrator — until it is
+ * durable, so a crash cannot take back a record others have acted on.
+ */
+function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
+  const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
   work.next.leaveCheck = null;
-  work.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership }] });
+  const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
+  work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
+}
+
+/** The record is durable: tell the runtime, greet new members, repair what departures left behind, then tell peers and answer. */
+export function membershipPersisted(work: MembershipWork, continuation: Extract<Continuation, { kind: 'membership.persisted' }>, ok: boolean): void {
+  const { membership, change } = continuation;
+  if (!ok) {
+    if (change) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${membership.epoch} could not be persisted` });
+    return;
+  }
   work.effects.push({ type: 'membership.changed', membership });
+  if (change?.removal) pushGivenUpRoutes(work, memberIds(membership));
+  actOnNewMembers(work, new Set(continuation.previousMembers), membership);
+  if (!change) return;
+  for (const to of change.told) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership } });
+  work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
+}
+
+function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, membership: Membership): void {
   const current = new Set(memberIds(membership));
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);

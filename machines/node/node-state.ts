@@ -66,7 +66,16 @@ export type Continuation =
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
-  | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number };
+  | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
+  /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
+  | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
+
+/** A change made here on an administrator's request: whom to tell and whom to answer once the new record is durable. */
+export interface MembershipChangeMade {
+  readonly requestId: string;
+  readonly told: readonly ServerId[];
+  readonly removal: boolean;
+}
 
 export interface FlushEntry {
   readonly requestId: string;

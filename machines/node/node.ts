@@ -19,7 +19,7 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from
 import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
-import { announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
+import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
 import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -869,6 +869,7 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
+      case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
     }
   }

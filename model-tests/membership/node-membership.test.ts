@@ -26,13 +26,22 @@ function startedNode(self: string, membership: Membership | null = null): NodeSt
   return state;
 }
 
+/**
+ * Steps the node through the inputs; the metadata store completes every
+ * membership commit at once (what a node does before and after its record is
+ * durable is tested in membership-durability.test.ts).
+ */
 function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
   const all: NodeEffect[] = [];
   let current = state;
-  for (const input of inputs) {
+  const pending = [...inputs];
+  for (let input = pending.shift(); input; input = pending.shift()) {
     const [next, effects] = nodeStep(current, input);
     current = next;
     all.push(...effects);
+    for (const effect of effects) {
+      if (effect.type === 'meta.commit' && effect.completionId && effect.writes.every((write) => write.kind === 'membership')) pending.unshift({ type: 'io.done', completionId: effect.completionId, ok: true });
+    }
   }
   return [current, all];
 }
@@ -58,7 +67,7 @@ describe('membership in the pure node', () => {
     expect(adminReplies(effects)).toEqual([{ ok: true, message: expect.stringContaining('membership epoch 1') }]);
     expect(after.membership.epoch).toBe(1);
     expect(after.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2', 's3', 's4']);
-    expect(effects).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: after.membership }] });
+    expect(effects).toContainEqual({ type: 'meta.commit', completionId: expect.any(String), writes: [{ kind: 'membership', membership: after.membership }] });
     expect(effects).toContainEqual({ type: 'membership.changed', membership: after.membership });
     expect(sentTo(effects, 'membership.update').sort()).toEqual(['s2', 's3', 's4']);
     expect(sentTo(effects, 'volume.define')).toEqual(['s4']);
@@ -76,7 +85,7 @@ describe('membership in the pure node', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4'));
     const [s2, adopted] = run(startedNode('s2', bootstrap), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: s1.membership } });
     expect(s2.membership).toEqual(s1.membership);
-    expect(adopted).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: s1.membership }] });
+    expect(adopted).toContainEqual({ type: 'meta.commit', completionId: expect.any(String), writes: [{ kind: 'membership', membership: s1.membership }] });
     expect(sentTo(adopted, 'volume.define')).toEqual(['s4']);
     // s3 was down during the join and announces the bootstrap record when it comes back: s2 answers with the newer one.
     const [unchanged, answered] = run(s2, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: bootstrap } });
