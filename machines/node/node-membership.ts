@@ -178,6 +178,7 @@ function adoptMembership(work: MembershipWork, membership: Membership, change: M
   const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
   work.next.leaveCheck = null;
+  waitForNewMembersInFlushes(work, previousMembers);
   const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
 }
@@ -197,10 +198,30 @@ export function membershipPersisted(work: MembershipWork, continuation: Extract<
   work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
 }
 
+/**
+ * A FLUSH started under an older record may have missed members that already
+ * hold data (pages moved to a server this node had not heard of): every
+ * barrier in progress waits for the new members as well, from the moment the
+ * record is adopted, so it cannot complete without them.
+ */
+function waitForNewMembersInFlushes(work: MembershipWork, previousMembers: readonly ServerId[]): void {
+  const added = memberIds(work.next.membership).filter((id) => !previousMembers.includes(id));
+  if (added.length === 0) return;
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    work.next.flushes[flushId] = { ...flush, remaining: [...flush.remaining, ...added.filter((id) => !flush.remaining.includes(id))] };
+  }
+}
+
 function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, membership: Membership): void {
   const current = new Set(memberIds(membership));
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
+  }
+  // Barriers waiting for a member the runtime can reach only now (it connects on membership.changed) ask it at once.
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    for (const to of flush.remaining) {
+      if (!previous.has(to) && current.has(to) && to !== work.next.config.self) work.effects.push({ type: 'peer.send', to, message: { type: 'flush.request', flushId, membershipEpoch: work.next.membership.epoch } });
+    }
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;

@@ -726,7 +726,7 @@ class NodeStep {
       if (server === this.#self) {
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId, from: null }), pageKey: null });
       } else {
-        this.effects.push({ type: 'peer.send', to: server, message: { type: 'flush.request', flushId } });
+        this.effects.push({ type: 'peer.send', to: server, message: { type: 'flush.request', flushId, membershipEpoch: this.next.membership.epoch } });
       }
     }
     this.effects.push({ type: 'timer.set', timerId: `flush|${flushId}|${flush.retries}`, delayMs: this.next.config.peerRetryDelayMs });
@@ -780,9 +780,14 @@ class NodeStep {
         return;
       }
       case 'flush.request':
+        // A sender behind on membership may not know every member that holds data: it learns our record and waits for them too.
+        if (this.next.membership.epoch > message.membershipEpoch) this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
         return;
-      case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok);
+      case 'flush.done':
+        // Done under a record we have not adopted yet (its update may still be on its way): the retry asks again once we have it.
+        if (message.membershipEpoch > this.next.membership.epoch) return;
+        return this.#flushPartDone(message.flushId, from, message.ok);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'membership.update': return receiveMembership(this, from, message.membership);
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership);
@@ -866,7 +871,7 @@ class NodeStep {
       }
       case 'flush.synced':
         if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok);
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
