@@ -244,7 +244,9 @@ class NodeStep {
     // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
     const serving = record?.status === 'valid' && route.owner === this.#self;
     const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
-    return { route, localCopy, forwardTo: record?.status === 'invalid' ? record.forwardTo : null };
+    // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it lazily).
+    const forwardTo = record?.status === 'invalid' && record.forwardTo !== null && memberOf(this.next.membership, record.forwardTo) ? record.forwardTo : null;
+    return { route, localCopy, forwardTo };
   }
 
   #stepRequest(entryId: string, event: RequestRoutingEvent): void {
