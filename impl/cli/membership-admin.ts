@@ -108,7 +108,8 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
     } else {
       leftAt = null; // A concurrent change brought it back as a draining member: its drain driver leaves again.
       line = status.drain
-        ? `  ${server.id}: ${status.drain.pagesHeld} pages held, ${status.drain.movesRunning} moves running${status.moves.map((move) => `; ${move.page}→${move.destination} stage ${move.stageInProgress}`).join('')}`
+        ? `  ${server.id}: ${status.drain.pagesHeld} pages held, ${status.drain.movesRunning} moves running${status.moves.map((move) => `; ${move.page}→${move.destination} stage ${move.stageInProgress}`).join('')}` +
+          (status.drain.leaveWaitingFor?.length ? `; leave waits for ${status.drain.leaveWaitingFor.join(', ')} to confirm no move toward it runs (a member that is down blocks it)` : '')
         : `  ${server.id}: waiting for the draining mark`;
     }
     if (line !== last) report(line);

@@ -9,6 +9,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { statusOf } from '../../impl/runtime/status-report.js';
 
 /**
  * A drained server leaves only once every remaining member has confirmed, at
@@ -90,6 +91,9 @@ describe('leaving the group safely', () => {
       { type: 'peer.message', from: 's1', message: s1Answer! }, { type: 'peer.message', from: 's2', message: s2Answer! }, remove('s3'));
     expect(replies(stillWaiting)).toEqual([{ ok: false, message: expect.stringContaining('waiting for s1 to confirm') }]);
     expect(s3Waiting.membership).toEqual(s3Draining);
+    // `status` (and `server drain`'s progress) shows whom the leave waits for.
+    expect(statusOf(s3Waiting).drain).toEqual({ pagesHeld: 0, movesRunning: 0, leaveWaitingFor: ['s1'] });
+    expect(statusOf(s3).drain?.leaveWaitingFor).toBeNull();
 
     // An answer about an older record does not count, whatever it says.
     const [, oldAnswer] = run(s3Waiting, { type: 'peer.message', from: 's1', message: { type: 'leave.answer', membership: bootstrap, clear: true } }, remove('s3'));
