@@ -31,6 +31,9 @@ const runtimeSeconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const sizeMiB = 64;
 const quick = process.env['BENCH_QUICK'] === '1';
 
+/** The node's default bound on moves in flight per server (machines/node/node-config.ts). */
+const concurrentMovesPerServer = 4;
+
 async function fio(uri: string, job: Job, directory: string, seconds = runtimeSeconds): Promise<Result> {
   const result = await runTool('fio', [
     `--name=${job.rw}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,
@@ -130,7 +133,36 @@ async function main(): Promise<void> {
       idleMoved += 1;
     }
     const idleSeconds = (performance.now() - idleStarted) / 1000;
-    console.log(`page copy, idle: ${idleMoved} pages of 4 MiB in ${idleSeconds.toFixed(2)} s = ${((idleMoved * 4) / idleSeconds).toFixed(1)} MiB/s`);
+    console.log(`page copy, idle: ${idleMoved} pages of 4 MiB in ${idleSeconds.toFixed(2)} s = ${((idleMoved * 4) / idleSeconds).toFixed(1)} MiB/s (unit moves one at a time)`);
+
+    // The group's copy rate when several moves run at once (as a drain or the balancer runs them): every page moves,
+    // each owner keeping up to its node's bound of moves in flight, and the clock stops when the last one completes.
+    const concurrentStarted = performance.now();
+    const pending = new Set(Array.from({ length: sizeMiB / 4 }, (_, page) => page));
+    let concurrentMoved = 0;
+    while (pending.size > 0 && performance.now() - concurrentStarted < 60_000) {
+      const statuses = new Map(await Promise.all(['s1', 's2', 's3'].map(async (id) => [id, await group.status(id)] as const)));
+      for (const page of [...pending]) {
+        const source = [...statuses].find(([, status]) => status.copies[`local/${page}`]?.startsWith('valid'))?.[0];
+        if (!source || statuses.get(source)!.moves.some((move) => move.page === `local/${page}`)) continue;
+        if (statuses.get(source)!.moves.length >= concurrentMovesPerServer) continue;
+        // A refusal (the owner's bound on moves in flight was reached meanwhile) leaves the page for the next round.
+        const started = await group.admin(source, '/moves', { volume: 'local', page, to: source === 's3' ? 's1' : 's3', kind: 'unit' }).then(() => true, () => false);
+        if (started) {
+          pending.delete(page);
+          concurrentMoved += 1;
+          statuses.get(source)!.moves.push({ page: `local/${page}` } as never);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    for (;;) {
+      const statuses = await Promise.all(['s1', 's2', 's3'].map((id) => group.status(id)));
+      if (statuses.every((status) => status.moves.length === 0)) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const concurrentSeconds = (performance.now() - concurrentStarted) / 1000;
+    console.log(`page copy, idle, up to ${concurrentMovesPerServer} moves per server at once: ${concurrentMoved} pages of 4 MiB in ${concurrentSeconds.toFixed(2)} s = ${((concurrentMoved * 4) / concurrentSeconds).toFixed(1)} MiB/s`);
   } finally {
     await group.stopAll();
     for (const peer of peers) peer.kill('SIGTERM');

@@ -127,7 +127,7 @@ async function status(options: Map<string, string>): Promise<void> {
   const all = await statuses(group);
   for (const entry of all) {
     if ('down' in entry) { console.log(`${entry.server}: DOWN (${entry.down})`); continue; }
-    const drain = entry.drain ? `, draining: ${entry.drain.pagesHeld} pages held, ${entry.drain.movesRunning} moves running` : '';
+    const drain = entry.drain ? `, draining: ${entry.drain.pagesHeld} pages held, ${entry.drain.movesRunning} moves running${entry.drain.leaveWaitingFor?.length ? `, leave waits for ${entry.drain.leaveWaitingFor.join(', ')}` : ''}` : '';
     console.log(`${entry.server}: ${entry.requestsInFlight} requests in flight${drain}`);
   }
   const live = all.filter((entry): entry is ServerStatus => !('down' in entry));

@@ -71,10 +71,16 @@ export async function joinServer(group: GroupConfig, server: ServerConfig, admin
 
 /**
  * Marks `server` draining and follows it until it has left the membership
- * record (it stops nothing: the caller does). A server already draining (a
- * drain asked before, perhaps by a command that died) is simply followed.
+ * record and every remaining member follows a record without it (it stops
+ * nothing: the caller does, and must keep the server up until this returns).
+ * The server's own record dropping it is not enough: the update to the others
+ * may be queued or lost, or a concurrent change may win the tie-break and
+ * bring it back as a draining member (its drain driver then leaves again), so
+ * stopping it early could leave a draining member for ever, which every FLUSH
+ * waits for. A server already draining (a drain asked before, perhaps by a
+ * command that died) is simply followed.
  */
-export async function drainServer(server: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 600_000): Promise<void> {
+export async function drainServer(server: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 600_000, othersTimeoutMs = 30_000): Promise<void> {
   try {
     const result = await admin<{ message: string }>(server, '/members/drain', { id: server.id });
     report(result.message);
@@ -83,19 +89,48 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
     report(`${server.id} is already draining; following it`);
   }
   const deadline = Date.now() + timeoutMs;
+  let leftAt: number | null = null;
   let last = '';
   for (;;) {
     const status = await admin<ServerStatus>(server, '/status');
+    let line: string;
     if (!status.membership.members.some((member) => member.id === server.id)) {
-      report(`${server.id} holds nothing and left the group (membership epoch ${status.membership.epoch})`);
-      return;
+      leftAt ??= Date.now();
+      const lagging = await membersStillListing(server, status.membership.members, admin);
+      if (lagging.length === 0) {
+        report(`${server.id} holds nothing and left the group (membership epoch ${status.membership.epoch}); every remaining member follows a record without it`);
+        return;
+      }
+      line = `  ${server.id} left at membership epoch ${status.membership.epoch}; waiting for ${lagging.join(', ')} to follow it`;
+      if (Date.now() - leftAt > othersTimeoutMs) {
+        throw new Error(`${server.id} left at membership epoch ${status.membership.epoch}, but after ${othersTimeoutMs} ms ${lagging.join(', ')} still list it; ${server.id} is kept running (stopping it now would leave a draining member that every FLUSH waits for): check those servers and run the drain again`);
+      }
+    } else {
+      leftAt = null; // A concurrent change brought it back as a draining member: its drain driver leaves again.
+      line = status.drain
+        ? `  ${server.id}: ${status.drain.pagesHeld} pages held, ${status.drain.movesRunning} moves running${status.moves.map((move) => `; ${move.page}→${move.destination} stage ${move.stageInProgress}`).join('')}` +
+          (status.drain.leaveWaitingFor?.length ? `; leave waits for ${status.drain.leaveWaitingFor.join(', ')} to confirm no move toward it runs (a member that is down blocks it)` : '')
+        : `  ${server.id}: waiting for the draining mark`;
     }
-    const line = status.drain
-      ? `  ${server.id}: ${status.drain.pagesHeld} pages held, ${status.drain.movesRunning} moves running${status.moves.map((move) => `; ${move.page}→${move.destination} stage ${move.stageInProgress}`).join('')}`
-      : `  ${server.id}: waiting for the draining mark`;
     if (line !== last) report(line);
     last = line;
     if (Date.now() > deadline) throw new Error(`${server.id} did not drain within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** The members (of the leaving server's last record) whose own record still names it, or that do not answer: with a reason each. */
+async function membersStillListing(leaving: ServerConfig, members: ServerStatus['membership']['members'], admin: AdminCall): Promise<string[]> {
+  const lagging = await Promise.all(members.map(async (member) => {
+    if (!member.admin) return `${member.id} (no admin address known)`;
+    // Only the id and admin address are used to call a member; the rest of the configuration is the leaving server's.
+    const target: ServerConfig = { ...leaving, id: member.id, admin: member.admin };
+    try {
+      const status = await admin<ServerStatus>(target, '/status');
+      return status.membership.members.some((candidate) => candidate.id === leaving.id) ? `${member.id} (epoch ${status.membership.epoch})` : null;
+    } catch (error) {
+      return `${member.id} (${(error as Error).message})`;
+    }
+  }));
+  return lagging.filter((entry): entry is string => entry !== null);
 }

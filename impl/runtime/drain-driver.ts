@@ -3,7 +3,8 @@
  * it starts moves of the pages it owns, a few at a time, to the destinations
  * the pure plan picks (machines/membership/drain-plan.ts: lowest share of
  * pages per capacity weight first), and once it holds nothing and runs no
- * move it asks its own node to remove it from the membership. Moves go
+ * move it asks its own node to remove it from the membership (which it does
+ * once every remaining member confirmed that no move toward it runs). Moves go
  * through the same migration machines as an admin move, so clients keep
  * reading and writing throughout. The driver holds no state the node does
  * not: a restarted server that is still marked draining simply carries on.
@@ -29,6 +30,7 @@ export class DrainDriver {
   readonly #requested = new Set<string>();
   #leaving = false;
   #lastProgress = '';
+  #lastLeaveAnswer = '';
 
   constructor(options: DrainDriverOptions) {
     this.#options = options;
@@ -51,8 +53,11 @@ export class DrainDriver {
     if (isReadyToLeave(state)) {
       if (this.#leaving) return;
       this.#leaving = true;
+      // The node asks every remaining member to confirm that no move toward this server runs; until all have, it refuses and this asks again next tick.
       void runtime.changeMembership({ kind: 'remove', id: runtime.self }).then((result) => {
-        log(result.ok ? `left the group: ${result.message}` : `cannot leave yet: ${result.message}`);
+        const line = result.ok ? `left the group: ${result.message}` : `cannot leave yet: ${result.message}`;
+        if (line !== this.#lastLeaveAnswer) log(line);
+        this.#lastLeaveAnswer = line;
         this.#leaving = false;
       });
       return;

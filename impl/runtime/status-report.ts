@@ -23,8 +23,8 @@ export interface ServerStatus {
   readonly requestsInFlight: number;
   /** The membership record this server follows (members, weights, draining, epoch). */
   readonly membership: Membership;
-  /** While this server drains: what it still holds. */
-  readonly drain: { pagesHeld: number; movesRunning: number } | null;
+  /** While this server drains: what it still holds, and once it asks to leave, the members that have not yet confirmed that no move toward it runs. */
+  readonly drain: { pagesHeld: number; movesRunning: number; leaveWaitingFor: readonly ServerId[] | null } | null;
 }
 
 export function statusOf(state: NodeState): ServerStatus {
@@ -49,6 +49,12 @@ export function statusOf(state: NodeState): ServerStatus {
     }),
     requestsInFlight: state.requests.size,
     membership: state.membership,
-    drain: memberOf(state.membership, state.config.self)?.draining ? drainRemaining(state) : null,
+    drain: memberOf(state.membership, state.config.self)?.draining ? { ...drainRemaining(state), leaveWaitingFor: leaveWaitingFor(state) } : null,
   };
+}
+
+function leaveWaitingFor(state: NodeState): ServerId[] | null {
+  const check = state.leaveCheck;
+  if (!check || check.epoch !== state.membership.epoch) return null;
+  return state.membership.members.map((member) => member.id).filter((id) => id !== state.config.self && !check.confirmed.includes(id));
 }

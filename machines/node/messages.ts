@@ -38,11 +38,17 @@ export type PeerMessage =
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */
   | { type: 'route.query'; pageKey: PageKey }
   /** FLUSH is a group-wide barrier: every server syncs what it holds. */
-  | { type: 'flush.request'; flushId: string }
-  | { type: 'flush.done'; flushId: string; ok: boolean }
+  /** `membershipEpoch`: the sender's record; a receiver that knows a newer one answers with it, and the barrier then waits for its new members too. */
+  | { type: 'flush.request'; flushId: string; membershipEpoch: number }
+  /** `membershipEpoch`: the responder's record; a part done under a record newer than the sender's counts only once the sender has it. */
+  | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number }
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }
   /** Dynamic membership: a changed record sent to every member, or an announcement; the newer record wins. */
-  | { type: 'membership.update'; membership: Membership };
+  | { type: 'membership.update'; membership: Membership }
+  /** A drained server about to leave asks each remaining member to confirm, durably at this record, that it runs no move toward it. */
+  | { type: 'leave.check'; membership: Membership }
+  /** The answer, sent once the member's record (marking the asker draining) is durable; `clear`: no move toward the asker. */
+  | { type: 'leave.answer'; membership: Membership; clear: boolean };
 
 export type PeerMessageType = PeerMessage['type'];

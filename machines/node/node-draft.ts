@@ -32,6 +32,7 @@ export class NodeDraft {
   started: boolean;
   forwardedWritesDone: NodeState['forwardedWritesDone'];
   membership: NodeState['membership'];
+  leaveCheck: NodeState['leaveCheck'];
   nextId: number;
   readonly config: NodeState['config'];
   readonly incarnation: number;
@@ -41,6 +42,7 @@ export class NodeDraft {
     this.started = base.started;
     this.forwardedWritesDone = base.forwardedWritesDone;
     this.membership = base.membership;
+    this.leaveCheck = base.leaveCheck;
     this.nextId = base.nextId;
     this.config = base.config;
     this.incarnation = base.incarnation;
@@ -83,7 +85,7 @@ export class NodeDraft {
       requests: read('requests'), serves: read('serves'), continuations: read('continuations'), flushes: read('flushes'),
       writeSequences: read('writeSequences'), localWritesInFlight: read('localWritesInFlight'), blockVersions: read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: read('parked'), commitsDeferred: read('commitsDeferred'),
-      membership: this.membership, nextId: this.nextId, incarnation: this.incarnation,
+      membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
     };
   }
 }

@@ -1,10 +1,11 @@
 import type { ServerId } from '../identifiers.js';
 import { pageKeyText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
-import { changedMembership, isNewerMembership, memberIds, membershipProblem } from '../membership/membership.js';
+import { changedMembership, isNewerMembership, memberIds, memberOf, membershipProblem, membershipText } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
+import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
  * The node's side of dynamic membership (machines/membership/membership.ts):
@@ -26,10 +27,27 @@ import type { NodeDraft } from './node-draft.js';
  * that learns of a departure while a route still names the departed server
  * asks the remaining members for that page's route, and its FLUSH barriers
  * stop waiting for it.
+ *
+ * Leaving safely. A server that holds nothing may still be the destination
+ * of a move another member started before it learnt of the drain (a late
+ * admin or balancer move, a lost update, a move restarted after a crash); if
+ * it left, that move would finish onto a server that is gone. So a drained
+ * server leaves only once every remaining member has answered a leave check
+ * at its current record: the member makes that record (which marks the
+ * asker draining, so it refuses new moves toward it) durable, then answers
+ * whether it runs any move toward the asker. Answers about another record do
+ * not count, and any change of record starts the check over. Checks are
+ * re-sent on a bounded timer; the drain driver asks again after that. A
+ * member that is down cannot answer and so blocks the leave until it is back
+ * (or is itself removed). A move toward the drained server that started
+ * before its source learnt of the drain simply completes; the server then
+ * holds the page again and its drain moves it on.
  */
 export interface MembershipWork {
   readonly next: NodeDraft;
   readonly effects: NodeEffect[];
+  /** Registers a continuation and returns the completion id that resumes it. */
+  awaitCompletion(continuation: Continuation): string;
 }
 
 export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {
@@ -42,12 +60,16 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   const previous = work.next.membership;
   const next = changedMembership(previous, change);
   if (typeof next === 'string') return refuse(next);
-  adoptMembership(work, next);
-  if (change.kind === 'remove') pushGivenUpRoutes(work, memberIds(next));
+  if (change.kind === 'remove') {
+    const waitingFor = membersNotConfirmingLeave(work);
+    if (waitingFor.length > 0) {
+      askToConfirmLeave(work);
+      return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${previous.epoch} that no move toward ${self} runs (a member that is down blocks the leave)`);
+    }
+  }
   const told = new Set([...memberIds(previous), ...memberIds(next)]);
   told.delete(self);
-  for (const to of told) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership: next } });
-  work.effects.push({ type: 'admin.reply', requestId, ok: true, message: `membership epoch ${next.epoch}: ${describeMembers(next)}` });
+  adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
 }
 
 /** A peer's record: adopt it if newer, answer with ours if it is older. */
@@ -77,14 +99,129 @@ export function startMembership(work: MembershipWork, membership: Membership | n
   work.effects.push({ type: 'membership.changed', membership });
 }
 
-function adoptMembership(work: MembershipWork, membership: Membership): void {
-  const previous = new Set(memberIds(work.next.membership));
+/** The remaining members that have not yet confirmed this server's leave at its current record. */
+function membersNotConfirmingLeave(work: MembershipWork): ServerId[] {
+  const self = work.next.config.self;
+  const check = work.next.leaveCheck;
+  const confirmed = check?.epoch === work.next.membership.epoch ? check.confirmed : [];
+  return memberIds(work.next.membership).filter((id) => id !== self && !confirmed.includes(id));
+}
+
+/** Starts a leave check at the current record, or restarts one whose retries ran out; one still running is left to its timer. */
+function askToConfirmLeave(work: MembershipWork): void {
+  const check = work.next.leaveCheck;
+  const epoch = work.next.membership.epoch;
+  if (check?.epoch === epoch && check.retries < work.next.config.peerRetriesMax) return;
+  work.next.leaveCheck = { epoch, confirmed: check?.epoch === epoch ? check.confirmed : [], retries: 0 };
+  sendLeaveChecks(work);
+}
+
+function sendLeaveChecks(work: MembershipWork): void {
+  const check = work.next.leaveCheck;
+  if (!check) return;
+  for (const to of membersNotConfirmingLeave(work)) work.effects.push({ type: 'peer.send', to, message: { type: 'leave.check', membership: work.next.membership } });
+  work.effects.push({ type: 'timer.set', timerId: `leave|${check.epoch}|${check.retries}`, delayMs: work.next.config.peerRetryDelayMs });
+}
+
+/** The leave check's retry timer: re-ask the members that have not answered, a bounded number of times. */
+export function leaveCheckTimerFired(work: MembershipWork, epoch: number, retries: number): void {
+  const check = work.next.leaveCheck;
+  if (!check || check.epoch !== epoch || check.retries !== retries || check.epoch !== work.next.membership.epoch) return;
+  if (check.retries >= work.next.config.peerRetriesMax || membersNotConfirmingLeave(work).length === 0) return;
+  work.next.leaveCheck = { ...check, retries: check.retries + 1 };
+  sendLeaveChecks(work);
+}
+
+export function isLeaveCheckTimerLive(check: { epoch: number; retries: number } | null, epoch: string, retries: string): boolean {
+  return check !== null && String(check.epoch) === epoch && String(check.retries) === retries;
+}
+
+/**
+ * A draining member asks whether this server runs a move toward it. The
+ * record it sends is adopted if newer; if it is ours and marks the asker
+ * draining, it is made durable (again: a commit of the same record is
+ * harmless) before the answer, so a crash cannot bring back a record under
+ * which this server would start a move toward the asker.
+ */
+export function receiveLeaveCheck(work: MembershipWork, from: ServerId, membership: Membership): void {
+  receiveMembership(work, from, membership);
+  const current = work.next.membership;
+  if (membershipText(current) !== membershipText(membership) || !memberOf(current, from)?.draining) return;
+  const completionId = work.awaitCompletion({ kind: 'leave.confirm', to: from, epoch: current.epoch });
+  work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }] });
+}
+
+/** The record a leave check asked about is durable: answer whether any move toward the asker is held (running, interrupted or restarting). */
+export function answerLeaveCheck(work: MembershipWork, to: ServerId, epoch: number, ok: boolean): void {
+  const current = work.next.membership;
+  if (!ok || current.epoch !== epoch || !memberOf(current, to)?.draining) return;
+  const clear = !Object.values(work.next.read('moves')).some((move) => move.snapshot.context.destination === to);
+  work.effects.push({ type: 'peer.send', to, message: { type: 'leave.answer', membership: current, clear } });
+}
+
+/** A member's answer counts only if it is about our current record and finds no move toward us. */
+export function receiveLeaveAnswer(work: MembershipWork, from: ServerId, membership: Membership, clear: boolean): void {
+  const check = work.next.leaveCheck;
+  const current = work.next.membership;
+  if (!clear || !check || check.epoch !== current.epoch || membershipText(membership) !== membershipText(current)) return;
+  if (from === work.next.config.self || !memberOf(current, from) || check.confirmed.includes(from)) return;
+  work.next.leaveCheck = { ...check, confirmed: [...check.confirmed, from] };
+}
+
+/**
+ * Persist, then act: the record takes effect in memory at once (so moves to a
+ * server it marks draining are refused from now on), but nothing is said
+ * about it — to the runtime, to peers, to the administrator — until it is
+ * durable, so a crash cannot take back a record others have acted on.
+ */
+function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
+  const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
-  work.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership }] });
+  work.next.leaveCheck = null;
+  waitForNewMembersInFlushes(work, previousMembers);
+  const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
+  work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
+}
+
+/** The record is durable: tell the runtime, greet new members, repair what departures left behind, then tell peers and answer. */
+export function membershipPersisted(work: MembershipWork, continuation: Extract<Continuation, { kind: 'membership.persisted' }>, ok: boolean): void {
+  const { membership, change } = continuation;
+  if (!ok) {
+    if (change) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${membership.epoch} could not be persisted` });
+    return;
+  }
   work.effects.push({ type: 'membership.changed', membership });
+  if (change?.removal) pushGivenUpRoutes(work, memberIds(membership));
+  actOnNewMembers(work, new Set(continuation.previousMembers), membership);
+  if (!change) return;
+  for (const to of change.told) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership } });
+  work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
+}
+
+/**
+ * A FLUSH started under an older record may have missed members that already
+ * hold data (pages moved to a server this node had not heard of): every
+ * barrier in progress waits for the new members as well, from the moment the
+ * record is adopted, so it cannot complete without them.
+ */
+function waitForNewMembersInFlushes(work: MembershipWork, previousMembers: readonly ServerId[]): void {
+  const added = memberIds(work.next.membership).filter((id) => !previousMembers.includes(id));
+  if (added.length === 0) return;
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    work.next.flushes[flushId] = { ...flush, remaining: [...flush.remaining, ...added.filter((id) => !flush.remaining.includes(id))] };
+  }
+}
+
+function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, membership: Membership): void {
   const current = new Set(memberIds(membership));
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
+  }
+  // Barriers waiting for a member the runtime can reach only now (it connects on membership.changed) ask it at once.
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    for (const to of flush.remaining) {
+      if (!previous.has(to) && current.has(to) && to !== work.next.config.self) work.effects.push({ type: 'peer.send', to, message: { type: 'flush.request', flushId, membershipEpoch: work.next.membership.epoch } });
+    }
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;

@@ -65,11 +65,28 @@ export type Continuation =
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
-  | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null };
+  | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
+  | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
+  /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
+  | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
+
+/** A change made here on an administrator's request: whom to tell and whom to answer once the new record is durable. */
+export interface MembershipChangeMade {
+  readonly requestId: string;
+  readonly told: readonly ServerId[];
+  readonly removal: boolean;
+}
 
 export interface FlushEntry {
   readonly requestId: string;
   readonly remaining: readonly ServerId[];
+  readonly retries: number;
+}
+
+/** A drained server's request to leave: which remaining members confirmed, at membership epoch `epoch`, that they run no move toward it. */
+export interface LeaveCheck {
+  readonly epoch: number;
+  readonly confirmed: readonly ServerId[];
   readonly retries: number;
 }
 
@@ -98,6 +115,8 @@ export interface NodeState {
   readonly commitsDeferred: Readonly<Record<string, { readonly destination: ServerId; readonly attempt: number; readonly epoch: number }>>;
   /** Who is in the group (machines/membership): starts as the configured group at epoch 0, then follows the newest record learned. */
   readonly membership: Membership;
+  /** This server's leave check while it is drained and asks to leave; null otherwise (reset whenever the record changes). */
+  readonly leaveCheck: LeaveCheck | null;
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
@@ -107,6 +126,6 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, commitsDeferred: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
   };
 }

@@ -19,7 +19,7 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from
 import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
-import { announceMembership, changeMembership, receiveMembership, startMembership } from './node-membership.js';
+import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
 import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -102,6 +102,11 @@ class NodeStep {
   #sequenceBase(): number {
     assert(this.next.incarnation < 2 ** 20, 'incarnation fits the write sequence space');
     return this.next.incarnation * 2 ** 32;
+  }
+
+  /** For the helpers in node-membership.ts, which resume through `io.done` like the node's own steps. */
+  awaitCompletion(continuation: Continuation): string {
+    return this.#await(continuation);
   }
 
   #await(continuation: Continuation): string {
@@ -239,7 +244,9 @@ class NodeStep {
     // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
     const serving = record?.status === 'valid' && route.owner === this.#self;
     const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
-    return { route, localCopy, forwardTo: record?.status === 'invalid' ? record.forwardTo : null };
+    // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it lazily).
+    const forwardTo = record?.status === 'invalid' && record.forwardTo !== null && memberOf(this.next.membership, record.forwardTo) ? record.forwardTo : null;
+    return { route, localCopy, forwardTo };
   }
 
   #stepRequest(entryId: string, event: RequestRoutingEvent): void {
@@ -616,9 +623,22 @@ class NodeStep {
     if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = {};
   }
 
+  /**
+   * A server that has left the group (its own record no longer names it)
+   * takes no page: it refuses every move message, before the replica machine
+   * hears of it, and tells the sender its record, which names the sender's
+   * destination as gone.
+   */
+  #refusesMoveAsRemoved(from: ServerId): boolean {
+    if (memberOf(this.next.membership, this.#self)) return false;
+    this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
+    return true;
+  }
+
   #receivePiece(from: ServerId, message: Extract<PeerMessage, { type: 'piece.copy' }>): void {
     const { pageKey, attempt, epoch } = message;
     const key = pageKeyText(pageKey);
+    if (this.#refusesMoveAsRemoved(from)) return;
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return;
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
@@ -648,8 +668,9 @@ class NodeStep {
 
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
     const { pageKey } = message;
-    this.#followAttempt(from, pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
+    const removed = this.#refusesMoveAsRemoved(from);
+    if (!removed) this.#followAttempt(from, pageKey, message.attempt, message.epoch);
+    if (removed || !this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
       return;
     }
@@ -665,8 +686,9 @@ class NodeStep {
   }
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
-    this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
-    if (!this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch, false)) {
+    const removed = this.#refusesMoveAsRemoved(from);
+    if (!removed) this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
+    if (removed || !this.#acceptsMoveData(message.pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.readDone', requestId: message.requestId, ok: false, dataToken: null } });
       return;
     }
@@ -677,6 +699,7 @@ class NodeStep {
 
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
     const key = pageKeyText(message.pageKey);
+    if (this.#refusesMoveAsRemoved(from)) return;
     const record = this.next.replicas[key]?.context.record;
     // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
     const commitBeingPersisted = [...this.next.read('continuations').values()].some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
@@ -709,7 +732,7 @@ class NodeStep {
       if (server === this.#self) {
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId, from: null }), pageKey: null });
       } else {
-        this.effects.push({ type: 'peer.send', to: server, message: { type: 'flush.request', flushId } });
+        this.effects.push({ type: 'peer.send', to: server, message: { type: 'flush.request', flushId, membershipEpoch: this.next.membership.epoch } });
       }
     }
     this.effects.push({ type: 'timer.set', timerId: `flush|${flushId}|${flush.retries}`, delayMs: this.next.config.peerRetryDelayMs });
@@ -763,11 +786,18 @@ class NodeStep {
         return;
       }
       case 'flush.request':
+        // A sender behind on membership may not know every member that holds data: it learns our record and waits for them too.
+        if (this.next.membership.epoch > message.membershipEpoch) this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
         return;
-      case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok);
+      case 'flush.done':
+        // Done under a record we have not adopted yet (its update may still be on its way): the retry asks again once we have it.
+        if (message.membershipEpoch > this.next.membership.epoch) return;
+        return this.#flushPartDone(message.flushId, from, message.ok);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'membership.update': return receiveMembership(this, from, message.membership);
+      case 'leave.check': return receiveLeaveCheck(this, from, message.membership);
+      case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       default: assertNever(message, 'peer message');
     }
   }
@@ -852,8 +882,10 @@ class NodeStep {
       }
       case 'flush.synced':
         if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok);
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch } });
         return;
+      case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
+      case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
     }
   }
@@ -892,6 +924,7 @@ class NodeStep {
         this.next.flushes[subject] = { ...flush, retries: flush.retries + 1 };
         return this.#sendFlush(subject);
       }
+      case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       default: return;
     }
   }
@@ -933,6 +966,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
     }
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
+    case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     default: return false;
   }
 }

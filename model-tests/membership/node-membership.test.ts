@@ -26,13 +26,22 @@ function startedNode(self: string, membership: Membership | null = null): NodeSt
   return state;
 }
 
+/**
+ * Steps the node through the inputs; the metadata store completes every
+ * membership commit at once (what a node does before and after its record is
+ * durable is tested in membership-durability.test.ts).
+ */
 function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
   const all: NodeEffect[] = [];
   let current = state;
-  for (const input of inputs) {
+  const pending = [...inputs];
+  for (let input = pending.shift(); input; input = pending.shift()) {
     const [next, effects] = nodeStep(current, input);
     current = next;
     all.push(...effects);
+    for (const effect of effects) {
+      if (effect.type === 'meta.commit' && effect.completionId && effect.writes.every((write) => write.kind === 'membership')) pending.unshift({ type: 'io.done', completionId: effect.completionId, ok: true });
+    }
   }
   return [current, all];
 }
@@ -58,7 +67,7 @@ describe('membership in the pure node', () => {
     expect(adminReplies(effects)).toEqual([{ ok: true, message: expect.stringContaining('membership epoch 1') }]);
     expect(after.membership.epoch).toBe(1);
     expect(after.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2', 's3', 's4']);
-    expect(effects).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: after.membership }] });
+    expect(effects).toContainEqual({ type: 'meta.commit', completionId: expect.any(String), writes: [{ kind: 'membership', membership: after.membership }] });
     expect(effects).toContainEqual({ type: 'membership.changed', membership: after.membership });
     expect(sentTo(effects, 'membership.update').sort()).toEqual(['s2', 's3', 's4']);
     expect(sentTo(effects, 'volume.define')).toEqual(['s4']);
@@ -76,7 +85,7 @@ describe('membership in the pure node', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4'));
     const [s2, adopted] = run(startedNode('s2', bootstrap), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: s1.membership } });
     expect(s2.membership).toEqual(s1.membership);
-    expect(adopted).toContainEqual({ type: 'meta.commit', completionId: null, writes: [{ kind: 'membership', membership: s1.membership }] });
+    expect(adopted).toContainEqual({ type: 'meta.commit', completionId: expect.any(String), writes: [{ kind: 'membership', membership: s1.membership }] });
     expect(sentTo(adopted, 'volume.define')).toEqual(['s4']);
     // s3 was down during the join and announces the bootstrap record when it comes back: s2 answers with the newer one.
     const [unchanged, answered] = run(s2, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: bootstrap } });
@@ -136,7 +145,10 @@ describe('membership in the pure node', () => {
       durable: { ...initialDurableRecords([beta], 's3'), replicas: [{ pageKey: { volume: 'beta', page: 0 }, record: { status: 'invalid', epoch: 2, owner: 's2', forwardTo: null } }], membership: draining.membership },
     });
     expect(isReadyToLeave(s3)).toBe(true);
-    const [left, effects] = run(s3, { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's3' } });
+    // Every remaining member has confirmed that no move toward s3 runs (model-tests/membership/leave-safety.test.ts).
+    const [asking] = run(s3, { type: 'admin.changeMembership', requestId: 'r0', change: { kind: 'remove', id: 's3' } });
+    const clear = (from: string): NodeInput => ({ type: 'peer.message', from, message: { type: 'leave.answer', membership: draining.membership, clear: true } });
+    const [left, effects] = run(asking, clear('s1'), clear('s2'), { type: 'admin.changeMembership', requestId: 'r', change: { kind: 'remove', id: 's3' } });
     expect(adminReplies(effects)[0]?.ok).toBe(true);
     expect(left.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
     expect(sentTo(effects, 'membership.update').sort()).toEqual(['s1', 's2']);
@@ -160,7 +172,7 @@ describe('membership in the pure node', () => {
     const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
     const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1' });
     const [syncId] = [...flushing.continuations].find(([, continuation]) => continuation.kind === 'flush.synced')!;
-    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true } });
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, membershipEpoch: s1Draining.membership.epoch } });
     expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
     const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
     const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type { Member, Membership } from '../../machines/membership/membership.js';
+import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/**
+ * Persist, then act: a membership record is acted on — announced to peers,
+ * answered to the administrator, handed to the runtime, used to welcome new
+ * members — only once its metadata commit has completed, so a crash cannot
+ * take back a record that others have already acted on.
+ */
+const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3'] };
+const group = ['s1', 's2', 's3'];
+const member = (id: string): Member => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining: false });
+const bootstrap = bootstrapMembership(group.map(member));
+const addS4: NodeInput = { type: 'admin.changeMembership', requestId: 'add', change: { kind: 'add', member: member('s4') } };
+
+function startedNode(self: string): NodeState {
+  return nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], self), membership: bootstrap } })[0];
+}
+
+/** What a step did besides writing metadata: the actions that must wait for durability. */
+function actions(effects: readonly NodeEffect[]): string[] {
+  return effects.filter((effect) => effect.type !== 'meta.commit').map((effect) => (effect.type === 'peer.send' ? `${effect.message.type}>${effect.to}` : effect.type));
+}
+
+function membershipCommit(effects: readonly NodeEffect[], membership: Membership): string {
+  const commit = effects.find((effect) => effect.type === 'meta.commit');
+  expect(commit).toEqual({ type: 'meta.commit', completionId: expect.any(String), writes: [{ kind: 'membership', membership }] });
+  return (commit as { completionId: string }).completionId;
+}
+
+describe('a membership record is acted on only once durable', () => {
+  it('a change is announced and answered from the commit\'s completion, not before', () => {
+    const [changed, effects] = nodeStep(startedNode('s1'), addS4);
+    expect(changed.membership.epoch).toBe(1);
+    expect(actions(effects)).toEqual([]);
+    // The record already governs this node: a move to a server it marks draining would be refused now.
+    const [, done] = nodeStep(changed, { type: 'io.done', completionId: membershipCommit(effects, changed.membership), ok: true });
+    expect(actions(done).sort()).toEqual(['admin.reply', 'membership.changed', 'membership.update>s2', 'membership.update>s3', 'membership.update>s4', 'volume.define>s4'].sort());
+  });
+
+  it('a failed commit is answered as a failure and announced to no one', () => {
+    const [changed, effects] = nodeStep(startedNode('s1'), addS4);
+    const [, failed] = nodeStep(changed, { type: 'io.done', completionId: membershipCommit(effects, changed.membership), ok: false });
+    expect(failed).toEqual([{ type: 'admin.reply', requestId: 'add', ok: false, message: 'membership epoch 1 could not be persisted' }]);
+  });
+
+  it('a record adopted from a peer reaches the runtime and greets new members only once durable', () => {
+    const withS4 = changedMembership(bootstrap, { kind: 'add', member: member('s4') }) as Membership;
+    const [adopted, effects] = nodeStep(startedNode('s2'), { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: withS4 } });
+    expect(adopted.membership).toEqual(withS4);
+    expect(actions(effects)).toEqual([]);
+    const [, done] = nodeStep(adopted, { type: 'io.done', completionId: membershipCommit(effects, withS4), ok: true });
+    expect(actions(done)).toEqual(['membership.changed', 'volume.define>s4']);
+  });
+});
