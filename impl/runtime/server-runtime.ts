@@ -260,7 +260,7 @@ export class ServerRuntime {
         return;
       }
       case 'data.sync':
-        if (effect.pageKey) this.#onPage(effect.pageKey, effect.completionId, () => this.#options.pages.sync(effect.pageKey));
+        if (effect.pageKey) this.#afterPage(effect.pageKey, effect.completionId, () => this.#options.pages.sync(effect.pageKey));
         else this.#afterAllPages(effect.completionId, () => this.#options.pages.sync(null));
         return;
       case 'data.delete':
@@ -330,6 +330,19 @@ export class ServerRuntime {
     void next.then(() => {
       if (this.#pageQueues.get(key) === next) this.#pageQueues.delete(key);
     });
+  }
+
+  /**
+   * A sync of one page waits for the operations issued on the page before it
+   * (so it covers them) but does not hold up those issued after it: the page
+   * store syncs whatever had completed when the sync began, and a later write
+   * is covered by a later sync. A write queued behind a 4 MiB fdatasync would
+   * otherwise wait the whole sync out (a destination syncs its page once per
+   * piece it receives, while dual writes to that page keep coming).
+   */
+  #afterPage(pageKey: PageKey, completionId: string, operation: () => Promise<void>): void {
+    const previous = this.#pageQueues.get(pageKeyText(pageKey)) ?? Promise.resolve();
+    void previous.then(() => this.#complete(completionId, operation));
   }
 
   /** A sync of every page waits for every page operation issued before it. */
