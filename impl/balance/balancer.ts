@@ -15,7 +15,7 @@
  * machine is told the time; it never reads a clock.
  */
 import type { ServerId } from '../../machines/identifiers.js';
-import { pageKeyText } from '../../machines/identifiers.js';
+import { pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import { initialOwner } from '../../machines/node/volume.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
 import type { AllocationEffect } from '../../machines/allocation/allocation-effects.js';
@@ -154,10 +154,9 @@ export class Balancer {
     const state = this.#options.runtime.state;
     const route = state.routes[text];
     if (route) return route.owner;
-    const [volumeName, pageText] = text.split('/');
-    const volume = state.volumes[volumeName ?? ''];
-    const page = Number(pageText);
-    return volume && Number.isInteger(page) && page >= 0 && page < volume.pageCount ? initialOwner(volume, page) : null;
+    const pageKey = pageKeyOfText(text);
+    const volume = pageKey ? state.volumes[pageKey.volume] : undefined;
+    return pageKey && volume && pageKey.page < volume.pageCount ? initialOwner(volume, pageKey.page) : null;
   }
 
   /** Every page of every volume appears in a sample, cold ones with zero heat: swaps and page-count bounds need them. */

@@ -1,5 +1,5 @@
 import type { ServerId } from '../identifiers.js';
-import { pageKeyText } from '../identifiers.js';
+import { pageKeyOfText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
 import { changedMembership, isNewerMembership, memberIds, memberOf, membershipProblem, membershipText } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
@@ -257,7 +257,7 @@ function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>,
   const self = work.next.config.self;
   for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (!gone.has(route.owner)) continue;
-    const pageKey = pageKeyOf(work, key);
+    const pageKey = pageKeyOfText(key);
     if (!pageKey) continue;
     for (const to of members) if (to !== self) work.effects.push({ type: 'peer.send', to, message: { type: 'route.query', pageKey } });
   }
@@ -267,7 +267,7 @@ function welcome(work: MembershipWork, to: ServerId): void {
   for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
   for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (route.epoch <= 1) continue;
-    const pageKey = pageKeyOf(work, key);
+    const pageKey = pageKeyOfText(key);
     if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
 }
@@ -278,12 +278,6 @@ function pushGivenUpRoutes(work: MembershipWork, members: readonly ServerId[]): 
     if (record?.status !== 'invalid') continue;
     for (const to of members) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
   }
-}
-
-function pageKeyOf(work: MembershipWork, key: string): { volume: string; page: number } | null {
-  const slash = key.lastIndexOf('/');
-  const pageKey = { volume: key.slice(0, slash), page: Number(key.slice(slash + 1)) };
-  return pageKeyText(pageKey) === key && Number.isSafeInteger(pageKey.page) ? pageKey : null;
 }
 
 export function describeMembers(membership: Membership): string {
