@@ -5,6 +5,7 @@ import { changedMembership, isNewerMembership, memberIds, memberOf, membershipPr
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
+import { settleFlushParts } from './flush-barrier.js';
 import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
@@ -229,22 +230,10 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   stopWaitingForFlushesFrom(work, current);
 }
 
-/**
- * A FLUSH waits for every member to sync. A server that left held no page
- * when it left (every page it gave away was synced by its new owner before
- * the flip), so a barrier no longer waits for it; one that waited only for it
- * is complete.
- */
+/** A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete. */
 function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
-    const remaining = flush.remaining.filter((id) => members.has(id));
-    if (remaining.length === flush.remaining.length) continue;
-    if (remaining.length > 0) {
-      work.next.flushes[flushId] = { ...flush, remaining };
-      continue;
-    }
-    delete work.next.flushes[flushId];
-    work.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+    settleFlushParts(work, flushId, flush.remaining.filter((id) => !members.has(id)));
   }
 }
 

@@ -10,6 +10,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
+import { settleFlushParts } from './flush-barrier.js';
 import { moveMachineOf } from './node-machines.js';
 import { isRemembered, remember } from './remembered-origins.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
@@ -739,15 +740,7 @@ class NodeStep {
   }
 
   #flushPartDone(flushId: string, server: ServerId, ok: boolean): void {
-    const flush = this.next.flushes[flushId];
-    if (!flush || !ok) return;
-    const remaining = flush.remaining.filter((candidate) => candidate !== server);
-    if (remaining.length > 0) {
-      this.next.flushes[flushId] = { ...flush, remaining };
-      return;
-    }
-    delete this.next.flushes[flushId];
-    this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+    if (ok) settleFlushParts(this, flushId, [server]);
   }
 
   // ----- inputs from peers, I/O and timers ------------------------------------
