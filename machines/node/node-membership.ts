@@ -6,6 +6,7 @@ import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
 import { settleFlushParts } from './flush-barrier.js';
+import { pushGivenUpRoutes } from './given-up-routes.js';
 import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
@@ -258,14 +259,6 @@ function welcome(work: MembershipWork, to: ServerId): void {
     if (route.epoch <= 1) continue;
     const pageKey = pageKeyOfText(key);
     if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
-  }
-}
-
-function pushGivenUpRoutes(work: MembershipWork, members: readonly ServerId[]): void {
-  for (const replica of Object.values(work.next.read('replicas'))) {
-    const { pageKey, record } = replica.context;
-    if (record?.status !== 'invalid') continue;
-    for (const to of members) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
   }
 }
 

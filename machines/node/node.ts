@@ -11,6 +11,7 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { settleFlushParts } from './flush-barrier.js';
+import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { isRemembered, remember } from './remembered-origins.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
@@ -146,14 +147,10 @@ class NodeStep {
    * them converge without it.
    */
   #repairRoutesAfterRestart(): void {
+    pushGivenUpRoutes(this, this.#group());
     for (const replica of Object.values(this.next.replicas)) {
       const { pageKey, record } = replica.context;
       const key = pageKeyText(pageKey);
-      if (record?.status === 'invalid' && !this.next.moves[key]) {
-        for (const server of this.#group()) {
-          if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
-        }
-      }
       const route = this.next.routes[key];
       if (record?.status === 'valid' && route && route.owner !== this.#self && !this.next.moves[key]) {
         this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
