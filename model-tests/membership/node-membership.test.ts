@@ -191,9 +191,16 @@ describe('membership in the pure node', () => {
       { pageKey: { volume: 'alpha', page: 3 }, to: 's4' },
     ]);
     expect(drainMoves(s1Draining, 1)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
-    // Once a move is running, its page is not planned again and its destination counts as loaded.
+  });
+
+  it('a running drain move is not planned again, and its destination counts as loaded', () => {
+    // Equal weights: s4 and s5 own nothing, so without the running move they tie and s4 (first by id) would get alpha/3.
+    const [s1] = run(startedNode('s1', bootstrap), add('s4', 1), add('s5', 1), drain('s3'));
+    const [s1Draining] = run(s1, drain('s1'));
     const [moving] = run(s1Draining, moveTo(0, 's4'));
-    expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's4' }]);
+    expect(Object.keys(moving.moves)).toEqual(['alpha/0']);
+    // With alpha/0 heading to s4, s4 would hold (1 + 1) / 1 after taking alpha/3 and s5 (0 + 1) / 1: s5 gets it.
+    expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's5' }]);
   });
 
   it('the drain plan moves only pages whose route names this server, not a received copy whose flip it has not learnt yet', () => {
