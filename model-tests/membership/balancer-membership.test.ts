@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultAllocationConfig } from '../../machines/allocation/allocation-config.js';
 import { overShareServers, planMoves } from '../../machines/allocation/allocation-plan.js';
 import type { LoadSample, PageHeat, ServerCapacity } from '../../machines/allocation/load-sample.js';
+import { Balancer } from '../../impl/balance/balancer.js';
 import { RingView } from '../../impl/balance/ring-view.js';
 
 /**
@@ -42,6 +43,17 @@ describe('the balancer under dynamic membership', () => {
     expect(planMoves(sample(draining), limits(['s1', 's2', 's3']), config)).toEqual([]);
     // Nor is any server over its share (which would start an over-share streak): s2's load is its drain's to shed, and s1 and s3 carry 10 each.
     expect([...overShareServers(sample(draining), {}, config)]).toEqual([]);
+  });
+
+  it("the balancer's status expects nothing of a draining member and shares the load among the others by weight", () => {
+    const balancer = new Balancer({
+      runtime: { self: 's1' } as never, allocation: defaultAllocationConfig('s1'), sampleIntervalMs: 1_000, halfLifeMs: 3_000, log: () => {},
+      servers: [{ id: 's1', capacityWeight: 1 }, { id: 's2', capacityWeight: 1 }, { id: 's3', capacityWeight: 2 }],
+      sendReports: async () => true, requestRemoteMove: async () => ({ ok: true, message: '' }), nowMs: () => 0,
+    });
+    balancer.setServers([{ id: 's1', capacityWeight: 1 }, { id: 's2', capacityWeight: 1, draining: true }, { id: 's3', capacityWeight: 2 }]);
+    const { servers } = balancer.status() as { servers: Array<{ id: string; draining: boolean; expectedShare: number }> };
+    expect(servers.map(({ id, draining, expectedShare }) => `${id} ${draining} ${expectedShare.toFixed(3)}`)).toEqual(['s1 false 0.333', 's2 true 0.000', 's3 false 0.667']);
   });
 
   it('the report ring follows the membership and forgets reports of servers that left', () => {
