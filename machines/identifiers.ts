@@ -14,6 +14,19 @@ export function pageKeyText(pageKey: PageKey): string {
   return `${pageKey.volume}/${pageKey.page}`;
 }
 
+/**
+ * The inverse of `pageKeyText`, for maps keyed by page text. The page index
+ * follows the last slash (a volume name may hold slashes); text that
+ * `pageKeyText` cannot have produced — no slash, an empty volume, a page that
+ * is not a non-negative integer in canonical form — is `null`.
+ */
+export function pageKeyOfText(text: string): PageKey | null {
+  const slash = text.lastIndexOf('/');
+  if (slash <= 0) return null;
+  const pageKey = { volume: text.slice(0, slash), page: Number(text.slice(slash + 1)) };
+  return Number.isSafeInteger(pageKey.page) && pageKey.page >= 0 && pageKeyText(pageKey) === text ? pageKey : null;
+}
+
 /** Programmer errors crash loudly; protocol outcomes are returned as values. */
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`assertion failed: ${message}`);

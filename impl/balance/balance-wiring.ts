@@ -21,13 +21,6 @@ export interface RunningBalancer {
   close(): Promise<void>;
 }
 
-/**
- * A draining member keeps its place on the ring (its pages' load still
- * counts) but gets a vanishing capacity share, so the allocation never picks
- * it as a destination and sees any load on it as over its share.
- */
-export const drainingCapacityWeight = 1e-6;
-
 function numberFrom(environment: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = environment[name];
   if (text === undefined || text === '') return fallback;
@@ -82,7 +75,8 @@ export async function startBalancing(group: GroupConfig, self: ServerId, runtime
     balancer,
     followMembership: (membership) => {
       for (const member of membership.members) if (member.admin) adminAddresses.set(member.id, member.admin);
-      balancer.setServers(membership.members.map((member) => ({ id: member.id, capacityWeight: member.draining ? drainingCapacityWeight : member.capacityWeight })));
+      // A draining member keeps its place on the ring (its reports still travel), but the allocation neither moves pages onto it nor off it: its drain does that.
+      balancer.setServers(membership.members.map((member) => ({ id: member.id, capacityWeight: member.capacityWeight, draining: member.draining })));
     },
     close: async () => {
       balancer.stop();

@@ -15,7 +15,7 @@
  * machine is told the time; it never reads a clock.
  */
 import type { ServerId } from '../../machines/identifiers.js';
-import { pageKeyText } from '../../machines/identifiers.js';
+import { pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import { initialOwner } from '../../machines/node/volume.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
 import type { AllocationEffect } from '../../machines/allocation/allocation-effects.js';
@@ -24,7 +24,7 @@ import type { AllocationContext, AllocationEvent } from '../../machines/allocati
 import { allocationMachine } from '../../machines/allocation/allocation.machine.js';
 import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
 import type { LoadSample, PageHeat, ServerCapacity } from '../../machines/allocation/load-sample.js';
-import { maxOverMeanRatio, serverLoads } from '../../machines/allocation/load-sample.js';
+import { balancedServers, maxOverMeanRatio, serverLoads } from '../../machines/allocation/load-sample.js';
 import type { ServerRuntime } from '../runtime/server-runtime.js';
 import type { BlockObservation, LoadReport } from './load-monitor.js';
 import { LoadMonitor } from './load-monitor.js';
@@ -127,18 +127,20 @@ export class Balancer {
     const config = this.#options.allocation;
     const loads = sample ? serverLoads(sample, config) : new Map<ServerId, number>();
     const totalLoad = [...loads.values()].reduce((sum, load) => sum + load, 0);
-    const totalWeight = this.#servers.reduce((sum, server) => sum + server.capacityWeight, 0);
+    // A draining member is expected to carry nothing (its drain moves its pages away), as the allocation weighs it.
+    const balanced = balancedServers(this.#servers);
+    const totalWeight = balanced.reduce((sum, server) => sum + server.capacityWeight, 0);
     return {
       server: this.#options.runtime.self,
       atMs: nowMs,
       state: this.#snapshot.value,
       enabled: JSON.stringify(this.#snapshot.value) !== '"off"',
       servers: this.#servers.map((server) => ({
-        id: server.id, capacityWeight: server.capacityWeight, load: loads.get(server.id) ?? 0,
-        share: totalLoad > 0 ? (loads.get(server.id) ?? 0) / totalLoad : 0, expectedShare: server.capacityWeight / totalWeight,
+        id: server.id, capacityWeight: server.capacityWeight, draining: server.draining === true, load: loads.get(server.id) ?? 0,
+        share: totalLoad > 0 ? (loads.get(server.id) ?? 0) / totalLoad : 0, expectedShare: server.draining === true || totalWeight <= 0 ? 0 : server.capacityWeight / totalWeight,
       })),
       groupLoad: totalLoad,
-      maxOverMean: sample ? maxOverMeanRatio(loads, sample.servers) : 1,
+      maxOverMean: sample && balancedServers(sample.servers).length > 0 ? maxOverMeanRatio(loads, balancedServers(sample.servers)) : 1,
       reports: this.ring.fresh(nowMs).map((report) => ({ server: report.server, ageMs: nowMs - report.takenAtMs, pages: report.pages.length, clients: report.clients })),
       inFlight: Object.values(this.#snapshot.context.inFlight),
       counters: this.#snapshot.context.counters,
@@ -154,10 +156,9 @@ export class Balancer {
     const state = this.#options.runtime.state;
     const route = state.routes[text];
     if (route) return route.owner;
-    const [volumeName, pageText] = text.split('/');
-    const volume = state.volumes[volumeName ?? ''];
-    const page = Number(pageText);
-    return volume && Number.isInteger(page) && page >= 0 && page < volume.pageCount ? initialOwner(volume, page) : null;
+    const pageKey = pageKeyOfText(text);
+    const volume = pageKey ? state.volumes[pageKey.volume] : undefined;
+    return pageKey && volume && pageKey.page < volume.pageCount ? initialOwner(volume, pageKey.page) : null;
   }
 
   /** Every page of every volume appears in a sample, cold ones with zero heat: swaps and page-count bounds need them. */

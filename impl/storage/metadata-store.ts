@@ -6,6 +6,7 @@ import type { PageKey } from '../../machines/identifiers.js';
 import type { DurableRecords, MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership } from '../../machines/membership/membership.js';
+import { isNewerMembership } from '../../machines/membership/membership.js';
 import { assertNever } from '../../machines/identifiers.js';
 import { makeDurableDirectorySync, syncDirectorySync } from './directory-sync.js';
 import {
@@ -167,9 +168,9 @@ export class MetadataStore {
         this.#moves.removeSync(pageKeyText(write.pageKey));
         return;
       case 'membership': {
-        // Epochs only grow, also on disk: a commit issued before a newer one never overwrites it.
+        // Records only grow, also on disk, by the node's one "newer" rule: a commit issued before a newer one never overwrites it.
         const stored = this.#membership.get('current');
-        if (!stored || stored.epoch <= write.membership.epoch) this.#membership.putSync('current', write.membership);
+        if (!stored || !isNewerMembership(stored, write.membership)) this.#membership.putSync('current', write.membership);
         return;
       }
       default:

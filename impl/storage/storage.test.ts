@@ -8,6 +8,7 @@ import type { PageKey } from '../../machines/identifiers.js';
 import type { MoveCheckpoint, MoveInput } from '../../machines/migration/checkpoint.js';
 import type { MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { isNewerMembership } from '../../machines/membership/membership.js';
 import { crashPattern, crashVolume } from './crash-writer.js';
 import { MetadataStore } from './metadata-store.js';
 import { PageStore } from './page-store.js';
@@ -115,6 +116,16 @@ describe('metadata store', () => {
     await expect(second.commit([{ kind: 'membership', membership: { epoch: 4, members: [member('s1'), member('s1')] } }])).rejects.toThrow(/repeat/);
     await expect(second.commit([{ kind: 'membership', membership: { epoch: 4, members: [{ ...member('s1'), capacityWeight: 0 }] } }])).rejects.toThrow(/capacityWeight/);
     expect(second.load().membership).toEqual(newer);
+    // Two records at one epoch: the store keeps the one the node's rule ranks newer, whatever the commit order.
+    const rivalA = { epoch: 5, members: [member('s1'), member('s2')] };
+    const rivalB = { epoch: 5, members: [member('s1'), member('s3')] };
+    const [higher, lower] = isNewerMembership(rivalA, rivalB) ? [rivalA, rivalB] : [rivalB, rivalA];
+    expect(isNewerMembership(higher, lower)).toBe(true);
+    await second.commit([{ kind: 'membership', membership: higher }]);
+    await second.commit([{ kind: 'membership', membership: lower }]);
+    expect(second.load().membership).toEqual(higher);
+    await second.commit([{ kind: 'membership', membership: higher }]);
+    expect(second.load().membership).toEqual(higher);
   });
 
   it('applies a multi-write commit all together, and a commit with an invalid write not at all', async () => {

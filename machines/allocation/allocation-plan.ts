@@ -3,13 +3,16 @@ import { pageKeyText } from '../identifiers.js';
 import type { MoveKind } from '../migration/checkpoint.js';
 import type { AllocationConfig } from './allocation-config.js';
 import type { LoadSample, PageHeat } from './load-sample.js';
-import { imbalance, isSequentialStream, pageLoad } from './load-sample.js';
+import { balancedServers, imbalance, isSequentialStream, pageLoad } from './load-sample.js';
 
 /**
  * The allocation rules as pure functions of one sample: which servers are
  * over their share, and which moves to request. The machine decides *when*
  * to plan (hysteresis, the on/off switch, the bound on moves in flight);
- * this file decides *what* to move.
+ * this file decides *what* to move. Draining members are left out of the
+ * sample's servers before anything is weighed (`balancedServers`): no page
+ * is planned onto them, and their pages are left to their drain, so the
+ * allocation and the drain never move the same server's pages.
  */
 export interface MoveRequest {
   readonly pageKey: PageKey;
@@ -66,6 +69,12 @@ export function projectedView(sample: LoadSample, inFlight: Readonly<Record<stri
   return { owners, loads, pageCounts, pageLoads, pages };
 }
 
+/** The sample as the allocation weighs it: draining members, their weight and their pages' load left out. */
+function withoutDraining(sample: LoadSample): LoadSample {
+  const servers = balancedServers(sample.servers);
+  return servers.length === sample.servers.length ? sample : { ...sample, servers };
+}
+
 function totals(sample: LoadSample, view: View): { load: number; weight: number; pages: number } {
   let load = 0;
   let weight = 0;
@@ -77,7 +86,8 @@ function totals(sample: LoadSample, view: View): { load: number; weight: number;
 }
 
 /** Servers over their share by both the relative threshold and the absolute floor, on the projected placement. */
-export function overShareServers(sample: LoadSample, inFlight: Readonly<Record<string, InFlightMove>>, config: AllocationConfig): Set<ServerId> {
+export function overShareServers(fullSample: LoadSample, inFlight: Readonly<Record<string, InFlightMove>>, config: AllocationConfig): Set<ServerId> {
+  const sample = withoutDraining(fullSample);
   const view = projectedView(sample, inFlight, config);
   const total = totals(sample, view);
   const over = new Set<ServerId>();
@@ -111,7 +121,8 @@ interface Candidate {
  * page back (a swap), so hot pages spread by load while page counts, and so
  * storage, stay near the capacity weights instead of drifting.
  */
-export function planMoves(sample: LoadSample, limits: PlanLimits, config: AllocationConfig): MoveRequest[] {
+export function planMoves(fullSample: LoadSample, limits: PlanLimits, config: AllocationConfig): MoveRequest[] {
+  const sample = withoutDraining(fullSample);
   const planned: MoveRequest[] = [];
   let budget = Math.min(config.movesPerSampleMax, config.concurrentMovesMax - Object.keys(limits.inFlight).length);
   if (budget <= 0) return planned;

@@ -13,6 +13,18 @@ export interface ServerCapacity {
   readonly id: ServerId;
   /** Relative share of the group's load this server should carry. */
   readonly capacityWeight: number;
+  /**
+   * A draining member may not receive pages, and its own pages are its drain's
+   * to move (machines/membership/drain-plan.ts), not the allocation's: it is
+   * neither a destination nor a source, and its weight and load stay out of
+   * every share. Absent means an active member.
+   */
+  readonly draining?: boolean;
+}
+
+/** The servers the allocation balances among: the sample's members that are not draining. */
+export function balancedServers(servers: readonly ServerCapacity[]): ServerCapacity[] {
+  return servers.filter((server) => server.draining !== true);
 }
 
 export interface PageHeat {

@@ -31,8 +31,10 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
     const to = move.snapshot.context.destination;
     if (move.snapshot.status === 'active' && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
   }
+  // Only pages this server serves: a valid copy whose route names another server is one this server received
+  // but has not yet learnt it owns (the flip's push is on its way); it is moved once the route names it.
   const pages = Object.entries(state.replicas)
-    .filter(([key, replica]) => replica.context.record?.status === 'valid' && !state.moves[key])
+    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes[key]?.owner ?? self) === self && !state.moves[key])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, movesToStartMax);
   return pages.map(([, replica]) => {

@@ -1,10 +1,12 @@
 import type { ServerId } from '../identifiers.js';
-import { pageKeyText } from '../identifiers.js';
+import { pageKeyOfText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
 import { changedMembership, isNewerMembership, memberIds, memberOf, membershipProblem, membershipText } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
+import { settleFlushParts } from './flush-barrier.js';
+import { pushGivenUpRoutes } from './given-up-routes.js';
 import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
@@ -229,22 +231,10 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   stopWaitingForFlushesFrom(work, current);
 }
 
-/**
- * A FLUSH waits for every member to sync. A server that left held no page
- * when it left (every page it gave away was synced by its new owner before
- * the flip), so a barrier no longer waits for it; one that waited only for it
- * is complete.
- */
+/** A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete. */
 function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
-    const remaining = flush.remaining.filter((id) => members.has(id));
-    if (remaining.length === flush.remaining.length) continue;
-    if (remaining.length > 0) {
-      work.next.flushes[flushId] = { ...flush, remaining };
-      continue;
-    }
-    delete work.next.flushes[flushId];
-    work.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+    settleFlushParts(work, flushId, flush.remaining.filter((id) => !members.has(id)));
   }
 }
 
@@ -257,7 +247,7 @@ function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>,
   const self = work.next.config.self;
   for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (!gone.has(route.owner)) continue;
-    const pageKey = pageKeyOf(work, key);
+    const pageKey = pageKeyOfText(key);
     if (!pageKey) continue;
     for (const to of members) if (to !== self) work.effects.push({ type: 'peer.send', to, message: { type: 'route.query', pageKey } });
   }
@@ -267,23 +257,9 @@ function welcome(work: MembershipWork, to: ServerId): void {
   for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
   for (const [key, route] of Object.entries(work.next.read('routes'))) {
     if (route.epoch <= 1) continue;
-    const pageKey = pageKeyOf(work, key);
+    const pageKey = pageKeyOfText(key);
     if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
-}
-
-function pushGivenUpRoutes(work: MembershipWork, members: readonly ServerId[]): void {
-  for (const replica of Object.values(work.next.read('replicas'))) {
-    const { pageKey, record } = replica.context;
-    if (record?.status !== 'invalid') continue;
-    for (const to of members) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
-  }
-}
-
-function pageKeyOf(work: MembershipWork, key: string): { volume: string; page: number } | null {
-  const slash = key.lastIndexOf('/');
-  const pageKey = { volume: key.slice(0, slash), page: Number(key.slice(slash + 1)) };
-  return pageKeyText(pageKey) === key && Number.isSafeInteger(pageKey.page) ? pageKey : null;
 }
 
 export function describeMembers(membership: Membership): string {

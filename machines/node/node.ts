@@ -10,6 +10,8 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
+import { settleFlushParts } from './flush-barrier.js';
+import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { isRemembered, remember } from './remembered-origins.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
@@ -145,14 +147,10 @@ class NodeStep {
    * them converge without it.
    */
   #repairRoutesAfterRestart(): void {
+    pushGivenUpRoutes(this, this.#group());
     for (const replica of Object.values(this.next.replicas)) {
       const { pageKey, record } = replica.context;
       const key = pageKeyText(pageKey);
-      if (record?.status === 'invalid' && !this.next.moves[key]) {
-        for (const server of this.#group()) {
-          if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: record.owner, epoch: record.epoch } });
-        }
-      }
       const route = this.next.routes[key];
       if (record?.status === 'valid' && route && route.owner !== this.#self && !this.next.moves[key]) {
         this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
@@ -739,15 +737,7 @@ class NodeStep {
   }
 
   #flushPartDone(flushId: string, server: ServerId, ok: boolean): void {
-    const flush = this.next.flushes[flushId];
-    if (!flush || !ok) return;
-    const remaining = flush.remaining.filter((candidate) => candidate !== server);
-    if (remaining.length > 0) {
-      this.next.flushes[flushId] = { ...flush, remaining };
-      return;
-    }
-    delete this.next.flushes[flushId];
-    this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'ok' }, dataToken: null });
+    if (ok) settleFlushParts(this, flushId, [server]);
   }
 
   // ----- inputs from peers, I/O and timers ------------------------------------

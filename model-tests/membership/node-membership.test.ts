@@ -191,8 +191,27 @@ describe('membership in the pure node', () => {
       { pageKey: { volume: 'alpha', page: 3 }, to: 's4' },
     ]);
     expect(drainMoves(s1Draining, 1)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
-    // Once a move is running, its page is not planned again and its destination counts as loaded.
+  });
+
+  it('a running drain move is not planned again, and its destination counts as loaded', () => {
+    // Equal weights: s4 and s5 own nothing, so without the running move they tie and s4 (first by id) would get alpha/3.
+    const [s1] = run(startedNode('s1', bootstrap), add('s4', 1), add('s5', 1), drain('s3'));
+    const [s1Draining] = run(s1, drain('s1'));
     const [moving] = run(s1Draining, moveTo(0, 's4'));
-    expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's4' }]);
+    expect(Object.keys(moving.moves)).toEqual(['alpha/0']);
+    // With alpha/0 heading to s4, s4 would hold (1 + 1) / 1 after taking alpha/3 and s5 (0 + 1) / 1: s5 gets it.
+    expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's5' }]);
+  });
+
+  it('the drain plan moves only pages whose route names this server, not a received copy whose flip it has not learnt yet', () => {
+    const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
+    const [s1Draining] = run(s1, drain('s1'));
+    // As if s1 held alpha/3 as a committed destination whose table still names the source s2 (the flip's push is on its way).
+    const committedDestination: NodeState = { ...s1Draining, routes: { ...s1Draining.routes, 'alpha/3': { owner: 's2', epoch: 1 } } };
+    expect(committedDestination.replicas['alpha/3']?.context.record?.status).toBe('valid');
+    expect(drainMoves(committedDestination, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
+    // A page with no route entry is this server's (the node's lookup reads it so), and is planned.
+    const { 'alpha/3': _unrouted, ...routesWithout } = s1Draining.routes;
+    expect(drainMoves({ ...s1Draining, routes: routesWithout }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
   });
 });
