@@ -245,9 +245,33 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
-  const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
-  const restText = renamed ? renameServers(rest, renamed) : rest;
-  return { servers, network, rest: { text: restText, parts: restText.split(mintedIdSplitter), renamed: [], signature: null } };
+  return { servers, network, rest: renamedPiece(restPiece(world), renamed) };
+}
+
+/**
+ * The piece of everything outside servers and network. Its parts change far
+ * less often than the servers do (a delivered message usually answers no
+ * client), and a world shares them with its parent by reference, so the
+ * piece is remembered per combination of the four objects (nested WeakMaps);
+ * a world with a violation, which ends the search, is not remembered.
+ */
+const restPieces = new WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, Piece>>>>();
+
+function restPiece(world: World): Piece {
+  const build = () => pieceOf(JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]));
+  if (world.violation !== null) return build();
+  const level = <K extends object, V>(map: WeakMap<K, V>, key: K, make: () => V): V => {
+    let value = map.get(key);
+    if (value === undefined) {
+      value = make();
+      map.set(key, value);
+    }
+    return value;
+  };
+  const byRegisters = level(restPieces, world.clients, () => new WeakMap<object, WeakMap<object, WeakMap<object, Piece>>>());
+  const byBudgets = level(byRegisters, world.registers, () => new WeakMap<object, WeakMap<object, Piece>>());
+  const bySightings = level(byBudgets, world.budgets, () => new WeakMap<object, Piece>());
+  return level(bySightings, world.sightings, build);
 }
 
 /**
