@@ -249,29 +249,26 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
 }
 
 /**
- * The piece of everything outside servers and network. Its parts change far
- * less often than the servers do (a delivered message usually answers no
- * client), and a world shares them with its parent by reference, so the
- * piece is remembered per combination of the four objects (nested WeakMaps);
- * a world with a violation, which ends the search, is not remembered.
+ * The piece of everything outside servers and network: the JSON text of
+ * [clients, registers, budgets, sightings, violation]. A world shares the
+ * first four objects with its parent unless it changed them (a delivered
+ * message usually answers no client), so each one's JSON text is remembered
+ * per object and the piece's text is joined from them (the same text as
+ * stringifying the array); the piece itself is interned by that text.
  */
-const restPieces = new WeakMap<object, WeakMap<object, WeakMap<object, WeakMap<object, Piece>>>>();
+const componentTexts = new WeakMap<object, string>();
+
+function componentText(value: object): string {
+  let text = componentTexts.get(value);
+  if (text === undefined) {
+    text = JSON.stringify(value);
+    componentTexts.set(value, text);
+  }
+  return text;
+}
 
 function restPiece(world: World): Piece {
-  const build = () => pieceOf(JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]));
-  if (world.violation !== null) return build();
-  const level = <K extends object, V>(map: WeakMap<K, V>, key: K, make: () => V): V => {
-    let value = map.get(key);
-    if (value === undefined) {
-      value = make();
-      map.set(key, value);
-    }
-    return value;
-  };
-  const byRegisters = level(restPieces, world.clients, () => new WeakMap<object, WeakMap<object, WeakMap<object, Piece>>>());
-  const byBudgets = level(byRegisters, world.registers, () => new WeakMap<object, WeakMap<object, Piece>>());
-  const bySightings = level(byBudgets, world.budgets, () => new WeakMap<object, Piece>());
-  return level(bySightings, world.sightings, build);
+  return pieceOf(`[${componentText(world.clients)},${componentText(world.registers)},${componentText(world.budgets)},${componentText(world.sightings)},${JSON.stringify(world.violation)}]`);
 }
 
 /**

@@ -8,8 +8,7 @@ import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, isTimerLive } from '../../machines/node/node.js';
-import { rememberedNodeStep } from './node-step-memo.js';
+import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
 import { envelopeKey, rememberedCascade } from './server-step-memo.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -199,7 +198,7 @@ function runCascade(world: World, start: SimServer, input: NodeInput): CascadeRe
   for (let processed = 0; inputs.length > 0; processed += 1) {
     assert(processed < 10_000, 'a node step cascade is bounded');
     if (!cascade.server.up) return cascade;
-    const [node, effects] = rememberedNodeStep(cascade.server.node, inputs.shift() as NodeInput);
+    const [node, effects] = nodeStep(cascade.server.node, inputs.shift() as NodeInput);
     if (node !== cascade.server.node) cascade.server = { ...cascade.server, node };
     for (const effect of effects) execute(world, cascade, effect, inputs);
   }
