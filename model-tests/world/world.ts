@@ -134,7 +134,7 @@ export function initialWorld(config: WorldConfig): World {
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
-  for (let index = 0; index < servers.length; index += 1) world = startServer(world, index);
+  for (let index = 0; index < servers.length; index += 1) world = startServer(world, index, 0);
   return world;
 }
 
@@ -151,12 +151,21 @@ function durableRecordsOf(world: World, server: SimServer): DurableRecords {
   };
 }
 
-function startServer(world: World, index: number): World {
+/**
+ * Starts server `index` from its durable records (`incarnationIncrement` 1:
+ * a restart after a crash). The start depends on the server's durable state
+ * and the fixed volume alone, so it is remembered per server object like
+ * any other cascade: with crashes remembered too (see crashedServer), a
+ * restarted server is one shared object and the cascades after it hit.
+ */
+function startServer(world: World, index: number, incarnationIncrement: 0 | 1): World {
   const server = world.servers[index];
   assert(server, 'server exists');
-  const node = emptyNodeState(server.node.config, server.incarnation);
-  const started = replaceServer(world, index, { ...server, up: true, node, pendingMeta: [], tokens: {}, timers: [] });
-  return runNode(started, index, null, (same) => same, { type: 'node.start', durable: durableRecordsOf(started, server) });
+  const prepare = (before: SimServer): SimServer => {
+    const incarnation = before.incarnation + incarnationIncrement;
+    return { ...before, incarnation, up: true, node: emptyNodeState(before.node.config, incarnation), pendingMeta: [], tokens: {}, timers: [] };
+  };
+  return runNode(world, index, `start|${incarnationIncrement}`, prepare, { type: 'node.start', durable: durableRecordsOf(world, server) });
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -444,9 +453,7 @@ export function applyAction(world: World, action: Action): World {
     }
     case 'crash': return crash(world, action.server);
     case 'restart': {
-      const server = world.servers[action.server];
-      assert(server, 'server exists');
-      return startServer(replaceServer(world, action.server, { ...server, incarnation: server.incarnation + 1 }), action.server);
+      return startServer(world, action.server, 1);
     }
     default: return assertNever(action, 'action');
   }
@@ -495,10 +502,25 @@ function crash(world: World, index: number): World {
     return { ...client, status: 'info' as const };
   });
   registers = registers.slice();
+  return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+}
+
+/**
+ * What a crash leaves of a server: its durable state. A function of the
+ * server and the configuration, remembered per server object (a WeakMap) so
+ * that every crash of one server state yields one shared object, which the
+ * cascade memo can then recognise on restart.
+ */
+const crashedServers = new WeakMap<SimServer, { readonly config: WorldConfig; readonly crashed: SimServer }>();
+
+function crashedServer(server: SimServer, config: WorldConfig): SimServer {
+  const known = crashedServers.get(server);
+  if (known && known.config === config) return known.crashed;
   // In power-loss mode the page data not yet durable is lost too (kill -9 keeps it: the page cache survives).
-  const data = world.config.powerLoss ? server.durableData : server.data;
+  const data = config.powerLoss ? server.durableData : server.data;
   const crashed: SimServer = { ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
-  return { ...replaceServer(world, index, crashed), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+  crashedServers.set(server, { config, crashed });
+  return crashed;
 }
 
 export function describeAction(world: World, action: Action): string {
