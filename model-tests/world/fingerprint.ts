@@ -13,11 +13,10 @@ import type { Envelope, SimServer, World } from './world.js';
  * out what does not (id counters, machine definitions inside snapshots).
  * Messages on an unordered network form a multiset, so they are sorted.
  *
- * The visited set stores the SHA-1 of that text (160 bits, base64). Two
- * different canonical texts collide with probability about n²/2¹⁶¹ for n
- * states: below 10⁻³⁴ for the 10⁷ states a run can hold, so a merge by
- * collision is not a practical concern; the text itself would cost kilobytes
- * per state.
+ * The fingerprint is the SHA-1 of that text (160 bits, base64); the
+ * explorer's visited set keeps 96 bits of it (explorer/visited-set.ts: two
+ * states collide with probability below n²/2⁹⁷, under 10⁻¹⁵ for the 10⁷
+ * states a run can hold); the text itself would cost kilobytes per state.
  *
  * With `symmetric` the fingerprint is the canonical text of one chosen image
  * under the renamings of interchangeable servers (see server-symmetry.ts and
@@ -32,6 +31,11 @@ import type { Envelope, SimServer, World } from './world.js';
  */
 export function fingerprint(world: World, symmetric = false): string {
   return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
+}
+
+/** The same fingerprint as raw bytes (20), for the explorer's compact visited set. */
+export function fingerprintDigest(world: World, symmetric = false): Buffer {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'buffer');
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
