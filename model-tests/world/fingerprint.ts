@@ -126,14 +126,14 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
     append(piece.parts);
   });
   out.push('\n\n');
-  append(rest.parts);
+  for (const piece of rest) append(piece.parts);
   return out.join('');
 }
 
 export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
   const { servers, network, rest } = rawPieces(world, renaming);
-  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.text}`;
+  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.map((piece) => piece.text).join('')}`;
   return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
@@ -241,7 +241,7 @@ function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Pie
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
-function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece } {
+function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
   const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
   const servers = renamed
@@ -249,30 +249,42 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
-  return { servers, network, rest: renamedPiece(restPiece(world), renamed) };
+  return { servers, network, rest: restPieces(world, renamed) };
 }
 
 /**
- * The piece of everything outside servers and network: the JSON text of
- * [clients, registers, budgets, sightings, violation]. A world shares the
- * first four objects with its parent unless it changed them (a delivered
- * message usually answers no client), so each one's JSON text is remembered
- * per object and the piece's text is joined from them (the same text as
- * stringifying the array); the piece itself is interned by that text.
+ * The pieces of everything outside servers and network, whose joined text
+ * is the JSON text of [clients, registers, budgets, sightings, violation]:
+ * literal brackets and commas around one piece per object. A world shares
+ * those objects with its parent unless it changed them (a delivered message
+ * usually answers no client), so each object's piece (its JSON text, split,
+ * and its renamed images) is built once per object (a WeakMap), and no text
+ * of the whole is built or interned per world.
  */
-const componentTexts = new WeakMap<object, string>();
+const objectPieces = new WeakMap<object, Piece>();
+const literal = (text: string): Piece => ({ text, parts: [text], renamed: [], signature: null });
+const openBracket = literal('[');
+const comma = literal(',');
+const noViolationEnd = literal('null]');
 
-function componentText(value: object): string {
-  let text = componentTexts.get(value);
-  if (text === undefined) {
-    text = JSON.stringify(value);
-    componentTexts.set(value, text);
+function objectPiece(value: object): Piece {
+  let piece = objectPieces.get(value);
+  if (piece === undefined) {
+    const text = JSON.stringify(value);
+    piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+    objectPieces.set(value, piece);
   }
-  return text;
+  return piece;
 }
 
-function restPiece(world: World): Piece {
-  return pieceOf(`[${componentText(world.clients)},${componentText(world.registers)},${componentText(world.budgets)},${componentText(world.sightings)},${JSON.stringify(world.violation)}]`);
+function restPieces(world: World, renaming: ServerRenaming | null): Piece[] {
+  const piece = (value: object) => renamedPiece(objectPiece(value), renaming);
+  const end = world.violation === null ? noViolationEnd : renamedPiece(literalPiece(`${JSON.stringify(world.violation)}]`), renaming);
+  return [openBracket, piece(world.clients), comma, piece(world.registers), comma, piece(world.budgets), comma, piece(world.sightings), comma, end];
+}
+
+function literalPiece(text: string): Piece {
+  return { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
 }
 
 /**
