@@ -219,12 +219,18 @@ function runCascade(world: World, start: SimServer, input: NodeInput): CascadeRe
   return cascade;
 }
 
-/** Carries out the world-level part of a cascade, in the order it happened. */
+/**
+ * Carries out the world-level part of a cascade, in the order it happened.
+ * Sent envelopes touch only the network and no other event reads it, so
+ * they are appended together, in order, with one new network array.
+ */
 function replayEvents(world: World, events: readonly CascadeEvent[]): World {
+  if (events.length === 0) return world;
   let next = world;
+  const sent: Envelope[] = [];
   for (const event of events) {
     switch (event.kind) {
-      case 'send': next = { ...next, network: [...next.network, event.envelope] }; break;
+      case 'send': sent.push(event.envelope); break;
       case 'reply': next = completeClient(next, event.requestId, event.ok, event.value); break;
       case 'violation': next = violate(next, event.reason); break;
       case 'moveCompleted': {
@@ -235,7 +241,7 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
       default: assertNever(event, 'cascade event');
     }
   }
-  return next;
+  return sent.length === 0 ? next : { ...next, network: [...next.network, ...sent] };
 }
 
 function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: NodeInput[]): void {
