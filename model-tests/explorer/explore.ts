@@ -76,7 +76,10 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     sightings.dualWriteLanded ||= world.sightings.dualWriteLanded;
     sightings.staleRetry ||= world.sightings.staleRetry;
     sightings.pointerForwarded ||= world.sightings.pointerForwarded;
-    sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...world.sightings.completedAfterCrashAtStages])];
+    const stages = world.sightings.completedAfterCrashAtStages;
+    if (stages.some((stage) => !sightings.completedAfterCrashAtStages.includes(stage))) {
+      sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];
+    }
   };
   const livenessCandidates: Array<[number, World]> = [];
   const finish = (violation: ExploreResult['violation']): ExploreResult => {
