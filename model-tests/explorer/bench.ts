@@ -13,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { referenceBound } from '../world/world-config.js';
 import type { WorldConfig } from '../world/world-config.js';
-import { nodeStepMemoStats } from '../world/node-step-memo.js';
+import { serverStepMemoStats } from '../world/server-step-memo.js';
 import { explore } from './explore.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, 'no-symmetry': { type: 'boolean' } } });
@@ -22,18 +22,18 @@ const symmetry = values['no-symmetry'] !== true;
 
 function run(name: string, config: WorldConfig, statesMax: number): void {
   const cpuBefore = process.cpuUsage();
-  const memoBefore = { ...nodeStepMemoStats };
+  const memoBefore = { ...serverStepMemoStats };
   const result = explore(config, { statesMax, depthMax: 1_000, livenessSamples: 0, livenessEvery: 1, livenessStepsMax: 0, secondsMax, symmetry });
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const capped = result.seconds >= secondsMax;
   const rate = Math.round(result.states / result.seconds);
   const cpuRate = Math.round(result.states / Math.max(cpuSeconds, 1e-9));
-  const hits = nodeStepMemoStats.hits - memoBefore.hits;
-  const misses = nodeStepMemoStats.misses - memoBefore.misses;
+  const hits = serverStepMemoStats.hits - memoBefore.hits;
+  const misses = serverStepMemoStats.misses - memoBefore.misses;
   const outcome = result.violation ? `VIOLATION ${result.violation.property}` : result.complete ? 'exhausted' : capped ? 'NOT exhausted (time cap)' : 'NOT exhausted (state cap)';
   console.log(`${name}: ${result.states} states, ${result.transitions} transitions, depth ${result.depth}, ${result.seconds.toFixed(1)} s, ${rate} states/s; ` +
-    `CPU ${cpuSeconds.toFixed(1)} s, ${cpuRate} states/CPU-s; node steps remembered ${Math.round((100 * hits) / Math.max(1, hits + misses))}%; ` +
+    `CPU ${cpuSeconds.toFixed(1)} s, ${cpuRate} states/CPU-s; server cascades remembered ${Math.round((100 * hits) / Math.max(1, hits + misses))}%; ` +
     `heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB; ${outcome}`);
 }
 

@@ -1,7 +1,8 @@
 import type { Violation } from '../world/properties.js';
 import { checkLiveness } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
-import { fingerprint, forgetInternedPieces } from '../world/fingerprint.js';
+import { fingerprintDigest, forgetInternedPieces } from '../world/fingerprint.js';
+import { VisitedSet } from './visited-set.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -54,21 +55,16 @@ export interface ExploreResult {
   readonly livenessFailure: (TraceStep[] & { reason?: string }) | null;
 }
 
-interface Visit {
-  readonly parent: string | null;
-  readonly action: Action | null;
-}
-
 export function explore(config: WorldConfig, options: ExploreOptions): ExploreResult {
   const started = performance.now();
   const initial = initialWorld(config);
-  const visited = new Map<string, Visit>();
+  // States by 96 bits of their fingerprint, each with the state and action it was first reached by (visited-set.ts).
+  const visited = new VisitedSet();
   const symmetric = options.symmetry !== false;
   forgetInternedPieces();
-  const rootKey = fingerprint(initial, symmetric);
-  visited.set(rootKey, { parent: null, action: null });
+  const root = visited.add(fingerprintDigest(initial, symmetric), -1, null);
   options.onNewState?.(initial);
-  let frontier: Array<[string, World]> = [[rootKey, initial]];
+  let frontier: Array<[number, World]> = [[root, initial]];
   let transitions = 0;
   let depth = 0;
   let deadlocks = 0;
@@ -80,9 +76,12 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     sightings.dualWriteLanded ||= world.sightings.dualWriteLanded;
     sightings.staleRetry ||= world.sightings.staleRetry;
     sightings.pointerForwarded ||= world.sightings.pointerForwarded;
-    sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...world.sightings.completedAfterCrashAtStages])];
+    const stages = world.sightings.completedAfterCrashAtStages;
+    if (stages.some((stage) => !sightings.completedAfterCrashAtStages.includes(stage))) {
+      sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];
+    }
   };
-  const livenessCandidates: Array<[string, World]> = [];
+  const livenessCandidates: Array<[number, World]> = [];
   const finish = (violation: ExploreResult['violation']): ExploreResult => {
     let livenessFailure: ExploreResult['livenessFailure'] = null;
     for (const [key, world] of violation ? [] : livenessCandidates) {
@@ -97,13 +96,12 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length, livenessFailure,
     };
   };
-  const traceTo = (key: string, last: TraceStep | null): TraceStep[] => {
+  const traceTo = (key: number, last: TraceStep | null): TraceStep[] => {
     const actions: Action[] = [];
-    for (let cursor: string | null = key; cursor !== null;) {
-      const visit = visited.get(cursor);
-      if (!visit || visit.action === null) break;
-      actions.unshift(visit.action);
-      cursor = visit.parent;
+    for (let cursor = key; cursor >= 0; cursor = visited.parentOf(cursor)) {
+      const action = visited.actionOf(cursor);
+      if (action === null) break;
+      actions.unshift(action);
     }
     const steps: TraceStep[] = [];
     let world = initial;
@@ -116,7 +114,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
 
   while (frontier.length > 0) {
     if (depth >= options.depthMax) { complete = false; break; }
-    const next: Array<[string, World]> = [];
+    const next: Array<[number, World]> = [];
     for (const [key, world] of frontier) {
       if (options.secondsMax !== undefined && (performance.now() - started) / 1000 > options.secondsMax) { timedOut = true; break; }
       const actions = enabledActions(world);
@@ -127,15 +125,15 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
-        const successorKey = fingerprint(successor, symmetric);
+        const successorDigest = fingerprintDigest(successor, symmetric);
         // A state already visited passed checkState then (its fingerprint keeps everything the state properties read,
         // and they are blind to server names), so only the transition is checked again.
-        const seen = visited.has(successorKey);
+        const seen = visited.find(successorDigest) >= 0;
         const violation = (seen ? null : checkState(successor)) ?? checkTransition(world, successor);
         if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
         if (seen) continue;
         if (visited.size >= options.statesMax) { complete = false; continue; }
-        visited.set(successorKey, { parent: key, action });
+        const successorKey = visited.add(successorDigest, key, action);
         merge(successor);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);

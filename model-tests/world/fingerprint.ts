@@ -13,11 +13,10 @@ import type { Envelope, SimServer, World } from './world.js';
  * out what does not (id counters, machine definitions inside snapshots).
  * Messages on an unordered network form a multiset, so they are sorted.
  *
- * The visited set stores the SHA-1 of that text (160 bits, base64). Two
- * different canonical texts collide with probability about n²/2¹⁶¹ for n
- * states: below 10⁻³⁴ for the 10⁷ states a run can hold, so a merge by
- * collision is not a practical concern; the text itself would cost kilobytes
- * per state.
+ * The fingerprint is the SHA-1 of that text (160 bits, base64); the
+ * explorer's visited set keeps 96 bits of it (explorer/visited-set.ts: two
+ * states collide with probability below n²/2⁹⁷, under 10⁻¹⁵ for the 10⁷
+ * states a run can hold); the text itself would cost kilobytes per state.
  *
  * With `symmetric` the fingerprint is the canonical text of one chosen image
  * under the renamings of interchangeable servers (see server-symmetry.ts and
@@ -32,6 +31,11 @@ import type { Envelope, SimServer, World } from './world.js';
  */
 export function fingerprint(world: World, symmetric = false): string {
   return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
+}
+
+/** The same fingerprint as raw bytes (20), for the explorer's compact visited set. */
+export function fingerprintDigest(world: World, symmetric = false): Buffer {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'buffer');
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
@@ -122,14 +126,14 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
     append(piece.parts);
   });
   out.push('\n\n');
-  append(rest.parts);
+  for (const piece of rest) append(piece.parts);
   return out.join('');
 }
 
 export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): string {
   const names = new Map<string, string>();
   const { servers, network, rest } = rawPieces(world, renaming);
-  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.text}`;
+  const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.map((piece) => piece.text).join('')}`;
   return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
     if (name === undefined) {
@@ -237,7 +241,7 @@ function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Pie
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
-function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece } {
+function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
   const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
   const servers = renamed
@@ -245,9 +249,42 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
-  const rest = JSON.stringify([world.clients, world.registers, world.budgets, world.sightings, world.violation]);
-  const restText = renamed ? renameServers(rest, renamed) : rest;
-  return { servers, network, rest: { text: restText, parts: restText.split(mintedIdSplitter), renamed: [], signature: null } };
+  return { servers, network, rest: restPieces(world, renamed) };
+}
+
+/**
+ * The pieces of everything outside servers and network, whose joined text
+ * is the JSON text of [clients, registers, budgets, sightings, violation]:
+ * literal brackets and commas around one piece per object. A world shares
+ * those objects with its parent unless it changed them (a delivered message
+ * usually answers no client), so each object's piece (its JSON text, split,
+ * and its renamed images) is built once per object (a WeakMap), and no text
+ * of the whole is built or interned per world.
+ */
+const objectPieces = new WeakMap<object, Piece>();
+const literal = (text: string): Piece => ({ text, parts: [text], renamed: [], signature: null });
+const openBracket = literal('[');
+const comma = literal(',');
+const noViolationEnd = literal('null]');
+
+function objectPiece(value: object): Piece {
+  let piece = objectPieces.get(value);
+  if (piece === undefined) {
+    const text = JSON.stringify(value);
+    piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+    objectPieces.set(value, piece);
+  }
+  return piece;
+}
+
+function restPieces(world: World, renaming: ServerRenaming | null): Piece[] {
+  const piece = (value: object) => renamedPiece(objectPiece(value), renaming);
+  const end = world.violation === null ? noViolationEnd : renamedPiece(literalPiece(`${JSON.stringify(world.violation)}]`), renaming);
+  return [openBracket, piece(world.clients), comma, piece(world.registers), comma, piece(world.budgets), comma, piece(world.sightings), comma, end];
+}
+
+function literalPiece(text: string): Piece {
+  return { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
 }
 
 /**

@@ -8,8 +8,9 @@ import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, isTimerLive } from '../../machines/node/node.js';
-import { rememberedNodeStep } from './node-step-memo.js';
+import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
+import { envelopeKey, rememberedCascade } from './server-step-memo.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
 import { abandon, complete, initialRegister, invoke } from './register-check.js';
@@ -133,7 +134,7 @@ export function initialWorld(config: WorldConfig): World {
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
-  for (let index = 0; index < servers.length; index += 1) world = startServer(world, index);
+  for (let index = 0; index < servers.length; index += 1) world = startServer(world, index, 0);
   return world;
 }
 
@@ -150,12 +151,21 @@ function durableRecordsOf(world: World, server: SimServer): DurableRecords {
   };
 }
 
-function startServer(world: World, index: number): World {
+/**
+ * Starts server `index` from its durable records (`incarnationIncrement` 1:
+ * a restart after a crash). The start depends on the server's durable state
+ * and the fixed volume alone, so it is remembered per server object like
+ * any other cascade: with crashes remembered too (see crashedServer), a
+ * restarted server is one shared object and the cascades after it hit.
+ */
+function startServer(world: World, index: number, incarnationIncrement: 0 | 1): World {
   const server = world.servers[index];
   assert(server, 'server exists');
-  const node = emptyNodeState(server.node.config, server.incarnation);
-  const started = replaceServer(world, index, { ...server, up: true, node, pendingMeta: [], tokens: {}, timers: [] });
-  return runNode(started, index, { type: 'node.start', durable: durableRecordsOf(started, server) });
+  const prepare = (before: SimServer): SimServer => {
+    const incarnation = before.incarnation + incarnationIncrement;
+    return { ...before, incarnation, up: true, node: emptyNodeState(before.node.config, incarnation), pendingMeta: [], tokens: {}, timers: [] };
+  };
+  return runNode(world, index, `start|${incarnationIncrement}`, prepare, { type: 'node.start', durable: durableRecordsOf(world, server) });
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -170,56 +180,101 @@ function indexOf(world: World, id: ServerId): number {
   return index;
 }
 
-/** Feeds one input to a node and carries out its effects, feeding I/O completions back at once. */
-export function runNode(initial: World, index: number, input: NodeInput): World {
-  let world = initial;
+/**
+ * Runs one action's cascade on server `index` (see server-step-memo.ts):
+ * `prepare` adjusts the server for the action, the node steps on `input` and
+ * on every I/O completion its effects feed back, and the cascade's events
+ * are replayed on the world. `key` names the action exactly (null: not
+ * remembered); the cascade is a function of the server, the action and the
+ * fixed configuration, so a remembered one is reused as it is.
+ */
+function runNode(world: World, index: number, key: string | null, prepare: (server: SimServer) => SimServer, input: NodeInput): World {
+  const server = world.servers[index];
+  assert(server, 'server exists');
+  const result = rememberedCascade(server, world.config, key, () => runCascade(world, prepare(server), input));
+  return replayEvents(replaceServer(world, index, result.server), result.events);
+}
+
+interface Cascade {
+  server: SimServer;
+  readonly events: CascadeEvent[];
+}
+
+/** Feeds one input to a node and carries out its effects, feeding I/O completions back at once. Reads only `world`'s configuration. */
+function runCascade(world: World, start: SimServer, input: NodeInput): CascadeResult {
+  const cascade: Cascade = { server: start, events: [] };
   const inputs: NodeInput[] = [input];
   for (let processed = 0; inputs.length > 0; processed += 1) {
     assert(processed < 10_000, 'a node step cascade is bounded');
-    const server = world.servers[index];
-    assert(server, 'server exists');
-    if (!server.up) return world;
-    const [node, effects] = rememberedNodeStep(server.node, inputs.shift() as NodeInput);
-    world = replaceServer(world, index, { ...server, node });
-    for (const effect of effects) world = execute(world, index, effect, inputs);
+    if (!cascade.server.up) return cascade;
+    const [node, effects] = nodeStep(cascade.server.node, inputs.shift() as NodeInput);
+    if (node !== cascade.server.node) cascade.server = { ...cascade.server, node };
+    for (const effect of effects) execute(world, cascade, effect, inputs);
   }
   // Timers of finished work are cancelled, as a runtime does; they would change nothing if they fired.
-  const settled = world.servers[index];
-  if (settled && settled.timers.some((timerId) => !isTimerLive(settled.node, timerId))) {
-    world = replaceServer(world, index, { ...settled, timers: [...new Set(settled.timers.filter((timerId) => isTimerLive(settled.node, timerId)))] });
+  const settled = cascade.server;
+  if (settled.timers.some((timerId) => !isTimerLive(settled.node, timerId))) {
+    cascade.server = { ...settled, timers: [...new Set(settled.timers.filter((timerId) => isTimerLive(settled.node, timerId)))] };
   }
-  return world;
+  return cascade;
 }
 
-function execute(world: World, index: number, effect: NodeEffect, inputs: NodeInput[]): World {
-  const server = world.servers[index];
-  assert(server, 'server exists');
-  const update = (changes: Partial<SimServer>) => replaceServer(world, index, { ...server, ...changes });
+/**
+ * Carries out the world-level part of a cascade, in the order it happened.
+ * Sent envelopes touch only the network and no other event reads it, so
+ * they are appended together, in order, with one new network array.
+ */
+function replayEvents(world: World, events: readonly CascadeEvent[]): World {
+  if (events.length === 0) return world;
+  let next = world;
+  const sent: Envelope[] = [];
+  for (const event of events) {
+    switch (event.kind) {
+      case 'send': sent.push(event.envelope); break;
+      case 'reply': next = completeClient(next, event.requestId, event.ok, event.value); break;
+      case 'violation': next = violate(next, event.reason); break;
+      case 'moveCompleted': {
+        const sightings = next.sightings;
+        next = { ...next, sightings: { ...sightings, moveCompleted: true, completedAfterCrashAtStages: [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b) } };
+        break;
+      }
+      default: assertNever(event, 'cascade event');
+    }
+  }
+  return sent.length === 0 ? next : { ...next, network: [...next.network, ...sent] };
+}
+
+function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: NodeInput[]): void {
+  const server = cascade.server;
+  const update = (changes: Partial<SimServer>) => { cascade.server = { ...server, ...changes }; };
+  const violation = (reason: string) => { cascade.events.push({ kind: 'violation', reason }); };
   switch (effect.type) {
     case 'peer.send': {
       const data = messageDataToken(effect.message);
       const envelope: Envelope = { from: server.id, to: effect.to, message: effect.message, data: data ? server.tokens[data] ?? null : null };
       if (effect.message.type === 'request.forward' && effect.message.hopCount > server.node.config.hopCountMax) {
-        return violate(world, `forwarding loop: request ${effect.message.requestId} took ${effect.message.hopCount} hops`);
+        return violation(`forwarding loop: request ${effect.message.requestId} took ${effect.message.hopCount} hops`);
       }
-      return { ...world, network: [...world.network, envelope] };
+      cascade.events.push({ kind: 'send', envelope });
+      return;
     }
-    case 'client.reply': return completeClient(world, effect.requestId, effect.outcome.status === 'ok', effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null);
-    case 'admin.reply': return world;
+    case 'client.reply':
+      cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null });
+      return;
+    case 'admin.reply': return;
     case 'data.read': {
       const key = pageKeyText(effect.pageKey);
       if (server.meta.replicas[key]?.status === 'invalid' || server.node.replicas[key]?.context.record?.status === 'invalid') {
-        world = violate(world, `${server.id} read ${key} from a copy flagged invalid`);
+        violation(`${server.id} read ${key} from a copy flagged invalid`);
       }
       const page = server.data[key] ?? [];
       const values = Array.from({ length: effect.lengthBlocks }, (_, offset) => page[effect.offsetBlocks + offset] ?? 0);
       inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
-      const current = world.servers[index] as SimServer;
-      return replaceServer(world, index, { ...current, tokens: { ...current.tokens, [effect.intoToken]: values } });
+      return update({ tokens: { ...server.tokens, [effect.intoToken]: values } });
     }
     case 'data.write': {
       const key = pageKeyText(effect.pageKey);
-      if (server.node.replicas[key]?.context.record?.status === 'invalid') world = violate(world, `${server.id} wrote ${key} into a copy flagged invalid`);
+      if (server.node.replicas[key]?.context.record?.status === 'invalid') violation(`${server.id} wrote ${key} into a copy flagged invalid`);
       const source = server.tokens[effect.fromToken];
       assert(source, `token ${effect.fromToken} holds data`);
       const page = (server.data[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
@@ -232,11 +287,11 @@ function execute(world: World, index: number, effect: NodeEffect, inputs: NodeIn
     }
     case 'data.sync': {
       inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
-      if (!world.config.powerLoss) return world;
+      if (!world.config.powerLoss) return;
       if (effect.pageKey === null) return update({ durableData: { ...server.data } });
       const key = pageKeyText(effect.pageKey);
       const page = server.data[key];
-      return page ? update({ durableData: { ...server.durableData, [key]: page } }) : world;
+      return page ? update({ durableData: { ...server.durableData, [key]: page } }) : undefined;
     }
     case 'data.delete': {
       // The source releases its copy only once the flip is durable: the move is complete.
@@ -244,9 +299,8 @@ function execute(world: World, index: number, effect: NodeEffect, inputs: NodeIn
       delete data[pageKeyText(effect.pageKey)];
       const durableData = { ...server.durableData };
       delete durableData[pageKeyText(effect.pageKey)];
-      const sightings = world.sightings;
-      const completed = { ...sightings, moveCompleted: true, completedAfterCrashAtStages: [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b) };
-      return { ...update({ data, durableData }), sightings: completed };
+      cascade.events.push({ kind: 'moveCompleted' });
+      return update({ data, durableData });
     }
     case 'token.release': {
       const tokens = { ...server.tokens };
@@ -257,8 +311,8 @@ function execute(world: World, index: number, effect: NodeEffect, inputs: NodeIn
       if (effect.completionId === null) return update({ meta: applyMeta(server.meta, effect.writes) });
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
     case 'timer.set': return update({ timers: [...server.timers, effect.timerId] });
-    case 'trace': return world;
-    case 'membership.changed': return world;
+    case 'trace': return;
+    case 'membership.changed': return;
     default: return assertNever(effect, 'node effect');
   }
 }
@@ -364,17 +418,20 @@ export function applyAction(world: World, action: Action): World {
       const registers = world.registers.slice();
       registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
       const budgets = action.type === 'client.write' ? { ...world.budgets, writes: world.budgets.writes - 1 } : { ...world.budgets, reads: world.budgets.reads - 1 };
-      let next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
+      const next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
-      if (operation.kind === 'write') next = replaceServer(next, action.server, { ...server, tokens: { ...server.tokens, [`client:${id}`]: [operation.value] } });
-      return runNode(next, action.server, { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } });
+      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } };
+      // The key holds the whole input; a write's token holds its value, which its id (w<value>) names.
+      const prepare = (before: SimServer): SimServer => (operation.kind === 'write' ? { ...before, tokens: { ...before.tokens, [`client:${id}`]: [operation.value] } } : before);
+      return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, prepare, input);
     }
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
       const next: World = { ...world, budgets: { ...world.budgets, moves: world.budgets.moves - 1 } };
       const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
-      return runNode(next, owner, { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount });
+      const input: NodeInput = { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount };
+      return runNode(next, owner, `a|${JSON.stringify(input)}`, (same) => same, input);
     }
     case 'deliver':
     case 'drop':
@@ -391,20 +448,18 @@ export function applyAction(world: World, action: Action): World {
       assert(server, 'server exists');
       const [first, ...rest] = server.pendingMeta;
       assert(first, 'a commit is pending');
-      const next = replaceServer(world, action.server, { ...server, meta: applyMeta(server.meta, first.writes), pendingMeta: rest });
-      return runNode(next, action.server, { type: 'io.done', completionId: first.completionId, ok: true });
+      // The key needs nothing more: the commit made durable is the server's first pending one.
+      return runNode(world, action.server, 'p', (before) => ({ ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }), { type: 'io.done', completionId: first.completionId, ok: true });
     }
     case 'timer': {
       const server = world.servers[action.server];
       assert(server, 'server exists');
-      const next = replaceServer(world, action.server, { ...server, timers: server.timers.filter((timerId) => timerId !== action.timerId) });
-      return runNode(next, action.server, { type: 'timer.fired', timerId: action.timerId });
+      const prepare = (before: SimServer): SimServer => ({ ...before, timers: before.timers.filter((timerId) => timerId !== action.timerId) });
+      return runNode(world, action.server, `t|${action.timerId}`, prepare, { type: 'timer.fired', timerId: action.timerId });
     }
     case 'crash': return crash(world, action.server);
     case 'restart': {
-      const server = world.servers[action.server];
-      assert(server, 'server exists');
-      return startServer(replaceServer(world, action.server, { ...server, incarnation: server.incarnation + 1 }), action.server);
+      return startServer(world, action.server, 1);
     }
     default: return assertNever(action, 'action');
   }
@@ -415,11 +470,10 @@ function deliver(world: World, envelope: Envelope): World {
   const server = world.servers[index];
   assert(server, 'server exists');
   if (!server.up) return world;
-  let next = world;
   const token = messageDataToken(envelope.message);
-  if (token && envelope.data) next = replaceServer(next, index, { ...server, tokens: { ...server.tokens, [token]: envelope.data } });
-  next = noteSightings(next, server, envelope);
-  return runNode(next, index, { type: 'peer.message', from: envelope.from, message: envelope.message });
+  const prepare = (before: SimServer): SimServer => (token && envelope.data ? { ...before, tokens: { ...before.tokens, [token]: envelope.data } } : before);
+  // The envelope's identity names its sender, message and data: envelopes are immutable and shared between worlds.
+  return runNode(noteSightings(world, server, envelope), index, envelopeKey(envelope), prepare, { type: 'peer.message', from: envelope.from, message: envelope.message });
 }
 
 function noteSightings(world: World, receiver: SimServer, envelope: Envelope): World {
@@ -454,10 +508,25 @@ function crash(world: World, index: number): World {
     return { ...client, status: 'info' as const };
   });
   registers = registers.slice();
+  return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+}
+
+/**
+ * What a crash leaves of a server: its durable state. A function of the
+ * server and the configuration, remembered per server object (a WeakMap) so
+ * that every crash of one server state yields one shared object, which the
+ * cascade memo can then recognise on restart.
+ */
+const crashedServers = new WeakMap<SimServer, { readonly config: WorldConfig; readonly crashed: SimServer }>();
+
+function crashedServer(server: SimServer, config: WorldConfig): SimServer {
+  const known = crashedServers.get(server);
+  if (known && known.config === config) return known.crashed;
   // In power-loss mode the page data not yet durable is lost too (kill -9 keeps it: the page cache survives).
-  const data = world.config.powerLoss ? server.durableData : server.data;
+  const data = config.powerLoss ? server.durableData : server.data;
   const crashed: SimServer = { ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
-  return { ...replaceServer(world, index, crashed), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+  crashedServers.set(server, { config, crashed });
+  return crashed;
 }
 
 export function describeAction(world: World, action: Action): string {

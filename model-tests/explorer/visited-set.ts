@@ -1,0 +1,103 @@
+import { assert } from '../../machines/identifiers.js';
+import type { Action } from '../world/world.js';
+
+/**
+ * The explorer's set of visited states, compact: per state a 96-bit prefix
+ * of its SHA-1 fingerprint, the ordinal of the state it was first reached
+ * from and the action that reached it (for counterexample traces).
+ *
+ * Theory of operation. States are numbered in the order they are added
+ * (ordinal 0 is the initial state). Their hashes and parents live in typed
+ * arrays indexed by ordinal; an open-addressing table (linear probing, load
+ * at most one half, doubled when it would pass that) maps a hash to its
+ * ordinal. That is about 40 bytes per state plus the action object, against
+ * a few hundred for a Map from base64 text to a record.
+ *
+ * Collisions: two different fingerprints share a 96-bit prefix with
+ * probability at most n²/2⁹⁷ for n states — below 10⁻¹⁵ for the 10⁷ states
+ * a run can hold — so a state merged by collision is not a practical
+ * concern (the full 160 bits would cost 8 more bytes per state for nothing
+ * measurable).
+ *
+ * Bound: at most `statesMax` states (2³⁰), asserted.
+ */
+export const statesMax = 1 << 30;
+export const digestBytes = 12;
+
+export class VisitedSet {
+  #slots = new Int32Array(1 << 16);
+  #hashes = new Uint32Array(3 << 15);
+  #parents = new Int32Array(1 << 15);
+  readonly #actions: Array<Action | null> = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The ordinal of the state with this digest, or -1. */
+  find(digest: Uint8Array): number {
+    const [a, b, c] = words(digest);
+    const mask = this.#slots.length - 1;
+    for (let slot = a & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.#slots[slot] as number;
+      if (entry === 0) return -1;
+      const ordinal = entry - 1;
+      if (this.#hashes[3 * ordinal] === a && this.#hashes[3 * ordinal + 1] === b && this.#hashes[3 * ordinal + 2] === c) return ordinal;
+    }
+  }
+
+  /** Adds a state not yet in the set; returns its ordinal. */
+  add(digest: Uint8Array, parent: number, action: Action | null): number {
+    assert(this.#size < statesMax, `at most ${statesMax} visited states`);
+    assert(this.find(digest) < 0, 'a state is added once');
+    const ordinal = this.#size;
+    if (ordinal >= this.#parents.length) this.#growRecords();
+    if (2 * (ordinal + 1) > this.#slots.length) this.#growSlots();
+    const [a, b, c] = words(digest);
+    this.#hashes[3 * ordinal] = a;
+    this.#hashes[3 * ordinal + 1] = b;
+    this.#hashes[3 * ordinal + 2] = c;
+    this.#parents[ordinal] = parent;
+    this.#actions.push(action);
+    this.#size += 1;
+    this.#place(ordinal);
+    return ordinal;
+  }
+
+  parentOf(ordinal: number): number {
+    return this.#parents[ordinal] as number;
+  }
+
+  actionOf(ordinal: number): Action | null {
+    return this.#actions[ordinal] ?? null;
+  }
+
+  #place(ordinal: number): void {
+    const mask = this.#slots.length - 1;
+    let slot = (this.#hashes[3 * ordinal] as number) & mask;
+    while (this.#slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.#slots[slot] = ordinal + 1;
+  }
+
+  #growRecords(): void {
+    const capacity = this.#parents.length * 2;
+    const hashes = new Uint32Array(3 * capacity);
+    hashes.set(this.#hashes);
+    this.#hashes = hashes;
+    const parents = new Int32Array(capacity);
+    parents.set(this.#parents);
+    this.#parents = parents;
+  }
+
+  #growSlots(): void {
+    this.#slots = new Int32Array(this.#slots.length * 2);
+    for (let ordinal = 0; ordinal < this.#size; ordinal += 1) this.#place(ordinal);
+  }
+}
+
+function words(digest: Uint8Array): [number, number, number] {
+  assert(digest.length >= digestBytes, 'a digest holds at least 96 bits');
+  const word = (at: number) => ((digest[at] as number) | ((digest[at + 1] as number) << 8) | ((digest[at + 2] as number) << 16) | ((digest[at + 3] as number) << 24)) >>> 0;
+  return [word(0), word(4), word(8)];
+}

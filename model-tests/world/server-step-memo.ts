@@ -1,0 +1,85 @@
+import type { Envelope, SimServer } from './world.js';
+
+/**
+ * One server's whole reaction to one action, remembered.
+ *
+ * Theory of operation. An action on server i (a delivered message, a
+ * persisted commit, a fired timer, a client request, a move order) first
+ * adjusts the server (adds a data token, applies the commit, drops the
+ * timer), then runs the node-step cascade: the node steps, its effects are
+ * carried out, the I/O completions are fed back, until no input is left.
+ * Everything that cascade does to the server depends on the server object
+ * and the action alone (and the fixed configuration); what it does to the
+ * rest of the world is a short list of events (messages sent, client
+ * replies, a violation, a move completing) that are replayed on the world in
+ * the order they happened. So the explorer, which meets the same server
+ * object with the same action along every interleaving of independent work
+ * elsewhere, runs each cascade once: a hit returns the same server object
+ * and the same envelope objects, whose fingerprint pieces are already built.
+ *
+ * Keys are exact: the server object's identity (a WeakMap, so an entry dies
+ * with the states that can ask for it), the configuration object's
+ * identity, and an action key naming everything the action carries (an
+ * envelope by its identity, numbered by a WeakMap; a client request or a
+ * move order by its whole content). A miss only costs the cascade; a wrong
+ * hit would be unsound. At most `actionsPerServerMax` entries per server.
+ */
+export type CascadeEvent =
+  | { readonly kind: 'send'; readonly envelope: Envelope }
+  | { readonly kind: 'reply'; readonly requestId: string; readonly ok: boolean; readonly value: number | null }
+  | { readonly kind: 'violation'; readonly reason: string }
+  | { readonly kind: 'moveCompleted' };
+
+export interface CascadeResult {
+  readonly server: SimServer;
+  readonly events: readonly CascadeEvent[];
+}
+
+export interface ServerStepMemoStats {
+  hits: number;
+  misses: number;
+}
+
+export const serverStepMemoStats: ServerStepMemoStats = { hits: 0, misses: 0 };
+
+/** A server object meets a handful of actions (one per message in flight to it, a timer or two, a commit). */
+const actionsPerServerMax = 64;
+
+interface Entry {
+  readonly config: object;
+  readonly result: CascadeResult;
+}
+
+const remembered = new WeakMap<SimServer, Map<string, Entry>>();
+const envelopeSerials = new WeakMap<Envelope, number>();
+let nextEnvelopeSerial = 0;
+
+/** A key naming a delivered envelope by identity (envelopes are immutable and shared between worlds). */
+export function envelopeKey(envelope: Envelope): string {
+  let serial = envelopeSerials.get(envelope);
+  if (serial === undefined) {
+    nextEnvelopeSerial += 1;
+    serial = nextEnvelopeSerial;
+    envelopeSerials.set(envelope, serial);
+  }
+  return `m|${serial}`;
+}
+
+/** `cascade()` run once per (server object, configuration, action key); `key` null: not remembered. */
+export function rememberedCascade(server: SimServer, config: object, key: string | null, cascade: () => CascadeResult): CascadeResult {
+  if (key === null) return cascade();
+  let known = remembered.get(server);
+  const entry = known?.get(key);
+  if (entry && entry.config === config) {
+    serverStepMemoStats.hits += 1;
+    return entry.result;
+  }
+  serverStepMemoStats.misses += 1;
+  const result = cascade();
+  if (!known) {
+    known = new Map();
+    remembered.set(server, known);
+  }
+  if (known.size < actionsPerServerMax) known.set(key, { config, result });
+  return result;
+}
