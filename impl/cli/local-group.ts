@@ -67,6 +67,11 @@ export class LocalGroup {
   }
 
   /** A crash: SIGKILL, no chance to flush or close anything. */
+  /** The process id of a running server, if it runs. */
+  pid(id: string): number | undefined {
+    return this.#processes.get(id)?.pid;
+  }
+
   async kill(id: string): Promise<void> {
     await this.#processes.get(id)?.kill();
     this.#processes.delete(id);
