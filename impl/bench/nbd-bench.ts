@@ -6,11 +6,14 @@
  * the unthrottled page copy rate. A benchmark: it prints figures and ratios
  * and never fails on them. `BENCH_QUICK=1` runs only 4k randwrite and
  * randread QD16 against the blockshift owner and forwarder (no peers, no
- * moves), for quick iteration on the request path.
+ * moves), for quick iteration on the request path, and adds each server's
+ * CPU time per request (user + system, read from /proc around each fio job):
+ * on a machine shared with other work, wall-clock IOPS swing with the load,
+ * while CPU time per request is what the request path itself costs.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { localGroupConfig } from '../cli/group-config.js';
@@ -18,7 +21,7 @@ import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
 
 interface Job { readonly name: string; readonly rw: string; readonly bs: string; readonly iodepth: number }
-interface Result { readonly iops: number; readonly p99Us: number; readonly mibPerSecond: number }
+interface Result { readonly iops: number; readonly p99Us: number; readonly mibPerSecond: number; readonly requestCount: number }
 
 const jobs: Job[] = [
   { name: '4k randwrite QD1', rw: 'randwrite', bs: '4k', iodepth: 1 },
@@ -40,9 +43,17 @@ async function fio(uri: string, job: Job, directory: string, seconds = runtimeSe
     `--size=${sizeMiB}M`, '--time_based', `--runtime=${seconds}`, '--output-format=json', '--randrepeat=0',
   ], (seconds + 60) * 1000, directory);
   if (result.exitCode !== 0) throw new Error(`fio ${job.name} on ${uri}: ${result.stderr}`);
-  const report = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as { jobs: Array<Record<'read' | 'write', { iops: number; bw_bytes: number; clat_ns: { percentile?: Record<string, number> } }>> };
+  const report = JSON.parse(result.stdout.slice(result.stdout.indexOf('{'))) as { jobs: Array<Record<'read' | 'write', { iops: number; bw_bytes: number; total_ios: number; clat_ns: { percentile?: Record<string, number> } }>> };
   const side = job.rw.includes('write') ? report.jobs[0]!.write : report.jobs[0]!.read;
-  return { iops: side.iops, p99Us: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1000, mibPerSecond: side.bw_bytes / 2 ** 20 };
+  return { iops: side.iops, p99Us: (side.clat_ns.percentile?.['99.000000'] ?? 0) / 1000, mibPerSecond: side.bw_bytes / 2 ** 20, requestCount: side.total_ios };
+}
+
+/** A process's CPU time so far (user + system), in µs, from /proc (Linux; clock ticks of 10 ms). */
+function processCpuUs(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('server not running');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
 }
 
 async function waitForPort(check: () => Promise<boolean>): Promise<void> {
@@ -64,10 +75,19 @@ async function main(): Promise<void> {
     if (quick) {
       const quickTargets: Array<[string, string]> = [['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]];
       for (const [, uri] of quickTargets) await fio(uri, jobs[4]!, directory, 2);
+      const servers = ['s1', 's2'];
       for (const job of [jobs[1]!, jobs[2]!]) {
         const results: Result[] = [];
-        for (const [, uri] of quickTargets) results.push(await fio(uri, job, directory));
+        const cpuPerRequest: string[] = [];
+        for (const [name, uri] of quickTargets) {
+          const before = servers.map((id) => processCpuUs(group.pid(id)));
+          const result = await fio(uri, job, directory);
+          results.push(result);
+          const spent = servers.map((id, index) => processCpuUs(group.pid(id)) - before[index]!);
+          cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)}`).join(' + ')} CPU µs per request`);
+        }
         console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}`);
+        console.log(`${''.padEnd(20)} ${cpuPerRequest.join('; ')}`);
       }
       return;
     }

@@ -66,6 +66,11 @@ export class LocalGroup {
     await this.waitUntilUp(id, timeoutMs);
   }
 
+  /** The process id of a running server, if it runs. */
+  pid(id: string): number | undefined {
+    return this.#processes.get(id)?.pid;
+  }
+
   /** A crash: SIGKILL, no chance to flush or close anything. */
   async kill(id: string): Promise<void> {
     await this.#processes.get(id)?.kill();

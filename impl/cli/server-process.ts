@@ -43,6 +43,11 @@ export class ServerProcess {
     }
   }
 
+  /** The operating system's id of the process (benchmarks read its CPU time from /proc). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   get running(): boolean {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PeerEnvelope } from './peer-frame.js';
-import { encodePeerFrame, encodePeerFrameParts, peerFrameBytesMax, PeerFrameDecoder } from './peer-frame.js';
+import { encodePeerFrame, encodePeerFrameParts, peerFrameBytesMax, PeerFrameDecoder, peerProtocolVersion } from './peer-frame.js';
 
 /**
  * The peer wire format: whatever way the stream is cut into chunks, the
@@ -27,13 +27,14 @@ function decodeAll(stream: Buffer, cuts: readonly number[]): Array<{ envelope: P
 }
 
 describe('peer frames', () => {
-  it('a frame is u32 frameBytes | u8 version | u32 headerBytes | header JSON | data, big-endian, and its data part is the caller\'s buffer', () => {
+  it('a frame is u32 frameBytes | u8 version | u32 headerBytes | u8 kind 1 | header JSON | data, big-endian, and its data part is the caller\'s buffer', () => {
     const data = Buffer.from('piece bytes');
     const envelope = message(1);
-    const header = Buffer.from(JSON.stringify(envelope), 'utf8');
+    const header = Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(envelope), 'utf8')]);
     const expected = Buffer.alloc(9 + header.length + data.length);
+    expect(peerProtocolVersion).toBe(2);
     expected.writeUInt32BE(5 + header.length + data.length, 0);
-    expected.writeUInt8(1, 4);
+    expected.writeUInt8(2, 4);
     expected.writeUInt32BE(header.length, 5);
     header.copy(expected, 9);
     data.copy(expected, 9 + header.length);
@@ -69,8 +70,16 @@ describe('peer frames', () => {
   it('refuses a frame longer than the bound before it arrives', () => {
     const prefix = Buffer.alloc(9);
     prefix.writeUInt32BE(peerFrameBytesMax + 1, 0);
-    prefix.writeUInt8(1, 4);
+    prefix.writeUInt8(peerProtocolVersion, 4);
     prefix.writeUInt32BE(10, 5);
     expect(() => new PeerFrameDecoder().push(prefix)).toThrow('malformed peer frame lengths');
+  });
+
+  it('refuses a version 1 frame (a header without a kind byte)', () => {
+    const prefix = Buffer.alloc(9);
+    prefix.writeUInt32BE(15, 0);
+    prefix.writeUInt8(1, 4);
+    prefix.writeUInt32BE(10, 5);
+    expect(() => new PeerFrameDecoder().push(prefix)).toThrow('peer protocol version 1, expected 2');
   });
 });

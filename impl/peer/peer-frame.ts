@@ -2,16 +2,24 @@
  * The wire format between servers of a group.
  *
  * A frame is `u32 frameBytes | u8 version | u32 headerBytes | header | data`,
- * big-endian. The header is the JSON of a `PeerEnvelope` (a `PeerMessage` or
- * the hello that opens a connection); `data` is the bytes the runtime holds
- * under the message's data token, if any. Lengths are checked against fixed
- * bounds before anything is allocated, so a corrupt or hostile stream closes
- * its connection instead of exhausting memory.
+ * big-endian. The header opens with a kind byte: `jsonHeaderKind` is
+ * followed by the JSON of a `PeerEnvelope` (a `PeerMessage` or the hello
+ * that opens a connection); the two per-request messages, `request.forward`
+ * and `request.answer`, are sent in a binary layout of their own
+ * (`compact-request-header.ts`), since every forwarded request pays for
+ * them twice. `data` is the bytes the runtime holds under the message's data
+ * token, if any. Lengths are checked against fixed bounds before anything is
+ * allocated, so a corrupt or hostile stream closes its connection instead of
+ * exhausting memory. Version 2 introduced the kind byte; a version 1 peer is
+ * refused at its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
+import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 1;
+export const peerProtocolVersion = 2;
+/** The header kind whose body is the JSON of an envelope. */
+export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */
 export const peerFrameBytesMax = 64 * 1024 * 1024;
 export const peerHeaderBytesMax = 1024 * 1024;
@@ -37,15 +45,20 @@ export function encodePeerFrame(envelope: PeerEnvelope, data: Buffer | null): Bu
  * them later). A 4 MiB piece copy is thereby never copied on the way out.
  */
 export function encodePeerFrameParts(envelope: PeerEnvelope, data: Buffer | null): Buffer[] {
-  const header = Buffer.from(JSON.stringify(envelope), 'utf8');
+  let head = envelope.kind === 'message' ? encodeCompactRequestHeader(envelope.message, prefixBytes) : null;
+  if (head === null) {
+    const json = JSON.stringify(envelope);
+    head = Buffer.allocUnsafe(prefixBytes + 1 + Buffer.byteLength(json, 'utf8'));
+    head.writeUInt8(jsonHeaderKind, prefixBytes);
+    head.write(json, prefixBytes + 1, 'utf8');
+  }
+  const headerBytes = head.length - prefixBytes;
   const dataBytes = data?.length ?? 0;
-  const frameBytes = 5 + header.length + dataBytes;
-  if (header.length > peerHeaderBytesMax || frameBytes > peerFrameBytesMax) throw new Error(`peer frame of ${frameBytes} bytes exceeds the bound`);
-  const head = Buffer.allocUnsafe(prefixBytes + header.length);
+  const frameBytes = 5 + headerBytes + dataBytes;
+  if (headerBytes > peerHeaderBytesMax || frameBytes > peerFrameBytesMax) throw new Error(`peer frame of ${frameBytes} bytes exceeds the bound`);
   head.writeUInt32BE(frameBytes, 0);
   head.writeUInt8(peerProtocolVersion, 4);
-  head.writeUInt32BE(header.length, 5);
-  header.copy(head, prefixBytes);
+  head.writeUInt32BE(headerBytes, 5);
   return data && dataBytes > 0 ? [head, data] : [head];
 }
 
@@ -79,7 +92,7 @@ export class PeerFrameDecoder {
         const version = prefix.readUInt8(4);
         const headerBytes = prefix.readUInt32BE(5);
         if (version !== peerProtocolVersion) throw new Error(`peer protocol version ${version}, expected ${peerProtocolVersion}`);
-        if (frameBytes > peerFrameBytesMax || headerBytes > peerHeaderBytesMax || headerBytes + 5 > frameBytes) throw new Error('malformed peer frame lengths');
+        if (frameBytes > peerFrameBytesMax || headerBytes < 1 || headerBytes > peerHeaderBytesMax || headerBytes + 5 > frameBytes) throw new Error('malformed peer frame lengths');
         this.#frame = { totalBytes: 4 + frameBytes, headerBytes };
       }
       const { totalBytes, headerBytes } = this.#frame;
@@ -87,7 +100,7 @@ export class PeerFrameDecoder {
       const bytes = this.#take(totalBytes);
       this.#frame = null;
       const dataStart = prefixBytes + headerBytes;
-      frames.push({ envelope: parseEnvelope(bytes.subarray(prefixBytes, dataStart)), data: totalBytes > dataStart ? bytes.subarray(dataStart) : null });
+      frames.push({ envelope: parseEnvelope(bytes, prefixBytes, dataStart), data: totalBytes > dataStart ? bytes.subarray(dataStart) : null });
     }
   }
 
@@ -122,11 +135,14 @@ export class PeerFrameDecoder {
   }
 }
 
-function parseEnvelope(header: Buffer): PeerEnvelope {
-  const value: unknown = JSON.parse(header.toString('utf8'));
+/** The envelope in `bytes[start, end)`: a kind byte, then JSON or a compact request header. */
+function parseEnvelope(bytes: Buffer, start: number, end: number): PeerEnvelope {
+  const kind = bytes.readUInt8(start);
+  if (kind !== jsonHeaderKind) return { kind: 'message', message: decodeCompactRequestHeader(kind, bytes, start + 1, end) };
+  const value: unknown = JSON.parse(bytes.toString('utf8', start + 1, end));
   if (typeof value !== 'object' || value === null || !('kind' in value)) throw new Error('peer frame header is not an envelope');
-  const kind = (value as { kind: unknown }).kind;
-  if (kind === 'hello' && typeof (value as { from?: unknown }).from === 'string') return value as PeerEnvelope;
-  if (kind === 'message' && typeof (value as { message?: { type?: unknown } }).message?.type === 'string') return value as PeerEnvelope;
+  const envelopeKind = (value as { kind: unknown }).kind;
+  if (envelopeKind === 'hello' && typeof (value as { from?: unknown }).from === 'string') return value as PeerEnvelope;
+  if (envelopeKind === 'message' && typeof (value as { message?: { type?: unknown } }).message?.type === 'string') return value as PeerEnvelope;
   throw new Error('unknown peer envelope');
 }

@@ -16,6 +16,7 @@
  * come back as `io.done` inputs; inputs are processed one at a time.
  */
 import { FifoPacer } from './fifo-pacer.js';
+import { NodeTimers } from './node-timers.js';
 import type { RequestOutcome } from '../../machines/effects.js';
 import { assertNever, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
@@ -82,7 +83,7 @@ export class ServerRuntime {
   readonly #tokens = new Map<string, HeldToken>();
   readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
   readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers: NodeTimers;
   readonly #pageQueues = new Map<string, Promise<void>>();
   #metadataQueue: Promise<void> = Promise.resolve();
   readonly #inputs: NodeInput[] = [];
@@ -97,6 +98,12 @@ export class ServerRuntime {
     const copyBytesPerSecond = options.copyThrottleBytesPerSecond ?? 0;
     this.#copyPacer = copyBytesPerSecond > 0 ? new FifoPacer(copyBytesPerSecond) : null;
     this.#options = options;
+    this.#timers = new NodeTimers((timerId) => {
+      // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node
+      // for nothing. (Only request timers are skipped here; the others always reach the node.)
+      if (timerId.startsWith('request|') && !isTimerLive(this.#state, timerId)) return;
+      this.#input({ type: 'timer.fired', timerId });
+    });
     this.#state = emptyNodeState(options.config, options.incarnation);
     const lifetimeMs = options.tokenLifetimeMs ?? 120_000;
     this.#sweeper = setInterval(() => this.#sweepTokens(lifetimeMs), Math.min(lifetimeMs, 10_000));
@@ -120,8 +127,7 @@ export class ServerRuntime {
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#sweeper);
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#timers.stop();
     for (const waiter of this.#clientWaiters.values()) waiter({ outcome: { status: 'error', errno: 108, reason: 'server shutting down' }, data: null });
     this.#clientWaiters.clear();
   }
@@ -284,19 +290,9 @@ export class ServerRuntime {
         });
         return;
       }
-      case 'timer.set': {
-        const existing = this.#timers.get(effect.timerId);
-        if (existing) clearTimeout(existing);
-        const timer = setTimeout(() => {
-          this.#timers.delete(effect.timerId);
-          // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node
-          // for nothing. (Only request timers are skipped here; the others always reach the node.)
-          if (effect.timerId.startsWith('request|') && !isTimerLive(this.#state, effect.timerId)) return;
-          this.#input({ type: 'timer.fired', timerId: effect.timerId });
-        }, effect.delayMs);
-        this.#timers.set(effect.timerId, timer);
+      case 'timer.set':
+        this.#timers.set(effect.timerId, effect.delayMs);
         return;
-      }
       case 'trace':
         this.#options.trace?.(effect);
         return;

@@ -1,0 +1,72 @@
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { NodeTimers } from './node-timers.js';
+
+/**
+ * The runtime's timers against a reference model on a fake clock: every
+ * timer fires once, exactly at its last setting's due time, however timers
+ * of equal and different delays, settings again and stop interleave.
+ */
+const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? Date.now() % 2 ** 31);
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+function recorder(): { timers: NodeTimers; fired: string[] } {
+  const fired: string[] = [];
+  const timers = new NodeTimers((timerId) => fired.push(`${timerId}@${Date.now()}`), () => Date.now());
+  return { timers, fired };
+}
+
+describe('node timers', () => {
+  it('fires timers of one delay in order at their due time, a timer set again only at its later due time, nothing after stop', () => {
+    const start = Date.now();
+    const { timers, fired } = recorder();
+    timers.set('a', 100);
+    vi.advanceTimersByTime(10);
+    timers.set('b', 100);
+    timers.set('c', 30);
+    vi.advanceTimersByTime(20);
+    timers.set('a', 100);
+    vi.advanceTimersByTime(99);
+    expect(fired).toEqual([`c@${start + 40}`, `b@${start + 110}`]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual([`c@${start + 40}`, `b@${start + 110}`, `a@${start + 130}`]);
+    expect(timers.pendingCount).toBe(0);
+    timers.set('d', 5);
+    timers.stop();
+    vi.advanceTimersByTime(10);
+    expect(fired).toHaveLength(3);
+  });
+
+  it('matches the reference model for any interleaving of settings and waits', () => {
+    console.log(`node timers seed=${seed}`);
+    const operation = fc.tuple(fc.nat({ max: 40 }), fc.constantFrom('t0', 't1', 't2', 't3', 't4'), fc.constantFrom(0, 5, 10, 25, 500));
+    fc.assert(fc.property(fc.array(operation, { maxLength: 60 }), (operations) => {
+      vi.setSystemTime(0);
+      const { timers, fired } = recorder();
+      const expectedDue = new Map<string, number>();
+      const expected: string[] = [];
+      let nowMs = 0;
+      const advanceModel = (toMs: number) => {
+        for (const [timerId, dueMs] of [...expectedDue].sort((a, b) => a[1] - b[1])) {
+          if (dueMs > toMs) continue;
+          expected.push(`${timerId}@${dueMs}`);
+          expectedDue.delete(timerId);
+        }
+        nowMs = toMs;
+      };
+      for (const [waitMs, timerId, delayMs] of operations) {
+        vi.advanceTimersByTime(waitMs);
+        advanceModel(nowMs + waitMs);
+        timers.set(timerId, delayMs);
+        expectedDue.set(timerId, nowMs + delayMs);
+      }
+      vi.advanceTimersByTime(1_000);
+      advanceModel(nowMs + 1_000);
+      expect([...fired].sort()).toEqual([...expected].sort());
+      expect(timers.pendingCount).toBe(0);
+      timers.stop();
+    }), { seed, numRuns: 300 });
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The node's timers (`timer.set` effects) on the real clock, cheaply.
+ *
+ * Theory of operation. Every forwarded request sets a forward timer
+ * (`forwardTimeoutMs`, 5 s by default) that nearly always outlives its
+ * request. One Node `Timeout` per timer kept some 50,000 of them (each with
+ * a closure and its effect) alive at 10,000 forwarded requests a second;
+ * they all survived into the old generation and made the garbage collector
+ * a large share of a forwarding server's CPU. Here a timer is only its id
+ * and due time: timers of equal delay fall due in the order they were set,
+ * so each delay has a first-in, first-out queue (two parallel arrays) and
+ * at most one Node timer, armed for the queue's head.
+ *
+ * Setting a timer again replaces it: the id's latest due time is kept in a
+ * map, and a queue entry whose due time is no longer the id's latest is
+ * skipped when it comes up (as `clearTimeout` would have). A fired timer
+ * is handed to `onFire` once, after its due time. Bounds: one queue entry
+ * per `set` still pending; entries leave when due.
+ */
+import { assert } from '../../machines/identifiers.js';
+
+interface DelayQueue {
+  readonly dueMs: number[];
+  readonly timerIds: string[];
+  /** Index of the first pending entry; entries before it are spent. */
+  head: number;
+  armed: NodeJS.Timeout | null;
+}
+
+export class NodeTimers {
+  readonly #onFire: (timerId: string) => void;
+  readonly #nowMs: () => number;
+  /** The latest due time of every pending timer. */
+  readonly #dueMsById = new Map<string, number>();
+  readonly #queues = new Map<number, DelayQueue>();
+  #stopped = false;
+
+  constructor(onFire: (timerId: string) => void, nowMs: () => number = () => performance.now()) {
+    this.#onFire = onFire;
+    this.#nowMs = nowMs;
+  }
+
+  get pendingCount(): number {
+    return this.#dueMsById.size;
+  }
+
+  set(timerId: string, delayMs: number): void {
+    if (this.#stopped) return;
+    assert(Number.isFinite(delayMs) && delayMs >= 0, `timer ${timerId} delay ${delayMs}`);
+    const dueMs = this.#nowMs() + delayMs;
+    this.#dueMsById.set(timerId, dueMs);
+    let queue = this.#queues.get(delayMs);
+    if (!queue) {
+      queue = { dueMs: [], timerIds: [], head: 0, armed: null };
+      this.#queues.set(delayMs, queue);
+    }
+    queue.dueMs.push(dueMs);
+    queue.timerIds.push(timerId);
+    if (queue.armed === null) this.#arm(delayMs, queue);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const queue of this.#queues.values()) if (queue.armed) clearTimeout(queue.armed);
+    this.#queues.clear();
+    this.#dueMsById.clear();
+  }
+
+  #arm(delayMs: number, queue: DelayQueue): void {
+    const waitMs = Math.max(0, queue.dueMs[queue.head]! - this.#nowMs());
+    queue.armed = setTimeout(() => this.#fire(delayMs, queue), Math.ceil(waitMs));
+  }
+
+  #fire(delayMs: number, queue: DelayQueue): void {
+    queue.armed = null;
+    const nowMs = this.#nowMs();
+    const due: string[] = [];
+    while (queue.head < queue.dueMs.length && queue.dueMs[queue.head]! <= nowMs) {
+      const timerId = queue.timerIds[queue.head]!;
+      // A timer set again since this entry was queued is due later, from its newer entry.
+      if (this.#dueMsById.get(timerId) === queue.dueMs[queue.head]) {
+        this.#dueMsById.delete(timerId);
+        due.push(timerId);
+      }
+      queue.head += 1;
+    }
+    if (queue.head === queue.dueMs.length) {
+      queue.dueMs.length = 0;
+      queue.timerIds.length = 0;
+      queue.head = 0;
+      this.#queues.delete(delayMs);
+    } else {
+      if (queue.head > 1024 && queue.head * 2 > queue.dueMs.length) {
+        queue.dueMs.splice(0, queue.head);
+        queue.timerIds.splice(0, queue.head);
+        queue.head = 0;
+      }
+      this.#arm(delayMs, queue);
+    }
+    for (const timerId of due) {
+      if (this.#stopped) return;
+      this.#onFire(timerId);
+    }
+  }
+}
