@@ -112,6 +112,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     return last ? [...steps, last] : steps;
   };
 
+  let statesCapped = false;
   while (frontier.length > 0) {
     if (depth >= options.depthMax) { complete = false; break; }
     const next: Array<[number, World]> = [];
@@ -132,15 +133,17 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
         const violation = (seen ? null : checkState(successor)) ?? checkTransition(world, successor);
         if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
         if (seen) continue;
-        if (visited.size >= options.statesMax) { complete = false; continue; }
+        // The state cap ends the search here: expanding the rest of the frontier would only fingerprint successors it may not keep.
+        if (visited.size >= options.statesMax) { statesCapped = true; break; }
         const successorKey = visited.add(successorDigest, key, action);
         merge(successor);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);
       }
+      if (statesCapped) break;
     }
-    if (timedOut) { complete = false; break; }
+    if (timedOut || statesCapped) { complete = false; break; }
     frontier = next;
     if (next.length > 0) depth += 1;
     options.onProgress?.(visited.size, depth);
