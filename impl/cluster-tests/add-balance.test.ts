@@ -17,7 +17,7 @@ const admin = <T>(server: ServerConfig, path: string, body?: unknown) => adminRe
 describe('a server added online receives pages from the balancer', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
-    cluster = await startCluster(39_809, { traceTransitions: false }, {
+    cluster = await startCluster(7_809, { traceTransitions: false }, {
       BLOCKSHIFT_BALANCE: '1', BLOCKSHIFT_BALANCE_INTERVAL_MS: '500', BLOCKSHIFT_BALANCE_HALF_LIFE_MS: '1500', BLOCKSHIFT_BALANCE_SAMPLES_MIN: '2',
     });
   }, 60_000);

@@ -18,7 +18,7 @@ const mib = 1024 * 1024;
 describe('adding a server online and draining one', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
-    cluster = await startCluster(30_809, { moveThrottleMBps: 4 });
+    cluster = await startCluster(13_809, { moveThrottleMBps: 4 });
   }, 60_000);
   afterAll(async () => cluster?.close());
 

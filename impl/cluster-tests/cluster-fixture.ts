@@ -2,6 +2,15 @@
  * A throw-away local group for the cluster tests: three server processes on
  * ports picked for the test file, data in a temporary directory, and the
  * demo volumes of FIG. 9 (one over three servers, one over two).
+ *
+ * Ports. A group on base port B uses B..B+4 (NBD, up to five servers),
+ * B+1000.. (peers), B+2000.. (admin) and B+2100.. (balance). Every test
+ * file's range lies below 32768, outside Linux's range for outgoing
+ * connections (32768-60999), so an outgoing connection can never hold a
+ * port a server is about to listen on; ranges of files that may run at the
+ * same time do not overlap: the fault harness 3809 and 3909 (+3000.. for its
+ * proxies), add-balance 7809, add-drain 13809, move-pieces 16809,
+ * real-clients 21809, crash-restart 24809, trace-conformance 27809.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

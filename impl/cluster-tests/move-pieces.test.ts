@@ -25,7 +25,7 @@ function blockshift(args: string[]): Promise<{ status: number; output: string }>
 describe('move --pieces N on a local group with real clients', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
-    cluster = await startCluster(36_809, { moveThrottleMBps: 4, moveProgressTimeoutMs: 3_000 });
+    cluster = await startCluster(16_809, { moveThrottleMBps: 4, moveProgressTimeoutMs: 3_000 });
     await cluster.group.admin('s1', '/volumes', { name: 'gamma', pageCount: 2, servers: ['s1', 's2'], piecesPerPage: gammaPiecesPerPage });
     await eventually(async () => (await cluster.group.status('s3')).volumes.some((volume) => volume.name === 'gamma'), 5_000);
   }, 60_000);

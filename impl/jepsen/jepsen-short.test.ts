@@ -32,14 +32,14 @@ function expectSound(result: JepsenResult, kinds: readonly string[]): void {
 describe('fault-injection harness (short)', () => {
   it('kill, pause, partition and move: linearizable, nothing lost', async () => {
     const kinds = ['kill', 'pause', 'partition', 'move'] as const;
-    const result = await runJepsen({ seed, seconds: 45, nemesis: kinds, basePort: 33_809, outputDirectory, log: () => undefined });
+    const result = await runJepsen({ seed, seconds: 45, nemesis: kinds, basePort: 3_809, outputDirectory, log: () => undefined });
     console.log(result.summary);
     expectSound(result, kinds);
   }, 170_000);
 
   it('power loss and move: linearizable under the power-loss model, no required-durable write lost', async () => {
     const kinds = ['power-loss', 'move'] as const;
-    const result = await runJepsen({ seed: (seed + 1) >>> 0, seconds: 25, nemesis: kinds, basePort: 33_909, outputDirectory, log: () => undefined });
+    const result = await runJepsen({ seed: (seed + 1) >>> 0, seconds: 25, nemesis: kinds, basePort: 3_909, outputDirectory, log: () => undefined });
     console.log(result.summary);
     expectSound(result, kinds);
   }, 120_000);
