@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Member, Membership } from '../../machines/membership/membership.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
-import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { member, startedNode as startedNodeOf, stepThrough, threeServers } from './membership-fixture.js';
 
 /**
  * A FLUSH must sync every member that may hold data, including one the
@@ -16,29 +14,13 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
  * members as well.
  */
 const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3'] };
-const group = ['s1', 's2', 's3'];
-const member = (id: string): Member => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining: false });
-const bootstrap = bootstrapMembership(group.map(member));
+const bootstrap = bootstrapMembership(threeServers.map((id) => member(id)));
 const withS4 = changedMembership(bootstrap, { kind: 'add', member: member('s4') }) as Membership;
+const startedNode = (self: string, membership: Membership) => startedNodeOf(self, [alpha], membership);
 
-function startedNode(self: string, membership: Membership): NodeState {
-  return nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], self), membership } })[0];
-}
-
-/** Steps through the inputs, completing every I/O (syncs and commits) as soon as it is issued. */
+/** Steps through the inputs, completing every sync and metadata commit as soon as it is issued. */
 function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
-  const all: NodeEffect[] = [];
-  let current = state;
-  const pending = [...inputs];
-  for (let input = pending.shift(); input; input = pending.shift()) {
-    const [next, effects] = nodeStep(current, input);
-    current = next;
-    all.push(...effects);
-    for (const effect of effects) {
-      if ((effect.type === 'data.sync' || effect.type === 'meta.commit') && effect.completionId) pending.push({ type: 'io.done', completionId: effect.completionId, ok: true });
-    }
-  }
-  return [current, all];
+  return stepThrough(state, inputs, (effect) => effect.type === 'data.sync' || effect.type === 'meta.commit');
 }
 
 function sent(effects: readonly NodeEffect[], type: PeerMessage['type']): Array<{ to: string; message: PeerMessage }> {

@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Member, Membership } from '../../machines/membership/membership.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
 import { isReadyToLeave } from '../../machines/membership/drain-plan.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
-import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { member, startedNode as startedNodeOf, stepThrough, threeServers } from './membership-fixture.js';
 import { statusOf } from '../../impl/runtime/status-report.js';
 
 /**
@@ -17,31 +15,13 @@ import { statusOf } from '../../impl/runtime/status-report.js';
  * left takes no page. Without either, a move started before its source
  * learnt of the drain could end with the page only on a server that left.
  */
-const group = ['s1', 's2', 's3'];
 // s3 owns no page of beta: it holds nothing and is ready to leave as soon as it drains.
 const beta: VolumeDefinition = { name: 'beta', pageCount: 4, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2'] };
-
-function member(id: string): Member {
-  return { id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining: false };
-}
-
-const bootstrap = bootstrapMembership(group.map(member));
+const bootstrap = bootstrapMembership(threeServers.map((id) => member(id)));
 const s3Draining = changedMembership(bootstrap, { kind: 'drain', id: 's3' }) as Membership;
-
-function startedNode(self: string, membership: Membership): NodeState {
-  return nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([beta], self), membership } })[0];
-}
-
-function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
-  const all: NodeEffect[] = [];
-  let current = state;
-  for (const input of inputs) {
-    const [next, effects] = nodeStep(current, input);
-    current = next;
-    all.push(...effects);
-  }
-  return [current, all];
-}
+const startedNode = (self: string, membership: Membership) => startedNodeOf(self, [beta], membership);
+/** Every I/O is left for the test to complete. */
+const run = (state: NodeState, ...inputs: NodeInput[]) => stepThrough(state, inputs);
 
 function messagesOf(effects: readonly NodeEffect[], type: PeerMessage['type']): Array<{ to: string; message: PeerMessage }> {
   return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [{ to: effect.to, message: effect.message }] : []));

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Member, Membership } from '../../machines/membership/membership.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
-import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import { nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { member, startedNode as startedNodeOf, threeServers } from './membership-fixture.js';
 
 /**
  * Persist, then act: a membership record is acted on — announced to peers,
@@ -15,14 +14,10 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
  * take back a record that others have already acted on.
  */
 const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3'] };
-const group = ['s1', 's2', 's3'];
-const member = (id: string): Member => ({ id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: null, capacityWeight: 1, draining: false });
-const bootstrap = bootstrapMembership(group.map(member));
+const bootstrap = bootstrapMembership(threeServers.map((id) => member(id)));
 const addS4: NodeInput = { type: 'admin.changeMembership', requestId: 'add', change: { kind: 'add', member: member('s4') } };
 
-function startedNode(self: string): NodeState {
-  return nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], self), membership: bootstrap } })[0];
-}
+const startedNode = (self: string) => startedNodeOf(self, [alpha], bootstrap);
 
 /** What a step did besides writing metadata: the actions that must wait for durability. */
 function actions(effects: readonly NodeEffect[]): string[] {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Member, Membership } from '../../machines/membership/membership.js';
+import type { Membership } from '../../machines/membership/membership.js';
 import { bootstrapMembership, isNewerMembership } from '../../machines/membership/membership.js';
 import { drainMoves, isReadyToLeave } from '../../machines/membership/drain-plan.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
@@ -8,6 +8,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { member, startedNode as startedNodeOf, stepThrough, threeServers } from './membership-fixture.js';
 
 /**
  * Dynamic membership in the pure node: joining, adopting a newer record,
@@ -15,36 +16,14 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
  * members or are draining, and the drain plan's choice of destinations.
  */
 const alpha: VolumeDefinition = { name: 'alpha', pageCount: 6, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3'] };
-const group = ['s1', 's2', 's3'];
+const group = threeServers;
 
-function member(id: string, capacityWeight = 1, draining = false): Member {
-  return { id, peer: { host: '127.0.0.1', port: 11_000 + Number(id.slice(1)) }, admin: { host: '127.0.0.1', port: 12_000 + Number(id.slice(1)) }, capacityWeight, draining };
-}
-
-function startedNode(self: string, membership: Membership | null = null): NodeState {
-  const [state] = nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], self), membership } });
-  return state;
-}
-
-/**
- * Steps the node through the inputs; the metadata store completes every
- * membership commit at once (what a node does before and after its record is
- * durable is tested in membership-durability.test.ts).
- */
+/** The metadata store completes every membership commit at once (what a node does before and after its record is durable is tested in membership-durability.test.ts). */
 function run(state: NodeState, ...inputs: NodeInput[]): [NodeState, NodeEffect[]] {
-  const all: NodeEffect[] = [];
-  let current = state;
-  const pending = [...inputs];
-  for (let input = pending.shift(); input; input = pending.shift()) {
-    const [next, effects] = nodeStep(current, input);
-    current = next;
-    all.push(...effects);
-    for (const effect of effects) {
-      if (effect.type === 'meta.commit' && effect.completionId && effect.writes.every((write) => write.kind === 'membership')) pending.unshift({ type: 'io.done', completionId: effect.completionId, ok: true });
-    }
-  }
-  return [current, all];
+  return stepThrough(state, inputs, (effect) => effect.type === 'meta.commit' && effect.writes.every((write) => write.kind === 'membership'));
 }
+
+const startedNode = (self: string, membership: Membership | null = null) => startedNodeOf(self, [alpha], membership);
 
 function sentTo(effects: readonly NodeEffect[], type: string): string[] {
   return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.to] : []));
