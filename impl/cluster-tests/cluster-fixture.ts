@@ -20,6 +20,7 @@ import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig } from '../cli/group-config.js';
 import { localGroupConfig } from '../cli/group-config.js';
 import { LocalGroup } from '../cli/local-group.js';
+import { LineWaiters } from '../cli/line-waiters.js';
 
 export { runTool };
 
@@ -36,21 +37,13 @@ export async function startCluster(basePort: number, changes: Partial<GroupConfi
   const directory = mkdtempSync(join(tmpdir(), 'blockshift-cluster-'));
   const config = { ...localGroupConfig(join(directory, 'data'), 3, basePort), ...changes };
   const log: string[] = [];
-  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  const waiters = new LineWaiters();
   const output = (id: string, line: string) => {
     const text = `[${id}] ${line}`;
     if (log.length < 10_000) log.push(text);
-    for (const waiter of waiters) {
-      if (!waiter.pattern.test(text)) continue;
-      waiters.delete(waiter);
-      waiter.resolve(text);
-    }
+    waiters.offer(text);
   };
-  const waitForLine = (pattern: RegExp, timeoutMs: number) => new Promise<string>((resolve, reject) => {
-    const waiter = { pattern, resolve: (line: string) => { clearTimeout(timer); resolve(line); } };
-    const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)); }, timeoutMs);
-    waiters.add(waiter);
-  });
+  const waitForLine = (pattern: RegExp, timeoutMs: number) => waiters.waitFor(pattern, timeoutMs);
   const group = new LocalGroup(config, directory, { output, environment });
   await group.startAll();
   await group.admin('s1', '/volumes', { name: 'alpha', pageCount: 3, servers: ['s1', 's2', 's3'], piecesPerPage: 4 });

@@ -36,6 +36,7 @@ import type { NemesisKind } from './nemesis.js';
 import { Nemesis } from './nemesis.js';
 import { timelineHtml } from './timeline.js';
 import { finalReads, Workload } from './workload.js';
+import { LineWaiters } from '../cli/line-waiters.js';
 
 export interface JepsenOptions {
   readonly seed: number;
@@ -97,24 +98,16 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   };
   const proxyAddresses = Object.fromEntries(serverIds.map((id, index) => [id, { host: '127.0.0.1', port: basePort + 3000 + index }]));
   const proxies = new LinkProxies(config.servers.map((server) => ({ to: server.id, listen: proxyAddresses[server.id]!, upstream: server.peer })));
-  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  const waiters = new LineWaiters();
   let movesFinished = 0;
   const group = new JepsenGroup({
     config, proxyAddresses, directory: join(dataDirectory, 'config'), environment: powerLoss ? { BLOCKSHIFT_POWER_LOSS: '1' } : {},
     onLine: (line) => {
       if (/ checkpoint jepsen\/\d+ move finished/.test(line)) movesFinished += 1;
-      for (const waiter of waiters) {
-        if (!waiter.pattern.test(line)) continue;
-        waiters.delete(waiter);
-        waiter.resolve(line);
-      }
+      waiters.offer(line);
     },
   });
-  const waitForLine = (pattern: RegExp, timeoutMs: number) => new Promise<string>((resolveLine, reject) => {
-    const waiter = { pattern, resolve: (line: string) => { clearTimeout(timer); resolveLine(line); } };
-    const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)); }, timeoutMs);
-    waiters.add(waiter);
-  });
+  const waitForLine = (pattern: RegExp, timeoutMs: number) => waiters.waitFor(pattern, timeoutMs);
 
   const recorder = new HistoryRecorder();
   const blocks: number[] = [];
