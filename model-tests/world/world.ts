@@ -501,13 +501,17 @@ function crash(world: World, index: number): World {
   const sightings = stage === null ? world.sightings : { ...world.sightings, crashedAtStages: [...new Set([...world.sightings.crashedAtStages, stage])].sort((a, b) => a - b) };
   // The server's volatile state, its unsynced metadata commits, and its connections are lost.
   const network = world.network.filter((envelope) => envelope.from !== server.id && envelope.to !== server.id);
-  let registers = world.registers.slice();
-  const clients = world.clients.map((client) => {
-    if (client.server !== server.id || client.status !== 'pending') return client;
-    registers[client.block] = abandon(registers[client.block] ?? initialRegister, client.id);
-    return { ...client, status: 'info' as const };
-  });
-  registers = registers.slice();
+  // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
+  let { clients, registers } = world;
+  if (clients.some((client) => client.server === server.id && client.status === 'pending')) {
+    const abandoned = registers.slice();
+    clients = clients.map((client) => {
+      if (client.server !== server.id || client.status !== 'pending') return client;
+      abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
+      return { ...client, status: 'info' as const };
+    });
+    registers = abandoned;
+  }
   return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
 }
 
