@@ -8,9 +8,13 @@ import { forwardTimerId } from '../../machines/routing/request-routing.machine.j
  * For each machine, every event a runtime could deliver in a given state,
  * stale and duplicate ones included. The path tests extend shortest paths by
  * these; the differential test of the fast step drives random walks with them.
+ * A machine that reached its final state gets none: the runtime drops a
+ * finished machine, and XState would only warn that a stopped actor was sent
+ * an event.
  */
 /** Every event a runtime could deliver in this state, stale ones included. */
-export function moveEvents(snapshot: { context: MoveContext }): MoveEvent[] {
+export function moveEvents(snapshot: { status?: string; context: MoveContext }): MoveEvent[] {
+  if (snapshot.status === 'done') return [];
   const context = snapshot.context;
   const events: MoveEvent[] = [
     { type: 'move.begin' }, { type: 'crash' }, { type: 'restart' },
@@ -23,7 +27,8 @@ export function moveEvents(snapshot: { context: MoveContext }): MoveEvent[] {
   return events;
 }
 
-export function replicaEvents(snapshot: { context: ReplicaContext }): ReplicaEvent[] {
+export function replicaEvents(snapshot: { status?: string; context: ReplicaContext }): ReplicaEvent[] {
+  if (snapshot.status === 'done') return [];
   const record = snapshot.context.record;
   const epoch = record?.epoch ?? 1;
   const attempt = record?.status === 'receiving' ? record.attempt : 1;
@@ -36,7 +41,8 @@ export function replicaEvents(snapshot: { context: ReplicaContext }): ReplicaEve
   ];
 }
 
-export function routingEvents(snapshot: { context: RequestRoutingContext }): RequestRoutingEvent[] {
+export function routingEvents(snapshot: { status?: string; context: RequestRoutingContext }): RequestRoutingEvent[] {
+  if (snapshot.status === 'done') return [];
   const retry = snapshot.context.retries;
   return [
     { type: 'request.served' },

@@ -36,7 +36,12 @@ describe('replica machine', () => {
       });
       pathCount += paths.length;
       // Each shortest path, extended by every event possible at its end, reaches every transition.
-      const extended = paths.flatMap((path) => possibleEvents(path.state as never).map((event) => [...path.steps.map((pathStep) => pathStep.event), event]));
+      // A path ending in a final state (no event possible there) is kept as it is.
+      const extended = paths.flatMap((path) => {
+        const prefix = path.steps.map((pathStep) => pathStep.event);
+        const ends = possibleEvents(path.state as never);
+        return ends.length === 0 ? [prefix] : ends.map((event) => [...prefix, event]);
+      });
       for (const pathEvents of extended) {
         const events = pathEvents.map((event) => event as ReplicaEvent);
         recorder.replay(input, events);

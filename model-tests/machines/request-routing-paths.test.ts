@@ -31,13 +31,21 @@ describe('request routing machine (FIG. 7)', () => {
     const recorder = new CoverageRecorder(requestRoutingMachine);
     let pathCount = 0;
     for (const input of inputs) {
-      const paths = createTestModel(requestRoutingMachine).getShortestPaths({ allowDuplicatePaths: true,
+      // A request served at once finishes in its first step: its only path is the empty one (xstate/graph would
+      // send its init event to the finished actor and warn).
+      const [initial] = start(requestRoutingMachine, input) as [RoutingSnapshot, Effect[]];
+      const paths = initial.status === 'done' ? [{ steps: [], state: initial }] : createTestModel(requestRoutingMachine).getShortestPaths({ allowDuplicatePaths: true,
         input, events: (snapshot) => possibleEvents(snapshot as never), limit: 1000,
         serializeState: (snapshot) => JSON.stringify([(snapshot as RoutingSnapshot).value, (snapshot as RoutingSnapshot).context.retries, (snapshot as RoutingSnapshot).context.route]),
       });
       pathCount += paths.length;
       // Each shortest path, extended by every event possible at its end, reaches every transition.
-      const extended = paths.flatMap((path) => possibleEvents(path.state as never).map((event) => [...path.steps.map((pathStep) => pathStep.event), event]));
+      // A path ending in a final state (no event possible there) is kept as it is.
+      const extended = paths.flatMap((path) => {
+        const prefix = path.steps.map((pathStep) => pathStep.event);
+        const ends = possibleEvents(path.state as never);
+        return ends.length === 0 ? [prefix] : ends.map((event) => [...prefix, event]);
+      });
       for (const pathEvents of extended) {
         const events = pathEvents.map((event) => event as RequestRoutingEvent);
         recorder.replay(input, events);
