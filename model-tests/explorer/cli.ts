@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { checkState, checkTransition } from '../world/properties.js';
 import type { NetworkMode, WorldConfig } from '../world/world-config.js';
 import { referenceBound } from '../world/world-config.js';
@@ -99,13 +100,13 @@ const config: WorldConfig = {
   variant: values.variant ?? null,
 };
 if (config.movePieces !== undefined && config.pieces % config.movePieces !== 0) fail(`--move-pieces must divide --pieces (${config.pieces}), got ${config.movePieces}`);
-const statesMax = integer(values['states-max'], 'states-max', 5_000_000, 1, 50_000_000);
+const statesMax = integer(values['states-max'], 'states-max', 20_000_000, 1, 50_000_000);
 const depthMax = integer(values['depth-max'], 'depth-max', 500, 1, 10_000);
 const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);
 
 let lastReport = performance.now();
 const result = explore(config, {
-  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true,
+  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true, heapFractionMax: 0.8,
   onProgress: (states, depth) => {
     if (!values.json && performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
@@ -131,7 +132,11 @@ if (values.json) {
   console.log(JSON.stringify({ ...result, statesPerSecond, goalsMissed, traceFile }, null, 2));
 } else {
   console.log(`explored ${result.states} distinct states, ${result.transitions} transitions, depth ${result.depth}, ` +
-    `${result.seconds.toFixed(2)} s (${statesPerSecond} states/s)${result.complete ? ', bounds exhausted' : ', NOT exhausted (raise --states-max/--depth-max)'}`);
+    `${result.seconds.toFixed(2)} s (${statesPerSecond} states/s)${result.complete ? ', bounds exhausted' : result.memoryCapped ? '' : ', NOT exhausted (raise --states-max/--depth-max)'}`);
+  if (result.memoryCapped) {
+    const limitMb = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+    console.log(`NOT exhausted: the heap neared its limit of ${limitMb} MiB; rerun with a larger one, e.g. NODE_OPTIONS=--max-old-space-size=${2 * limitMb} npm run check -- ...`);
+  }
   console.log(`bounds: ${JSON.stringify({ ...config, variant: undefined })}`);
   console.log(`reductions: symmetry over interchangeable servers ${values['no-symmetry'] ? 'off' : 'on'}`);
   for (const [goal, reached] of Object.entries(result.goals)) console.log(`  sometimes ${reached ? 'reached' : 'NOT REACHED'}: ${goal}`);

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import type { Violation } from '../world/properties.js';
 import { checkLiveness } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
@@ -27,6 +28,13 @@ export interface ExploreOptions {
   /** Stop (incomplete) after this long; unbounded when absent. */
   readonly secondsMax?: number;
   /**
+   * Stop (incomplete, with `memoryCapped`) once the V8 heap in use passes
+   * this fraction of its limit, rather than die of heap exhaustion with
+   * nothing reported. Checked every `heapCheckEveryStates` new states; off
+   * when absent.
+   */
+  readonly heapFractionMax?: number;
+  /**
    * Merge worlds that are images of each other under a renaming of
    * interchangeable servers (model-tests/world/server-symmetry.ts). On unless
    * false; a test runs every broken variant with and without it.
@@ -53,6 +61,15 @@ export interface ExploreResult {
   readonly deadlocks: number;
   readonly livenessChecked: number;
   readonly livenessFailure: (TraceStep[] & { reason?: string }) | null;
+  /** The search stopped because the heap neared its limit (see ExploreOptions.heapFractionMax). */
+  readonly memoryCapped: boolean;
+}
+
+const heapCheckEveryStates = 1_000;
+
+function heapFractionUsed(): number {
+  const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
+  return used / limit;
 }
 
 export function explore(config: WorldConfig, options: ExploreOptions): ExploreResult {
@@ -93,7 +110,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
     }
     return {
       config, states: visited.size, transitions, depth, seconds: (performance.now() - started) / 1000, complete: complete && violation === null,
-      violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length, livenessFailure,
+      violation, goals: goalsReached(sightings, initial), deadlocks, livenessChecked: livenessCandidates.length, livenessFailure, memoryCapped,
     };
   };
   const traceTo = (key: number, last: TraceStep | null): TraceStep[] => {
@@ -113,6 +130,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   };
 
   let statesCapped = false;
+  let memoryCapped = false;
   while (frontier.length > 0) {
     if (depth >= options.depthMax) { complete = false; break; }
     const next: Array<[number, World]> = [];
@@ -135,15 +153,16 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
         if (seen) continue;
         // The state cap ends the search here: expanding the rest of the frontier would only fingerprint successors it may not keep.
         if (visited.size >= options.statesMax) { statesCapped = true; break; }
+        if (options.heapFractionMax !== undefined && visited.size % heapCheckEveryStates === 0 && heapFractionUsed() > options.heapFractionMax) { memoryCapped = true; break; }
         const successorKey = visited.add(successorDigest, key, action);
         merge(successor);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);
       }
-      if (statesCapped) break;
+      if (statesCapped || memoryCapped) break;
     }
-    if (timedOut || statesCapped) { complete = false; break; }
+    if (timedOut || statesCapped || memoryCapped) { complete = false; break; }
     frontier = next;
     if (next.length > 0) depth += 1;
     options.onProgress?.(visited.size, depth);
