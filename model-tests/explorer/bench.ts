@@ -1,7 +1,7 @@
 /**
  * `npm run bench:explorer`: the explorer's throughput and the time to exhaust
- * the reference bound (3 servers, 1 page of 2 pieces, 2 writes, 1 read,
- * 1 move, 1 crash, unordered network). A benchmark, not a test: it prints
+ * the reference bound (3 servers, 1 page of 2 pieces, 2 writes, 1 move,
+ * 1 crash, unordered network: world-config.ts). A benchmark, not a test: it prints
  * figures and never fails on them. `--seconds N` caps the reference run
  * (default 300); a capped run reports how far it got. `--no-symmetry` runs
  * the reference bound without the symmetry reduction.
@@ -23,7 +23,7 @@ const symmetry = values['no-symmetry'] !== true;
 function run(name: string, config: WorldConfig, statesMax: number): void {
   const cpuBefore = process.cpuUsage();
   const memoBefore = { ...serverStepMemoStats };
-  const result = explore(config, { statesMax, depthMax: 1_000, livenessSamples: 0, livenessEvery: 1, livenessStepsMax: 0, secondsMax, symmetry });
+  const result = explore(config, { statesMax, depthMax: 1_000, livenessSamples: 0, livenessEvery: 1, livenessStepsMax: 0, secondsMax, symmetry, heapFractionMax: 0.8 });
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const capped = result.seconds >= secondsMax;
@@ -31,7 +31,7 @@ function run(name: string, config: WorldConfig, statesMax: number): void {
   const cpuRate = Math.round(result.states / Math.max(cpuSeconds, 1e-9));
   const hits = serverStepMemoStats.hits - memoBefore.hits;
   const misses = serverStepMemoStats.misses - memoBefore.misses;
-  const outcome = result.violation ? `VIOLATION ${result.violation.property}` : result.complete ? 'exhausted' : capped ? 'NOT exhausted (time cap)' : 'NOT exhausted (state cap)';
+  const outcome = result.violation ? `VIOLATION ${result.violation.property}` : result.complete ? 'exhausted' : result.memoryCapped ? 'NOT exhausted (heap limit)' : capped ? 'NOT exhausted (time cap)' : 'NOT exhausted (state cap)';
   console.log(`${name}: ${result.states} states, ${result.transitions} transitions, depth ${result.depth}, ${result.seconds.toFixed(1)} s, ${rate} states/s; ` +
     `CPU ${cpuSeconds.toFixed(1)} s, ${cpuRate} states/CPU-s; server cascades remembered ${Math.round((100 * hits) / Math.max(1, hits + misses))}%; ` +
     `heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB; ${outcome}`);
