@@ -7,11 +7,11 @@ import type { Action } from '../world/world.js';
  * from and the action that reached it (for counterexample traces).
  *
  * Theory of operation. States are numbered in the order they are added
- * (ordinal 0 is the initial state). Their hashes and parents live in typed
- * arrays indexed by ordinal; an open-addressing table (linear probing, load
- * at most one half, doubled when it would pass that) maps a hash to its
- * ordinal. That is about 40 bytes per state plus the action object, against
- * a few hundred for a Map from base64 text to a record.
+ * (ordinal 0 is the initial state). Their hashes, parents and action
+ * numbers live in typed arrays indexed by ordinal; an open-addressing table
+ * (linear probing, load at most one half, doubled when it would pass that)
+ * maps a hash to its ordinal. That is about 44 bytes per state and no
+ * object, against a few hundred bytes for a Map from base64 text to a record.
  *
  * Collisions: two different fingerprints share a 96-bit prefix with
  * probability at most n²/2⁹⁷ for n states — below 10⁻¹⁵ for the 10⁷ states
@@ -28,7 +28,16 @@ export class VisitedSet {
   #slots = new Int32Array(1 << 16);
   #hashes = new Uint32Array(3 << 15);
   #parents = new Int32Array(1 << 15);
-  readonly #actions: Array<Action | null> = [];
+  /** Per state, the number of the action that reached it in `#actionTable` (-1: the initial state). */
+  #actionNumbers = new Int32Array(1 << 15);
+  /**
+   * The distinct actions, each kept once: a search meets a few hundred
+   * (`deliver` of message slot 3, `crash` of server 1, ...), so millions of
+   * states hold small numbers instead of millions of small objects that
+   * every major garbage collection would have to trace.
+   */
+  readonly #actionTable: Action[] = [];
+  readonly #actionNumberByKey = new Map<string, number>();
   #size = 0;
 
   get size(): number {
@@ -59,7 +68,7 @@ export class VisitedSet {
     this.#hashes[3 * ordinal + 1] = b;
     this.#hashes[3 * ordinal + 2] = c;
     this.#parents[ordinal] = parent;
-    this.#actions.push(action);
+    this.#actionNumbers[ordinal] = action === null ? -1 : this.#actionNumber(action);
     this.#size += 1;
     this.#place(ordinal);
     return ordinal;
@@ -70,7 +79,19 @@ export class VisitedSet {
   }
 
   actionOf(ordinal: number): Action | null {
-    return this.#actions[ordinal] ?? null;
+    const number = this.#actionNumbers[ordinal] as number;
+    return number < 0 ? null : (this.#actionTable[number] as Action);
+  }
+
+  #actionNumber(action: Action): number {
+    const key = JSON.stringify(action);
+    let number = this.#actionNumberByKey.get(key);
+    if (number === undefined) {
+      number = this.#actionTable.length;
+      this.#actionTable.push(action);
+      this.#actionNumberByKey.set(key, number);
+    }
+    return number;
   }
 
   #place(ordinal: number): void {
@@ -88,6 +109,9 @@ export class VisitedSet {
     const parents = new Int32Array(capacity);
     parents.set(this.#parents);
     this.#parents = parents;
+    const actionNumbers = new Int32Array(capacity);
+    actionNumbers.set(this.#actionNumbers);
+    this.#actionNumbers = actionNumbers;
   }
 
   #growSlots(): void {
