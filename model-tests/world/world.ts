@@ -84,10 +84,32 @@ export interface World {
   readonly network: readonly Envelope[];
   readonly clients: readonly ClientOperation[];
   readonly registers: readonly RegisterState[];
-  readonly budgets: { readonly writes: number; readonly reads: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number };
+  readonly budgets: Budgets;
   readonly sightings: Sightings;
   /** The first property violation found on the way to this state, if any. */
   readonly violation: string | null;
+}
+
+export interface Budgets { readonly writes: number; readonly reads: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number }
+
+/**
+ * Budgets are few distinct values shared by millions of worlds; each is
+ * kept once, so the fingerprint's per-object cache serialises it once
+ * (bounded: the budgets of one configuration are a product of small ranges).
+ */
+const budgetsByValue = new Map<string, Budgets>();
+
+function budgetsOf(budgets: Budgets): Budgets {
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}`;
+  const known = budgetsByValue.get(key);
+  if (known) return known;
+  budgetsByValue.set(key, budgets);
+  return budgets;
+}
+
+/** The budgets with one unit of `kind` spent. */
+function spend(budgets: Budgets, kind: keyof Budgets): Budgets {
+  return budgetsOf({ ...budgets, [kind]: budgets[kind] - 1 });
 }
 
 export type Action =
@@ -130,7 +152,7 @@ export function initialWorld(config: WorldConfig): World {
   });
   let world: World = {
     config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegister),
-    budgets: { writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults },
+    budgets: budgetsOf({ writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
@@ -234,8 +256,11 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
       case 'reply': next = completeClient(next, event.requestId, event.ok, event.value); break;
       case 'violation': next = violate(next, event.reason); break;
       case 'moveCompleted': {
+        // A sighting already recorded leaves the same object (the fingerprint caches per object).
         const sightings = next.sightings;
-        next = { ...next, sightings: { ...sightings, moveCompleted: true, completedAfterCrashAtStages: [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b) } };
+        const completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...sightings.crashedAtStages])].sort((a, b) => a - b);
+        if (sightings.moveCompleted && completedAfterCrashAtStages.length === sightings.completedAfterCrashAtStages.length) break;
+        next = { ...next, sightings: { ...sightings, moveCompleted: true, completedAfterCrashAtStages } };
         break;
       }
       default: assertNever(event, 'cascade event');
@@ -417,7 +442,7 @@ export function applyAction(world: World, action: Action): World {
       const operation: ClientOperation = { id, server: server.id, kind: action.type === 'client.write' ? 'write' : 'read', block: action.block, value: action.type === 'client.write' ? writeId : 0, status: 'pending', result: null };
       const registers = world.registers.slice();
       registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
-      const budgets = action.type === 'client.write' ? { ...world.budgets, writes: world.budgets.writes - 1 } : { ...world.budgets, reads: world.budgets.reads - 1 };
+      const budgets = spend(world.budgets, action.type === 'client.write' ? 'writes' : 'reads');
       const next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
@@ -428,7 +453,7 @@ export function applyAction(world: World, action: Action): World {
     }
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
-      const next: World = { ...world, budgets: { ...world.budgets, moves: world.budgets.moves - 1 } };
+      const next: World = { ...world, budgets: spend(world.budgets, 'moves') };
       const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
       const input: NodeInput = { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount };
       return runNode(next, owner, `a|${JSON.stringify(input)}`, (same) => same, input);
@@ -438,9 +463,9 @@ export function applyAction(world: World, action: Action): World {
     case 'duplicate': {
       const envelope = world.network[action.index];
       assert(envelope, 'envelope exists');
-      if (action.type === 'duplicate') return { ...world, network: [...world.network, envelope], budgets: { ...world.budgets, networkFaults: world.budgets.networkFaults - 1 } };
+      if (action.type === 'duplicate') return { ...world, network: [...world.network, envelope], budgets: spend(world.budgets, 'networkFaults') };
       const network = world.network.filter((_, position) => position !== action.index);
-      if (action.type === 'drop') return { ...world, network, budgets: { ...world.budgets, networkFaults: world.budgets.networkFaults - 1 } };
+      if (action.type === 'drop') return { ...world, network, budgets: spend(world.budgets, 'networkFaults') };
       return deliver({ ...world, network }, envelope);
     }
     case 'persist': {
@@ -498,7 +523,8 @@ function crash(world: World, index: number): World {
       }
     }
   }
-  const sightings = stage === null ? world.sightings : { ...world.sightings, crashedAtStages: [...new Set([...world.sightings.crashedAtStages, stage])].sort((a, b) => a - b) };
+  const sightings = stage === null || world.sightings.crashedAtStages.includes(stage) ? world.sightings
+    : { ...world.sightings, crashedAtStages: [...world.sightings.crashedAtStages, stage].sort((a, b) => a - b) };
   // The server's volatile state, its unsynced metadata commits, and its connections are lost.
   const network = world.network.filter((envelope) => envelope.from !== server.id && envelope.to !== server.id);
   // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
@@ -512,7 +538,7 @@ function crash(world: World, index: number): World {
     });
     registers = abandoned;
   }
-  return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: { ...world.budgets, crashes: world.budgets.crashes - 1 } };
+  return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: spend(world.budgets, 'crashes') };
 }
 
 /**
