@@ -1,0 +1,97 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as nodePath from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/**
+ * How the page store creates a page file: in place, with the fsync of its
+ * directory running alongside the first write, and every sync or FUA write
+ * of the file held until that fsync is done (a write must never be reported
+ * durable in a file whose name a power loss could still take away). The
+ * directory fsync is replaced by one the test releases by hand, so the test
+ * can see what waits for it.
+ */
+const directorySyncs: Array<{ readonly path: string; readonly release: () => void }> = [];
+let holdDirectorySyncs = false;
+
+vi.mock('./directory-sync.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('./directory-sync.js')>();
+  return {
+    ...original,
+    syncDirectory: async (path: string) => {
+      if (!holdDirectorySyncs) return original.syncDirectory(path);
+      await new Promise<void>((resolve) => directorySyncs.push({ path, release: resolve }));
+      return original.syncDirectory(path);
+    },
+  };
+});
+
+const { PageStore, threadPoolIoBytesMin } = await import('./page-store.js');
+
+const directories: string[] = [];
+afterEach(() => {
+  holdDirectorySyncs = false;
+  for (const held of directorySyncs.splice(0)) held.release();
+  for (const directory of directories.splice(0)) fs.rmSync(directory, { recursive: true, force: true });
+});
+
+function temporaryDirectory(): string {
+  const directory = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'blockshift-page-file-'));
+  directories.push(directory);
+  return directory;
+}
+
+const volume: VolumeDefinition = { name: 'v1', pageCount: 4, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1'] };
+const pageBytes = volume.pageSizeBlocks * volume.blockSizeBytes;
+
+/** Whether the promise settles within `ms` (it is left running either way). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false;
+  void promise.then(() => { settled = true; }, () => { settled = true; });
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return settled;
+}
+
+describe('page file creation', () => {
+  it('lets the first write go ahead of the directory fsync, and holds syncs of the new file until it is done', async () => {
+    const store = new PageStore(nodePath.join(temporaryDirectory(), 'pages'));
+    holdDirectorySyncs = true;
+    const data = Buffer.alloc(4096, 7);
+    // The write itself does not wait for the new file's directory entry.
+    expect(await settlesWithin(store.write({ volume: 'v1', page: 0 }, 0, data, volume, false), 200)).toBe(true);
+    expect(directorySyncs.map((held) => nodePath.basename(held.path))).toEqual(['v1']);
+    const sync = store.sync({ volume: 'v1', page: 0 });
+    const fuaWrite = store.write({ volume: 'v1', page: 0 }, 8, data, volume, true);
+    expect(await settlesWithin(sync, 100)).toBe(false);
+    expect(await settlesWithin(fuaWrite, 0)).toBe(false);
+    directorySyncs[0]!.release();
+    await sync;
+    await fuaWrite;
+    // A file that already exists costs no directory fsync.
+    await store.write({ volume: 'v1', page: 0 }, 16, data, volume, true);
+    expect(directorySyncs).toHaveLength(1);
+    holdDirectorySyncs = false;
+    await store.close();
+  });
+
+  it('creates the file at its page size and reads large ranges, through the thread pool, as written', async () => {
+    const directory = temporaryDirectory();
+    const store = new PageStore(nodePath.join(directory, 'pages'));
+    expect(pageBytes / 4).toBeGreaterThanOrEqual(threadPoolIoBytesMin);
+    const piece = Buffer.alloc(pageBytes / 4);
+    for (let index = 0; index < piece.length; index += 1) piece[index] = (index * 31 + 5) % 251;
+    await store.write({ volume: 'v1', page: 1 }, volume.pageSizeBlocks / 4, piece, volume, true);
+    expect(fs.statSync(nodePath.join(directory, 'pages', 'v1', '1.page')).size).toBe(pageBytes);
+    const whole = await store.read({ volume: 'v1', page: 1 }, 0, volume.pageSizeBlocks, volume);
+    expect(whole.subarray(0, pageBytes / 4).every((byte) => byte === 0)).toBe(true);
+    expect(whole.subarray(pageBytes / 4, pageBytes / 2).equals(piece)).toBe(true);
+    expect(whole.subarray(pageBytes / 2).every((byte) => byte === 0)).toBe(true);
+    // With only the block size known the file ends after the last write, and a large read past its end is zeros there.
+    await store.write({ volume: 'v1', page: 2 }, 0, piece, volume.blockSizeBytes, false);
+    const past = await store.read({ volume: 'v1', page: 2 }, 0, volume.pageSizeBlocks / 2, volume.blockSizeBytes);
+    expect(past.subarray(0, piece.length).equals(piece)).toBe(true);
+    expect(past.subarray(piece.length).every((byte) => byte === 0)).toBe(true);
+    await store.close();
+  });
+});
