@@ -12,7 +12,11 @@
  * Ordering. Disk operations on one page run one after another in effect
  * order, as the simulator runs them, so a read issued after a write sees it
  * and a page is deleted only after the reads before it; pages proceed in
- * parallel. Metadata commits are applied in effect order too. Completions
+ * parallel. Metadata commits are applied in effect order too, by the store:
+ * each is handed over at once rather than after the one before it is
+ * durable, so commits issued while one is being synced share the next
+ * transaction and its sync (a move's checkpoint no longer waits behind the
+ * previous move's cleanup or a route push). Completions
  * come back as `io.done` inputs; inputs are processed one at a time.
  */
 import { FifoPacer } from './fifo-pacer.js';
@@ -38,7 +42,12 @@ export interface PageData {
   delete(pageKey: PageKey): Promise<void>;
 }
 
-/** Durable metadata as the runtime needs it; `impl/storage` provides it on lmdb. */
+/**
+ * Durable metadata as the runtime needs it; `impl/storage` provides it on lmdb.
+ * `commit` is called again before earlier commits have resolved: commits must
+ * be applied (and their promises resolved) in call order, and may share one
+ * durable transaction (lmdb does both).
+ */
 export interface Metadata {
   load(): DurableRecords;
   commit(writes: readonly MetadataWrite[]): Promise<void>;
@@ -85,7 +94,6 @@ export class ServerRuntime {
   readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
   readonly #timers: NodeTimers;
   readonly #pageQueues = new Map<string, Promise<void>>();
-  #metadataQueue: Promise<void> = Promise.resolve();
   readonly #inputs: NodeInput[] = [];
   #stepping = false;
   #nextRequest = 0;
@@ -277,14 +285,16 @@ export class ServerRuntime {
         return;
       case 'meta.commit': {
         const { completionId, writes } = effect;
-        this.#metadataQueue = this.#metadataQueue.then(async () => {
-          let ok = true;
-          try {
-            await this.#options.metadata.commit(writes);
-          } catch (error) {
-            ok = false;
-            this.#options.log(`metadata commit failed: ${(error as Error).message}`);
-          }
+        let committed: Promise<void>;
+        try {
+          committed = this.#options.metadata.commit(writes);
+        } catch (error) {
+          committed = Promise.reject(error);
+        }
+        void committed.then(() => true, (error: unknown) => {
+          this.#options.log(`metadata commit failed: ${(error as Error).message}`);
+          return false;
+        }).then((ok) => {
           if (ok) this.#logCheckpoints(writes);
           if (completionId) this.#input({ type: 'io.done', completionId, ok });
         });
