@@ -267,10 +267,12 @@ export class ServerRuntime {
         const source = this.#tokens.get(effect.fromToken)?.data;
         const start = effect.tokenOffsetBlocks * blockSizeBytes;
         const part = source?.subarray(start, start + effect.lengthBlocks * blockSizeBytes);
-        this.#onPage(effect.pageKey, effect.completionId, async () => {
+        const write = async () => {
           if (!part || part.length !== effect.lengthBlocks * blockSizeBytes) throw new Error(`token ${effect.fromToken} holds no data for this write`);
-          await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, effect.durable);
-        });
+          await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, false);
+        };
+        if (effect.durable) this.#onPageThenSync(effect.pageKey, effect.completionId, write);
+        else this.#onPage(effect.pageKey, effect.completionId, write);
         return;
       }
       case 'data.sync':
@@ -335,6 +337,36 @@ export class ServerRuntime {
     this.#pageQueues.set(key, next);
     void next.then(() => {
       if (this.#pageQueues.get(key) === next) this.#pageQueues.delete(key);
+    });
+  }
+
+  /**
+   * A FUA write: the write takes its turn on the page, the sync that makes it
+   * durable does not. The page's later operations start as soon as the bytes
+   * are written, instead of waiting out an fdatasync (2-15 ms on this host)
+   * behind it; the write is reported done only once the sync, which covers
+   * it (see `#afterPage`), is. A failed write is reported without a sync.
+   */
+  #onPageThenSync(pageKey: PageKey, completionId: string, write: () => Promise<void>): void {
+    const key = pageKeyText(pageKey);
+    const previous = this.#pageQueues.get(key) ?? Promise.resolve();
+    let written = true;
+    const next = previous.then(async () => {
+      try {
+        await write();
+      } catch (error) {
+        written = false;
+        this.#options.log(`disk operation failed: ${(error as Error).message}`);
+      }
+    });
+    this.#pageQueues.set(key, next);
+    void next.then(() => {
+      if (this.#pageQueues.get(key) === next) this.#pageQueues.delete(key);
+      if (!written) {
+        this.#input({ type: 'io.done', completionId, ok: false });
+        return;
+      }
+      void this.#complete(completionId, () => this.#options.pages.sync(pageKey));
     });
   }
 
