@@ -87,11 +87,20 @@ describe('page file creation', () => {
     expect(whole.subarray(0, pageBytes / 4).every((byte) => byte === 0)).toBe(true);
     expect(whole.subarray(pageBytes / 4, pageBytes / 2).equals(piece)).toBe(true);
     expect(whole.subarray(pageBytes / 2).every((byte) => byte === 0)).toBe(true);
-    // With only the block size known the file ends after the last write, and a large read past its end is zeros there.
+    // With only the block size known the file ends after the last write, and a large read past its end is zeros there,
+    // as is a large read of a page that has no file, even when the memory the read was given held other bytes.
     await store.write({ volume: 'v1', page: 2 }, 0, piece, volume.blockSizeBytes, false);
-    const past = await store.read({ volume: 'v1', page: 2 }, 0, volume.pageSizeBlocks / 2, volume.blockSizeBytes);
-    expect(past.subarray(0, piece.length).equals(piece)).toBe(true);
-    expect(past.subarray(piece.length).every((byte) => byte === 0)).toBe(true);
+    const dirtyMemory = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((size: number) => Buffer.alloc(size, 0xee));
+    try {
+      const past = await store.read({ volume: 'v1', page: 2 }, 0, volume.pageSizeBlocks / 2, volume.blockSizeBytes);
+      expect(past.subarray(0, piece.length).equals(piece)).toBe(true);
+      expect(past.subarray(piece.length).every((byte) => byte === 0)).toBe(true);
+      const absent = await store.read({ volume: 'v1', page: 3 }, 0, volume.pageSizeBlocks, volume);
+      expect(absent.every((byte) => byte === 0)).toBe(true);
+      expect(dirtyMemory).toHaveBeenCalled();
+    } finally {
+      dirtyMemory.mockRestore();
+    }
     await store.close();
   });
 });

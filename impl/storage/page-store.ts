@@ -120,7 +120,12 @@ export class PageStore {
     const file = this.#fileOf(pageKey, blockSize);
     checkRange(file, offsetBlocks, lengthBlocks);
     return this.#operation(async () => {
-      const buffer = Buffer.alloc(lengthBlocks * file.blockSizeBytes);
+      const lengthBytes = lengthBlocks * file.blockSizeBytes;
+      // A large read (a piece copy) fills its buffer from the file, so it is not zeroed first (4 MiB of memset is a
+      // millisecond or more here, on the copy's critical path); only what lies past the end of the file is.
+      const large = lengthBytes >= threadPoolIoBytesMin;
+      const buffer = large ? Buffer.allocUnsafe(lengthBytes) : Buffer.alloc(lengthBytes);
+      let readBytes = 0;
       const positionBytes = offsetBlocks * file.blockSizeBytes;
       // The journal is taken before the file is read: a sync running meanwhile may move writes from it into the file, and
       // laying this copy over the file's bytes then still yields every write that completed before the read began.
@@ -128,11 +133,12 @@ export class PageStore {
       const entry = await this.#pin(file, false);
       if (entry !== null) {
         try {
-          await readRange(entry.handle, buffer, positionBytes);
+          readBytes = await readRange(entry.handle, buffer, positionBytes);
         } finally {
           this.#handles.release(entry);
         }
       }
+      if (large) buffer.fill(0, readBytes);
       layOver(journal, positionBytes, buffer);
       return buffer;
     });
@@ -432,15 +438,16 @@ async function createPageFile(file: PageFile): Promise<FileHandle> {
  */
 export const threadPoolIoBytesMin = 128 * 1024;
 
-/** Reads until the buffer is full or the file ends; the buffer starts zeroed, so bytes past the end read as zeros. */
-async function readRange(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<void> {
+/** Reads until the buffer is full or the file ends, and returns how many bytes it read (the caller zeroes the rest). */
+async function readRange(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<number> {
   if (buffer.length < threadPoolIoBytesMin) return readFully(handle, buffer, positionBytes);
   let doneBytes = 0;
   while (doneBytes < buffer.length) {
     const { bytesRead } = await handle.read(buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
-    if (bytesRead === 0) return;
+    if (bytesRead === 0) return doneBytes;
     doneBytes += bytesRead;
   }
+  return doneBytes;
 }
 
 async function writeRange(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
@@ -453,13 +460,14 @@ async function writeRange(handle: FileHandle, data: Uint8Array, positionBytes: n
 }
 
 /** `readRange` for small requests, made synchronously (waiting for the disk happens only in `datasync`, which stays asynchronous). */
-function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): void {
+function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): number {
   let doneBytes = 0;
   while (doneBytes < buffer.length) {
     const bytesRead = fs.readSync(handle.fd, buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
-    if (bytesRead === 0) return;
+    if (bytesRead === 0) return doneBytes;
     doneBytes += bytesRead;
   }
+  return doneBytes;
 }
 
 function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): void {
