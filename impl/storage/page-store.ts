@@ -35,8 +35,8 @@ import { VolatileOverlay, layOver } from './volatile-overlay.js';
  * at full size; with a bare block size a file grows as it is written and reads
  * past its end return zeros, which is equally correct but checks less.
  *
- * I/O. Reads and writes are positional (`pread`/`pwrite` on a FileHandle's descriptor: small ones made synchronously,
- * large ones on libuv's thread pool, see `readRange`) on a bounded cache of open files, so operations on the same page may run
+ * I/O. Reads and writes are positional (`pread`/`pwrite` on a FileHandle's descriptor, made synchronously: see `readFully`)
+ * on a bounded cache of open files, so operations on the same page may run
  * concurrently. Concurrent operations on *disjoint* ranges are safe. The store
  * does not order *overlapping* ones: the node never issues a write that
  * overlaps a write still in flight, nor reads a range while a write to it is
@@ -123,7 +123,7 @@ export class PageStore {
       const lengthBytes = lengthBlocks * file.blockSizeBytes;
       // A large read (a piece copy) fills its buffer from the file, so it is not zeroed first (4 MiB of memset is a
       // millisecond or more here, on the copy's critical path); only what lies past the end of the file is.
-      const large = lengthBytes >= threadPoolIoBytesMin;
+      const large = lengthBytes >= unzeroedReadBytesMin;
       const buffer = large ? Buffer.allocUnsafe(lengthBytes) : Buffer.alloc(lengthBytes);
       let readBytes = 0;
       const positionBytes = offsetBlocks * file.blockSizeBytes;
@@ -133,7 +133,7 @@ export class PageStore {
       const entry = await this.#pin(file, false);
       if (entry !== null) {
         try {
-          readBytes = await readRange(entry.handle, buffer, positionBytes);
+          readBytes = readFully(entry.handle, buffer, positionBytes);
         } finally {
           this.#handles.release(entry);
         }
@@ -160,7 +160,7 @@ export class PageStore {
       const entry = await this.#pin(file, true);
       assert(entry !== null, 'a written page has a file');
       try {
-        await writeRange(entry.handle, data, positionBytes);
+        writeFully(entry.handle, data, positionBytes);
         if (durable) {
           await this.#guard(entry.handle.datasync());
           await this.#entryDurable(file.key);
@@ -353,7 +353,7 @@ export class PageStore {
     // Without the test switch the file exists unless the page was deleted since it was written, and then nothing is left to sync.
     if (entry === null) return;
     try {
-      for (const write of journal) await writeRange(entry.handle, write.data, write.positionBytes);
+      for (const write of journal) writeFully(entry.handle, write.data, write.positionBytes);
       await entry.handle.datasync();
     } finally {
       this.#handles.release(entry);
@@ -425,41 +425,25 @@ async function createPageFile(file: PageFile): Promise<FileHandle> {
   return handle;
 }
 
+/** Reads of at least this many bytes (piece copies) get a buffer that is not zeroed first; see `read`. */
+export const unzeroedReadBytesMin = 128 * 1024;
+
 /**
- * Requests of at least this many bytes go through libuv's thread pool;
- * smaller ones are made synchronously. A synchronous `pread`/`pwrite` copies
- * to or from the kernel's page cache in a few microseconds for a 4 KiB block,
- * while a trip through the thread pool costs tens of microseconds and two
- * context switches (the server's profile under fio showed a quarter of its
- * time there). A piece copy is different: a 1-4 MiB copy takes 0.5-3 ms (and
- * now and then over 15 ms when the kernel must find memory for new page-cache
- * pages), and made synchronously it would hold up every client request of
- * the server for that long.
+ * `pread` and `pwrite` are made synchronously on the open file's descriptor:
+ * they copy to or from the kernel's page cache, which costs a few
+ * microseconds, while a trip through libuv's thread pool costs tens of
+ * microseconds and two context switches per block request (the server's
+ * profile under fio showed a quarter of its time there). Waiting for the disk
+ * happens only in `datasync`, which stays asynchronous. This holds for piece
+ * copies too: sending 1-4 MiB copies through the thread pool was measured
+ * (fio 4k randwrite QD16 while pages moved away and back, 2-core host shared
+ * with other work) to cut the client's IOPS during moves from 8.3-9.4k to
+ * 5.7-7.0k and raise its p99 from 13.4 to 17-23 ms: on a busy host the pool
+ * thread and the completion wait for a core, and every request queued on the
+ * page behind the copy waits with them, while the copy itself, made
+ * synchronously, holds the event loop for some 0.2-1 ms per MiB (now and then
+ * much longer, when the kernel must find memory for new page-cache pages).
  */
-export const threadPoolIoBytesMin = 128 * 1024;
-
-/** Reads until the buffer is full or the file ends, and returns how many bytes it read (the caller zeroes the rest). */
-async function readRange(handle: FileHandle, buffer: Buffer, positionBytes: number): Promise<number> {
-  if (buffer.length < threadPoolIoBytesMin) return readFully(handle, buffer, positionBytes);
-  let doneBytes = 0;
-  while (doneBytes < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, doneBytes, buffer.length - doneBytes, positionBytes + doneBytes);
-    if (bytesRead === 0) return doneBytes;
-    doneBytes += bytesRead;
-  }
-  return doneBytes;
-}
-
-async function writeRange(handle: FileHandle, data: Uint8Array, positionBytes: number): Promise<void> {
-  if (data.length < threadPoolIoBytesMin) return writeFully(handle, data, positionBytes);
-  let doneBytes = 0;
-  while (doneBytes < data.length) {
-    const { bytesWritten } = await handle.write(data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
-    doneBytes += bytesWritten;
-  }
-}
-
-/** `readRange` for small requests, made synchronously (waiting for the disk happens only in `datasync`, which stays asynchronous). */
 function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): number {
   let doneBytes = 0;
   while (doneBytes < buffer.length) {
