@@ -5,12 +5,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
- * How the page store creates a page file: in place, with the fsync of its
- * directory running alongside the first write, and every sync or FUA write
- * of the file held until that fsync is done (a write must never be reported
- * durable in a file whose name a power loss could still take away). The
- * directory fsync is replaced by one the test releases by hand, so the test
- * can see what waits for it.
+ * How the page store creates a page file: in place, with no fsync before the
+ * first write; the first sync (or FUA write) of the file fsyncs its directory
+ * alongside its own fdatasync and is held until that is done (a write must
+ * never be reported durable in a file whose name a power loss could still
+ * take away). The directory fsync is replaced by one the test releases by
+ * hand, so the test can see what waits for it.
  */
 const directorySyncs: Array<{ readonly path: string; readonly release: () => void }> = [];
 let holdDirectorySyncs = false;
@@ -54,23 +54,51 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 describe('page file creation', () => {
-  it('lets the first write go ahead of the directory fsync, and holds syncs of the new file until it is done', async () => {
+  it('lets the first write go ahead without a directory fsync, and holds syncs of the new file until one is done', async () => {
     const store = new PageStore(nodePath.join(temporaryDirectory(), 'pages'));
     holdDirectorySyncs = true;
     const data = Buffer.alloc(4096, 7);
-    // The write itself does not wait for the new file's directory entry.
+    // Neither the write itself nor anything before it waits for the new file's directory entry.
     expect(await settlesWithin(store.write({ volume: 'v1', page: 0 }, 0, data, volume, false), 200)).toBe(true);
-    expect(directorySyncs.map((held) => nodePath.basename(held.path))).toEqual(['v1']);
+    expect(directorySyncs).toHaveLength(0);
     const sync = store.sync({ volume: 'v1', page: 0 });
     const fuaWrite = store.write({ volume: 'v1', page: 0 }, 8, data, volume, true);
     expect(await settlesWithin(sync, 100)).toBe(false);
     expect(await settlesWithin(fuaWrite, 0)).toBe(false);
+    // One directory fsync, shared by both.
+    expect(directorySyncs.map((held) => nodePath.basename(held.path))).toEqual(['v1']);
     directorySyncs[0]!.release();
     await sync;
     await fuaWrite;
-    // A file that already exists costs no directory fsync.
+    // Once the entry is durable, the file costs no more directory fsyncs.
     await store.write({ volume: 'v1', page: 0 }, 16, data, volume, true);
+    await store.write({ volume: 'v1', page: 0 }, 24, data, volume, false);
+    await store.sync({ volume: 'v1', page: 0 });
     expect(directorySyncs).toHaveLength(1);
+    // A FUA write to another new file waits for its own directory fsync.
+    const otherFua = store.write({ volume: 'v1', page: 1 }, 0, data, volume, true);
+    expect(await settlesWithin(otherFua, 100)).toBe(false);
+    expect(directorySyncs).toHaveLength(2);
+    directorySyncs[1]!.release();
+    await otherFua;
+    holdDirectorySyncs = false;
+    await store.close();
+  });
+
+  it('makes the directory entry durable when an evicted handle is what synced the new file', async () => {
+    // With one handle allowed, writing a second page evicts the first page's dirty handle, which is synced as it is
+    // closed; that sync clears the dirty mark, so the page's later sync relies on it for the directory entry too.
+    const store = new PageStore(nodePath.join(temporaryDirectory(), 'pages'), { handlesMax: 1 });
+    holdDirectorySyncs = true;
+    const data = Buffer.alloc(4096, 9);
+    await store.write({ volume: 'v1', page: 0 }, 0, data, volume, false);
+    const evicting = store.write({ volume: 'v1', page: 1 }, 0, data, volume, false);
+    await settlesWithin(evicting, 100);
+    const sync = store.sync({ volume: 'v1', page: 0 });
+    expect(await settlesWithin(sync, 100)).toBe(false);
+    for (const held of directorySyncs) held.release();
+    await sync;
+    await evicting;
     holdDirectorySyncs = false;
     await store.close();
   });
