@@ -154,6 +154,25 @@ describe('metadata store', () => {
     expect(loaded.routes[0]?.route).toEqual({ owner: 's1', epoch: 101 });
     expect(loaded.replicas).toEqual([]);
   });
+
+  it('resolves commits issued without waiting in call order; an invalid one among them is refused alone', async () => {
+    // The runtime hands every commit over at once and relies on this order for its completions.
+    const directory = temporaryDirectory();
+    const store = openMetadata(directory);
+    const resolved: number[] = [];
+    const commits = Array.from({ length: 40 }, (_, n) => {
+      const writes = n === 17
+        ? [{ kind: 'route', pageKey: page(0), route: { owner: 's1', epoch: -1 } } as MetadataWrite]
+        : [{ kind: 'route', pageKey: page(n % 3), route: { owner: `s${n}`, epoch: n + 1 } } as MetadataWrite];
+      return store.commit(writes).then(() => resolved.push(n), () => resolved.push(-n));
+    });
+    await Promise.all(commits);
+    // The invalid commit is refused when it is checked, before it is queued, so its rejection may come first.
+    expect(resolved.filter((n) => n >= 0)).toEqual(Array.from({ length: 40 }, (_, n) => n).filter((n) => n !== 17));
+    expect(resolved).toContain(-17);
+    const routes = store.load().routes.map((stored) => stored.route);
+    expect(routes).toEqual([{ owner: 's39', epoch: 40 }, { owner: 's37', epoch: 38 }, { owner: 's38', epoch: 39 }]);
+  });
 });
 
 describe('page store', () => {
