@@ -49,6 +49,23 @@ export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEf
   return work.finish();
 }
 
+/**
+ * Several inputs in one step: the same state and the same effects, in the same
+ * order, as `nodeStep` applied to each input in turn (the effects of all of
+ * them concatenated). A step copies each map it changes once (see NodeDraft),
+ * so a runtime that has several inputs at hand saves every copy but the first
+ * by handing them over together. It is the same because handling an input
+ * reads and writes only the draft, whose maps after one input hold exactly the
+ * state a separate step would have finished with, and the step keeps nothing
+ * else between inputs. model-tests/node/node-step-many.test.ts compares the
+ * two over random simulated runs.
+ */
+export function nodeStepMany(state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] {
+  const work = new NodeStep(state);
+  for (const input of inputs) work.handle(input);
+  return work.finish();
+}
+
 /** Routing input (and context) fields the routing machine only copies into its context and effects. */
 const routingLabels = ['requestId', 'pageKey'] as const;
 
