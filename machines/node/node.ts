@@ -302,8 +302,9 @@ class NodeStep {
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // Tokens are named by the client request, so another try of it held here may still need the same bytes.
-    const tokenStillNeeded = [...this.next.read('requests').values()].some((other) => other.writeToken === entry.writeToken);
-    if (entry.writeToken && entry.replyTo.kind === 'peer' && !tokenStillNeeded) this.effects.push({ type: 'token.release', token: entry.writeToken });
+    // (Looked for only when a peer's write token could be released: a scan of every request in flight per client request adds up.)
+    const tokenStillNeeded = () => [...this.next.read('requests').values()].some((other) => other.writeToken === entry.writeToken);
+    if (entry.writeToken && entry.replyTo.kind === 'peer' && !tokenStillNeeded()) this.effects.push({ type: 'token.release', token: entry.writeToken });
   }
 
   #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {
