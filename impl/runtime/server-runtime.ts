@@ -244,14 +244,23 @@ export class ServerRuntime {
     if (this.#batchDepth === 0) this.#drain();
   }
 
+  /** Steps until the queue is empty; a failure is thrown once the rest is stepped, so one bad input holds up no other. */
   #drain(): void {
     if (this.#stepping) return;
     this.#stepping = true;
+    let failure: { error: unknown } | null = null;
     try {
-      while (this.#inputs.length > 0) this.#stepQueued();
+      while (this.#inputs.length > 0) {
+        try {
+          this.#stepQueued();
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
     } finally {
       this.#stepping = false;
     }
+    if (failure !== null) throw failure.error;
   }
 
   /**
@@ -259,7 +268,8 @@ export class ServerRuntime {
    * assertion that fails in a batch would take the inputs before it down with
    * it, which a step of its own would not: so the batch's inputs go back to
    * the queue and are stepped one at a time, and the failure surfaces from
-   * the input that causes it, as before batching.
+   * the input that causes it, as before batching. Likewise an effect that
+   * throws does not stop the effects after it.
    */
   #stepQueued(): void {
     const single = this.#singleStepsLeft > 0;
@@ -275,7 +285,17 @@ export class ServerRuntime {
       return;
     }
     this.#state = stepped[0];
-    for (const effect of stepped[1]) this.#execute(effect);
+    // Effects of several inputs run here, so one that throws must not cost the others theirs: every effect runs, then
+    // the first failure surfaces.
+    let failure: { error: unknown } | null = null;
+    for (const effect of stepped[1]) {
+      try {
+        this.#execute(effect);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure !== null) throw failure.error;
   }
 
   #execute(effect: NodeEffect): void {
