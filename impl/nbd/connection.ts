@@ -300,23 +300,25 @@ export class NbdConnection {
     const costBytes = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.lengthBytes : 0;
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
-    const reply = (outcome: RequestOutcome) => {
-      try {
-        this.inFlightRequests -= 1;
-        this.inFlightBytes -= costBytes;
-        this.send(encodeReply(header, negotiated, outcome));
-        if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
-        else this.pump();
-      } catch (error) {
-        this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    };
     // One promise reaction per request, whichever way it settles.
     this.execute(negotiated.exportInfo.name, request, payload).then(
       // Only a read's reply carries data, whatever another command's promise resolves to.
-      (data) => reply({ ok: true, offsetBytes: request.offsetBytes, data: request.type === NBD_CMD_READ ? data : undefined }),
-      (error: unknown) => reply(this.outcomeOfFailure(request, error)),
+      (data) => this.reply(header, negotiated, costBytes, { ok: true, offsetBytes: request.offsetBytes, data: request.type === NBD_CMD_READ ? data : undefined }),
+      (error: unknown) => this.reply(header, negotiated, costBytes, this.outcomeOfFailure(request, error)),
     );
+  }
+
+  /** Answers a request that was in flight and reads on, or ends a draining connection once nothing is left in flight. */
+  private reply(header: RequestHeader, negotiated: NegotiatedExport, costBytes: number, outcome: RequestOutcome): void {
+    try {
+      this.inFlightRequests -= 1;
+      this.inFlightBytes -= costBytes;
+      this.send(encodeReply(header, negotiated, outcome));
+      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
+      else this.pump();
+    } catch (error) {
+      this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {
