@@ -62,10 +62,28 @@ const sentinelText = '\u0000label\u0000';
 export function startLabelled<M extends AnyStateMachine>(machine: M, input: InputFrom<M>, labelNames: readonly string[]): [SnapshotFrom<M>, Effect[]] {
   if (!labelledMemo.enabled) return start(machine, input);
   const fields = input as Labels;
+  return memoised(machine, startKey(fields, labelNames), fields, labelNames, () => start(machine, input), (sentinels) => start(machine, { ...fields, ...sentinels } as never)) as [SnapshotFrom<M>, Effect[]];
+}
+
+/**
+ * Every field of a start's input but the labels, with their names, in the
+ * input's own order (another order only costs a miss): the input's JSON with
+ * each label's value replaced by null. JSON leaves out a field whose value is
+ * undefined, which would make it look absent, so such an input spells its
+ * names and boxed values out instead (a key of another form, `start:` rather
+ * than `start|`, so the two forms never collide).
+ */
+function startKey(fields: Labels, labelNames: readonly string[]): string {
+  const masked: Record<string, unknown> = { ...fields };
+  let hasUndefined = false;
+  for (const name in masked) {
+    if (masked[name] === undefined) hasUndefined = true;
+    else if (labelNames.includes(name)) masked[name] = null;
+  }
+  if (!hasUndefined) return `start|${JSON.stringify(masked)}`;
   const names = Object.keys(fields);
-  // Every field but the labels, in the input's own order (another order only costs a miss).
-  const key = `start|${names.join(',')}|${JSON.stringify(names.map((name) => labelNames.includes(name) ? null : fields[name]))}`;
-  return memoised(machine, key, fields, labelNames, () => start(machine, input), (sentinels) => start(machine, { ...fields, ...sentinels } as never)) as [SnapshotFrom<M>, Effect[]];
+  // Each value boxed: [] for undefined, [value] otherwise, [null] for a label.
+  return `start:${JSON.stringify(names)}|${JSON.stringify(names.map((name) => labelNames.includes(name) ? [null] : fields[name] === undefined ? [] : [fields[name]]))}`;
 }
 
 export function stepLabelled<M extends AnyStateMachine>(machine: M, snapshot: SnapshotFrom<M>, event: EventFromLogic<M>, labelNames: readonly string[]): [SnapshotFrom<M>, Effect[]] {

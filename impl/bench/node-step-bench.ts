@@ -17,7 +17,9 @@
  * process CPU time per write (all node steps a write needs, the executor's
  * small share and GC included), the best of `BENCH_ROUNDS` rounds: on a
  * shared machine CPU time is steadier than wall time, and the best round the
- * least disturbed. For the forwarded scenario it also splits the time by
+ * least disturbed. `BENCH_BATCH=n` steps up to n consecutive queued inputs
+ * of one server with one `nodeStepMany`, as the TCP runtime steps what it has
+ * queued (a turn's requests, then their completions). For the forwarded scenario it also splits the time by
  * server (wall time of each server's steps, codec and executor included:
  * the forwarder's and the owner's share of a forwarded write).
  */
@@ -27,7 +29,7 @@ import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import { initialDurableRecords, nodeStep, nodeStepMany } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { encodePeerFrameParts, PeerFrameDecoder } from '../peer/peer-frame.js';
 
@@ -35,6 +37,8 @@ const queueDepth = Number(process.env['BENCH_QD'] ?? 16);
 const writesMeasured = Number(process.env['BENCH_WRITES'] ?? 100_000);
 const roundCount = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const throughWire = process.env['BENCH_WIRE'] !== '0';
+/** `BENCH_BATCH`: how many queued inputs of one server a step may take (1: one nodeStep per input; the TCP runtime takes whatever is queued). */
+const batchInputsMax = Number(process.env['BENCH_BATCH'] ?? 1);
 const warmUpWrites = Math.min(20_000, writesMeasured);
 const volume: VolumeDefinition = { name: 'local', pageCount: 16, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1'] };
 const group = ['s1', 's2'];
@@ -102,14 +106,18 @@ function run(scenario: Scenario, writeCount: number, seed: number): { microsecon
   };
   const cpuBefore = process.cpuUsage();
   for (let index = 0; index < queueDepth; index += 1) issue();
-  for (let head = 0; head < pending.length; head += 1) {
+  for (let head = 0; head < pending.length;) {
     const [self, input] = pending[head]!;
     const startedMs = performance.now();
-    const [state, effects] = nodeStep(nodes.get(self)!, input);
+    // Up to `batchInputsMax` queued inputs for the same server go through one step, as the runtime steps what it has queued.
+    const batch = [input];
+    while (batch.length < batchInputsMax && head + batch.length < pending.length && pending[head + batch.length]![0] === self) batch.push(pending[head + batch.length]![1]);
+    head += batch.length;
+    const [state, effects] = batch.length === 1 ? nodeStep(nodes.get(self)!, input) : nodeStepMany(nodes.get(self)!, batch);
     nodes.set(self, state);
     for (const effect of effects) execute(self, effect);
     wallMsBySide.set(self, wallMsBySide.get(self)! + performance.now() - startedMs);
-    if (head > 100_000) { pending.splice(0, head + 1); head = -1; }
+    if (head > 100_000) { pending.splice(0, head); head = 0; }
   }
   const cpu = process.cpuUsage(cpuBefore);
   assert(repliesOk === writeCount, `every write answered (${repliesOk} of ${writeCount})`);
@@ -120,7 +128,7 @@ function run(scenario: Scenario, writeCount: number, seed: number): { microsecon
 const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? 1);
 // BENCH_NO_MEMO=1: every routing start and step run by the machine itself, for comparison.
 labelledMemo.enabled = process.env['BENCH_NO_MEMO'] !== '1';
-console.log(`node step per 4 KiB write, QD${queueDepth}, ${writesMeasured} writes, best of ${roundCount} rounds, CPU µs per write, routing memo ${labelledMemo.enabled ? 'on' : 'off'}, peer messages ${throughWire ? 'through the wire codec' : 'handed over as objects'}, seed=${seed}`);
+console.log(`node step per 4 KiB write, QD${queueDepth}, ${writesMeasured} writes, up to ${batchInputsMax} inputs per step, best of ${roundCount} rounds, CPU µs per write, routing memo ${labelledMemo.enabled ? 'on' : 'off'}, peer messages ${throughWire ? 'through the wire codec' : 'handed over as objects'}, seed=${seed}`);
 for (const scenario of [{ name: 'owner', entry: 's1' }, { name: 'forwarded', entry: 's2' }]) {
   run(scenario, warmUpWrites, seed);
   const rounds = Array.from({ length: roundCount }, () => run(scenario, writesMeasured, seed));

@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   const transport = new PeerTransport({
     self: self.id, groupName: group.groupName, listen: self.peer, peers, log,
     onMessage: (from, message, data) => runtime?.receive(from, message, data),
+    batch: (body) => (runtime ? runtime.batch(body) : body()),
   });
   let balancing: RunningBalancer | null = null;
   // The configured group is the membership until the store holds a newer record (machines/membership/membership.ts).

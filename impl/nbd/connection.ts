@@ -170,20 +170,17 @@ export class NbdConnection {
     );
   }
 
-  /** Parses and acts on as many queued bytes as the flow bounds allow, then pauses or resumes the socket. */
+  /**
+   * Parses and acts on as many queued bytes as the flow bounds allow, then
+   * pauses or resumes the socket. The requests parsed in one pass go to the
+   * backend inside one `batch`, so a backend can take them together.
+   */
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      for (;;) {
-        if (this.phase === 'handshake') {
-          this.performHandshakeActions(this.handshake.consume(this.queue));
-          if (this.phase === 'handshake') break;
-          continue;
-        }
-        if (this.phase !== 'transmission' || this.flowBlocked()) break;
-        if (!this.parseOne()) break;
-      }
+      if (this.backend.batch) this.backend.batch(this.parseAll);
+      else this.parseAll();
     } catch (error) {
       this.hardClose(`internal error: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
@@ -193,6 +190,18 @@ export class NbdConnection {
     if (this.phase === 'transmission' && this.flowBlocked()) this.socket.pause();
     else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
   }
+
+  private readonly parseAll = (): void => {
+    for (;;) {
+      if (this.phase === 'handshake') {
+        this.performHandshakeActions(this.handshake.consume(this.queue));
+        if (this.phase === 'handshake') break;
+        continue;
+      }
+      if (this.phase !== 'transmission' || this.flowBlocked()) break;
+      if (!this.parseOne()) break;
+    }
+  };
 
   private performHandshakeActions(actions: HandshakeAction[]): void {
     for (const action of actions) {
@@ -291,19 +300,25 @@ export class NbdConnection {
     const costBytes = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.lengthBytes : 0;
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
-    this.execute(negotiated.exportInfo.name, request, payload)
-      .then(
-        (data): RequestOutcome => ({ ok: true, offsetBytes: request.offsetBytes, data }),
-        (error: unknown): RequestOutcome => this.outcomeOfFailure(request, error),
-      )
-      .then((outcome) => {
-        this.inFlightRequests -= 1;
-        this.inFlightBytes -= costBytes;
-        this.send(encodeReply(header, negotiated, outcome));
-        if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
-        else this.pump();
-      })
-      .catch((error: unknown) => this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`));
+    // One promise reaction per request, whichever way it settles.
+    this.execute(negotiated.exportInfo.name, request, payload).then(
+      // Only a read's reply carries data, whatever another command's promise resolves to.
+      (data) => this.reply(header, negotiated, costBytes, { ok: true, offsetBytes: request.offsetBytes, data: request.type === NBD_CMD_READ ? data : undefined }),
+      (error: unknown) => this.reply(header, negotiated, costBytes, this.outcomeOfFailure(request, error)),
+    );
+  }
+
+  /** Answers a request that was in flight and reads on, or ends a draining connection once nothing is left in flight. */
+  private reply(header: RequestHeader, negotiated: NegotiatedExport, costBytes: number, outcome: RequestOutcome): void {
+    try {
+      this.inFlightRequests -= 1;
+      this.inFlightBytes -= costBytes;
+      this.send(encodeReply(header, negotiated, outcome));
+      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
+      else this.pump();
+    } catch (error) {
+      this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {
@@ -313,7 +328,20 @@ export class NbdConnection {
     return { ok: false, errno: NBD_EIO, message: 'backend I/O error' };
   }
 
-  private async execute(exportName: string, request: AcceptedRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
+  /** The backend call of a request; never throws (a synchronous failure becomes a rejection, as from an async function). */
+  private execute(exportName: string, request: AcceptedRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
+    try {
+      // A write is the common case: its backend promise is the request's, with no async wrapper around it.
+      if (request.type === NBD_CMD_WRITE && request.lengthBytes > 0 && payload !== undefined) {
+        return this.backend.write(exportName, request.offsetBytes, payload, request.fua, this.label) as Promise<undefined>;
+      }
+      return this.executeOther(exportName, request, payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private async executeOther(exportName: string, request: AcceptedRequest, payload: Buffer | undefined): Promise<Buffer | undefined> {
     const { offsetBytes, lengthBytes, fua } = request;
     switch (request.type) {
       case NBD_CMD_READ: {

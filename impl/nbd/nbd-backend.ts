@@ -45,4 +45,10 @@ export interface NbdBackend {
   trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void>;
   /** After it resolves, the range reads as zeroes. */
   writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
+  /**
+   * Optional: calls `body` once and returns its result. The front end issues
+   * every request parsed from one socket read inside it, so a backend can
+   * take them together (the server runtime steps its node once for all).
+   */
+  batch?<T>(body: () => T): T;
 }

@@ -62,7 +62,8 @@ export function parseRequestHeader(bytes: Buffer): RequestHeader | null {
   return {
     flags: bytes.readUInt16BE(4),
     type: bytes.readUInt16BE(6),
-    handle: Buffer.from(bytes.subarray(8, 16)),
+    // A view, not a copy: received bytes are never reused or changed (a chunk from the socket, or a join of chunks).
+    handle: bytes.subarray(8, 16),
     offset: bytes.readBigUInt64BE(16),
     lengthBytes: bytes.readUInt32BE(24),
   };
@@ -136,7 +137,8 @@ export function checkRequest(header: RequestHeader, negotiated: NegotiatedExport
 
 /** A simple reply; `data` follows the header only for a successful read. */
 export function encodeSimpleReply(handle: Buffer, errno: number, data?: Buffer): Buffer[] {
-  const header = Buffer.alloc(NBD_SIMPLE_REPLY_HEADER_BYTES);
+  // Every byte is written below, so the header may come from Node's shared pool unzeroed.
+  const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_HEADER_BYTES);
   header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
   header.writeUInt32BE(errno, 4);
   handle.copy(header, 8);
@@ -144,7 +146,8 @@ export function encodeSimpleReply(handle: Buffer, errno: number, data?: Buffer):
 }
 
 function encodeChunkHeader(handle: Buffer, flags: number, type: number, payloadBytes: number): Buffer {
-  const header = Buffer.alloc(NBD_STRUCTURED_REPLY_HEADER_BYTES);
+  // Every byte is written below, so the header may come from Node's shared pool unzeroed.
+  const header = Buffer.allocUnsafe(NBD_STRUCTURED_REPLY_HEADER_BYTES);
   header.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0);
   header.writeUInt16BE(flags, 4);
   header.writeUInt16BE(type, 6);

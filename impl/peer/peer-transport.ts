@@ -32,6 +32,12 @@ export interface PeerTransportOptions {
   readonly listen: PeerAddress;
   readonly peers: Readonly<Record<ServerId, PeerAddress>>;
   readonly onMessage: (from: ServerId, message: PeerMessage, data: Buffer | null) => void;
+  /**
+   * Optional: calls `body` once and returns its result. The messages decoded
+   * from one socket read are handed to `onMessage` inside it, so the runtime
+   * can step its node once for all of them (ServerRuntime.batch).
+   */
+  readonly batch?: <T>(body: () => T) => T;
   readonly log: (line: string) => void;
   readonly queueMessagesMax?: number;
   readonly queueBytesMax?: number;
@@ -60,7 +66,7 @@ export class PeerTransport {
 
   constructor(options: PeerTransportOptions) {
     this.#options = {
-      queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, ...options,
+      queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, batch: (body) => body(), ...options,
     };
     this.#peers = { ...options.peers };
   }
@@ -164,15 +170,17 @@ export class PeerTransport {
     let from: ServerId | null = null;
     socket.on('data', (chunk: Buffer) => {
       try {
-        for (const frame of decoder.push(chunk)) {
-          if (frame.envelope.kind === 'hello') {
-            if (frame.envelope.group !== this.#options.groupName || !this.#peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
-            from = frame.envelope.from;
-            continue;
+        this.#options.batch(() => {
+          for (const frame of decoder.push(chunk)) {
+            if (frame.envelope.kind === 'hello') {
+              if (frame.envelope.group !== this.#options.groupName || !this.#peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
+              from = frame.envelope.from;
+              continue;
+            }
+            if (from === null) throw new Error('a peer spoke before saying hello');
+            this.#options.onMessage(from, frame.envelope.message, frame.data);
           }
-          if (from === null) throw new Error('a peer spoke before saying hello');
-          this.#options.onMessage(from, frame.envelope.message, frame.data);
-        }
+        });
       } catch (error) {
         this.#options.log(`peer connection closed: ${(error as Error).message}`);
         socket.destroy();

@@ -16,8 +16,17 @@
  * each is handed over at once rather than after the one before it is
  * durable, so commits issued while one is being synced share the next
  * transaction and its sync (a move's checkpoint no longer waits behind the
- * previous move's cleanup or a route push). Completions
- * come back as `io.done` inputs; inputs are processed one at a time.
+ * previous move's cleanup or a route push). Completions come back as
+ * `io.done` inputs.
+ *
+ * Steps. Inputs are queued and stepped in arrival order. Whatever is queued
+ * when the runtime steps goes through one `nodeStepMany` (the same state and
+ * effects as one `nodeStep` per input, in one draft, so the node's maps are
+ * copied once per batch rather than once per input), at most
+ * `inputsPerStepMax` at a time; the effects then run in order. Inputs arrive
+ * while effects run (completions of I/O done at once, see `PageData`), and a
+ * caller that has several at hand (the NBD front end with every request of
+ * one socket read) can hold them back with `batch`.
  */
 import { FifoPacer } from './fifo-pacer.js';
 import { NodeTimers } from './node-timers.js';
@@ -29,7 +38,7 @@ import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { isTimerLive, nodeStep } from '../../machines/node/node.js';
+import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
@@ -38,6 +47,14 @@ import type { Membership, MembershipChange } from '../../machines/membership/mem
 export interface PageData {
   read(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Promise<Buffer>;
   write(pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number, durable: boolean): Promise<void>;
+  /**
+   * Optional: `read` done at once when nothing has to be waited for, or null
+   * (nothing done) when it cannot be; a throw is the read's failure. The
+   * runtime then reports the completion in the same turn, without promises.
+   */
+  readNow?(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Buffer | null;
+  /** Optional: a write without `durable` done at once, as `readNow`; false when it was not done. */
+  writeNow?(pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number): boolean;
   sync(pageKey: PageKey | null): Promise<void>;
   delete(pageKey: PageKey): Promise<void>;
 }
@@ -81,6 +98,9 @@ export interface ServerRuntimeOptions {
   readonly onMembership?: (membership: Membership) => void;
 }
 
+/** The most inputs one node step takes; more wait for the next step (a bound on the work between effects). */
+export const inputsPerStepMax = 256;
+
 interface HeldToken {
   readonly data: Buffer;
   readonly heldSinceMs: number;
@@ -96,6 +116,10 @@ export class ServerRuntime {
   readonly #pageQueues = new Map<string, Promise<void>>();
   readonly #inputs: NodeInput[] = [];
   #stepping = false;
+  /** How many `batch` calls are running: while any is, inputs wait in the queue. */
+  #batchDepth = 0;
+  /** After a batch threw, this many inputs are stepped one at a time (see `#stepQueued`). */
+  #singleStepsLeft = 0;
   #nextRequest = 0;
   /** The page-copy throttle, if one is configured: a piece is sent when its slot starts. */
   readonly #copyPacer: FifoPacer | null;
@@ -207,20 +231,79 @@ export class ServerRuntime {
     return `${this.self}.${this.#options.incarnation}-${kind}${this.#nextRequest}`;
   }
 
+  /**
+   * Runs `body` with the inputs it causes held back, then steps them together
+   * (the NBD front end wraps each socket read in it, so the requests of one
+   * read cost one node step). Calls may nest; the outermost one steps.
+   */
+  batch<T>(body: () => T): T {
+    this.#batchDepth += 1;
+    try {
+      return body();
+    } finally {
+      this.#batchDepth -= 1;
+      if (this.#batchDepth === 0) this.#drain();
+    }
+  }
+
   #input(input: NodeInput): void {
     if (this.#stopped) return;
     this.#inputs.push(input);
+    if (this.#batchDepth === 0) this.#drain();
+  }
+
+  /** Steps until the queue is empty; a failure is thrown once the rest is stepped, so one bad input holds up no other. */
+  #drain(): void {
     if (this.#stepping) return;
     this.#stepping = true;
+    let failure: { error: unknown } | null = null;
     try {
-      for (let next = this.#inputs.shift(); next; next = this.#inputs.shift()) {
-        const [state, effects] = nodeStep(this.#state, next);
-        this.#state = state;
-        for (const effect of effects) this.#execute(effect);
+      while (this.#inputs.length > 0) {
+        try {
+          this.#stepQueued();
+        } catch (error) {
+          failure ??= { error };
+        }
       }
     } finally {
       this.#stepping = false;
     }
+    if (failure !== null) throw failure.error;
+  }
+
+  /**
+   * Steps the queued inputs (up to the bound) and runs their effects. A node
+   * assertion that fails in a batch would take the inputs before it down with
+   * it, which a step of its own would not: so the batch's inputs go back to
+   * the queue and are stepped one at a time, and the failure surfaces from
+   * the input that causes it, as before batching. Likewise an effect that
+   * throws does not stop the effects after it.
+   */
+  #stepQueued(): void {
+    const single = this.#singleStepsLeft > 0;
+    const inputs = this.#inputs.splice(0, single ? 1 : inputsPerStepMax);
+    if (single) this.#singleStepsLeft -= 1;
+    let stepped: [NodeState, NodeEffect[]];
+    try {
+      stepped = nodeStepMany(this.#state, inputs);
+    } catch (error) {
+      if (inputs.length === 1) throw error;
+      this.#inputs.unshift(...inputs);
+      this.#singleStepsLeft = inputs.length;
+      return;
+    }
+    this.#state = stepped[0];
+    // Effects of several inputs run here, so one that throws must not cost the others theirs: every effect runs, then
+    // the first failure surfaces.
+    let failure: { error: unknown } | null = null;
+    for (const effect of stepped[1]) {
+      try {
+        this.#execute(effect);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure !== null) throw failure.error;
   }
 
   #execute(effect: NodeEffect): void {
@@ -257,6 +340,12 @@ export class ServerRuntime {
       }
       case 'data.read': {
         const blockSizeBytes = this.#blockSizeBytes(effect.pageKey);
+        const { pages } = this.#options;
+        if (pages.readNow && this.#doneNow(effect.pageKey, effect.completionId, () => {
+          const data = pages.readNow!(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes);
+          if (data !== null) this.#hold(effect.intoToken, data);
+          return data !== null;
+        })) return;
         this.#onPage(effect.pageKey, effect.completionId, async () => {
           this.#hold(effect.intoToken, await this.#options.pages.read(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes));
         });
@@ -267,6 +356,9 @@ export class ServerRuntime {
         const source = this.#tokens.get(effect.fromToken)?.data;
         const start = effect.tokenOffsetBlocks * blockSizeBytes;
         const part = source?.subarray(start, start + effect.lengthBlocks * blockSizeBytes);
+        const { pages } = this.#options;
+        if (!effect.durable && pages.writeNow && part && part.length === effect.lengthBlocks * blockSizeBytes &&
+          this.#doneNow(effect.pageKey, effect.completionId, () => pages.writeNow!(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes))) return;
         const write = async () => {
           if (!part || part.length !== effect.lengthBlocks * blockSizeBytes) throw new Error(`token ${effect.fromToken} holds no data for this write`);
           await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, false);
@@ -327,6 +419,27 @@ export class ServerRuntime {
 
   #blockSizeBytes(pageKey: PageKey): number {
     return this.#state.volumes[pageKey.volume]?.blockSizeBytes ?? 512;
+  }
+
+  /**
+   * Tries a disk operation at once: only when no earlier operation on the
+   * page is still queued (they run in effect order), and only if `operation`
+   * says it could do it without waiting. Its completion is then an input
+   * queued now, stepped with the others of this turn (a 4 KiB write's
+   * completion costs no promise and no extra turn). Returns false, having
+   * done nothing, when the operation must be queued instead.
+   */
+  #doneNow(pageKey: PageKey, completionId: string, operation: () => boolean): boolean {
+    if (this.#pageQueues.size > 0 && this.#pageQueues.has(pageKeyText(pageKey))) return false;
+    let ok = true;
+    try {
+      if (!operation()) return false;
+    } catch (error) {
+      ok = false;
+      this.#options.log(`disk operation failed: ${(error as Error).message}`);
+    }
+    this.#input({ type: 'io.done', completionId, ok });
+    return true;
   }
 
   /** Runs a disk operation after the earlier ones on the same page, then reports its completion. */

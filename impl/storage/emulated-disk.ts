@@ -70,6 +70,16 @@ export class EmulatedDiskPageStore extends PageStore {
     await this.#pacer.serve(args[2].length);
     return super.write(...args);
   }
+
+  /** Never at once: every read waits for the emulated disk. */
+  override readNow(): null {
+    return null;
+  }
+
+  /** Never at once: every write waits for the emulated disk. */
+  override writeNow(): false {
+    return false;
+  }
 }
 
 function blockSizeBytesOf(blockSize: BlockSize): number {

@@ -41,7 +41,9 @@ import { VolatileOverlay, layOver } from './volatile-overlay.js';
  *
  * I/O. Reads and writes are positional (`pread`/`pwrite` on a FileHandle's descriptor, made synchronously: see `readFully`)
  * on a bounded cache of open files, so operations on the same page may run
- * concurrently. Concurrent operations on *disjoint* ranges are safe. The store
+ * concurrently. `readNow` and `writeNow` do the same at once, with no promise,
+ * when nothing needs waiting for (the file is open, the write needs no sync,
+ * no test switch is on); the caller falls back to `read`/`write` otherwise. Concurrent operations on *disjoint* ranges are safe. The store
  * does not order *overlapping* ones: the node never issues a write that
  * overlaps a write still in flight, nor reads a range while a write to it is
  * in flight, and the store relies on that. Likewise the node does not delete a
@@ -176,6 +178,50 @@ export class PageStore {
     });
   }
 
+  /**
+   * `read` done at once, if it can be without waiting: the page's file is
+   * open. Returns null (having done nothing) when it cannot; throws what the
+   * read would have rejected with.
+   */
+  readNow(pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number): Buffer | null {
+    if (this.#overlay !== null || this.#failure !== null || this.#closed) return null;
+    const key = pageKeyText(pageKey);
+    const entry = this.#handles.pin(key);
+    if (entry === undefined) return null;
+    try {
+      const file = this.#knownFile(key, pageKey, blockSizeBytes);
+      checkRange(file, offsetBlocks, lengthBlocks);
+      const buffer = Buffer.alloc(lengthBlocks * blockSizeBytes);
+      readFully(entry.handle, buffer, offsetBlocks * blockSizeBytes);
+      return buffer;
+    } finally {
+      this.#handles.release(entry);
+    }
+  }
+
+  /**
+   * `write` without `durable`, done at once if it can be without waiting: the
+   * page's file is open. Returns whether it did the write (false: nothing was
+   * done); throws what the write would have rejected with. Like `write`, it
+   * marks the file dirty once the bytes are in, so the next sync covers them.
+   */
+  writeNow(pageKey: PageKey, offsetBlocks: number, data: Uint8Array, blockSizeBytes: number): boolean {
+    if (this.#overlay !== null || this.#failure !== null || this.#closed) return false;
+    const key = pageKeyText(pageKey);
+    const entry = this.#handles.pin(key);
+    if (entry === undefined) return false;
+    try {
+      const file = this.#knownFile(key, pageKey, blockSizeBytes);
+      assert(data.length > 0 && data.length % blockSizeBytes === 0, `a write to ${key} is a positive whole number of ${blockSizeBytes}-byte blocks (got ${data.length} bytes)`);
+      checkRange(file, offsetBlocks, data.length / blockSizeBytes);
+      writeFully(entry.handle, data, offsetBlocks * blockSizeBytes);
+      this.#dirty.set(key, file);
+    } finally {
+      this.#handles.release(entry);
+    }
+    return true;
+  }
+
   /** Makes durable every write to the page (or, with null, to any page) that completed before this call. */
   async sync(pageKey: PageKey | null): Promise<void> {
     await this.#operation(async () => {
@@ -260,6 +306,17 @@ export class PageStore {
     }
     const directory = nodePath.join(this.#directory, pageKey.volume);
     return { key: pageKeyText(pageKey), directory, path: nodePath.join(directory, `${pageKey.page}.page`), blockSizeBytes, sizeBytes };
+  }
+
+  /**
+   * The file of a page whose handle is open: its dirty record when it has one
+   * (a written page usually does, which saves building paths per write), else
+   * built afresh. The key text was checked when the file was opened.
+   */
+  #knownFile(key: string, pageKey: PageKey, blockSizeBytes: number): PageFile {
+    const dirty = this.#dirty.get(key);
+    if (dirty !== undefined && dirty.blockSizeBytes === blockSizeBytes && dirty.sizeBytes === null) return dirty;
+    return this.#fileOf(pageKey, blockSizeBytes);
   }
 
   /** Runs one public operation, refusing it after a failure or close and counting it while it runs. */

@@ -79,12 +79,11 @@ export class NodeDraft {
   get commitsDeferred(): Draft['commitsDeferred'] { return this.#edit('commitsDeferred'); }
 
   finish(): NodeState {
-    const read = <K extends MapField>(field: K) => this.read(field);
     return {
-      config: this.config, started: this.started, volumes: read('volumes'), routes: read('routes'), replicas: read('replicas'), moves: read('moves'),
-      requests: read('requests'), serves: read('serves'), continuations: read('continuations'), flushes: read('flushes'),
-      writeSequences: read('writeSequences'), localWritesInFlight: read('localWritesInFlight'), blockVersions: read('blockVersions'),
-      forwardedWritesDone: this.forwardedWritesDone, parked: read('parked'), commitsDeferred: read('commitsDeferred'),
+      config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.read('routes'), replicas: this.read('replicas'), moves: this.read('moves'),
+      requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
+      writeSequences: this.read('writeSequences'), localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
+      forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), commitsDeferred: this.read('commitsDeferred'),
       membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
     };
   }

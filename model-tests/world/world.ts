@@ -222,6 +222,14 @@ interface Cascade {
   readonly events: CascadeEvent[];
 }
 
+/**
+ * Test hook: sees every node step the simulator takes (the state it starts
+ * from, the input, the state and effects it returns). The nodeStepMany
+ * differential test (model-tests/node/node-step-many.test.ts) records runs of
+ * consecutive steps with it; it is null otherwise.
+ */
+export const nodeStepObserver: { current: ((before: NodeState, input: NodeInput, after: NodeState, effects: readonly NodeEffect[]) => void) | null } = { current: null };
+
 /** Feeds one input to a node and carries out its effects, feeding I/O completions back at once. Reads only `world`'s configuration. */
 function runCascade(world: World, start: SimServer, input: NodeInput): CascadeResult {
   const cascade: Cascade = { server: start, events: [] };
@@ -229,7 +237,9 @@ function runCascade(world: World, start: SimServer, input: NodeInput): CascadeRe
   for (let processed = 0; inputs.length > 0; processed += 1) {
     assert(processed < 10_000, 'a node step cascade is bounded');
     if (!cascade.server.up) return cascade;
-    const [node, effects] = nodeStep(cascade.server.node, inputs.shift() as NodeInput);
+    const input = inputs.shift() as NodeInput;
+    const [node, effects] = nodeStep(cascade.server.node, input);
+    nodeStepObserver.current?.(cascade.server.node, input, node, effects);
     if (node !== cascade.server.node) cascade.server = { ...cascade.server, node };
     for (const effect of effects) execute(world, cascade, effect, inputs);
   }

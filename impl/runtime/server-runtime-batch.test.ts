@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import type { PageKey } from '../../machines/identifiers.js';
+import { pageKeyText } from '../../machines/identifiers.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { PageData, RuntimeReply } from './server-runtime.js';
+import { ServerRuntime } from './server-runtime.js';
+
+/**
+ * The runtime steps the inputs it has queued together (`batch`, and the I/O
+ * completions a step's effects produce at once). Requests handed over in one
+ * batch must each be answered, and a failure while one input's effects run
+ * (here the trace sink throws on the first transition of the batch) must not
+ * cost the other inputs their effects: the failure surfaces from `batch`
+ * after every effect and every input queued has been carried out.
+ */
+
+/** Page data in memory, written at once (as the page store does for a page whose file is open). */
+function memoryPages(): PageData & { writesDoneNow: number } {
+  const pages = new Map<string, Buffer>();
+  const pageOf = (pageKey: PageKey) => {
+    let page = pages.get(pageKeyText(pageKey));
+    if (!page) pages.set(pageKeyText(pageKey), (page = Buffer.alloc(8 * 512)));
+    return page;
+  };
+  const store = {
+    writesDoneNow: 0,
+    read: async (pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number) =>
+      Buffer.from(pageOf(pageKey).subarray(offsetBlocks * blockSizeBytes, (offsetBlocks + lengthBlocks) * blockSizeBytes)),
+    write: async (pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number) => {
+      data.copy(pageOf(pageKey), offsetBlocks * blockSizeBytes);
+    },
+    writeNow: (pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number) => {
+      data.copy(pageOf(pageKey), offsetBlocks * blockSizeBytes);
+      store.writesDoneNow += 1;
+      return true;
+    },
+    sync: async () => undefined,
+    delete: async (pageKey: PageKey) => {
+      pages.delete(pageKeyText(pageKey));
+    },
+  };
+  return store;
+}
+
+function withinMs<T>(promise: Promise<T>, timeoutMs: number): Promise<T | 'timed out'> {
+  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), timeoutMs))]);
+}
+
+describe('server runtime batches', () => {
+  it('answers every request of a batch, even when running one effect of it throws', async () => {
+    let traceThrows = false;
+    let traceEvents = 0;
+    const pages = memoryPages();
+    const runtime = new ServerRuntime({
+      config: { ...defaultNodeConfig('s1', ['s1']), traceTransitions: true },
+      incarnation: 1,
+      pages,
+      metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
+      peers: { send: () => undefined },
+      log: () => undefined,
+      trace: () => {
+        traceEvents += 1;
+        if (traceThrows) {
+          traceThrows = false;
+          throw new Error('trace sink failed');
+        }
+      },
+    });
+    runtime.start();
+    expect((await runtime.createVolume({ name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] })).ok).toBe(true);
+
+    const write = (offsetBlocks: number, byte: number) =>
+      runtime.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte));
+    let replies: Array<Promise<RuntimeReply>> = [];
+    traceThrows = true;
+    expect(() => runtime.batch(() => {
+      replies = [write(0, 1), write(1, 2), write(2, 3)];
+    })).toThrow('trace sink failed');
+    const outcomes = await Promise.all(replies.map(async (reply) => withinMs(reply.then((answer) => answer.outcome.status), 1_000)));
+    expect(outcomes).toEqual(['ok', 'ok', 'ok']);
+    expect(pages.writesDoneNow).toBe(3);
+    expect(traceEvents).toBeGreaterThan(3);
+
+    const read = await runtime.request({ kind: 'read', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 3, fua: false }, null);
+    expect(read.outcome.status).toBe('ok');
+    expect([...read.data!.subarray(0, 3 * 512)].filter((_, index) => index % 512 === 0)).toEqual([1, 2, 3]);
+    runtime.stop();
+  });
+});
