@@ -18,8 +18,13 @@ export interface TransitionGraph {
 
 export function transitionGraph(machine: AnyStateMachine): TransitionGraph {
   const edges = new Map<string, Set<string>>();
+  const alphabet = new Set(leaves(machine.root).flatMap((leaf) => [...eventTypesAt(leaf)]));
   for (const leaf of leaves(machine.root)) {
-    for (const eventType of eventTypesAt(leaf)) {
+    // An event of the machine's alphabet that this state does not handle is ignored: the machine stays where it is
+    // (a runtime feeds it such events, e.g. a late piece.stored reaching a move that a restart interrupted).
+    const handled = eventTypesAt(leaf);
+    for (const eventType of alphabet) if (!handled.has(eventType)) edges.set(`${pathOf(leaf)}|${eventType}`, new Set([pathOf(leaf)]));
+    for (const eventType of handled) {
       const targets = new Set<string>();
       for (const definition of transitionsFor(leaf, eventType)) {
         const destinations = definition.target && definition.target.length > 0 ? definition.target : [leaf];
