@@ -69,20 +69,35 @@ async function waitForPort(check: () => Promise<boolean>): Promise<void> {
   throw new Error('peer server did not come up');
 }
 
-/** Moves a page and waits until its source has finished the move (commit and flip included). */
-async function moveAndWait(group: LocalGroup, source: string, page: number, to: string, kind: 'unit' | 'piecewise', pollMs: number): Promise<void> {
-  await group.admin(source, '/moves', { volume: 'local', page, to, kind });
+/**
+ * Waits until `source` holds no move of the page (the flip durable, its copy
+ * released), asked of the server itself (`/moves/wait`): polling `/status`
+ * every few milliseconds, as this bench used to, cost the servers a status
+ * report per poll, CPU the copies and the client then lacked on this 2-core
+ * host. Each call waits at most 4 s (inside the admin client's 5 s), so a
+ * long move is waited for in several calls.
+ */
+async function moveFinished(group: LocalGroup, source: string, page: number): Promise<void> {
   for (;;) {
-    const status = await group.status(source);
-    if (!status.moves.some((move) => move.page === `local/${page}`)) return;
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    try {
+      await group.admin(source, '/moves/wait', { volume: 'local', page, waitMs: 4_000 });
+      return;
+    } catch (error) {
+      if (!(error as Error).message.includes('still moves')) throw error;
+    }
   }
+}
+
+/** Moves a page and waits until its source has finished the move (commit and flip included). */
+async function moveAndWait(group: LocalGroup, source: string, page: number, to: string, kind: 'unit' | 'piecewise'): Promise<void> {
+  await group.admin(source, '/moves', { volume: 'local', page, to, kind });
+  await moveFinished(group, source, page);
 }
 
 async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'blockshift-bench-'));
   const peers: ChildProcess[] = [];
-  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_809), traceTransitions: false }, directory, { output: () => undefined });
+  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_809), traceTransitions: false }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
   try {
     await group.startAll();
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
@@ -142,8 +157,8 @@ async function main(): Promise<void> {
     let roundTripMoves = 0;
     for (let page = 0; page < sizeMiB / 4 && performance.now() - roundTripsStarted < runtimeSeconds * 1000 - 500; page += 1) {
       const away = page % 2 === 0 ? 's2' : 's3';
-      await moveAndWait(group, 's1', page, away, 'piecewise', 5);
-      await moveAndWait(group, away, page, 's1', 'piecewise', 5);
+      await moveAndWait(group, 's1', page, away, 'piecewise');
+      await moveAndWait(group, away, page, 's1', 'piecewise');
       roundTripMoves += 2;
     }
     const roundTripSeconds = (performance.now() - roundTripsStarted) / 1000;
@@ -155,12 +170,7 @@ async function main(): Promise<void> {
     const movesStarted = performance.now();
     let pagesMoved = 0;
     for (let page = 0; page < sizeMiB / 4 && performance.now() - movesStarted < runtimeSeconds * 1000 - 500; page += 1) {
-      await group.admin('s1', '/moves', { volume: 'local', page, to: page % 2 === 0 ? 's2' : 's3', kind: 'piecewise' });
-      for (;;) {
-        const status = await group.status('s1');
-        if (!status.moves.some((move) => move.page === `local/${page}`)) break;
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await moveAndWait(group, 's1', page, page % 2 === 0 ? 's2' : 's3', 'piecewise');
       pagesMoved += 1;
     }
     const copySeconds = (performance.now() - movesStarted) / 1000;
@@ -176,13 +186,7 @@ async function main(): Promise<void> {
       let source: string | undefined;
       for (const id of owner) if ((await group.status(id)).copies[`local/${page}`]?.startsWith('valid')) source = id;
       if (!source) continue;
-      const to = source === 's3' ? 's1' : 's3';
-      await group.admin(source, '/moves', { volume: 'local', page, to, kind: 'unit' });
-      for (;;) {
-        const status = await group.status(source);
-        if (!status.moves.some((move) => move.page === `local/${page}`)) break;
-        await new Promise((resolve) => setTimeout(resolve, 2));
-      }
+      await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
       idleMoved += 1;
     }
     const idleSeconds = (performance.now() - idleStarted) / 1000;
@@ -190,30 +194,24 @@ async function main(): Promise<void> {
 
     // The group's copy rate when several moves run at once (as a drain or the balancer runs them): every page moves,
     // each owner keeping up to its node's bound of moves in flight, and the clock stops when the last one completes.
+    const owners = new Map<number, string>();
+    const statuses = await Promise.all(['s1', 's2', 's3'].map(async (id) => [id, await group.status(id)] as const));
+    for (let page = 0; page < sizeMiB / 4; page += 1) {
+      const owner = statuses.find(([, status]) => status.copies[`local/${page}`]?.startsWith('valid'))?.[0];
+      if (owner) owners.set(page, owner);
+    }
     const concurrentStarted = performance.now();
-    const pending = new Set(Array.from({ length: sizeMiB / 4 }, (_, page) => page));
     let concurrentMoved = 0;
-    while (pending.size > 0 && performance.now() - concurrentStarted < 60_000) {
-      const statuses = new Map(await Promise.all(['s1', 's2', 's3'].map(async (id) => [id, await group.status(id)] as const)));
-      for (const page of [...pending]) {
-        const source = [...statuses].find(([, status]) => status.copies[`local/${page}`]?.startsWith('valid'))?.[0];
-        if (!source || statuses.get(source)!.moves.some((move) => move.page === `local/${page}`)) continue;
-        if (statuses.get(source)!.moves.length >= concurrentMovesPerServer) continue;
-        // A refusal (the owner's bound on moves in flight was reached meanwhile) leaves the page for the next round.
-        const started = await group.admin(source, '/moves', { volume: 'local', page, to: source === 's3' ? 's1' : 's3', kind: 'unit' }).then(() => true, () => false);
-        if (started) {
-          pending.delete(page);
+    // Per owner, `concurrentMovesPerServer` chains of moves, each starting its next page once its last move finished.
+    await Promise.all(['s1', 's2', 's3'].map(async (source) => {
+      const queue = [...owners].filter(([, owner]) => owner === source).map(([page]) => page);
+      await Promise.all(Array.from({ length: concurrentMovesPerServer }, async () => {
+        for (let page = queue.shift(); page !== undefined; page = queue.shift()) {
+          await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
           concurrentMoved += 1;
-          statuses.get(source)!.moves.push({ page: `local/${page}` } as never);
         }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    for (;;) {
-      const statuses = await Promise.all(['s1', 's2', 's3'].map((id) => group.status(id)));
-      if (statuses.every((status) => status.moves.length === 0)) break;
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+      }));
+    }));
     const concurrentSeconds = (performance.now() - concurrentStarted) / 1000;
     console.log(`page copy, idle, up to ${concurrentMovesPerServer} moves per server at once: ${concurrentMoved} pages of 4 MiB in ${concurrentSeconds.toFixed(2)} s = ${((concurrentMoved * 4) / concurrentSeconds).toFixed(1)} MiB/s`);
   } finally {

@@ -100,4 +100,21 @@ describe('move --pieces N on a local group with real clients', () => {
       expect(read.stdout).not.toContain('Pattern verification failed');
     }
   }, 180_000);
+
+  it('/moves/wait answers once the source holds no move of the page: 408 while the (throttled) move runs, 400 on bad input', async () => {
+    const pageText = 'gamma/0';
+    const source = (await ownerOf(cluster.group, pageText))!;
+    const destination = ['s1', 's2', 's3'].find((id) => id !== source)!;
+    const wait = (body: unknown) => cluster.group.admin<{ message: string }>(source, '/moves/wait', body);
+    // No move of the page: at once.
+    await expect(wait({ volume: 'gamma', page: 0 })).resolves.toMatchObject({ ok: true });
+    await expect(wait({ volume: 'gamma', page: '0' })).rejects.toThrow(/expected \{volume/);
+    await expect(wait({ volume: 'gamma', page: 0, waitMs: -1 })).rejects.toThrow(/expected \{volume/);
+    // The throttle (4 MB/s) makes this 4 MiB move last about a second.
+    await cluster.group.admin(source, '/moves', { volume: 'gamma', page: 0, to: destination, kind: 'piecewise', pieces: 4 });
+    await expect(wait({ volume: 'gamma', page: 0, waitMs: 50 })).rejects.toThrow(/still moves gamma\/0 after 50 ms/);
+    await expect(wait({ volume: 'gamma', page: 0, waitMs: 4_000 })).resolves.toMatchObject({ ok: true });
+    expect(await moveOf(cluster.group, source, pageText)).toBe(null);
+    expect(await ownerOf(cluster.group, pageText)).toBe(destination);
+  }, 60_000);
 });

@@ -88,6 +88,25 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       const result = await runtime.move({ volume, page }, to, kind as MoveKind, pieces as number | undefined);
       return { status: result.ok ? 200 : 409, body: result };
     }
+    case '/moves/wait': {
+      // Answers once this server holds no move of the page, or after waitMs (default 60 s, at most 10 min) with 408.
+      const { volume, page } = body;
+      const waitMs = numberOr(body.waitMs, 60_000);
+      if (typeof volume !== 'string' || typeof page !== 'number' || !(waitMs >= 0 && waitMs <= 600_000)) {
+        return { status: 400, body: { ok: false, message: 'expected {volume: string, page: number, waitMs?: number (0-600000)}' } };
+      }
+      const finished = runtime.moveFinished({ volume, page });
+      if (finished === null) return { status: 503, body: { ok: false, message: 'too many callers are waiting for moves; try again' } };
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        finished.then(() => true),
+        new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), waitMs); }),
+      ]);
+      clearTimeout(timer);
+      return outcome
+        ? { status: 200, body: { ok: true, message: `${runtime.self} holds no move of ${volume}/${page}` } }
+        : { status: 408, body: { ok: false, message: `${runtime.self} still moves ${volume}/${page} after ${waitMs} ms` } };
+    }
     case '/members': {
       const { id, peer } = body;
       const capacityWeight = numberOr(body.capacityWeight, 1);

@@ -106,12 +106,18 @@ interface HeldToken {
   readonly heldSinceMs: number;
 }
 
+/** At most this many callers wait for moves to finish at once (`moveFinished`). */
+export const moveFinishedWaitersMax = 1024;
+
 export class ServerRuntime {
   readonly #options: ServerRuntimeOptions;
   #state: NodeState;
   readonly #tokens = new Map<string, HeldToken>();
   readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
   readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
+  /** Callers waiting until this server holds no move of a page (see `moveFinished`), by page key. */
+  readonly #moveFinishedWaiters = new Map<string, Array<() => void>>();
+  #moveFinishedWaitersCount = 0;
   readonly #timers: NodeTimers;
   readonly #pageQueues = new Map<string, Promise<void>>();
   readonly #inputs: NodeInput[] = [];
@@ -189,6 +195,34 @@ export class ServerRuntime {
   /** `pieceCount` is the move's own (it must divide the volume's piecesPerPage); absent, the volume's. */
   move(pageKey: PageKey, to: ServerId, kind: MoveKind, pieceCount?: number): Promise<{ ok: boolean; message: string }> {
     return this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
+  }
+
+  /**
+   * Resolves once this server holds no move of the page (at once if it holds
+   * none): the source's move ends with the flip made durable and its copy
+   * released. Waiting costs nothing per step unless someone waits, where
+   * polling `/status` cost the server a status report per poll. Bounded: at
+   * most `moveFinishedWaitersMax` callers wait at once; past that, null.
+   */
+  moveFinished(pageKey: PageKey): Promise<void> | null {
+    const key = pageKeyText(pageKey);
+    if (this.#state.moves[key] === undefined) return Promise.resolve();
+    if (this.#moveFinishedWaitersCount >= moveFinishedWaitersMax) return null;
+    return new Promise((resolve) => {
+      const waiting = this.#moveFinishedWaiters.get(key);
+      if (waiting) waiting.push(resolve);
+      else this.#moveFinishedWaiters.set(key, [resolve]);
+      this.#moveFinishedWaitersCount += 1;
+    });
+  }
+
+  #settleMoveFinishedWaiters(): void {
+    for (const [key, waiting] of this.#moveFinishedWaiters) {
+      if (this.#state.moves[key] !== undefined) continue;
+      this.#moveFinishedWaiters.delete(key);
+      this.#moveFinishedWaitersCount -= waiting.length;
+      for (const resolve of waiting) resolve();
+    }
   }
 
   createVolume(volume: VolumeDefinition): Promise<{ ok: boolean; message: string }> {
@@ -293,6 +327,7 @@ export class ServerRuntime {
       return;
     }
     this.#state = stepped[0];
+    if (this.#moveFinishedWaitersCount > 0) this.#settleMoveFinishedWaiters();
     // Effects of several inputs run here, so one that throws must not cost the others theirs: every effect runs, then
     // the first failure surfaces.
     let failure: { error: unknown } | null = null;
