@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import type { Violation } from '../world/properties.js';
-import { checkLiveness } from './liveness.js';
+import { checkLiveness, healFairly } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
 import { fingerprintDigest, forgetInternedPieces } from '../world/fingerprint.js';
 import { VisitedSet } from './visited-set.js';
@@ -15,6 +15,17 @@ import type { WorldConfig } from '../world/world-config.js';
  * transition properties, and the *sometimes* goals are gathered over all
  * states. The first violation found is at the smallest depth, so its trace is
  * a shortest counterexample.
+ *
+ * Goals are gathered per transition, from every successor whether new or
+ * not, because the fingerprint leaves out the goal history a world carries
+ * (world/fingerprint.ts): the worlds reached by two paths are one state, and
+ * the goals the second path met are seen on its last transition. One goal
+ * needs its history: "a crash at stage s, and the move still completes".
+ * Every world a crash at a new stage s leads to is kept as a witness
+ * candidate (a few per stage); after the search, a stage not yet seen
+ * completing is witnessed by healing a candidate fairly (liveness.ts) until
+ * its own history shows the move completed after that crash. A completing
+ * path found either way is a real path of the model.
  */
 export interface ExploreOptions {
   readonly statesMax: number;
@@ -40,6 +51,11 @@ export interface ExploreOptions {
    * false; a test runs every broken variant with and without it.
    */
   readonly symmetry?: boolean;
+  /**
+   * Keep each world's goal history (its sightings) in the fingerprint, as
+   * before the history was left out; for the test that both searches agree.
+   */
+  readonly goalHistoryInFingerprint?: boolean;
   /** Called once per distinct state as it is found (for tests that compare searches). */
   readonly onNewState?: (world: World) => void;
 }
@@ -66,6 +82,10 @@ export interface ExploreResult {
 }
 
 const heapCheckEveryStates = 1_000;
+/** Worlds kept per move stage, just after a crash at that stage, to witness that the move still completes. */
+const crashWitnessesPerStageMax = 8;
+/** Fair steps allowed to a crash witness for the move to complete. */
+const crashWitnessStepsMax = 2_000;
 
 function heapFractionUsed(): number {
   const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
@@ -79,7 +99,8 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   const visited = new VisitedSet();
   const symmetric = options.symmetry !== false;
   forgetInternedPieces();
-  const root = visited.add(fingerprintDigest(initial, symmetric), -1, null);
+  const goalHistory = options.goalHistoryInFingerprint === true;
+  const root = visited.add(fingerprintDigest(initial, symmetric, goalHistory), -1, null);
   options.onNewState?.(initial);
   let frontier: Array<[number, World]> = [[root, initial]];
   let transitions = 0;
@@ -98,8 +119,25 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];
     }
   };
+  const crashWitnesses = new Map<number, World[]>();
+  const noteCrash = (before: World, after: World) => {
+    for (const stage of after.sightings.crashedAtStages) {
+      if (before.sightings.crashedAtStages.includes(stage) || sightings.completedAfterCrashAtStages.includes(stage)) continue;
+      const witnesses = crashWitnesses.get(stage) ?? [];
+      if (witnesses.length < crashWitnessesPerStageMax) crashWitnesses.set(stage, [...witnesses, after]);
+    }
+  };
+  const witnessCrashStages = () => {
+    for (const [stage, witnesses] of crashWitnesses) {
+      for (const witness of witnesses) {
+        if (sightings.completedAfterCrashAtStages.includes(stage)) break;
+        merge(healFairly(witness, crashWitnessStepsMax));
+      }
+    }
+  };
   const livenessCandidates: Array<[number, World]> = [];
   const finish = (violation: ExploreResult['violation']): ExploreResult => {
+    if (violation === null) witnessCrashStages();
     let livenessFailure: ExploreResult['livenessFailure'] = null;
     for (const [key, world] of violation ? [] : livenessCandidates) {
       const reason = checkLiveness(world, options.livenessStepsMax);
@@ -144,7 +182,11 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
-        const successorDigest = fingerprintDigest(successor, symmetric);
+        const successorDigest = fingerprintDigest(successor, symmetric, goalHistory);
+        if (successor.sightings !== world.sightings) {
+          merge(successor);
+          if (action.type === 'crash') noteCrash(world, successor);
+        }
         // A state already visited passed checkState then (its fingerprint keeps everything the state properties read,
         // and they are blind to server names), so only the transition is checked again.
         const seen = visited.find(successorDigest) >= 0;
@@ -155,7 +197,6 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
         if (visited.size >= options.statesMax) { statesCapped = true; break; }
         if (options.heapFractionMax !== undefined && visited.size % heapCheckEveryStates === 0 && heapFractionUsed() > options.heapFractionMax) { memoryCapped = true; break; }
         const successorKey = visited.add(successorDigest, key, action);
-        merge(successor);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);

@@ -20,18 +20,8 @@ import { isSettled } from './explore.js';
  * first request, which this check replays without sending it.
  */
 export function checkLiveness(start: World, stepsMax: number): string | null {
-  let world = start;
-  for (let steps = 0; steps < stepsMax; steps += 1) {
-    if (world.violation) return `while healing: ${world.violation}`;
-    const actions = enabledActions(world);
-    const next =
-      actions.find((action) => action.type === 'restart') ??
-      actions.find((action) => action.type === 'persist') ??
-      actions.find((action) => action.type === 'deliver') ??
-      actions.find((action) => action.type === 'timer');
-    if (!next) break;
-    world = applyAction(world, next);
-  }
+  const world = healFairly(start, stepsMax);
+  if (world.violation) return `while healing: ${world.violation}`;
   if (!isSettled(world)) return `not settled after ${stepsMax} fair steps: ${describeUnsettled(world)}`;
   for (let page = 0; page < world.config.pages; page += 1) {
     const key = pageKeyText({ volume: volumeName, page });
@@ -42,6 +32,27 @@ export function checkLiveness(start: World, stepsMax: number): string | null {
     if (lost.length > 0) return `routing for ${key} does not reach its owner ${owner} from ${lost.map((server) => server.id).join(', ')}`;
   }
   return null;
+}
+
+/**
+ * Faults stop and a fair schedule runs from `start` for at most `stepsMax`
+ * steps: crashed servers restart, commits persist, messages are delivered,
+ * timers fire; nothing new is asked. Stops early at a violation or when no
+ * such action is left.
+ */
+export function healFairly(start: World, stepsMax: number): World {
+  let world = start;
+  for (let steps = 0; steps < stepsMax && world.violation === null; steps += 1) {
+    const actions = enabledActions(world);
+    const next =
+      actions.find((action) => action.type === 'restart') ??
+      actions.find((action) => action.type === 'persist') ??
+      actions.find((action) => action.type === 'deliver') ??
+      actions.find((action) => action.type === 'timer');
+    if (!next) break;
+    world = applyAction(world, next);
+  }
+  return world;
 }
 
 /**

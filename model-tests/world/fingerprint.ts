@@ -23,19 +23,27 @@ import type { Envelope, SimServer, World } from './world.js';
  * symmetricCanonicalText), so a world and its mirror image share one
  * fingerprint.
  *
+ * The world's sightings (which goals its path has met: a move completed, a
+ * crash hit stage s) are history, not behaviour: no action, machine or
+ * property reads them. So they are left out unless `goalHistory` is asked
+ * for, and worlds that differ only in the path that led to them are one
+ * state. The explorer gathers the goals per transition instead
+ * (explorer/explore.ts); a test searches with and without goal history and
+ * demands the same outcome (explorer/reductions.test.ts).
+ *
  * Speed: a world shares its unchanged servers and envelopes with its parent,
  * so the JSON text of each server and each envelope is computed once per
  * object (WeakMaps) and interned by text (Piece), and the world's text is
  * assembled from the pieces: servers and envelopes are JSON texts, joined by
  * newlines (which JSON text never holds), so the assembly is injective.
  */
-export function fingerprint(world: World, symmetric = false): string {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'base64');
+export function fingerprint(world: World, symmetric = false, goalHistory = false): string {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world, goalHistory) : canonicalText(world, undefined, goalHistory), 'base64');
 }
 
 /** The same fingerprint as raw bytes (20), for the explorer's compact visited set. */
-export function fingerprintDigest(world: World, symmetric = false): Buffer {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world) : canonicalText(world), 'buffer');
+export function fingerprintDigest(world: World, symmetric = false, goalHistory = false): Buffer {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world, goalHistory) : canonicalText(world, undefined, goalHistory), 'buffer');
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
@@ -51,9 +59,9 @@ export function imageFingerprints(world: World): string[] {
  * instead of one per renaming. Any choice of image would be sound; this one
  * gives a world and its image the same text.
  */
-export function symmetricCanonicalText(world: World): string {
+export function symmetricCanonicalText(world: World, goalHistory = false): string {
   const renamings = serverRenamings(world);
-  if (renamings.length === 1) return canonicalText(world);
+  if (renamings.length === 1) return canonicalText(world, undefined, goalHistory);
   const powerLoss = world.config.powerLoss === true;
   const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
   let candidates: ServerRenaming[] = [];
@@ -70,7 +78,7 @@ export function symmetricCanonicalText(world: World): string {
   }
   let least: string | null = null;
   for (const renaming of candidates) {
-    const text = canonicalText(world, renaming);
+    const text = canonicalText(world, renaming, goalHistory);
     if (least === null || text < least) least = text;
   }
   assert(least !== null, 'some renaming is a candidate');
@@ -97,7 +105,7 @@ function compareOrders(left: readonly string[], right: readonly string[]): numbe
  * whole text. `canonicalTextByRegex` is the plain definition, kept for the
  * test that both agree.
  */
-export function canonicalText(world: World, renaming?: ServerRenaming): string {
+export function canonicalText(world: World, renaming?: ServerRenaming, goalHistory = false): string {
   const names = new Map<string, string>();
   const out: string[] = [];
   const append = (parts: readonly string[]) => {
@@ -115,7 +123,7 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
       out.push(name);
     }
   };
-  const { servers, network, rest } = rawPieces(world, renaming);
+  const { servers, network, rest } = rawPieces(world, renaming, goalHistory);
   servers.forEach((piece, index) => {
     if (index > 0) out.push('\n');
     append(piece.parts);
@@ -130,9 +138,9 @@ export function canonicalText(world: World, renaming?: ServerRenaming): string {
   return out.join('');
 }
 
-export function canonicalTextByRegex(world: World, renaming?: ServerRenaming): string {
+export function canonicalTextByRegex(world: World, renaming?: ServerRenaming, goalHistory = false): string {
   const names = new Map<string, string>();
-  const { servers, network, rest } = rawPieces(world, renaming);
+  const { servers, network, rest } = rawPieces(world, renaming, goalHistory);
   const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.map((piece) => piece.text).join('')}`;
   return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
@@ -241,7 +249,7 @@ function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Pie
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
-function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
+function rawPieces(world: World, renaming: ServerRenaming | undefined, goalHistory: boolean): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
   const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
   const servers = renamed
@@ -249,12 +257,13 @@ function rawPieces(world: World, renaming?: ServerRenaming): { servers: Piece[];
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
-  return { servers, network, rest: restPieces(world, renamed) };
+  return { servers, network, rest: restPieces(world, renamed, goalHistory) };
 }
 
 /**
  * The pieces of everything outside servers and network, whose joined text
- * is the JSON text of [clients, registers, budgets, sightings, violation]:
+ * is the JSON text of [clients, registers, budgets, violation] (with goal
+ * history: [clients, registers, budgets, sightings, violation]):
  * literal brackets and commas around one piece per object. A world shares
  * those objects with its parent unless it changed them (a delivered message
  * usually answers no client), so each object's piece (its JSON text, split,
@@ -277,10 +286,11 @@ function objectPiece(value: object): Piece {
   return piece;
 }
 
-function restPieces(world: World, renaming: ServerRenaming | null): Piece[] {
+function restPieces(world: World, renaming: ServerRenaming | null, goalHistory: boolean): Piece[] {
   const piece = (value: object) => renamedPiece(objectPiece(value), renaming);
   const end = world.violation === null ? noViolationEnd : renamedPiece(literalPiece(`${JSON.stringify(world.violation)}]`), renaming);
-  return [openBracket, piece(world.clients), comma, piece(world.registers), comma, piece(world.budgets), comma, piece(world.sightings), comma, end];
+  const history = goalHistory ? [piece(world.sightings), comma] : [];
+  return [openBracket, piece(world.clients), comma, piece(world.registers), comma, piece(world.budgets), comma, ...history, end];
 }
 
 function literalPiece(text: string): Piece {
