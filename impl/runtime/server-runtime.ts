@@ -121,6 +121,19 @@ export class ServerRuntime {
   readonly #timers: NodeTimers;
   readonly #pageQueues = new Map<string, Promise<void>>();
   readonly #inputs: NodeInput[] = [];
+  /**
+   * The bytes a queued peer message carries, held under its token only when
+   * that message is stepped: a token released by an earlier step (the node
+   * lets a message's bytes go once its writes are issued) must not take the
+   * bytes of a later message that reuses the name (a retried dual write).
+   */
+  readonly #dataOfInputs = new Map<NodeInput, { token: string; data: Buffer }>();
+  /**
+   * Tokens released by the batch being carried out, let go once all its
+   * effects ran: two messages of one batch may carry the same token, and the
+   * second one's writes read it after the first one's release.
+   */
+  readonly #releasesDeferred: string[] = [];
   #stepping = false;
   /** How many `batch` calls are running: while any is, inputs wait in the queue. */
   #batchDepth = 0;
@@ -240,9 +253,11 @@ export class ServerRuntime {
   }
 
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
+    if (this.#stopped) return;
     const token = 'dataToken' in message ? message.dataToken : null;
-    if (token && data) this.#hold(token, data);
-    this.#input({ type: 'peer.message', from, message });
+    const input: NodeInput = { type: 'peer.message', from, message };
+    if (token && data) this.#dataOfInputs.set(input, { token, data });
+    this.#input(input);
   }
 
   #admin(input: (requestId: string) => NodeInput): Promise<{ ok: boolean; message: string }> {
@@ -317,6 +332,12 @@ export class ServerRuntime {
     const single = this.#singleStepsLeft > 0;
     const inputs = this.#inputs.splice(0, single ? 1 : inputsPerStepMax);
     if (single) this.#singleStepsLeft -= 1;
+    for (const input of inputs) {
+      const carried = this.#dataOfInputs.get(input);
+      if (carried === undefined) continue;
+      this.#dataOfInputs.delete(input);
+      this.#hold(carried.token, carried.data);
+    }
     let stepped: [NodeState, NodeEffect[]];
     try {
       stepped = nodeStepMany(this.#state, inputs);
@@ -338,6 +359,8 @@ export class ServerRuntime {
         failure ??= { error };
       }
     }
+    for (const token of this.#releasesDeferred) this.#tokens.delete(token);
+    this.#releasesDeferred.length = 0;
     if (failure !== null) throw failure.error;
   }
 
@@ -410,7 +433,7 @@ export class ServerRuntime {
         this.#onPage(effect.pageKey, null, () => this.#options.pages.delete(effect.pageKey));
         return;
       case 'token.release':
-        this.#tokens.delete(effect.token);
+        this.#releasesDeferred.push(effect.token);
         return;
       case 'meta.commit': {
         const { completionId, writes } = effect;

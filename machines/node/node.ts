@@ -655,9 +655,9 @@ class NodeStep {
   #receivePiece(from: ServerId, message: Extract<PeerMessage, { type: 'piece.copy' }>): void {
     const { pageKey, attempt, epoch } = message;
     const key = pageKeyText(pageKey);
-    if (this.#refusesMoveAsRemoved(from)) return;
+    if (this.#refusesMoveAsRemoved(from)) return this.#releaseReceivedData(message.dataToken);
     this.#followAttempt(from, pageKey, attempt, epoch);
-    if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return;
+    if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return this.#releaseReceivedData(message.dataToken);
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
@@ -666,6 +666,19 @@ class NodeStep {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
     this.effects.push({ type: 'data.sync', completionId, pageKey });
+    this.#releaseReceivedData(message.dataToken);
+  }
+
+  /**
+   * Lets go of the bytes a peer message brought once the writes that read
+   * them are issued (a `data.write` reads its token as it is carried out).
+   * Tokens are named by what minted them, so a token a request in hand here
+   * also names (a dual write of a client write that came in through this
+   * server) is kept for that request.
+   */
+  #releaseReceivedData(token: string): void {
+    for (const entry of this.next.read('requests').values()) if (entry.writeToken === token || entry.readToken === token) return;
+    this.effects.push({ type: 'token.release', token });
   }
 
   /** The runs of blocks whose stored version is older than `sequence`, which this data may overwrite; marks them. */
@@ -689,17 +702,18 @@ class NodeStep {
     if (!removed) this.#followAttempt(from, pageKey, message.attempt, message.epoch);
     if (removed || !this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
-      return;
+      return this.#releaseReceivedData(message.dataToken);
     }
     const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true } });
-      return;
+      return this.#releaseReceivedData(message.dataToken);
     }
     const completionId = this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: runs.length });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
     }
+    this.#releaseReceivedData(message.dataToken);
   }
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {
@@ -764,13 +778,29 @@ class NodeStep {
   #receive(from: ServerId, message: PeerMessage): void {
     switch (message.type) {
       case 'request.forward':
-        return this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
+        this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
+        // Refused, answered as a duplicate, or left to another try in hand: then no request here holds the bytes.
+        if (message.dataToken) this.#releaseReceivedData(message.dataToken);
+        return;
       case 'request.answer': {
         const entry = this.next.read('requests').get(message.requestId);
-        if (!entry) return;
+        if (!entry) {
+          // A late or duplicated answer: its request is done, and nobody will read what it brought.
+          if (message.dataToken) this.#releaseReceivedData(message.dataToken);
+          return;
+        }
         if (message.outcome.status === 'ok') {
-          if (message.dataToken) this.next.requests.set(message.requestId, { ...entry, readToken: message.dataToken });
-          return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+          if (!message.dataToken) return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+          this.next.requests.set(message.requestId, { ...entry, readToken: message.dataToken });
+          this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+          // The answer of an earlier try is ignored by the machine (answersCurrentTry): the request keeps its own token,
+          // and the bytes that answer brought are let go. (An answer taken finishes the request, which lets go of them.)
+          const after = this.next.read('requests').get(message.requestId);
+          if (after?.readToken === message.dataToken) {
+            this.next.requests.set(message.requestId, { ...after, readToken: entry.readToken });
+            this.#releaseReceivedData(message.dataToken);
+          }
+          return;
         }
         if (message.outcome.status === 'stale') {
           // Learn first, so the machine hears whether this server turns out to be the owner (a destination that missed the push).

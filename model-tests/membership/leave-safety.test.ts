@@ -120,7 +120,8 @@ describe('leaving the group safely', () => {
     const pageKey = { volume: 'beta', page: 0 };
     const [afterCopy, copyEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, dataToken: 't' } });
     expect(afterCopy.replicas['beta/0']).toBeUndefined();
-    expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }]);
+    // The copy's bytes are let go unwritten.
+    expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 't' }]);
     const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't' } });
     expect(afterWrite.replicas['beta/0']).toBeUndefined();
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false }]);

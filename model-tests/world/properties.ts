@@ -22,6 +22,7 @@ export const alwaysProperties = [
   'no request is served from a copy flagged invalid',
   'a restart resumes at the table\'s restart stage',
   'a forwarded request terminates (hop limit never exceeded)',
+  'no data is held once the group has settled (every message\'s and request\'s bytes are let go)',
 ] as const;
 
 export const sometimesGoals = [
@@ -61,6 +62,11 @@ function auditSettled(world: World): Violation | null {
   const settled = world.network.length === 0 && world.clients.every((client) => client.status !== 'pending') &&
     world.servers.every((server) => server.up && server.pendingMeta.length === 0 && Object.keys(server.node.moves).length === 0 && Object.keys(server.meta.moves).length === 0);
   if (!settled) return null;
+  // The simulator holds data as the TCP runtime does (under tokens), so a token held here is bytes a server would keep.
+  const holding = world.servers.filter((server) => Object.keys(server.tokens).length > 0);
+  if (holding.length > 0) {
+    return { property: alwaysProperties[6], detail: `once settled, ${holding.map((server) => `${server.id} holds ${Object.keys(server.tokens).join(', ')}`).join('; ')}` };
+  }
   for (let page = 0; page < world.config.pages; page += 1) {
     const key = pageKeyText({ volume: volumeName, page });
     const owner = world.servers.find((server) => server.meta.replicas[key]?.status === 'valid');

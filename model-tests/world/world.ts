@@ -293,9 +293,15 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       cascade.events.push({ kind: 'send', envelope });
       return;
     }
-    case 'client.reply':
+    case 'client.reply': {
       cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null });
-      return;
+      // The client's write payload is let go with the reply, as the TCP runtime lets it go (server-runtime.ts).
+      const clientToken = `client:${effect.requestId}`;
+      if (server.tokens[clientToken] === undefined) return;
+      const tokens = { ...server.tokens };
+      delete tokens[clientToken];
+      return update({ tokens });
+    }
     case 'admin.reply': return;
     case 'data.read': {
       const key = pageKeyText(effect.pageKey);
