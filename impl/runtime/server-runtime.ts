@@ -166,6 +166,11 @@ export class ServerRuntime {
   }
 
   /** The node's state, read-only, for status reports. */
+  /** How many tokens hold bytes now (a message's, a client write's, a read's); for tests and status. */
+  get tokensHeld(): number {
+    return this.#tokens.size;
+  }
+
   get state(): NodeState {
     return this.#state;
   }
