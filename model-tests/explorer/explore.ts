@@ -17,7 +17,7 @@ import type { WorldConfig } from '../world/world-config.js';
  * a shortest counterexample.
  *
  * Goals are gathered per transition, from every successor whether new or
- * not, because the fingerprint leaves out the goal history a world carries
+ * not, because the fingerprint leaves out the goals a world's path met
  * (world/fingerprint.ts): the worlds reached by two paths are one state, and
  * the goals the second path met are seen on its last transition. One goal
  * needs its history: "a crash at stage s, and the move still completes".
@@ -52,10 +52,11 @@ export interface ExploreOptions {
    */
   readonly symmetry?: boolean;
   /**
-   * Keep each world's goal history (its sightings) in the fingerprint, as
-   * before the history was left out; for the test that both searches agree.
+   * Keep each world's history (its sightings and answered client
+   * operations: world/fingerprint.ts) in the fingerprint, as before it was
+   * left out; for the test that both searches agree.
    */
-  readonly goalHistoryInFingerprint?: boolean;
+  readonly historyInFingerprint?: boolean;
   /** Called once per distinct state as it is found (for tests that compare searches). */
   readonly onNewState?: (world: World) => void;
 }
@@ -99,8 +100,8 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   const visited = new VisitedSet();
   const symmetric = options.symmetry !== false;
   forgetInternedPieces();
-  const goalHistory = options.goalHistoryInFingerprint === true;
-  const root = visited.add(fingerprintDigest(initial, symmetric, goalHistory), -1, null);
+  const history = options.historyInFingerprint === true;
+  const root = visited.add(fingerprintDigest(initial, symmetric, history), -1, null);
   options.onNewState?.(initial);
   let frontier: Array<[number, World]> = [[root, initial]];
   let transitions = 0;
@@ -182,7 +183,7 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
-        const successorDigest = fingerprintDigest(successor, symmetric, goalHistory);
+        const successorDigest = fingerprintDigest(successor, symmetric, history);
         if (successor.sightings !== world.sightings) {
           merge(successor);
           if (action.type === 'crash') noteCrash(world, successor);

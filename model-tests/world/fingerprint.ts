@@ -4,7 +4,7 @@ import { rememberedList } from '../../machines/node/remembered-origins.js';
 import type { ServerRenaming } from './server-symmetry.js';
 import { assert } from '../../machines/identifiers.js';
 import { renameServers, serverRenamings } from './server-symmetry.js';
-import type { Envelope, SimServer, World } from './world.js';
+import type { ClientOperation, Envelope, SimServer, World } from './world.js';
 
 /**
  * A canonical text of a world state for duplicate detection. It keeps what
@@ -23,13 +23,17 @@ import type { Envelope, SimServer, World } from './world.js';
  * symmetricCanonicalText), so a world and its mirror image share one
  * fingerprint.
  *
- * The world's sightings (which goals its path has met: a move completed, a
- * crash hit stage s) are history, not behaviour: no action, machine or
- * property reads them. So they are left out unless `goalHistory` is asked
- * for, and worlds that differ only in the path that led to them are one
- * state. The explorer gathers the goals per transition instead
- * (explorer/explore.ts); a test searches with and without goal history and
- * demands the same outcome (explorer/reductions.test.ts).
+ * Two parts of a world are history, not behaviour, and are left out unless
+ * `history` is asked for, so worlds that differ only in the path that led to
+ * them are one state:
+ * - its sightings (which goals its path met: a move completed, a crash hit
+ *   stage s), which no action, machine or property reads; the explorer
+ *   gathers the goals per transition instead (explorer/explore.ts);
+ * - the client operations already answered: a second answer to one is a
+ *   violation whether it is listed or not, and what it wrote or returned is
+ *   in its block's register, which the linearizability check reads.
+ * A test searches with and without the history and demands the same outcome
+ * (explorer/reductions.test.ts).
  *
  * Speed: a world shares its unchanged servers and envelopes with its parent,
  * so the JSON text of each server and each envelope is computed once per
@@ -37,13 +41,13 @@ import type { Envelope, SimServer, World } from './world.js';
  * assembled from the pieces: servers and envelopes are JSON texts, joined by
  * newlines (which JSON text never holds), so the assembly is injective.
  */
-export function fingerprint(world: World, symmetric = false, goalHistory = false): string {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world, goalHistory) : canonicalText(world, undefined, goalHistory), 'base64');
+export function fingerprint(world: World, symmetric = false, history = false): string {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world, history) : canonicalText(world, undefined, history), 'base64');
 }
 
 /** The same fingerprint as raw bytes (20), for the explorer's compact visited set. */
-export function fingerprintDigest(world: World, symmetric = false, goalHistory = false): Buffer {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world, goalHistory) : canonicalText(world, undefined, goalHistory), 'buffer');
+export function fingerprintDigest(world: World, symmetric = false, history = false): Buffer {
+  return hash('sha1', symmetric ? symmetricCanonicalText(world, history) : canonicalText(world, undefined, history), 'buffer');
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
@@ -59,9 +63,9 @@ export function imageFingerprints(world: World): string[] {
  * instead of one per renaming. Any choice of image would be sound; this one
  * gives a world and its image the same text.
  */
-export function symmetricCanonicalText(world: World, goalHistory = false): string {
+export function symmetricCanonicalText(world: World, history = false): string {
   const renamings = serverRenamings(world);
-  if (renamings.length === 1) return canonicalText(world, undefined, goalHistory);
+  if (renamings.length === 1) return canonicalText(world, undefined, history);
   const powerLoss = world.config.powerLoss === true;
   const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
   let candidates: ServerRenaming[] = [];
@@ -78,7 +82,7 @@ export function symmetricCanonicalText(world: World, goalHistory = false): strin
   }
   let least: string | null = null;
   for (const renaming of candidates) {
-    const text = canonicalText(world, renaming, goalHistory);
+    const text = canonicalText(world, renaming, history);
     if (least === null || text < least) least = text;
   }
   assert(least !== null, 'some renaming is a candidate');
@@ -105,7 +109,7 @@ function compareOrders(left: readonly string[], right: readonly string[]): numbe
  * whole text. `canonicalTextByRegex` is the plain definition, kept for the
  * test that both agree.
  */
-export function canonicalText(world: World, renaming?: ServerRenaming, goalHistory = false): string {
+export function canonicalText(world: World, renaming?: ServerRenaming, history = false): string {
   const names = new Map<string, string>();
   const out: string[] = [];
   const append = (parts: readonly string[]) => {
@@ -123,7 +127,7 @@ export function canonicalText(world: World, renaming?: ServerRenaming, goalHisto
       out.push(name);
     }
   };
-  const { servers, network, rest } = rawPieces(world, renaming, goalHistory);
+  const { servers, network, rest } = rawPieces(world, renaming, history);
   servers.forEach((piece, index) => {
     if (index > 0) out.push('\n');
     append(piece.parts);
@@ -138,9 +142,9 @@ export function canonicalText(world: World, renaming?: ServerRenaming, goalHisto
   return out.join('');
 }
 
-export function canonicalTextByRegex(world: World, renaming?: ServerRenaming, goalHistory = false): string {
+export function canonicalTextByRegex(world: World, renaming?: ServerRenaming, history = false): string {
   const names = new Map<string, string>();
-  const { servers, network, rest } = rawPieces(world, renaming, goalHistory);
+  const { servers, network, rest } = rawPieces(world, renaming, history);
   const raw = `${servers.map((piece) => piece.text).join('\n')}\n\n${network.map((piece) => piece.text).join('\n')}\n\n${rest.map((piece) => piece.text).join('')}`;
   return raw.replace(mintedIdPattern, (id, prefix: string) => {
     let name = names.get(id);
@@ -249,7 +253,7 @@ function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Pie
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
-function rawPieces(world: World, renaming: ServerRenaming | undefined, goalHistory: boolean): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
+function rawPieces(world: World, renaming: ServerRenaming | undefined, history: boolean): { servers: Piece[]; network: Piece[]; rest: Piece[] } {
   const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
   const servers = renamed
@@ -257,12 +261,12 @@ function rawPieces(world: World, renaming: ServerRenaming | undefined, goalHisto
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
   if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
-  return { servers, network, rest: restPieces(world, renamed, goalHistory) };
+  return { servers, network, rest: restPieces(world, renamed, history) };
 }
 
 /**
  * The pieces of everything outside servers and network, whose joined text
- * is the JSON text of [clients, registers, budgets, violation] (with goal
+ * is the JSON text of [pending clients, registers, budgets, violation] (with
  * history: [clients, registers, budgets, sightings, violation]):
  * literal brackets and commas around one piece per object. A world shares
  * those objects with its parent unless it changed them (a delivered message
@@ -286,11 +290,23 @@ function objectPiece(value: object): Piece {
   return piece;
 }
 
-function restPieces(world: World, renaming: ServerRenaming | null, goalHistory: boolean): Piece[] {
+function restPieces(world: World, renaming: ServerRenaming | null, history: boolean): Piece[] {
   const piece = (value: object) => renamedPiece(objectPiece(value), renaming);
   const end = world.violation === null ? noViolationEnd : renamedPiece(literalPiece(`${JSON.stringify(world.violation)}]`), renaming);
-  const history = goalHistory ? [piece(world.sightings), comma] : [];
-  return [openBracket, piece(world.clients), comma, piece(world.registers), comma, piece(world.budgets), comma, ...history, end];
+  const sightings = history ? [piece(world.sightings), comma] : [];
+  return [openBracket, piece(history ? world.clients : pendingClients(world.clients)), comma, piece(world.registers), comma, piece(world.budgets), comma, ...sightings, end];
+}
+
+/** The client operations not yet answered; one array per clients array (kept while it lives), so its piece is cached too. */
+const pendingClientsOf = new WeakMap<readonly ClientOperation[], readonly ClientOperation[]>();
+
+function pendingClients(clients: readonly ClientOperation[]): readonly ClientOperation[] {
+  let pending = pendingClientsOf.get(clients);
+  if (pending === undefined) {
+    pending = clients.filter((client) => client.status === 'pending');
+    pendingClientsOf.set(clients, pending);
+  }
+  return pending;
 }
 
 function literalPiece(text: string): Piece {
