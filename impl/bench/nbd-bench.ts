@@ -115,10 +115,13 @@ async function main(): Promise<void> {
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
     await new Promise((resolve) => setTimeout(resolve, 500));
     if (quick) {
-      const quickTargets: Array<[string, string]> = [['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]];
+      // BENCH_QUICK_ONLY=owner (or forwarded, randwrite, randread) narrows the run, e.g. to profile one path.
+      const only = process.env['BENCH_QUICK_ONLY'] ?? '';
+      const quickTargets = ([['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]] as Array<[string, string]>)
+        .filter(([name]) => !['owner', 'forwarded'].includes(only) || name === only);
       for (const [, uri] of quickTargets) await fio(uri, jobs[4]!, directory, 2);
       const servers = ['s1', 's2'];
-      for (const job of [jobs[1]!, jobs[2]!]) {
+      for (const job of [jobs[1]!, jobs[2]!].filter((candidate) => !['randwrite', 'randread'].includes(only) || candidate.rw === only)) {
         const results: Result[] = [];
         const cpuPerRequest: string[] = [];
         for (const [name, uri] of quickTargets) {
@@ -133,7 +136,8 @@ async function main(): Promise<void> {
           });
           cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)}`).join(' + ')} CPU µs, ${servers.map((id, index) => `${id} ${calls[index]}`).join(' + ')} syscalls per request`);
         }
-        console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}`);
+        const ratio = results.length === 2 ? `  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}` : '';
+        console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}${ratio}`);
         console.log(`${''.padEnd(20)} ${cpuPerRequest.join('; ')}`);
       }
       return;
