@@ -136,12 +136,14 @@ export class ServerRuntime {
     const copyBytesPerSecond = options.copyThrottleBytesPerSecond ?? 0;
     this.#copyPacer = copyBytesPerSecond > 0 ? new FifoPacer(copyBytesPerSecond) : null;
     this.#options = options;
+    // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node for
+    // nothing, so it is dropped when it falls due and, to free it young, pruned long before (see NodeTimers). Only
+    // request timers are: a dead one stays dead unless set again (its machine sets it on every entry to forwarding,
+    // and its retry count, part of its id, only grows), and that setting queues it anew. The others always reach the node.
+    const isDeadRequestTimer = (timerId: string): boolean => timerId.startsWith('request|') && !isTimerLive(this.#state, timerId);
     this.#timers = new NodeTimers((timerId) => {
-      // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node
-      // for nothing. (Only request timers are skipped here; the others always reach the node.)
-      if (timerId.startsWith('request|') && !isTimerLive(this.#state, timerId)) return;
-      this.#input({ type: 'timer.fired', timerId });
-    });
+      if (!isDeadRequestTimer(timerId)) this.#input({ type: 'timer.fired', timerId });
+    }, undefined, { isDead: isDeadRequestTimer });
     this.#state = emptyNodeState(options.config, options.incarnation);
     const lifetimeMs = options.tokenLifetimeMs ?? 120_000;
     this.#sweeper = setInterval(() => this.#sweepTokens(lifetimeMs), Math.min(lifetimeMs, 10_000));
