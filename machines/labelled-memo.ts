@@ -40,6 +40,12 @@ interface LabelSlot {
   readonly label: string;
   readonly sentinel: unknown;
   readonly inText: boolean;
+  /**
+   * For sentinel text in a field no other slot writes: the template's text cut
+   * at each sentinel, so the relabelled text is these parts joined by the
+   * label (as `replaceAll` would make it, without a callback per call).
+   */
+  readonly textParts: readonly string[] | null;
 }
 interface Template {
   readonly snapshot: Snapshot;
@@ -244,10 +250,13 @@ function situationOf(snapshot: Snapshot, labelNames: readonly string[]): string 
 function slotsOf(record: Readonly<Record<string, unknown>>, sentinels: Labels): LabelSlot[] {
   const slots: LabelSlot[] = [];
   for (const [field, value] of Object.entries(record)) {
+    const first = slots.length;
     for (const [label, sentinel] of Object.entries(sentinels)) {
-      if (value === sentinel) slots.push({ field, label, sentinel, inText: false });
-      else if (typeof value === 'string' && typeof sentinel === 'string' && value.includes(sentinel)) slots.push({ field, label, sentinel, inText: true });
+      if (value === sentinel) slots.push({ field, label, sentinel, inText: false, textParts: null });
+      else if (typeof value === 'string' && typeof sentinel === 'string' && value.includes(sentinel)) slots.push({ field, label, sentinel, inText: true, textParts: null });
     }
+    // A field with one slot of sentinel text is relabelled from its parts; with several, each replaces in turn.
+    if (slots.length === first + 1 && slots[first]!.inText) slots[first] = { ...slots[first]!, textParts: (value as string).split(slots[first]!.sentinel as string) };
   }
   return slots;
 }
@@ -255,8 +264,11 @@ function slotsOf(record: Readonly<Record<string, unknown>>, sentinels: Labels): 
 function relabelled<T extends object>(record: T, slots: readonly LabelSlot[], fields: Labels): T {
   // Always a fresh record, as the real machine returns.
   const copy: Record<string, unknown> = { ...(record as Record<string, unknown>) };
-  for (const { field, label, sentinel, inText } of slots) {
-    copy[field] = inText ? (copy[field] as string).replaceAll(sentinel as string, () => String(fields[label])) : fields[label];
+  for (let index = 0; index < slots.length; index += 1) {
+    const { field, label, sentinel, inText, textParts } = slots[index]!;
+    if (!inText) copy[field] = fields[label];
+    else if (textParts !== null) copy[field] = textParts.join(String(fields[label]));
+    else copy[field] = (copy[field] as string).replaceAll(sentinel as string, () => String(fields[label]));
   }
   return copy as T;
 }
@@ -268,7 +280,9 @@ function fromTemplate(template: Template, fields: Labels): Result {
     children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
   };
   situations.set(next, template.situation);
-  return [next, template.effects.map((effect, index) => relabelled(effect, template.effectSlots[index]!, fields))];
+  const effects: Effect[] = [];
+  for (let index = 0; index < template.effects.length; index += 1) effects.push(relabelled(template.effects[index]!, template.effectSlots[index]!, fields));
+  return [next, effects];
 }
 
 /** What must agree between a rebuilt result and the real one: everything but the machine definition and methods. */
