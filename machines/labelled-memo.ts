@@ -279,7 +279,9 @@ function fromTemplate(template: Template, fields: Labels): Result {
     ...snapshot, context: relabelled(snapshot.context, template.contextSlots, fields),
     children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
   };
-  situations.set(next, template.situation);
+  // Only a snapshot that can still be stepped needs its situation at hand (one that is done never is by the node;
+  // were it stepped, its situation would be computed then).
+  if (snapshot.status === 'active') situations.set(next, template.situation);
   const effects: Effect[] = [];
   for (let index = 0; index < template.effects.length; index += 1) effects.push(relabelled(template.effects[index]!, template.effectSlots[index]!, fields));
   return [next, effects];
