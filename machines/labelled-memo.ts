@@ -27,7 +27,8 @@ import { start, step } from './step.js';
  * steps, and whole simulated groups with the memo on and off.
  *
  * Bounds: at most `templatesPerMachineMax` templates per machine; the memo is
- * emptied when full.
+ * emptied when full. Keys are looked up without building strings (see
+ * `MachineMemo`).
  */
 type Labels = Readonly<Record<string, unknown>>;
 type Result = [unknown, Effect[]];
@@ -39,6 +40,12 @@ interface LabelSlot {
   readonly label: string;
   readonly sentinel: unknown;
   readonly inText: boolean;
+  /**
+   * For sentinel text in a field no other slot writes: the template's text cut
+   * at each sentinel, so the relabelled text is these parts joined by the
+   * label (as `replaceAll` would make it, without a callback per call).
+   */
+  readonly textParts: readonly string[] | null;
 }
 interface Template {
   readonly snapshot: Snapshot;
@@ -49,41 +56,139 @@ interface Template {
   readonly effectSlots: ReadonlyArray<readonly LabelSlot[]>;
 }
 
+/** A node of the start trie: one edge per key token (see `startPath`); a template (or null: never memoise) under `pathEnd`. */
+type TrieNode = Map<unknown, unknown>;
+
+/**
+ * One machine's memo. Keys are looked up without building a string per call:
+ * a start's input is walked field by field down a trie of Maps whose edges
+ * are the field names and values themselves (strings, numbers and the like
+ * carry their hash, so each edge is one cheap lookup), and a step is looked
+ * up by its snapshot's situation (a string computed once per snapshot, see
+ * `situations`) and then by its event's JSON (a few dozen bytes). Joining
+ * them into one key string meant hashing some 400 bytes of fresh text per
+ * call.
+ */
+interface MachineMemo {
+  readonly starts: TrieNode;
+  readonly steps: Map<string, Map<string, Template | null>>;
+  /** Templates (and refusals) held in both, at most `templatesPerMachineMax`. */
+  entries: number;
+}
+
 export const templatesPerMachineMax = 256;
 
 /** Switch and counters, for the differential tests (memo off = always the real machine) and for benchmarks. */
 export const labelledMemo = { enabled: true, hits: 0, misses: 0 };
 
-const memos = new WeakMap<AnyStateMachine, Map<string, Template | null>>();
+const memos = new WeakMap<AnyStateMachine, MachineMemo>();
 /** Each snapshot's situation, computed once: a snapshot made from a template inherits the template's. */
 const situations = new WeakMap<object, string>();
 const sentinelText = '\u0000label\u0000';
 
+// Trie tokens that no field name or value can be: a label's value, the bounds of a nested object or array, the end of the input.
+const labelToken = Symbol('label');
+const objectOpen = Symbol('{');
+const arrayOpen = Symbol('[');
+const nestingClose = Symbol('}');
+const pathEnd = Symbol('end');
+
+/** The memo of `machine`, emptied first when it holds `templatesPerMachineMax` entries (so an entry added now fits). */
+function memoOf(machine: AnyStateMachine): MachineMemo {
+  let memo = memos.get(machine);
+  if (memo === undefined || memo.entries >= templatesPerMachineMax) {
+    memo = { starts: new Map(), steps: new Map(), entries: 0 };
+    memos.set(machine, memo);
+  }
+  return memo;
+}
+
 export function startLabelled<M extends AnyStateMachine>(machine: M, input: InputFrom<M>, labelNames: readonly string[]): [SnapshotFrom<M>, Effect[]] {
   if (!labelledMemo.enabled) return start(machine, input);
   const fields = input as Labels;
-  return memoised(machine, startKey(fields, labelNames), fields, labelNames, () => start(machine, input), (sentinels) => start(machine, { ...fields, ...sentinels } as never)) as [SnapshotFrom<M>, Effect[]];
+  const memo = memoOf(machine);
+  const leaf = startPath(memo.starts, fields, labelNames, false);
+  const template = leaf?.get(pathEnd) as Template | null | undefined;
+  if (template) {
+    labelledMemo.hits += 1;
+    return fromTemplate(template, fields) as [SnapshotFrom<M>, Effect[]];
+  }
+  // A miss (or a refusal): the path is made only now, so that hits allocate nothing, and the template or refusal is
+  // kept at its end. (The machine runs are passed as inline arrows: tsx names every const function it creates.)
+  const made = leaf === undefined || !isSpellable(fields) ? undefined : startPath(memo.starts, fields, labelNames, true);
+  if (!made) {
+    labelledMemo.misses += 1;
+    return start(machine, input);
+  }
+  return memoised(memo, made, pathEnd, fields, labelNames,
+    () => start(machine, input), (sentinels) => start(machine, { ...fields, ...sentinels } as never)) as [SnapshotFrom<M>, Effect[]];
 }
 
 /**
- * Every field of a start's input but the labels, with their names, in the
- * input's own order (another order only costs a miss): the input's JSON with
- * each label's value replaced by null. JSON leaves out a field whose value is
- * undefined, which would make it look absent, so such an input spells its
- * names and boxed values out instead (a key of another form, `start:` rather
- * than `start|`, so the two forms never collide).
+ * Walks the trie along the input's fields outside the labels, in the input's
+ * own order (another order only costs a miss): each field name, then its
+ * value — a primitive as itself, a label as `labelToken`, a plain object or
+ * array as its fields or items between bounds. Two inputs reach the same
+ * node only if they agree outside the labels, field for field and value for
+ * value (a key built as JSON, as before, also had to tell `undefined` from
+ * absent). Returns the last node, null when a node is missing and `make` is
+ * false, and undefined when the input holds a value the walk cannot spell (a
+ * function, a Map, a class instance): such a start is not memoised, as two
+ * Maps, say, are not told apart by what the walk could see of them.
  */
-function startKey(fields: Labels, labelNames: readonly string[]): string {
-  const masked: Record<string, unknown> = { ...fields };
-  let hasUndefined = false;
-  for (const name in masked) {
-    if (masked[name] === undefined) hasUndefined = true;
-    else if (labelNames.includes(name)) masked[name] = null;
+function startPath(root: TrieNode, fields: Labels, labelNames: readonly string[], make: boolean): TrieNode | null | undefined {
+  let node: TrieNode | null | undefined = root;
+  for (const name in fields) {
+    node = edge(node, name, make);
+    if (node === null) return null;
+    node = labelNames.includes(name) ? edge(node, labelToken, make) : valuePath(node, fields[name], make);
+    if (node === null || node === undefined) return node;
   }
-  if (!hasUndefined) return `start|${JSON.stringify(masked)}`;
-  const names = Object.keys(fields);
-  // Each value boxed: [] for undefined, [value] otherwise, [null] for a label.
-  return `start:${JSON.stringify(names)}|${JSON.stringify(names.map((name) => labelNames.includes(name) ? [null] : fields[name] === undefined ? [] : [fields[name]]))}`;
+  return node;
+}
+
+function valuePath(node: TrieNode, value: unknown, make: boolean): TrieNode | null | undefined {
+  if (typeof value !== 'object' || value === null) return typeof value === 'function' ? undefined : edge(node, value, make);
+  let next: TrieNode | null | undefined;
+  if (Array.isArray(value)) {
+    next = edge(node, arrayOpen, make);
+    for (const item of value) {
+      if (next === null || next === undefined) return next;
+      next = valuePath(next, item, make);
+    }
+  } else {
+    const prototype: unknown = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) return undefined;
+    next = edge(node, objectOpen, make);
+    for (const name in value) {
+      if (next === null || next === undefined) return next;
+      next = edge(next, name, make);
+      if (next === null) return null;
+      next = valuePath(next, (value as Labels)[name], make);
+    }
+  }
+  if (next === null || next === undefined) return next;
+  return edge(next, nestingClose, make);
+}
+
+/** Whether `startPath` can walk the value (checked before a path is made, so that no part of a path is made for nothing). */
+function isSpellable(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return typeof value !== 'function';
+  if (Array.isArray(value)) return value.every(isSpellable);
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  for (const name in value) if (!isSpellable((value as Labels)[name])) return false;
+  return true;
+}
+
+function edge(node: TrieNode, token: unknown, make: boolean): TrieNode | null {
+  let next = node.get(token) as TrieNode | undefined;
+  if (next === undefined) {
+    if (!make) return null;
+    next = new Map();
+    node.set(token, next);
+  }
+  return next;
 }
 
 export function stepLabelled<M extends AnyStateMachine>(machine: M, snapshot: SnapshotFrom<M>, event: EventFromLogic<M>, labelNames: readonly string[]): [SnapshotFrom<M>, Effect[]] {
@@ -97,18 +202,19 @@ export function stepLabelled<M extends AnyStateMachine>(machine: M, snapshot: Sn
     situation = situationOf(current, labelNames);
     situations.set(current, situation);
   }
-  const key = `step|${situation}|${eventText}`;
-  return memoised(machine, key, context, labelNames, () => step(machine, snapshot, event),
+  const memo = memoOf(machine);
+  let bySituation = memo.steps.get(situation);
+  if (bySituation === undefined) {
+    bySituation = new Map();
+    memo.steps.set(situation, bySituation);
+  }
+  return memoised(memo, bySituation, eventText, context, labelNames, () => step(machine, snapshot, event),
     (sentinels) => step(machine, { ...current, context: { ...context, ...sentinels } } as never, event)) as [SnapshotFrom<M>, Effect[]];
 }
 
-function memoised(machine: AnyStateMachine, key: string, fields: Labels, labelNames: readonly string[], real: () => Result, withSentinels: (sentinels: Labels) => Result): Result {
-  let memo = memos.get(machine);
-  if (!memo) {
-    memo = new Map();
-    memos.set(machine, memo);
-  }
-  const template = memo.get(key);
+/** Looks `key` up in `entries` (one of `memo`'s maps); on a miss, runs the machine and keeps a template (or a refusal) there. */
+function memoised<K>(memo: MachineMemo, entries: Map<K, unknown>, key: K, fields: Labels, labelNames: readonly string[], real: () => Result, withSentinels: (sentinels: Labels) => Result): Result {
+  const template = entries.get(key) as Template | null | undefined;
   if (template) {
     labelledMemo.hits += 1;
     return fromTemplate(template, fields);
@@ -116,8 +222,8 @@ function memoised(machine: AnyStateMachine, key: string, fields: Labels, labelNa
   labelledMemo.misses += 1;
   const result = real();
   if (template === null) return result;
-  if (memo.size >= templatesPerMachineMax) memo.clear();
-  memo.set(key, templateOf(fields, labelNames, result, withSentinels));
+  entries.set(key, templateOf(fields, labelNames, result, withSentinels));
+  memo.entries += 1;
   return result;
 }
 
@@ -144,10 +250,13 @@ function situationOf(snapshot: Snapshot, labelNames: readonly string[]): string 
 function slotsOf(record: Readonly<Record<string, unknown>>, sentinels: Labels): LabelSlot[] {
   const slots: LabelSlot[] = [];
   for (const [field, value] of Object.entries(record)) {
+    const first = slots.length;
     for (const [label, sentinel] of Object.entries(sentinels)) {
-      if (value === sentinel) slots.push({ field, label, sentinel, inText: false });
-      else if (typeof value === 'string' && typeof sentinel === 'string' && value.includes(sentinel)) slots.push({ field, label, sentinel, inText: true });
+      if (value === sentinel) slots.push({ field, label, sentinel, inText: false, textParts: null });
+      else if (typeof value === 'string' && typeof sentinel === 'string' && value.includes(sentinel)) slots.push({ field, label, sentinel, inText: true, textParts: null });
     }
+    // A field with one slot of sentinel text is relabelled from its parts; with several, each replaces in turn.
+    if (slots.length === first + 1 && slots[first]!.inText) slots[first] = { ...slots[first]!, textParts: (value as string).split(slots[first]!.sentinel as string) };
   }
   return slots;
 }
@@ -155,8 +264,11 @@ function slotsOf(record: Readonly<Record<string, unknown>>, sentinels: Labels): 
 function relabelled<T extends object>(record: T, slots: readonly LabelSlot[], fields: Labels): T {
   // Always a fresh record, as the real machine returns.
   const copy: Record<string, unknown> = { ...(record as Record<string, unknown>) };
-  for (const { field, label, sentinel, inText } of slots) {
-    copy[field] = inText ? (copy[field] as string).replaceAll(sentinel as string, () => String(fields[label])) : fields[label];
+  for (let index = 0; index < slots.length; index += 1) {
+    const { field, label, sentinel, inText, textParts } = slots[index]!;
+    if (!inText) copy[field] = fields[label];
+    else if (textParts !== null) copy[field] = textParts.join(String(fields[label]));
+    else copy[field] = (copy[field] as string).replaceAll(sentinel as string, () => String(fields[label]));
   }
   return copy as T;
 }
@@ -167,8 +279,12 @@ function fromTemplate(template: Template, fields: Labels): Result {
     ...snapshot, context: relabelled(snapshot.context, template.contextSlots, fields),
     children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
   };
-  situations.set(next, template.situation);
-  return [next, template.effects.map((effect, index) => relabelled(effect, template.effectSlots[index]!, fields))];
+  // Only a snapshot that can still be stepped needs its situation at hand (one that is done never is by the node;
+  // were it stepped, its situation would be computed then).
+  if (snapshot.status === 'active') situations.set(next, template.situation);
+  const effects: Effect[] = [];
+  for (let index = 0; index < template.effects.length; index += 1) effects.push(relabelled(template.effects[index]!, template.effectSlots[index]!, fields));
+  return [next, effects];
 }
 
 /** What must agree between a rebuilt result and the real one: everything but the machine definition and methods. */

@@ -14,7 +14,9 @@
  * moves), for quick iteration on the request path, and adds each server's
  * CPU time per request (user + system, read from /proc around each fio job):
  * on a machine shared with other work, wall-clock IOPS swing with the load,
- * while CPU time per request is what the request path itself costs.
+ * while CPU time per request is what the request path itself costs. It also
+ * prints read and write system calls per request (syscr, syscw of
+ * /proc/PID/io): how well replies and peer frames are batched into writes.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -59,6 +61,13 @@ function processCpuUs(pid: number | undefined): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+}
+
+/** A process's read and write system calls so far (syscr, syscw of /proc/PID/io: socket and file I/O alike). */
+function processSyscalls(pid: number | undefined): { reads: number; writes: number } {
+  if (pid === undefined) throw new Error('server not running');
+  const fields = new Map(readFileSync(`/proc/${pid}/io`, 'utf8').trim().split('\n').map((line) => line.split(': ') as [string, string]));
+  return { reads: Number(fields.get('syscr')), writes: Number(fields.get('syscw')) };
 }
 
 async function waitForPort(check: () => Promise<boolean>): Promise<void> {
@@ -106,20 +115,29 @@ async function main(): Promise<void> {
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
     await new Promise((resolve) => setTimeout(resolve, 500));
     if (quick) {
-      const quickTargets: Array<[string, string]> = [['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]];
+      // BENCH_QUICK_ONLY=owner (or forwarded, randwrite, randread) narrows the run, e.g. to profile one path.
+      const only = process.env['BENCH_QUICK_ONLY'] ?? '';
+      const quickTargets = ([['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]] as Array<[string, string]>)
+        .filter(([name]) => !['owner', 'forwarded'].includes(only) || name === only);
       for (const [, uri] of quickTargets) await fio(uri, jobs[4]!, directory, 2);
       const servers = ['s1', 's2'];
-      for (const job of [jobs[1]!, jobs[2]!]) {
+      for (const job of [jobs[1]!, jobs[2]!].filter((candidate) => !['randwrite', 'randread'].includes(only) || candidate.rw === only)) {
         const results: Result[] = [];
         const cpuPerRequest: string[] = [];
         for (const [name, uri] of quickTargets) {
           const before = servers.map((id) => processCpuUs(group.pid(id)));
+          const callsBefore = servers.map((id) => processSyscalls(group.pid(id)));
           const result = await fio(uri, job, directory);
           results.push(result);
           const spent = servers.map((id, index) => processCpuUs(group.pid(id)) - before[index]!);
-          cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)}`).join(' + ')} CPU µs per request`);
+          const calls = servers.map((id, index) => {
+            const after = processSyscalls(group.pid(id));
+            return `${((after.reads - callsBefore[index]!.reads) / result.requestCount).toFixed(2)}r/${((after.writes - callsBefore[index]!.writes) / result.requestCount).toFixed(2)}w`;
+          });
+          cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)}`).join(' + ')} CPU µs, ${servers.map((id, index) => `${id} ${calls[index]}`).join(' + ')} syscalls per request`);
         }
-        console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}`);
+        const ratio = results.length === 2 ? `  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}` : '';
+        console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}${ratio}`);
         console.log(`${''.padEnd(20)} ${cpuPerRequest.join('; ')}`);
       }
       return;

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 /**
  * Request checks and reply encodings, byte for byte, without a socket.
  */
@@ -62,6 +63,23 @@ describe('checkRequest', () => {
     expect(errnoOf(header(99, 0, 0))).toBe(NBD_EINVAL);
   });
 
+  it('agrees with BigInt arithmetic on alignment and range, for exports as large as a Number sizes them', () => {
+    // Offsets near the export's end, around 2^52 and 2^53 (where Numbers stop being exact) and up to 2^64.
+    const sizes = [1 << 20, 2 ** 52 - 512, 2 ** 53 - 4096];
+    const offset = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 21n }), fc.bigInt({ min: 2n ** 52n - 2n ** 33n, max: 2n ** 52n + 2n ** 33n }),
+      fc.bigInt({ min: 2n ** 53n - 2n ** 33n, max: 2n ** 53n + 2n ** 33n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+    const length = fc.oneof(fc.constantFrom(0, 512, 4096, 64 * 1024), fc.nat(64 * 1024));
+    fc.assert(fc.property(fc.constantFrom(...sizes), offset.map((value) => (value / 512n) * 512n + (value % 3n === 0n ? 1n : 0n)), length, fc.boolean(), (sizeBytes, offsetBytes, lengthBytes, isWrite) => {
+      const exportInfo = { ...info, sizeBytes };
+      const check = checkRequest(header(isWrite ? NBD_CMD_WRITE : NBD_CMD_READ, offsetBytes, lengthBytes), { ...negotiated(false), exportInfo });
+      const aligned = offsetBytes % 512n === 0n && BigInt(lengthBytes) % 512n === 0n;
+      const inRange = offsetBytes + BigInt(lengthBytes) <= BigInt(sizeBytes);
+      expect(check.ok).toBe(aligned && inRange);
+      if (check.ok) expect(check.request.offsetBytes).toBe(Number(offsetBytes));
+      else expect(check.errno).toBe(!aligned ? NBD_EINVAL : isWrite ? NBD_ENOSPC : NBD_EINVAL);
+    }), { numRuns: 2_000 });
+  });
+
   it('buffers, discards or refuses write payloads by size', () => {
     expect(payloadDisposition(header(NBD_CMD_READ, 0, 1 << 30), negotiated(false))).toBe('none');
     expect(payloadDisposition(header(NBD_CMD_WRITE, 0, 64 * 1024), negotiated(false))).toBe('buffer');
@@ -93,6 +111,9 @@ describe('encodings', () => {
     expect(Buffer.concat(encodeSimpleReply(handle, NBD_EINVAL)).toString('hex')).toBe('67446698' + '00000016' + '0102030405060708');
     expect(Buffer.concat(encodeStructuredRead(handle, 4096, Buffer.from('ab'))).toString('hex')).toBe(
       '668e33ef' + '0001' + '0001' + '0102030405060708' + '0000000a' + '0000000000001000' + '6162',
+    );
+    expect(Buffer.concat(encodeStructuredRead(handle, 2 ** 40 + 4096, Buffer.from('ab'))).toString('hex')).toBe(
+      '668e33ef' + '0001' + '0001' + '0102030405060708' + '0000000a' + '0000010000001000' + '6162',
     );
     expect(encodeStructuredError(handle, NBD_EINVAL, 'no').toString('hex')).toBe(
       '668e33ef' + '0001' + '8001' + '0102030405060708' + '00000008' + '00000016' + '0002' + '6e6f',

@@ -69,4 +69,68 @@ describe('node timers', () => {
       timers.stop();
     }), { seed, numRuns: 300 });
   });
+
+  it('prunes dead timers long before they fall due, and still fires every live one at its due time', () => {
+    const start = Date.now();
+    const fired: string[] = [];
+    const dead = new Set<string>();
+    const timers = new NodeTimers((timerId) => fired.push(`${timerId}@${Date.now() - start}`), () => Date.now(), { isDead: (timerId) => dead.has(timerId), setsPerPrune: 2 });
+    dead.add('a');
+    timers.set('a', 100);
+    timers.set('b', 100);
+    // The second setting pruned the queue: 'a' is gone, long before its due time.
+    expect(timers.pendingCount).toBe(1);
+    dead.add('c');
+    timers.set('c', 50);
+    dead.delete('a');
+    timers.set('a', 100);
+    expect(timers.pendingCount).toBe(2);
+    vi.advanceTimersByTime(200);
+    // 'c' died and was pruned; 'a', set again after its prune, fires at its new due time.
+    expect(fired).toEqual(['b@100', 'a@100']);
+    expect(timers.pendingCount).toBe(0);
+    timers.stop();
+  });
+
+  it('with pruning, fires what the reference model fires, less only timers that were dead', () => {
+    const operation = fc.tuple(fc.nat({ max: 40 }), fc.constantFrom('t0', 't1', 't2', 't3', 't4'), fc.constantFrom(0, 5, 10, 25, 500), fc.boolean());
+    fc.assert(fc.property(fc.array(operation, { maxLength: 60 }), fc.integer({ min: 1, max: 4 }), (operations, setsPerPrune) => {
+      vi.setSystemTime(0);
+      const fired: string[] = [];
+      // A dead timer stays dead until it is set again, as the runtime's request timers do.
+      const dead = new Set<string>();
+      const timers = new NodeTimers((timerId) => fired.push(`${timerId}@${Date.now()}`), () => Date.now(), { isDead: (timerId) => dead.has(timerId), setsPerPrune });
+      const expectedDue = new Map<string, number>();
+      const mustFire: string[] = [];
+      const mayFire = new Set<string>();
+      let nowMs = 0;
+      const advanceModel = (toMs: number) => {
+        for (const [timerId, dueMs] of [...expectedDue].sort((a, b) => a[1] - b[1])) {
+          if (dueMs > toMs) continue;
+          const event = `${timerId}@${dueMs}`;
+          if (dead.has(timerId)) mayFire.add(event);
+          else mustFire.push(event);
+          expectedDue.delete(timerId);
+        }
+        nowMs = toMs;
+      };
+      for (const [waitMs, timerId, delayMs, dies] of operations) {
+        vi.advanceTimersByTime(waitMs);
+        advanceModel(nowMs + waitMs);
+        // Either a setting (which makes the timer alive again), or the timer's death.
+        if (dies) {
+          dead.add(timerId);
+          continue;
+        }
+        dead.delete(timerId);
+        timers.set(timerId, delayMs);
+        expectedDue.set(timerId, nowMs + delayMs);
+      }
+      vi.advanceTimersByTime(1_000);
+      advanceModel(nowMs + 1_000);
+      expect(fired.filter((event) => !mayFire.has(event)).sort()).toEqual([...mustFire].sort());
+      expect(timers.pendingCount).toBe(0);
+      timers.stop();
+    }), { seed, numRuns: 300 });
+  });
 });

@@ -103,7 +103,8 @@ export const inputsPerStepMax = 256;
 
 interface HeldToken {
   readonly data: Buffer;
-  readonly heldSinceMs: number;
+  /** The number of token sweeps done when the bytes were taken (a clock of the sweeper's period: no clock read per token). */
+  readonly heldSinceSweep: number;
 }
 
 /** At most this many callers wait for moves to finish at once (`moveFinished`). */
@@ -144,20 +145,26 @@ export class ServerRuntime {
   readonly #copyPacer: FifoPacer | null;
   #stopped = false;
   readonly #sweeper: NodeJS.Timeout;
+  #sweepsDone = 0;
 
   constructor(options: ServerRuntimeOptions) {
     const copyBytesPerSecond = options.copyThrottleBytesPerSecond ?? 0;
     this.#copyPacer = copyBytesPerSecond > 0 ? new FifoPacer(copyBytesPerSecond) : null;
     this.#options = options;
+    // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node for
+    // nothing, so it is dropped when it falls due and, to free it young, pruned long before (see NodeTimers). Only
+    // request timers are: a dead one stays dead unless set again (its machine sets it on every entry to forwarding,
+    // and its retry count, part of its id, only grows), and that setting queues it anew. The others always reach the node.
+    const isDeadRequestTimer = (timerId: string): boolean => timerId.startsWith('request|') && !isTimerLive(this.#state, timerId);
     this.#timers = new NodeTimers((timerId) => {
-      // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node
-      // for nothing. (Only request timers are skipped here; the others always reach the node.)
-      if (timerId.startsWith('request|') && !isTimerLive(this.#state, timerId)) return;
-      this.#input({ type: 'timer.fired', timerId });
-    });
+      if (!isDeadRequestTimer(timerId)) this.#input({ type: 'timer.fired', timerId });
+    }, undefined, { isDead: isDeadRequestTimer });
     this.#state = emptyNodeState(options.config, options.incarnation);
     const lifetimeMs = options.tokenLifetimeMs ?? 120_000;
-    this.#sweeper = setInterval(() => this.#sweepTokens(lifetimeMs), Math.min(lifetimeMs, 10_000));
+    const sweepPeriodMs = Math.min(lifetimeMs, 10_000);
+    // A token is forgotten at the first sweep at least `lifetimeMs` after it was taken (up to one period later).
+    const sweepsPerLifetime = Math.ceil(lifetimeMs / sweepPeriodMs);
+    this.#sweeper = setInterval(() => this.#sweepTokens(sweepsPerLifetime), sweepPeriodMs);
     this.#sweeper.unref();
   }
 
@@ -403,12 +410,7 @@ export class ServerRuntime {
       }
       case 'data.read': {
         const blockSizeBytes = this.#blockSizeBytes(effect.pageKey);
-        const { pages } = this.#options;
-        if (pages.readNow && this.#doneNow(effect.pageKey, effect.completionId, () => {
-          const data = pages.readNow!(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes);
-          if (data !== null) this.#hold(effect.intoToken, data);
-          return data !== null;
-        })) return;
+        if (this.#readNow(effect, blockSizeBytes)) return;
         this.#onPage(effect.pageKey, effect.completionId, async () => {
           this.#hold(effect.intoToken, await this.#options.pages.read(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes));
         });
@@ -418,10 +420,10 @@ export class ServerRuntime {
         const blockSizeBytes = this.#blockSizeBytes(effect.pageKey);
         const source = this.#tokens.get(effect.fromToken)?.data;
         const start = effect.tokenOffsetBlocks * blockSizeBytes;
-        const part = source?.subarray(start, start + effect.lengthBlocks * blockSizeBytes);
-        const { pages } = this.#options;
-        if (!effect.durable && pages.writeNow && part && part.length === effect.lengthBlocks * blockSizeBytes &&
-          this.#doneNow(effect.pageKey, effect.completionId, () => pages.writeNow!(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes))) return;
+        const lengthBytes = effect.lengthBlocks * blockSizeBytes;
+        // The whole token (a client's 4 KiB write) needs no view of itself.
+        const part = start === 0 && source?.length === lengthBytes ? source : source?.subarray(start, start + lengthBytes);
+        if (!effect.durable && part && part.length === lengthBytes && this.#writeNow(effect, part, blockSizeBytes)) return;
         const write = async () => {
           if (!part || part.length !== effect.lengthBlocks * blockSizeBytes) throw new Error(`token ${effect.fromToken} holds no data for this write`);
           await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, false);
@@ -485,23 +487,41 @@ export class ServerRuntime {
   }
 
   /**
-   * Tries a disk operation at once: only when no earlier operation on the
-   * page is still queued (they run in effect order), and only if `operation`
-   * says it could do it without waiting. Its completion is then an input
-   * queued now, stepped with the others of this turn (a 4 KiB write's
-   * completion costs no promise and no extra turn). Returns false, having
-   * done nothing, when the operation must be queued instead.
+   * Tries a read at once: only when no earlier operation on the page is
+   * still queued (they run in effect order), and only if the page data says
+   * it could do it without waiting. Its completion is then an input queued
+   * now, stepped with the others of this turn (a 4 KiB request's completion
+   * costs no promise and no extra turn). Returns false, having done nothing,
+   * when the operation must be queued instead.
    */
-  #doneNow(pageKey: PageKey, completionId: string, operation: () => boolean): boolean {
-    if (this.#pageQueues.size > 0 && this.#pageQueues.has(pageKeyText(pageKey))) return false;
+  #readNow(effect: Extract<NodeEffect, { type: 'data.read' }>, blockSizeBytes: number): boolean {
+    const { pages } = this.#options;
+    if (!pages.readNow || (this.#pageQueues.size > 0 && this.#pageQueues.has(pageKeyText(effect.pageKey)))) return false;
     let ok = true;
     try {
-      if (!operation()) return false;
+      const data = pages.readNow(effect.pageKey, effect.offsetBlocks, effect.lengthBlocks, blockSizeBytes);
+      if (data === null) return false;
+      this.#hold(effect.intoToken, data);
     } catch (error) {
       ok = false;
       this.#options.log(`disk operation failed: ${(error as Error).message}`);
     }
-    this.#input({ type: 'io.done', completionId, ok });
+    this.#input({ type: 'io.done', completionId: effect.completionId, ok });
+    return true;
+  }
+
+  /** `#readNow` for a write that need not be durable (the two are spelt out, not one helper taking a callback: a closure per request costs more). */
+  #writeNow(effect: Extract<NodeEffect, { type: 'data.write' }>, part: Buffer, blockSizeBytes: number): boolean {
+    const { pages } = this.#options;
+    if (!pages.writeNow || (this.#pageQueues.size > 0 && this.#pageQueues.has(pageKeyText(effect.pageKey)))) return false;
+    let ok = true;
+    try {
+      if (!pages.writeNow(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes)) return false;
+    } catch (error) {
+      ok = false;
+      this.#options.log(`disk operation failed: ${(error as Error).message}`);
+    }
+    this.#input({ type: 'io.done', completionId: effect.completionId, ok });
     return true;
   }
 
@@ -577,11 +597,12 @@ export class ServerRuntime {
   }
 
   #hold(token: string, data: Buffer): void {
-    this.#tokens.set(token, { data, heldSinceMs: Date.now() });
+    this.#tokens.set(token, { data, heldSinceSweep: this.#sweepsDone });
   }
 
-  #sweepTokens(lifetimeMs: number): void {
-    const oldestMs = Date.now() - lifetimeMs;
-    for (const [token, held] of this.#tokens) if (held.heldSinceMs < oldestMs) this.#tokens.delete(token);
+  #sweepTokens(sweepsPerLifetime: number): void {
+    this.#sweepsDone += 1;
+    // Taken at sweep count n, a token has been held longer than a lifetime once sweepsPerLifetime + 1 more sweeps began.
+    for (const [token, held] of this.#tokens) if (this.#sweepsDone - held.heldSinceSweep > sweepsPerLifetime) this.#tokens.delete(token);
   }
 }

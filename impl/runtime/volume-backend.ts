@@ -54,11 +54,24 @@ export class VolumeBackend implements NbdBackend {
     return volume ? exportInfoOf(volume) : null;
   }
 
-  async read(exportName: string, offsetBytes: number, lengthBytes: number, clientId?: NbdClientId): Promise<Buffer> {
-    const parts = this.#parts(exportName, 'read', offsetBytes, lengthBytes, false);
+  read(exportName: string, offsetBytes: number, lengthBytes: number, clientId?: NbdClientId): Promise<Buffer> {
+    let parts: Part[];
+    try {
+      parts = this.#parts(exportName, 'read', offsetBytes, lengthBytes, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // One part (a request within one piece, as 4 KiB reads nearly always are): its bytes are the answer as they
     // are, with no buffer to zero and copy into. Bytes behind a token are never changed, so they may be sent as is.
-    if (parts.length === 1) return this.#readPart(parts[0]!, clientId);
+    // When nobody observes, the reply is checked in one reaction to the runtime's promise, with no async function.
+    if (parts.length === 1) {
+      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, null).then((reply) => checkedRead(reply, lengthBytes));
+      return this.#readPart(parts[0]!, clientId);
+    }
+    return this.#readParts(parts, lengthBytes, clientId);
+  }
+
+  async #readParts(parts: readonly Part[], lengthBytes: number, clientId: NbdClientId | undefined): Promise<Buffer> {
     const result = Buffer.alloc(lengthBytes);
     await Promise.all(parts.map(async (part) => {
       (await this.#readPart(part, clientId)).copy(result, part.bufferOffsetBytes);
@@ -70,9 +83,7 @@ export class VolumeBackend implements NbdBackend {
     const startedMs = this.#observe ? Date.now() : 0;
     const reply = await this.#runtime.request(part.operation, null);
     this.#observed(part, startedMs, clientId);
-    const data = checked(reply);
-    if (!data || data.length !== part.lengthBytes) throw new NbdError(errnoIo, 'read returned no data');
-    return data;
+    return checkedRead(reply, part.lengthBytes);
   }
 
   write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean, clientId?: NbdClientId): Promise<void> {
@@ -82,8 +93,12 @@ export class VolumeBackend implements NbdBackend {
     } catch (error) {
       return Promise.reject(error);
     }
-    // One part (a request within one piece, as 4 KiB writes nearly always are) needs no Promise.all around it.
-    if (parts.length === 1) return this.#writePart(parts[0]!, data, clientId);
+    // One part (a request within one piece, as 4 KiB writes nearly always are) needs no Promise.all around it, and
+    // when nobody observes, no async function either: the reply is checked in one reaction to the runtime's promise.
+    if (parts.length === 1) {
+      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, data).then(checkedWrite);
+      return this.#writePart(parts[0]!, data, clientId);
+    }
     return Promise.all(parts.map((part) => this.#writePart(part, data, clientId))).then(() => undefined);
   }
 
@@ -143,6 +158,17 @@ export class VolumeBackend implements NbdBackend {
     }
     return parts;
   }
+}
+
+function checkedRead(reply: RuntimeReply, lengthBytes: number): Buffer {
+  const data = checked(reply);
+  if (!data || data.length !== lengthBytes) throw new NbdError(errnoIo as never, 'read returned no data');
+  return data;
+}
+
+function checkedWrite(reply: RuntimeReply): undefined {
+  checked(reply);
+  return undefined;
 }
 
 function checked(reply: RuntimeReply): Buffer | null {

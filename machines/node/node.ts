@@ -230,8 +230,11 @@ class NodeStep {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       const origin = `${replyTo.server}|${requestId}`;
       if (operation.kind === 'write' && isRemembered(this.next.forwardedWritesDone, origin)) return this.#replyDirect(replyTo, { status: 'ok' });
-      // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
-      if ([...this.next.read('requests').values()].some((entry) => entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId)) return;
+      // Another try of a request already in hand: its answer (or the sender's next retry) settles it. (A loop, not a
+      // spread into an array: this runs for every forwarded request.)
+      for (const entry of this.next.read('requests').values()) {
+        if (entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId) return;
+      }
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
@@ -303,9 +306,14 @@ class NodeStep {
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // Tokens are named by the client request, so another try of it held here may still need the same bytes.
     // (Looked for only when a peer's write token could be released: a scan of every request in flight per client request adds up.)
-    if (entry.writeToken && entry.replyTo.kind === 'peer' && ![...this.next.read('requests').values()].some((other) => other.writeToken === entry.writeToken)) {
+    if (entry.writeToken && entry.replyTo.kind === 'peer' && !this.#holdsWriteToken(entry.writeToken)) {
       this.effects.push({ type: 'token.release', token: entry.writeToken });
     }
+  }
+
+  #holdsWriteToken(token: string): boolean {
+    for (const other of this.next.read('requests').values()) if (other.writeToken === token) return true;
+    return false;
   }
 
   #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {

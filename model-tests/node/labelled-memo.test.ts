@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { labelledMemo, startLabelled, stepLabelled } from '../../machines/labelled-memo.js';
+import { setup } from 'xstate';
+import { effectActions } from '../../machines/effects.js';
+import { labelledMemo, startLabelled, stepLabelled, templatesPerMachineMax } from '../../machines/labelled-memo.js';
 import type { RequestRoutingInput } from '../../machines/routing/request-routing.machine.js';
 import { requestRoutingMachine } from '../../machines/routing/request-routing.machine.js';
 import { start, step } from '../../machines/step.js';
@@ -111,5 +113,67 @@ describe('simulated groups run identically with the memo on and off', () => {
     const hits = labelledMemo.hits - hitsBefore;
     console.log(`${stepsCompared} world steps compared, memo hits ${hits}`);
     expect(hits).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * A machine that reads its input in the ways the memo's key walk must tell
+ * apart: a field that is absent or holds `undefined`, a nested record, an
+ * array, and a Map (which the walk cannot spell, so such a start is never
+ * memoised). Its one effect is a timer whose id names the request and
+ * spells out what it read.
+ */
+interface ProbeInput { requestId: string; pageKey: { volume: string; page: number }; mode?: string | undefined; nested?: { depth: number }; list?: number[]; table?: Map<string, number> }
+const probeMachine = setup({
+  types: {} as { context: { requestId: string; pageKey: { volume: string; page: number }; reading: string }; input: ProbeInput; events: { type: 'tick' } },
+  actions: { ...effectActions(['timer.set']) },
+}).createMachine({
+  id: 'probe',
+  context: ({ input }) => ({
+    requestId: input.requestId, pageKey: input.pageKey,
+    reading: JSON.stringify(['mode' in input ? `has ${String(input.mode)}` : 'none', input.nested?.depth ?? -1, input.list ?? [], input.table?.get('x') ?? -1]),
+  }),
+  entry: { type: 'timer.set', params: ({ context }) => ({ timerId: `${context.requestId}|${context.reading}`, delayMs: 1 }) },
+});
+
+describe('the memo key tells apart every input the machine tells apart', () => {
+  it('absent and undefined fields, nested records, arrays and Maps', () => {
+    labelledMemo.enabled = true;
+    const inputs: Array<Omit<ProbeInput, 'requestId' | 'pageKey'>> = [
+      {}, { mode: undefined }, { mode: 'a' }, { nested: { depth: 1 } }, { nested: { depth: 2 } }, { list: [1] }, { list: [1, 2] }, { list: [] },
+      { table: new Map([['x', 1]]) }, { table: new Map([['x', 2]]) },
+    ];
+    const hitsBefore = labelledMemo.hits;
+    let starts = 0;
+    for (let round = 0; round < 3; round += 1) {
+      for (const [index, shape] of inputs.entries()) {
+        const input = { requestId: `r${round}.${index}`, pageKey: { volume: 'v', page: round }, ...shape } as ProbeInput;
+        const [real, realEffects] = start(probeMachine, input) as unknown as [Snapshot, unknown[]];
+        const [memo, memoEffects] = startLabelled(probeMachine, input, ['requestId', 'pageKey']) as unknown as [Snapshot, unknown[]];
+        expect(comparable(memo)).toEqual(comparable(real));
+        expect(memoEffects).toEqual(realEffects);
+        starts += 1;
+      }
+    }
+    // Every input but the two with a Map hits from the second round on.
+    expect(labelledMemo.hits - hitsBefore).toBe((inputs.length - 2) * 2);
+    expect(starts).toBe(inputs.length * 3);
+  });
+
+  it('is emptied at its bound, and stays correct past it', () => {
+    labelledMemo.enabled = true;
+    const shapes = templatesPerMachineMax + 3;
+    let missesInSecondCycle = 0;
+    for (let index = 0; index < shapes * 2; index += 1) {
+      const input: ProbeInput = { requestId: `bound${index}`, pageKey: { volume: 'v', page: 0 }, nested: { depth: index % shapes } };
+      const [real, realEffects] = start(probeMachine, input) as unknown as [Snapshot, unknown[]];
+      const missesBefore = labelledMemo.misses;
+      const [memo, memoEffects] = startLabelled(probeMachine, input, ['requestId', 'pageKey']) as unknown as [Snapshot, unknown[]];
+      if (index >= shapes) missesInSecondCycle += labelledMemo.misses - missesBefore;
+      expect(comparable(memo)).toEqual(comparable(real));
+      expect(memoEffects).toEqual(realEffects);
+    }
+    // More shapes than the memo holds: it was emptied on the way, so the second cycle misses again.
+    expect(missesInSecondCycle).toBeGreaterThan(0);
   });
 });
