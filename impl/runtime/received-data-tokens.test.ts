@@ -8,11 +8,12 @@ import type { Metadata, PageData } from './server-runtime.js';
 import { ServerRuntime } from './server-runtime.js';
 
 /**
- * The bytes a peer message brings are held under its token when the message
- * is stepped, and let go once the writes that read them are issued. Two
- * messages of one batch may carry the same token (a dual write the network
- * or a retry repeats): the second one's writes run after the first one's
- * release, so releases take effect only when the batch's effects have run.
+ * The bytes a peer message brings are held under its token just before that
+ * message's effects are carried out, and let go once the writes that read
+ * them are issued. Two messages of one batch may carry the same token (a
+ * dual write the network or a retry repeats): each finds its bytes, because
+ * the second one's are held after the first one's release, as the simulator
+ * delivers them one at a time.
  * Here s1 moves a page to s2 while a client writes it; s2's syncs are held,
  * so the move stays in its copy stage (Table 1: writes go to both), and every
  * dual write s1 sends is delivered to s2 twice in one batch.

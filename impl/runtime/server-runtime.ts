@@ -123,18 +123,13 @@ export class ServerRuntime {
   readonly #pageQueues = new Map<string, Promise<void>>();
   readonly #inputs: NodeInput[] = [];
   /**
-   * The bytes a queued peer message carries, held under its token only when
-   * that message is stepped: a token released by an earlier step (the node
-   * lets a message's bytes go once its writes are issued) must not take the
-   * bytes of a later message that reuses the name (a retried dual write).
+   * The bytes a queued peer message carries, held under its token just
+   * before that message's effects are carried out, as the simulator does
+   * when it delivers a message: the node lets a message's bytes go once its
+   * writes are issued, and a later message of the same batch may carry the
+   * same token (a repeated dual write) or need it longer (a retried forward).
    */
   readonly #dataOfInputs = new Map<NodeInput, { token: string; data: Buffer }>();
-  /**
-   * Tokens released by the batch being carried out, let go once all its
-   * effects ran: two messages of one batch may carry the same token, and the
-   * second one's writes read it after the first one's release.
-   */
-  readonly #releasesDeferred: string[] = [];
   #stepping = false;
   /** How many `batch` calls are running: while any is, inputs wait in the queue. */
   #batchDepth = 0;
@@ -344,15 +339,10 @@ export class ServerRuntime {
     const single = this.#singleStepsLeft > 0;
     const inputs = this.#inputs.splice(0, single ? 1 : inputsPerStepMax);
     if (single) this.#singleStepsLeft -= 1;
-    for (const input of inputs) {
-      const carried = this.#dataOfInputs.get(input);
-      if (carried === undefined) continue;
-      this.#dataOfInputs.delete(input);
-      this.#hold(carried.token, carried.data);
-    }
     let stepped: [NodeState, NodeEffect[]];
+    const effectStarts: number[] = [];
     try {
-      stepped = nodeStepMany(this.#state, inputs);
+      stepped = nodeStepMany(this.#state, inputs, effectStarts);
     } catch (error) {
       if (inputs.length === 1) throw error;
       this.#inputs.unshift(...inputs);
@@ -364,15 +354,22 @@ export class ServerRuntime {
     // Effects of several inputs run here, so one that throws must not cost the others theirs: every effect runs, then
     // the first failure surfaces.
     let failure: { error: unknown } | null = null;
-    for (const effect of stepped[1]) {
-      try {
-        this.#execute(effect);
-      } catch (error) {
-        failure ??= { error };
+    const effects = stepped[1];
+    for (let input = 0; input < inputs.length; input += 1) {
+      const carried = this.#dataOfInputs.get(inputs[input] as NodeInput);
+      if (carried !== undefined) {
+        this.#dataOfInputs.delete(inputs[input] as NodeInput);
+        this.#hold(carried.token, carried.data);
+      }
+      const end = input + 1 < inputs.length ? (effectStarts[input + 1] as number) : effects.length;
+      for (let index = effectStarts[input] as number; index < end; index += 1) {
+        try {
+          this.#execute(effects[index] as NodeEffect);
+        } catch (error) {
+          failure ??= { error };
+        }
       }
     }
-    for (const token of this.#releasesDeferred) this.#tokens.delete(token);
-    this.#releasesDeferred.length = 0;
     if (failure !== null) throw failure.error;
   }
 
@@ -440,7 +437,7 @@ export class ServerRuntime {
         this.#onPage(effect.pageKey, null, () => this.#options.pages.delete(effect.pageKey));
         return;
       case 'token.release':
-        this.#releasesDeferred.push(effect.token);
+        this.#tokens.delete(effect.token);
         return;
       case 'meta.commit': {
         const { completionId, writes } = effect;

@@ -60,9 +60,13 @@ export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEf
  * else between inputs. model-tests/node/node-step-many.test.ts compares the
  * two over random simulated runs.
  */
-export function nodeStepMany(state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] {
+export function nodeStepMany(state: NodeState, inputs: readonly NodeInput[], effectStarts?: number[]): [NodeState, NodeEffect[]] {
   const work = new NodeStep(state);
-  for (const input of inputs) work.handle(input);
+  for (const input of inputs) {
+    // Where each input's effects begin, for a runtime that does something between inputs (holds a message's bytes).
+    effectStarts?.push(work.effects.length);
+    work.handle(input);
+  }
   return work.finish();
 }
 
