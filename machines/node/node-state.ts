@@ -54,13 +54,27 @@ export interface ServeEntry {
 export interface MoveEntry {
   readonly kind: MoveKind;
   readonly snapshot: MoveSnapshot;
+  /**
+   * Source side, while a piece copied in several chunks is in transit: the
+   * chunks of that attempt's piece the destination has reported durable (by
+   * first block). The move machine hears `piece.copied` once they cover the
+   * piece. Absent otherwise, and always for a piece copied in one chunk.
+   */
+  readonly chunksStored?: ChunksStored;
+}
+
+export interface ChunksStored {
+  readonly attempt: number;
+  readonly piece: number;
+  readonly offsetsBlocks: readonly number[];
+  readonly storedBlocks: number;
 }
 
 export type Continuation =
   | { readonly kind: 'move.persisted'; readonly pageText: string; readonly stage: number; readonly attempt: number }
   | { readonly kind: 'serve.localDone'; readonly serveId: string }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
-  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly waitingFor: number }
+  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
   | { readonly kind: 'peer.written'; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }

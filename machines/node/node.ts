@@ -22,7 +22,7 @@ import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, Requ
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
-import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
+import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
  * One server of the group as a pure step: `nodeStep(state, input) → [state, effects]`.
@@ -555,15 +555,18 @@ class NodeStep {
         case 'piece.copy': {
           const volume = this.next.volumes[pageKey.volume];
           assert(volume, 'volume of a moving page exists');
-          // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
-          const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
-          const token = this.#newId('copy');
-          // Label the copy with the newest sequence all of whose writes have reached the local copy.
+          // Label the copy with the newest sequence all of whose writes have reached the local copy. Every chunk is
+          // read in this step, so one label holds for all of them.
           const inFlight = this.next.localWritesInFlight[key] ?? [];
           const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? this.#sequenceBase();
-          const offsetBlocks = effect.piece * sizeBlocks;
-          const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks: sizeBlocks });
-          this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks: sizeBlocks, intoToken: token });
+          // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
+          for (const [offsetBlocks, lengthBlocks] of copyChunksOf(volume, context.pieceCount, effect.piece, this.next.config.copyChunkBytesMax)) {
+            const token = this.#newId('copy');
+            const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks });
+            this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks, intoToken: token });
+          }
+          // Chunks stored for an earlier piece or attempt count no more.
+          if (this.next.moves[key]?.chunksStored !== undefined) this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };
           break;
         }
         case 'commit.request':
@@ -592,6 +595,45 @@ class NodeStep {
         default: throw new Error(`move machine emitted ${effect.type}`);
       }
     }
+  }
+
+  /**
+   * The destination reports a piece, or one chunk of it, durable. A piece
+   * sent in one chunk goes to the move machine as it is (which ignores it
+   * unless it is the current attempt's piece in transit). A chunk counts only
+   * for the piece in transit of the current attempt, once (the network may
+   * duplicate it); the machine hears `piece.copied` when the chunks stored
+   * cover the piece, and so never before every block of it is durable there.
+   */
+  #pieceStored(message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
+    const key = pageKeyText(message.pageKey);
+    const move = this.next.moves[key];
+    const volume = this.next.volumes[message.pageKey.volume];
+    if (!move || !volume) return;
+    const context = move.snapshot.context;
+    const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
+    const copied: MoveEvent = { type: 'piece.copied', piece: message.piece, attempt: message.attempt };
+    if (message.lengthBlocks === sizeBlocks) return this.#stepMove(message.pageKey, copied);
+    const copying = move.snapshot.matches({ moving: { startPiece: 'copying' } }) || move.snapshot.matches({ moving: { startMove: 'copying' } });
+    if (!copying || message.attempt !== context.attempt || message.piece !== context.piece) return;
+    const pieceStartBlocks = message.piece * sizeBlocks;
+    const chunkStart = message.offsetBlocks - pieceStartBlocks;
+    const chunkBlocks = Math.max(1, Math.floor(this.next.config.copyChunkBytesMax / volume.blockSizeBytes));
+    // Only the chunks this node sends count: each starts at a multiple of the chunk size and runs to the next or the piece's end.
+    if (chunkStart < 0 || chunkStart >= sizeBlocks || chunkStart % chunkBlocks !== 0 || message.lengthBlocks !== Math.min(chunkBlocks, sizeBlocks - chunkStart)) return;
+    const before = move.chunksStored?.attempt === message.attempt && move.chunksStored.piece === message.piece ? move.chunksStored : null;
+    if (before?.offsetsBlocks.includes(message.offsetBlocks)) return;
+    const chunksStored = {
+      attempt: message.attempt, piece: message.piece,
+      offsetsBlocks: [...(before?.offsetsBlocks ?? []), message.offsetBlocks], storedBlocks: (before?.storedBlocks ?? 0) + message.lengthBlocks,
+    };
+    assert(chunksStored.storedBlocks <= sizeBlocks, `the chunks stored of ${key} piece ${message.piece} fit the piece`);
+    if (chunksStored.storedBlocks < sizeBlocks) {
+      this.next.moves[key] = { ...move, chunksStored };
+      return;
+    }
+    this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };
+    this.#stepMove(message.pageKey, copied);
   }
 
   #givenUpRecord(context: MoveContext, epoch: number): ReplicaRecord & { status: 'invalid' } {
@@ -661,7 +703,7 @@ class NodeStep {
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
-    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length + 1 });
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
@@ -781,7 +823,7 @@ class NodeStep {
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }
       case 'piece.copy': return this.#receivePiece(from, message);
-      case 'piece.stored': return this.#stepMove(message.pageKey, { type: 'piece.copied', piece: message.piece, attempt: message.attempt });
+      case 'piece.stored': return this.#pieceStored(message);
       case 'block.write': return this.#receiveBlockWrite(from, message);
       case 'block.written': return this.#servePartDone(message.requestId, from, message.ok);
       case 'block.read': return this.#receiveBlockRead(from, message);
@@ -862,7 +904,10 @@ class NodeStep {
         if (!ok) return;
         const record = this.next.replicas[continuation.pageText]?.context.record;
         if (record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece } });
+        this.effects.push({
+          type: 'peer.send', to: continuation.from,
+          message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks },
+        });
         return;
       }
       case 'peer.written':
