@@ -104,6 +104,8 @@ export class PageStore {
   readonly #closing = new Set<Promise<void>>();
   /** Page files created whose directory entry no sync has made durable yet (see "Files" above). */
   readonly #entriesNotDurable = new Map<string, PageFile>();
+  /** Volume directories this store has made durable (created and fsynced in their parent); see `createPageFile`. */
+  readonly #durableDirectories = new Set<string>();
   /** Directory fsyncs of such files under way; every sync of the file waits for its entry's. */
   readonly #entriesSyncing = new Map<string, Promise<void>>();
   #operationsInFlight = 0;
@@ -356,7 +358,7 @@ export class PageStore {
         continue;
       }
       const open = (async () => {
-        const opened = await openPageFile(file, create);
+        const opened = await openPageFile(file, create, this.#durableDirectories);
         if (opened?.created) this.#entriesNotDurable.set(file.key, file);
         return opened?.handle ?? null;
       })();
@@ -457,38 +459,63 @@ function checkRange(file: PageFile, offsetBlocks: number, lengthBlocks: number):
   assert(offsetBlocks + lengthBlocks <= pageSizeBlocks, `blocks ${offsetBlocks}+${lengthBlocks} lie inside the ${pageSizeBlocks}-block page ${file.key}`);
 }
 
-/** Opens a page file, creating it (at full size when the size is known) when asked; null when it does not exist and may not be created. */
-async function openPageFile(file: PageFile, create: boolean): Promise<{ handle: FileHandle; created: boolean } | null> {
+/**
+ * Opens a page file, creating it (at full size when the size is known) when
+ * asked; null when it does not exist and may not be created. Every call is a
+ * trip through libuv's thread pool, and a move's destination creates a file
+ * per page it receives, on the copy's critical path: so a caller that may
+ * create tries the exclusive create first (one call, the directory already
+ * known durable), and only a file that exists is opened as such; a file's
+ * size is checked only when the page size is known.
+ */
+async function openPageFile(file: PageFile, create: boolean, durableDirectories: Set<string>): Promise<{ handle: FileHandle; created: boolean } | null> {
+  if (create) {
+    const handle = await createPageFile(file, durableDirectories);
+    if (handle !== null) return { handle, created: true };
+  }
   let handle: FileHandle;
-  let created = false;
   try {
     handle = await fs.promises.open(file.path, 'r+');
   } catch (error) {
     if (!isMissing(error)) throw error;
     if (!create) return null;
-    handle = await createPageFile(file);
-    created = true;
+    // Deleted between the create that found it and this open: create it after all.
+    const created = await createPageFile(file, durableDirectories);
+    assert(created !== null, `page file ${file.path} appeared and vanished while it was opened`);
+    return { handle: created, created: true };
   }
+  if (file.sizeBytes === null) return { handle, created: false };
   try {
     // A file written with only a block size known, or one a crash caught while it was created, may be shorter than its page, never longer.
     const { size } = await handle.stat();
-    assert(file.sizeBytes === null || size <= file.sizeBytes, `page file ${file.path} is ${size} bytes, longer than the page's ${file.sizeBytes}: the volume's geometry changed or the file is damaged`);
+    assert(size <= file.sizeBytes, `page file ${file.path} is ${size} bytes, longer than the page's ${file.sizeBytes}: the volume's geometry changed or the file is damaged`);
   } catch (error) {
     await handle.close();
     throw error;
   }
-  return { handle, created };
+  return { handle, created: false };
 }
 
 /**
- * Creates the file in place. Its directory entry is not durable yet: the
- * caller starts the directory fsync and makes every sync of the file wait
- * for it (see "Files" above).
+ * Creates the file in place, or returns null if it exists. Its directory
+ * entry is not durable yet: the caller starts the directory fsync and makes
+ * every sync of the file wait for it (see "Files" above). The directory
+ * itself is made durable the first time the store creates a file in it;
+ * the store never removes a directory, so later creates skip that step.
  */
-async function createPageFile(file: PageFile): Promise<FileHandle> {
-  await makeDurableDirectory(file.directory);
-  // O_EXCL: this process opens each file once at a time (see #pin), so a file that appeared meanwhile was made by someone else.
-  const handle = await fs.promises.open(file.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL);
+async function createPageFile(file: PageFile, durableDirectories: Set<string>): Promise<FileHandle | null> {
+  if (!durableDirectories.has(file.directory)) {
+    await makeDurableDirectory(file.directory);
+    durableDirectories.add(file.directory);
+  }
+  let handle: FileHandle;
+  try {
+    // O_EXCL: this process opens each file once at a time (see #pin), so a file that exists is opened rather than created.
+    handle = await fs.promises.open(file.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EEXIST') return null;
+    throw error;
+  }
   try {
     if (file.sizeBytes !== null) await handle.truncate(file.sizeBytes);
   } catch (error) {
