@@ -100,6 +100,8 @@ export class PageStore {
   readonly #dirty = new Map<string, PageFile>();
   /** The last queued sync of each file; the syncs of one file run in order. */
   readonly #syncTails = new Map<string, Promise<void>>();
+  /** Per file, a sync queued behind a running one that has not begun yet (see `#syncFile`). */
+  readonly #syncsNotBegun = new Map<string, Promise<void>>();
   /** Handles being closed, so that `close` can wait for them. */
   readonly #closing = new Set<Promise<void>>();
   /** Page files created whose directory entry no sync has made durable yet (see "Files" above). */
@@ -391,8 +393,22 @@ export class PageStore {
     await this.#entriesSyncing.get(key);
   }
 
-  /** Queues a sync of one file behind the file's earlier syncs and clears its dirty mark. */
+  /**
+   * Queues a sync of one file behind the file's earlier syncs and clears its
+   * dirty mark. A sync already queued behind a running one, and not yet
+   * begun, is joined instead of queuing another: its fdatasync begins later
+   * than this call, so it covers every write completed before it. A piece
+   * copy's chunks arrive while the first chunk's sync runs, and each asks for
+   * a sync: they then share one fdatasync rather than taking one each, in
+   * turn (each also a journal commit and a disk cache flush, which the
+   * metadata store's commits wait behind).
+   */
   #syncFile(key: string, handle?: FileHandle): Promise<void> {
+    const waiting = this.#syncsNotBegun.get(key);
+    if (waiting !== undefined && handle === undefined) {
+      this.#dirty.delete(key);
+      return waiting;
+    }
     const file = this.#dirty.get(key);
     this.#dirty.delete(key);
     const previous = this.#syncTails.get(key);
@@ -400,6 +416,7 @@ export class PageStore {
     let next!: Promise<void>;
     next = (async () => {
       await previous?.catch(() => undefined);
+      if (this.#syncsNotBegun.get(key) === next) this.#syncsNotBegun.delete(key);
       try {
         await this.#guard(this.#syncNow(key, file, handle));
       } finally {
@@ -408,6 +425,7 @@ export class PageStore {
       }
     })();
     this.#syncTails.set(key, next);
+    if (previous !== undefined) this.#syncsNotBegun.set(key, next);
     return next;
   }
 
