@@ -5,6 +5,7 @@ import type { MoveMachine } from '../migration/move-machines.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
 import type { BlockOperation } from './messages.js';
+import type { BlockVersions } from './block-versions.js';
 import type { NodeConfig } from './node-config.js';
 import type { RememberedOrigins } from './remembered-origins.js';
 import { noOriginsRemembered } from './remembered-origins.js';
@@ -120,7 +121,7 @@ export interface NodeState {
   /** Source side: write sequences applied to the local copy but not yet completed, per page. */
   readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
-  readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
+  readonly blockVersions: Readonly<Record<string, BlockVersions>>;
   /** Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most `forwardedWritesRememberedMax`. */
   readonly forwardedWritesDone: RememberedOrigins;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */

@@ -10,6 +10,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
+import { applyBlockVersions, noBlockVersions } from './block-versions.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
@@ -679,7 +680,7 @@ class NodeStep {
    * finishes the flip. Messages of older attempts are then refused.
    */
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
-    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = {};
+    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = noBlockVersions;
   }
 
   /**
@@ -710,17 +711,9 @@ class NodeStep {
     this.effects.push({ type: 'data.sync', completionId, pageKey });
   }
 
-  /** The runs of blocks whose stored version is older than `sequence`, which this data may overwrite; marks them. */
+  /** The runs of blocks whose stored version is not newer than `sequence`, which this data may overwrite; marks them. */
   #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): Array<[number, number]> {
-    const versions = { ...(this.next.blockVersions[pageText] ?? {}) };
-    const runs: Array<[number, number]> = [];
-    for (let block = offsetBlocks; block < offsetBlocks + lengthBlocks; block += 1) {
-      if ((versions[block] ?? 0) > sequence) continue;
-      versions[block] = sequence;
-      const last = runs[runs.length - 1];
-      if (last && last[0] + last[1] === block) last[1] += 1;
-      else runs.push([block, 1]);
-    }
+    const [versions, runs] = applyBlockVersions(this.next.read('blockVersions')[pageText] ?? noBlockVersions, offsetBlocks, lengthBlocks, sequence);
     this.next.blockVersions[pageText] = versions;
     return runs;
   }
