@@ -198,7 +198,14 @@ export class PageStore {
     try {
       const file = this.#knownFile(key, pageKey, blockSizeBytes);
       checkRange(file, offsetBlocks, lengthBlocks);
-      const buffer = Buffer.alloc(lengthBlocks * blockSizeBytes);
+      const lengthBytes = lengthBlocks * blockSizeBytes;
+      // A piece copy's chunk is not zeroed first, as in `read`; only what lies past the end of the file is.
+      if (lengthBytes >= unzeroedReadBytesMin) {
+        const buffer = Buffer.allocUnsafe(lengthBytes);
+        buffer.fill(0, readFully(entry.handle, buffer, offsetBlocks * blockSizeBytes));
+        return buffer;
+      }
+      const buffer = Buffer.alloc(lengthBytes);
       readFully(entry.handle, buffer, offsetBlocks * blockSizeBytes);
       return buffer;
     } finally {
