@@ -605,6 +605,7 @@ class NodeStep {
    * for the piece in transit of the current attempt, once (the network may
    * duplicate it); the machine hears `piece.copied` when the chunks stored
    * cover the piece, and so never before every block of it is durable there.
+   * Until then each chunk stored restarts the move's progress timer.
    */
   #pieceStored(message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
     const key = pageKeyText(message.pageKey);
@@ -631,6 +632,9 @@ class NodeStep {
     assert(chunksStored.storedBlocks <= sizeBlocks, `the chunks stored of ${key} piece ${message.piece} fit the piece`);
     if (chunksStored.storedBlocks < sizeBlocks) {
       this.next.moves[key] = { ...move, chunksStored };
+      // A stored chunk is progress: the move's progress timer starts again (set again, a timer is replaced). A throttled
+      // copy sends its chunks one budget apart, so a piece as a whole may take longer than the time-out allows for no progress.
+      this.effects.push({ type: 'timer.set', timerId: `move|${key}|${progressTimerId(context)}`, delayMs: context.progressTimeoutMs });
       return;
     }
     this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };

@@ -4,7 +4,8 @@ import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import { progressTimerId } from '../../machines/migration/move-setup.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
@@ -85,10 +86,14 @@ describe('a piece copied in chunks', () => {
     expect(acks.map((ack) => [ack.offsetBlocks, ack.lengthBlocks])).toEqual([[12, 4], [8, 4], [4, 4], [0, 4]]);
 
     let state = source;
+    const progressTimer = `move|alpha/0|${progressTimerId(source.moves['alpha/0']!.snapshot.context)}`;
     for (const ack of acks.slice(0, 3)) {
-      // A duplicated acknowledgement must not count twice.
-      [state] = run(state, [{ type: 'peer.message', from: 's2', message: ack }, { type: 'peer.message', from: 's2', message: ack }]);
+      // A duplicated acknowledgement must not count twice; a chunk stored is progress, so the progress timer starts again.
+      const [next, effects] = run(state, [{ type: 'peer.message', from: 's2', message: ack }, { type: 'peer.message', from: 's2', message: ack }]);
+      state = next;
       expect(stage(state)).toEqual({ moving: { startPiece: 'copying' } });
+      expect(ofType(effects, 'timer.set').map((timer) => timer.timerId)).toEqual([progressTimer]);
+      expect(isTimerLive(state, progressTimer)).toBe(true);
     }
     const [finishing, effects] = run(state, [{ type: 'peer.message', from: 's2', message: acks[3]! }]);
     expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
