@@ -12,7 +12,7 @@ import { encodePeerFrame, encodePeerFrameParts, peerFrameBytesMax, PeerFrameDeco
 const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? Date.now() % 2 ** 31);
 
 function message(index: number): PeerEnvelope {
-  return { kind: 'message', message: { type: 'piece.stored', pageKey: { volume: 'v', page: index }, attempt: 1, piece: index } };
+  return { kind: 'message', message: { type: 'piece.stored', pageKey: { volume: 'v', page: index }, attempt: 1, piece: index, offsetBlocks: 0, lengthBlocks: 8 } };
 }
 
 function decodeAll(stream: Buffer, cuts: readonly number[]): Array<{ envelope: PeerEnvelope; data: Buffer | null }> {

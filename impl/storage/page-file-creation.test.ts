@@ -125,6 +125,10 @@ describe('page file creation', () => {
       expect(past.subarray(piece.length).every((byte) => byte === 0)).toBe(true);
       const absent = await store.read({ volume: 'v1', page: 3 }, 0, volume.pageSizeBlocks, volume);
       expect(absent.every((byte) => byte === 0)).toBe(true);
+      // readNow (the runtime's read of an open file, a piece copy's chunks included) likewise.
+      const now = store.readNow({ volume: 'v1', page: 2 }, 0, volume.pageSizeBlocks / 2, volume.blockSizeBytes);
+      expect(now?.subarray(0, piece.length).equals(piece)).toBe(true);
+      expect(now?.subarray(piece.length).every((byte) => byte === 0)).toBe(true);
       expect(dirtyMemory).toHaveBeenCalled();
     } finally {
       dirtyMemory.mockRestore();

@@ -100,10 +100,14 @@ export class PageStore {
   readonly #dirty = new Map<string, PageFile>();
   /** The last queued sync of each file; the syncs of one file run in order. */
   readonly #syncTails = new Map<string, Promise<void>>();
+  /** Per file, a sync queued behind a running one that has not begun yet (see `#syncFile`). */
+  readonly #syncsNotBegun = new Map<string, Promise<void>>();
   /** Handles being closed, so that `close` can wait for them. */
   readonly #closing = new Set<Promise<void>>();
   /** Page files created whose directory entry no sync has made durable yet (see "Files" above). */
   readonly #entriesNotDurable = new Map<string, PageFile>();
+  /** Volume directories this store has made durable (created and fsynced in their parent); see `createPageFile`. */
+  readonly #durableDirectories = new Set<string>();
   /** Directory fsyncs of such files under way; every sync of the file waits for its entry's. */
   readonly #entriesSyncing = new Map<string, Promise<void>>();
   #operationsInFlight = 0;
@@ -194,7 +198,14 @@ export class PageStore {
     try {
       const file = this.#knownFile(key, pageKey, blockSizeBytes);
       checkRange(file, offsetBlocks, lengthBlocks);
-      const buffer = Buffer.alloc(lengthBlocks * blockSizeBytes);
+      const lengthBytes = lengthBlocks * blockSizeBytes;
+      // A piece copy's chunk is not zeroed first, as in `read`; only what lies past the end of the file is.
+      if (lengthBytes >= unzeroedReadBytesMin) {
+        const buffer = Buffer.allocUnsafe(lengthBytes);
+        buffer.fill(0, readFully(entry.handle, buffer, offsetBlocks * blockSizeBytes));
+        return buffer;
+      }
+      const buffer = Buffer.alloc(lengthBytes);
       readFully(entry.handle, buffer, offsetBlocks * blockSizeBytes);
       return buffer;
     } finally {
@@ -356,7 +367,7 @@ export class PageStore {
         continue;
       }
       const open = (async () => {
-        const opened = await openPageFile(file, create);
+        const opened = await openPageFile(file, create, this.#durableDirectories);
         if (opened?.created) this.#entriesNotDurable.set(file.key, file);
         return opened?.handle ?? null;
       })();
@@ -389,8 +400,22 @@ export class PageStore {
     await this.#entriesSyncing.get(key);
   }
 
-  /** Queues a sync of one file behind the file's earlier syncs and clears its dirty mark. */
+  /**
+   * Queues a sync of one file behind the file's earlier syncs and clears its
+   * dirty mark. A sync already queued behind a running one, and not yet
+   * begun, is joined instead of queuing another: its fdatasync begins later
+   * than this call, so it covers every write completed before it. A piece
+   * copy's chunks arrive while the first chunk's sync runs, and each asks for
+   * a sync: they then share one fdatasync rather than taking one each, in
+   * turn (each also a journal commit and a disk cache flush, which the
+   * metadata store's commits wait behind).
+   */
   #syncFile(key: string, handle?: FileHandle): Promise<void> {
+    const waiting = this.#syncsNotBegun.get(key);
+    if (waiting !== undefined && handle === undefined) {
+      this.#dirty.delete(key);
+      return waiting;
+    }
     const file = this.#dirty.get(key);
     this.#dirty.delete(key);
     const previous = this.#syncTails.get(key);
@@ -398,6 +423,7 @@ export class PageStore {
     let next!: Promise<void>;
     next = (async () => {
       await previous?.catch(() => undefined);
+      if (this.#syncsNotBegun.get(key) === next) this.#syncsNotBegun.delete(key);
       try {
         await this.#guard(this.#syncNow(key, file, handle));
       } finally {
@@ -406,6 +432,7 @@ export class PageStore {
       }
     })();
     this.#syncTails.set(key, next);
+    if (previous !== undefined) this.#syncsNotBegun.set(key, next);
     return next;
   }
 
@@ -457,38 +484,63 @@ function checkRange(file: PageFile, offsetBlocks: number, lengthBlocks: number):
   assert(offsetBlocks + lengthBlocks <= pageSizeBlocks, `blocks ${offsetBlocks}+${lengthBlocks} lie inside the ${pageSizeBlocks}-block page ${file.key}`);
 }
 
-/** Opens a page file, creating it (at full size when the size is known) when asked; null when it does not exist and may not be created. */
-async function openPageFile(file: PageFile, create: boolean): Promise<{ handle: FileHandle; created: boolean } | null> {
+/**
+ * Opens a page file, creating it (at full size when the size is known) when
+ * asked; null when it does not exist and may not be created. Every call is a
+ * trip through libuv's thread pool, and a move's destination creates a file
+ * per page it receives, on the copy's critical path: so a caller that may
+ * create tries the exclusive create first (one call, the directory already
+ * known durable), and only a file that exists is opened as such; a file's
+ * size is checked only when the page size is known.
+ */
+async function openPageFile(file: PageFile, create: boolean, durableDirectories: Set<string>): Promise<{ handle: FileHandle; created: boolean } | null> {
+  if (create) {
+    const handle = await createPageFile(file, durableDirectories);
+    if (handle !== null) return { handle, created: true };
+  }
   let handle: FileHandle;
-  let created = false;
   try {
     handle = await fs.promises.open(file.path, 'r+');
   } catch (error) {
     if (!isMissing(error)) throw error;
     if (!create) return null;
-    handle = await createPageFile(file);
-    created = true;
+    // Deleted between the create that found it and this open: create it after all.
+    const created = await createPageFile(file, durableDirectories);
+    assert(created !== null, `page file ${file.path} appeared and vanished while it was opened`);
+    return { handle: created, created: true };
   }
+  if (file.sizeBytes === null) return { handle, created: false };
   try {
     // A file written with only a block size known, or one a crash caught while it was created, may be shorter than its page, never longer.
     const { size } = await handle.stat();
-    assert(file.sizeBytes === null || size <= file.sizeBytes, `page file ${file.path} is ${size} bytes, longer than the page's ${file.sizeBytes}: the volume's geometry changed or the file is damaged`);
+    assert(size <= file.sizeBytes, `page file ${file.path} is ${size} bytes, longer than the page's ${file.sizeBytes}: the volume's geometry changed or the file is damaged`);
   } catch (error) {
     await handle.close();
     throw error;
   }
-  return { handle, created };
+  return { handle, created: false };
 }
 
 /**
- * Creates the file in place. Its directory entry is not durable yet: the
- * caller starts the directory fsync and makes every sync of the file wait
- * for it (see "Files" above).
+ * Creates the file in place, or returns null if it exists. Its directory
+ * entry is not durable yet: the caller starts the directory fsync and makes
+ * every sync of the file wait for it (see "Files" above). The directory
+ * itself is made durable the first time the store creates a file in it;
+ * the store never removes a directory, so later creates skip that step.
  */
-async function createPageFile(file: PageFile): Promise<FileHandle> {
-  await makeDurableDirectory(file.directory);
-  // O_EXCL: this process opens each file once at a time (see #pin), so a file that appeared meanwhile was made by someone else.
-  const handle = await fs.promises.open(file.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL);
+async function createPageFile(file: PageFile, durableDirectories: Set<string>): Promise<FileHandle | null> {
+  if (!durableDirectories.has(file.directory)) {
+    await makeDurableDirectory(file.directory);
+    durableDirectories.add(file.directory);
+  }
+  let handle: FileHandle;
+  try {
+    // O_EXCL: this process opens each file once at a time (see #pin), so a file that exists is opened rather than created.
+    handle = await fs.promises.open(file.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EEXIST') return null;
+    throw error;
+  }
   try {
     if (file.sizeBytes !== null) await handle.truncate(file.sizeBytes);
   } catch (error) {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PageKey } from '../../machines/identifiers.js';
 import type { MoveCheckpoint, MoveInput } from '../../machines/migration/checkpoint.js';
 import type { MetadataWrite } from '../../machines/node/node-io.js';
@@ -273,6 +273,34 @@ describe('page store', () => {
     const fresh = openPages(directory);
     expect(await fresh.read(page(2), 0, 1, volume)).toEqual(blocks(1, 4));
     expect(await fresh.read(page(0), 1, 1, volume)).toEqual(blocks(1, 2));
+  });
+
+  it('shares one fdatasync among the syncs asked for while an earlier sync of the file runs, each still covering the writes before it', async () => {
+    // The first sync runs; the second waits behind it; the third and fourth join the second instead of queuing more.
+    const writeAndSync = async (store: PageStore): Promise<void> => {
+      await store.write(page(0), 0, blocks(1, 1), volume, false);
+      await store.sync(page(0));
+      const syncs: Array<Promise<void>> = [];
+      for (const [offset, fill] of [[1, 2], [2, 3], [3, 4], [4, 5]] as const) {
+        await store.write(page(0), offset, blocks(1, fill), volume, false);
+        syncs.push(store.sync(page(0)));
+      }
+      await Promise.all(syncs);
+    };
+    const probe = await fs.promises.open(nodePath.join(temporaryDirectory(), 'probe'), 'w');
+    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync(): Promise<void> }, 'datasync');
+    await probe.close();
+    try {
+      await writeAndSync(openPages(temporaryDirectory()));
+      // One for the first write's sync, then two for the four syncs.
+      expect(datasync).toHaveBeenCalledTimes(3);
+    } finally {
+      datasync.mockRestore();
+    }
+    const volatile = openPages(temporaryDirectory(), { unsyncedWritesVolatile: true });
+    await writeAndSync(volatile);
+    volatile.simulatePowerLoss();
+    expect(await volatile.read(page(0), 0, 5, volume)).toEqual(Buffer.concat([1, 2, 3, 4, 5].map((fill) => blocks(1, fill))));
   });
 
   it('refuses a power loss without the switch', () => {

@@ -22,9 +22,13 @@ export type PeerMessage =
   /** FIG. 7: a request forwarded to the server believed to own its page. */
   | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
   | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null }
-  /** Source → destination during a move: one piece of the page as it stood at write sequence `sequence`. */
+  /**
+   * Source → destination during a move: one piece of the page, or one chunk of it (`offsetBlocks`, `lengthBlocks`),
+   * as it stood at write sequence `sequence`.
+   */
   | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; dataToken: string }
-  | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number }
+  /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
+  | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
   | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
   | { type: 'block.written'; requestId: string; ok: boolean }

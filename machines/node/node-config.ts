@@ -18,6 +18,14 @@ export interface NodeConfig {
   readonly peerRetriesMax: number;
   readonly requestsInFlightMax: number;
   readonly movesInFlightMax: number;
+  /**
+   * A piece copy is read, sent, written and acknowledged in chunks of at most
+   * this many bytes, all issued at once, so that the source's reads, the
+   * transfer and the destination's writes and syncs of one piece overlap
+   * instead of running one after another. The piece still counts as copied
+   * only once every chunk is durable at the destination.
+   */
+  readonly copyChunkBytesMax: number;
   /** How many executed forwarded writes a server remembers to refuse their duplicates (at-most-once). */
   readonly forwardedWritesRememberedMax: number;
   /** Emit a `trace` effect for every machine transition. */
@@ -39,6 +47,7 @@ export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): N
     peerRetriesMax: 20,
     requestsInFlightMax: 4096,
     movesInFlightMax: 4,
+    copyChunkBytesMax: 1024 * 1024,
     forwardedWritesRememberedMax: 4096,
     traceTransitions: false,
     machines: standardMachines,

@@ -5,6 +5,7 @@ import type { MoveMachine } from '../migration/move-machines.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
 import type { BlockOperation } from './messages.js';
+import type { BlockVersions } from './block-versions.js';
 import type { NodeConfig } from './node-config.js';
 import type { RememberedOrigins } from './remembered-origins.js';
 import { noOriginsRemembered } from './remembered-origins.js';
@@ -54,13 +55,27 @@ export interface ServeEntry {
 export interface MoveEntry {
   readonly kind: MoveKind;
   readonly snapshot: MoveSnapshot;
+  /**
+   * Source side, while a piece copied in several chunks is in transit: the
+   * chunks of that attempt's piece the destination has reported durable (by
+   * first block). The move machine hears `piece.copied` once they cover the
+   * piece. Absent otherwise, and always for a piece copied in one chunk.
+   */
+  readonly chunksStored?: ChunksStored;
+}
+
+export interface ChunksStored {
+  readonly attempt: number;
+  readonly piece: number;
+  readonly offsetsBlocks: readonly number[];
+  readonly storedBlocks: number;
 }
 
 export type Continuation =
   | { readonly kind: 'move.persisted'; readonly pageText: string; readonly stage: number; readonly attempt: number }
   | { readonly kind: 'serve.localDone'; readonly serveId: string }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
-  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly waitingFor: number }
+  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
   | { readonly kind: 'peer.written'; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
@@ -106,7 +121,7 @@ export interface NodeState {
   /** Source side: write sequences applied to the local copy but not yet completed, per page. */
   readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
-  readonly blockVersions: Readonly<Record<string, Readonly<Record<number, number>>>>;
+  readonly blockVersions: Readonly<Record<string, BlockVersions>>;
   /** Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most `forwardedWritesRememberedMax`. */
   readonly forwardedWritesDone: RememberedOrigins;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */

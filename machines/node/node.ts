@@ -10,6 +10,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
+import { applyBlockVersions, noBlockVersions } from './block-versions.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
@@ -22,7 +23,7 @@ import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, Requ
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
-import { initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
+import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
  * One server of the group as a pure step: `nodeStep(state, input) → [state, effects]`.
@@ -567,15 +568,18 @@ class NodeStep {
         case 'piece.copy': {
           const volume = this.next.volumes[pageKey.volume];
           assert(volume, 'volume of a moving page exists');
-          // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
-          const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
-          const token = this.#newId('copy');
-          // Label the copy with the newest sequence all of whose writes have reached the local copy.
+          // Label the copy with the newest sequence all of whose writes have reached the local copy. Every chunk is
+          // read in this step, so one label holds for all of them.
           const inFlight = this.next.localWritesInFlight[key] ?? [];
           const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? this.#sequenceBase();
-          const offsetBlocks = effect.piece * sizeBlocks;
-          const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks: sizeBlocks });
-          this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks: sizeBlocks, intoToken: token });
+          // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
+          for (const [offsetBlocks, lengthBlocks] of copyChunksOf(volume, context.pieceCount, effect.piece, this.next.config.copyChunkBytesMax)) {
+            const token = this.#newId('copy');
+            const completionId = this.#await({ kind: 'copy.read', pageText: key, attempt: effect.attempt, piece: effect.piece, sequence, token, offsetBlocks, lengthBlocks });
+            this.effects.push({ type: 'data.read', completionId, pageKey, offsetBlocks, lengthBlocks, intoToken: token });
+          }
+          // Chunks stored for an earlier piece or attempt count no more.
+          if (this.next.moves[key]?.chunksStored !== undefined) this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };
           break;
         }
         case 'commit.request':
@@ -604,6 +608,49 @@ class NodeStep {
         default: throw new Error(`move machine emitted ${effect.type}`);
       }
     }
+  }
+
+  /**
+   * The destination reports a piece, or one chunk of it, durable. A piece
+   * sent in one chunk goes to the move machine as it is (which ignores it
+   * unless it is the current attempt's piece in transit). A chunk counts only
+   * for the piece in transit of the current attempt, once (the network may
+   * duplicate it); the machine hears `piece.copied` when the chunks stored
+   * cover the piece, and so never before every block of it is durable there.
+   * Until then each chunk stored restarts the move's progress timer.
+   */
+  #pieceStored(message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
+    const key = pageKeyText(message.pageKey);
+    const move = this.next.moves[key];
+    const volume = this.next.volumes[message.pageKey.volume];
+    if (!move || !volume) return;
+    const context = move.snapshot.context;
+    const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
+    const copied: MoveEvent = { type: 'piece.copied', piece: message.piece, attempt: message.attempt };
+    if (message.lengthBlocks === sizeBlocks) return this.#stepMove(message.pageKey, copied);
+    const copying = move.snapshot.matches({ moving: { startPiece: 'copying' } }) || move.snapshot.matches({ moving: { startMove: 'copying' } });
+    if (!copying || message.attempt !== context.attempt || message.piece !== context.piece) return;
+    const pieceStartBlocks = message.piece * sizeBlocks;
+    const chunkStart = message.offsetBlocks - pieceStartBlocks;
+    const chunkBlocks = Math.max(1, Math.floor(this.next.config.copyChunkBytesMax / volume.blockSizeBytes));
+    // Only the chunks this node sends count: each starts at a multiple of the chunk size and runs to the next or the piece's end.
+    if (chunkStart < 0 || chunkStart >= sizeBlocks || chunkStart % chunkBlocks !== 0 || message.lengthBlocks !== Math.min(chunkBlocks, sizeBlocks - chunkStart)) return;
+    const before = move.chunksStored?.attempt === message.attempt && move.chunksStored.piece === message.piece ? move.chunksStored : null;
+    if (before?.offsetsBlocks.includes(message.offsetBlocks)) return;
+    const chunksStored = {
+      attempt: message.attempt, piece: message.piece,
+      offsetsBlocks: [...(before?.offsetsBlocks ?? []), message.offsetBlocks], storedBlocks: (before?.storedBlocks ?? 0) + message.lengthBlocks,
+    };
+    assert(chunksStored.storedBlocks <= sizeBlocks, `the chunks stored of ${key} piece ${message.piece} fit the piece`);
+    if (chunksStored.storedBlocks < sizeBlocks) {
+      this.next.moves[key] = { ...move, chunksStored };
+      // A stored chunk is progress: the move's progress timer starts again (set again, a timer is replaced). A throttled
+      // copy sends its chunks one budget apart, so a piece as a whole may take longer than the time-out allows for no progress.
+      this.effects.push({ type: 'timer.set', timerId: `move|${key}|${progressTimerId(context)}`, delayMs: context.progressTimeoutMs });
+      return;
+    }
+    this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };
+    this.#stepMove(message.pageKey, copied);
   }
 
   #givenUpRecord(context: MoveContext, epoch: number): ReplicaRecord & { status: 'invalid' } {
@@ -649,7 +696,7 @@ class NodeStep {
    * finishes the flip. Messages of older attempts are then refused.
    */
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
-    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = {};
+    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = noBlockVersions;
   }
 
   /**
@@ -673,7 +720,7 @@ class NodeStep {
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
-    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, waitingFor: runs.length + 1 });
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
@@ -693,17 +740,9 @@ class NodeStep {
     this.effects.push({ type: 'token.release', token });
   }
 
-  /** The runs of blocks whose stored version is older than `sequence`, which this data may overwrite; marks them. */
+  /** The runs of blocks whose stored version is not newer than `sequence`, which this data may overwrite; marks them. */
   #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): Array<[number, number]> {
-    const versions = { ...(this.next.blockVersions[pageText] ?? {}) };
-    const runs: Array<[number, number]> = [];
-    for (let block = offsetBlocks; block < offsetBlocks + lengthBlocks; block += 1) {
-      if ((versions[block] ?? 0) > sequence) continue;
-      versions[block] = sequence;
-      const last = runs[runs.length - 1];
-      if (last && last[0] + last[1] === block) last[1] += 1;
-      else runs.push([block, 1]);
-    }
+    const [versions, runs] = applyBlockVersions(this.next.read('blockVersions')[pageText] ?? noBlockVersions, offsetBlocks, lengthBlocks, sequence);
     this.next.blockVersions[pageText] = versions;
     return runs;
   }
@@ -823,7 +862,7 @@ class NodeStep {
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }
       case 'piece.copy': return this.#receivePiece(from, message);
-      case 'piece.stored': return this.#stepMove(message.pageKey, { type: 'piece.copied', piece: message.piece, attempt: message.attempt });
+      case 'piece.stored': return this.#pieceStored(message);
       case 'block.write': return this.#receiveBlockWrite(from, message);
       case 'block.written': return this.#servePartDone(message.requestId, from, message.ok);
       case 'block.read': return this.#receiveBlockRead(from, message);
@@ -904,7 +943,10 @@ class NodeStep {
         if (!ok) return;
         const record = this.next.replicas[continuation.pageText]?.context.record;
         if (record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece } });
+        this.effects.push({
+          type: 'peer.send', to: continuation.from,
+          message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks },
+        });
         return;
       }
       case 'peer.written':

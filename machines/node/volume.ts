@@ -73,6 +73,21 @@ export function movePieceSizeBlocks(volume: VolumeDefinition, pieceCount: number
   return volume.pageSizeBlocks / pieceCount;
 }
 
+/**
+ * The chunks a piece of a move is copied in: consecutive runs of blocks, each
+ * at most `chunkBytesMax` long (at least one block), as [offsetBlocks,
+ * lengthBlocks]. A piece no longer than `chunkBytesMax` is one chunk.
+ */
+export function copyChunksOf(volume: VolumeDefinition, pieceCount: number, piece: number, chunkBytesMax: number): Array<[number, number]> {
+  const sizeBlocks = movePieceSizeBlocks(volume, pieceCount);
+  const chunkBlocks = Math.max(1, Math.floor(chunkBytesMax / volume.blockSizeBytes));
+  const chunks: Array<[number, number]> = [];
+  for (let offsetBlocks = piece * sizeBlocks; offsetBlocks < (piece + 1) * sizeBlocks; offsetBlocks += chunkBlocks) {
+    chunks.push([offsetBlocks, Math.min(chunkBlocks, (piece + 1) * sizeBlocks - offsetBlocks)]);
+  }
+  return chunks;
+}
+
 /** The piece of a move of `pieceCount` pieces that holds `offsetBlocks`. */
 export function movePieceOfBlock(volume: VolumeDefinition, pieceCount: number, offsetBlocks: number): number {
   return Math.floor(offsetBlocks / movePieceSizeBlocks(volume, pieceCount));

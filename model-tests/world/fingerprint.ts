@@ -324,7 +324,7 @@ export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as c
 
 function projectNode(node: NodeState): unknown {
   return [
-    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece]),
+    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]),
     Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
     node.routes,
     [...node.requests].map(([id, entry]) => {

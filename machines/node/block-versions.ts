@@ -1,0 +1,80 @@
+import { assert } from '../identifiers.js';
+
+/**
+ * Destination side of a move: per block of a receiving page, the write
+ * sequence of the newest data applied there, so that a piece copy or a dual
+ * write never rolls a block back. A block no data reached counts as 0 (and
+ * takes data of any sequence, 0 included: the simulator's first incarnation
+ * numbers its writes from 0).
+ *
+ * Theory of operation. The versions are kept as runs of consecutive blocks
+ * that hold one sequence, sorted by first block, never overlapping, with no
+ * run for blocks no data reached and no two touching runs of the same
+ * sequence. That form is canonical: two pages whose blocks hold the same
+ * versions have equal runs, so the explorer's fingerprint (which projects
+ * them) tells states apart exactly as the per-block map it replaces did,
+ * whose blocks no data reached had no entry. A piece copy of any size is one
+ * run, and each dual write adds at most a few, so applying data costs in
+ * proportion to the writes the move has seen rather than to the page's block
+ * count, which a per-block map paid on every copy chunk and every dual write
+ * (a 4 MiB page has 8,192 blocks to copy per change). Values are immutable: an
+ * update returns new runs and leaves the old ones to states that hold them.
+ */
+export interface BlockVersionRun {
+  readonly startBlock: number;
+  /** One past the run's last block. */
+  readonly endBlock: number;
+  readonly sequence: number;
+}
+
+export type BlockVersions = readonly BlockVersionRun[];
+
+export const noBlockVersions: BlockVersions = [];
+
+/**
+ * Applies data of write sequence `sequence` to blocks [offsetBlocks,
+ * offsetBlocks + lengthBlocks): every block whose version is not newer takes
+ * it. Returns the new versions and the runs of blocks the data may overwrite
+ * (as [offsetBlocks, lengthBlocks], in block order).
+ */
+export function applyBlockVersions(versions: BlockVersions, offsetBlocks: number, lengthBlocks: number, sequence: number): [BlockVersions, Array<[number, number]>] {
+  assert(Number.isSafeInteger(offsetBlocks) && offsetBlocks >= 0 && Number.isSafeInteger(lengthBlocks) && lengthBlocks >= 1, 'data covers at least one block');
+  assert(Number.isSafeInteger(sequence) && sequence >= 0, 'write sequences are whole numbers');
+  const endBlock = offsetBlocks + lengthBlocks;
+  const next: BlockVersionRun[] = [];
+  const written: Array<[number, number]> = [];
+  const push = (run: BlockVersionRun) => {
+    const last = next[next.length - 1];
+    if (last && last.endBlock === run.startBlock && last.sequence === run.sequence) next[next.length - 1] = { ...last, endBlock: run.endBlock };
+    else next.push(run);
+  };
+  const write = (startBlock: number, end: number) => {
+    push({ startBlock, endBlock: end, sequence });
+    const last = written[written.length - 1];
+    if (last && last[0] + last[1] === startBlock) last[1] += end - startBlock;
+    else written.push([startBlock, end - startBlock]);
+  };
+  // `cursor` is the first block of the range not yet decided.
+  let cursor = offsetBlocks;
+  for (const run of versions) {
+    if (run.endBlock <= offsetBlocks || run.startBlock >= endBlock) {
+      if (run.startBlock >= endBlock && cursor < endBlock) {
+        write(cursor, endBlock);
+        cursor = endBlock;
+      }
+      push(run);
+      continue;
+    }
+    // The run overlaps the range: its part before the range stays, the gap before it in the range takes the data.
+    if (run.startBlock < offsetBlocks) push({ ...run, endBlock: offsetBlocks });
+    else if (cursor < run.startBlock) write(cursor, run.startBlock);
+    const overlapStart = Math.max(run.startBlock, offsetBlocks);
+    const overlapEnd = Math.min(run.endBlock, endBlock);
+    if (run.sequence > sequence) push({ ...run, startBlock: overlapStart, endBlock: overlapEnd });
+    else write(overlapStart, overlapEnd);
+    cursor = overlapEnd;
+    if (run.endBlock > endBlock) push({ ...run, startBlock: endBlock });
+  }
+  if (cursor < endBlock) write(cursor, endBlock);
+  return [next, written];
+}

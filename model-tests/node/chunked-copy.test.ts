@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import { progressTimerId } from '../../machines/migration/move-setup.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/**
+ * A piece longer than `copyChunkBytesMax` is copied in chunks: the source
+ * reads and sends every chunk at once, the destination writes, syncs and
+ * acknowledges each, and the source's move machine hears `piece.copied` only
+ * once the acknowledged chunks cover the piece — a duplicated acknowledgement
+ * or one of an earlier attempt never stands in for a missing chunk. The
+ * explorer's pieces are one block each, so only these tests drive chunks
+ * through the node (the cluster tests drive them through real servers).
+ */
+const pageKey = { volume: 'alpha', page: 0 };
+// Pieces of 16 blocks of 512 B (8 KiB), copied in chunks of 4 blocks (2 KiB): four chunks per piece.
+const alpha: VolumeDefinition = { name: 'alpha', pageCount: 1, pageSizeBlocks: 32, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
+const chunkBytesMax = 2048;
+
+function started(self: string): NodeState {
+  const config = { ...defaultNodeConfig(self, ['s1', 's2']), copyChunkBytesMax: chunkBytesMax };
+  return nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([alpha], self) })[0];
+}
+
+function run(state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] {
+  let current = state;
+  const effects: NodeEffect[] = [];
+  for (const input of inputs) {
+    const [next, more] = nodeStep(current, input);
+    current = next;
+    effects.push(...more);
+  }
+  return [current, effects];
+}
+
+function ofType<T extends NodeEffect['type']>(effects: readonly NodeEffect[], type: T): Array<Extract<NodeEffect, { type: T }>> {
+  return effects.filter((effect): effect is Extract<NodeEffect, { type: T }> => effect.type === type);
+}
+
+function sent<T extends PeerMessage['type']>(effects: readonly NodeEffect[], type: T): Array<Extract<PeerMessage, { type: T }>> {
+  return ofType(effects, 'peer.send').flatMap((effect) => (effect.message.type === type ? [effect.message as Extract<PeerMessage, { type: T }>] : []));
+}
+
+/** The completion of every I/O effect given, each done successfully (effects that share a completion report it once each). */
+function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
+  return effects.flatMap((effect) => ('completionId' in effect && effect.completionId ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as const] : []));
+}
+
+/** The source with its piecewise move of page 0 copying piece 0 (its first checkpoint durable), and the chunks it sent. */
+function sourceCopying(): [NodeState, Array<Extract<PeerMessage, { type: 'piece.copy' }>>] {
+  const [moving, begun] = run(started('s1'), [{ type: 'admin.move', requestId: 'm', pageKey, to: 's2', kind: 'piecewise' }]);
+  const [reading, reads] = run(moving, ioDone(ofType(begun, 'meta.commit')));
+  const [copying, sends] = run(reading, ioDone(ofType(reads, 'data.read')));
+  return [copying, sent(sends, 'piece.copy')];
+}
+
+function stage(state: NodeState): unknown {
+  return state.moves['alpha/0']?.snapshot.value;
+}
+
+describe('a piece copied in chunks', () => {
+  it('is read and sent as chunks of at most copyChunkBytesMax that tile the piece', () => {
+    const [, copies] = sourceCopying();
+    expect(copies.map((copy) => [copy.piece, copy.offsetBlocks, copy.lengthBlocks])).toEqual([[0, 0, 4], [0, 4, 4], [0, 8, 4], [0, 12, 4]]);
+    expect(new Set(copies.map((copy) => copy.dataToken)).size).toBe(4);
+  });
+
+  it('counts as copied only once the destination has stored every chunk, durably, whatever their order', () => {
+    const [source, copies] = sourceCopying();
+    // The destination writes and syncs each chunk, and acknowledges it with its own range once both are done.
+    let destination = started('s2');
+    const acks: Array<Extract<PeerMessage, { type: 'piece.stored' }>> = [];
+    for (const copy of [...copies].reverse()) {
+      const [receiving, io] = run(destination, [{ type: 'peer.message', from: 's1', message: copy }]);
+      expect(ofType(io, 'data.sync')).toHaveLength(1);
+      expect(sent(io, 'piece.stored')).toEqual([]);
+      const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+      destination = stored;
+      acks.push(...sent(done, 'piece.stored'));
+    }
+    expect(acks.map((ack) => [ack.offsetBlocks, ack.lengthBlocks])).toEqual([[12, 4], [8, 4], [4, 4], [0, 4]]);
+
+    let state = source;
+    const progressTimer = `move|alpha/0|${progressTimerId(source.moves['alpha/0']!.snapshot.context)}`;
+    for (const ack of acks.slice(0, 3)) {
+      // A duplicated acknowledgement must not count twice; a chunk stored is progress, so the progress timer starts again.
+      const [next, effects] = run(state, [{ type: 'peer.message', from: 's2', message: ack }, { type: 'peer.message', from: 's2', message: ack }]);
+      state = next;
+      expect(stage(state)).toEqual({ moving: { startPiece: 'copying' } });
+      expect(ofType(effects, 'timer.set').map((timer) => timer.timerId)).toEqual([progressTimer]);
+      expect(isTimerLive(state, progressTimer)).toBe(true);
+    }
+    const [finishing, effects] = run(state, [{ type: 'peer.message', from: 's2', message: acks[3]! }]);
+    expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
+    expect(ofType(effects, 'meta.commit').map((commit) => commit.writes[0]?.kind)).toEqual(['move']);
+    expect(finishing.moves['alpha/0']?.chunksStored).toBeUndefined();
+  });
+
+  it('ignores acknowledgements of another attempt or piece, and ranges that are not its chunks', () => {
+    const [source, copies] = sourceCopying();
+    const ack = (copy: Extract<PeerMessage, { type: 'piece.copy' }>, change: Partial<Extract<PeerMessage, { type: 'piece.stored' }>> = {}): NodeInput => ({
+      type: 'peer.message', from: 's2',
+      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks, ...change },
+    });
+    const strays = copies.flatMap((copy) => [ack(copy, { attempt: copy.attempt + 1 }), ack(copy, { attempt: copy.attempt - 1 }), ack(copy, { piece: 1 })]);
+    strays.push(ack(copies[0]!, { lengthBlocks: 8 }), ack(copies[0]!, { offsetBlocks: 2 }), ack(copies[3]!, { offsetBlocks: 16 }));
+    // Strays before and between true chunks neither complete the piece nor wipe out the chunks already counted: the
+    // fourth true chunk completes it.
+    const [three] = run(source, [...strays, ...copies.slice(0, 3).map((copy) => ack(copy)), ...strays]);
+    expect(stage(three)).toEqual({ moving: { startPiece: 'copying' } });
+    expect(stage(run(three, [ack(copies[3]!)])[0])).toEqual({ moving: { finishPiece: 'persisting' } });
+  });
+
+  it('is one chunk, acknowledged as the whole piece, when the piece fits in copyChunkBytesMax', () => {
+    const config = { ...defaultNodeConfig('s1', ['s1', 's2']), copyChunkBytesMax: 8192 };
+    const [s1] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([alpha], 's1') });
+    const [moving, begun] = run(s1, [{ type: 'admin.move', requestId: 'm', pageKey, to: 's2', kind: 'piecewise' }]);
+    const [reading, reads] = run(moving, ioDone(ofType(begun, 'meta.commit')));
+    expect(ofType(reads, 'data.read').map((read) => [read.offsetBlocks, read.lengthBlocks])).toEqual([[0, 16]]);
+    const [copying, sends] = run(reading, ioDone(ofType(reads, 'data.read')));
+    const [copy] = sent(sends, 'piece.copy');
+    const [finishing] = run(copying, [{ type: 'peer.message', from: 's2', message: { type: 'piece.stored', pageKey, attempt: copy!.attempt, piece: 0, offsetBlocks: 0, lengthBlocks: 16 } }]);
+    expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
+  });
+});
