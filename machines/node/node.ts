@@ -309,16 +309,9 @@ class NodeStep {
       this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, this.next.config.forwardedWritesRememberedMax);
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
-    // Tokens are named by the client request, so another try of it held here may still need the same bytes.
-    // (Looked for only when a peer's write token could be released: a scan of every request in flight per client request adds up.)
-    if (entry.writeToken && entry.replyTo.kind === 'peer' && !this.#holdsWriteToken(entry.writeToken)) {
-      this.effects.push({ type: 'token.release', token: entry.writeToken });
-    }
-  }
-
-  #holdsWriteToken(token: string): boolean {
-    for (const other of this.next.read('requests').values()) if (other.writeToken === token) return true;
-    return false;
+    // A peer's write bytes, unless another try of the same client request held here still needs them. (Looked for
+    // only for a peer's request: a scan of every request in flight per client request adds up.)
+    if (entry.writeToken && entry.replyTo.kind === 'peer') this.#releaseReceivedData(entry.writeToken);
   }
 
   #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {
