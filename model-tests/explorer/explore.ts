@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { Violation } from '../world/properties.js';
 import { checkLiveness, healFairly } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
-import { fingerprintDigest, forgetInternedPieces } from '../world/fingerprint.js';
+import { fingerprintWords, forgetInternedPieces } from '../world/fingerprint.js';
 import { VisitedSet } from './visited-set.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
@@ -101,7 +101,8 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
   const symmetric = options.symmetry !== false;
   forgetInternedPieces();
   const history = options.historyInFingerprint === true;
-  const root = visited.add(fingerprintDigest(initial, symmetric, history), -1, null);
+  const initialWords = fingerprintWords(initial, symmetric, history);
+  const root = visited.addWords(initialWords[0] as number, initialWords[1] as number, initialWords[2] as number, -1, null);
   options.onNewState?.(initial);
   let frontier: Array<[number, World]> = [[root, initial]];
   let transitions = 0;
@@ -183,21 +184,25 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
       for (const action of actions) {
         const successor = applyAction(world, action);
         transitions += 1;
-        const successorDigest = fingerprintDigest(successor, symmetric, history);
+        // The words are read at once: the buffer is the fingerprint's, reused by its next call.
+        const digest = fingerprintWords(successor, symmetric, history);
+        const hashA = digest[0] as number;
+        const hashB = digest[1] as number;
+        const hashC = digest[2] as number;
         if (successor.sightings !== world.sightings) {
           merge(successor);
           if (action.type === 'crash') noteCrash(world, successor);
         }
         // A state already visited passed checkState then (its fingerprint keeps everything the state properties read,
         // and they are blind to server names), so only the transition is checked again.
-        const seen = visited.find(successorDigest) >= 0;
+        const seen = visited.findWords(hashA, hashB, hashC) >= 0;
         const violation = (seen ? null : checkState(successor)) ?? checkTransition(world, successor);
         if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
         if (seen) continue;
         // The state cap ends the search here: expanding the rest of the frontier would only fingerprint successors it may not keep.
         if (visited.size >= options.statesMax) { statesCapped = true; break; }
         if (options.heapFractionMax !== undefined && visited.size % heapCheckEveryStates === 0 && heapFractionUsed() > options.heapFractionMax) { memoryCapped = true; break; }
-        const successorKey = visited.add(successorDigest, key, action);
+        const successorKey = visited.addWords(hashA, hashB, hashC, key, action);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);

@@ -2,9 +2,9 @@ import { assert } from '../../machines/identifiers.js';
 import type { Action } from '../world/world.js';
 
 /**
- * The explorer's set of visited states, compact: per state a 96-bit prefix
- * of its SHA-1 fingerprint, the ordinal of the state it was first reached
- * from and the action that reached it (for counterexample traces).
+ * The explorer's set of visited states, compact: per state 96 bits of its
+ * fingerprint (world/fingerprint.ts), the ordinal of the state it was first
+ * reached from and the action that reached it (for counterexample traces).
  *
  * Theory of operation. States are numbered in the order they are added
  * (ordinal 0 is the initial state). Their hashes, parents and action
@@ -14,10 +14,11 @@ import type { Action } from '../world/world.js';
  * object, against a few hundred bytes for a Map from base64 text to a record.
  *
  * Collisions: two different fingerprints share a 96-bit prefix with
- * probability at most n²/2⁹⁷ for n states — below 10⁻¹⁵ for the 10⁷ states
- * a run can hold — so a state merged by collision is not a practical
- * concern (the full 160 bits would cost 8 more bytes per state for nothing
- * measurable).
+ * probability at most n²/2⁹⁷ for n states, taking the fingerprint for a
+ * random function (world/fingerprint.ts says why that is fair) — below
+ * 10⁻¹⁵ for the 10⁷ states a run can hold — so a state merged by collision
+ * is not a practical concern (the full 128 bits would cost 4 more bytes per
+ * state for nothing measurable).
  *
  * Bound: at most `statesMax` states (2³⁰), asserted.
  */
@@ -47,23 +48,34 @@ export class VisitedSet {
   /** The ordinal of the state with this digest, or -1. */
   find(digest: Uint8Array): number {
     const [a, b, c] = words(digest);
+    return this.findWords(a, b, c);
+  }
+
+  /** The ordinal of the state whose digest's first three little-endian words are a, b, c, or -1. */
+  findWords(a: number, b: number, c: number): number {
     const mask = this.#slots.length - 1;
+    const hashes = this.#hashes;
     for (let slot = a & mask; ; slot = (slot + 1) & mask) {
       const entry = this.#slots[slot] as number;
       if (entry === 0) return -1;
-      const ordinal = entry - 1;
-      if (this.#hashes[3 * ordinal] === a && this.#hashes[3 * ordinal + 1] === b && this.#hashes[3 * ordinal + 2] === c) return ordinal;
+      const at = 3 * (entry - 1);
+      if (hashes[at] === a >>> 0 && hashes[at + 1] === b >>> 0 && hashes[at + 2] === c >>> 0) return entry - 1;
     }
   }
 
   /** Adds a state not yet in the set; returns its ordinal. */
   add(digest: Uint8Array, parent: number, action: Action | null): number {
+    const [a, b, c] = words(digest);
+    return this.addWords(a, b, c, parent, action);
+  }
+
+  /** add, by the digest's first three words (as findWords). */
+  addWords(a: number, b: number, c: number, parent: number, action: Action | null): number {
     assert(this.#size < statesMax, `at most ${statesMax} visited states`);
-    assert(this.find(digest) < 0, 'a state is added once');
+    assert(this.findWords(a, b, c) < 0, 'a state is added once');
     const ordinal = this.#size;
     if (ordinal >= this.#parents.length) this.#growRecords();
     if (2 * (ordinal + 1) > this.#slots.length) this.#growSlots();
-    const [a, b, c] = words(digest);
     this.#hashes[3 * ordinal] = a;
     this.#hashes[3 * ordinal + 1] = b;
     this.#hashes[3 * ordinal + 2] = c;

@@ -3,7 +3,7 @@ import type { RememberedOrigins } from '../../machines/node/remembered-origins.j
 import { remember } from '../../machines/node/remembered-origins.js';
 import { referenceBound } from './world-config.js';
 import { explore } from '../explorer/explore.js';
-import { canonicalText, canonicalTextByRegex, fingerprint, nodeFieldsIgnored } from './fingerprint.js';
+import { canonicalText, canonicalTextByRegex, fingerprint, imageFingerprints, nodeFieldsIgnored, serverText, serverTextByDefinition, symmetricCanonicalText } from './fingerprint.js';
 import { serverRenamings } from './server-symmetry.js';
 import { applyAction, enabledActions, initialWorld } from './world.js';
 import type { World } from './world.js';
@@ -76,5 +76,63 @@ describe('the canonical text assembled from cached pieces is the plain definitio
     expect(result.complete).toBe(true);
     expect(compared).toBe(2 * result.states);
     expect(mismatches).toBe(0);
+  });
+});
+
+/**
+ * The fingerprint hashes pieces and id numbers instead of the canonical text
+ * (fingerprint.ts). It must merge exactly the worlds the text merges: equal
+ * texts give equal fingerprints and different texts different ones, for the
+ * exact images under every renaming, for the symmetric fingerprint and with
+ * history. And a server's text, assembled from cached parts, must be the JSON
+ * text of its projection.
+ */
+describe('the fingerprint tells worlds apart exactly as their canonical texts do', () => {
+  it('on the states of a three-server search with a write, a read and a crash, under every renaming, symmetric and with history', () => {
+    const digestByText = new Map<string, string>();
+    const textByDigest = new Map<string, string>();
+    let compared = 0;
+    let disagreements = 0;
+    let serverTexts = 0;
+    let serverTextMismatches = 0;
+    const note = (kind: string, text: string, digest: string) => {
+      compared += 1;
+      const knownDigest = digestByText.get(kind + text);
+      const knownText = textByDigest.get(kind + digest);
+      if ((knownDigest !== undefined && knownDigest !== digest) || (knownText !== undefined && knownText !== text)) disagreements += 1;
+      digestByText.set(kind + text, digest);
+      textByDigest.set(kind + digest, text);
+    };
+    // Reads mint ids of their own, so many states hold two or more (the reference bound's hold at most one).
+    const result = explore({ ...referenceBound, servers: 3, writes: 1, reads: 1, crashes: 1 }, {
+      statesMax: 6_000, depthMax: 500, livenessSamples: 0, livenessEvery: 1, livenessStepsMax: 0,
+      onNewState: (world) => {
+        imageFingerprints(world).forEach((digest, index) => note('exact', canonicalText(world, serverRenamings(world)[index]), digest));
+        note('symmetric', symmetricCanonicalText(world), fingerprint(world, true));
+        note('history', canonicalText(world, undefined, true), fingerprint(world, false, true));
+        for (const server of world.servers) {
+          serverTexts += 1;
+          if (serverText(server, false) !== serverTextByDefinition(server, false) || serverText(server, true) !== serverTextByDefinition(server, true)) serverTextMismatches += 1;
+        }
+      },
+    });
+    const ids = [...digestByText.keys()].filter((text) => text.includes('#1')).length;
+    console.log(`compared ${compared} fingerprints with texts over ${result.states} states (${ids} texts with two or more ids); ${serverTexts} server texts`);
+    expect(result.states).toBe(6_000);
+    expect(ids).toBeGreaterThan(100);
+    expect(disagreements).toBe(0);
+    expect(serverTextMismatches).toBe(0);
+  });
+
+  it('counts which ids are the same: ids renamed alike give one fingerprint, a different pattern of repeats another', () => {
+    const world = initialWorld({ ...referenceBound, servers: 3 });
+    const holding = (first: string, second: string): World => ({
+      ...world,
+      servers: world.servers.map((server, index) => (index === 0 ? { ...server, tokens: { [first]: [1] } } : index === 1 ? { ...server, tokens: { [second]: [1] } } : server)),
+    });
+    const same = fingerprint(holding('read:s1.0.1', 'read:s1.0.1'));
+    expect(fingerprint(holding('read:s1.0.5', 'read:s1.0.5'))).toBe(same);
+    expect(fingerprint(holding('read:s1.0.1', 'read:s1.0.2'))).not.toBe(same);
+    expect(fingerprint(holding('read:s1.0.7', 'read:s1.0.2'))).toBe(fingerprint(holding('read:s1.0.1', 'read:s1.0.2')));
   });
 });

@@ -3,6 +3,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { rememberedList } from '../../machines/node/remembered-origins.js';
 import type { ServerRenaming } from './server-symmetry.js';
 import { assert } from '../../machines/identifiers.js';
+import { murmur3x86Words } from './murmur3.js';
 import { renameServers, serverRenamings } from './server-symmetry.js';
 import type { ClientOperation, Envelope, SimServer, World } from './world.js';
 
@@ -13,14 +14,32 @@ import type { ClientOperation, Envelope, SimServer, World } from './world.js';
  * out what does not (id counters, machine definitions inside snapshots).
  * Messages on an unordered network form a multiset, so they are sorted.
  *
- * The fingerprint is the SHA-1 of that text (160 bits, base64); the
- * explorer's visited set keeps 96 bits of it (explorer/visited-set.ts: two
- * states collide with probability below n²/2⁹⁷, under 10⁻¹⁵ for the 10⁷
- * states a run can hold); the text itself would cost kilobytes per state.
+ * The fingerprint is a 128-bit hash that is equal for two worlds exactly
+ * when their canonical texts are (up to hash collisions), computed without
+ * building the text. The text is a sequence of pieces — one JSON text per
+ * server, per envelope and per other part of the world — with the minted ids
+ * inside them renamed in order of first appearance. Each piece carries 96
+ * bits of the SHA-1 of its shape (its text with each id cut to its prefix:
+ * `io:s1.0.7` becomes `io`), computed once per piece and shared by every world
+ * holding it; a world's fingerprint is MurmurHash3 (murmur3.ts) of the stream
+ * of its pieces' shape hashes, each followed by the numbers its ids are
+ * renamed to, with the network's size between servers and envelopes. A
+ * shape and its numbers give back the piece's renamed text and the counts
+ * give back where each piece stands, so equal streams mean equal texts and
+ * equal texts mean equal streams: the search merges exactly the states it
+ * merged when the fingerprint was SHA-1 of the whole text (about 2 KB per
+ * world, built and hashed per transition), and a test compares the two.
  *
- * With `symmetric` the fingerprint is the canonical text of one chosen image
- * under the renamings of interchangeable servers (see server-symmetry.ts and
- * symmetricCanonicalText), so a world and its mirror image share one
+ * Collisions. A missed state needs two distinct states (or two distinct
+ * pieces) to agree on 96 bits: with n states in the explorer's visited set
+ * the chance is below n²/2⁹⁷ (visited-set.ts), plus m²/2⁹⁷ for the m
+ * distinct pieces, treating both hashes as random functions as SPIN's and
+ * TLC's fingerprints do; for the reference bound (10⁶ states, fewer pieces)
+ * that is below 10⁻¹⁷, and below 10⁻¹⁵ for the 10⁷ states a run can hold.
+ *
+ * With `symmetric` the fingerprint is that of one chosen image under the
+ * renamings of interchangeable servers (see server-symmetry.ts and
+ * symmetricRenaming), so a world and its mirror image share one
  * fingerprint.
  *
  * Two parts of a world are history, not behaviour, and are left out unless
@@ -35,67 +54,125 @@ import type { ClientOperation, Envelope, SimServer, World } from './world.js';
  * A test searches with and without the history and demands the same outcome
  * (explorer/reductions.test.ts).
  *
- * Speed: a world shares its unchanged servers and envelopes with its parent,
- * so the JSON text of each server and each envelope is computed once per
- * object (WeakMaps) and interned by text (Piece), and the world's text is
- * assembled from the pieces: servers and envelopes are JSON texts, joined by
- * newlines (which JSON text never holds), so the assembly is injective.
+ * Speed. A world shares its unchanged servers and envelopes with its parent,
+ * and a changed server shares its unchanged parts (its node's maps, its
+ * durable records, its data) with the server it came from. So each part's
+ * JSON text is computed once per object (WeakMaps), a server's text is
+ * assembled from its parts' texts, and the text is interned (Piece) with its
+ * split at ids, its shape hash, its signature and its renamed images. A
+ * world's fingerprint then costs a table lookup per server and envelope and
+ * a hash of a few dozen words. Servers and envelopes are JSON texts, joined
+ * by newlines (which JSON text never holds), so the text's assembly is
+ * injective.
  */
 export function fingerprint(world: World, symmetric = false, history = false): string {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world, history) : canonicalText(world, undefined, history), 'base64');
+  return Buffer.from(fingerprintDigest(world, symmetric, history)).toString('base64');
 }
 
-/** The same fingerprint as raw bytes (20), for the explorer's compact visited set. */
-export function fingerprintDigest(world: World, symmetric = false, history = false): Buffer {
-  return hash('sha1', symmetric ? symmetricCanonicalText(world, history) : canonicalText(world, undefined, history), 'buffer');
+/** The same fingerprint as raw bytes (16), for tests and callers that keep it. */
+export function fingerprintDigest(world: World, symmetric = false, history = false): Uint8Array {
+  return new Uint8Array(fingerprintWords(world, symmetric, history).slice().buffer);
+}
+
+/**
+ * The fingerprint as four 32-bit words, in a buffer reused by the next call:
+ * the explorer reads the words it keeps at once, so no digest is allocated
+ * per transition.
+ */
+export function fingerprintWords(world: World, symmetric = false, history = false): Int32Array {
+  digestInto(world, symmetric ? symmetricRenaming(world, history) : undefined, history);
+  return digestWords;
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
 export function imageFingerprints(world: World): string[] {
-  return serverRenamings(world).map((renaming) => hash('sha1', canonicalText(world, renaming), 'base64'));
+  return serverRenamings(world).map((renaming) => {
+    digestInto(world, renaming, false);
+    return Buffer.from(digestWords.slice().buffer).toString('base64');
+  });
 }
+
+/** The canonical text of the image the symmetric fingerprint hashes: the least text over the renamings. */
+export function symmetricCanonicalText(world: World, history = false): string {
+  return canonicalText(world, symmetricRenaming(world, history), history);
+}
+
+/** How often the server signatures tied and whole texts had to be compared (for the benchmark). */
+export const symmetryStats = { ties: 0 };
+
+/** Scratch for symmetricRenaming (one search runs on one thread): the servers' signatures, the tied renamings. */
+const signatureScratch: string[] = [];
+const tiedScratch: ServerRenaming[] = [];
 
 /**
- * The least canonical text over the server renamings the configuration
- * allows, among those that put the servers in order of their signatures
- * (summaries blind to names, the same for a server and its image). Usually
- * the signatures differ and one renaming is left, so one text is built
- * instead of one per renaming. Any choice of image would be sound; this one
- * gives a world and its image the same text.
+ * The image whose canonical text is least over the server renamings the
+ * configuration allows, among those that put the servers in order of their
+ * signatures (summaries blind to names, the same for a server and its
+ * image). Usually the signatures differ and one renaming is left, so no text
+ * is built; on a tie the candidates' texts are built and compared. Any
+ * choice of image would be sound; this one gives a world and its image the
+ * same text, hence the same fingerprint. (undefined: no renaming.)
  */
-export function symmetricCanonicalText(world: World, history = false): string {
-  const renamings = serverRenamings(world);
-  if (renamings.length === 1) return canonicalText(world, undefined, history);
+export function symmetricRenaming(world: World, history = false): ServerRenaming | undefined {
+  const renamings = renamingsOf(world);
+  if (renamings.length === 1) return undefined;
   const powerLoss = world.config.powerLoss === true;
-  const signatures = world.servers.map((server) => serverSignature(server, powerLoss));
-  let candidates: ServerRenaming[] = [];
-  let leastOrder: string[] | null = null;
-  for (const renaming of renamings) {
-    const order = renaming.serverAt.map((index) => signatures[index] as string);
-    const comparison = leastOrder === null ? -1 : compareOrders(order, leastOrder);
+  const signatures = signatureScratch;
+  signatures.length = 0;
+  for (const server of world.servers) signatures.push(serverSignature(server, powerLoss));
+  const tied = tiedScratch;
+  tied.length = 0;
+  let least = renamings[0] as ServerRenaming;
+  tied.push(least);
+  for (let index = 1; index < renamings.length; index += 1) {
+    const renaming = renamings[index] as ServerRenaming;
+    const comparison = compareOrders(signatures, renaming, least);
     if (comparison < 0) {
-      leastOrder = order;
-      candidates = [renaming];
+      least = renaming;
+      tied.length = 0;
+      tied.push(renaming);
     } else if (comparison === 0) {
-      candidates.push(renaming);
+      tied.push(renaming);
     }
   }
-  let least: string | null = null;
+  if (tied.length === 1) return least;
+  symmetryStats.ties += 1;
+  const candidates = tied.slice();
+  let leastText: string | null = null;
+  let chosen: ServerRenaming | undefined;
   for (const renaming of candidates) {
     const text = canonicalText(world, renaming, history);
-    if (least === null || text < least) least = text;
+    if (leastText === null || text < leastText) {
+      leastText = text;
+      chosen = renaming;
+    }
   }
-  assert(least !== null, 'some renaming is a candidate');
-  return least;
+  assert(chosen !== undefined, 'some renaming is a candidate');
+  return chosen;
 }
 
-function compareOrders(left: readonly string[], right: readonly string[]): number {
-  for (let index = 0; index < left.length; index += 1) {
-    const a = left[index] as string;
-    const b = right[index] as string;
+/** Compares the servers' signatures in the order each renaming puts them in. */
+function compareOrders(signatures: readonly string[], left: ServerRenaming, right: ServerRenaming): number {
+  for (let position = 0; position < signatures.length; position += 1) {
+    const a = signatures[left.serverAt[position] as number] as string;
+    const b = signatures[right.serverAt[position] as number] as string;
     if (a !== b) return a < b ? -1 : 1;
   }
   return 0;
+}
+
+/** serverRenamings, remembered for the last volume seen (one per search), without building its key per world. */
+let renamingsVolume: object | null = null;
+let renamingsCount = 0;
+let renamingsKnown: readonly ServerRenaming[] = [];
+
+function renamingsOf(world: World): readonly ServerRenaming[] {
+  if (world.volume !== renamingsVolume || world.servers.length !== renamingsCount) {
+    renamingsKnown = serverRenamings(world);
+    renamingsVolume = world.volume;
+    renamingsCount = world.servers.length;
+  }
+  return renamingsKnown;
 }
 
 /**
@@ -107,7 +184,8 @@ function compareOrders(left: readonly string[], right: readonly string[]): numbe
  * (and per renaming), so a world's canonical text is assembled from cached
  * literals and a renaming map, without running a regular expression over the
  * whole text. `canonicalTextByRegex` is the plain definition, kept for the
- * test that both agree.
+ * test that both agree. The explorer builds texts only to break ties between
+ * images (symmetricRenaming); the fingerprint hashes the same pieces.
  */
 export function canonicalText(world: World, renaming?: ServerRenaming, history = false): string {
   const names = new Map<string, string>();
@@ -160,9 +238,10 @@ export function canonicalTextByRegex(world: World, renaming?: ServerRenaming, hi
  * A JSON text and the same text split at minted ids: literals at even places,
  * ids at odd ones. Pieces are interned by text: many server objects (the
  * same server state reached along different paths) share one piece, its
- * split and its renamed images, which saves both the work and the heap. The
- * intern table is emptied at the start of every search and holds at most
- * `internedPiecesMax` pieces; past that, pieces are simply not shared.
+ * split, its shape hash and its renamed images, which saves both the work
+ * and the heap. The intern table is emptied at the start of every search and
+ * holds at most `internedPiecesMax` pieces; past that, pieces are simply not
+ * shared (each computes its own split and hash, which are the same).
  */
 interface Piece {
   readonly text: string;
@@ -171,9 +250,15 @@ interface Piece {
   readonly renamed: Piece[];
   /** The server signature, for a server's piece: a function of the text (see serverSignature). */
   signature: string | null;
+  /** 96 bits of the SHA-1 of the piece's shape (see shapePiece), once `shaped`. */
+  shaped: boolean;
+  shape0: number;
+  shape1: number;
+  shape2: number;
 }
 
 const mintedIdSplitter = /((?:io|read|copy|peer-read):s\d+\.\d+\.\d+)/;
+const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
 export const internedPiecesMax = 500_000;
 const internedPieces = new Map<string, Piece>();
 
@@ -182,10 +267,16 @@ export function forgetInternedPieces(): void {
   internedPieces.clear();
 }
 
+function newPiece(text: string): Piece {
+  // Most texts hold no minted id; `includes` is cheaper than a split by a regular expression.
+  const parts = text.includes(':s') ? text.split(mintedIdSplitter) : [text];
+  return { text, parts, renamed: [], signature: null, shaped: false, shape0: 0, shape1: 0, shape2: 0 };
+}
+
 function pieceOf(text: string): Piece {
   const known = internedPieces.get(text);
   if (known) return known;
-  const piece: Piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+  const piece = newPiece(text);
   if (internedPieces.size < internedPiecesMax) internedPieces.set(text, piece);
   return piece;
 }
@@ -200,9 +291,110 @@ function renamedPiece(piece: Piece, renaming: ServerRenaming | null): Piece {
   return image;
 }
 
-const serverPieces = new WeakMap<SimServer, Piece>();
-const envelopePieces = new WeakMap<Envelope, Piece>();
-const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
+/**
+ * A piece's shape is its text with each minted id cut to its prefix, the
+ * parts joined by newlines (which neither a JSON text nor a prefix holds, so
+ * the parts can be read back): a piece's renamed text is its shape and the
+ * numbers its ids are renamed to.
+ */
+function shapePiece(piece: Piece): void {
+  const { parts } = piece;
+  let shape = parts[0] as string;
+  for (let index = 1; index < parts.length; index += 2) {
+    const id = parts[index] as string;
+    shape += `\n${id.slice(0, id.indexOf(':'))}\n${parts[index + 1] as string}`;
+  }
+  const digest = hash('sha1', shape, 'buffer');
+  piece.shape0 = digest.readInt32LE(0);
+  piece.shape1 = digest.readInt32LE(4);
+  piece.shape2 = digest.readInt32LE(8);
+  piece.shaped = true;
+}
+
+/**
+ * The words a world's fingerprint hashes, reused from world to world (one
+ * search runs on one thread), and the numbers its minted ids are given, in
+ * order of first appearance as in canonicalText. Bounded by the world: three
+ * words per piece, one per id, one for the network's size.
+ */
+let stream = new Int32Array(256);
+let streamLength = 0;
+const streamNames = new Map<string, number>();
+const digestWords = new Int32Array(4);
+const networkScratch: Piece[] = [];
+
+function pushWord(word: number): void {
+  if (streamLength === stream.length) {
+    const grown = new Int32Array(stream.length * 2);
+    grown.set(stream);
+    stream = grown;
+  }
+  stream[streamLength] = word;
+  streamLength += 1;
+}
+
+function pushPiece(piece: Piece): void {
+  if (!piece.shaped) shapePiece(piece);
+  pushWord(piece.shape0);
+  pushWord(piece.shape1);
+  pushWord(piece.shape2);
+  const { parts } = piece;
+  for (let index = 1; index < parts.length; index += 2) {
+    const id = parts[index] as string;
+    let number = streamNames.get(id);
+    if (number === undefined) {
+      number = streamNames.size;
+      streamNames.set(id, number);
+    }
+    pushWord(number);
+  }
+}
+
+function comparePieceTexts(left: Piece, right: Piece): number {
+  return left.text < right.text ? -1 : left.text > right.text ? 1 : 0;
+}
+
+/**
+ * The fingerprint of a world's image under a renaming, into `digestWords`:
+ * the pieces rawPieces lists, in its order (servers, the network's size and
+ * envelopes, the rest), each as its shape hash and its ids' numbers. It is
+ * rawPieces written out without its arrays and closures, as it runs once per
+ * transition; the test of the fingerprint against canonical texts covers both.
+ */
+function digestInto(world: World, renaming: ServerRenaming | undefined, history: boolean): void {
+  streamLength = 0;
+  if (streamNames.size > 0) streamNames.clear();
+  const powerLoss = world.config.powerLoss === true;
+  const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
+  const { servers, network } = world;
+  for (let position = 0; position < servers.length; position += 1) {
+    const server = servers[renamed === null ? position : (renamed.serverAt[position] as number)] as SimServer;
+    pushPiece(serverPiece(server, powerLoss, renamed));
+  }
+  pushWord(network.length);
+  if (network.length === 1) {
+    pushPiece(envelopePiece(network[0] as Envelope, renamed));
+  } else if (network.length > 1) {
+    const pieces = networkScratch;
+    pieces.length = 0;
+    for (let index = 0; index < network.length; index += 1) pieces.push(envelopePiece(network[index] as Envelope, renamed));
+    if (world.config.network !== 'ordered') pieces.sort(comparePieceTexts);
+    for (let index = 0; index < pieces.length; index += 1) pushPiece(pieces[index] as Piece);
+  }
+  pushPiece(openBracket);
+  pushPiece(renamedPiece(history ? objectPiece(world.clients) : pendingClientsPiece(world.clients), renamed));
+  pushPiece(comma);
+  pushPiece(renamedPiece(objectPiece(world.registers), renamed));
+  pushPiece(comma);
+  pushPiece(renamedPiece(objectPiece(world.budgets), renamed));
+  pushPiece(comma);
+  if (history) {
+    pushPiece(renamedPiece(objectPiece(world.sightings), renamed));
+    pushPiece(comma);
+  }
+  pushPiece(world.violation === null ? noViolationEnd : renamedPiece(violationPiece(world.violation), renamed));
+  murmur3x86Words(stream, streamLength, 0, digestWords);
+}
 
 /**
  * A summary of a server that names no server and no minted id, so a server
@@ -229,18 +421,123 @@ function serverSignature(server: SimServer, powerLoss: boolean): string {
   return piece.signature;
 }
 
-/** A server's piece under a renaming (null: as it is); its JSON text is built once per server object. */
+const serverPieces = new WeakMap<SimServer, Piece>();
+const envelopePieces = new WeakMap<Envelope, Piece>();
+
+/** A server's piece under a renaming (null: as it is); its text is built once per server object. */
 function serverPiece(server: SimServer, powerLoss: boolean, renaming: ServerRenaming | null): Piece {
   let piece = serverPieces.get(server);
   if (piece === undefined) {
-    piece = pieceOf(JSON.stringify([
-      server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
-      powerLoss ? server.durableData : null,
-      server.tokens, [...server.timers].sort(),
-    ]));
+    piece = pieceOf(serverText(server, powerLoss));
     serverPieces.set(server, piece);
   }
-  return renamedPiece(piece, renaming);
+  return renaming === null ? piece : renamedPiece(piece, renaming);
+}
+
+/**
+ * A server's JSON text, by definition: the JSON text of its projection. The
+ * explorer assembles the same text from its parts (serverText); a test
+ * demands they agree on every state of a search.
+ */
+export function serverTextByDefinition(server: SimServer, powerLoss: boolean): string {
+  return JSON.stringify([
+    server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
+    powerLoss ? server.durableData : null,
+    server.tokens, [...server.timers].sort(),
+  ]);
+}
+
+/**
+ * Node fields the fingerprint leaves out, each because it cannot change what
+ * happens next: the configuration and volume definitions are fixed for a
+ * run, `started` follows the server's `up`, and `nextId` only numbers ids the
+ * canonical text renames anyway. Every other field must be projected; a test
+ * mutates each field and demands a different fingerprint.
+ */
+export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as const;
+
+function projectNode(node: NodeState): unknown {
+  return [
+    projectMoves(node.moves), projectReplicas(node.replicas), node.routes, projectRequests(node.requests),
+    Object.fromEntries(node.serves), [...node.continuations], node.flushes,
+    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
+    // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
+    // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
+    node.incarnation, projectMembership(node.membership), node.leaveCheck,
+  ];
+}
+
+function projectMoves(moves: NodeState['moves']): unknown {
+  return Object.entries(moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]);
+}
+
+function projectReplicas(replicas: NodeState['replicas']): unknown {
+  return Object.entries(replicas).map(([key, replica]) => [key, replica.value, replica.context.record]);
+}
+
+function projectRequests(requests: NodeState['requests']): unknown {
+  return [...requests].map(([id, entry]) => {
+    const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
+    return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
+  });
+}
+
+function projectMembership(membership: NodeState['membership']): unknown {
+  return membership.epoch === 0 ? 'bootstrap membership' : membership;
+}
+
+/**
+ * The JSON text of a part of a server, once per object and projection. A
+ * server and the server it came from share every part a step did not change
+ * (a node step copies only the maps it writes: machines/node/node-draft.ts),
+ * so a new server costs the texts of its changed parts and one assembly.
+ * Each projection has its own table, as one object could in principle serve
+ * two parts with different projections.
+ */
+function partTexts<T extends object>(projection: ((value: T) => unknown) | null): (value: T) => string {
+  const texts = new WeakMap<T, string>();
+  return (value) => {
+    let text = texts.get(value);
+    if (text === undefined) {
+      text = JSON.stringify(projection === null ? value : projection(value)) ?? 'null';
+      texts.set(value, text);
+    }
+    return text;
+  };
+}
+
+const jsonText = partTexts<object>(null);
+const pendingWritesText = partTexts<SimServer['pendingMeta']>((pending) => pending.map((entry) => entry.writes));
+const timersText = partTexts<SimServer['timers']>((timers) => [...timers].sort());
+const movesText = partTexts(projectMoves);
+const replicasText = partTexts(projectReplicas);
+const requestsText = partTexts(projectRequests);
+const servesText = partTexts<NodeState['serves']>((serves) => Object.fromEntries(serves));
+const continuationsText = partTexts<NodeState['continuations']>((continuations) => [...continuations]);
+const originsText = partTexts<NodeState['forwardedWritesDone']>((origins) => rememberedList(origins));
+const nodeTexts = new WeakMap<NodeState, string>();
+
+/**
+ * serverTextByDefinition assembled from parts: JSON.stringify of an array is
+ * `[`, its elements' texts joined by commas, `]` (an element with no JSON
+ * text, undefined, is written null), so the texts are the same.
+ */
+export function serverText(server: SimServer, powerLoss: boolean): string {
+  return `[${server.up},${nodeText(server.node)},${jsonText(server.meta)},${pendingWritesText(server.pendingMeta)},` +
+    `${jsonText(server.data)},${powerLoss ? jsonText(server.durableData) : 'null'},${jsonText(server.tokens)},${timersText(server.timers)}]`;
+}
+
+function nodeText(node: NodeState): string {
+  let text = nodeTexts.get(node);
+  if (text === undefined) {
+    text = `[${movesText(node.moves)},${replicasText(node.replicas)},${jsonText(node.routes)},${requestsText(node.requests)},` +
+      `${servesText(node.serves)},${continuationsText(node.continuations)},${jsonText(node.flushes)},` +
+      `${jsonText(node.writeSequences)},${jsonText(node.localWritesInFlight)},${jsonText(node.blockVersions)},${jsonText(node.parked)},` +
+      `${jsonText(node.commitsDeferred)},${originsText(node.forwardedWritesDone)},${JSON.stringify(node.incarnation)},` +
+      `${JSON.stringify(projectMembership(node.membership))},${JSON.stringify(node.leaveCheck) ?? 'null'}]`;
+    nodeTexts.set(node, text);
+  }
+  return text;
 }
 
 function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Piece {
@@ -249,7 +546,7 @@ function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Pie
     piece = pieceOf(JSON.stringify(envelope));
     envelopePieces.set(envelope, piece);
   }
-  return renamedPiece(piece, renaming);
+  return renaming === null ? piece : renamedPiece(piece, renaming);
 }
 
 /** The world's pieces in canonical order: servers by position, the network (sorted unless ordered), the rest. */
@@ -260,7 +557,7 @@ function rawPieces(world: World, renaming: ServerRenaming | undefined, history: 
     ? renamed.serverAt.map((index) => serverPiece(world.servers[index] as SimServer, powerLoss, renamed))
     : world.servers.map((server) => serverPiece(server, powerLoss, null));
   const network = world.network.map((envelope) => envelopePiece(envelope, renamed));
-  if (world.config.network !== 'ordered') network.sort((left, right) => (left.text < right.text ? -1 : left.text > right.text ? 1 : 0));
+  if (world.config.network !== 'ordered') network.sort(comparePieceTexts);
   return { servers, network, rest: restPieces(world, renamed, history) };
 }
 
@@ -275,7 +572,7 @@ function rawPieces(world: World, renaming: ServerRenaming | undefined, history: 
  * of the whole is built or interned per world.
  */
 const objectPieces = new WeakMap<object, Piece>();
-const literal = (text: string): Piece => ({ text, parts: [text], renamed: [], signature: null });
+const literal = (text: string): Piece => newPiece(text);
 const openBracket = literal('[');
 const comma = literal(',');
 const noViolationEnd = literal('null]');
@@ -283,58 +580,31 @@ const noViolationEnd = literal('null]');
 function objectPiece(value: object): Piece {
   let piece = objectPieces.get(value);
   if (piece === undefined) {
-    const text = JSON.stringify(value);
-    piece = { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
+    piece = pieceOf(JSON.stringify(value));
     objectPieces.set(value, piece);
   }
   return piece;
 }
 
+function violationPiece(violation: string): Piece {
+  return newPiece(`${JSON.stringify(violation)}]`);
+}
+
 function restPieces(world: World, renaming: ServerRenaming | null, history: boolean): Piece[] {
   const piece = (value: object) => renamedPiece(objectPiece(value), renaming);
-  const end = world.violation === null ? noViolationEnd : renamedPiece(literalPiece(`${JSON.stringify(world.violation)}]`), renaming);
+  const end = world.violation === null ? noViolationEnd : renamedPiece(violationPiece(world.violation), renaming);
   const sightings = history ? [piece(world.sightings), comma] : [];
-  return [openBracket, piece(history ? world.clients : pendingClients(world.clients)), comma, piece(world.registers), comma, piece(world.budgets), comma, ...sightings, end];
+  return [openBracket, renamedPiece(pendingClientsPiece(world.clients), renaming), comma, piece(world.registers), comma, piece(world.budgets), comma, ...sightings, end];
 }
 
-/** The client operations not yet answered; one array per clients array (kept while it lives), so its piece is cached too. */
-const pendingClientsOf = new WeakMap<readonly ClientOperation[], readonly ClientOperation[]>();
+/** The piece of the client operations not yet answered, once per clients array (kept while it lives). */
+const pendingClientsPieces = new WeakMap<readonly ClientOperation[], Piece>();
 
-function pendingClients(clients: readonly ClientOperation[]): readonly ClientOperation[] {
-  let pending = pendingClientsOf.get(clients);
-  if (pending === undefined) {
-    pending = clients.filter((client) => client.status === 'pending');
-    pendingClientsOf.set(clients, pending);
+function pendingClientsPiece(clients: readonly ClientOperation[]): Piece {
+  let piece = pendingClientsPieces.get(clients);
+  if (piece === undefined) {
+    piece = pieceOf(JSON.stringify(clients.filter((client) => client.status === 'pending')));
+    pendingClientsPieces.set(clients, piece);
   }
-  return pending;
-}
-
-function literalPiece(text: string): Piece {
-  return { text, parts: text.split(mintedIdSplitter), renamed: [], signature: null };
-}
-
-/**
- * Node fields the fingerprint leaves out, each because it cannot change what
- * happens next: the configuration and volume definitions are fixed for a
- * run, `started` follows the server's `up`, and `nextId` only numbers ids the
- * canonical text renames anyway. Every other field must be projected; a test
- * mutates each field and demands a different fingerprint.
- */
-export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as const;
-
-function projectNode(node: NodeState): unknown {
-  return [
-    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]),
-    Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
-    node.routes,
-    [...node.requests].map(([id, entry]) => {
-      const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
-      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
-    }),
-    Object.fromEntries(node.serves), [...node.continuations], node.flushes,
-    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
-    // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
-    // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
-    node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck,
-  ];
+  return piece;
 }
