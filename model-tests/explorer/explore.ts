@@ -4,6 +4,7 @@ import { checkLiveness, healFairly } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
 import { fingerprintWords, forgetInternedPieces } from '../world/fingerprint.js';
 import { VisitedSet } from './visited-set.js';
+import { canonicalObjects } from '../world/canonical-objects.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -57,6 +58,12 @@ export interface ExploreOptions {
    * left out; for the test that both searches agree.
    */
   readonly historyInFingerprint?: boolean;
+  /**
+   * Share one object per server state and per message among the worlds of
+   * the search (world/canonical-objects.ts). On unless false; a test
+   * demands the same results either way.
+   */
+  readonly shareEqualObjects?: boolean;
   /** Called once per distinct state as it is found (for tests that compare searches). */
   readonly onNewState?: (world: World) => void;
 }
@@ -94,6 +101,16 @@ function heapFractionUsed(): number {
 }
 
 export function explore(config: WorldConfig, options: ExploreOptions): ExploreResult {
+  const sharing = canonicalObjects.enabled;
+  canonicalObjects.enabled = options.shareEqualObjects !== false;
+  try {
+    return search(config, options);
+  } finally {
+    canonicalObjects.enabled = sharing;
+  }
+}
+
+function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
   const started = performance.now();
   const initial = initialWorld(config);
   // States by 96 bits of their fingerprint, each with the state and action it was first reached by (visited-set.ts).

@@ -255,6 +255,8 @@ interface Piece {
   shape0: number;
   shape1: number;
   shape2: number;
+  /** The objects with this text that canonical-objects.ts shares, once asked for. */
+  twins: object[] | null;
 }
 
 const mintedIdSplitter = /((?:io|read|copy|peer-read):s\d+\.\d+\.\d+)/;
@@ -270,7 +272,7 @@ export function forgetInternedPieces(): void {
 function newPiece(text: string): Piece {
   // Most texts hold no minted id; `includes` is cheaper than a split by a regular expression.
   const parts = text.includes(':s') ? text.split(mintedIdSplitter) : [text];
-  return { text, parts, renamed: [], signature: null, shaped: false, shape0: 0, shape1: 0, shape2: 0 };
+  return { text, parts, renamed: [], signature: null, shaped: false, shape0: 0, shape1: 0, shape2: 0, twins: null };
 }
 
 function pieceOf(text: string): Piece {
@@ -434,6 +436,20 @@ function serverPiece(server: SimServer, powerLoss: boolean, renaming: ServerRena
   return renaming === null ? piece : renamedPiece(piece, renaming);
 }
 
+/** The servers with the same text as this one that canonical-objects.ts keeps (the list is the piece's, to extend). */
+export function serverTwins(server: SimServer, powerLoss: boolean): SimServer[] {
+  const piece = serverPiece(server, powerLoss, null);
+  piece.twins ??= [];
+  return piece.twins as SimServer[];
+}
+
+/** The same for envelopes. */
+export function envelopeTwins(envelope: Envelope): Envelope[] {
+  const piece = envelopePiece(envelope, null);
+  piece.twins ??= [];
+  return piece.twins as Envelope[];
+}
+
 /**
  * A server's JSON text, by definition: the JSON text of its projection. The
  * explorer assembles the same text from its parts (serverText); a test
@@ -494,27 +510,32 @@ function projectMembership(membership: NodeState['membership']): unknown {
  * Each projection has its own table, as one object could in principle serve
  * two parts with different projections.
  */
-function partTexts<T extends object>(projection: ((value: T) => unknown) | null): (value: T) => string {
+export const partStats: Record<string, [number, number, number]> = {};
+function partTexts<T extends object>(projection: ((value: T) => unknown) | null, name = 'json'): (value: T) => string {
   const texts = new WeakMap<T, string>();
+  const stat: [number, number, number] = partStats[name] = [0, 0, 0];
   return (value) => {
     let text = texts.get(value);
+    stat[0]++;
     if (text === undefined) {
+      stat[1]++;
       text = JSON.stringify(projection === null ? value : projection(value)) ?? 'null';
       texts.set(value, text);
+      stat[2] += text.length;
     }
     return text;
   };
 }
 
 const jsonText = partTexts<object>(null);
-const pendingWritesText = partTexts<SimServer['pendingMeta']>((pending) => pending.map((entry) => entry.writes));
-const timersText = partTexts<SimServer['timers']>((timers) => [...timers].sort());
-const movesText = partTexts(projectMoves);
-const replicasText = partTexts(projectReplicas);
-const requestsText = partTexts(projectRequests);
-const servesText = partTexts<NodeState['serves']>((serves) => Object.fromEntries(serves));
-const continuationsText = partTexts<NodeState['continuations']>((continuations) => [...continuations]);
-const originsText = partTexts<NodeState['forwardedWritesDone']>((origins) => rememberedList(origins));
+const pendingWritesText = partTexts<SimServer['pendingMeta']>((pending) => pending.map((entry) => entry.writes), 'pendingWritesText');
+const timersText = partTexts<SimServer['timers']>((timers) => [...timers].sort(), 'timersText');
+const movesText = partTexts(projectMoves, 'movesText');
+const replicasText = partTexts(projectReplicas, 'replicasText');
+const requestsText = partTexts(projectRequests, 'requestsText');
+const servesText = partTexts<NodeState['serves']>((serves) => Object.fromEntries(serves), 'servesText');
+const continuationsText = partTexts<NodeState['continuations']>((continuations) => [...continuations], 'continuationsText');
+const originsText = partTexts<NodeState['forwardedWritesDone']>((origins) => rememberedList(origins), 'originsText');
 const nodeTexts = new WeakMap<NodeState, string>();
 
 /**

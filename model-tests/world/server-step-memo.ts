@@ -1,4 +1,6 @@
+import { canonicalEnvelope, canonicalObjects, canonicalServer } from './canonical-objects.js';
 import type { Envelope, SimServer } from './world.js';
+import type { WorldConfig } from './world-config.js';
 
 /**
  * One server's whole reaction to one action, remembered.
@@ -23,6 +25,12 @@ import type { Envelope, SimServer } from './world.js';
  * envelope by its identity, numbered by a WeakMap; a client request or a
  * move order by its whole content). A miss only costs the cascade; a wrong
  * hit would be unsound. At most `actionsPerServerMax` entries per server.
+ *
+ * A cascade's server and the envelopes it sends are swapped for equal
+ * objects met before (canonical-objects.ts), so the server states and
+ * messages a world holds are one object each, and the keys by identity
+ * name them by content: a server reached along two paths meets its
+ * remembered cascades on both.
  */
 export type CascadeEvent =
   | { readonly kind: 'send'; readonly envelope: Envelope }
@@ -66,8 +74,8 @@ export function envelopeKey(envelope: Envelope): string {
 }
 
 /** `cascade()` run once per (server object, configuration, action key); `key` null: not remembered. */
-export function rememberedCascade(server: SimServer, config: object, key: string | null, cascade: () => CascadeResult): CascadeResult {
-  if (key === null) return cascade();
+export function rememberedCascade(server: SimServer, config: WorldConfig, key: string | null, cascade: () => CascadeResult): CascadeResult {
+  if (key === null) return canonical(cascade(), config);
   let known = remembered.get(server);
   const entry = known?.get(key);
   if (entry && entry.config === config) {
@@ -75,11 +83,17 @@ export function rememberedCascade(server: SimServer, config: object, key: string
     return entry.result;
   }
   serverStepMemoStats.misses += 1;
-  const result = cascade();
+  const result = canonical(cascade(), config);
   if (!known) {
     known = new Map();
     remembered.set(server, known);
   }
   if (known.size < actionsPerServerMax) known.set(key, { config, result });
   return result;
+}
+
+function canonical(result: CascadeResult, config: WorldConfig): CascadeResult {
+  if (!canonicalObjects.enabled) return result;
+  const events = result.events.map((event) => (event.kind === 'send' ? { kind: 'send' as const, envelope: canonicalEnvelope(event.envelope) } : event));
+  return { server: canonicalServer(result.server, config), events };
 }

@@ -11,6 +11,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
 import { envelopeKey, rememberedCascade } from './server-step-memo.js';
+import { canonicalServer } from './canonical-objects.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
 import { abandon, complete, initialRegister, invoke } from './register-check.js';
@@ -570,7 +571,7 @@ function crashedServer(server: SimServer, config: WorldConfig): SimServer {
   if (known && known.config === config) return known.crashed;
   // In power-loss mode the page data not yet durable is lost too (kill -9 keeps it: the page cache survives).
   const data = config.powerLoss ? server.durableData : server.data;
-  const crashed: SimServer = { ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) };
+  const crashed = canonicalServer({ ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) }, config);
   crashedServers.set(server, { config, crashed });
   return crashed;
 }
