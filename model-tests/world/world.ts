@@ -12,6 +12,8 @@ import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/nod
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
 import { envelopeKey, rememberedCascade } from './server-step-memo.js';
 import { canonicalServer } from './canonical-objects.js';
+import type { ClientBookkeeping } from './client-bookkeeping.js';
+import { rememberedClientChange } from './client-bookkeeping.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
 import { abandon, complete, initialRegister, invoke } from './register-check.js';
@@ -382,24 +384,30 @@ function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): Durable
 }
 
 function completeClient(world: World, requestId: string, ok: boolean, value: number | null): World {
-  const position = world.clients.findIndex((client) => client.id === requestId);
-  const client = world.clients[position];
-  if (!client || client.status !== 'pending') return violate(world, `reply to ${requestId}, which is not pending`);
-  const clients = world.clients.slice();
-  const registers = world.registers.slice();
-  const register = registers[client.block];
+  const change = rememberedClientChange(world.clients, world.registers, `reply|${requestId}|${ok}|${value}`, () => answerClient(world.clients, world.registers, requestId, ok, value));
+  const next = change.clients === world.clients && change.registers === world.registers ? world : { ...world, clients: change.clients, registers: change.registers };
+  return change.violation === null ? next : violate(next, change.violation);
+}
+
+function answerClient(clients: readonly ClientOperation[], registers: readonly RegisterState[], requestId: string, ok: boolean, value: number | null): ClientBookkeeping<ClientOperation> {
+  const position = clients.findIndex((client) => client.id === requestId);
+  const client = clients[position];
+  if (!client || client.status !== 'pending') return { clients, registers, violation: `reply to ${requestId}, which is not pending` };
+  const answered = clients.slice();
+  const judged = registers.slice();
+  const register = judged[client.block];
   assert(register, 'register exists');
   if (!ok) {
     // An error reply: a write may still have reached some copy, so its outcome stays unknown.
-    clients[position] = { ...client, status: 'error' };
-    registers[client.block] = abandon(register, client.id);
-    return { ...world, clients, registers };
+    answered[position] = { ...client, status: 'error' };
+    judged[client.block] = abandon(register, client.id);
+    return { clients: answered, registers: judged, violation: null };
   }
   const checked = complete(register, client.id, client.kind === 'read' ? value ?? 0 : null);
-  clients[position] = { ...client, status: 'ok', result: client.kind === 'read' ? value ?? 0 : null };
-  if (typeof checked === 'string') return violate({ ...world, clients }, `block ${client.block} not linearizable: ${client.id} ${checked}`);
-  registers[client.block] = checked;
-  return { ...world, clients, registers };
+  answered[position] = { ...client, status: 'ok', result: client.kind === 'read' ? value ?? 0 : null };
+  if (typeof checked === 'string') return { clients: answered, registers, violation: `block ${client.block} not linearizable: ${client.id} ${checked}` };
+  judged[client.block] = checked;
+  return { clients: answered, registers: judged, violation: null };
 }
 
 function violate(world: World, reason: string): World {
@@ -457,10 +465,13 @@ export function applyAction(world: World, action: Action): World {
       const writeId = world.config.writes - world.budgets.writes + 1;
       const id = `${action.type === 'client.write' ? 'w' : 'r'}${action.type === 'client.write' ? writeId : world.config.reads - world.budgets.reads + 1}`;
       const operation: ClientOperation = { id, server: server.id, kind: action.type === 'client.write' ? 'write' : 'read', block: action.block, value: action.type === 'client.write' ? writeId : 0, status: 'pending', result: null };
-      const registers = world.registers.slice();
-      registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
+      const invoked = rememberedClientChange(world.clients, world.registers, `invoke|${id}|${operation.server}|${operation.kind}|${operation.block}|${operation.value}`, () => {
+        const registers = world.registers.slice();
+        registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
+        return { clients: [...world.clients, operation], registers, violation: null };
+      });
       const budgets = spend(world.budgets, action.type === 'client.write' ? 'writes' : 'reads');
-      const next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
+      const next: World = { ...world, clients: invoked.clients, registers: invoked.registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
       const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } };
@@ -547,13 +558,15 @@ function crash(world: World, index: number): World {
   // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
   let { clients, registers } = world;
   if (clients.some((client) => client.server === server.id && client.status === 'pending')) {
-    const abandoned = registers.slice();
-    clients = clients.map((client) => {
-      if (client.server !== server.id || client.status !== 'pending') return client;
-      abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
-      return { ...client, status: 'info' as const };
-    });
-    registers = abandoned;
+    ({ clients, registers } = rememberedClientChange(world.clients, world.registers, `crash|${server.id}`, () => {
+      const abandoned = world.registers.slice();
+      const outcomes = world.clients.map((client) => {
+        if (client.server !== server.id || client.status !== 'pending') return client;
+        abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
+        return { ...client, status: 'info' as const };
+      });
+      return { clients: outcomes, registers: abandoned, violation: null };
+    }));
   }
   return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: spend(world.budgets, 'crashes') };
 }
