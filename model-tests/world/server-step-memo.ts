@@ -59,31 +59,39 @@ interface Entry {
 }
 
 const remembered = new WeakMap<SimServer, Map<string, Entry>>();
-const envelopeSerials = new WeakMap<Envelope, number>();
+const envelopeKeys = new WeakMap<Envelope, string>();
 let nextEnvelopeSerial = 0;
 
-/** A key naming a delivered envelope by identity (envelopes are immutable and shared between worlds). */
+/**
+ * A key naming a delivered envelope by identity (envelopes are immutable and
+ * shared between worlds), made once per envelope.
+ */
 export function envelopeKey(envelope: Envelope): string {
-  let serial = envelopeSerials.get(envelope);
-  if (serial === undefined) {
+  let key = envelopeKeys.get(envelope);
+  if (key === undefined) {
     nextEnvelopeSerial += 1;
-    serial = nextEnvelopeSerial;
-    envelopeSerials.set(envelope, serial);
+    key = `m|${nextEnvelopeSerial}`;
+    envelopeKeys.set(envelope, key);
   }
-  return `m|${serial}`;
+  return key;
 }
 
-/** `cascade()` run once per (server object, configuration, action key); `key` null: not remembered. */
-export function rememberedCascade(server: SimServer, config: WorldConfig, key: string | null, cascade: () => CascadeResult): CascadeResult {
-  if (key === null) return canonical(cascade(), config);
-  let known = remembered.get(server);
-  const entry = known?.get(key);
-  if (entry && entry.config === config) {
+/** The remembered cascade of this action on this server object, if any. */
+export function recalledCascade(server: SimServer, config: WorldConfig, key: string): CascadeResult | undefined {
+  const entry = remembered.get(server)?.get(key);
+  if (entry !== undefined && entry.config === config) {
     serverStepMemoStats.hits += 1;
     return entry.result;
   }
   serverStepMemoStats.misses += 1;
-  const result = canonical(cascade(), config);
+  return undefined;
+}
+
+/** Remembers a cascade just run (`key` null: not remembered), with its server and envelopes swapped for equal ones met before. */
+export function rememberCascade(server: SimServer, config: WorldConfig, key: string | null, ran: CascadeResult): CascadeResult {
+  const result = canonical(ran, config);
+  if (key === null) return result;
+  let known = remembered.get(server);
   if (!known) {
     known = new Map();
     remembered.set(server, known);

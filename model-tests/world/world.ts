@@ -10,7 +10,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
-import { envelopeKey, rememberedCascade } from './server-step-memo.js';
+import { envelopeKey, recalledCascade, rememberCascade } from './server-step-memo.js';
 import { canonicalServer } from './canonical-objects.js';
 import type { ClientBookkeeping } from './client-bookkeeping.js';
 import { rememberedClientChange } from './client-bookkeeping.js';
@@ -184,13 +184,13 @@ function durableRecordsOf(world: World, server: SimServer): DurableRecords {
  * restarted server is one shared object and the cascades after it hit.
  */
 function startServer(world: World, index: number, incarnationIncrement: 0 | 1): World {
-  const server = world.servers[index];
-  assert(server, 'server exists');
-  const prepare = (before: SimServer): SimServer => {
-    const incarnation = before.incarnation + incarnationIncrement;
-    return { ...before, incarnation, up: true, node: emptyNodeState(before.node.config, incarnation), pendingMeta: [], tokens: {}, timers: [] };
-  };
-  return runNode(world, index, `start|${incarnationIncrement}`, prepare, { type: 'node.start', durable: durableRecordsOf(world, server) });
+  return runNode(world, index, incarnationIncrement === 0 ? 'start|0' : 'start|1', startNode, incarnationIncrement);
+}
+
+function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1): PreparedCascade {
+  const incarnation = before.incarnation + incarnationIncrement;
+  const server: SimServer = { ...before, incarnation, up: true, node: emptyNodeState(before.node.config, incarnation), pendingMeta: [], tokens: {}, timers: [] };
+  return { server, input: { type: 'node.start', durable: durableRecordsOf(world, before) } };
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -207,16 +207,30 @@ function indexOf(world: World, id: ServerId): number {
 
 /**
  * Runs one action's cascade on server `index` (see server-step-memo.ts):
- * `prepare` adjusts the server for the action, the node steps on `input` and
- * on every I/O completion its effects feed back, and the cascade's events
- * are replayed on the world. `key` names the action exactly (null: not
- * remembered); the cascade is a function of the server, the action and the
- * fixed configuration, so a remembered one is reused as it is.
+ * `start` adjusts the server for the action and names the node's first
+ * input, the node steps on it and on every I/O completion its effects feed
+ * back, and the cascade's events are replayed on the world. `key` names the
+ * action exactly (null: not remembered); the cascade is a function of the
+ * server, the action and the fixed configuration, so a remembered one is
+ * reused as it is, and `start` runs only when it is not: a module-level
+ * function with its `argument`, so a remembered cascade allocates no
+ * closure and no input.
  */
-function runNode(world: World, index: number, key: string | null, prepare: (server: SimServer) => SimServer, input: NodeInput): World {
+interface PreparedCascade {
+  readonly server: SimServer;
+  readonly input: NodeInput;
+}
+
+type CascadeStart<A> = (server: SimServer, world: World, argument: A) => PreparedCascade;
+
+function runNode<A>(world: World, index: number, key: string | null, start: CascadeStart<A>, argument: A): World {
   const server = world.servers[index];
   assert(server, 'server exists');
-  const result = rememberedCascade(server, world.config, key, () => runCascade(world, prepare(server), input));
+  let result = key === null ? undefined : recalledCascade(server, world.config, key);
+  if (result === undefined) {
+    const prepared = start(server, world, argument);
+    result = rememberCascade(server, world.config, key, runCascade(world, prepared.server, prepared.input));
+  }
   return replayEvents(replaceServer(world, index, result.server), result.events);
 }
 
@@ -476,15 +490,14 @@ export function applyAction(world: World, action: Action): World {
       const offsetBlocks = action.block % world.config.pieces;
       const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } };
       // The key holds the whole input; a write's token holds its value, which its id (w<value>) names.
-      const prepare = (before: SimServer): SimServer => (operation.kind === 'write' ? { ...before, tokens: { ...before.tokens, [`client:${id}`]: [operation.value] } } : before);
-      return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, prepare, input);
+      return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, startClientRequest, { operation, input });
     }
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
       const next: World = { ...world, budgets: spend(world.budgets, 'moves') };
       const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
       const input: NodeInput = { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount };
-      return runNode(next, owner, `a|${JSON.stringify(input)}`, (same) => same, input);
+      return runNode(next, owner, `a|${JSON.stringify(input)}`, startUnchanged, input);
     }
     case 'deliver':
     case 'drop':
@@ -496,20 +509,9 @@ export function applyAction(world: World, action: Action): World {
       if (action.type === 'drop') return { ...world, network, budgets: spend(world.budgets, 'networkFaults') };
       return deliver({ ...world, network }, envelope);
     }
-    case 'persist': {
-      const server = world.servers[action.server];
-      assert(server, 'server exists');
-      const [first, ...rest] = server.pendingMeta;
-      assert(first, 'a commit is pending');
-      // The key needs nothing more: the commit made durable is the server's first pending one.
-      return runNode(world, action.server, 'p', (before) => ({ ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }), { type: 'io.done', completionId: first.completionId, ok: true });
-    }
-    case 'timer': {
-      const server = world.servers[action.server];
-      assert(server, 'server exists');
-      const prepare = (before: SimServer): SimServer => ({ ...before, timers: before.timers.filter((timerId) => timerId !== action.timerId) });
-      return runNode(world, action.server, `t|${action.timerId}`, prepare, { type: 'timer.fired', timerId: action.timerId });
-    }
+    // The key needs nothing more: the commit made durable is the server's first pending one.
+    case 'persist': return runNode(world, action.server, 'p', startPersist, null);
+    case 'timer': return runNode(world, action.server, `t|${action.timerId}`, startTimer, action.timerId);
     case 'crash': return crash(world, action.server);
     case 'restart': {
       return startServer(world, action.server, 1);
@@ -523,10 +525,33 @@ function deliver(world: World, envelope: Envelope): World {
   const server = world.servers[index];
   assert(server, 'server exists');
   if (!server.up) return world;
-  const token = messageDataToken(envelope.message);
-  const prepare = (before: SimServer): SimServer => (token && envelope.data ? { ...before, tokens: { ...before.tokens, [token]: envelope.data } } : before);
   // The envelope's identity names its sender, message and data: envelopes are immutable and shared between worlds.
-  return runNode(noteSightings(world, server, envelope), index, envelopeKey(envelope), prepare, { type: 'peer.message', from: envelope.from, message: envelope.message });
+  return runNode(noteSightings(world, server, envelope), index, envelopeKey(envelope), startDelivery, envelope);
+}
+
+function startDelivery(before: SimServer, _world: World, envelope: Envelope): PreparedCascade {
+  const token = messageDataToken(envelope.message);
+  const server = token && envelope.data ? { ...before, tokens: { ...before.tokens, [token]: envelope.data } } : before;
+  return { server, input: { type: 'peer.message', from: envelope.from, message: envelope.message } };
+}
+
+function startPersist(before: SimServer): PreparedCascade {
+  const [first, ...rest] = before.pendingMeta;
+  assert(first, 'a commit is pending');
+  return { server: { ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }, input: { type: 'io.done', completionId: first.completionId, ok: true } };
+}
+
+function startTimer(before: SimServer, _world: World, timerId: string): PreparedCascade {
+  return { server: { ...before, timers: before.timers.filter((other) => other !== timerId) }, input: { type: 'timer.fired', timerId } };
+}
+
+function startClientRequest(before: SimServer, _world: World, { operation, input }: { operation: ClientOperation; input: NodeInput }): PreparedCascade {
+  const server = operation.kind === 'write' ? { ...before, tokens: { ...before.tokens, [`client:${operation.id}`]: [operation.value] } } : before;
+  return { server, input };
+}
+
+function startUnchanged(server: SimServer, _world: World, input: NodeInput): PreparedCascade {
+  return { server, input };
 }
 
 function noteSightings(world: World, receiver: SimServer, envelope: Envelope): World {
