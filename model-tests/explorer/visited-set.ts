@@ -39,6 +39,8 @@ export class VisitedSet {
    */
   readonly #actionTable: Action[] = [];
   readonly #actionNumberByKey = new Map<string, number>();
+  /** The same numbers by action object: the world shares its common action objects (world.ts), so most are found here. */
+  readonly #actionNumberByObject = new WeakMap<Action, number>();
   #size = 0;
 
   get size(): number {
@@ -96,6 +98,8 @@ export class VisitedSet {
   }
 
   #actionNumber(action: Action): number {
+    const known = this.#actionNumberByObject.get(action);
+    if (known !== undefined) return known;
     const key = JSON.stringify(action);
     let number = this.#actionNumberByKey.get(key);
     if (number === undefined) {
@@ -103,6 +107,7 @@ export class VisitedSet {
       this.#actionTable.push(action);
       this.#actionNumberByKey.set(key, number);
     }
+    this.#actionNumberByObject.set(action, number);
     return number;
   }
 

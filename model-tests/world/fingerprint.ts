@@ -80,14 +80,26 @@ export function fingerprintDigest(world: World, symmetric = false, history = fal
  * per transition.
  */
 export function fingerprintWords(world: World, symmetric = false, history = false): Int32Array {
-  digestInto(world, symmetric ? symmetricRenaming(world, history) : undefined, history);
+  const pieces = serverPiecesOf(world);
+  digestInto(world, pieces, symmetric ? renamingByPieces(world, pieces, history) : undefined, history);
   return digestWords;
+}
+
+/** Each server's piece as it is, into a scratch list (one search runs on one thread), for the renaming and the digest to share. */
+const serverPieceScratch: Piece[] = [];
+
+function serverPiecesOf(world: World): Piece[] {
+  const powerLoss = world.config.powerLoss === true;
+  const pieces = serverPieceScratch;
+  pieces.length = 0;
+  for (let index = 0; index < world.servers.length; index += 1) pieces.push(serverPiece(world.servers[index] as SimServer, powerLoss, null));
+  return pieces;
 }
 
 /** The exact fingerprints of every renamed image of a world (the identity first), for tests of the reduction. */
 export function imageFingerprints(world: World): string[] {
   return serverRenamings(world).map((renaming) => {
-    digestInto(world, renaming, false);
+    digestInto(world, serverPiecesOf(world), renaming, false);
     return Buffer.from(digestWords.slice().buffer).toString('base64');
   });
 }
@@ -100,7 +112,7 @@ export function symmetricCanonicalText(world: World, history = false): string {
 /** How often the server signatures tied and whole texts had to be compared (for the benchmark). */
 export const symmetryStats = { ties: 0 };
 
-/** Scratch for symmetricRenaming (one search runs on one thread): the servers' signatures, the tied renamings. */
+/** Scratch for renamingByPieces (one search runs on one thread): the servers' signatures, the tied renamings. */
 const signatureScratch: string[] = [];
 const tiedScratch: ServerRenaming[] = [];
 
@@ -114,12 +126,15 @@ const tiedScratch: ServerRenaming[] = [];
  * same text, hence the same fingerprint. (undefined: no renaming.)
  */
 export function symmetricRenaming(world: World, history = false): ServerRenaming | undefined {
+  return renamingByPieces(world, serverPiecesOf(world), history);
+}
+
+function renamingByPieces(world: World, pieces: readonly Piece[], history: boolean): ServerRenaming | undefined {
   const renamings = renamingsOf(world);
   if (renamings.length === 1) return undefined;
-  const powerLoss = world.config.powerLoss === true;
   const signatures = signatureScratch;
   signatures.length = 0;
-  for (const server of world.servers) signatures.push(serverSignature(server, powerLoss));
+  for (let index = 0; index < pieces.length; index += 1) signatures.push(serverSignature(world.servers[index] as SimServer, pieces[index] as Piece));
   const tied = tiedScratch;
   tied.length = 0;
   let least = renamings[0] as ServerRenaming;
@@ -363,15 +378,14 @@ function comparePieceTexts(left: Piece, right: Piece): number {
  * rawPieces written out without its arrays and closures, as it runs once per
  * transition; the test of the fingerprint against canonical texts covers both.
  */
-function digestInto(world: World, renaming: ServerRenaming | undefined, history: boolean): void {
+function digestInto(world: World, serverPieces: readonly Piece[], renaming: ServerRenaming | undefined, history: boolean): void {
   streamLength = 0;
   if (streamNames.size > 0) streamNames.clear();
-  const powerLoss = world.config.powerLoss === true;
   const renamed = renaming !== undefined && renaming.index > 0 ? renaming : null;
-  const { servers, network } = world;
-  for (let position = 0; position < servers.length; position += 1) {
-    const server = servers[renamed === null ? position : (renamed.serverAt[position] as number)] as SimServer;
-    pushPiece(serverPiece(server, powerLoss, renamed));
+  const { network } = world;
+  for (let position = 0; position < serverPieces.length; position += 1) {
+    const piece = serverPieces[renamed === null ? position : (renamed.serverAt[position] as number)] as Piece;
+    pushPiece(renamed === null ? piece : renamedPiece(piece, renamed));
   }
   pushWord(network.length);
   if (network.length === 1) {
@@ -406,8 +420,7 @@ function digestInto(world: World, renaming: ServerRenaming | undefined, history:
  * and pending commits it holds. It need not tell every pair of servers apart
  * (ties fall back to comparing whole texts); it must only be blind to names.
  */
-function serverSignature(server: SimServer, powerLoss: boolean): string {
-  const piece = serverPiece(server, powerLoss, null);
+function serverSignature(server: SimServer, piece: Piece): string {
   if (piece.signature === null) {
     // Every field summarised here is in the server's text, so servers sharing a piece share the signature.
     const { node } = server;

@@ -200,9 +200,9 @@ function replaceServer(world: World, index: number, server: SimServer): World {
 }
 
 function indexOf(world: World, id: ServerId): number {
-  const index = world.servers.findIndex((server) => server.id === id);
-  assert(index >= 0, `server ${id} exists`);
-  return index;
+  const { servers } = world;
+  for (let index = 0; index < servers.length; index += 1) if ((servers[index] as SimServer).id === id) return index;
+  throw new Error(`assertion failed: server ${id} exists`);
 }
 
 /**
@@ -433,35 +433,84 @@ function violate(world: World, reason: string): World {
 export function enabledActions(world: World): Action[] {
   if (world.violation) return [];
   const actions: Action[] = [];
-  const { budgets, config } = world;
-  const upServers = world.servers.map((server, index) => (server.up ? index : -1)).filter((index) => index >= 0);
+  const { budgets, config, servers } = world;
   const blocks = config.pages * config.pieces;
-  if (budgets.writes > 0) for (const server of upServers) for (let block = 0; block < blocks; block += 1) actions.push({ type: 'client.write', server, block });
-  if (budgets.reads > 0) for (const server of upServers) for (let block = 0; block < blocks; block += 1) actions.push({ type: 'client.read', server, block });
+  if (budgets.writes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) for (let block = 0; block < blocks; block += 1) actions.push(clientAction('client.write', server, block));
+  if (budgets.reads > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) for (let block = 0; block < blocks; block += 1) actions.push(clientAction('client.read', server, block));
   if (budgets.moves > 0) {
     for (let page = 0; page < config.pages; page += 1) {
-      const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page })]?.context.record?.status === 'valid');
-      if (owner < 0 || world.servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })]) continue;
-      for (let to = 0; to < world.servers.length; to += 1) {
+      const owner = servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page })]?.context.record?.status === 'valid');
+      if (owner < 0 || servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })]) continue;
+      for (let to = 0; to < servers.length; to += 1) {
         if (to !== owner) for (const kind of config.moveKinds) actions.push({ type: 'move.start', page, to, kind });
       }
     }
   }
   for (let index = 0; index < world.network.length; index += 1) {
     if (config.network === 'ordered' && !isOldestOnChannel(world, index)) continue;
-    actions.push({ type: 'deliver', index });
-    if (budgets.networkFaults > 0 && config.network === 'lossy') actions.push({ type: 'drop', index });
-    if (budgets.networkFaults > 0 && config.network === 'duplicating') actions.push({ type: 'duplicate', index });
+    actions.push(indexAction('deliver', index));
+    if (budgets.networkFaults > 0 && config.network === 'lossy') actions.push(indexAction('drop', index));
+    if (budgets.networkFaults > 0 && config.network === 'duplicating') actions.push(indexAction('duplicate', index));
   }
-  for (const server of upServers) if ((world.servers[server]?.pendingMeta.length ?? 0) > 0) actions.push({ type: 'persist', server });
+  for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist', server));
   // Time-outs model a fair scheduler: they fire once faults have healed (every server up) and nothing else can happen.
-  const quiet = world.network.length === 0 && world.servers.every((server) => server.up && server.pendingMeta.length === 0);
+  const quiet = world.network.length === 0 && servers.every((server) => server.up && server.pendingMeta.length === 0);
   if (quiet || !config.timersOnlyWhenQuiet) {
-    for (const server of upServers) for (const timerId of new Set(world.servers[server]?.timers ?? [])) actions.push({ type: 'timer', server, timerId });
+    for (let server = 0; server < servers.length; server += 1) {
+      const { up, timers } = servers[server] as SimServer;
+      if (up) for (const timerId of new Set(timers)) actions.push(timerAction(server, timerId));
+    }
   }
-  if (budgets.crashes > 0) for (const server of upServers) actions.push({ type: 'crash', server });
-  world.servers.forEach((server, index) => { if (!server.up) actions.push({ type: 'restart', server: index }); });
+  if (budgets.crashes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) actions.push(indexAction('crash', server));
+  for (let server = 0; server < servers.length; server += 1) if (!servers[server]?.up) actions.push(indexAction('restart', server));
   return actions;
+}
+
+/**
+ * Actions are values, and a search meets the same few hundred millions of
+ * times: the common ones are made once and shared (the explorer's visited
+ * set numbers actions by identity first: explorer/visited-set.ts). Bounded
+ * by the configuration: messagesMax indexes, five servers, a few timers each.
+ */
+type IndexedAction = Extract<Action, { index: number }> | Extract<Action, { type: 'persist' | 'crash' | 'restart' }>;
+const indexedActions = new Map<IndexedAction['type'], IndexedAction[]>();
+const clientActions = new Map<string, Action>();
+const timerActions: Array<Map<string, Action>> = [];
+
+function indexAction(type: IndexedAction['type'], index: number): Action {
+  let byIndex = indexedActions.get(type);
+  if (byIndex === undefined) {
+    byIndex = [];
+    indexedActions.set(type, byIndex);
+  }
+  const known = byIndex[index];
+  if (known !== undefined) return known;
+  const action: IndexedAction = type === 'deliver' || type === 'drop' || type === 'duplicate' ? { type, index } : { type, server: index };
+  byIndex[index] = action;
+  return action;
+}
+
+function clientAction(type: 'client.write' | 'client.read', server: number, block: number): Action {
+  const key = `${type}|${server}|${block}`;
+  const known = clientActions.get(key);
+  if (known !== undefined) return known;
+  const action: Action = { type, server, block };
+  clientActions.set(key, action);
+  return action;
+}
+
+function timerAction(server: number, timerId: string): Action {
+  let byTimer = timerActions[server];
+  if (byTimer === undefined) {
+    byTimer = new Map();
+    timerActions[server] = byTimer;
+  }
+  const known = byTimer.get(timerId);
+  if (known !== undefined) return known;
+  const action: Action = { type: 'timer', server, timerId };
+  // Timer ids name a page, an attempt and a stage or a request: a handful per server in a bounded search.
+  if (byTimer.size < 4_096) byTimer.set(timerId, action);
+  return action;
 }
 
 function isOldestOnChannel(world: World, index: number): boolean {
@@ -505,7 +554,8 @@ export function applyAction(world: World, action: Action): World {
       const envelope = world.network[action.index];
       assert(envelope, 'envelope exists');
       if (action.type === 'duplicate') return { ...world, network: [...world.network, envelope], budgets: spend(world.budgets, 'networkFaults') };
-      const network = world.network.filter((_, position) => position !== action.index);
+      const network = world.network.slice();
+      network.splice(action.index, 1);
       if (action.type === 'drop') return { ...world, network, budgets: spend(world.budgets, 'networkFaults') };
       return deliver({ ...world, network }, envelope);
     }
