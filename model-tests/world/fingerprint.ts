@@ -55,14 +55,13 @@ import type { ClientOperation, Envelope, SimServer, World } from './world.js';
  * (explorer/reductions.test.ts).
  *
  * Speed. A world shares its unchanged servers and envelopes with its parent,
- * and a changed server shares its unchanged parts (its node's maps, its
- * durable records, its data) with the server it came from. So each part's
- * JSON text is computed once per object (WeakMaps), a server's text is
- * assembled from its parts' texts, and the text is interned (Piece) with its
- * split at ids, its shape hash, its signature and its renamed images. A
- * world's fingerprint then costs a table lookup per server and envelope and
- * a hash of a few dozen words. Servers and envelopes are JSON texts, joined
- * by newlines (which JSON text never holds), so the text's assembly is
+ * and during a search one server state or message is one object
+ * (canonical-objects.ts). So the JSON text of each server and envelope is
+ * computed once per object (WeakMaps) and interned (Piece) with its split
+ * at ids, its shape hash, its signature and its renamed images. A world's
+ * fingerprint then costs a table lookup per server and envelope and a hash
+ * of a few dozen words. Servers and envelopes are JSON texts, joined by
+ * newlines (which JSON text never holds), so the text's assembly is
  * injective.
  */
 export function fingerprint(world: World, symmetric = false, history = false): string {
@@ -464,11 +463,14 @@ export function envelopeTwins(envelope: Envelope): Envelope[] {
 }
 
 /**
- * A server's JSON text, by definition: the JSON text of its projection. The
- * explorer assembles the same text from its parts (serverText); a test
- * demands they agree on every state of a search.
+ * A server's JSON text: the JSON text of its projection. It is built once
+ * per server object; with one object per server state during a search
+ * (canonical-objects.ts) that is once per state and cascade that made it.
+ * (Assembling it from texts cached per part — node maps, durable records —
+ * was tried: the WeakMap insertions per new part cost more than the
+ * encoding they saved, 24,000 against 27,500 states per CPU-second.)
  */
-export function serverTextByDefinition(server: SimServer, powerLoss: boolean): string {
+export function serverText(server: SimServer, powerLoss: boolean): string {
   return JSON.stringify([
     server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
     powerLoss ? server.durableData : null,
@@ -487,91 +489,19 @@ export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as c
 
 function projectNode(node: NodeState): unknown {
   return [
-    projectMoves(node.moves), projectReplicas(node.replicas), node.routes, projectRequests(node.requests),
+    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]),
+    Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
+    node.routes,
+    [...node.requests].map(([id, entry]) => {
+      const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
+      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
+    }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
     node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.commitsDeferred, rememberedList(node.forwardedWritesDone),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
-    node.incarnation, projectMembership(node.membership), node.leaveCheck,
+    node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck,
   ];
-}
-
-function projectMoves(moves: NodeState['moves']): unknown {
-  return Object.entries(moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]);
-}
-
-function projectReplicas(replicas: NodeState['replicas']): unknown {
-  return Object.entries(replicas).map(([key, replica]) => [key, replica.value, replica.context.record]);
-}
-
-function projectRequests(requests: NodeState['requests']): unknown {
-  return [...requests].map(([id, entry]) => {
-    const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
-    return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
-  });
-}
-
-function projectMembership(membership: NodeState['membership']): unknown {
-  return membership.epoch === 0 ? 'bootstrap membership' : membership;
-}
-
-/**
- * The JSON text of a part of a server, once per object and projection. A
- * server and the server it came from share every part a step did not change
- * (a node step copies only the maps it writes: machines/node/node-draft.ts),
- * so a new server costs the texts of its changed parts and one assembly.
- * Each projection has its own table, as one object could in principle serve
- * two parts with different projections.
- */
-export const partStats: Record<string, [number, number, number]> = {};
-function partTexts<T extends object>(projection: ((value: T) => unknown) | null, name = 'json'): (value: T) => string {
-  const texts = new WeakMap<T, string>();
-  const stat: [number, number, number] = partStats[name] = [0, 0, 0];
-  return (value) => {
-    let text = texts.get(value);
-    stat[0]++;
-    if (text === undefined) {
-      stat[1]++;
-      text = JSON.stringify(projection === null ? value : projection(value)) ?? 'null';
-      texts.set(value, text);
-      stat[2] += text.length;
-    }
-    return text;
-  };
-}
-
-const jsonText = partTexts<object>(null);
-const pendingWritesText = partTexts<SimServer['pendingMeta']>((pending) => pending.map((entry) => entry.writes), 'pendingWritesText');
-const timersText = partTexts<SimServer['timers']>((timers) => [...timers].sort(), 'timersText');
-const movesText = partTexts(projectMoves, 'movesText');
-const replicasText = partTexts(projectReplicas, 'replicasText');
-const requestsText = partTexts(projectRequests, 'requestsText');
-const servesText = partTexts<NodeState['serves']>((serves) => Object.fromEntries(serves), 'servesText');
-const continuationsText = partTexts<NodeState['continuations']>((continuations) => [...continuations], 'continuationsText');
-const originsText = partTexts<NodeState['forwardedWritesDone']>((origins) => rememberedList(origins), 'originsText');
-const nodeTexts = new WeakMap<NodeState, string>();
-
-/**
- * serverTextByDefinition assembled from parts: JSON.stringify of an array is
- * `[`, its elements' texts joined by commas, `]` (an element with no JSON
- * text, undefined, is written null), so the texts are the same.
- */
-export function serverText(server: SimServer, powerLoss: boolean): string {
-  return `[${server.up},${nodeText(server.node)},${jsonText(server.meta)},${pendingWritesText(server.pendingMeta)},` +
-    `${jsonText(server.data)},${powerLoss ? jsonText(server.durableData) : 'null'},${jsonText(server.tokens)},${timersText(server.timers)}]`;
-}
-
-function nodeText(node: NodeState): string {
-  let text = nodeTexts.get(node);
-  if (text === undefined) {
-    text = `[${movesText(node.moves)},${replicasText(node.replicas)},${jsonText(node.routes)},${requestsText(node.requests)},` +
-      `${servesText(node.serves)},${continuationsText(node.continuations)},${jsonText(node.flushes)},` +
-      `${jsonText(node.writeSequences)},${jsonText(node.localWritesInFlight)},${jsonText(node.blockVersions)},${jsonText(node.parked)},` +
-      `${jsonText(node.commitsDeferred)},${originsText(node.forwardedWritesDone)},${JSON.stringify(node.incarnation)},` +
-      `${JSON.stringify(projectMembership(node.membership))},${JSON.stringify(node.leaveCheck) ?? 'null'}]`;
-    nodeTexts.set(node, text);
-  }
-  return text;
 }
 
 function envelopePiece(envelope: Envelope, renaming: ServerRenaming | null): Piece {
