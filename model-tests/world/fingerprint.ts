@@ -278,6 +278,11 @@ const mintedIdPattern = /(io|read|copy|peer-read):s\d+\.\d+\.\d+/g;
 export const internedPiecesMax = 500_000;
 const internedPieces = new Map<string, Piece>();
 
+/** How many pieces are interned (for the benchmark: past `internedPiecesMax`, texts and twins stop being shared). */
+export function internedPieceCount(): number {
+  return internedPieces.size;
+}
+
 /** Forgets the interned pieces of an earlier search (the explorer calls it as a search starts). */
 export function forgetInternedPieces(): void {
   internedPieces.clear();
