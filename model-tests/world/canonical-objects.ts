@@ -49,6 +49,9 @@ export function canonicalServer(server: SimServer, config: WorldConfig): SimServ
   const twins = serverTwins(server, config.powerLoss === true);
   for (const twin of twins) {
     if (twin === server) return server;
+    // Two fields the text leaves out tell most non-twins apart at once: the server's own name (idle servers' texts
+    // name nobody) and its id counter; sameValue would find them too, after walking the rest.
+    if (twin.id !== server.id || twin.node.nextId !== server.node.nextId) continue;
     if (sameValue(twin, server, 0)) {
       canonicalObjectStats.serversShared += 1;
       return twin;
