@@ -13,7 +13,7 @@ import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
 import { envelopeKey, rememberedCascade } from './server-step-memo.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
-import { abandon, complete, initialRegister, invoke } from './register-check.js';
+import { abandon, complete, initialRegister, initialUnflushedRegister, invoke, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
 
 /**
@@ -130,6 +130,11 @@ export function serverName(index: number): ServerId {
   return `s${index + 1}`;
 }
 
+/** Clients write without FUA under power cuts: acknowledged writes may be lost, never resurrected. */
+function unflushedWrites(config: WorldConfig): boolean {
+  return config.powerLoss === true && config.unflushedWrites === true;
+}
+
 export function initialWorld(config: WorldConfig): World {
   const group = Array.from({ length: config.servers }, (_, index) => serverName(index));
   // Pages start on the first servers; the last server starts empty so that moves have somewhere to go.
@@ -151,7 +156,7 @@ export function initialWorld(config: WorldConfig): World {
     return server;
   });
   let world: World = {
-    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegister),
+    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => (unflushedWrites(config) ? initialUnflushedRegister : initialRegister)),
     budgets: budgetsOf({ writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
@@ -462,7 +467,7 @@ export function applyAction(world: World, action: Action): World {
       const next: World = { ...world, clients: [...world.clients, operation], registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
-      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } };
+      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true && !unflushedWrites(world.config) } };
       // The key holds the whole input; a write's token holds its value, which its id (w<value>) names.
       const prepare = (before: SimServer): SimServer => (operation.kind === 'write' ? { ...before, tokens: { ...before.tokens, [`client:${id}`]: [operation.value] } } : before);
       return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, prepare, input);
@@ -554,6 +559,8 @@ function crash(world: World, index: number): World {
     });
     registers = abandoned;
   }
+  // A power cut may roll back every block whose latest writes were not durable (the register decides which values).
+  if (unflushedWrites(world.config)) registers = registers.map(powerCut);
   return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: spend(world.budgets, 'crashes') };
 }
 
