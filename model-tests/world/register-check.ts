@@ -55,7 +55,7 @@ export function invoke(register: RegisterState, opId: string, kind: 'read' | 'wr
   }
   if (kind === 'write') {
     inFlight[opId] = { kind, value, allowed: [], completedDuring: [] };
-    return { possible: register.possible, pending: union(register.pending, [value]), inFlight };
+    return { ...register, pending: union(register.pending, [value]), inFlight };
   }
   inFlight[opId] = { kind, value: -1, allowed: union(register.possible, register.pending), completedDuring: [] };
   return { ...register, inFlight };
