@@ -35,8 +35,11 @@ export type PeerMessage =
   /** Source → destination: a read of a piece the destination already serves (Table 2). */
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
-  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number }
+  /** `freshCopy` (Table 1): commit only if this attempt's copy was taken here, by this incarnation, else answer `move.copyStale`. */
+  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean }
   | { type: 'move.committed'; pageKey: PageKey; attempt: number }
+  /** Destination → source: the commit is refused because the copy here may miss what the source served; copy again. */
+  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */

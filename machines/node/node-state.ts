@@ -92,6 +92,15 @@ export interface MembershipChangeMade {
   readonly removal: boolean;
 }
 
+export type DeferredHandover =
+  | { readonly kind: 'commit'; readonly destination: ServerId; readonly attempt: number; readonly epoch: number; readonly freshCopy: boolean }
+  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number };
+
+export interface AttemptJoined {
+  readonly attempt: number;
+  readonly copyTaken: boolean;
+}
+
 export interface FlushEntry {
   readonly requestId: string;
   readonly remaining: readonly ServerId[];
@@ -126,8 +135,17 @@ export interface NodeState {
   readonly forwardedWritesDone: RememberedOrigins;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
-  /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
-  readonly commitsDeferred: Readonly<Record<string, { readonly destination: ServerId; readonly attempt: number; readonly epoch: number }>>;
+  /**
+   * Source side: a hand-over to the destination waiting until every part already sent there has been answered — the
+   * commit request, or (Table 2) the checkpoint that hands a finished piece's reads to the destination.
+   */
+  readonly handoversDeferred: Readonly<Record<string, DeferredHandover>>;
+  /**
+   * Destination side: the move attempt of each page this incarnation itself switched to (by the attempt's first
+   * message here), and whether it has since taken that attempt's piece copy. A unit move commits only an attempt whose
+   * copy was taken here in this incarnation: a restart may have lost writes the source served (see unit-move.machine.ts).
+   */
+  readonly attemptsJoined: Readonly<Record<string, AttemptJoined>>;
   /** Who is in the group (machines/membership): starts as the configured group at epoch 0, then follows the newest record learned. */
   readonly membership: Membership;
   /** This server's leave check while it is drained and asks to leave; null otherwise (reset whenever the record changes). */
@@ -140,7 +158,7 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, commitsDeferred: {},
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
   };
 }
