@@ -136,6 +136,16 @@ describe('power-loss model', () => {
     expect(lossReport(history).lost.map((loss) => loss.writeId)).toEqual([2]);
   });
 
+  it('tells a write lost by a crash before its flush completed from one the checker forbids losing', () => {
+    const { w1, w2, r2, crash } = base();
+    // The flush on w2's connection completes only after the crash: the checker lets the crash roll w2 back.
+    const lateFlush = op({ f: 'flush', block: -1, invokeNs: 6, completeNs: 12 });
+    const history = [w1, w2, r2, lateFlush, crash, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
+    expect(checkHistory(history).verdict).toBe('valid');
+    expect(lossReport(history).counts.lostBeforeFlush).toBe(1);
+    expect(lossReport(history).lost).toEqual([]);
+  });
+
   it('does not count a flush from another connection, and forbids rolling back past a FUA write', () => {
     const { w1, w2, r2, crash } = base();
     const otherFlush = op({ f: 'flush', block: -1, connection: 9, invokeNs: 6, completeNs: 7 });
