@@ -80,6 +80,7 @@ export type Continuation =
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
+  | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -94,7 +95,8 @@ export interface MembershipChangeMade {
 
 export type DeferredHandover =
   | { readonly kind: 'commit'; readonly destination: ServerId; readonly attempt: number; readonly epoch: number; readonly freshCopy: boolean }
-  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number };
+  /** `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint waits for its answer. */
+  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number; readonly piece: number; readonly confirming: boolean };
 
 export interface AttemptJoined {
   readonly attempt: number;

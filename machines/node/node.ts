@@ -20,7 +20,7 @@ import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
-import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
+import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
@@ -380,7 +380,7 @@ class NodeStep {
   /** Carries out a deferred hand-over (commit request or piece hand-over checkpoint) once nothing is outstanding at the destination. */
   #sendDeferredHandover(pageText: string): void {
     const deferred = this.next.read('handoversDeferred')[pageText];
-    if (!deferred || this.#partsOutstandingAt(pageText, deferred.destination)) return;
+    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming) || this.#partsOutstandingAt(pageText, deferred.destination)) return;
     delete this.next.handoversDeferred[pageText];
     const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
@@ -389,6 +389,23 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy } });
       return;
     }
+    // Table 2: the destination confirms it still holds, durably, everything sent this attempt (a power cut there may
+    // have lost a dual write the source has served since); the checkpoint waits for the answer or a time-out.
+    this.next.handoversDeferred[pageText] = { ...deferred, confirming: true };
+    this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'piece.handover', pageKey: context.pageKey, attempt: deferred.attempt, epoch: context.checkpoint.epoch + 1, piece: deferred.piece } });
+    this.effects.push({ type: 'timer.set', timerId: `handover|${pageText}|${deferred.attempt}:${deferred.stage}`, delayMs: context.progressTimeoutMs });
+  }
+
+  /** The destination's answer to piece.handover: persist the finish checkpoint, or restart the piece's copy. */
+  #pieceHandedOver(message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
+    const key = pageKeyText(message.pageKey);
+    const deferred = this.next.read('handoversDeferred')[key];
+    const move = this.next.read('moves')[key];
+    if (deferred?.kind !== 'finishPiece' || !deferred.confirming || deferred.attempt !== message.attempt || deferred.piece !== message.piece) return;
+    if (!move || move.snapshot.status !== 'active' || move.snapshot.context.attempt !== message.attempt) return;
+    if (!message.ok) return this.#stepMove(message.pageKey, { type: 'destination.failed', attempt: message.attempt });
+    delete this.next.handoversDeferred[key];
+    const context = move.snapshot.context;
     if (context.pending?.stage === deferred.stage) this.#persistCheckpoint(context.pageKey, context, context.pending);
   }
 
@@ -446,7 +463,8 @@ class NodeStep {
 
   #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null = null): void {
     const serve = this.next.read('serves').get(serveId);
-    if (!serve || !serve.remaining.includes(server)) return;
+    // A late or repeated answer (its part done, or its request gone with an earlier incarnation): nobody reads what it brought.
+    if (!serve || !serve.remaining.includes(server)) return readToken ? this.#releaseReceivedData(readToken) : undefined;
     if (!ok) return; // Left outstanding: the retry timer resends it.
     const entry = this.next.read('requests').get(serveId);
     if (readToken && entry) this.next.requests.set(serveId, { ...entry, readToken });
@@ -571,7 +589,7 @@ class NodeStep {
         case 'stage.persist':
           if (move.kind === 'piecewise' && effect.checkpoint.stage === finishStage('piecewise', context.piece)) {
             // Handing the piece's reads to the destination waits for every part already sent there (see #fenced).
-            this.next.handoversDeferred[key] = { kind: 'finishPiece', destination: context.destination, attempt: context.attempt, stage: effect.checkpoint.stage };
+            this.next.handoversDeferred[key] = { kind: 'finishPiece', destination: context.destination, attempt: context.attempt, stage: effect.checkpoint.stage, piece: context.piece, confirming: false };
             this.#sendDeferredHandover(key);
             break;
           }
@@ -822,6 +840,25 @@ class NodeStep {
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
   }
 
+  /**
+   * Table 2: the source asks before handing a finished piece's reads over. This incarnation must have switched to the
+   * attempt itself and taken its copy (a restart may have lost dual writes the source has served); then the page is
+   * synced, so every part answered so far is durable, before the answer.
+   */
+  #receiveHandover(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handover' }>): void {
+    if (this.#refusesMoveAsRemoved(from)) return;
+    const key = pageKeyText(message.pageKey);
+    const record = this.next.read('replicas')[key]?.context.record;
+    const joined = this.next.read('attemptsJoined')[key];
+    const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && joined?.attempt === message.attempt && joined.copyTaken;
+    if (!current) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, piece: message.piece, ok: false } });
+      return;
+    }
+    const completionId = this.#await({ kind: 'handover.synced', pageText: key, from, attempt: message.attempt, piece: message.piece });
+    this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
+  }
+
   // ----- FLUSH: a group-wide barrier -----------------------------------------
 
   #startFlush(requestId: string): void {
@@ -893,6 +930,8 @@ class NodeStep {
       case 'move.commit': return this.#receiveCommit(from, message);
       case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
       case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt });
+      case 'piece.handover': return this.#receiveHandover(from, message);
+      case 'piece.handedOver': return this.#pieceHandedOver(message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
       case 'route.query': {
         const { route } = this.#lookup(message.pageKey);
@@ -961,6 +1000,12 @@ class NodeStep {
           message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, dataToken: continuation.token },
         });
         this.effects.push({ type: 'token.release', token: continuation.token });
+        return;
+      }
+      case 'handover.synced': {
+        const replica = this.next.read('replicas')[continuation.pageText];
+        if (!replica) return;
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok } });
         return;
       }
       case 'copy.stored': {
@@ -1042,6 +1087,13 @@ class NodeStep {
         this.next.flushes[subject] = { ...flush, retries: flush.retries + 1 };
         return this.#sendFlush(subject);
       }
+      case 'handover': {
+        // No answer to piece.handover in time: the destination is presumed failed, and the piece is copied again.
+        const deferred = this.next.read('handoversDeferred')[subject];
+        const move = this.next.read('moves')[subject];
+        if (!move || !isHandoverTimerLive(deferred, detail)) return;
+        return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
+      }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       default: return;
     }
@@ -1084,9 +1136,15 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
     }
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
+    case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     default: return false;
   }
+}
+
+/** A piece hand-over times out only while the destination's confirmation of that very attempt and stage is awaited. */
+function isHandoverTimerLive(deferred: DeferredHandover | undefined, detail: string): boolean {
+  return deferred?.kind === 'finishPiece' && deferred.confirming && `${deferred.attempt}:${deferred.stage}` === detail;
 }
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */

@@ -32,6 +32,12 @@ export interface InFlightOperation {
   readonly allowed: readonly number[];
   /** Writes that completed while this operation was pending. */
   readonly completedDuring: readonly number[];
+  /**
+   * Power cuts with unflushed writes: the values cuts while this operation was pending could roll the block back to.
+   * It may have taken effect before such a cut (a write then lost in it, a read of what the cut then undid), so once
+   * it completes the block may hold any of them.
+   */
+  readonly cutDuring?: readonly number[];
 }
 
 export interface RegisterState {
@@ -77,7 +83,7 @@ export function complete(register: RegisterState, opId: string, readValue: numbe
     if (id === opId) continue;
     inFlight[id] = op.kind === 'write' ? { ...other, completedDuring: union(other.completedDuring, [op.value]) } : other;
   }
-  const possible = union([settled], union(pending, op.completedDuring));
+  const possible = union(union([settled], op.cutDuring ?? []), union(pending, op.completedDuring));
   // An acknowledged write that is not durable is one more value a later power cut may roll the block back to.
   if (register.rollback === undefined) return { possible, pending, inFlight };
   return { possible, pending, inFlight, rollback: op.kind === 'write' ? union(register.rollback, [op.value]) : register.rollback };
@@ -88,7 +94,10 @@ export function powerCut(register: RegisterState): RegisterState {
   const rollback = register.rollback;
   if (rollback === undefined) return register;
   const inFlight: Record<string, InFlightOperation> = {};
-  for (const [id, op] of Object.entries(register.inFlight)) inFlight[id] = op.kind === 'read' ? { ...op, allowed: union(op.allowed, rollback) } : op;
+  for (const [id, op] of Object.entries(register.inFlight)) {
+    const cutDuring = union(op.cutDuring ?? [], rollback);
+    inFlight[id] = op.kind === 'read' ? { ...op, allowed: union(op.allowed, rollback), cutDuring } : { ...op, cutDuring };
+  }
   return { ...register, possible: union(register.possible, rollback), inFlight };
 }
 

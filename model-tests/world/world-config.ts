@@ -40,6 +40,12 @@ export interface WorldConfig {
    * when readers switch from one to the other.
    */
   readonly unflushedWrites?: boolean;
+  /**
+   * A crash keeps the messages the crashed server had already sent (they are
+   * still delivered), as a TCP peer may still read what a killed process had
+   * written to its socket. By default a crash drops them with its connections.
+   */
+  readonly crashKeepsSent?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

@@ -547,7 +547,7 @@ function crash(world: World, index: number): World {
   const sightings = stage === null || world.sightings.crashedAtStages.includes(stage) ? world.sightings
     : { ...world.sightings, crashedAtStages: [...world.sightings.crashedAtStages, stage].sort((a, b) => a - b) };
   // The server's volatile state, its unsynced metadata commits, and its connections are lost.
-  const network = world.network.filter((envelope) => envelope.from !== server.id && envelope.to !== server.id);
+  const network = world.network.filter((envelope) => envelope.to !== server.id && (envelope.from !== server.id || world.config.crashKeepsSent === true));
   // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
   let { clients, registers } = world;
   if (clients.some((client) => client.server === server.id && client.status === 'pending')) {
