@@ -44,6 +44,14 @@ import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, mo
  * if it is newer than what the block holds, so a copy that arrives after a
  * dual write, or a duplicated or reordered message, can never roll a block
  * back. The runtime must apply data writes of one page in the order issued.
+ *
+ * Handing reads over (a finished piece of Table 2, the flip of Table 1) waits
+ * until every part sent to the destination is answered, with the page fenced,
+ * and then for the destination's confirmation that this incarnation took the
+ * attempt's copy and has synced the page; otherwise the piece or page is
+ * copied again. A crash or power cut on either side may have lost what the
+ * other still holds, and reads must never move to a copy that misses what the
+ * source served (README, "Handing reads over").
  */
 export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
   const work = new NodeStep(state);
