@@ -153,6 +153,16 @@ describe('power-loss model', () => {
     expect(checkHistory([w1, w2, r2, crash, op({ f: 'read', value: 0, invokeNs: 20, completeNs: 21 })]).verdict).toBe('invalid');
   });
 
+  it('lets a crash spare a block: a value read after one crash may still be lost in the next (another server lost power first)', () => {
+    const { w1, w2, r2, crash } = base();
+    const readAfterFirst = op({ f: 'read', value: 2, invokeNs: 20, completeNs: 21 });
+    const secondCrash = op({ f: 'crash', block: -1, process: -1, invokeNs: 30, completeNs: 31 });
+    const history = [w1, w2, r2, crash, readAfterFirst, secondCrash, op({ f: 'read', value: 1, invokeNs: 40, completeNs: 41 })];
+    expect(checkHistory(history).verdict).toBe('valid');
+    // A value lost may still not come back.
+    expect(checkHistory([...history, op({ f: 'read', value: 2, invokeNs: 50, completeNs: 51 })]).verdict).toBe('invalid');
+  });
+
   it('does not let a rolled-back value come back after the crash', () => {
     const { w1, w2, r2, crash } = base();
     const history = [w1, w2, r2, crash, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21 }), op({ f: 'read', value: 2, invokeNs: 30, completeNs: 31 })];
