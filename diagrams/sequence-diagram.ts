@@ -111,6 +111,7 @@ function eventArrow(event: MoveEvent): string {
     case 'piece.copied': return `B-->>A: piece.copied piece ${event.piece} (attempt ${event.attempt})`;
     case 'destination.committed': return `B-->>A: destination.committed (attempt ${event.attempt})`;
     case 'destination.failed': return `B-->>A: destination.failed (attempt ${event.attempt})`;
+    case 'destination.stale': return `B-->>A: destination.stale (attempt ${event.attempt})`;
     case 'timer.fired': return 'A->>A: timer.fired';
     case 'crash': return 'A-xA: crash';
     case 'restart': return 'Admin->>A: restart';

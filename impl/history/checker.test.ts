@@ -136,11 +136,31 @@ describe('power-loss model', () => {
     expect(lossReport(history).lost.map((loss) => loss.writeId)).toEqual([2]);
   });
 
+  it('tells a write lost by a crash before its flush completed from one the checker forbids losing', () => {
+    const { w1, w2, r2, crash } = base();
+    // The flush on w2's connection completes only after the crash: the checker lets the crash roll w2 back.
+    const lateFlush = op({ f: 'flush', block: -1, invokeNs: 6, completeNs: 12 });
+    const history = [w1, w2, r2, lateFlush, crash, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
+    expect(checkHistory(history).verdict).toBe('valid');
+    expect(lossReport(history).counts.lostBeforeFlush).toBe(1);
+    expect(lossReport(history).lost).toEqual([]);
+  });
+
   it('does not count a flush from another connection, and forbids rolling back past a FUA write', () => {
     const { w1, w2, r2, crash } = base();
     const otherFlush = op({ f: 'flush', block: -1, connection: 9, invokeNs: 6, completeNs: 7 });
     expect(checkHistory([w1, w2, r2, otherFlush, crash, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21 })]).verdict).toBe('valid');
     expect(checkHistory([w1, w2, r2, crash, op({ f: 'read', value: 0, invokeNs: 20, completeNs: 21 })]).verdict).toBe('invalid');
+  });
+
+  it('lets a crash spare a block: a value read after one crash may still be lost in the next (another server lost power first)', () => {
+    const { w1, w2, r2, crash } = base();
+    const readAfterFirst = op({ f: 'read', value: 2, invokeNs: 20, completeNs: 21 });
+    const secondCrash = op({ f: 'crash', block: -1, process: -1, invokeNs: 30, completeNs: 31 });
+    const history = [w1, w2, r2, crash, readAfterFirst, secondCrash, op({ f: 'read', value: 1, invokeNs: 40, completeNs: 41 })];
+    expect(checkHistory(history).verdict).toBe('valid');
+    // A value lost may still not come back.
+    expect(checkHistory([...history, op({ f: 'read', value: 2, invokeNs: 50, completeNs: 51 })]).verdict).toBe('invalid');
   });
 
   it('does not let a rolled-back value come back after the crash', () => {

@@ -10,6 +10,13 @@
  *                 cannot explain that (the checker reports the block too).
  *   lostUnflushed the same, but the write was never required durable and the
  *                 run had power-loss crashes: NBD allows that loss
+ *   lostBeforeFlush the same, but a power-loss crash came after the write
+ *                 began and before the FLUSH that made it required durable
+ *                 had completed. The checker's crash model allows that loss
+ *                 (it judges durability at each crash, see durability.ts),
+ *                 so it is not counted as lost. NBD does not: that FLUSH was
+ *                 acknowledged after the write it covers was gone. Reported
+ *                 apart because the group does not yet fail such a FLUSH.
  *   neverRead     no final read of its block
  *
  * A write is counted once, by the worst verdict over the final reads of its
@@ -19,7 +26,7 @@ import type { Operation } from './history-event.js';
 import { initialValue } from './history-event.js';
 import { requiredDurableTimes } from './durability.js';
 
-export type WriteFate = 'stable' | 'superseded' | 'lost' | 'lostUnflushed' | 'neverRead';
+export type WriteFate = 'stable' | 'superseded' | 'lost' | 'lostBeforeFlush' | 'lostUnflushed' | 'neverRead';
 
 export interface LossReport {
   readonly counts: Readonly<Record<WriteFate, number>>;
@@ -27,10 +34,12 @@ export interface LossReport {
   readonly lost: ReadonlyArray<{ readonly writeId: number; readonly block: number; readonly finalValue: number }>;
 }
 
-const severity: Record<WriteFate, number> = { stable: 0, superseded: 1, neverRead: 2, lostUnflushed: 3, lost: 4 };
+const severity: Record<WriteFate, number> = { stable: 0, superseded: 1, neverRead: 2, lostUnflushed: 3, lostBeforeFlush: 4, lost: 5 };
 
 export function lossReport(operations: readonly Operation[]): LossReport {
-  const powerLoss = operations.some((operation) => operation.f === 'crash');
+  const crashCompleteNs = operations.filter((operation) => operation.f === 'crash' && operation.outcome !== 'fail')
+    .map((crash) => (Number.isFinite(crash.completeNs) ? crash.completeNs : crash.invokeNs));
+  const powerLoss = crashCompleteNs.length > 0;
   const durable = requiredDurableTimes(operations);
   const writesByValue = new Map<number, Operation>();
   const finalReads = new Map<number, Operation[]>();
@@ -42,7 +51,7 @@ export function lossReport(operations: readonly Operation[]): LossReport {
       finalReads.set(operation.block, list);
     }
   }
-  const counts: Record<WriteFate, number> = { stable: 0, superseded: 0, lost: 0, lostUnflushed: 0, neverRead: 0 };
+  const counts: Record<WriteFate, number> = { stable: 0, superseded: 0, lost: 0, lostBeforeFlush: 0, lostUnflushed: 0, neverRead: 0 };
   const lost: Array<{ writeId: number; block: number; finalValue: number }> = [];
   for (const write of operations) {
     if (write.f !== 'write' || write.outcome !== 'ok') continue;
@@ -55,7 +64,10 @@ export function lossReport(operations: readonly Operation[]): LossReport {
         worstValue = read.value;
       }
     }
-    if (fate === 'lost' && powerLoss && (durable.get(write.value) ?? Infinity) === Infinity) fate = 'lostUnflushed';
+    const durableNs = durable.get(write.value) ?? Infinity;
+    if (fate === 'lost' && powerLoss && durableNs === Infinity) fate = 'lostUnflushed';
+    // The checker's rule (register-models.ts): a crash may roll back a write not yet required durable when it completed.
+    else if (fate === 'lost' && crashCompleteNs.some((crashNs) => crashNs >= write.invokeNs && durableNs > crashNs)) fate = 'lostBeforeFlush';
     counts[fate] += 1;
     if (fate === 'lost') lost.push({ writeId: write.value, block: write.block, finalValue: worstValue });
   }

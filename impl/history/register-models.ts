@@ -12,9 +12,12 @@
  * at that crash (see durability.ts), or keep it. Because that choice is
  * nondeterministic, the model's state is the *set* of possible register
  * histories: each is the values written since a point known to be durable
- * (its first element). After a crash the recovered value was read from disk,
- * so it becomes the new durable base. Writes durable before the next crash
- * truncate a history to themselves, which keeps the states small.
+ * (its first element). The history does not say which server holds a block,
+ * so a crash may also have spared it (another server lost power): then its
+ * history goes on unchanged. If the crash hit it, the recovered value was
+ * read from disk, so it becomes the new durable base. Writes durable before
+ * the next crash truncate a history to themselves, which keeps the states
+ * small.
  */
 import type { Operation } from './history-event.js';
 import { initialValue } from './history-event.js';
@@ -77,8 +80,10 @@ export function powerLossRegister(crashCompleteNs: readonly number[], durableNs:
       }
       if (operation.f === 'crash') {
         if (operation.value !== state.crashesSeen) return null;
-        const recovered: number[][] = [];
+        const recovered: (readonly number[])[] = [];
         for (const history of state.histories) {
+          // The crash spared this block: nothing it held is lost, and nothing it held became durable.
+          recovered.push(history);
           let floor = 0;
           for (let index = history.length - 1; index > 0; index -= 1) {
             if (durableAt(history[index]!, state.crashesSeen)) {

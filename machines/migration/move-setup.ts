@@ -34,6 +34,8 @@ export type MoveEvent =
   | { type: 'stage.persisted'; stage: number; attempt: number }
   | { type: 'piece.copied'; piece: number; attempt: number }
   | { type: 'destination.committed'; attempt: number }
+  /** Table 1: the destination refused to commit because its copy may miss what the source served (see unit-move.machine.ts). */
+  | { type: 'destination.stale'; attempt: number }
   | { type: 'destination.failed'; attempt: number }
   | { type: 'timer.fired'; timerId: string }
   | { type: 'crash' }
@@ -86,6 +88,8 @@ export const moveSetup = setup({
     beginFirstAttempt: assign({ attempt: 1, piece: 0 }),
     /** A crash loses everything volatile; only the durable checkpoint survives. */
     forgetVolatile: assign({ pending: null }),
+    /** Table 1, after the destination refused to commit: a new attempt (above the refused one) copies the page again. */
+    beginCopyAgain: assign(({ context }) => ({ attempt: context.attempt + 1, piece: 0 })),
     beginNextAttempt: assign(({ context }) => ({
       attempt: context.checkpoint.attempt + 1,
       piece: pieceToResume(context.checkpoint) ?? context.pieceCount - 1,

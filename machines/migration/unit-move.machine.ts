@@ -24,7 +24,20 @@ import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, fl
  * is finished restarts the whole copy (stage 2, with a new attempt number so
  * that late messages of the old attempt are ignored); a failure after it only
  * completes the flip, which copies nothing again (N/A).
+ *
+ * The flip hands reads from the source to the destination, so the two copies
+ * must then agree on everything the source has served. A failure after the
+ * copy can break that: a source crash loses the dual writes still on their way
+ * to the destination (which the source may have applied and served), and a
+ * power cut on either side loses writes not yet synced there but kept on the
+ * other. So the destination commits an attempt only if it took that
+ * attempt's copy itself, in its current incarnation; otherwise it answers
+ * `destination.stale` and the move copies the page again (a new attempt of
+ * stage 2) before it commits. A restart that only completes the flip is the
+ * table's N/A; the copy again is the commit's refusal, not the restart.
  */
+const unitFlip = flipStates('unitMove');
+
 export const unitMoveMachine = moveSetup.createMachine({
   id: 'unitMove',
   context: ({ input }) => moveContextFromInput(input),
@@ -65,7 +78,14 @@ export const unitMoveMachine = moveSetup.createMachine({
             },
           },
         },
-        ...flipStates('unitMove'),
+        ...unitFlip,
+        committing: {
+          ...unitFlip.committing,
+          on: {
+            ...unitFlip.committing.on,
+            'destination.stale': { guard: 'isCurrentAttempt', target: '#unitMove.moving.startMove', actions: 'beginCopyAgain' },
+          },
+        },
       },
     },
     interrupted: {

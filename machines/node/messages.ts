@@ -35,8 +35,17 @@ export type PeerMessage =
   /** Source → destination: a read of a piece the destination already serves (Table 2). */
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
-  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number }
+  /** `freshCopy` (Table 1): commit only if this attempt's copy was taken here, by this incarnation, else answer `move.copyStale`. */
+  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean }
   | { type: 'move.committed'; pageKey: PageKey; attempt: number }
+  /** Destination → source: the commit is refused because the copy here may miss what the source served; copy again. */
+  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number }
+  /**
+   * Source → destination (Table 2), before a finished piece's reads move there: confirm that this incarnation took this
+   * attempt's copy and holds every part since, durably. `ok` false: it restarted (or never took it); copy the piece again.
+   */
+  | { type: 'piece.handover'; pageKey: PageKey; attempt: number; epoch: number; piece: number }
+  | { type: 'piece.handedOver'; pageKey: PageKey; attempt: number; piece: number; ok: boolean }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */

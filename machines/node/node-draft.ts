@@ -22,7 +22,7 @@ type Mutable<T> = {
 };
 
 type MapField = 'volumes' | 'routes' | 'replicas' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
-  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'commitsDeferred';
+  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined';
 type Draft = Mutable<NodeState>;
 
 export class NodeDraft {
@@ -76,14 +76,15 @@ export class NodeDraft {
   get localWritesInFlight(): Draft['localWritesInFlight'] { return this.#edit('localWritesInFlight'); }
   get blockVersions(): Draft['blockVersions'] { return this.#edit('blockVersions'); }
   get parked(): Draft['parked'] { return this.#edit('parked'); }
-  get commitsDeferred(): Draft['commitsDeferred'] { return this.#edit('commitsDeferred'); }
+  get handoversDeferred(): Draft['handoversDeferred'] { return this.#edit('handoversDeferred'); }
+  get attemptsJoined(): Draft['attemptsJoined'] { return this.#edit('attemptsJoined'); }
 
   finish(): NodeState {
     return {
       config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.read('routes'), replicas: this.read('replicas'), moves: this.read('moves'),
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       writeSequences: this.read('writeSequences'), localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
-      forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), commitsDeferred: this.read('commitsDeferred'),
+      forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
     };
   }

@@ -80,6 +80,7 @@ export type Continuation =
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
+  | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -90,6 +91,16 @@ export interface MembershipChangeMade {
   readonly requestId: string;
   readonly told: readonly ServerId[];
   readonly removal: boolean;
+}
+
+export type DeferredHandover =
+  | { readonly kind: 'commit'; readonly destination: ServerId; readonly attempt: number; readonly epoch: number; readonly freshCopy: boolean }
+  /** `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint waits for its answer. */
+  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number; readonly piece: number; readonly confirming: boolean };
+
+export interface AttemptJoined {
+  readonly attempt: number;
+  readonly copyTaken: boolean;
 }
 
 export interface FlushEntry {
@@ -126,8 +137,17 @@ export interface NodeState {
   readonly forwardedWritesDone: RememberedOrigins;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
-  /** Source side: a commit request waiting until every part already sent to the destination has been answered. */
-  readonly commitsDeferred: Readonly<Record<string, { readonly destination: ServerId; readonly attempt: number; readonly epoch: number }>>;
+  /**
+   * Source side: a hand-over to the destination waiting until every part already sent there has been answered — the
+   * commit request, or (Table 2) the checkpoint that hands a finished piece's reads to the destination.
+   */
+  readonly handoversDeferred: Readonly<Record<string, DeferredHandover>>;
+  /**
+   * Destination side: the move attempt of each page this incarnation itself switched to (by the attempt's first
+   * message here), and whether it has since taken that attempt's piece copy. A unit move commits only an attempt whose
+   * copy was taken here in this incarnation: a restart may have lost writes the source served (see unit-move.machine.ts).
+   */
+  readonly attemptsJoined: Readonly<Record<string, AttemptJoined>>;
   /** Who is in the group (machines/membership): starts as the configured group at epoch 0, then follows the newest record learned. */
   readonly membership: Membership;
   /** This server's leave check while it is drained and asks to leave; null otherwise (reset whenever the record changes). */
@@ -140,7 +160,7 @@ export interface NodeState {
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
-    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, commitsDeferred: {},
+    flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
   };
 }

@@ -4,6 +4,7 @@ import { assert, assertNever, pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
 import { progressTimerId } from '../migration/move-setup.js';
+import { finishStage } from '../migration/stage-numbers.js';
 import { readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
@@ -19,7 +20,7 @@ import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
-import type { Continuation, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
+import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
@@ -43,6 +44,14 @@ import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, mo
  * if it is newer than what the block holds, so a copy that arrives after a
  * dual write, or a duplicated or reordered message, can never roll a block
  * back. The runtime must apply data writes of one page in the order issued.
+ *
+ * Handing reads over (a finished piece of Table 2, the flip of Table 1) waits
+ * until every part sent to the destination is answered, with the page fenced,
+ * and then for the destination's confirmation that this incarnation took the
+ * attempt's copy and has synced the page; otherwise the piece or page is
+ * copied again. A crash or power cut on either side may have lost what the
+ * other still holds, and reads must never move to a copy that misses what the
+ * source served (README, "Handing reads over").
  */
 export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
   const work = new NodeStep(state);
@@ -360,8 +369,15 @@ class NodeStep {
    */
   #fenced(pageText: string): boolean {
     const move = this.next.read('moves')[pageText];
-    return move !== undefined && move.snapshot.status === 'active' &&
-      (move.snapshot.matches({ moving: 'committing' }) || move.snapshot.matches({ moving: 'flipping' }));
+    if (move === undefined || move.snapshot.status !== 'active') return false;
+    const { snapshot } = move;
+    if (snapshot.matches({ moving: 'committing' }) || snapshot.matches({ moving: 'flipping' })) return true;
+    // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
+    // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
+    if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return true;
+    // Table 1 after a failure past the copy: the destination may already own the page (its commit answer lost), and a
+    // source that lost unsynced writes in a power cut must not serve reads the destination's copy would then contradict.
+    return move.kind === 'unit' && snapshot.matches('interrupted') && snapshot.context.checkpoint.pieceModes[0] === 'copied';
   }
 
   #partsOutstandingAt(pageText: string, server: ServerId): boolean {
@@ -369,14 +385,36 @@ class NodeStep {
       serve.remaining.includes(server) && pageKeyText(this.next.read('requests').get(serve.id)?.operation.pageKey ?? { volume: '', page: -1 }) === pageText);
   }
 
-  /** Sends a deferred commit request once nothing is outstanding at the destination. */
-  #sendDeferredCommit(pageText: string): void {
-    const deferred = this.next.read('commitsDeferred')[pageText];
-    if (!deferred || this.#partsOutstandingAt(pageText, deferred.destination)) return;
-    delete this.next.commitsDeferred[pageText];
+  /** Carries out a deferred hand-over (commit request or piece hand-over checkpoint) once nothing is outstanding at the destination. */
+  #sendDeferredHandover(pageText: string): void {
+    const deferred = this.next.read('handoversDeferred')[pageText];
+    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming) || this.#partsOutstandingAt(pageText, deferred.destination)) return;
+    delete this.next.handoversDeferred[pageText];
     const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
-    this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: move.snapshot.context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch } });
+    const context = move.snapshot.context;
+    if (deferred.kind === 'commit') {
+      this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy } });
+      return;
+    }
+    // Table 2: the destination confirms it still holds, durably, everything sent this attempt (a power cut there may
+    // have lost a dual write the source has served since); the checkpoint waits for the answer or a time-out.
+    this.next.handoversDeferred[pageText] = { ...deferred, confirming: true };
+    this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'piece.handover', pageKey: context.pageKey, attempt: deferred.attempt, epoch: context.checkpoint.epoch + 1, piece: deferred.piece } });
+    this.effects.push({ type: 'timer.set', timerId: `handover|${pageText}|${deferred.attempt}:${deferred.stage}`, delayMs: context.progressTimeoutMs });
+  }
+
+  /** The destination's answer to piece.handover: persist the finish checkpoint, or restart the piece's copy. */
+  #pieceHandedOver(message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
+    const key = pageKeyText(message.pageKey);
+    const deferred = this.next.read('handoversDeferred')[key];
+    const move = this.next.read('moves')[key];
+    if (deferred?.kind !== 'finishPiece' || !deferred.confirming || deferred.attempt !== message.attempt || deferred.piece !== message.piece) return;
+    if (!move || move.snapshot.status !== 'active' || move.snapshot.context.attempt !== message.attempt) return;
+    if (!message.ok) return this.#stepMove(message.pageKey, { type: 'destination.failed', attempt: message.attempt });
+    delete this.next.handoversDeferred[key];
+    const context = move.snapshot.context;
+    if (context.pending?.stage === deferred.stage) this.#persistCheckpoint(context.pageKey, context, context.pending);
   }
 
   /** Lets parked requests go once the fence lifts: to the new owner after a flip, or served here after an interruption. */
@@ -433,7 +471,8 @@ class NodeStep {
 
   #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null = null): void {
     const serve = this.next.read('serves').get(serveId);
-    if (!serve || !serve.remaining.includes(server)) return;
+    // A late or repeated answer (its part done, or its request gone with an earlier incarnation): nobody reads what it brought.
+    if (!serve || !serve.remaining.includes(server)) return readToken ? this.#releaseReceivedData(readToken) : undefined;
     if (!ok) return; // Left outstanding: the retry timer resends it.
     const entry = this.next.read('requests').get(serveId);
     if (readToken && entry) this.next.requests.set(serveId, { ...entry, readToken });
@@ -444,7 +483,7 @@ class NodeStep {
     }
     this.next.serves.delete(serveId);
     this.#stepRequest(serveId, { type: 'request.served' });
-    if (entry) this.#sendDeferredCommit(pageKeyText(entry.operation.pageKey));
+    if (entry) this.#sendDeferredHandover(pageKeyText(entry.operation.pageKey));
   }
 
   #retryServe(serveId: string, retries: number): void {
@@ -460,7 +499,7 @@ class NodeStep {
       const move = this.#activeMoveContext(key);
       // A part the destination never took leaves its copy behind the source's: the attempt fails and restarts with a copy.
       if (move && peers.includes(move.destination)) this.#stepMove(entry.operation.pageKey, { type: 'destination.failed', attempt: move.attempt });
-      this.#sendDeferredCommit(key);
+      this.#sendDeferredHandover(key);
       return;
     }
     const retried = { ...serve, retries: serve.retries + 1 };
@@ -521,11 +560,11 @@ class NodeStep {
     if (move.snapshot.status === 'done') {
       delete this.next.moves[key];
       delete this.next.blockVersions[key];
-      delete this.next.commitsDeferred[key];
+      delete this.next.handoversDeferred[key];
       this.#releaseParked(key, true);
       return;
     }
-    if (!this.#fenced(key)) delete this.next.commitsDeferred[key];
+    if (!this.#fenced(key) || move.snapshot.matches('interrupted')) delete this.next.handoversDeferred[key];
     this.#releaseParked(key, false);
     if (move.snapshot.matches('interrupted')) {
       this.effects.push({ type: 'timer.set', timerId: `move-restart|${key}|${move.snapshot.context.checkpoint.attempt}`, delayMs: this.next.config.moveRestartDelayMs });
@@ -556,6 +595,12 @@ class NodeStep {
       const context = move.snapshot.context;
       switch (effect.type) {
         case 'stage.persist':
+          if (move.kind === 'piecewise' && effect.checkpoint.stage === finishStage('piecewise', context.piece)) {
+            // Handing the piece's reads to the destination waits for every part already sent there (see #fenced).
+            this.next.handoversDeferred[key] = { kind: 'finishPiece', destination: context.destination, attempt: context.attempt, stage: effect.checkpoint.stage, piece: context.piece, confirming: false };
+            this.#sendDeferredHandover(key);
+            break;
+          }
           this.#persistCheckpoint(pageKey, context, effect.checkpoint);
           break;
         case 'piece.copy': {
@@ -576,8 +621,8 @@ class NodeStep {
           break;
         }
         case 'commit.request':
-          this.next.commitsDeferred[key] = { destination: effect.destination, attempt: effect.attempt, epoch: effect.epoch };
-          this.#sendDeferredCommit(key);
+          this.next.handoversDeferred[key] = { kind: 'commit', destination: effect.destination, attempt: effect.attempt, epoch: effect.epoch, freshCopy: context.kind === 'unit' };
+          this.#sendDeferredHandover(key);
           break;
         case 'copy.release': {
           this.effects.push({ type: 'data.delete', pageKey });
@@ -689,7 +734,10 @@ class NodeStep {
    * finishes the flip. Messages of older attempts are then refused.
    */
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
-    if (this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) this.next.blockVersions[pageKeyText(pageKey)] = noBlockVersions;
+    if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) return;
+    const key = pageKeyText(pageKey);
+    this.next.blockVersions[key] = noBlockVersions;
+    this.next.attemptsJoined[key] = { attempt, copyTaken: false };
   }
 
   /**
@@ -710,6 +758,8 @@ class NodeStep {
     if (this.#refusesMoveAsRemoved(from)) return this.#releaseReceivedData(message.dataToken);
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return this.#releaseReceivedData(message.dataToken);
+    const joined = this.next.read('attemptsJoined')[key];
+    if (joined?.attempt === attempt && !joined.copyTaken) this.next.attemptsJoined[key] = { attempt, copyTaken: true };
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
@@ -787,8 +837,33 @@ class NodeStep {
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
     const current = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
     if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
+    const joined = this.next.read('attemptsJoined')[key];
+    if (message.freshCopy && !(joined?.attempt === message.attempt && joined.copyTaken)) {
+      // Table 1: this copy was taken by an earlier attempt or incarnation, so it may miss writes the source has served.
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt } });
+      return;
+    }
     // The destination holds the page durably before it becomes the owner.
     const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
+    this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
+  }
+
+  /**
+   * Table 2: the source asks before handing a finished piece's reads over. This incarnation must have switched to the
+   * attempt itself and taken its copy (a restart may have lost dual writes the source has served); then the page is
+   * synced, so every part answered so far is durable, before the answer.
+   */
+  #receiveHandover(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handover' }>): void {
+    if (this.#refusesMoveAsRemoved(from)) return;
+    const key = pageKeyText(message.pageKey);
+    const record = this.next.read('replicas')[key]?.context.record;
+    const joined = this.next.read('attemptsJoined')[key];
+    const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && joined?.attempt === message.attempt && joined.copyTaken;
+    if (!current) {
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, piece: message.piece, ok: false } });
+      return;
+    }
+    const completionId = this.#await({ kind: 'handover.synced', pageText: key, from, attempt: message.attempt, piece: message.piece });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
   }
 
@@ -862,6 +937,9 @@ class NodeStep {
       case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken);
       case 'move.commit': return this.#receiveCommit(from, message);
       case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
+      case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt });
+      case 'piece.handover': return this.#receiveHandover(from, message);
+      case 'piece.handedOver': return this.#pieceHandedOver(message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
       case 'route.query': {
         const { route } = this.#lookup(message.pageKey);
@@ -932,6 +1010,12 @@ class NodeStep {
         this.effects.push({ type: 'token.release', token: continuation.token });
         return;
       }
+      case 'handover.synced': {
+        const replica = this.next.read('replicas')[continuation.pageText];
+        if (!replica) return;
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok } });
+        return;
+      }
       case 'copy.stored': {
         if (!ok) return;
         const record = this.next.replicas[continuation.pageText]?.context.record;
@@ -963,6 +1047,7 @@ class NodeStep {
         const replica = this.next.replicas[continuation.pageText];
         if (!ok || !replica) return;
         this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, null, true);
+        delete this.next.attemptsJoined[continuation.pageText];
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
         return;
       }
@@ -1010,6 +1095,13 @@ class NodeStep {
         this.next.flushes[subject] = { ...flush, retries: flush.retries + 1 };
         return this.#sendFlush(subject);
       }
+      case 'handover': {
+        // No answer to piece.handover in time: the destination is presumed failed, and the piece is copied again.
+        const deferred = this.next.read('handoversDeferred')[subject];
+        const move = this.next.read('moves')[subject];
+        if (!move || !isHandoverTimerLive(deferred, detail)) return;
+        return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
+      }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       default: return;
     }
@@ -1052,9 +1144,15 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       return move !== undefined && move.snapshot.matches('interrupted') && String(move.snapshot.context.checkpoint.attempt) === detail;
     }
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
+    case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     default: return false;
   }
+}
+
+/** A piece hand-over times out only while the destination's confirmation of that very attempt and stage is awaited. */
+function isHandoverTimerLive(deferred: DeferredHandover | undefined, detail: string): boolean {
+  return deferred?.kind === 'finishPiece' && deferred.confirming && `${deferred.attempt}:${deferred.stage}` === detail;
 }
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */

@@ -127,7 +127,7 @@ describe('leaving the group safely', () => {
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false }]);
     const [, readEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.read', requestId: 'r', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1 } });
     expect(messagesOf(readEffects, 'block.readDone').map((sent) => sent.message)).toEqual([{ type: 'block.readDone', requestId: 'r', ok: false, dataToken: null }]);
-    const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2 } });
+    const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: true } });
     expect(afterCommit.replicas['beta/0']).toBeUndefined();
     expect(commitEffects.filter((effect) => effect.type !== 'peer.send' || effect.message.type !== 'membership.update')).toEqual([]);
   });

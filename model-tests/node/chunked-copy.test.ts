@@ -97,8 +97,17 @@ describe('a piece copied in chunks', () => {
     }
     const [finishing, effects] = run(state, [{ type: 'peer.message', from: 's2', message: acks[3]! }]);
     expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
-    expect(ofType(effects, 'meta.commit').map((commit) => commit.writes[0]?.kind)).toEqual(['move']);
     expect(finishing.moves['alpha/0']?.chunksStored).toBeUndefined();
+    // The piece's reads move to the destination only once it confirms it still holds, durably, all it took this attempt.
+    expect(ofType(effects, 'meta.commit')).toEqual([]);
+    const [handover] = sent(effects, 'piece.handover');
+    expect(handover).toMatchObject({ attempt: copies[0]!.attempt, piece: 0 });
+    const [confirming, confirmation] = run(destination, [{ type: 'peer.message', from: 's1', message: handover! }]);
+    const [, answered] = run(confirming, ioDone(ofType(confirmation, 'data.sync')));
+    const [handedOver] = sent(answered, 'piece.handedOver');
+    expect(handedOver).toMatchObject({ attempt: copies[0]!.attempt, piece: 0, ok: true });
+    const [, persisting] = run(finishing, [{ type: 'peer.message', from: 's2', message: handedOver! }]);
+    expect(ofType(persisting, 'meta.commit').map((commit) => commit.writes[0]?.kind)).toEqual(['move']);
   });
 
   it('ignores acknowledgements of another attempt or piece, and ranges that are not its chunks', () => {

@@ -45,6 +45,9 @@ export const keptCounterexamples: readonly KeptCounterexample[] = [
         {type: 'persist', server: 0},
         {type: 'deliver', index: 0},
         {type: 'deliver', index: 0},
+        // s2 confirms the hand-over of piece 0 (piece.handover, piece.handedOver), then s1 persists its finish stage.
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
         {type: 'persist', server: 0},
         {type: 'crash', server: 0},
         {type: 'client.write', server: 1, block: 0},
@@ -55,6 +58,9 @@ export const keptCounterexamples: readonly KeptCounterexample[] = [
         {type: 'deliver', index: 0},
         {type: 'timer', server: 0, timerId: 'move-restart|vol/0|1'},
         {type: 'persist', server: 0},
+        {type: 'deliver', index: 0},
+        {type: 'deliver', index: 0},
+        // The hand-over of piece 1, confirmed as for piece 0.
         {type: 'deliver', index: 0},
         {type: 'deliver', index: 0},
         {type: 'persist', server: 0},

@@ -11,8 +11,12 @@ import { referenceBound } from '../world/world-config.js';
  *
  * The arbitrary below draws one configuration per run: the network mode,
  * which move kinds the admin may ask for and whether forwarding pointers are
- * on, and the page geometry (granules per page, pieces per move). It shrinks towards the plainest world (unordered network, piecewise
- * moves, no pointer), so a counterexample names only the features it needs.
+ * on, the page geometry (granules per page, pieces per move), and what a
+ * crash is: kill -9 (the page cache survives), a power cut with clients
+ * writing without FUA (unsynced data is lost; a lost value must never come
+ * back), or such a cut after which what the crashed server had sent is still
+ * delivered (as TCP may). It shrinks towards the plainest world (unordered network, piecewise
+ * moves, no pointer, kill -9), so a counterexample names only the features it needs.
  */
 export const deepBound: WorldConfig = {
   ...referenceBound,
@@ -28,6 +32,9 @@ const networkModes: readonly NetworkMode[] = ['unordered', 'duplicating', 'lossy
  */
 const geometryChoices: ReadonlyArray<Pick<WorldConfig, 'pieces' | 'movePieces'>> = [{ pieces: 3 }, { pieces: 4, movePieces: 2 }, { pieces: 4, movePieces: 1 }];
 const moveKindChoices: ReadonlyArray<readonly MoveKind[]> = [['piecewise'], ['unit'], ['piecewise', 'unit']];
+const crashChoices: ReadonlyArray<Pick<WorldConfig, 'powerLoss' | 'unflushedWrites' | 'crashKeepsSent'>> = [
+  {}, { powerLoss: true, unflushedWrites: true }, { powerLoss: true, unflushedWrites: true, crashKeepsSent: true },
+];
 
 /** One deep configuration, with the machine set given by `variant` (null = the real machines). */
 export function deepConfigArbitrary(base: WorldConfig = deepBound): fc.Arbitrary<WorldConfig> {
@@ -37,5 +44,6 @@ export function deepConfigArbitrary(base: WorldConfig = deepBound): fc.Arbitrary
     forwardingPointer: fc.boolean(),
     crashes: fc.integer({ min: 0, max: base.crashes }),
     geometry: fc.constantFrom(...geometryChoices),
-  }).map(({ geometry, ...choice }) => ({ ...base, ...choice, ...geometry, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
+    crash: fc.constantFrom(...crashChoices),
+  }).map(({ geometry, crash, ...choice }) => ({ ...base, ...choice, ...geometry, ...crash, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
 }

@@ -32,6 +32,20 @@ export interface WorldConfig {
    * discipline (piece copies durable before they count, commit after sync).
    */
   readonly powerLoss?: boolean;
+  /**
+   * With `powerLoss`: clients write without FUA (and never flush), so a power
+   * cut may lose any acknowledged write; the register then lets a cut roll a
+   * block back but never bring a lost value back (see register-check.ts).
+   * This is what tests that both sides of a move hold the same unflushed data
+   * when readers switch from one to the other.
+   */
+  readonly unflushedWrites?: boolean;
+  /**
+   * A crash keeps the messages the crashed server had already sent (they are
+   * still delivered), as a TCP peer may still read what a killed process had
+   * written to its socket. By default a crash drops them with its connections.
+   */
+  readonly crashKeepsSent?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

@@ -16,7 +16,7 @@ import type { ClientBookkeeping } from './client-bookkeeping.js';
 import { rememberedClientChange } from './client-bookkeeping.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
-import { abandon, complete, initialRegister, invoke } from './register-check.js';
+import { abandon, complete, initialRegister, initialUnflushedRegister, invoke, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
 
 /**
@@ -133,6 +133,11 @@ export function serverName(index: number): ServerId {
   return `s${index + 1}`;
 }
 
+/** Clients write without FUA under power cuts: acknowledged writes may be lost, never resurrected. */
+function unflushedWrites(config: WorldConfig): boolean {
+  return config.powerLoss === true && config.unflushedWrites === true;
+}
+
 export function initialWorld(config: WorldConfig): World {
   const group = Array.from({ length: config.servers }, (_, index) => serverName(index));
   // Pages start on the first servers; the last server starts empty so that moves have somewhere to go.
@@ -154,7 +159,7 @@ export function initialWorld(config: WorldConfig): World {
     return server;
   });
   let world: World = {
-    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegister),
+    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => (unflushedWrites(config) ? initialUnflushedRegister : initialRegister)),
     budgets: budgetsOf({ writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
@@ -537,7 +542,7 @@ export function applyAction(world: World, action: Action): World {
       const next: World = { ...world, clients: invoked.clients, registers: invoked.registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
-      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true } };
+      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true && !unflushedWrites(world.config) } };
       // The key holds the whole input; a write's token holds its value, which its id (w<value>) names.
       return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, startClientRequest, { operation, input });
     }
@@ -629,7 +634,7 @@ function crash(world: World, index: number): World {
   const sightings = stage === null || world.sightings.crashedAtStages.includes(stage) ? world.sightings
     : { ...world.sightings, crashedAtStages: [...world.sightings.crashedAtStages, stage].sort((a, b) => a - b) };
   // The server's volatile state, its unsynced metadata commits, and its connections are lost.
-  const network = world.network.filter((envelope) => envelope.from !== server.id && envelope.to !== server.id);
+  const network = world.network.filter((envelope) => envelope.to !== server.id && (envelope.from !== server.id || world.config.crashKeepsSent === true));
   // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
   let { clients, registers } = world;
   if (clients.some((client) => client.server === server.id && client.status === 'pending')) {
@@ -643,6 +648,8 @@ function crash(world: World, index: number): World {
       return { clients: outcomes, registers: abandoned, violation: null };
     }));
   }
+  // A power cut may roll back every block whose latest writes were not durable (the register decides which values).
+  if (unflushedWrites(world.config)) registers = registers.map(powerCut);
   return { ...replaceServer(world, index, crashedServer(server, world.config)), network, clients, registers, sightings, budgets: spend(world.budgets, 'crashes') };
 }
 
