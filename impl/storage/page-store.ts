@@ -579,10 +579,24 @@ function readFully(handle: FileHandle, buffer: Buffer, positionBytes: number): n
   return doneBytes;
 }
 
+/**
+ * The most one pwrite hands the kernel. A large write makes the page cache
+ * keep its bytes in one large folio (ext4 on this kernel sizes the folio by the
+ * write), and every later small write into that folio walks all its block
+ * buffers: after a 1 MiB sequential fill or a piece copy, each 4 KiB client
+ * write cost about 6 µs more in `ext4_block_write_begin` (16% of the owner's
+ * CPU in `perf`), on the event loop. Written in 64 KiB steps, the folios stay
+ * small: a bare NBD server (impl/nbd + pwrite, fio 4k randwrite QD16 after a
+ * 1M sequential fill) went from 70-75k to 115-125k IOPS, and 16 pwrites per
+ * MiB cost next to nothing.
+ */
+export const pageCacheWriteBytesMax = 64 * 1024;
+
 function writeFully(handle: FileHandle, data: Uint8Array, positionBytes: number): void {
   let doneBytes = 0;
   while (doneBytes < data.length) {
-    doneBytes += fs.writeSync(handle.fd, data, doneBytes, data.length - doneBytes, positionBytes + doneBytes);
+    const stepBytes = Math.min(data.length - doneBytes, pageCacheWriteBytesMax);
+    doneBytes += fs.writeSync(handle.fd, data, doneBytes, stepBytes, positionBytes + doneBytes);
   }
 }
 
