@@ -39,26 +39,12 @@ function fmix(value: number): number {
 
 /** The 128-bit hash, as four words h1..h4 (the digest's bytes are each word little-endian, h1 first), written into `out`. */
 export function murmur3x86Words(words: Int32Array, count: number, seed: number, out: Int32Array): void {
-  let h1 = seed | 0;
-  let h2 = seed | 0;
-  let h3 = seed | 0;
-  let h4 = seed | 0;
   const blocks = count >>> 2;
-  for (let block = 0; block < blocks; block += 1) {
-    const at = block << 2;
-    let k1 = words[at] as number;
-    let k2 = words[at + 1] as number;
-    let k3 = words[at + 2] as number;
-    let k4 = words[at + 3] as number;
-    k1 = Math.imul(k1, c1); k1 = rotl(k1, 15); k1 = Math.imul(k1, c2); h1 ^= k1;
-    h1 = rotl(h1, 19); h1 = (h1 + h2) | 0; h1 = (Math.imul(h1, 5) + 0x561ccd1b) | 0;
-    k2 = Math.imul(k2, c2); k2 = rotl(k2, 16); k2 = Math.imul(k2, c3); h2 ^= k2;
-    h2 = rotl(h2, 17); h2 = (h2 + h3) | 0; h2 = (Math.imul(h2, 5) + 0x0bcaa747) | 0;
-    k3 = Math.imul(k3, c3); k3 = rotl(k3, 17); k3 = Math.imul(k3, c4); h3 ^= k3;
-    h3 = rotl(h3, 15); h3 = (h3 + h4) | 0; h3 = (Math.imul(h3, 5) + 0x96cd1c35) | 0;
-    k4 = Math.imul(k4, c4); k4 = rotl(k4, 18); k4 = Math.imul(k4, c1); h4 ^= k4;
-    h4 = rotl(h4, 13); h4 = (h4 + h1) | 0; h4 = (Math.imul(h4, 5) + 0x32ac3b17) | 0;
-  }
+  mixBlocks(words, blocks, seed, out);
+  let h1 = out[0] as number;
+  let h2 = out[1] as number;
+  let h3 = out[2] as number;
+  let h4 = out[3] as number;
   const tail = blocks << 2;
   const rest = count & 3;
   // Whole tail words only: the word form hashes a byte length that is a multiple of four.
@@ -93,7 +79,11 @@ export function murmur3x86Bytes(bytes: Uint8Array, seed: number): Uint8Array {
   for (let index = 0; index < words.length; index += 1) words[index] = wordAt(index * 4);
   const state = new Int32Array(4);
   // Run the blocks through the word form's loop by hashing them with no tail, then redo the tail and finish by bytes.
-  let [h1, h2, h3, h4] = blockState(words, blockCount, seed);
+  mixBlocks(words, blockCount, seed, state);
+  let h1 = state[0] as number;
+  let h2 = state[1] as number;
+  let h3 = state[2] as number;
+  let h4 = state[3] as number;
   const tail = blockCount * 16;
   const rest = length & 15;
   // Tail word w holds the tail's bytes 4w..4w+3 that exist, little-endian.
@@ -110,8 +100,8 @@ export function murmur3x86Bytes(bytes: Uint8Array, seed: number): Uint8Array {
   return new Uint8Array(state.buffer);
 }
 
-/** The state after the whole 16-byte blocks, before tail and finish. */
-function blockState(words: Int32Array, blockCount: number, seed: number): [number, number, number, number] {
+/** The state after the whole 16-byte blocks, before tail and finish, written into `out` as h1..h4 (no allocation: the word form runs per transition). */
+function mixBlocks(words: Int32Array, blockCount: number, seed: number, out: Int32Array): void {
   let h1 = seed | 0;
   let h2 = seed | 0;
   let h3 = seed | 0;
@@ -131,5 +121,8 @@ function blockState(words: Int32Array, blockCount: number, seed: number): [numbe
     k4 = Math.imul(k4, c4); k4 = rotl(k4, 18); k4 = Math.imul(k4, c1); h4 ^= k4;
     h4 = rotl(h4, 13); h4 = (h4 + h1) | 0; h4 = (Math.imul(h4, 5) + 0x32ac3b17) | 0;
   }
-  return [h1, h2, h3, h4];
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = h3;
+  out[3] = h4;
 }
