@@ -46,34 +46,33 @@ export const canonicalObjectStats = { servers: 0, serversShared: 0, envelopes: 0
 export function canonicalServer(server: SimServer, config: WorldConfig): SimServer {
   if (!canonicalObjects.enabled) return server;
   canonicalObjectStats.servers += 1;
-  const twins = serverTwins(server, config.powerLoss === true);
-  for (const twin of twins) {
-    if (twin === server) return server;
-    // Two fields the text leaves out tell most non-twins apart at once: the server's own name (idle servers' texts
-    // name nobody) and its id counter; sameValue would find them too, after walking the rest.
-    if (twin.id !== server.id || twin.node.nextId !== server.node.nextId) continue;
-    if (sameValue(twin, server, 0)) {
-      canonicalObjectStats.serversShared += 1;
-      return twin;
-    }
-  }
-  if (twins.length < twinsPerTextMax) twins.push(server);
-  return server;
+  // Two fields the text leaves out tell most non-twins apart at once: the server's own name (idle servers' texts name
+  // nobody) and its id counter; sameValue would find them too, after walking the rest.
+  const shared = twinOf(server, serverTwins(server, config.powerLoss === true), (twin) => twin.id !== server.id || twin.node.nextId !== server.node.nextId);
+  if (shared !== server) canonicalObjectStats.serversShared += 1;
+  return shared;
 }
 
 export function canonicalEnvelope(envelope: Envelope): Envelope {
   if (!canonicalObjects.enabled) return envelope;
   canonicalObjectStats.envelopes += 1;
-  const twins = envelopeTwins(envelope);
+  const shared = twinOf(envelope, envelopeTwins(envelope), null);
+  if (shared !== envelope) canonicalObjectStats.envelopesShared += 1;
+  return shared;
+}
+
+/**
+ * The earlier object among `twins` (those with the same text) equal to `value` in every field, or `value` itself,
+ * kept as a twin while there is room. `differsAtOnce` passes over candidates a cheap look tells apart.
+ */
+function twinOf<T extends object>(value: T, twins: T[], differsAtOnce: ((twin: T) => boolean) | null): T {
   for (const twin of twins) {
-    if (twin === envelope) return envelope;
-    if (sameValue(twin, envelope, 0)) {
-      canonicalObjectStats.envelopesShared += 1;
-      return twin;
-    }
+    if (twin === value) return value;
+    if (differsAtOnce !== null && differsAtOnce(twin)) continue;
+    if (sameValue(twin, value, 0)) return twin;
   }
-  if (twins.length < twinsPerTextMax) twins.push(envelope);
-  return envelope;
+  if (twins.length < twinsPerTextMax) twins.push(value);
+  return value;
 }
 
 /** Object graphs in a world are shallow (a server, its node, a snapshot, its context, a record); deeper is a bug. */
