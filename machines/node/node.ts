@@ -837,8 +837,7 @@ class NodeStep {
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
     const current = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
     if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
-    const joined = this.next.read('attemptsJoined')[key];
-    if (message.freshCopy && !(joined?.attempt === message.attempt && joined.copyTaken)) {
+    if (message.freshCopy && !this.#tookCopyOf(key, message.attempt)) {
       // Table 1: this copy was taken by an earlier attempt or incarnation, so it may miss writes the source has served.
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt } });
       return;
@@ -846,6 +845,12 @@ class NodeStep {
     // The destination holds the page durably before it becomes the owner.
     const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
+  }
+
+  /** Whether this incarnation switched to the page's move attempt itself and has taken that attempt's copy since. */
+  #tookCopyOf(pageText: string, attempt: number): boolean {
+    const joined = this.next.read('attemptsJoined')[pageText];
+    return joined?.attempt === attempt && joined.copyTaken;
   }
 
   /**
@@ -857,8 +862,7 @@ class NodeStep {
     if (this.#refusesMoveAsRemoved(from)) return;
     const key = pageKeyText(message.pageKey);
     const record = this.next.read('replicas')[key]?.context.record;
-    const joined = this.next.read('attemptsJoined')[key];
-    const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && joined?.attempt === message.attempt && joined.copyTaken;
+    const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && this.#tookCopyOf(key, message.attempt);
     if (!current) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, piece: message.piece, ok: false } });
       return;
