@@ -127,11 +127,11 @@ async function profileMoves(kind: MoveKind, movePieces: number | undefined): Pro
     const granuleBlocks = pageSizeBlocks / piecesPerPage;
     for (let page = 0; page < pageCount; page += 1) {
       for (let granule = 0; granule < piecesPerPage; granule += 1) {
-        const reply = await s1.request({ kind: 'write', pageKey: { volume: 'bench', page }, offsetBlocks: granule * granuleBlocks, lengthBlocks: granuleBlocks, fua: false }, randomBytes(granuleBlocks * blockSizeBytes));
+        const reply = await s1.request({ kind: 'write', pageKey: { volume: 'bench', page }, offsetBlocks: granule * granuleBlocks, lengthBlocks: granuleBlocks, fua: false }, randomBytes(granuleBlocks * blockSizeBytes), 'bench');
         if (reply.outcome.status !== 'ok') throw new Error(`fill write failed: ${JSON.stringify(reply.outcome)}`);
       }
     }
-    await s1.flush();
+    await s1.flush('bench', 'bench');
     profile.samples = [];
     const startedMs = performance.now();
     const cpuBefore = process.cpuUsage();

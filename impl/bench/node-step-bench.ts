@@ -67,7 +67,7 @@ function run(scenario: Scenario, writeCount: number, seed: number): { microsecon
     const page = Math.floor(block * 8 / volume.pageSizeBlocks);
     issued += 1;
     pending.push([scenario.entry, {
-      type: 'client.request', requestId: `w${issued}`,
+      type: 'client.request', requestId: `w${issued}`, connectionId: 'bench',
       operation: { kind: 'write', pageKey: { volume: volume.name, page }, offsetBlocks: (block * 8) % volume.pageSizeBlocks, lengthBlocks: 8, fua: false },
     }]);
   };

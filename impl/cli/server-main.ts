@@ -18,6 +18,7 @@ import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
+import { recordCleanStop, startLossEpoch } from '../storage/loss-epoch.js';
 import { startBalancing } from '../balance/balance-wiring.js';
 import type { RunningBalancer } from '../balance/balance-wiring.js';
 import { DrainDriver } from '../runtime/drain-driver.js';
@@ -65,10 +66,12 @@ async function main(): Promise<void> {
     })));
     balancing?.followMembership(membership);
   };
+  const { lossEpoch, raised } = startLossEpoch(self.dataDirectory, pageStoreOptions);
+  if (raised) log(`loss epoch ${lossEpoch}: the previous run did not stop cleanly and unsynced writes may be lost; FLUSHes covering them fail`);
   runtime = new ServerRuntime({
     bootstrapMembership: bootstrap, onMembership,
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },
-    incarnation: nextIncarnation(self.dataDirectory), pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
+    incarnation: nextIncarnation(self.dataDirectory), lossEpoch, pages, metadata, peers: transport, log, copyThrottleBytesPerSecond: group.moveThrottleMBps * 1024 * 1024,
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
   });
   await transport.listen();
@@ -96,9 +99,11 @@ async function main(): Promise<void> {
     await admin.close();
     runtime?.stop();
     await transport.close();
-    await pages.sync(null).catch(() => undefined);
+    const synced = await pages.sync(null).then(() => true, () => false);
     await pages.close();
     await metadata.close();
+    // Only a stop that synced every page may tell the next start that nothing was lost.
+    if (synced) recordCleanStop(self.dataDirectory, lossEpoch);
     traceStream?.end();
     process.exit(0);
   };

@@ -136,11 +136,22 @@ describe('power-loss model', () => {
     expect(lossReport(history).lost.map((loss) => loss.writeId)).toEqual([2]);
   });
 
-  it('tells a write lost by a crash before its flush completed from one the checker forbids losing', () => {
+  it('forbids losing a write whose flush completed ok only after the crash (the FLUSH must fail instead)', () => {
     const { w1, w2, r2, crash } = base();
-    // The flush on w2's connection completes only after the crash: the checker lets the crash roll w2 back.
+    // The flush on w2's connection was sent before the crash and answered ok after it: it says w2 survived.
     const lateFlush = op({ f: 'flush', block: -1, invokeNs: 6, completeNs: 12 });
     const history = [w1, w2, r2, lateFlush, crash, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
+    expect(checkHistory(history).verdict).toBe('invalid');
+    expect(lossReport(history).lost.map((loss) => loss.writeId)).toEqual([2]);
+  });
+
+  it('allows losing a write a crash came during, and tells it apart from a forbidden loss', () => {
+    const { w1, r2 } = base();
+    // The crash completes while w2 is still in flight; w2's acknowledgement and a later flush come after it.
+    const w2 = op({ f: 'write', value: 2, invokeNs: 2, completeNs: 12 });
+    const crash = op({ f: 'crash', block: -1, process: -1, invokeNs: 9, completeNs: 10 });
+    const flush = op({ f: 'flush', block: -1, invokeNs: 13, completeNs: 14 });
+    const history = [w1, w2, crash, flush, r2, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
     expect(checkHistory(history).verdict).toBe('valid');
     expect(lossReport(history).counts.lostBeforeFlush).toBe(1);
     expect(lossReport(history).lost).toEqual([]);

@@ -1,9 +1,12 @@
 /**
  * When each acknowledged write became *required* durable, by NBD's contract:
- * a write sent with FUA is durable once acknowledged; any other write once a
- * FLUSH sent on the same connection after the write's acknowledgement has
- * completed. A write that never met either condition may be lost by a power
- * loss, and the checker's crash model lets it be.
+ * a write sent with FUA is durable once acknowledged; any other write is
+ * durable from its acknowledgement on as soon as a FLUSH sent on the same
+ * connection after that acknowledgement completes `ok`. (The FLUSH's `ok`
+ * says every write acknowledged before it is durable, so no power cut since
+ * the acknowledgement may have taken it: a group that lost it must fail the
+ * FLUSH, machines/node/loss-watch.ts.) A write that met neither condition may
+ * be lost by a power loss, and the checker's crash model lets it be.
  *
  * The group's FLUSH is in fact a group-wide barrier, so this rule is weaker
  * than what blockshift promises: it can miss a loss the barrier forbids, but
@@ -20,18 +23,9 @@ export function requiredDurableTimes(operations: readonly Operation[]): Map<numb
     list.push(operation);
     flushesByConnection.set(operation.connection, list);
   }
-  // For each connection: flushes by invocation time, and the earliest completion among each suffix.
-  const suffixMinimum = new Map<number, { invokes: number[]; completeMinimum: number[] }>();
-  for (const [connection, flushes] of flushesByConnection) {
-    flushes.sort((left, right) => left.invokeNs - right.invokeNs);
-    const completeMinimum = new Array<number>(flushes.length);
-    let minimum = Infinity;
-    for (let index = flushes.length - 1; index >= 0; index -= 1) {
-      minimum = Math.min(minimum, flushes[index]!.completeNs);
-      completeMinimum[index] = minimum;
-    }
-    suffixMinimum.set(connection, { invokes: flushes.map((flush) => flush.invokeNs), completeMinimum });
-  }
+  // For each connection: the invocation times of its successful flushes, sorted.
+  const flushInvokesByConnection = new Map<number, number[]>();
+  for (const [connection, flushes] of flushesByConnection) flushInvokesByConnection.set(connection, flushes.map((flush) => flush.invokeNs).sort((left, right) => left - right));
   const durable = new Map<number, number>();
   for (const operation of operations) {
     if (operation.f !== 'write') continue;
@@ -43,9 +37,9 @@ export function requiredDurableTimes(operations: readonly Operation[]): Map<numb
       durable.set(operation.value, operation.completeNs);
       continue;
     }
-    const flushes = suffixMinimum.get(operation.connection);
-    const first = flushes ? firstAtOrAfter(flushes.invokes, operation.completeNs) : -1;
-    durable.set(operation.value, flushes && first >= 0 ? flushes.completeMinimum[first]! : Infinity);
+    const flushInvokes = flushInvokesByConnection.get(operation.connection);
+    const flushedLater = flushInvokes !== undefined && firstAtOrAfter(flushInvokes, operation.completeNs) >= 0;
+    durable.set(operation.value, flushedLater ? operation.completeNs : Infinity);
   }
   return durable;
 }

@@ -10,13 +10,13 @@
  *                 cannot explain that (the checker reports the block too).
  *   lostUnflushed the same, but the write was never required durable and the
  *                 run had power-loss crashes: NBD allows that loss
- *   lostBeforeFlush the same, but a power-loss crash came after the write
- *                 began and before the FLUSH that made it required durable
- *                 had completed. The checker's crash model allows that loss
- *                 (it judges durability at each crash, see durability.ts),
- *                 so it is not counted as lost. NBD does not: that FLUSH was
- *                 acknowledged after the write it covers was gone. Reported
- *                 apart because the group does not yet fail such a FLUSH.
+ *   lostBeforeFlush the same, but a power-loss crash came while the write
+ *                 was in flight (after it began, before its acknowledgement),
+ *                 and a FLUSH made it required durable only later. The
+ *                 checker's crash model allows that loss (it judges
+ *                 durability at each crash, see durability.ts), so it is not
+ *                 counted as lost; the group in fact fails such a FLUSH too
+ *                 (machines/node/loss-watch.ts), so it is reported apart.
  *   neverRead     no final read of its block
  *
  * A write is counted once, by the worst verdict over the final reads of its

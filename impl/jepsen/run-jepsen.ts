@@ -207,7 +207,7 @@ function summaryText(result: Omit<JepsenResult, 'summary'>, options: JepsenOptio
   for (const block of [...result.check.invalidBlocks, ...result.check.unknownBlocks]) lines.push(`  block ${block.block}: ${block.verdict}: ${block.reason ?? ''}`);
   for (const loss of result.loss.lost.slice(0, 20)) lines.push(`  lost write ${loss.writeId} of block ${loss.block} (final value ${loss.finalValue})`);
   if (result.loss.counts.lostBeforeFlush > 0) {
-    lines.push(`  ${result.loss.counts.lostBeforeFlush} write(s) lost by a power loss before the FLUSH covering them completed, which then succeeded (the checker's crash model allows it, NBD does not: README limits)`);
+    lines.push(`  ${result.loss.counts.lostBeforeFlush} write(s) lost by a power loss while in flight, later covered by a FLUSH that succeeded (the checker's crash model allows it; the group should have failed that FLUSH)`);
   }
   if (result.check.invalidBlocks.length + result.check.unknownBlocks.length > 0) lines.push(`timeline:   ${join(result.outputDirectory, 'timeline.html')}`);
   lines.push(`output:     ${result.outputDirectory}`);

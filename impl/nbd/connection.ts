@@ -117,6 +117,8 @@ export class NbdConnection {
       if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
       this.phase = 'closed';
       this.queue.clear();
+      // Once the socket is gone for good, whichever side closed it; requests still in the backend may yet complete.
+      this.backend.connectionClosed?.(this.label);
     });
     socket.write(encodeGreeting());
   }
@@ -355,10 +357,10 @@ export class NbdConnection {
         if (lengthBytes > 0) await this.backend.write(exportName, offsetBytes, payload, fua, this.label);
         return undefined;
       case NBD_CMD_FLUSH:
-        await this.backend.flush(exportName);
+        await this.backend.flush(exportName, this.label);
         return undefined;
       case NBD_CMD_TRIM:
-        if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua);
+        if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua, this.label);
         return undefined;
       case NBD_CMD_WRITE_ZEROES:
         if (lengthBytes > 0) await this.backend.writeZeroes(exportName, offsetBytes, lengthBytes, fua, this.label);

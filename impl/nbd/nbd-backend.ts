@@ -39,10 +39,10 @@ export interface NbdBackend {
   read(exportName: string, offsetBytes: number, lengthBytes: number, clientId?: NbdClientId): Promise<Buffer>;
   /** With `fua`, resolves only once the data is durable. */
   write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean, clientId?: NbdClientId): Promise<void>;
-  /** Resolves once every write already acknowledged is durable. */
-  flush(exportName: string): Promise<void>;
+  /** Resolves once every write already acknowledged is durable; rejects (EIO) if one may have been lost. */
+  flush(exportName: string, clientId?: NbdClientId): Promise<void>;
   /** A hint that the range is no longer needed; its contents become unspecified. */
-  trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void>;
+  trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
   /** After it resolves, the range reads as zeroes. */
   writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
   /**
@@ -51,4 +51,6 @@ export interface NbdBackend {
    * take them together (the server runtime steps its node once for all).
    */
   batch?<T>(body: () => T): T;
+  /** Optional: the connection `clientId` closed; called once, after which no request of it is issued. */
+  connectionClosed?(clientId: NbdClientId): void;
 }

@@ -28,7 +28,8 @@ const outcome = fc.oneof(
   fc.record({ status: fc.constant('stale' as const), owner: text, epoch: count }),
   fc.record({ status: fc.constant('error' as const), errno: fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), count), reason: text }),
 );
-const answer: fc.Arbitrary<PeerMessage> = fc.record({ type: fc.constant('request.answer' as const), requestId: text, retry: count, outcome, dataToken: token });
+const holders = fc.array(fc.record({ server: text, lossEpoch: count }), { maxLength: 3 });
+const answer: fc.Arbitrary<PeerMessage> = fc.record({ type: fc.constant('request.answer' as const), requestId: text, retry: count, outcome, dataToken: token, holders });
 
 function roundTrip(message: PeerMessage, data: Buffer | null): { message: PeerMessage; data: Buffer | null; headerKind: number } {
   const stream = encodePeerFrame({ kind: 'message', message }, data);
@@ -59,9 +60,10 @@ describe('compact request headers', () => {
 
   it('ordinary forwards and answers take the compact layout, which is much smaller than JSON', () => {
     const answers: PeerMessage[] = [
-      { type: 'request.answer', requestId: 's2.1-17', retry: 2, outcome: { status: 'ok' }, dataToken: 'read:s1.1-99' },
-      { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'stale', owner: 's3', epoch: 7 }, dataToken: null },
-      { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'error', errno: 5, reason: 'disk ✗' }, dataToken: null },
+      { type: 'request.answer', requestId: 's2.1-17', retry: 2, outcome: { status: 'ok' }, dataToken: 'read:s1.1-99', holders: [] },
+      { type: 'request.answer', requestId: 's2.1-18', retry: 0, outcome: { status: 'ok' }, dataToken: null, holders: [{ server: 's1', lossEpoch: 3 }, { server: 's3', lossEpoch: 0 }] },
+      { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'stale', owner: 's3', epoch: 7 }, dataToken: null, holders: [] },
+      { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'error', errno: 5, reason: 'disk ✗' }, dataToken: null, holders: [] },
     ];
     for (const message of [ordinaryForward, ...answers]) {
       const received = roundTrip(message, null);

@@ -14,7 +14,8 @@
  *            u32 lengthBlocks, [dataToken]
  *   answer:  requestId, u32 retry, u8 flags (4 has token), u8 status
  *            (0 ok, 1 stale, 2 error), stale: owner, u32 epoch;
- *            error: i32 errno, reason; then [dataToken]
+ *            error: i32 errno, reason; then [dataToken], u8 holderCount,
+ *            holderCount × (server, u32 lossEpoch)
  *
  * `encodeCompactRequestHeader` returns null for a message it cannot write
  * exactly (another type, a number outside u32, a string over 64 KiB): the
@@ -109,8 +110,14 @@ function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | nul
     textBytes = stringFieldBytes(outcome.reason);
     outcomeBytes += 4 + textBytes;
   } else if (outcome.status !== 'ok') return null;
-  if (idBytes < 0 || tokenBytes < 0 || textBytes < 0) return null;
-  const head = Buffer.allocUnsafe(prefixBytes + 1 + idBytes + 4 + 1 + outcomeBytes + tokenBytes);
+  if (idBytes < 0 || tokenBytes < 0 || textBytes < 0 || message.holders.length > 0xff) return null;
+  let holdersBytes = 1;
+  for (const holder of message.holders) {
+    const serverBytes = stringFieldBytes(holder.server);
+    if (serverBytes < 0 || !isU32(holder.lossEpoch)) return null;
+    holdersBytes += serverBytes + 4;
+  }
+  const head = Buffer.allocUnsafe(prefixBytes + 1 + idBytes + 4 + 1 + outcomeBytes + tokenBytes + holdersBytes);
   let offset = prefixBytes;
   head.writeUInt8(compactAnswerKind, offset);
   offset = writeString(head, offset + 1, message.requestId, idBytes);
@@ -128,6 +135,11 @@ function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | nul
     offset = writeString(head, offset, outcome.reason, textBytes);
   }
   if (message.dataToken !== null) offset = writeString(head, offset, message.dataToken, tokenBytes);
+  offset = head.writeUInt8(message.holders.length, offset);
+  for (const holder of message.holders) {
+    offset = writeString(head, offset, holder.server, stringFieldBytes(holder.server));
+    offset = head.writeUInt32BE(holder.lossEpoch, offset);
+  }
   return head;
 }
 
@@ -210,8 +222,11 @@ export function decodeCompactRequestHeader(kind: number, bytes: Buffer, start: n
       outcome = { status: 'error', errno, reason: reader.text() };
     } else throw new Error(`compact answer header has unknown status ${status}`);
     const dataToken = (flags & flagToken) !== 0 ? reader.text() : null;
+    const holderCount = reader.u8();
+    const holders: Array<{ server: string; lossEpoch: number }> = [];
+    for (let index = 0; index < holderCount; index += 1) holders.push({ server: reader.text(), lossEpoch: reader.u32() });
     reader.finish();
-    return { type: 'request.answer', requestId, retry, outcome, dataToken };
+    return { type: 'request.answer', requestId, retry, outcome, dataToken, holders };
   }
   throw new Error(`unknown peer header kind ${kind}`);
 }

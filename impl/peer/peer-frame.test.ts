@@ -32,9 +32,9 @@ describe('peer frames', () => {
     const envelope = message(1);
     const header = Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(envelope), 'utf8')]);
     const expected = Buffer.alloc(9 + header.length + data.length);
-    expect(peerProtocolVersion).toBe(2);
+    expect(peerProtocolVersion).toBe(3);
     expected.writeUInt32BE(5 + header.length + data.length, 0);
-    expected.writeUInt8(2, 4);
+    expected.writeUInt8(3, 4);
     expected.writeUInt32BE(header.length, 5);
     header.copy(expected, 9);
     data.copy(expected, 9 + header.length);
@@ -75,11 +75,12 @@ describe('peer frames', () => {
     expect(() => new PeerFrameDecoder().push(prefix)).toThrow('malformed peer frame lengths');
   });
 
-  it('refuses a version 1 frame (a header without a kind byte)', () => {
+  // Version 1 had no kind byte; version 2 no loss epochs in write answers, FLUSH answers and leave checks.
+  it.each([1, 2])('refuses a version %i frame', (version) => {
     const prefix = Buffer.alloc(9);
     prefix.writeUInt32BE(15, 0);
-    prefix.writeUInt8(1, 4);
+    prefix.writeUInt8(version, 4);
     prefix.writeUInt32BE(10, 5);
-    expect(() => new PeerFrameDecoder().push(prefix)).toThrow('peer protocol version 1, expected 2');
+    expect(() => new PeerFrameDecoder().push(prefix)).toThrow(`peer protocol version ${version}, expected 3`);
   });
 });

@@ -10,14 +10,15 @@
  * them twice. `data` is the bytes the runtime holds under the message's data
  * token, if any. Lengths are checked against fixed bounds before anything is
  * allocated, so a corrupt or hostile stream closes its connection instead of
- * exhausting memory. Version 2 introduced the kind byte; a version 1 peer is
- * refused at its first frame.
+ * exhausting memory. Version 2 introduced the kind byte, version 3 the loss
+ * epochs (machines/node/loss-watch.ts); a peer of another version is refused
+ * at its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 2;
+export const peerProtocolVersion = 3;
 /** The header kind whose body is the JSON of an envelope. */
 export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */

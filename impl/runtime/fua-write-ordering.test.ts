@@ -83,8 +83,8 @@ describe('FUA writes in the runtime', () => {
     const pages = new HeldSyncPages();
     const runtime = await startedRuntime(pages);
     pages.holdSyncs = true;
-    const written = runtime.request({ kind: 'write', pageKey, offsetBlocks: 0, lengthBlocks: 1, fua: true }, Buffer.alloc(512, 0x5a));
-    const read = runtime.request({ kind: 'read', pageKey, offsetBlocks: 0, lengthBlocks: 1, fua: false }, null);
+    const written = runtime.request({ kind: 'write', pageKey, offsetBlocks: 0, lengthBlocks: 1, fua: true }, Buffer.alloc(512, 0x5a), 'test');
+    const read = runtime.request({ kind: 'read', pageKey, offsetBlocks: 0, lengthBlocks: 1, fua: false }, null, 'test');
     // The read is answered while the sync is still held (awaiting it outright would hang if it were queued behind the sync).
     expect(await pending(read)).toBe(false);
     const readReply = await read;
@@ -101,7 +101,7 @@ describe('FUA writes in the runtime', () => {
     const pages = new HeldSyncPages();
     const runtime = await startedRuntime(pages);
     pages.failWrites = true;
-    const reply = await runtime.request({ kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: true }, Buffer.alloc(512, 1));
+    const reply = await runtime.request({ kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: true }, Buffer.alloc(512, 1), 'test');
     expect(reply.outcome.status).toBe('error');
     expect(pages.log).toEqual(['write 1']);
   });

@@ -110,7 +110,7 @@ describe('bytes a peer message brings', () => {
     pages.s2.holdSyncs = true;
     const moved = s1.move(pageKey, 's2', 'unit');
     await until(() => s2.state.replicas[pageKeyText(pageKey)]?.context.record?.status === 'receiving', 's2 to receive the copy');
-    const replies = [1, 2, 3].map((byte) => s1.request({ kind: 'write', pageKey, offsetBlocks: byte, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte)));
+    const replies = [1, 2, 3].map((byte) => s1.request({ kind: 'write', pageKey, offsetBlocks: byte, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte), 'test'));
     await until(() => written.length >= 6, 'six block.written answers (three dual writes, each delivered twice)');
 
     console.log(`dual writes delivered twice in one batch: ${dualWritesDoubled}; answers: ${JSON.stringify(written.map((answer) => answer.ok))}; tokens held by s2: ${s2.tokensHeld}`);

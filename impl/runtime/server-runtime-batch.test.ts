@@ -70,7 +70,7 @@ describe('server runtime batches', () => {
     expect((await runtime.createVolume({ name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] })).ok).toBe(true);
 
     const write = (offsetBlocks: number, byte: number) =>
-      runtime.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte));
+      runtime.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte), 'test');
     let replies: Array<Promise<RuntimeReply>> = [];
     traceThrows = true;
     expect(() => runtime.batch(() => {
@@ -81,7 +81,7 @@ describe('server runtime batches', () => {
     expect(pages.writesDoneNow).toBe(3);
     expect(traceEvents).toBeGreaterThan(3);
 
-    const read = await runtime.request({ kind: 'read', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 3, fua: false }, null);
+    const read = await runtime.request({ kind: 'read', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 3, fua: false }, null, 'test');
     expect(read.outcome.status).toBe('ok');
     expect([...read.data!.subarray(0, 3 * 512)].filter((_, index) => index % 512 === 0)).toEqual([1, 2, 3]);
     runtime.stop();

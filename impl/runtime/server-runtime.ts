@@ -82,6 +82,8 @@ export interface RuntimeReply {
 export interface ServerRuntimeOptions {
   readonly config: NodeConfig;
   readonly incarnation: number;
+  /** This run's loss epoch (impl/storage/loss-epoch.ts); absent: 0. */
+  readonly lossEpoch?: number;
   readonly pages: PageData;
   readonly metadata: Metadata;
   readonly peers: Peers;
@@ -179,7 +181,7 @@ export class ServerRuntime {
 
   start(): void {
     const durable = this.#options.metadata.load();
-    this.#input({ type: 'node.start', durable: { ...durable, membership: durable.membership ?? this.#options.bootstrapMembership ?? null } });
+    this.#input({ type: 'node.start', durable: { ...durable, membership: durable.membership ?? this.#options.bootstrapMembership ?? null, lossEpoch: this.#options.lossEpoch ?? 0 } });
   }
 
   stop(): void {
@@ -190,8 +192,12 @@ export class ServerRuntime {
     this.#clientWaiters.clear();
   }
 
-  /** A block operation within one piece of one page, as the NBD front end splits them. */
-  request(operation: BlockOperation, data: Buffer | null): Promise<RuntimeReply> {
+  /**
+   * A block operation within one piece of one page, as the NBD front end
+   * splits them. `connectionId` names the client connection it came on, unique
+   * within this server's lifetime (FLUSH reports losses per connection).
+   */
+  request(operation: BlockOperation, data: Buffer | null, connectionId: string): Promise<RuntimeReply> {
     const requestId = this.#newRequestId('');
     if (operation.kind === 'write') {
       if (!data) throw new Error('a write carries data');
@@ -199,17 +205,26 @@ export class ServerRuntime {
     }
     return new Promise((resolve) => {
       this.#clientWaiters.set(requestId, resolve);
-      this.#input({ type: 'client.request', requestId, operation });
+      this.#input({ type: 'client.request', requestId, connectionId, operation });
     });
   }
 
-  /** NBD FLUSH: every write acknowledged before it becomes durable on every server holding it. */
-  flush(): Promise<RuntimeReply> {
+  /**
+   * NBD FLUSH on a connection to `volume`: every write acknowledged before it
+   * becomes durable on every server holding it, or the reply is an error
+   * (EIO if a power cut may have taken one; see machines/node/loss-watch.ts).
+   */
+  flush(connectionId: string, volume: string): Promise<RuntimeReply> {
     const requestId = this.#newRequestId('');
     return new Promise((resolve) => {
       this.#clientWaiters.set(requestId, resolve);
-      this.#input({ type: 'client.flush', requestId });
+      this.#input({ type: 'client.flush', requestId, connectionId, volume });
     });
+  }
+
+  /** A client connection closed: the node stops tracking it. */
+  connectionClosed(connectionId: string): void {
+    if (!this.#stopped) this.#input({ type: 'client.disconnected', connectionId });
   }
 
   /** `pieceCount` is the move's own (it must divide the volume's piecesPerPage); absent, the volume's. */

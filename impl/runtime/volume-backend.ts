@@ -65,7 +65,7 @@ export class VolumeBackend implements NbdBackend {
     // are, with no buffer to zero and copy into. Bytes behind a token are never changed, so they may be sent as is.
     // When nobody observes, the reply is checked in one reaction to the runtime's promise, with no async function.
     if (parts.length === 1) {
-      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, null).then((reply) => checkedRead(reply, lengthBytes));
+      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, null, connectionOf(clientId)).then((reply) => checkedRead(reply, lengthBytes));
       return this.#readPart(parts[0]!, clientId);
     }
     return this.#readParts(parts, lengthBytes, clientId);
@@ -81,7 +81,7 @@ export class VolumeBackend implements NbdBackend {
 
   async #readPart(part: Part, clientId: NbdClientId | undefined): Promise<Buffer> {
     const startedMs = this.#observe ? Date.now() : 0;
-    const reply = await this.#runtime.request(part.operation, null);
+    const reply = await this.#runtime.request(part.operation, null, connectionOf(clientId));
     this.#observed(part, startedMs, clientId);
     return checkedRead(reply, part.lengthBytes);
   }
@@ -96,7 +96,7 @@ export class VolumeBackend implements NbdBackend {
     // One part (a request within one piece, as 4 KiB writes nearly always are) needs no Promise.all around it, and
     // when nobody observes, no async function either: the reply is checked in one reaction to the runtime's promise.
     if (parts.length === 1) {
-      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, data).then(checkedWrite);
+      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, data, connectionOf(clientId)).then(checkedWrite);
       return this.#writePart(parts[0]!, data, clientId);
     }
     return Promise.all(parts.map((part) => this.#writePart(part, data, clientId))).then(() => undefined);
@@ -107,7 +107,7 @@ export class VolumeBackend implements NbdBackend {
     // which Node does not reuse), so the bytes a token holds cannot change under the node.
     const payload = part.lengthBytes === data.length ? data : data.subarray(part.bufferOffsetBytes, part.bufferOffsetBytes + part.lengthBytes);
     const startedMs = this.#observe ? Date.now() : 0;
-    const reply = await this.#runtime.request(part.operation, payload);
+    const reply = await this.#runtime.request(part.operation, payload, connectionOf(clientId));
     this.#observed(part, startedMs, clientId);
     checked(reply);
   }
@@ -118,14 +118,18 @@ export class VolumeBackend implements NbdBackend {
     this.#observe(operation.pageKey, operation.kind === 'read' ? 'read' : 'write', operation.offsetBlocks, operation.lengthBlocks, part.lengthBytes, Date.now() - startedMs, clientId);
   }
 
-  async flush(_exportName: string): Promise<void> {
-    checked(await this.#runtime.flush());
+  async flush(exportName: string, clientId?: NbdClientId): Promise<void> {
+    checked(await this.#runtime.flush(connectionOf(clientId), exportName));
+  }
+
+  connectionClosed(clientId: NbdClientId): void {
+    this.#runtime.connectionClosed(connectionOf(clientId));
   }
 
   /** TRIM is a hint; the group keeps the data, which the NBD spec allows. */
-  async trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void> {
+  async trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
     this.#parts(exportName, 'write', offsetBytes, lengthBytes, fua);
-    if (fua) await this.flush(exportName);
+    if (fua) await this.flush(exportName, clientId);
   }
 
   async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
@@ -158,6 +162,11 @@ export class VolumeBackend implements NbdBackend {
     }
     return parts;
   }
+}
+
+/** The node's name for a client connection; a caller that names none shares one connection with every other such caller. */
+function connectionOf(clientId: NbdClientId | undefined): string {
+  return clientId ?? 'unnamed';
 }
 
 function checkedRead(reply: RuntimeReply, lengthBytes: number): Buffer {

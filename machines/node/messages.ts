@@ -2,6 +2,7 @@ import type { RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
 import type { VolumeDefinition } from './volume.js';
 import type { Membership } from '../membership/membership.js';
+import type { WriteHolder } from './loss-watch.js';
 
 /**
  * What servers say to each other. Bytes never appear here: a message that
@@ -21,7 +22,8 @@ export interface BlockOperation {
 export type PeerMessage =
   /** FIG. 7: a request forwarded to the server believed to own its page. */
   | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
-  | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null }
+  /** `holders`: for a write not durable at once, the servers that applied it and their loss epochs (see loss-watch.ts); else empty. */
+  | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null; holders: readonly WriteHolder[] }
   /**
    * Source → destination during a move: one piece of the page, or one chunk of it (`offsetBlocks`, `lengthBlocks`),
    * as it stood at write sequence `sequence`.
@@ -31,7 +33,8 @@ export type PeerMessage =
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
   | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
-  | { type: 'block.written'; requestId: string; ok: boolean }
+  /** `lossEpoch`: the writer's, for the holders of a write not durable at once. */
+  | { type: 'block.written'; requestId: string; ok: boolean; lossEpoch: number }
   /** Source → destination: a read of a piece the destination already serves (Table 2). */
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
@@ -54,13 +57,15 @@ export type PeerMessage =
   /** `membershipEpoch`: the sender's record; a receiver that knows a newer one answers with it, and the barrier then waits for its new members too. */
   | { type: 'flush.request'; flushId: string; membershipEpoch: number }
   /** `membershipEpoch`: the responder's record; a part done under a record newer than the sender's counts only once the sender has it. */
-  | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number }
+  /** `lossEpoch`: the responder's when it synced; higher than a covered write's holder epoch means that write may be lost. */
+  | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number; lossEpoch: number }
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }
   /** Dynamic membership: a changed record sent to every member, or an announcement; the newer record wins. */
   | { type: 'membership.update'; membership: Membership }
   /** A drained server about to leave asks each remaining member to confirm, durably at this record, that it runs no move toward it. */
-  | { type: 'leave.check'; membership: Membership }
+  /** `lossEpoch`: the asker's, which FLUSHes covering writes it held compare against once it has left (see loss-watch.ts). */
+  | { type: 'leave.check'; membership: Membership; lossEpoch: number }
   /** The answer, sent once the member's record (marking the asker draining) is durable; `clear`: no move toward the asker. */
   | { type: 'leave.answer'; membership: Membership; clear: boolean };
 

@@ -22,7 +22,7 @@ type Mutable<T> = {
 };
 
 type MapField = 'volumes' | 'routes' | 'replicas' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
-  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined';
+  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined' | 'lossWatches' | 'departedLossEpochs';
 type Draft = Mutable<NodeState>;
 
 export class NodeDraft {
@@ -34,6 +34,7 @@ export class NodeDraft {
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   nextId: number;
+  lossEpoch: number;
   readonly config: NodeState['config'];
   readonly incarnation: number;
 
@@ -44,6 +45,7 @@ export class NodeDraft {
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.nextId = base.nextId;
+    this.lossEpoch = base.lossEpoch;
     this.config = base.config;
     this.incarnation = base.incarnation;
   }
@@ -78,6 +80,8 @@ export class NodeDraft {
   get parked(): Draft['parked'] { return this.#edit('parked'); }
   get handoversDeferred(): Draft['handoversDeferred'] { return this.#edit('handoversDeferred'); }
   get attemptsJoined(): Draft['attemptsJoined'] { return this.#edit('attemptsJoined'); }
+  get lossWatches(): Draft['lossWatches'] { return this.#edit('lossWatches'); }
+  get departedLossEpochs(): Draft['departedLossEpochs'] { return this.#edit('departedLossEpochs'); }
 
   finish(): NodeState {
     return {
@@ -86,6 +90,7 @@ export class NodeDraft {
       writeSequences: this.read('writeSequences'), localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
+      lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'),
     };
   }
 }

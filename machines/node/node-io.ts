@@ -24,6 +24,13 @@ export interface DurableRecords {
   readonly moves: ReadonlyArray<{ pageKey: PageKey; input: MoveInput; checkpoint: MoveCheckpoint }>;
   /** The newest membership record this server persisted (or its runtime's bootstrap record); absent: the configured group. */
   readonly membership?: Membership | null;
+  /**
+   * How many restarts of this server may have lost writes it had applied but not synced (absent: 0). The runtime
+   * keeps it durably and raises it, before the node starts, whenever the previous run may have ended in such a loss:
+   * a power cut or an operating-system crash, not a process kill (the page cache keeps a killed process's writes).
+   * FLUSH compares it across a write's acknowledgement and its own sync (see loss-watch.ts).
+   */
+  readonly lossEpoch?: number;
 }
 
 export type MetadataWrite =
@@ -37,8 +44,11 @@ export type MetadataWrite =
 export type NodeInput =
   | { type: 'node.start'; durable: DurableRecords }
   /** `requestId` must be unique across every incarnation of this server: owners run a forwarded write once per sender and id. */
-  | { type: 'client.request'; requestId: string; operation: BlockOperation }
-  | { type: 'client.flush'; requestId: string }
+  | { type: 'client.request'; requestId: string; connectionId: string; operation: BlockOperation }
+  /** NBD FLUSH on a connection to `volume`: answered `ok` only if every write acknowledged before it is durable. */
+  | { type: 'client.flush'; requestId: string; connectionId: string; volume: string }
+  /** A client connection closed: the node forgets it (see loss-watch.ts). */
+  | { type: 'client.disconnected'; connectionId: string }
   | { type: 'peer.message'; from: ServerId; message: PeerMessage }
   | { type: 'io.done'; completionId: string; ok: boolean }
   | { type: 'timer.fired'; timerId: string }

@@ -121,7 +121,7 @@ function askToConfirmLeave(work: MembershipWork): void {
 function sendLeaveChecks(work: MembershipWork): void {
   const check = work.next.leaveCheck;
   if (!check) return;
-  for (const to of membersNotConfirmingLeave(work)) work.effects.push({ type: 'peer.send', to, message: { type: 'leave.check', membership: work.next.membership } });
+  for (const to of membersNotConfirmingLeave(work)) work.effects.push({ type: 'peer.send', to, message: { type: 'leave.check', membership: work.next.membership, lossEpoch: work.next.lossEpoch } });
   work.effects.push({ type: 'timer.set', timerId: `leave|${check.epoch}|${check.retries}`, delayMs: work.next.config.peerRetryDelayMs });
 }
 
@@ -145,12 +145,29 @@ export function isLeaveCheckTimerLive(check: { epoch: number; retries: number } 
  * harmless) before the answer, so a crash cannot bring back a record under
  * which this server would start a move toward the asker.
  */
-export function receiveLeaveCheck(work: MembershipWork, from: ServerId, membership: Membership): void {
+export function receiveLeaveCheck(work: MembershipWork, from: ServerId, membership: Membership, lossEpoch: number): void {
   receiveMembership(work, from, membership);
+  noteDepartingLossEpoch(work, from, lossEpoch);
   const current = work.next.membership;
   if (membershipText(current) !== membershipText(membership) || !memberOf(current, from)?.draining) return;
   const completionId = work.awaitCompletion({ kind: 'leave.confirm', to: from, epoch: current.epoch });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }] });
+}
+
+/**
+ * A server asking to leave holds no page any more: its loss epoch now is the
+ * one FLUSHes compare its earlier writes against once it is gone (see
+ * loss-watch.ts). Remembered for the newest `departedServersRememberedMax`
+ * askers; a forgotten one makes such a FLUSH fail, never pass.
+ */
+function noteDepartingLossEpoch(work: MembershipWork, from: ServerId, lossEpoch: number): void {
+  const known = work.next.read('departedLossEpochs');
+  if (known[from] === lossEpoch) return;
+  const departed = work.next.departedLossEpochs;
+  delete departed[from];
+  departed[from] = lossEpoch;
+  const servers = Object.keys(departed);
+  for (const server of servers.slice(0, Math.max(0, servers.length - work.next.config.departedServersRememberedMax))) delete departed[server];
 }
 
 /** The record a leave check asked about is durable: answer whether any move toward the asker is held (running, interrupted or restarting). */

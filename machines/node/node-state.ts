@@ -7,6 +7,7 @@ import type { requestRoutingMachine } from '../routing/request-routing.machine.j
 import type { BlockOperation } from './messages.js';
 import type { BlockVersions } from './block-versions.js';
 import type { NodeConfig } from './node-config.js';
+import type { LossWatch, WriteHolder } from './loss-watch.js';
 import type { RememberedOrigins } from './remembered-origins.js';
 import { noOriginsRemembered } from './remembered-origins.js';
 import type { Route } from './node-io.js';
@@ -40,6 +41,8 @@ export interface RequestEntry {
   readonly writeToken: string | null;
   /** Where the data of a successful read ends up. */
   readonly readToken: string | null;
+  /** A write served or answered: the servers that applied it without making it durable, with their loss epochs. */
+  readonly holders: readonly WriteHolder[];
 }
 
 /** A request being served from this server's copy, possibly across both sides of a move. */
@@ -50,6 +53,8 @@ export interface ServeEntry {
   readonly remaining: readonly ServerId[];
   readonly sequence: number;
   readonly retries: number;
+  /** A write not durable at once (no FUA): the servers whose part completed, with their loss epochs. */
+  readonly holders: readonly WriteHolder[];
 }
 
 export interface MoveEntry {
@@ -105,8 +110,14 @@ export interface AttemptJoined {
 
 export interface FlushEntry {
   readonly requestId: string;
+  readonly connectionId: string;
+  readonly volume: string;
   readonly remaining: readonly ServerId[];
   readonly retries: number;
+  /** The volume's acknowledgements this FLUSH covers (those made before it started; see loss-watch.ts). */
+  readonly coveredAcks: number;
+  /** Each member's loss epoch as it answered its sync. */
+  readonly answeredEpochs: Readonly<Record<ServerId, number>>;
 }
 
 /** A drained server's request to leave: which remaining members confirmed, at membership epoch `epoch`, that they run no move toward it. */
@@ -133,8 +144,11 @@ export interface NodeState {
   readonly localWritesInFlight: Readonly<Record<string, readonly number[]>>;
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
   readonly blockVersions: Readonly<Record<string, BlockVersions>>;
-  /** Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most `forwardedWritesRememberedMax`. */
-  readonly forwardedWritesDone: RememberedOrigins;
+  /**
+   * Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most
+   * `forwardedWritesRememberedMax`, each with the holders its answer named (a duplicate is answered with them again).
+   */
+  readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[]>;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /**
@@ -155,6 +169,12 @@ export interface NodeState {
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
+  /** Raised by the runtime on every restart that may have lost applied-but-unsynced writes (see loss-watch.ts). */
+  readonly lossEpoch: number;
+  /** Per volume: the holders of writes acknowledged to clients here that no FLUSH has covered yet, and the connections. */
+  readonly lossWatches: Readonly<Record<string, LossWatch>>;
+  /** Servers that left the group: the loss epoch each reported when it asked to leave (at most `departedServersRememberedMax`). */
+  readonly departedLossEpochs: Readonly<Record<ServerId, number>>;
 }
 
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
@@ -162,5 +182,6 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     config, started: false, volumes: {}, routes: {}, replicas: {}, moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, writeSequences: {}, localWritesInFlight: {}, blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
+    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {},
   };
 }

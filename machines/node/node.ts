@@ -15,7 +15,9 @@ import { applyBlockVersions, noBlockVersions } from './block-versions.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
-import { isRemembered, remember } from './remembered-origins.js';
+import { remember, rememberedValue } from './remembered-origins.js';
+import type { WriteHolder } from './loss-watch.js';
+import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
@@ -102,8 +104,9 @@ class NodeStep {
     if (input.type !== 'node.start' && !this.next.started) return;
     switch (input.type) {
       case 'node.start': return this.#start(input.durable);
-      case 'client.request': return this.#acceptRequest(input.requestId, input.operation, { kind: 'client', requestId: input.requestId }, 0, `client:${input.requestId}`);
-      case 'client.flush': return this.#startFlush(input.requestId);
+      case 'client.request': return this.#acceptClientRequest(input.requestId, input.connectionId, input.operation);
+      case 'client.flush': return this.#startFlush(input.requestId, input.connectionId, input.volume);
+      case 'client.disconnected': return this.#forgetConnection(input.connectionId);
       case 'peer.message': return this.#receive(input.from, input.message);
       case 'io.done': return this.#resume(input.completionId, input.ok);
       case 'timer.fired': return this.#timerFired(input.timerId);
@@ -150,6 +153,7 @@ class NodeStep {
 
   #start(durable: DurableRecords): void {
     this.next.started = true;
+    this.next.lossEpoch = durable.lossEpoch ?? 0;
     startMembership(this, durable.membership);
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
@@ -231,6 +235,35 @@ class NodeStep {
 
   // ----- FIG. 7: requests ---------------------------------------------------
 
+  /** A client's request: its connection is known from here on (FLUSH's loss reports are per connection, see loss-watch.ts). */
+  #acceptClientRequest(requestId: string, connectionId: string, operation: BlockOperation): void {
+    const replyTo: ReplyTo = { kind: 'client', requestId };
+    // An unknown volume is refused by #acceptRequest, before any connection is tracked for it.
+    if (this.next.read('volumes')[operation.pageKey.volume] && !this.#knowConnection(connectionId, operation.pageKey.volume)) {
+      return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many client connections' });
+    }
+    this.#acceptRequest(requestId, operation, replyTo, 0, `client:${requestId}`);
+  }
+
+  /** Starts tracking a connection on its first request (sampling the volume's loss count); false if too many are open. */
+  #knowConnection(connectionId: string, volume: string): boolean {
+    const watch = this.next.read('lossWatches')[volume] ?? noLossWatch;
+    if (watch.connections[connectionId] !== undefined) return true;
+    let open = 0;
+    for (const other of Object.values(this.next.read('lossWatches'))) open += Object.keys(other.connections).length;
+    const known = withConnection(watch, connectionId, this.next.config.clientConnectionsMax, open);
+    if (known === null) return false;
+    this.next.lossWatches[volume] = known;
+    return true;
+  }
+
+  #forgetConnection(connectionId: string): void {
+    for (const [volume, watch] of Object.entries(this.next.read('lossWatches'))) {
+      const without = withoutConnection(watch, connectionId);
+      if (without !== watch) this.next.lossWatches[volume] = without;
+    }
+  }
+
   #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null): void {
     const volume = this.next.read('volumes')[operation.pageKey.volume];
     // No closure for the refusals: one made per request costs more than it saves (tsx names every const function it creates).
@@ -243,7 +276,8 @@ class NodeStep {
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       const origin = `${replyTo.server}|${requestId}`;
-      if (operation.kind === 'write' && isRemembered(this.next.forwardedWritesDone, origin)) return this.#replyDirect(replyTo, { status: 'ok' });
+      const holders = operation.kind === 'write' ? rememberedValue(this.next.forwardedWritesDone, origin) : undefined;
+      if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
       // Another try of a request already in hand: its answer (or the sender's next retry) settles it. (A loop, not a
       // spread into an array: this runs for every forwarded request.)
       for (const entry of this.next.read('requests').values()) {
@@ -260,7 +294,7 @@ class NodeStep {
     }, routingLabels);
     const entry: RequestEntry = {
       id: entryId, snapshot, operation, replyTo, writeToken: operation.kind === 'write' ? writeToken : null,
-      readToken: operation.kind === 'read' ? this.#newId('read') : null,
+      readToken: operation.kind === 'read' ? this.#newId('read') : null, holders: [],
     };
     this.next.requests.set(entryId, entry);
     this.#trace('requestRouting', entryId, 'request.received', 'received', snapshot.value);
@@ -313,9 +347,12 @@ class NodeStep {
   #finishRequest(entry: RequestEntry, outcome: RequestOutcome): void {
     this.next.requests.delete(entry.id);
     const dataToken = outcome.status === 'ok' ? entry.readToken : null;
-    this.#replyDirect(entry.replyTo, outcome, dataToken);
+    const holders = outcome.status === 'ok' ? entry.holders : [];
+    // Noted before the client hears of it: a FLUSH started after the reply covers this write (see loss-watch.ts).
+    if (entry.replyTo.kind === 'client' && holders.length > 0) this.#noteAcknowledged(entry.operation.pageKey.volume, holders);
+    this.#replyDirect(entry.replyTo, outcome, dataToken, holders);
     if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
-      this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, this.next.config.forwardedWritesRememberedMax);
+      this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, holders, this.next.config.forwardedWritesRememberedMax);
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // A peer's write bytes, unless another try of the same client request held here still needs them. (Looked for
@@ -323,12 +360,23 @@ class NodeStep {
     if (entry.writeToken && entry.replyTo.kind === 'peer') this.#releaseReceivedData(entry.writeToken);
   }
 
-  #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null): void {
+  /** `holders`: for a peer, the servers that applied a write acknowledged `ok` without making it durable (see loss-watch.ts). */
+  #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null, holders: readonly WriteHolder[] = []): void {
     if (replyTo.kind === 'client') {
       this.effects.push({ type: 'client.reply', requestId: replyTo.requestId, outcome, dataToken });
     } else {
-      this.effects.push({ type: 'peer.send', to: replyTo.server, message: { type: 'request.answer', requestId: replyTo.requestId, retry: replyTo.retry, outcome, dataToken } });
+      this.effects.push({ type: 'peer.send', to: replyTo.server, message: { type: 'request.answer', requestId: replyTo.requestId, retry: replyTo.retry, outcome, dataToken, holders } });
     }
+  }
+
+  /**
+   * Records that a write acknowledged to a client of `volume` is not durable on
+   * `holders` yet. Per volume, not per connection: a FLUSH on any connection to
+   * the volume covers it (CAN_MULTI_CONN), even once its own connection closed.
+   */
+  #noteAcknowledged(volume: string, holders: readonly WriteHolder[]): void {
+    const flushesInFlight = Object.values(this.next.read('flushes')).some((flush) => flush.volume === volume);
+    this.next.lossWatches[volume] = acknowledged(this.next.read('lossWatches')[volume] ?? noLossWatch, holders, flushesInFlight);
   }
 
   /** Serve from this server's valid copy, following the read/write targets of a move of the page in progress. */
@@ -354,7 +402,7 @@ class NodeStep {
       sequence = (this.next.read('writeSequences')[key] ?? this.#sequenceBase()) + 1;
       this.next.writeSequences[key] = sequence;
     }
-    const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0 };
+    const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
     for (const server of servers) this.#servePart(serve, entry, server, move);
   }
@@ -469,19 +517,23 @@ class NodeStep {
     this.effects.push({ type: 'timer.set', timerId: `serve|${serve.id}|${serve.retries}`, delayMs: this.next.config.peerRetryDelayMs });
   }
 
-  #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null = null): void {
+  /** `lossEpoch`: a write part's writer's (see loss-watch.ts); null for a read. */
+  #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null, lossEpoch: number | null): void {
     const serve = this.next.read('serves').get(serveId);
     // A late or repeated answer (its part done, or its request gone with an earlier incarnation): nobody reads what it brought.
     if (!serve || !serve.remaining.includes(server)) return readToken ? this.#releaseReceivedData(readToken) : undefined;
     if (!ok) return; // Left outstanding: the retry timer resends it.
-    const entry = this.next.read('requests').get(serveId);
-    if (readToken && entry) this.next.requests.set(serveId, { ...entry, readToken });
+    let entry = this.next.read('requests').get(serveId);
+    if (readToken && entry) this.next.requests.set(serveId, entry = { ...entry, readToken });
+    // A write that is not durable at once is held, until a sync, by every server whose part completed.
+    const holders = lossEpoch === null || entry?.operation.fua !== false ? serve.holders : unionOfHolders(serve.holders, [{ server, lossEpoch }]);
     const remaining = serve.remaining.filter((candidate) => candidate !== server);
     if (remaining.length > 0) {
-      this.next.serves.set(serveId, { ...serve, remaining });
+      this.next.serves.set(serveId, { ...serve, remaining, holders });
       return;
     }
     this.next.serves.delete(serveId);
+    if (entry && holders.length > 0) this.next.requests.set(serveId, { ...entry, holders });
     this.#stepRequest(serveId, { type: 'request.served' });
     if (entry) this.#sendDeferredHandover(pageKeyText(entry.operation.pageKey));
   }
@@ -795,12 +847,12 @@ class NodeStep {
     const removed = this.#refusesMoveAsRemoved(from);
     if (!removed) this.#followAttempt(from, pageKey, message.attempt, message.epoch);
     if (removed || !this.#acceptsMoveData(pageKey, message.attempt, message.epoch, false)) {
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
     const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
     const completionId = this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: runs.length });
@@ -873,9 +925,16 @@ class NodeStep {
 
   // ----- FLUSH: a group-wide barrier -----------------------------------------
 
-  #startFlush(requestId: string): void {
+  #startFlush(requestId: string, connectionId: string, volume: string): void {
+    const refusal = !this.next.read('volumes')[volume] ? { errno: 22, reason: `unknown volume ${volume}` }
+      : !this.#knowConnection(connectionId, volume) ? { errno: 11, reason: 'too many client connections' } : null;
+    if (refusal) {
+      this.effects.push({ type: 'client.reply', requestId, outcome: { status: 'error', ...refusal }, dataToken: null });
+      return;
+    }
     const flushId = `${this.#self}:${requestId}`;
-    this.next.flushes[flushId] = { requestId, remaining: this.#group(), retries: 0 };
+    const coveredAcks = (this.next.read('lossWatches')[volume] ?? noLossWatch).acks;
+    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining: this.#group(), retries: 0, coveredAcks, answeredEpochs: {} };
     this.#sendFlush(flushId);
   }
 
@@ -892,8 +951,11 @@ class NodeStep {
     this.effects.push({ type: 'timer.set', timerId: `flush|${flushId}|${flush.retries}`, delayMs: this.next.config.peerRetryDelayMs });
   }
 
-  #flushPartDone(flushId: string, server: ServerId, ok: boolean): void {
-    if (ok) settleFlushParts(this, flushId, [server]);
+  #flushPartDone(flushId: string, server: ServerId, ok: boolean, lossEpoch: number): void {
+    const flush = this.next.read('flushes')[flushId];
+    if (!ok || !flush || !flush.remaining.includes(server)) return;
+    this.next.flushes[flushId] = { ...flush, answeredEpochs: { ...flush.answeredEpochs, [server]: lossEpoch } };
+    settleFlushParts(this, flushId, [server]);
   }
 
   // ----- inputs from peers, I/O and timers ------------------------------------
@@ -913,7 +975,11 @@ class NodeStep {
           return;
         }
         if (message.outcome.status === 'ok') {
-          if (!message.dataToken) return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+          if (!message.dataToken) {
+            // A write's holders go with the answer this server relays (an earlier try's answer names the same write's).
+            if (message.holders.length > 0) this.next.requests.set(message.requestId, { ...entry, holders: unionOfHolders(entry.holders, message.holders) });
+            return this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
+          }
           this.next.requests.set(message.requestId, { ...entry, readToken: message.dataToken });
           this.#stepRequest(message.requestId, { type: 'forward.replied', retry: message.retry });
           // The answer of an earlier try is ignored by the machine (answersCurrentTry): the request keeps its own token,
@@ -936,9 +1002,9 @@ class NodeStep {
       case 'piece.copy': return this.#receivePiece(from, message);
       case 'piece.stored': return this.#pieceStored(message);
       case 'block.write': return this.#receiveBlockWrite(from, message);
-      case 'block.written': return this.#servePartDone(message.requestId, from, message.ok);
+      case 'block.written': return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch);
       case 'block.read': return this.#receiveBlockRead(from, message);
-      case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken);
+      case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken, null);
       case 'move.commit': return this.#receiveCommit(from, message);
       case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
       case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt });
@@ -958,10 +1024,10 @@ class NodeStep {
       case 'flush.done':
         // Done under a record we have not adopted yet (its update may still be on its way): the retry asks again once we have it.
         if (message.membershipEpoch > this.next.membership.epoch) return;
-        return this.#flushPartDone(message.flushId, from, message.ok);
+        return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'membership.update': return receiveMembership(this, from, message.membership);
-      case 'leave.check': return receiveLeaveCheck(this, from, message.membership);
+      case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       default: assertNever(message, 'peer message');
     }
@@ -998,7 +1064,7 @@ class NodeStep {
           this.next.serves.delete(continuation.serveId);
           return this.#stepRequest(continuation.serveId, { type: 'request.failed', errno: errnoIo, reason: 'local I/O error' });
         }
-        return this.#servePartDone(continuation.serveId, this.#self, true);
+        return this.#servePartDone(continuation.serveId, this.#self, true, null, entry?.operation.kind === 'write' ? this.next.lossEpoch : null);
       }
       case 'copy.read': {
         const move = this.next.moves[continuation.pageText];
@@ -1031,7 +1097,7 @@ class NodeStep {
         return;
       }
       case 'peer.written':
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.written', requestId: continuation.requestId, ok } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch } });
         return;
       case 'peer.read':
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.readDone', requestId: continuation.requestId, ok, dataToken: ok ? continuation.token : null } });
@@ -1056,8 +1122,8 @@ class NodeStep {
         return;
       }
       case 'flush.synced':
-        if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok);
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch } });
+        if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok, this.next.lossEpoch);
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);

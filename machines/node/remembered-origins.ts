@@ -1,9 +1,10 @@
 import { assert } from '../identifiers.js';
 
 /**
- * A bounded first-in-first-out set of strings, as an immutable value with
- * constant-time `has` and amortised constant-time `remember`: the forwarded
- * writes an owner executed (`sender|requestId`), remembered to run each once.
+ * A bounded first-in-first-out set of strings, each with a value, as an
+ * immutable value with constant-time `has` and amortised constant-time
+ * `remember`: the forwarded writes an owner executed (`sender|requestId`),
+ * remembered to run each once, with what their first answer said.
  *
  * Theory of operation. A value is a window `[start, end)` over a log that
  * values share. The log only grows, and it records where each string sits, so
@@ -19,46 +20,60 @@ import { assert } from '../identifiers.js';
  * constant time on average; the log holds at most `compactionFactor * max + 1`
  * strings.
  */
-interface OriginLog {
+interface OriginLog<V> {
   readonly origins: string[];
+  /** The value remembered with each origin, at the same index. */
+  readonly values: V[];
   readonly indexOf: Map<string, number>;
 }
 
-export interface RememberedOrigins {
-  readonly log: OriginLog;
+export interface RememberedOrigins<V> {
+  readonly log: OriginLog<V>;
   readonly start: number;
   readonly end: number;
 }
 
 const compactionFactor = 2;
 
-export function noOriginsRemembered(): RememberedOrigins {
-  return { log: { origins: [], indexOf: new Map() }, start: 0, end: 0 };
+export function noOriginsRemembered<V>(): RememberedOrigins<V> {
+  return { log: { origins: [], values: [], indexOf: new Map() }, start: 0, end: 0 };
 }
 
-export function isRemembered(remembered: RememberedOrigins, origin: string): boolean {
+export function isRemembered<V>(remembered: RememberedOrigins<V>, origin: string): boolean {
+  return rememberedValue(remembered, origin) !== undefined;
+}
+
+/** The value remembered with `origin`, or undefined if it is not remembered. */
+export function rememberedValue<V>(remembered: RememberedOrigins<V>, origin: string): V | undefined {
   const index = remembered.log.indexOf.get(origin);
-  return index !== undefined && index >= remembered.start && index < remembered.end;
+  return index !== undefined && index >= remembered.start && index < remembered.end ? remembered.log.values[index] : undefined;
 }
 
-/** The new value remembers `origin` too and, beyond `max` strings, forgets the oldest. */
-export function remember(remembered: RememberedOrigins, origin: string, max: number): RememberedOrigins {
+/** The new value remembers `origin` (with `value`, which must not be undefined) too and, beyond `max` strings, forgets the oldest. */
+export function remember<V>(remembered: RememberedOrigins<V>, origin: string, value: V, max: number): RememberedOrigins<V> {
   assert(Number.isSafeInteger(max) && max >= 1, 'a positive bound on remembered origins');
+  assert(value !== undefined, 'a remembered origin has a value');
   let { log, start, end } = remembered;
   if (end !== log.origins.length || log.indexOf.has(origin) || log.origins.length >= compactionFactor * max) {
     const origins = log.origins.slice(start, end);
-    log = { origins, indexOf: new Map(origins.map((kept, index) => [kept, index])) };
+    log = { origins, values: log.values.slice(start, end), indexOf: new Map(origins.map((kept, index) => [kept, index])) };
     start = 0;
     end = origins.length;
     if (log.indexOf.has(origin)) return { log, start, end }; // Already remembered: unchanged.
   }
   log.origins.push(origin);
+  log.values.push(value);
   log.indexOf.set(origin, end);
   end += 1;
   return { log, start: Math.max(start, end - max), end };
 }
 
 /** The remembered strings, oldest first (for fingerprints and status). */
-export function rememberedList(remembered: RememberedOrigins): string[] {
+export function rememberedList<V>(remembered: RememberedOrigins<V>): string[] {
   return remembered.log.origins.slice(remembered.start, remembered.end);
+}
+
+/** The remembered strings with their values, oldest first (for fingerprints). */
+export function rememberedEntries<V>(remembered: RememberedOrigins<V>): Array<[string, V]> {
+  return rememberedList(remembered).map((origin, offset) => [origin, remembered.log.values[remembered.start + offset] as V]);
 }

@@ -20,7 +20,7 @@ import { explore } from './explore.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--power-loss [--unflushed-writes]] [--crash-keeps-sent] [--no-symmetry] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--no-symmetry] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 /**
@@ -60,7 +60,7 @@ try {
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
-      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, 'crash-keeps-sent': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
@@ -118,9 +118,11 @@ const config: WorldConfig = {
   forwardingPointer: values['forwarding-pointer'] ?? false,
   powerLoss: values['power-loss'] ?? false,
   ...(values['unflushed-writes'] ? { unflushedWrites: true } : {}),
+  ...(values.flushes === undefined ? {} : { flushes: integer(values.flushes, 'flushes', 0, 0, 3) }),
   ...(values['crash-keeps-sent'] ? { crashKeepsSent: true } : {}),
   variant: values.variant ?? null,
 };
+if ((config.flushes ?? 0) > 0 && !config.unflushedWrites) fail('--flushes needs --unflushed-writes (a write with FUA needs no FLUSH)');
 if (config.unflushedWrites && !config.powerLoss) fail('--unflushed-writes needs --power-loss (without power cuts every write survives anyway)');
 if (config.movePieces !== undefined && config.pieces % config.movePieces !== 0) fail(`--move-pieces must divide --pieces (${config.pieces}), got ${config.movePieces}`);
 const statesMax = integer(values['states-max'], 'states-max', 20_000_000, 1, 50_000_000);

@@ -133,6 +133,8 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
     sightings.dualWriteLanded ||= world.sightings.dualWriteLanded;
     sightings.staleRetry ||= world.sightings.staleRetry;
     sightings.pointerForwarded ||= world.sightings.pointerForwarded;
+    if (world.sightings.flushSucceeded) sightings.flushSucceeded = true;
+    if (world.sightings.flushLossReported) sightings.flushLossReported = true;
     const stages = world.sightings.completedAfterCrashAtStages;
     if (stages.some((stage) => !sightings.completedAfterCrashAtStages.includes(stage))) {
       sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];

@@ -32,7 +32,7 @@ const flushReplies = (effects: readonly NodeEffect[]) => effects.filter((effect)
 describe('FLUSH under a membership change', () => {
   it('a peer with a newer record answers with it, and the barrier completes only once the member it names has synced', () => {
     // s1 has not heard that s4 joined (s4 may already hold pages moved to it by s2).
-    const [s1Flushing, started] = run(startedNode('s1', bootstrap), { type: 'client.flush', requestId: 'f' });
+    const [s1Flushing, started] = run(startedNode('s1', bootstrap), { type: 'client.flush', requestId: 'f', connectionId: 'c1', volume: 'alpha' });
     const requests = sent(started, 'flush.request');
     expect(requests.map((request) => request.to)).toEqual(['s2', 's3']);
     expect(requests[0]!.message).toEqual({ type: 'flush.request', flushId: 's1:f', membershipEpoch: 0 });
@@ -59,10 +59,10 @@ describe('FLUSH under a membership change', () => {
   });
 
   it('a part done under a record the flushing server has not adopted does not count until it has', () => {
-    const [s1Flushing] = run(startedNode('s1', bootstrap), { type: 'client.flush', requestId: 'f' });
+    const [s1Flushing] = run(startedNode('s1', bootstrap), { type: 'client.flush', requestId: 'f', connectionId: 'c1', volume: 'alpha' });
     const [s1AfterEarlyDone] = run(s1Flushing,
-      { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f', ok: true, membershipEpoch: 1 } },
-      { type: 'peer.message', from: 's3', message: { type: 'flush.done', flushId: 's1:f', ok: true, membershipEpoch: 0 } });
+      { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f', ok: true, membershipEpoch: 1, lossEpoch: 0 } },
+      { type: 'peer.message', from: 's3', message: { type: 'flush.done', flushId: 's1:f', ok: true, membershipEpoch: 0, lossEpoch: 0 } });
     expect(Object.values(s1AfterEarlyDone.flushes).map((flush) => flush.remaining)).toEqual([['s2']]);
   });
 });

@@ -25,7 +25,7 @@ function forwardedTo(membership: Membership): string[] {
       routes: [...durable.routes.filter((entry) => entry.pageKey.page !== 0), { pageKey: { volume: 'alpha', page: 0 }, route: { owner: 's2', epoch: 3 } }],
     },
   });
-  const [, effects] = nodeStep(s1, { type: 'client.request', requestId: 'r', operation: { kind: 'read', pageKey: { volume: 'alpha', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false } });
+  const [, effects] = nodeStep(s1, { type: 'client.request', requestId: 'r', connectionId: 'c1', operation: { kind: 'read', pageKey: { volume: 'alpha', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false } });
   return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === 'request.forward' ? [effect.to] : []));
 }
 

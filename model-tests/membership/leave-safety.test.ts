@@ -124,7 +124,7 @@ describe('leaving the group safely', () => {
     expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 't' }]);
     const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't' } });
     expect(afterWrite.replicas['beta/0']).toBeUndefined();
-    expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false }]);
+    expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false, lossEpoch: 0 }]);
     const [, readEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.read', requestId: 'r', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1 } });
     expect(messagesOf(readEffects, 'block.readDone').map((sent) => sent.message)).toEqual([{ type: 'block.readDone', requestId: 'r', ok: false, dataToken: null }]);
     const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: true } });

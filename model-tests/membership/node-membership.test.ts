@@ -149,9 +149,9 @@ describe('membership in the pure node', () => {
 
   it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
     const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
-    const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1' });
+    const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1', connectionId: 'c1', volume: 'alpha' });
     const [syncId] = [...flushing.continuations].find(([, continuation]) => continuation.kind === 'flush.synced')!;
-    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, membershipEpoch: s1Draining.membership.epoch } });
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, membershipEpoch: s1Draining.membership.epoch, lossEpoch: 0 } });
     expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
     const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
     const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });

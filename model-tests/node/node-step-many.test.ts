@@ -4,7 +4,7 @@ import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { nodeStepMany } from '../../machines/node/node.js';
 import type { RememberedOrigins } from '../../machines/node/remembered-origins.js';
-import { rememberedList } from '../../machines/node/remembered-origins.js';
+import { rememberedEntries } from '../../machines/node/remembered-origins.js';
 import { runSeed } from '../random/run-seed.js';
 import { referenceBound } from '../world/world-config.js';
 import { applyAction, enabledActions, initialWorld, nodeStepObserver } from '../world/world.js';
@@ -32,7 +32,7 @@ function text(value: unknown): string {
     if (key === 'machines') return undefined;
     if (item instanceof Map) return { map: [...item] };
     if (item instanceof Set) return { set: [...item] };
-    if (key === 'forwardedWritesDone') return rememberedList(item as RememberedOrigins);
+    if (key === 'forwardedWritesDone') return rememberedEntries(item as RememberedOrigins<unknown>);
     return item;
   });
 }

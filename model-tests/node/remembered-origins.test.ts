@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RememberedOrigins } from '../../machines/node/remembered-origins.js';
-import { isRemembered, noOriginsRemembered, remember, rememberedList } from '../../machines/node/remembered-origins.js';
+import { isRemembered, noOriginsRemembered, remember, rememberedEntries, rememberedList } from '../../machines/node/remembered-origins.js';
 import { runSeed } from '../random/run-seed.js';
 
 /**
@@ -31,16 +31,18 @@ describe('remembered origins equal a bounded array, old values included', () => 
       fc.integer({ min: 1, max: 5 }),
       fc.array(fc.record({ from: fc.nat(), origin: fc.constantFrom(...alphabet) }), { maxLength: 60 }),
       (max, operations: Operation[]) => {
-        const values: RememberedOrigins[] = [noOriginsRemembered()];
+        const values: RememberedOrigins<string>[] = [noOriginsRemembered<string>()];
         const references: string[][] = [[]];
         for (const { from, origin } of operations) {
           const index = from % values.length;
-          const next = remember(values[index]!, origin, max);
+          const next = remember(values[index]!, origin, `value of ${origin}`, max);
           if (next.log !== values[index]!.log) forks += 1;
           values.push(next);
           references.push(referenceRemember(references[index]!, origin, max));
           for (const [which, value] of values.entries()) {
             expect(rememberedList(value)).toEqual(references[which]);
+            // Each origin keeps the value it was remembered with, through every copy of the log.
+            expect(rememberedEntries(value)).toEqual(references[which]!.map((origin) => [origin, `value of ${origin}`]));
             for (const candidate of alphabet) expect(isRemembered(value, candidate)).toBe(references[which]!.includes(candidate));
             valuesChecked += 1;
           }
@@ -52,9 +54,10 @@ describe('remembered origins equal a bounded array, old values included', () => 
   });
 
   it('keeps the shared log bounded on a long straight line', () => {
-    let value = noOriginsRemembered();
-    for (let index = 0; index < 10_000; index += 1) value = remember(value, `s1|r${index}`, 100);
+    let value = noOriginsRemembered<number>();
+    for (let index = 0; index < 10_000; index += 1) value = remember(value, `s1|r${index}`, index, 100);
     expect(rememberedList(value)).toEqual(Array.from({ length: 100 }, (_, index) => `s1|r${9_900 + index}`));
     expect(value.log.origins.length).toBeLessThanOrEqual(2 * 100 + 1);
+    expect(value.log.values.length).toBe(value.log.origins.length);
   });
 });

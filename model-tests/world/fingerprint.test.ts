@@ -18,7 +18,7 @@ function mutated(value: unknown): unknown {
   if (typeof value === 'number') return value + 7;
   if (typeof value === 'boolean') return !value;
   if (Array.isArray(value)) return [...value, 'mutation'];
-  if (typeof value === 'object' && value !== null && 'log' in value) return remember(value as RememberedOrigins, 'mutation', 4096);
+  if (typeof value === 'object' && value !== null && 'log' in value) return remember(value as RememberedOrigins<unknown>, 'mutation', [], 4096);
   if (value instanceof Map) {
     // The same for the records kept as Maps (keyed by request or completion id).
     const entries = [...value];

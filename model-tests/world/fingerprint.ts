@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { rememberedList } from '../../machines/node/remembered-origins.js';
+import { rememberedEntries, rememberedList } from '../../machines/node/remembered-origins.js';
 import type { ServerRenaming } from './server-symmetry.js';
 import { assert } from '../../machines/identifiers.js';
 import { murmur3x86Words } from './murmur3.js';
@@ -499,13 +499,14 @@ function projectNode(node: NodeState): unknown {
     node.routes,
     [...node.requests].map(([id, entry]) => {
       const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
-      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken];
+      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.holders];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
-    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedList(node.forwardedWritesDone),
+    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
     node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck,
+    node.lossEpoch, node.lossWatches, node.departedLossEpochs,
   ];
 }
 

@@ -31,6 +31,8 @@ export const sometimesGoals = [
   'a crash at every stage of the move, and the move still completes',
   'a stale routing table causes a retry',
   'a forwarding pointer forwards a late request',
+  'a FLUSH covering an acknowledged write answers ok',
+  'a FLUSH reports a write a power cut may have taken',
 ] as const;
 
 export function checkState(world: World): Violation | null {
@@ -135,5 +137,6 @@ export function goalsReached(sightings: World['sightings'], world: World): Recor
     [sometimesGoals[2]]: world.config.crashes === 0 || stages.every((stage) => sightings.completedAfterCrashAtStages.includes(stage)),
     // In forwarding-pointer mode a late request is forwarded, never answered stale.
     ...(world.config.forwardingPointer ? { [sometimesGoals[4]]: sightings.pointerForwarded } : { [sometimesGoals[3]]: sightings.staleRetry }),
+    ...((world.config.flushes ?? 0) > 0 && world.config.unflushedWrites ? { [sometimesGoals[5]]: sightings.flushSucceeded === true, [sometimesGoals[6]]: sightings.flushLossReported === true } : {}),
   };
 }

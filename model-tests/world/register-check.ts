@@ -24,11 +24,23 @@
  * clients never flush and never write with FUA in that mode, so no write
  * ever becomes durable and the set only grows; that over-approximates and
  * so stays sound.)
+ *
+ * Clients that FLUSH (`ackedVia`, present only in that mode): the model's
+ * client has one connection per server, and a FLUSH through a server covers
+ * the writes acknowledged through it (NBD). A FLUSH that answers `ok` makes
+ * each covered write w durable, so the block can never again hold a value
+ * that w overwrote: any write that completed before w was invoked (and the
+ * initial 0). Those leave both `possible` and `rollback`. A FLUSH answered
+ * with an error, or lost with its server, concludes nothing; either way its
+ * covered writes are no longer pending a FLUSH on that connection (a server
+ * reports a loss once per connection, as Linux reports writeback errors),
+ * and a server's crash closes its connection, whose writes no later FLUSH
+ * covers.
  */
 export interface InFlightOperation {
-  readonly kind: 'read' | 'write';
+  readonly kind: 'read' | 'write' | 'flush';
   readonly value: number;
-  /** Reads only: the values this read may return. */
+  /** Reads: the values this read may return. FLUSHes: the writes it covers. */
   readonly allowed: readonly number[];
   /** Writes that completed while this operation was pending. */
   readonly completedDuring: readonly number[];
@@ -46,11 +58,19 @@ export interface RegisterState {
   readonly inFlight: Readonly<Record<string, InFlightOperation>>;
   /** Power cuts with unflushed writes only: the values a cut may roll the block back to. */
   readonly rollback?: readonly number[];
+  /** Clients that FLUSH only: per write, the writes (and 0) that had completed when it was invoked. */
+  readonly precededBy?: Readonly<Record<string, readonly number[]>>;
+  /** Clients that FLUSH only: the writes completed so far. */
+  readonly completed?: readonly number[];
+  /** Clients that FLUSH only: per server, the writes acknowledged through it that no FLUSH through it has answered for. */
+  readonly ackedVia?: Readonly<Record<string, readonly number[]>>;
 }
 
 export const initialRegister: RegisterState = { possible: [0], pending: [], inFlight: {} };
 /** The register of a block whose acknowledged writes a power cut may lose (the initial zeroes are durable). */
 export const initialUnflushedRegister: RegisterState = { ...initialRegister, rollback: [0] };
+/** The same, for clients that also FLUSH. */
+export const initialFlushingRegister: RegisterState = { ...initialUnflushedRegister, precededBy: {}, completed: [], ackedVia: {} };
 
 const union = (a: readonly number[], b: readonly number[]) => [...new Set([...a, ...b])].sort((x, y) => x - y);
 
@@ -61,16 +81,18 @@ export function invoke(register: RegisterState, opId: string, kind: 'read' | 'wr
   }
   if (kind === 'write') {
     inFlight[opId] = { kind, value, allowed: [], completedDuring: [] };
-    return { ...register, pending: union(register.pending, [value]), inFlight };
+    const precededBy = register.precededBy === undefined ? undefined : { ...register.precededBy, [value]: union([0], register.completed ?? []) };
+    return { ...register, pending: union(register.pending, [value]), inFlight, ...(precededBy ? { precededBy } : {}) };
   }
   inFlight[opId] = { kind, value: -1, allowed: union(register.possible, register.pending), completedDuring: [] };
   return { ...register, inFlight };
 }
 
-/** Completes an operation: the new state, or the reason the history is not linearizable. */
-export function complete(register: RegisterState, opId: string, readValue: number | null): RegisterState | string {
+/** Completes an operation (`via`: the server it went through): the new state, or the reason the history is not linearizable. */
+export function complete(register: RegisterState, opId: string, readValue: number | null, via: string): RegisterState | string {
   const op = register.inFlight[opId];
   if (!op) throw new Error(`no operation ${opId} in flight`);
+  if (op.kind === 'flush') throw new Error(`${opId} is a FLUSH: completeFlush`);
   let settled = op.value;
   if (op.kind === 'read') {
     if (readValue === null) throw new Error('a completed read has a value');
@@ -86,7 +108,40 @@ export function complete(register: RegisterState, opId: string, readValue: numbe
   const possible = union(union([settled], op.cutDuring ?? []), union(pending, op.completedDuring));
   // An acknowledged write that is not durable is one more value a later power cut may roll the block back to.
   if (register.rollback === undefined) return { possible, pending, inFlight };
-  return { possible, pending, inFlight, rollback: op.kind === 'write' ? union(register.rollback, [op.value]) : register.rollback };
+  const next: RegisterState = { ...register, possible, pending, inFlight, rollback: op.kind === 'write' ? union(register.rollback, [op.value]) : register.rollback };
+  if (register.ackedVia === undefined || op.kind !== 'write') return next;
+  return { ...next, completed: union(register.completed ?? [], [op.value]), ackedVia: { ...register.ackedVia, [via]: union(register.ackedVia[via] ?? [], [op.value]) } };
+}
+
+/** A FLUSH through server `via` is invoked: it covers the writes acknowledged through `via` so far. */
+export function invokeFlush(register: RegisterState, opId: string, via: string): RegisterState {
+  if (register.ackedVia === undefined) throw new Error('FLUSHes are modelled only with unflushed writes');
+  return { ...register, inFlight: { ...register.inFlight, [opId]: { kind: 'flush', value: -1, allowed: register.ackedVia[via] ?? [], completedDuring: [] } } };
+}
+
+/** A FLUSH through `via` is answered (`ok`), or not (an error, or its server crashed). */
+export function completeFlush(register: RegisterState, opId: string, via: string, ok: boolean): RegisterState {
+  const op = register.inFlight[opId];
+  if (op?.kind !== 'flush' || register.ackedVia === undefined) throw new Error(`no FLUSH ${opId} in flight`);
+  const inFlight = { ...register.inFlight };
+  delete inFlight[opId];
+  const stillUnflushed = (register.ackedVia[via] ?? []).filter((value) => !op.allowed.includes(value));
+  const ackedVia = { ...register.ackedVia, [via]: stillUnflushed };
+  if (stillUnflushed.length === 0) delete ackedVia[via];
+  if (!ok) return { ...register, inFlight, ackedVia };
+  // Each covered write is durable: the values it overwrote can neither be read again nor come back in a cut.
+  const overwritten = new Set(op.allowed.flatMap((value) => register.precededBy?.[value] ?? [0]));
+  const possible = register.possible.filter((value) => !overwritten.has(value));
+  const rollback = (register.rollback ?? []).filter((value) => !overwritten.has(value));
+  return { ...register, possible, rollback, inFlight, ackedVia };
+}
+
+/** Server `via` crashed: its connection is gone, and no later FLUSH covers the writes acknowledged on it. */
+export function connectionLost(register: RegisterState, via: string): RegisterState {
+  if (register.ackedVia?.[via] === undefined) return register;
+  const ackedVia = { ...register.ackedVia };
+  delete ackedVia[via];
+  return { ...register, ackedVia };
 }
 
 /** A power cut of any server: the block may now hold any value it held since its last durable one. */

@@ -34,7 +34,8 @@ import type { WorldConfig } from './world-config.js';
  */
 export type CascadeEvent =
   | { readonly kind: 'send'; readonly envelope: Envelope }
-  | { readonly kind: 'reply'; readonly requestId: string; readonly ok: boolean; readonly value: number | null }
+  /** `lossReported`: a FLUSH failed because a write it covers may have been lost (machines/node/loss-watch.ts). */
+  | { readonly kind: 'reply'; readonly requestId: string; readonly ok: boolean; readonly value: number | null; readonly lossReported: boolean }
   | { readonly kind: 'violation'; readonly reason: string }
   | { readonly kind: 'moveCompleted' };
 

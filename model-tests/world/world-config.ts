@@ -41,6 +41,13 @@ export interface WorldConfig {
    */
   readonly unflushedWrites?: boolean;
   /**
+   * With `unflushedWrites`: FLUSHes the clients may send (through any
+   * server). A FLUSH answered `ok` makes the writes acknowledged through
+   * that server before it durable, which the register then holds the group
+   * to (see register-check.ts); a power cut in between must make it fail.
+   */
+  readonly flushes?: number;
+  /**
    * A crash keeps the messages the crashed server had already sent (they are
    * still delivered), as a TCP peer may still read what a killed process had
    * written to its socket. By default a crash drops them with its connections.

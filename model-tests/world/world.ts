@@ -9,6 +9,7 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../..
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
+import { flushLossReason } from '../../machines/node/flush-barrier.js';
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
 import { envelopeKey, recalledCascade, rememberCascade } from './server-step-memo.js';
 import { canonicalServer } from './canonical-objects.js';
@@ -16,7 +17,7 @@ import type { ClientBookkeeping } from './client-bookkeeping.js';
 import { rememberedClientChange } from './client-bookkeeping.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
-import { abandon, complete, initialRegister, initialUnflushedRegister, invoke, powerCut } from './register-check.js';
+import { abandon, complete, completeFlush, connectionLost, initialFlushingRegister, initialRegister, initialUnflushedRegister, invoke, invokeFlush, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
 
 /**
@@ -61,7 +62,8 @@ export interface SimServer {
 export interface ClientOperation {
   readonly id: string;
   readonly server: ServerId;
-  readonly kind: 'read' | 'write';
+  readonly kind: 'read' | 'write' | 'flush';
+  /** A FLUSH's is -1: it concerns every block. */
   readonly block: number;
   readonly value: number;
   readonly status: 'pending' | 'ok' | 'error' | 'info';
@@ -78,6 +80,10 @@ export interface Sightings {
   readonly crashedAtStages: readonly number[];
   /** Of those, the stages after which the move still completed. */
   readonly completedAfterCrashAtStages: readonly number[];
+  /** A FLUSH answered `ok` after some write had been acknowledged. */
+  readonly flushSucceeded?: boolean;
+  /** A FLUSH failed because a power cut may have taken a write it covers. */
+  readonly flushLossReported?: boolean;
 }
 
 export interface World {
@@ -93,7 +99,7 @@ export interface World {
   readonly violation: string | null;
 }
 
-export interface Budgets { readonly writes: number; readonly reads: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number }
+export interface Budgets { readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number }
 
 /**
  * Budgets are few distinct values shared by millions of worlds; each is
@@ -103,7 +109,7 @@ export interface Budgets { readonly writes: number; readonly reads: number; read
 const budgetsByValue = new Map<string, Budgets>();
 
 function budgetsOf(budgets: Budgets): Budgets {
-  const key = `${budgets.writes}|${budgets.reads}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}`;
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}`;
   const known = budgetsByValue.get(key);
   if (known) return known;
   budgetsByValue.set(key, budgets);
@@ -118,6 +124,7 @@ function spend(budgets: Budgets, kind: keyof Budgets): Budgets {
 export type Action =
   | { type: 'client.write'; server: number; block: number }
   | { type: 'client.read'; server: number; block: number }
+  | { type: 'client.flush'; server: number }
   | { type: 'move.start'; page: number; to: number; kind: MoveKind }
   | { type: 'deliver'; index: number }
   | { type: 'drop'; index: number }
@@ -129,6 +136,11 @@ export type Action =
 
 export const volumeName = 'vol';
 
+/** The model's clients have one connection to each server. */
+export function clientConnectionOf(server: ServerId): string {
+  return `client@${server}`;
+}
+
 export function serverName(index: number): ServerId {
   return `s${index + 1}`;
 }
@@ -136,6 +148,15 @@ export function serverName(index: number): ServerId {
 /** Clients write without FUA under power cuts: acknowledged writes may be lost, never resurrected. */
 function unflushedWrites(config: WorldConfig): boolean {
   return config.powerLoss === true && config.unflushedWrites === true;
+}
+
+/** Clients also FLUSH (only with unflushed writes): a FLUSH answered `ok` makes the writes it covers durable. */
+function flushingClients(config: WorldConfig): boolean {
+  return unflushedWrites(config) && (config.flushes ?? 0) > 0;
+}
+
+function initialRegisterOf(config: WorldConfig): RegisterState {
+  return flushingClients(config) ? initialFlushingRegister : unflushedWrites(config) ? initialUnflushedRegister : initialRegister;
 }
 
 export function initialWorld(config: WorldConfig): World {
@@ -159,8 +180,8 @@ export function initialWorld(config: WorldConfig): World {
     return server;
   });
   let world: World = {
-    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => (unflushedWrites(config) ? initialUnflushedRegister : initialRegister)),
-    budgets: budgetsOf({ writes: config.writes, reads: config.reads, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
+    config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegisterOf(config)),
+    budgets: budgetsOf({ writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
@@ -195,7 +216,10 @@ function startServer(world: World, index: number, incarnationIncrement: 0 | 1): 
 function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1): PreparedCascade {
   const incarnation = before.incarnation + incarnationIncrement;
   const server: SimServer = { ...before, incarnation, up: true, node: emptyNodeState(before.node.config, incarnation), pendingMeta: [], tokens: {}, timers: [] };
-  return { server, input: { type: 'node.start', durable: durableRecordsOf(world, before) } };
+  // In power-loss mode every crash is a power cut that may lose unsynced writes, so each restart raises the loss epoch
+  // (the TCP runtime raises it only when the previous run did not end cleanly and the machine lost power, see README).
+  const lossEpoch = world.config.powerLoss ? incarnation : 0;
+  return { server, input: { type: 'node.start', durable: { ...durableRecordsOf(world, before), lossEpoch } } };
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -285,7 +309,7 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
   for (const event of events) {
     switch (event.kind) {
       case 'send': sent.push(event.envelope); break;
-      case 'reply': next = completeClient(next, event.requestId, event.ok, event.value); break;
+      case 'reply': next = noteFlushSightings(completeClient(next, event.requestId, event.ok, event.value), event); break;
       case 'violation': next = violate(next, event.reason); break;
       case 'moveCompleted': {
         // A sighting already recorded leaves the same object (the fingerprint caches per object).
@@ -316,7 +340,8 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       return;
     }
     case 'client.reply': {
-      cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null });
+      const lossReported = effect.outcome.status === 'error' && effect.outcome.reason.startsWith(flushLossReason);
+      cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null, lossReported });
       // The client's write payload is let go with the reply, as the TCP runtime lets it go (server-runtime.ts).
       const clientToken = `client:${effect.requestId}`;
       if (server.tokens[clientToken] === undefined) return;
@@ -408,11 +433,25 @@ function completeClient(world: World, requestId: string, ok: boolean, value: num
   return change.violation === null ? next : violate(next, change.violation);
 }
 
+/** The FLUSH goals: one answered `ok` while it covered a write, and one that reported a possible loss. */
+function noteFlushSightings(world: World, reply: Extract<CascadeEvent, { kind: 'reply' }>): World {
+  if (!reply.requestId.startsWith('f') || !flushingClients(world.config)) return world;
+  const { sightings } = world;
+  if (reply.lossReported && !sightings.flushLossReported) return { ...world, sightings: { ...sightings, flushLossReported: true } };
+  const covered = reply.ok && world.registers.some((register) => register.completed !== undefined && register.completed.length > 0);
+  if (covered && !sightings.flushSucceeded) return { ...world, sightings: { ...sightings, flushSucceeded: true } };
+  return world;
+}
+
 function answerClient(clients: readonly ClientOperation[], registers: readonly RegisterState[], requestId: string, ok: boolean, value: number | null): ClientBookkeeping<ClientOperation> {
   const position = clients.findIndex((client) => client.id === requestId);
   const client = clients[position];
   if (!client || client.status !== 'pending') return { clients, registers, violation: `reply to ${requestId}, which is not pending` };
   const answered = clients.slice();
+  if (client.kind === 'flush') {
+    answered[position] = { ...client, status: ok ? 'ok' : 'error' };
+    return { clients: answered, registers: registers.map((register) => completeFlush(register, client.id, client.server, ok)), violation: null };
+  }
   const judged = registers.slice();
   const register = judged[client.block];
   assert(register, 'register exists');
@@ -422,7 +461,7 @@ function answerClient(clients: readonly ClientOperation[], registers: readonly R
     judged[client.block] = abandon(register, client.id);
     return { clients: answered, registers: judged, violation: null };
   }
-  const checked = complete(register, client.id, client.kind === 'read' ? value ?? 0 : null);
+  const checked = complete(register, client.id, client.kind === 'read' ? value ?? 0 : null, client.server);
   answered[position] = { ...client, status: 'ok', result: client.kind === 'read' ? value ?? 0 : null };
   if (typeof checked === 'string') return { clients: answered, registers, violation: `block ${client.block} not linearizable: ${client.id} ${checked}` };
   judged[client.block] = checked;
@@ -442,6 +481,7 @@ export function enabledActions(world: World): Action[] {
   const blocks = config.pages * config.pieces;
   if (budgets.writes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) for (let block = 0; block < blocks; block += 1) actions.push(clientAction('client.write', server, block));
   if (budgets.reads > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) for (let block = 0; block < blocks; block += 1) actions.push(clientAction('client.read', server, block));
+  if (budgets.flushes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) actions.push(flushAction(server));
   if (budgets.moves > 0) {
     for (let page = 0; page < config.pages; page += 1) {
       const owner = servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page })]?.context.record?.status === 'valid');
@@ -504,6 +544,15 @@ function clientAction(type: 'client.write' | 'client.read', server: number, bloc
   return action;
 }
 
+function flushAction(server: number): Action {
+  const key = `client.flush|${server}`;
+  const known = clientActions.get(key);
+  if (known !== undefined) return known;
+  const action: Action = { type: 'client.flush', server };
+  clientActions.set(key, action);
+  return action;
+}
+
 function timerAction(server: number, timerId: string): Action {
   let byTimer = timerActions[server];
   if (byTimer === undefined) {
@@ -532,19 +581,32 @@ export function applyAction(world: World, action: Action): World {
       assert(server, 'server exists');
       const writeId = world.config.writes - world.budgets.writes + 1;
       const id = `${action.type === 'client.write' ? 'w' : 'r'}${action.type === 'client.write' ? writeId : world.config.reads - world.budgets.reads + 1}`;
-      const operation: ClientOperation = { id, server: server.id, kind: action.type === 'client.write' ? 'write' : 'read', block: action.block, value: action.type === 'client.write' ? writeId : 0, status: 'pending', result: null };
+      const kind = action.type === 'client.write' ? 'write' : 'read';
+      const operation: ClientOperation = { id, server: server.id, kind, block: action.block, value: action.type === 'client.write' ? writeId : 0, status: 'pending', result: null };
       const invoked = rememberedClientChange(world.clients, world.registers, `invoke|${id}|${operation.server}|${operation.kind}|${operation.block}|${operation.value}`, () => {
         const registers = world.registers.slice();
-        registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, operation.kind, operation.value);
+        registers[action.block] = invoke(registers[action.block] ?? initialRegister, id, kind, operation.value);
         return { clients: [...world.clients, operation], registers, violation: null };
       });
       const budgets = spend(world.budgets, action.type === 'client.write' ? 'writes' : 'reads');
       const next: World = { ...world, clients: invoked.clients, registers: invoked.registers, budgets };
       const page = Math.floor(action.block / world.config.pieces);
       const offsetBlocks = action.block % world.config.pieces;
-      const input: NodeInput = { type: 'client.request', requestId: id, operation: { kind: operation.kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true && !unflushedWrites(world.config) } };
+      const input: NodeInput = { type: 'client.request', requestId: id, connectionId: clientConnectionOf(server.id), operation: { kind, pageKey: { volume: volumeName, page }, offsetBlocks, lengthBlocks: 1, fua: world.config.powerLoss === true && !unflushedWrites(world.config) } };
       // The key holds the whole input; a write's token holds its value, which its id (w<value>) names.
       return runNode(next, action.server, `c|${operation.value}|${JSON.stringify(input)}`, startClientRequest, { operation, input });
+    }
+    case 'client.flush': {
+      const server = world.servers[action.server];
+      assert(server, 'server exists');
+      const id = `f${(world.config.flushes ?? 0) - world.budgets.flushes + 1}`;
+      const operation: ClientOperation = { id, server: server.id, kind: 'flush', block: -1, value: 0, status: 'pending', result: null };
+      const invoked = rememberedClientChange(world.clients, world.registers, `invoke|${id}|${operation.server}|flush`, () => ({
+        clients: [...world.clients, operation], registers: world.registers.map((register) => invokeFlush(register, id, server.id)), violation: null,
+      }));
+      const next: World = { ...world, clients: invoked.clients, registers: invoked.registers, budgets: spend(world.budgets, 'flushes') };
+      const input: NodeInput = { type: 'client.flush', requestId: id, connectionId: clientConnectionOf(server.id), volume: volumeName };
+      return runNode(next, action.server, `f|${JSON.stringify(input)}`, startUnchanged, input);
     }
     case 'move.start': {
       const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
@@ -637,15 +699,17 @@ function crash(world: World, index: number): World {
   const network = world.network.filter((envelope) => envelope.to !== server.id && (envelope.from !== server.id || world.config.crashKeepsSent === true));
   // Clients and registers stay the same objects when no request was pending there (most crashes): the fingerprint caches per object.
   let { clients, registers } = world;
-  if (clients.some((client) => client.server === server.id && client.status === 'pending')) {
+  const connectionLosesWrites = flushingClients(world.config) && registers.some((register) => register.ackedVia?.[server.id] !== undefined);
+  if (connectionLosesWrites || clients.some((client) => client.server === server.id && client.status === 'pending')) {
     ({ clients, registers } = rememberedClientChange(world.clients, world.registers, `crash|${server.id}`, () => {
-      const abandoned = world.registers.slice();
+      let abandoned = world.registers.slice();
       const outcomes = world.clients.map((client) => {
         if (client.server !== server.id || client.status !== 'pending') return client;
-        abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
+        if (client.kind === 'flush') abandoned = abandoned.map((register) => completeFlush(register, client.id, server.id, false));
+        else abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
         return { ...client, status: 'info' as const };
       });
-      return { clients: outcomes, registers: abandoned, violation: null };
+      return { clients: outcomes, registers: abandoned.map((register) => connectionLost(register, server.id)), violation: null };
     }));
   }
   // A power cut may roll back every block whose latest writes were not durable (the register decides which values).
@@ -675,6 +739,7 @@ export function describeAction(world: World, action: Action): string {
   switch (action.type) {
     case 'client.write': return `client writes w${world.config.writes - world.budgets.writes + 1} to block ${action.block} via ${serverName(action.server)}`;
     case 'client.read': return `client reads block ${action.block} via ${serverName(action.server)}`;
+    case 'client.flush': return `client flushes f${(world.config.flushes ?? 0) - world.budgets.flushes + 1} via ${serverName(action.server)}`;
     case 'move.start': return `admin starts a ${action.kind} move of page ${action.page} to ${serverName(action.to)}`;
     case 'deliver':
     case 'drop':

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { recordCleanStop, startLossEpoch } from './loss-epoch.js';
+
+/**
+ * The loss epoch rises exactly on a restart that may have lost unsynced
+ * writes: not after a clean stop, not after a process kill on the same boot
+ * (the page cache kept the writes), but after a kill on another boot (a power
+ * cut or OS crash came between), when the boot is unknown, and always under
+ * the power-loss test switch.
+ */
+describe('the loss epoch across restarts', () => {
+  const directories: string[] = [];
+  const fresh = () => {
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-loss-epoch-'));
+    directories.push(directory);
+    return directory;
+  };
+  afterEach(() => {
+    for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+  });
+  const normal = (bootId: string | null) => ({ unsyncedWritesVolatile: false, bootId });
+
+  it('starts at 0 and keeps it over a kill on the same boot and over a clean stop', () => {
+    const directory = fresh();
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false });
+    // Killed: the next start on the same boot finds the record not stopped cleanly, but the page cache survived.
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false });
+    recordCleanStop(directory, 0);
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 0, raised: false });
+  });
+
+  it('rises after a kill followed by a reboot, or when the boot is unknown', () => {
+    const directory = fresh();
+    startLossEpoch(directory, normal('boot-a'));
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 1, raised: true });
+    expect(startLossEpoch(directory, normal(null))).toEqual({ lossEpoch: 2, raised: true });
+    // The rise is durable: a later clean cycle keeps it.
+    recordCleanStop(directory, 2);
+    expect(startLossEpoch(directory, normal('boot-b')).lossEpoch).toBe(2);
+  });
+
+  it('rises on every unclean restart under the power-loss test switch, which keeps unsynced writes in memory', () => {
+    const directory = fresh();
+    const volatile = { unsyncedWritesVolatile: true, bootId: 'boot-a' };
+    expect(startLossEpoch(directory, volatile).lossEpoch).toBe(0);
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true });
+    recordCleanStop(directory, 1);
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false });
+  });
+});

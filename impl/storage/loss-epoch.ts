@@ -1,0 +1,87 @@
+/**
+ * A server's loss epoch (machines/node/loss-watch.ts): how many of its
+ * restarts may have lost writes it had applied but not synced. FLUSH fails
+ * when a holder of a write it covers answers with a higher epoch than it had
+ * when it applied the write, so the epoch must rise on every such restart,
+ * and only then (a needless rise fails FLUSHes that lost nothing).
+ *
+ * Which restarts lose data: a power cut or an operating-system crash drops
+ * the page cache; a process killed with SIGKILL does not (its completed
+ * pwrites are in the kernel's cache and reach the disk later). The record
+ * says whether the previous run stopped cleanly (after syncing everything)
+ * and which boot of the machine it ran in (Linux's boot_id). The epoch rises
+ * when the previous run did not stop cleanly and the machine has rebooted
+ * since, or the boot is unknown, or the test switch that keeps unsynced
+ * writes in process memory (BLOCKSHIFT_POWER_LOSS=1) is on. The record is
+ * written to a temporary file, fsynced and renamed into place (and the
+ * directory fsynced) before the node starts, and again after a clean stop.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface LossEpochRecord {
+  readonly lossEpoch: number;
+  readonly bootId: string | null;
+  readonly stoppedCleanly: boolean;
+}
+
+const bootIdPath = '/proc/sys/kernel/random/boot_id';
+
+/** This boot of the machine, or null where the kernel does not say. */
+export function currentBootId(): string | null {
+  try {
+    return readFileSync(bootIdPath, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function recordPath(dataDirectory: string): string {
+  return join(dataDirectory, 'loss-epoch.json');
+}
+
+function readRecord(dataDirectory: string): LossEpochRecord | null {
+  let text: string;
+  try {
+    text = readFileSync(recordPath(dataDirectory), 'utf8');
+  } catch {
+    return null;
+  }
+  const record = JSON.parse(text) as Partial<LossEpochRecord>;
+  if (!Number.isSafeInteger(record.lossEpoch) || (record.lossEpoch as number) < 0 || typeof record.stoppedCleanly !== 'boolean' || (record.bootId !== null && typeof record.bootId !== 'string')) {
+    throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record: ${text.slice(0, 200)}`);
+  }
+  return record as LossEpochRecord;
+}
+
+function writeRecord(dataDirectory: string, record: LossEpochRecord): void {
+  const path = recordPath(dataDirectory);
+  const temporary = `${path}.tmp`;
+  const file = openSync(temporary, 'w');
+  writeSync(file, `${JSON.stringify(record)}\n`);
+  fsyncSync(file);
+  closeSync(file);
+  renameSync(temporary, path);
+  const directory = openSync(dataDirectory, 'r');
+  fsyncSync(directory);
+  closeSync(directory);
+}
+
+/**
+ * Called once at start, before the node: the loss epoch to start with, made
+ * durable (with "not stopped cleanly") before it is returned. A directory
+ * without a record starts at 0: it has never held an acknowledged write.
+ */
+export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean } {
+  const bootId = options.bootId === undefined ? currentBootId() : options.bootId;
+  const previous = readRecord(dataDirectory);
+  const mayHaveLost = previous !== null && !previous.stoppedCleanly && (options.unsyncedWritesVolatile || bootId === null || previous.bootId !== bootId);
+  const lossEpoch = previous === null ? 0 : previous.lossEpoch + (mayHaveLost ? 1 : 0);
+  writeRecord(dataDirectory, { lossEpoch, bootId, stoppedCleanly: false });
+  return { lossEpoch, raised: mayHaveLost };
+}
+
+/** Called after a clean stop has synced every page and closed the metadata store: the next start loses nothing. */
+export function recordCleanStop(dataDirectory: string, lossEpoch: number): void {
+  writeRecord(dataDirectory, { lossEpoch, bootId: currentBootId(), stoppedCleanly: true });
+}

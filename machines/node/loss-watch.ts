@@ -1,0 +1,165 @@
+import type { ServerId } from '../identifiers.js';
+import { assert } from '../identifiers.js';
+
+/**
+ * Whether a FLUSH may answer `ok`. NBD: a successful FLUSH means every write
+ * acknowledged before it is durable. A server that loses power loses the
+ * writes it had applied but not synced, restarts, and then syncs what is left
+ * without error — so a group-wide sync barrier alone would answer `ok` over a
+ * lost write.
+ *
+ * Theory of operation. Each server has a loss epoch: a durable counter its
+ * runtime raises on every restart that may have lost applied-but-unsynced
+ * writes (a power cut; not a process kill, which leaves the page cache — see
+ * DurableRecords.lossEpoch). Every acknowledgement of a write that is not
+ * durable at once (no FUA) names the servers that applied it and their loss
+ * epochs (`WriteHolder`), on the local part, on each `block.written` of the
+ * other side of a move, and on the `request.answer` that relays a forwarded
+ * write. The server the client talks to keeps, per volume, the holders of
+ * the writes it acknowledged that no FLUSH has covered yet: one entry per
+ * (server, loss epoch), with the number of the newest acknowledgement that
+ * added to it. A FLUSH notes how many acknowledgements it covers, and every
+ * member answers its sync with its current loss epoch; a covered entry whose
+ * server answers with a higher epoch is a write that may be lost, and the
+ * FLUSH fails with EIO. Covered entries are dropped either way: what they
+ * stood for is now durable or has been reported. Acknowledgement numbers
+ * matter only against FLUSHes in flight, so while none is, every entry's
+ * number and the count stay 0: a watch is then a function of its holders
+ * alone, and the explorer does not tell apart states that differ only in
+ * how many writes came before.
+ *
+ * Reporting follows Linux's errseq for writeback errors: a loss found is
+ * counted per volume, and each connection to the volume that was open when
+ * it was found gets EIO at its next FLUSH, once; a connection opened later
+ * does not (its writes came after). With CAN_MULTI_CONN a FLUSH on one
+ * connection covers the writes of every connection to the volume on this
+ * server, so all of them are checked, and all of them learn of a loss.
+ *
+ * False alarms are possible and safe: a holder that restarted after its
+ * writes were copied away durably by a move, or whose write was later copied
+ * again, still fails the FLUSH once. Missed losses are not: an entry is
+ * dropped only by a FLUSH whose every member answered after its sync.
+ */
+export interface WriteHolder {
+  readonly server: ServerId;
+  readonly lossEpoch: number;
+}
+
+export interface UnflushedHolder extends WriteHolder {
+  /** The number of the newest acknowledgement that added to this entry. */
+  readonly lastAck: number;
+}
+
+export interface LossWatch {
+  /** Holders of acknowledged writes no FLUSH has covered yet, one entry per (server, loss epoch). */
+  readonly unflushed: readonly UnflushedHolder[];
+  /** Acknowledgements of writes that were not durable at once, counted. */
+  readonly acks: number;
+  /** Losses found by FLUSHes, counted (the errseq counter). */
+  readonly lossesFound: number;
+  /** Each open connection to the volume: the losses found when it last learned of them (or opened). */
+  readonly connections: Readonly<Record<string, number>>;
+}
+
+export const noLossWatch: LossWatch = { unflushed: [], acks: 0, lossesFound: 0, connections: {} };
+
+/**
+ * The most loss epochs of one server an entry list keeps apart; beyond it the
+ * two oldest merge (the older epoch, the newer acknowledgement), which can
+ * only make a FLUSH fail where it need not. A server restarting this often
+ * between two FLUSHes is broken anyway.
+ */
+export const lossEpochsPerServerMax = 4;
+
+/** The watch with the connection known (sampling the errseq counter on its first use), or null if it is new and `connectionsMax` are open. */
+export function withConnection(watch: LossWatch, connectionId: string, connectionsMax: number, connectionsOpen: number): LossWatch | null {
+  if (watch.connections[connectionId] !== undefined) return watch;
+  if (connectionsOpen >= connectionsMax) return null;
+  return { ...watch, connections: { ...watch.connections, [connectionId]: watch.lossesFound } };
+}
+
+export function withoutConnection(watch: LossWatch, connectionId: string): LossWatch {
+  if (watch.connections[connectionId] === undefined) return watch;
+  const connections = { ...watch.connections };
+  delete connections[connectionId];
+  return { ...watch, connections };
+}
+
+/**
+ * Every holder of either list, once, in canonical order (by server, then
+ * epoch): lists that hold the same holders are equal whatever order the
+ * parts completed in, so the explorer does not tell such states apart.
+ */
+export function unionOfHolders(first: readonly WriteHolder[], second: readonly WriteHolder[]): readonly WriteHolder[] {
+  if (first.length === 0 && isCanonical(second)) return second;
+  const union = [...first];
+  for (const holder of second) {
+    if (!union.some((known) => known.server === holder.server && known.lossEpoch === holder.lossEpoch)) union.push(holder);
+  }
+  return union.sort(compareHolders);
+}
+
+function compareHolders(a: WriteHolder, b: WriteHolder): number {
+  return a.server < b.server ? -1 : a.server > b.server ? 1 : a.lossEpoch - b.lossEpoch;
+}
+
+function isCanonical(holders: readonly WriteHolder[]): boolean {
+  for (let index = 1; index < holders.length; index += 1) if (compareHolders(holders[index - 1]!, holders[index]!) >= 0) return false;
+  return true;
+}
+
+/** The watch after acknowledging a write that `holders` applied without making it durable. */
+export function acknowledged(watch: LossWatch, holders: readonly WriteHolder[], flushesInFlight: boolean): LossWatch {
+  if (holders.length === 0) return watch;
+  const lastAck = flushesInFlight ? watch.acks + 1 : 0;
+  let unflushed = watch.unflushed;
+  for (const holder of holders) {
+    const index = unflushed.findIndex((entry) => entry.server === holder.server && entry.lossEpoch === holder.lossEpoch);
+    const next = unflushed.slice();
+    if (index >= 0) next[index] = { ...holder, lastAck };
+    else next.push({ ...holder, lastAck });
+    unflushed = mergeOldEpochs(next, holder.server);
+  }
+  return { ...watch, unflushed: unflushed.slice().sort(compareHolders), acks: lastAck };
+}
+
+function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): UnflushedHolder[] {
+  const own = entries.filter((entry) => entry.server === server).sort((a, b) => a.lossEpoch - b.lossEpoch);
+  if (own.length <= lossEpochsPerServerMax) return entries;
+  const [oldest, second] = own as [UnflushedHolder, UnflushedHolder];
+  const merged: UnflushedHolder = { server, lossEpoch: oldest.lossEpoch, lastAck: Math.max(oldest.lastAck, second.lastAck) };
+  return [...entries.filter((entry) => entry !== oldest && entry !== second), merged];
+}
+
+/**
+ * Settles a FLUSH that covered acknowledgements up to `coveredAcks`. Each
+ * holder's epoch now is its answer to the FLUSH's sync (`answeredEpochs`),
+ * or, for a server that has left the group, the epoch it reported when it
+ * asked to leave (`departedEpochs`): it held no page then, and every page it
+ * gave away was synced by its new owner, copied from what it held, so only a
+ * loss before that could have taken a write. A holder with neither counts
+ * as lost (a false alarm at worst). Returns the new watch, whether this
+ * connection gets EIO, and the servers whose losses were found.
+ */
+export function flushSettled(
+  watch: LossWatch, connectionId: string, coveredAcks: number,
+  answeredEpochs: Readonly<Record<ServerId, number>>, departedEpochs: Readonly<Record<ServerId, number>>, otherFlushesInFlight: boolean,
+): { watch: LossWatch; lossReported: boolean; lostOn: ServerId[] } {
+  assert(coveredAcks <= watch.acks, 'a FLUSH covers only acknowledgements already made');
+  const covered = watch.unflushed.filter((entry) => entry.lastAck <= coveredAcks);
+  const lostOn = new Set<ServerId>();
+  for (const entry of covered) {
+    const epochNow = answeredEpochs[entry.server] ?? departedEpochs[entry.server];
+    if (epochNow === undefined || epochNow > entry.lossEpoch) lostOn.add(entry.server);
+  }
+  const lossesFound = watch.lossesFound + (lostOn.size > 0 ? 1 : 0);
+  const seen = watch.connections[connectionId] ?? lossesFound;
+  const connections = seen === lossesFound ? watch.connections : { ...watch.connections, [connectionId]: lossesFound };
+  let unflushed = covered.length === 0 ? watch.unflushed : watch.unflushed.filter((entry) => entry.lastAck > coveredAcks);
+  let acks = watch.acks;
+  if (!otherFlushesInFlight && acks > 0) {
+    unflushed = unflushed.map((entry) => ({ ...entry, lastAck: 0 }));
+    acks = 0;
+  }
+  return { watch: { ...watch, unflushed, acks, lossesFound, connections }, lossReported: seen < lossesFound, lostOn: [...lostOn].sort() };
+}
