@@ -145,6 +145,18 @@ describe('power-loss model', () => {
     expect(lossReport(history).lost.map((loss) => loss.writeId)).toEqual([2]);
   });
 
+  it('lets a write go uncertain for good once the first flush after it failed (the loss is reported once)', () => {
+    const { w1, w2, r2, crash } = base();
+    const failedFlush = op({ f: 'flush', block: -1, invokeNs: 12, completeNs: 13, outcome: 'fail' });
+    const laterFlush = op({ f: 'flush', block: -1, invokeNs: 14, completeNs: 15 });
+    const history = [w1, w2, r2, crash, failedFlush, laterFlush, op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
+    expect(checkHistory(history).verdict).toBe('valid');
+    expect(lossReport(history).lost).toEqual([]);
+    // Had the first flush after it answered ok, the same loss would be forbidden.
+    const vouched = [w1, w2, r2, crash, op({ ...failedFlush, outcome: 'ok' }), op({ f: 'read', value: 1, invokeNs: 20, completeNs: 21, final: true })];
+    expect(checkHistory(vouched).verdict).toBe('invalid');
+  });
+
   it('allows losing a write a crash came during, and tells it apart from a forbidden loss', () => {
     const { w1, r2 } = base();
     // The crash completes while w2 is still in flight; w2's acknowledgement and a later flush come after it.
