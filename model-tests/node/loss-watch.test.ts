@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { acknowledged, flushSettled, lossEpochsPerServerMax, noLossWatch, unionOfHolders, withConnection } from '../../machines/node/loss-watch.js';
+
+/**
+ * The bookkeeping behind FLUSH's loss reports (machines/node/loss-watch.ts),
+ * on its own: the explorer reaches it only through small worlds, so the
+ * bound on entries and the errseq rule are pinned here.
+ */
+describe('loss watch', () => {
+  const open = (...connections: string[]) => connections.reduce((watch, connection) => withConnection(watch, connection, 8, 0)!, noLossWatch);
+
+  it('fails a FLUSH whose covered holder answers with a higher epoch, once per connection open then', () => {
+    let watch = acknowledged(open('a', 'b'), [{ server: 's2', lossEpoch: 0 }], false);
+    const settled = flushSettled(watch, 'a', watch.acks, { s1: 0, s2: 1 }, {}, false);
+    expect(settled.lossReported).toBe(true);
+    expect(settled.lostOn).toEqual(['s2']);
+    watch = withConnection(settled.watch, 'c', 8, 2)!;
+    expect(flushSettled(watch, 'a', watch.acks, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(false);
+    expect(flushSettled(watch, 'b', watch.acks, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(true);
+    expect(flushSettled(watch, 'c', watch.acks, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(false);
+  });
+
+  it('passes a FLUSH whose holders kept their epochs, and judges a departed holder by the epoch it left with', () => {
+    const watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 3 }, { server: 's3', lossEpoch: 1 }], false);
+    expect(flushSettled(watch, 'a', watch.acks, { s2: 3 }, { s3: 1 }, false).lossReported).toBe(false);
+    expect(flushSettled(watch, 'a', watch.acks, { s2: 3 }, { s3: 2 }, false).lostOn).toEqual(['s3']);
+    expect(flushSettled(watch, 'a', watch.acks, { s2: 3 }, {}, false).lostOn).toEqual(['s3']);
+  });
+
+  it('leaves acknowledgements made while a FLUSH was in flight to the next FLUSH', () => {
+    let watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 0 }], false);
+    const coveredAcks = watch.acks;
+    watch = acknowledged(watch, [{ server: 's3', lossEpoch: 0 }], true);
+    const settled = flushSettled(watch, 'a', coveredAcks, { s2: 0, s3: 5 }, {}, false);
+    expect(settled.lossReported).toBe(false);
+    expect(settled.watch.unflushed.map((entry) => entry.server)).toEqual(['s3']);
+    expect(flushSettled(settled.watch, 'a', settled.watch.acks, { s2: 0, s3: 5 }, {}, false).lostOn).toEqual(['s3']);
+  });
+
+  it('keeps at most lossEpochsPerServerMax entries per server, merging the oldest (which can only fail a FLUSH more)', () => {
+    let watch = open('a');
+    for (let epoch = 0; epoch < lossEpochsPerServerMax + 3; epoch += 1) watch = acknowledged(watch, [{ server: 's2', lossEpoch: epoch }], false);
+    expect(watch.unflushed.length).toBe(lossEpochsPerServerMax);
+    expect(Math.min(...watch.unflushed.map((entry) => entry.lossEpoch))).toBe(0);
+    expect(flushSettled(watch, 'a', watch.acks, { s2: lossEpochsPerServerMax + 2 }, {}, false).lossReported).toBe(true);
+  });
+
+  it('tracks at most the connections it is given room for, and keeps holder lists canonical', () => {
+    expect(withConnection(noLossWatch, 'x', 2, 2)).toBeNull();
+    expect(unionOfHolders([{ server: 's3', lossEpoch: 0 }], [{ server: 's1', lossEpoch: 2 }, { server: 's3', lossEpoch: 0 }])).toEqual([{ server: 's1', lossEpoch: 2 }, { server: 's3', lossEpoch: 0 }]);
+  });
+});
