@@ -99,10 +99,10 @@ export class FingerprintAudit {
     if (!this.examples.has(key)) this.examples.set(key, { stored: (found[0] as { stored: string }).stored, revisit: (found[0] as { revisit: string }).revisit });
   }
 
-  /** A readable summary, most frequent path lists first. */
-  report(): string {
+  /** A readable summary, the `listsMax` most frequent path lists first. */
+  report(listsMax = Number.POSITIVE_INFINITY): string {
     const lines = [`fingerprint audit: ${this.compared} revisits compared, ${this.differing} with a different complete state, ${this.unexplained} unexplained`];
-    for (const [paths, count] of [...this.byPaths].sort((a, b) => b[1] - a[1])) {
+    for (const [paths, count] of [...this.byPaths].sort((a, b) => b[1] - a[1]).slice(0, listsMax)) {
       const example = this.examples.get(paths);
       lines.push(`  ${count}× ${paths}${example ? `   e.g. ${example.stored.slice(0, 120)} vs ${example.revisit.slice(0, 120)}` : ''}`);
     }
