@@ -12,6 +12,7 @@ import { brokenVariants } from './broken-variants.js';
 import type { TraceFile } from './counterexample.js';
 import { numberedSteps, sequenceDiagram } from './counterexample.js';
 import { explore } from './explore.js';
+import { FingerprintAudit } from '../world/fingerprint-audit.js';
 
 /**
  * `npm run check -- --servers 3 --pages 1 --pieces 2 --writes 2 --moves 1 --crashes 1 --network unordered`
@@ -20,7 +21,7 @@ import { explore } from './explore.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--no-symmetry] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 /**
@@ -60,7 +61,7 @@ try {
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
-      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
@@ -130,8 +131,10 @@ const depthMax = integer(values['depth-max'], 'depth-max', 500, 1, 10_000);
 const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);
 
 let lastReport = performance.now();
+// Debug: compare every merged state with the one kept (world/fingerprint-audit.ts); it keeps every state, so it needs more heap.
+const audit = values['audit-fingerprint'] ? new FingerprintAudit(values['no-symmetry'] !== true, false) : undefined;
 const result = explore(config, {
-  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true, heapFractionMax: 0.8,
+  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true, heapFractionMax: 0.8, fingerprintAudit: audit,
   onProgress: (states, depth) => {
     if (!values.json && performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
@@ -171,6 +174,7 @@ if (values.json) {
     console.log(numberedSteps(result.violation.trace));
   }
   if (result.livenessFailure) console.log(numberedSteps(result.livenessFailure));
+  if (audit) console.log(audit.report(12));
   if (traceFile) console.log(`trace written to ${traceFile} (replay: npm run check -- --replay ${traceFile}) and ${join(outDir, 'counterexample.mmd')}`);
 }
-process.exit(result.violation || result.livenessFailure || goalsMissed.length > 0 || !result.complete ? 1 : 0);
+process.exit(result.violation || result.livenessFailure || goalsMissed.length > 0 || !result.complete || (audit?.unexplained ?? 0) > 0 ? 1 : 0);

@@ -4,6 +4,7 @@ import { checkLiveness, healFairly } from './liveness.js';
 import { checkState, checkTransition, goalsReached, sometimesGoals } from '../world/properties.js';
 import { fingerprintWords, forgetInternedPieces } from '../world/fingerprint.js';
 import { VisitedSet } from './visited-set.js';
+import type { FingerprintAudit } from '../world/fingerprint-audit.js';
 import { canonicalObjects } from '../world/canonical-objects.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
@@ -64,6 +65,12 @@ export interface ExploreOptions {
    * demands the same results either way.
    */
   readonly shareEqualObjects?: boolean;
+  /**
+   * Debug: check that states merged by fingerprint are equal in every field
+   * but the abstracted ones (world/fingerprint-audit.ts). Off unless given;
+   * when off, the search pays one test per transition.
+   */
+  readonly fingerprintAudit?: FingerprintAudit;
   /** Called once per distinct state as it is found (for tests that compare searches). */
   readonly onNewState?: (world: World) => void;
 }
@@ -120,6 +127,8 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
   const history = options.historyInFingerprint === true;
   const initialWords = fingerprintWords(initial, symmetric, history);
   const root = visited.addWords(initialWords[0] as number, initialWords[1] as number, initialWords[2] as number, -1, null);
+  const audit = options.fingerprintAudit;
+  audit?.noteNew(root, initial);
   options.onNewState?.(initial);
   let frontier: Array<[number, World]> = [[root, initial]];
   let transitions = 0;
@@ -214,7 +223,9 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
         }
         // A state already visited passed checkState then (its fingerprint keeps everything the state properties read,
         // and they are blind to server names), so only the transition is checked again.
-        const seen = visited.findWords(hashA, hashB, hashC) >= 0;
+        const found = visited.findWords(hashA, hashB, hashC);
+        const seen = found >= 0;
+        if (seen && audit !== undefined) audit.noteRevisit(found, successor);
         const violation = (seen ? null : checkState(successor)) ?? checkTransition(world, successor);
         if (violation) return finish({ ...violation, trace: traceTo(key, { action, description: describeAction(world, action) }) });
         if (seen) continue;
@@ -222,6 +233,7 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
         if (visited.size >= options.statesMax) { statesCapped = true; break; }
         if (options.heapFractionMax !== undefined && visited.size % heapCheckEveryStates === 0 && heapFractionUsed() > options.heapFractionMax) { memoryCapped = true; break; }
         const successorKey = visited.addWords(hashA, hashB, hashC, key, action);
+        audit?.noteNew(successorKey, successor);
         options.onNewState?.(successor);
         next.push([successorKey, successor]);
         if (livenessCandidates.length < options.livenessSamples && visited.size % options.livenessEvery === 0) livenessCandidates.push([successorKey, successor]);

@@ -42,6 +42,11 @@ const small = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBou
  */
 const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 8_033, []],
+  // A read forwarded to the owner of a 2-piece page, then its forwarder crashes: the owner still serves the read, and
+  // which block it reads is in its request alone. Before the fingerprint held a request's operation this search merged
+  // reads of block 0 and block 1 and kept 3,388 states (fingerprint-audit.ts found it: the answers differ), then 3,425;
+  // 3,832 once servers kept a record of each client connection for FLUSH's loss reports (loss-watch.ts).
+  ['a read through the non-owner of a 2-piece page, a crash of either side', small({ writes: 0, reads: 1, crashes: 1 }), 3_832, ['a write lands on the destination during dual-write']],
   ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 5_133, []],
   ['a write and a read while the page moves', small({ reads: 1 }), 14_136, []],
   // Three servers: s2 and s3 are interchangeable, so symmetry keeps one world per mirror pair.

@@ -477,7 +477,7 @@ export function envelopeTwins(envelope: Envelope): Envelope[] {
  */
 export function serverText(server: SimServer, powerLoss: boolean): string {
   return JSON.stringify([
-    server.up, projectNode(server.node), server.meta, server.pendingMeta.map((pending) => pending.writes), server.data,
+    server.up, projectNode(server.node), server.meta, server.pendingMeta, server.data,
     powerLoss ? server.durableData : null,
     server.tokens, [...server.timers].sort(),
   ]);
@@ -489,17 +489,54 @@ export function serverText(server: SimServer, powerLoss: boolean): string {
  * run, `started` follows the server's `up`, and `nextId` only numbers ids the
  * canonical text renames anyway. Every other field must be projected; a test
  * mutates each field and demands a different fingerprint.
+ *
+ * What else the server text leaves out, and why that is safe (the audit,
+ * fingerprint-audit.ts, checks each claim on every state a search merges):
+ * - the server's name (`id`, and the node's `config.self`): servers stand in
+ *   the text in the order of their names (world.ts keeps server i named
+ *   s<i+1>), and a renaming moves a server to the place of its new name;
+ * - the simulated server's `incarnation`: it is the node's, which is projected
+ *   (a start and a crash set both);
+ * - `durableData` without power cuts: only a power cut reads it;
+ * - the order of `timers`: a multiset to every reader (the enabled actions
+ *   take them as a set, firing removes every copy), so they are sorted;
+ * - in a request entry, the routing machine's context fields other than
+ *   those listed: `requestId` is the entry's key; `self`, `retriesMax`,
+ *   `hopCountMax` and `forwardTimeoutMs` are configuration; `pageKey` and
+ *   `idempotent` follow from the operation (projected); `hopCount` and the
+ *   entry's `replyTo` are spelt in its key (`c:<client id>`, or
+ *   `p:<sender>:<sender's key>:<retry>`, one `p:` per hop); `failure` is set
+ *   only on the way to a final state, which ends the entry in the same step;
+ * - in a replica, its context's `pageKey`, which is the record's key;
+ * - remembered forwarded writes as their window, oldest first: `isRemembered`
+ *   and `remember` read nothing else (the shared log past the window is
+ *   representation), and the order is kept because it decides which is
+ *   forgotten first;
+ * - XState snapshot fields other than value, status and context (`_nodes`
+ *   follows from the value, `machine` is the definition; tags, children,
+ *   history, output and error are the same in every state these machines
+ *   reach, which the audit checks).
+ * Two parts were missing until the audit found merges of worlds that behave
+ * differently: a request's `operation` (a forwarded read outlives its client
+ * when the forwarder crashes, and its block was then nowhere else; the two
+ * merged owners answered with different data), and, projected since for the
+ * same reason although no search merged on them, a pending commit's
+ * completion id and a move's whole context (source, destination, kind,
+ * piece count).
  */
 export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as const;
 
 function projectNode(node: NodeState): unknown {
   return [
-    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context.checkpoint, move.snapshot.context.pending, move.snapshot.context.attempt, move.snapshot.context.piece, move.chunksStored ?? null]),
+    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context, move.chunksStored ?? null]),
     Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
     node.routes,
     [...node.requests].map(([id, entry]) => {
       const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
-      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.holders];
+      // The operation (its page, offset, length, kind, FUA) decides which part of the page is read or written and by
+      // whom during a move; the clients list holds it only while the client waits, and a forwarded read outlives its
+      // client when the forwarder crashes (fingerprint-audit.ts found such merges: the answer carried another block).
+      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
     node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),

@@ -223,6 +223,8 @@ function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1)
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
+  // The fingerprint leaves server names out and tells servers apart by place (fingerprint.ts): a server keeps its place.
+  assert(server.id === world.servers[index]?.id, 'a server keeps its place among the servers');
   const servers = world.servers.slice();
   servers[index] = server;
   return { ...world, servers };
