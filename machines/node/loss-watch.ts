@@ -17,12 +17,14 @@ import { assert } from '../identifiers.js';
  * other side of a move, and on the `request.answer` that relays a forwarded
  * write. The server the client talks to keeps, per volume, the holders of
  * the writes it acknowledged that no FLUSH has covered yet: one entry per
- * (server, loss epoch), with the number of the newest acknowledgement that
- * added to it. A FLUSH notes how many acknowledgements it covers, and every
- * member answers its sync with its current loss epoch; a covered entry whose
- * server answers with a higher epoch is a write that may be lost, and the
- * FLUSH fails with EIO. Covered entries are dropped either way: what they
- * stood for is now durable or has been reported. Acknowledgement numbers
+ * (server, loss epoch), with the numbers of the first and the newest
+ * acknowledgements that added to it. A FLUSH notes how many acknowledgements
+ * it covers, and every member answers its sync with its current loss epoch.
+ * An entry holding a covered write (its first acknowledgement is covered)
+ * whose server answers with a higher epoch stands for writes that may be
+ * lost: the FLUSH fails with EIO and the entry is dropped (the cut that took
+ * them has been reported). Otherwise the entry is dropped if every write it
+ * stands for is covered (now durable), and kept if not. Acknowledgement numbers
  * matter only against FLUSHes in flight, so while none is, every entry's
  * number and the count stay 0: a watch is then a function of its holders
  * alone, and the explorer does not tell apart states that differ only in
@@ -46,7 +48,9 @@ export interface WriteHolder {
 }
 
 export interface UnflushedHolder extends WriteHolder {
-  /** The number of the newest acknowledgement that added to this entry. */
+  /** The number of the first acknowledgement that added to this entry (a FLUSH covering it checks the entry). */
+  readonly firstAck: number;
+  /** The number of the newest (a FLUSH covering it as well drops the entry). */
   readonly lastAck: number;
 }
 
@@ -116,8 +120,8 @@ export function acknowledged(watch: LossWatch, holders: readonly WriteHolder[], 
   for (const holder of holders) {
     const index = unflushed.findIndex((entry) => entry.server === holder.server && entry.lossEpoch === holder.lossEpoch);
     const next = unflushed.slice();
-    if (index >= 0) next[index] = { ...holder, lastAck };
-    else next.push({ ...holder, lastAck });
+    if (index >= 0) next[index] = { ...next[index]!, lastAck };
+    else next.push({ server: holder.server, lossEpoch: holder.lossEpoch, firstAck: lastAck, lastAck });
     unflushed = mergeOldEpochs(next, holder.server);
   }
   return { ...watch, unflushed: unflushed.slice().sort(compareHolders), acks: lastAck };
@@ -127,7 +131,7 @@ function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): Unflushed
   const own = entries.filter((entry) => entry.server === server).sort((a, b) => a.lossEpoch - b.lossEpoch);
   if (own.length <= lossEpochsPerServerMax) return entries;
   const [oldest, second] = own as [UnflushedHolder, UnflushedHolder];
-  const merged: UnflushedHolder = { server, lossEpoch: oldest.lossEpoch, lastAck: Math.max(oldest.lastAck, second.lastAck) };
+  const merged: UnflushedHolder = { server, lossEpoch: oldest.lossEpoch, firstAck: Math.min(oldest.firstAck, second.firstAck), lastAck: Math.max(oldest.lastAck, second.lastAck) };
   return [...entries.filter((entry) => entry !== oldest && entry !== second), merged];
 }
 
@@ -146,19 +150,23 @@ export function flushSettled(
   answeredEpochs: Readonly<Record<ServerId, number>>, departedEpochs: Readonly<Record<ServerId, number>>, otherFlushesInFlight: boolean,
 ): { watch: LossWatch; lossReported: boolean; lostOn: ServerId[] } {
   assert(coveredAcks <= watch.acks, 'a FLUSH covers only acknowledgements already made');
-  const covered = watch.unflushed.filter((entry) => entry.lastAck <= coveredAcks);
   const lostOn = new Set<ServerId>();
-  for (const entry of covered) {
+  let unflushed: UnflushedHolder[] = [];
+  for (const entry of watch.unflushed) {
+    if (entry.firstAck > coveredAcks) {
+      unflushed.push(entry);
+      continue;
+    }
     const epochNow = answeredEpochs[entry.server] ?? departedEpochs[entry.server];
     if (epochNow === undefined || epochNow > entry.lossEpoch) lostOn.add(entry.server);
+    else if (entry.lastAck > coveredAcks) unflushed.push(entry);
   }
   const lossesFound = watch.lossesFound + (lostOn.size > 0 ? 1 : 0);
   const seen = watch.connections[connectionId] ?? lossesFound;
   const connections = seen === lossesFound ? watch.connections : { ...watch.connections, [connectionId]: lossesFound };
-  let unflushed = covered.length === 0 ? watch.unflushed : watch.unflushed.filter((entry) => entry.lastAck > coveredAcks);
   let acks = watch.acks;
   if (!otherFlushesInFlight && acks > 0) {
-    unflushed = unflushed.map((entry) => ({ ...entry, lastAck: 0 }));
+    unflushed = unflushed.map((entry) => ({ ...entry, firstAck: 0, lastAck: 0 }));
     acks = 0;
   }
   return { watch: { ...watch, unflushed, acks, lossesFound, connections }, lossReported: seen < lossesFound, lostOn: [...lostOn].sort() };

@@ -80,6 +80,11 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // restarted holder passes, finds the same in both configurations.
   ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 34_904, []],
   ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 31_142, []],
+  // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a
+  // holder's entry kept only its newest acknowledgement, the second write took the first out of the FLUSH's cover, and
+  // the FLUSH answered ok after the owner's cut took both (12 steps).
+  ['power cut, unflushed writes, a FLUSH between two writes, a crash', small({ pieces: 1, writes: 2, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 1 }), 6_284,
+    ['a move completes', 'a write lands on the destination during dual-write', 'a crash at every stage of the move, and the move still completes', 'a stale routing table causes a retry']],
 ];
 
 describe('exhaustive exploration of the group', () => {

@@ -37,6 +37,17 @@ describe('loss watch', () => {
     expect(flushSettled(settled.watch, 'a', settled.watch.acks, { s2: 0, s3: 5 }, {}, false).lostOn).toEqual(['s3']);
   });
 
+  it('checks a holder whose first write the FLUSH covers even when a later write it holds came after the FLUSH began', () => {
+    let watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 0 }], false);
+    const coveredAcks = watch.acks;
+    watch = acknowledged(watch, [{ server: 's2', lossEpoch: 0 }], true);
+    expect(flushSettled(watch, 'a', coveredAcks, { s2: 1 }, {}, false).lostOn).toEqual(['s2']);
+    // Not lost: the entry stays for the later write, which the next FLUSH checks.
+    const kept = flushSettled(watch, 'a', coveredAcks, { s2: 0 }, {}, false);
+    expect(kept.lossReported).toBe(false);
+    expect(kept.watch.unflushed.map((entry) => entry.server)).toEqual(['s2']);
+  });
+
   it('keeps at most lossEpochsPerServerMax entries per server, merging the oldest (which can only fail a FLUSH more)', () => {
     let watch = open('a');
     for (let epoch = 0; epoch < lossEpochsPerServerMax + 3; epoch += 1) watch = acknowledged(watch, [{ server: 's2', lossEpoch: epoch }], false);
