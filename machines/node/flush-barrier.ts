@@ -36,7 +36,7 @@ export function settleFlushParts(work: FlushWork, flushId: string, settled: read
   delete work.next.flushes[flushId];
   const watch = work.next.read('lossWatches')[flush.volume] ?? noLossWatch;
   const otherFlushesInFlight = Object.values(work.next.read('flushes')).some((other) => other.volume === flush.volume);
-  const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.answeredEpochs, work.next.read('departedLossEpochs'), otherFlushesInFlight);
+  const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.lossesFoundAtStart, flush.answeredEpochs, work.next.read('departedLossEpochs'), otherFlushesInFlight);
   if (settledWatch.watch !== watch) work.next.lossWatches[flush.volume] = settledWatch.watch;
   const outcome = settledWatch.lossReported
     ? { status: 'error' as const, errno: errnoIo, reason: `${flushLossReason} in a power cut of ${settledWatch.lostOn.join(', ') || 'a server (found by an earlier flush)'}` }

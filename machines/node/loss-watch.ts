@@ -33,7 +33,10 @@ import { assert } from '../identifiers.js';
  * Reporting follows Linux's errseq for writeback errors: a loss found is
  * counted per volume, and each connection to the volume that was open when
  * it was found gets EIO at its next FLUSH, once; a connection opened later
- * does not (its writes came after). With CAN_MULTI_CONN a FLUSH on one
+ * does not (its writes came after). Unlike Linux, a FLUSH in flight when
+ * another found a loss fails too, even on a connection already told: the
+ * writes it covers may be the ones that were lost, and the other FLUSH took
+ * their entries away. With CAN_MULTI_CONN a FLUSH on one
  * connection covers the writes of every connection to the volume on this
  * server, so all of them are checked, and all of them learn of a loss.
  *
@@ -136,7 +139,8 @@ function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): Unflushed
 }
 
 /**
- * Settles a FLUSH that covered acknowledgements up to `coveredAcks`. Each
+ * Settles a FLUSH that covered acknowledgements up to `coveredAcks` and
+ * started when `lossesFoundAtStart` losses had been found. Each
  * holder's epoch now is its answer to the FLUSH's sync (`answeredEpochs`),
  * or, for a server that has left the group, the epoch it reported when it
  * asked to leave (`departedEpochs`): it held no page then, and every page it
@@ -146,7 +150,7 @@ function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): Unflushed
  * connection gets EIO, and the servers whose losses were found.
  */
 export function flushSettled(
-  watch: LossWatch, connectionId: string, coveredAcks: number,
+  watch: LossWatch, connectionId: string, coveredAcks: number, lossesFoundAtStart: number,
   answeredEpochs: Readonly<Record<ServerId, number>>, departedEpochs: Readonly<Record<ServerId, number>>, otherFlushesInFlight: boolean,
 ): { watch: LossWatch; lossReported: boolean; lostOn: ServerId[] } {
   assert(coveredAcks <= watch.acks, 'a FLUSH covers only acknowledgements already made');
@@ -169,5 +173,5 @@ export function flushSettled(
     unflushed = unflushed.map((entry) => ({ ...entry, firstAck: 0, lastAck: 0 }));
     acks = 0;
   }
-  return { watch: { ...watch, unflushed, acks, lossesFound, connections }, lossReported: seen < lossesFound, lostOn: [...lostOn].sort() };
+  return { watch: { ...watch, unflushed, acks, lossesFound, connections }, lossReported: seen < lossesFound || lossesFoundAtStart < lossesFound, lostOn: [...lostOn].sort() };
 }

@@ -116,6 +116,8 @@ export interface FlushEntry {
   readonly retries: number;
   /** The volume's acknowledgements this FLUSH covers (those made before it started; see loss-watch.ts). */
   readonly coveredAcks: number;
+  /** The volume's losses found when it started: one found since may have taken a write it covers. */
+  readonly lossesFoundAtStart: number;
   /** Each member's loss epoch as it answered its sync. */
   readonly answeredEpochs: Readonly<Record<ServerId, number>>;
 }

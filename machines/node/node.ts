@@ -933,8 +933,8 @@ class NodeStep {
       return;
     }
     const flushId = `${this.#self}:${requestId}`;
-    const coveredAcks = (this.next.read('lossWatches')[volume] ?? noLossWatch).acks;
-    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining: this.#group(), retries: 0, coveredAcks, answeredEpochs: {} };
+    const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = this.next.read('lossWatches')[volume] ?? noLossWatch;
+    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining: this.#group(), retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {} };
     this.#sendFlush(flushId);
   }
 

@@ -13,8 +13,9 @@ import { referenceBound } from '../world/world-config.js';
  * which move kinds the admin may ask for and whether forwarding pointers are
  * on, the page geometry (granules per page, pieces per move), and what a
  * crash is: kill -9 (the page cache survives), a power cut with clients
- * writing without FUA (unsynced data is lost; a lost value must never come
- * back), or such a cut after which what the crashed server had sent is still
+ * writing without FUA and sending two FLUSHes (unsynced data is lost; a lost
+ * value must never come back, nor may a write a FLUSH answered ok for be
+ * lost), or such a cut after which what the crashed server had sent is still
  * delivered (as TCP may). It shrinks towards the plainest world (unordered network, piecewise
  * moves, no pointer, kill -9), so a counterexample names only the features it needs.
  */
@@ -32,8 +33,8 @@ const networkModes: readonly NetworkMode[] = ['unordered', 'duplicating', 'lossy
  */
 const geometryChoices: ReadonlyArray<Pick<WorldConfig, 'pieces' | 'movePieces'>> = [{ pieces: 3 }, { pieces: 4, movePieces: 2 }, { pieces: 4, movePieces: 1 }];
 const moveKindChoices: ReadonlyArray<readonly MoveKind[]> = [['piecewise'], ['unit'], ['piecewise', 'unit']];
-const crashChoices: ReadonlyArray<Pick<WorldConfig, 'powerLoss' | 'unflushedWrites' | 'crashKeepsSent'>> = [
-  {}, { powerLoss: true, unflushedWrites: true }, { powerLoss: true, unflushedWrites: true, crashKeepsSent: true },
+const crashChoices: ReadonlyArray<Pick<WorldConfig, 'powerLoss' | 'unflushedWrites' | 'crashKeepsSent' | 'flushes'>> = [
+  {}, { powerLoss: true, unflushedWrites: true, flushes: 2 }, { powerLoss: true, unflushedWrites: true, crashKeepsSent: true, flushes: 2 },
 ];
 
 /** One deep configuration, with the machine set given by `variant` (null = the real machines). */
