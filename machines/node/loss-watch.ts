@@ -31,14 +31,15 @@ import { assert } from '../identifiers.js';
  * how many writes came before.
  *
  * Reporting follows Linux's errseq for writeback errors: a loss found is
- * counted per volume, and each connection to the volume that was open when
- * it was found gets EIO at its next FLUSH, once; a connection opened later
- * does not (its writes came after). Unlike Linux, a FLUSH in flight when
+ * counted per volume, and each connection to the volume known when it was
+ * found (a connection is known from its first request) gets EIO at its next
+ * FLUSH, once; a connection first used later does not (its writes came
+ * after). Unlike Linux, a FLUSH in flight when
  * another found a loss fails too, even on a connection already told: the
  * writes it covers may be the ones that were lost, and the other FLUSH took
- * their entries away. With CAN_MULTI_CONN a FLUSH on one
- * connection covers the writes of every connection to the volume on this
- * server, so all of them are checked, and all of them learn of a loss.
+ * their entries away. With CAN_MULTI_CONN a FLUSH on one connection covers
+ * the writes of every connection to the volume on this server, so all of
+ * them are checked, and all of them learn of a loss.
  *
  * False alarms are possible and safe: a holder that restarted after its
  * writes were copied away durably by a move, or whose write was later copied
