@@ -119,6 +119,7 @@ function isCanonical(holders: readonly WriteHolder[]): boolean {
 /** The watch after acknowledging a write that `holders` applied without making it durable. */
 export function acknowledged(watch: LossWatch, holders: readonly WriteHolder[], flushesInFlight: boolean): LossWatch {
   if (holders.length === 0) return watch;
+  if (!flushesInFlight) watch = withNoFlushInFlight(watch);
   const lastAck = flushesInFlight ? watch.acks + 1 : 0;
   let unflushed = watch.unflushed;
   for (const holder of holders) {
@@ -156,23 +157,31 @@ export function flushSettled(
 ): { watch: LossWatch; lossReported: boolean; lostOn: ServerId[] } {
   assert(coveredAcks <= watch.acks, 'a FLUSH covers only acknowledgements already made');
   const lostOn = new Set<ServerId>();
-  let unflushed: UnflushedHolder[] = [];
+  const unflushed: UnflushedHolder[] = [];
   for (const entry of watch.unflushed) {
     if (entry.firstAck > coveredAcks) {
       unflushed.push(entry);
       continue;
     }
     const epochNow = answeredEpochs[entry.server] ?? departedEpochs[entry.server];
-    if (epochNow === undefined || epochNow > entry.lossEpoch) lostOn.add(entry.server);
-    else if (entry.lastAck > coveredAcks) unflushed.push(entry);
+    const lost = epochNow === undefined || epochNow > entry.lossEpoch;
+    if (lost) lostOn.add(entry.server);
+    // Writes it holds that were acknowledged after this FLUSH began are the next FLUSH's to check (and, if lost, report).
+    if (entry.lastAck > coveredAcks) unflushed.push(lost ? { ...entry, firstAck: coveredAcks + 1 } : entry);
   }
   const lossesFound = watch.lossesFound + (lostOn.size > 0 ? 1 : 0);
   const seen = watch.connections[connectionId] ?? lossesFound;
   const connections = seen === lossesFound ? watch.connections : { ...watch.connections, [connectionId]: lossesFound };
-  let acks = watch.acks;
-  if (!otherFlushesInFlight && acks > 0) {
-    unflushed = unflushed.map((entry) => ({ ...entry, firstAck: 0, lastAck: 0 }));
-    acks = 0;
-  }
-  return { watch: { ...watch, unflushed, acks, lossesFound, connections }, lossReported: seen < lossesFound || lossesFoundAtStart < lossesFound, lostOn: [...lostOn].sort() };
+  const settled = { ...watch, unflushed, lossesFound, connections };
+  return { watch: otherFlushesInFlight ? settled : withNoFlushInFlight(settled), lossReported: seen < lossesFound || lossesFoundAtStart < lossesFound, lostOn: [...lostOn].sort() };
+}
+
+/**
+ * The watch once no FLUSH of its volume is in flight (the last one settled or
+ * gave up): acknowledgement numbers matter only against FLUSHes in flight, so
+ * every entry's and the count go back to 0, and the next FLUSH covers them all.
+ */
+export function withNoFlushInFlight(watch: LossWatch): LossWatch {
+  if (watch.acks === 0 && watch.unflushed.every((entry) => entry.firstAck === 0 && entry.lastAck === 0)) return watch;
+  return { ...watch, unflushed: watch.unflushed.map((entry) => ({ ...entry, firstAck: 0, lastAck: 0 })), acks: 0 };
 }

@@ -162,7 +162,8 @@ export function receiveLeaveCheck(work: MembershipWork, from: ServerId, membersh
  */
 function noteDepartingLossEpoch(work: MembershipWork, from: ServerId, lossEpoch: number): void {
   const known = work.next.read('departedLossEpochs');
-  if (known[from] === lossEpoch) return;
+  // Epochs only rise: a late duplicate of a check sent before a power cut must not lower the one recorded.
+  if (known[from] !== undefined && known[from] >= lossEpoch) return;
   const departed = work.next.departedLossEpochs;
   delete departed[from];
   departed[from] = lossEpoch;

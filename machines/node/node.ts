@@ -17,7 +17,7 @@ import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { remember, rememberedValue } from './remembered-origins.js';
 import type { WriteHolder } from './loss-watch.js';
-import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
+import { acknowledged, noLossWatch, unionOfHolders, withConnection, withNoFlushInFlight, withoutConnection } from './loss-watch.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
@@ -852,7 +852,13 @@ class NodeStep {
     }
     const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch } });
+      // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
+      // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
+      if (message.fua) {
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: 1 }), pageKey });
+      } else {
+        this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch } });
+      }
       return this.#releaseReceivedData(message.dataToken);
     }
     const completionId = this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: runs.length });
@@ -1159,6 +1165,9 @@ class NodeStep {
         if (!flush || String(flush.retries) !== detail) return;
         if (flush.retries >= this.next.config.peerRetriesMax) {
           delete this.next.flushes[subject];
+          // Its covered writes stay for the next FLUSH to check; with no FLUSH left in flight their numbers go back to 0.
+          const watch = this.next.read('lossWatches')[flush.volume];
+          if (watch && !Object.values(this.next.read('flushes')).some((other) => other.volume === flush.volume)) this.next.lossWatches[flush.volume] = withNoFlushInFlight(watch);
           this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'error', errno: errnoIo, reason: `flush not confirmed by ${flush.remaining.join(', ')}` }, dataToken: null });
           return;
         }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { acknowledged, flushSettled, lossEpochsPerServerMax, noLossWatch, unionOfHolders, withConnection } from '../../machines/node/loss-watch.js';
+import { acknowledged, flushSettled, lossEpochsPerServerMax, noLossWatch, unionOfHolders, withConnection, withNoFlushInFlight } from '../../machines/node/loss-watch.js';
 
 /**
  * The bookkeeping behind FLUSH's loss reports (machines/node/loss-watch.ts),
@@ -49,6 +49,30 @@ describe('loss watch', () => {
     const kept = flushSettled(watch, 'a', coveredAcks, 0, { s2: 0 }, {}, false);
     expect(kept.lossReported).toBe(false);
     expect(kept.watch.unflushed.map((entry) => entry.server)).toEqual(['s2']);
+  });
+
+  it('leaves the later writes of a holder found lost for the next FLUSH to report again', () => {
+    let watch = acknowledged(open('a'), [{ server: 's1', lossEpoch: 0 }], false);
+    const coveredAcks = watch.acks;
+    watch = acknowledged(watch, [{ server: 's1', lossEpoch: 0 }], true);
+    const first = flushSettled(watch, 'a', coveredAcks, 0, { s1: 1 }, {}, false);
+    expect(first.lossReported).toBe(true);
+    // The second write, acknowledged while the first FLUSH was in flight, was lost in the same cut.
+    expect(flushSettled(first.watch, 'a', first.watch.acks, 1, { s1: 1 }, {}, false).lossReported).toBe(true);
+  });
+
+  it('renumbers entries once no FLUSH is in flight, so a FLUSH after one that timed out still covers them', () => {
+    // A FLUSH starts (covering nothing), a write is acknowledged during it (number 1), and the FLUSH times out.
+    let watch = acknowledged(open('a'), [{ server: 's1', lossEpoch: 0 }], true);
+    expect(watch.unflushed[0]!.firstAck).toBe(1);
+    watch = withNoFlushInFlight(watch);
+    // Another write with no FLUSH in flight, then a FLUSH that covers everything acknowledged so far.
+    watch = acknowledged(watch, [{ server: 's1', lossEpoch: 1 }], false);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s1: 1 }, {}, false).lostOn).toEqual(['s1']);
+    // Without renumbering on time-out, acknowledging with none in flight renumbers as well.
+    const timedOut = acknowledged(open('a'), [{ server: 's1', lossEpoch: 0 }], true);
+    const next = acknowledged(timedOut, [{ server: 's1', lossEpoch: 1 }], false);
+    expect(flushSettled(next, 'a', next.acks, 0, { s1: 1 }, {}, false).lostOn).toEqual(['s1']);
   });
 
   it('keeps at most lossEpochsPerServerMax entries per server, merging the oldest (which can only fail a FLUSH more)', () => {

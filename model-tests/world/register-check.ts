@@ -30,10 +30,11 @@
  * the writes acknowledged through it (NBD). A FLUSH that answers `ok` makes
  * each covered write w durable, so the block can never again hold a value
  * that w overwrote: any write that completed before w was invoked (and the
- * initial 0). Those leave both `possible` and `rollback`. A FLUSH answered
- * with an error, or lost with its server, concludes nothing; either way its
- * covered writes are no longer pending a FLUSH on that connection (a server
- * reports a loss once per connection, as Linux reports writeback errors),
+ * initial 0). Those leave both `possible` and `rollback`. A FLUSH that
+ * reported a loss concludes nothing, and its covered writes are no longer
+ * pending a FLUSH on that connection (a server reports a loss once per
+ * connection, as Linux reports writeback errors); one that failed otherwise
+ * (a time-out) leaves them pending, so the next FLUSH must vouch for them;
  * and a server's crash closes its connection, whose writes no later FLUSH
  * covers.
  */
@@ -119,12 +120,18 @@ export function invokeFlush(register: RegisterState, opId: string, via: string):
   return { ...register, inFlight: { ...register.inFlight, [opId]: { kind: 'flush', value: -1, allowed: register.ackedVia[via] ?? [], completedDuring: [] } } };
 }
 
-/** A FLUSH through `via` is answered (`ok`), or not (an error, or its server crashed). */
-export function completeFlush(register: RegisterState, opId: string, via: string, ok: boolean): RegisterState {
+/**
+ * A FLUSH through `via` is answered: `ok`, a reported loss (its covered writes
+ * are settled either way), or another error, such as a time-out, after which
+ * they still wait for a FLUSH to vouch for them.
+ */
+export function completeFlush(register: RegisterState, opId: string, via: string, outcome: 'ok' | 'lossReported' | 'error'): RegisterState {
   const op = register.inFlight[opId];
   if (op?.kind !== 'flush' || register.ackedVia === undefined) throw new Error(`no FLUSH ${opId} in flight`);
   const inFlight = { ...register.inFlight };
   delete inFlight[opId];
+  if (outcome === 'error') return { ...register, inFlight };
+  const ok = outcome === 'ok';
   const stillUnflushed = (register.ackedVia[via] ?? []).filter((value) => !op.allowed.includes(value));
   const ackedVia = { ...register.ackedVia, [via]: stillUnflushed };
   if (stillUnflushed.length === 0) delete ackedVia[via];

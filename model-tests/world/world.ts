@@ -311,7 +311,7 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
   for (const event of events) {
     switch (event.kind) {
       case 'send': sent.push(event.envelope); break;
-      case 'reply': next = noteFlushSightings(completeClient(next, event.requestId, event.ok, event.value), event); break;
+      case 'reply': next = noteFlushSightings(completeClient(next, event.requestId, event.ok, event.value, event.lossReported), event); break;
       case 'violation': next = violate(next, event.reason); break;
       case 'moveCompleted': {
         // A sighting already recorded leaves the same object (the fingerprint caches per object).
@@ -429,8 +429,8 @@ function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): Durable
   return { routes, replicas, moves };
 }
 
-function completeClient(world: World, requestId: string, ok: boolean, value: number | null): World {
-  const change = rememberedClientChange(world.clients, world.registers, `reply|${requestId}|${ok}|${value}`, () => answerClient(world.clients, world.registers, requestId, ok, value));
+function completeClient(world: World, requestId: string, ok: boolean, value: number | null, lossReported: boolean): World {
+  const change = rememberedClientChange(world.clients, world.registers, `reply|${requestId}|${ok}|${value}|${lossReported}`, () => answerClient(world.clients, world.registers, requestId, ok, value, lossReported));
   const next = change.clients === world.clients && change.registers === world.registers ? world : { ...world, clients: change.clients, registers: change.registers };
   return change.violation === null ? next : violate(next, change.violation);
 }
@@ -445,14 +445,15 @@ function noteFlushSightings(world: World, reply: Extract<CascadeEvent, { kind: '
   return world;
 }
 
-function answerClient(clients: readonly ClientOperation[], registers: readonly RegisterState[], requestId: string, ok: boolean, value: number | null): ClientBookkeeping<ClientOperation> {
+function answerClient(clients: readonly ClientOperation[], registers: readonly RegisterState[], requestId: string, ok: boolean, value: number | null, lossReported: boolean): ClientBookkeeping<ClientOperation> {
   const position = clients.findIndex((client) => client.id === requestId);
   const client = clients[position];
   if (!client || client.status !== 'pending') return { clients, registers, violation: `reply to ${requestId}, which is not pending` };
   const answered = clients.slice();
   if (client.kind === 'flush') {
     answered[position] = { ...client, status: ok ? 'ok' : 'error' };
-    return { clients: answered, registers: registers.map((register) => completeFlush(register, client.id, client.server, ok)), violation: null };
+    const outcome = ok ? 'ok' : lossReported ? 'lossReported' : 'error';
+    return { clients: answered, registers: registers.map((register) => completeFlush(register, client.id, client.server, outcome)), violation: null };
   }
   const judged = registers.slice();
   const register = judged[client.block];
@@ -707,7 +708,7 @@ function crash(world: World, index: number): World {
       let abandoned = world.registers.slice();
       const outcomes = world.clients.map((client) => {
         if (client.server !== server.id || client.status !== 'pending') return client;
-        if (client.kind === 'flush') abandoned = abandoned.map((register) => completeFlush(register, client.id, server.id, false));
+        if (client.kind === 'flush') abandoned = abandoned.map((register) => completeFlush(register, client.id, server.id, 'error'));
         else abandoned[client.block] = abandon(abandoned[client.block] ?? initialRegister, client.id);
         return { ...client, status: 'info' as const };
       });
