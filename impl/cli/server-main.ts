@@ -18,7 +18,7 @@ import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
-import { recordCleanStop, startLossEpoch } from '../storage/loss-epoch.js';
+import { recordCleanStop, recordWritebackFailure, startLossEpoch } from '../storage/loss-epoch.js';
 import { startBalancing } from '../balance/balance-wiring.js';
 import type { RunningBalancer } from '../balance/balance-wiring.js';
 import { DrainDriver } from '../runtime/drain-driver.js';
@@ -38,7 +38,21 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
 
   const metadata = MetadataStore.open(self.dataDirectory);
-  const pageStoreOptions = { unsyncedWritesVolatile: process.env.BLOCKSHIFT_POWER_LOSS === '1' };
+  const unsyncedWritesVolatile = process.env.BLOCKSHIFT_POWER_LOSS === '1';
+  const { lossEpoch, raised, killedOnThisBoot } = startLossEpoch(self.dataDirectory, { unsyncedWritesVolatile });
+  if (raised) log(`loss epoch ${lossEpoch}: the previous run did not stop cleanly and unsynced writes may be lost; FLUSHes covering them fail`);
+  const pageStoreOptions = {
+    unsyncedWritesVolatile,
+    // A failed fdatasync may have dropped writes without a power cut: the next start must raise the loss epoch.
+    onFailure: (error: Error) => {
+      log(`page store failed: ${error.message}; the next start raises the loss epoch`);
+      try {
+        recordWritebackFailure(self.dataDirectory, lossEpoch);
+      } catch (recordError) {
+        log(`could not record the failure: ${(recordError as Error).message}`);
+      }
+    },
+  };
   // Benchmarks of a whole group on one host give each server a disk of its own speed (impl/storage/emulated-disk.ts).
   const diskOperationsPerSecondMax = Number(process.env.BLOCKSHIFT_DISK_IOPS_MAX ?? 0);
   if (!(diskOperationsPerSecondMax >= 0)) throw new Error(`BLOCKSHIFT_DISK_IOPS_MAX must be a number >= 0, not ${process.env.BLOCKSHIFT_DISK_IOPS_MAX}`);
@@ -46,6 +60,8 @@ async function main(): Promise<void> {
     ? new EmulatedDiskPageStore(join(self.dataDirectory, 'pages'), pageStoreOptions, diskOperationsPerSecondMax)
     : new PageStore(join(self.dataDirectory, 'pages'), pageStoreOptions);
   if (diskOperationsPerSecondMax > 0) log(`emulated disk: ${diskOperationsPerSecondMax} operations per second`);
+  // A process killed on this boot left its unsynced writes in the kernel's cache, outside this store's dirty set.
+  if (killedOnThisBoot) log(`synced ${await pages.syncEveryFile()} page files the previous run left unsynced`);
   const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
   // Each process starts its machines' chains afresh from its durable records; the trace says so.
   traceStream?.write(`${JSON.stringify({ server: self.id, type: 'start' })}\n`);
@@ -66,8 +82,6 @@ async function main(): Promise<void> {
     })));
     balancing?.followMembership(membership);
   };
-  const { lossEpoch, raised } = startLossEpoch(self.dataDirectory, pageStoreOptions);
-  if (raised) log(`loss epoch ${lossEpoch}: the previous run did not stop cleanly and unsynced writes may be lost; FLUSHes covering them fail`);
   runtime = new ServerRuntime({
     bootstrapMembership: bootstrap, onMembership,
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },

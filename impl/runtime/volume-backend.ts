@@ -20,6 +20,7 @@ import type { RuntimeReply, ServerRuntime } from './server-runtime.js';
 /** The largest request accepted; the NBD spec recommends clients stay within 32 MiB. */
 export const payloadBytesMax = 32 * 1024 * 1024;
 const errnoIo = 5;
+const errnoShutdown = 108;
 
 interface Part {
   readonly operation: BlockOperation;
@@ -35,6 +36,13 @@ export class VolumeBackend implements NbdBackend {
   readonly #runtime: ServerRuntime;
   /** Null when nobody observes (no balancer): then no part is timed either. */
   readonly #observe: BlockObserver | null;
+  /**
+   * Connections with a WRITE_ZEROES under way, which issues its chunks one
+   * after another: once the connection closes, the rest are not issued (the
+   * node forgets a closed connection, and a later request would make it known
+   * again, for good). An entry lives only while a loop runs.
+   */
+  readonly #zeroing = new Map<NbdClientId, { closed: boolean; loops: number }>();
 
   constructor(runtime: ServerRuntime, observe?: BlockObserver) {
     this.#runtime = runtime;
@@ -123,6 +131,8 @@ export class VolumeBackend implements NbdBackend {
   }
 
   connectionClosed(clientId: NbdClientId): void {
+    const zeroing = this.#zeroing.get(connectionOf(clientId));
+    if (zeroing) zeroing.closed = true;
     this.#runtime.connectionClosed(connectionOf(clientId));
   }
 
@@ -134,9 +144,19 @@ export class VolumeBackend implements NbdBackend {
 
   async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
     const zeroes = Buffer.alloc(Math.min(lengthBytes, payloadBytesMax));
-    for (let doneBytes = 0; doneBytes < lengthBytes; doneBytes += zeroes.length) {
-      const chunkBytes = Math.min(zeroes.length, lengthBytes - doneBytes);
-      await this.write(exportName, offsetBytes + doneBytes, zeroes.subarray(0, chunkBytes), fua, clientId);
+    const connection = connectionOf(clientId);
+    const zeroing = this.#zeroing.get(connection) ?? { closed: false, loops: 0 };
+    this.#zeroing.set(connection, zeroing);
+    zeroing.loops += 1;
+    try {
+      for (let doneBytes = 0; doneBytes < lengthBytes; doneBytes += zeroes.length) {
+        if (zeroing.closed) throw new NbdError(errnoShutdown as never, 'connection closed during WRITE_ZEROES');
+        const chunkBytes = Math.min(zeroes.length, lengthBytes - doneBytes);
+        await this.write(exportName, offsetBytes + doneBytes, zeroes.subarray(0, chunkBytes), fua, clientId);
+      }
+    } finally {
+      zeroing.loops -= 1;
+      if (zeroing.loops === 0) this.#zeroing.delete(connection);
     }
   }
 

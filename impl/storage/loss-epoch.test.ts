@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { recordCleanStop, startLossEpoch } from './loss-epoch.js';
+import { recordCleanStop, recordWritebackFailure, startLossEpoch } from './loss-epoch.js';
 
 /**
  * The loss epoch rises exactly on a restart that may have lost unsynced
@@ -25,18 +25,19 @@ describe('the loss epoch across restarts', () => {
 
   it('starts at 0 and keeps it over a kill on the same boot and over a clean stop', () => {
     const directory = fresh();
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false });
-    // Killed: the next start on the same boot finds the record not stopped cleanly, but the page cache survived.
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false });
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false });
+    // Killed: the next start on the same boot finds the record not stopped cleanly, but the page cache survived
+    // (and the caller must sync what the killed process left unsynced).
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: true });
     recordCleanStop(directory, 0);
-    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 0, raised: false });
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false });
   });
 
   it('rises after a kill followed by a reboot, or when the boot is unknown', () => {
     const directory = fresh();
     startLossEpoch(directory, normal('boot-a'));
-    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 1, raised: true });
-    expect(startLossEpoch(directory, normal(null))).toEqual({ lossEpoch: 2, raised: true });
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal(null))).toEqual({ lossEpoch: 2, raised: true, killedOnThisBoot: false });
     // The rise is durable: a later clean cycle keeps it.
     recordCleanStop(directory, 2);
     expect(startLossEpoch(directory, normal('boot-b')).lossEpoch).toBe(2);
@@ -46,8 +47,16 @@ describe('the loss epoch across restarts', () => {
     const directory = fresh();
     const volatile = { unsyncedWritesVolatile: true, bootId: 'boot-a' };
     expect(startLossEpoch(directory, volatile).lossEpoch).toBe(0);
-    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true });
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
     recordCleanStop(directory, 1);
-    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false });
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false, killedOnThisBoot: false });
+  });
+
+  it('rises after the page store failed, even on the same boot and after a stop that looked clean', () => {
+    const directory = fresh();
+    startLossEpoch(directory, normal('boot-a'));
+    recordWritebackFailure(directory, 0);
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal('boot-a')).lossEpoch).toBe(1);
   });
 });

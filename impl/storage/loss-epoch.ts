@@ -7,14 +7,18 @@
  *
  * Which restarts lose data: a power cut or an operating-system crash drops
  * the page cache; a process killed with SIGKILL does not (its completed
- * pwrites are in the kernel's cache and reach the disk later). The record
- * says whether the previous run stopped cleanly (after syncing everything)
- * and which boot of the machine it ran in (Linux's boot_id). The epoch rises
- * when the previous run did not stop cleanly and the machine has rebooted
- * since, or the boot is unknown, or the test switch that keeps unsynced
- * writes in process memory (BLOCKSHIFT_POWER_LOSS=1) is on. The record is
- * written to a temporary file, fsynced and renamed into place (and the
- * directory fsynced) before the node starts, and again after a clean stop.
+ * pwrites are in the kernel's cache and reach the disk later, and the next
+ * start syncs them before serving: PageStore.syncEveryFile); a failed
+ * fdatasync may have dropped dirty pages (the page store fails, and says so
+ * here at once). The record says whether the previous run stopped cleanly
+ * (after syncing everything), whether its page store failed, and which boot
+ * of the machine it ran in (Linux's boot_id). The epoch rises when the page
+ * store failed, or when the previous run did not stop cleanly and the
+ * machine has rebooted since, or the boot is unknown, or the test switch that
+ * keeps unsynced writes in process memory (BLOCKSHIFT_POWER_LOSS=1) is on.
+ * The record is written to a temporary file, fsynced and renamed into place
+ * (and the directory fsynced) before the node starts, after a clean stop,
+ * and when the store fails.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +27,8 @@ interface LossEpochRecord {
   readonly lossEpoch: number;
   readonly bootId: string | null;
   readonly stoppedCleanly: boolean;
+  /** The page store failed during the run (absent in records written before it was kept: false). */
+  readonly writebackFailed?: boolean;
 }
 
 const bootIdPath = '/proc/sys/kernel/random/boot_id';
@@ -48,7 +54,8 @@ function readRecord(dataDirectory: string): LossEpochRecord | null {
     return null;
   }
   const record = JSON.parse(text) as Partial<LossEpochRecord>;
-  if (!Number.isSafeInteger(record.lossEpoch) || (record.lossEpoch as number) < 0 || typeof record.stoppedCleanly !== 'boolean' || (record.bootId !== null && typeof record.bootId !== 'string')) {
+  if (!Number.isSafeInteger(record.lossEpoch) || (record.lossEpoch as number) < 0 || typeof record.stoppedCleanly !== 'boolean' || (record.bootId !== null && typeof record.bootId !== 'string') ||
+    (record.writebackFailed !== undefined && typeof record.writebackFailed !== 'boolean')) {
     throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record: ${text.slice(0, 200)}`);
   }
   return record as LossEpochRecord;
@@ -71,14 +78,23 @@ function writeRecord(dataDirectory: string, record: LossEpochRecord): void {
  * Called once at start, before the node: the loss epoch to start with, made
  * durable (with "not stopped cleanly") before it is returned. A directory
  * without a record starts at 0: it has never held an acknowledged write.
+ * `killedOnThisBoot`: the previous run ended without a clean stop and without
+ * losing the page cache, so its unsynced writes must be synced before the
+ * node serves (the caller does).
  */
-export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean } {
+export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean; killedOnThisBoot: boolean } {
   const bootId = options.bootId === undefined ? currentBootId() : options.bootId;
   const previous = readRecord(dataDirectory);
-  const mayHaveLost = previous !== null && !previous.stoppedCleanly && (options.unsyncedWritesVolatile || bootId === null || previous.bootId !== bootId);
+  const unclean = previous !== null && !previous.stoppedCleanly;
+  const mayHaveLost = previous !== null && (previous.writebackFailed === true || (unclean && (options.unsyncedWritesVolatile || bootId === null || previous.bootId !== bootId)));
   const lossEpoch = previous === null ? 0 : previous.lossEpoch + (mayHaveLost ? 1 : 0);
   writeRecord(dataDirectory, { lossEpoch, bootId, stoppedCleanly: false });
-  return { lossEpoch, raised: mayHaveLost };
+  return { lossEpoch, raised: mayHaveLost, killedOnThisBoot: unclean && !mayHaveLost };
+}
+
+/** Called when the page store fails: the next start raises the epoch whatever else happened. */
+export function recordWritebackFailure(dataDirectory: string, lossEpoch: number): void {
+  writeRecord(dataDirectory, { lossEpoch, bootId: currentBootId(), stoppedCleanly: false, writebackFailed: true });
 }
 
 /** Called after a clean stop has synced every page and closed the metadata store: the next start loses nothing. */

@@ -76,6 +76,12 @@ export interface PageStoreOptions {
   readonly handlesMax?: number;
   /** Test switch: keep unsynced writes in memory so that `simulatePowerLoss` can discard them. */
   readonly unsyncedWritesVolatile?: boolean;
+  /**
+   * Called once, when the store fails (see "Failure"): writes it had
+   * acknowledged may be gone without a power cut, which the server's loss
+   * epoch must reflect at its next start (impl/storage/loss-epoch.ts).
+   */
+  readonly onFailure?: (error: Error) => void;
 }
 
 export const defaultHandlesMax = 256;
@@ -112,11 +118,13 @@ export class PageStore {
   readonly #entriesSyncing = new Map<string, Promise<void>>();
   #operationsInFlight = 0;
   #failure: Error | null = null;
+  readonly #onFailure: ((error: Error) => void) | null;
   #closed = false;
 
   /** Opens the page files under `directory`, creating it (durably) if needed. */
   constructor(directory: string, options: PageStoreOptions = {}) {
     this.#directory = directory;
+    this.#onFailure = options.onFailure ?? null;
     this.#handles = new FileHandleCache(options.handlesMax ?? defaultHandlesMax, (entry) => this.#retire(entry));
     this.#overlay = options.unsyncedWritesVolatile ? new VolatileOverlay() : null;
     makeDurableDirectorySync(directory);
@@ -350,9 +358,42 @@ export class PageStore {
     try {
       await promise;
     } catch (error) {
-      this.#failure ??= error instanceof Error ? error : new Error(String(error));
+      if (this.#failure === null) {
+        this.#failure = error instanceof Error ? error : new Error(String(error));
+        this.#onFailure?.(this.#failure);
+      }
       throw error;
     }
+  }
+
+  /**
+   * Fdatasyncs every page file in the store's directory, and the directories
+   * themselves, whoever wrote them. After a process kill the kernel still
+   * holds the killed process's unsynced writes, but this store's dirty set
+   * started empty, so a FLUSH would not sync them: a start after an unclean
+   * stop on the same boot calls this before serving. Returns the files synced.
+   */
+  async syncEveryFile(): Promise<number> {
+    let synced = 0;
+    await this.#operation(async () => {
+      for (const volume of await fs.promises.readdir(this.#directory, { withFileTypes: true })) {
+        if (!volume.isDirectory()) continue;
+        const directory = nodePath.join(this.#directory, volume.name);
+        for (const entry of await fs.promises.readdir(directory)) {
+          if (!entry.endsWith('.page')) continue;
+          const handle = await fs.promises.open(nodePath.join(directory, entry), 'r');
+          try {
+            await this.#guard(handle.datasync());
+          } finally {
+            await handle.close();
+          }
+          synced += 1;
+        }
+        await this.#guard(syncDirectory(directory));
+      }
+      await this.#guard(syncDirectory(this.#directory));
+    });
+    return synced;
   }
 
   /** Pins an open handle of the file, opening it (and, with `create`, creating it) when needed; null if it does not exist. */

@@ -303,6 +303,44 @@ describe('page store', () => {
     expect(await volatile.read(page(0), 0, 5, volume)).toEqual(Buffer.concat([1, 2, 3, 4, 5].map((fill) => blocks(1, fill))));
   });
 
+  it('syncs every page file on request, those another store wrote and never synced included (the start after a kill)', async () => {
+    const directory = temporaryDirectory();
+    const killed = openPages(directory);
+    await killed.write(page(0), 0, blocks(1, 7), volume, false);
+    await killed.write(page(3), 1, blocks(1, 8), volume, false);
+    // A new store on the same directory (the restarted process) has an empty dirty set: a plain sync does nothing.
+    const restarted = openPages(directory);
+    const probe = await fs.promises.open(nodePath.join(temporaryDirectory(), 'probe'), 'w');
+    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync(): Promise<void> }, 'datasync');
+    await probe.close();
+    try {
+      await restarted.sync(null);
+      expect(datasync).toHaveBeenCalledTimes(0);
+      expect(await restarted.syncEveryFile()).toBe(2);
+      expect(datasync).toHaveBeenCalledTimes(2);
+    } finally {
+      datasync.mockRestore();
+    }
+    expect(await restarted.read(page(3), 1, 1, volume)).toEqual(blocks(1, 8));
+  });
+
+  it('tells its owner once when it fails', async () => {
+    const failures: string[] = [];
+    const store = openPages(temporaryDirectory(), { onFailure: (error) => failures.push(error.message) });
+    await store.write(page(0), 0, blocks(1, 1), volume, false);
+    const probe = await fs.promises.open(nodePath.join(temporaryDirectory(), 'probe'), 'w');
+    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync(): Promise<void> }, 'datasync').mockRejectedValue(new Error('EIO: injected'));
+    await probe.close();
+    try {
+      await expect(store.sync(null)).rejects.toThrow(/EIO: injected/);
+      await expect(store.sync(page(0))).rejects.toThrow(/failed earlier/);
+      await expect(store.write(page(0), 1, blocks(1, 2), volume, false)).rejects.toThrow(/failed earlier/);
+    } finally {
+      datasync.mockRestore();
+    }
+    expect(failures).toEqual(['EIO: injected']);
+  });
+
   it('refuses a power loss without the switch', () => {
     const store = openPages(temporaryDirectory());
     expect(() => store.simulatePowerLoss()).toThrow(/unsyncedWritesVolatile/);
