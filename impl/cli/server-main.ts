@@ -49,7 +49,9 @@ async function main(): Promise<void> {
       try {
         recordWritebackFailure(self.dataDirectory, lossEpoch);
       } catch (recordError) {
-        log(`could not record the failure: ${(recordError as Error).message}`);
+        // Unrecorded, the next start on this boot would take the failure for a kill and keep the epoch: stop here.
+        log(`could not record the failure: ${(recordError as Error).message}; stopping`);
+        process.exit(70);
       }
     },
   };

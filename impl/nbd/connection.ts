@@ -360,7 +360,7 @@ export class NbdConnection {
         await this.backend.flush(exportName, this.label);
         return undefined;
       case NBD_CMD_TRIM:
-        if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua, this.label);
+        if (lengthBytes > 0) await this.backend.trim(exportName, offsetBytes, lengthBytes, fua);
         return undefined;
       case NBD_CMD_WRITE_ZEROES:
         if (lengthBytes > 0) await this.backend.writeZeroes(exportName, offsetBytes, lengthBytes, fua, this.label);

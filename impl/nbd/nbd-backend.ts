@@ -42,7 +42,7 @@ export interface NbdBackend {
   /** Resolves once every write already acknowledged is durable; rejects (EIO) if one may have been lost. */
   flush(exportName: string, clientId?: NbdClientId): Promise<void>;
   /** A hint that the range is no longer needed; its contents become unspecified. */
-  trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
+  trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void>;
   /** After it resolves, the range reads as zeroes. */
   writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void>;
   /**

@@ -41,6 +41,13 @@ describe('volume backend', () => {
     expect(closed).toEqual(['#7 client']);
   });
 
+  it('answers a TRIM with FUA without a FLUSH, which would use up the connection\'s loss report', async () => {
+    const { backend, requests } = standIn();
+    // The stand-in runtime has no flush: a TRIM that issued one would reject.
+    await backend.trim('v', 0, 4096, true);
+    expect(requests).toHaveLength(0);
+  });
+
   it('writes every chunk of a WRITE_ZEROES on an open connection', async () => {
     const { backend, requests, answer } = standIn();
     const zeroed = backend.writeZeroes('v', 0, 3 * payloadBytesMax, false, '#8 client');

@@ -136,10 +136,15 @@ export class VolumeBackend implements NbdBackend {
     this.#runtime.connectionClosed(connectionOf(clientId));
   }
 
-  /** TRIM is a hint; the group keeps the data, which the NBD spec allows. */
-  async trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
+  /**
+   * TRIM is a hint; the group keeps the data, which the NBD spec allows. With
+   * FUA too it changes nothing that would need to be made durable, so it is
+   * not a FLUSH: one would use up the connection's report of a lost write
+   * (machines/node/loss-watch.ts) on a command whose failure a block layer
+   * does not treat as a writeback error.
+   */
+  async trim(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean): Promise<void> {
     this.#parts(exportName, 'write', offsetBytes, lengthBytes, fua);
-    if (fua) await this.flush(exportName, clientId);
   }
 
   async writeZeroes(exportName: string, offsetBytes: number, lengthBytes: number, fua: boolean, clientId?: NbdClientId): Promise<void> {
