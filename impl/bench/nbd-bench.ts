@@ -14,9 +14,12 @@
  * moves), for quick iteration on the request path, and adds each server's
  * CPU time per request (user + system, read from /proc around each fio job):
  * on a machine shared with other work, wall-clock IOPS swing with the load,
- * while CPU time per request is what the request path itself costs. It also
- * prints read and write system calls per request (syscr, syscw of
- * /proc/PID/io): how well replies and peer frames are batched into writes.
+ * while CPU time per request is what the request path itself costs (its
+ * kernel share, sys, apart). It also prints read and write system calls per
+ * request (syscr, syscw of /proc/PID/io): how well replies and peer frames
+ * are batched into writes; and the whole machine's CPU per request (fio,
+ * the softirq work of loopback TCP that no process is charged for, and
+ * whatever else runs on the host, so it only means something on a quiet one).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -61,6 +64,26 @@ function processCpuUs(pid: number | undefined): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+}
+
+/** A process's system (kernel) CPU time so far, in µs: how much of `processCpuUs` the kernel spent (sockets, pwrite). */
+function processSystemCpuUs(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('server not running');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[12]) * 1e6) / 100;
+}
+
+/**
+ * The whole machine's CPU time so far, in µs, from the first line of
+ * /proc/stat: user (nice included), system, and softirq apart. A loopback TCP
+ * send does the receiver's protocol work in softirq context, which the
+ * kernel charges to no process, so the servers' own figures leave it out;
+ * fio's share is in here too. This is what the 2 cores actually spend.
+ */
+function machineCpuUs(): { user: number; system: number; softirq: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const tickUs = 1e6 / 100;
+  return { user: (fields[0]! + fields[1]!) * tickUs, system: fields[2]! * tickUs, softirq: fields[6]! * tickUs };
 }
 
 /** A process's read and write system calls so far (syscr, syscw of /proc/PID/io: socket and file I/O alike). */
@@ -137,15 +160,21 @@ async function main(): Promise<void> {
         const cpuPerRequest: string[] = [];
         for (const [name, uri] of quickTargets) {
           const before = servers.map((id) => processCpuUs(group.pid(id)));
+          const systemBefore = servers.map((id) => processSystemCpuUs(group.pid(id)));
           const callsBefore = servers.map((id) => processSyscalls(group.pid(id)));
+          const machineBefore = machineCpuUs();
           const result = await fio(uri, job, directory);
           results.push(result);
           const spent = servers.map((id, index) => processCpuUs(group.pid(id)) - before[index]!);
+          const systemSpent = servers.map((id, index) => processSystemCpuUs(group.pid(id)) - systemBefore[index]!);
+          const machineAfter = machineCpuUs();
+          const perRequest = (before: number, after: number): string => ((after - before) / result.requestCount).toFixed(1);
+          const machine = `machine ${perRequest(machineBefore.user, machineAfter.user)} user + ${perRequest(machineBefore.system, machineAfter.system)} sys + ${perRequest(machineBefore.softirq, machineAfter.softirq)} softirq`;
           const calls = servers.map((id, index) => {
             const after = processSyscalls(group.pid(id));
             return `${((after.reads - callsBefore[index]!.reads) / result.requestCount).toFixed(2)}r/${((after.writes - callsBefore[index]!.writes) / result.requestCount).toFixed(2)}w`;
           });
-          cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)}`).join(' + ')} CPU µs, ${servers.map((id, index) => `${id} ${calls[index]}`).join(' + ')} syscalls per request`);
+          cpuPerRequest.push(`${name}: ${servers.map((id, index) => `${id} ${(spent[index]! / result.requestCount).toFixed(1)} (sys ${(systemSpent[index]! / result.requestCount).toFixed(1)})`).join(' + ')} CPU µs, ${servers.map((id, index) => `${id} ${calls[index]}`).join(' + ')} syscalls per request; ${machine} CPU µs per request`);
         }
         const ratio = results.length === 2 ? `  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}` : '';
         console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}${ratio}`);

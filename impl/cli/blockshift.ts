@@ -22,6 +22,7 @@ import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
+import { serverNodeFlags } from './server-node-flags.js';
 
 class UsageError extends Error {}
 
@@ -234,7 +235,7 @@ async function serverAdd(options: Map<string, string>): Promise<void> {
   const logPath = join(server.dataDirectory, 'server.log');
   const output = openSync(logPath, 'a');
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
+  const child = spawn(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
   child.unref();
   console.log(`started ${server.id} (pid ${child.pid}, output in ${logPath}): nbd ${server.nbd.host}:${server.nbd.port}, peer ${server.peer.host}:${server.peer.port}, admin ${server.admin.host}:${server.admin.port}`);
   const deadline = Date.now() + 30_000;

@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Address } from './group-config.js';
+import { serverNodeFlags } from './server-node-flags.js';
 
 const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -27,7 +28,7 @@ export class ServerProcess {
 
   constructor(options: ServerProcessOptions) {
     const { output } = options;
-    this.#child = spawn(process.execPath, ['--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), options.configPath, options.serverId], {
+    this.#child = spawn(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(repositoryRoot, 'impl/cli/server-main.ts'), options.configPath, options.serverId], {
       cwd: repositoryRoot, stdio: ['ignore', output === 'inherit' ? 'inherit' : 'pipe', output === 'inherit' ? 'inherit' : 'pipe'],
       env: { ...process.env, ...options.environment },
     });

@@ -1198,12 +1198,21 @@ class NodeStep {
  * do not multiply states.
  */
 export function isTimerLive(state: NodeState, timerId: string): boolean {
-  const [kind, subject, detail] = timerId.split('|');
-  if (subject === undefined || detail === undefined) return false;
+  // The first three '|'-separated fields, as `split('|')` would give them, without the array and the rest: runtimes
+  // ask this for every forward timer they hold, twice per forwarded request or so.
+  const kindEnd = timerId.indexOf('|');
+  const subjectEnd = kindEnd < 0 ? -1 : timerId.indexOf('|', kindEnd + 1);
+  if (subjectEnd < 0) return false;
+  const detailEnd = timerId.indexOf('|', subjectEnd + 1);
+  const kind = timerId.slice(0, kindEnd);
+  const subject = timerId.slice(kindEnd + 1, subjectEnd);
+  const detail = detailEnd < 0 ? timerId.slice(subjectEnd + 1) : timerId.slice(subjectEnd + 1, detailEnd);
   switch (kind) {
     case 'request': {
       const entry = state.requests.get(subject);
-      return entry !== undefined && entry.snapshot.status === 'active' && entry.snapshot.matches('forwarding') && detail === forwardTimerId(entry.snapshot.context);
+      // The routing machine's states are all top-level and atomic, so `matches('forwarding')` is this comparison
+      // (without the state path XState builds for it).
+      return entry !== undefined && entry.snapshot.status === 'active' && entry.snapshot.value === 'forwarding' && detail === forwardTimerId(entry.snapshot.context);
     }
     case 'serve': {
       const serve = state.serves.get(subject);
