@@ -37,7 +37,7 @@ async function flushErrno(client: NbdClient): Promise<number> {
 describe('FLUSH after a power cut of a server holding an unflushed write', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
-    cluster = await startCluster(19_809, {}, { BLOCKSHIFT_POWER_LOSS: '1' });
+    cluster = await startCluster(18_950, {}, { BLOCKSHIFT_POWER_LOSS: '1' });
     await cluster.group.admin('s1', '/volumes', { name: 'cut', pageCount: 3, servers: [...servers], pageSizeBlocks: 2048, piecesPerPage: 1 });
     await eventually(async () => (await cluster.group.status('s3')).volumes.some((volume) => volume.name === 'cut'), 5_000);
   }, 60_000);

@@ -125,7 +125,9 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     await proxies.start();
     await Promise.all(serverIds.map((id) => group.start(id)));
     await group.admin('s1', '/volumes', { name: volume, pageCount, servers: serverIds, pageSizeBlocks, piecesPerPage });
-    await until(async () => (await Promise.all(serverIds.map((id) => group.status(id)))).every((status) => status.volumes.some((entry) => entry.name === volume)), 10_000);
+    // Setup, not the property under test: generous, since CI runs this beside the explorer's tests on two cores
+    // (10 s once ran out there, and nothing about the run said why).
+    await until(async () => (await Promise.all(serverIds.map((id) => group.status(id)))).every((status) => status.volumes.some((entry) => entry.name === volume)), 30_000);
 
     const workload = new Workload({ group, recorder, random, exportName: volume, blocks, workerCount: options.workerCount ?? 6, requestTimeoutMs });
     workload.start();
