@@ -53,3 +53,22 @@ function createdDirectories(path: string, firstCreated: string): string[] {
   }
   return created;
 }
+
+/**
+ * Replaces a small file's contents atomically and durably: the text goes to
+ * a temporary file beside it, which is fsynced and renamed over the file,
+ * and then the directory is fsynced. A crash at any point leaves the old
+ * contents or the new, never a mix or nothing.
+ */
+export function replaceFileDurablySync(path: string, text: string): void {
+  const temporary = `${path}.tmp`;
+  const descriptor = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(descriptor, text);
+    fs.fsyncSync(descriptor);
+  } finally {
+    fs.closeSync(descriptor);
+  }
+  fs.renameSync(temporary, path);
+  syncDirectorySync(nodePath.dirname(path));
+}

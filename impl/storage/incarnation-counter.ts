@@ -5,8 +5,9 @@
  * must grow across crashes: it is bumped, written to a temporary file,
  * fsynced and renamed into place before the server does anything else.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFileDurablySync } from './directory-sync.js';
 
 /** The node's write-sequence space holds this many incarnations. */
 export const incarnationsMax = 2 ** 20;
@@ -22,14 +23,6 @@ export function nextIncarnation(dataDirectory: string): number {
   if (!Number.isSafeInteger(previous) || previous < 0) throw new Error(`${path} holds no incarnation number`);
   const next = previous + 1;
   if (next >= incarnationsMax) throw new Error(`${path}: more than ${incarnationsMax} restarts on one data directory`);
-  const temporary = `${path}.tmp`;
-  const file = openSync(temporary, 'w');
-  writeSync(file, `${next}\n`);
-  fsyncSync(file);
-  closeSync(file);
-  renameSync(temporary, path);
-  const directory = openSync(dataDirectory, 'r');
-  fsyncSync(directory);
-  closeSync(directory);
+  replaceFileDurablySync(path, `${next}\n`);
   return next;
 }

@@ -20,8 +20,9 @@
  * (and the directory fsynced) before the node starts, after a clean stop,
  * and when the store fails.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFileDurablySync } from './directory-sync.js';
 
 interface LossEpochRecord {
   readonly lossEpoch: number;
@@ -62,16 +63,7 @@ function readRecord(dataDirectory: string): LossEpochRecord | null {
 }
 
 function writeRecord(dataDirectory: string, record: LossEpochRecord): void {
-  const path = recordPath(dataDirectory);
-  const temporary = `${path}.tmp`;
-  const file = openSync(temporary, 'w');
-  writeSync(file, `${JSON.stringify(record)}\n`);
-  fsyncSync(file);
-  closeSync(file);
-  renameSync(temporary, path);
-  const directory = openSync(dataDirectory, 'r');
-  fsyncSync(directory);
-  closeSync(directory);
+  replaceFileDurablySync(recordPath(dataDirectory), `${JSON.stringify(record)}\n`);
 }
 
 /**
