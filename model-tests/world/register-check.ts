@@ -21,9 +21,9 @@
  * again, for the register and for every read in flight. Between cuts the
  * register is as strict as ever: once a read after a cut has seen an older
  * value, a newer one that the cut lost may not come back. (The model's
- * clients never flush and never write with FUA in that mode, so no write
+ * clients never write with FUA in that mode, so without FLUSHes no write
  * ever becomes durable and the set only grows; that over-approximates and
- * so stays sound.)
+ * so stays sound. A FLUSH answered ok shrinks it, below.)
  *
  * Clients that FLUSH (`ackedVia`, present only in that mode): the model's
  * client has one connection per server, and a FLUSH through a server covers

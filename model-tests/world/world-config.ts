@@ -33,7 +33,7 @@ export interface WorldConfig {
    */
   readonly powerLoss?: boolean;
   /**
-   * With `powerLoss`: clients write without FUA (and never flush), so a power
+   * With `powerLoss`: clients write without FUA (and flush only with `flushes`), so a power
    * cut may lose any acknowledged write; the register then lets a cut roll a
    * block back but never bring a lost value back (see register-check.ts).
    * This is what tests that both sides of a move hold the same unflushed data
