@@ -1,6 +1,6 @@
 import type { ServerId } from '../identifiers.js';
 import { errnoIo } from '../routing/request-routing.machine.js';
-import { flushSettled, noLossWatch } from './loss-watch.js';
+import { flushSettled, noLossWatch, withNoFlushInFlight } from './loss-watch.js';
 import type { NodeDraft } from './node-draft.js';
 import type { NodeEffect } from './node-io.js';
 
@@ -24,6 +24,25 @@ export interface FlushWork {
 /** How the reason of a FLUSH failed for a possible loss begins (the simulator recognises it). */
 export const flushLossReason = 'writes acknowledged before this flush may have been lost';
 
+/** Whether a FLUSH of `volume` is in flight here (acknowledgements are numbered only then; see loss-watch.ts). */
+export function isFlushInFlight(next: NodeDraft, volume: string): boolean {
+  return Object.values(next.read('flushes')).some((flush) => flush.volume === volume);
+}
+
+/**
+ * Removes a FLUSH that settled or gave up. The one place a FLUSH ends, so the
+ * loss watch's rule holds everywhere: once none of its volume is in flight,
+ * its acknowledgement numbers go back to 0 (a FLUSH that gave up leaves its
+ * covered writes for the next one, which then covers them all).
+ */
+export function endFlush(work: FlushWork, flushId: string): void {
+  const flush = work.next.read('flushes')[flushId];
+  if (!flush) return;
+  delete work.next.flushes[flushId];
+  const watch = work.next.read('lossWatches')[flush.volume];
+  if (watch && !isFlushInFlight(work.next, flush.volume)) work.next.lossWatches[flush.volume] = withNoFlushInFlight(watch);
+}
+
 export function settleFlushParts(work: FlushWork, flushId: string, settled: readonly ServerId[]): void {
   const flush = work.next.read('flushes')[flushId];
   if (!flush) return;
@@ -33,11 +52,10 @@ export function settleFlushParts(work: FlushWork, flushId: string, settled: read
     work.next.flushes[flushId] = { ...flush, remaining };
     return;
   }
-  delete work.next.flushes[flushId];
   const watch = work.next.read('lossWatches')[flush.volume] ?? noLossWatch;
-  const otherFlushesInFlight = Object.values(work.next.read('flushes')).some((other) => other.volume === flush.volume);
-  const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.lossesFoundAtStart, flush.answeredEpochs, work.next.read('departedLossEpochs'), otherFlushesInFlight);
-  if (settledWatch.watch !== watch) work.next.lossWatches[flush.volume] = settledWatch.watch;
+  const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.lossesFoundAtStart, flush.answeredEpochs, work.next.read('departedLossEpochs'));
+  work.next.lossWatches[flush.volume] = settledWatch.watch;
+  endFlush(work, flushId);
   const outcome = settledWatch.lossReported
     ? { status: 'error' as const, errno: errnoIo, reason: `${flushLossReason} in a power cut of ${settledWatch.lostOn.join(', ') || 'a server (found by an earlier flush)'}` }
     : { status: 'ok' as const };

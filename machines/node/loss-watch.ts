@@ -153,7 +153,7 @@ function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): Unflushed
  */
 export function flushSettled(
   watch: LossWatch, connectionId: string, coveredAcks: number, lossesFoundAtStart: number,
-  answeredEpochs: Readonly<Record<ServerId, number>>, departedEpochs: Readonly<Record<ServerId, number>>, otherFlushesInFlight: boolean,
+  answeredEpochs: Readonly<Record<ServerId, number>>, departedEpochs: Readonly<Record<ServerId, number>>,
 ): { watch: LossWatch; lossReported: boolean; lostOn: ServerId[] } {
   assert(coveredAcks <= watch.acks, 'a FLUSH covers only acknowledgements already made');
   const lostOn = new Set<ServerId>();
@@ -172,8 +172,7 @@ export function flushSettled(
   const lossesFound = watch.lossesFound + (lostOn.size > 0 ? 1 : 0);
   const seen = watch.connections[connectionId] ?? lossesFound;
   const connections = seen === lossesFound ? watch.connections : { ...watch.connections, [connectionId]: lossesFound };
-  const settled = { ...watch, unflushed, lossesFound, connections };
-  return { watch: otherFlushesInFlight ? settled : withNoFlushInFlight(settled), lossReported: seen < lossesFound || lossesFoundAtStart < lossesFound, lostOn: [...lostOn].sort() };
+  return { watch: { ...watch, unflushed, lossesFound, connections }, lossReported: seen < lossesFound || lossesFoundAtStart < lossesFound, lostOn: [...lostOn].sort() };
 }
 
 /**

@@ -12,12 +12,12 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { applyBlockVersions, noBlockVersions } from './block-versions.js';
-import { settleFlushParts } from './flush-barrier.js';
+import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { remember, rememberedValue } from './remembered-origins.js';
 import type { WriteHolder } from './loss-watch.js';
-import { acknowledged, noLossWatch, unionOfHolders, withConnection, withNoFlushInFlight, withoutConnection } from './loss-watch.js';
+import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
 import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
@@ -375,8 +375,7 @@ class NodeStep {
    * the volume covers it (CAN_MULTI_CONN), even once its own connection closed.
    */
   #noteAcknowledged(volume: string, holders: readonly WriteHolder[]): void {
-    const flushesInFlight = Object.values(this.next.read('flushes')).some((flush) => flush.volume === volume);
-    this.next.lossWatches[volume] = acknowledged(this.next.read('lossWatches')[volume] ?? noLossWatch, holders, flushesInFlight);
+    this.next.lossWatches[volume] = acknowledged(this.next.read('lossWatches')[volume] ?? noLossWatch, holders, isFlushInFlight(this.next, volume));
   }
 
   /** Serve from this server's valid copy, following the read/write targets of a move of the page in progress. */
@@ -1164,10 +1163,8 @@ class NodeStep {
         const flush = this.next.flushes[subject];
         if (!flush || String(flush.retries) !== detail) return;
         if (flush.retries >= this.next.config.peerRetriesMax) {
-          delete this.next.flushes[subject];
-          // Its covered writes stay for the next FLUSH to check; with no FLUSH left in flight their numbers go back to 0.
-          const watch = this.next.read('lossWatches')[flush.volume];
-          if (watch && !Object.values(this.next.read('flushes')).some((other) => other.volume === flush.volume)) this.next.lossWatches[flush.volume] = withNoFlushInFlight(watch);
+          // Its covered writes stay for the next FLUSH to check.
+          endFlush(this, subject);
           this.effects.push({ type: 'client.reply', requestId: flush.requestId, outcome: { status: 'error', errno: errnoIo, reason: `flush not confirmed by ${flush.remaining.join(', ')}` }, dataToken: null });
           return;
         }

@@ -11,42 +11,42 @@ describe('loss watch', () => {
 
   it('fails a FLUSH whose covered holder answers with a higher epoch, once per connection open then', () => {
     let watch = acknowledged(open('a', 'b'), [{ server: 's2', lossEpoch: 0 }], false);
-    const settled = flushSettled(watch, 'a', watch.acks, 0, { s1: 0, s2: 1 }, {}, false);
+    const settled = flushSettled(watch, 'a', watch.acks, 0, { s1: 0, s2: 1 }, {});
     expect(settled.lossReported).toBe(true);
     expect(settled.lostOn).toEqual(['s2']);
     watch = withConnection(settled.watch, 'c', 8, 2)!;
     // FLUSHes started after the loss was found (one loss found by then).
-    expect(flushSettled(watch, 'a', watch.acks, 1, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(false);
-    expect(flushSettled(watch, 'b', watch.acks, 1, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(true);
-    expect(flushSettled(watch, 'c', watch.acks, 1, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(false);
+    expect(flushSettled(watch, 'a', watch.acks, 1, { s1: 0, s2: 1 }, {}).lossReported).toBe(false);
+    expect(flushSettled(watch, 'b', watch.acks, 1, { s1: 0, s2: 1 }, {}).lossReported).toBe(true);
+    expect(flushSettled(watch, 'c', watch.acks, 1, { s1: 0, s2: 1 }, {}).lossReported).toBe(false);
     // One in flight when the loss was found fails even on the connection told: the lost writes may be its own.
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s1: 0, s2: 1 }, {}, false).lossReported).toBe(true);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s1: 0, s2: 1 }, {}).lossReported).toBe(true);
   });
 
   it('passes a FLUSH whose holders kept their epochs, and judges a departed holder by the epoch it left with', () => {
     const watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 3 }, { server: 's3', lossEpoch: 1 }], false);
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, { s3: 1 }, false).lossReported).toBe(false);
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, { s3: 2 }, false).lostOn).toEqual(['s3']);
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, {}, false).lostOn).toEqual(['s3']);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, { s3: 1 }).lossReported).toBe(false);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, { s3: 2 }).lostOn).toEqual(['s3']);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: 3 }, {}).lostOn).toEqual(['s3']);
   });
 
   it('leaves acknowledgements made while a FLUSH was in flight to the next FLUSH', () => {
     let watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 0 }], false);
     const coveredAcks = watch.acks;
     watch = acknowledged(watch, [{ server: 's3', lossEpoch: 0 }], true);
-    const settled = flushSettled(watch, 'a', coveredAcks, 0, { s2: 0, s3: 5 }, {}, false);
+    const settled = flushSettled(watch, 'a', coveredAcks, 0, { s2: 0, s3: 5 }, {});
     expect(settled.lossReported).toBe(false);
     expect(settled.watch.unflushed.map((entry) => entry.server)).toEqual(['s3']);
-    expect(flushSettled(settled.watch, 'a', settled.watch.acks, 0, { s2: 0, s3: 5 }, {}, false).lostOn).toEqual(['s3']);
+    expect(flushSettled(settled.watch, 'a', settled.watch.acks, 0, { s2: 0, s3: 5 }, {}).lostOn).toEqual(['s3']);
   });
 
   it('checks a holder whose first write the FLUSH covers even when a later write it holds came after the FLUSH began', () => {
     let watch = acknowledged(open('a'), [{ server: 's2', lossEpoch: 0 }], false);
     const coveredAcks = watch.acks;
     watch = acknowledged(watch, [{ server: 's2', lossEpoch: 0 }], true);
-    expect(flushSettled(watch, 'a', coveredAcks, 0, { s2: 1 }, {}, false).lostOn).toEqual(['s2']);
+    expect(flushSettled(watch, 'a', coveredAcks, 0, { s2: 1 }, {}).lostOn).toEqual(['s2']);
     // Not lost: the entry stays for the later write, which the next FLUSH checks.
-    const kept = flushSettled(watch, 'a', coveredAcks, 0, { s2: 0 }, {}, false);
+    const kept = flushSettled(watch, 'a', coveredAcks, 0, { s2: 0 }, {});
     expect(kept.lossReported).toBe(false);
     expect(kept.watch.unflushed.map((entry) => entry.server)).toEqual(['s2']);
   });
@@ -55,10 +55,10 @@ describe('loss watch', () => {
     let watch = acknowledged(open('a'), [{ server: 's1', lossEpoch: 0 }], false);
     const coveredAcks = watch.acks;
     watch = acknowledged(watch, [{ server: 's1', lossEpoch: 0 }], true);
-    const first = flushSettled(watch, 'a', coveredAcks, 0, { s1: 1 }, {}, false);
+    const first = flushSettled(watch, 'a', coveredAcks, 0, { s1: 1 }, {});
     expect(first.lossReported).toBe(true);
     // The second write, acknowledged while the first FLUSH was in flight, was lost in the same cut.
-    expect(flushSettled(first.watch, 'a', first.watch.acks, 1, { s1: 1 }, {}, false).lossReported).toBe(true);
+    expect(flushSettled(first.watch, 'a', first.watch.acks, 1, { s1: 1 }, {}).lossReported).toBe(true);
   });
 
   it('renumbers entries once no FLUSH is in flight, so a FLUSH after one that timed out still covers them', () => {
@@ -68,11 +68,11 @@ describe('loss watch', () => {
     watch = withNoFlushInFlight(watch);
     // Another write with no FLUSH in flight, then a FLUSH that covers everything acknowledged so far.
     watch = acknowledged(watch, [{ server: 's1', lossEpoch: 1 }], false);
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s1: 1 }, {}, false).lostOn).toEqual(['s1']);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s1: 1 }, {}).lostOn).toEqual(['s1']);
     // Without renumbering on time-out, acknowledging with none in flight renumbers as well.
     const timedOut = acknowledged(open('a'), [{ server: 's1', lossEpoch: 0 }], true);
     const next = acknowledged(timedOut, [{ server: 's1', lossEpoch: 1 }], false);
-    expect(flushSettled(next, 'a', next.acks, 0, { s1: 1 }, {}, false).lostOn).toEqual(['s1']);
+    expect(flushSettled(next, 'a', next.acks, 0, { s1: 1 }, {}).lostOn).toEqual(['s1']);
   });
 
   it('keeps at most lossEpochsPerServerMax entries per server, merging the oldest (which can only fail a FLUSH more)', () => {
@@ -80,7 +80,7 @@ describe('loss watch', () => {
     for (let epoch = 0; epoch < lossEpochsPerServerMax + 3; epoch += 1) watch = acknowledged(watch, [{ server: 's2', lossEpoch: epoch }], false);
     expect(watch.unflushed.length).toBe(lossEpochsPerServerMax);
     expect(Math.min(...watch.unflushed.map((entry) => entry.lossEpoch))).toBe(0);
-    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: lossEpochsPerServerMax + 2 }, {}, false).lossReported).toBe(true);
+    expect(flushSettled(watch, 'a', watch.acks, 0, { s2: lossEpochsPerServerMax + 2 }, {}).lossReported).toBe(true);
   });
 
   it('tracks at most the connections it is given room for, and keeps holder lists canonical', () => {
