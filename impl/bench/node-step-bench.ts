@@ -22,6 +22,9 @@
  * queued (a turn's requests, then their completions). For the forwarded scenario it also splits the time by
  * server (wall time of each server's steps, codec and executor included:
  * the forwarder's and the owner's share of a forwarded write).
+ * `BENCH_PAGES=n` sizes the volume (16 pages of 4 MiB by default): the writes
+ * land on random pages, so a record that grows with the pages written shows
+ * up as a cost that grows with n (model-tests/node/bounded-records.test.ts).
  */
 import { assert } from '../../machines/identifiers.js';
 import { labelledMemo } from '../../machines/labelled-memo.js';
@@ -40,7 +43,7 @@ const throughWire = process.env['BENCH_WIRE'] !== '0';
 /** `BENCH_BATCH`: how many queued inputs of one server a step may take (1: one nodeStep per input; the TCP runtime takes whatever is queued). */
 const batchInputsMax = Number(process.env['BENCH_BATCH'] ?? 1);
 const warmUpWrites = Math.min(20_000, writesMeasured);
-const volume: VolumeDefinition = { name: 'local', pageCount: 16, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1'] };
+const volume: VolumeDefinition = { name: 'local', pageCount: Number(process.env['BENCH_PAGES'] ?? 16), pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1'] };
 const group = ['s1', 's2'];
 
 interface Scenario {

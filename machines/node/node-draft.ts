@@ -22,7 +22,7 @@ type Mutable<T> = {
 };
 
 type MapField = 'volumes' | 'routes' | 'replicas' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
-  'writeSequences' | 'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined' | 'lossWatches' | 'departedLossEpochs';
+  'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined' | 'lossWatches' | 'departedLossEpochs';
 type Draft = Mutable<NodeState>;
 
 export class NodeDraft {
@@ -34,6 +34,7 @@ export class NodeDraft {
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   nextId: number;
+  lastWriteSequence: number;
   lossEpoch: number;
   readonly config: NodeState['config'];
   readonly incarnation: number;
@@ -45,6 +46,7 @@ export class NodeDraft {
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.nextId = base.nextId;
+    this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
     this.config = base.config;
     this.incarnation = base.incarnation;
@@ -74,7 +76,6 @@ export class NodeDraft {
   get serves(): Draft['serves'] { return this.#edit('serves'); }
   get continuations(): Draft['continuations'] { return this.#edit('continuations'); }
   get flushes(): Draft['flushes'] { return this.#edit('flushes'); }
-  get writeSequences(): Draft['writeSequences'] { return this.#edit('writeSequences'); }
   get localWritesInFlight(): Draft['localWritesInFlight'] { return this.#edit('localWritesInFlight'); }
   get blockVersions(): Draft['blockVersions'] { return this.#edit('blockVersions'); }
   get parked(): Draft['parked'] { return this.#edit('parked'); }
@@ -87,7 +88,7 @@ export class NodeDraft {
     return {
       config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.read('routes'), replicas: this.read('replicas'), moves: this.read('moves'),
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
-      writeSequences: this.read('writeSequences'), localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
+      lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'),

@@ -130,16 +130,6 @@ class NodeStep {
     return `${prefix}:${this.#self}.${this.next.incarnation}.${this.next.nextId}`;
   }
 
-  /**
-   * Write sequences are volatile, so each incarnation numbers its writes above
-   * every earlier incarnation's: a destination that kept versions from before
-   * the source's restart must still take the source's newer writes.
-   */
-  #sequenceBase(): number {
-    assert(this.next.incarnation < 2 ** 20, 'incarnation fits the write sequence space');
-    return this.next.incarnation * 2 ** 32;
-  }
-
   /** For the helpers in node-membership.ts, which resume through `io.done` like the node's own steps. */
   awaitCompletion(continuation: Continuation): string {
     return this.#await(continuation);
@@ -398,8 +388,8 @@ class NodeStep {
       : move ? writeServers(move, piece) : [this.#self];
     let sequence = 0;
     if (operation.kind === 'write') {
-      sequence = (this.next.read('writeSequences')[key] ?? this.#sequenceBase()) + 1;
-      this.next.writeSequences[key] = sequence;
+      sequence = this.next.lastWriteSequence + 1;
+      this.next.lastWriteSequence = sequence;
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
@@ -496,7 +486,7 @@ class NodeStep {
         this.effects.push({ type: 'data.read', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, intoToken: entry.readToken });
       } else {
         assert(entry.writeToken, 'a write has a payload token');
-        this.next.localWritesInFlight[key] = [...(this.next.read('localWritesInFlight')[key] ?? []), serve.sequence];
+        this.next.localWritesInFlight.set(key, [...(this.next.read('localWritesInFlight').get(key) ?? []), serve.sequence]);
         this.effects.push({ type: 'data.write', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, fromToken: entry.writeToken, tokenOffsetBlocks: 0, durable: operation.fua });
       }
       return;
@@ -659,8 +649,10 @@ class NodeStep {
           assert(volume, 'volume of a moving page exists');
           // Label the copy with the newest sequence all of whose writes have reached the local copy. Every chunk is
           // read in this step, so one label holds for all of them.
-          const inFlight = this.next.localWritesInFlight[key] ?? [];
-          const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.writeSequences[key] ?? this.#sequenceBase();
+          const inFlight = this.next.read('localWritesInFlight').get(key) ?? [];
+          // Without writes of the page in flight, every write of it handed out so far (all numbered up to the node's
+          // newest sequence) has reached the local copy.
+          const sequence = inFlight.length > 0 ? Math.min(...inFlight) - 1 : this.next.lastWriteSequence;
           // The move's own geometry (context.pieceCount is 1 for a unit move), persisted in its durable input.
           for (const [offsetBlocks, lengthBlocks] of copyChunksOf(volume, context.pieceCount, effect.piece, this.next.config.copyChunkBytesMax)) {
             const token = this.#newId('copy');
@@ -1063,7 +1055,10 @@ class NodeStep {
         if (entry?.operation.kind === 'write') {
           const key = pageKeyText(entry.operation.pageKey);
           const sequence = this.next.read('serves').get(continuation.serveId)?.sequence;
-          this.next.localWritesInFlight[key] = (this.next.read('localWritesInFlight')[key] ?? []).filter((candidate) => candidate !== sequence);
+          const inFlight = (this.next.read('localWritesInFlight').get(key) ?? []).filter((candidate) => candidate !== sequence);
+          // A page without writes in flight has no entry, so the record stays as small as the requests in flight.
+          if (inFlight.length > 0) this.next.localWritesInFlight.set(key, inFlight);
+          else this.next.localWritesInFlight.delete(key);
         }
         if (!ok) {
           this.next.serves.delete(continuation.serveId);

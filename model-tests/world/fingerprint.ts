@@ -539,7 +539,7 @@ function projectNode(node: NodeState): unknown {
       return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
-    node.writeSequences, node.localWritesInFlight, node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),
+    node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
     node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck,
