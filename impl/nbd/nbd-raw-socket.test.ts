@@ -366,6 +366,38 @@ describe('transmission', () => {
     expect(chunk.payload.subarray(8).every((byte) => byte === 39)).toBe(true);
   });
 
+  it('acts on at most requestsPerTurnMax requests per turn, and answers every pipelined one', async () => {
+    server = await startTestServer(undefined, {}, { requestsPerTurnMax: 3 });
+    // The connection hands the requests of one pump to the backend inside one batch: count the writes of each.
+    const backend = server.backend as typeof server.backend & { batch?: <T>(body: () => T) => T };
+    const writesPerBatch: number[] = [];
+    backend.batch = (body) => {
+      writesPerBatch.push(0);
+      return body();
+    };
+    const write = backend.write.bind(backend);
+    backend.write = (...args) => {
+      writesPerBatch[writesPerBatch.length - 1]! += 1;
+      return write(...args);
+    };
+    const client = await connect();
+    await client.negotiate('vol-a', true);
+    const requestCount = 40;
+    // Sent in one go, they reach the server in a few large reads.
+    for (let index = 0; index < requestCount; index += 1) {
+      client.sendRequest({ type: NBD_CMD_WRITE, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096, payload: Buffer.alloc(4096, index) });
+    }
+    const handles = new Set<bigint>();
+    for (let index = 0; index < requestCount; index += 1) {
+      const reply = await client.readSimpleReply();
+      expect(reply.errno).toBe(0);
+      handles.add(reply.handle);
+    }
+    expect(handles.size).toBe(requestCount);
+    expect(writesPerBatch.reduce((sum, count) => sum + count, 0)).toBe(requestCount);
+    expect(Math.max(...writesPerBatch), `writes per batch: ${writesPerBatch.join(' ')}`).toBe(3);
+  });
+
   it('finishes in-flight requests before closing on NBD_CMD_DISC', async () => {
     server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) });
     const client = await connect();
