@@ -95,16 +95,12 @@ async function profileMoves(kind: MoveKind, movePieces: number | undefined): Pro
   const peerPorts: Record<string, number> = { s1: 39_809, s2: 39_810 };
   const runtimes = new Map<string, ServerRuntime>();
   const closers: Array<() => Promise<void>> = [];
-  const finished = new Map<string, () => void>();
   try {
     for (const id of ids) {
       const metadata = MetadataStore.open(join(directory, id));
       const pages = new PageStore(join(directory, id, 'pages'));
       let transport: PeerTransport | null = null;
-      const log = (line: string) => {
-        const match = /^checkpoint (\S+) move finished/.exec(line);
-        if (match) finished.get(match[1]!)?.();
-      };
+      const log = () => undefined;
       const runtime = new ServerRuntime({
         config: { ...defaultNodeConfig(id, ids), ...(copyChunkBytesMax ? { copyChunkBytesMax } : {}) }, incarnation: 1, pages: timedPages(profile, id, pages), metadata: timedMetadata(profile, id, metadata),
         peers: timedPeers(profile, id, () => transport!), log,
@@ -138,10 +134,10 @@ async function profileMoves(kind: MoveKind, movePieces: number | undefined): Pro
     let lastMoveStartedMs = startedMs;
     for (let page = 0; page < pageCount; page += 1) {
       lastMoveStartedMs = performance.now();
-      const done = new Promise<void>((resolve) => finished.set(`bench/${page}`, resolve));
       const result = await s1.move({ volume: 'bench', page }, 's2', kind, movePieces);
       if (!result.ok) throw new Error(result.message);
-      await done;
+      // Once s1 holds no move of the page: the flip durable and its copy released (its lazy cleanup commit may follow).
+      await s1.moveFinished({ volume: 'bench', page });
     }
     const seconds = (performance.now() - startedMs) / 1000;
     const cpu = process.cpuUsage(cpuBefore);

@@ -20,6 +20,9 @@
  * are batched into writes; and the whole machine's CPU per request (fio,
  * the softirq work of loopback TCP that no process is charged for, and
  * whatever else runs on the host, so it only means something on a quiet one).
+ * `BENCH_COPY_ONLY=1` fills the volume and times only the idle unit moves
+ * (`BENCH_ROUNDS` rounds of moving every page once), for quick iteration on
+ * the copy path.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -148,6 +151,18 @@ async function main(): Promise<void> {
     await group.startAll();
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
     await new Promise((resolve) => setTimeout(resolve, 500));
+    if (process.env['BENCH_COPY_ONLY'] === '1') {
+      // Only the idle copy rate, on pages fio has filled (as in the full run), for quick iteration on the copy path.
+      await fio(group.nbdUri('s1', 'local'), jobs[4]!, directory, 2);
+      for (let round = 0; round < Number(process.env['BENCH_ROUNDS'] ?? 2); round += 1) {
+        const owners = await pageOwners(group);
+        const startedMs = performance.now();
+        for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
+        const seconds = (performance.now() - startedMs) / 1000;
+        console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time)`);
+      }
+      return;
+    }
     if (quick) {
       // BENCH_QUICK_ONLY=owner (or forwarded, randwrite, randread) narrows the run, e.g. to profile one path.
       const only = process.env['BENCH_QUICK_ONLY'] ?? '';
