@@ -30,9 +30,10 @@
  * commits keep their order with every later commit (they go first, in the
  * same turn, so the store puts them in one transaction with it), and holding
  * one is the same to the node as a slower disk: a crash may lose what is
- * held, as it may lose a commit still syncing (the simulator leaves such
- * commits pending as long as it likes). Volume definitions and replica
- * records are never held.
+ * held, as it may lose a commit still syncing. The explorer checks that
+ * losing them is safe (worlds with `lazyCommitsPending` leave them pending
+ * and let a crash take them). Volume definitions and replica records are
+ * never held.
  *
  * Steps. Inputs are queued and stepped in arrival order. Whatever is queued
  * when the runtime steps goes through one `nodeStepMany` (the same state and
@@ -51,6 +52,7 @@ import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import type { BlockOperation, PeerMessage } from '../../machines/node/messages.js';
 import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { isLazyCommit } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
@@ -124,10 +126,6 @@ export interface ServerRuntimeOptions {
  */
 export const lazyCommitDelayMsDefault = 200;
 
-/** Whether a commit may be held back (see "Lazy commits"): nobody waits for it, and it only records caches or cleanups. */
-function isLazyCommit(effect: Extract<NodeEffect, { type: 'meta.commit' }>): boolean {
-  return effect.completionId === null && effect.writes.every((write) => write.kind === 'route' || write.kind === 'move.delete');
-}
 
 /** At most this many held commits; one more hands them all to the store at once. */
 export const lazyCommitsHeldMax = 256;

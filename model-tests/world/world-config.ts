@@ -53,6 +53,13 @@ export interface WorldConfig {
    * written to its socket. By default a crash drops them with its connections.
    */
   readonly crashKeepsSent?: boolean;
+  /**
+   * Lazy commits (`isLazyCommit`: learnt routes, a finished move's record
+   * removed) stay pending like the commits the node waits for, and a crash
+   * loses those not yet made durable, as when the TCP runtime holds them back.
+   * By default they are durable at once.
+   */
+  readonly lazyCommitsPending?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

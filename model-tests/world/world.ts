@@ -6,6 +6,7 @@ import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { standardMachines } from '../../machines/node/node-machines.js';
 import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { isLazyCommit } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
@@ -51,7 +52,7 @@ export interface SimServer {
   readonly incarnation: number;
   readonly node: NodeState;
   readonly meta: DurableMeta;
-  readonly pendingMeta: ReadonlyArray<{ completionId: string; writes: readonly MetadataWrite[] }>;
+  readonly pendingMeta: ReadonlyArray<{ completionId: string | null; writes: readonly MetadataWrite[] }>;
   readonly data: Readonly<Record<string, readonly number[]>>;
   /** What a power cut leaves of `data`: written with FUA or synced since. Kept only in power-loss mode. */
   readonly durableData: Readonly<Record<string, readonly number[]>>;
@@ -398,7 +399,7 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       return update({ tokens });
     }
     case 'meta.commit':
-      if (effect.completionId === null) return update({ meta: applyMeta(server.meta, effect.writes) });
+      if (effect.completionId === null && !(world.config.lazyCommitsPending === true && isLazyCommit(effect))) return update({ meta: applyMeta(server.meta, effect.writes) });
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
     case 'timer.set': return update({ timers: [...server.timers, effect.timerId] });
     case 'trace': return;
@@ -630,7 +631,13 @@ export function applyAction(world: World, action: Action): World {
       return deliver({ ...world, network }, envelope);
     }
     // The key needs nothing more: the commit made durable is the server's first pending one.
-    case 'persist': return runNode(world, action.server, 'p', startPersist, null);
+    case 'persist': {
+      const server = world.servers[action.server];
+      assert(server?.pendingMeta[0], 'a commit is pending');
+      // A commit nobody waits for becomes durable without telling the node.
+      if (server.pendingMeta[0].completionId === null) return replaceServer(world, action.server, { ...server, meta: applyMeta(server.meta, server.pendingMeta[0].writes), pendingMeta: server.pendingMeta.slice(1) });
+      return runNode(world, action.server, 'p', startPersist, null);
+    }
     case 'timer': return runNode(world, action.server, `t|${action.timerId}`, startTimer, action.timerId);
     case 'crash': return crash(world, action.server);
     case 'restart': {
@@ -658,6 +665,7 @@ function startDelivery(before: SimServer, _world: World, envelope: Envelope): Pr
 function startPersist(before: SimServer): PreparedCascade {
   const [first, ...rest] = before.pendingMeta;
   assert(first, 'a commit is pending');
+  assert(first.completionId !== null, 'the node waits for this commit');
   return { server: { ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }, input: { type: 'io.done', completionId: first.completionId, ok: true } };
 }
 
