@@ -1,5 +1,5 @@
 import type { PageKey, ServerId } from '../identifiers.js';
-import type { NodeState } from '../node/node-state.js';
+import type { NodeState, ReplicaSnapshot } from '../node/node-state.js';
 import { memberOf } from './membership.js';
 
 /**
@@ -24,7 +24,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining);
   if (destinations.length === 0) return [];
   const pagesOwned = new Map<ServerId, number>(destinations.map((member) => [member.id, 0]));
-  for (const route of Object.values(state.routes)) {
+  for (const route of state.routes.values()) {
     if (pagesOwned.has(route.owner)) pagesOwned.set(route.owner, pagesOwned.get(route.owner)! + 1);
   }
   for (const move of Object.values(state.moves)) {
@@ -33,11 +33,13 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   }
   // Only pages this server serves: a valid copy whose route names another server is one this server received
   // but has not yet learnt it owns (the flip's push is on its way); it is moved once the route names it.
-  const pages = Object.entries(state.replicas)
-    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes[key]?.owner ?? self) === self && !state.moves[key])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .slice(0, movesToStartMax);
-  return pages.map(([, replica]) => {
+  // The replicas iterate in key order (page-map.ts), so the first few found are the first in key order.
+  const pages: ReplicaSnapshot[] = [];
+  for (const [key, replica] of state.replicas) {
+    if (pages.length === movesToStartMax) break;
+    if (replica.context.record?.status === 'valid' && (state.routes.get(key)?.owner ?? self) === self && !state.moves[key]) pages.push(replica);
+  }
+  return pages.map((replica) => {
     let best = destinations[0]!;
     let bestShare = Number.POSITIVE_INFINITY;
     for (const member of destinations) {
@@ -54,7 +56,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
 
 /** How much a draining server still has to give away: pages it holds valid or is receiving, and moves it runs. */
 export function drainRemaining(state: NodeState): { readonly pagesHeld: number; readonly movesRunning: number } {
-  const pagesHeld = Object.values(state.replicas).filter((replica) => {
+  const pagesHeld = [...state.replicas.values()].filter((replica) => {
     const status = replica.context.record?.status;
     return status === 'valid' || status === 'receiving';
   }).length;

@@ -126,14 +126,14 @@ export class PageMap<V> implements Iterable<PageMapEntry<V>> {
     if (added.length <= 16 || added.length * (this.#chunks.length + this.#chunkEntriesMax) < this.size) {
       return added.reduce<PageMap<V>>((map, [key, value]) => map.with(key, value), this);
     }
-    // A stable sort keeps equal keys in the order given; the last of each run wins.
-    const sorted = added.map((entry, order) => ({ entry, order })).sort((a, b) => compareKeys(a.entry[0], b.entry[0]) || a.order - b.order);
+    // Array sort is stable, so equal keys stay in the order given and the last of each run wins.
+    const sorted = added.slice().sort((a, b) => compareKeys(a[0], b[0]));
     const merged: PageMapEntry<V>[] = [];
-    let old = 0;
     const oldEntries = [...this];
+    let old = 0;
     for (let index = 0; index < sorted.length; index += 1) {
-      const [key, value] = sorted[index]!.entry;
-      if (index + 1 < sorted.length && sorted[index + 1]!.entry[0] === key) continue;
+      const [key, value] = sorted[index]!;
+      if (index + 1 < sorted.length && sorted[index + 1]![0] === key) continue;
       while (old < oldEntries.length && oldEntries[old]![0] < key) merged.push(oldEntries[old++]!);
       if (old < oldEntries.length && oldEntries[old]![0] === key) old += 1;
       merged.push([key, value]);
