@@ -1,5 +1,5 @@
 import type { PageKey, ServerId } from '../identifiers.js';
-import type { NodeState, ReplicaSnapshot } from '../node/node-state.js';
+import type { NodeState } from '../node/node-state.js';
 import { memberOf } from './membership.js';
 
 /**
@@ -33,13 +33,11 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   }
   // Only pages this server serves: a valid copy whose route names another server is one this server received
   // but has not yet learnt it owns (the flip's push is on its way); it is moved once the route names it.
-  // The replicas iterate in key order (page-map.ts), so the first few found are the first in key order.
-  const pages: ReplicaSnapshot[] = [];
-  for (const [key, replica] of state.replicas) {
-    if (pages.length === movesToStartMax) break;
-    if (replica.context.record?.status === 'valid' && (state.routes.get(key)?.owner ?? self) === self && !state.moves[key]) pages.push(replica);
-  }
-  return pages.map((replica) => {
+  const pages = [...state.replicas]
+    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes.get(key)?.owner ?? self) === self && !state.moves[key])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, movesToStartMax);
+  return pages.map(([, replica]) => {
     let best = destinations[0]!;
     let bestShare = Number.POSITIVE_INFINITY;
     for (const member of destinations) {

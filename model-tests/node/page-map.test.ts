@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PageMap, pageMapChunkEntriesMax } from '../../machines/node/page-map.js';
+import { keyHash, PageMap, pageMapChunkEntriesMax } from '../../machines/node/page-map.js';
 import { runSeed } from '../random/run-seed.js';
 
 /**
@@ -10,24 +10,27 @@ import { runSeed } from '../random/run-seed.js';
  * checks every version ever made against a reference `Map` built the same
  * way, including versions long since edited into others.
  */
-function sortedEntries<V>(reference: ReadonlyMap<string, V>): [string, V][] {
-  return [...reference].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+function byKey<V>(entries: Iterable<readonly [string, V]>): (readonly [string, V])[] {
+  return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** The map holds exactly the reference's entries; `keys()` and `values()` follow the entries' order. */
 function expectEqualTo<V>(map: PageMap<V>, reference: ReadonlyMap<string, V>, keys: readonly string[]): void {
   map.assertWellFormed();
-  const entries = sortedEntries(reference);
+  const entries = [...map];
   // One comparison per map: vitest's expect costs more than the map under test.
   expect({
-    size: map.size, entries: [...map], keys: [...map.keys()], values: [...map.values()],
+    size: map.size, entries: byKey(entries), keys: [...map.keys()], values: [...map.values()],
     found: keys.map((key) => map.get(key)), held: keys.map((key) => map.has(key)),
   }).toEqual({
-    size: reference.size, entries, keys: entries.map(([key]) => key), values: entries.map(([, value]) => value),
+    size: reference.size, entries: byKey(reference), keys: entries.map(([key]) => key), values: entries.map(([, value]) => value),
     found: keys.map((key) => reference.get(key)), held: keys.map((key) => reference.has(key)),
   });
 }
 
 const pageTexts = (count: number) => Array.from({ length: count }, (_, page) => `vol/${page}`);
+/** Pairs of keys with one hash each (found by search), so that ties between hashes are broken by key. */
+const collidingPairs = [['c/988', 'c/39955'], ['c/49692', 'c/53555'], ['c/16289', 'c/72233']] as const;
 
 describe('page map', () => {
   it('answers for an empty map and returns itself when an edit changes nothing', () => {
@@ -43,15 +46,40 @@ describe('page map', () => {
     expect(one.with('vol/0', 7), 'the same value again').toBe(one);
     expect(one.without('vol/1'), 'a key it does not hold').toBe(one);
     expect(one.without('vol/0').size).toBe(0);
-    expect(JSON.stringify(one.with('a/1', 1))).toBe('[["a/1",1],["vol/0",7]]');
+    const two = one.with('a/1', 1);
+    expect(JSON.stringify(two), 'JSON shows the entries').toBe(JSON.stringify([...two]));
+    expect(byKey(two)).toEqual([['a/1', 1], ['vol/0', 7]]);
   });
 
-  it('iterates in key order, whatever order the entries came in', () => {
+  it('iterates in an order fixed by its entries, whatever order they came in', () => {
     const forward = pageTexts(40).reduce((map, key, index) => map.with(key, index), PageMap.empty<number>(4));
     const backward = [...pageTexts(40)].reverse().reduce((map, key, index) => map.with(key, 39 - index), PageMap.empty<number>(4));
     expect([...forward]).toEqual([...backward]);
-    expect([...forward.keys()]).toEqual([...pageTexts(40)].sort());
     expect([...PageMap.of([...forward].reverse())]).toEqual([...forward]);
+    expect([...forward.keys()], 'the order is the hashes\', not the keys\'').not.toEqual([...forward.keys()].sort());
+    expect([...forward.keys()].sort()).toEqual([...pageTexts(40)].sort());
+  });
+
+  it('finds every key when the hashes crowd into one end, so that the interpolated first guess is far off', () => {
+    // Keys whose hashes all fall in the lowest or the highest 1/256 of the range (found by search).
+    const crowded = (low: boolean) => {
+      const keys: string[] = [];
+      for (let index = 0; keys.length < 1_500; index += 1) {
+        const hash = keyHash(`k/${index}`);
+        if (low ? hash < 2 ** 22 : hash >= 2 ** 30 - 2 ** 22) keys.push(`k/${index}`);
+      }
+      return keys;
+    };
+    for (const keys of [crowded(true), crowded(false)]) {
+      // Chunks of at most 4 entries (hundreds of chunk heads) and of 512 (a few long chunks).
+      for (const chunkEntriesMax of [4, 512]) {
+        const map = keys.reduce((built, key, index) => built.with(key, index), PageMap.empty<number>(chunkEntriesMax));
+        map.assertWellFormed();
+        const missed = keys.filter((key, index) => map.get(key) !== index || !map.has(key));
+        expect(missed, `keys not found with chunks of at most ${chunkEntriesMax}`).toEqual([]);
+        expect(map.get('k/absent')).toBeUndefined();
+      }
+    }
   });
 
   it('keeps the last of equal keys when built from many entries', () => {
@@ -71,17 +99,23 @@ describe('page map', () => {
     big.assertWellFormed();
     const { chunks } = PageMap.sharing(big, big);
     expect(chunks, 'chunks are half full after a bulk build').toBe(65_536 / (pageMapChunkEntriesMax / 2));
-    // Fill one chunk to its bound, then one more insertion splits it.
+    // Insert as many pages again, one by one, so that chunks fill up and split; every insertion replaces one chunk
+    // (two when it splits one). Every 64th is checked, as the check costs more than the insertion.
     let grown = big;
-    for (let extra = 0; grown.size < big.size + pageMapChunkEntriesMax; extra += 1) {
+    for (let extra = 0; extra < 65_536; extra += 1) {
       const before = grown;
-      grown = grown.with(`vol/10000.${extra}`, { owner: 's2', epoch: 2 });
+      grown = grown.with(`more/${extra}`, { owner: 's2', epoch: 2 });
+      if (extra % 64 !== 0) continue;
       const sharing = PageMap.sharing(before, grown);
       expect(sharing.chunks - sharing.shared, 'an insertion replaces one chunk, or two when it splits one').toBeLessThanOrEqual(2);
       expect(sharing.entriesNotShared).toBeLessThanOrEqual(pageMapChunkEntriesMax + 1);
     }
     grown.assertWellFormed();
-    expect(PageMap.sharing(big, grown).chunks, 'some chunk split').toBeGreaterThan(chunks);
+    expect(grown.size).toBe(2 * 65_536);
+    expect(PageMap.sharing(big, grown).chunks, 'chunks split').toBeGreaterThan(chunks);
+    expect(grown.get('more/4242')).toEqual({ owner: 's2', epoch: 2 });
+    expect(big.has('more/4242'), 'the map it grew from is unchanged').toBe(false);
+    for (const key of pageTexts(65_536)) if (grown.get(key)?.epoch !== 1) expect.unreachable(`${key} is found`);
     const updated = big.with('vol/4242', { owner: 's3', epoch: 2 });
     expect(PageMap.sharing(big, updated)).toEqual({ chunks, shared: chunks - 1, entriesNotShared: pageMapChunkEntriesMax / 2 });
     const removed = big.without('vol/4242');
@@ -93,7 +127,8 @@ describe('page map', () => {
   it('equals a reference Map over random branching histories, old versions included', () => {
     const seed = runSeed();
     console.log(`page-map seed=${seed}`);
-    const keys = [...pageTexts(30), 'a/0', 'vol/', 'zz/9', 'vol/1x'];
+    for (const [a, b] of collidingPairs) expect(keyHash(a), `${a} and ${b} collide`).toBe(keyHash(b));
+    const keys = [...pageTexts(30), 'a/0', 'vol/', 'zz/9', 'vol/1x', ...collidingPairs.flat()];
     /** `from`: how many versions back from the newest the edit starts. */
     type Operation =
       | { readonly kind: 'with'; readonly from: number; readonly key: string; readonly value: number }

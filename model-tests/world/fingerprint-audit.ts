@@ -34,7 +34,7 @@ import type { World } from './world.js';
  * renaming of minted ids in order of first appearance (ids are compared only
  * for equality). A remembered-origins value is serialized as its window, the
  * only part `isRemembered` and `remember` read; a node's per-page map
- * (page-map.ts) as its entries in key order, all that any of its readers see.
+ * (page-map.ts) as its entries in its order, all that any of its readers see.
  *
  * Every mismatch is recorded by the set of paths where the two complete
  * serializations differ (array indices as `*`), so each field the

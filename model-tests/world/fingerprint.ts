@@ -529,7 +529,8 @@ export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as c
 function projectNode(node: NodeState): unknown {
   return [
     Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context, move.chunksStored ?? null]),
-    // The per-page maps as entry lists in key order, the order they iterate in whatever order their entries came in (page-map.ts).
+    // The per-page maps as entry lists in their canonical order: they iterate in an order fixed by their entries alone,
+    // whatever order the entries came in (page-map.ts).
     [...node.replicas].map(([key, replica]) => [key, replica.value, replica.context.record]),
     [...node.routes],
     [...node.requests].map(([id, entry]) => {
