@@ -55,6 +55,8 @@ type Chunk = readonly unknown[];
 const stride = 3;
 /** Hashes are below this (30 bits). */
 const hashLimit = 2 ** 30;
+/** In a lone chunk of up to this many entries a look-up compares keys one by one. */
+const smallMapEntriesMax = 4;
 /** How many places either side of an interpolated guess the search for a chunk looks first (#chunkIndexOf). */
 const guessWindow = 8;
 
@@ -96,7 +98,13 @@ export class PageMap<V> implements Iterable<PageMapEntry<V>> {
   }
 
   get(key: string): V | undefined {
-    if (this.size === 0) return undefined;
+    if (this.#chunks.length === 0) return undefined;
+    if (this.#chunks.length === 1 && this.size <= smallMapEntriesMax) {
+      // A lone chunk of a few entries (the explorer's maps): comparing keys costs less than hashing.
+      const chunk = this.#chunks[0]!;
+      for (let at = 1; at < chunk.length; at += stride) if (chunk[at] === key) return chunk[at + 1] as V;
+      return undefined;
+    }
     const hash = keyHash(key);
     const chunkIndex = this.#chunkIndexOf(hash, key);
     const chunk = this.#chunks[chunkIndex]!;
@@ -105,7 +113,12 @@ export class PageMap<V> implements Iterable<PageMapEntry<V>> {
   }
 
   has(key: string): boolean {
-    if (this.size === 0) return false;
+    if (this.#chunks.length === 0) return false;
+    if (this.#chunks.length === 1 && this.size <= smallMapEntriesMax) {
+      const chunk = this.#chunks[0]!;
+      for (let at = 1; at < chunk.length; at += stride) if (chunk[at] === key) return true;
+      return false;
+    }
     const hash = keyHash(key);
     const chunkIndex = this.#chunkIndexOf(hash, key);
     return this.#chunks[chunkIndex]![this.#entryIndexOf(chunkIndex, hash, key) + 1] === key;
@@ -176,16 +189,24 @@ export class PageMap<V> implements Iterable<PageMapEntry<V>> {
     return new PageMap(chunks, chunks.map((chunk) => chunk[0] as number), merged.length / stride, this.#chunkEntriesMax);
   }
 
-  *entries(): IterableIterator<PageMapEntry<V>> {
-    for (const chunk of this.#chunks) for (let at = 0; at < chunk.length; at += stride) yield [chunk[at + 1] as string, chunk[at + 2] as V];
+  // Iteration goes over an array built first: the explorer iterates small maps millions of times, and a generator
+  // cost it more than the array.
+  entries(): IterableIterator<PageMapEntry<V>> {
+    const list: PageMapEntry<V>[] = [];
+    for (const chunk of this.#chunks) for (let at = 0; at < chunk.length; at += stride) list.push([chunk[at + 1] as string, chunk[at + 2] as V]);
+    return list.values();
   }
 
-  *keys(): IterableIterator<string> {
-    for (const chunk of this.#chunks) for (let at = 0; at < chunk.length; at += stride) yield chunk[at + 1] as string;
+  keys(): IterableIterator<string> {
+    const list: string[] = [];
+    for (const chunk of this.#chunks) for (let at = 1; at < chunk.length; at += stride) list.push(chunk[at] as string);
+    return list.values();
   }
 
-  *values(): IterableIterator<V> {
-    for (const chunk of this.#chunks) for (let at = 0; at < chunk.length; at += stride) yield chunk[at + 2] as V;
+  values(): IterableIterator<V> {
+    const list: V[] = [];
+    for (const chunk of this.#chunks) for (let at = 2; at < chunk.length; at += stride) list.push(chunk[at] as V);
+    return list.values();
   }
 
   [Symbol.iterator](): IterableIterator<PageMapEntry<V>> {
