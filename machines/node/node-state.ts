@@ -25,7 +25,7 @@ import { bootstrapMembership } from '../membership/membership.js';
  * one per page of every volume; `replicas`, one per copy held) are persistent
  * `PageMap`s (page-map.ts), whose edits share all but a small chunk with the
  * old map: as plain objects, every step that changed one route copied them all
- * (33 ms for a 65,536-page volume). Other records keyed by page are plain
+ * (30 ms for a 65,536-page volume). Other records keyed by page are plain
  * objects, small because they hold what is in flight; records keyed by a
  * request or completion id are `Map`s, because their keys are new on every
  * request and V8 copies objects with ever-new keys slowly (~1 µs per entry),

@@ -5,7 +5,7 @@ import { assert } from '../identifiers.js';
  * node's per-page records (routes, replicas). A step never edits the state it
  * started from (the simulator keeps old states), so a record stored as a plain
  * object had to be copied whole by every step that changed one page of it:
- * 33 ms per route update for a 65,536-page volume. An edit here returns a new
+ * 30 ms per route update for a 65,536-page volume. An edit here returns a new
  * map that shares almost everything with the old one.
  *
  * Theory of operation. Each key has a 30-bit hash (see keyHash). The entries are kept sorted by hash, then by key (which only breaks
