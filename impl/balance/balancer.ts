@@ -154,7 +154,7 @@ export class Balancer {
 
   #ownerOf(text: string): ServerId | null {
     const state = this.#options.runtime.state;
-    const route = state.routes[text];
+    const route = state.routes.get(text);
     if (route) return route.owner;
     const pageKey = pageKeyOfText(text);
     const volume = pageKey ? state.volumes[pageKey.volume] : undefined;

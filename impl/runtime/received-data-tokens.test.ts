@@ -109,7 +109,7 @@ describe('bytes a peer message brings', () => {
 
     pages.s2.holdSyncs = true;
     const moved = s1.move(pageKey, 's2', 'unit');
-    await until(() => s2.state.replicas[pageKeyText(pageKey)]?.context.record?.status === 'receiving', 's2 to receive the copy');
+    await until(() => s2.state.replicas.get(pageKeyText(pageKey))?.context.record?.status === 'receiving', 's2 to receive the copy');
     const replies = [1, 2, 3].map((byte) => s1.request({ kind: 'write', pageKey, offsetBlocks: byte, lengthBlocks: 1, fua: false }, Buffer.alloc(512, byte), 'test'));
     await until(() => written.length >= 6, 'six block.written answers (three dual writes, each delivered twice)');
 

@@ -31,8 +31,8 @@ export function statusOf(state: NodeState): ServerStatus {
   return {
     server: state.config.self,
     volumes: Object.values(state.volumes).map((volume) => ({ ...volume })),
-    routes: { ...state.routes },
-    copies: Object.fromEntries(Object.entries(state.replicas).map(([page, replica]) => {
+    routes: Object.fromEntries(state.routes),
+    copies: Object.fromEntries([...state.replicas].map(([page, replica]) => {
       const record = replica.context.record;
       return [page, record ? `${record.status} (epoch ${record.epoch})` : 'none'];
     })),

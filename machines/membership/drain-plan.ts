@@ -24,7 +24,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining);
   if (destinations.length === 0) return [];
   const pagesOwned = new Map<ServerId, number>(destinations.map((member) => [member.id, 0]));
-  for (const route of Object.values(state.routes)) {
+  for (const route of state.routes.values()) {
     if (pagesOwned.has(route.owner)) pagesOwned.set(route.owner, pagesOwned.get(route.owner)! + 1);
   }
   for (const move of Object.values(state.moves)) {
@@ -33,8 +33,8 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   }
   // Only pages this server serves: a valid copy whose route names another server is one this server received
   // but has not yet learnt it owns (the flip's push is on its way); it is moved once the route names it.
-  const pages = Object.entries(state.replicas)
-    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes[key]?.owner ?? self) === self && !state.moves[key])
+  const pages = [...state.replicas]
+    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes.get(key)?.owner ?? self) === self && !state.moves[key])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, movesToStartMax);
   return pages.map(([, replica]) => {
@@ -54,7 +54,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
 
 /** How much a draining server still has to give away: pages it holds valid or is receiving, and moves it runs. */
 export function drainRemaining(state: NodeState): { readonly pagesHeld: number; readonly movesRunning: number } {
-  const pagesHeld = Object.values(state.replicas).filter((replica) => {
+  const pagesHeld = [...state.replicas.values()].filter((replica) => {
     const status = replica.context.record?.status;
     return status === 'valid' || status === 'receiving';
   }).length;

@@ -20,7 +20,7 @@ export interface RouteRepairWork {
 export function pushGivenUpRoutes(work: RouteRepairWork, to: readonly ServerId[]): void {
   const self = work.next.config.self;
   const moves = work.next.read('moves');
-  for (const replica of Object.values(work.next.read('replicas'))) {
+  for (const replica of work.next.replicas.values()) {
     const { pageKey, record } = replica.context;
     if (record?.status !== 'invalid' || moves[pageKeyText(pageKey)]) continue;
     for (const server of to) {

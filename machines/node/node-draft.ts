@@ -21,15 +21,18 @@ type Mutable<T> = {
   -readonly [K in keyof T]: T[K] extends ReadonlyMap<infer K2, infer V> ? Map<K2, V> : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K]
 };
 
-type MapField = 'volumes' | 'routes' | 'replicas' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
+type MapField = 'volumes' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
   'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined' | 'lossWatches' | 'departedLossEpochs';
 type Draft = Mutable<NodeState>;
 
 export class NodeDraft {
   readonly #base: NodeState;
   readonly #copies: Partial<Pick<Draft, MapField>> = {};
-  // Scalar and whole-value fields are replaced, never edited in place, so they need no copy.
+  // Scalar and whole-value fields are replaced, never edited in place, so they need no copy. The per-page records
+  // are persistent maps (page-map.ts): an edit makes a new map sharing all but a chunk, which replaces the field.
   started: boolean;
+  routes: NodeState['routes'];
+  replicas: NodeState['replicas'];
   forwardedWritesDone: NodeState['forwardedWritesDone'];
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
@@ -42,6 +45,8 @@ export class NodeDraft {
   constructor(base: NodeState) {
     this.#base = base;
     this.started = base.started;
+    this.routes = base.routes;
+    this.replicas = base.replicas;
     this.forwardedWritesDone = base.forwardedWritesDone;
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
@@ -69,8 +74,6 @@ export class NodeDraft {
 
   // Writable accessors: the first use in a step copies the map.
   get volumes(): Draft['volumes'] { return this.#edit('volumes'); }
-  get routes(): Draft['routes'] { return this.#edit('routes'); }
-  get replicas(): Draft['replicas'] { return this.#edit('replicas'); }
   get moves(): Draft['moves'] { return this.#edit('moves'); }
   get requests(): Draft['requests'] { return this.#edit('requests'); }
   get serves(): Draft['serves'] { return this.#edit('serves'); }
@@ -86,7 +89,7 @@ export class NodeDraft {
 
   finish(): NodeState {
     return {
-      config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.read('routes'), replicas: this.read('replicas'), moves: this.read('moves'),
+      config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.routes, replicas: this.replicas, moves: this.read('moves'),
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),

@@ -263,7 +263,7 @@ function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<Se
  */
 function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>, members: readonly ServerId[]): void {
   const self = work.next.config.self;
-  for (const [key, route] of Object.entries(work.next.read('routes'))) {
+  for (const [key, route] of work.next.routes) {
     if (!gone.has(route.owner)) continue;
     const pageKey = pageKeyOfText(key);
     if (!pageKey) continue;
@@ -273,7 +273,7 @@ function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>,
 
 function welcome(work: MembershipWork, to: ServerId): void {
   for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
-  for (const [key, route] of Object.entries(work.next.read('routes'))) {
+  for (const [key, route] of work.next.routes) {
     if (route.epoch <= 1) continue;
     const pageKey = pageKeyOfText(key);
     if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });

@@ -146,8 +146,8 @@ class NodeStep {
     this.next.lossEpoch = durable.lossEpoch ?? 0;
     startMembership(this, durable.membership);
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
-    for (const { pageKey, route } of durable.routes) this.next.routes[pageKeyText(pageKey)] = route;
-    for (const { pageKey, record } of durable.replicas) this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
+    this.next.routes = this.next.routes.withEntries(durable.routes.map(({ pageKey, route }) => [pageKeyText(pageKey), route]));
+    this.next.replicas = this.next.replicas.withEntries(durable.replicas.map(({ pageKey, record }) => [pageKeyText(pageKey), start(this.next.config.machines.replica, { pageKey, record })[0]]));
     for (const { pageKey, input, checkpoint } of durable.moves) {
       // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`,
       // with the piece count it was started with (its durable input), not the volume's.
@@ -173,10 +173,10 @@ class NodeStep {
    */
   #repairRoutesAfterRestart(): void {
     pushGivenUpRoutes(this, this.#group());
-    for (const replica of Object.values(this.next.replicas)) {
+    for (const replica of this.next.replicas.values()) {
       const { pageKey, record } = replica.context;
       const key = pageKeyText(pageKey);
-      const route = this.next.routes[key];
+      const route = this.next.routes.get(key);
       if (record?.status === 'valid' && route && route.owner !== this.#self && !this.next.moves[key]) {
         this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
       }
@@ -185,10 +185,10 @@ class NodeStep {
 
   #learnRoute(pageKey: PageKey, route: Route): void {
     const key = pageKeyText(pageKey);
-    const known = this.next.read('routes')[key];
+    const known = this.next.routes.get(key);
     // Routing epochs only grow: an older or equal report never overwrites a newer one.
     if (known && known.epoch >= route.epoch) return;
-    this.next.routes[key] = route;
+    this.next.routes = this.next.routes.with(key, route);
     this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
   }
 
@@ -210,16 +210,21 @@ class NodeStep {
     if (this.next.volumes[volume.name] || validateVolume(volume)) return;
     this.next.volumes[volume.name] = volume;
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
+    const routes: [string, Route][] = [];
+    const replicas: [string, ReplicaSnapshot][] = [];
     for (const pageKey of pageKeysOf(volume)) {
       const route = { owner: initialOwner(volume, pageKey.page), epoch: 1 };
-      this.next.routes[pageKeyText(pageKey)] = route;
+      routes.push([pageKeyText(pageKey), route]);
       writes.push({ kind: 'route', pageKey, route });
       if (route.owner === this.#self) {
         const record: ReplicaRecord = { status: 'valid', epoch: 1 };
-        this.next.replicas[pageKeyText(pageKey)] = start(this.next.config.machines.replica, { pageKey, record })[0];
+        replicas.push([pageKeyText(pageKey), start(this.next.config.machines.replica, { pageKey, record })[0]]);
         writes.push({ kind: 'replica', pageKey, record });
       }
     }
+    // All of a volume's pages at once: one rebuild of each map, not one edit per page.
+    this.next.routes = this.next.routes.withEntries(routes);
+    this.next.replicas = this.next.replicas.withEntries(replicas);
     this.effects.push({ type: 'meta.commit', completionId: null, writes });
   }
 
@@ -294,8 +299,8 @@ class NodeStep {
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
   #lookup(pageKey: PageKey): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
     const key = pageKeyText(pageKey);
-    const record = this.next.read('replicas')[key]?.context.record ?? null;
-    let route = this.next.read('routes')[key] ?? { owner: this.#self, epoch: 0 };
+    const record = this.next.replicas.get(key)?.context.record ?? null;
+    let route = this.next.routes.get(key) ?? { owner: this.#self, epoch: 0 };
     if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
     // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
     const serving = record?.status === 'valid' && route.owner === this.#self;
@@ -554,7 +559,7 @@ class NodeStep {
   #startMove(requestId: string, pageKey: PageKey, to: ServerId, kind: MoveKind, requestedPieceCount: number | undefined): void {
     const key = pageKeyText(pageKey);
     const volume = this.next.volumes[pageKey.volume];
-    const record = this.next.replicas[key]?.context.record;
+    const record = this.next.replicas.get(key)?.context.record;
     const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
     const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
@@ -670,17 +675,16 @@ class NodeStep {
         case 'copy.release': {
           this.effects.push({ type: 'data.delete', pageKey });
           this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
-          const replica = this.next.replicas[key];
+          const replica = this.next.replicas.get(key);
           const record = this.#givenUpRecord(context, context.checkpoint.epoch);
-          if (replica && replica.context.record?.status === 'valid') {
-            this.next.replicas[key] = step(this.next.config.machines.replica, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0];
-          } else {
-            this.next.replicas[key] = start(this.next.config.machines.replica, { pageKey, record })[0];
-          }
+          const givenUp = replica && replica.context.record?.status === 'valid'
+            ? step(this.next.config.machines.replica, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0]
+            : start(this.next.config.machines.replica, { pageKey, record })[0];
+          this.next.replicas = this.next.replicas.with(key, givenUp);
           break;
         }
         case 'routing.publish':
-          this.next.routes[key] = { owner: effect.owner, epoch: effect.epoch };
+          this.next.routes = this.next.routes.with(key, { owner: effect.owner, epoch: effect.epoch });
           for (const server of this.#group()) {
             if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: effect.owner, epoch: effect.epoch } });
           }
@@ -743,10 +747,10 @@ class NodeStep {
   /** Feeds a replica event, persists what changed (awaiting it when asked), and reports whether the record changed. */
   #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null, alreadyDurable = false): boolean {
     const key = pageKeyText(pageKey);
-    const replica: ReplicaSnapshot = this.next.replicas[key] ?? start(this.next.config.machines.replica, { pageKey, record: null })[0];
+    const replica: ReplicaSnapshot = this.next.replicas.get(key) ?? start(this.next.config.machines.replica, { pageKey, record: null })[0];
     const [snapshot, effects] = step(this.next.config.machines.replica, replica, event);
     this.#trace('replica', key, event.type, replica.value, snapshot.value);
-    this.next.replicas[key] = snapshot;
+    this.next.replicas = this.next.replicas.with(key, snapshot);
     for (const effect of effects) {
       assert(effect.type === 'replica.persist', 'replica machine only persists');
       if (alreadyDurable) continue;
@@ -765,9 +769,9 @@ class NodeStep {
    */
   #acceptsMoveData(pageKey: PageKey, attempt: number, epoch: number, isCopy: boolean): boolean {
     const key = pageKeyText(pageKey);
-    const record = this.next.replicas[key]?.context.record;
+    const record = this.next.replicas.get(key)?.context.record;
     if (record?.status === 'receiving') return record.attempt === attempt && record.epoch === epoch;
-    return !isCopy && record?.status === 'valid' && record.epoch === epoch && this.next.routes[key]?.owner !== this.#self;
+    return !isCopy && record?.status === 'valid' && record.epoch === epoch && this.next.routes.get(key)?.owner !== this.#self;
   }
 
   /**
@@ -874,7 +878,7 @@ class NodeStep {
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
     const key = pageKeyText(message.pageKey);
     if (this.#refusesMoveAsRemoved(from)) return;
-    const record = this.next.replicas[key]?.context.record;
+    const record = this.next.replicas.get(key)?.context.record;
     // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
     const commitBeingPersisted = [...this.next.read('continuations').values()].some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
     if (commitBeingPersisted) return;
@@ -884,7 +888,7 @@ class NodeStep {
       return;
     }
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
-    const current = this.next.replicas[pageKeyText(message.pageKey)]?.context.record;
+    const current = this.next.replicas.get(pageKeyText(message.pageKey))?.context.record;
     if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
     if (message.freshCopy && !this.#tookCopyOf(key, message.attempt)) {
       // Table 1: this copy was taken by an earlier attempt or incarnation, so it may miss writes the source has served.
@@ -910,7 +914,7 @@ class NodeStep {
   #receiveHandover(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handover' }>): void {
     if (this.#refusesMoveAsRemoved(from)) return;
     const key = pageKeyText(message.pageKey);
-    const record = this.next.read('replicas')[key]?.context.record;
+    const record = this.next.replicas.get(key)?.context.record;
     const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && this.#tookCopyOf(key, message.attempt);
     if (!current) {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, piece: message.piece, ok: false } });
@@ -1081,18 +1085,19 @@ class NodeStep {
         return;
       }
       case 'handover.synced': {
-        const replica = this.next.read('replicas')[continuation.pageText];
+        const replica = this.next.replicas.get(continuation.pageText);
         if (!replica) return;
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok } });
         return;
       }
       case 'copy.stored': {
         if (!ok) return;
-        const record = this.next.replicas[continuation.pageText]?.context.record;
-        if (record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
+        const replica = this.next.replicas.get(continuation.pageText);
+        const record = replica?.context.record;
+        if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
         this.effects.push({
           type: 'peer.send', to: continuation.from,
-          message: { type: 'piece.stored', pageKey: this.next.replicas[continuation.pageText]!.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks },
+          message: { type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks },
         });
         return;
       }
@@ -1105,7 +1110,7 @@ class NodeStep {
         return;
       case 'commit.synced': {
         if (!ok) return;
-        const replica = this.next.replicas[continuation.pageText];
+        const replica = this.next.replicas.get(continuation.pageText);
         const record = replica?.context.record;
         if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
         // The valid record is made durable before the replica machine (and anyone asking it) sees the copy as valid.
@@ -1114,7 +1119,7 @@ class NodeStep {
         return;
       }
       case 'commit.persisted': {
-        const replica = this.next.replicas[continuation.pageText];
+        const replica = this.next.replicas.get(continuation.pageText);
         if (!ok || !replica) return;
         this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, null, true);
         delete this.next.attemptsJoined[continuation.pageText];

@@ -25,7 +25,7 @@ export function checkLiveness(start: World, stepsMax: number): string | null {
   if (!isSettled(world)) return `not settled after ${stepsMax} fair steps: ${describeUnsettled(world)}`;
   for (let page = 0; page < world.config.pages; page += 1) {
     const key = pageKeyText({ volume: volumeName, page });
-    const owners = world.servers.filter((server) => server.node.replicas[key]?.context.record?.status === 'valid');
+    const owners = world.servers.filter((server) => server.node.replicas.get(key)?.context.record?.status === 'valid');
     if (owners.length !== 1) return `${key} has ${owners.length} valid copies once settled: ${owners.map((server) => server.id).join(', ')}`;
     const owner = owners[0]!.id;
     const lost = world.servers.filter((server) => resolveOwner(world, key, server.id) !== owner);
@@ -68,8 +68,8 @@ export function resolveOwner(world: World, key: string, entry: ServerId): Server
   for (let hops = 0; hops <= 2 * world.servers.length; hops += 1) {
     const server = byId.get(current);
     if (!server) return null;
-    const record = server.node.replicas[key]?.context.record ?? null;
-    const candidates: Route[] = [server.node.routes[key], record?.status === 'invalid' ? { owner: record.owner, epoch: record.epoch } : undefined, learnt ?? undefined]
+    const record = server.node.replicas.get(key)?.context.record ?? null;
+    const candidates: Route[] = [server.node.routes.get(key), record?.status === 'invalid' ? { owner: record.owner, epoch: record.epoch } : undefined, learnt ?? undefined]
       .filter((route): route is Route => route !== undefined);
     const route = candidates.reduce((best, route) => (route.epoch > best.epoch ? route : best));
     learnt = route;

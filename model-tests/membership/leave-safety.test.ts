@@ -119,16 +119,16 @@ describe('leaving the group safely', () => {
     const s3 = startedNode('s3', left);
     const pageKey = { volume: 'beta', page: 0 };
     const [afterCopy, copyEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, dataToken: 't' } });
-    expect(afterCopy.replicas['beta/0']).toBeUndefined();
+    expect(afterCopy.replicas.get('beta/0')).toBeUndefined();
     // The copy's bytes are let go unwritten.
     expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 't' }]);
     const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't' } });
-    expect(afterWrite.replicas['beta/0']).toBeUndefined();
+    expect(afterWrite.replicas.get('beta/0')).toBeUndefined();
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false, lossEpoch: 0 }]);
     const [, readEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.read', requestId: 'r', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1 } });
     expect(messagesOf(readEffects, 'block.readDone').map((sent) => sent.message)).toEqual([{ type: 'block.readDone', requestId: 'r', ok: false, dataToken: null }]);
     const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: true } });
-    expect(afterCommit.replicas['beta/0']).toBeUndefined();
+    expect(afterCommit.replicas.get('beta/0')).toBeUndefined();
     expect(commitEffects.filter((effect) => effect.type !== 'peer.send' || effect.message.type !== 'membership.update')).toEqual([]);
   });
 });

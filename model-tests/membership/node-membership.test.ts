@@ -144,7 +144,7 @@ describe('membership in the pure node', () => {
     expect(queries.sort()).toEqual(['s1:2', 's1:5']);
     // The answer repairs the route.
     const [repaired] = run(s2, { type: 'peer.message', from: 's1', message: { type: 'route.update', pageKey: { volume: 'alpha', page: 2 }, owner: 's1', epoch: 2 } });
-    expect(repaired.routes['alpha/2']).toEqual({ owner: 's1', epoch: 2 });
+    expect(repaired.routes.get('alpha/2')).toEqual({ owner: 's1', epoch: 2 });
   });
 
   it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
@@ -186,11 +186,10 @@ describe('membership in the pure node', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
     const [s1Draining] = run(s1, drain('s1'));
     // As if s1 held alpha/3 as a committed destination whose table still names the source s2 (the flip's push is on its way).
-    const committedDestination: NodeState = { ...s1Draining, routes: { ...s1Draining.routes, 'alpha/3': { owner: 's2', epoch: 1 } } };
-    expect(committedDestination.replicas['alpha/3']?.context.record?.status).toBe('valid');
+    const committedDestination: NodeState = { ...s1Draining, routes: s1Draining.routes.with('alpha/3', { owner: 's2', epoch: 1 }) };
+    expect(committedDestination.replicas.get('alpha/3')?.context.record?.status).toBe('valid');
     expect(drainMoves(committedDestination, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
     // A page with no route entry is this server's (the node's lookup reads it so), and is planned.
-    const { 'alpha/3': _unrouted, ...routesWithout } = s1Draining.routes;
-    expect(drainMoves({ ...s1Draining, routes: routesWithout }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
+    expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
   });
 });

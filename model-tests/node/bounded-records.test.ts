@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
+import { PageMap } from '../../machines/node/page-map.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -20,7 +21,7 @@ const volume: VolumeDefinition = { name: 'big', pageCount, pageSizeBlocks: 16, b
 
 /** How many entries a record holds (a list's length, a map's size, an object's keys); null for a plain value. */
 function entryCount(value: unknown): number | null {
-  if (value instanceof Map) return value.size;
+  if (value instanceof Map || value instanceof PageMap) return value.size;
   if (Array.isArray(value)) return value.length;
   if (typeof value === 'object' && value !== null) return Object.keys(value).length;
   return null;

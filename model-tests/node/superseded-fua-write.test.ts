@@ -24,7 +24,7 @@ describe('a FUA write superseded at the destination', () => {
     const messageOf = (action: Action, current: World): PeerMessage | undefined => (action.type === 'deliver' ? current.network[action.index]?.message : undefined);
     // The move starts and the destination joins it; the client's write through s1 is dual-written to s2 and lands.
     take((action) => action.type === 'move.start', 'start the move');
-    for (let step = 0; step < 20 && !world.servers[1]!.node.replicas['vol/0']; step += 1) take((action) => action.type === 'persist' || action.type === 'deliver', 'reach the destination');
+    for (let step = 0; step < 20 && !world.servers[1]!.node.replicas.get('vol/0'); step += 1) take((action) => action.type === 'persist' || action.type === 'deliver', 'reach the destination');
     take((action) => action.type === 'client.write' && action.server === 0, 'write through s1');
     let dualWrite: Envelope | undefined;
     for (let step = 0; step < 40 && !dualWrite; step += 1) {

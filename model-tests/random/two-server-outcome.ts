@@ -98,7 +98,7 @@ export function settleAndCheck(model: ClientModel, group: GroupUnderTest): strin
 
   // (b) Exactly one valid copy, on the destination, durably and in memory; the source has let its data go.
   const durableValid = world.servers.filter((server) => server.meta.replicas[key]?.status === 'valid').map((server) => server.id);
-  const liveValid = world.servers.filter((server) => server.node.replicas[key]?.context.record?.status === 'valid').map((server) => server.id);
+  const liveValid = world.servers.filter((server) => server.node.replicas.get(key)?.context.record?.status === 'valid').map((server) => server.id);
   if (durableValid.join() !== destination.id || liveValid.join() !== destination.id) {
     return fail(`(b) valid copies of ${key}: durable [${durableValid.join(', ')}], live [${liveValid.join(', ')}]; expected exactly [${destination.id}]`);
   }
@@ -106,7 +106,7 @@ export function settleAndCheck(model: ClientModel, group: GroupUnderTest): strin
 
   // (c) The routing tables agree on the new owner.
   const routes = world.servers.flatMap((server) => [
-    { where: `${server.id} live`, route: server.node.routes[key] },
+    { where: `${server.id} live`, route: server.node.routes.get(key) },
     { where: `${server.id} durable`, route: server.meta.routes[key] },
   ]);
   const epochs = new Set(routes.map(({ route }) => route?.epoch));

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { brokenVariants } from '../explorer/broken-variants.js';
 import type { ExploreResult } from '../explorer/explore.js';
 import { explore } from '../explorer/explore.js';
+import { PageMap } from '../../machines/node/page-map.js';
 import { canonicalObjects, canonicalObjectStats, sameValue } from './canonical-objects.js';
 import { applyAction, enabledActions, initialWorld } from './world.js';
 import { referenceBound } from './world-config.js';
@@ -23,6 +24,15 @@ describe('sameValue: equal in every field', () => {
     expect(sameValue(new Set(['a', 'b']), new Set(['a', 'b']), 0)).toBe(true);
     expect(sameValue(new Set(['a', 'b']), new Set(['b', 'a']), 0)).toBe(false);
     expect(sameValue(new Map([['x', 1]]), { x: 1 }, 0)).toBe(false);
+  });
+  it('compares the per-page maps by their entries, however they were built or cut into chunks', () => {
+    const built = PageMap.of([['vol/1', { v: 1 }], ['vol/0', { v: 0 }]]);
+    const edited = PageMap.empty<{ v: number }>(4).with('vol/0', { v: 0 }).with('vol/1', { v: 1 }).with('vol/2', { v: 2 }).without('vol/2');
+    expect(sameValue(built, edited, 0)).toBe(true);
+    expect(sameValue(built, edited.with('vol/1', { v: 9 }), 0)).toBe(false);
+    expect(sameValue(built, edited.without('vol/1').with('vol/9', { v: 1 }), 0)).toBe(false);
+    expect(sameValue(built, edited.with('vol/2', { v: 2 }), 0)).toBe(false);
+    expect(sameValue(built, new Map([...built]), 0)).toBe(false);
   });
   it('compares class instances by identity and functions by name and arity', () => {
     expect(sameValue({ machine }, { machine }, 0)).toBe(true);

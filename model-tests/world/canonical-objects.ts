@@ -1,4 +1,5 @@
 import { assert } from '../../machines/identifiers.js';
+import { PageMap } from '../../machines/node/page-map.js';
 import { envelopeTwins, serverTwins } from './fingerprint.js';
 import type { Envelope, SimServer } from './world.js';
 import type { WorldConfig } from './world-config.js';
@@ -22,8 +23,11 @@ import type { WorldConfig } from './world-config.js';
  * including those the fingerprint leaves out (id counters, completion ids,
  * timer order, snapshots' whole contexts). The only things compared other
  * than by value are class instances, by identity (machine definitions and
- * their state nodes, which configurations share), and functions, by name
- * and arity (the methods XState puts on every snapshot, which read only
+ * their state nodes, which configurations share), except the node's per-page
+ * maps (page-map.ts), compared by their entries in order: everything a map
+ * answers, and every map made from it, follows from its entries (how they
+ * are cut into chunks decides only the cost of an edit); and functions, by
+ * name and arity (the methods XState puts on every snapshot, which read only
  * their own snapshot). A test runs searches with and without the swap and
  * demands the same results, traces included.
  *
@@ -80,9 +84,9 @@ const depthMax = 64;
 
 /**
  * Structural equality of two values of a world: primitives by value, arrays,
- * Maps and Sets in order (order can decide what happens next), plain objects
- * by their keys in order and values; class instances only by identity, and
- * functions by name and arity (see the module comment).
+ * Maps, Sets and PageMaps in order (order can decide what happens next), plain
+ * objects by their keys in order and values; other class instances only by
+ * identity, and functions by name and arity (see the module comment).
  */
 export function sameValue(left: unknown, right: unknown, depth: number): boolean {
   if (left === right) return true;
@@ -110,6 +114,16 @@ export function sameValue(left: unknown, right: unknown, depth: number): boolean
     for (const [key, value] of left) {
       const next = theirs.next().value as [unknown, unknown];
       if (!sameValue(key, next[0], depth + 1) || !sameValue(value, next[1], depth + 1)) return false;
+    }
+    return true;
+  }
+  if (left instanceof PageMap) {
+    const other = right as PageMap<unknown>;
+    if (left.size !== other.size) return false;
+    const theirs = other.entries();
+    for (const [key, value] of left as PageMap<unknown>) {
+      const next = theirs.next().value as readonly [string, unknown];
+      if (key !== next[0] || !sameValue(value, next[1], depth + 1)) return false;
     }
     return true;
   }

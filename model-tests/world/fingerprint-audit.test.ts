@@ -60,6 +60,15 @@ describe('the audit tells an unexplained difference from an abstracted one', () 
     expect([...audit.byPaths.keys()]).toEqual(['.servers[*].incarnation']);
   });
 
+  it('a different route, inside a per-page map, is not', () => {
+    const audit = new FingerprintAudit(true, false);
+    audit.noteNew(0, world);
+    const [key, route] = [...world.servers[0]!.node.routes][0]!;
+    audit.noteRevisit(0, withServer(0, (server) => ({ ...server, node: { ...server.node, routes: server.node.routes.with(key, { ...route, epoch: route.epoch + 1 }) } })));
+    expect(audit.unexplained).toBe(1);
+    expect([...audit.byPaths.keys()]).toEqual(['.servers[*].node.routes.<PageMap>[*][*].epoch']);
+  });
+
   it('equal worlds are not reported', () => {
     const audit = new FingerprintAudit(true, false);
     audit.noteNew(0, world);

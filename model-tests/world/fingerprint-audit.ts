@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { PageMap } from '../../machines/node/page-map.js';
 import { rememberedEntries } from '../../machines/node/remembered-origins.js';
 import type { RememberedOrigins } from '../../machines/node/remembered-origins.js';
 import { assert } from '../../machines/identifiers.js';
@@ -32,7 +33,8 @@ import type { World } from './world.js';
  * renaming reorders them and the nodes use them only as sets), and the
  * renaming of minted ids in order of first appearance (ids are compared only
  * for equality). A remembered-origins value is serialized as its window, the
- * only part `isRemembered` and `remember` read.
+ * only part `isRemembered` and `remember` read; a node's per-page map
+ * (page-map.ts) as its entries in its order, all that any of its readers see.
  *
  * Every mismatch is recorded by the set of paths where the two complete
  * serializations differ (array indices as `*`), so each field the
@@ -214,6 +216,8 @@ function plain(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((item) => plain(item, depth + 1) ?? null);
   if (value instanceof Map) return { '<Map>': [...value].map(([key, item]) => [plain(key, depth + 1), plain(item, depth + 1)]) };
   if (value instanceof Set) return { '<Set>': [...value].map((item) => plain(item, depth + 1)) };
+  // A node's per-page map (page-map.ts) is its entries: every other class instance would stand here by name only.
+  if (value instanceof PageMap) return { '<PageMap>': [...(value as PageMap<unknown>)].map(([key, item]) => [key, plain(item, depth + 1)]) };
   const prototype = Object.getPrototypeOf(value) as unknown;
   if (prototype !== Object.prototype && prototype !== null) return `<${(value as object).constructor.name}>`;
   const record = value as Record<string, unknown>;

@@ -428,7 +428,7 @@ function serverSignature(server: SimServer, piece: Piece): string {
   if (piece.signature === null) {
     // Every field summarised here is in the server's text, so servers sharing a piece share the signature.
     const { node } = server;
-    const copies = Object.entries(node.replicas).map(([key, replica]) => `${key}:${replica.context.record?.status ?? '-'}:${replica.context.record?.epoch ?? '-'}`);
+    const copies = [...node.replicas].map(([key, replica]) => `${key}:${replica.context.record?.status ?? '-'}:${replica.context.record?.epoch ?? '-'}`);
     const durable = Object.entries(server.meta.replicas).map(([key, record]) => `${key}:${record.status}:${record.epoch}`);
     const moves = Object.entries(node.moves).map(([key, move]) => `${key}:${move.snapshot.status}:${move.snapshot.context.checkpoint.stage}:${move.snapshot.context.pending?.stage ?? '-'}`);
     piece.signature = [
@@ -529,8 +529,10 @@ export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as c
 function projectNode(node: NodeState): unknown {
   return [
     Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context, move.chunksStored ?? null]),
-    Object.entries(node.replicas).map(([key, replica]) => [key, replica.value, replica.context.record]),
-    node.routes,
+    // The per-page maps as entry lists in their canonical order: they iterate in an order fixed by their entries alone,
+    // whatever order the entries came in (page-map.ts).
+    [...node.replicas].map(([key, replica]) => [key, replica.value, replica.context.record]),
+    [...node.routes],
     [...node.requests].map(([id, entry]) => {
       const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
       // The operation (its page, offset, length, kind, FUA) decides which part of the page is read or written and by

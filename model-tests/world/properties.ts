@@ -97,8 +97,8 @@ export function checkTransition(before: World, after: World): Violation | null {
       if (previous && route.epoch < previous.epoch) return { property: alwaysProperties[2], detail: `${now.id} durable route of ${key} went from epoch ${previous.epoch} to ${route.epoch}` };
     }
     if (old.up && now.up && old.incarnation === now.incarnation) {
-      for (const [key, route] of Object.entries(now.node.routes)) {
-        const previous = old.node.routes[key];
+      for (const [key, route] of now.node.routes) {
+        const previous = old.node.routes.get(key);
         if (previous && route.epoch < previous.epoch) return { property: alwaysProperties[2], detail: `${now.id} route of ${key} went from epoch ${previous.epoch} to ${route.epoch}` };
       }
       for (const [key, move] of Object.entries(now.node.moves)) {

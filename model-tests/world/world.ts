@@ -355,7 +355,7 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     case 'admin.reply': return;
     case 'data.read': {
       const key = pageKeyText(effect.pageKey);
-      if (server.meta.replicas[key]?.status === 'invalid' || server.node.replicas[key]?.context.record?.status === 'invalid') {
+      if (server.meta.replicas[key]?.status === 'invalid' || server.node.replicas.get(key)?.context.record?.status === 'invalid') {
         violation(`${server.id} read ${key} from a copy flagged invalid`);
       }
       const page = server.data[key] ?? [];
@@ -365,7 +365,7 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'data.write': {
       const key = pageKeyText(effect.pageKey);
-      if (server.node.replicas[key]?.context.record?.status === 'invalid') violation(`${server.id} wrote ${key} into a copy flagged invalid`);
+      if (server.node.replicas.get(key)?.context.record?.status === 'invalid') violation(`${server.id} wrote ${key} into a copy flagged invalid`);
       const source = server.tokens[effect.fromToken];
       assert(source, `token ${effect.fromToken} holds data`);
       const page = (server.data[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
@@ -488,7 +488,7 @@ export function enabledActions(world: World): Action[] {
   if (budgets.flushes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) actions.push(flushAction(server));
   if (budgets.moves > 0) {
     for (let page = 0; page < config.pages; page += 1) {
-      const owner = servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page })]?.context.record?.status === 'valid');
+      const owner = servers.findIndex((server) => server.up && server.node.replicas.get(pageKeyText({ volume: volumeName, page }))?.context.record?.status === 'valid');
       if (owner < 0 || servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })]) continue;
       for (let to = 0; to < servers.length; to += 1) {
         if (to !== owner) for (const kind of config.moveKinds) actions.push({ type: 'move.start', page, to, kind });
@@ -613,7 +613,7 @@ export function applyAction(world: World, action: Action): World {
       return runNode(next, action.server, `f|${JSON.stringify(input)}`, startUnchanged, input);
     }
     case 'move.start': {
-      const owner = world.servers.findIndex((server) => server.up && server.node.replicas[pageKeyText({ volume: volumeName, page: action.page })]?.context.record?.status === 'valid');
+      const owner = world.servers.findIndex((server) => server.up && server.node.replicas.get(pageKeyText({ volume: volumeName, page: action.page }))?.context.record?.status === 'valid');
       const next: World = { ...world, budgets: spend(world.budgets, 'moves') };
       const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
       const input: NodeInput = { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount };
@@ -685,7 +685,7 @@ function startUnchanged(server: SimServer, _world: World, input: NodeInput): Pre
 function noteSightings(world: World, receiver: SimServer, envelope: Envelope): World {
   const { message } = envelope;
   let sightings = world.sightings;
-  if (message.type === 'block.write' && receiver.node.replicas[pageKeyText(message.pageKey)]?.context.record?.status === 'receiving') sightings = { ...sightings, dualWriteLanded: true };
+  if (message.type === 'block.write' && receiver.node.replicas.get(pageKeyText(message.pageKey))?.context.record?.status === 'receiving') sightings = { ...sightings, dualWriteLanded: true };
   if (message.type === 'request.answer' && message.outcome.status === 'stale') sightings = { ...sightings, staleRetry: true };
   if (message.type === 'request.forward' && message.hopCount > 1) sightings = { ...sightings, pointerForwarded: true };
   return sightings === world.sightings ? world : { ...world, sightings };
