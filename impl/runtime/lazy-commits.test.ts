@@ -47,7 +47,7 @@ describe('lazy commits', () => {
     nextTurn();
     runtime.receive('s2', { type: 'route.update', pageKey: { volume: 'v', page: 0 }, owner: 's2', epoch: 5 }, null);
     expect(handed, 'the learnt route is held').toHaveLength(1);
-    expect(runtime.state.routes['v/0'], 'the node knows it at once').toEqual({ owner: 's2', epoch: 5 });
+    expect(runtime.state.routes.get('v/0'), 'the node knows it at once').toEqual({ owner: 's2', epoch: 5 });
 
     nextTurn();
     expect((await runtime.createVolume({ name: 'w', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] })).ok).toBe(true);
