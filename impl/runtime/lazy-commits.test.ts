@@ -4,9 +4,9 @@ import type { MetadataWrite } from '../../machines/node/node-io.js';
 import { ServerRuntime } from './server-runtime.js';
 
 /**
- * A commit nobody waits for that only records a route (or removes a finished
- * move's record) is held back, then handed to the store ahead of the next
- * commit in the same turn, or alone once its delay runs out, or on stop
+ * A commit nobody waits for that only records a route is held back, then
+ * handed to the store ahead of the next commit in the same turn, or alone
+ * once its delay runs out, or on stop
  * (server-runtime.ts, "Lazy commits"). Commits that are not lazy are never
  * held, and nothing overtakes a held commit.
  */

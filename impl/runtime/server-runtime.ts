@@ -20,13 +20,12 @@
  * `io.done` inputs.
  *
  * Lazy commits. A `meta.commit` that nobody waits for (no completion id)
- * and that only records routes learnt or removes a finished move's record is
- * held back for up to `lazyCommitDelayMs` and handed to the store with the
- * next commit, or alone when the delay runs out. Routes are caches that the
- * group repairs on use, and a move record left behind by a crash is finished
- * again at restart, so neither needs its own sync: a move's flip pushes its
- * route to every server, and each server's commit of it landed in the next
- * move's first checkpoints and copy syncs, all on the same disk here. Held
+ * and that only records routes learnt (`isLazyCommit`) is held back for up
+ * to `lazyCommitDelayMs` and handed to the store with the next commit, or
+ * alone when the delay runs out. Routes are caches that the group repairs on
+ * use, so they need no sync of their own: a move's flip pushes its route to
+ * every server, and each server's commit of it landed in the next move's
+ * first checkpoints and copy syncs, all on the same disk here. Held
  * commits keep their order with every later commit (they go first, in the
  * same turn, so the store puts them in one transaction with it), and holding
  * one is the same to the node as a slower disk: a crash may lose what is

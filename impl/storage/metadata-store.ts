@@ -154,9 +154,14 @@ export class MetadataStore {
       case 'volume':
         this.#volumes.putSync(write.volume.name, write.volume);
         return;
-      case 'route':
-        this.#routes.putSync(pageKeyText(write.pageKey), { pageKey: write.pageKey, route: write.route });
+      case 'route': {
+        // Routing epochs only grow, on disk as in memory: commits become durable in the order they were issued, and a
+        // route learnt late (an old push) may be issued after a flip to a newer epoch that is still being made durable.
+        const key = pageKeyText(write.pageKey);
+        if ((this.#routes.get(key)?.route.epoch ?? 0) > write.route.epoch) return;
+        this.#routes.putSync(key, { pageKey: write.pageKey, route: write.route });
         return;
+      }
       case 'replica':
         this.#replicas.putSync(pageKeyText(write.pageKey), { pageKey: write.pageKey, record: write.record });
         return;

@@ -128,6 +128,18 @@ describe('metadata store', () => {
     expect(second.load().membership).toEqual(higher);
   });
 
+  it('never lets a route of an older epoch overwrite a newer one (commits issued in flight land in order)', async () => {
+    const store = openMetadata(temporaryDirectory());
+    const pageKey = { volume: 'v', page: 0 };
+    // A flip to epoch 3 is being made durable when an old push (epoch 2) is learnt and committed behind it.
+    const flip = store.commit([{ kind: 'route', pageKey, route: { owner: 's1', epoch: 3 } }]);
+    const latePush = store.commit([{ kind: 'route', pageKey, route: { owner: 's2', epoch: 2 } }]);
+    await Promise.all([flip, latePush]);
+    expect(store.load().routes).toEqual([{ pageKey, route: { owner: 's1', epoch: 3 } }]);
+    await store.commit([{ kind: 'route', pageKey, route: { owner: 's2', epoch: 4 } }]);
+    expect(store.load().routes).toEqual([{ pageKey, route: { owner: 's2', epoch: 4 } }]);
+  });
+
   it('applies a multi-write commit all together, and a commit with an invalid write not at all', async () => {
     const directory = temporaryDirectory();
     const store = MetadataStore.open(directory);

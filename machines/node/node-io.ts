@@ -84,13 +84,15 @@ export type NodeEffect =
 /**
  * A commit that a runtime may hold back and make durable later (after later
  * effects, before any later commit): nobody waits for it, and it only records
- * routes learnt (caches the group repairs on use) or removes a finished
- * move's record (a restart finds the finished move and releases it again).
- * A crash may lose it. The TCP runtime holds such commits to share a sync
- * with the next one (impl/runtime/server-runtime.ts, "Lazy commits"); the
- * simulator leaves them pending, and a crash may take them, in worlds with
- * `lazyCommitsPending`.
+ * routes learnt, caches the group repairs on use. A crash may lose it. The
+ * TCP runtime holds such commits to share a sync with the next one
+ * (impl/runtime/server-runtime.ts, "Lazy commits"); the simulator leaves them
+ * pending, and a crash may take them, in worlds with `lazyCommitsPending`.
+ * A finished move's record removal is not lazy: with it held, the explorer
+ * found (two moves, a crash) a restarted source that finds its finished
+ * move, confirms the commit again, and waits forever because the page has
+ * moved on since.
  */
 export function isLazyCommit(effect: Extract<NodeEffect, { type: 'meta.commit' }>): boolean {
-  return effect.completionId === null && effect.writes.every((write) => write.kind === 'route' || write.kind === 'move.delete');
+  return effect.completionId === null && effect.writes.every((write) => write.kind === 'route');
 }

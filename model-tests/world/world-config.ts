@@ -54,10 +54,10 @@ export interface WorldConfig {
    */
   readonly crashKeepsSent?: boolean;
   /**
-   * Lazy commits (`isLazyCommit`: learnt routes, a finished move's record
-   * removed) stay pending like the commits the node waits for, and a crash
-   * loses those not yet made durable, as when the TCP runtime holds them back.
-   * By default they are durable at once.
+   * Lazy commits (`isLazyCommit`: learnt routes) stay pending like the
+   * commits the node waits for, and a crash loses those not yet made durable,
+   * as when the TCP runtime holds them back. By default they are durable at
+   * once (if no earlier commit is pending).
    */
   readonly lazyCommitsPending?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */

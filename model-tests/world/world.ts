@@ -399,7 +399,11 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       return update({ tokens });
     }
     case 'meta.commit':
-      if (effect.completionId === null && !(world.config.lazyCommitsPending === true && isLazyCommit(effect))) return update({ meta: applyMeta(server.meta, effect.writes) });
+      // A commit nobody waits for is durable at once (a crash never takes it) unless it is lazy in a world where a crash
+      // may take those; but never ahead of an earlier commit still pending: a store makes commits durable in order.
+      if (effect.completionId === null && server.pendingMeta.length === 0 && !(world.config.lazyCommitsPending === true && isLazyCommit(effect))) {
+        return update({ meta: applyMeta(server.meta, effect.writes) });
+      }
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
     case 'timer.set': return update({ timers: [...server.timers, effect.timerId] });
     case 'trace': return;
@@ -418,7 +422,12 @@ function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): Durable
   const moves = { ...meta.moves };
   for (const write of writes) {
     switch (write.kind) {
-      case 'route': routes[pageKeyText(write.pageKey)] = write.route; break;
+      case 'route': {
+        // Routing epochs only grow on disk too (impl/storage/metadata-store.ts): a late push may follow a pending flip.
+        const key = pageKeyText(write.pageKey);
+        if ((routes[key]?.epoch ?? 0) <= write.route.epoch) routes[key] = write.route;
+        break;
+      }
       case 'replica': replicas[pageKeyText(write.pageKey)] = write.record; break;
       case 'move': moves[pageKeyText(write.pageKey)] = { pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint }; break;
       case 'move.delete': delete moves[pageKeyText(write.pageKey)]; break;
