@@ -19,21 +19,6 @@
  * previous move's cleanup or a route push). Completions come back as
  * `io.done` inputs.
  *
- * Lazy commits. A `meta.commit` that nobody waits for (no completion id)
- * and that only records routes learnt (`isLazyCommit`) is held back for up
- * to `lazyCommitDelayMs` and handed to the store with the next commit, or
- * alone when the delay runs out. Routes are caches that the group repairs on
- * use, so they need no sync of their own: a move's flip pushes its route to
- * every server, and each server's commit of it landed in the next move's
- * first checkpoints and copy syncs, all on the same disk here. Held
- * commits keep their order with every later commit (they go first, in the
- * same turn, so the store puts them in one transaction with it), and holding
- * one is the same to the node as a slower disk: a crash may lose what is
- * held, as it may lose a commit still syncing. The explorer checks that
- * losing them is safe (worlds with `lazyCommitsPending` leave them pending
- * and let a crash take them). Volume definitions and replica records are
- * never held.
- *
  * Steps. Inputs are queued and stepped in arrival order. Whatever is queued
  * when the runtime steps goes through one `nodeStepMany` (the same state and
  * effects as one `nodeStep` per input, in one draft, so the node's maps are
@@ -51,7 +36,6 @@ import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import type { BlockOperation, PeerMessage } from '../../machines/node/messages.js';
 import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
-import { isLazyCommit } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
@@ -114,20 +98,7 @@ export interface ServerRuntimeOptions {
   readonly bootstrapMembership?: Membership;
   /** Called whenever the node adopts a membership record (the transport connects to new members, the balancer follows). */
   readonly onMembership?: (membership: Membership) => void;
-  /** How long a lazy commit may be held back to join the next one (see "Lazy commits"); 0: never. */
-  readonly lazyCommitDelayMs?: number;
 }
-
-/**
- * The default of `lazyCommitDelayMs`: several moves long, so the route pushes of back-to-back moves share a sync
- * (BENCH_COPY_ONLY=1 npm run bench:nbd alternating on a busy host, mean of 12, 6 and 12 rounds: 139 MiB/s unheld, 134 held
- * for 20 ms, 166 for 200 ms), and short next to the time a stale route costs (one retry inside the group).
- */
-export const lazyCommitDelayMsDefault = 200;
-
-
-/** At most this many held commits; one more hands them all to the store at once. */
-export const lazyCommitsHeldMax = 256;
 
 /** The most inputs one node step takes; more wait for the next step (a bound on the work between effects). */
 export const inputsPerStepMax = 256;
@@ -170,9 +141,6 @@ export class ServerRuntime {
   /** The page-copy throttle, if one is configured: a piece is sent when its slot starts. */
   readonly #copyPacer: FifoPacer | null;
   #stopped = false;
-  /** Lazy commits held back, in effect order (see "Lazy commits"). */
-  #lazyCommits: Array<readonly MetadataWrite[]> = [];
-  #lazyCommitTimer: NodeJS.Timeout | null = null;
   readonly #sweeper: NodeJS.Timeout;
   #sweepsDone = 0;
 
@@ -217,8 +185,6 @@ export class ServerRuntime {
   }
 
   stop(): void {
-    // What is held goes to the store now, ahead of its close, as it would have at once without holding.
-    this.#commitHeld();
     this.#stopped = true;
     clearInterval(this.#sweeper);
     this.#timers.stop();
@@ -490,15 +456,19 @@ export class ServerRuntime {
         return;
       case 'meta.commit': {
         const { completionId, writes } = effect;
-        const delayMs = this.#options.lazyCommitDelayMs ?? lazyCommitDelayMsDefault;
-        if (delayMs > 0 && isLazyCommit(effect) && this.#lazyCommits.length < lazyCommitsHeldMax) {
-          this.#lazyCommits.push(writes);
-          this.#lazyCommitTimer ??= setTimeout(() => this.#commitHeld(), delayMs);
-          return;
+        let committed: Promise<void>;
+        try {
+          committed = this.#options.metadata.commit(writes);
+        } catch (error) {
+          committed = Promise.reject(error);
         }
-        // Held commits go first, in the same turn, so the store puts them in the same transaction as this one.
-        this.#commitHeld();
-        this.#commit(writes, completionId);
+        void committed.then(() => true, (error: unknown) => {
+          this.#options.log(`metadata commit failed: ${(error as Error).message}`);
+          return false;
+        }).then((ok) => {
+          if (ok) this.#logCheckpoints(writes);
+          if (completionId) this.#input({ type: 'io.done', completionId, ok });
+        });
         return;
       }
       case 'timer.set':
@@ -514,34 +484,6 @@ export class ServerRuntime {
       default:
         assertNever(effect, 'node effect');
     }
-  }
-
-  #commit(writes: readonly MetadataWrite[], completionId: string | null): void {
-    let committed: Promise<void>;
-    try {
-      committed = this.#options.metadata.commit(writes);
-    } catch (error) {
-      committed = Promise.reject(error);
-    }
-    void committed.then(() => true, (error: unknown) => {
-      this.#options.log(`metadata commit failed: ${(error as Error).message}`);
-      return false;
-    }).then((ok) => {
-      if (ok) this.#logCheckpoints(writes);
-      if (completionId) this.#input({ type: 'io.done', completionId, ok });
-    });
-  }
-
-  /** Hands every held commit to the store, oldest first. */
-  #commitHeld(): void {
-    if (this.#lazyCommitTimer !== null) {
-      clearTimeout(this.#lazyCommitTimer);
-      this.#lazyCommitTimer = null;
-    }
-    if (this.#stopped || this.#lazyCommits.length === 0) return;
-    const held = this.#lazyCommits;
-    this.#lazyCommits = [];
-    for (const writes of held) this.#commit(writes, null);
   }
 
   /** One line per durable move checkpoint: operators follow moves by it, and the crash tests time their kills by it. */

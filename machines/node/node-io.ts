@@ -73,7 +73,7 @@ export type NodeEffect =
   | { type: 'data.delete'; pageKey: PageKey }
   /** Forget the bytes held under a token. */
   | { type: 'token.release'; token: string }
-  /** Apply the writes atomically and durably, then answer `io.done` (with a null id: nobody waits; see `isLazyCommit`). */
+  /** Apply the writes atomically and durably, then answer `io.done` (a null id: nobody waits, and a crash may lose it). */
   | { type: 'meta.commit'; completionId: string | null; writes: readonly MetadataWrite[] }
   | { type: 'timer.set'; timerId: string; delayMs: number }
   /** The node adopted a membership record: the runtime connects to its members and tells its balancer. */
@@ -81,18 +81,3 @@ export type NodeEffect =
   /** One machine transition, for the structured trace that conformance tests replay. */
   | { type: 'trace'; machine: string; instance: string; event: string; from: string; to: string };
 
-/**
- * A commit that a runtime may hold back and make durable later (after later
- * effects, before any later commit): nobody waits for it, and it only records
- * routes learnt, caches the group repairs on use. A crash may lose it. The
- * TCP runtime holds such commits to share a sync with the next one
- * (impl/runtime/server-runtime.ts, "Lazy commits"); the simulator leaves them
- * pending, and a crash may take them, in worlds with `lazyCommitsPending`.
- * A finished move's record removal is not lazy: with it held, the explorer
- * found (two moves, a crash) a restarted source that finds its finished
- * move, confirms the commit again, and waits forever because the page has
- * moved on since.
- */
-export function isLazyCommit(effect: Extract<NodeEffect, { type: 'meta.commit' }>): boolean {
-  return effect.completionId === null && effect.writes.every((write) => write.kind === 'route');
-}

@@ -54,12 +54,14 @@ export interface WorldConfig {
    */
   readonly crashKeepsSent?: boolean;
   /**
-   * Lazy commits (`isLazyCommit`: learnt routes) stay pending like the
-   * commits the node waits for, and a crash loses those not yet made durable,
-   * as when the TCP runtime holds them back. By default they are durable at
-   * once (if no earlier commit is pending).
+   * Commits nobody waits for (a null completion id: learnt routes, a
+   * finished move's record removed, a destination's receiving record, a
+   * volume definition) stay pending like the others, and a crash loses those
+   * not yet durable, as it may in the TCP runtime, which hands them to the
+   * store and goes on. By default they are durable at once (unless an earlier
+   * commit is still pending: a store makes commits durable in order).
    */
-  readonly lazyCommitsPending?: boolean;
+  readonly unawaitedCommitsLost?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

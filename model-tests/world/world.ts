@@ -6,7 +6,6 @@ import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { standardMachines } from '../../machines/node/node-machines.js';
 import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
-import { isLazyCommit } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
@@ -399,9 +398,9 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       return update({ tokens });
     }
     case 'meta.commit':
-      // A commit nobody waits for is durable at once (a crash never takes it) unless it is lazy in a world where a crash
-      // may take those; but never ahead of an earlier commit still pending: a store makes commits durable in order.
-      if (effect.completionId === null && server.pendingMeta.length === 0 && !(world.config.lazyCommitsPending === true && isLazyCommit(effect))) {
+      // A commit nobody waits for is durable at once (a crash never takes it) unless the world lets a crash take such
+      // commits; but never ahead of an earlier commit still pending: a store makes commits durable in order.
+      if (effect.completionId === null && server.pendingMeta.length === 0 && world.config.unawaitedCommitsLost !== true) {
         return update({ meta: applyMeta(server.meta, effect.writes) });
       }
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
