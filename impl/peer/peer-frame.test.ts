@@ -27,6 +27,19 @@ function decodeAll(stream: Buffer, cuts: readonly number[]): Array<{ envelope: P
 }
 
 describe('peer frames', () => {
+  it('hands over at most framesMax frames per push, keeping the rest for the next (empty) push, in order', () => {
+    const stream = Buffer.concat(Array.from({ length: 10 }, (_, index) => encodePeerFrame(message(index), index % 3 === 0 ? Buffer.from(`data ${index}`) : null)));
+    const decoder = new PeerFrameDecoder();
+    const batches: number[][] = [];
+    for (let chunk: Buffer = stream; ; chunk = Buffer.alloc(0)) {
+      const frames = decoder.push(chunk, 3);
+      if (frames.length === 0) break;
+      batches.push(frames.map((frame) => (frame.envelope.kind === 'message' && frame.envelope.message.type === 'piece.stored' ? frame.envelope.message.piece : -1)));
+      expect(frames.every((frame, index) => (batches.at(-1)![index]! % 3 === 0) === (frame.data !== null))).toBe(true);
+    }
+    expect(batches).toEqual([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]);
+  });
+
   it('a frame is u32 frameBytes | u8 version | u32 headerBytes | u8 kind 1 | header JSON | data, big-endian, and its data part is the caller\'s buffer', () => {
     const data = Buffer.from('piece bytes');
     const envelope = message(1);

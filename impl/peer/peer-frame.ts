@@ -65,7 +65,9 @@ export function encodePeerFrameParts(envelope: PeerEnvelope, data: Buffer | null
 
 /**
  * Reassembles frames from stream chunks. `push` returns the frames completed
- * by a chunk, or throws on a malformed stream (the caller closes the socket).
+ * by a chunk (at most `framesMax`; the rest stay buffered for the next push,
+ * which may be of an empty chunk), or throws on a malformed stream (the
+ * caller closes the socket).
  *
  * Cost. Chunks are kept as they arrive and joined once, when a whole frame
  * is there: a frame costs at most one copy of its bytes, and none when it
@@ -79,13 +81,14 @@ export class PeerFrameDecoder {
   /** The frame being assembled, once its prefix has arrived and been checked. */
   #frame: { readonly totalBytes: number; readonly headerBytes: number } | null = null;
 
-  push(chunk: Buffer): PeerFrame[] {
+  push(chunk: Buffer, framesMax = Infinity): PeerFrame[] {
     if (chunk.length > 0) {
       this.#chunks.push(chunk);
       this.#bufferedBytes += chunk.length;
     }
     const frames: PeerFrame[] = [];
     for (;;) {
+      if (frames.length >= framesMax) return frames;
       if (this.#frame === null) {
         if (this.#bufferedBytes < prefixBytes) return frames;
         const prefix = this.#peek(prefixBytes);

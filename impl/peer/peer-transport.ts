@@ -15,6 +15,18 @@
  * membership record the node adopts (`setPeers`), so a server learned at
  * runtime is connected to and its hello accepted, and a server that left is
  * disconnected and refused.
+ *
+ * Turns. The messages read from one connection are handed to the runtime at
+ * most `framesPerTurnMax` at a time; past that the connection pauses and goes
+ * on in the next turn, so the answers to the first ones leave (corked for one
+ * turn, see `writeFrame`) while the rest wait. An owner that took a
+ * forwarder's whole batch at once answered it all at once, and the two
+ * servers worked in lockstep, as the NBD front end's connections did (see
+ * impl/nbd/connection.ts, "Turns"). BENCH_QUICK=1 npm run bench:nbd, quiet
+ * host, forwarded IOPS and p99 µs, two rounds each: unbounded 4k randwrite
+ * 29,631 (3,555) and 29,270 (3,457), randread 29,962 (3,785) and 31,466
+ * (3,457); four per turn 31,026 (3,064) and 29,422 (2,900), randread 32,242
+ * (2,507) and 32,766 (2,343); two per turn lost a fifth of the IOPS.
  */
 import net from 'node:net';
 import type { ServerId } from '../../machines/identifiers.js';
@@ -43,7 +55,12 @@ export interface PeerTransportOptions {
   readonly queueBytesMax?: number;
   readonly reconnectDelayMinMs?: number;
   readonly reconnectDelayMaxMs?: number;
+  /** Messages of one connection handed to the runtime in one event-loop turn (see "Turns"). */
+  readonly framesPerTurnMax?: number;
 }
+
+/** The default of `framesPerTurnMax`. */
+export const peerFramesPerTurnMaxDefault = 4;
 
 interface OutboundLink {
   socket: net.Socket | null;
@@ -66,7 +83,8 @@ export class PeerTransport {
 
   constructor(options: PeerTransportOptions) {
     this.#options = {
-      queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, batch: (body) => body(), ...options,
+      queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, batch: (body) => body(),
+      framesPerTurnMax: peerFramesPerTurnMaxDefault, ...options,
     };
     this.#peers = { ...options.peers };
   }
@@ -168,10 +186,14 @@ export class PeerTransport {
     socket.setNoDelay(true);
     const decoder = new PeerFrameDecoder();
     let from: ServerId | null = null;
-    socket.on('data', (chunk: Buffer) => {
+    const framesMax = this.#options.framesPerTurnMax;
+    // Hands over at most `framesMax` of the messages read so far; the rest wait, with the socket paused, for the next turn.
+    const consume = (chunk: Buffer): void => {
       try {
+        let count = 0;
         this.#options.batch(() => {
-          for (const frame of decoder.push(chunk)) {
+          for (const frame of decoder.push(chunk, framesMax)) {
+            count += 1;
             if (frame.envelope.kind === 'hello') {
               if (frame.envelope.group !== this.#options.groupName || !this.#peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
               from = frame.envelope.from;
@@ -181,11 +203,16 @@ export class PeerTransport {
             this.#options.onMessage(from, frame.envelope.message, frame.data);
           }
         });
+        if (count >= framesMax) {
+          socket.pause();
+          setImmediate(() => consume(Buffer.alloc(0)));
+        } else socket.resume();
       } catch (error) {
         this.#options.log(`peer connection closed: ${(error as Error).message}`);
         socket.destroy();
       }
-    });
+    };
+    socket.on('data', consume);
     socket.on('error', () => undefined);
     socket.on('close', () => this.#inbound.delete(socket));
   }

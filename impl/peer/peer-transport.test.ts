@@ -1,0 +1,45 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import { PeerTransport } from './peer-transport.js';
+
+/**
+ * The messages read from one connection reach the runtime at most
+ * `framesPerTurnMax` per batch (peer-transport.ts, "Turns"), every one of
+ * them, in the order sent. Uses ports 39,951-39,952 under the ports lock.
+ */
+const transports: PeerTransport[] = [];
+afterEach(async () => {
+  for (const transport of transports.splice(0)) await transport.close();
+});
+
+describe('peer transport', () => {
+  it('hands the runtime at most framesPerTurnMax messages of a connection per batch, all of them in order', async () => {
+    const received: number[] = [];
+    const batches: number[] = [];
+    const addresses = { s1: { host: '127.0.0.1', port: 39_951 }, s2: { host: '127.0.0.1', port: 39_952 } };
+    const receiver = new PeerTransport({
+      self: 's2', groupName: 'test', listen: addresses.s2, peers: { s1: addresses.s1 }, log: () => undefined, framesPerTurnMax: 3,
+      batch: (body) => {
+        batches.push(0);
+        return body();
+      },
+      onMessage: (_from, message) => {
+        batches[batches.length - 1]! += 1;
+        if (message.type === 'piece.stored') received.push(message.piece);
+      },
+    });
+    const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: addresses.s1, peers: { s2: addresses.s2 }, log: () => undefined, onMessage: () => undefined });
+    transports.push(receiver, sender);
+    await receiver.listen();
+    await sender.listen();
+    const messageCount = 40;
+    // Sent in one turn, they leave in one write and arrive in as few reads as the kernel makes.
+    for (let piece = 0; piece < messageCount; piece += 1) {
+      const message: PeerMessage = { type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, piece, offsetBlocks: 0, lengthBlocks: 8 };
+      sender.send('s2', message, null);
+    }
+    for (let waitedMs = 0; received.length < messageCount && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(received).toEqual(Array.from({ length: messageCount }, (_, piece) => piece));
+    expect(Math.max(...batches), `messages per batch: ${batches.join(' ')}`).toBe(3);
+  });
+});
