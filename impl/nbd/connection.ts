@@ -26,15 +26,21 @@
  * so no byte sequence from a client can throw out of this class: the worst
  * a client can do is have its own connection closed.
  *
- * Turns. A connection acts on at most `requestsPerTurnMax` requests in one
- * event-loop turn, then pauses its socket and goes on in the next turn. The
- * replies and the forwards to other servers that those requests caused leave
- * in between (each socket is corked for one turn, see `send`), so the next
+ * Pumps. A pump (after a socket read, a reply, or a drain) acts on at most
+ * `requestsPerPumpMax` requests; if more bytes are queued, the connection
+ * pauses its socket and pumps again in the next turn. The replies and the
+ * forwards to other servers that those requests caused leave in between
+ * (each socket is corked until the next tick, see `send`), so the next
  * server in line starts on them while this one parses the rest. Acting on a
  * client's whole queue depth at once made a forwarding server and the owner
  * work in lockstep, each idle while the other handled the batch: 4k random
  * writes at QD16 forwarded ran at 0.44-0.53 of the owner's rate, and 0.64-0.69
- * with four requests per turn (README, "Performance").
+ * with four requests per pump (README, "Limits"). The bound is per pump, not
+ * per turn: a reply settled in a turn pumps again and may take four more.
+ * Counting per turn instead (BENCH_QUICK=1 npm run bench:nbd, two rounds
+ * each) cut the owner's 4k random writes to 39,550 and 40,223 IOPS with 4 per
+ * turn, 44,684 and 46,367 with 8, against 47,901-53,803 per pump, and
+ * forwarded ones gained nothing.
  */
 import type { Socket } from 'node:net';
 import { Handshake, encodeGreeting, type HandshakeAction, type HandshakeLimits, type NegotiatedExport, DEFAULT_HANDSHAKE_LIMITS } from './handshake.js';
@@ -71,8 +77,8 @@ export interface ConnectionLimits {
   inFlightBytesMax: number;
   /** After the server half-closes, a client that keeps its half open is cut off after this long. */
   lingerMs: number;
-  /** Requests acted on in one event-loop turn before the connection yields (see "Turns"). */
-  requestsPerTurnMax: number;
+  /** Requests one pump acts on before the connection yields to the next turn (see "Pumps"). */
+  requestsPerPumpMax: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -81,7 +87,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   inFlightRequestsMax: 64,
   inFlightBytesMax: 256 * 1024 * 1024,
   lingerMs: 5_000,
-  requestsPerTurnMax: 4,
+  requestsPerPumpMax: 4,
 };
 
 type Phase = 'handshake' | 'transmission' | 'draining' | 'closed';
@@ -100,8 +106,8 @@ export class NbdConnection {
   private inFlightRequests = 0;
   private inFlightBytes = 0;
   private pumping = false;
-  /** Requests acted on in the current pump; at `requestsPerTurnMax` the pump yields to the next turn. */
-  private requestsThisTurn = 0;
+  /** Requests acted on in the current pump; at `requestsPerPumpMax` the pump yields to the next turn. */
+  private requestsThisPump = 0;
   /** Whether a pump is scheduled for the next turn (the socket is paused until it runs). */
   private pumpScheduled = false;
   /** Whether the socket is corked until the next tick (see `send`). */
@@ -206,7 +212,7 @@ export class NbdConnection {
       this.pumping = false;
     }
     if (this.phase === 'closed' || this.socket.destroyed) return;
-    if (this.phase === 'transmission' && this.requestsThisTurn >= this.limits.requestsPerTurnMax && this.queue.lengthBytes > 0) {
+    if (this.phase === 'transmission' && this.requestsThisPump >= this.limits.requestsPerPumpMax && this.queue.lengthBytes > 0) {
       // The rest of the queue waits for the next turn, and reading waits with it, so a client sending faster than this
       // connection acts cannot grow the queue.
       this.socket.pause();
@@ -224,14 +230,14 @@ export class NbdConnection {
   }
 
   private readonly parseAll = (): void => {
-    this.requestsThisTurn = 0;
+    this.requestsThisPump = 0;
     for (;;) {
       if (this.phase === 'handshake') {
         this.performHandshakeActions(this.handshake.consume(this.queue));
         if (this.phase === 'handshake') break;
         continue;
       }
-      if (this.phase !== 'transmission' || this.flowBlocked() || this.requestsThisTurn >= this.limits.requestsPerTurnMax) break;
+      if (this.phase !== 'transmission' || this.flowBlocked() || this.requestsThisPump >= this.limits.requestsPerPumpMax) break;
       if (!this.parseOne()) break;
     }
   };
@@ -322,7 +328,7 @@ export class NbdConnection {
   }
 
   private dispatch(header: RequestHeader, payload: Buffer | undefined): void {
-    this.requestsThisTurn += 1;
+    this.requestsThisPump += 1;
     const negotiated = this.negotiated;
     if (negotiated === null) throw new Error('dispatch without a negotiated export');
     const check = checkRequest(header, negotiated);

@@ -366,8 +366,8 @@ describe('transmission', () => {
     expect(chunk.payload.subarray(8).every((byte) => byte === 39)).toBe(true);
   });
 
-  it('acts on at most requestsPerTurnMax requests per turn, and answers every pipelined one', async () => {
-    server = await startTestServer(undefined, {}, { requestsPerTurnMax: 3 });
+  it('acts on at most requestsPerPumpMax requests per pump, and answers every pipelined one', async () => {
+    server = await startTestServer(undefined, {}, { requestsPerPumpMax: 3 });
     // The connection hands the requests of one pump to the backend inside one batch: count the writes of each.
     const backend = server.backend as typeof server.backend & { batch?: <T>(body: () => T) => T };
     const writesPerBatch: number[] = [];
@@ -396,6 +396,10 @@ describe('transmission', () => {
     expect(handles.size).toBe(requestCount);
     expect(writesPerBatch.reduce((sum, count) => sum + count, 0)).toBe(requestCount);
     expect(Math.max(...writesPerBatch), `writes per batch: ${writesPerBatch.join(' ')}`).toBe(3);
+  });
+
+  it('refuses a per-pump bound below 1', async () => {
+    await expect(startTestServer(undefined, {}, { requestsPerPumpMax: 0 })).rejects.toThrow(/requestsPerPumpMax/);
   });
 
   it('finishes in-flight requests before closing on NBD_CMD_DISC', async () => {

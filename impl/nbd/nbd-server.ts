@@ -33,6 +33,8 @@ export const DEFAULT_CONNECTIONS_MAX = 256;
 export async function startNbdServer(options: NbdServerOptions): Promise<NbdServerHandle> {
   const { host, backend, log } = options;
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
+  // Zero would pause every connection for good, turn after turn.
+  if (!(Number.isInteger(limits.requestsPerPumpMax) && limits.requestsPerPumpMax >= 1)) throw new Error(`requestsPerPumpMax must be a whole number >= 1, not ${limits.requestsPerPumpMax}`);
   const connections = new Set<NbdConnection>();
   let connectionCount = 0;
 

@@ -18,11 +18,11 @@
  *
  * Turns. The messages read from one connection are handed to the runtime at
  * most `framesPerTurnMax` at a time; past that the connection pauses and goes
- * on in the next turn, so the answers to the first ones leave (corked for one
- * turn, see `writeFrame`) while the rest wait. An owner that took a
+ * on in the next turn, so the answers to the first ones leave (corked until the
+ * next tick, see `writeFrame`) while the rest wait. An owner that took a
  * forwarder's whole batch at once answered it all at once, and the two
  * servers worked in lockstep, as the NBD front end's connections did (see
- * impl/nbd/connection.ts, "Turns"). BENCH_QUICK=1 npm run bench:nbd, quiet
+ * impl/nbd/connection.ts, "Pumps"). BENCH_QUICK=1 npm run bench:nbd, quiet
  * host, forwarded IOPS and p99 µs, two rounds each: unbounded 4k randwrite
  * 29,631 (3,555) and 29,270 (3,457), randread 29,962 (3,785) and 31,466
  * (3,457); four per turn 31,026 (3,064) and 29,422 (2,900), randread 32,242
@@ -62,6 +62,9 @@ export interface PeerTransportOptions {
 /** The default of `framesPerTurnMax`. */
 export const peerFramesPerTurnMaxDefault = 4;
 
+/** What `consume` is given to go on with the frames already read. */
+const noBytes = Buffer.alloc(0);
+
 interface OutboundLink {
   socket: net.Socket | null;
   connected: boolean;
@@ -87,6 +90,8 @@ export class PeerTransport {
       framesPerTurnMax: peerFramesPerTurnMaxDefault, ...options,
     };
     this.#peers = { ...options.peers };
+    // Zero would pause every inbound connection for good, turn after turn.
+    if (!(Number.isInteger(this.#options.framesPerTurnMax) && this.#options.framesPerTurnMax >= 1)) throw new Error(`framesPerTurnMax must be a whole number >= 1, not ${this.#options.framesPerTurnMax}`);
   }
 
   /** Replaces the known peers: links to servers that left or moved are closed (and reopened on the next send to a moved one). */
@@ -205,7 +210,9 @@ export class PeerTransport {
         });
         if (count >= framesMax) {
           socket.pause();
-          setImmediate(() => consume(Buffer.alloc(0)));
+          setImmediate(() => {
+            if (!socket.destroyed && !this.#closed) consume(noBytes);
+          });
         } else socket.resume();
       } catch (error) {
         this.#options.log(`peer connection closed: ${(error as Error).message}`);
