@@ -42,4 +42,9 @@ describe('peer transport', () => {
     expect(received).toEqual(Array.from({ length: messageCount }, (_, piece) => piece));
     expect(Math.max(...batches), `messages per batch: ${batches.join(' ')}`).toBe(3);
   });
+
+  it('refuses a per-turn bound below 1', () => {
+    expect(() => new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 39_953 }, peers: {}, log: () => undefined, onMessage: () => undefined, framesPerTurnMax: 0 }))
+      .toThrow(/framesPerTurnMax/);
+  });
 });

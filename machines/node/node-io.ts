@@ -80,4 +80,3 @@ export type NodeEffect =
   | { type: 'membership.changed'; membership: Membership }
   /** One machine transition, for the structured trace that conformance tests replay. */
   | { type: 'trace'; machine: string; instance: string; event: string; from: string; to: string };
-

@@ -203,9 +203,18 @@ export interface NodeState {
  * the source's restart must still take the source's newer writes.
  */
 export function writeSequenceBase(incarnation: number): number {
-  assert(Number.isInteger(incarnation) && incarnation >= 0 && incarnation < 2 ** 20, 'incarnation fits the write sequence space');
-  return incarnation * 2 ** 32;
+  assert(Number.isInteger(incarnation) && incarnation >= 0 && incarnation < incarnationsMax, 'incarnation fits the write sequence space');
+  return incarnation * writeSequencesPerIncarnation;
 }
+
+/**
+ * The write sequence space, within JavaScript's exact integers (2^53): 2^16 incarnations (restarts) of 2^36 writes
+ * each. One counter serves every page of a server, so an incarnation's range is a budget of writes in all: 2^36 is
+ * about 8 days of 100k writes per second (a counter per page had 2^32 per page; an assertion stops a server that
+ * runs out rather than let its writes be numbered below an earlier incarnation's).
+ */
+export const writeSequencesPerIncarnation = 2 ** 36;
+export const incarnationsMax = 2 ** 16;
 
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {

@@ -23,6 +23,7 @@ import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
+import { writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
@@ -214,6 +215,9 @@ class NodeStep {
     const replicas: [string, ReplicaSnapshot][] = [];
     for (const pageKey of pageKeysOf(volume)) {
       const route = { owner: initialOwner(volume, pageKey.page), epoch: 1 };
+      // A page may have moved, and its newer route reached this server, before the definition did (they travel on
+      // different links): routing epochs only grow, and a copy this server already keeps a record of stays as it is.
+      if (this.next.routes.has(pageKeyText(pageKey)) || this.next.replicas.has(pageKeyText(pageKey))) continue;
       routes.push([pageKeyText(pageKey), route]);
       writes.push({ kind: 'route', pageKey, route });
       if (route.owner === this.#self) {
@@ -394,6 +398,7 @@ class NodeStep {
     let sequence = 0;
     if (operation.kind === 'write') {
       sequence = this.next.lastWriteSequence + 1;
+      assert(sequence < (this.next.incarnation + 1) * writeSequencesPerIncarnation, 'the write sequences of this incarnation are not used up');
       this.next.lastWriteSequence = sequence;
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };

@@ -3,7 +3,7 @@ import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { PageMap } from '../../machines/node/page-map.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState, writeSequencesPerIncarnation } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
@@ -70,5 +70,13 @@ describe('records a client write changes', () => {
     for (let page = 0; page < pageCount; page += 1) state = writeThrough(state, page, `w${page}`);
     expect(recordSizes(state)).toEqual(before);
     expect(state.localWritesInFlight.size).toBe(0);
+  });
+
+  it('stops a server that has used up its incarnation\'s write sequences rather than number a write into the next one\'s', () => {
+    const config = { ...defaultNodeConfig('s1', ['s1']), traceTransitions: false };
+    const started = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's1') })[0];
+    const lastOfIncarnation = 2 * writeSequencesPerIncarnation - 1;
+    expect(writeThrough({ ...started, lastWriteSequence: lastOfIncarnation - 1 }, 0, 'last').lastWriteSequence).toBe(lastOfIncarnation);
+    expect(() => writeThrough({ ...started, lastWriteSequence: lastOfIncarnation }, 0, 'one too many')).toThrow(/write sequences of this incarnation/);
   });
 });

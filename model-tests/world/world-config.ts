@@ -58,8 +58,10 @@ export interface WorldConfig {
    * finished move's record removed, a destination's receiving record, a
    * volume definition) stay pending like the others, and a crash loses those
    * not yet durable, as it may in the TCP runtime, which hands them to the
-   * store and goes on. By default they are durable at once (unless an earlier
-   * commit is still pending: a store makes commits durable in order).
+   * store and goes on. By default they are durable at once, unless an earlier
+   * commit is still pending: then they wait behind it (a store makes commits
+   * durable in order), each made durable by a step of its own, and a crash
+   * may take them too.
    */
   readonly unawaitedCommitsLost?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
