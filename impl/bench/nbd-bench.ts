@@ -140,6 +140,20 @@ async function moveAndWait(group: LocalGroup, source: string, page: number, to: 
   await moveFinished(group, source, page);
 }
 
+/**
+ * Unthrottled copy rate with no client load: every page moves once more, one unit move at a time, and the line is
+ * printed. The owners are looked up before the clock starts (three /status requests per page used to run inside the
+ * timed loop, some 10-15 ms per page on this host, more than a third of a move's own time), so the figure is the
+ * moves' own: the admin request, the copy, the commit and the flip.
+ */
+async function idleCopyRate(group: LocalGroup): Promise<void> {
+  const owners = await pageOwners(group);
+  const startedMs = performance.now();
+  for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
+  const seconds = (performance.now() - startedMs) / 1000;
+  console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time)`);
+}
+
 async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'blockshift-bench-'));
   const peers: ChildProcess[] = [];
@@ -154,13 +168,7 @@ async function main(): Promise<void> {
     if (process.env['BENCH_COPY_ONLY'] === '1') {
       // Only the idle copy rate, on pages fio has filled (as in the full run), for quick iteration on the copy path.
       await fio(group.nbdUri('s1', 'local'), jobs[4]!, directory, 2);
-      for (let round = 0; round < Number(process.env['BENCH_ROUNDS'] ?? 2); round += 1) {
-        const owners = await pageOwners(group);
-        const startedMs = performance.now();
-        for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
-        const seconds = (performance.now() - startedMs) / 1000;
-        console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time)`);
-      }
+      for (let round = 0; round < Number(process.env['BENCH_ROUNDS'] ?? 2); round += 1) await idleCopyRate(group);
       return;
     }
     if (quick) {
@@ -254,19 +262,7 @@ async function main(): Promise<void> {
     console.log(`4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(during.iops)} during; moved pages are forwarded from then on)`);
     console.log(`page copy under load: ${pagesMoved} pages of 4 MiB in ${copySeconds.toFixed(2)} s = ${((pagesMoved * 4) / copySeconds).toFixed(1)} MiB/s (moves one at a time, including commit and flip)`);
 
-    // Unthrottled copy rate with no client load: move every page once more, one move at a time. The owners are looked
-    // up before the clock starts (three /status requests per page used to run inside the timed loop, some 10-15 ms per
-    // page on this host, more than a third of a move's own time), so the figure is the moves' own: the admin request,
-    // the copy, the commit and the flip.
-    const idleOwners = await pageOwners(group);
-    const idleStarted = performance.now();
-    let idleMoved = 0;
-    for (const [page, source] of idleOwners) {
-      await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
-      idleMoved += 1;
-    }
-    const idleSeconds = (performance.now() - idleStarted) / 1000;
-    console.log(`page copy, idle: ${idleMoved} pages of 4 MiB in ${idleSeconds.toFixed(2)} s = ${((idleMoved * 4) / idleSeconds).toFixed(1)} MiB/s (unit moves one at a time)`);
+    await idleCopyRate(group);
 
     // The group's copy rate when several moves run at once (as a drain or the balancer runs them): every page moves,
     // each owner keeping up to its node's bound of moves in flight, and the clock stops when the last one completes.

@@ -59,6 +59,20 @@ async function connect(): Promise<RawClient> {
   return client;
 }
 
+/** Sends `count` 4 KiB writes (block i filled with i) without waiting, then reads every reply: each must be ok. Returns the handles answered. */
+async function pipelinedWrites(client: RawClient, count: number): Promise<Set<bigint>> {
+  for (let index = 0; index < count; index += 1) {
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096, payload: Buffer.alloc(4096, index) });
+  }
+  const handles = new Set<bigint>();
+  for (let index = 0; index < count; index += 1) {
+    const reply = await client.readSimpleReply();
+    expect(reply.errno).toBe(0);
+    handles.add(reply.handle);
+  }
+  return handles;
+}
+
 /** A full, well-behaved session proves the server survived whatever came before. */
 async function expectServerStillServes(): Promise<void> {
   const client = await connect();
@@ -349,17 +363,7 @@ describe('transmission', () => {
     const client = await connect();
     await client.negotiate('vol-a', true);
     const requestCount = 40;
-    for (let index = 0; index < requestCount; index += 1) {
-      const payload = Buffer.alloc(4096, index);
-      client.sendRequest({ type: NBD_CMD_WRITE, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096, payload });
-    }
-    const handles = new Set<bigint>();
-    for (let index = 0; index < requestCount; index += 1) {
-      const reply = await client.readSimpleReply();
-      expect(reply.errno).toBe(0);
-      handles.add(reply.handle);
-    }
-    expect(handles.size).toBe(requestCount);
+    expect((await pipelinedWrites(client, requestCount)).size).toBe(requestCount);
     expect(activeWritesPeak).toBe(2);
     client.sendRequest({ type: NBD_CMD_READ, handle: 100n, offset: 39 * 4096, lengthBytes: 4096 });
     const chunk = await client.readStructuredChunk();
@@ -384,16 +388,7 @@ describe('transmission', () => {
     await client.negotiate('vol-a', true);
     const requestCount = 40;
     // Sent in one go, they reach the server in a few large reads.
-    for (let index = 0; index < requestCount; index += 1) {
-      client.sendRequest({ type: NBD_CMD_WRITE, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096, payload: Buffer.alloc(4096, index) });
-    }
-    const handles = new Set<bigint>();
-    for (let index = 0; index < requestCount; index += 1) {
-      const reply = await client.readSimpleReply();
-      expect(reply.errno).toBe(0);
-      handles.add(reply.handle);
-    }
-    expect(handles.size).toBe(requestCount);
+    expect((await pipelinedWrites(client, requestCount)).size).toBe(requestCount);
     expect(writesPerBatch.reduce((sum, count) => sum + count, 0)).toBe(requestCount);
     expect(Math.max(...writesPerBatch), `writes per batch: ${writesPerBatch.join(' ')}`).toBe(3);
   });
