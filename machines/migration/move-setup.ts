@@ -97,6 +97,8 @@ export const moveSetup = setup({
   },
   guards: {
     isRecovered: ({ context }) => context.checkpoint.stage > 1,
+    /** The durable record is the flip itself: the destination had committed before it was written, so nothing is left but the release. */
+    hasFlipped: ({ context }) => context.checkpoint.owner === 'destination',
     confirmsPending: ({ context, event }) =>
       event.type === 'stage.persisted' && context.pending !== null &&
       event.stage === context.pending.stage && event.attempt === context.pending.attempt,
@@ -181,6 +183,18 @@ export function flipStates(machineId: string) {
     },
   } as const;
 }
+
+/**
+ * A move rebuilt from its durable record starts `interrupted`, to resume at the
+ * table's restart stage, unless that record is the flip: then the routing
+ * table has updated already (the tables' last stage, whose restart is N/A),
+ * and the machine finishes at once, releasing the source copy again. (The
+ * crash took the release's own record, or the page would not have a move.)
+ */
+export const recoveryTransitions = [
+  { guard: 'hasFlipped', target: 'routingTableUpdated' },
+  { guard: 'isRecovered', target: 'interrupted' },
+] as const;
 
 /** A failure anywhere in a move under way interrupts it; `restart` then resumes at the table's restart stage. */
 export const interruptions = {

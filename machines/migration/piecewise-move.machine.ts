@@ -1,5 +1,5 @@
 import { and } from 'xstate';
-import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, routingTableUpdatedState } from './move-setup.js';
+import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
 
 /**
  * Piecewise move of one page, piece by piece (the patent's Table 2).
@@ -24,7 +24,8 @@ import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, fl
  * the patent says: a failure while finishing piece k restarts piece k, never
  * an earlier piece (whose data the destination already holds) and never a
  * later one (which would skip a copy). Once every piece has moved, only the
- * flip remains to be completed.
+ * flip remains to be completed. A machine rebuilt from the flip's own record
+ * finishes at once, releasing the copy, as a unit move does.
  */
 export const piecewiseMoveMachine = moveSetup.createMachine({
   id: 'piecewiseMove',
@@ -33,7 +34,7 @@ export const piecewiseMoveMachine = moveSetup.createMachine({
   states: {
     notStarted: {
       meta: { action: 'Not started' },
-      always: { guard: 'isRecovered', target: 'interrupted' },
+      always: recoveryTransitions,
       on: { 'move.begin': { target: 'moving', actions: 'beginFirstAttempt' } },
     },
     moving: {

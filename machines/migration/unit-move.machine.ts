@@ -1,4 +1,4 @@
-import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, routingTableUpdatedState } from './move-setup.js';
+import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
 
 /**
  * Unit move of one page from a source to a destination server (the patent's
@@ -23,7 +23,11 @@ import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, fl
  * `restart` resumes at the table's restart stage: any failure before the copy
  * is finished restarts the whole copy (stage 2, with a new attempt number so
  * that late messages of the old attempt are ignored); a failure after it only
- * completes the flip, which copies nothing again (N/A).
+ * completes the flip, which copies nothing again (N/A). A machine rebuilt from
+ * the flip's own record (the crash took only the record's removal) goes
+ * straight to routingTableUpdated and releases the copy again: the
+ * destination committed before the flip was written, and may since have
+ * moved the page on, so it is not asked again.
  *
  * The flip hands reads from the source to the destination, so the two copies
  * must then agree on everything the source has served. A failure after the
@@ -45,7 +49,7 @@ export const unitMoveMachine = moveSetup.createMachine({
   states: {
     notStarted: {
       meta: { action: 'Not started' },
-      always: { guard: 'isRecovered', target: 'interrupted' },
+      always: recoveryTransitions,
       on: { 'move.begin': { target: 'moving', actions: 'beginFirstAttempt' } },
     },
     moving: {

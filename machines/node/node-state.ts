@@ -5,7 +5,7 @@ import type { MoveKind } from '../migration/checkpoint.js';
 import type { MoveMachine } from '../migration/move-machines.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
-import type { BlockOperation } from './messages.js';
+import type { BlockOperation, PeerMessage } from './messages.js';
 import type { BlockVersions } from './block-versions.js';
 import type { NodeConfig } from './node-config.js';
 import type { LossWatch, WriteHolder } from './loss-watch.js';
@@ -92,7 +92,9 @@ export type Continuation =
   | { readonly kind: 'serve.localDone'; readonly serveId: string }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
   | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
-  | { readonly kind: 'peer.written'; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
+  | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
+  /** A destination's receiving record being made durable: the acknowledgements of move data held until then go out (see AttemptJoined). */
+  | { readonly kind: 'receiving.persisted'; readonly pageText: string; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
@@ -117,6 +119,9 @@ export type DeferredHandover =
 export interface AttemptJoined {
   readonly attempt: number;
   readonly copyTaken: boolean;
+  /** Whether the receiving record of this attempt is durable; until then acknowledgements of move data wait in `acksHeld`. */
+  readonly recordDurable: boolean;
+  readonly acksHeld: ReadonlyArray<{ readonly to: ServerId; readonly message: PeerMessage }>;
 }
 
 export interface FlushEntry {

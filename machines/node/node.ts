@@ -678,11 +678,20 @@ class NodeStep {
           this.#sendDeferredHandover(key);
           break;
         case 'copy.release': {
-          this.effects.push({ type: 'data.delete', pageKey });
           this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
           const replica = this.next.replicas.get(key);
-          const record = this.#givenUpRecord(context, context.checkpoint.epoch);
-          const givenUp = replica && replica.context.record?.status === 'valid'
+          const current = replica?.context.record;
+          const flipEpoch = context.checkpoint.epoch;
+          // The data released is this move's source copy: the record is the one the flip replaces (valid at the epoch
+          // before), or, when the move finishes after a restart, the one the flip wrote (given up at its epoch). Never a
+          // newer one: a crash took the removal of this move's record, so it also took every later commit (stores keep
+          // their order), such as a receiving record of the page coming back here; and without that record this server
+          // acknowledged none of the page's new data (#acknowledgeMoveData).
+          assert((current?.status === 'valid' && current.epoch === flipEpoch - 1) || (current?.status === 'invalid' && current.epoch === flipEpoch),
+            `the copy ${key} released is the source copy of the move to epoch ${flipEpoch}`);
+          this.effects.push({ type: 'data.delete', pageKey });
+          const record = this.#givenUpRecord(context, flipEpoch);
+          const givenUp = replica && current?.status === 'valid'
             ? step(this.next.config.machines.replica, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0]
             : start(this.next.config.machines.replica, { pageKey, record })[0];
           this.next.replicas = this.next.replicas.with(key, givenUp);
@@ -749,8 +758,8 @@ class NodeStep {
 
   // ----- moves: the destination side -----------------------------------------
 
-  /** Feeds a replica event, persists what changed (awaiting it when asked), and reports whether the record changed. */
-  #stepReplica(pageKey: PageKey, event: ReplicaEvent, completionId: string | null = null, alreadyDurable = false): boolean {
+  /** Feeds a replica event, persists what changed (awaiting `awaiting` when given), and reports whether the record changed. */
+  #stepReplica(pageKey: PageKey, event: ReplicaEvent, awaiting: Continuation | null = null, alreadyDurable = false): boolean {
     const key = pageKeyText(pageKey);
     const replica: ReplicaSnapshot = this.next.replicas.get(key) ?? start(this.next.config.machines.replica, { pageKey, record: null })[0];
     const [snapshot, effects] = step(this.next.config.machines.replica, replica, event);
@@ -759,6 +768,7 @@ class NodeStep {
     for (const effect of effects) {
       assert(effect.type === 'replica.persist', 'replica machine only persists');
       if (alreadyDurable) continue;
+      const completionId = awaiting === null ? null : this.#await(awaiting);
       this.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'replica', pageKey, record: effect.record }] });
     }
     return effects.length > 0;
@@ -786,10 +796,46 @@ class NodeStep {
    * finishes the flip. Messages of older attempts are then refused.
    */
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
-    if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch })) return;
     const key = pageKeyText(pageKey);
+    if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch }, { kind: 'receiving.persisted', pageText: key, attempt, epoch })) return;
     this.next.blockVersions[key] = noBlockVersions;
-    this.next.attemptsJoined[key] = { attempt, copyTaken: false };
+    // Acknowledgements held for an older attempt's record wait on: the store makes records durable in order.
+    const acksHeld = this.next.read('attemptsJoined')[key]?.acksHeld ?? [];
+    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld };
+  }
+
+  /**
+   * Acknowledges move data (a piece or chunk stored, a dual write applied, a
+   * piece handed over) once the receiving record of the page is durable, not
+   * before: a crash that took the record would leave this server unaware that
+   * it holds data the source relies on, and a move of the page finished after
+   * a restart would release it as the old source copy (see copy.release).
+   * Held acknowledgements go out when the record's commit completes; they are
+   * as many as the move messages in hand, which the peer transport bounds.
+   */
+  #acknowledgeMoveData(pageText: string, to: ServerId, message: PeerMessage): void {
+    const joined = this.next.read('attemptsJoined')[pageText];
+    if (joined === undefined || joined.recordDurable) {
+      this.effects.push({ type: 'peer.send', to, message });
+      return;
+    }
+    this.next.attemptsJoined[pageText] = { ...joined, acksHeld: [...joined.acksHeld, { to, message }] };
+  }
+
+  /** The receiving record of `continuation.attempt` is durable: the acknowledgements held for it go out. */
+  #receivingRecordPersisted(continuation: Extract<Continuation, { kind: 'receiving.persisted' }>, ok: boolean): void {
+    const joined = this.next.read('attemptsJoined')[continuation.pageText];
+    if (joined === undefined || joined.recordDurable) return;
+    if (!ok) {
+      // Not durable: the data stays unacknowledged, and the source's progress time-out restarts the move with a new record.
+      this.next.attemptsJoined[continuation.pageText] = { ...joined, acksHeld: [] };
+      return;
+    }
+    const record = this.next.replicas.get(continuation.pageText)?.context.record;
+    // A newer attempt's record still on its way: its own completion releases them all.
+    if (record?.status !== 'receiving' || record.attempt !== continuation.attempt || record.epoch !== continuation.epoch || joined.attempt !== continuation.attempt) return;
+    this.next.attemptsJoined[continuation.pageText] = { ...joined, recordDurable: true, acksHeld: [] };
+    for (const held of joined.acksHeld) this.effects.push({ type: 'peer.send', to: held.to, message: held.message });
   }
 
   /**
@@ -811,7 +857,7 @@ class NodeStep {
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return this.#releaseReceivedData(message.dataToken);
     const joined = this.next.read('attemptsJoined')[key];
-    if (joined?.attempt === attempt && !joined.copyTaken) this.next.attemptsJoined[key] = { attempt, copyTaken: true };
+    if (joined?.attempt === attempt && !joined.copyTaken) this.next.attemptsJoined[key] = { ...joined, copyTaken: true };
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
@@ -855,13 +901,13 @@ class NodeStep {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
       if (message.fua) {
-        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: 1 }), pageKey });
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1 }), pageKey });
       } else {
-        this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch } });
+        this.#acknowledgeMoveData(pageKeyText(pageKey), from, { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch });
       }
       return this.#releaseReceivedData(message.dataToken);
     }
-    const completionId = this.#await({ kind: 'peer.written', from, requestId: message.requestId, waitingFor: runs.length });
+    const completionId = this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: runs.length });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
     }
@@ -1092,7 +1138,9 @@ class NodeStep {
       case 'handover.synced': {
         const replica = this.next.replicas.get(continuation.pageText);
         if (!replica) return;
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok } });
+        const handedOver: PeerMessage = { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok };
+        if (ok) this.#acknowledgeMoveData(continuation.pageText, continuation.from, handedOver);
+        else this.effects.push({ type: 'peer.send', to: continuation.from, message: handedOver });
         return;
       }
       case 'copy.stored': {
@@ -1100,15 +1148,18 @@ class NodeStep {
         const replica = this.next.replicas.get(continuation.pageText);
         const record = replica?.context.record;
         if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
-        this.effects.push({
-          type: 'peer.send', to: continuation.from,
-          message: { type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks },
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, {
+          type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks,
         });
         return;
       }
-      case 'peer.written':
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch } });
+      case 'peer.written': {
+        const written: PeerMessage = { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch };
+        if (ok) this.#acknowledgeMoveData(continuation.pageText, continuation.from, written);
+        else this.effects.push({ type: 'peer.send', to: continuation.from, message: written });
         return;
+      }
+      case 'receiving.persisted': return this.#receivingRecordPersisted(continuation, ok);
       case 'peer.read':
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.readDone', requestId: continuation.requestId, ok, dataToken: ok ? continuation.token : null } });
         this.effects.push({ type: 'token.release', token: continuation.token });

@@ -88,6 +88,12 @@ function checkPath(machine: MoveMachine, input: MoveInput, events: readonly Move
   }
 }
 
+/** The move's input as rebuilt after a crash that came after its flip was durable (and before its record was removed). */
+function flipRecoveredInput(input: MoveInput): MoveInput {
+  const flip = { stage: finalStage(input.kind, input.pieceCount), attempt: 1, pieceModes: Array(input.pieceCount).fill('atDestination'), epoch: input.epoch + 1, owner: 'destination' as const };
+  return { ...input, recovered: flip };
+}
+
 const cases: [string, MoveMachine, MoveKind, number][] = [
   ['unit move (Table 1)', unitMoveMachine, 'unit', 1],
   ['piecewise move of 2 pieces (Table 2)', piecewiseMoveMachine, 'piecewise', 2],
@@ -112,10 +118,19 @@ describe.each(cases)('model-based paths: %s', (_name, machine, kind, pieceCount)
     // A machine rebuilt from a durable checkpoint after a crash starts interrupted.
     const recoveredInput = { ...input, recovered: { stage: 2, attempt: 1, pieceModes: Array(kind === 'unit' ? 1 : pieceCount).fill('atSource').map((mode, piece) => (piece === 0 ? 'inTransit' : mode)), epoch: 1, owner: 'source' as const } };
     recorder.replay(recoveredInput, [{ type: 'restart' }]);
+    // ... unless that checkpoint is the flip: it finishes at once.
+    recorder.replay(flipRecoveredInput(input), []);
     console.log(`${recorder.report()} by ${paths.length} shortest paths`);
     expect(recorder.missingStates()).toEqual([]);
     expect(recorder.missingTransitions()).toEqual([]);
     expect(paths.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a machine rebuilt from a durable flip finishes at once: it releases the source copy and publishes the route, and asks the destination nothing', () => {
+    const [snapshot, effects] = start(machine, flipRecoveredInput(input)) as [MoveSnapshot, Effect[]];
+    expect(snapshot.status).toBe('done');
+    expect(effects.map((effect) => effect.type)).toEqual(['copy.release', 'routing.publish']);
+    expect(effects).toContainEqual({ type: 'routing.publish', pageKey: input.pageKey, owner: 'B', epoch: input.epoch + 1 });
   });
 
   it('a crash during every stage, then restart, resumes at the table\'s restart stage and the move completes', () => {

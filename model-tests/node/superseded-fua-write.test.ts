@@ -25,6 +25,9 @@ describe('a FUA write superseded at the destination', () => {
     // The move starts and the destination joins it; the client's write through s1 is dual-written to s2 and lands.
     take((action) => action.type === 'move.start', 'start the move');
     for (let step = 0; step < 20 && !world.servers[1]!.node.replicas.get('vol/0'); step += 1) take((action) => action.type === 'persist' || action.type === 'deliver', 'reach the destination');
+    // Its receiving record is made durable: until then it acknowledges no move data.
+    for (let step = 0; step < 5 && world.servers[1]!.pendingMeta.length > 0; step += 1) take((action) => action.type === 'persist' && action.server === 1, 'persist the receiving record');
+    expect(world.servers[1]!.pendingMeta).toEqual([]);
     take((action) => action.type === 'client.write' && action.server === 0, 'write through s1');
     let dualWrite: Envelope | undefined;
     for (let step = 0; step < 40 && !dualWrite; step += 1) {

@@ -44,6 +44,8 @@ export const keptCounterexamples: readonly KeptCounterexample[] = [
         {type: 'client.write', server: 0, block: 0},
         {type: 'persist', server: 0},
         {type: 'deliver', index: 0},
+        // s2 makes its receiving record durable before it acknowledges the piece.
+        {type: 'persist', server: 1},
         {type: 'deliver', index: 0},
         // s2 confirms the hand-over of piece 0 (piece.handover, piece.handedOver), then s1 persists its finish stage.
         {type: 'deliver', index: 0},
@@ -59,6 +61,8 @@ export const keptCounterexamples: readonly KeptCounterexample[] = [
         {type: 'timer', server: 0, timerId: 'move-restart|vol/0|1'},
         {type: 'persist', server: 0},
         {type: 'deliver', index: 0},
+        // The restarted move's attempt 2: s2's receiving record again before the acknowledgement.
+        {type: 'persist', server: 1},
         {type: 'deliver', index: 0},
         // The hand-over of piece 1, confirmed as for piece 0.
         {type: 'deliver', index: 0},
