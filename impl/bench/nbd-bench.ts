@@ -22,6 +22,9 @@
  * are batched into writes; and the whole machine's CPU per request (fio,
  * the softirq work of loopback TCP that no process is charged for, and
  * whatever else runs on the host, so it only means something on a quiet one).
+ * `BENCH_MOVES_ONLY=1` fills the volume and runs only the p99 during moves;
+ * `BENCH_THROTTLE_MBPS=n` throttles every copy to n MiB/s, and
+ * `BENCH_MOVE_KIND=unit` makes the moves under load unit moves.
  * `BENCH_COPY_ONLY=1` fills the volume and times only the idle unit moves
  * (`BENCH_ROUNDS` rounds of moving every page once), for quick iteration on
  * the copy path.
@@ -47,6 +50,10 @@ const jobs: Job[] = [
 ];
 const runtimeSeconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const sizeMiB = 64;
+/** BENCH_THROTTLE_MBPS: the group's copy throttle (0, the default: unthrottled). */
+const throttleMBps = Number(process.env['BENCH_THROTTLE_MBPS'] ?? 0);
+/** BENCH_MOVE_KIND: the kind of the moves under load (piecewise, the default, or unit). */
+const moveKind = process.env['BENCH_MOVE_KIND'] === 'unit' ? 'unit' : 'piecewise';
 const quick = process.env['BENCH_QUICK'] === '1';
 
 /** The node's default bound on moves in flight per server (machines/node/node-config.ts). */
@@ -148,6 +155,61 @@ async function moveAndWait(group: LocalGroup, source: string, page: number, to: 
  * timed loop, some 10-15 ms per page on this host, more than a third of a move's own time), so the figure is the
  * moves' own: the admin request, the copy, the commit and the flip.
  */
+/**
+ * The p99 of 4k random writes at QD16 through s1 while pages move, one move
+ * at a time for the whole fio window, against steady state (see the top of
+ * the file). `BENCH_THROTTLE_MBPS` sets the group's copy throttle.
+ */
+async function p99DuringMoves(group: LocalGroup, directory: string): Promise<void> {
+  // p99 of 4k random writes while pages move, against steady state.
+  const steady = await fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+
+  // Moves run one at a time for the whole of each fio window (until half a second before its end), cycling through
+  // the pages as often as the window allows, so the p99 is that of a client whose pages keep moving; each line says
+  // what share of the window had a move in flight.
+  const pageCount = sizeMiB / 4;
+  const windowMs = runtimeSeconds * 1000 - 500;
+
+  // First, each page moves away and straight back: the layout the steady job saw is restored after every round trip,
+  // so this window measures what a move costs the client (dual writes, the fence, the copy's disk and CPU) and not
+  // the forwarding of pages that have already left, which the window below includes.
+  const roundTrips = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+  const roundTripsStarted = performance.now();
+  let roundTripMoves = 0;
+  for (let trip = 0; performance.now() - roundTripsStarted < windowMs; trip += 1) {
+    const page = trip % pageCount;
+    const away = trip % 2 === 0 ? 's2' : 's3';
+    await moveAndWait(group, 's1', page, away, moveKind);
+    await moveAndWait(group, away, page, 's1', moveKind);
+    roundTripMoves += 2;
+  }
+  const roundTripSeconds = (performance.now() - roundTripsStarted) / 1000;
+  const duringRoundTrips = await roundTrips;
+  console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away and back ${Math.round(duringRoundTrips.p99Us)} µs, ratio ${(duringRoundTrips.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(steady.iops)} steady, ${Math.round(duringRoundTrips.iops)} during; moves in flight ${percentOfWindow(roundTripSeconds)} of the window)`);
+  console.log(`page copy under load, away and back: ${roundTripMoves} moves of 4 MiB in ${roundTripSeconds.toFixed(2)} s = ${((roundTripMoves * 4) / roundTripSeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
+
+  // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
+  // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
+  const forwardedSteady = await fio(group.nbdUri('s2', 'local'), jobs[1]!, directory);
+  const moving = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+  const movesStarted = performance.now();
+  let movesAway = 0;
+  const holders = new Map<number, string>();
+  for (let move = 0; performance.now() - movesStarted < windowMs; move += 1) {
+    const page = move % pageCount;
+    const from = holders.get(page) ?? 's1';
+    const to = from === 's1' ? (page % 2 === 0 ? 's2' : 's3') : from === 's2' ? 's3' : 's2';
+    await moveAndWait(group, from, page, to, moveKind);
+    holders.set(page, to);
+    movesAway += 1;
+  }
+  const copySeconds = (performance.now() - movesStarted) / 1000;
+  const during = await moving;
+  console.log(`4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(during.iops)} during; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
+  console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
+  console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
+}
+
 /** The share of a fio window that `seconds` of moves covered. */
 function percentOfWindow(seconds: number): string {
   return `${Math.min(100, Math.round((seconds / runtimeSeconds) * 100))}%`;
@@ -167,7 +229,7 @@ async function main(): Promise<void> {
   // Every port of the group (base, +1000 peers, +2000 admin, +2100 balance) lies below 32768, outside Linux's range
   // for outgoing connections: at 40809 and 30809 an outgoing connection now and then held an admin port and a server
   // exited while starting (see impl/cluster-tests/cluster-fixture.ts for the tests' port plan).
-  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_409), traceTransitions: false }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
+  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_409), traceTransitions: false, moveThrottleMBps: throttleMBps }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
   try {
     await group.startAll();
     await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
@@ -176,6 +238,12 @@ async function main(): Promise<void> {
       // Only the idle copy rate, on pages fio has filled (as in the full run), for quick iteration on the copy path.
       await fio(group.nbdUri('s1', 'local'), jobs[4]!, directory, 2);
       for (let round = 0; round < Number(process.env['BENCH_ROUNDS'] ?? 2); round += 1) await idleCopyRate(group);
+      return;
+    }
+    if (process.env['BENCH_MOVES_ONLY'] === '1') {
+      // Only the p99 during moves, on pages fio has filled, for quick iteration on what a move costs a client.
+      await fio(group.nbdUri('s1', 'local'), jobs[4]!, directory, 2);
+      await p99DuringMoves(group, directory);
       return;
     }
     if (quick) {
@@ -237,54 +305,7 @@ async function main(): Promise<void> {
         (owner!.iops / qemu!.iops).toFixed(2).padEnd(10), (forwarded!.iops / owner!.iops).toFixed(2)].join(' '));
     }
 
-    // p99 of 4k random writes while pages move, against steady state.
-    const steady = await fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-
-    // Moves run one at a time for the whole of each fio window (until half a second before its end), cycling through
-    // the pages as often as the window allows, so the p99 is that of a client whose pages keep moving; each line says
-    // what share of the window had a move in flight.
-    const pageCount = sizeMiB / 4;
-    const windowMs = runtimeSeconds * 1000 - 500;
-
-    // First, each page moves away and straight back: the layout the steady job saw is restored after every round trip,
-    // so this window measures what a move costs the client (dual writes, the fence, the copy's disk and CPU) and not
-    // the forwarding of pages that have already left, which the window below includes.
-    const roundTrips = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-    const roundTripsStarted = performance.now();
-    let roundTripMoves = 0;
-    for (let trip = 0; performance.now() - roundTripsStarted < windowMs; trip += 1) {
-      const page = trip % pageCount;
-      const away = trip % 2 === 0 ? 's2' : 's3';
-      await moveAndWait(group, 's1', page, away, 'piecewise');
-      await moveAndWait(group, away, page, 's1', 'piecewise');
-      roundTripMoves += 2;
-    }
-    const roundTripSeconds = (performance.now() - roundTripsStarted) / 1000;
-    const duringRoundTrips = await roundTrips;
-    console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away and back ${Math.round(duringRoundTrips.p99Us)} µs, ratio ${(duringRoundTrips.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(steady.iops)} steady, ${Math.round(duringRoundTrips.iops)} during; moves in flight ${percentOfWindow(roundTripSeconds)} of the window)`);
-    console.log(`page copy under load, away and back: ${roundTripMoves} moves of 4 MiB in ${roundTripSeconds.toFixed(2)} s = ${((roundTripMoves * 4) / roundTripSeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
-
-    // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
-    // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
-    const forwardedSteady = await fio(group.nbdUri('s2', 'local'), jobs[1]!, directory);
-    const moving = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-    const movesStarted = performance.now();
-    let movesAway = 0;
-    const holders = new Map<number, string>();
-    for (let move = 0; performance.now() - movesStarted < windowMs; move += 1) {
-      const page = move % pageCount;
-      const from = holders.get(page) ?? 's1';
-      const to = from === 's1' ? (page % 2 === 0 ? 's2' : 's3') : from === 's2' ? 's3' : 's2';
-      await moveAndWait(group, from, page, to, 'piecewise');
-      holders.set(page, to);
-      movesAway += 1;
-    }
-    const copySeconds = (performance.now() - movesStarted) / 1000;
-    const during = await moving;
-    console.log(`4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(during.iops)} during; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
-    console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
-    console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
-
+    await p99DuringMoves(group, directory);
     await idleCopyRate(group);
 
     // The group's copy rate when several moves run at once (as a drain or the balancer runs them): every page moves,

@@ -383,15 +383,15 @@ class NodeStep {
     const key = pageKeyText(operation.pageKey);
     const volume = this.next.read('volumes')[operation.pageKey.volume];
     assert(volume, 'volume of a served request exists');
-    if (this.#fenced(key)) {
-      // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
-      this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
-      return;
-    }
     const move = this.#activeMoveContext(key);
     // Routing during a move follows the move's own pieces; the volume's finer granules each lie inside one of them.
     const piece = move ? movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) : 0;
     assert(!move || piece === movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks + operation.lengthBlocks - 1), 'a request part lies within one piece of the move');
+    if (this.#fenced(key, piece)) {
+      // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
+      this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
+      return;
+    }
     const servers = operation.kind === 'read'
       ? [move ? readServer(move, piece) : this.#self]
       : move ? writeServers(move, piece) : [this.#self];
@@ -412,30 +412,40 @@ class NodeStep {
    * and the commit itself waits for every part already sent to the
    * destination. Otherwise a dual write or a read could reach the destination
    * after it learnt it owns the page, and be refused there after the source
-   * had already applied (and served) it.
+   * had already applied (and served) it. A piece's hand-over (Table 2)
+   * fences that piece only: the others' parts go where they went before and
+   * after it. `piece` null asks whether any of the page is fenced.
    */
-  #fenced(pageText: string): boolean {
+  #fenced(pageText: string, piece: number | null = null): boolean {
     const move = this.next.read('moves')[pageText];
     if (move === undefined || move.snapshot.status !== 'active') return false;
     const { snapshot } = move;
     if (snapshot.matches({ moving: 'committing' }) || snapshot.matches({ moving: 'flipping' })) return true;
     // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
     // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
-    if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return true;
+    if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return piece === null || piece === snapshot.context.piece;
     // Table 1 after a failure past the copy: the destination may already own the page (its commit answer lost), and a
     // source that lost unsynced writes in a power cut must not serve reads the destination's copy would then contradict.
     return move.kind === 'unit' && snapshot.matches('interrupted') && snapshot.context.checkpoint.pieceModes[0] === 'copied';
   }
 
-  #partsOutstandingAt(pageText: string, server: ServerId): boolean {
-    return [...this.next.read('serves').values()].some((serve) =>
-      serve.remaining.includes(server) && pageKeyText(this.next.read('requests').get(serve.id)?.operation.pageKey ?? { volume: '', page: -1 }) === pageText);
+  /** Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at `server`. */
+  #partsOutstandingAt(pageText: string, server: ServerId, piece: number | null): boolean {
+    const move = this.#activeMoveContext(pageText);
+    for (const serve of this.next.read('serves').values()) {
+      if (!serve.remaining.includes(server)) continue;
+      const operation = this.next.read('requests').get(serve.id)?.operation;
+      if (operation === undefined || pageKeyText(operation.pageKey) !== pageText) continue;
+      const volume = this.next.read('volumes')[operation.pageKey.volume];
+      if (piece === null || !move || !volume || movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) === piece) return true;
+    }
+    return false;
   }
 
   /** Carries out a deferred hand-over (commit request or piece hand-over checkpoint) once nothing is outstanding at the destination. */
   #sendDeferredHandover(pageText: string): void {
     const deferred = this.next.read('handoversDeferred')[pageText];
-    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming) || this.#partsOutstandingAt(pageText, deferred.destination)) return;
+    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming) || this.#partsOutstandingAt(pageText, deferred.destination, deferred.kind === 'finishPiece' ? deferred.piece : null)) return;
     delete this.next.handoversDeferred[pageText];
     const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;

@@ -150,3 +150,39 @@ describe('a piece copied in chunks', () => {
     expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
   });
 });
+
+/**
+ * A piece's hand-over (Table 2) fences that piece only: while the source
+ * waits for the destination to confirm piece 0 and for its finish checkpoint,
+ * a write to piece 1 (still at the source) is served at once, and a write to
+ * piece 0 waits until the hand-over is durable, then goes to the destination.
+ * The page as a whole was fenced before, holding the page's every request for
+ * a round trip, a destination sync and a checkpoint, four times per move.
+ */
+describe('a piece being handed over', () => {
+  it('holds requests for that piece only', () => {
+    const [source, copies] = sourceCopying();
+    const stored = copies.map((copy): NodeInput => ({
+      type: 'peer.message', from: 's2',
+      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
+    }));
+    const [handingOver, handoverEffects] = run(source, stored);
+    expect(stage(handingOver)).toEqual({ moving: { finishPiece: 'persisting' } });
+    const [handover] = sent(handoverEffects, 'piece.handover');
+    expect(handover).toMatchObject({ piece: 0 });
+    const write = (requestId: string, offsetBlocks: number): NodeInput => ({
+      type: 'client.request', requestId, connectionId: 'test', operation: { kind: 'write', pageKey, offsetBlocks, lengthBlocks: 1, fua: false },
+    });
+    const [afterOther, otherEffects] = run(handingOver, [write('other-piece', 20)]);
+    expect(ofType(otherEffects, 'data.write').map((effect) => effect.offsetBlocks), 'piece 1 is written at the source at once').toEqual([20]);
+    const [afterSame, sameEffects] = run(afterOther, [write('same-piece', 3)]);
+    expect(ofType(sameEffects, 'data.write')).toEqual([]);
+    expect(sent(sameEffects, 'block.write')).toEqual([]);
+    expect(afterSame.parked['alpha/0']).toEqual(['c:same-piece']);
+    // The destination confirms and the finish checkpoint becomes durable: the held write goes to the destination alone.
+    const [persisting, checkpoint] = run(afterSame, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
+    const [, released] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
+    expect(sent(released, 'block.write').map((message) => message.offsetBlocks)).toEqual([3]);
+    expect(ofType(released, 'data.write')).toEqual([]);
+  });
+});
