@@ -150,12 +150,6 @@ async function moveAndWait(group: LocalGroup, source: string, page: number, to: 
 }
 
 /**
- * Unthrottled copy rate with no client load: every page moves once more, one unit move at a time, and the line is
- * printed. The owners are looked up before the clock starts (three /status requests per page used to run inside the
- * timed loop, some 10-15 ms per page on this host, more than a third of a move's own time), so the figure is the
- * moves' own: the admin request, the copy, the commit and the flip.
- */
-/**
  * The p99 of 4k random writes at QD16 through s1 while pages move, one move
  * at a time for the whole fio window, against steady state (see the top of
  * the file). `BENCH_THROTTLE_MBPS` sets the group's copy throttle.
@@ -186,7 +180,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   const roundTripSeconds = (performance.now() - roundTripsStarted) / 1000;
   const duringRoundTrips = await roundTrips;
   console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away and back ${Math.round(duringRoundTrips.p99Us)} µs, ratio ${(duringRoundTrips.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(steady.iops)} steady, ${Math.round(duringRoundTrips.iops)} during; moves in flight ${percentOfWindow(roundTripSeconds)} of the window)`);
-  console.log(`page copy under load, away and back: ${roundTripMoves} moves of 4 MiB in ${roundTripSeconds.toFixed(2)} s = ${((roundTripMoves * 4) / roundTripSeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
+  console.log(`page copy under load, away and back: ${roundTripMoves} moves of 4 MiB in ${roundTripSeconds.toFixed(2)} s = ${((roundTripMoves * 4) / roundTripSeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
 
   // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
   // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
@@ -207,20 +201,34 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   const during = await moving;
   console.log(`4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(during.iops)} during; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
   console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
-  console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip)`);
+  console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
 }
 
-/** The share of a fio window that `seconds` of moves covered. */
+/** Says so when the copies were throttled (BENCH_THROTTLE_MBPS). */
+function throttleNote(): string {
+  return throttleMBps > 0 ? `, throttled to ${throttleMBps} MiB/s` : '';
+}
+
+/**
+ * The share of a fio window that `seconds` of moves covered, roughly: the moves start as fio starts, before its
+ * connection is up, and the last one may end after fio's window.
+ */
 function percentOfWindow(seconds: number): string {
   return `${Math.min(100, Math.round((seconds / runtimeSeconds) * 100))}%`;
 }
 
+/**
+ * Copy rate with no client load (unthrottled unless BENCH_THROTTLE_MBPS says otherwise): every page moves once more,
+ * one unit move at a time, and the line is printed. The owners are looked up before the clock starts (three /status
+ * requests per page used to run inside the timed loop, some 10-15 ms per page on this host, more than a third of a
+ * move's own time), so the figure is the moves' own: the admin request, the copy, the commit and the flip.
+ */
 async function idleCopyRate(group: LocalGroup): Promise<void> {
   const owners = await pageOwners(group);
   const startedMs = performance.now();
   for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
   const seconds = (performance.now() - startedMs) / 1000;
-  console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time)`);
+  console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time${throttleNote()})`);
 }
 
 async function main(): Promise<void> {
@@ -324,7 +332,7 @@ async function main(): Promise<void> {
       }));
     }));
     const concurrentSeconds = (performance.now() - concurrentStarted) / 1000;
-    console.log(`page copy, idle, up to ${concurrentMovesPerServer} moves per server at once: ${concurrentMoved} pages of 4 MiB in ${concurrentSeconds.toFixed(2)} s = ${((concurrentMoved * 4) / concurrentSeconds).toFixed(1)} MiB/s`);
+    console.log(`page copy, idle, up to ${concurrentMovesPerServer} moves per server at once: ${concurrentMoved} pages of 4 MiB in ${concurrentSeconds.toFixed(2)} s = ${((concurrentMoved * 4) / concurrentSeconds).toFixed(1)} MiB/s${throttleNote()}`);
   } finally {
     await group.stopAll();
     for (const peer of peers) peer.kill('SIGTERM');

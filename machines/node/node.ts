@@ -693,12 +693,14 @@ class NodeStep {
           const current = replica?.context.record;
           const flipEpoch = context.checkpoint.epoch;
           // The data released is this move's source copy: the record is the one the flip replaces (valid at the epoch
-          // before), or, when the move finishes after a restart, the one the flip wrote (given up at its epoch). Never a
-          // newer one: a crash took the removal of this move's record, so it also took every later commit (stores keep
-          // their order), such as a receiving record of the page coming back here; and without that record this server
-          // acknowledged none of the page's new data (#acknowledgeMoveData).
-          assert((current?.status === 'valid' && current.epoch === flipEpoch - 1) || (current?.status === 'invalid' && current.epoch === flipEpoch),
-            `the copy ${key} released is the source copy of the move to epoch ${flipEpoch}`);
+          // before), or, when the move finishes after a restart, the one the flip wrote (given up at its epoch). A crash
+          // that took the removal of this move's record took every later commit too (stores keep their order), such as
+          // a receiving record of the page coming back here, and without that record this server acknowledged none of
+          // the page's new data (#acknowledgeMoveData). Only a removal that failed outright (a store skips a failed
+          // commit and goes on: impl/storage/metadata-store.ts) leaves a newer record beside this move's: that copy is
+          // the newer move's, and is kept.
+          const sourceCopy = (current?.status === 'valid' && current.epoch === flipEpoch - 1) || (current?.status === 'invalid' && current.epoch === flipEpoch);
+          if (!sourceCopy) break;
           this.effects.push({ type: 'data.delete', pageKey });
           const record = this.#givenUpRecord(context, flipEpoch);
           const givenUp = replica && current?.status === 'valid'
@@ -809,9 +811,9 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch }, { kind: 'receiving.persisted', pageText: key, attempt, epoch })) return;
     this.next.blockVersions[key] = noBlockVersions;
-    // Acknowledgements held for an older attempt's record wait on: the store makes records durable in order.
-    const acksHeld = this.next.read('attemptsJoined')[key]?.acksHeld ?? [];
-    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld };
+    // Acknowledgements still held for an older attempt are dropped: its source has moved on, and resends (with the
+    // new attempt) what it still needs.
+    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld: [] };
   }
 
   /**
@@ -820,8 +822,10 @@ class NodeStep {
    * before: a crash that took the record would leave this server unaware that
    * it holds data the source relies on, and a move of the page finished after
    * a restart would release it as the old source copy (see copy.release).
-   * Held acknowledgements go out when the record's commit completes; they are
-   * as many as the move messages in hand, which the peer transport bounds.
+   * Held acknowledgements go out when the record's commit completes (a
+   * failed commit is tried again after a pause); they answer move messages of
+   * the current attempt only, which the source bounds by the parts it has
+   * outstanding and the chunks of one piece.
    */
   #acknowledgeMoveData(pageText: string, to: ServerId, message: PeerMessage): void {
     const joined = this.next.read('attemptsJoined')[pageText];
@@ -836,14 +840,14 @@ class NodeStep {
   #receivingRecordPersisted(continuation: Extract<Continuation, { kind: 'receiving.persisted' }>, ok: boolean): void {
     const joined = this.next.read('attemptsJoined')[continuation.pageText];
     if (joined === undefined || joined.recordDurable) return;
+    const record = this.next.replicas.get(continuation.pageText)?.context.record;
+    // An older attempt's record: the current one's own completion releases what is held.
+    if (record?.status !== 'receiving' || record.attempt !== continuation.attempt || record.epoch !== continuation.epoch || joined.attempt !== continuation.attempt) return;
     if (!ok) {
-      // Not durable: the data stays unacknowledged, and the source's progress time-out restarts the move with a new record.
-      this.next.attemptsJoined[continuation.pageText] = { ...joined, acksHeld: [] };
+      // Not durable: the acknowledgements keep waiting, and the same record is written again after a pause.
+      this.effects.push({ type: 'timer.set', timerId: receivingRetryTimerId(continuation.pageText, continuation.attempt, continuation.epoch), delayMs: this.next.config.moveRestartDelayMs });
       return;
     }
-    const record = this.next.replicas.get(continuation.pageText)?.context.record;
-    // A newer attempt's record still on its way: its own completion releases them all.
-    if (record?.status !== 'receiving' || record.attempt !== continuation.attempt || record.epoch !== continuation.epoch || joined.attempt !== continuation.attempt) return;
     this.next.attemptsJoined[continuation.pageText] = { ...joined, recordDurable: true, acksHeld: [] };
     for (const held of joined.acksHeld) this.effects.push({ type: 'peer.send', to: held.to, message: held.message });
   }
@@ -1244,6 +1248,15 @@ class NodeStep {
         if (!move || !isHandoverTimerLive(deferred, detail)) return;
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
       }
+      case 'receiving': {
+        if (!isReceivingRetryDue({ replicas: this.next.replicas, attemptsJoined: this.next.read('attemptsJoined'), continuations: this.next.read('continuations') }, subject, detail)) return;
+        const replica = this.next.replicas.get(subject);
+        const record = replica?.context.record;
+        assert(replica && record?.status === 'receiving', 'a receiving record is retried only while it is current');
+        const completionId = this.#await({ kind: 'receiving.persisted', pageText: subject, attempt: record.attempt, epoch: record.epoch });
+        this.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'replica', pageKey: replica.context.pageKey, record }] });
+        return;
+      }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       default: return;
     }
@@ -1297,6 +1310,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
     case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
+    case 'receiving': return isReceivingRetryDue(state, subject, detail);
     default: return false;
   }
 }
@@ -1304,6 +1318,25 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
 /** A piece hand-over times out only while the destination's confirmation of that very attempt and stage is awaited. */
 function isHandoverTimerLive(deferred: DeferredHandover | undefined, detail: string): boolean {
   return deferred?.kind === 'finishPiece' && deferred.confirming && `${deferred.attempt}:${deferred.stage}` === detail;
+}
+
+function receivingRetryTimerId(pageText: string, attempt: number, epoch: number): string {
+  return `receiving|${pageText}|${attempt}:${epoch}`;
+}
+
+/**
+ * A receiving record whose commit failed is written again only while it is
+ * still the page's record and not durable, and no commit of the page is under
+ * way (its valid record must not be overwritten by a late receiving one).
+ */
+function isReceivingRetryDue(state: Pick<NodeState, 'replicas' | 'attemptsJoined' | 'continuations'>, pageText: string, detail: string): boolean {
+  const record = state.replicas.get(pageText)?.context.record;
+  const joined = state.attemptsJoined[pageText];
+  if (record?.status !== 'receiving' || joined === undefined || joined.recordDurable || joined.attempt !== record.attempt || `${record.attempt}:${record.epoch}` !== detail) return false;
+  for (const continuation of state.continuations.values()) {
+    if ((continuation.kind === 'commit.synced' || continuation.kind === 'commit.persisted') && continuation.pageText === pageText) return false;
+  }
+  return true;
 }
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */

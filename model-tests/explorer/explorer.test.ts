@@ -86,10 +86,10 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 43_776, []],
   // (31,142 before empty in-flight records were dropped, as above.)
   ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 36_274, []],
-  // Commits nobody waits for (learnt routes, a finished move's record removed, a destination's receiving record) may be
-  // lost in a crash, as in the TCP runtime, which hands them to the store and goes on (unawaited-commits.test.ts shows
-  // such crashes are explored). With two moves this finds a liveness gap (README, "Limits"): a restarted source that
-  // lost its finished move's record removal confirms the commit again and waits forever once the page has moved on.
+  // Commits nobody waits for (learnt routes, a finished move's record removed) may be lost in a crash, as in the TCP
+  // runtime, which hands them to the store and goes on (unawaited-commits.test.ts shows such crashes are explored). With
+  // two moves this found a liveness gap, now closed and checked there: a restarted source that lost its finished move's
+  // record removal confirmed the commit again and waited forever once the page had moved on.
   ['unawaited commits a crash may lose: piecewise move, a write, a crash of either side', small({ crashes: 1, unawaitedCommitsLost: true }), 13_202, []],
   ['unawaited commits a crash may lose: unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', unawaitedCommitsLost: true }), 48_047, []],
   // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a

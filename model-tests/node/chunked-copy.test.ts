@@ -186,3 +186,46 @@ describe('a piece being handed over', () => {
     expect(ofType(released, 'data.write')).toEqual([]);
   });
 });
+
+/**
+ * A destination acknowledges move data only once its receiving record is
+ * durable (node.ts, #acknowledgeMoveData): a failed commit of the record is
+ * written again after a pause, and the acknowledgements wait for it; a newer
+ * attempt drops what an older one still held (its source resends).
+ */
+describe('the receiving record of a destination', () => {
+  function receivingCommit(effects: readonly NodeEffect[]): Array<Extract<NodeEffect, { type: 'meta.commit' }>> {
+    return ofType(effects, 'meta.commit').filter((commit) => commit.writes.some((write) => write.kind === 'replica' && write.record.status === 'receiving'));
+  }
+
+  it('is written again after a failed commit, and the acknowledgement waits for it', () => {
+    const [, copies] = sourceCopying();
+    const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
+    const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+    expect(sent(done, 'piece.stored')).toEqual([]);
+    const [record] = receivingCommit(io);
+    const [failed, afterFailure] = run(stored, [{ type: 'io.done', completionId: record!.completionId!, ok: false }]);
+    expect(sent(afterFailure, 'piece.stored')).toEqual([]);
+    const [retryTimer] = ofType(afterFailure, 'timer.set');
+    expect(retryTimer?.timerId).toMatch(/^receiving\|alpha\/0\|/);
+    expect(isTimerLive(failed, retryTimer!.timerId)).toBe(true);
+    const [retrying, retried] = run(failed, [{ type: 'timer.fired', timerId: retryTimer!.timerId }]);
+    expect(receivingCommit(retried)).toHaveLength(1);
+    const [durable, released] = run(retrying, ioDone(receivingCommit(retried)));
+    expect(sent(released, 'piece.stored').map((ack) => ack.offsetBlocks)).toEqual([copies[0]!.offsetBlocks]);
+    expect(isTimerLive(durable, retryTimer!.timerId), 'the retry is spent once the record is durable').toBe(false);
+  });
+
+  it('drops the acknowledgements an older attempt still held when a newer attempt arrives', () => {
+    const [, copies] = sourceCopying();
+    const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
+    const [stored] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+    expect(stored.attemptsJoined['alpha/0']?.acksHeld).toHaveLength(1);
+    const newer = { ...copies[1]!, attempt: copies[1]!.attempt + 1 };
+    const [following, followed] = run(stored, [{ type: 'peer.message', from: 's1', message: newer }]);
+    expect(following.attemptsJoined['alpha/0']).toMatchObject({ attempt: newer.attempt, acksHeld: [] });
+    // Both records become durable in order; only the newer attempt's chunk is acknowledged.
+    const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone([...ofType(followed, 'data.write'), ...ofType(followed, 'data.sync')]), ...ioDone(receivingCommit(followed))]);
+    expect(sent(released, 'piece.stored').map((ack) => [ack.attempt, ack.offsetBlocks])).toEqual([[newer.attempt, newer.offsetBlocks]]);
+  });
+});

@@ -55,8 +55,7 @@ export interface WorldConfig {
   readonly crashKeepsSent?: boolean;
   /**
    * Commits nobody waits for (a null completion id: learnt routes, a
-   * finished move's record removed, a destination's receiving record, a
-   * volume definition) stay pending like the others, and a crash loses those
+   * finished move's record removed, a volume definition) stay pending like the others, and a crash loses those
    * not yet durable, as it may in the TCP runtime, which hands them to the
    * store and goes on. By default they are durable at once, unless an earlier
    * commit is still pending: then they wait behind it (a store makes commits
