@@ -829,7 +829,9 @@ class NodeStep {
    */
   #acknowledgeMoveData(pageText: string, to: ServerId, message: PeerMessage): void {
     const joined = this.next.read('attemptsJoined')[pageText];
-    if (joined === undefined || joined.recordDurable) {
+    // A refusal promises nothing and goes at once.
+    const refusal = 'ok' in message && !message.ok;
+    if (refusal || joined === undefined || joined.recordDurable) {
       this.effects.push({ type: 'peer.send', to, message });
       return;
     }
@@ -1152,9 +1154,7 @@ class NodeStep {
       case 'handover.synced': {
         const replica = this.next.replicas.get(continuation.pageText);
         if (!replica) return;
-        const handedOver: PeerMessage = { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok };
-        if (ok) this.#acknowledgeMoveData(continuation.pageText, continuation.from, handedOver);
-        else this.effects.push({ type: 'peer.send', to: continuation.from, message: handedOver });
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok });
         return;
       }
       case 'copy.stored': {
@@ -1167,12 +1167,9 @@ class NodeStep {
         });
         return;
       }
-      case 'peer.written': {
-        const written: PeerMessage = { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch };
-        if (ok) this.#acknowledgeMoveData(continuation.pageText, continuation.from, written);
-        else this.effects.push({ type: 'peer.send', to: continuation.from, message: written });
+      case 'peer.written':
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch });
         return;
-      }
       case 'receiving.persisted': return this.#receivingRecordPersisted(continuation, ok);
       case 'peer.read':
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.readDone', requestId: continuation.requestId, ok, dataToken: ok ? continuation.token : null } });
