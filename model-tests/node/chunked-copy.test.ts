@@ -184,6 +184,13 @@ describe('a piece being handed over', () => {
     const [, released] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
     expect(sent(released, 'block.write').map((message) => message.offsetBlocks)).toEqual([3]);
     expect(ofType(released, 'data.write')).toEqual([]);
+
+    // Had the destination refused the hand-over instead, the move would be interrupted and the held write served as the
+    // interrupted move routes it (piece 0 back in transit: at the source, and at the destination too).
+    const [interrupted, refusedEffects] = run(afterSame, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: false } }]);
+    expect(stage(interrupted)).toBe('interrupted');
+    expect(interrupted.parked['alpha/0']).toBeUndefined();
+    expect(ofType(refusedEffects, 'data.write').map((effect) => effect.offsetBlocks)).toEqual([3]);
   });
 });
 
