@@ -468,6 +468,8 @@ export class ServerRuntime {
         }).then((ok) => {
           if (ok) this.#logCheckpoints(writes);
           if (completionId) this.#input({ type: 'io.done', completionId, ok });
+          // The store skipped it and goes on; the node decides whether it is worth another try.
+          else if (!ok) this.#input({ type: 'meta.failed', writes });
         });
         return;
       }

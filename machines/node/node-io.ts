@@ -51,6 +51,8 @@ export type NodeInput =
   | { type: 'client.disconnected'; connectionId: string }
   | { type: 'peer.message'; from: ServerId; message: PeerMessage }
   | { type: 'io.done'; completionId: string; ok: boolean }
+  /** A `meta.commit` nobody waited for (a null completion id) failed: the store skipped it and went on. */
+  | { type: 'meta.failed'; writes: readonly MetadataWrite[] }
   | { type: 'timer.fired'; timerId: string }
   /** `pieceCount`: the move's pieces (Table 2 rows); absent means the volume's piecesPerPage (1 for a unit move). */
   | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind; pieceCount?: number }

@@ -110,6 +110,7 @@ class NodeStep {
       case 'client.disconnected': return this.#forgetConnection(input.connectionId);
       case 'peer.message': return this.#receive(input.from, input.message);
       case 'io.done': return this.#resume(input.completionId, input.ok);
+      case 'meta.failed': return this.#commitFailed(input.writes);
       case 'timer.fired': return this.#timerFired(input.timerId);
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
@@ -648,6 +649,25 @@ class NodeStep {
     this.effects.push({ type: 'meta.commit', completionId, writes });
   }
 
+  /**
+   * Removes a finished move's durable record. Nobody waits for it; a removal
+   * that fails (`meta.failed`) is tried again after a pause, while no newer
+   * move of the page has written a record of its own (which replaces this
+   * one): a record left behind would otherwise stay until the next restart
+   * finished the move again.
+   */
+  #removeMoveRecord(pageKey: PageKey): void {
+    this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
+  }
+
+  /** A commit nobody waited for failed (the store skipped it and went on): only a move record's removal is worth another try. */
+  #commitFailed(writes: readonly MetadataWrite[]): void {
+    for (const write of writes) {
+      if (write.kind !== 'move.delete') continue;
+      this.effects.push({ type: 'timer.set', timerId: `move-removal|${pageKeyText(write.pageKey)}|0`, delayMs: this.next.config.moveRestartDelayMs });
+    }
+  }
+
   #moveEffects(pageKey: PageKey, effects: readonly Effect[]): void {
     const key = pageKeyText(pageKey);
     for (const effect of effects) {
@@ -688,7 +708,7 @@ class NodeStep {
           this.#sendDeferredHandover(key);
           break;
         case 'copy.release': {
-          this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
+          this.#removeMoveRecord(pageKey);
           const replica = this.next.replicas.get(key);
           const current = replica?.context.record;
           const flipEpoch = context.checkpoint.epoch;
@@ -1245,6 +1265,11 @@ class NodeStep {
         if (!move || !isHandoverTimerLive(deferred, detail)) return;
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
       }
+      case 'move-removal': {
+        if (this.next.read('moves')[subject]) return;
+        const separator = subject.lastIndexOf('/');
+        return this.#removeMoveRecord({ volume: subject.slice(0, separator), page: Number(subject.slice(separator + 1)) });
+      }
       case 'receiving': {
         if (!isReceivingRetryDue({ replicas: this.next.replicas, attemptsJoined: this.next.read('attemptsJoined'), continuations: this.next.read('continuations') }, subject, detail)) return;
         const replica = this.next.replicas.get(subject);
@@ -1308,6 +1333,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
+    case 'move-removal': return state.moves[subject] === undefined;
     default: return false;
   }
 }

@@ -35,6 +35,7 @@ export function sequenceDiagram(config: WorldConfig, initial: World, actions: re
         break;
       }
       case 'persist':
+      case 'persist.fail':
       case 'timer':
       case 'crash':
       case 'restart': lines.push(`  Note over ${serverName(action.server)}: ${text}`); break;

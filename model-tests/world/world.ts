@@ -99,7 +99,7 @@ export interface World {
   readonly violation: string | null;
 }
 
-export interface Budgets { readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number }
+export interface Budgets { readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number; readonly commitFailures: number }
 
 /**
  * Budgets are few distinct values shared by millions of worlds; each is
@@ -109,7 +109,7 @@ export interface Budgets { readonly writes: number; readonly reads: number; read
 const budgetsByValue = new Map<string, Budgets>();
 
 function budgetsOf(budgets: Budgets): Budgets {
-  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}`;
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}`;
   const known = budgetsByValue.get(key);
   if (known) return known;
   budgetsByValue.set(key, budgets);
@@ -130,6 +130,8 @@ export type Action =
   | { type: 'drop'; index: number }
   | { type: 'duplicate'; index: number }
   | { type: 'persist'; server: number }
+  /** The server's first pending metadata commit fails: the store skips it, later ones still land (impl/storage/metadata-store.ts). */
+  | { type: 'persist.fail'; server: number }
   | { type: 'timer'; server: number; timerId: string }
   | { type: 'crash'; server: number }
   | { type: 'restart'; server: number };
@@ -181,7 +183,7 @@ export function initialWorld(config: WorldConfig): World {
   });
   let world: World = {
     config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegisterOf(config)),
-    budgets: budgetsOf({ writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults }),
+    budgets: budgetsOf({ writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults, commitFailures: config.commitFailures ?? 0 }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
@@ -399,8 +401,9 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'meta.commit':
       // A commit nobody waits for is durable at once (a crash never takes it) unless the world lets a crash take such
-      // commits; but never ahead of an earlier commit still pending: a store makes commits durable in order.
-      if (effect.completionId === null && server.pendingMeta.length === 0 && world.config.unawaitedCommitsLost !== true) {
+      // commits or a commit may still fail; but never ahead of an earlier commit still pending: a store makes commits
+      // durable in order.
+      if (effect.completionId === null && server.pendingMeta.length === 0 && world.config.unawaitedCommitsLost !== true && world.budgets.commitFailures === 0) {
         return update({ meta: applyMeta(server.meta, effect.writes) });
       }
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
@@ -510,6 +513,7 @@ export function enabledActions(world: World): Action[] {
     if (budgets.networkFaults > 0 && config.network === 'duplicating') actions.push(indexAction('duplicate', index));
   }
   for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist', server));
+  if (budgets.commitFailures > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist.fail', server));
   // Time-outs model a fair scheduler: they fire once faults have healed (every server up) and nothing else can happen.
   const quiet = world.network.length === 0 && servers.every((server) => server.up && server.pendingMeta.length === 0);
   if (quiet || !config.timersOnlyWhenQuiet) {
@@ -529,7 +533,7 @@ export function enabledActions(world: World): Action[] {
  * set numbers actions by identity first: explorer/visited-set.ts). Bounded
  * by the configuration: messagesMax indexes, five servers, a few timers each.
  */
-type IndexedAction = Extract<Action, { index: number }> | Extract<Action, { type: 'persist' | 'crash' | 'restart' }>;
+type IndexedAction = Extract<Action, { index: number }> | Extract<Action, { type: 'persist' | 'persist.fail' | 'crash' | 'restart' }>;
 const indexedActions = new Map<IndexedAction['type'], IndexedAction[]>();
 const clientActions = new Map<string, Action>();
 const timerActions: Array<Map<string, Action>> = [];
@@ -646,6 +650,12 @@ export function applyAction(world: World, action: Action): World {
       if (server.pendingMeta[0].completionId === null) return replaceServer(world, action.server, { ...server, meta: applyMeta(server.meta, server.pendingMeta[0].writes), pendingMeta: server.pendingMeta.slice(1) });
       return runNode(world, action.server, 'p', startPersist, null);
     }
+    case 'persist.fail': {
+      const server = world.servers[action.server];
+      assert(server?.pendingMeta[0], 'a commit is pending');
+      const failed = { ...world, budgets: spend(world.budgets, 'commitFailures') };
+      return runNode(failed, action.server, 'pf', startPersistFailure, null);
+    }
     case 'timer': return runNode(world, action.server, `t|${action.timerId}`, startTimer, action.timerId);
     case 'crash': return crash(world, action.server);
     case 'restart': {
@@ -675,6 +685,14 @@ function startPersist(before: SimServer): PreparedCascade {
   assert(first, 'a commit is pending');
   assert(first.completionId !== null, 'the node waits for this commit');
   return { server: { ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }, input: { type: 'io.done', completionId: first.completionId, ok: true } };
+}
+
+/** The first pending commit fails: skipped, as the runtime's store skips it, and reported to the node as the runtime does. */
+function startPersistFailure(before: SimServer): PreparedCascade {
+  const [first, ...rest] = before.pendingMeta;
+  assert(first, 'a commit is pending');
+  const input: NodeInput = first.completionId === null ? { type: 'meta.failed', writes: first.writes } : { type: 'io.done', completionId: first.completionId, ok: false };
+  return { server: { ...before, pendingMeta: rest }, input };
 }
 
 function startTimer(before: SimServer, _world: World, timerId: string): PreparedCascade {
@@ -767,6 +785,7 @@ export function describeAction(world: World, action: Action): string {
       return `network ${action.type === 'deliver' ? 'delivers' : action.type === 'drop' ? 'drops' : 'duplicates'} ${envelope?.message.type} ${envelope?.from}→${envelope?.to} ${summarise(envelope?.message)}`;
     }
     case 'persist': return `${serverName(action.server)} makes its metadata commit durable`;
+    case 'persist.fail': return `${serverName(action.server)}'s metadata commit fails`;
     case 'timer': return `${serverName(action.server)} timer fires: ${action.timerId}`;
     case 'crash': return `${serverName(action.server)} crashes`;
     case 'restart': return `${serverName(action.server)} restarts`;
