@@ -1,6 +1,6 @@
 import type { Effect, RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
-import { assert, assertNever, pageKeyText } from '../identifiers.js';
+import { assert, assertNever, pageKeyOfText, pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
 import { progressTimerId } from '../migration/move-setup.js';
@@ -651,16 +651,21 @@ class NodeStep {
 
   /**
    * Removes a finished move's durable record. Nobody waits for it; a removal
-   * that fails (`meta.failed`) is tried again after a pause, while no newer
-   * move of the page has written a record of its own (which replaces this
-   * one): a record left behind would otherwise stay until the next restart
-   * finished the move again.
+   * that fails (`meta.failed`) is tried again after a pause, unless a newer
+   * move of the page is under way here (its record replaces this one, and its
+   * own removal follows): a record left behind would otherwise stay until the
+   * next restart finished the move again. A retry that comes after a newer
+   * move finished removes nothing of it: the store keeps commits in order.
    */
   #removeMoveRecord(pageKey: PageKey): void {
     this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'move.delete', pageKey }] });
   }
 
-  /** A commit nobody waited for failed (the store skipped it and went on): only a move record's removal is worth another try. */
+  /**
+   * A commit nobody waited for failed (the store skipped it and went on). A
+   * move record's removal is tried again; a route learnt is a hint, repaired
+   * on use. A volume definition is not tried again (see README, "Limits").
+   */
   #commitFailed(writes: readonly MetadataWrite[]): void {
     for (const write of writes) {
       if (write.kind !== 'move.delete') continue;
@@ -1266,9 +1271,9 @@ class NodeStep {
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
       }
       case 'move-removal': {
-        if (this.next.read('moves')[subject]) return;
-        const separator = subject.lastIndexOf('/');
-        return this.#removeMoveRecord({ volume: subject.slice(0, separator), page: Number(subject.slice(separator + 1)) });
+        const pageKey = pageKeyOfText(subject);
+        if (pageKey === null || this.next.read('moves')[subject]) return;
+        return this.#removeMoveRecord(pageKey);
       }
       case 'receiving': {
         if (!isReceivingRetryDue({ replicas: this.next.replicas, attemptsJoined: this.next.read('attemptsJoined'), continuations: this.next.read('continuations') }, subject, detail)) return;

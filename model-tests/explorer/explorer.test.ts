@@ -95,8 +95,8 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // A metadata commit fails (the store skips it and goes on, and tells the node, which may be waiting for it or not). A
   // finished move's record whose removal failed used to stay until the next restart (with two moves the explorer found
   // the group never settled: unawaited-commits.test.ts); the node now removes it again.
-  ['a metadata commit fails: piecewise move, a write, a crash of either side', small({ crashes: 1, commitFailures: 1 }), 50_530, []],
-  ['a metadata commit fails: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', commitFailures: 1 }), 19_874, []],
+  ['a metadata commit fails: piecewise move, a write, a crash of either side', small({ crashes: 1, commitFailures: 1 }), 57_757, []],
+  ['a metadata commit fails: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', commitFailures: 1 }), 22_229, []],
   // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a
   // holder's entry kept only its newest acknowledgement, the second write took the first out of the FLUSH's cover, and
   // the FLUSH answered ok after the owner's cut took both (12 steps).

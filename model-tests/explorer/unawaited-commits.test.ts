@@ -65,7 +65,8 @@ describe('a move whose record outlived its flip, after a crash', () => {
 
 /**
  * A metadata commit may fail (`commitFailures`): the store skips it and goes
- * on, and the node hears so only for a commit it waits for. The search must
+ * on, and tells the node (`ok: false` for a commit it waits for,
+ * `meta.failed` for one it does not). The search must
  * get to fail each kind of commit a move writes, or the pinned
  * configurations (explorer.test.ts) would pass without testing the failure
  * paths, including `meta.failed` for a commit nobody waits for. With two
@@ -79,7 +80,12 @@ describe('metadata commits that fail', () => {
     let worldsAfterFailure = 0;
     const atRisk = (world: World): void => {
       if (world.budgets.commitFailures === 0) worldsAfterFailure += 1;
-      else for (const server of world.servers) for (const write of server.up ? server.pendingMeta[0]?.writes ?? [] : []) kindsAtRisk.add(write.kind);
+      else {
+        for (const server of world.servers) {
+          const first = server.up ? server.pendingMeta[0] : undefined;
+          for (const write of first?.writes ?? []) kindsAtRisk.add(`${write.kind}:${first?.completionId === null ? 'unawaited' : 'awaited'}`);
+        }
+      }
     };
     const result = explore(config, { statesMax: 100_000, depthMax: 500, livenessSamples: 50, livenessEvery: 17, livenessStepsMax: 2_000, onNewState: atRisk });
     console.log(`${result.states} states, ${worldsAfterFailure} after a commit failed; kinds that could fail: ${[...kindsAtRisk].sort().join(', ')}`);
@@ -87,13 +93,18 @@ describe('metadata commits that fail', () => {
     expect(result.violation ?? null).toBeNull();
     expect(result.livenessFailure ?? null).toBeNull();
     expect(worldsAfterFailure).toBeGreaterThan(100);
-    for (const kind of ['move', 'move.delete', 'replica', 'route']) expect([...kindsAtRisk]).toContain(kind);
+    for (const kind of ['move:awaited', 'replica:awaited', 'move.delete:unawaited', 'route:unawaited']) expect([...kindsAtRisk]).toContain(kind);
   });
 
   it('two moves and a failed commit: the search ends, no state is stuck, and every sampled state settles', () => {
     const config = { ...referenceBound, servers: 2, writes: 0, reads: 0, moves: 2, crashes: 0, commitFailures: 1 };
-    const result = explore(config, { statesMax: 50_000, depthMax: 500, livenessSamples: 400, livenessEvery: 2, livenessStepsMax: 2_000 });
-    console.log(`${result.states} states, depth ${result.depth}, liveness checked from ${result.livenessChecked} states`);
+    let removalsRetried = 0;
+    const removalRetry = (world: World): void => {
+      for (const server of world.servers) if (server.timers.some((timerId) => timerId.startsWith('move-removal|'))) removalsRetried += 1;
+    };
+    const result = explore(config, { statesMax: 50_000, depthMax: 500, livenessSamples: 400, livenessEvery: 2, livenessStepsMax: 2_000, onNewState: removalRetry });
+    console.log(`${result.states} states, depth ${result.depth}, liveness checked from ${result.livenessChecked} states, ${removalsRetried} with a removal to try again`);
+    expect(removalsRetried).toBeGreaterThan(0);
     expect(result.complete).toBe(true);
     expect(result.violation ?? null).toBeNull();
     expect(result.livenessFailure ?? null).toBeNull();

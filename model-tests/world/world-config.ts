@@ -55,7 +55,7 @@ export interface WorldConfig {
   readonly crashKeepsSent?: boolean;
   /**
    * Commits nobody waits for (a null completion id: learnt routes, a
-   * volume definition) stay pending like the others, and a crash loses those
+   * finished move's record removed, a volume definition) stay pending like the others, and a crash loses those
    * not yet durable, as it may in the TCP runtime, which hands them to the
    * store and goes on. By default they are durable at once, unless an earlier
    * commit is still pending: then they wait behind it (a store makes commits
@@ -67,7 +67,9 @@ export interface WorldConfig {
    * How many metadata commits may fail (absent: none). A failed commit is
    * skipped and later ones still become durable, as in the TCP runtime's
    * store; the node hears `ok: false` if it waits for the commit, and
-   * `meta.failed` if it does not.
+   * `meta.failed` if it does not. Commits nobody waits for then queue like
+   * the others, so that any of them may fail, and so a crash may take them
+   * too, as with `unawaitedCommitsLost`.
    */
   readonly commitFailures?: number;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */

@@ -401,9 +401,10 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'meta.commit':
       // A commit nobody waits for is durable at once (a crash never takes it) unless the world lets a crash take such
-      // commits or a commit may still fail; but never ahead of an earlier commit still pending: a store makes commits
-      // durable in order.
-      if (effect.completionId === null && server.pendingMeta.length === 0 && world.config.unawaitedCommitsLost !== true && world.budgets.commitFailures === 0) {
+      // commits or lets commits fail (then any of them may; decided by the configuration alone, which the memo of server
+      // cascades keys on, not by the budget left); but never ahead of an earlier commit still pending: a store makes
+      // commits durable in order.
+      if (effect.completionId === null && server.pendingMeta.length === 0 && world.config.unawaitedCommitsLost !== true && (world.config.commitFailures ?? 0) === 0) {
         return update({ meta: applyMeta(server.meta, effect.writes) });
       }
       return update({ pendingMeta: [...server.pendingMeta, { completionId: effect.completionId, writes: effect.writes }] });
