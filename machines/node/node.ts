@@ -663,14 +663,31 @@ class NodeStep {
 
   /**
    * A commit nobody waited for failed (the store skipped it and went on). A
-   * move record's removal is tried again; a route learnt is a hint, repaired
-   * on use. A volume definition is not tried again (see README, "Limits").
+   * move record's removal and a volume definition are tried again after a
+   * pause; a route learnt is a hint, repaired on use.
    */
   #commitFailed(writes: readonly MetadataWrite[]): void {
     for (const write of writes) {
-      if (write.kind !== 'move.delete') continue;
-      this.effects.push({ type: 'timer.set', timerId: `move-removal|${pageKeyText(write.pageKey)}|0`, delayMs: this.next.config.moveRestartDelayMs });
+      const retry = write.kind === 'move.delete' ? `move-removal|${pageKeyText(write.pageKey)}|0` : write.kind === 'volume' ? `volume-definition|${write.volume.name}|0` : null;
+      if (retry !== null) this.effects.push({ type: 'timer.set', timerId: retry, delayMs: this.next.config.moveRestartDelayMs });
     }
+  }
+
+  /**
+   * Commits a volume's definition again, with the records of its pages that
+   * still stand as the definition set them: a page that has moved since has
+   * a newer route or copy record, committed after the definition and kept.
+   */
+  #defineVolumeAgain(volume: VolumeDefinition): void {
+    const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
+    for (const pageKey of pageKeysOf(volume)) {
+      const key = pageKeyText(pageKey);
+      const route = this.next.routes.get(key);
+      if (route?.epoch === 1) writes.push({ kind: 'route', pageKey, route });
+      const record = this.next.replicas.get(key)?.context.record;
+      if (record?.status === 'valid' && record.epoch === 1) writes.push({ kind: 'replica', pageKey, record });
+    }
+    this.effects.push({ type: 'meta.commit', completionId: null, writes });
   }
 
   #moveEffects(pageKey: PageKey, effects: readonly Effect[]): void {
@@ -1270,6 +1287,10 @@ class NodeStep {
         if (!move || !isHandoverTimerLive(deferred, detail)) return;
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
       }
+      case 'volume-definition': {
+        const volume = this.next.read('volumes')[subject];
+        return volume ? this.#defineVolumeAgain(volume) : undefined;
+      }
       case 'move-removal': {
         const pageKey = pageKeyOfText(subject);
         if (pageKey === null || this.next.read('moves')[subject]) return;
@@ -1339,6 +1360,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
+    case 'volume-definition': return state.volumes[subject] !== undefined;
     default: return false;
   }
 }
