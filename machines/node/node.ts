@@ -214,15 +214,13 @@ class NodeStep {
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
     const routes: [string, Route][] = [];
     const replicas: [string, ReplicaSnapshot][] = [];
-    for (const pageKey of pageKeysOf(volume)) {
-      const route = { owner: initialOwner(volume, pageKey.page), epoch: 1 };
+    for (const { pageKey, route, record } of initialPageRecords(volume, this.#self)) {
       // A page may have moved, and its newer route reached this server, before the definition did (they travel on
       // different links): routing epochs only grow, and a copy this server already keeps a record of stays as it is.
       if (this.next.routes.has(pageKeyText(pageKey)) || this.next.replicas.has(pageKeyText(pageKey))) continue;
       routes.push([pageKeyText(pageKey), route]);
       writes.push({ kind: 'route', pageKey, route });
-      if (route.owner === this.#self) {
-        const record: ReplicaRecord = { status: 'valid', epoch: 1 };
+      if (record !== null) {
         replicas.push([pageKeyText(pageKey), start(this.next.config.machines.replica, { pageKey, record })[0]]);
         writes.push({ kind: 'replica', pageKey, record });
       }
@@ -680,12 +678,11 @@ class NodeStep {
    */
   #defineVolumeAgain(volume: VolumeDefinition): void {
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
-    for (const pageKey of pageKeysOf(volume)) {
+    for (const { pageKey, route, record } of initialPageRecords(volume, this.#self)) {
       const key = pageKeyText(pageKey);
-      const route = this.next.routes.get(key);
-      if (route?.epoch === 1) writes.push({ kind: 'route', pageKey, route });
-      const record = this.next.replicas.get(key)?.context.record;
-      if (record?.status === 'valid' && record.epoch === 1) writes.push({ kind: 'replica', pageKey, record });
+      if (this.next.routes.get(key)?.epoch === route.epoch) writes.push({ kind: 'route', pageKey, route });
+      const current = this.next.replicas.get(key)?.context.record;
+      if (record !== null && current?.status === record.status && current.epoch === record.epoch) writes.push({ kind: 'replica', pageKey, record });
     }
     this.effects.push({ type: 'meta.commit', completionId: null, writes });
   }
@@ -988,9 +985,9 @@ class NodeStep {
     const key = pageKeyText(message.pageKey);
     if (this.#refusesMoveAsRemoved(from)) return;
     const record = this.next.replicas.get(key)?.context.record;
-    // Ownership is claimed only once it is durable: while the first commit's record is being written, a duplicate waits for it.
-    const commitBeingPersisted = [...this.next.read('continuations').values()].some((continuation) => continuation.kind === 'commit.persisted' && continuation.pageText === key);
-    if (commitBeingPersisted) return;
+    // Ownership is claimed only once it is durable: while the first commit syncs the page or writes its record, a
+    // duplicate waits for it.
+    if (isCommitUnderWay(this.next.read('continuations'), key)) return;
     if (record?.status === 'valid' && record.epoch === message.epoch) {
       // A repeated commit after the source's restart: already done.
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt } });
@@ -1383,10 +1380,15 @@ function isReceivingRetryDue(state: Pick<NodeState, 'replicas' | 'attemptsJoined
   const record = state.replicas.get(pageText)?.context.record;
   const joined = state.attemptsJoined[pageText];
   if (record?.status !== 'receiving' || joined === undefined || joined.recordDurable || joined.attempt !== record.attempt || `${record.attempt}:${record.epoch}` !== detail) return false;
-  for (const continuation of state.continuations.values()) {
-    if ((continuation.kind === 'commit.synced' || continuation.kind === 'commit.persisted') && continuation.pageText === pageText) return false;
+  return !isCommitUnderWay(state.continuations, pageText);
+}
+
+/** Whether this destination is committing the page: syncing it, or writing its valid record. */
+function isCommitUnderWay(continuations: NodeState['continuations'], pageText: string): boolean {
+  for (const continuation of continuations.values()) {
+    if ((continuation.kind === 'commit.synced' || continuation.kind === 'commit.persisted') && continuation.pageText === pageText) return true;
   }
-  return true;
+  return false;
 }
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */
@@ -1408,11 +1410,18 @@ export function initialDurableRecords(volumes: readonly VolumeDefinition[], self
   const routes: DurableRecords['routes'][number][] = [];
   const replicas: DurableRecords['replicas'][number][] = [];
   for (const volume of volumes) {
-    for (const pageKey of pageKeysOf(volume)) {
-      const owner = initialOwner(volume, pageKey.page);
-      routes.push({ pageKey, route: { owner, epoch: 1 } });
-      if (owner === self) replicas.push({ pageKey, record: { status: 'valid', epoch: 1 } });
+    for (const { pageKey, route, record } of initialPageRecords(volume, self)) {
+      routes.push({ pageKey, route });
+      if (record !== null) replicas.push({ pageKey, record });
     }
   }
   return { volumes, routes, replicas, moves: [] };
+}
+
+/** What a volume's definition sets for each of its pages on `self`: the route at epoch 1, and a valid copy where `self` is the first owner. */
+function initialPageRecords(volume: VolumeDefinition, self: ServerId): Array<{ pageKey: PageKey; route: Route; record: ReplicaRecord | null }> {
+  return pageKeysOf(volume).map((pageKey) => {
+    const owner = initialOwner(volume, pageKey.page);
+    return { pageKey, route: { owner, epoch: 1 }, record: owner === self ? { status: 'valid', epoch: 1 } : null };
+  });
 }
