@@ -10,7 +10,13 @@
  * pages move away and stay away (from then on the client's requests for them
  * are forwarded, so this window also carries the cost of forwarding, about
  * twice an owner's p99 on its own; that line also compares it with a
- * forwarding server's steady p99). A benchmark: it prints figures and ratios
+ * forwarding server's steady p99). Before both, a control window: the same
+ * job while the pages of another volume move between s2 and s3, so none of
+ * the client's pages move and s1 only shares the host's cores with servers
+ * that copy; the move windows are also given against it. Each window says
+ * how long s1's event loop waited for a CPU (its schedstat) and which paths
+ * the requests slower than twice the steady p99 took at s1 (GET /latency,
+ * impl/runtime/request-path-latency.ts). A benchmark: it prints figures and ratios
  * and never fails on them. `BENCH_QUICK=1` runs only 4k randwrite and
  * randread QD16 against the blockshift owner and forwarder (no peers, no
  * moves), for quick iteration on the request path, and adds each server's
@@ -37,6 +43,7 @@ import { join } from 'node:path';
 import { localGroupConfig } from '../cli/group-config.js';
 import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
+import type { PathLatencyReport } from '../runtime/request-path-latency.js';
 
 interface Job { readonly name: string; readonly rw: string; readonly bs: string; readonly iodepth: number }
 interface Result { readonly iops: number; readonly p99Us: number; readonly mibPerSecond: number; readonly requestCount: number }
@@ -121,10 +128,10 @@ async function waitForPort(check: () => Promise<boolean>): Promise<void> {
  * host. Each call waits at most 4 s (inside the admin client's 5 s), so a
  * long move is waited for in several calls.
  */
-async function moveFinished(group: LocalGroup, source: string, page: number): Promise<void> {
+async function moveFinished(group: LocalGroup, source: string, page: number, volume = 'local'): Promise<void> {
   for (;;) {
     try {
-      await group.admin(source, '/moves/wait', { volume: 'local', page, waitMs: 4_000 });
+      await group.admin(source, '/moves/wait', { volume, page, waitMs: 4_000 });
       return;
     } catch (error) {
       if (!(error as Error).message.includes('still moves')) throw error;
@@ -144,9 +151,82 @@ async function pageOwners(group: LocalGroup): Promise<Map<number, string>> {
 }
 
 /** Moves a page and waits until its source has finished the move (commit and flip included). */
-async function moveAndWait(group: LocalGroup, source: string, page: number, to: string, kind: 'unit' | 'piecewise'): Promise<void> {
-  await group.admin(source, '/moves', { volume: 'local', page, to, kind });
-  await moveFinished(group, source, page);
+async function moveAndWait(group: LocalGroup, source: string, page: number, to: string, kind: 'unit' | 'piecewise', volume = 'local'): Promise<void> {
+  await group.admin(source, '/moves', { volume, page, to, kind });
+  await moveFinished(group, source, page, volume);
+}
+
+/**
+ * How long a process's main thread (its event loop) has waited for a CPU, in
+ * nanoseconds since it started: the second field of its schedstat. A server
+ * made to wait holds every request it has in hand, however little work they
+ * need, so on a host with fewer cores than busy processes this wait shows up
+ * in every client's tail latency.
+ */
+function runQueueWaitNs(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('server not running');
+  return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+}
+
+/**
+ * What s1's own requests went through during `measure` (GET /latency before
+ * and after, see impl/runtime/request-path-latency.ts): which paths the
+ * requests slower than `thresholdUs` took at s1, timed from the request's
+ * arrival there to its reply (so without the client's and the connection's
+ * queueing that fio also counts).
+ */
+async function withPathLatencies<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; slowest: (thresholdUs: number) => string }> {
+  const before = await group.admin<PathLatencyReport>('s1', '/latency');
+  const result = await measure();
+  const after = await group.admin<PathLatencyReport>('s1', '/latency');
+  const series = after.series.map((now) => {
+    const earlier = before.series.find((candidate) => candidate.path === now.path && candidate.movingAway === now.movingAway);
+    return { name: `${now.path}${now.movingAway ? ' (page moving away)' : ''}`, counts: now.counts.map((count, index) => count - (earlier?.counts[index] ?? 0)) };
+  });
+  const slowest = (thresholdUs: number): string => {
+    // Buckets wholly above the threshold: requests slower than the bound below the first of them.
+    const firstSlowBucket = after.bucketUpperUs.findIndex((_, index) => index > 0 && after.bucketUpperUs[index - 1]! >= thresholdUs);
+    const boundUs = after.bucketUpperUs[firstSlowBucket - 1]!;
+    const slowOf = (counts: readonly number[]): number => counts.slice(firstSlowBucket).reduce((sum, count) => sum + count, 0);
+    const total = series.reduce((sum, { counts }) => sum + counts.reduce((inner, count) => inner + count, 0), 0);
+    const slow = series.reduce((sum, { counts }) => sum + slowOf(counts), 0);
+    const shares = series.filter(({ counts }) => slowOf(counts) > 0).sort((a, b) => slowOf(b.counts) - slowOf(a.counts))
+      .map(({ name, counts }) => `${name} ${Math.round((100 * slowOf(counts)) / slow)}% (${slowOf(counts)} of ${counts.reduce((sum, count) => sum + count, 0)})`);
+    return `${(total > 0 ? (100 * slow) / total : 0).toFixed(2)}% of s1's requests took over ${(boundUs / 1000).toFixed(1)} ms at s1${shares.length > 0 ? `: ${shares.join(', ')}` : ''}`;
+  };
+  return { result, slowest };
+}
+
+/** A measured window: s1's wait for a CPU (`withRunQueueWait`) and the paths of its slow requests (`withPathLatencies`). */
+async function measureWindow<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; waitMsPerSecond: number; slowest: (thresholdUs: number) => string }> {
+  const { result: { result, slowest }, waitMsPerSecond } = await withRunQueueWait(group.pid('s1'), () => withPathLatencies(group, measure));
+  return { result, waitMsPerSecond, slowest };
+}
+
+/** Runs `measure` and says how many milliseconds per second the process waited for a CPU meanwhile. */
+async function withRunQueueWait<T>(pid: number | undefined, measure: () => Promise<T>): Promise<{ result: T; waitMsPerSecond: number }> {
+  const waitedBefore = runQueueWaitNs(pid);
+  const startedMs = performance.now();
+  const result = await measure();
+  return { result, waitMsPerSecond: (runQueueWaitNs(pid) - waitedBefore) / 1e6 / ((performance.now() - startedMs) / 1000) };
+}
+
+/**
+ * Moves pages of `volume` for the rest of a window that started at `startedMs`, one at a time, each away from
+ * `home` to one of `away` (alternately) and straight back; returns how many moves ran and for how many seconds.
+ */
+async function roundTripsForWindow(group: LocalGroup, volume: string, home: string, away: readonly string[], startedMs: number): Promise<{ moves: number; seconds: number }> {
+  const pageCount = sizeMiB / 4;
+  const windowMs = runtimeSeconds * 1000 - 500;
+  let moves = 0;
+  for (let trip = 0; performance.now() - startedMs < windowMs; trip += 1) {
+    const page = trip % pageCount;
+    const to = away[trip % away.length]!;
+    await moveAndWait(group, home, page, to, moveKind, volume);
+    await moveAndWait(group, to, page, home, moveKind, volume);
+    moves += 2;
+  }
+  return { moves, seconds: (performance.now() - startedMs) / 1000 };
 }
 
 /**
@@ -155,51 +235,69 @@ async function moveAndWait(group: LocalGroup, source: string, page: number, to: 
  * the file). `BENCH_THROTTLE_MBPS` sets the group's copy throttle.
  */
 async function p99DuringMoves(group: LocalGroup, directory: string): Promise<void> {
-  // p99 of 4k random writes while pages move, against steady state.
-  const steady = await fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-
   // Moves run one at a time for the whole of each fio window (until half a second before its end), cycling through
   // the pages as often as the window allows, so the p99 is that of a client whose pages keep moving; each line says
   // what share of the window had a move in flight.
-  const pageCount = sizeMiB / 4;
-  const windowMs = runtimeSeconds * 1000 - 500;
+  //
+  // A control: a second volume, all on s2, filled like the client's, whose pages move between s2 and s3 while the
+  // client writes to s1. None of the client's pages move, no request of its waits for a move; s1 only shares this
+  // host's cores with the servers that copy. Whatever the control adds to the steady p99 is the host's, and would
+  // not be there with each server on machines of its own.
+  await group.admin('s1', '/volumes', { name: 'elsewhere', pageCount: sizeMiB / 4, servers: ['s2'], piecesPerPage: 4 });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await fio(group.nbdUri('s2', 'elsewhere'), jobs[4]!, directory, 2);
 
-  // First, each page moves away and straight back: the layout the steady job saw is restored after every round trip,
+  // p99 of 4k random writes while pages move, against steady state.
+  const steady = await measureWindow(group, () => fio(group.nbdUri('s1', 'local'), jobs[1]!, directory));
+  const control = await measureWindow(group, async () => {
+    const writes = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+    const moves = await roundTripsForWindow(group, 'elsewhere', 's2', ['s3'], performance.now());
+    return { fio: await writes, moves };
+  });
+
+  // Then each page moves away and straight back: the layout the steady job saw is restored after every round trip,
   // so this window measures what a move costs the client (dual writes, the fence, the copy's disk and CPU) and not
   // the forwarding of pages that have already left, which the window below includes.
-  const roundTrips = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-  const roundTripsStarted = performance.now();
-  let roundTripMoves = 0;
-  for (let trip = 0; performance.now() - roundTripsStarted < windowMs; trip += 1) {
-    const page = trip % pageCount;
-    const away = trip % 2 === 0 ? 's2' : 's3';
-    await moveAndWait(group, 's1', page, away, moveKind);
-    await moveAndWait(group, away, page, 's1', moveKind);
-    roundTripMoves += 2;
-  }
-  const roundTripSeconds = (performance.now() - roundTripsStarted) / 1000;
-  const duringRoundTrips = await roundTrips;
-  console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away and back ${Math.round(duringRoundTrips.p99Us)} µs, ratio ${(duringRoundTrips.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(steady.iops)} steady, ${Math.round(duringRoundTrips.iops)} during; moves in flight ${percentOfWindow(roundTripSeconds)} of the window)`);
-  console.log(`page copy under load, away and back: ${roundTripMoves} moves of 4 MiB in ${roundTripSeconds.toFixed(2)} s = ${((roundTripMoves * 4) / roundTripSeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
+  const roundTrips = await measureWindow(group, async () => {
+    const writes = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+    const moves = await roundTripsForWindow(group, 'local', 's1', ['s2', 's3'], performance.now());
+    return { fio: await writes, moves };
+  });
+  const steadyP99Us = steady.result.p99Us;
+  const ratio = (p99Us: number): string => (p99Us / steadyP99Us).toFixed(2);
+  const waited = (waitMsPerSecond: number): string => `s1 waited ${Math.round(waitMsPerSecond)} ms/s for a CPU`;
+  console.log(`\n4k randwrite QD16 p99: steady ${Math.round(steadyP99Us)} µs (IOPS ${Math.round(steady.result.iops)}; ${waited(steady.waitMsPerSecond)})`);
+  console.log(`    ${steady.slowest(2 * steadyP99Us)}`);
+  console.log(`  control, another volume's pages moving between s2 and s3 (none of the client's): ${Math.round(control.result.fio.p99Us)} µs, ratio ${ratio(control.result.fio.p99Us)} (IOPS ${Math.round(control.result.fio.iops)}; ${waited(control.waitMsPerSecond)}; ${control.result.moves.moves} moves, in flight ${percentOfWindow(control.result.moves.seconds)} of the window)`);
+  console.log(`    ${control.slowest(2 * steadyP99Us)}`);
+  console.log(`  during moves of the client's pages away and back: ${Math.round(roundTrips.result.fio.p99Us)} µs, ratio ${ratio(roundTrips.result.fio.p99Us)}, ${(roundTrips.result.fio.p99Us / control.result.fio.p99Us).toFixed(2)}x the control (IOPS ${Math.round(roundTrips.result.fio.iops)}; ${waited(roundTrips.waitMsPerSecond)}; moves in flight ${percentOfWindow(roundTrips.result.moves.seconds)} of the window)`);
+  console.log(`    ${roundTrips.slowest(2 * steadyP99Us)}`);
+  console.log(`page copy under load, away and back: ${roundTrips.result.moves.moves} moves of 4 MiB in ${roundTrips.result.moves.seconds.toFixed(2)} s = ${((roundTrips.result.moves.moves * 4) / roundTrips.result.moves.seconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
 
+  const pageCount = sizeMiB / 4;
+  const windowMs = runtimeSeconds * 1000 - 500;
   // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
   // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
   const forwardedSteady = await fio(group.nbdUri('s2', 'local'), jobs[1]!, directory);
-  const moving = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
-  const movesStarted = performance.now();
-  let movesAway = 0;
-  const holders = new Map<number, string>();
-  for (let move = 0; performance.now() - movesStarted < windowMs; move += 1) {
-    const page = move % pageCount;
-    const from = holders.get(page) ?? 's1';
-    const to = from === 's1' ? (page % 2 === 0 ? 's2' : 's3') : from === 's2' ? 's3' : 's2';
-    await moveAndWait(group, from, page, to, moveKind);
-    holders.set(page, to);
-    movesAway += 1;
-  }
-  const copySeconds = (performance.now() - movesStarted) / 1000;
-  const during = await moving;
-  console.log(`4k randwrite QD16 p99: steady ${Math.round(steady.p99Us)} µs, during moves away ${Math.round(during.p99Us)} µs, ratio ${(during.p99Us / steady.p99Us).toFixed(2)} (IOPS ${Math.round(during.iops)} during; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
+  const away = await measureWindow(group, async () => {
+    const writes = fio(group.nbdUri('s1', 'local'), jobs[1]!, directory);
+    const startedMs = performance.now();
+    let moves = 0;
+    const holders = new Map<number, string>();
+    for (let move = 0; performance.now() - startedMs < windowMs; move += 1) {
+      const page = move % pageCount;
+      const from = holders.get(page) ?? 's1';
+      const to = from === 's1' ? (page % 2 === 0 ? 's2' : 's3') : from === 's2' ? 's3' : 's2';
+      await moveAndWait(group, from, page, to, moveKind);
+      holders.set(page, to);
+      moves += 1;
+    }
+    return { fio: await writes, moves: { moves, seconds: (performance.now() - startedMs) / 1000 } };
+  });
+  const during = away.result.fio;
+  const { moves: movesAway, seconds: copySeconds } = away.result.moves;
+  console.log(`  during moves of the client's pages away for good: ${Math.round(during.p99Us)} µs, ratio ${ratio(during.p99Us)} (IOPS ${Math.round(during.iops)}; ${waited(away.waitMsPerSecond)}; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
+  console.log(`    ${away.slowest(2 * steadyP99Us)}`);
   console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
   console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
 }

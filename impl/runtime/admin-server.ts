@@ -3,6 +3,7 @@
  * loopback that the `blockshift` CLI talks to.
  *
  *   GET  /status            this server's view (volumes, routes, copies, moves)
+ *   GET  /latency           its client requests' latency histograms by path (request-path-latency.ts), counted since it started
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
  *   POST /moves             {volume, page, to, kind: "unit" | "piecewise", pieces?}  (pieces must divide the volume's piecesPerPage)
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
@@ -59,6 +60,7 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
   const { runtime } = options;
   const route = `${request.method} ${request.url}`;
   if (route === 'GET /status') return { status: 200, body: statusOf(runtime.state) };
+  if (route === 'GET /latency') return { status: 200, body: runtime.requestLatencies.report() };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
   const body = await readJson(request);
   if (typeof body === 'string') return { status: 400, body: { ok: false, message: body } };

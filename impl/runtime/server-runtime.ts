@@ -30,6 +30,7 @@
  */
 import { FifoPacer } from './fifo-pacer.js';
 import { NodeTimers } from './node-timers.js';
+import { RequestPathLatencies } from './request-path-latency.js';
 import type { RequestOutcome } from '../../machines/effects.js';
 import { assertNever, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
@@ -117,6 +118,8 @@ export class ServerRuntime {
   #state: NodeState;
   readonly #tokens = new Map<string, HeldToken>();
   readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
+  /** Latency of client requests by the path each took here (GET /latency). */
+  readonly requestLatencies = new RequestPathLatencies();
   readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
   /** Callers waiting until this server holds no move of a page (see `moveFinished`), by page key. */
   readonly #moveFinishedWaiters = new Map<string, Array<() => void>>();
@@ -199,6 +202,7 @@ export class ServerRuntime {
    */
   request(operation: BlockOperation, data: Buffer | null, connectionId: string): Promise<RuntimeReply> {
     const requestId = this.#newRequestId('');
+    this.requestLatencies.started(requestId, this.#state.moves[pageKeyText(operation.pageKey)] !== undefined, performance.now());
     if (operation.kind === 'write') {
       if (!data) throw new Error('a write carries data');
       this.#hold(`client:${requestId}`, data);
@@ -391,6 +395,7 @@ export class ServerRuntime {
   #execute(effect: NodeEffect): void {
     switch (effect.type) {
       case 'peer.send': {
+        if ('requestId' in effect.message) this.requestLatencies.sent(effect.message.requestId, effect.message.type);
         const token = 'dataToken' in effect.message ? effect.message.dataToken : null;
         const data = token ? this.#tokens.get(token)?.data ?? null : null;
         if (effect.message.type !== 'piece.copy' || this.#copyPacer === null || !data) {
@@ -408,6 +413,7 @@ export class ServerRuntime {
         return;
       }
       case 'client.reply': {
+        this.requestLatencies.answered(effect.requestId, performance.now());
         const waiter = this.#clientWaiters.get(effect.requestId);
         this.#clientWaiters.delete(effect.requestId);
         this.#tokens.delete(`client:${effect.requestId}`);

@@ -43,6 +43,15 @@ export type ReplyTo =
   | { readonly kind: 'client'; readonly requestId: string }
   | { readonly kind: 'peer'; readonly server: ServerId; readonly requestId: string; readonly retry: number };
 
+/**
+ * The id of the entry a client request gets at the server it came to: the
+ * messages sent on its behalf (forwards, parts to a move's destination)
+ * carry it as their `requestId`.
+ */
+export function clientEntryId(requestId: string): string {
+  return `c:${requestId}`;
+}
+
 export interface RequestEntry {
   readonly id: string;
   readonly snapshot: RequestSnapshot;

@@ -23,7 +23,7 @@ import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
-import { writeSequencesPerIncarnation } from './node-state.js';
+import { clientEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
@@ -270,7 +270,7 @@ class NodeStep {
     if (this.next.read('requests').size >= this.next.config.requestsInFlightMax) {
       return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many requests in flight' });
     }
-    const entryId = replyTo.kind === 'client' ? `c:${requestId}` : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
+    const entryId = replyTo.kind === 'client' ? clientEntryId(requestId) : `p:${replyTo.server}:${requestId}:${replyTo.retry}`;
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       const origin = `${replyTo.server}|${requestId}`;
