@@ -56,3 +56,38 @@ describe('kill -9 at each stage of a move', () => {
     expect(copies.filter((copy) => copy.startsWith('valid'))).toHaveLength(1);
   }, 120_000);
 });
+
+/**
+ * A server that was down when a volume was created learns it when it comes
+ * back, even once the definition queued for it is gone (its creator crashed
+ * meanwhile): its announcement names the volumes it knows, and the members
+ * that know more send the definitions (`volumes.known`). Its NBD export list then
+ * has the volume, and a client reads through it what another server wrote.
+ */
+describe('a volume created while a member is down', () => {
+  let cluster: ClusterFixture;
+  beforeAll(async () => {
+    cluster = await startCluster(24_859);
+  }, 60_000);
+  afterAll(async () => cluster?.close());
+
+  it('is known to that member after its restart', async () => {
+    await cluster.group.kill('s3');
+    const created = await cluster.group.admin<{ ok: boolean; message: string }>('s1', '/volumes', { name: 'late', pageCount: 3, servers: ['s1', 's2', 's3'], piecesPerPage: 4 });
+    expect(created.ok, created.message).toBe(true);
+    // The definition s1 queued for s3 dies with s1: from now on s3 can only learn the volume by asking.
+    await cluster.group.kill('s1');
+    await cluster.group.start('s1');
+    await cluster.group.start('s3');
+    await eventually(async () => (await cluster.group.status('s3')).volumes.some((volume) => volume.name === 'late'), 10_000, 100);
+    const list = await runTool('nbdinfo', ['--list', cluster.group.nbdUri('s3', 'late')], 30_000);
+    expect(list.exitCode, list.stderr).toBe(0);
+    expect(list.stdout).toContain('export="late"');
+    // Page 2's first owner is s3, which learnt it with the definition: a write through s1 lands there and reads back through s3.
+    const write = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 8M 64k', '-c', 'flush', cluster.group.nbdUri('s1', 'late')], 30_000);
+    expect(write.exitCode, write.stdout + write.stderr).toBe(0);
+    const read = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 8M 64k', cluster.group.nbdUri('s3', 'late')], 30_000);
+    expect(read.exitCode, read.stdout + read.stderr).toBe(0);
+    expect(read.stdout).not.toContain('Pattern verification failed');
+  }, 90_000);
+});

@@ -61,6 +61,13 @@ export type PeerMessage =
   | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number; lossEpoch: number }
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }
+  /**
+   * Volumes are lazy like routes and membership: with each membership
+   * announcement a server names the volumes it knows, and a member that knows
+   * one the list lacks sends its definition (a server that lost a definition
+   * in a crash, or missed it while down, learns it back).
+   */
+  | { type: 'volumes.known'; names: readonly string[] }
   /** Dynamic membership: a changed record sent to every member, or an announcement; the newer record wins. */
   | { type: 'membership.update'; membership: Membership }
   /** A drained server about to leave asks each remaining member to confirm, durably at this record, that it runs no move toward it. */

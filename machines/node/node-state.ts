@@ -104,6 +104,8 @@ export type Continuation =
   | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
   /** A destination's receiving record being made durable: the acknowledgements of move data held until then go out (see AttemptJoined). */
   | { readonly kind: 'receiving.persisted'; readonly pageText: string; readonly attempt: number; readonly epoch: number }
+  /** The definition of a volume the administrator created here: answered once it is durable. */
+  | { readonly kind: 'volume.persisted'; readonly volumeName: string; readonly requestId: string }
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }

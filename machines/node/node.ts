@@ -115,7 +115,9 @@ class NodeStep {
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
       case 'admin.changeMembership': return changeMembership(this, input.requestId, input.change);
-      case 'membership.announce': return announceMembership(this);
+      case 'membership.announce':
+        announceMembership(this);
+        return this.#announceVolumes();
       default: assertNever(input, 'node input');
     }
   }
@@ -194,6 +196,11 @@ class NodeStep {
     this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
   }
 
+  /**
+   * The administrator is answered once the definition is durable here (a
+   * crash before then leaves the volume to the other members, who give it
+   * back: `volumes.known`); the other members define it as it reaches them.
+   */
   #createVolume(requestId: string, volume: VolumeDefinition): void {
     const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
       (volume.servers.every((server) => isActiveMember(this.next.membership, server)) ? null : 'volume names a server outside the group or draining');
@@ -201,14 +208,14 @@ class NodeStep {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem });
       return;
     }
-    this.#defineVolume(volume);
+    this.#defineVolume(volume, requestId);
     for (const server of this.#group()) {
       if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'volume.define', volume } });
     }
-    this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `volume ${volume.name} created: ${volume.pageCount} pages over ${volume.servers.join(', ')}` });
   }
 
-  #defineVolume(volume: VolumeDefinition): void {
+  /** `adminRequestId`: the administrator's request that created the volume here, answered once the definition is durable. */
+  #defineVolume(volume: VolumeDefinition, adminRequestId: string | null = null): void {
     if (this.next.volumes[volume.name] || validateVolume(volume)) return;
     this.next.volumes[volume.name] = volume;
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
@@ -228,7 +235,38 @@ class NodeStep {
     // All of a volume's pages at once: one rebuild of each map, not one edit per page.
     this.next.routes = this.next.routes.withEntries(routes);
     this.next.replicas = this.next.replicas.withEntries(replicas);
-    this.effects.push({ type: 'meta.commit', completionId: null, writes });
+    this.effects.push({ type: 'meta.commit', completionId: this.#volumeCompletion(volume, adminRequestId), writes });
+  }
+
+  /** The completion a volume definition's commit reports to: the administrator's answer, if one waits for it. */
+  #volumeCompletion(volume: VolumeDefinition, adminRequestId: string | null): string | null {
+    return adminRequestId === null ? null : this.#await({ kind: 'volume.persisted', volumeName: volume.name, requestId: adminRequestId });
+  }
+
+  /** The definition of a volume created here is durable (or its commit failed, and it is tried again after a pause). */
+  #volumePersisted(continuation: Extract<Continuation, { kind: 'volume.persisted' }>, ok: boolean): void {
+    const volume = this.next.read('volumes')[continuation.volumeName];
+    assert(volume, 'a volume being made durable stays defined');
+    if (!ok) {
+      this.effects.push({ type: 'timer.set', timerId: volumeDefinitionTimerId(volume.name, continuation.requestId), delayMs: this.next.config.moveRestartDelayMs });
+      return;
+    }
+    this.effects.push({ type: 'admin.reply', requestId: continuation.requestId, ok: true, message: `volume ${volume.name} created: ${volume.pageCount} pages over ${volume.servers.join(', ')}` });
+  }
+
+  /** With each membership announcement: the names of the volumes this server knows, to every other member. */
+  #announceVolumes(): void {
+    const names = Object.keys(this.next.read('volumes')).sort();
+    for (const to of this.#group()) if (to !== this.#self) this.effects.push({ type: 'peer.send', to, message: { type: 'volumes.known', names } });
+  }
+
+  /** A member's list of the volumes it knows: it is sent the definition of each one it lacks. */
+  #volumesKnownBy(from: ServerId, names: readonly string[]): void {
+    if (!memberOf(this.next.membership, from)) return;
+    const known = new Set(names);
+    for (const volume of Object.values(this.next.read('volumes'))) {
+      if (!known.has(volume.name)) this.effects.push({ type: 'peer.send', to: from, message: { type: 'volume.define', volume } });
+    }
   }
 
   // ----- FIG. 7: requests ---------------------------------------------------
@@ -666,7 +704,7 @@ class NodeStep {
    */
   #commitFailed(writes: readonly MetadataWrite[]): void {
     for (const write of writes) {
-      const retry = write.kind === 'move.delete' ? `move-removal|${pageKeyText(write.pageKey)}|0` : write.kind === 'volume' ? `volume-definition|${write.volume.name}|0` : null;
+      const retry = write.kind === 'move.delete' ? `move-removal|${pageKeyText(write.pageKey)}|0` : write.kind === 'volume' ? volumeDefinitionTimerId(write.volume.name, null) : null;
       if (retry !== null) this.effects.push({ type: 'timer.set', timerId: retry, delayMs: this.next.config.moveRestartDelayMs });
     }
   }
@@ -676,7 +714,7 @@ class NodeStep {
    * still stand as the definition set them: a page that has moved since has
    * a newer route or copy record, committed after the definition and kept.
    */
-  #defineVolumeAgain(volume: VolumeDefinition): void {
+  #defineVolumeAgain(volume: VolumeDefinition, adminRequestId: string | null): void {
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
     for (const { pageKey, route, record } of initialPageRecords(volume, this.#self)) {
       const key = pageKeyText(pageKey);
@@ -684,7 +722,7 @@ class NodeStep {
       const current = this.next.replicas.get(key)?.context.record;
       if (record !== null && current?.status === record.status && current.epoch === record.epoch) writes.push({ kind: 'replica', pageKey, record });
     }
-    this.effects.push({ type: 'meta.commit', completionId: null, writes });
+    this.effects.push({ type: 'meta.commit', completionId: this.#volumeCompletion(volume, adminRequestId), writes });
   }
 
   #moveEffects(pageKey: PageKey, effects: readonly Effect[]): void {
@@ -1133,6 +1171,7 @@ class NodeStep {
         if (message.membershipEpoch > this.next.membership.epoch) return;
         return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
       case 'volume.define': return this.#defineVolume(message.volume);
+      case 'volumes.known': return this.#volumesKnownBy(from, message.names);
       case 'membership.update': return receiveMembership(this, from, message.membership);
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
@@ -1210,6 +1249,7 @@ class NodeStep {
         this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch });
         return;
       case 'receiving.persisted': return this.#receivingRecordPersisted(continuation, ok);
+      case 'volume.persisted': return this.#volumePersisted(continuation, ok);
       case 'peer.read':
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'block.readDone', requestId: continuation.requestId, ok, dataToken: ok ? continuation.token : null } });
         this.effects.push({ type: 'token.release', token: continuation.token });
@@ -1286,7 +1326,7 @@ class NodeStep {
       }
       case 'volume-definition': {
         const volume = this.next.read('volumes')[subject];
-        return volume ? this.#defineVolumeAgain(volume) : undefined;
+        return volume ? this.#defineVolumeAgain(volume, detail === noAdminRequest ? null : detail) : undefined;
       }
       case 'move-removal': {
         const pageKey = pageKeyOfText(subject);
@@ -1365,6 +1405,14 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
 /** A piece hand-over times out only while the destination's confirmation of that very attempt and stage is awaited. */
 function isHandoverTimerLive(deferred: DeferredHandover | undefined, detail: string): boolean {
   return deferred?.kind === 'finishPiece' && deferred.confirming && `${deferred.attempt}:${deferred.stage}` === detail;
+}
+
+/** The timer's detail when no administrator waits for the definition (admin request ids are never "0"). */
+const noAdminRequest = '0';
+
+/** Commits a volume's definition again after a pause; the detail names the administrator's request that waits for it. */
+function volumeDefinitionTimerId(volumeName: string, adminRequestId: string | null): string {
+  return `volume-definition|${volumeName}|${adminRequestId ?? noAdminRequest}`;
 }
 
 function receivingRetryTimerId(pageText: string, attempt: number, epoch: number): string {
