@@ -32,6 +32,22 @@ export type BlockVersions = readonly BlockVersionRun[];
 export const noBlockVersions: BlockVersions = [];
 
 /**
+ * The version of a write a destination serves itself, for a block of a piece
+ * already handed over to it (Table 2): newer than every version it holds, and
+ * older than any write the source numbers from now on. The source's
+ * sequences are whole numbers and only grow, and every version here came from
+ * one the source had already handed out, so a source write that starts after
+ * this one is answered is numbered above it and lands, while an older one (a
+ * late duplicate, or a write concurrent with this one) does not take back
+ * what this write set. Halves are exact for sequences below 2^52.
+ */
+export function directWriteSequence(versions: BlockVersions): number {
+  let newest = 0;
+  for (const run of versions) newest = Math.max(newest, run.sequence);
+  return Math.floor(newest) + 0.5;
+}
+
+/**
  * Applies data of write sequence `sequence` to blocks [offsetBlocks,
  * offsetBlocks + lengthBlocks): every block whose version is not newer takes
  * it. Returns the new versions and the runs of blocks the data may overwrite
@@ -39,7 +55,7 @@ export const noBlockVersions: BlockVersions = [];
  */
 export function applyBlockVersions(versions: BlockVersions, offsetBlocks: number, lengthBlocks: number, sequence: number): [BlockVersions, Array<[number, number]>] {
   assert(Number.isSafeInteger(offsetBlocks) && offsetBlocks >= 0 && Number.isSafeInteger(lengthBlocks) && lengthBlocks >= 1, 'data covers at least one block');
-  assert(Number.isSafeInteger(sequence) && sequence >= 0, 'write sequences are whole numbers');
+  assert(Number.isSafeInteger(sequence * 2) && sequence >= 0, 'write sequences are whole numbers, or halves (a destination\'s own writes: directWriteSequence)');
   const endBlock = offsetBlocks + lengthBlocks;
   const next: BlockVersionRun[] = [];
   const written: Array<[number, number]> = [];

@@ -26,9 +26,11 @@ export type PeerMessage =
   | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null; holders: readonly WriteHolder[] }
   /**
    * Source → destination during a move: one piece of the page, or one chunk of it (`offsetBlocks`, `lengthBlocks`),
-   * as it stood at write sequence `sequence`.
+   * as it stood at write sequence `sequence`. `handedOverBlocks`: the blocks below it lie in pieces whose hand-over
+   * the source has made durable in this attempt (Table 2: served by the destination alone), as a piece is copied
+   * only once the checkpoint of its start, and so of every earlier piece's finish, is durable.
    */
-  | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; dataToken: string }
+  | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; dataToken: string }
   /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */

@@ -127,12 +127,22 @@ export type DeferredHandover =
   /** `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint waits for its answer. */
   | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number; readonly piece: number; readonly confirming: boolean };
 
+/**
+ * A destination's in-memory account of the move attempt it follows for a
+ * page (made in this incarnation, so its block versions cover every part of
+ * the attempt it applied). Kept after the commit until this server learns the
+ * flip (a route naming it), so it serves the page at once meanwhile.
+ */
 export interface AttemptJoined {
   readonly attempt: number;
   readonly copyTaken: boolean;
   /** Whether the receiving record of this attempt is durable; until then acknowledgements of move data wait in `acksHeld`. */
   readonly recordDurable: boolean;
   readonly acksHeld: ReadonlyArray<{ readonly to: ServerId; readonly message: PeerMessage }>;
+  /** Blocks [0, handedOverBlocks) lie in pieces the source has durably handed over (piece.copy says so): served here. */
+  readonly handedOverBlocks: number;
+  /** The epoch this server committed the attempt at (its copy valid), or null while it receives. */
+  readonly committedEpoch: number | null;
 }
 
 export interface FlushEntry {

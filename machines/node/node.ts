@@ -11,7 +11,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
-import { applyBlockVersions, noBlockVersions } from './block-versions.js';
+import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
 import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
@@ -193,6 +193,9 @@ class NodeStep {
     // Routing epochs only grow: an older or equal report never overwrites a newer one.
     if (known && known.epoch >= route.epoch) return;
     this.next.routes = this.next.routes.with(key, route);
+    // The flip of a move this server committed is known: it now serves the page as its owner, and refuses late parts.
+    const committedEpoch = this.next.read('attemptsJoined')[key]?.committedEpoch;
+    if (committedEpoch !== undefined && committedEpoch !== null && route.owner === this.#self && route.epoch >= committedEpoch) delete this.next.attemptsJoined[key];
     this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
   }
 
@@ -322,9 +325,11 @@ class NodeStep {
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
+    // Table 2: a piece already handed over here is served here, not sent to the source to come back as a part.
+    const localCopy = this.#servesReceivedBlocks(operation) ? 'valid' : lookup.localCopy;
     // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-memo.ts.
     const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
-      requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy: lookup.localCopy,
+      requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy,
       forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
     }, routingLabels);
@@ -335,6 +340,24 @@ class NodeStep {
     this.next.requests.set(entryId, entry);
     this.#trace('requestRouting', entryId, 'request.received', 'received', snapshot.value);
     this.#requestEffects(entryId, effects);
+  }
+
+  /**
+   * Whether this server, the destination of a move of the operation's page,
+   * serves it itself: its blocks lie in pieces the source has durably handed
+   * over in the attempt this server follows (Table 2: moved pieces are served
+   * by the destination), or this server has committed the move and not yet
+   * learnt the flip. The attempt must have been joined in this incarnation, so
+   * that its block versions order this server's own writes against the
+   * source's parts (`directWriteSequence`), and its record must be durable.
+   */
+  #servesReceivedBlocks(operation: BlockOperation): boolean {
+    const key = pageKeyText(operation.pageKey);
+    const joined = this.next.read('attemptsJoined')[key];
+    if (joined === undefined || !joined.recordDurable) return false;
+    const record = this.next.replicas.get(key)?.context.record;
+    if (record?.status === 'receiving') return record.attempt === joined.attempt && operation.offsetBlocks + operation.lengthBlocks <= joined.handedOverBlocks;
+    return record?.status === 'valid' && record.epoch === joined.committedEpoch && this.next.routes.get(key)?.owner !== this.#self;
   }
 
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
@@ -424,6 +447,13 @@ class NodeStep {
     // Routing during a move follows the move's own pieces; the volume's finer granules each lie inside one of them.
     const piece = move ? movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) : 0;
     assert(!move || piece === movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks + operation.lengthBlocks - 1), 'a request part lies within one piece of the move');
+    const committedAt = this.#committedDestination(key);
+    if (committedAt !== null) {
+      // The destination owns the page durably; only this server's flip is still being persisted. The request goes
+      // there now (it serves the page from its commit on, #servesReceivedBlocks) rather than wait for the flip here.
+      this.#stepRequest(entry.id, { type: 'copy.invalidated', route: committedAt, localCopy: 'invalid', forwardTo: null });
+      return;
+    }
     if (this.#fenced(key, piece)) {
       // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
       this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
@@ -438,18 +468,26 @@ class NodeStep {
       assert(sequence < (this.next.incarnation + 1) * writeSequencesPerIncarnation, 'the write sequences of this incarnation are not used up');
       this.next.lastWriteSequence = sequence;
     }
+    // A destination serving a handed-over piece itself: its write is versioned above every part it has applied.
+    const joined = move ? undefined : this.next.read('attemptsJoined')[key];
+    if (operation.kind === 'write' && joined !== undefined) {
+      const versions = this.next.read('blockVersions')[key] ?? noBlockVersions;
+      this.next.blockVersions[key] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, directWriteSequence(versions))[0];
+    }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
     for (const server of servers) this.#servePart(serve, entry, server, move);
   }
 
   /**
-   * A page is fenced while its move commits and flips: from the commit request
-   * until the flip is durable (or the move is interrupted), new requests wait,
-   * and the commit itself waits for every part already sent to the
-   * destination. Otherwise a dual write or a read could reach the destination
-   * after it learnt it owns the page, and be refused there after the source
-   * had already applied (and served) it. A piece's hand-over (Table 2)
+   * A page is fenced while its move commits: from the commit request until
+   * the destination answers that its commit is durable (or the move is
+   * interrupted), new requests wait, and the commit itself waits for every
+   * part already sent to the destination. Otherwise a dual write or a read
+   * could reach the destination after it learnt it owns the page, and be
+   * refused there after the source had already applied (and served) it.
+   * While the source then persists its own flip, requests go to the
+   * destination whole (`#committedDestination`). A piece's hand-over (Table 2)
    * fences that piece only: the others' parts go where they went before and
    * after it. `piece` null asks whether any of the page is fenced.
    */
@@ -457,13 +495,25 @@ class NodeStep {
     const move = this.next.read('moves')[pageText];
     if (move === undefined || move.snapshot.status !== 'active') return false;
     const { snapshot } = move;
-    if (snapshot.matches({ moving: 'committing' }) || snapshot.matches({ moving: 'flipping' })) return true;
+    if (snapshot.matches({ moving: 'committing' })) return true;
     // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
     // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
     if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return piece === null || piece === snapshot.context.piece;
     // Table 1 after a failure past the copy: the destination may already own the page (its commit answer lost), and a
     // source that lost unsynced writes in a power cut must not serve reads the destination's copy would then contradict.
     return move.kind === 'unit' && snapshot.matches('interrupted') && snapshot.context.checkpoint.pieceModes[0] === 'copied';
+  }
+
+  /**
+   * The destination and the new epoch while a move of the page flips here:
+   * the destination has answered that its commit is durable, and this
+   * server's own flip is being persisted. Null otherwise.
+   */
+  #committedDestination(pageText: string): { owner: ServerId; epoch: number } | null {
+    const move = this.next.read('moves')[pageText];
+    if (move === undefined || move.snapshot.status !== 'active' || !move.snapshot.matches({ moving: 'flipping' })) return null;
+    const { context } = move.snapshot;
+    return { owner: context.destination, epoch: context.checkpoint.epoch + (context.checkpoint.owner === 'destination' ? 0 : 1) };
   }
 
   /** Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at `server`. */
@@ -890,7 +940,7 @@ class NodeStep {
     this.next.blockVersions[key] = noBlockVersions;
     // Acknowledgements still held for an older attempt are dropped: its source has moved on, and resends (with the
     // new attempt) what it still needs.
-    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld: [] };
+    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld: [], handedOverBlocks: 0, committedEpoch: null };
   }
 
   /**
@@ -950,7 +1000,9 @@ class NodeStep {
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return this.#releaseReceivedData(message.dataToken);
     const joined = this.next.read('attemptsJoined')[key];
-    if (joined?.attempt === attempt && !joined.copyTaken) this.next.attemptsJoined[key] = { ...joined, copyTaken: true };
+    if (joined?.attempt === attempt && (!joined.copyTaken || joined.handedOverBlocks < message.handedOverBlocks)) {
+      this.next.attemptsJoined[key] = { ...joined, copyTaken: true, handedOverBlocks: Math.max(joined.handedOverBlocks, message.handedOverBlocks) };
+    }
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
@@ -1039,6 +1091,11 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt } });
       return;
     }
+    // Table 2's commit comes once every piece is durably handed over: this server serves all of the page meanwhile.
+    // (Not Table 1's: a commit that fails here may be followed by a fresh copy, which would take back its writes.)
+    const joined = this.next.read('attemptsJoined')[key];
+    const volume = this.next.read('volumes')[message.pageKey.volume];
+    if (!message.freshCopy && joined?.attempt === message.attempt && volume) this.next.attemptsJoined[key] = { ...joined, handedOverBlocks: volume.pageSizeBlocks };
     // The destination holds the page durably before it becomes the owner.
     const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
@@ -1222,9 +1279,13 @@ class NodeStep {
           return;
         }
         const context = move.snapshot.context;
+        const volume = this.next.read('volumes')[context.pageKey.volume];
+        assert(volume, 'volume of a moving page exists');
+        // Every piece before this one is durably handed over: its start checkpoint is durable (see piece.copy).
+        const handedOverBlocks = continuation.piece * movePieceSizeBlocks(volume, context.pieceCount);
         this.effects.push({
           type: 'peer.send', to: context.destination,
-          message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, dataToken: continuation.token },
+          message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, handedOverBlocks, dataToken: continuation.token },
         });
         this.effects.push({ type: 'token.release', token: continuation.token });
         return;
@@ -1268,7 +1329,10 @@ class NodeStep {
         const replica = this.next.replicas.get(continuation.pageText);
         if (!ok || !replica) return;
         this.#stepReplica(replica.context.pageKey, { type: 'replica.commit', attempt: continuation.attempt, epoch: continuation.epoch }, null, true);
-        delete this.next.attemptsJoined[continuation.pageText];
+        // Kept, with the epoch, until this server learns the flip: it serves the page itself meanwhile (#servesReceivedBlocks).
+        const joined = this.next.read('attemptsJoined')[continuation.pageText];
+        if (joined?.attempt === continuation.attempt) this.next.attemptsJoined[continuation.pageText] = { ...joined, committedEpoch: continuation.epoch };
+        else delete this.next.attemptsJoined[continuation.pageText];
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
         return;
       }

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import type { VolumeDefinition } from '../../machines/node/volume.js';
+
+/**
+ * Table 2: moved pieces are served by the destination. A client of the
+ * destination itself is served there, not sent to the source to come back as
+ * a part, once the source has made the piece's hand-over durable (a piece.copy
+ * of a later piece, or the commit, says so), and from its commit until it
+ * learns the flip. Its own writes are versioned above every part it has
+ * applied, so a late part of the source takes nothing back. The explorer
+ * checks the protocol (explorer.test.ts); these tests show the steps.
+ */
+const pageKey = { volume: 'v', page: 0 };
+// Two pieces of 4 blocks each; page 0 starts on s1 and moves to s2.
+const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
+
+function run(state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] {
+  let current = state;
+  const effects: NodeEffect[] = [];
+  for (const input of inputs) {
+    const [next, more] = nodeStep(current, input);
+    current = next;
+    effects.push(...more);
+  }
+  return [current, effects];
+}
+
+/** Every I/O the effects started, done successfully. */
+function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
+  return effects.flatMap((effect) => ('completionId' in effect && effect.completionId ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as const] : []));
+}
+
+function sent(effects: readonly NodeEffect[], type: PeerMessage['type']): PeerMessage[] {
+  return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.message] : []));
+}
+
+function fromSource(message: PeerMessage): NodeInput {
+  return { type: 'peer.message', from: 's1', message };
+}
+
+function copyOf(piece: number, sequence: number): PeerMessage {
+  return { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece, offsetBlocks: piece * 4, lengthBlocks: 4, sequence, handedOverBlocks: piece * 4, dataToken: `copy${piece}` };
+}
+
+function clientRequest(requestId: string, kind: 'read' | 'write', offsetBlocks: number): NodeInput {
+  return { type: 'client.request', requestId, connectionId: 'c', operation: { kind, pageKey, offsetBlocks, lengthBlocks: 1, fua: false } };
+}
+
+/** s2 receiving page 0: piece 0 copied and handed over, piece 1's copy arrived (so piece 0's hand-over is durable at s1). */
+function destinationWithPieceZeroMoved(): NodeState {
+  const config = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
+  let [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's2') });
+  let effects: NodeEffect[];
+  [state, effects] = run(state, [fromSource(copyOf(0, 1))]);
+  [state, effects] = run(state, ioDone(effects));
+  [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 0 })]);
+  [state, effects] = run(state, ioDone(effects));
+  expect(sent(effects, 'piece.handedOver')).toEqual([{ type: 'piece.handedOver', pageKey, attempt: 1, piece: 0, ok: true }]);
+  [state, effects] = run(state, [fromSource(copyOf(1, 2))]);
+  [state] = run(state, ioDone(effects));
+  return state;
+}
+
+describe('a destination serves the pieces handed over to it', () => {
+  it('reads a moved piece itself, and sends a read of the piece in transit to the source', () => {
+    const state = destinationWithPieceZeroMoved();
+    const [, moved] = run(state, [clientRequest('r0', 'read', 1)]);
+    expect(sent(moved, 'request.forward')).toEqual([]);
+    expect(moved.some((effect) => effect.type === 'data.read' && effect.offsetBlocks === 1)).toBe(true);
+    const [, inTransit] = run(state, [clientRequest('r1', 'read', 5)]);
+    expect(sent(inTransit, 'request.forward').length).toBe(1);
+    expect(inTransit.some((effect) => effect.type === 'data.read')).toBe(false);
+  });
+
+  it('does not serve a piece whose hand-over the source may not have made durable', () => {
+    const config = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
+    let [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's2') });
+    let effects: NodeEffect[];
+    [state, effects] = run(state, [fromSource(copyOf(0, 1))]);
+    [state, effects] = run(state, ioDone(effects));
+    [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 0 })]);
+    [state] = run(state, ioDone(effects));
+    // Handed over here, but no later piece or commit has said the source's checkpoint is durable.
+    const [, read] = run(state, [clientRequest('r0', 'read', 1)]);
+    expect(sent(read, 'request.forward').length).toBe(1);
+  });
+
+  it('versions its own write above the parts it applied, so a late part of the source does not take it back', () => {
+    let state = destinationWithPieceZeroMoved();
+    let effects: NodeEffect[];
+    [state, effects] = run(state, [clientRequest('w0', 'write', 1)]);
+    expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    expect(state.blockVersions['v/0']?.some((run) => run.startBlock <= 1 && run.endBlock > 1 && run.sequence === 2.5)).toBe(true);
+    // A dual write of piece 0 the source numbered 1 (sent before the hand-over) arrives late: acknowledged, not applied.
+    [state, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'late', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'late' })]);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'late', ok: true, lossEpoch: 0 }]);
+    // One the source numbered after this write was answered lands.
+    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'later', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'later' })]);
+    expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+  });
+
+  it('serves all of the page from its commit until it learns the flip, and then as its owner', () => {
+    let state = destinationWithPieceZeroMoved();
+    let effects: NodeEffect[];
+    [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 1 })]);
+    [state, effects] = run(state, ioDone(effects));
+    [state, effects] = run(state, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false })]);
+    // While the commit syncs and persists, the whole page is handed over.
+    const [, duringCommit] = run(state, [clientRequest('r1', 'read', 5)]);
+    expect(sent(duringCommit, 'request.forward')).toEqual([]);
+    [state, effects] = run(state, ioDone(effects));
+    [state, effects] = run(state, ioDone(effects));
+    expect(sent(effects, 'move.committed').length).toBe(1);
+    expect(state.routes.get('v/0')?.owner).toBe('s1');
+    const [, committed] = run(state, [clientRequest('r2', 'read', 5)]);
+    expect(sent(committed, 'request.forward')).toEqual([]);
+    [state] = run(state, [fromSource({ type: 'route.update', pageKey, owner: 's2', epoch: 2 })]);
+    expect(state.attemptsJoined['v/0']).toBeUndefined();
+    const [, owner] = run(state, [clientRequest('r3', 'read', 5)]);
+    expect(sent(owner, 'request.forward')).toEqual([]);
+  });
+});
