@@ -74,7 +74,7 @@ for (const pages of pageCounts) {
   const pieceBlocks = incoming.pageSizeBlocks / incoming.piecesPerPage;
   const replica = time(holder.state, (index) => ({
     type: 'peer.message', from: 's2',
-    message: { type: 'piece.copy', pageKey: { volume: 'incoming', page: index % incoming.pageCount }, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: pieceBlocks, sequence: 1, handedOverBlocks: 0, dataToken: `t${index}` },
+    message: { type: 'piece.copy', pageKey: { volume: 'incoming', page: index % incoming.pageCount }, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: pieceBlocks, sequence: 1, handedOverBlocks: 0, sourceSequence: 1, dataToken: `t${index}` },
   }), (effects) => assert(effects.some((effect) => effect.type === 'meta.commit' && effect.writes.some((write) => write.kind === 'replica' && write.record.status === 'receiving')), 'the receiving copy is persisted'));
   const figures = (result: { best: number; rounds: number[] }) => `${result.best.toFixed(1)} µs (rounds: ${result.rounds.map((round) => round.toFixed(1)).join(', ')})`;
   console.log(`${String(pages).padStart(7)} pages: route ${figures(route)}; replica ${figures(replica)}; node start ${router.startMs.toFixed(0)} / ${holder.startMs.toFixed(0)} ms (s2 / s1)`);

@@ -41,8 +41,8 @@ export const noBlockVersions: BlockVersions = [];
  * late duplicate, or a write concurrent with this one) does not take back
  * what this write set. Halves are exact for sequences below 2^52.
  */
-export function directWriteSequence(versions: BlockVersions): number {
-  let newest = 0;
+export function directWriteSequence(versions: BlockVersions, sourceSequenceSeen: number): number {
+  let newest = sourceSequenceSeen;
   for (const run of versions) newest = Math.max(newest, run.sequence);
   return Math.floor(newest) + 0.5;
 }

@@ -28,9 +28,11 @@ export type PeerMessage =
    * Source → destination during a move: one piece of the page, or one chunk of it (`offsetBlocks`, `lengthBlocks`),
    * as it stood at write sequence `sequence`. `handedOverBlocks`: the blocks below it lie in pieces whose hand-over
    * the source has made durable in this attempt (Table 2: served by the destination alone), as a piece is copied
-   * only once the checkpoint of its start, and so of every earlier piece's finish, is durable.
+   * only once the checkpoint of its start, and so of every earlier piece's finish, is durable. `sourceSequence`: the
+   * newest write sequence the source had handed out when it sent this, so no part it sent before, or sends again
+   * later, is numbered above it (a destination versions its own writes above it: directWriteSequence).
    */
-  | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; dataToken: string }
+  | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; sourceSequence: number; dataToken: string }
   /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
@@ -41,8 +43,9 @@ export type PeerMessage =
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
   /** `freshCopy` (Table 1): commit only if this attempt's copy was taken here, by this incarnation, else answer `move.copyStale`. */
-  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean }
-  | { type: 'move.committed'; pageKey: PageKey; attempt: number }
+  | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean; sourceSequence: number }
+  /** `destinationServes`: the destination serves the page itself until it learns the flip (so the source may send requests there meanwhile). */
+  | { type: 'move.committed'; pageKey: PageKey; attempt: number; destinationServes: boolean }
   /** Destination → source: the commit is refused because the copy here may miss what the source served; copy again. */
   | { type: 'move.copyStale'; pageKey: PageKey; attempt: number }
   /**

@@ -87,6 +87,8 @@ export interface MoveEntry {
    * piece. Absent otherwise, and always for a piece copied in one chunk.
    */
   readonly chunksStored?: ChunksStored;
+  /** Source side: the attempt whose destination said, committing, that it serves the page itself until it learns the flip. */
+  readonly destinationServesAttempt?: number;
 }
 
 export interface ChunksStored {
@@ -134,6 +136,9 @@ export type DeferredHandover =
  * flip (a route naming it), so it serves the page at once meanwhile.
  */
 export interface AttemptJoined {
+  /** The move's source and new epoch: attempts of one move share them, and the write sequences compared are the source's. */
+  readonly source: ServerId;
+  readonly epoch: number;
   readonly attempt: number;
   readonly copyTaken: boolean;
   /** Whether the receiving record of this attempt is durable; until then acknowledgements of move data wait in `acksHeld`. */
@@ -143,6 +148,15 @@ export interface AttemptJoined {
   readonly handedOverBlocks: number;
   /** The epoch this server committed the attempt at (its copy valid), or null while it receives. */
   readonly committedEpoch: number | null;
+  /**
+   * The newest source write sequence this server has seen for the page in
+   * this incarnation, in any attempt of the move (parts, and the
+   * `sourceSequence` of copies and commits): a source may send an older
+   * attempt's write again under a newer attempt, so this is carried from
+   * attempt to attempt of one move (same source and epoch), never to another
+   * move, whose source numbers its writes on its own.
+   */
+  readonly sourceSequenceSeen: number;
 }
 
 export interface FlushEntry {

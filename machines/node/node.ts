@@ -206,6 +206,7 @@ class NodeStep {
    */
   #createVolume(requestId: string, volume: VolumeDefinition): void {
     const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
+      (Object.keys(this.next.read('volumes')).length >= volumesMax ? `the group holds ${volumesMax} volumes, the most it may` : null) ??
       (volume.servers.every((server) => isActiveMember(this.next.membership, server)) ? null : 'volume names a server outside the group or draining');
     if (problem) {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem });
@@ -265,7 +266,7 @@ class NodeStep {
 
   /** A member's list of the volumes it knows: it is sent the definition of each one it lacks. */
   #volumesKnownBy(from: ServerId, names: readonly string[]): void {
-    if (!memberOf(this.next.membership, from)) return;
+    if (!memberOf(this.next.membership, from) || names.length > volumesMax) return;
     const known = new Set(names);
     for (const volume of Object.values(this.next.read('volumes'))) {
       if (!known.has(volume.name)) this.effects.push({ type: 'peer.send', to: from, message: { type: 'volume.define', volume } });
@@ -360,13 +361,21 @@ class NodeStep {
     return record?.status === 'valid' && record.epoch === joined.committedEpoch && this.next.routes.get(key)?.owner !== this.#self;
   }
 
+  /** Whether this server, having committed a move of the page, serves it itself until it learns the flip (#servesReceivedBlocks). */
+  #servesCommitted(pageText: string): boolean {
+    const joined = this.next.read('attemptsJoined')[pageText];
+    const record = this.next.replicas.get(pageText)?.context.record;
+    return joined !== undefined && joined.recordDurable && record?.status === 'valid' && record.epoch === joined.committedEpoch && this.next.routes.get(pageText)?.owner !== this.#self;
+  }
+
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
   #lookup(pageKey: PageKey): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
     const key = pageKeyText(pageKey);
     const record = this.next.replicas.get(key)?.context.record ?? null;
     let route = this.next.routes.get(key) ?? { owner: this.#self, epoch: 0 };
     if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
-    // A committed destination serves only once it has learnt the flip (the route names it): until then the source does.
+    // By the tables alone a committed destination owns the page once it has learnt the flip (the route names it); until
+    // then it serves the page only through #servesReceivedBlocks, which also orders its writes against the source's parts.
     const serving = record?.status === 'valid' && route.owner === this.#self;
     const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
     // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it lazily).
@@ -472,7 +481,7 @@ class NodeStep {
     const joined = move ? undefined : this.next.read('attemptsJoined')[key];
     if (operation.kind === 'write' && joined !== undefined) {
       const versions = this.next.read('blockVersions')[key] ?? noBlockVersions;
-      this.next.blockVersions[key] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, directWriteSequence(versions))[0];
+      this.next.blockVersions[key] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, directWriteSequence(versions, joined.sourceSequenceSeen))[0];
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
@@ -496,6 +505,7 @@ class NodeStep {
     if (move === undefined || move.snapshot.status !== 'active') return false;
     const { snapshot } = move;
     if (snapshot.matches({ moving: 'committing' })) return true;
+    if (snapshot.matches({ moving: 'flipping' })) return move.destinationServesAttempt !== snapshot.context.attempt;
     // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
     // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
     if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return piece === null || piece === snapshot.context.piece;
@@ -513,6 +523,7 @@ class NodeStep {
     const move = this.next.read('moves')[pageText];
     if (move === undefined || move.snapshot.status !== 'active' || !move.snapshot.matches({ moving: 'flipping' })) return null;
     const { context } = move.snapshot;
+    if (move.destinationServesAttempt !== context.attempt) return null;
     return { owner: context.destination, epoch: context.checkpoint.epoch + (context.checkpoint.owner === 'destination' ? 0 : 1) };
   }
 
@@ -538,7 +549,7 @@ class NodeStep {
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
     const context = move.snapshot.context;
     if (deferred.kind === 'commit') {
-      this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy } });
+      this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy, sourceSequence: this.next.lastWriteSequence } });
       return;
     }
     // Table 2: the destination confirms it still holds, durably, everything sent this attempt (a power cut there may
@@ -940,7 +951,9 @@ class NodeStep {
     this.next.blockVersions[key] = noBlockVersions;
     // Acknowledgements still held for an older attempt are dropped: its source has moved on, and resends (with the
     // new attempt) what it still needs.
-    this.next.attemptsJoined[key] = { attempt, copyTaken: false, recordDurable: false, acksHeld: [], handedOverBlocks: 0, committedEpoch: null };
+    const previous = this.next.read('attemptsJoined')[key];
+    const sourceSequenceSeen = previous?.source === from && previous.epoch === epoch ? previous.sourceSequenceSeen : 0;
+    this.next.attemptsJoined[key] = { source: from, epoch, attempt, copyTaken: false, recordDurable: false, acksHeld: [], handedOverBlocks: 0, committedEpoch: null, sourceSequenceSeen };
   }
 
   /**
@@ -1000,8 +1013,11 @@ class NodeStep {
     this.#followAttempt(from, pageKey, attempt, epoch);
     if (!this.#acceptsMoveData(pageKey, attempt, epoch, true)) return this.#releaseReceivedData(message.dataToken);
     const joined = this.next.read('attemptsJoined')[key];
-    if (joined?.attempt === attempt && (!joined.copyTaken || joined.handedOverBlocks < message.handedOverBlocks)) {
-      this.next.attemptsJoined[key] = { ...joined, copyTaken: true, handedOverBlocks: Math.max(joined.handedOverBlocks, message.handedOverBlocks) };
+    if (joined?.attempt === attempt) {
+      this.next.attemptsJoined[key] = {
+        ...joined, copyTaken: true, handedOverBlocks: Math.max(joined.handedOverBlocks, message.handedOverBlocks),
+        sourceSequenceSeen: Math.max(joined.sourceSequenceSeen, message.sourceSequence, message.sequence),
+      };
     }
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
@@ -1041,6 +1057,8 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
+    const joined = this.next.read('attemptsJoined')[pageKeyText(pageKey)];
+    if (joined !== undefined && joined.sourceSequenceSeen < message.sequence) this.next.attemptsJoined[pageKeyText(pageKey)] = { ...joined, sourceSequenceSeen: message.sequence };
     const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
@@ -1080,7 +1098,7 @@ class NodeStep {
     if (isCommitUnderWay(this.next.read('continuations'), key)) return;
     if (record?.status === 'valid' && record.epoch === message.epoch) {
       // A repeated commit after the source's restart: already done.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt, destinationServes: this.#servesCommitted(key) } });
       return;
     }
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
@@ -1095,7 +1113,11 @@ class NodeStep {
     // (Not Table 1's: a commit that fails here may be followed by a fresh copy, which would take back its writes.)
     const joined = this.next.read('attemptsJoined')[key];
     const volume = this.next.read('volumes')[message.pageKey.volume];
-    if (!message.freshCopy && joined?.attempt === message.attempt && volume) this.next.attemptsJoined[key] = { ...joined, handedOverBlocks: volume.pageSizeBlocks };
+    if (joined?.attempt === message.attempt && volume) {
+      this.next.attemptsJoined[key] = {
+        ...joined, handedOverBlocks: message.freshCopy ? joined.handedOverBlocks : volume.pageSizeBlocks, sourceSequenceSeen: Math.max(joined.sourceSequenceSeen, message.sourceSequence),
+      };
+    }
     // The destination holds the page durably before it becomes the owner.
     const completionId = this.#await({ kind: 'commit.synced', pageText: pageKeyText(message.pageKey), from, attempt: message.attempt, epoch: message.epoch });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
@@ -1208,7 +1230,13 @@ class NodeStep {
       case 'block.read': return this.#receiveBlockRead(from, message);
       case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken, null);
       case 'move.commit': return this.#receiveCommit(from, message);
-      case 'move.committed': return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
+      case 'move.committed': {
+        const key = pageKeyText(message.pageKey);
+        const move = this.next.read('moves')[key];
+        // Only a destination that serves the page until it learns the flip is sent requests meanwhile (#committedDestination).
+        if (message.destinationServes && move?.snapshot.status === 'active' && move.snapshot.context.attempt === message.attempt) this.next.moves[key] = { ...move, destinationServesAttempt: message.attempt };
+        return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
+      }
       case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt });
       case 'piece.handover': return this.#receiveHandover(from, message);
       case 'piece.handedOver': return this.#pieceHandedOver(message);
@@ -1285,7 +1313,7 @@ class NodeStep {
         const handedOverBlocks = continuation.piece * movePieceSizeBlocks(volume, context.pieceCount);
         this.effects.push({
           type: 'peer.send', to: context.destination,
-          message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, handedOverBlocks, dataToken: continuation.token },
+          message: { type: 'piece.copy', pageKey: context.pageKey, attempt: continuation.attempt, epoch: context.checkpoint.epoch + 1, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks, sequence: continuation.sequence, handedOverBlocks, sourceSequence: this.next.lastWriteSequence, dataToken: continuation.token },
         });
         this.effects.push({ type: 'token.release', token: continuation.token });
         return;
@@ -1333,7 +1361,7 @@ class NodeStep {
         const joined = this.next.read('attemptsJoined')[continuation.pageText];
         if (joined?.attempt === continuation.attempt) this.next.attemptsJoined[continuation.pageText] = { ...joined, committedEpoch: continuation.epoch };
         else delete this.next.attemptsJoined[continuation.pageText];
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt, destinationServes: this.#servesCommitted(continuation.pageText) } });
         return;
       }
       case 'flush.synced':
@@ -1470,6 +1498,13 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
 function isHandoverTimerLive(deferred: DeferredHandover | undefined, detail: string): boolean {
   return deferred?.kind === 'finishPiece' && deferred.confirming && `${deferred.attempt}:${deferred.stage}` === detail;
 }
+
+/**
+ * The most volumes a group holds: it bounds the definitions every server
+ * keeps and the names each announcement carries (`volumes.known`: at most
+ * 4,096 names of at most 64 characters, well inside a peer frame).
+ */
+export const volumesMax = 4096;
 
 /** The timer's detail when no administrator waits for the definition (admin request ids are never "0"). */
 const noAdminRequest = '0';

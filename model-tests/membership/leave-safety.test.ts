@@ -118,7 +118,7 @@ describe('leaving the group safely', () => {
     const left = changedMembership(s3Draining, { kind: 'remove', id: 's3' }) as Membership;
     const s3 = startedNode('s3', left);
     const pageKey = { volume: 'beta', page: 0 };
-    const [afterCopy, copyEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 0, dataToken: 't' } });
+    const [afterCopy, copyEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 0, sourceSequence: 1, dataToken: 't' } });
     expect(afterCopy.replicas.get('beta/0')).toBeUndefined();
     // The copy's bytes are let go unwritten.
     expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 't' }]);
@@ -127,7 +127,7 @@ describe('leaving the group safely', () => {
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false, lossEpoch: 0 }]);
     const [, readEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.read', requestId: 'r', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1 } });
     expect(messagesOf(readEffects, 'block.readDone').map((sent) => sent.message)).toEqual([{ type: 'block.readDone', requestId: 'r', ok: false, dataToken: null }]);
-    const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: true } });
+    const [afterCommit, commitEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: true, sourceSequence: 1 } });
     expect(afterCommit.replicas.get('beta/0')).toBeUndefined();
     expect(commitEffects.filter((effect) => effect.type !== 'peer.send' || effect.message.type !== 'membership.update')).toEqual([]);
   });

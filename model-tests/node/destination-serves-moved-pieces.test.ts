@@ -45,7 +45,7 @@ function fromSource(message: PeerMessage): NodeInput {
 }
 
 function copyOf(piece: number, sequence: number): PeerMessage {
-  return { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece, offsetBlocks: piece * 4, lengthBlocks: 4, sequence, handedOverBlocks: piece * 4, dataToken: `copy${piece}` };
+  return { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece, offsetBlocks: piece * 4, lengthBlocks: 4, sequence, handedOverBlocks: piece * 4, sourceSequence: sequence, dataToken: `copy${piece}` };
 }
 
 function clientRequest(requestId: string, kind: 'read' | 'write', offsetBlocks: number): NodeInput {
@@ -111,7 +111,7 @@ describe('a destination serves the pieces handed over to it', () => {
     let effects: NodeEffect[];
     [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 1 })]);
     [state, effects] = run(state, ioDone(effects));
-    [state, effects] = run(state, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false })]);
+    [state, effects] = run(state, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 2 })]);
     // While the commit syncs and persists, the whole page is handed over.
     const [, duringCommit] = run(state, [clientRequest('r1', 'read', 5)]);
     expect(sent(duringCommit, 'request.forward')).toEqual([]);
@@ -125,5 +125,51 @@ describe('a destination serves the pieces handed over to it', () => {
     expect(state.attemptsJoined['v/0']).toBeUndefined();
     const [, owner] = run(state, [clientRequest('r3', 'read', 5)]);
     expect(sent(owner, 'request.forward')).toEqual([]);
+  });
+});
+
+describe('a destination that serves pieces itself, across attempts and restarts', () => {
+  it('versions its own write above a source write sent under an older attempt and sent again under the newer one', () => {
+    let state = destinationWithPieceZeroMoved();
+    let effects: NodeEffect[];
+    // The source numbers write A 10 and sends its part for block 1 (piece 0, handed over) under attempt 1; it lands here.
+    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 10, fua: false, dataToken: 'a' });
+    [state, effects] = run(state, [fromSource(partOfA(1))]);
+    expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    // The source restarts the move (attempt 2: piece 1 again, labelled 8 as an older write of it is still on its way
+    // to its disk) before A's answer reaches it; this server follows, and forgets attempt 1's block versions.
+    [state, effects] = run(state, [fromSource({ ...copyOf(1, 8), attempt: 2, sourceSequence: 10 } as PeerMessage)]);
+    [state] = run(state, ioDone(effects));
+    expect(state.attemptsJoined['v/0']?.attempt).toBe(2);
+    // A is answered (attempt 1's answer), then a client of this server writes block 1: its write comes after A.
+    [state] = run(state, [clientRequest('w', 'write', 1)]);
+    expect(state.blockVersions['v/0']?.find((run) => run.startBlock <= 1 && run.endBlock > 1)?.sequence).toBe(10.5);
+    // The source's retry of A under attempt 2 must not take the later write back.
+    [, effects] = run(state, [fromSource(partOfA(2))]);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+  });
+
+  it('says whether it serves the page until it learns the flip', () => {
+    // A destination that lost its account of the attempt (a restart between the last hand-over and the commit) commits,
+    // but does not serve the page until the route names it: it says so, and the source holds requests until its flip.
+    const config = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
+    const records = initialDurableRecords([volume], 's2');
+    let [state] = nodeStep(emptyNodeState(config, 2), {
+      type: 'node.start',
+      durable: { ...records, replicas: [...records.replicas, { pageKey, record: { status: 'receiving', source: 's1', attempt: 1, epoch: 2 } }] },
+    });
+    let effects: NodeEffect[];
+    [state, effects] = run(state, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 3 })]);
+    [state, effects] = run(state, ioDone(effects));
+    [, effects] = run(state, ioDone(effects));
+    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, destinationServes: false }]);
+    // One that followed the attempt in this incarnation says it serves.
+    let joined = destinationWithPieceZeroMoved();
+    [joined, effects] = run(joined, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 1 })]);
+    [joined, effects] = run(joined, ioDone(effects));
+    [joined, effects] = run(joined, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 3 })]);
+    [joined, effects] = run(joined, ioDone(effects));
+    [, effects] = run(joined, ioDone(effects));
+    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, destinationServes: true }]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeEffect } from '../../machines/node/node-io.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
+import { initialDurableRecords, nodeStep, volumesMax } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
@@ -117,5 +117,17 @@ describe('volume anti-entropy', () => {
     const [s1] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's1') });
     const [, effects] = nodeStep(s1, { type: 'peer.message', from: 's9', message: { type: 'volumes.known', names: [] } });
     expect(effects.filter((effect) => effect.type === 'peer.send')).toEqual([]);
+  });
+});
+
+describe('the number of volumes', () => {
+  it('is bounded: a group holding volumesMax refuses another, and an announcement naming more is ignored', () => {
+    const config = { ...defaultNodeConfig('s1', ['s1', 's2']), traceTransitions: false };
+    const volumes: VolumeDefinition[] = Array.from({ length: volumesMax }, (_, index) => ({ name: `v${index}`, pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] }));
+    const [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords(volumes, 's1') });
+    const [, refused] = nodeStep(state, { type: 'admin.createVolume', requestId: 'one-more', volume: { ...volumes[0]!, name: 'one-more' } });
+    expect(refused).toEqual([{ type: 'admin.reply', requestId: 'one-more', ok: false, message: `the group holds ${volumesMax} volumes, the most it may` }]);
+    const [, ignored] = nodeStep(state, { type: 'peer.message', from: 's2', message: { type: 'volumes.known', names: Array.from({ length: volumesMax + 1 }, (_, index) => `w${index}`) } });
+    expect(ignored.filter((effect) => effect.type === 'peer.send')).toEqual([]);
   });
 });

@@ -53,7 +53,7 @@ describe(`a step that changes one page's record of a ${pageCount}-page volume`, 
     expect(state.replicas.size).toBe(pageCount);
     const input: NodeInput = {
       type: 'peer.message', from: 's2',
-      message: { type: 'piece.copy', pageKey: { volume: 'incoming', page: 1 }, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: incoming.pageSizeBlocks, sequence: 1, handedOverBlocks: 0, dataToken: 't1' },
+      message: { type: 'piece.copy', pageKey: { volume: 'incoming', page: 1 }, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: incoming.pageSizeBlocks, sequence: 1, handedOverBlocks: 0, sourceSequence: 1, dataToken: 't1' },
     };
     const [next] = nodeStep(state, input);
     expect(next.replicas.get('incoming/1')?.context.record?.status).toBe('receiving');
