@@ -58,12 +58,15 @@ export class RequestPathLatencies {
   /** A client request `requestId` came in; `movingAway`: this server is moving its page away. */
   started(requestId: string, movingAway: boolean, nowMs: number): void {
     if (this.#inFlight.size >= requestsFollowedMax) return;
-    this.#inFlight.set(clientEntryId(requestId), { startedMs: nowMs, movingAway, path: 'local' });
+    this.#inFlight.set(requestId, { startedMs: nowMs, movingAway, path: 'local' });
   }
 
   /** The node sent `messageType` on behalf of the request whose entry id is `entryId` (ids of other requests are ignored). */
   sent(entryId: string, messageType: string): void {
-    const request = this.#inFlight.get(entryId);
+    if (messageType !== 'request.forward' && messageType !== 'block.write' && messageType !== 'block.read') return;
+    const clientPrefix = clientEntryId('');
+    if (!entryId.startsWith(clientPrefix)) return;
+    const request = this.#inFlight.get(entryId.slice(clientPrefix.length));
     if (!request) return;
     if (messageType === 'request.forward') request.path = 'forwarded';
     else if ((messageType === 'block.write' || messageType === 'block.read') && request.path === 'local') request.path = 'move-parts';
@@ -71,10 +74,9 @@ export class RequestPathLatencies {
 
   /** The request was answered (or failed): its latency is counted under its path. */
   answered(requestId: string, nowMs: number): void {
-    const entryId = clientEntryId(requestId);
-    const request = this.#inFlight.get(entryId);
+    const request = this.#inFlight.get(requestId);
     if (!request) return;
-    this.#inFlight.delete(entryId);
+    this.#inFlight.delete(requestId);
     const key = seriesKey(request.path, request.movingAway);
     let counts = this.#counts.get(key);
     if (!counts) this.#counts.set(key, counts = new Array<number>(latencyBucketUpperUs.length).fill(0));

@@ -327,7 +327,7 @@ class NodeStep {
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
     // Table 2: a piece already handed over here is served here, not sent to the source to come back as a part.
-    const localCopy = this.#servesReceivedBlocks(operation) ? 'valid' : lookup.localCopy;
+    const localCopy = lookup.localCopy !== 'valid' && this.#servesReceivedBlocks(operation, pageKeyText(operation.pageKey)) ? 'valid' : lookup.localCopy;
     // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-memo.ts.
     const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
       requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy,
@@ -352,8 +352,7 @@ class NodeStep {
    * that its block versions order this server's own writes against the
    * source's parts (`directWriteSequence`), and its record must be durable.
    */
-  #servesReceivedBlocks(operation: BlockOperation): boolean {
-    const key = pageKeyText(operation.pageKey);
+  #servesReceivedBlocks(operation: BlockOperation, key: string): boolean {
     const joined = this.next.read('attemptsJoined')[key];
     if (joined === undefined || !joined.recordDurable) return false;
     const record = this.next.replicas.get(key)?.context.record;
