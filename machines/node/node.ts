@@ -357,7 +357,7 @@ class NodeStep {
     if (joined === undefined || !joined.recordDurable) return false;
     const record = this.next.replicas.get(key)?.context.record;
     if (record?.status === 'receiving') return record.attempt === joined.attempt && operation.offsetBlocks + operation.lengthBlocks <= joined.handedOverBlocks;
-    return record?.status === 'valid' && record.epoch === joined.committedEpoch && this.next.routes.get(key)?.owner !== this.#self;
+    return this.#servesCommitted(key);
   }
 
   /** Whether this server, having committed a move of the page, serves it itself until it learns the flip (#servesReceivedBlocks). */
