@@ -6,6 +6,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { stepThrough } from '../membership/membership-fixture.js';
 
 /**
  * Table 2: moved pieces are served by the destination. A client of the
@@ -20,16 +21,8 @@ const pageKey = { volume: 'v', page: 0 };
 // Two pieces of 4 blocks each; page 0 starts on s1 and moves to s2.
 const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
 
-function run(state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] {
-  let current = state;
-  const effects: NodeEffect[] = [];
-  for (const input of inputs) {
-    const [next, more] = nodeStep(current, input);
-    current = next;
-    effects.push(...more);
-  }
-  return [current, effects];
-}
+/** Steps through the inputs; I/O the effects start is left for the test to complete (ioDone). */
+const run = (state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] => stepThrough(state, inputs);
 
 /** Every I/O the effects started, done successfully. */
 function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
@@ -52,8 +45,8 @@ function clientRequest(requestId: string, kind: 'read' | 'write', offsetBlocks: 
   return { type: 'client.request', requestId, connectionId: 'c', operation: { kind, pageKey, offsetBlocks, lengthBlocks: 1, fua: false } };
 }
 
-/** s2 receiving page 0: piece 0 copied and handed over, piece 1's copy arrived (so piece 0's hand-over is durable at s1). */
-function destinationWithPieceZeroMoved(): NodeState {
+/** s2 receiving page 0: piece 0 copied and handed over here (the source has yet to make its hand-over durable). */
+function destinationWithPieceZeroHandedOver(): NodeState {
   const config = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
   let [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's2') });
   let effects: NodeEffect[];
@@ -62,7 +55,12 @@ function destinationWithPieceZeroMoved(): NodeState {
   [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 0 })]);
   [state, effects] = run(state, ioDone(effects));
   expect(sent(effects, 'piece.handedOver')).toEqual([{ type: 'piece.handedOver', pageKey, attempt: 1, piece: 0, ok: true }]);
-  [state, effects] = run(state, [fromSource(copyOf(1, 2))]);
+  return state;
+}
+
+/** Then piece 1's copy arrived, so piece 0's hand-over is durable at s1. */
+function destinationWithPieceZeroMoved(): NodeState {
+  let [state, effects] = run(destinationWithPieceZeroHandedOver(), [fromSource(copyOf(1, 2))]);
   [state] = run(state, ioDone(effects));
   return state;
 }
@@ -79,15 +77,8 @@ describe('a destination serves the pieces handed over to it', () => {
   });
 
   it('does not serve a piece whose hand-over the source may not have made durable', () => {
-    const config = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
-    let [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's2') });
-    let effects: NodeEffect[];
-    [state, effects] = run(state, [fromSource(copyOf(0, 1))]);
-    [state, effects] = run(state, ioDone(effects));
-    [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 0 })]);
-    [state] = run(state, ioDone(effects));
     // Handed over here, but no later piece or commit has said the source's checkpoint is durable.
-    const [, read] = run(state, [clientRequest('r0', 'read', 1)]);
+    const [, read] = run(destinationWithPieceZeroHandedOver(), [clientRequest('r0', 'read', 1)]);
     expect(sent(read, 'request.forward').length).toBe(1);
   });
 
