@@ -57,6 +57,10 @@ const jobs: Job[] = [
 ];
 const runtimeSeconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const sizeMiB = 64;
+/** The volumes' pages of 4 MiB. */
+const pageCount = sizeMiB / 4;
+/** Moves run for a fio window until half a second before its end. */
+const movesWindowMs = runtimeSeconds * 1000 - 500;
 /** BENCH_THROTTLE_MBPS: the group's copy throttle (0, the default: unthrottled). */
 const throttleMBps = Number(process.env['BENCH_THROTTLE_MBPS'] ?? 0);
 /** BENCH_MOVE_KIND: the kind of the moves under load (piecewise, the default, or unit). */
@@ -143,7 +147,7 @@ async function moveFinished(group: LocalGroup, source: string, page: number, vol
 async function pageOwners(group: LocalGroup): Promise<Map<number, string>> {
   const owners = new Map<number, string>();
   const statuses = await Promise.all(['s1', 's2', 's3'].map(async (id) => [id, await group.status(id)] as const));
-  for (let page = 0; page < sizeMiB / 4; page += 1) {
+  for (let page = 0; page < pageCount; page += 1) {
     const owner = statuses.find(([, status]) => status.copies[`local/${page}`]?.startsWith('valid'))?.[0];
     if (owner) owners.set(page, owner);
   }
@@ -216,10 +220,8 @@ async function withRunQueueWait<T>(pid: number | undefined, measure: () => Promi
  * `home` to one of `away` (alternately) and straight back; returns how many moves ran and for how many seconds.
  */
 async function roundTripsForWindow(group: LocalGroup, volume: string, home: string, away: readonly string[], startedMs: number): Promise<{ moves: number; seconds: number }> {
-  const pageCount = sizeMiB / 4;
-  const windowMs = runtimeSeconds * 1000 - 500;
   let moves = 0;
-  for (let trip = 0; performance.now() - startedMs < windowMs; trip += 1) {
+  for (let trip = 0; performance.now() - startedMs < movesWindowMs; trip += 1) {
     const page = trip % pageCount;
     const to = away[trip % away.length]!;
     await moveAndWait(group, home, page, to, moveKind, volume);
@@ -243,7 +245,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   // client writes to s1. None of the client's pages move, no request of its waits for a move; s1 only shares this
   // host's cores with the servers that copy. Whatever the control adds to the steady p99 is the host's, and would
   // not be there with each server on machines of its own.
-  await group.admin('s1', '/volumes', { name: 'elsewhere', pageCount: sizeMiB / 4, servers: ['s2'], piecesPerPage: 4 });
+  await group.admin('s1', '/volumes', { name: 'elsewhere', pageCount, servers: ['s2'], piecesPerPage: 4 });
   await new Promise((resolve) => setTimeout(resolve, 500));
   await fio(group.nbdUri('s2', 'elsewhere'), jobs[4]!, directory, 2);
 
@@ -274,8 +276,6 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   console.log(`    ${roundTrips.slowest(2 * steadyP99Us)}`);
   console.log(`page copy under load, away and back: ${roundTrips.result.moves.moves} moves of 4 MiB in ${roundTrips.result.moves.seconds.toFixed(2)} s = ${((roundTrips.result.moves.moves * 4) / roundTrips.result.moves.seconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
 
-  const pageCount = sizeMiB / 4;
-  const windowMs = runtimeSeconds * 1000 - 500;
   // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
   // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
   const forwardedSteady = await fio(group.nbdUri('s2', 'local'), jobs[1]!, directory);
@@ -284,7 +284,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
     const startedMs = performance.now();
     let moves = 0;
     const holders = new Map<number, string>();
-    for (let move = 0; performance.now() - startedMs < windowMs; move += 1) {
+    for (let move = 0; performance.now() - startedMs < movesWindowMs; move += 1) {
       const page = move % pageCount;
       const from = holders.get(page) ?? 's1';
       const to = from === 's1' ? (page % 2 === 0 ? 's2' : 's3') : from === 's2' ? 's3' : 's2';
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
   const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_409), traceTransitions: false, moveThrottleMBps: throttleMBps }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
   try {
     await group.startAll();
-    await group.admin('s1', '/volumes', { name: 'local', pageCount: sizeMiB / 4, servers: ['s1'], piecesPerPage: 4 });
+    await group.admin('s1', '/volumes', { name: 'local', pageCount, servers: ['s1'], piecesPerPage: 4 });
     await new Promise((resolve) => setTimeout(resolve, 500));
     if (process.env['BENCH_COPY_ONLY'] === '1') {
       // Only the idle copy rate, on pages fio has filled (as in the full run), for quick iteration on the copy path.

@@ -29,6 +29,11 @@ export function owner(context: MoveContext): ServerId {
   return context.checkpoint.owner === 'destination' ? context.destination : context.source;
 }
 
+/** The routing epoch the move gives the page: the checkpoint's once the flip is durable, the next one until then. */
+export function moveEpoch(context: MoveContext): number {
+  return context.checkpoint.epoch + (context.checkpoint.owner === 'destination' ? 0 : 1);
+}
+
 /**
  * The stage a failure now would resume at, or null when nothing is copied
  * again (N/A: only the flip remains, or it is done). A move whose durable

@@ -5,7 +5,7 @@ import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoin
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
 import { progressTimerId } from '../migration/move-setup.js';
 import { finishStage } from '../migration/stage-numbers.js';
-import { readServer, writeServers } from '../migration/queries.js';
+import { moveEpoch, readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
@@ -523,7 +523,7 @@ class NodeStep {
     if (move === undefined || move.snapshot.status !== 'active' || !move.snapshot.matches({ moving: 'flipping' })) return null;
     const { context } = move.snapshot;
     if (move.destinationServesAttempt !== context.attempt) return null;
-    return { owner: context.destination, epoch: context.checkpoint.epoch + (context.checkpoint.owner === 'destination' ? 0 : 1) };
+    return { owner: context.destination, epoch: moveEpoch(context) };
   }
 
   /** Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at `server`. */
@@ -610,7 +610,7 @@ class NodeStep {
     }
     // The other side of a move: the destination, addressed with the move's attempt and new epoch.
     const attempt = move?.attempt ?? 0;
-    const epoch = move ? move.checkpoint.epoch + (move.checkpoint.owner === 'destination' ? 0 : 1) : 0;
+    const epoch = move ? moveEpoch(move) : 0;
     if (operation.kind === 'read') {
       this.effects.push({ type: 'peer.send', to: server, message: { type: 'block.read', requestId: serve.id, pageKey: operation.pageKey, attempt, epoch, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks } });
     } else {
