@@ -126,8 +126,12 @@ export interface MembershipChangeMade {
 
 export type DeferredHandover =
   | { readonly kind: 'commit'; readonly destination: ServerId; readonly attempt: number; readonly epoch: number; readonly freshCopy: boolean }
-  /** `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint waits for its answer. */
-  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number; readonly piece: number; readonly confirming: boolean };
+  /**
+   * `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint
+   * waits for its answer. `sequenceDrained`: the newest write sequence handed out when the hand-over began; the drain
+   * waits for the parts of writes up to it only (writes after it still reach both sides, see `#fenced`).
+   */
+  | { readonly kind: 'finishPiece'; readonly destination: ServerId; readonly attempt: number; readonly stage: number; readonly piece: number; readonly confirming: boolean; readonly sequenceDrained: number };
 
 /**
  * A destination's in-memory account of the move attempt it follows for a

@@ -455,14 +455,14 @@ class NodeStep {
     // Routing during a move follows the move's own pieces; the volume's finer granules each lie inside one of them.
     const piece = move ? movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) : 0;
     assert(!move || piece === movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks + operation.lengthBlocks - 1), 'a request part lies within one piece of the move');
-    const committedAt = this.#committedDestination(key);
-    if (committedAt !== null) {
-      // The destination owns the page durably; only this server's flip is still being persisted. The request goes
-      // there now (it serves the page from its commit on, #servesReceivedBlocks) rather than wait for the flip here.
-      this.#stepRequest(entry.id, { type: 'copy.invalidated', route: committedAt, localCopy: 'invalid', forwardTo: null });
+    const servingDestination = this.#servingDestination(key, entry);
+    if (servingDestination !== null) {
+      // The destination serves the whole page now (#servesReceivedBlocks): the request goes there rather than wait
+      // for the commit or the flip here.
+      this.#stepRequest(entry.id, { type: 'copy.invalidated', route: servingDestination, localCopy: 'invalid', forwardTo: null });
       return;
     }
-    if (this.#fenced(key, piece)) {
+    if (this.#fenced(key, piece, operation.kind)) {
       // The flip must not overtake a part still on its way to the destination, so nothing new starts until it is done.
       this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
       return;
@@ -498,8 +498,19 @@ class NodeStep {
    * destination whole (`#committedDestination`). A piece's hand-over (Table 2)
    * fences that piece only: the others' parts go where they went before and
    * after it. `piece` null asks whether any of the page is fenced.
+   *
+   * A write to a piece being handed over is not held (`kind` 'write'): it goes
+   * to both sides, as the piece in transit's writes do, and the hand-over
+   * waits only for the parts of writes begun before it (`sequenceDrained`).
+   * Reads are what the fence protects: none is served from the source's copy
+   * after the hand-over began, so none can have seen a write there that the
+   * destination has not applied yet when reads move over to it. Such a write
+   * is not acknowledged before its part lands, and once the destination
+   * serves the piece itself, its own writes are versioned above every
+   * sequence the source had handed out by then (`piece.copy.sourceSequence`),
+   * so a late part cannot roll them back. `kind` null: held whatever it is.
    */
-  #fenced(pageText: string, piece: number | null = null): boolean {
+  #fenced(pageText: string, piece: number | null = null, kind: 'read' | 'write' | null = null): boolean {
     const move = this.next.read('moves')[pageText];
     if (move === undefined || move.snapshot.status !== 'active') return false;
     const { snapshot } = move;
@@ -507,30 +518,51 @@ class NodeStep {
     if (snapshot.matches({ moving: 'flipping' })) return move.destinationServesAttempt !== snapshot.context.attempt;
     // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
     // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
-    if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return piece === null || piece === snapshot.context.piece;
+    if (move.kind === 'piecewise' && snapshot.matches({ moving: { finishPiece: 'persisting' } })) return kind !== 'write' && (piece === null || piece === snapshot.context.piece);
     // Table 1 after a failure past the copy: the destination may already own the page (its commit answer lost), and a
     // source that lost unsynced writes in a power cut must not serve reads the destination's copy would then contradict.
     return move.kind === 'unit' && snapshot.matches('interrupted') && snapshot.context.checkpoint.pieceModes[0] === 'copied';
   }
 
   /**
-   * The destination and the new epoch while a move of the page flips here:
-   * the destination has answered that its commit is durable, and this
-   * server's own flip is being persisted. Null otherwise.
+   * The destination and the new epoch while the destination serves the whole
+   * page of a move from here, so that a request goes there instead of waiting
+   * behind the fence; null otherwise. Two cases:
+   *
+   * - The move flips here: the destination has answered that its commit is
+   *   durable and that it serves the page, and this server's own flip is
+   *   being persisted.
+   * - A piecewise move commits and its `move.commit` is sent: every piece is
+   *   durably handed over, and the destination serves the page from that
+   *   message on (#receiveCommit), whether its commit then succeeds or the
+   *   move restarts (a restart from here only commits again: no piece is
+   *   copied twice, so nothing the destination wrote is taken back). This
+   *   server sends no part meanwhile, so none can reach the destination after
+   *   it learnt it owns the page. Only a request of this server's own client,
+   *   on its first look-up, goes: a destination that does not serve the page
+   *   (it restarted) answers it stale, and one that has not had the commit yet
+   *   (a reordering network) sends it back; either way it then waits here.
+   *   Not a unit move: its source serves the reads and applies the writes
+   *   until the flip (Table 1).
    */
-  #committedDestination(pageText: string): { owner: ServerId; epoch: number } | null {
+  #servingDestination(pageText: string, entry: RequestEntry): { owner: ServerId; epoch: number } | null {
     const move = this.next.read('moves')[pageText];
-    if (move === undefined || move.snapshot.status !== 'active' || !move.snapshot.matches({ moving: 'flipping' })) return null;
+    if (move === undefined || move.snapshot.status !== 'active') return null;
     const { context } = move.snapshot;
-    if (move.destinationServesAttempt !== context.attempt) return null;
-    return { owner: context.destination, epoch: moveEpoch(context) };
+    const flipping = move.snapshot.matches({ moving: 'flipping' }) && move.destinationServesAttempt === context.attempt;
+    const committing = move.kind === 'piecewise' && move.snapshot.matches({ moving: 'committing' }) && this.next.read('handoversDeferred')[pageText]?.kind !== 'commit'
+      && entry.snapshot.context.hopCount === 0 && entry.snapshot.context.retries === 0;
+    return flipping || committing ? { owner: context.destination, epoch: moveEpoch(context) } : null;
   }
 
-  /** Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at `server`. */
-  #partsOutstandingAt(pageText: string, server: ServerId, piece: number | null): boolean {
+  /**
+   * Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at
+   * `server`; of writes, only those with a sequence up to `sequenceMax` count.
+   */
+  #partsOutstandingAt(pageText: string, server: ServerId, piece: number | null, sequenceMax = Infinity): boolean {
     const move = this.#activeMoveContext(pageText);
     for (const serve of this.next.read('serves').values()) {
-      if (!serve.remaining.includes(server)) continue;
+      if (!serve.remaining.includes(server) || (serve.kind === 'write' && serve.sequence > sequenceMax)) continue;
       const operation = this.next.read('requests').get(serve.id)?.operation;
       if (operation === undefined || pageKeyText(operation.pageKey) !== pageText) continue;
       const volume = this.next.read('volumes')[operation.pageKey.volume];
@@ -542,7 +574,8 @@ class NodeStep {
   /** Carries out a deferred hand-over (commit request or piece hand-over checkpoint) once nothing is outstanding at the destination. */
   #sendDeferredHandover(pageText: string): void {
     const deferred = this.next.read('handoversDeferred')[pageText];
-    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming) || this.#partsOutstandingAt(pageText, deferred.destination, deferred.kind === 'finishPiece' ? deferred.piece : null)) return;
+    if (!deferred || (deferred.kind === 'finishPiece' && deferred.confirming)) return;
+    if (deferred.kind === 'finishPiece' ? this.#partsOutstandingAt(pageText, deferred.destination, deferred.piece, deferred.sequenceDrained) : this.#partsOutstandingAt(pageText, deferred.destination, null)) return;
     delete this.next.handoversDeferred[pageText];
     const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
@@ -795,7 +828,10 @@ class NodeStep {
         case 'stage.persist':
           if (move.kind === 'piecewise' && effect.checkpoint.stage === finishStage('piecewise', context.piece)) {
             // Handing the piece's reads to the destination waits for every part already sent there (see #fenced).
-            this.next.handoversDeferred[key] = { kind: 'finishPiece', destination: context.destination, attempt: context.attempt, stage: effect.checkpoint.stage, piece: context.piece, confirming: false };
+            this.next.handoversDeferred[key] = {
+              kind: 'finishPiece', destination: context.destination, attempt: context.attempt, stage: effect.checkpoint.stage, piece: context.piece,
+              confirming: false, sequenceDrained: this.next.lastWriteSequence,
+            };
             this.#sendDeferredHandover(key);
             break;
           }

@@ -152,45 +152,75 @@ describe('a piece copied in chunks', () => {
 });
 
 /**
- * A piece's hand-over (Table 2) fences that piece only: while the source
- * waits for the destination to confirm piece 0 and for its finish checkpoint,
- * a write to piece 1 (still at the source) is served at once, and a write to
- * piece 0 waits until the hand-over is durable, then goes to the destination.
- * The page as a whole was fenced before, holding the page's every request for
- * a round trip, a destination sync and a checkpoint, four times per move.
+ * A piece's hand-over (Table 2) fences that piece's reads only: while the
+ * source waits for the destination to confirm piece 0 and for its finish
+ * checkpoint, a write to piece 1 (still at the source) is served at once, a
+ * write to piece 0 goes to both sides at once (as the piece in transit's
+ * writes do), and a read of piece 0 waits until the hand-over is durable, then
+ * goes to the destination. The hand-over waits for the parts of writes begun
+ * before it, never for those begun after: under a steady stream of writes it
+ * would otherwise never be sent. The page as a whole was fenced once, holding
+ * its every request for a round trip, a destination sync and a checkpoint,
+ * four times per move; then the piece's writes were held too.
  */
 describe('a piece being handed over', () => {
-  it('holds requests for that piece only', () => {
+  const request = (requestId: string, kind: 'read' | 'write', offsetBlocks: number): NodeInput => ({
+    type: 'client.request', requestId, connectionId: 'test', operation: { kind, pageKey, offsetBlocks, lengthBlocks: 1, fua: false },
+  });
+  const storedAll = (copies: ReadonlyArray<Extract<PeerMessage, { type: 'piece.copy' }>>): NodeInput[] => copies.map((copy): NodeInput => ({
+    type: 'peer.message', from: 's2',
+    message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
+  }));
+
+  it('holds reads of that piece only, and lets its writes reach both sides', () => {
     const [source, copies] = sourceCopying();
-    const stored = copies.map((copy): NodeInput => ({
-      type: 'peer.message', from: 's2',
-      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
-    }));
-    const [handingOver, handoverEffects] = run(source, stored);
+    const [handingOver, handoverEffects] = run(source, storedAll(copies));
     expect(stage(handingOver)).toEqual({ moving: { finishPiece: 'persisting' } });
     const [handover] = sent(handoverEffects, 'piece.handover');
     expect(handover).toMatchObject({ piece: 0 });
-    const write = (requestId: string, offsetBlocks: number): NodeInput => ({
-      type: 'client.request', requestId, connectionId: 'test', operation: { kind: 'write', pageKey, offsetBlocks, lengthBlocks: 1, fua: false },
-    });
-    const [afterOther, otherEffects] = run(handingOver, [write('other-piece', 20)]);
+    const [afterOther, otherEffects] = run(handingOver, [request('other-piece', 'write', 20)]);
     expect(ofType(otherEffects, 'data.write').map((effect) => effect.offsetBlocks), 'piece 1 is written at the source at once').toEqual([20]);
-    const [afterSame, sameEffects] = run(afterOther, [write('same-piece', 3)]);
-    expect(ofType(sameEffects, 'data.write')).toEqual([]);
-    expect(sent(sameEffects, 'block.write')).toEqual([]);
-    expect(afterSame.parked['alpha/0']).toEqual(['c:same-piece']);
-    // The destination confirms and the finish checkpoint becomes durable: the held write goes to the destination alone.
-    const [persisting, checkpoint] = run(afterSame, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
-    const [, released] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
-    expect(sent(released, 'block.write').map((message) => message.offsetBlocks)).toEqual([3]);
-    expect(ofType(released, 'data.write')).toEqual([]);
+    const [afterWrite, writeEffects] = run(afterOther, [request('same-piece', 'write', 3)]);
+    expect(ofType(writeEffects, 'data.write').map((effect) => effect.offsetBlocks), 'written at the source').toEqual([3]);
+    expect(sent(writeEffects, 'block.write').map((message) => message.offsetBlocks), 'and at the destination').toEqual([3]);
+    const [afterRead, readEffects] = run(afterWrite, [request('same-piece-read', 'read', 2)]);
+    expect(ofType(readEffects, 'data.read')).toEqual([]);
+    expect(sent(readEffects, 'block.read')).toEqual([]);
+    expect(afterRead.parked['alpha/0']).toEqual(['c:same-piece-read']);
+    // The destination confirms and the finish checkpoint becomes durable, the write's part still on its way: the held
+    // read goes to the destination, and the piece's writes from now on to the destination alone.
+    const [persisting, checkpoint] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
+    const [handedOver, released] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
+    expect(sent(released, 'block.read').map((message) => message.offsetBlocks)).toEqual([2]);
+    const [, later] = run(handedOver, [request('after', 'write', 1)]);
+    expect(sent(later, 'block.write').map((message) => message.offsetBlocks)).toEqual([1]);
+    expect(ofType(later, 'data.write')).toEqual([]);
 
-    // Had the destination refused the hand-over instead, the move would be interrupted and the held write served as the
-    // interrupted move routes it (piece 0 back in transit: at the source, and at the destination too).
-    const [interrupted, refusedEffects] = run(afterSame, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: false } }]);
+    // Had the destination refused the hand-over instead, the move would be interrupted and the held read served as the
+    // interrupted move routes it (piece 0 back in transit: at the source).
+    const [interrupted, refusedEffects] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: false } }]);
     expect(stage(interrupted)).toBe('interrupted');
     expect(interrupted.parked['alpha/0']).toBeUndefined();
-    expect(ofType(refusedEffects, 'data.write').map((effect) => effect.offsetBlocks)).toEqual([3]);
+    expect(ofType(refusedEffects, 'data.read').map((effect) => effect.offsetBlocks)).toEqual([2]);
+  });
+
+  it('waits for the parts of writes begun before it, not for those begun after', () => {
+    const [source, copies] = sourceCopying();
+    // A write to piece 0 while it is in transit: its part to the destination is outstanding when the copy is stored.
+    const [writing, writeEffects] = run(source, [request('before', 'write', 3)]);
+    const [part] = sent(writeEffects, 'block.write');
+    expect(part).toBeDefined();
+    const [draining, drainingEffects] = run(writing, storedAll(copies));
+    expect(stage(draining)).toEqual({ moving: { finishPiece: 'persisting' } });
+    expect(sent(drainingEffects, 'piece.handover'), 'the hand-over waits for the earlier write').toEqual([]);
+    // A write begun during the hand-over; then the earlier write's part is answered: the hand-over goes at once.
+    const [writingAgain, againEffects] = run(draining, [request('during', 'write', 2)]);
+    expect(sent(againEffects, 'block.write').map((message) => message.offsetBlocks)).toEqual([2]);
+    const [, answered] = run(writingAgain, [
+      ...ioDone(ofType(writeEffects, 'data.write')),
+      { type: 'peer.message', from: 's2', message: { type: 'block.written', requestId: part!.requestId, ok: true, lossEpoch: 0 } },
+    ]);
+    expect(sent(answered, 'piece.handover').map((message) => message.piece)).toEqual([0]);
   });
 });
 
@@ -234,5 +264,78 @@ describe('the receiving record of a destination', () => {
     // Both records become durable in order; only the newer attempt's chunk is acknowledged.
     const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone([...ofType(followed, 'data.write'), ...ofType(followed, 'data.sync')]), ...ioDone(receivingCommit(followed))]);
     expect(sent(released, 'piece.stored').map((ack) => [ack.attempt, ack.offsetBlocks])).toEqual([[newer.attempt, newer.offsetBlocks]]);
+  });
+});
+
+/**
+ * A piecewise move's commit does not hold the page's requests once
+ * `move.commit` is sent: every piece is durably handed over, and the
+ * destination serves the whole page from that message on, so a request of
+ * the source's own client is forwarded there at once (node.ts,
+ * #servingDestination). A request that came forwarded (from the destination,
+ * which had not had the commit yet) or that was answered stale waits for the
+ * commit's answer here, as every request did before: sending it back would
+ * make it bounce. The explorer checks the protocol (the destination decides
+ * what it serves); this test shows which requests go.
+ */
+describe('a piecewise move committing', () => {
+  const request = (requestId: string, kind: 'read' | 'write', offsetBlocks: number): NodeInput => ({
+    type: 'client.request', requestId, connectionId: 'test', operation: { kind, pageKey, offsetBlocks, lengthBlocks: 1, fua: false },
+  });
+
+  /** Stores every chunk sent, confirms the hand-over and makes the finish checkpoint durable: the next piece's copy or the commit. */
+  function finishPiece(state: NodeState, copies: ReadonlyArray<Extract<PeerMessage, { type: 'piece.copy' }>>): [NodeState, NodeEffect[]] {
+    const [handingOver, handoverEffects] = run(state, copies.map((copy): NodeInput => ({
+      type: 'peer.message', from: 's2',
+      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
+    })));
+    const [handover] = sent(handoverEffects, 'piece.handover');
+    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: handover!.piece, ok: true } }]);
+    return run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
+  }
+
+  function committing(): [NodeState, NodeEffect[]] {
+    const [source, copies] = sourceCopying();
+    const [nextPiece, started] = finishPiece(source, copies);
+    const [reading, reads] = run(nextPiece, ioDone(ofType(started, 'meta.commit')));
+    const [copying, sends] = run(reading, ioDone(ofType(reads, 'data.read')));
+    const [state, effects] = finishPiece(copying, sent(sends, 'piece.copy'));
+    expect(stage(state)).toEqual({ moving: 'committing' });
+    return [state, effects];
+  }
+
+  it('forwards its own clients\' requests to the destination once move.commit is sent', () => {
+    const [state, effects] = committing();
+    expect(sent(effects, 'move.commit')).toHaveLength(1);
+    const [, forwarded] = run(state, [request('w', 'write', 3), request('r', 'read', 20)]);
+    expect(sent(forwarded, 'request.forward').map((message) => [message.operation.kind, message.hopCount])).toEqual([['write', 1], ['read', 1]]);
+    expect(ofType(forwarded, 'peer.send').filter((effect) => effect.to !== 's2')).toEqual([]);
+    expect(sent(forwarded, 'block.write')).toEqual([]);
+    expect(ofType(forwarded, 'data.write')).toEqual([]);
+  });
+
+  it('holds a request that came forwarded, and one answered stale, until the commit is answered', () => {
+    const [state] = committing();
+    const [afterPeer, peerEffects] = run(state, [{
+      type: 'peer.message', from: 's2',
+      message: { type: 'request.forward', requestId: 'p', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null },
+    }]);
+    expect(sent(peerEffects, 'request.forward')).toEqual([]);
+    expect(sent(peerEffects, 'request.answer')).toEqual([]);
+    expect(afterPeer.parked['alpha/0']).toHaveLength(1);
+    // A destination that does not serve the page answers a forwarded request stale; the retry waits here.
+    const [forwarding, forwardEffects] = run(afterPeer, [request('r', 'read', 2)]);
+    const [forward] = sent(forwardEffects, 'request.forward');
+    const [stale, staleEffects] = run(forwarding, [{
+      type: 'peer.message', from: 's2',
+      message: { type: 'request.answer', requestId: forward!.requestId, retry: forward!.retry, outcome: { status: 'stale', owner: 's1', epoch: 1 }, dataToken: null, holders: [] },
+    }]);
+    expect(sent(staleEffects, 'request.forward')).toEqual([]);
+    expect(stale.parked['alpha/0']).toHaveLength(2);
+    // The destination answers the commit (and serves the page): the client's request goes there, and the destination
+    // is told that it owns the page it forwarded here.
+    const [, released] = run(stale, [{ type: 'peer.message', from: 's2', message: { type: 'move.committed', pageKey, attempt: 1, destinationServes: true } }]);
+    expect(sent(released, 'request.forward').map((message) => message.requestId)).toEqual(['c:r']);
+    expect(sent(released, 'request.answer').map((message) => [message.requestId, message.outcome])).toEqual([['p', { status: 'stale', owner: 's2', epoch: 2 }]]);
   });
 });
