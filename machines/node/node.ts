@@ -582,6 +582,7 @@ class NodeStep {
     const context = move.snapshot.context;
     if (deferred.kind === 'commit') {
       this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy, sourceSequence: this.next.lastWriteSequence } });
+      this.#releaseParkedToDestination(pageText);
       return;
     }
     // Table 2: the destination confirms it still holds, durably, everything sent this attempt (a power cut there may
@@ -602,6 +603,25 @@ class NodeStep {
     delete this.next.handoversDeferred[key];
     const context = move.snapshot.context;
     if (context.pending?.stage === deferred.stage) this.#persistCheckpoint(context.pageKey, context, context.pending);
+  }
+
+  /**
+   * Sends the parked requests that may now go to the destination there (#servingDestination: a piecewise move's
+   * commit was sent); the others stay parked until the fence lifts.
+   */
+  #releaseParkedToDestination(pageText: string): void {
+    const parked = this.next.read('parked')[pageText];
+    if (!parked) return;
+    const staying: string[] = [];
+    for (const entryId of parked) {
+      const entry = this.next.read('requests').get(entryId);
+      if (!entry || entry.snapshot.status !== 'active') continue;
+      const destination = this.#servingDestination(pageText, entry);
+      if (destination === null) staying.push(entryId);
+      else this.#stepRequest(entryId, { type: 'copy.invalidated', route: destination, localCopy: 'invalid', forwardTo: null });
+    }
+    if (staying.length > 0) this.next.parked[pageText] = staying;
+    else delete this.next.parked[pageText];
   }
 
   /** Lets parked requests go once the fence lifts: to the new owner after a flip, or served here after an interruption. */

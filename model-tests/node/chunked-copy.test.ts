@@ -294,14 +294,16 @@ describe('a piecewise move committing', () => {
     return run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
   }
 
-  function committing(): [NodeState, NodeEffect[]] {
+  /** The source committing; `beforeLastPiece` are inputs given while the last piece is copied (their effects left undone). */
+  function committing(beforeLastPiece: readonly NodeInput[] = []): [NodeState, NodeEffect[], NodeEffect[]] {
     const [source, copies] = sourceCopying();
     const [nextPiece, started] = finishPiece(source, copies);
     const [reading, reads] = run(nextPiece, ioDone(ofType(started, 'meta.commit')));
     const [copying, sends] = run(reading, ioDone(ofType(reads, 'data.read')));
-    const [state, effects] = finishPiece(copying, sent(sends, 'piece.copy'));
+    const [during, duringEffects] = run(copying, beforeLastPiece);
+    const [state, effects] = finishPiece(during, sent(sends, 'piece.copy'));
     expect(stage(state)).toEqual({ moving: 'committing' });
-    return [state, effects];
+    return [state, effects, duringEffects];
   }
 
   it('forwards its own clients\' requests to the destination once move.commit is sent', () => {
@@ -312,6 +314,21 @@ describe('a piecewise move committing', () => {
     expect(ofType(forwarded, 'peer.send').filter((effect) => effect.to !== 's2')).toEqual([]);
     expect(sent(forwarded, 'block.write')).toEqual([]);
     expect(ofType(forwarded, 'data.write')).toEqual([]);
+  });
+
+  it('holds requests while the commit waits for parts in flight, and sends them to the destination with move.commit', () => {
+    // A write to piece 0, handed over already: its part to the destination is still outstanding when the last piece is.
+    const [state, effects, duringEffects] = committing([request('early', 'write', 3)]);
+    const [part] = sent(duringEffects, 'block.write');
+    expect(part).toBeDefined();
+    expect(sent(effects, 'move.commit'), 'the commit waits for the part').toEqual([]);
+    const [held, heldEffects] = run(state, [request('w', 'write', 20)]);
+    expect(sent(heldEffects, 'request.forward')).toEqual([]);
+    expect(held.parked['alpha/0']).toEqual(['c:w']);
+    const [released, releasedEffects] = run(held, [{ type: 'peer.message', from: 's2', message: { type: 'block.written', requestId: part!.requestId, ok: true, lossEpoch: 0 } }]);
+    expect(sent(releasedEffects, 'move.commit')).toHaveLength(1);
+    expect(sent(releasedEffects, 'request.forward').map((message) => message.requestId)).toEqual(['c:w']);
+    expect(released.parked['alpha/0']).toBeUndefined();
   });
 
   it('holds a request that came forwarded, and one answered stale, until the commit is answered', () => {
