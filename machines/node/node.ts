@@ -494,8 +494,9 @@ class NodeStep {
    * part already sent to the destination. Otherwise a dual write or a read
    * could reach the destination after it learnt it owns the page, and be
    * refused there after the source had already applied (and served) it.
-   * While the source then persists its own flip, requests go to the
-   * destination whole (`#committedDestination`). A piece's hand-over (Table 2)
+   * While the source then persists its own flip, and for a piecewise move as
+   * soon as `move.commit` is sent, requests go to the destination whole
+   * instead (`#servingDestination`). A piece's hand-over (Table 2)
    * fences that piece only: the others' parts go where they went before and
    * after it. `piece` null asks whether any of the page is fenced.
    *

@@ -91,10 +91,11 @@ export const requestRoutingMachine = setup({
     // The node's own copy as it stands now, whether or not the answer's route is newer: a source whose move commits
     // sends a request to the destination before its own copy is invalid, and a destination that does not serve the
     // page yet answers with an older route; the retry then finds the copy here valid (and waits behind the commit).
-    learnRoute: assign(({ context, event }) =>
-      event.type === 'forward.stale' && event.epoch > context.route.epoch
-        ? { route: { owner: event.owner, epoch: event.epoch }, localCopy: event.localCopy, retries: context.retries + 1 }
-        : event.type === 'forward.stale' ? { localCopy: event.localCopy, retries: context.retries + 1 } : { retries: context.retries + 1 }),
+    learnRoute: assign(({ context, event }) => {
+      if (event.type !== 'forward.stale') return { retries: context.retries + 1 };
+      const route = event.epoch > context.route.epoch ? { owner: event.owner, epoch: event.epoch } : context.route;
+      return { route, localCopy: event.localCopy, retries: context.retries + 1 };
+    }),
     countRetry: assign(({ context }) => ({ retries: context.retries + 1 })),
     lookUpAgain: assign(({ context, event }) =>
       event.type === 'copy.invalidated'
