@@ -704,10 +704,28 @@ class NodeStep {
     if (!serve || !entry || serve.retries !== retries) return;
     const peers = serve.remaining.filter((server) => server !== this.#self);
     if (peers.length === 0) return;
+    const key = pageKeyText(entry.operation.pageKey);
+    if (serve.kind === 'write' && this.#destinationServesPiece(key, entry.operation)) {
+      // The destination serves this piece itself: it may have applied the part, then served a later write of its own,
+      // and since lost the block versions that order the two (a restart, a crash). Sent again, the part could take that
+      // write back, so it is not: like a forward that times out, the write fails with EIO (outcome unknown) once the
+      // forward time-out has passed without an answer.
+      const { peerRetryDelayMs, forwardTimeoutMs } = this.next.config;
+      const lastTry = Math.ceil(forwardTimeoutMs / peerRetryDelayMs) - 1;
+      if (serve.retries < lastTry) {
+        // The rest of the time-out in one timer: each try stands for peerRetryDelayMs, so the next one is the last.
+        this.next.serves.set(serveId, { ...serve, retries: lastTry });
+        this.effects.push({ type: 'timer.set', timerId: `serve|${serveId}|${lastTry}`, delayMs: forwardTimeoutMs - (serve.retries + 1) * peerRetryDelayMs });
+        return;
+      }
+      this.next.serves.delete(serveId);
+      this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}; the write may or may not have run` });
+      this.#sendDeferredHandover(key);
+      return;
+    }
     if (serve.retries >= this.next.config.peerRetriesMax) {
       this.next.serves.delete(serveId);
       this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}` });
-      const key = pageKeyText(entry.operation.pageKey);
       const move = this.#activeMoveContext(key);
       // A part the destination never took leaves its copy behind the source's: the attempt fails and restarts with a copy.
       if (move && peers.includes(move.destination)) this.#stepMove(entry.operation.pageKey, { type: 'destination.failed', attempt: move.attempt });
@@ -716,8 +734,16 @@ class NodeStep {
     }
     const retried = { ...serve, retries: serve.retries + 1 };
     this.next.serves.set(serveId, retried);
-    const move = this.#activeMoveContext(pageKeyText(entry.operation.pageKey));
+    const move = this.#activeMoveContext(key);
     for (const server of peers) this.#servePart(retried, entry, server, move);
+  }
+
+  /** Whether the destination of the page's move serves the operation's piece itself (handed over), or the move is over. */
+  #destinationServesPiece(pageText: string, operation: BlockOperation): boolean {
+    const move = this.#activeMoveContext(pageText);
+    const volume = this.next.read('volumes')[operation.pageKey.volume];
+    if (!move || !volume) return true;
+    return readServer(move, movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks)) === move.destination;
   }
 
   // ----- moves: the source side ----------------------------------------------
@@ -1004,11 +1030,14 @@ class NodeStep {
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
     const key = pageKeyText(pageKey);
     if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch }, { kind: 'receiving.persisted', pageText: key, attempt, epoch })) return;
-    this.next.blockVersions[key] = noBlockVersions;
     // Acknowledgements still held for an older attempt are dropped: its source has moved on, and resends (with the
-    // new attempt) what it still needs.
+    // new attempt) what it still needs. An attempt of the same move (same source and epoch) keeps the block versions
+    // and the newest sequence seen: the source may send an older attempt's part again under the new one, and it must
+    // not take back a write this server served itself since (a review found it: lossy network, a failed commit).
     const previous = this.next.read('attemptsJoined')[key];
-    const sourceSequenceSeen = previous?.source === from && previous.epoch === epoch ? previous.sourceSequenceSeen : 0;
+    const sameMove = previous?.source === from && previous.epoch === epoch;
+    if (!sameMove) this.next.blockVersions[key] = noBlockVersions;
+    const sourceSequenceSeen = sameMove ? previous.sourceSequenceSeen : 0;
     this.next.attemptsJoined[key] = { source: from, epoch, attempt, copyTaken: false, recordDurable: false, acksHeld: [], handedOverBlocks: 0, committedEpoch: null, sourceSequenceSeen };
   }
 
@@ -1115,7 +1144,9 @@ class NodeStep {
     }
     const joined = this.next.read('attemptsJoined')[pageKeyText(pageKey)];
     if (joined !== undefined && joined.sourceSequenceSeen < message.sequence) this.next.attemptsJoined[pageKeyText(pageKey)] = { ...joined, sourceSequenceSeen: message.sequence };
-    const runs = this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
+    // The same write, already run here whole: the source forwarded it while its move committed (#servingDestination),
+    // then served it as a part after the move was interrupted. Running it again would take back writes made since.
+    const runs = this.#ranAsForwarded(from, message.requestId) ? [] : this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
@@ -1131,6 +1162,15 @@ class NodeStep {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
     }
     this.#releaseReceivedData(message.dataToken);
+  }
+
+  /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
+  #ranAsForwarded(from: ServerId, requestId: string): boolean {
+    if (rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined) return true;
+    for (const entry of this.next.read('requests').values()) {
+      if (entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.replyTo.requestId === requestId && entry.operation.kind === 'write') return true;
+    }
+    return false;
   }
 
   #receiveBlockRead(from: ServerId, message: Extract<PeerMessage, { type: 'block.read' }>): void {

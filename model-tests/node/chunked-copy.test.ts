@@ -204,6 +204,29 @@ describe('a piece being handed over', () => {
     expect(ofType(refusedEffects, 'data.read').map((effect) => effect.offsetBlocks)).toEqual([2]);
   });
 
+  it('does not send again a part of a write to a piece the destination serves; the write fails once the forward time-out passes', () => {
+    // A review found the destination, having lost its block versions (a restart), take back its own later write with
+    // such a part sent again; like a forward that times out, the write's outcome is then unknown (EIO).
+    const [source, copies] = sourceCopying();
+    const [handingOver, handoverEffects] = run(source, storedAll(copies));
+    const [handover] = sent(handoverEffects, 'piece.handover');
+    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
+    let [state] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
+    let effects: NodeEffect[];
+    [state, effects] = run(state, [request('w', 'write', 1)]);
+    expect(sent(effects, 'block.write').map((message) => message.offsetBlocks)).toEqual([1]);
+    const { forwardTimeoutMs, peerRetryDelayMs } = state.config;
+    // The first retry timer waits out the rest of the forward time-out in one more timer, sending nothing.
+    [state, effects] = run(state, [{ type: 'timer.fired', timerId: 'serve|c:w|0' }]);
+    expect(sent(effects, 'block.write')).toEqual([]);
+    expect(ofType(effects, 'client.reply')).toEqual([]);
+    const [rest] = ofType(effects, 'timer.set');
+    expect(rest?.delayMs).toBe(forwardTimeoutMs - peerRetryDelayMs);
+    [state, effects] = run(state, [{ type: 'timer.fired', timerId: rest!.timerId }]);
+    expect(sent(effects, 'block.write')).toEqual([]);
+    expect(ofType(effects, 'client.reply').map((reply) => reply.outcome)).toEqual([expect.objectContaining({ status: 'error', errno: 5 })]);
+  });
+
   it('waits for the parts of writes begun before it, not for those begun after', () => {
     const [source, copies] = sourceCopying();
     // A write to piece 0 while it is in transit: its part to the destination is outstanding when the copy is stored.

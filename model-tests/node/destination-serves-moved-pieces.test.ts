@@ -140,6 +140,41 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
   });
 
+  it('keeps its block versions when the source restarts the move, so a part resent under the new attempt takes nothing back', () => {
+    // A review found it (lossy network, a failed commit): part A lands, this server's client writes the same block, A's
+    // answer is lost, the source restarts the move and sends A again under attempt 2.
+    let state = destinationWithPieceZeroMoved();
+    let effects: NodeEffect[];
+    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'a' });
+    [state, effects] = run(state, [fromSource(partOfA(1))]);
+    [state] = run(state, ioDone(effects));
+    [state, effects] = run(state, [clientRequest('w', 'write', 1)]);
+    expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    [state, effects] = run(state, [fromSource({ ...copyOf(1, 3), attempt: 2, sourceSequence: 3 } as PeerMessage)]);
+    [state] = run(state, ioDone(effects));
+    expect(state.attemptsJoined['v/0']?.attempt).toBe(2);
+    [, effects] = run(state, [fromSource(partOfA(2))]);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'a', ok: true, lossEpoch: 0 }]);
+  });
+
+  it('acknowledges, without running it again, a part of a write it already ran as the source\'s forwarded request', () => {
+    // A review found it (duplicating network, a failed commit): the source forwarded the write while its move committed,
+    // then served it as a part after the move was interrupted; run twice, it would take back this server's later write.
+    let state = destinationWithPieceZeroMoved();
+    let effects: NodeEffect[];
+    const forwarded: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: false }, dataToken: 'w1' };
+    [state, effects] = run(state, [fromSource(forwarded)]);
+    expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    [state, effects] = run(state, ioDone(effects));
+    expect(sent(effects, 'request.answer')).toHaveLength(1);
+    [state, effects] = run(state, [clientRequest('w2', 'write', 1)]);
+    [state] = run(state, ioDone(effects));
+    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'c:w1', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 9, fua: false, dataToken: 'w1-part' })]);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'c:w1', ok: true, lossEpoch: 0 }]);
+  });
+
   it('says whether it serves the page until it learns the flip', () => {
     // A destination that lost its account of the attempt (a restart between the last hand-over and the commit) commits,
     // but does not serve the page until the route names it: it says so, and the source holds requests until its flip.

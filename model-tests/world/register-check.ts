@@ -51,6 +51,11 @@ export interface InFlightOperation {
    * it completes the block may hold any of them.
    */
   readonly cutDuring?: readonly number[];
+  /**
+   * A write a completed read has returned: it has taken effect, so it is no longer pending (it may not take effect
+   * again after a later write), though its acknowledgement is still to come.
+   */
+  readonly effected?: boolean;
 }
 
 export interface RegisterState {
@@ -89,8 +94,11 @@ export function invoke(register: RegisterState, opId: string, kind: 'read' | 'wr
   return { ...register, inFlight };
 }
 
-/** Completes an operation (`via`: the server it went through): the new state, or the reason the history is not linearizable. */
-export function complete(register: RegisterState, opId: string, readValue: number | null, via: string): RegisterState | string {
+/**
+ * Completes an operation (`via`: the server it went through): the new state, or the reason the history is not
+ * linearizable. `effectOnly`: a write a read has returned, settled as to the register's values, not acknowledged.
+ */
+export function complete(register: RegisterState, opId: string, readValue: number | null, via: string, effectOnly = false): RegisterState | string {
   const op = register.inFlight[opId];
   if (!op) throw new Error(`no operation ${opId} in flight`);
   if (op.kind === 'flush') throw new Error(`${opId} is a FLUSH: completeFlush`);
@@ -99,6 +107,24 @@ export function complete(register: RegisterState, opId: string, readValue: numbe
     if (readValue === null) throw new Error('a completed read has a value');
     if (!op.allowed.includes(readValue)) return `read returned ${readValue}, but only ${JSON.stringify(op.allowed)} were possible`;
     settled = readValue;
+    // A pending write this read returned has taken effect by now: it completes (as to the register's values) here, so
+    // a history "r1 sees w1, w2 acknowledged, r2 sees w1" is refused. (Before, w1 stayed pending and could come back.)
+    const writer = Object.entries(register.inFlight).find(([, other]) => other.kind === 'write' && other.value === readValue && !other.effected);
+    if (writer && register.pending.includes(readValue)) {
+      const [writerId, writerOp] = writer;
+      const after = complete(register, writerId, null, via, true);
+      if (typeof after === 'string') return after;
+      return complete({ ...after, inFlight: { ...after.inFlight, [writerId]: { ...writerOp, effected: true } } }, opId, readValue, via);
+    }
+  }
+  if (op.kind === 'write' && op.effected) {
+    // Its acknowledgement: the values are settled already (above); what an acknowledgement adds to cuts and FLUSHes is not.
+    const inFlightRest = { ...register.inFlight };
+    delete inFlightRest[opId];
+    if (register.rollback === undefined) return { ...register, inFlight: inFlightRest };
+    const next: RegisterState = { ...register, inFlight: inFlightRest, rollback: union(register.rollback, [op.value]) };
+    if (register.ackedVia === undefined) return next;
+    return { ...next, completed: union(register.completed ?? [], [op.value]), ackedVia: { ...register.ackedVia, [via]: union(register.ackedVia[via] ?? [], [op.value]) } };
   }
   const pending = op.kind === 'write' ? register.pending.filter((value) => value !== op.value) : register.pending;
   const inFlight: Record<string, InFlightOperation> = {};
@@ -107,6 +133,8 @@ export function complete(register: RegisterState, opId: string, readValue: numbe
     inFlight[id] = op.kind === 'write' ? { ...other, completedDuring: union(other.completedDuring, [op.value]) } : other;
   }
   const possible = union(union([settled], op.cutDuring ?? []), union(pending, op.completedDuring));
+  // Taken effect, not acknowledged (`effectOnly`): the block has held its value, so a later cut may roll back to it.
+  if (effectOnly) return { ...register, possible, pending, inFlight, ...(register.rollback === undefined ? {} : { rollback: union(register.rollback, [op.value]) }) };
   // An acknowledged write that is not durable is one more value a later power cut may roll the block back to.
   if (register.rollback === undefined) return { possible, pending, inFlight };
   const next: RegisterState = { ...register, possible, pending, inFlight, rollback: op.kind === 'write' ? union(register.rollback, [op.value]) : register.rollback };
