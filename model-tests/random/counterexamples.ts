@@ -16,6 +16,14 @@ export interface KeptCounterexample {
 
 export const keptCounterexamples: readonly KeptCounterexample[] = [
   {
+    name: 'a write forwarded while its move committed runs again as a part after the move was interrupted',
+    foundBy: 'a review (26 Nov, evening), by a guided trace: duplicating network, one failed commit. s1 forwards w1 to s2 once '
+      + 'move.commit is sent; the duplicate runs at s2 after the commit arrived, a read sees w1 and s2\'s own w2 is acknowledged; '
+      + 's2\'s commit fails, the move is interrupted and s1 serves w1 again as a part, over w2. Fixed: a destination acknowledges '
+      + 'without running it a part of a write it ran as that source\'s forwarded request (node.ts, #ranAsForwarded).',
+    trace: {"config":{"servers":2,"pages":1,"pieces":2,"writes":2,"reads":2,"moves":1,"crashes":0,"networkFaults":1,"network":"duplicating","moveKinds":["piecewise"],"forwardingPointer":false,"messagesMax":12,"timersOnlyWhenQuiet":true,"variant":null,"commitFailures":1},"actions":[{"type":"move.start","page":0,"to":1,"kind":"piecewise"},{"type":"persist","server":0},{"type":"deliver","index":0},{"type":"persist","server":1},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"persist","server":0},{"type":"persist","server":0},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"persist","server":0},{"type":"client.write","server":0,"block":1},{"type":"duplicate","index":1},{"type":"deliver","index":1},{"type":"deliver","index":2},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"client.read","server":1,"block":1},{"type":"client.write","server":1,"block":1},{"type":"persist.fail","server":1},{"type":"deliver","index":0},{"type":"timer","server":0,"timerId":"move|vol/0|move:vol/0:a1:s5:p1"},{"type":"deliver","index":0},{"type":"deliver","index":0},{"type":"client.read","server":1,"block":1}]},
+  },
+  {
     name: 'a duplicated forwarded write runs again after a later write and overwrites it',
     foundBy: 'two-server-move.test.ts with BLOCKSHIFT_SEED=1 (failed at run 591, 15 shrinks), also seed 2. Duplicating network, no move needed: '
       + 'the owner s1 applies the duplicate of request.forward c:w1 after w2 was acknowledged, so block 1 ends as w1.',
