@@ -318,11 +318,8 @@ class NodeStep {
       const origin = `${replyTo.server}|${requestId}`;
       const holders = operation.kind === 'write' ? rememberedValue(this.next.forwardedWritesDone, origin) : undefined;
       if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
-      // Another try of a request already in hand: its answer (or the sender's next retry) settles it. (A loop, not a
-      // spread into an array: this runs for every forwarded request.)
-      for (const entry of this.next.read('requests').values()) {
-        if (entry.replyTo.kind === 'peer' && entry.replyTo.server === replyTo.server && entry.replyTo.requestId === requestId) return;
-      }
+      // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
+      if (this.#forwardedRequestInHand(replyTo.server, requestId)) return;
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
     const lookup = this.#lookup(operation.pageKey);
@@ -1166,9 +1163,13 @@ class NodeStep {
 
   /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
   #ranAsForwarded(from: ServerId, requestId: string): boolean {
-    if (rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined) return true;
+    return rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined || this.#forwardedRequestInHand(from, requestId);
+  }
+
+  /** Whether a try of `from`'s request `requestId` is in hand here. (A loop, not a spread into an array: this runs for every forwarded request and every part.) */
+  #forwardedRequestInHand(from: ServerId, requestId: string): boolean {
     for (const entry of this.next.read('requests').values()) {
-      if (entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.replyTo.requestId === requestId && entry.operation.kind === 'write') return true;
+      if (entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.replyTo.requestId === requestId) return true;
     }
     return false;
   }
