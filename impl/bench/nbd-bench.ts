@@ -29,7 +29,10 @@
  * the softirq work of loopback TCP that no process is charged for, and
  * whatever else runs on the host, so it only means something on a quiet one).
  * `BENCH_MOVES_ONLY=1` fills the volume and runs only the p99 during moves;
- * `BENCH_THROTTLE_MBPS=n` throttles every copy to n MiB/s, and
+ * `BENCH_THROTTLE_MBPS=n` throttles every copy to n MiB/s,
+ * `BENCH_UNDER_LOAD_MBPS=n` sets the copy rate while clients are active
+ * (the group's default, 32, unless set; 0 lets copies under load go as fast
+ * as idle ones, as they did before copies yielded to clients), and
  * `BENCH_MOVE_KIND=unit` makes the moves under load unit moves.
  * `BENCH_COPY_ONLY=1` fills the volume and times only the idle unit moves
  * (`BENCH_ROUNDS` rounds of moving every page once), for quick iteration on
@@ -40,7 +43,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { localGroupConfig } from '../cli/group-config.js';
+import { defaultMoveRateUnderLoadMBps, localGroupConfig } from '../cli/group-config.js';
 import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
 import type { PathLatencyReport } from '../runtime/request-path-latency.js';
@@ -63,6 +66,11 @@ const pageCount = sizeMiB / 4;
 const movesWindowMs = runtimeSeconds * 1000 - 500;
 /** BENCH_THROTTLE_MBPS: the group's copy throttle (0, the default: unthrottled). */
 const throttleMBps = Number(process.env['BENCH_THROTTLE_MBPS'] ?? 0);
+/**
+ * BENCH_UNDER_LOAD_MBPS: the copy rate while a server's clients are active (impl/runtime/copy-pacer.ts); the
+ * group's default unless set, 0 to let copies under load go as fast as when idle.
+ */
+const underLoadMBps = Number(process.env['BENCH_UNDER_LOAD_MBPS'] ?? defaultMoveRateUnderLoadMBps);
 /** BENCH_MOVE_KIND: the kind of the moves under load (piecewise, the default, or unit). */
 const moveKind = process.env['BENCH_MOVE_KIND'] === 'unit' ? 'unit' : 'piecewise';
 const quick = process.env['BENCH_QUICK'] === '1';
@@ -274,7 +282,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   console.log(`    ${control.slowest(2 * steadyP99Us)}`);
   console.log(`  during moves of the client's pages away and back: ${Math.round(roundTrips.result.fio.p99Us)} µs, ratio ${ratio(roundTrips.result.fio.p99Us)}, ${(roundTrips.result.fio.p99Us / control.result.fio.p99Us).toFixed(2)}x the control (IOPS ${Math.round(roundTrips.result.fio.iops)}; ${waited(roundTrips.waitMsPerSecond)}; moves in flight ${percentOfWindow(roundTrips.result.moves.seconds)} of the window)`);
   console.log(`    ${roundTrips.slowest(2 * steadyP99Us)}`);
-  console.log(`page copy under load, away and back: ${roundTrips.result.moves.moves} moves of 4 MiB in ${roundTrips.result.moves.seconds.toFixed(2)} s = ${((roundTrips.result.moves.moves * 4) / roundTrips.result.moves.seconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
+  console.log(`page copy under load, away and back: ${roundTrips.result.moves.moves} moves of 4 MiB in ${roundTrips.result.moves.seconds.toFixed(2)} s = ${((roundTrips.result.moves.moves * 4) / roundTrips.result.moves.seconds).toFixed(1)} MiB/s (one at a time, including commit and flip${underLoadNote()})`);
 
   // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
   // the client's requests to s1 are forwarded (and routed again after each move) for the rest of the window.
@@ -299,12 +307,18 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   console.log(`  during moves of the client's pages away for good: ${Math.round(during.p99Us)} µs, ratio ${ratio(during.p99Us)} (IOPS ${Math.round(during.iops)}; ${waited(away.waitMsPerSecond)}; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
   console.log(`    ${away.slowest(2 * steadyP99Us)}`);
   console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
-  console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${throttleNote()})`);
+  console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${underLoadNote()})`);
 }
 
 /** Says so when the copies were throttled (BENCH_THROTTLE_MBPS). */
 function throttleNote(): string {
   return throttleMBps > 0 ? `, throttled to ${throttleMBps} MiB/s` : '';
+}
+
+/** Says how fast copies may go while clients are active (BENCH_UNDER_LOAD_MBPS), for the windows under load. */
+function underLoadNote(): string {
+  const underLoad = underLoadMBps > 0 ? `copies paced to ${underLoadMBps} MiB/s while the source's clients are active` : 'copies unpaced under load';
+  return `${throttleNote()}, ${underLoad}`;
 }
 
 /**
@@ -335,7 +349,7 @@ async function main(): Promise<void> {
   // Every port of the group (base, +1000 peers, +2000 admin, +2100 balance) lies below 32768, outside Linux's range
   // for outgoing connections: at 40809 and 30809 an outgoing connection now and then held an admin port and a server
   // exited while starting (see impl/cluster-tests/cluster-fixture.ts for the tests' port plan).
-  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_409), traceTransitions: false, moveThrottleMBps: throttleMBps }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
+  const group = new LocalGroup({ ...localGroupConfig(join(directory, 'data'), 3, 30_409), traceTransitions: false, moveThrottleMBps: throttleMBps, moveRateUnderLoadMBps: underLoadMBps }, directory, { output: (id: string, line: string) => { if (process.env.BENCH_SERVER_LOG) console.error(id, line); } });
   try {
     await group.startAll();
     await group.admin('s1', '/volumes', { name: 'local', pageCount, servers: ['s1'], piecesPerPage: 4 });

@@ -1,7 +1,7 @@
 /**
  * The `blockshift` command line.
  *
- *   blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--no-demo]
+ *   blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo]
  *   blockshift status
  *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
-import { groupConfigProblem, localGroupConfig } from './group-config.js';
+import { defaultMoveRateUnderLoadMBps, groupConfigProblem, localGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
@@ -66,7 +66,11 @@ function groupOf(options: Map<string, string>): GroupConfig {
   const saved = join(dataDirectory, 'group.json');
   if (existsSync(saved) && !options.has('servers')) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
   const config = localGroupConfig(dataDirectory, integerFlag(options, 'servers', 3), integerFlag(options, 'base-port', 10809));
-  return { ...config, moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0) };
+  return {
+    ...config,
+    moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0),
+    moveRateUnderLoadMBps: integerFlag(options, 'under-load-mbps', defaultMoveRateUnderLoadMBps),
+  };
 }
 
 async function admin<T>(server: ServerConfig, path: string, body?: unknown): Promise<T> {

@@ -60,12 +60,19 @@ describe('group config validation', () => {
   it('accepts the embedded defaults', () => {
     expect(groupConfigProblem(good)).toBeNull();
   });
+  it('accepts a config saved before the copy rate under load existed (the server then takes the default)', () => {
+    const { moveRateUnderLoadMBps: _dropped, ...saved } = good;
+    expect(groupConfigProblem(saved)).toBeNull();
+  });
   it.each([
     ['a repeated server id', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, id: good.servers[0]!.id }] }, 'repeats'],
     ['a port used twice', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, nbd: good.servers[0]!.nbd }] }, 'used twice'],
     ['a port out of range', { ...good, servers: [{ ...good.servers[0]!, admin: { host: '127.0.0.1', port: 70_000 } }] }, '1-65535'],
     ['a zero capacity weight', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: 0 }] }, 'capacityWeight'],
     ['a negative throttle', { ...good, moveThrottleMBps: -1 }, 'moveThrottleMBps'],
+    ['an unbounded throttle', { ...good, moveThrottleMBps: Number.POSITIVE_INFINITY }, 'moveThrottleMBps'],
+    ['a negative copy rate under load', { ...good, moveRateUnderLoadMBps: -1 }, 'moveRateUnderLoadMBps'],
+    ['a copy rate under load that is not a number', { ...good, moveRateUnderLoadMBps: '32' as unknown as number }, 'moveRateUnderLoadMBps'],
     ['no servers', { ...good, servers: [] }, 'non-empty'],
   ])('refuses %s', (_name, config, message) => {
     expect(groupConfigProblem(config)).toContain(message);

@@ -28,10 +28,19 @@ export interface GroupConfig {
   readonly traceTransitions: boolean;
   /** Page copies are paced to this rate; 0 copies as fast as the network goes. */
   readonly moveThrottleMBps: number;
+  /**
+   * While a server's clients are active, its page copies go no faster than this (md's speed_limit_min; see
+   * impl/runtime/copy-pacer.ts); 0 lets them go at `moveThrottleMBps` under load too. Absent (a config saved before
+   * it existed): `defaultMoveRateUnderLoadMBps`.
+   */
+  readonly moveRateUnderLoadMBps?: number;
   /** A move that makes no progress for this long presumes its destination failed and restarts. */
   readonly moveProgressTimeoutMs: number;
   readonly servers: readonly ServerConfig[];
 }
+
+/** The copy rate under client load unless the config says otherwise (README, "Moves yield to clients"). */
+export const defaultMoveRateUnderLoadMBps = 32;
 
 export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePort = 10809): GroupConfig {
   return {
@@ -39,6 +48,7 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
     forwardingPointer: false,
     traceTransitions: true,
     moveThrottleMBps: 0,
+    moveRateUnderLoadMBps: defaultMoveRateUnderLoadMBps,
     moveProgressTimeoutMs: 10_000,
     servers: Array.from({ length: serverCount }, (_, index) => ({
       id: `s${index + 1}`,
@@ -51,11 +61,17 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
   };
 }
 
+/** A copy rate in MiB/s: finite and not negative (0: no limit). */
+function isRate(value: unknown): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
 export function groupConfigProblem(config: GroupConfig): string | null {
   if (typeof config.groupName !== 'string' || config.groupName.length === 0) return 'groupName must be a non-empty string';
   if (!Array.isArray(config.servers) || config.servers.length === 0) return 'servers must be a non-empty list';
   if (!Number.isInteger(config.moveProgressTimeoutMs) || config.moveProgressTimeoutMs < 10) return 'moveProgressTimeoutMs must be an integer >= 10';
-  if (typeof config.moveThrottleMBps !== 'number' || !(config.moveThrottleMBps >= 0)) return 'moveThrottleMBps must be a number >= 0';
+  if (!isRate(config.moveThrottleMBps)) return 'moveThrottleMBps must be a number >= 0';
+  if (config.moveRateUnderLoadMBps !== undefined && !isRate(config.moveRateUnderLoadMBps)) return 'moveRateUnderLoadMBps must be a number >= 0';
   const ids = new Set<string>();
   const ports = new Set<string>();
   for (const [index, server] of config.servers.entries()) {

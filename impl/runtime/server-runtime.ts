@@ -28,7 +28,8 @@
  * caller that has several at hand (the NBD front end with every request of
  * one socket read) can hold them back with `batch`.
  */
-import { FifoPacer } from './fifo-pacer.js';
+import { CopyPacer } from './copy-pacer.js';
+import type { CopyPacing } from './copy-pacer.js';
 import { NodeTimers } from './node-timers.js';
 import { RequestPathLatencies } from './request-path-latency.js';
 import type { RequestOutcome } from '../../machines/effects.js';
@@ -93,8 +94,8 @@ export interface ServerRuntimeOptions {
   readonly trace?: (event: Extract<NodeEffect, { type: 'trace' }>) => void;
   /** Bytes held under a token longer than this are forgotten (a message the node ignored leaves its token behind). */
   readonly tokenLifetimeMs?: number;
-  /** Paces page copies to this rate (0: as fast as the network goes), so moves leave room for clients. */
-  readonly copyThrottleBytesPerSecond?: number;
+  /** How fast page copies go with clients quiet and with clients active (copy-pacer.ts); absent: unpaced. */
+  readonly copyPacing?: CopyPacing;
   /** The group as configured (epoch 0, with peer addresses and weights), used until the store holds a newer record. */
   readonly bootstrapMembership?: Membership;
   /** Called whenever the node adopts a membership record (the transport connects to new members, the balancer follows). */
@@ -141,15 +142,15 @@ export class ServerRuntime {
   /** After a batch threw, this many inputs are stepped one at a time (see `#stepQueued`). */
   #singleStepsLeft = 0;
   #nextRequest = 0;
-  /** The page-copy throttle, if one is configured: a piece is sent when its slot starts. */
-  readonly #copyPacer: FifoPacer | null;
+  /** The page-copy pacer, if either of its rates is set: a piece is sent when its slot starts. */
+  readonly #copyPacer: CopyPacer | null;
   #stopped = false;
   readonly #sweeper: NodeJS.Timeout;
   #sweepsDone = 0;
 
   constructor(options: ServerRuntimeOptions) {
-    const copyBytesPerSecond = options.copyThrottleBytesPerSecond ?? 0;
-    this.#copyPacer = copyBytesPerSecond > 0 ? new FifoPacer(copyBytesPerSecond) : null;
+    const copyPacer = options.copyPacing ? new CopyPacer(options.copyPacing) : null;
+    this.#copyPacer = copyPacer?.paces ? copyPacer : null;
     this.#options = options;
     // Every forwarded request sets a forward timer that nearly always outlives it; a dead one would step the node for
     // nothing, so it is dropped when it falls due and, to free it young, pruned long before (see NodeTimers). Only
@@ -202,6 +203,7 @@ export class ServerRuntime {
    */
   request(operation: BlockOperation, data: Buffer | null, connectionId: string): Promise<RuntimeReply> {
     const requestId = this.#newRequestId('');
+    this.#copyPacer?.clientRequestArrived();
     this.requestLatencies.started(requestId, this.#state.moves[pageKeyText(operation.pageKey)] !== undefined, performance.now());
     if (operation.kind === 'write') {
       if (!data) throw new Error('a write carries data');
@@ -281,6 +283,7 @@ export class ServerRuntime {
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
     if (this.#stopped) return;
     const token = 'dataToken' in message ? message.dataToken : null;
+    if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived();
     const input: NodeInput = { type: 'peer.message', from, message };
     if (token && data) this.#dataOfInputs.set(input, { token, data });
     this.#input(input);
@@ -402,7 +405,7 @@ export class ServerRuntime {
           this.#options.peers.send(effect.to, effect.message, data);
           return;
         }
-        const delayMs = this.#copyPacer.reserve(data.length).startInMs;
+        const delayMs = this.#copyPacer.reserve(data.length);
         // A piece within its budget goes now: a zero-delay timer would still cost a turn of the event loop.
         if (delayMs === 0) {
           this.#options.peers.send(effect.to, effect.message, data);
