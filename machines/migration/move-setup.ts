@@ -90,8 +90,17 @@ export const moveSetup = setup({
     forgetVolatile: assign({ pending: null }),
     /** Table 1, after the destination refused to commit: a new attempt (above the refused one) copies the page again. */
     beginCopyAgain: assign(({ context }) => ({ attempt: context.attempt + 1, piece: 0 })),
+    /**
+     * A restart takes the attempt after the checkpoint's, or the one this run of the machine was already on if that
+     * is higher: Table 1 copies again under a new attempt before that attempt's stage is durable, and its dual writes
+     * already carry it, so the destination may follow it; a restart that went back below it would ask the destination
+     * with an attempt it refuses as old, for ever (a random walk found it: a time-out while the copy was made again).
+     * Keeping that attempt is safe, as a restart after a crash reusing the checkpoint's attempt + 1 always was: a
+     * commit asks for a fresh copy the destination must have taken under that very attempt, or it copies again under
+     * a new one. Not going higher keeps restarts from a stage that never becomes durable at one attempt number.
+     */
     beginNextAttempt: assign(({ context }) => ({
-      attempt: context.checkpoint.attempt + 1,
+      attempt: Math.max(context.checkpoint.attempt + 1, context.attempt),
       piece: pieceToResume(context.checkpoint) ?? context.pieceCount - 1,
     })),
   },

@@ -755,6 +755,7 @@ class NodeStep {
       !volume ? `unknown volume ${pageKey.volume}` :
       pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
       record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
+      !this.#routeNamesSelf(key, record.epoch) ? `${this.#self} holds ${key} but has not yet learnt that its last move's source flipped; try again shortly` :
       this.next.moves[key] ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
       !memberOf(this.next.membership, to) ? `unknown server ${to}` :
@@ -774,6 +775,17 @@ class NodeStep {
     this.next.moves[key] = { kind, snapshot };
     this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind}, ${input.pieceCount} piece${input.pieceCount === 1 ? '' : 's'})` });
     this.#stepMove(pageKey, { type: 'move.begin' });
+  }
+
+  /**
+   * Whether this server's table names it as the page's owner at `epoch` (its valid copy's) or later. A destination
+   * that has committed holds a valid copy before it learns that its source flipped: until then the source may still
+   * send it dual writes and parts of that move (an interrupted source does, after a restart), which a move of its own
+   * would never see, so it starts none (a review found a write lost and one brought back that way).
+   */
+  #routeNamesSelf(pageText: string, epoch: number): boolean {
+    const route = this.next.routes.get(pageText);
+    return route !== undefined && route.owner === this.#self && route.epoch >= epoch;
   }
 
   #stepMove(pageKey: PageKey, event: MoveEvent): void {
@@ -926,12 +938,18 @@ class NodeStep {
           this.next.replicas = this.next.replicas.with(key, givenUp);
           break;
         }
-        case 'routing.publish':
+        case 'routing.publish': {
+          // A newer route learnt meanwhile stands: routing epochs only grow, and the other servers learn it from whoever
+          // made it. (A source that restarts from a flip whose record's removal failed publishes that flip again, after
+          // the page may have moved on; a review noticed the route going back.)
+          const known = this.next.routes.get(key);
+          if (known && known.epoch >= effect.epoch) break;
           this.next.routes = this.next.routes.with(key, { owner: effect.owner, epoch: effect.epoch });
           for (const server of this.#group()) {
             if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: effect.owner, epoch: effect.epoch } });
           }
           break;
+        }
         case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `move|${key}|${effect.timerId}`, delayMs: effect.delayMs }); break;
         default: throw new Error(`move machine emitted ${effect.type}`);
       }

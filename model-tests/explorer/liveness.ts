@@ -3,6 +3,7 @@ import { pageKeyText } from '../../machines/identifiers.js';
 import type { Route } from '../../machines/node/node-io.js';
 import type { SimServer, World } from '../world/world.js';
 import { applyAction, enabledActions, volumeName } from '../world/world.js';
+import { FairSchedule } from '../world/fair-schedule.js';
 import { isSettled } from './explore.js';
 
 /**
@@ -35,20 +36,16 @@ export function checkLiveness(start: World, stepsMax: number): string | null {
 }
 
 /**
- * Faults stop and a fair schedule runs from `start` for at most `stepsMax`
- * steps: crashed servers restart, commits persist, messages are delivered,
- * timers fire; nothing new is asked. Stops early at a violation or when no
- * such action is left.
+ * Faults stop and the fair schedule (world/fair-schedule.ts) runs from
+ * `start` for at most `stepsMax` steps: crashed servers restart, commits
+ * persist, messages are delivered, timers fire; nothing new is asked. Stops
+ * early at a violation or when no such action is left.
  */
 export function healFairly(start: World, stepsMax: number): World {
   let world = start;
+  const schedule = new FairSchedule();
   for (let steps = 0; steps < stepsMax && world.violation === null; steps += 1) {
-    const actions = enabledActions(world);
-    const next =
-      actions.find((action) => action.type === 'restart') ??
-      actions.find((action) => action.type === 'persist') ??
-      actions.find((action) => action.type === 'deliver') ??
-      actions.find((action) => action.type === 'timer');
+    const next = schedule.next(world);
     if (!next) break;
     world = applyAction(world, next);
   }

@@ -1,14 +1,12 @@
 import type { Violation } from '../world/properties.js';
 import { checkState, checkTransition } from '../world/properties.js';
 import type { Action, World } from '../world/world.js';
-import { applyAction, describeAction, enabledActions } from '../world/world.js';
+import { applyAction, describeAction } from '../world/world.js';
+import { FairSchedule } from '../world/fair-schedule.js';
 
 /**
- * Drives a world to quiescence once faults stop, the same fair schedule the
- * explorer's liveness check uses: every crashed server restarts, every
- * pending metadata commit becomes durable, the network delivers its oldest
- * message, and only when none of those is possible does a timer fire. No new
- * client request or move is issued and nothing is dropped or duplicated.
+ * Drives a world to quiescence once faults stop, with the fair schedule the
+ * explorer's liveness check uses too (world/fair-schedule.ts).
  *
  * Unlike `checkLiveness`, every step of the completion is checked against
  * the *always* properties and described, because a violation that only shows
@@ -28,19 +26,12 @@ export interface Completion {
   readonly quiescent: boolean;
 }
 
-export function nextFairAction(world: World): Action | undefined {
-  const actions = enabledActions(world);
-  return actions.find((action) => action.type === 'restart') ??
-    actions.find((action) => action.type === 'persist') ??
-    actions.find((action) => action.type === 'deliver') ??
-    actions.find((action) => action.type === 'timer');
-}
-
 export function completeFaultFree(start: World, stepsMax: number): Completion {
   let world = start;
   const steps: CompletionStep[] = [];
+  const schedule = new FairSchedule();
   for (let count = 0; count < stepsMax; count += 1) {
-    const action = nextFairAction(world);
+    const action = schedule.next(world);
     if (!action) return { world, steps, violation: null, quiescent: true };
     steps.push({ action, description: describeAction(world, action) });
     let next: World;
@@ -54,5 +45,5 @@ export function completeFaultFree(start: World, stepsMax: number): Completion {
     world = next;
     if (violation) return { world, steps, violation, quiescent: false };
   }
-  return { world, steps, violation: null, quiescent: nextFairAction(world) === undefined };
+  return { world, steps, violation: null, quiescent: schedule.next(world) === undefined };
 }

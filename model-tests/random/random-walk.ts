@@ -7,6 +7,8 @@ import { applyAction, describeAction, enabledActions, initialWorld } from '../wo
 import type { WorldConfig } from '../world/world-config.js';
 import type { Completion } from './fault-free-completion.js';
 import { completeFaultFree } from './fault-free-completion.js';
+import type { ActionWeights } from './swarm-weights.js';
+import { pickWeighted, swarmWeightsArbitrary } from './swarm-weights.js';
 
 /**
  * A random walk over the simulated group, for bounds the exhaustive explorer
@@ -33,6 +35,8 @@ import { completeFaultFree } from './fault-free-completion.js';
 export interface WalkInput {
   readonly config: WorldConfig;
   readonly choices: readonly number[];
+  /** A swarm walk's weights per kind of action (swarm-weights.ts); absent, each step picks uniformly among the enabled actions. */
+  readonly weights?: ActionWeights;
 }
 
 export interface WalkOptions {
@@ -60,16 +64,20 @@ export const settlesProperty = 'once faults stop, a fair schedule settles the gr
 export const worldAssertionProperty = 'the node step never asks the runtime for the impossible (simulator assertions hold)';
 export const routingAgreementProperty = 'once settled, each page has one valid copy and every server\'s routing reaches it (FIG. 7 lazy repair)';
 
-export function walkArbitrary(configs: fc.Arbitrary<WorldConfig>, walkStepsMax: number): fc.Arbitrary<WalkInput> {
+/** Walks over `configs`, half of them (with `swarm`) swarm walks; a swarm walk shrinks towards a uniform one. */
+export function walkArbitrary(configs: fc.Arbitrary<WorldConfig>, walkStepsMax: number, swarm = false): fc.Arbitrary<WalkInput> {
   return fc.record({
     config: configs,
     choices: fc.array(fc.nat({ max: 0xffff }), { maxLength: walkStepsMax, size: 'max' }),
+    weights: swarm ? fc.option(swarmWeightsArbitrary(), { nil: undefined, freq: 2 }) : fc.constant(undefined),
   });
 }
 
 export function runWalk(input: WalkInput, options: WalkOptions): WalkFailure | null {
   // A walk whose world has nothing left to do simply ends there.
-  return runSchedule(input.config, input.choices.map((choice) => (enabled) => (enabled.length === 0 ? null : enabled[choice % enabled.length])), options);
+  const { weights } = input;
+  return runSchedule(input.config, input.choices.map((choice) => (enabled) =>
+    weights ? pickWeighted(enabled, weights, choice) : enabled.length === 0 ? null : enabled[choice % enabled.length]), options);
 }
 
 /**

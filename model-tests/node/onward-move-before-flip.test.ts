@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { pageKeyText } from '../../machines/identifiers.js';
+import { completeFaultFree } from '../random/fault-free-completion.js';
+import { checkState, checkTransition } from '../world/properties.js';
+import type { Action, World } from '../world/world.js';
+import { applyAction, enabledActions, initialWorld, volumeName } from '../world/world.js';
+import type { WorldConfig } from '../world/world-config.js';
+import { referenceBound } from '../world/world-config.js';
+
+/**
+ * A move's destination holds the page's valid copy as soon as its commit is
+ * durable, before it learns that the source flipped. Until then the source
+ * may still send it that move's dual writes (a source that crashed before its
+ * flip was durable restarts, finds the move interrupted with every piece at
+ * the destination, and serves its clients' writes as parts of it). A review
+ * (26 Nov, evening) found that such a destination accepted an admin move of
+ * the page: its new move's copy and dual writes never carried those parts,
+ * and a write was lost (a kill -9) or one came back (a duplicated part). A
+ * destination now starts no move of the page until its table names it at
+ * its copy's epoch (node.ts, #routeNamesSelf).
+ */
+const config: WorldConfig = { ...referenceBound, servers: 3, pages: 1, pieces: 2, writes: 1, reads: 1, moves: 3, crashes: 1 };
+const pageText = pageKeyText({ volume: volumeName, page: 0 });
+
+/** The review's schedule up to the onward move: s1 moves the page to s2, s2 commits, and s1 crashes before its flip is durable. */
+const committedThenSourceCrashed: readonly Action[] = [
+  { type: 'move.start', page: 0, to: 1, kind: 'piecewise' }, { type: 'persist', server: 0 }, { type: 'deliver', index: 0 },
+  { type: 'persist', server: 1 }, { type: 'deliver', index: 0 }, { type: 'deliver', index: 0 }, { type: 'deliver', index: 0 },
+  { type: 'persist', server: 0 }, { type: 'persist', server: 0 }, { type: 'deliver', index: 0 }, { type: 'deliver', index: 0 },
+  { type: 'deliver', index: 0 }, { type: 'deliver', index: 0 }, { type: 'persist', server: 0 }, { type: 'deliver', index: 0 },
+  { type: 'persist', server: 1 }, { type: 'crash', server: 0 },
+];
+
+/** Applies each action, which must be enabled, checking the always properties at every step. */
+function play(start: World, actions: readonly Action[]): World {
+  let world = start;
+  for (const recorded of actions) {
+    const action = enabledActions(world).find((candidate) => JSON.stringify(candidate) === JSON.stringify(recorded));
+    expect(action, `not enabled: ${JSON.stringify(recorded)}`).toBeDefined();
+    const next = applyAction(world, action!);
+    expect(checkState(next) ?? checkTransition(world, next)).toBeNull();
+    world = next;
+  }
+  return world;
+}
+
+describe('a committed destination moves the page on only once it has learnt the flip', () => {
+  it('refuses an admin move while its source has not flipped, and accepts one once the group has settled', () => {
+    const committed = play(initialWorld(config), committedThenSourceCrashed);
+    const s2 = committed.servers[1]!;
+    expect(s2.meta.replicas[pageText]).toEqual({ status: 'valid', epoch: 2 });
+    expect(committed.servers[0]!.up).toBe(false);
+
+    // With s1 down, the admin's move goes to s2, the one live server holding a valid copy: refused, nothing starts.
+    const refused = play(committed, [{ type: 'move.start', page: 0, to: 2, kind: 'piecewise' }]);
+    expect(refused.servers[1]!.node.moves[pageText]).toBeUndefined();
+    expect(refused.servers[1]!.meta.moves[pageText]).toBeUndefined();
+
+    // s1 restarts and finishes its flip; s2 learns it, and then moves the page on.
+    const healed = completeFaultFree(refused, 2_000);
+    expect(healed.violation).toBeNull();
+    expect(healed.quiescent).toBe(true);
+    expect(healed.world.servers[0]!.meta.replicas[pageText]).toMatchObject({ status: 'invalid', epoch: 2, owner: 's2' });
+    expect(healed.world.servers[1]!.node.routes.get(pageText)).toEqual({ owner: 's2', epoch: 2 });
+    const onward = play(healed.world, [{ type: 'move.start', page: 0, to: 2, kind: 'piecewise' }]);
+    expect(onward.servers[1]!.node.moves[pageText]).toBeDefined();
+    const done = completeFaultFree(onward, 2_000);
+    expect(done.violation).toBeNull();
+    expect(done.world.servers[2]!.meta.replicas[pageText]).toEqual({ status: 'valid', epoch: 3 });
+  });
+});
