@@ -23,7 +23,7 @@ const options: WalkOptions = { completionStepsMax: 3_000, routingAgreement: true
 /** The 2,000 walks take 10-15 s on this host; the rest of the limit is for shrinking a failure. */
 const timeLimitMs = 60_000;
 /** Shrinking a caught variant stops after this long and reports the shortest trace found so far. */
-const variantTimeLimitMs = 4_000;
+const variantTimeLimitMs = 8_000;
 
 const walkHolds = (input: WalkInput): void => {
   const failure = runWalk(input, options);
