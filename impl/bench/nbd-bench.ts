@@ -46,6 +46,7 @@ import { join } from 'node:path';
 import { defaultMoveRateUnderLoadMBps, localGroupConfig } from '../cli/group-config.js';
 import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
+import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
 import type { PathLatencyReport } from '../runtime/request-path-latency.js';
 
 interface Job { readonly name: string; readonly rw: string; readonly bs: string; readonly iodepth: number }
@@ -336,6 +337,9 @@ function percentOfWindow(seconds: number): string {
  * move's own time), so the figure is the moves' own: the admin request, the copy, the commit and the flip.
  */
 async function idleCopyRate(group: LocalGroup): Promise<void> {
+  // Idle means no client request for longer than copies take to stop yielding to clients (copy-pacer.ts): right
+  // after a fio job, the first page would go at the rate under load.
+  await new Promise((resolve) => setTimeout(resolve, 2 * defaultClientQuietMs));
   const owners = await pageOwners(group);
   const startedMs = performance.now();
   for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');

@@ -40,7 +40,7 @@ import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
+import { flipNotYetLearnt, isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
@@ -101,6 +101,11 @@ export interface ServerRuntimeOptions {
   /** Called whenever the node adopts a membership record (the transport connects to new members, the balancer follows). */
   readonly onMembership?: (membership: Membership) => void;
 }
+
+/** How long `move` waits for this server to learn a flip before it passes the refusal on (see `flipNotYetLearnt`). */
+export const flipWaitMsMax = 2_000;
+/** The pause between two tries of such a move starts at 1 ms (the push is normally about to land) and doubles up to this. */
+const flipRetryDelayMsMax = 64;
 
 /** The most inputs one node step takes; more wait for the next step (a bound on the work between effects). */
 export const inputsPerStepMax = 256;
@@ -234,8 +239,15 @@ export class ServerRuntime {
   }
 
   /** `pieceCount` is the move's own (it must divide the volume's piecesPerPage); absent, the volume's. */
-  move(pageKey: PageKey, to: ServerId, kind: MoveKind, pieceCount?: number): Promise<{ ok: boolean; message: string }> {
-    return this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
+  async move(pageKey: PageKey, to: ServerId, kind: MoveKind, pieceCount?: number): Promise<{ ok: boolean; message: string }> {
+    // A page that has just arrived here is moved on as soon as this server learns its source's flip (the source's
+    // route push, normally on its way; each refusal also asks the group): the refusal is waited out, for a while.
+    const deadlineMs = performance.now() + flipWaitMsMax;
+    for (let delayMs = 1; ; delayMs = Math.min(2 * delayMs, flipRetryDelayMsMax)) {
+      const result = await this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
+      if (result.ok || !result.message.includes(flipNotYetLearnt) || this.#stopped || performance.now() >= deadlineMs) return result;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
 
   /**

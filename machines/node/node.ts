@@ -56,6 +56,12 @@ import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, mo
  * other still holds, and reads must never move to a copy that misses what the
  * source served (README, "Handing reads over").
  */
+/**
+ * The refusal of a move by a server that has committed the page but not yet learnt its source's flip
+ * (#routeNamesSelf): a wait of milliseconds, normally, which the runtime waits out (ServerRuntime.move).
+ */
+export const flipNotYetLearnt = 'has not yet learnt that its last move\'s source flipped; try again shortly';
+
 export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
   const work = new NodeStep(state);
   work.handle(input);
@@ -755,7 +761,7 @@ class NodeStep {
       !volume ? `unknown volume ${pageKey.volume}` :
       pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
       record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
-      !this.#routeNamesSelf(key, record.epoch) ? `${this.#self} holds ${key} but has not yet learnt that its last move's source flipped; try again shortly` :
+      !this.#routeNamesSelf(key, record.epoch) ? `${this.#self} holds ${key} but ${flipNotYetLearnt}` :
       this.next.moves[key] ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
       !memberOf(this.next.membership, to) ? `unknown server ${to}` :
@@ -763,6 +769,11 @@ class NodeStep {
       activeMoves >= this.next.config.movesInFlightMax ? 'too many moves in flight' :
       movePieceCountProblem(volume, kind, pieceCount);
     if (problem || !volume || record?.status !== 'valid') {
+      // Not yet knowing the flip is normally a matter of the source's route push still on its way; in case it was
+      // lost (a dropped connection), ask the group for the route, so that an administrator who asks again succeeds.
+      if (record?.status === 'valid' && !this.#routeNamesSelf(key, record.epoch)) {
+        for (const server of this.#group()) if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.query', pageKey } });
+      }
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused' });
       return;
     }

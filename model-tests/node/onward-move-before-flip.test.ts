@@ -55,6 +55,8 @@ describe('a committed destination moves the page on only once it has learnt the 
     const refused = play(committed, [{ type: 'move.start', page: 0, to: 2, kind: 'piecewise' }]);
     expect(refused.servers[1]!.node.moves[pageText]).toBeUndefined();
     expect(refused.servers[1]!.meta.moves[pageText]).toBeUndefined();
+    // The refusal asks the group for the route, in case the source's push was lost.
+    expect(refused.network.filter((envelope) => envelope.from === 's2' && envelope.message.type === 'route.query').map((envelope) => envelope.to).sort()).toEqual(['s1', 's3']);
 
     // s1 restarts and finishes its flip; s2 learns it, and then moves the page on.
     const healed = completeFaultFree(refused, 2_000);
