@@ -16,7 +16,7 @@ describe('copy pacer (md-style: fast while clients are quiet, slower while they 
 
   it('paces at the rate under load while a client request is recent, and stops pacing once clients have been quiet for clientQuietMs', () => {
     const { pacer, clock } = pacerAt(0, 1_000);
-    pacer.clientRequestArrived();
+    pacer.clientRequestArrived(clock.nowMs);
     expect(pacer.reserve(50)).toBe(0); // first piece goes at once: an idle pacer banks nothing
     expect(pacer.reserve(50)).toBe(50); // the next waits out the first's share at 1 byte/ms
     expect(pacer.reserve(10)).toBe(100);
@@ -33,11 +33,11 @@ describe('copy pacer (md-style: fast while clients are quiet, slower while they 
     expect(pacer.reserve(100)).toBe(0);
     expect(pacer.reserve(100)).toBe(50); // quiet: 2 bytes/ms
     clock.nowMs += 100; // the queue has drained
-    pacer.clientRequestArrived();
+    pacer.clientRequestArrived(clock.nowMs);
     expect(pacer.reserve(100)).toBe(0);
     expect(pacer.reserve(100)).toBe(100); // under load: 1 byte/ms
     const { pacer: capped } = pacerAt(500, 1_000);
-    capped.clientRequestArrived();
+    capped.clientRequestArrived(1_000);
     capped.reserve(100);
     expect(capped.reserve(100)).toBe(200); // a maximum below the rate under load still binds
   });

@@ -55,9 +55,9 @@ export class CopyPacer {
     return this.#pacing.maxBytesPerSecond > 0 || this.#pacing.underLoadBytesPerSecond > 0;
   }
 
-  /** A client request arrived at this server (an NBD request, or one a peer forwarded). */
-  clientRequestArrived(): void {
-    this.#lastClientRequestMs = this.#nowMs();
+  /** A client request arrived at this server at `nowMs` (an NBD request, or one a peer forwarded). */
+  clientRequestArrived(nowMs: number): void {
+    this.#lastClientRequestMs = nowMs;
   }
 
   /** Queues a piece of `bytes` and returns how many milliseconds from now it may be sent (0: at once). */

@@ -2,9 +2,9 @@
  * A first-in, first-out server of fixed speed: each job occupies it for its
  * cost divided by the rate, and jobs queue behind each other. An idle pacer
  * banks no capacity: a job that arrives after the queue drained starts at
- * once. Used for the page-copy throttle (bytes per second; a piece is sent
- * when its slot starts) and the emulated disk of one-host benchmarks
- * (operations per second; an operation completes when its slot ends).
+ * once. Used for the emulated disk of one-host benchmarks (operations per
+ * second; an operation completes when its slot ends); the page copies have
+ * a pacer of their own whose rate follows the clients (copy-pacer.ts).
  */
 import { assert } from '../../machines/identifiers.js';
 

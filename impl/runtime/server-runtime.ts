@@ -40,7 +40,7 @@ import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
-import { flipNotYetLearnt, isTimerLive, nodeStepMany } from '../../machines/node/node.js';
+import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
@@ -102,6 +102,13 @@ export interface ServerRuntimeOptions {
   readonly onMembership?: (membership: Membership) => void;
 }
 
+/** The node's answer to an administrative request (`flipPending`: see `move`). */
+interface AdminReply {
+  readonly ok: boolean;
+  readonly message: string;
+  readonly flipPending: boolean;
+}
+
 /** How long `move` waits for this server to learn a flip before it passes the refusal on (see `flipNotYetLearnt`). */
 export const flipWaitMsMax = 2_000;
 /** The pause between two tries of such a move starts at 1 ms (the push is normally about to land) and doubles up to this. */
@@ -126,7 +133,7 @@ export class ServerRuntime {
   readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
   /** Latency of client requests by the path each took here (GET /latency). */
   readonly requestLatencies = new RequestPathLatencies();
-  readonly #adminWaiters = new Map<string, (reply: { ok: boolean; message: string }) => void>();
+  readonly #adminWaiters = new Map<string, (reply: AdminReply) => void>();
   /** Callers waiting until this server holds no move of a page (see `moveFinished`), by page key. */
   readonly #moveFinishedWaiters = new Map<string, Array<() => void>>();
   #moveFinishedWaitersCount = 0;
@@ -199,6 +206,8 @@ export class ServerRuntime {
     this.#timers.stop();
     for (const waiter of this.#clientWaiters.values()) waiter({ outcome: { status: 'error', errno: 108, reason: 'server shutting down' }, data: null });
     this.#clientWaiters.clear();
+    for (const waiter of this.#adminWaiters.values()) waiter({ ok: false, message: 'server shutting down', flipPending: false });
+    this.#adminWaiters.clear();
   }
 
   /**
@@ -208,8 +217,9 @@ export class ServerRuntime {
    */
   request(operation: BlockOperation, data: Buffer | null, connectionId: string): Promise<RuntimeReply> {
     const requestId = this.#newRequestId('');
-    this.#copyPacer?.clientRequestArrived();
-    this.requestLatencies.started(requestId, this.#state.moves[pageKeyText(operation.pageKey)] !== undefined, performance.now());
+    const nowMs = performance.now();
+    this.#copyPacer?.clientRequestArrived(nowMs);
+    this.requestLatencies.started(requestId, this.#state.moves[pageKeyText(operation.pageKey)] !== undefined, nowMs);
     if (operation.kind === 'write') {
       if (!data) throw new Error('a write carries data');
       this.#hold(`client:${requestId}`, data);
@@ -244,9 +254,10 @@ export class ServerRuntime {
     // route push, normally on its way; each refusal also asks the group): the refusal is waited out, for a while.
     const deadlineMs = performance.now() + flipWaitMsMax;
     for (let delayMs = 1; ; delayMs = Math.min(2 * delayMs, flipRetryDelayMsMax)) {
-      const result = await this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
-      if (result.ok || !result.message.includes(flipNotYetLearnt) || this.#stopped || performance.now() >= deadlineMs) return result;
+      const { flipPending, ...result } = await this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
+      if (!flipPending || performance.now() >= deadlineMs) return result;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (this.#stopped) return result;
     }
   }
 
@@ -295,15 +306,19 @@ export class ServerRuntime {
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
     if (this.#stopped) return;
     const token = 'dataToken' in message ? message.dataToken : null;
-    if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived();
+    if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived(performance.now());
     const input: NodeInput = { type: 'peer.message', from, message };
     if (token && data) this.#dataOfInputs.set(input, { token, data });
     this.#input(input);
   }
 
-  #admin(input: (requestId: string) => NodeInput): Promise<{ ok: boolean; message: string }> {
+  #admin(input: (requestId: string) => NodeInput): Promise<AdminReply> {
     const requestId = this.#newRequestId('admin-');
     return new Promise((resolve) => {
+      if (this.#stopped) {
+        resolve({ ok: false, message: 'server shutting down', flipPending: false });
+        return;
+      }
       this.#adminWaiters.set(requestId, resolve);
       this.#input(input(requestId));
     });
@@ -438,7 +453,7 @@ export class ServerRuntime {
       case 'admin.reply': {
         const waiter = this.#adminWaiters.get(effect.requestId);
         this.#adminWaiters.delete(effect.requestId);
-        waiter?.({ ok: effect.ok, message: effect.message });
+        waiter?.({ ok: effect.ok, message: effect.message, flipPending: effect.flipPending === true });
         return;
       }
       case 'data.read': {

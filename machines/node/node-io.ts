@@ -65,7 +65,8 @@ export type NodeInput =
 export type NodeEffect =
   | { type: 'peer.send'; to: ServerId; message: PeerMessage }
   | { type: 'client.reply'; requestId: string; outcome: RequestOutcome; dataToken: string | null }
-  | { type: 'admin.reply'; requestId: string; ok: boolean; message: string }
+  /** `flipPending`: a move refused only because this server has not yet learnt its last move's flip (worth asking again soon). */
+  | { type: 'admin.reply'; requestId: string; ok: boolean; message: string; flipPending?: true }
   /** Read blocks of this server's copy of a page into the token's buffer. */
   | { type: 'data.read'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; intoToken: string }
   /** Write blocks from the token's buffer (starting `tokenOffsetBlocks` into it); `durable` = FUA. */

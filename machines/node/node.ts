@@ -56,12 +56,6 @@ import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, mo
  * other still holds, and reads must never move to a copy that misses what the
  * source served (README, "Handing reads over").
  */
-/**
- * The refusal of a move by a server that has committed the page but not yet learnt its source's flip
- * (#routeNamesSelf): a wait of milliseconds, normally, which the runtime waits out (ServerRuntime.move).
- */
-export const flipNotYetLearnt = 'has not yet learnt that its last move\'s source flipped; try again shortly';
-
 export function nodeStep(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
   const work = new NodeStep(state);
   work.handle(input);
@@ -755,13 +749,14 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas.get(key)?.context.record;
+    const flipPending = record?.status === 'valid' && !this.#routeNamesSelf(key, record.epoch);
     const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
     const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
       !volume ? `unknown volume ${pageKey.volume}` :
       pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
       record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
-      !this.#routeNamesSelf(key, record.epoch) ? `${this.#self} holds ${key} but ${flipNotYetLearnt}` :
+      flipPending ? `${this.#self} holds ${key} but has not yet learnt that its last move's source flipped; try again shortly` :
       this.next.moves[key] ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
       !memberOf(this.next.membership, to) ? `unknown server ${to}` :
@@ -770,11 +765,11 @@ class NodeStep {
       movePieceCountProblem(volume, kind, pieceCount);
     if (problem || !volume || record?.status !== 'valid') {
       // Not yet knowing the flip is normally a matter of the source's route push still on its way; in case it was
-      // lost (a dropped connection), ask the group for the route, so that an administrator who asks again succeeds.
-      if (record?.status === 'valid' && !this.#routeNamesSelf(key, record.epoch)) {
-        for (const server of this.#group()) if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.query', pageKey } });
-      }
-      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused' });
+      // lost (a dropped connection), the server its table still names (the source) is asked for the route, so that
+      // an administrator who asks again succeeds (ServerRuntime.move does, for a while).
+      const route = this.next.routes.get(key);
+      if (flipPending && route && route.owner !== this.#self) this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
+      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused', ...(flipPending ? { flipPending: true as const } : {}) });
       return;
     }
     const input: MoveInput = {
@@ -954,7 +949,7 @@ class NodeStep {
           // made it. (A source that restarts from a flip whose record's removal failed publishes that flip again, after
           // the page may have moved on; a review noticed the route going back.)
           const known = this.next.routes.get(key);
-          if (known && known.epoch >= effect.epoch) break;
+          if (known && known.epoch > effect.epoch) break;
           this.next.routes = this.next.routes.with(key, { owner: effect.owner, epoch: effect.epoch });
           for (const server of this.#group()) {
             if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.update', pageKey, owner: effect.owner, epoch: effect.epoch } });

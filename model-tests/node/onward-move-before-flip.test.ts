@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
+import { nodeStep } from '../../machines/node/node.js';
 import { completeFaultFree } from '../random/fault-free-completion.js';
 import { checkState, checkTransition } from '../world/properties.js';
 import type { Action, World } from '../world/world.js';
@@ -55,8 +56,11 @@ describe('a committed destination moves the page on only once it has learnt the 
     const refused = play(committed, [{ type: 'move.start', page: 0, to: 2, kind: 'piecewise' }]);
     expect(refused.servers[1]!.node.moves[pageText]).toBeUndefined();
     expect(refused.servers[1]!.meta.moves[pageText]).toBeUndefined();
-    // The refusal asks the group for the route, in case the source's push was lost.
-    expect(refused.network.filter((envelope) => envelope.from === 's2' && envelope.message.type === 'route.query').map((envelope) => envelope.to).sort()).toEqual(['s1', 's3']);
+    // The refusal says the flip is pending (the runtime asks again, ServerRuntime.move), and asks the server the
+    // table still names, the source, for the route, in case its push was lost.
+    expect(refused.network.filter((envelope) => envelope.from === 's2' && envelope.message.type === 'route.query').map((envelope) => envelope.to)).toEqual(['s1']);
+    const [, refusal] = nodeStep(committed.servers[1]!.node, { type: 'admin.move', requestId: 'again', pageKey: { volume: volumeName, page: 0 }, to: 's3', kind: 'piecewise' });
+    expect(refusal).toContainEqual(expect.objectContaining({ type: 'admin.reply', ok: false, flipPending: true }));
 
     // s1 restarts and finishes its flip; s2 learns it, and then moves the page on.
     const healed = completeFaultFree(refused, 2_000);
@@ -64,6 +68,9 @@ describe('a committed destination moves the page on only once it has learnt the 
     expect(healed.quiescent).toBe(true);
     expect(healed.world.servers[0]!.meta.replicas[pageText]).toMatchObject({ status: 'invalid', epoch: 2, owner: 's2' });
     expect(healed.world.servers[1]!.node.routes.get(pageText)).toEqual({ owner: 's2', epoch: 2 });
+    const [, accepted] = nodeStep(healed.world.servers[1]!.node, { type: 'admin.move', requestId: 'again', pageKey: { volume: volumeName, page: 0 }, to: 's3', kind: 'piecewise' });
+    expect(accepted).toContainEqual(expect.objectContaining({ type: 'admin.reply', ok: true }));
+    expect(accepted.some((effect) => effect.type === 'admin.reply' && effect.flipPending)).toBe(false);
     const onward = play(healed.world, [{ type: 'move.start', page: 0, to: 2, kind: 'piecewise' }]);
     expect(onward.servers[1]!.node.moves[pageText]).toBeDefined();
     const done = completeFaultFree(onward, 2_000);
