@@ -42,7 +42,7 @@ describe('commits nobody waits for, lost in a crash', () => {
  * the commit again and wait for good (the move stayed `committing`); a move
  * rebuilt from its flip now finishes at once. These searches used to be cut
  * by depth; since a destination moves the page on only once it has learnt
- * the flip (26 Nov, evening), they end (1,021 and 729 states), and the
+ * the flip (26 Nov, evening), they end (1,206 and 886 states), and the
  * liveness check samples every other state. They count the worlds where a
  * restarted source holds such a record, so that the check cannot pass
  * vacuously. With the old restart rule both fail, within 2,000 states.
