@@ -21,6 +21,7 @@
  * goes at once). Either rate may be 0: no limit of that kind.
  */
 import { assert } from '../../machines/identifiers.js';
+import { FifoPacer } from './fifo-pacer.js';
 
 export interface CopyPacing {
   /** The copy rate with no client about (0: unpaced). */
@@ -37,8 +38,8 @@ export const defaultClientQuietMs = 100;
 export class CopyPacer {
   readonly #pacing: CopyPacing;
   readonly #nowMs: () => number;
-  /** When the last piece queued so far has had its share of the rate. */
-  #busyUntilMs = 0;
+  /** The queue of pieces; each is reserved at the rate that applies when it is queued. */
+  readonly #queue: FifoPacer;
   #lastClientRequestMs = Number.NEGATIVE_INFINITY;
 
   constructor(pacing: CopyPacing, nowMs: () => number = () => performance.now()) {
@@ -48,6 +49,7 @@ export class CopyPacer {
     assert(Number.isFinite(pacing.clientQuietMs) && pacing.clientQuietMs >= 0, 'clientQuietMs is a duration');
     this.#pacing = pacing;
     this.#nowMs = nowMs;
+    this.#queue = new FifoPacer(1, nowMs);
   }
 
   /** Whether this pacer ever delays a piece: a server configured with neither rate skips it. */
@@ -62,11 +64,7 @@ export class CopyPacer {
 
   /** Queues a piece of `bytes` and returns how many milliseconds from now it may be sent (0: at once). */
   reserve(bytes: number): number {
-    const nowMs = this.#nowMs();
-    const startMs = Math.max(nowMs, this.#busyUntilMs);
-    const bytesPerSecond = this.#rate(nowMs);
-    if (bytesPerSecond > 0) this.#busyUntilMs = startMs + (bytes * 1000) / bytesPerSecond;
-    return startMs - nowMs;
+    return this.#queue.reserve(bytes, this.#rate(this.#nowMs())).startInMs;
   }
 
   /** The rate that applies now: the lower of the two while clients are active. */

@@ -13,6 +13,16 @@ describe('FIFO pacer', () => {
     expect(pacer.reserve(2)).toEqual({ startInMs: 0, endInMs: 2 });
   });
 
+  it('takes a job at a rate of its own when given one, and a job at rate 0 waits behind the queue but takes no time', () => {
+    let nowMs = 0;
+    const pacer = new FifoPacer(1000, () => nowMs);
+    expect(pacer.reserve(5, 500)).toEqual({ startInMs: 0, endInMs: 10 });
+    expect(pacer.reserve(1_000_000, 0)).toEqual({ startInMs: 10, endInMs: 10 });
+    expect(pacer.reserve(2)).toEqual({ startInMs: 10, endInMs: 12 });
+    nowMs = 50;
+    expect(pacer.reserve(7, 0)).toEqual({ startInMs: 0, endInMs: 0 });
+  });
+
   it('refuses a rate that is not positive', () => {
     expect(() => new FifoPacer(0)).toThrow(/positive/);
   });

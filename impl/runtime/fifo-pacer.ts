@@ -16,22 +16,26 @@ export interface PacedSlot {
 }
 
 export class FifoPacer {
-  readonly #msPerUnit: number;
+  readonly #unitsPerSecond: number;
   readonly #nowMs: () => number;
   /** When the last job queued so far ends. */
   #busyUntilMs = 0;
 
   constructor(unitsPerSecond: number, nowMs: () => number = () => performance.now()) {
     assert(Number.isFinite(unitsPerSecond) && unitsPerSecond > 0, 'a pacer serves a positive number of units per second');
-    this.#msPerUnit = 1000 / unitsPerSecond;
+    this.#unitsPerSecond = unitsPerSecond;
     this.#nowMs = nowMs;
   }
 
-  /** Queues a job of `units` and returns its slot. */
-  reserve(units: number): PacedSlot {
+  /**
+   * Queues a job of `units` and returns its slot. `unitsPerSecond` overrides the pacer's rate for this job (a pacer
+   * whose rate varies, copy-pacer.ts); 0 makes the job free: it starts behind the queue and takes no time.
+   */
+  reserve(units: number, unitsPerSecond = this.#unitsPerSecond): PacedSlot {
+    assert(Number.isFinite(unitsPerSecond) && unitsPerSecond >= 0, 'a job\'s rate is a number of units per second, 0 for free');
     const nowMs = this.#nowMs();
     const startMs = Math.max(nowMs, this.#busyUntilMs);
-    this.#busyUntilMs = startMs + units * this.#msPerUnit;
-    return { startInMs: startMs - nowMs, endInMs: this.#busyUntilMs - nowMs };
+    if (unitsPerSecond > 0) this.#busyUntilMs = startMs + (units * 1000) / unitsPerSecond;
+    return { startInMs: startMs - nowMs, endInMs: Math.max(startMs, this.#busyUntilMs) - nowMs };
   }
 }
