@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { PageKey } from '../../machines/identifiers.js';
-import { pageKeyText } from '../../machines/identifiers.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
-import type { PageData, RuntimeReply } from './server-runtime.js';
+import type { RuntimeReply } from './server-runtime.js';
+import { memoryPages } from './memory-pages.js';
 import { ServerRuntime } from './server-runtime.js';
 
 /**
@@ -13,34 +12,6 @@ import { ServerRuntime } from './server-runtime.js';
  * cost the other inputs their effects: the failure surfaces from `batch`
  * after every effect and every input queued has been carried out.
  */
-
-/** Page data in memory, written at once (as the page store does for a page whose file is open). */
-function memoryPages(): PageData & { writesDoneNow: number } {
-  const pages = new Map<string, Buffer>();
-  const pageOf = (pageKey: PageKey) => {
-    let page = pages.get(pageKeyText(pageKey));
-    if (!page) pages.set(pageKeyText(pageKey), (page = Buffer.alloc(8 * 512)));
-    return page;
-  };
-  const store = {
-    writesDoneNow: 0,
-    read: async (pageKey: PageKey, offsetBlocks: number, lengthBlocks: number, blockSizeBytes: number) =>
-      Buffer.from(pageOf(pageKey).subarray(offsetBlocks * blockSizeBytes, (offsetBlocks + lengthBlocks) * blockSizeBytes)),
-    write: async (pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number) => {
-      data.copy(pageOf(pageKey), offsetBlocks * blockSizeBytes);
-    },
-    writeNow: (pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number) => {
-      data.copy(pageOf(pageKey), offsetBlocks * blockSizeBytes);
-      store.writesDoneNow += 1;
-      return true;
-    },
-    sync: async () => undefined,
-    delete: async (pageKey: PageKey) => {
-      pages.delete(pageKeyText(pageKey));
-    },
-  };
-  return store;
-}
 
 function withinMs<T>(promise: Promise<T>, timeoutMs: number): Promise<T | 'timed out'> {
   return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), timeoutMs))]);
