@@ -181,10 +181,20 @@ class NodeStep {
       const { pageKey, record } = replica.context;
       const key = pageKeyText(pageKey);
       const route = this.next.routes.get(key);
-      if (record?.status === 'valid' && route && route.owner !== this.#self && !this.next.moves[key]) {
-        this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
-      }
+      // A valid copy its table does not name at the copy's epoch: the flip that made it valid is not durably known
+      // here (the route write is not awaited, and a crash may take it), and until it is, the page cannot move on.
+      if (record?.status === 'valid' && !this.next.moves[key] && !this.#routeNamesSelf(key, record.epoch)) this.#askForRoute(pageKey);
     }
+  }
+
+  /**
+   * Asks for the page's route: the server this one's table names, or, when the table names this server itself (at an
+   * older epoch than its copy's) or nothing, every other member.
+   */
+  #askForRoute(pageKey: PageKey): void {
+    const route = this.next.routes.get(pageKeyText(pageKey));
+    const askEach = route && route.owner !== this.#self ? [route.owner] : this.#group().filter((server) => server !== this.#self);
+    for (const server of askEach) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.query', pageKey } });
   }
 
   #learnRoute(pageKey: PageKey, route: Route): void {
@@ -765,10 +775,9 @@ class NodeStep {
       movePieceCountProblem(volume, kind, pieceCount);
     if (problem || !volume || record?.status !== 'valid') {
       // Not yet knowing the flip is normally a matter of the source's route push still on its way; in case it was
-      // lost (a dropped connection), the server its table still names (the source) is asked for the route, so that
-      // an administrator who asks again succeeds (ServerRuntime.move does, for a while).
-      const route = this.next.routes.get(key);
-      if (flipPending && route && route.owner !== this.#self) this.effects.push({ type: 'peer.send', to: route.owner, message: { type: 'route.query', pageKey } });
+      // lost (a dropped connection, a crash that took the route write), the route is asked for, so that an
+      // administrator who asks again succeeds (ServerRuntime.move does, for a while).
+      if (flipPending) this.#askForRoute(pageKey);
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem ?? 'refused', ...(flipPending ? { flipPending: true as const } : {}) });
       return;
     }

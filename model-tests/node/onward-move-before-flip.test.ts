@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
 import { nodeStep } from '../../machines/node/node.js';
 import { completeFaultFree } from '../random/fault-free-completion.js';
+import { FairSchedule } from '../world/fair-schedule.js';
 import { checkState, checkTransition } from '../world/properties.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, enabledActions, initialWorld, volumeName } from '../world/world.js';
@@ -76,5 +77,32 @@ describe('a committed destination moves the page on only once it has learnt the 
     const done = completeFaultFree(onward, 2_000);
     expect(done.violation).toBeNull();
     expect(done.world.servers[2]!.meta.replicas[pageText]).toEqual({ status: 'valid', epoch: 3 });
+  });
+
+  it('a server restarted without the route write of the flip that gave it the page asks for it, and can move the page on', () => {
+    // s1 -> s2 -> s1; s1 crashes before its route write for the second flip (not awaited) is durable. Its durable
+    // table then names s2 at epoch 2 (its own first flip), below its copy's 3, and s2 has already pushed the second
+    // flip: unless the restart asks (#repairRoutesAfterRestart), s1 would refuse to move the page for good. (A table
+    // naming s1 itself at an older epoch is asked about too, of every member; no schedule here reaches one.)
+    const lossy: WorldConfig = { ...config, servers: 2, pieces: 1, writes: 0, reads: 0, unawaitedCommitsLost: true };
+    const away = completeFaultFree(play(initialWorld(lossy), [{ type: 'move.start', page: 0, to: 1, kind: 'piecewise' }]), 2_000);
+    expect(away.violation).toBeNull();
+    let world = play(away.world, [{ type: 'move.start', page: 0, to: 0, kind: 'piecewise' }]);
+    const schedule = new FairSchedule();
+    for (let steps = 0; steps < 500; steps += 1) {
+      const pendingRoute = world.servers[0]!.pendingMeta[0]?.writes.some((write) => write.kind === 'route' && write.route.owner === 's1' && write.route.epoch === 3);
+      if (pendingRoute && world.servers[0]!.meta.replicas[pageText]?.status === 'valid') break;
+      const action = schedule.next(world);
+      expect(action, 'the second move ends before s1 learns its flip').toBeDefined();
+      world = play(world, [action!]);
+    }
+    expect(world.servers[0]!.meta.routes[pageText]?.epoch ?? 0).toBeLessThan(3);
+    world = play(world, [{ type: 'crash', server: 0 }, { type: 'restart', server: 0 }]);
+    expect(world.network.some((envelope) => envelope.from === 's1' && envelope.message.type === 'route.query')).toBe(true);
+    const healed = completeFaultFree(world, 2_000);
+    expect(healed.violation).toBeNull();
+    expect(healed.world.servers[0]!.node.routes.get(pageText)).toEqual({ owner: 's1', epoch: 3 });
+    const onward = play(healed.world, [{ type: 'move.start', page: 0, to: 1, kind: 'piecewise' }]);
+    expect(onward.servers[0]!.node.moves[pageText]).toBeDefined();
   });
 });
