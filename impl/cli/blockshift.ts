@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
-import { defaultMoveRateUnderLoadMBps, groupConfigProblem, localGroupConfig } from './group-config.js';
+import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
@@ -69,7 +69,7 @@ function groupOf(options: Map<string, string>): GroupConfig {
   return {
     ...config,
     moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0),
-    moveRateUnderLoadMBps: integerFlag(options, 'under-load-mbps', defaultMoveRateUnderLoadMBps),
+    moveRateUnderLoadMBps: integerFlag(options, 'under-load-mbps', moveRateUnderLoadMBpsOf(config)),
   };
 }
 

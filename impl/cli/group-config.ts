@@ -61,6 +61,11 @@ export function localGroupConfig(dataDirectory = 'data', serverCount = 3, basePo
   };
 }
 
+/** The copy rate under client load that `config` asks for, or the default if it predates the field. */
+export function moveRateUnderLoadMBpsOf(config: GroupConfig): number {
+  return config.moveRateUnderLoadMBps ?? defaultMoveRateUnderLoadMBps;
+}
+
 /** A copy rate in MiB/s: finite and not negative (0: no limit). */
 function isRate(value: unknown): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;

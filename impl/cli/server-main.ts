@@ -25,7 +25,7 @@ import { DrainDriver } from '../runtime/drain-driver.js';
 import { bootstrapMembership } from '../../machines/membership/membership.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import type { GroupConfig } from './group-config.js';
-import { defaultMoveRateUnderLoadMBps, groupConfigProblem } from './group-config.js';
+import { groupConfigProblem, moveRateUnderLoadMBpsOf } from './group-config.js';
 import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
 
 async function main(): Promise<void> {
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },
     incarnation: nextIncarnation(self.dataDirectory), lossEpoch, pages, metadata, peers: transport, log, copyPacing: {
       maxBytesPerSecond: group.moveThrottleMBps * 2 ** 20,
-      underLoadBytesPerSecond: (group.moveRateUnderLoadMBps ?? defaultMoveRateUnderLoadMBps) * 2 ** 20,
+      underLoadBytesPerSecond: moveRateUnderLoadMBpsOf(group) * 2 ** 20,
       clientQuietMs: defaultClientQuietMs,
     },
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,

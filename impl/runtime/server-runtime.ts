@@ -109,7 +109,7 @@ interface AdminReply {
   readonly flipPending: boolean;
 }
 
-/** How long `move` waits for this server to learn a flip before it passes the refusal on (see `flipNotYetLearnt`). */
+/** How long `move` waits for this server to learn a flip before it passes the refusal on (`flipPending`). */
 export const flipWaitMsMax = 2_000;
 /** The pause between two tries of such a move starts at 1 ms (the push is normally about to land) and doubles up to this. */
 const flipRetryDelayMsMax = 64;
@@ -251,7 +251,7 @@ export class ServerRuntime {
   /** `pieceCount` is the move's own (it must divide the volume's piecesPerPage); absent, the volume's. */
   async move(pageKey: PageKey, to: ServerId, kind: MoveKind, pieceCount?: number): Promise<{ ok: boolean; message: string }> {
     // A page that has just arrived here is moved on as soon as this server learns its source's flip (the source's
-    // route push, normally on its way; each refusal also asks the group): the refusal is waited out, for a while.
+    // route push, normally on its way; each refusal also asks for the route): the refusal is waited out, for a while.
     const deadlineMs = performance.now() + flipWaitMsMax;
     for (let delayMs = 1; ; delayMs = Math.min(2 * delayMs, flipRetryDelayMsMax)) {
       const { flipPending, ...result } = await this.#admin((requestId) => ({ type: 'admin.move', requestId, pageKey, to, kind, pieceCount }));
