@@ -2,7 +2,7 @@ import type { ServerId } from '../../machines/identifiers.js';
 import { pageKeyText } from '../../machines/identifiers.js';
 import type { Route } from '../../machines/node/node-io.js';
 import type { SimServer, World } from '../world/world.js';
-import { applyAction, enabledActions, volumeName } from '../world/world.js';
+import { applyAction, volumeName } from '../world/world.js';
 import { FairSchedule } from '../world/fair-schedule.js';
 import { isSettled } from './explore.js';
 
