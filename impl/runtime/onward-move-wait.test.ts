@@ -8,7 +8,7 @@ import { flipWaitMsMax, ServerRuntime } from './server-runtime.js';
 
 /**
  * A server that has just received a page refuses to move it on until it
- * learns its source's flip (machines/node/node.ts, #routeNamesSelf), which
+ * learns its source's flip (machines/node/copy-standing.ts), which
  * the source's route push normally tells it within milliseconds.
  * `ServerRuntime.move` waits that refusal out for up to `flipWaitMsMax`, so
  * an administrator moving a page straight back sees no error. Two runtimes

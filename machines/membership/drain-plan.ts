@@ -1,6 +1,7 @@
 import type { PageKey, ServerId } from '../identifiers.js';
 import type { NodeState } from '../node/node-state.js';
 import { memberOf } from './membership.js';
+import { copyStanding } from '../node/copy-standing.js';
 
 /**
  * What a draining server moves next, and when it may leave: pure functions
@@ -31,10 +32,9 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
     const to = move.snapshot.context.destination;
     if (move.snapshot.status === 'active' && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
   }
-  // Only pages this server serves: a valid copy whose route names another server is one this server received
-  // but has not yet learnt it owns (the flip's push is on its way); it is moved once the route names it.
+  // Only pages this server owns: a valid copy it has not yet learnt the flip of is moved once it has (copy-standing.ts).
   const pages = [...state.replicas]
-    .filter(([key, replica]) => replica.context.record?.status === 'valid' && (state.routes.get(key)?.owner ?? self) === self && !state.moves[key])
+    .filter(([key]) => copyStanding(state, key) === 'owned' && !state.moves[key])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, movesToStartMax);
   return pages.map(([, replica]) => {

@@ -15,6 +15,7 @@ import { applyBlockVersions, directWriteSequence, noBlockVersions } from './bloc
 import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
+import { copyStanding } from './copy-standing.js';
 import { remember, rememberedValue } from './remembered-origins.js';
 import type { WriteHolder } from './loss-watch.js';
 import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
@@ -178,12 +179,11 @@ class NodeStep {
   #repairRoutesAfterRestart(): void {
     pushGivenUpRoutes(this, this.#group());
     for (const replica of this.next.replicas.values()) {
-      const { pageKey, record } = replica.context;
+      const { pageKey } = replica.context;
       const key = pageKeyText(pageKey);
-      const route = this.next.routes.get(key);
       // A valid copy its table does not name at the copy's epoch: the flip that made it valid is not durably known
       // here (the route write is not awaited, and a crash may take it), and until it is, the page cannot move on.
-      if (record?.status === 'valid' && !this.next.moves[key] && !this.#routeNamesSelf(key, record.epoch)) this.#askForRoute(pageKey);
+      if (!this.next.moves[key] && copyStanding(this.next, key) === 'awaitingFlip') this.#askForRoute(pageKey);
     }
   }
 
@@ -371,7 +371,7 @@ class NodeStep {
   #servesCommitted(pageText: string): boolean {
     const joined = this.next.read('attemptsJoined')[pageText];
     const record = this.next.replicas.get(pageText)?.context.record;
-    return joined !== undefined && joined.recordDurable && record?.status === 'valid' && record.epoch === joined.committedEpoch && this.next.routes.get(pageText)?.owner !== this.#self;
+    return joined !== undefined && joined.recordDurable && record?.epoch === joined.committedEpoch && copyStanding(this.next, pageText) === 'awaitingFlip';
   }
 
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
@@ -382,7 +382,7 @@ class NodeStep {
     if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
     // By the tables alone a committed destination owns the page once it has learnt the flip (the route names it); until
     // then it serves the page only through #servesReceivedBlocks, which also orders its writes against the source's parts.
-    const serving = record?.status === 'valid' && route.owner === this.#self;
+    const serving = copyStanding(this.next, key) === 'owned';
     const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
     // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it lazily).
     const forwardTo = record?.status === 'invalid' && record.forwardTo !== null && memberOf(this.next.membership, record.forwardTo) ? record.forwardTo : null;
@@ -759,7 +759,7 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas.get(key)?.context.record;
-    const flipPending = record?.status === 'valid' && !this.#routeNamesSelf(key, record.epoch);
+    const flipPending = copyStanding(this.next, key) === 'awaitingFlip';
     const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
     const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
@@ -790,17 +790,6 @@ class NodeStep {
     this.next.moves[key] = { kind, snapshot };
     this.effects.push({ type: 'admin.reply', requestId, ok: true, message: `moving ${key} from ${this.#self} to ${to} (${kind}, ${input.pieceCount} piece${input.pieceCount === 1 ? '' : 's'})` });
     this.#stepMove(pageKey, { type: 'move.begin' });
-  }
-
-  /**
-   * Whether this server's table names it as the page's owner at `epoch` (its valid copy's) or later. A destination
-   * that has committed holds a valid copy before it learns that its source flipped: until then the source may still
-   * send it dual writes and parts of that move (an interrupted source does, after a restart), which a move of its own
-   * would never see, so it starts none (a review found a write lost and one brought back that way).
-   */
-  #routeNamesSelf(pageText: string, epoch: number): boolean {
-    const route = this.next.routes.get(pageText);
-    return route !== undefined && route.owner === this.#self && route.epoch >= epoch;
   }
 
   #stepMove(pageKey: PageKey, event: MoveEvent): void {
@@ -1048,7 +1037,7 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const record = this.next.replicas.get(key)?.context.record;
     if (record?.status === 'receiving') return record.attempt === attempt && record.epoch === epoch;
-    return !isCopy && record?.status === 'valid' && record.epoch === epoch && this.next.routes.get(key)?.owner !== this.#self;
+    return !isCopy && record?.status === 'valid' && record.epoch === epoch && copyStanding(this.next, key) === 'awaitingFlip';
   }
 
   /**

@@ -189,7 +189,9 @@ describe('membership in the pure node', () => {
     const committedDestination: NodeState = { ...s1Draining, routes: s1Draining.routes.with('alpha/3', { owner: 's2', epoch: 1 }) };
     expect(committedDestination.replicas.get('alpha/3')?.context.record?.status).toBe('valid');
     expect(drainMoves(committedDestination, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
-    // A page with no route entry is this server's (the node's lookup reads it so), and is planned.
-    expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
+    // A valid copy with no route entry at all (received before the volume's definition reached this server, which
+    // then adds no route for it) is not known to be this server's either: it waits for the flip's push too.
+    expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0]);
+    expect(drainMoves(s1Draining, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
   });
 });

@@ -19,7 +19,7 @@ import { referenceBound } from '../world/world-config.js';
  * the page: its new move's copy and dual writes never carried those parts,
  * and a write was lost (a kill -9) or one came back (a duplicated part). A
  * destination now starts no move of the page until its table names it at
- * its copy's epoch (node.ts, #routeNamesSelf).
+ * its copy's epoch (copy-standing.ts).
  */
 const config: WorldConfig = { ...referenceBound, servers: 3, pages: 1, pieces: 2, writes: 1, reads: 1, moves: 3, crashes: 1 };
 const pageText = pageKeyText({ volume: volumeName, page: 0 });
