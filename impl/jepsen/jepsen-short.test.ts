@@ -17,6 +17,9 @@ import { runJepsen } from './run-jepsen.js';
 const seed = Number(process.env.BLOCKSHIFT_SEED ?? freshSeed());
 console.log(`jepsen-short: seed ${seed} (replay with BLOCKSHIFT_SEED=${seed})`);
 const outputDirectory = join(tmpdir(), 'blockshift-jepsen-test-output');
+// Short enough that a run whose moves do not finish still ends, and reports what they were stuck on, well within the
+// test's time-out (run seconds + settle + three final reads of up to 10 s + restarts), long enough for a loaded CI host.
+const settleTimeoutMs = 60_000;
 
 function expectSound(result: JepsenResult, kinds: readonly string[]): void {
   expect(result.check.invalidBlocks, result.summary).toEqual([]);
@@ -32,15 +35,15 @@ function expectSound(result: JepsenResult, kinds: readonly string[]): void {
 describe('fault-injection harness (short)', () => {
   it('kill, pause, partition and move: linearizable, nothing lost', async () => {
     const kinds = ['kill', 'pause', 'partition', 'move'] as const;
-    const result = await runJepsen({ seed, seconds: 45, nemesis: kinds, basePort: 3_809, outputDirectory, log: () => undefined });
+    const result = await runJepsen({ seed, seconds: 45, nemesis: kinds, basePort: 3_809, outputDirectory, settleTimeoutMs, log: () => undefined });
     console.log(result.summary);
     expectSound(result, kinds);
   }, 170_000);
 
   it('power loss and move: linearizable under the power-loss model, no required-durable write lost', async () => {
     const kinds = ['power-loss', 'move'] as const;
-    const result = await runJepsen({ seed: (seed + 1) >>> 0, seconds: 25, nemesis: kinds, basePort: 3_909, outputDirectory, log: () => undefined });
+    const result = await runJepsen({ seed: (seed + 1) >>> 0, seconds: 25, nemesis: kinds, basePort: 3_909, outputDirectory, settleTimeoutMs, log: () => undefined });
     console.log(result.summary);
     expectSound(result, kinds);
-  }, 120_000);
+  }, 170_000);
 });

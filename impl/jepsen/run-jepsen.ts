@@ -63,6 +63,8 @@ export interface JepsenResult {
   /** Every move finished and every final read succeeded. */
   readonly settled: boolean;
   readonly finalReadFailures: number;
+  /** When moves did not finish: each server's moves still running, and every server's record of those pages. */
+  readonly unsettledMoves: readonly string[];
   readonly outputDirectory: string;
   readonly summary: string;
 }
@@ -120,6 +122,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let movesCompletedDuringRun = 0;
   let settled = false;
   let finalReadFailures = 0;
+  let unsettledMoves: string[] = [];
   const nemesis = new Nemesis({ group, proxies, recorder, random, kinds: options.nemesis, volume, pageCount, waitForLine, log });
   try {
     await proxies.start();
@@ -146,7 +149,10 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     }
     settled = await until(async () => (await Promise.all(serverIds.map((id) => group.status(id)))).every((status) => status.moves.length === 0), options.settleTimeoutMs ?? 90_000)
       .then(() => true, () => false);
-    if (!settled) log('jepsen: moves did not finish within the settle time-out');
+    if (!settled) {
+      unsettledMoves = await describeUnsettledMoves(group, serverIds);
+      log(`jepsen: moves did not finish within the settle time-out:\n  ${unsettledMoves.join('\n  ')}`);
+    }
     for (const [index, id] of serverIds.entries()) {
       finalReadFailures += await finalReads(group, recorder, id, 1_000 + index, volume, blocks, 10_000);
     }
@@ -164,7 +170,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const counted = countOperations(operations);
   const result = {
     seed: options.seed, verdict: check.verdict, operations: counted, check, loss, nemesis: { ...nemesis.counts },
-    movesCompletedDuringRun, movesCompletedTotal: movesFinished, settled, finalReadFailures, outputDirectory,
+    movesCompletedDuringRun, movesCompletedTotal: movesFinished, settled, finalReadFailures, unsettledMoves, outputDirectory,
   };
   const summary = summaryText(result, options);
   writeFileSync(join(outputDirectory, 'history.jsonl'), recorder.events.map((event) => JSON.stringify(event)).join('\n') + '\n');
@@ -206,6 +212,7 @@ function summaryText(result: Omit<JepsenResult, 'summary'>, options: JepsenOptio
     `writes:     ${Object.entries(result.loss.counts).map(([fate, count]) => `${fate} ${count}`).join(', ')}`,
     `checker:    ${result.verdict} over ${result.check.blocks.length} blocks (${result.check.invalidBlocks.length} violating, ${result.check.unknownBlocks.length} unknown)`,
   ];
+  for (const line of result.unsettledMoves) lines.push(`  unsettled: ${line}`);
   for (const block of [...result.check.invalidBlocks, ...result.check.unknownBlocks]) lines.push(`  block ${block.block}: ${block.verdict}: ${block.reason ?? ''}`);
   for (const loss of result.loss.lost.slice(0, 20)) lines.push(`  lost write ${loss.writeId} of block ${loss.block} (final value ${loss.finalValue})`);
   if (result.loss.counts.lostBeforeFlush > 0) {
@@ -214,6 +221,24 @@ function summaryText(result: Omit<JepsenResult, 'summary'>, options: JepsenOptio
   if (result.check.invalidBlocks.length + result.check.unknownBlocks.length > 0) lines.push(`timeline:   ${join(result.outputDirectory, 'timeline.html')}`);
   lines.push(`output:     ${result.outputDirectory}`);
   return lines.join('\n');
+}
+
+/**
+ * What a run that did not settle was stuck on, for its summary (CI keeps no server logs): every move a server still
+ * runs, with its state, stage and attempt, and what every server's route and copy record say about that page.
+ */
+async function describeUnsettledMoves(group: JepsenGroup, serverIds: readonly string[]): Promise<string[]> {
+  const statuses = await Promise.all(serverIds.map((id) => group.status(id).catch(() => null)));
+  const lines: string[] = [];
+  for (const status of statuses) {
+    for (const move of status?.moves ?? []) {
+      const records = statuses.map((other, index) => other === null
+        ? `${serverIds[index]} unreachable`
+        : `${other.server} route ${other.routes[move.page]?.owner ?? '-'}@${other.routes[move.page]?.epoch ?? '-'} copy ${other.copies[move.page] ?? 'none'}`);
+      lines.push(`${status!.server} moving ${move.page} to ${move.destination} (${move.kind}, ${move.state}, durable stage ${move.durableStage}, attempt ${move.attempt}, piece ${move.piece}/${move.pieceCount}); ${records.join('; ')}`);
+    }
+  }
+  return lines.length > 0 ? lines : statuses.map((status, index) => `${serverIds[index]}: ${status === null ? 'unreachable' : 'no move'}`);
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

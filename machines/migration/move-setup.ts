@@ -34,8 +34,11 @@ export type MoveEvent =
   | { type: 'stage.persisted'; stage: number; attempt: number }
   | { type: 'piece.copied'; piece: number; attempt: number }
   | { type: 'destination.committed'; attempt: number }
-  /** Table 1: the destination refused to commit because its copy may miss what the source served (see unit-move.machine.ts). */
-  | { type: 'destination.stale'; attempt: number }
+  /**
+   * Table 1: the destination refused to commit `attempt` because its copy may miss what the source served, or because
+   * it follows a later attempt, `destinationAttempt` (see unit-move.machine.ts).
+   */
+  | { type: 'destination.stale'; attempt: number; destinationAttempt: number }
   | { type: 'destination.failed'; attempt: number }
   | { type: 'timer.fired'; timerId: string }
   | { type: 'crash' }
@@ -88,8 +91,16 @@ export const moveSetup = setup({
     beginFirstAttempt: assign({ attempt: 1, piece: 0 }),
     /** A crash loses everything volatile; only the durable checkpoint survives. */
     forgetVolatile: assign({ pending: null }),
-    /** Table 1, after the destination refused to commit: a new attempt (above the refused one) copies the page again. */
-    beginCopyAgain: assign(({ context }) => ({ attempt: context.attempt + 1, piece: 0 })),
+    /**
+     * Table 1, after the destination refused to commit: a new attempt, above the refused one and above the one the
+     * destination follows, copies the page again. The destination may be ahead: attempts are acted on before they are
+     * durable here (a restart into the commit, and this very action, persist none), so a crash can restart the move
+     * below an attempt whose dual writes the destination has followed; a commit it would ignore for ever.
+     */
+    beginCopyAgain: assign(({ context, event }) => ({
+      attempt: Math.max(context.attempt, event.type === 'destination.stale' ? event.destinationAttempt : 0) + 1,
+      piece: 0,
+    })),
     /**
      * A restart takes the attempt after the checkpoint's, or the one this run of the machine was already on if that
      * is higher: Table 1 copies again under a new attempt before that attempt's stage is durable, and its dual writes

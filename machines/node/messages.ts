@@ -46,8 +46,11 @@ export type PeerMessage =
   | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean; sourceSequence: number }
   /** `destinationServes`: the destination serves the page itself until it learns the flip (so the source may send requests there meanwhile). */
   | { type: 'move.committed'; pageKey: PageKey; attempt: number; destinationServes: boolean }
-  /** Destination → source: the commit is refused because the copy here may miss what the source served; copy again. */
-  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number }
+  /**
+   * Destination → source: the commit of `attempt` is refused because the copy here may miss what the source served,
+   * or because this server already follows a later attempt of the move, `destinationAttempt`; copy again above it.
+   */
+  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number; destinationAttempt: number }
   /**
    * Source → destination (Table 2), before a finished piece's reads move there: confirm that this incarnation took this
    * attempt's copy and holds every part since, durably. `ok` false: it restarted (or never took it); copy the piece again.

@@ -1222,10 +1222,16 @@ class NodeStep {
     }
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
     const current = this.next.replicas.get(pageKeyText(message.pageKey))?.context.record;
+    if (message.freshCopy && current?.status === 'receiving' && current.epoch === message.epoch && current.attempt > message.attempt) {
+      // Table 1: a source restarted below an attempt it had acted on before that attempt was durable (its dual writes
+      // reached this server first). Ignored, it would commit that old attempt for ever; told, it copies again above it.
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, destinationAttempt: current.attempt } });
+      return;
+    }
     if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
     if (message.freshCopy && !this.#tookCopyOf(key, message.attempt)) {
       // Table 1: this copy was taken by an earlier attempt or incarnation, so it may miss writes the source has served.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, destinationAttempt: message.attempt } });
       return;
     }
     // Table 2's commit comes once every piece is durably handed over: this server serves all of the page meanwhile.
@@ -1356,7 +1362,7 @@ class NodeStep {
         if (message.destinationServes && move?.snapshot.status === 'active' && move.snapshot.context.attempt === message.attempt) this.next.moves[key] = { ...move, destinationServesAttempt: message.attempt };
         return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
       }
-      case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt });
+      case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt, destinationAttempt: message.destinationAttempt });
       case 'piece.handover': return this.#receiveHandover(from, message);
       case 'piece.handedOver': return this.#pieceHandedOver(message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });

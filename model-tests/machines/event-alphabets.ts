@@ -21,7 +21,7 @@ export function moveEvents(snapshot: { status?: string; context: MoveContext }):
     { type: 'piece.copied', piece: context.piece, attempt: context.attempt },
     { type: 'destination.committed', attempt: context.attempt },
     { type: 'destination.failed', attempt: context.attempt },
-    { type: 'destination.stale', attempt: context.attempt },
+    { type: 'destination.stale', attempt: context.attempt, destinationAttempt: context.attempt },
     { type: 'timer.fired', timerId: progressTimerId(context) },
   ];
   if (context.pending) events.push({ type: 'stage.persisted', stage: context.pending.stage, attempt: context.pending.attempt });
