@@ -21,7 +21,7 @@ import { FingerprintAudit } from '../world/fingerprint-audit.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N] [--timers-anytime] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N] [--timers-anytime] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 /**
@@ -62,7 +62,7 @@ try {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
       'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'timers-anytime': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
-      liveness: { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
+      liveness: { type: 'string' }, 'liveness-every': { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
   });
@@ -133,13 +133,16 @@ if (config.unflushedWrites && !config.powerLoss) fail('--unflushed-writes needs 
 if (config.movePieces !== undefined && config.pieces % config.movePieces !== 0) fail(`--move-pieces must divide --pieces (${config.pieces}), got ${config.movePieces}`);
 const statesMax = integer(values['states-max'], 'states-max', 20_000_000, 1, 50_000_000);
 const depthMax = integer(values['depth-max'], 'depth-max', 500, 1, 10_000);
-const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 100_000);
+const livenessSamples = integer(values.liveness, 'liveness', 200, 0, 1_000_000);
+// One sample every this many new states; 1 checks liveness from every state (up to --liveness of them), which a small
+// bound affords: a livelock reachable only from a few states is missed by a sample.
+const livenessEvery = integer(values['liveness-every'], 'liveness-every', 53, 1, 1_000_000);
 
 let lastReport = performance.now();
 // Debug: compare every merged state with the one kept (world/fingerprint-audit.ts); it keeps every state, so it needs more heap.
 const audit = values['audit-fingerprint'] ? new FingerprintAudit(values['no-symmetry'] !== true, false) : undefined;
 const result = explore(config, {
-  statesMax, depthMax, livenessSamples, livenessEvery: 53, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true, heapFractionMax: 0.8, fingerprintAudit: audit,
+  statesMax, depthMax, livenessSamples, livenessEvery, livenessStepsMax: 2_000, symmetry: values['no-symmetry'] !== true, heapFractionMax: 0.8, fingerprintAudit: audit,
   onProgress: (states, depth) => {
     if (!values.json && performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
