@@ -464,6 +464,10 @@ class NodeStep {
     assert(!move || piece === movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks + operation.lengthBlocks - 1), 'a request part lies within one piece of the move');
     const servingDestination = this.#servingDestination(key, entry);
     if (servingDestination !== null) {
+      if (this.#fromDestinationBeforeFlip(entry, servingDestination.owner)) {
+        this.next.parked[key] = [...(this.next.read('parked')[key] ?? []), entry.id];
+        return;
+      }
       // The destination serves the whole page now (#servesReceivedBlocks): the request goes there rather than wait
       // for the commit or the flip here.
       this.#stepRequest(entry.id, { type: 'copy.invalidated', route: servingDestination, localCopy: 'invalid', forwardTo: null });
@@ -564,6 +568,19 @@ class NodeStep {
   }
 
   /**
+   * Whether the request came from the move's destination itself while the destination serves the page ahead of this
+   * server's flip (#servingDestination). Such a request (the destination forwarded it before it committed, or it
+   * has restarted since) waits here for the flip: a stale answer now would name the destination owner at the new
+   * epoch, and the destination would take that for the flip (copy-standing.ts) and might move the page on while
+   * this server, crashing before its flip is durable, restarts the move and asks it to commit again (the explorer
+   * found three valid copies and the old source committing for ever: 3 servers, two unit moves, a crash, 21 steps).
+   * After the flip its answer names the destination from this server's durable record.
+   */
+  #fromDestinationBeforeFlip(entry: RequestEntry, destination: ServerId): boolean {
+    return entry.replyTo.kind === 'peer' && entry.replyTo.server === destination;
+  }
+
+  /**
    * Whether a part of a request for the page (for one piece of its move, unless `piece` is null) is outstanding at
    * `server`; of writes, only those with a sequence up to `sequenceMax` count.
    */
@@ -625,7 +642,7 @@ class NodeStep {
       const entry = this.next.read('requests').get(entryId);
       if (!entry || entry.snapshot.status !== 'active') continue;
       const destination = this.#servingDestination(pageText, entry);
-      if (destination === null) staying.push(entryId);
+      if (destination === null || this.#fromDestinationBeforeFlip(entry, destination.owner)) staying.push(entryId);
       else this.#stepRequest(entryId, { type: 'copy.invalidated', route: destination, localCopy: 'invalid', forwardTo: null });
     }
     if (staying.length > 0) this.next.parked[pageText] = staying;

@@ -354,7 +354,7 @@ describe('a piecewise move committing', () => {
     expect(released.parked['alpha/0']).toBeUndefined();
   });
 
-  it('holds a request that came forwarded, and one answered stale, until the commit is answered', () => {
+  it('holds a request that came forwarded, and one answered stale, until the commit is answered, and the destination\'s own until the flip', () => {
     const [state] = committing();
     const [afterPeer, peerEffects] = run(state, [{
       type: 'peer.message', from: 's2',
@@ -372,10 +372,16 @@ describe('a piecewise move committing', () => {
     }]);
     expect(sent(staleEffects, 'request.forward')).toEqual([]);
     expect(stale.parked['alpha/0']).toHaveLength(2);
-    // The destination answers the commit (and serves the page): the client's request goes there, and the destination
-    // is told that it owns the page it forwarded here.
-    const [, released] = run(stale, [{ type: 'peer.message', from: 's2', message: { type: 'move.committed', pageKey, attempt: 1, destinationServes: true } }]);
+    // The destination answers the commit (and serves the page): the client's request goes there. The destination's own
+    // request waits for the flip: answered now, it would tell the destination it owns the page before this server's
+    // flip is durable (#fromDestinationBeforeFlip).
+    const [flipping, released] = run(stale, [{ type: 'peer.message', from: 's2', message: { type: 'move.committed', pageKey, attempt: 1, destinationServes: true } }]);
     expect(sent(released, 'request.forward').map((message) => message.requestId)).toEqual(['c:r']);
-    expect(sent(released, 'request.answer').map((message) => [message.requestId, message.outcome])).toEqual([['p', { status: 'stale', owner: 's2', epoch: 2 }]]);
+    expect(sent(released, 'request.answer')).toEqual([]);
+    expect(flipping.parked['alpha/0']).toHaveLength(1);
+    // The flip is durable: now the destination is told that it owns the page it forwarded here.
+    const [flipped, afterFlip] = run(flipping, ioDone(ofType(released, 'meta.commit')));
+    expect(sent(afterFlip, 'request.answer').map((message) => [message.requestId, message.outcome])).toEqual([['p', { status: 'stale', owner: 's2', epoch: 2 }]]);
+    expect(flipped.parked['alpha/0']).toBeUndefined();
   });
 });
