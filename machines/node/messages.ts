@@ -22,8 +22,13 @@ export interface BlockOperation {
 export type PeerMessage =
   /** FIG. 7: a request forwarded to the server believed to own its page. */
   | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
-  /** `holders`: for a write not durable at once, the servers that applied it and their loss epochs (see loss-watch.ts); else empty. */
-  | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null; holders: readonly WriteHolder[] }
+  /**
+   * `holders`: for a write not durable at once, the servers that applied it and their loss epochs (see loss-watch.ts);
+   * else empty. `routeProvisional`: a stale answer whose route is ahead of the answering server's durable records (a
+   * source sends a request to its committed destination before its own flip is durable): the request follows it, but
+   * no routing table learns it, so that a table's route is always one some server has durably flipped to.
+   */
+  | { type: 'request.answer'; requestId: string; retry: number; outcome: RequestOutcome; dataToken: string | null; holders: readonly WriteHolder[]; routeProvisional?: true }
   /**
    * Source → destination during a move: one piece of the page, or one chunk of it (`offsetBlocks`, `lengthBlocks`),
    * as it stood at write sequence `sequence`. `handedOverBlocks`: the blocks below it lie in pieces whose hand-over

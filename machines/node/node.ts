@@ -389,13 +389,14 @@ class NodeStep {
     return { route, localCopy, forwardTo };
   }
 
-  #stepRequest(entryId: string, event: RequestRoutingEvent): void {
+  /** `learnsRoutes` false: the event's route is provisional (see `request.answer`), followed but not written to the table. */
+  #stepRequest(entryId: string, event: RequestRoutingEvent, learnsRoutes = true): void {
     const entry = this.next.read('requests').get(entryId);
     if (!entry || entry.snapshot.status !== 'active') return;
     const [snapshot, effects] = stepLabelled(this.next.config.machines.requestRouting, entry.snapshot, event, routingLabels);
     this.#trace('requestRouting', entryId, event.type, entry.snapshot.value, snapshot.value);
     this.next.requests.set(entryId, { ...entry, snapshot });
-    this.#requestEffects(entryId, effects);
+    this.#requestEffects(entryId, learnsRoutes ? effects : effects.filter((effect) => effect.type !== 'routing.learn'));
   }
 
   #requestEffects(entryId: string, effects: readonly Effect[]): void {
@@ -424,7 +425,8 @@ class NodeStep {
     const holders = outcome.status === 'ok' ? entry.holders : [];
     // Noted before the client hears of it: a FLUSH started after the reply covers this write (see loss-watch.ts).
     if (entry.replyTo.kind === 'client' && holders.length > 0) this.#noteAcknowledged(entry.operation.pageKey.volume, holders);
-    this.#replyDirect(entry.replyTo, outcome, dataToken, holders);
+    const routeProvisional = outcome.status === 'stale' && outcome.epoch > this.#lookup(entry.operation.pageKey).route.epoch;
+    this.#replyDirect(entry.replyTo, outcome, dataToken, holders, routeProvisional);
     if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
       this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, holders, this.next.config.forwardedWritesRememberedMax);
     }
@@ -435,11 +437,14 @@ class NodeStep {
   }
 
   /** `holders`: for a peer, the servers that applied a write acknowledged `ok` without making it durable (see loss-watch.ts). */
-  #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null, holders: readonly WriteHolder[] = []): void {
+  #replyDirect(replyTo: ReplyTo, outcome: RequestOutcome, dataToken: string | null = null, holders: readonly WriteHolder[] = [], routeProvisional = false): void {
     if (replyTo.kind === 'client') {
       this.effects.push({ type: 'client.reply', requestId: replyTo.requestId, outcome, dataToken });
     } else {
-      this.effects.push({ type: 'peer.send', to: replyTo.server, message: { type: 'request.answer', requestId: replyTo.requestId, retry: replyTo.retry, outcome, dataToken, holders } });
+      this.effects.push({
+        type: 'peer.send', to: replyTo.server,
+        message: { type: 'request.answer', requestId: replyTo.requestId, retry: replyTo.retry, outcome, dataToken, holders, ...(routeProvisional ? { routeProvisional: true as const } : {}) },
+      });
     }
   }
 
@@ -1358,10 +1363,12 @@ class NodeStep {
           return;
         }
         if (message.outcome.status === 'stale') {
-          // Learn first, so the machine hears whether this server turns out to be the owner (a destination that missed the push).
-          this.#learnRoute(entry.operation.pageKey, { owner: message.outcome.owner, epoch: message.outcome.epoch });
+          // Learn first, so the machine hears whether this server turns out to be the owner (a destination that missed the
+          // push). A provisional route is only followed: no table learns a route before its flip is durable.
+          const learnsRoute = message.routeProvisional !== true;
+          if (learnsRoute) this.#learnRoute(entry.operation.pageKey, { owner: message.outcome.owner, epoch: message.outcome.epoch });
           const { localCopy } = this.#lookup(entry.operation.pageKey);
-          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch, localCopy });
+          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch, localCopy }, learnsRoute);
         }
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }
