@@ -44,6 +44,7 @@ import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
+import { receivedDataToken } from '../../machines/node/received-data-token.js';
 
 /** Page data as the runtime needs it; `impl/storage` provides it on files. */
 export interface PageData {
@@ -305,7 +306,7 @@ export class ServerRuntime {
 
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
     if (this.#stopped) return;
-    const token = 'dataToken' in message ? message.dataToken : null;
+    const token = 'dataToken' in message && message.dataToken !== null ? receivedDataToken(from, message.dataToken) : null;
     if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived(performance.now());
     const input: NodeInput = { type: 'peer.message', from, message };
     if (token && data) this.#dataOfInputs.set(input, { token, data });

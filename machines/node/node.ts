@@ -16,6 +16,7 @@ import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js'
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { copyStanding } from './copy-standing.js';
+import { withReceivedDataToken } from './received-data-token.js';
 import { remember, rememberedValue } from './remembered-origins.js';
 import type { WriteHolder } from './loss-watch.js';
 import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
@@ -109,7 +110,7 @@ class NodeStep {
       case 'client.request': return this.#acceptClientRequest(input.requestId, input.connectionId, input.operation);
       case 'client.flush': return this.#startFlush(input.requestId, input.connectionId, input.volume);
       case 'client.disconnected': return this.#forgetConnection(input.connectionId);
-      case 'peer.message': return this.#receive(input.from, input.message);
+      case 'peer.message': return this.#receive(input.from, withReceivedDataToken(input.from, input.message));
       case 'io.done': return this.#resume(input.completionId, input.ok);
       case 'meta.failed': return this.#commitFailed(input.writes);
       case 'timer.fired': return this.#timerFired(input.timerId);

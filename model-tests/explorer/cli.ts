@@ -86,7 +86,13 @@ if (values.replay) {
       process.exit(1);
     }
     console.log(`${String(index + 1).padStart(3)}. ${describeAction(world, action)}`);
-    const next = applyAction(world, action);
+    let next;
+    try {
+      next = applyAction(world, action);
+    } catch (error) {
+      console.log(`VIOLATION of "every step runs without a failed assertion": ${(error as Error).message}`);
+      process.exit(1);
+    }
     const violation = checkState(next) ?? checkTransition(world, next);
     world = next;
     if (violation) {

@@ -40,7 +40,13 @@ export function sequenceDiagram(config: WorldConfig, initial: World, actions: re
       case 'crash':
       case 'restart': lines.push(`  Note over ${serverName(action.server)}: ${text}`); break;
     }
-    world = applyAction(world, action);
+    try {
+      world = applyAction(world, action);
+    } catch (error) {
+      // The trace of a failed assertion ends with the step that fails it.
+      lines.push(`  Note over Client: ASSERTION FAILED ${sanitize((error as Error).message)}`);
+      break;
+    }
   }
   if (world.violation) lines.push(`  Note over Client: VIOLATION ${sanitize(world.violation)}`);
   return `${lines.join('\n')}\n`;

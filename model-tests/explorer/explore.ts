@@ -210,7 +210,14 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
         return finish({ property: 'no deadlock', detail: 'no action is enabled but work is unfinished', trace: traceTo(key, null) });
       }
       for (const action of actions) {
-        const successor = applyAction(world, action);
+        let successor: World;
+        try {
+          successor = applyAction(world, action);
+        } catch (error) {
+          // An assertion in a node or in the simulator (an effect it cannot carry out) is a finding like any other:
+          // reported with the trace that reaches it, not as a crash of the search.
+          return finish({ property: 'every step runs without a failed assertion', detail: (error as Error).message, trace: traceTo(key, { action, description: describeAction(world, action) }) });
+        }
         transitions += 1;
         // The words are read at once: the buffer is the fingerprint's, reused by its next call.
         const digest = fingerprintWords(successor, symmetric, history);

@@ -140,6 +140,11 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // destination took that for the flip, moved the page on, and the source crashed, restarted the move and asked to
   // commit for ever, with three valid copies (21 steps). The source now holds such a request until its flip.
   ['three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'] }), 109_152, []],
+  // The same with forwarding pointers: a client's write forwarded to the owner came back, by the pointer, to the server
+  // it entered at, its bytes named as that server's own token for the same request; the first of the two requests to
+  // finish let go of the bytes the other still had to write (21 steps, a failed assertion in the simulator). A
+  // receiver now names the bytes a message brings after their sender (received-data-token.ts).
+  ['forwarding pointers, three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'], forwardingPointer: true }), 221_136, []],
 ];
 
 describe('exhaustive exploration of the group', () => {

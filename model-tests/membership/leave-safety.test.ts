@@ -121,7 +121,7 @@ describe('leaving the group safely', () => {
     const [afterCopy, copyEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 0, sourceSequence: 1, dataToken: 't' } });
     expect(afterCopy.replicas.get('beta/0')).toBeUndefined();
     // The copy's bytes are let go unwritten.
-    expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 't' }]);
+    expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 's1>t' }]);
     const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't' } });
     expect(afterWrite.replicas.get('beta/0')).toBeUndefined();
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false, lossEpoch: 0 }]);

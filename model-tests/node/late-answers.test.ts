@@ -19,6 +19,6 @@ describe('late answers to served parts', () => {
   it('a block.readDone for a request not in hand lets go of its bytes', () => {
     const [state] = nodeStep(emptyNodeState(defaultNodeConfig('s1', ['s1', 's2']), 2), { type: 'node.start', durable: initialDurableRecords([alpha], 's1') });
     const [, effects] = nodeStep(state, { type: 'peer.message', from: 's2', message: { type: 'block.readDone', requestId: 'c:r1', ok: true, dataToken: 'peer-read:s2.0.2' } });
-    expect(effects).toEqual([{ type: 'token.release', token: 'peer-read:s2.0.2' }]);
+    expect(effects).toEqual([{ type: 'token.release', token: 's2>peer-read:s2.0.2' }]);
   });
 });

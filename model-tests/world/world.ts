@@ -19,6 +19,7 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
 import { abandon, complete, completeFlush, connectionLost, initialFlushingRegister, initialRegister, initialUnflushedRegister, invoke, invokeFlush, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
+import { receivedDataToken } from '../../machines/node/received-data-token.js';
 
 /**
  * The simulator: a whole group of server nodes, their disks, the network
@@ -676,7 +677,8 @@ function deliver(world: World, envelope: Envelope): World {
 }
 
 function startDelivery(before: SimServer, _world: World, envelope: Envelope): PreparedCascade {
-  const token = messageDataToken(envelope.message);
+  const sent = messageDataToken(envelope.message);
+  const token = sent === null ? null : receivedDataToken(envelope.from, sent);
   const server = token && envelope.data ? { ...before, tokens: { ...before.tokens, [token]: envelope.data } } : before;
   return { server, input: { type: 'peer.message', from: envelope.from, message: envelope.message } };
 }
