@@ -29,7 +29,10 @@ const outcome = fc.oneof(
   fc.record({ status: fc.constant('error' as const), errno: fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), count), reason: text }),
 );
 const holders = fc.array(fc.record({ server: text, lossEpoch: count }), { maxLength: 3 });
-const answer: fc.Arbitrary<PeerMessage> = fc.record({ type: fc.constant('request.answer' as const), requestId: text, retry: count, outcome, dataToken: token, holders });
+const answer: fc.Arbitrary<PeerMessage> = fc.tuple(
+  fc.record({ type: fc.constant('request.answer' as const), requestId: text, retry: count, outcome, dataToken: token, holders }),
+  fc.boolean(),
+).map(([message, routeProvisional]): PeerMessage => (routeProvisional ? { ...message, routeProvisional: true } : message));
 
 function roundTrip(message: PeerMessage, data: Buffer | null): { message: PeerMessage; data: Buffer | null; headerKind: number } {
   const stream = encodePeerFrame({ kind: 'message', message }, data);
@@ -63,6 +66,7 @@ describe('compact request headers', () => {
       { type: 'request.answer', requestId: 's2.1-17', retry: 2, outcome: { status: 'ok' }, dataToken: 'read:s1.1-99', holders: [] },
       { type: 'request.answer', requestId: 's2.1-18', retry: 0, outcome: { status: 'ok' }, dataToken: null, holders: [{ server: 's1', lossEpoch: 3 }, { server: 's3', lossEpoch: 0 }] },
       { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'stale', owner: 's3', epoch: 7 }, dataToken: null, holders: [] },
+      { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'stale', owner: 's3', epoch: 7 }, dataToken: null, holders: [], routeProvisional: true },
       { type: 'request.answer', requestId: 's2.1-17', retry: 0, outcome: { status: 'error', errno: 5, reason: 'disk ✗' }, dataToken: null, holders: [] },
     ];
     for (const message of [ordinaryForward, ...answers]) {
@@ -72,6 +76,18 @@ describe('compact request headers', () => {
     }
     const [head] = encodePeerFrameParts({ kind: 'message', message: ordinaryForward }, null);
     expect(head!.length).toBeLessThan(JSON.stringify(ordinaryForward).length / 2);
+  });
+
+  it('a field the layout does not know sends the message as JSON, so no field is ever dropped', () => {
+    // As routeProvisional once was, before the layout had a flag for it.
+    const withNewField = { ...ordinaryForward, fieldAddedLater: 1 } as unknown as PeerMessage;
+    const answerWithNewField = { type: 'request.answer', requestId: 'a', retry: 0, outcome: { status: 'stale', owner: 's3', epoch: 7, hint: 'x' }, dataToken: null, holders: [] } as unknown as PeerMessage;
+    for (const message of [withNewField, answerWithNewField]) {
+      expect(encodeCompactRequestHeader(message, 0)).toBeNull();
+      const received = roundTrip(message, null);
+      expect(received.headerKind).toBe(jsonHeaderKind);
+      expect(received.message).toEqual(message);
+    }
   });
 
   it('a compact header cut short, padded or with unknown flags closes the connection', () => {

@@ -12,14 +12,17 @@
  *   forward: requestId, u32 hopCount, u32 retry, u8 flags (1 write, 2 fua,
  *            4 has token), volume, u32 page, u32 offsetBlocks,
  *            u32 lengthBlocks, [dataToken]
- *   answer:  requestId, u32 retry, u8 flags (4 has token), u8 status
+ *   answer:  requestId, u32 retry, u8 flags (4 has token, 8 route
+ *            provisional), u8 status
  *            (0 ok, 1 stale, 2 error), stale: owner, u32 epoch;
  *            error: i32 errno, reason; then [dataToken], u8 holderCount,
  *            holderCount × (server, u32 lossEpoch)
  *
  * `encodeCompactRequestHeader` returns null for a message it cannot write
- * exactly (another type, a number outside u32, a string over 64 KiB): the
- * caller then sends it as JSON, so nothing is ever approximated. The
+ * exactly (another type, a number outside u32, a string over 64 KiB, a field
+ * this layout does not know): the caller then sends it as JSON, so nothing
+ * is ever approximated or dropped. (A field added to a message and not here
+ * was once dropped silently: `routeProvisional`, found by a review.) The
  * decoder checks every length against the header's end and throws on a
  * malformed header, which closes the connection like any malformed frame.
  */
@@ -34,10 +37,24 @@ type AnswerMessage = Extract<PeerMessage, { type: 'request.answer' }>;
 const flagWrite = 1;
 const flagFua = 2;
 const flagToken = 4;
+const flagRouteProvisional = 8;
+/** Every field each layout writes: a message with any other goes as JSON. */
+const forwardFields = new Set(['type', 'requestId', 'hopCount', 'retry', 'operation', 'dataToken']);
+const operationFields = new Set(['kind', 'pageKey', 'offsetBlocks', 'lengthBlocks', 'fua']);
+const pageKeyFields = new Set(['volume', 'page']);
+const answerFields = new Set(['type', 'requestId', 'retry', 'outcome', 'dataToken', 'holders', 'routeProvisional']);
+const outcomeFields = new Set(['status', 'owner', 'epoch', 'errno', 'reason']);
+const holderFields = new Set(['server', 'lossEpoch']);
 const stringBytesMax = 0xffff;
 const statusOk = 0;
 const statusStale = 1;
 const statusError = 2;
+
+/** Whether every own field of `record` is one of `known` (a loop, not Object.keys: this runs for every forwarded request). */
+function hasOnlyFields(record: object, known: ReadonlySet<string>): boolean {
+  for (const field in record) if (!known.has(field)) return false;
+  return true;
+}
 
 function isU32(value: number): boolean {
   return Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
@@ -72,6 +89,7 @@ export function encodeCompactRequestHeader(message: PeerMessage, prefixBytes: nu
 
 function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | null {
   const { operation } = message;
+  if (!hasOnlyFields(message, forwardFields) || !hasOnlyFields(operation, operationFields) || !hasOnlyFields(operation.pageKey, pageKeyFields)) return null;
   if (!isU32(message.hopCount) || !isU32(message.retry) || !isU32(operation.pageKey.page) || !isU32(operation.offsetBlocks) || !isU32(operation.lengthBlocks)) return null;
   if (operation.kind !== 'read' && operation.kind !== 'write') return null;
   const idBytes = stringFieldBytes(message.requestId);
@@ -96,6 +114,8 @@ function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | n
 
 function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | null {
   const { outcome } = message;
+  if (!hasOnlyFields(message, answerFields) || !hasOnlyFields(outcome, outcomeFields)) return null;
+  if (message.routeProvisional !== undefined && (message.routeProvisional !== true || outcome.status !== 'stale')) return null;
   if (!isU32(message.retry)) return null;
   const idBytes = stringFieldBytes(message.requestId);
   const tokenBytes = message.dataToken === null ? 0 : stringFieldBytes(message.dataToken);
@@ -113,6 +133,7 @@ function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | nul
   if (idBytes < 0 || tokenBytes < 0 || textBytes < 0 || message.holders.length > 0xff) return null;
   let holdersBytes = 1;
   for (const holder of message.holders) {
+    if (!hasOnlyFields(holder, holderFields)) return null;
     const serverBytes = stringFieldBytes(holder.server);
     if (serverBytes < 0 || !isU32(holder.lossEpoch)) return null;
     holdersBytes += serverBytes + 4;
@@ -122,7 +143,7 @@ function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | nul
   head.writeUInt8(compactAnswerKind, offset);
   offset = writeString(head, offset + 1, message.requestId, idBytes);
   offset = head.writeUInt32BE(message.retry, offset);
-  offset = head.writeUInt8(message.dataToken === null ? 0 : flagToken, offset);
+  offset = head.writeUInt8((message.dataToken === null ? 0 : flagToken) | (message.routeProvisional === true ? flagRouteProvisional : 0), offset);
   if (outcome.status === 'ok') {
     offset = head.writeUInt8(statusOk, offset);
   } else if (outcome.status === 'stale') {
@@ -210,7 +231,7 @@ export function decodeCompactRequestHeader(kind: number, bytes: Buffer, start: n
     const requestId = reader.text();
     const retry = reader.u32();
     const flags = reader.u8();
-    if ((flags & ~flagToken) !== 0) throw new Error('compact answer header has unknown flags');
+    if ((flags & ~(flagToken | flagRouteProvisional)) !== 0) throw new Error('compact answer header has unknown flags');
     const status = reader.u8();
     let outcome: AnswerMessage['outcome'];
     if (status === statusOk) outcome = { status: 'ok' };
@@ -226,7 +247,8 @@ export function decodeCompactRequestHeader(kind: number, bytes: Buffer, start: n
     const holders: Array<{ server: string; lossEpoch: number }> = [];
     for (let index = 0; index < holderCount; index += 1) holders.push({ server: reader.text(), lossEpoch: reader.u32() });
     reader.finish();
-    return { type: 'request.answer', requestId, retry, outcome, dataToken, holders };
+    if ((flags & flagRouteProvisional) !== 0 && outcome.status !== 'stale') throw new Error('compact answer header marks a route provisional on an answer that names none');
+    return { type: 'request.answer', requestId, retry, outcome, dataToken, holders, ...((flags & flagRouteProvisional) !== 0 ? { routeProvisional: true as const } : {}) };
   }
   throw new Error(`unknown peer header kind ${kind}`);
 }

@@ -32,9 +32,11 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
     const to = move.snapshot.context.destination;
     if (move.snapshot.status === 'active' && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
   }
-  // Only pages this server owns: a valid copy it has not yet learnt the flip of is moved once it has (copy-standing.ts).
+  // Every valid copy, a copy whose flip this server has not learnt yet (copy-standing.ts) included: the node refuses to
+  // move that one until it learns the flip, and its refusal asks for the route (ServerRuntime.move waits it out), which
+  // repairs a flip's push that was lost. Left out of the plan, such a copy kept a drain from ending until a restart.
   const pages = [...state.replicas]
-    .filter(([key]) => copyStanding(state, key) === 'owned' && !state.moves[key])
+    .filter(([key]) => copyStanding(state, key) !== 'none' && !state.moves[key])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, movesToStartMax);
   return pages.map(([, replica]) => {

@@ -21,7 +21,13 @@ import { isSettled } from './explore.js';
  * first request, which this check replays without sending it.
  */
 export function checkLiveness(start: World, stepsMax: number): string | null {
-  const world = healFairly(start, stepsMax);
+  let world: World;
+  try {
+    world = healFairly(start, stepsMax);
+  } catch (error) {
+    // A failed assertion while healing is reported from the state it started at, like any liveness failure.
+    return `while healing, a failed assertion: ${(error as Error).message}`;
+  }
   if (world.violation) return `while healing: ${world.violation}`;
   if (!isSettled(world)) return `not settled after ${stepsMax} fair steps: ${describeUnsettled(world)}`;
   for (let page = 0; page < world.config.pages; page += 1) {

@@ -182,16 +182,20 @@ describe('membership in the pure node', () => {
     expect(drainMoves(moving, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 3 }, to: 's5' }]);
   });
 
-  it('the drain plan moves only pages whose route names this server, not a received copy whose flip it has not learnt yet', () => {
+  it('the drain plan moves every valid copy, one whose flip this server has not learnt yet included (the refusal asks for the route)', () => {
     const [s1] = run(startedNode('s1', bootstrap), add('s4', 2), add('s5', 1), drain('s3'));
     const [s1Draining] = run(s1, drain('s1'));
     // As if s1 held alpha/3 as a committed destination whose table still names the source s2 (the flip's push is on its way).
     const committedDestination: NodeState = { ...s1Draining, routes: s1Draining.routes.with('alpha/3', { owner: 's2', epoch: 1 }) };
     expect(committedDestination.replicas.get('alpha/3')?.context.record?.status).toBe('valid');
-    expect(drainMoves(committedDestination, 5)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
+    expect(drainMoves(committedDestination, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
+    // The node refuses that move (flipPending) and asks the server its table names for the route.
+    const [, refusal] = nodeStep(committedDestination, { type: 'admin.move', requestId: 'drain', pageKey: { volume: 'alpha', page: 3 }, to: 's4', kind: 'piecewise' });
+    expect(refusal).toContainEqual(expect.objectContaining({ type: 'admin.reply', ok: false, flipPending: true }));
+    expect(refusal).toContainEqual(expect.objectContaining({ type: 'peer.send', to: 's2', message: expect.objectContaining({ type: 'route.query' }) }));
     // A valid copy with no route entry at all (received before the volume's definition reached this server, which
-    // then adds no route for it) is not known to be this server's either: it waits for the flip's push too.
-    expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0]);
+    // then adds no route for it) is not known to be this server's either; planned too, its refusal asks every member.
+    expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
     expect(drainMoves(s1Draining, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
   });
 });
