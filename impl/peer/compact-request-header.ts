@@ -19,10 +19,12 @@
  *            holderCount × (server, u32 lossEpoch)
  *
  * `encodeCompactRequestHeader` returns null for a message it cannot write
- * exactly (another type, a number outside u32, a string over 64 KiB, a field
- * this layout does not know): the caller then sends it as JSON, so nothing
- * is ever approximated or dropped. (A field added to a message and not here
- * was once dropped silently: `routeProvisional`, found by a review.) The
+ * exactly (another type, a number outside u32, a string over 64 KiB): the
+ * caller then sends it as JSON, so nothing is ever approximated. Every field
+ * of the two messages is in the layout, and the type check keeps it so: a
+ * field added to either message type and not here fails `npm run typecheck`
+ * (`layoutFieldsAreExact` below). One was once dropped silently on the wire
+ * (`routeProvisional`, found by a review). The
  * decoder checks every length against the header's end and throws on a
  * malformed header, which closes the connection like any malformed frame.
  */
@@ -34,27 +36,28 @@ export const compactAnswerKind = 3;
 type ForwardMessage = Extract<PeerMessage, { type: 'request.forward' }>;
 type AnswerMessage = Extract<PeerMessage, { type: 'request.answer' }>;
 
+/** True exactly when the two unions of field names are equal. */
+type SameFields<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type AllKeys<T> = T extends unknown ? keyof T : never;
+/** The fields the layout writes, checked against the message types: adding a field there without adding it here fails to compile. */
+const layoutFieldsAreExact: [
+  SameFields<keyof ForwardMessage, 'type' | 'requestId' | 'hopCount' | 'retry' | 'operation' | 'dataToken'>,
+  SameFields<keyof ForwardMessage['operation'], 'kind' | 'pageKey' | 'offsetBlocks' | 'lengthBlocks' | 'fua'>,
+  SameFields<keyof ForwardMessage['operation']['pageKey'], 'volume' | 'page'>,
+  SameFields<keyof AnswerMessage, 'type' | 'requestId' | 'retry' | 'outcome' | 'dataToken' | 'holders' | 'routeProvisional'>,
+  SameFields<AllKeys<AnswerMessage['outcome']>, 'status' | 'owner' | 'epoch' | 'errno' | 'reason'>,
+  SameFields<keyof AnswerMessage['holders'][number], 'server' | 'lossEpoch'>,
+] = [true, true, true, true, true, true];
+void layoutFieldsAreExact;
+
 const flagWrite = 1;
 const flagFua = 2;
 const flagToken = 4;
 const flagRouteProvisional = 8;
-/** Every field each layout writes: a message with any other goes as JSON. */
-const forwardFields = new Set(['type', 'requestId', 'hopCount', 'retry', 'operation', 'dataToken']);
-const operationFields = new Set(['kind', 'pageKey', 'offsetBlocks', 'lengthBlocks', 'fua']);
-const pageKeyFields = new Set(['volume', 'page']);
-const answerFields = new Set(['type', 'requestId', 'retry', 'outcome', 'dataToken', 'holders', 'routeProvisional']);
-const outcomeFields = new Set(['status', 'owner', 'epoch', 'errno', 'reason']);
-const holderFields = new Set(['server', 'lossEpoch']);
 const stringBytesMax = 0xffff;
 const statusOk = 0;
 const statusStale = 1;
 const statusError = 2;
-
-/** Whether every own field of `record` is one of `known` (a loop, not Object.keys: this runs for every forwarded request). */
-function hasOnlyFields(record: object, known: ReadonlySet<string>): boolean {
-  for (const field in record) if (!known.has(field)) return false;
-  return true;
-}
 
 function isU32(value: number): boolean {
   return Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
@@ -89,7 +92,6 @@ export function encodeCompactRequestHeader(message: PeerMessage, prefixBytes: nu
 
 function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | null {
   const { operation } = message;
-  if (!hasOnlyFields(message, forwardFields) || !hasOnlyFields(operation, operationFields) || !hasOnlyFields(operation.pageKey, pageKeyFields)) return null;
   if (!isU32(message.hopCount) || !isU32(message.retry) || !isU32(operation.pageKey.page) || !isU32(operation.offsetBlocks) || !isU32(operation.lengthBlocks)) return null;
   if (operation.kind !== 'read' && operation.kind !== 'write') return null;
   const idBytes = stringFieldBytes(message.requestId);
@@ -114,7 +116,6 @@ function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | n
 
 function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | null {
   const { outcome } = message;
-  if (!hasOnlyFields(message, answerFields) || !hasOnlyFields(outcome, outcomeFields)) return null;
   if (message.routeProvisional !== undefined && (message.routeProvisional !== true || outcome.status !== 'stale')) return null;
   if (!isU32(message.retry)) return null;
   const idBytes = stringFieldBytes(message.requestId);
@@ -133,7 +134,6 @@ function encodeAnswer(message: AnswerMessage, prefixBytes: number): Buffer | nul
   if (idBytes < 0 || tokenBytes < 0 || textBytes < 0 || message.holders.length > 0xff) return null;
   let holdersBytes = 1;
   for (const holder of message.holders) {
-    if (!hasOnlyFields(holder, holderFields)) return null;
     const serverBytes = stringFieldBytes(holder.server);
     if (serverBytes < 0 || !isU32(holder.lossEpoch)) return null;
     holdersBytes += serverBytes + 4;
