@@ -379,9 +379,35 @@ describe('a piecewise move committing', () => {
     expect(sent(released, 'request.forward').map((message) => message.requestId)).toEqual(['c:r']);
     expect(sent(released, 'request.answer')).toEqual([]);
     expect(flipping.parked['alpha/0']).toHaveLength(1);
+    // Another server's request goes to the destination at once, but its stale answer marks the route provisional: it is
+    // ahead of this server's durable records, so no table may learn it (see the next test).
+    const [, thirdParty] = run(flipping, [{
+      type: 'peer.message', from: 's3',
+      message: { type: 'request.forward', requestId: 'q', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null },
+    }]);
+    expect(sent(thirdParty, 'request.answer').map((message) => [message.requestId, message.outcome, message.routeProvisional])).toEqual([['q', { status: 'stale', owner: 's2', epoch: 2 }, true]]);
     // The flip is durable: now the destination is told that it owns the page it forwarded here.
     const [flipped, afterFlip] = run(flipping, ioDone(ofType(released, 'meta.commit')));
     expect(sent(afterFlip, 'request.answer').map((message) => [message.requestId, message.outcome])).toEqual([['p', { status: 'stale', owner: 's2', epoch: 2 }]]);
     expect(flipped.parked['alpha/0']).toBeUndefined();
+    expect(sent(afterFlip, 'request.answer').every((message) => message.routeProvisional === undefined)).toBe(true);
+  });
+
+  it('a provisional route is followed by the request, never learnt by the table', () => {
+    // s2 here plays a third server whose table names s1; s1, flipping, answers its request stale naming s3 provisionally.
+    const [forwarding, forwardEffects] = run(started('s2'), [request('t', 'read', 20)]);
+    const [forward] = sent(forwardEffects, 'request.forward');
+    expect(forwarding.routes.get('alpha/0')).toEqual({ owner: 's1', epoch: 1 });
+    const answer = (routeProvisional: boolean): NodeInput => ({
+      type: 'peer.message', from: 's1',
+      message: { type: 'request.answer', requestId: forward!.requestId, retry: forward!.retry, outcome: { status: 'stale', owner: 's3', epoch: 2 }, dataToken: null, holders: [], ...(routeProvisional ? { routeProvisional: true as const } : {}) },
+    });
+    const [followed, followEffects] = run(forwarding, [answer(true)]);
+    expect(ofType(followEffects, 'peer.send').filter((effect) => effect.message.type === 'request.forward').map((effect) => effect.to)).toEqual(['s3']);
+    expect(followed.routes.get('alpha/0')).toEqual({ owner: 's1', epoch: 1 });
+    expect(ofType(followEffects, 'meta.commit')).toEqual([]);
+    // The same answer, not provisional (a flip some server has made durable), is learnt.
+    const [learnt] = run(forwarding, [answer(false)]);
+    expect(learnt.routes.get('alpha/0')).toEqual({ owner: 's3', epoch: 2 });
   });
 });
