@@ -14,8 +14,10 @@ import type { PeerMessage } from './messages.js';
  * still had to write (the explorer found it: 3 servers, two unit moves,
  * forwarding pointers, 21 steps; the simulator's assertion failed, the TCP
  * runtime would fail the write). So a receiver keeps them under the sender's
- * name prefixed by the sender: names made here never contain `>`, and a
- * name received from a peer is never sent back to it unprefixed.
+ * name prefixed by the sender. Names a server makes never contain `>` (server
+ * ids are letters, digits, `_` and `-`: membership.ts), so they never meet a
+ * received name, and received names from different senders differ in their
+ * first part.
  *
  * The node, the TCP runtime and the simulator all use this one function, so
  * the bytes are found under the name the node's effects use.
