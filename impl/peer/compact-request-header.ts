@@ -38,15 +38,16 @@ type AnswerMessage = Extract<PeerMessage, { type: 'request.answer' }>;
 
 /** True exactly when the two unions of field names are equal. */
 type SameFields<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Every field name of every variant of T (plain `keyof` of a union keeps only the names all variants share). */
 type AllKeys<T> = T extends unknown ? keyof T : never;
 /** The fields the layout writes, checked against the message types: adding a field there without adding it here fails to compile. */
 const layoutFieldsAreExact: [
-  SameFields<keyof ForwardMessage, 'type' | 'requestId' | 'hopCount' | 'retry' | 'operation' | 'dataToken'>,
-  SameFields<keyof ForwardMessage['operation'], 'kind' | 'pageKey' | 'offsetBlocks' | 'lengthBlocks' | 'fua'>,
-  SameFields<keyof ForwardMessage['operation']['pageKey'], 'volume' | 'page'>,
-  SameFields<keyof AnswerMessage, 'type' | 'requestId' | 'retry' | 'outcome' | 'dataToken' | 'holders' | 'routeProvisional'>,
+  SameFields<AllKeys<ForwardMessage>, 'type' | 'requestId' | 'hopCount' | 'retry' | 'operation' | 'dataToken'>,
+  SameFields<AllKeys<ForwardMessage['operation']>, 'kind' | 'pageKey' | 'offsetBlocks' | 'lengthBlocks' | 'fua'>,
+  SameFields<AllKeys<ForwardMessage['operation']['pageKey']>, 'volume' | 'page'>,
+  SameFields<AllKeys<AnswerMessage>, 'type' | 'requestId' | 'retry' | 'outcome' | 'dataToken' | 'holders' | 'routeProvisional'>,
   SameFields<AllKeys<AnswerMessage['outcome']>, 'status' | 'owner' | 'epoch' | 'errno' | 'reason'>,
-  SameFields<keyof AnswerMessage['holders'][number], 'server' | 'lossEpoch'>,
+  SameFields<AllKeys<AnswerMessage['holders'][number]>, 'server' | 'lossEpoch'>,
 ] = [true, true, true, true, true, true];
 void layoutFieldsAreExact;
 

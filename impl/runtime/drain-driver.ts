@@ -63,7 +63,7 @@ export class DrainDriver {
       return;
     }
     const free = this.#options.movesInFlightMax - movesRunning - this.#requested.size;
-    for (const { pageKey, to } of drainMoves(state, free).filter((move) => !this.#requested.has(pageKeyText(move.pageKey)))) {
+    for (const { pageKey, to } of drainMoves(state, free, this.#requested)) {
       this.#request(pageKey, to);
     }
   }

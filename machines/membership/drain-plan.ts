@@ -19,14 +19,16 @@ export interface DrainMove {
   readonly to: ServerId;
 }
 
-export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove[] {
+/** `requested`: page texts whose move the caller has already asked for (and is waiting on): planned no more. */
+export function drainMoves(state: NodeState, movesToStartMax: number, requested: ReadonlySet<string> = new Set()): DrainMove[] {
   const self = state.config.self;
   if (!memberOf(state.membership, self)?.draining || movesToStartMax <= 0) return [];
   const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining);
   if (destinations.length === 0) return [];
   const pagesOwned = new Map<ServerId, number>(destinations.map((member) => [member.id, 0]));
-  for (const route of state.routes.values()) {
-    if (pagesOwned.has(route.owner)) pagesOwned.set(route.owner, pagesOwned.get(route.owner)! + 1);
+  for (const [key, route] of state.routes) {
+    // A copy held here, awaiting its flip, is counted once: toward the destination planned for it, not its old source.
+    if (pagesOwned.has(route.owner) && copyStanding(state, key) === 'none') pagesOwned.set(route.owner, pagesOwned.get(route.owner)! + 1);
   }
   for (const move of Object.values(state.moves)) {
     const to = move.snapshot.context.destination;
@@ -35,9 +37,11 @@ export function drainMoves(state: NodeState, movesToStartMax: number): DrainMove
   // Every valid copy, a copy whose flip this server has not learnt yet (copy-standing.ts) included: the node refuses to
   // move that one until it learns the flip, and its refusal asks for the route (ServerRuntime.move waits it out), which
   // repairs a flip's push that was lost. Left out of the plan, such a copy kept a drain from ending until a restart.
+  // Owned pages come first, so that copies waiting for a source that is down do not hold the drain's slots.
+  const rank = (key: string): number => (copyStanding(state, key) === 'owned' ? 0 : 1);
   const pages = [...state.replicas]
-    .filter(([key]) => copyStanding(state, key) !== 'none' && !state.moves[key])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .filter(([key]) => copyStanding(state, key) !== 'none' && !state.moves[key] && !requested.has(key))
+    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, movesToStartMax);
   return pages.map(([, replica]) => {
     let best = destinations[0]!;

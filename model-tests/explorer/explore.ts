@@ -157,17 +157,23 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
       if (witnesses.length < crashWitnessesPerStageMax) crashWitnesses.set(stage, [...witnesses, after]);
     }
   };
-  const witnessCrashStages = () => {
+  /** Heals each crash witness fairly; a failed assertion on the way is a violation (its trace starts at the witness). */
+  const witnessCrashStages = (): ExploreResult['violation'] => {
     for (const [stage, witnesses] of crashWitnesses) {
       for (const witness of witnesses) {
         if (sightings.completedAfterCrashAtStages.includes(stage)) break;
-        merge(healFairly(witness, crashWitnessStepsMax));
+        try {
+          merge(healFairly(witness, crashWitnessStepsMax));
+        } catch (error) {
+          return { property: 'every step runs without a failed assertion', detail: `while healing a crash at stage ${stage}: ${(error as Error).message}`, trace: [] };
+        }
       }
     }
+    return null;
   };
   const livenessCandidates: Array<[number, World]> = [];
-  const finish = (violation: ExploreResult['violation']): ExploreResult => {
-    if (violation === null) witnessCrashStages();
+  const finish = (found: ExploreResult['violation']): ExploreResult => {
+    const violation = found ?? witnessCrashStages();
     let livenessFailure: ExploreResult['livenessFailure'] = null;
     for (const [key, world] of violation ? [] : livenessCandidates) {
       const reason = checkLiveness(world, options.livenessStepsMax);

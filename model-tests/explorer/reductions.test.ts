@@ -50,6 +50,9 @@ describe('symmetry over interchangeable servers hides nothing', () => {
     const uncovered = fullImages.filter((images) => !images.some((image) => reducedExact.has(image))).length;
     console.log(`${_name}: ${full.states} states without symmetry, ${reduced.states} with (${fullClasses.size} classes); ${uncovered} states without an image`);
     expect(outcome(reduced)).toEqual(outcome(full));
+    // Healthy: the same outcome must also be a clean one (a failed assertion while healing is a liveness failure).
+    expect(full.violation).toBeNull();
+    expect(full.livenessFailure).toBeNull();
     expect(full.complete).toBe(true);
     expect(reduced.states).toBe(reducedClasses.size);
     expect(reduced.states).toBeLessThan(full.states);

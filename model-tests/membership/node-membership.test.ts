@@ -197,5 +197,11 @@ describe('membership in the pure node', () => {
     // then adds no route for it) is not known to be this server's either; planned too, its refusal asks every member.
     expect(drainMoves({ ...s1Draining, routes: s1Draining.routes.without('alpha/3') }, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
     expect(drainMoves(s1Draining, 5).map((move) => move.pageKey.page)).toEqual([0, 3]);
+    // Owned pages come first, so that a copy waiting for its flip (its source down, say) does not hold the drain's
+    // slots; a page whose move the caller already waits on is not planned again.
+    const waitingFirst: NodeState = { ...s1Draining, routes: s1Draining.routes.with('alpha/0', { owner: 's2', epoch: 1 }) };
+    expect(drainMoves(waitingFirst, 1).map((move) => move.pageKey.page)).toEqual([3]);
+    expect(drainMoves(waitingFirst, 1, new Set(['alpha/3'])).map((move) => move.pageKey.page)).toEqual([0]);
+    expect(drainMoves(waitingFirst, 5, new Set(['alpha/0', 'alpha/3']))).toEqual([]);
   });
 });

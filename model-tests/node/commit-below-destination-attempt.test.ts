@@ -73,6 +73,14 @@ describe('a unit move whose destination follows an attempt above the restarted s
     // The source crashes before attempt 3 is durable: it restarts at attempt 2, below the destination's.
     world = apply(apply(world, { type: 'crash', server: 0 }), { type: 'restart', server: 0 });
 
+    // The restarted source commits under attempt 2; the destination, following attempt 3, answers it stale with its
+    // own attempt, and the source copies again under attempt 4, above it.
+    world = advanceUntil(world, (candidate) => candidate.network.some((envelope) => envelope.message.type === 'move.copyStale'));
+    const [stale] = world.network.filter((envelope) => envelope.message.type === 'move.copyStale').map((envelope) => envelope.message);
+    expect(stale).toMatchObject({ type: 'move.copyStale', attempt: 2, destinationAttempt: 3 });
+    world = advanceUntil(world, (candidate) => (sourceAttempt(candidate) ?? 0) > 2);
+    expect(sourceAttempt(world)).toBe(4);
+
     const healed = completeFaultFree(world, 3_000);
     expect(healed.violation).toBeNull();
     expect(healed.quiescent, `after 3000 fair steps the move still runs (source attempt ${sourceAttempt(healed.world)})`).toBe(true);
