@@ -1,5 +1,5 @@
 import type { PageKey, ServerId } from '../identifiers.js';
-import type { NodeState } from '../node/node-state.js';
+import type { NodeState, ReplicaSnapshot } from '../node/node-state.js';
 import { memberOf } from './membership.js';
 import { copyStanding } from '../node/copy-standing.js';
 
@@ -38,12 +38,14 @@ export function drainMoves(state: NodeState, movesToStartMax: number, requested:
   // move that one until it learns the flip, and its refusal asks for the route (ServerRuntime.move waits it out), which
   // repairs a flip's push that was lost. Left out of the plan, such a copy kept a drain from ending until a restart.
   // Owned pages come first, so that copies waiting for a source that is down do not hold the drain's slots.
-  const rank = (key: string): number => (copyStanding(state, key) === 'owned' ? 0 : 1);
-  const pages = [...state.replicas]
-    .filter(([key]) => copyStanding(state, key) !== 'none' && !state.moves[key] && !requested.has(key))
-    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
-    .slice(0, movesToStartMax);
-  return pages.map(([, replica]) => {
+  // Each page's standing is looked up once, not in the sort's comparisons (a drain ticks over every page it holds).
+  const candidates: Array<{ key: string; rank: number; replica: ReplicaSnapshot }> = [];
+  for (const [key, replica] of state.replicas) {
+    const standing = copyStanding(state, key);
+    if (standing !== 'none' && !state.moves[key] && !requested.has(key)) candidates.push({ key, rank: standing === 'owned' ? 0 : 1, replica });
+  }
+  const pages = candidates.sort((a, b) => a.rank - b.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).slice(0, movesToStartMax);
+  return pages.map(({ replica }) => {
     let best = destinations[0]!;
     let bestShare = Number.POSITIVE_INFINITY;
     for (const member of destinations) {

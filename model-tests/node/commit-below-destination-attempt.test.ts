@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
 import { completeFaultFree } from '../random/fault-free-completion.js';
 import { FairSchedule } from '../world/fair-schedule.js';
-import { checkState, checkTransition } from '../world/properties.js';
+import { applyRecorded as apply } from '../world/play-actions.js';
 import type { Action, World } from '../world/world.js';
-import { applyAction, enabledActions, initialWorld, volumeName } from '../world/world.js';
+import { enabledActions, initialWorld, volumeName } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
 import { referenceBound } from '../world/world-config.js';
 
@@ -25,15 +25,6 @@ const config: WorldConfig = {
   ...referenceBound, servers: 2, pages: 1, pieces: 1, writes: 1, reads: 0, moves: 1, crashes: 2, moveKinds: ['unit'], messagesMax: 16,
 };
 const pageText = pageKeyText({ volume: volumeName, page: 0 });
-
-/** Applies one enabled action, checking the always properties. */
-function apply(world: World, recorded: Action): World {
-  const action = enabledActions(world).find((candidate) => JSON.stringify(candidate) === JSON.stringify(recorded));
-  expect(action, `not enabled: ${JSON.stringify(recorded)}`).toBeDefined();
-  const next = applyAction(world, action!);
-  expect(checkState(next) ?? checkTransition(world, next)).toBeNull();
-  return next;
-}
 
 /** Runs the fair schedule, without persisting on `holdPersistOf` if given, until `reached` holds. */
 function advanceUntil(start: World, reached: (world: World) => boolean, holdPersistOf: number | null = null): World {

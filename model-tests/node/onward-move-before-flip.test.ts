@@ -3,9 +3,9 @@ import { pageKeyText } from '../../machines/identifiers.js';
 import { nodeStep } from '../../machines/node/node.js';
 import { completeFaultFree } from '../random/fault-free-completion.js';
 import { FairSchedule } from '../world/fair-schedule.js';
-import { checkState, checkTransition } from '../world/properties.js';
+import { playRecorded as play } from '../world/play-actions.js';
 import type { Action, World } from '../world/world.js';
-import { applyAction, enabledActions, initialWorld, volumeName } from '../world/world.js';
+import { initialWorld, volumeName } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
 import { referenceBound } from '../world/world-config.js';
 
@@ -32,19 +32,6 @@ const committedThenSourceCrashed: readonly Action[] = [
   { type: 'deliver', index: 0 }, { type: 'deliver', index: 0 }, { type: 'persist', server: 0 }, { type: 'deliver', index: 0 },
   { type: 'persist', server: 1 }, { type: 'crash', server: 0 },
 ];
-
-/** Applies each action, which must be enabled, checking the always properties at every step. */
-function play(start: World, actions: readonly Action[]): World {
-  let world = start;
-  for (const recorded of actions) {
-    const action = enabledActions(world).find((candidate) => JSON.stringify(candidate) === JSON.stringify(recorded));
-    expect(action, `not enabled: ${JSON.stringify(recorded)}`).toBeDefined();
-    const next = applyAction(world, action!);
-    expect(checkState(next) ?? checkTransition(world, next)).toBeNull();
-    world = next;
-  }
-  return world;
-}
 
 describe('a committed destination moves the page on only once it has learnt the flip', () => {
   it('refuses an admin move while its source has not flipped, and accepts one once the group has settled', () => {
