@@ -10,6 +10,7 @@
  */
 import http from 'node:http';
 import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
+import { jsonRequest } from '../cli/admin-client.js';
 import type { Balancer } from './balancer.js';
 import type { LoadReport } from './load-monitor.js';
 
@@ -80,10 +81,8 @@ async function readBody(request: http.IncomingMessage): Promise<Record<string, u
 /** Sends a view to a peer's balance endpoint; a peer that is down just misses this turn of the ring. */
 export async function postReports(address: { host: string; port: number }, reports: readonly LoadReport[]): Promise<boolean> {
   try {
-    const response = await fetch(`http://${address.host}:${address.port}/load`, {
-      method: 'POST', body: JSON.stringify({ reports }), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(peerRequestTimeoutMs),
-    });
-    return response.ok;
+    const answer = await jsonRequest(address, '/load', { reports }, peerRequestTimeoutMs);
+    return answer.status === 200;
   } catch {
     return false;
   }
@@ -92,11 +91,8 @@ export async function postReports(address: { host: string; port: number }, repor
 /** Asks an owner's admin endpoint to start a move (the cold half of a swap). */
 export async function postMove(adminAddress: { host: string; port: number }, move: MoveRequest): Promise<{ ok: boolean; message: string }> {
   try {
-    const response = await fetch(`http://${adminAddress.host}:${adminAddress.port}/moves`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(peerRequestTimeoutMs),
-      body: JSON.stringify({ volume: move.pageKey.volume, page: move.pageKey.page, to: move.to, kind: move.kind }),
-    });
-    return await response.json() as { ok: boolean; message: string };
+    const answer = await jsonRequest(adminAddress, '/moves', { volume: move.pageKey.volume, page: move.pageKey.page, to: move.to, kind: move.kind }, peerRequestTimeoutMs);
+    return answer.body as { ok: boolean; message: string };
   } catch (error) {
     return { ok: false, message: (error as Error).message };
   }

@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jsonRequest } from '../cli/admin-client.js';
 import { localGroupConfig } from '../cli/group-config.js';
 import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
@@ -53,8 +54,8 @@ export const convergedRatioMax = 1.1;
 async function loadOf(group: LocalGroup, id: string): Promise<LoadStatus | null> {
   const { admin } = group.server(id);
   try {
-    const response = await fetch(`http://${admin.host}:${admin.port + balancePortOffset}/load`, { signal: AbortSignal.timeout(2_000) });
-    return response.ok ? await response.json() as LoadStatus : null;
+    const answer = await jsonRequest({ host: admin.host, port: admin.port + balancePortOffset }, '/load', undefined, 2_000);
+    return answer.status === 200 ? answer.body as LoadStatus : null;
   } catch {
     return null;
   }

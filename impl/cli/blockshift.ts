@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
+import { adminRequest } from './admin-client.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf } from './group-config.js';
 import { LocalGroup } from './local-group.js';
@@ -73,13 +74,11 @@ function groupOf(options: Map<string, string>): GroupConfig {
   };
 }
 
-async function admin<T>(server: ServerConfig, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`http://${server.admin.host}:${server.admin.port}${path}`, body === undefined ? {} : {
-    method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' },
-  });
-  const result = await response.json() as T & { ok?: boolean; message?: string };
-  if (!response.ok) throw new Error(`${server.id}: ${result.message ?? response.statusText}`);
-  return result;
+/** A CLI call waits this long for an answer (volume creation and shutdown answer once their commits are durable). */
+const cliRequestTimeoutMs = 30_000;
+
+function admin<T>(server: ServerConfig, path: string, body?: unknown): Promise<T> {
+  return adminRequest<T>(server.id, server.admin, path, body, cliRequestTimeoutMs);
 }
 
 async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { server: string; down: string }>> {

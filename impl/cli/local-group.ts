@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem } from './group-config.js';
-import { adminRequest, ServerProcess } from './server-process.js';
+import { adminRequest } from './admin-client.js';
+import { ServerProcess } from './server-process.js';
 import { writeGroupConfig } from './membership-admin.js';
 
 export interface LocalGroupOptions {

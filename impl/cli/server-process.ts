@@ -82,14 +82,3 @@ export class ServerProcess {
     if (this.running) this.#child.kill('SIGCONT');
   }
 }
-
-/** One call to a server's admin API (see impl/runtime/admin-server.ts); a non-2xx answer throws with the server's message. */
-export async function adminRequest<T>(serverId: string, admin: Address, path: string, body?: unknown, timeoutMs = 5_000): Promise<T> {
-  const response = await fetch(`http://${admin.host}:${admin.port}${path}`, {
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(body === undefined ? {} : { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const result = await response.json() as T & { message?: string };
-  if (!response.ok) throw new Error(`${serverId}: ${result.message ?? response.statusText}`);
-  return result;
-}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerConfig } from '../cli/group-config.js';
 import { joinServer, nextServerConfig } from '../cli/membership-admin.js';
-import { adminRequest } from '../cli/server-process.js';
+import { adminRequest } from '../cli/admin-client.js';
 import { balancePortOffset } from '../balance/balance-server.js';
 import type { ClusterFixture } from './cluster-fixture.js';
 import { eventually, ownerOf, runTool, startCluster } from './cluster-fixture.js';

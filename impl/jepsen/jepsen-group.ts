@@ -16,7 +16,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Address, GroupConfig } from '../cli/group-config.js';
 import { groupConfigProblem } from '../cli/group-config.js';
-import { adminRequest, ServerProcess } from '../cli/server-process.js';
+import { adminRequest } from '../cli/admin-client.js';
+import { ServerProcess } from '../cli/server-process.js';
 import type { ServerStatus } from '../runtime/status-report.js';
 
 const logLinesMax = 200_000;
