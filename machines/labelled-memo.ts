@@ -32,7 +32,7 @@ import { start, step } from './step.js';
  */
 type Labels = Readonly<Record<string, unknown>>;
 type Result = [unknown, Effect[]];
-type Snapshot = { readonly value: unknown; readonly status: string; readonly context: Readonly<Record<string, unknown>> } & Readonly<Record<string, unknown>>;
+type Snapshot = { readonly value: unknown; readonly status: string; readonly context: Readonly<Record<string, unknown>>; readonly [situationKey]?: string } & Readonly<Record<string, unknown>>;
 
 /** Where a label goes in a record: the whole field, or sentinel text inside the field's string. */
 interface LabelSlot {
@@ -49,8 +49,6 @@ interface LabelSlot {
 }
 interface Template {
   readonly snapshot: Snapshot;
-  /** The situation of every snapshot made from this template (labels do not count). */
-  readonly situation: string;
   readonly contextSlots: readonly LabelSlot[];
   readonly effects: readonly Effect[];
   readonly effectSlots: ReadonlyArray<readonly LabelSlot[]>;
@@ -65,7 +63,7 @@ type TrieNode = Map<unknown, unknown>;
  * are the field names and values themselves (strings, numbers and the like
  * carry their hash, so each edge is one cheap lookup), and a step is looked
  * up by its snapshot's situation (a string computed once per snapshot, see
- * `situations`) and then by its event's JSON (a few dozen bytes). Joining
+ * `situationKey`) and then by its event's JSON (a few dozen bytes). Joining
  * them into one key string meant hashing some 400 bytes of fresh text per
  * call.
  */
@@ -82,8 +80,17 @@ export const templatesPerMachineMax = 256;
 export const labelledMemo = { enabled: true, hits: 0, misses: 0 };
 
 const memos = new WeakMap<AnyStateMachine, MachineMemo>();
-/** Each snapshot's situation, computed once: a snapshot made from a template inherits the template's. */
-const situations = new WeakMap<object, string>();
+/**
+ * Each snapshot's situation, computed once, kept on the snapshot under this
+ * symbol: a template's snapshot holds it as an own enumerable property, so
+ * every snapshot made from the template (a spread) carries it at no cost; a
+ * snapshot the machine made gets it, not enumerable, when first stepped.
+ * (A WeakMap entry per snapshot, as before, cost every memoised start a map
+ * insertion and the collector an ephemeron per live request.) XState builds
+ * each snapshot from named fields (`createMachineSnapshot`), so a situation
+ * never passes to a snapshot it does not describe.
+ */
+const situationKey = Symbol('situation');
 const sentinelText = '\u0000label\u0000';
 
 // Trie tokens that no field name or value can be: a label's value, the bounds of a nested object or array, the end of the input.
@@ -197,10 +204,10 @@ export function stepLabelled<M extends AnyStateMachine>(machine: M, snapshot: Sn
   const context = current.context;
   const eventText = JSON.stringify(event);
   if (labelNames.some((name) => typeof context[name] === 'string' && eventText.includes(context[name] as string))) return step(machine, snapshot, event);
-  let situation = situations.get(current);
+  let situation = current[situationKey];
   if (situation === undefined) {
     situation = situationOf(current, labelNames);
-    situations.set(current, situation);
+    Object.defineProperty(current, situationKey, { value: situation, enumerable: false });
   }
   const memo = memoOf(machine);
   let bySituation = memo.steps.get(situation);
@@ -232,9 +239,12 @@ function templateOf(fields: Labels, labelNames: readonly string[], real: Result,
   for (const [index, name] of labelNames.entries()) {
     sentinels[name] = typeof fields[name] === 'string' ? `${sentinelText}${index}${sentinelText}` : { labelSentinel: index };
   }
-  const [snapshot, effects] = withSentinels(sentinels) as [Snapshot, Effect[]];
+  const [machineSnapshot, effects] = withSentinels(sentinels) as [Snapshot, Effect[]];
+  const situation = situationOf(machineSnapshot, labelNames);
+  // Enumerable, so that the spread in `fromTemplate` copies it (see `situationKey`).
+  const snapshot: Snapshot = { ...machineSnapshot, [situationKey]: situation };
   const template: Template = {
-    snapshot, situation: situationOf(snapshot, labelNames), contextSlots: slotsOf(snapshot.context, sentinels),
+    snapshot, contextSlots: slotsOf(snapshot.context, sentinels),
     effects, effectSlots: effects.map((effect) => slotsOf(effect, sentinels)),
   };
   return comparable(fromTemplate(template, fields)) === comparable(real) ? template : null;
@@ -279,9 +289,6 @@ function fromTemplate(template: Template, fields: Labels): Result {
     ...snapshot, context: relabelled(snapshot.context, template.contextSlots, fields),
     children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
   };
-  // Only a snapshot that can still be stepped needs its situation at hand (one that is done never is by the node;
-  // were it stepped, its situation would be computed then).
-  if (snapshot.status === 'active') situations.set(next, template.situation);
   const effects: Effect[] = [];
   for (let index = 0; index < template.effects.length; index += 1) effects.push(relabelled(template.effects[index]!, template.effectSlots[index]!, fields));
   return [next, effects];
