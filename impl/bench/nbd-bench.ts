@@ -344,7 +344,9 @@ async function idleCopyRate(group: LocalGroup): Promise<void> {
   const startedMs = performance.now();
   for (const [page, source] of owners) await moveAndWait(group, source, page, source === 's3' ? 's1' : 's3', 'unit');
   const seconds = (performance.now() - startedMs) / 1000;
-  console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${((owners.size * 4) / seconds).toFixed(1)} MiB/s (unit moves one at a time${throttleNote()})`);
+  const mebibytesPerSecond = (owners.size * 4) / seconds;
+  // The issue's target is in MB/s (200 MB/s = 190.7 MiB/s): both are printed.
+  console.log(`page copy, idle: ${owners.size} pages of 4 MiB in ${seconds.toFixed(2)} s = ${mebibytesPerSecond.toFixed(1)} MiB/s = ${(mebibytesPerSecond * 1.048576).toFixed(1)} MB/s (unit moves one at a time${throttleNote()})`);
 }
 
 async function main(): Promise<void> {
