@@ -119,7 +119,13 @@ function isCanonical(holders: readonly WriteHolder[]): boolean {
 /** The watch after acknowledging a write that `holders` applied without making it durable. */
 export function acknowledged(watch: LossWatch, holders: readonly WriteHolder[], flushesInFlight: boolean): LossWatch {
   if (holders.length === 0) return watch;
-  if (!flushesInFlight) watch = withNoFlushInFlight(watch);
+  if (!flushesInFlight) {
+    watch = withNoFlushInFlight(watch);
+    // With no FLUSH in flight every number stays 0, so a write whose holders all have their entry already changes
+    // nothing: the watch itself is the answer (the entry list is kept in canonical order throughout). This is the
+    // common case, one per acknowledged write, and it allocates nothing.
+    if (holders.every((holder) => watch.unflushed.some((entry) => entry.server === holder.server && entry.lossEpoch === holder.lossEpoch))) return watch;
+  }
   const lastAck = flushesInFlight ? watch.acks + 1 : 0;
   let unflushed = watch.unflushed;
   for (const holder of holders) {

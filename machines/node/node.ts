@@ -455,7 +455,10 @@ class NodeStep {
    * the volume covers it (CAN_MULTI_CONN), even once its own connection closed.
    */
   #noteAcknowledged(volume: string, holders: readonly WriteHolder[]): void {
-    this.next.lossWatches[volume] = acknowledged(this.next.read('lossWatches')[volume] ?? noLossWatch, holders, isFlushInFlight(this.next, volume));
+    const watch = this.next.read('lossWatches')[volume] ?? noLossWatch;
+    const next = acknowledged(watch, holders, isFlushInFlight(this.next, volume));
+    // Written only when it changed: the first write in a step copies the record of every volume's watch.
+    if (next !== watch) this.next.lossWatches[volume] = next;
   }
 
   /** Serve from this server's valid copy, following the read/write targets of a move of the page in progress. */
