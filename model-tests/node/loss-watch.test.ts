@@ -1,4 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { LossWatch, WriteHolder } from '../../machines/node/loss-watch.js';
+import { runSeed } from '../random/run-seed.js';
 import { acknowledged, flushSettled, lossEpochsPerServerMax, noLossWatch, unionOfHolders, withConnection, withNoFlushInFlight } from '../../machines/node/loss-watch.js';
 
 /**
@@ -86,5 +89,39 @@ describe('loss watch', () => {
   it('tracks at most the connections it is given room for, and keeps holder lists canonical', () => {
     expect(withConnection(noLossWatch, 'x', 2, 2)).toBeNull();
     expect(unionOfHolders([{ server: 's3', lossEpoch: 0 }], [{ server: 's1', lossEpoch: 2 }, { server: 's3', lossEpoch: 0 }])).toEqual([{ server: 's1', lossEpoch: 2 }, { server: 's3', lossEpoch: 0 }]);
+  });
+  it('keeps an entry for every holder of every write acknowledged, in canonical order, numbered only while a FLUSH is in flight', () => {
+    // At most `lossEpochsPerServerMax` epochs per server are drawn, so no entries merge and each holder keeps its own.
+    const holder = fc.record({ server: fc.constantFrom('s1', 's2', 's3'), lossEpoch: fc.nat({ max: lossEpochsPerServerMax - 1 }) });
+    const step = fc.record({ holders: fc.uniqueArray(holder, { maxLength: 3, selector: (drawn) => `${drawn.server}/${drawn.lossEpoch}` }), flushesInFlight: fc.boolean() });
+    const seed = runSeed();
+    console.log(`loss-watch acknowledged seed=${seed}`);
+    fc.assert(fc.property(fc.array(step, { maxLength: 12 }), (steps) => {
+      let watch: LossWatch = open('a');
+      const seen = new Set<string>();
+      for (const { holders, flushesInFlight } of steps) {
+        const before = JSON.stringify(watch);
+        const next = acknowledged(watch, holders, flushesInFlight);
+        expect(JSON.stringify(watch)).toBe(before);
+        for (const { server, lossEpoch } of holders) seen.add(`${server}/${lossEpoch}`);
+        // Every holder ever acknowledged has its entry (no FLUSH settles here), and no other entry exists.
+        expect(new Set(next.unflushed.map((entry) => `${entry.server}/${entry.lossEpoch}`))).toEqual(seen);
+        const order = (a: WriteHolder, b: WriteHolder) => (a.server < b.server ? -1 : a.server > b.server ? 1 : a.lossEpoch - b.lossEpoch);
+        expect(next.unflushed).toEqual([...next.unflushed].sort(order));
+        if (holders.length === 0) {
+          // A write no server holds unsynced (FUA, or made durable) leaves the watch as it was.
+          expect(next).toBe(watch);
+        } else if (!flushesInFlight) {
+          expect(next.acks).toBe(0);
+          expect(next.unflushed.every((entry) => entry.firstAck === 0 && entry.lastAck === 0)).toBe(true);
+        } else {
+          // This write is the newest acknowledgement: each of its holders' entries names it.
+          for (const { server, lossEpoch } of holders) {
+            expect(next.unflushed.find((entry) => entry.server === server && entry.lossEpoch === lossEpoch)!.lastAck).toBe(next.acks);
+          }
+        }
+        watch = next;
+      }
+    }), { seed, numRuns: 1000 });
   });
 });
