@@ -76,10 +76,17 @@ export function encodePeerFrameParts(envelope: PeerEnvelope, data: Buffer | null
  * buffer (quadratic in the frame size).
  */
 export class PeerFrameDecoder {
+  /** The bound on the next frame's size: `firstFrameBytesMax` until a frame has been decoded, then `peerFrameBytesMax`. */
+  #frameBytesMax: number;
   #chunks: Buffer[] = [];
   #bufferedBytes = 0;
   /** The frame being assembled, once its prefix has arrived and been checked. */
   #frame: { readonly totalBytes: number; readonly headerBytes: number } | null = null;
+
+  /** `firstFrameBytesMax`: a smaller bound for the first frame (an inbound connection's hello, see peer-transport.ts). */
+  constructor(firstFrameBytesMax = peerFrameBytesMax) {
+    this.#frameBytesMax = Math.min(firstFrameBytesMax, peerFrameBytesMax);
+  }
 
   push(chunk: Buffer, framesMax = Infinity): PeerFrame[] {
     if (chunk.length > 0) {
@@ -96,13 +103,14 @@ export class PeerFrameDecoder {
         const version = prefix.readUInt8(4);
         const headerBytes = prefix.readUInt32BE(5);
         if (version !== peerProtocolVersion) throw new Error(`peer protocol version ${version}, expected ${peerProtocolVersion}`);
-        if (frameBytes > peerFrameBytesMax || headerBytes < 1 || headerBytes > peerHeaderBytesMax || headerBytes + 5 > frameBytes) throw new Error('malformed peer frame lengths');
+        if (frameBytes > this.#frameBytesMax || headerBytes < 1 || headerBytes > peerHeaderBytesMax || headerBytes + 5 > frameBytes) throw new Error('malformed peer frame lengths');
         this.#frame = { totalBytes: 4 + frameBytes, headerBytes };
       }
       const { totalBytes, headerBytes } = this.#frame;
       if (this.#bufferedBytes < totalBytes) return frames;
       const bytes = this.#take(totalBytes);
       this.#frame = null;
+      this.#frameBytesMax = peerFrameBytesMax;
       const dataStart = prefixBytes + headerBytes;
       frames.push({ envelope: parseEnvelope(bytes, prefixBytes, dataStart), data: totalBytes > dataStart ? bytes.subarray(dataStart) : null });
     }

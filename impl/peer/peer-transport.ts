@@ -11,6 +11,28 @@
  * a hello naming the sender and the group, so a stray client or a server of
  * another group is refused.
  *
+ * Strangers. Anyone may connect to the peer port, so until a connection has
+ * said a valid hello it is held to little: its first frame may be at most
+ * `helloFrameBytesMax` (a hello is some 100 bytes; a peer frame may be 64 MiB),
+ * it must say hello within `helloTimeoutMs`, and the name it gives must be a
+ * current peer's own (a `Map` look-up: a plain object's `constructor` once
+ * passed for a peer, and answering it crashed the server), never this
+ * server's. A connection says hello once; a second hello is refused. A
+ * server that leaves the group (`setPeers`) loses its inbound connections as
+ * well as its outbound link.
+ *
+ * Back-pressure. While a link is down its queue is bounded in messages and
+ * bytes; once it is up, a message is dropped when the socket already holds
+ * `queueBytesMax` unsent (a peer that stops reading, or one that lost power
+ * while TCP still retransmits to it, would otherwise take the sender's memory
+ * without bound). Drops are counted (`droppedMessages`).
+ *
+ * Back-off. The reconnect delay doubles on every connection that closes
+ * before it has lasted `stableConnectionMs`, and starts over only after one
+ * that did: a peer that accepts TCP but refuses the hello (another group or
+ * version, a member it does not know yet) is retried at the back-off's pace,
+ * not every `reconnectDelayMinMs`.
+ *
  * Membership is dynamic: the runtime hands over the peer addresses of every
  * membership record the node adopts (`setPeers`), so a server learned at
  * runtime is connected to and its hello accepted, and a server that left is
@@ -57,7 +79,14 @@ export interface PeerTransportOptions {
   readonly reconnectDelayMaxMs?: number;
   /** Messages of one connection handed to the runtime in one event-loop turn (see "Turns"). */
   readonly framesPerTurnMax?: number;
+  /** An inbound connection that has not said hello within this long is closed (see "Strangers"). */
+  readonly helloTimeoutMs?: number;
+  /** A connection that lasted this long counts as good: the reconnect delay starts over (see "Back-off"). */
+  readonly stableConnectionMs?: number;
 }
+
+/** The largest first frame of an inbound connection, which must be its hello (see "Strangers"). */
+export const helloFrameBytesMax = 4 * 1024;
 
 /** The default of `framesPerTurnMax`. */
 export const peerFramesPerTurnMaxDefault = 4;
@@ -73,13 +102,17 @@ interface OutboundLink {
   queuedBytes: number;
   reconnectDelayMs: number;
   reconnectTimer: NodeJS.Timeout | null;
+  /** When the current connection opened (performance.now()), or null while there is none. */
+  connectedAtMs: number | null;
 }
 
 export class PeerTransport {
   readonly #options: Required<PeerTransportOptions>;
-  #peers: Readonly<Record<ServerId, PeerAddress>>;
+  /** A Map, not a record: names come off the wire, and `constructor` is no peer (see "Strangers"). */
+  #peers: ReadonlyMap<ServerId, PeerAddress>;
   readonly #links = new Map<ServerId, OutboundLink>();
-  readonly #inbound = new Set<net.Socket>();
+  /** Inbound connections, each with the peer its hello named (null until then). */
+  readonly #inbound = new Map<net.Socket, ServerId | null>();
   #server: net.Server | null = null;
   #closed = false;
   droppedMessages = 0;
@@ -87,24 +120,36 @@ export class PeerTransport {
   constructor(options: PeerTransportOptions) {
     this.#options = {
       queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, batch: (body) => body(),
-      framesPerTurnMax: peerFramesPerTurnMaxDefault, ...options,
+      framesPerTurnMax: peerFramesPerTurnMaxDefault, helloTimeoutMs: 5_000, stableConnectionMs: 2_000, ...options,
     };
-    this.#peers = { ...options.peers };
+    this.#peers = peerMap(options.peers);
     // Zero would pause every inbound connection for good, turn after turn.
     if (!(Number.isInteger(this.#options.framesPerTurnMax) && this.#options.framesPerTurnMax >= 1)) throw new Error(`framesPerTurnMax must be a whole number >= 1, not ${this.#options.framesPerTurnMax}`);
   }
 
-  /** Replaces the known peers: links to servers that left or moved are closed (and reopened on the next send to a moved one). */
+  /**
+   * Replaces the known peers: links to servers that left or moved are closed
+   * (and reopened on the next send to a moved one), and so are the inbound
+   * connections of servers that left.
+   */
   setPeers(peers: Readonly<Record<ServerId, PeerAddress>>): void {
+    const next = peerMap(peers);
     for (const [id, link] of this.#links) {
-      const before = this.#peers[id];
-      const after = peers[id];
+      const before = this.#peers.get(id);
+      const after = next.get(id);
       if (after && before && after.host === before.host && after.port === before.port) continue;
       if (link.reconnectTimer) clearTimeout(link.reconnectTimer);
       this.#links.delete(id);
       link.socket?.destroy();
     }
-    this.#peers = { ...peers };
+    this.#peers = next;
+    for (const [socket, from] of this.#inbound) if (from !== null && !next.has(from)) socket.destroy();
+  }
+
+  /** The port the listener is bound to (the configured one, or the one the system chose for port 0); null before `listen`. */
+  get listeningPort(): number | null {
+    const address = this.#server?.address();
+    return typeof address === 'object' && address !== null ? address.port : null;
   }
 
   async listen(): Promise<void> {
@@ -126,12 +171,17 @@ export class PeerTransport {
     }
     const frame = encodePeerFrameParts({ kind: 'message', message }, data);
     const frameBytes = frame.reduce((sum, part) => sum + part.length, 0);
-    if (link.queue.length >= this.#options.queueMessagesMax || link.queuedBytes + frameBytes > this.#options.queueBytesMax) {
-      this.droppedMessages += 1;
+    if (link.connected && link.socket && link.queue.length === 0) {
+      // Up: bounded by what the socket still holds unsent (see "Back-pressure").
+      if (link.socket.writableLength + frameBytes > this.#options.queueBytesMax) {
+        this.droppedMessages += 1;
+        return;
+      }
+      writeFrame(link.socket, frame);
       return;
     }
-    if (link.connected && link.socket && link.queue.length === 0) {
-      writeFrame(link.socket, frame);
+    if (link.queue.length >= this.#options.queueMessagesMax || link.queuedBytes + frameBytes > this.#options.queueBytesMax) {
+      this.droppedMessages += 1;
       return;
     }
     link.queue.push(frame);
@@ -144,29 +194,29 @@ export class PeerTransport {
       if (link.reconnectTimer) clearTimeout(link.reconnectTimer);
       link.socket?.destroy();
     }
-    for (const socket of this.#inbound) socket.destroy();
+    for (const socket of this.#inbound.keys()) socket.destroy();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
   }
 
   #link(to: ServerId): OutboundLink | null {
     let link = this.#links.get(to);
     if (link) return link;
-    if (!this.#peers[to]) return null;
-    link = { socket: null, connected: false, queue: [], queuedBytes: 0, reconnectDelayMs: this.#options.reconnectDelayMinMs, reconnectTimer: null };
+    if (!this.#peers.has(to)) return null;
+    link = { socket: null, connected: false, queue: [], queuedBytes: 0, reconnectDelayMs: this.#options.reconnectDelayMinMs, reconnectTimer: null, connectedAtMs: null };
     this.#links.set(to, link);
     this.#connect(to, link);
     return link;
   }
 
   #connect(to: ServerId, link: OutboundLink): void {
-    const address = this.#peers[to];
+    const address = this.#peers.get(to);
     if (this.#closed || !address || this.#links.get(to) !== link) return;
     const socket = net.connect({ host: address.host, port: address.port });
     socket.setNoDelay(true);
     link.socket = socket;
     socket.on('connect', () => {
       link.connected = true;
-      link.reconnectDelayMs = this.#options.reconnectDelayMinMs;
+      link.connectedAtMs = performance.now();
       socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, group: this.#options.groupName }, null));
       for (const frame of link.queue) writeFrame(socket, frame);
       link.queue = [];
@@ -175,9 +225,13 @@ export class PeerTransport {
     socket.on('data', () => undefined);
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      // Only a connection that lasted counts as good; one refused at its hello keeps the back-off growing.
+      if (link.connectedAtMs !== null && performance.now() - link.connectedAtMs >= this.#options.stableConnectionMs) link.reconnectDelayMs = this.#options.reconnectDelayMinMs;
       link.connected = false;
+      link.connectedAtMs = null;
       link.socket = null;
-      if (this.#closed) return;
+      // A link replaced or dropped by `setPeers` (or the transport closed) is not reopened.
+      if (this.#closed || this.#links.get(to) !== link) return;
       link.reconnectTimer = setTimeout(() => {
         link.reconnectTimer = null;
         this.#connect(to, link);
@@ -187,11 +241,16 @@ export class PeerTransport {
   }
 
   #accept(socket: net.Socket): void {
-    this.#inbound.add(socket);
+    this.#inbound.set(socket, null);
     socket.setNoDelay(true);
-    const decoder = new PeerFrameDecoder();
+    const decoder = new PeerFrameDecoder(helloFrameBytesMax);
     let from: ServerId | null = null;
     const framesMax = this.#options.framesPerTurnMax;
+    const helloTimer = setTimeout(() => {
+      if (from !== null || socket.destroyed) return;
+      this.#options.log(`peer connection closed: no hello within ${this.#options.helloTimeoutMs} ms`);
+      socket.destroy();
+    }, this.#options.helloTimeoutMs);
     // Hands over at most `framesMax` of the messages read so far; the rest wait, with the socket paused, for the next turn.
     const consume = (chunk: Buffer): void => {
       try {
@@ -200,8 +259,12 @@ export class PeerTransport {
           for (const frame of decoder.push(chunk, framesMax)) {
             count += 1;
             if (frame.envelope.kind === 'hello') {
-              if (frame.envelope.group !== this.#options.groupName || !this.#peers[frame.envelope.from]) throw new Error(`hello from ${frame.envelope.from} of group ${frame.envelope.group} refused`);
-              from = frame.envelope.from;
+              const { from: named, group } = frame.envelope;
+              if (from !== null) throw new Error(`a second hello on ${from}'s connection (naming ${named}) refused`);
+              if (group !== this.#options.groupName || named === this.#options.self || !this.#peers.has(named)) throw new Error(`hello from ${named} of group ${group} refused`);
+              from = named;
+              this.#inbound.set(socket, named);
+              clearTimeout(helloTimer);
               continue;
             }
             if (from === null) throw new Error('a peer spoke before saying hello');
@@ -221,8 +284,15 @@ export class PeerTransport {
     };
     socket.on('data', consume);
     socket.on('error', () => undefined);
-    socket.on('close', () => this.#inbound.delete(socket));
+    socket.on('close', () => {
+      clearTimeout(helloTimer);
+      this.#inbound.delete(socket);
+    });
   }
+}
+
+function peerMap(peers: Readonly<Record<ServerId, PeerAddress>>): Map<ServerId, PeerAddress> {
+  return new Map(Object.entries(peers));
 }
 
 /**
