@@ -13,7 +13,13 @@
  *   protocol allows. Nothing orders writes against each other here: that is
  *   the backend's business.
  * - `draining`: after NBD_CMD_DISC no more bytes are read; the connection
- *   ends once every in-flight request has replied.
+ *   ends once every in-flight request has replied. A client that closes its
+ *   sending side (libnbd shuts down its write half right after NBD_CMD_DISC)
+ *   drains the same way once the requests it sent before are parsed: the
+ *   server socket is half-open (`allowHalfOpen`, impl/nbd/nbd-server.ts), so
+ *   the replies still reach it. Node's default ended the socket at the
+ *   client's FIN, and the replies to requests in flight were lost (the spec:
+ *   the server "MUST handle all outstanding requests"; a review found it).
  * - `closed`: the socket is gone; late backend completions are dropped.
  *
  * Bounds. Reading stops (the socket is paused) while the connection has
@@ -112,6 +118,8 @@ export class NbdConnection {
   private pumpScheduled = false;
   /** Whether the socket is corked until the next tick (see `send`). */
   private corked = false;
+  /** Whether the client has closed its sending side: nothing more will be read beyond what is queued. */
+  private peerEnded = false;
 
   constructor(
     private readonly socket: Socket,
@@ -135,6 +143,10 @@ export class NbdConnection {
       this.pump();
     });
     socket.on('drain', () => this.pump());
+    socket.on('end', () => {
+      this.peerEnded = true;
+      this.pump();
+    });
     socket.on('error', (error: Error) => this.log(`nbd ${this.label}: socket error: ${error.message}`));
     socket.on('close', () => {
       if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
@@ -225,8 +237,23 @@ export class NbdConnection {
       }
       return;
     }
+    if (this.peerEnded) return this.afterPeerEnded();
     if (this.phase === 'transmission' && this.flowBlocked()) this.socket.pause();
     else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
+  }
+
+  /**
+   * The client sends nothing more. Once every complete request it sent is
+   * parsed (the flow bounds may hold some back until replies free them), the
+   * connection drains: what is left in the queue is a request cut short.
+   */
+  private afterPeerEnded(): void {
+    if (this.phase === 'handshake') return this.softClose('client closed its side during the handshake');
+    if (this.phase !== 'transmission' || this.flowBlocked()) return;
+    if (this.inFlightRequests > 0 || this.queue.lengthBytes > 0) this.log(`nbd ${this.label}: client closed its side; answering the ${this.inFlightRequests} requests in flight`);
+    this.phase = 'draining';
+    this.queue.clear();
+    if (this.inFlightRequests === 0) this.softClose('client closed its side');
   }
 
   private readonly parseAll = (): void => {
@@ -354,7 +381,7 @@ export class NbdConnection {
       this.inFlightRequests -= 1;
       this.inFlightBytes -= costBytes;
       this.send(encodeReply(header, negotiated, outcome));
-      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
+      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose(this.peerEnded ? 'client closed its side' : 'client sent NBD_CMD_DISC');
       else this.pump();
     } catch (error) {
       this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);

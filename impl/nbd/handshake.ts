@@ -30,6 +30,7 @@
 import { assertExportInfo } from './export-info-check.js';
 import type { ExportInfo, NbdBackend } from './nbd-backend.js';
 import {
+  boundedNbdText,
   NBD_EXPORT_NAME_ZEROES_BYTES,
   NBD_FLAG_CAN_MULTI_CONN,
   NBD_FLAG_C_FIXED_NEWSTYLE,
@@ -135,8 +136,9 @@ export function encodeOptionReply(option: number, replyType: number, data: Buffe
   return bytes;
 }
 
+/** An error reply whose message for a human is cut to the spec's 4096 bytes (libnbd drops a connection over a longer one). */
 function errorReply(option: number, replyType: number, message: string): Buffer {
-  return encodeOptionReply(option, replyType, Buffer.from(message, 'utf8'));
+  return encodeOptionReply(option, replyType, boundedNbdText(message));
 }
 
 function encodeServerEntry(info: ExportInfo): Buffer {

@@ -408,6 +408,49 @@ describe('transmission', () => {
     expect(await client.waitForClose()).toBe(true);
   });
 
+  it('answers the requests in flight when the client closes its side after NBD_CMD_DISC, as libnbd does', async () => {
+    // Node's default ended the socket at the client's FIN and the replies were lost (a review found it with libnbd).
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 6n, offset: 0, lengthBytes: 512 });
+    client.sendDisconnect();
+    client.endWriting();
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 6n });
+    expect((await client.read(512)).length).toBe(512);
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('answers the requests in flight when the client closes its side without NBD_CMD_DISC, then closes', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 7n, offset: 0, lengthBytes: 512 });
+    client.sendRequest({ type: NBD_CMD_READ, handle: 8n, offset: 512, lengthBytes: 512 });
+    client.endWriting();
+    for (const handle of [7n, 8n]) {
+      expect(await client.readSimpleReply()).toEqual({ errno: 0, handle });
+      expect((await client.read(512)).length).toBe(512);
+    }
+    expect(await client.waitForClose()).toBe(true);
+  });
+
+  it('keeps an error message within the 4096 bytes the spec allows a string (libnbd drops the connection over a longer one)', async () => {
+    server = await startTestServer();
+    const client = await connect();
+    await client.greet(3);
+    // The reply quotes the name, escaped: 4096 bytes of \x01 made a message of some 24 KiB.
+    client.sendOption(NBD_OPT_GO, encodeGoData('\x01'.repeat(4096), []));
+    const reply = await client.readOptionReply();
+    expect(reply.replyType).toBe(NBD_REP_ERR_UNKNOWN);
+    expect(reply.data.length).toBeGreaterThan(100);
+    expect(reply.data.length).toBeLessThanOrEqual(4096);
+    // The connection is still in step: a known export goes ahead.
+    client.sendOption(NBD_OPT_GO, encodeGoData('vol-a', []));
+    let acked = false;
+    while (!acked) acked = (await client.readOptionReply()).replyType === NBD_REP_ACK;
+  });
+
   it('survives requests with valid magic but random fields (seed 20240611)', async () => {
     server = await startTestServer();
     let seed = 20240611;

@@ -38,7 +38,8 @@ export async function startNbdServer(options: NbdServerOptions): Promise<NbdServ
   const connections = new Set<NbdConnection>();
   let connectionCount = 0;
 
-  const server = net.createServer((socket) => {
+  // Half-open: a client that shuts down its sending side (libnbd does, after NBD_CMD_DISC) still gets its replies.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     connectionCount += 1;
     const label = `#${connectionCount} ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const connection = new NbdConnection(socket, backend, log, label, limits);

@@ -109,6 +109,28 @@ export const NBD_EOVERFLOW = 75;
 export const NBD_ENOTSUP = 95;
 export const NBD_ESHUTDOWN = 108;
 
+const wireErrnos: ReadonlySet<number> = new Set([NBD_EPERM, NBD_EIO, NBD_ENOMEM, NBD_EINVAL, NBD_ENOSPC, NBD_EOVERFLOW, NBD_ENOTSUP, NBD_ESHUTDOWN]);
+
+/**
+ * The error to put on the wire for `errno`: itself if the spec allows it
+ * (or 0, success), else EIO. The group's own errors (EAGAIN for too many requests in flight,
+ * ETIMEDOUT for a forward that timed out) are not in the spec's set, and a
+ * client maps an unknown value as it likes (qemu: EINVAL).
+ */
+export function wireErrno(errno: number): number {
+  return errno === 0 || wireErrnos.has(errno) ? errno : NBD_EIO;
+}
+
+/** `text` as UTF-8 of at most `NBD_STRING_BYTES_MAX` bytes, cut before a character that would not fit. */
+export function boundedNbdText(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= NBD_STRING_BYTES_MAX) return bytes;
+  let end = NBD_STRING_BYTES_MAX;
+  // Back over continuation bytes (10xxxxxx) to the start of the character the bound cuts.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end -= 1;
+  return bytes.subarray(0, end);
+}
+
 export type NbdErrno =
   | typeof NBD_EPERM
   | typeof NBD_EIO

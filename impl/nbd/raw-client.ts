@@ -114,6 +114,11 @@ export class RawClient {
     this.socket.destroy();
   }
 
+  /** Shuts down the sending side (a FIN), as libnbd does right after NBD_CMD_DISC; replies can still be read. */
+  endWriting(): void {
+    this.socket.end();
+  }
+
   /** Reads the 18-byte greeting and answers with `clientFlags`. */
   async greet(clientFlags: number): Promise<{ handshakeFlags: number }> {
     const greeting = await this.read(18);

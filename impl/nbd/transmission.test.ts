@@ -119,4 +119,18 @@ describe('encodings', () => {
       '668e33ef' + '0001' + '8001' + '0102030405060708' + '00000008' + '00000016' + '0002' + '6e6f',
     );
   });
+
+  it('puts only the errors the spec allows on the wire (EIO for the group\'s own EAGAIN and ETIMEDOUT), and messages of at most 4096 bytes', () => {
+    const handle = Buffer.from('0102030405060708', 'hex');
+    // 11 (EAGAIN: too many requests in flight) and 110 (ETIMEDOUT: a forward timed out) are not in the spec's set.
+    for (const errno of [11, 110, 2, 13]) {
+      expect(Buffer.concat(encodeSimpleReply(handle, errno)).readUInt32BE(4), `simple, ${errno}`).toBe(5);
+      expect(encodeStructuredError(handle, errno, 'busy').readUInt32BE(20), `structured, ${errno}`).toBe(5);
+    }
+    for (const errno of [0, 1, 5, 12, 22, 28, 75, 95, 108]) expect(Buffer.concat(encodeSimpleReply(handle, errno)).readUInt32BE(4)).toBe(errno);
+    // A message cut to 4096 bytes, before a character that would not fit (a 3-byte one straddles the bound here).
+    const chunk = encodeStructuredError(handle, NBD_EINVAL, 'a'.repeat(4095) + '€€');
+    expect(chunk.readUInt16BE(24)).toBe(4095);
+    expect(chunk.subarray(26).toString('utf8')).toBe('a'.repeat(4095));
+  });
 });

@@ -21,6 +21,7 @@
  */
 import type { NegotiatedExport } from './handshake.js';
 import {
+  boundedNbdText,
   NBD_CMD_FLAG_DF,
   NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE,
@@ -43,6 +44,7 @@ import {
   NBD_STRUCTURED_REPLY_HEADER_BYTES,
   NBD_STRUCTURED_REPLY_MAGIC,
   type NbdErrno,
+  wireErrno,
 } from './protocol-constants.js';
 
 export interface RequestHeader {
@@ -140,7 +142,7 @@ export function encodeSimpleReply(handle: Buffer, errno: number, data?: Buffer):
   // Every byte is written below, so the header may come from Node's shared pool unzeroed.
   const header = Buffer.allocUnsafe(NBD_SIMPLE_REPLY_HEADER_BYTES);
   header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
-  header.writeUInt32BE(errno, 4);
+  header.writeUInt32BE(wireErrno(errno), 4);
   handle.copy(header, 8);
   return data === undefined || data.length === 0 ? [header] : [header, data];
 }
@@ -182,12 +184,12 @@ export function encodeStructuredDone(handle: Buffer): Buffer {
   return encodeChunkHeader(handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
 }
 
-/** A final NBD_REPLY_TYPE_ERROR chunk carrying a message for a human; the message is cut to fit 16 bits. */
+/** A final NBD_REPLY_TYPE_ERROR chunk carrying a message for a human, cut to the spec's 4096 bytes; the error one the spec allows. */
 export function encodeStructuredError(handle: Buffer, errno: number, message: string): Buffer {
-  const text = Buffer.from(message, 'utf8').subarray(0, 0xffff);
+  const text = boundedNbdText(message);
   const header = encodeChunkHeader(handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + text.length);
   const payload = Buffer.alloc(6 + text.length);
-  payload.writeUInt32BE(errno, 0);
+  payload.writeUInt32BE(wireErrno(errno), 0);
   payload.writeUInt16BE(text.length, 4);
   text.copy(payload, 6);
   return Buffer.concat([header, payload]);
