@@ -27,6 +27,12 @@
  * while TCP still retransmits to it, would otherwise take the sender's memory
  * without bound). Drops are counted (`droppedMessages`).
  *
+ * Dead hosts. Every connection has TCP keep-alive (`keepAliveMs`), so one to
+ * a host that lost power is found dead and closed rather than kept for
+ * ever, and a connection attempt that gets no answer is given up after
+ * `connectTimeoutMs` (the system's SYN retries take some two minutes) and
+ * retried at the back-off's pace.
+ *
  * Back-off. The reconnect delay doubles on every connection that closes
  * before it has lasted `stableConnectionMs`, and starts over only after one
  * that did: a peer that accepts TCP but refuses the hello (another group or
@@ -83,6 +89,10 @@ export interface PeerTransportOptions {
   readonly helloTimeoutMs?: number;
   /** A connection that lasted this long counts as good: the reconnect delay starts over (see "Back-off"). */
   readonly stableConnectionMs?: number;
+  /** A connection attempt unanswered this long is given up (see "Dead hosts"). */
+  readonly connectTimeoutMs?: number;
+  /** Idle time before TCP keep-alive probes start (see "Dead hosts"). */
+  readonly keepAliveMs?: number;
 }
 
 /** The largest first frame of an inbound connection, which must be its hello (see "Strangers"). */
@@ -120,7 +130,7 @@ export class PeerTransport {
   constructor(options: PeerTransportOptions) {
     this.#options = {
       queueMessagesMax: 10_000, queueBytesMax: 256 * 1024 * 1024, reconnectDelayMinMs: 50, reconnectDelayMaxMs: 2_000, batch: (body) => body(),
-      framesPerTurnMax: peerFramesPerTurnMaxDefault, helloTimeoutMs: 5_000, stableConnectionMs: 2_000, ...options,
+      framesPerTurnMax: peerFramesPerTurnMaxDefault, helloTimeoutMs: 5_000, stableConnectionMs: 2_000, connectTimeoutMs: 5_000, keepAliveMs: 10_000, ...options,
     };
     this.#peers = peerMap(options.peers);
     // Zero would pause every inbound connection for good, turn after turn.
@@ -213,8 +223,11 @@ export class PeerTransport {
     if (this.#closed || !address || this.#links.get(to) !== link) return;
     const socket = net.connect({ host: address.host, port: address.port });
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, this.#options.keepAliveMs);
+    socket.setTimeout(this.#options.connectTimeoutMs, () => socket.destroy());
     link.socket = socket;
     socket.on('connect', () => {
+      socket.setTimeout(0);
       link.connected = true;
       link.connectedAtMs = performance.now();
       socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, group: this.#options.groupName }, null));
@@ -243,6 +256,7 @@ export class PeerTransport {
   #accept(socket: net.Socket): void {
     this.#inbound.set(socket, null);
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, this.#options.keepAliveMs);
     const decoder = new PeerFrameDecoder(helloFrameBytesMax);
     let from: ServerId | null = null;
     const framesMax = this.#options.framesPerTurnMax;
