@@ -120,6 +120,8 @@ export class NbdConnection {
   private corked = false;
   /** Whether the client has closed its sending side: nothing more will be read beyond what is queued. */
   private peerEnded = false;
+  /** Whether the server is stopping (`shutdown`): the connection closes once its replies are written. */
+  private stopping = false;
 
   constructor(
     private readonly socket: Socket,
@@ -158,9 +160,29 @@ export class NbdConnection {
     socket.write(encodeGreeting());
   }
 
-  /** Closes the connection at once, as on server shutdown. */
+  /** Closes the connection at once. */
   destroy(): void {
     this.hardClose('server closing');
+  }
+
+  /**
+   * Server shutdown: no more requests are read, the ones in flight are
+   * answered (for at most `graceMs`, then the connection is cut), and the
+   * connection closes as soon as their replies are written. A handshake in
+   * progress is cut at once.
+   */
+  shutdown(graceMs: number): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'handshake') return this.hardClose('server stopping');
+    this.stopping = true;
+    if (this.phase === 'transmission') {
+      this.phase = 'draining';
+      this.queue.clear();
+      this.socket.pause();
+    }
+    if (this.inFlightRequests === 0) return this.softClose('server stopping');
+    this.log(`nbd ${this.label}: server stopping; answering the ${this.inFlightRequests} requests in flight`);
+    setTimeout(() => this.hardClose(`server stopping with ${this.inFlightRequests} requests still in flight after ${graceMs} ms`), graceMs).unref();
   }
 
   private hardClose(reason: string): void {
@@ -171,13 +193,17 @@ export class NbdConnection {
     this.socket.destroy();
   }
 
-  /** Ends after the queued replies are flushed; a client that never closes its half is cut off. */
+  /**
+   * Ends after the queued replies are flushed; a client that never closes its
+   * half is cut off after `lingerMs`, and a stopping server does not wait for
+   * the client at all once the replies are written.
+   */
   private softClose(reason: string): void {
     if (this.phase === 'closed') return;
     this.log(`nbd ${this.label}: closing: ${reason}`);
     this.phase = 'closed';
     this.queue.clear();
-    this.socket.end();
+    this.socket.end(this.stopping ? () => this.socket.destroy() : undefined);
     setTimeout(() => this.socket.destroy(), this.limits.lingerMs).unref();
   }
 
@@ -381,7 +407,7 @@ export class NbdConnection {
       this.inFlightRequests -= 1;
       this.inFlightBytes -= costBytes;
       this.send(encodeReply(header, negotiated, outcome));
-      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose(this.peerEnded ? 'client closed its side' : 'client sent NBD_CMD_DISC');
+      if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose(this.stopping ? 'server stopping' : this.peerEnded ? 'client closed its side' : 'client sent NBD_CMD_DISC');
       else this.pump();
     } catch (error) {
       this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -435,6 +435,22 @@ describe('transmission', () => {
     expect(await client.waitForClose()).toBe(true);
   });
 
+  it('answers the requests in flight when the server stops, then closes the connection (and reads no new request)', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 300 : 0) });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_READ, handle: 9n, offset: 0, lengthBytes: 512 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const startedMs = performance.now();
+    const closing = server.close();
+    expect(await client.readSimpleReply()).toEqual({ errno: 0, handle: 9n });
+    expect((await client.read(512)).length).toBe(512);
+    expect(await client.waitForClose()).toBe(true);
+    await closing;
+    // Closed once the reply was written, not after the 5 s a client is given to close its own side.
+    expect(performance.now() - startedMs).toBeLessThan(2_000);
+  });
+
   it('keeps an error message within the 4096 bytes the spec allows a string (libnbd drops the connection over a longer one)', async () => {
     server = await startTestServer();
     const client = await connect();

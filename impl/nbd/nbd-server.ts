@@ -24,9 +24,16 @@ export interface NbdServerOptions {
 
 export interface NbdServerHandle {
   port: number;
-  /** Stops listening and drops every open connection. */
-  close(): Promise<void>;
+  /**
+   * Stops listening; every connection stops reading requests, answers the
+   * ones in flight for at most `graceMs` (the spec: a server SHOULD wait for
+   * in-flight requests before a hard disconnect), then closes.
+   */
+  close(graceMs?: number): Promise<void>;
 }
+
+/** How long a stopping server waits for the requests in flight on its connections. */
+export const shutdownGraceMsDefault = 2_000;
 
 export const DEFAULT_CONNECTIONS_MAX = 256;
 
@@ -69,10 +76,10 @@ export async function startNbdServer(options: NbdServerOptions): Promise<NbdServ
 
   return {
     port: address.port,
-    close: () =>
+    close: (graceMs = shutdownGraceMsDefault) =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const connection of connections) connection.destroy();
+        for (const connection of connections) connection.shutdown(graceMs);
       }),
   };
 }
