@@ -102,6 +102,8 @@ export class PageStore {
   readonly #overlay: VolatileOverlay | null;
   /** Opens in progress, so that two operations on an unopened page share one open. */
   readonly #opening = new Map<string, Promise<FileHandle | null>>();
+  /** Pages whose delete is under way: no sync or open (but a write's) takes them up until it is done. */
+  readonly #deleting = new Set<string>();
   /** Files with completed writes that no sync has yet covered. */
   readonly #dirty = new Map<string, PageFile>();
   /** The last queued sync of each file; the syncs of one file run in order. */
@@ -268,25 +270,36 @@ export class PageStore {
     const key = pageKeyText(pageKey);
     const directory = nodePath.join(this.#directory, pageKey.volume);
     await this.#operation(async () => {
-      // A running open or sync of this page finishes first, so none of them outlives the file or sees its journal vanish.
-      await this.#opening.get(key)?.catch(() => undefined);
-      await this.#syncTails.get(key)?.catch(() => undefined);
-      await this.#entriesSyncing.get(key)?.catch(() => undefined);
-      this.#entriesNotDurable.delete(key);
+      // From here no sync takes the page up again and no open of it starts (see `#deleting`), before the waits below:
+      // a sync of every page started while the delete waited reopened the file and left its handle, on the unlinked
+      // inode, in the cache for the page's next life (a review helper reproduced it: writes and FLUSH then went to the
+      // deleted file, and the page read as zeros after a restart).
+      this.#deleting.add(key);
       this.#dirty.delete(key);
-      this.#overlay?.drop(key);
-      this.#handles.remove(key);
-      const path = nodePath.join(directory, `${pageKey.page}.page`);
-      let removed = false;
-      for (const candidate of [path, `${path}.tmp`]) {
-        try {
-          await fs.promises.unlink(candidate);
-          removed = true;
-        } catch (error) {
-          if (!isMissing(error)) throw error;
+      try {
+        // A running open or sync of this page finishes first, so none of them outlives the file or sees its journal vanish.
+        await this.#opening.get(key)?.catch(() => undefined);
+        await this.#syncTails.get(key)?.catch(() => undefined);
+        await this.#entriesSyncing.get(key)?.catch(() => undefined);
+        this.#entriesNotDurable.delete(key);
+        this.#dirty.delete(key);
+        this.#overlay?.drop(key);
+        this.#handles.remove(key);
+        const path = nodePath.join(directory, `${pageKey.page}.page`);
+        let removed = false;
+        for (const candidate of [path, `${path}.tmp`]) {
+          try {
+            await fs.promises.unlink(candidate);
+            removed = true;
+          } catch (error) {
+            if (!isMissing(error)) throw error;
+          }
         }
+        if (removed) await this.#guard(syncDirectory(directory));
+      } finally {
+        this.#handles.remove(key);
+        this.#deleting.delete(key);
       }
-      if (removed) await this.#guard(syncDirectory(directory));
     });
   }
 
@@ -398,6 +411,8 @@ export class PageStore {
 
   /** Pins an open handle of the file, opening it (and, with `create`, creating it) when needed; null if it does not exist. */
   async #pin(file: PageFile, create: boolean): Promise<CachedHandle | null> {
+    // A page being deleted has no file to sync or read (a write to it waits for the delete in the runtime's page queue).
+    if (!create && this.#deleting.has(file.key)) return null;
     for (;;) {
       const cached = this.#handles.pin(file.key);
       if (cached !== undefined) return cached;
