@@ -17,7 +17,10 @@ export function nextIncarnation(dataDirectory: string): number {
   let previous = 0;
   try {
     previous = Number(readFileSync(path, 'utf8').trim());
-  } catch {
+  } catch (error) {
+    // Only a first start has no counter. Any other failure to read it (EIO, EACCES) must stop the start: counting from
+    // 0 again would reuse request ids and write sequences of earlier incarnations (a review helper noticed).
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     previous = 0;
   }
   if (!Number.isSafeInteger(previous) || previous < 0) throw new Error(`${path} holds no incarnation number`);

@@ -115,7 +115,7 @@ export class PageStore {
   /** Page files created whose directory entry no sync has made durable yet (see "Files" above). */
   readonly #entriesNotDurable = new Map<string, PageFile>();
   /** Volume directories this store has made durable (created and fsynced in their parent); see `createPageFile`. */
-  readonly #durableDirectories = new Set<string>();
+  readonly #durableDirectories = new Map<string, Promise<void>>();
   /** Directory fsyncs of such files under way; every sync of the file waits for its entry's. */
   readonly #entriesSyncing = new Map<string, Promise<void>>();
   #operationsInFlight = 0;
@@ -549,7 +549,7 @@ function checkRange(file: PageFile, offsetBlocks: number, lengthBlocks: number):
  * known durable), and only a file that exists is opened as such; a file's
  * size is checked only when the page size is known.
  */
-async function openPageFile(file: PageFile, create: boolean, durableDirectories: Set<string>): Promise<{ handle: FileHandle; created: boolean } | null> {
+async function openPageFile(file: PageFile, create: boolean, durableDirectories: Map<string, Promise<void>>): Promise<{ handle: FileHandle; created: boolean } | null> {
   if (create) {
     const handle = await createPageFile(file, durableDirectories);
     if (handle !== null) return { handle, created: true };
@@ -584,11 +584,18 @@ async function openPageFile(file: PageFile, create: boolean, durableDirectories:
  * itself is made durable the first time the store creates a file in it;
  * the store never removes a directory, so later creates skip that step.
  */
-async function createPageFile(file: PageFile, durableDirectories: Set<string>): Promise<FileHandle | null> {
-  if (!durableDirectories.has(file.directory)) {
-    await makeDurableDirectory(file.directory);
-    durableDirectories.add(file.directory);
+async function createPageFile(file: PageFile, durableDirectories: Map<string, Promise<void>>): Promise<FileHandle | null> {
+  // Every create in a new directory waits for the one making it durable: a second create used to find the directory
+  // there (EEXIST) and go ahead while the first still fsynced its parent, so a FUA write to it could be answered before
+  // the directory's own entry was durable (a review helper's strace showed the order possible). A failure is not kept:
+  // the next create tries again.
+  let durable = durableDirectories.get(file.directory);
+  if (durable === undefined) {
+    durable = makeDurableDirectory(file.directory);
+    durableDirectories.set(file.directory, durable);
+    durable.catch(() => durableDirectories.delete(file.directory));
   }
+  await durable;
   let handle: FileHandle;
   try {
     // O_EXCL: this process opens each file once at a time (see #pin), so a file that exists is opened rather than created.

@@ -10,6 +10,7 @@ import type { MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { isNewerMembership } from '../../machines/membership/membership.js';
 import { crashPattern, crashVolume } from './crash-writer.js';
+import { nextIncarnation } from './incarnation-counter.js';
 import { MetadataStore } from './metadata-store.js';
 import { PageStore } from './page-store.js';
 
@@ -184,6 +185,19 @@ describe('metadata store', () => {
     expect(resolved).toContain(-17);
     const routes = store.load().routes.map((stored) => stored.route);
     expect(routes).toEqual([{ owner: 's39', epoch: 40 }, { owner: 's37', epoch: 38 }, { owner: 's38', epoch: 39 }]);
+  });
+});
+
+describe('incarnation counter', () => {
+  it('counts from 1 on a first start, up on every start after, and refuses to start when the counter cannot be read', () => {
+    const directory = temporaryDirectory();
+    expect(nextIncarnation(directory)).toBe(1);
+    expect(nextIncarnation(directory)).toBe(2);
+    // A counter that is there but unreadable (here a directory in its place: EISDIR) is not a first start.
+    const unreadable = temporaryDirectory();
+    fs.mkdirSync(nodePath.join(unreadable, 'incarnation'));
+    // (Before, the read's failure counted as a first start, and only the later write of the counter happened to fail.)
+    expect(() => nextIncarnation(unreadable)).toThrow(/EISDIR: illegal operation on a directory, read/);
   });
 });
 
