@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BlockOperation } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RuntimeReply, ServerRuntime } from './server-runtime.js';
-import { payloadBytesMax, VolumeBackend } from './volume-backend.js';
+import { partsInFlightPerRequestMax, payloadBytesMax, VolumeBackend } from './volume-backend.js';
 
 /**
  * The NBD backend over a stand-in runtime that records what it is asked. A
@@ -57,5 +57,64 @@ describe('volume backend', () => {
     }
     await zeroed;
     expect(requests).toHaveLength(3);
+  });
+  /** A stand-in runtime whose requests are answered by the test, one by one, each with an outcome of its choice. */
+  function controlled(pieceBlocks: number) {
+    const fine: VolumeDefinition = { name: 'fine', pageCount: 4, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 8192 / pieceBlocks, servers: ['s1'] };
+    const pending: Array<{ operation: BlockOperation; data: Buffer | null; settle: (ok: boolean) => void }> = [];
+    let inFlightMax = 0;
+    const runtime = {
+      state: { volumes: { fine } },
+      request(operation: BlockOperation, data: Buffer | null): Promise<RuntimeReply> {
+        return new Promise((resolve) => {
+          const entry = { operation, data, settle: (ok: boolean) => { pending.splice(pending.indexOf(entry), 1); resolve({ outcome: ok ? { status: 'ok' } : { status: 'error', errno: 5, reason: 'injected' }, data: null } as RuntimeReply); } };
+          pending.push(entry);
+          inFlightMax = Math.max(inFlightMax, pending.length);
+        });
+      },
+      connectionClosed() {},
+    } as unknown as ServerRuntime;
+    return { backend: new VolumeBackend(runtime), pending, inFlightMax: () => inFlightMax };
+  }
+
+  it('answers a request with a failed part only once every part has settled', async () => {
+    const { backend, pending } = controlled(8192);
+    // Two pages: two parts.
+    let answered = false;
+    const written = backend.write('fine', 0, Buffer.alloc(2 * 8192 * 512, 1), false, '#9 client').then(() => 'ok', (error: Error) => error.message);
+    void written.then(() => { answered = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pending).toHaveLength(2);
+    pending[0]!.settle(false);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // With Promise.all the error was answered here, while the other part still ran.
+    expect(answered).toBe(false);
+    pending[0]!.settle(true);
+    expect(await written).toMatch(/injected|I\/O|error/i);
+  });
+
+  it('hands the node at most partsInFlightPerRequestMax parts of one request at once, and writes them all', async () => {
+    // Pieces of one block: a 1 MiB write is 2048 parts, which all at once could meet the node's bound on requests in flight.
+    const { backend, pending, inFlightMax } = controlled(1);
+    const written = backend.write('fine', 0, Buffer.alloc(2048 * 512, 1), false, '#10 client');
+    let settled = 0;
+    while (settled < 2048) {
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(pending.length).toBeLessThanOrEqual(partsInFlightPerRequestMax);
+      for (const entry of [...pending]) { entry.settle(true); settled += 1; }
+    }
+    await written;
+    expect(inFlightMax()).toBe(partsInFlightPerRequestMax);
+  });
+
+  it('writes every WRITE_ZEROES from one shared buffer of zeros, not a fresh one per request', async () => {
+    const { backend, pending } = controlled(8192);
+    const zeroed = [backend.writeZeroes('fine', 0, 4096, false, '#11 client'), backend.writeZeroes('fine', 8192 * 512, 4096, false, '#12 client')];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pending).toHaveLength(2);
+    expect(pending[0]!.data!.buffer).toBe(pending[1]!.data!.buffer);
+    expect(pending.every((entry) => entry.data!.every((byte) => byte === 0))).toBe(true);
+    for (const entry of [...pending]) entry.settle(true);
+    await Promise.all(zeroed);
   });
 });
