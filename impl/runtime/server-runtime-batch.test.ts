@@ -57,4 +57,17 @@ describe('server runtime batches', () => {
     expect([...read.data!.subarray(0, 3 * 512)].filter((_, index) => index % 512 === 0)).toEqual([1, 2, 3]);
     runtime.stop();
   });
+  it('answers a request or FLUSH that comes after stop with ESHUTDOWN, rather than never', async () => {
+    const runtime = new ServerRuntime({
+      config: defaultNodeConfig('s1', ['s1']), incarnation: 1, pages: memoryPages(),
+      metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
+      peers: { send: () => undefined }, log: () => undefined,
+    });
+    runtime.start();
+    expect((await runtime.createVolume({ name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] })).ok).toBe(true);
+    runtime.stop();
+    const write = runtime.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, Buffer.alloc(512, 1), 'test');
+    expect(await withinMs(write.then((reply) => reply.outcome), 1_000)).toEqual({ status: 'error', errno: 108, reason: 'server shutting down' });
+    expect(await withinMs(runtime.flush('test', 'v').then((reply) => reply.outcome.status), 1_000)).toBe('error');
+  });
 });

@@ -127,6 +127,9 @@ interface HeldToken {
 /** At most this many callers wait for moves to finish at once (`moveFinished`). */
 export const moveFinishedWaitersMax = 1024;
 
+/** The answer to a client request or FLUSH the server will not run: it is stopping (or stopped), ESHUTDOWN. */
+const shuttingDownReply: RuntimeReply = { outcome: { status: 'error', errno: 108, reason: 'server shutting down' }, data: null };
+
 export class ServerRuntime {
   readonly #options: ServerRuntimeOptions;
   #state: NodeState;
@@ -205,7 +208,7 @@ export class ServerRuntime {
     this.#stopped = true;
     clearInterval(this.#sweeper);
     this.#timers.stop();
-    for (const waiter of this.#clientWaiters.values()) waiter({ outcome: { status: 'error', errno: 108, reason: 'server shutting down' }, data: null });
+    for (const waiter of this.#clientWaiters.values()) waiter(shuttingDownReply);
     this.#clientWaiters.clear();
     for (const waiter of this.#adminWaiters.values()) waiter({ ok: false, message: 'server shutting down', flipPending: false });
     this.#adminWaiters.clear();
@@ -217,6 +220,7 @@ export class ServerRuntime {
    * within this server's lifetime (FLUSH reports losses per connection).
    */
   request(operation: BlockOperation, data: Buffer | null, connectionId: string): Promise<RuntimeReply> {
+    if (this.#stopped) return Promise.resolve(shuttingDownReply);
     const requestId = this.#newRequestId('');
     const nowMs = performance.now();
     this.#copyPacer?.clientRequestArrived(nowMs);
@@ -225,9 +229,23 @@ export class ServerRuntime {
       if (!data) throw new Error('a write carries data');
       this.#hold(`client:${requestId}`, data);
     }
-    return new Promise((resolve) => {
+    return this.#awaitClientReply(requestId, { type: 'client.request', requestId, connectionId, operation });
+  }
+
+  /**
+   * Registers the waiter of a client request or FLUSH and steps its input. A
+   * step that throws rejects the caller's promise and takes the waiter away
+   * with it, so none is left for a reply that may never come.
+   */
+  #awaitClientReply(requestId: string, input: NodeInput): Promise<RuntimeReply> {
+    return new Promise((resolve, reject) => {
       this.#clientWaiters.set(requestId, resolve);
-      this.#input({ type: 'client.request', requestId, connectionId, operation });
+      try {
+        this.#input(input);
+      } catch (error) {
+        this.#clientWaiters.delete(requestId);
+        reject(error);
+      }
     });
   }
 
@@ -237,11 +255,9 @@ export class ServerRuntime {
    * (EIO if a power cut may have taken one; see machines/node/loss-watch.ts).
    */
   flush(connectionId: string, volume: string): Promise<RuntimeReply> {
+    if (this.#stopped) return Promise.resolve(shuttingDownReply);
     const requestId = this.#newRequestId('');
-    return new Promise((resolve) => {
-      this.#clientWaiters.set(requestId, resolve);
-      this.#input({ type: 'client.flush', requestId, connectionId, volume });
-    });
+    return this.#awaitClientReply(requestId, { type: 'client.flush', requestId, connectionId, volume });
   }
 
   /** A client connection closed: the node stops tracking it. */
