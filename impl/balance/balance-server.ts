@@ -12,29 +12,36 @@ import http from 'node:http';
 import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
 import { jsonRequest } from '../cli/admin-client.js';
 import type { Balancer } from './balancer.js';
-import type { LoadReport } from './load-monitor.js';
+import type { ClientLoadReport, LoadReport, PageLoadReport } from './load-monitor.js';
 
 export const balancePortOffset = 100;
 const bodyBytesMax = 8 * 1024 * 1024;
 const peerRequestTimeoutMs = 2_000;
 
-export async function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ close(): Promise<void> }> {
+export async function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((request, response) => {
-    void handle(balancer, request).then(({ status, body }) => {
-      response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(`${JSON.stringify(body)}\n`);
-    });
+    // A body cut short (the client went away) rejects the read: answered, never left as an unhandled rejection, which
+    // ended the process (a review found it).
+    void handle(balancer, request).then(({ status, body }) => reply(response, status, body), (error: unknown) => reply(response, 400, { ok: false, message: (error as Error).message }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
+  const address = server.address();
   return {
+    port: typeof address === 'object' && address !== null ? address.port : port,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
     }),
   };
+}
+
+function reply(response: http.ServerResponse, status: number, body: unknown): void {
+  if (response.destroyed) return;
+  response.writeHead(status, { 'content-type': 'application/json' });
+  response.end(`${JSON.stringify(body)}\n`);
 }
 
 async function handle(balancer: Balancer, request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
@@ -56,10 +63,35 @@ async function handle(balancer: Balancer, request: http.IncomingMessage): Promis
   return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
 }
 
-function isReport(value: unknown): value is LoadReport {
+/** A report's taking time may be at most this far ahead of the receiver's clock (a report from the far future never ages out). */
+const reportClockSkewMsMax = 60_000;
+
+/**
+ * A load report from a peer, checked to its leaves: a `null` page entry or a
+ * taking time of 1e300 passed the old shape check and crashed the balancer's
+ * next tick, or held that server's load for good (a review found both).
+ */
+export function isReport(value: unknown): value is LoadReport {
   const report = value as LoadReport;
-  return typeof report === 'object' && report !== null && typeof report.server === 'string' && typeof report.takenAtMs === 'number' &&
-    Array.isArray(report.pages) && Array.isArray(report.clients);
+  return typeof report === 'object' && report !== null && typeof report.server === 'string' && isRate(report.takenAtMs) &&
+    report.takenAtMs <= Date.now() + reportClockSkewMsMax &&
+    Array.isArray(report.pages) && report.pages.every(isPageReport) && Array.isArray(report.clients) && report.clients.every(isClientReport);
+}
+
+function isRate(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+function isPageReport(value: unknown): value is PageLoadReport {
+  const page = value as PageLoadReport;
+  return typeof page === 'object' && page !== null && typeof page.pageKey === 'object' && page.pageKey !== null &&
+    typeof page.pageKey.volume === 'string' && Number.isSafeInteger(page.pageKey.page) && page.pageKey.page >= 0 &&
+    isRate(page.randomOpsPerSecond) && isRate(page.sequentialOpsPerSecond) && isRate(page.bytesPerSecond) && isRate(page.latencyMsMean);
+}
+
+function isClientReport(value: unknown): value is ClientLoadReport {
+  const client = value as ClientLoadReport;
+  return typeof client === 'object' && client !== null && typeof client.clientId === 'string' && isRate(client.opsPerSecond) && isRate(client.bytesPerSecond);
 }
 
 async function readBody(request: http.IncomingMessage): Promise<Record<string, unknown> | null> {

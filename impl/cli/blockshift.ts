@@ -62,11 +62,17 @@ function requiredFlag(options: Map<string, string>, name: string): string {
   return value;
 }
 
-function groupOf(options: Map<string, string>): GroupConfig {
+/**
+ * The group a command talks to: the saved `group.json`, else the embedded
+ * defaults. Only `up` reads `--servers` as a count (a new group of N); for
+ * `volume create` it is the volume's list of servers, and reading it as a
+ * count made the documented command fail (a review found it).
+ */
+function groupOf(options: Map<string, string>, serversFlagIsCount = false): GroupConfig {
   const dataDirectory = options.get('data') ?? 'data';
   const saved = join(dataDirectory, 'group.json');
-  if (existsSync(saved) && !options.has('servers')) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
-  const config = localGroupConfig(dataDirectory, integerFlag(options, 'servers', 3), integerFlag(options, 'base-port', 10809));
+  if (existsSync(saved) && !(serversFlagIsCount && options.has('servers'))) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
+  const config = localGroupConfig(dataDirectory, serversFlagIsCount ? integerFlag(options, 'servers', 3) : 3, integerFlag(options, 'base-port', 10809));
   return {
     ...config,
     moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0),
@@ -86,7 +92,7 @@ async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { serv
 }
 
 async function up(options: Map<string, string>): Promise<void> {
-  const group = groupOf(options);
+  const group = groupOf(options, true);
   const problem = groupConfigProblem(group);
   if (problem) throw new UsageError(problem);
   const localGroup = new LocalGroup(group, options.get('data') ?? 'data', { output: 'inherit' });

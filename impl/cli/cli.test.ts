@@ -38,6 +38,14 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('reads --servers of volume create as the volume\'s servers, not as a group size', async () => {
+    // It was read as a count and refused ("--servers must be a non-negative integer"), so the documented command never ran.
+    // With nothing listening the command gets as far as asking s1.
+    const result = await blockshift(['volume', 'create', '--data', '/nonexistent-blockshift', '--base-port', '19809', '--name', 'gamma', '--pages', '4', '--servers', 's1,s2']);
+    expect(result.output).not.toContain('--servers must be');
+    expect(result.output).toMatch(/ECONNREFUSED|127\.0\.0\.1:21809/);
+  });
+
   it('reports servers that are down rather than failing', async () => {
     const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '19809']);
     expect(result.status).toBe(0);
