@@ -2,6 +2,7 @@ import { writeSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { volumePagesMax } from '../../machines/node/volume.js';
 import { MetadataStore } from './metadata-store.js';
 import { PageStore } from './page-store.js';
 
@@ -13,7 +14,8 @@ import { PageStore } from './page-store.js';
  * `sync(null)` resolved). The parent SIGKILLs it at an arbitrary moment and
  * checks that every acknowledged round survived.
  */
-export const crashVolume: VolumeDefinition = { name: 'crash', pageCount: 1_000_000, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
+// As many pages as a volume may have: the writer takes a new page each round until it is killed.
+export const crashVolume: VolumeDefinition = { name: 'crash', pageCount: volumePagesMax, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
 
 /** The bytes round `round` writes to block `block` of its page, recognisable and different per round. */
 export function crashPattern(round: number, block: number): Buffer {
