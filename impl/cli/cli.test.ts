@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { nextServerConfig } from './membership-admin.js';
 
@@ -82,6 +83,15 @@ describe('group config validation', () => {
     ['a negative copy rate under load', { ...good, moveRateUnderLoadMBps: -1 }, 'moveRateUnderLoadMBps'],
     ['a copy rate under load that is not a number', { ...good, moveRateUnderLoadMBps: '32' as unknown as number }, 'moveRateUnderLoadMBps'],
     ['no servers', { ...good, servers: [] }, 'non-empty'],
+    ['a config that is null', null as unknown as GroupConfig, 'JSON object'],
+    ['a server entry that is null', { ...good, servers: [null as unknown as ServerConfig] }, 'must be an object'],
+    ['a forwarding pointer given as the string "false"', { ...good, forwardingPointer: 'false' as unknown as boolean }, 'forwardingPointer must be true or false'],
+    ['an infinite capacity weight', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: Number.POSITIVE_INFINITY }] }, 'capacityWeight'],
+    ['a progress time-out past Node\'s timer limit', { ...good, moveProgressTimeoutMs: 3e9 }, 'moveProgressTimeoutMs'],
+    ['two servers sharing a data directory', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, dataDirectory: good.servers[0]!.dataDirectory }] }, "another server's too"],
+    ['a balance port that is another server\'s port', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, nbd: { host: '127.0.0.1', port: good.servers[0]!.admin.port + 100 } }] }, 'used twice'],
+    ['an admin port with no room for its balance port', { ...good, servers: [{ ...good.servers[0]!, admin: { host: '127.0.0.1', port: 65_500 } }] }, 'balance port'],
+    ['an empty host', { ...good, servers: [{ ...good.servers[0]!, peer: { host: '', port: 11_809 } }] }, 'host'],
   ])('refuses %s', (_name, config, message) => {
     expect(groupConfigProblem(config)).toContain(message);
   });

@@ -6,6 +6,7 @@
  * refused with a message naming the field.
  */
 import type { ServerId } from '../../machines/identifiers.js';
+import { balancePortOffset } from '../balance/balance-server.js';
 
 export interface Address {
   readonly host: string;
@@ -21,6 +22,7 @@ export interface ServerConfig {
   /** Relative share of the group's load this server should carry (the balancer honours it). */
   readonly capacityWeight: number;
 }
+
 
 export interface GroupConfig {
   readonly groupName: string;
@@ -71,30 +73,57 @@ function isRate(value: unknown): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
+/** Node's timers hold at most this many milliseconds (a longer delay fires at once). */
+const timerDelayMsMax = 2 ** 31 - 1;
+
+/**
+ * What is wrong with a group config (read from a file a person may have
+ * edited), or null. A review found values accepted that misbehaved later: a
+ * `forwardingPointer` of "false" (a truthy string), weights of Infinity, a
+ * time-out past Node's timer limit, servers sharing one data directory (and
+ * so one metadata store), a balance port clashing with another port, and a
+ * `null` config or server entry, which threw instead of saying so.
+ */
 export function groupConfigProblem(config: GroupConfig): string | null {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return 'the group config must be a JSON object';
   if (typeof config.groupName !== 'string' || config.groupName.length === 0) return 'groupName must be a non-empty string';
   if (!Array.isArray(config.servers) || config.servers.length === 0) return 'servers must be a non-empty list';
-  if (!Number.isInteger(config.moveProgressTimeoutMs) || config.moveProgressTimeoutMs < 10) return 'moveProgressTimeoutMs must be an integer >= 10';
+  for (const flag of ['forwardingPointer', 'traceTransitions'] as const) {
+    if (config[flag] !== undefined && typeof config[flag] !== 'boolean') return `${flag} must be true or false`;
+  }
+  if (!Number.isInteger(config.moveProgressTimeoutMs) || config.moveProgressTimeoutMs < 10 || config.moveProgressTimeoutMs > timerDelayMsMax) {
+    return `moveProgressTimeoutMs must be an integer from 10 to ${timerDelayMsMax}`;
+  }
   if (!isRate(config.moveThrottleMBps)) return 'moveThrottleMBps must be a number >= 0';
   if (config.moveRateUnderLoadMBps !== undefined && !isRate(config.moveRateUnderLoadMBps)) return 'moveRateUnderLoadMBps must be a number >= 0';
   const ids = new Set<string>();
   const ports = new Set<string>();
+  const dataDirectories = new Set<string>();
   for (const [index, server] of config.servers.entries()) {
     const where = `servers[${index}]`;
+    if (typeof server !== 'object' || server === null) return `${where} must be an object`;
     if (typeof server.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(server.id)) return `${where}.id must be 1-32 letters, digits, '_' or '-'`;
     if (ids.has(server.id)) return `${where}.id ${server.id} repeats`;
     ids.add(server.id);
     for (const name of ['nbd', 'peer', 'admin'] as const) {
       const address = server[name];
-      if (!address || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535) {
-        return `${where}.${name} must be {host, port} with a port in 1-65535`;
+      if (!address || typeof address.host !== 'string' || address.host.length === 0 || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535) {
+        return `${where}.${name} must be {host, port} with a host and a port in 1-65535`;
       }
       const text = `${address.host}:${address.port}`;
       if (ports.has(text)) return `${where}.${name} ${text} is used twice`;
       ports.add(text);
     }
+    // The balancer listens beside the admin API (impl/balance/balance-server.ts) when balancing is on.
+    const balancePort = server.admin.port + balancePortOffset;
+    const balanceText = `${server.admin.host}:${balancePort}`;
+    if (balancePort > 65535) return `${where}.admin port ${server.admin.port} leaves no room for its balance port (+${balancePortOffset})`;
+    if (ports.has(balanceText)) return `${where}.admin's balance port ${balanceText} is used twice`;
+    ports.add(balanceText);
     if (typeof server.dataDirectory !== 'string' || server.dataDirectory.length === 0) return `${where}.dataDirectory must be a path`;
-    if (typeof server.capacityWeight !== 'number' || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
+    if (dataDirectories.has(server.dataDirectory)) return `${where}.dataDirectory ${server.dataDirectory} is another server's too`;
+    dataDirectories.add(server.dataDirectory);
+    if (typeof server.capacityWeight !== 'number' || !Number.isFinite(server.capacityWeight) || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
   }
   return null;
 }
