@@ -6,6 +6,7 @@ import { deepBound, deepConfigArbitrary } from './deep-bounds.js';
 import type { WalkInput, WalkOptions } from './random-walk.js';
 import { formatWalkFailure, runWalk, walkArbitrary } from './random-walk.js';
 import { runCount, runSeed } from './run-seed.js';
+import { reduceWalkFailure } from './trace-reducer.js';
 
 /**
  * Random walks at bounds the explorer cannot exhaust (deep-bounds.ts). The
@@ -35,6 +36,12 @@ describe('random walks over the group at deep bounds', () => {
     console.log(`random walk seed=${seed} numRuns=${numRuns} walkStepsMax=${walkStepsMax} bounds=${JSON.stringify(deepBound)}`);
     // Half the walks are swarm walks (swarm-weights.ts): each leaves some kinds of action out and favours others.
     const run = checkProperty('random walk', fc.property(walkArbitrary(deepConfigArbitrary(), walkStepsMax, true), walkHolds), { seed, numRuns, verbose, timeLimitMs });
+    const counterexample = run.details.counterexample?.[0];
+    const failure = counterexample ? runWalk(counterexample, options) : null;
+    if (failure) {
+      const reduced = reduceWalkFailure(failure, options);
+      console.log(`random walk failure reduced in ${reduced.replays} replays:\n${formatWalkFailure(reduced.failure)}`);
+    }
     assertChecked(run, numRuns);
   });
 });
@@ -49,13 +56,18 @@ describe('the random walk bites: it catches deliberately broken machines and shr
     expect(details.failed, `${variant} was not caught in ${details.numRuns} walks`).toBe(true);
     const counterexample = details.counterexample?.[0];
     expect(counterexample).toBeDefined();
-    const failure = runWalk(counterexample as WalkInput, options);
-    expect(failure).not.toBeNull();
-    if (!failure) return;
+    const shrunk = runWalk(counterexample as WalkInput, options);
+    expect(shrunk).not.toBeNull();
+    if (!shrunk) return;
+    // fast-check's shrink stops at its time limit, so how far it got depends on the host; the reduction that follows
+    // is bounded by a count of replays, so the trace it ends with does not.
+    const { failure, replays, cutShort } = reduceWalkFailure(shrunk, options);
     // The walk reports the first property it sees broken, which at these bounds need not be the one the explorer's
     // small bound reports; the real machines pass the same walk above, so any violation here is the variant's doing.
-    console.log(`${variant}: shrunk trace ${failure.actions.length} steps (${failure.walkStepCount} random, ${failure.actions.length - failure.walkStepCount} fair completion); ` +
-      `found "${failure.property}: ${failure.detail}"; the explorer expects "${brokenVariants[variant]?.expectedProperty}"`);
+    console.log(`${variant}: shrunk trace ${shrunk.actions.length} steps (${shrunk.walkStepCount} random), reduced in ${replays} replays to ` +
+      `${failure.actions.length} steps (${failure.walkStepCount} random, ${failure.actions.length - failure.walkStepCount} fair completion)` +
+      `${cutShort ? ' (replay bound reached)' : ''}; found "${failure.property}: ${failure.detail}"; the explorer expects "${brokenVariants[variant]?.expectedProperty}"`);
+    expect(failure.property).toBe(shrunk.property);
     expect(failure.actions.length).toBeLessThan(80);
   });
 });
