@@ -8,9 +8,10 @@
  *
  * Bodies are bounded; a bad one gets a 400 and changes nothing.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
 import { jsonRequest } from '../cli/admin-client.js';
+import { readJsonObject, startJsonHttpServer } from '../runtime/json-http-server.js';
 import type { Balancer } from './balancer.js';
 import type { ClientLoadReport, LoadReport, PageLoadReport } from './load-monitor.js';
 
@@ -18,37 +19,17 @@ export const balancePortOffset = 100;
 const bodyBytesMax = 8 * 1024 * 1024;
 const peerRequestTimeoutMs = 2_000;
 
-export async function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((request, response) => {
-    // A body cut short (the client went away) rejects the read: answered, never left as an unhandled rejection, which
-    // ended the process (a review found it).
-    void handle(balancer, request).then(({ status, body }) => reply(response, status, body), (error: unknown) => reply(response, 400, { ok: false, message: (error as Error).message }));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const address = server.address();
-  return {
-    port: typeof address === 'object' && address !== null ? address.port : port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
-
-function reply(response: http.ServerResponse, status: number, body: unknown): void {
-  if (response.destroyed) return;
-  response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(`${JSON.stringify(body)}\n`);
+export function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ port: number; close(): Promise<void> }> {
+  // A body cut short (the client went away) rejects the read: answered 400, never left as an unhandled rejection,
+  // which ended the process (a review found it).
+  return startJsonHttpServer({ host, port, handle: (request) => handle(balancer, request), thrownStatus: 400 });
 }
 
 async function handle(balancer: Balancer, request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
   const route = `${request.method} ${request.url}`;
   if (route === 'GET /load') return { status: 200, body: balancer.status() };
-  const body = await readBody(request);
-  if (body === null) return { status: 400, body: { ok: false, message: 'body over the bound or not a JSON object' } };
+  const body = await readJsonObject(request, bodyBytesMax);
+  if (typeof body === 'string') return { status: 400, body: { ok: false, message: body } };
   if (route === 'POST /load') {
     const reports = body.reports;
     if (!Array.isArray(reports) || !reports.every(isReport)) return { status: 400, body: { ok: false, message: 'expected {reports: LoadReport[]}' } };
@@ -92,22 +73,6 @@ function isPageReport(value: unknown): value is PageLoadReport {
 function isClientReport(value: unknown): value is ClientLoadReport {
   const client = value as ClientLoadReport;
   return typeof client === 'object' && client !== null && typeof client.clientId === 'string' && isRate(client.opsPerSecond) && isRate(client.bytesPerSecond);
-}
-
-async function readBody(request: http.IncomingMessage): Promise<Record<string, unknown> | null> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of request) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > bodyBytesMax) return null;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Sends a view to a peer's balance endpoint; a peer that is down just misses this turn of the ring. */

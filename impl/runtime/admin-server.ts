@@ -14,10 +14,11 @@
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
  * message and changes nothing.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import { defaultBlockSizeBytes, defaultPageSizeBlocks } from '../../machines/node/volume.js';
 import type { ServerRuntime } from './server-runtime.js';
+import { readJsonObject, startJsonHttpServer } from './json-http-server.js';
 import { statusOf } from './status-report.js';
 
 const bodyBytesMax = 64 * 1024;
@@ -30,30 +31,8 @@ export interface AdminServerOptions {
   readonly log: (line: string) => void;
 }
 
-export async function startAdminServer(options: AdminServerOptions): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((request, response) => {
-    void handle(options, request).then(
-      ({ status, body }) => reply(response, status, body),
-      (error: unknown) => reply(response, 500, { ok: false, message: (error as Error).message }),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address();
-  return {
-    port: typeof address === 'object' && address ? address.port : options.port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
-
-function reply(response: http.ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(`${JSON.stringify(body)}\n`);
+export function startAdminServer(options: AdminServerOptions): Promise<{ port: number; close(): Promise<void> }> {
+  return startJsonHttpServer({ host: options.host, port: options.port, handle: (request) => handle(options, request), thrownStatus: 500 });
 }
 
 async function handle(options: AdminServerOptions, request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
@@ -62,7 +41,7 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
   if (route === 'GET /status') return { status: 200, body: statusOf(runtime.state) };
   if (route === 'GET /latency') return { status: 200, body: runtime.requestLatencies.report() };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
-  const body = await readJson(request);
+  const body = await readJsonObject(request, bodyBytesMax);
   if (typeof body === 'string') return { status: 400, body: { ok: false, message: body } };
   switch (request.url) {
     case '/volumes': {
@@ -72,6 +51,8 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       if (typeof name !== 'string' || typeof pageCount !== 'number' || !Array.isArray(servers) || !servers.every((server) => typeof server === 'string')) {
         return { status: 400, body: { ok: false, message: 'expected {name: string, pageCount: number, servers: string[]}' } };
       }
+      const wrongType = notNumbers(body, ['pageSizeBlocks', 'blockSizeBytes', 'piecesPerPage']);
+      if (wrongType) return { status: 400, body: { ok: false, message: wrongType } };
       const result = await runtime.createVolume({
         name, pageCount, servers: servers as string[],
         pageSizeBlocks: numberOr(body.pageSizeBlocks, defaultPageSizeBlocks),
@@ -93,8 +74,8 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
     case '/moves/wait': {
       // Answers once this server holds no move of the page, or after waitMs (default 60 s, at most 10 min) with 408.
       const { volume, page } = body;
-      const waitMs = numberOr(body.waitMs, 60_000);
-      if (typeof volume !== 'string' || typeof page !== 'number' || !(waitMs >= 0 && waitMs <= 600_000)) {
+      const waitMs = body.waitMs ?? 60_000;
+      if (typeof volume !== 'string' || typeof page !== 'number' || typeof waitMs !== 'number' || !(waitMs >= 0 && waitMs <= 600_000)) {
         return { status: 400, body: { ok: false, message: 'expected {volume: string, page: number, waitMs?: number (0-600000)}' } };
       }
       const finished = runtime.moveFinished({ volume, page });
@@ -116,6 +97,8 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       if (typeof id !== 'string' || typeof address !== 'object' || address === null || typeof address.host !== 'string' || typeof address.port !== 'number') {
         return { status: 400, body: { ok: false, message: 'expected {id: string, peer: {host: string, port: number}, capacityWeight?: number}' } };
       }
+      const wrongType = notNumbers(body, ['capacityWeight']);
+      if (wrongType) return { status: 400, body: { ok: false, message: wrongType } };
       const adminAddress = body.admin as { host?: unknown; port?: unknown } | undefined;
       const admin = typeof adminAddress === 'object' && adminAddress !== null && typeof adminAddress.host === 'string' && typeof adminAddress.port === 'number'
         ? { host: adminAddress.host, port: adminAddress.port } : null;
@@ -143,18 +126,8 @@ function numberOr(value: unknown, fallback: number): number {
   return typeof value === 'number' ? value : fallback;
 }
 
-async function readJson(request: http.IncomingMessage): Promise<Record<string, unknown> | string> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of request) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > bodyBytesMax) return `request body over ${bodyBytesMax} bytes`;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : 'expected a JSON object';
-  } catch {
-    return 'request body is not JSON';
-  }
+/** Names the optional number fields that are present but not numbers: a '8192' used to fall back to the default in silence. */
+function notNumbers(body: Record<string, unknown>, names: readonly string[]): string | null {
+  const wrong = names.filter((name) => body[name] !== undefined && typeof body[name] !== 'number');
+  return wrong.length === 0 ? null : `${wrong.join(', ')} must be ${wrong.length === 1 ? 'a number' : 'numbers'}`;
 }
