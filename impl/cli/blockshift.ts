@@ -14,13 +14,13 @@
  * the same embedded defaults (or `--data DIR/group.json`).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
 import { adminRequest } from './admin-client.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
-import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf } from './group-config.js';
+import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
@@ -71,7 +71,7 @@ function requiredFlag(options: Map<string, string>, name: string): string {
 function groupOf(options: Map<string, string>, serversFlagIsCount = false): GroupConfig {
   const dataDirectory = options.get('data') ?? 'data';
   const saved = join(dataDirectory, 'group.json');
-  if (existsSync(saved) && !(serversFlagIsCount && options.has('servers'))) return JSON.parse(readFileSync(saved, 'utf8')) as GroupConfig;
+  if (existsSync(saved) && !(serversFlagIsCount && options.has('servers'))) return readGroupConfig(saved);
   const config = localGroupConfig(dataDirectory, serversFlagIsCount ? integerFlag(options, 'servers', 3) : 3, integerFlag(options, 'base-port', 10809));
   return {
     ...config,

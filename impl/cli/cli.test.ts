@@ -1,10 +1,17 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { nextServerConfig } from './membership-admin.js';
 
-/** Bad input to the command line and to a group config is refused with a clear message and changes nothing. */
+/**
+ * Bad input to the command line and to a group config is refused with a clear message and changes nothing.
+ * Commands that must find nobody listening use base port 30500 (admin 32500): the cluster tests' ranges
+ * (cluster-fixture.ts) run at the same time, and 19809 put the admin port on real-clients' NBD port 21809.
+ */
 function blockshift(args: string[]): Promise<{ status: number; output: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, ['bin/blockshift.mjs', ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
@@ -24,7 +31,7 @@ describe('blockshift command line', () => {
   });
 
   it('refuses a malformed --pieces before contacting any server', async () => {
-    const move = ['move', '--data', '/nonexistent-blockshift', '--base-port', '19809', '--volume', 'alpha', '--page', '0', '--to', 's2'];
+    const move = ['move', '--data', '/nonexistent-blockshift', '--base-port', '30500', '--volume', 'alpha', '--page', '0', '--to', 's2'];
     for (const [extra, message] of [
       [['--pieces', '0'], '--pieces must be a positive integer'],
       [['--pieces', 'eight'], '--pieces must be a non-negative integer'],
@@ -42,13 +49,30 @@ describe('blockshift command line', () => {
   it('reads --servers of volume create as the volume\'s servers, not as a group size', async () => {
     // It was read as a count and refused ("--servers must be a non-negative integer"), so the documented command never ran.
     // With nothing listening the command gets as far as asking s1.
-    const result = await blockshift(['volume', 'create', '--data', '/nonexistent-blockshift', '--base-port', '19809', '--name', 'gamma', '--pages', '4', '--servers', 's1,s2']);
+    const result = await blockshift(['volume', 'create', '--data', '/nonexistent-blockshift', '--base-port', '30500', '--name', 'gamma', '--pages', '4', '--servers', 's1,s2']);
     expect(result.output).not.toContain('--servers must be');
-    expect(result.output).toMatch(/ECONNREFUSED|127\.0\.0\.1:21809/);
+    expect(result.output).toMatch(/ECONNREFUSED|127\.0\.0\.1:32500/);
+  });
+
+  it('refuses a saved group config that is not JSON or not valid, naming the file, in every command that reads it', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-cli-'));
+    try {
+      for (const [text, message] of [['{"servers": [', 'is not JSON'], ['{"groupName": "g", "servers": []}', 'bad group config']] as const) {
+        writeFileSync(join(directory, 'group.json'), text);
+        for (const command of [['status'], ['move', '--volume', 'alpha', '--page', '0', '--to', 's2'], ['stop'], ['server', 'drain', '--id', 's2']]) {
+          const result = await blockshift([...command, '--data', directory]);
+          expect(result.status, command[0]).not.toBe(0);
+          expect(result.output, command[0]).toContain(message);
+          expect(result.output, command[0]).toContain(join(directory, 'group.json'));
+        }
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it('reports servers that are down rather than failing', async () => {
-    const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '19809']);
+    const result = await blockshift(['status', '--data', '/nonexistent-blockshift', '--base-port', '30500']);
     expect(result.status).toBe(0);
     expect(result.output).toMatch(/s1: DOWN/);
   });

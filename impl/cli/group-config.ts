@@ -5,6 +5,7 @@
  * 12809-12811, data under ./data. Every field is validated; a bad config is
  * refused with a message naming the field.
  */
+import { readFileSync } from 'node:fs';
 import type { ServerId } from '../../machines/identifiers.js';
 import { balancePortOffset } from '../balance/balance-server.js';
 
@@ -126,4 +127,28 @@ export function groupConfigProblem(config: GroupConfig): string | null {
     if (typeof server.capacityWeight !== 'number' || !Number.isFinite(server.capacityWeight) || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
   }
   return null;
+}
+
+/**
+ * Reads a saved group config and validates it, so every command that talks
+ * to a group (not only `up` and the server process) refuses a hand-edited or
+ * truncated `group.json` with a message naming the file and the problem,
+ * instead of failing later on a field that is missing.
+ */
+export function readGroupConfig(path: string): GroupConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the group config ${path}: ${(error as Error).message}`);
+  }
+  let config: GroupConfig;
+  try {
+    config = JSON.parse(text) as GroupConfig;
+  } catch (error) {
+    throw new Error(`the group config ${path} is not JSON: ${(error as Error).message}`);
+  }
+  const problem = groupConfigProblem(config);
+  if (problem) throw new Error(`bad group config ${path}: ${problem}`);
+  return config;
 }

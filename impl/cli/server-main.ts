@@ -6,7 +6,7 @@
  * peers, NBD clients and the administrator. SIGTERM or SIGINT stop it
  * cleanly; SIGKILL is what the crash tests use, and recovery handles it.
  */
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { startNbdServer } from '../nbd/nbd-server.js';
@@ -24,16 +24,13 @@ import type { RunningBalancer } from '../balance/balance-wiring.js';
 import { DrainDriver } from '../runtime/drain-driver.js';
 import { bootstrapMembership } from '../../machines/membership/membership.js';
 import type { Membership } from '../../machines/membership/membership.js';
-import type { GroupConfig } from './group-config.js';
-import { groupConfigProblem, moveRateUnderLoadMBpsOf } from './group-config.js';
+import { moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
 import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
 
 async function main(): Promise<void> {
   const [configPath, serverId] = process.argv.slice(2);
   if (!configPath || !serverId) throw new Error('usage: server-main.ts CONFIG.json SERVER_ID');
-  const group = JSON.parse(readFileSync(configPath, 'utf8')) as GroupConfig;
-  const problem = groupConfigProblem(group);
-  if (problem) throw new Error(`bad config ${configPath}: ${problem}`);
+  const group = readGroupConfig(configPath);
   const self = group.servers.find((server) => server.id === serverId);
   if (!self) throw new Error(`server ${serverId} is not in ${configPath}`);
   const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
