@@ -16,7 +16,12 @@ import type { Balancer } from './balancer.js';
 import type { ClientLoadReport, LoadReport, PageLoadReport } from './load-monitor.js';
 
 export const balancePortOffset = 100;
-const bodyBytesMax = 8 * 1024 * 1024;
+/**
+ * A ring message holds every member's fresh report, each at most 256 pages and 64 clients (load-monitor.ts): about
+ * 48 KiB, so 256 members fit with room to spare. A larger body is refused, and the sender logs that its view reached
+ * no one rather than the exchange stopping in silence.
+ */
+const bodyBytesMax = 16 * 1024 * 1024;
 const peerRequestTimeoutMs = 2_000;
 
 export function startBalanceServer(host: string, port: number, balancer: Balancer): Promise<{ port: number; close(): Promise<void> }> {
@@ -44,18 +49,16 @@ async function handle(balancer: Balancer, request: http.IncomingMessage): Promis
   return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
 }
 
-/** A report's taking time may be at most this far ahead of the receiver's clock (a report from the far future never ages out). */
-const reportClockSkewMsMax = 60_000;
-
 /**
- * A load report from a peer, checked to its leaves: a `null` page entry or a
- * taking time of 1e300 passed the old shape check and crashed the balancer's
- * next tick, or held that server's load for good (a review found both).
+ * A load report from a peer, checked to its leaves: a `null` page entry
+ * passed the old shape check and crashed the balancer's next tick (a review
+ * found it). Its times are the sender's (see ring-view.ts): `takenAtMs` only
+ * orders that sender's reports and `ageMs` is its age, so a stamp from the
+ * far future cannot hold a server's load for good; the report ages like any.
  */
 export function isReport(value: unknown): value is LoadReport {
   const report = value as LoadReport;
-  return typeof report === 'object' && report !== null && typeof report.server === 'string' && isRate(report.takenAtMs) &&
-    report.takenAtMs <= Date.now() + reportClockSkewMsMax &&
+  return typeof report === 'object' && report !== null && typeof report.server === 'string' && isRate(report.takenAtMs) && isRate(report.ageMs) &&
     Array.isArray(report.pages) && report.pages.every(isPageReport) && Array.isArray(report.clients) && report.clients.every(isClientReport);
 }
 

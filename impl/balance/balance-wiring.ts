@@ -29,6 +29,13 @@ function numberFrom(environment: NodeJS.ProcessEnv, name: string, fallback: numb
   return value;
 }
 
+/** A period or half-life: zero would make every rate throw (on the request path) or tick in a busy loop. */
+function positiveNumberFrom(environment: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = numberFrom(environment, name, fallback);
+  if (!(value > 0)) throw new Error(`${name} must be a positive number, not ${environment[name]}`);
+  return value;
+}
+
 export function allocationConfigFrom(self: ServerId, environment: NodeJS.ProcessEnv): AllocationConfig {
   const defaults = defaultAllocationConfig(self);
   const config: AllocationConfig = {
@@ -50,24 +57,27 @@ export async function startBalancing(group: GroupConfig, self: ServerId, runtime
   const me = group.servers.find((server) => server.id === self);
   if (!me) throw new Error(`${self} is not in the group`);
   const adminAddresses = new Map<ServerId, Address>(group.servers.map((server) => [server.id, server.admin]));
+  /** Null for a member that joined without an admin address: the ring passes it by (see Balancer's sendAroundRing). */
   const balanceAddress = (id: ServerId) => {
     const admin = adminAddresses.get(id);
-    if (!admin) throw new Error(`no server ${id}`);
-    return { host: admin.host, port: admin.port + balancePortOffset };
+    return admin ? { host: admin.host, port: admin.port + balancePortOffset } : null;
   };
   const balancer = new Balancer({
     runtime, log,
     servers: group.servers.map((server) => ({ id: server.id, capacityWeight: server.capacityWeight })),
     allocation: allocationConfigFrom(self, environment),
-    sampleIntervalMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_INTERVAL_MS', 1_000),
-    halfLifeMs: numberFrom(environment, 'BLOCKSHIFT_BALANCE_HALF_LIFE_MS', 3_000),
-    sendReports: (to, reports) => postReports(balanceAddress(to), reports),
+    sampleIntervalMs: positiveNumberFrom(environment, 'BLOCKSHIFT_BALANCE_INTERVAL_MS', 1_000),
+    halfLifeMs: positiveNumberFrom(environment, 'BLOCKSHIFT_BALANCE_HALF_LIFE_MS', 3_000),
+    sendReports: (to, reports) => {
+      const address = balanceAddress(to);
+      return address ? postReports(address, reports) : Promise.resolve(false);
+    },
     requestRemoteMove: (owner, move) => {
       const admin = adminAddresses.get(owner);
       return admin ? postMove(admin, move) : Promise.resolve({ ok: false, message: `no server ${owner}` });
     },
   });
-  const address = balanceAddress(self);
+  const address = { host: me.admin.host, port: me.admin.port + balancePortOffset };
   const server = await startBalanceServer(address.host, address.port, balancer);
   balancer.start();
   log(`balancer on http://${address.host}:${address.port}/load (automatic balancing ${balancer.status() && allocationConfigFrom(self, environment).enabled ? 'on' : 'off'})`);

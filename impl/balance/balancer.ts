@@ -11,10 +11,18 @@
  * half of a swap is owned by the destination, so it is asked to start that
  * move through its admin endpoint. A started move is settled by watching the
  * routing table: `move.completed` once it names the destination, `move.failed`
- * if the move was refused or left the node without the route changing. The
- * machine is told the time; it never reads a clock.
+ * if the move was refused or left the node without the route changing. A
+ * page that arrives here by anyone's move (another balancer's, a drain's, an
+ * administrator's) is `page.moved`: its cool-down starts, so the balancer
+ * that unloaded it onto this server and this one cannot pass it back and
+ * forth. The machine is told the time; it never reads a clock.
+ *
+ * Failure. A tick that throws is logged and the next one runs: the balancer
+ * is advice, and no error of its own may end the server. Its time is this
+ * process's monotonic clock (see ring-view.ts on why no two servers' clocks
+ * are compared).
  */
-import type { ServerId } from '../../machines/identifiers.js';
+import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import { pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import { initialOwner } from '../../machines/node/volume.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
@@ -24,10 +32,10 @@ import type { AllocationContext, AllocationEvent } from '../../machines/allocati
 import { allocationMachine } from '../../machines/allocation/allocation.machine.js';
 import type { MoveRequest } from '../../machines/allocation/allocation-plan.js';
 import type { LoadSample, PageHeat, ServerCapacity } from '../../machines/allocation/load-sample.js';
-import { balancedServers, maxOverMeanRatio, serverLoads } from '../../machines/allocation/load-sample.js';
+import { balancedServers, maxOverMeanRatio, pageLoad, serverLoads } from '../../machines/allocation/load-sample.js';
 import type { ServerRuntime } from '../runtime/server-runtime.js';
 import type { BlockObservation, LoadReport } from './load-monitor.js';
-import { LoadMonitor } from './load-monitor.js';
+import { defaultLoadMonitorBounds, LoadMonitor } from './load-monitor.js';
 import { RingView } from './ring-view.js';
 
 export interface BalancerOptions {
@@ -41,6 +49,7 @@ export interface BalancerOptions {
   /** Asks the owner of a page to start a move (the cold half of a swap). */
   readonly requestRemoteMove: (owner: ServerId, move: MoveRequest) => Promise<{ ok: boolean; message: string }>;
   readonly log: (line: string) => void;
+  /** A monotonic clock in milliseconds; this process's by default. */
   readonly nowMs?: () => number;
 }
 
@@ -67,24 +76,36 @@ export class Balancer {
   readonly #events: BalanceEvent[] = [];
   #timer: NodeJS.Timeout | null = null;
   #lastSample: LoadSample | null = null;
+  /** True while a send of the ring view is under way (one at a time: a slow successor must not pile them up). */
+  #sending = false;
+  /** The server the ring view last reached, or null if the last send reached nobody; a change is logged. */
+  #reached: ServerId | null | undefined = undefined;
+  /** The routing table last looked at, and the epoch of each page this server owned in it (see `#notePagesArrived`). */
+  #routesSeen: unknown = null;
+  #ownedEpochs: Map<string, number> | null = null;
 
   constructor(options: BalancerOptions) {
     this.#options = options;
     this.#servers = options.servers;
     const self = options.runtime.self;
-    this.monitor = new LoadMonitor({ server: self, halfLifeMs: options.halfLifeMs, pagesMax: options.allocation.pagesMax, clientsMax: 1024, reportOpsPerSecondMin: 0.01 });
+    this.monitor = new LoadMonitor({ server: self, halfLifeMs: options.halfLifeMs, ...defaultLoadMonitorBounds });
     this.ring = new RingView(self, options.servers.map((server) => server.id), options.allocation.sampleAgeMaxMs);
     const [snapshot] = startAllocation(allocationMachine, { config: options.allocation, nowMs: this.#now() });
     this.#snapshot = snapshot as AllocationSnapshot;
   }
 
-  /** The observer the volume backend calls once per block operation. */
+  /** The volume backend issues a request's part in one page. */
   observe(observation: BlockObservation): void {
     this.monitor.observe(observation, this.#now());
   }
 
+  /** ... and that request is answered. */
+  answered(pageKey: PageKey, latencyMs: number): void {
+    this.monitor.answered(pageKey, latencyMs, this.#now());
+  }
+
   start(): void {
-    this.#timer = setInterval(() => void this.tick(), this.#options.sampleIntervalMs);
+    this.#timer = setInterval(() => this.#tickLogged(), this.#options.sampleIntervalMs);
     this.#timer.unref();
   }
 
@@ -94,7 +115,7 @@ export class Balancer {
   }
 
   receiveReports(reports: readonly LoadReport[]): void {
-    this.ring.merge(reports);
+    this.ring.merge(reports, this.#now());
   }
 
   /** The membership changed: new members become destinations, and the ring and the sample follow. */
@@ -108,16 +129,76 @@ export class Balancer {
     this.#note(`automatic balancing ${enabled ? 'on' : 'off'}`);
   }
 
-  async tick(): Promise<void> {
+  tick(): void {
     const nowMs = this.#now();
-    this.ring.merge([this.monitor.report(nowMs)]);
-    const successor = this.ring.successor();
-    if (successor) void this.#options.sendReports(successor, this.ring.fresh(nowMs));
+    this.ring.merge([this.monitor.report(nowMs)], nowMs);
+    this.#sendAroundRing();
+    this.#notePagesArrived();
     this.#settleWatched();
     this.#feed({ type: 'clock.tick', nowMs });
     const sample = this.ring.sample(nowMs, this.#servers, (text) => this.#ownerOf(text));
-    this.#lastSample = { ...sample, pages: this.#withColdPages(sample.pages) };
+    this.#lastSample = { ...sample, pages: this.#withColdPages(this.#hottest(sample.pages)) };
     this.#feed({ type: 'load.sample', sample: this.#lastSample });
+  }
+
+  #tickLogged(): void {
+    try {
+      this.tick();
+    } catch (error) {
+      this.#options.log(`balance: tick failed, next in ${this.#options.sampleIntervalMs} ms: ${(error as Error).stack ?? String(error)}`);
+    }
+  }
+
+  /** Sends the ring view to the successor, or, if it does not take it, to the next server on the ring that does. */
+  #sendAroundRing(): void {
+    if (this.#sending) return;
+    this.#sending = true;
+    void (async () => {
+      let reached: ServerId | null = null;
+      for (const to of this.ring.successors()) {
+        const sent = await this.#options.sendReports(to, this.ring.fresh(this.#now())).catch(() => false);
+        if (sent) {
+          reached = to;
+          break;
+        }
+      }
+      if (reached !== this.#reached && this.ring.successors().length > 0) {
+        this.#options.log(reached === null ? 'balance: the load view reached no server on the ring' : `balance: the load view goes to ${reached}`);
+      }
+      this.#reached = reached;
+    })().finally(() => { this.#sending = false; });
+  }
+
+  /**
+   * Starts the cool-down of every page that arrived on this server since the
+   * last look (its route names this server under a newer epoch). The routing
+   * table is a persistent map, so an unchanged one is the same object and
+   * costs nothing to look at.
+   */
+  #notePagesArrived(): void {
+    const routes = this.#options.runtime.state.routes;
+    if (routes === this.#routesSeen) return;
+    const self = this.#options.runtime.self;
+    const before = this.#ownedEpochs;
+    const owned = new Map<string, number>();
+    for (const [text, route] of routes) {
+      if (route.owner !== self) continue;
+      owned.set(text, route.epoch);
+      const seenEpoch = before?.get(text);
+      if (before !== null && (seenEpoch === undefined || seenEpoch < route.epoch)) {
+        const pageKey = pageKeyOfText(text);
+        if (pageKey) this.#feed({ type: 'page.moved', pageKey });
+      }
+    }
+    this.#routesSeen = routes;
+    this.#ownedEpochs = owned;
+  }
+
+  /** The hottest pages the sample may carry, if the reports name more (many servers, each with many hot pages). */
+  #hottest(pages: readonly PageHeat[]): readonly PageHeat[] {
+    const { allocation } = this.#options;
+    if (pages.length <= allocation.pagesMax) return pages;
+    return pages.map((page) => ({ page, load: pageLoad(page, allocation) })).sort((a, b) => b.load - a.load).slice(0, allocation.pagesMax).map(({ page }) => page);
   }
 
   /** What `GET /load` shows: the group's load as this server sees it, its share of it, the machine's state and recent decisions. */
@@ -141,7 +222,7 @@ export class Balancer {
       })),
       groupLoad: totalLoad,
       maxOverMean: sample && balancedServers(sample.servers).length > 0 ? maxOverMeanRatio(loads, balancedServers(sample.servers)) : 1,
-      reports: this.ring.fresh(nowMs).map((report) => ({ server: report.server, ageMs: nowMs - report.takenAtMs, pages: report.pages.length, clients: report.clients })),
+      reports: this.ring.fresh(nowMs).map((report) => ({ server: report.server, ageMs: report.ageMs, pages: report.pages.length, clients: report.clients })),
       inFlight: Object.values(this.#snapshot.context.inFlight),
       counters: this.#snapshot.context.counters,
       events: this.#events,
@@ -149,7 +230,7 @@ export class Balancer {
   }
 
   #now(): number {
-    return this.#options.nowMs?.() ?? Date.now();
+    return this.#options.nowMs?.() ?? performance.timeOrigin + performance.now();
   }
 
   #ownerOf(text: string): ServerId | null {

@@ -13,6 +13,7 @@ import { startNbdServer } from '../nbd/nbd-server.js';
 import { PeerTransport } from '../peer/peer-transport.js';
 import { startAdminServer } from '../runtime/admin-server.js';
 import { ServerRuntime } from '../runtime/server-runtime.js';
+import type { BlockObserver } from '../runtime/volume-backend.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
@@ -102,8 +103,14 @@ async function main(): Promise<void> {
   const announcer = setInterval(() => runtime?.announceMembership(), 3_000);
   announcer.unref();
   const drain = new DrainDriver({ runtime, log, movesInFlightMax: 2, intervalMs: 200 });
-  const observe = balancing ? (pageKey: { volume: string; page: number }, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, latencyMs: number, clientId?: string) =>
-    balancing.balancer.observe({ pageKey, kind, offsetBlocks, lengthBlocks, bytes, latencyMs, clientId }) : undefined;
+  let observerFailures = 0;
+  const balancer = balancing?.balancer;
+  const observe: BlockObserver | undefined = balancer ? {
+    issued: (pageKey, kind, offsetBlocks, lengthBlocks, bytes, clientId) => balancer.observe({ pageKey, kind, offsetBlocks, lengthBlocks, bytes, clientId }),
+    answered: (pageKey, latencyMs) => balancer.answered(pageKey, latencyMs),
+    // Logged at 1, 10, 100, ... failures: a monitor that fails on every request must not flood the log.
+    failed: (error) => { observerFailures += 1; if (Number.isInteger(Math.log10(observerFailures))) log(`load monitor failed (${observerFailures} times): ${(error as Error).message}`); },
+  } : undefined;
   const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime, observe), log });
   let stopping = false;
   const stop = async () => {

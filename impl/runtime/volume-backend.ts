@@ -64,8 +64,18 @@ interface Part {
   readonly lengthBytes: number;
 }
 
-/** Called once per block operation after it is answered (the load monitor's input); it must not throw or block. */
-export type BlockObserver = (pageKey: PageKey, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, latencyMs: number, clientId?: string) => void;
+/**
+ * The load monitor's input: `issued` once per request per page it touches,
+ * in the order the client sent them (so a sequential stream is seen as one,
+ * however its answers come back), and `answered` when that request is. Both
+ * must be quick; an error they throw is logged and never reaches the client,
+ * whose request was served all the same.
+ */
+export interface BlockObserver {
+  issued(pageKey: PageKey, kind: 'read' | 'write', offsetBlocks: number, lengthBlocks: number, bytes: number, clientId?: string): void;
+  answered(pageKey: PageKey, latencyMs: number): void;
+  failed(error: unknown): void;
+}
 
 export class VolumeBackend implements NbdBackend {
   readonly #runtime: ServerRuntime;
@@ -107,11 +117,10 @@ export class VolumeBackend implements NbdBackend {
     // One part (a request within one piece, as 4 KiB reads nearly always are): its bytes are the answer as they
     // are, with no buffer to zero and copy into. Bytes behind a token are never changed, so they may be sent as is.
     // When nobody observes, the reply is checked in one reaction to the runtime's promise, with no async function.
-    if (parts.length === 1) {
-      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, null, connectionOf(clientId)).then((reply) => checkedRead(reply, lengthBytes));
-      return this.#readPart(parts[0]!, clientId);
-    }
-    return this.#readParts(parts, lengthBytes, clientId);
+    if (parts.length === 1 && this.#observe === null) return this.#runtime.request(parts[0]!.operation, null, connectionOf(clientId)).then((reply) => checkedRead(reply, lengthBytes));
+    const answered = this.#issued(parts, clientId);
+    const read = parts.length === 1 ? this.#readPart(parts[0]!, clientId) : this.#readParts(parts, lengthBytes, clientId);
+    return answered ? read.finally(answered) : read;
   }
 
   async #readParts(parts: readonly Part[], lengthBytes: number, clientId: NbdClientId | undefined): Promise<Buffer> {
@@ -123,10 +132,7 @@ export class VolumeBackend implements NbdBackend {
   }
 
   async #readPart(part: Part, clientId: NbdClientId | undefined): Promise<Buffer> {
-    const startedMs = this.#observe ? Date.now() : 0;
-    const reply = await this.#runtime.request(part.operation, null, connectionOf(clientId));
-    this.#observed(part, startedMs, clientId);
-    return checkedRead(reply, part.lengthBytes);
+    return checkedRead(await this.#runtime.request(part.operation, null, connectionOf(clientId)), part.lengthBytes);
   }
 
   write(exportName: string, offsetBytes: number, data: Buffer, fua: boolean, clientId?: NbdClientId): Promise<void> {
@@ -138,27 +144,51 @@ export class VolumeBackend implements NbdBackend {
     }
     // One part (a request within one piece, as 4 KiB writes nearly always are) needs no Promise.all around it, and
     // when nobody observes, no async function either: the reply is checked in one reaction to the runtime's promise.
-    if (parts.length === 1) {
-      if (this.#observe === null) return this.#runtime.request(parts[0]!.operation, data, connectionOf(clientId)).then(checkedWrite);
-      return this.#writePart(parts[0]!, data, clientId);
-    }
-    return eachPart(parts, (part) => this.#writePart(part, data, clientId));
+    if (parts.length === 1 && this.#observe === null) return this.#runtime.request(parts[0]!.operation, data, connectionOf(clientId)).then(checkedWrite);
+    const answered = this.#issued(parts, clientId);
+    const written = parts.length === 1 ? this.#writePart(parts[0]!, data, clientId) : eachPart(parts, (part) => this.#writePart(part, data, clientId));
+    return answered ? written.finally(answered) : written;
   }
 
   async #writePart(part: Part, data: Buffer, clientId: NbdClientId | undefined): Promise<void> {
     // A view, not a copy: the NBD front end hands over a payload it never changes (a slice of the bytes received,
     // which Node does not reuse), so the bytes a token holds cannot change under the node.
     const payload = part.lengthBytes === data.length ? data : data.subarray(part.bufferOffsetBytes, part.bufferOffsetBytes + part.lengthBytes);
-    const startedMs = this.#observe ? Date.now() : 0;
-    const reply = await this.#runtime.request(part.operation, payload, connectionOf(clientId));
-    this.#observed(part, startedMs, clientId);
-    checked(reply);
+    checked(await this.#runtime.request(part.operation, payload, connectionOf(clientId)));
   }
 
-  #observed(part: Part, startedMs: number, clientId: NbdClientId | undefined): void {
-    if (this.#observe === null) return;
-    const { operation } = part;
-    this.#observe(operation.pageKey, operation.kind === 'read' ? 'read' : 'write', operation.offsetBlocks, operation.lengthBlocks, part.lengthBytes, Date.now() - startedMs, clientId);
+  /**
+   * Tells the observer of a request as it is issued, once per page it touches
+   * (a request split into pieces is still one operation on its page), and
+   * returns what tells it the request was answered; null when nobody observes.
+   */
+  #issued(parts: readonly Part[], clientId: NbdClientId | undefined): (() => void) | null {
+    const observe = this.#observe;
+    if (observe === null) return null;
+    const startedMs = performance.now();
+    const pages: Array<{ pageKey: PageKey; kind: 'read' | 'write'; offsetBlocks: number; endBlocks: number; bytes: number }> = [];
+    for (const { operation, lengthBytes } of parts) {
+      const last = pages.at(-1);
+      if (last && last.pageKey.volume === operation.pageKey.volume && last.pageKey.page === operation.pageKey.page) {
+        last.endBlocks = operation.offsetBlocks + operation.lengthBlocks;
+        last.bytes += lengthBytes;
+      } else {
+        pages.push({ pageKey: operation.pageKey, kind: operation.kind === 'read' ? 'read' : 'write', offsetBlocks: operation.offsetBlocks, endBlocks: operation.offsetBlocks + operation.lengthBlocks, bytes: lengthBytes });
+      }
+    }
+    try {
+      for (const page of pages) observe.issued(page.pageKey, page.kind, page.offsetBlocks, page.endBlocks - page.offsetBlocks, page.bytes, clientId);
+    } catch (error) {
+      observe.failed(error);
+    }
+    return () => {
+      try {
+        const latencyMs = performance.now() - startedMs;
+        for (const page of pages) observe.answered(page.pageKey, latencyMs);
+      } catch (error) {
+        observe.failed(error);
+      }
+    };
   }
 
   async flush(exportName: string, clientId?: NbdClientId): Promise<void> {

@@ -1,5 +1,6 @@
 import type { MoveKind } from '../migration/checkpoint.js';
 import type { ServerId } from '../identifiers.js';
+import { membersMax } from '../membership/membership.js';
 
 /**
  * The knobs of the allocation process, each with its unit last in its name.
@@ -59,7 +60,8 @@ export function defaultAllocationConfig(self: ServerId | null): AllocationConfig
     bytesPerLoadUnit: 1024 * 1024,
     pageCountSlackRelative: 0.5,
     moveKind: 'piecewise',
-    serversMax: 64,
+    // Every member may be in a sample: a group of more members than this crashed every balancer's tick on its assertion.
+    serversMax: membersMax,
     pagesMax: 65_536,
   };
 }

@@ -30,7 +30,11 @@ import type { LoadSample } from './load-sample.js';
  * Every state accepts `load.sample` (a sample older than `sampleAgeMaxMs`, or
  * taken before the last completed move, is dropped: it shows a placement that
  * is gone), `move.completed` / `move.failed` (which free a slot) and
- * `clock.tick` (which also gives up on moves older than `moveTimeoutMs`).
+ * `clock.tick` (which also gives up on moves older than `moveTimeoutMs`), and
+ * `page.moved`, which starts the cool-down of a page that arrived by a move
+ * this machine did not request: every server plans as if it were the only
+ * mover, so without it two balancers unloading onto one server saw that
+ * server move a page straight back within seconds.
  * A plan is made only from a sample that confirms an over-share streak and
  * consists only of moves that strictly lower Σ load²/weight (see
  * `allocation-plan.ts`): under a stable load no later move can undo an
@@ -71,6 +75,8 @@ export type AllocationEvent =
   | { type: 'load.sample'; sample: LoadSample }
   | { type: 'move.completed'; pageKey: PageKey }
   | { type: 'move.failed'; pageKey: PageKey; reason: string }
+  /** A page arrived on this server by a move this machine did not request (another server's balancer, a drain, an administrator). */
+  | { type: 'page.moved'; pageKey: PageKey }
   | { type: 'clock.tick'; nowMs: number }
   | { type: 'balancing.enable' }
   | { type: 'balancing.disable' };
@@ -166,6 +172,11 @@ export const allocationSetup = setup({
         counters: context.inFlight[text] ? bump(context.counters, 'movesCompleted') : context.counters,
       };
     }),
+    /** Only the cool-down: the sample charges heat to the owner the routing table names when it is taken, so the placement it shows is current. */
+    coolMovedPage: assign(({ context, event }) => {
+      assert(event.type === 'page.moved', 'cools a moved page');
+      return { lastMovedAtMs: { ...context.lastMovedAtMs, [pageKeyText(event.pageKey)]: context.nowMs } };
+    }),
     settleFailed: assign(({ context, event }) => {
       assert(event.type === 'move.failed', 'settles a failed move');
       const text = pageKeyText(event.pageKey);
@@ -213,6 +224,7 @@ export const allocationMachine = allocationSetup.createMachine({
   on: {
     'move.completed': { actions: 'settleCompleted' },
     'move.failed': { actions: 'settleFailed' },
+    'page.moved': { actions: 'coolMovedPage' },
     'clock.tick': { actions: 'advanceClock' },
   },
   states: {

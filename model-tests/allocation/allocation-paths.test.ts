@@ -16,7 +16,10 @@ const servers = [{ id: 'A', capacityWeight: 1 }, { id: 'B', capacityWeight: 1 }]
 const hot: WorldSetup = { config, servers, heats: [60, 20], owners: ['A', 'A'] };
 const even: WorldSetup = { config, servers, heats: [20, 20], owners: ['A', 'B'] };
 
-/** Events worth trying in a state: samples that are over share, balanced or stale, every in-flight move's outcomes, time passing and the switch. */
+/**
+ * Events worth trying in a state: samples that are over share, balanced or stale, every in-flight move's outcomes,
+ * time passing, the switch, and the hot page arriving by someone else's move (its cool-down must then hold too).
+ */
 function possibleEvents(snapshot: Snapshot): AllocationEvent[] {
   const { context } = snapshot;
   const owners = Object.fromEntries(['v/0', 'v/1'].map((page, index) => [page, context.inFlight[page]?.from ?? hot.owners[index]!]));
@@ -27,6 +30,7 @@ function possibleEvents(snapshot: Snapshot): AllocationEvent[] {
     { type: 'clock.tick', nowMs: context.nowMs + 10_000 },
     { type: 'balancing.enable' },
     { type: 'balancing.disable' },
+    { type: 'page.moved', pageKey: { volume: 'v', page: 0 } },
   ];
   for (const move of Object.values(context.inFlight)) {
     events.push({ type: 'move.completed', pageKey: move.pageKey }, { type: 'move.failed', pageKey: move.pageKey, reason: 'test' });

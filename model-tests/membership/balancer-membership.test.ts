@@ -58,12 +58,13 @@ describe('the balancer under dynamic membership', () => {
 
   it('the report ring follows the membership and forgets reports of servers that left', () => {
     const ring = new RingView('s1', ['s1', 's2', 's3'], 5_000);
-    ring.merge([{ server: 's2', takenAtMs: 10, pages: [], clients: [] } as never, { server: 's4', takenAtMs: 10, pages: [], clients: [] } as never]);
-    expect(ring.fresh(20).map((report) => report.server)).toEqual(['s2']);
+    const report = (server: string, takenAtMs: number) => ({ server, takenAtMs, ageMs: 0, pages: [], clients: [] });
+    ring.merge([report('s2', 10), report('s4', 10)], 10);
+    expect(ring.fresh(20).map((held) => held.server)).toEqual(['s2']);
     ring.setRing(['s1', 's3', 's4']);
-    expect(ring.successor()).toBe('s3');
+    expect(ring.successors()).toEqual(['s3', 's4']);
     expect(ring.fresh(20)).toEqual([]);
-    ring.merge([{ server: 's4', takenAtMs: 15, pages: [], clients: [] } as never]);
-    expect(ring.fresh(20).map((report) => report.server)).toEqual(['s4']);
+    ring.merge([report('s4', 15)], 20);
+    expect(ring.fresh(20).map((held) => held.server)).toEqual(['s4']);
   });
 });
