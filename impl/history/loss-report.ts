@@ -8,15 +8,12 @@
  *   lost          a final read returned an older value: a write that finished
  *                 before it began, or the initial zeroes. Linearizability
  *                 cannot explain that (the checker reports the block too).
- *   lostUnflushed the same, but the write was never required durable and the
- *                 run had power-loss crashes: NBD allows that loss
- *   lostBeforeFlush the same, but a power-loss crash came while the write
- *                 was in flight (after it began, before its acknowledgement),
- *                 and a FLUSH made it required durable only later. The
- *                 checker's crash model allows that loss (it judges
- *                 durability at each crash, see durability.ts), so it is not
- *                 counted as lost; the group in fact fails such a FLUSH too
- *                 (machines/node/loss-watch.ts), so it is reported apart.
+ *   lostUnflushed the same, but the write was never required durable and a
+ *                 power-loss crash came after it began: NBD allows that loss.
+ *                 A write required durable at any time (FUA, or a FLUSH
+ *                 answered ok) is lost if it is gone, even if the power cut
+ *                 came while it was in flight: the acknowledgement or the
+ *                 FLUSH after the cut still promised it (register-models.ts).
  *   neverRead     no final read of its block
  *
  * A write is counted once, by the worst verdict over the final reads of its
@@ -26,7 +23,7 @@ import type { Operation } from './history-event.js';
 import { initialValue } from './history-event.js';
 import { requiredDurableTimes } from './durability.js';
 
-export type WriteFate = 'stable' | 'superseded' | 'lost' | 'lostBeforeFlush' | 'lostUnflushed' | 'neverRead';
+export type WriteFate = 'stable' | 'superseded' | 'lost' | 'lostUnflushed' | 'neverRead';
 
 export interface LossReport {
   readonly counts: Readonly<Record<WriteFate, number>>;
@@ -34,12 +31,11 @@ export interface LossReport {
   readonly lost: ReadonlyArray<{ readonly writeId: number; readonly block: number; readonly finalValue: number }>;
 }
 
-const severity: Record<WriteFate, number> = { stable: 0, superseded: 1, neverRead: 2, lostUnflushed: 3, lostBeforeFlush: 4, lost: 5 };
+const severity: Record<WriteFate, number> = { stable: 0, superseded: 1, neverRead: 2, lostUnflushed: 3, lost: 4 };
 
 export function lossReport(operations: readonly Operation[]): LossReport {
   const crashCompleteNs = operations.filter((operation) => operation.f === 'crash' && operation.outcome !== 'fail')
     .map((crash) => (Number.isFinite(crash.completeNs) ? crash.completeNs : crash.invokeNs));
-  const powerLoss = crashCompleteNs.length > 0;
   const durable = requiredDurableTimes(operations);
   const writesByValue = new Map<number, Operation>();
   const finalReads = new Map<number, Operation[]>();
@@ -51,7 +47,7 @@ export function lossReport(operations: readonly Operation[]): LossReport {
       finalReads.set(operation.block, list);
     }
   }
-  const counts: Record<WriteFate, number> = { stable: 0, superseded: 0, lost: 0, lostBeforeFlush: 0, lostUnflushed: 0, neverRead: 0 };
+  const counts: Record<WriteFate, number> = { stable: 0, superseded: 0, lost: 0, lostUnflushed: 0, neverRead: 0 };
   const lost: Array<{ writeId: number; block: number; finalValue: number }> = [];
   for (const write of operations) {
     if (write.f !== 'write' || write.outcome !== 'ok') continue;
@@ -64,10 +60,10 @@ export function lossReport(operations: readonly Operation[]): LossReport {
         worstValue = read.value;
       }
     }
-    const durableNs = durable.get(write.value) ?? Infinity;
-    if (fate === 'lost' && powerLoss && durableNs === Infinity) fate = 'lostUnflushed';
-    // The checker's rule (register-models.ts): a crash may roll back a write not yet required durable when it completed.
-    else if (fate === 'lost' && crashCompleteNs.some((crashNs) => crashNs >= write.invokeNs && durableNs > crashNs)) fate = 'lostBeforeFlush';
+    // The checker's rule (register-models.ts): only a crash after the write began can have rolled it back, and only if
+    // it was never required durable.
+    const neverDurable = (durable.get(write.value) ?? Infinity) === Infinity;
+    if (fate === 'lost' && neverDurable && crashCompleteNs.some((crashNs) => crashNs >= write.invokeNs)) fate = 'lostUnflushed';
     counts[fate] += 1;
     if (fate === 'lost') lost.push({ writeId: write.value, block: write.block, finalValue: worstValue });
   }

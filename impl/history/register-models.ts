@@ -52,14 +52,17 @@ export interface PowerLossState {
 
 /**
  * `crashCompleteNs` are the completion times of the run's crash operations in
- * order; `durableNs` maps a write id to the time it became required durable.
- * A write is durable at crash k if it became so before crash k was over.
+ * order; `durableNs` maps a write id to the time it became required durable
+ * (durability.ts), Infinity if never. A write that is ever required durable
+ * survives every crash linearized after it, whenever its acknowledgement or
+ * the FLUSH that vouched for it came: a FUA write acknowledged, or a write
+ * covered by a FLUSH answered ok, after a power cut that it was in flight
+ * across was still promised to the client, so the cut may not have taken it.
+ * (The rule used to judge durability at the crash's completion, which let
+ * such a write be lost and the run pass; a review found it.)
  */
 export function powerLossRegister(crashCompleteNs: readonly number[], durableNs: ReadonlyMap<number, number>): RegisterModel<PowerLossState> {
-  const durableAt = (value: number, crashIndex: number) => {
-    const crashNs = crashCompleteNs[crashIndex];
-    return crashNs === undefined || (durableNs.get(value) ?? Infinity) <= crashNs;
-  };
+  const durableAt = (value: number, crashIndex: number) => crashCompleteNs[crashIndex] === undefined || (durableNs.get(value) ?? Infinity) !== Infinity;
   const make = (histories: (readonly number[])[], crashesSeen: number): PowerLossState => {
     const keyed = new Map<string, readonly number[]>();
     for (const history of histories) keyed.set(history.join(','), history);

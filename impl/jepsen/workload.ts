@@ -57,7 +57,8 @@ export class Workload {
   }
 
   async #worker(process: number): Promise<void> {
-    const { group, recorder, random, requestTimeoutMs } = this.#options;
+    const { group, recorder, requestTimeoutMs } = this.#options;
+    const random = this.#options.random.derive(process);
     let client: NbdClient | null = null;
     let connection = 0;
     let server = '';
