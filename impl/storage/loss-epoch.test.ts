@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -58,5 +58,19 @@ describe('the loss epoch across restarts', () => {
     recordWritebackFailure(directory, 0);
     expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
     expect(startLossEpoch(directory, normal('boot-a')).lossEpoch).toBe(1);
+  });
+
+  it('refuses to start on a record it cannot read or parse, naming it, instead of counting from 0 again', () => {
+    const directory = fresh();
+    startLossEpoch(directory, normal('boot-a'));
+    recordWritebackFailure(directory, 0);
+    const record = join(directory, 'loss-epoch.json');
+    // A symbolic link to itself: reading it fails with ELOOP, not ENOENT (an unreadable disk block gives EIO the same way).
+    rmSync(record);
+    symlinkSync(record, record);
+    expect(() => startLossEpoch(directory, normal('boot-a'))).toThrow(/cannot read the loss epoch record .*loss-epoch\.json: ELOOP/);
+    rmSync(record);
+    writeFileSync(record, '');
+    expect(() => startLossEpoch(directory, normal('boot-a'))).toThrow(/loss-epoch\.json holds no loss epoch record/);
   });
 });

@@ -51,10 +51,18 @@ function readRecord(dataDirectory: string): LossEpochRecord | null {
   let text: string;
   try {
     text = readFileSync(recordPath(dataDirectory), 'utf8');
-  } catch {
-    return null;
+  } catch (error) {
+    // Only a record that does not exist means a first start. Any other error (EIO, EACCES) counted from 0 again: the
+    // epoch went backwards, and a FLUSH covering a write lost to a power cut could succeed (a review found it).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read the loss epoch record ${recordPath(dataDirectory)}: ${(error as Error).message}`);
   }
-  const record = JSON.parse(text) as Partial<LossEpochRecord>;
+  let record: Partial<LossEpochRecord>;
+  try {
+    record = JSON.parse(text) as Partial<LossEpochRecord>;
+  } catch (error) {
+    throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record (${(error as Error).message}): ${JSON.stringify(text.slice(0, 200))}`);
+  }
   if (!Number.isSafeInteger(record.lossEpoch) || (record.lossEpoch as number) < 0 || typeof record.stoppedCleanly !== 'boolean' || (record.bootId !== null && typeof record.bootId !== 'string') ||
     (record.writebackFailed !== undefined && typeof record.writebackFailed !== 'boolean')) {
     throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record: ${text.slice(0, 200)}`);
