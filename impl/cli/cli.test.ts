@@ -113,6 +113,7 @@ describe('group config validation', () => {
     ['an infinite capacity weight', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: Number.POSITIVE_INFINITY }] }, 'capacityWeight'],
     ['a progress time-out past Node\'s timer limit', { ...good, moveProgressTimeoutMs: 3e9 }, 'moveProgressTimeoutMs'],
     ['two servers sharing a data directory', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, dataDirectory: good.servers[0]!.dataDirectory }] }, "another server's too"],
+    ['two servers sharing a data directory spelt two ways', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, dataDirectory: `${good.servers[0]!.dataDirectory}/./` }] }, "another server's too"],
     ['a balance port that is another server\'s port', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, nbd: { host: '127.0.0.1', port: good.servers[0]!.admin.port + 100 } }] }, 'used twice'],
     ['an admin port with no room for its balance port', { ...good, servers: [{ ...good.servers[0]!, admin: { host: '127.0.0.1', port: 65_500 } }] }, 'balance port'],
     ['an empty host', { ...good, servers: [{ ...good.servers[0]!, peer: { host: '', port: 11_809 } }] }, 'host'],

@@ -6,6 +6,7 @@
  * refused with a message naming the field.
  */
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { ServerId } from '../../machines/identifiers.js';
 import { balancePortOffset } from '../balance/balance-server.js';
 
@@ -122,8 +123,11 @@ export function groupConfigProblem(config: GroupConfig): string | null {
     if (ports.has(balanceText)) return `${where}.admin's balance port ${balanceText} is used twice`;
     ports.add(balanceText);
     if (typeof server.dataDirectory !== 'string' || server.dataDirectory.length === 0) return `${where}.dataDirectory must be a path`;
-    if (dataDirectories.has(server.dataDirectory)) return `${where}.dataDirectory ${server.dataDirectory} is another server's too`;
-    dataDirectories.add(server.dataDirectory);
+    // Compared as absolute, normalised paths: '/x/s1', '/x/s1/' and '/x/s1/.' are one directory. (Symbolic links are
+    // resolved when a server claims its directory at start, impl/storage/data-directory.ts.)
+    const directory = resolvePath(server.dataDirectory);
+    if (dataDirectories.has(directory)) return `${where}.dataDirectory ${server.dataDirectory} is another server's too`;
+    dataDirectories.add(directory);
     if (typeof server.capacityWeight !== 'number' || !Number.isFinite(server.capacityWeight) || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
   }
   return null;

@@ -15,6 +15,7 @@ import { startAdminServer } from '../runtime/admin-server.js';
 import { ServerRuntime } from '../runtime/server-runtime.js';
 import type { BlockObserver } from '../runtime/volume-backend.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
+import { checkDirectoryIdentity, claimDataDirectory } from '../storage/data-directory.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
@@ -36,7 +37,10 @@ async function main(): Promise<void> {
   if (!self) throw new Error(`server ${serverId} is not in ${configPath}`);
   const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
 
+  // Claimed before anything in it is opened: two servers on one directory each took every page for their own.
+  await claimDataDirectory(self.dataDirectory);
   const metadata = MetadataStore.open(self.dataDirectory);
+  await checkDirectoryIdentity(self.dataDirectory, { serverId: self.id, groupName: group.groupName }, metadata.storedIdentity());
   const unsyncedWritesVolatile = process.env.BLOCKSHIFT_POWER_LOSS === '1';
   const { lossEpoch, raised, killedOnThisBoot } = startLossEpoch(self.dataDirectory, { unsyncedWritesVolatile });
   if (raised) log(`loss epoch ${lossEpoch}: the previous run did not stop cleanly and unsynced writes may be lost; FLUSHes covering them fail`);

@@ -8,6 +8,7 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import { isNewerMembership } from '../../machines/membership/membership.js';
 import { assertNever } from '../../machines/identifiers.js';
+import type { DirectoryIdentity, StoredIdentity } from './data-directory.js';
 import { makeDurableDirectorySync, syncDirectorySync } from './directory-sync.js';
 import {
   membershipProblem, metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
@@ -18,9 +19,10 @@ import type { StoredMove, StoredReplica, StoredRoute } from './metadata-records.
  * A server's durable records (volumes, routes, replica records, move
  * checkpoints) in one LMDB environment under `<directory>/metadata`.
  *
- * Layout. Five named databases, JSON-encoded: `volumes` keyed by volume name,
+ * Layout. Six named databases, JSON-encoded: `volumes` keyed by volume name,
  * `routes`, `replicas`, `moves` keyed by `${volume}/${page}`, and
- * `membership` holding one record under `current`. A page-keyed
+ * `membership` holding one record under `current`, and `server` holding the
+ * directory's identity under `identity` (data-directory.ts). A page-keyed
  * value repeats its page key, so a load can check the value against the key it
  * was found under. JSON keeps the records plain (no msgpack structure tables)
  * and readable with `mdb_dump`.
@@ -53,15 +55,29 @@ export class MetadataStore {
   readonly #moves: Database<StoredMove, string>;
   /** One record under the key `current`: the newest membership this server adopted. */
   readonly #membership: Database<Membership, string>;
+  /** One record under the key `identity`: the server and group the directory belongs to (data-directory.ts). */
+  readonly #server: Database<DirectoryIdentity, string>;
   #closed = false;
 
-  private constructor(root: RootDatabase) {
+  readonly #path: string;
+
+  private constructor(root: RootDatabase, path: string) {
     this.#root = root;
+    this.#path = path;
     this.#volumes = root.openDB<VolumeDefinition, string>({ name: 'volumes', encoding: 'json' });
     this.#routes = root.openDB<StoredRoute, string>({ name: 'routes', encoding: 'json' });
     this.#replicas = root.openDB<StoredReplica, string>({ name: 'replicas', encoding: 'json' });
     this.#moves = root.openDB<StoredMove, string>({ name: 'moves', encoding: 'json' });
     this.#membership = root.openDB<Membership, string>({ name: 'membership', encoding: 'json' });
+    this.#server = root.openDB<DirectoryIdentity, string>({ name: 'server', encoding: 'json' });
+  }
+
+  /** What the store says about its directory (see data-directory.ts). */
+  storedIdentity(): StoredIdentity {
+    assert(!this.#closed, 'the metadata store is open');
+    const identity = this.#server.get('identity') ?? null;
+    const empty = identity === null && [this.#volumes, this.#routes, this.#replicas, this.#moves, this.#membership].every((database) => database.getKeysCount() === 0);
+    return { identity, empty, record: async (next) => { await this.#server.put('identity', next); } };
   }
 
   /** Opens (creating if needed) the metadata of the server whose data directory is `directory`. */
@@ -79,14 +95,22 @@ export class MetadataStore {
       compression: false,
     };
     assert(!options.noSync && !options.noMetaSync, 'the metadata store syncs every commit');
-    const store = new MetadataStore(open(options));
+    const store = new MetadataStore(open(options), path);
     // Opening may have created data.mdb and lock.mdb; their directory entries must survive a power loss too.
     syncDirectorySync(path);
     return store;
   }
 
-  /** Every durable record, checked for shape and sorted by volume, then page. */
+  /** Every durable record, checked for shape and sorted by volume, then page; a record that is not says where it is. */
   load(): DurableRecords {
+    try {
+      return this.#load();
+    } catch (error) {
+      throw new Error(`the metadata store ${this.#path} holds a damaged record: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #load(): DurableRecords {
     assert(!this.#closed, 'the metadata store is open');
     const transaction = this.#root.useReadTransaction();
     try {
