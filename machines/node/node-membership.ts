@@ -207,7 +207,12 @@ function adoptMembership(work: MembershipWork, membership: Membership, change: M
 export function membershipPersisted(work: MembershipWork, continuation: Extract<Continuation, { kind: 'membership.persisted' }>, ok: boolean): void {
   const { membership, change } = continuation;
   if (!ok) {
-    if (change) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${membership.epoch} could not be persisted` });
+    // The record already took effect in memory, so the commit is tried again after a pause until it holds (or a newer
+    // record replaces it). Given up at once, the server kept a record it never made durable nor acted on: its transport
+    // never met a new member, every FLUSH waited on that member and failed, and the administrator's retry was refused as
+    // already made (a review reproduced both).
+    const retryId = work.awaitCompletion(continuation);
+    work.effects.push({ type: 'timer.set', timerId: membershipCommitTimerId(retryId), delayMs: work.next.config.moveRestartDelayMs });
     return;
   }
   work.effects.push({ type: 'membership.changed', membership });
@@ -283,3 +288,33 @@ function welcome(work: MembershipWork, to: ServerId): void {
 export function describeMembers(membership: Membership): string {
   return membership.members.map((member) => `${member.id} (weight ${member.capacityWeight}${member.draining ? ', draining' : ''})`).join(', ');
 }
+
+export const membershipCommitTimer = 'membership-commit';
+
+function membershipCommitTimerId(completionId: string): string {
+  return `${membershipCommitTimer}|${completionId}|0`;
+}
+
+/** A membership commit that failed waits under `completionId` for its retry; it is due while that record is still ours. */
+export function isMembershipCommitRetryDue(state: { readonly continuations: ReadonlyMap<string, Continuation> }, completionId: string): boolean {
+  return state.continuations.get(completionId)?.kind === 'membership.persisted';
+}
+
+/**
+ * The pause after a failed membership commit is over: the same record is
+ * committed again under the same completion, if it is still this server's
+ * record. One that a newer record replaced meanwhile is dropped (the newer
+ * record's own commit covers it), and an administrator waiting on it is told.
+ */
+export function membershipCommitTimerFired(work: MembershipWork, completionId: string): void {
+  const continuation = work.next.read('continuations').get(completionId);
+  if (continuation?.kind !== 'membership.persisted') return;
+  if (membershipText(continuation.membership) === membershipText(work.next.membership)) {
+    work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: continuation.membership }] });
+    return;
+  }
+  work.next.continuations.delete(completionId);
+  const { change } = continuation;
+  if (change) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${continuation.membership.epoch} was replaced by epoch ${work.next.membership.epoch} before it could be persisted` });
+}
+

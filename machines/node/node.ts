@@ -28,7 +28,10 @@ import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnaps
 import { clientEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
-import { announceMembership, answerLeaveCheck, changeMembership, membershipPersisted, isLeaveCheckTimerLive, leaveCheckTimerFired, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership } from './node-membership.js';
+import {
+  announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, isMembershipCommitRetryDue, leaveCheckTimerFired, membershipCommitTimer, membershipCommitTimerFired,
+  membershipPersisted, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership,
+} from './node-membership.js';
 import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -1588,6 +1591,7 @@ class NodeStep {
         return;
       }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
+      case membershipCommitTimer: return membershipCommitTimerFired(this, subject);
       default: return;
     }
   }
@@ -1643,6 +1647,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
     case 'volume-definition': return state.volumes[subject] !== undefined;
+    case membershipCommitTimer: return isMembershipCommitRetryDue(state, subject);
     default: return false;
   }
 }

@@ -3,7 +3,7 @@ import type { Membership } from '../../machines/membership/membership.js';
 import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { nodeStep } from '../../machines/node/node.js';
+import { isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { member, startedNode as startedNodeOf, threeServers } from './membership-fixture.js';
 
@@ -40,10 +40,26 @@ describe('a membership record is acted on only once durable', () => {
     expect(actions(done).sort()).toEqual(['admin.reply', 'membership.changed', 'membership.update>s2', 'membership.update>s3', 'membership.update>s4', 'volume.define>s4'].sort());
   });
 
-  it('a failed commit is answered as a failure and announced to no one', () => {
+  it('a failed commit is announced and answered to no one, and is made again after a pause until it holds', () => {
     const [changed, effects] = nodeStep(startedNode('s1'), addS4);
-    const [, failed] = nodeStep(changed, { type: 'io.done', completionId: membershipCommit(effects, changed.membership), ok: false });
-    expect(failed).toEqual([{ type: 'admin.reply', requestId: 'add', ok: false, message: 'membership epoch 1 could not be persisted' }]);
+    const [paused, failed] = nodeStep(changed, { type: 'io.done', completionId: membershipCommit(effects, changed.membership), ok: false });
+    expect(failed).toEqual([{ type: 'timer.set', timerId: expect.stringMatching(/^membership-commit\|/), delayMs: expect.any(Number) }]);
+    const timerId = (failed[0] as { timerId: string }).timerId;
+    expect(isTimerLive(paused, timerId)).toBe(true);
+    const [retried, again] = nodeStep(paused, { type: 'timer.fired', timerId });
+    const [, done] = nodeStep(retried, { type: 'io.done', completionId: membershipCommit(again, changed.membership), ok: true });
+    expect(actions(done).sort()).toEqual(['admin.reply', 'membership.changed', 'membership.update>s2', 'membership.update>s3', 'membership.update>s4', 'volume.define>s4'].sort());
+    expect(done.find((effect) => effect.type === 'admin.reply')).toMatchObject({ requestId: 'add', ok: true });
+  });
+
+  it('a failed commit that a newer record replaces before its retry is dropped, and its administrator told so', () => {
+    const [changed, effects] = nodeStep(startedNode('s1'), addS4);
+    const [paused, failed] = nodeStep(changed, { type: 'io.done', completionId: membershipCommit(effects, changed.membership), ok: false });
+    const newer = changedMembership(changed.membership, { kind: 'add', member: member('s5') }) as Membership;
+    const [replaced] = nodeStep(paused, { type: 'peer.message', from: 's2', message: { type: 'membership.update', membership: newer } });
+    const timerId = (failed[0] as { timerId: string }).timerId;
+    const [, fired] = nodeStep(replaced, { type: 'timer.fired', timerId });
+    expect(fired).toEqual([{ type: 'admin.reply', requestId: 'add', ok: false, message: 'membership epoch 1 was replaced by epoch 2 before it could be persisted' }]);
   });
 
   it('a record adopted from a peer reaches the runtime and greets new members only once durable', () => {
