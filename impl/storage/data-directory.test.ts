@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkDirectoryIdentity, claimDataDirectory } from './data-directory.js';
 import { MetadataStore } from './metadata-store.js';
@@ -93,5 +94,21 @@ describe('the identity of a data directory', () => {
     writeFileSync(join(older, 'pages', 'v', '0.page'), 'x');
     await opened(older);
     await expect(opened(older, { ...s1, serverId: 's2' })).rejects.toThrow(/belongs to server s1/);
+  });
+});
+
+describe('a damaged metadata record', () => {
+  it('is refused with the store named, not a bare JSON error', async () => {
+    const directory = fresh();
+    await (MetadataStore.open(directory)).close();
+    const raw = open({ path: join(directory, 'metadata'), maxDbs: 8 });
+    await raw.openDB({ name: 'volumes', encoding: 'binary' }).put('v', Buffer.from('{"name": "v", "pageCo'));
+    await raw.close();
+    const store = MetadataStore.open(directory);
+    try {
+      expect(() => store.load()).toThrow(new RegExp(`the metadata store ${join(directory, 'metadata')} holds a damaged record`));
+    } finally {
+      await store.close();
+    }
   });
 });
