@@ -201,7 +201,11 @@ export class ServerRuntime {
 
   start(): void {
     const durable = this.#options.metadata.load();
-    this.#input({ type: 'node.start', durable: { ...durable, membership: durable.membership ?? this.#options.bootstrapMembership ?? null, lossEpoch: this.#options.lossEpoch ?? 0 } });
+    // An epoch-0 record is the configuration's, and the configuration given now wins over one stored: such a record
+    // could be stored only by adopting a peer's (before epoch-0 records stopped travelling, node-membership.ts), and
+    // kept an old config's addresses after a rollout.
+    const stored = durable.membership && durable.membership.epoch > 0 ? durable.membership : null;
+    this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0 } });
   }
 
   stop(): void {

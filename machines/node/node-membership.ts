@@ -74,9 +74,16 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
 }
 
-/** A peer's record: adopt it if newer, answer with ours if it is older. */
+/**
+ * A peer's record: adopt it if newer, answer with ours if it is older. An
+ * epoch-0 record is each server's own configuration, never another's: two
+ * of them differ only while the operator rolls out a changed config, and
+ * adopting one by its text (the tie-break) let the old config's record win,
+ * be persisted and then outlive the rollout (a review reproduced it).
+ */
 export function receiveMembership(work: MembershipWork, from: ServerId, membership: Membership): void {
   if (membershipProblem(membership) !== null) return;
+  if (membership.epoch === 0 && work.next.membership.epoch === 0) return;
   if (isNewerMembership(membership, work.next.membership)) {
     adoptMembership(work, membership);
     return;
