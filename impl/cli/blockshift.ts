@@ -210,6 +210,12 @@ async function move(options: Map<string, string>): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   const elapsedMs = Date.now() - startedMs;
+  // No move of the page left on the source says only that it ended: one given up, or lost to a restart of the source
+  // before its first checkpoint was durable, leaves the source holding the page (a review found this reported done).
+  const after = await admin<ServerStatus>(source, '/status');
+  if (after.copies[key]?.startsWith('valid')) {
+    throw new Error(`the move of ${key} to ${to} ended without moving it: ${source.id} still holds its valid copy (the move was given up or lost to a restart); run it again`);
+  }
   console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
 }
 

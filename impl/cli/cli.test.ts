@@ -6,10 +6,12 @@ import { describe, expect, it } from 'vitest';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { nextServerConfig } from './membership-admin.js';
+import { startJsonHttpServer } from '../runtime/json-http-server.js';
 
 /**
  * Bad input to the command line and to a group config is refused with a clear message and changes nothing.
- * Commands that must find nobody listening use base port 30500 (admin 32500): the cluster tests' ranges
+ * Commands that must find nobody listening use base port 30500 (admin 32500), and a stand-in admin API listens on
+ * 32700 (base port 30700): the cluster tests' ranges
  * (cluster-fixture.ts) run at the same time, and 19809 put the admin port on real-clients' NBD port 21809.
  */
 function blockshift(args: string[]): Promise<{ status: number; output: string }> {
@@ -68,6 +70,24 @@ describe('blockshift command line', () => {
       }
     } finally {
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('does not report a move done when its source still holds the page (a move given up, or lost to a restart)', async () => {
+    // A stand-in for s1's admin API: it accepts the move, then shows no move running and still the page's valid copy.
+    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
+    const status = { server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [], requestsInFlight: 0, membership: null, drain: null };
+    const admin = await startJsonHttpServer({
+      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
+      handle: async (request) => (request.url === '/moves' ? { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } } : { status: 200, body: status }),
+    });
+    try {
+      const result = await blockshift(['move', '--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0', '--to', 's2']);
+      expect(result.status).not.toBe(0);
+      expect(result.output).toContain('the move of alpha/0 to s2 ended without moving it: s1 still holds its valid copy');
+      expect(result.output).not.toContain('complete in');
+    } finally {
+      await admin.close();
     }
   });
 

@@ -12,7 +12,8 @@
  * proxies), add-balance 7809, add-drain 13809, move-pieces 16809,
  * power-cut-handover 10809, flush-after-power-cut 18950, real-clients 21809,
  * crash-restart 24809 and 24859, trace-conformance 27809; the CLI tests
- * expect nobody on 30500 (admin 32500).
+ * expect nobody on 30500 (admin 32500) and stand in for an admin API on
+ * 32700.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
