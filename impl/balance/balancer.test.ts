@@ -4,6 +4,7 @@ import type { PageKey } from '../../machines/identifiers.js';
 import { membersMax } from '../../machines/membership/membership.js';
 import type { BlockOperation } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { initialOwner } from '../../machines/node/volume.js';
 import type { RuntimeReply, ServerRuntime } from '../runtime/server-runtime.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { startBalancing } from './balance-wiring.js';
@@ -26,9 +27,12 @@ function balancerOver(changes: Partial<BalancerOptions> & { volumes?: Record<str
   const moves: string[] = [];
   const lines: string[] = [];
   let nowMs = 1_000_000;
+  const volumes = changes.volumes ?? { v: volume };
+  // Like a node's, the table holds a route for every page of every volume.
+  const routes: Map<string, { owner: string; epoch: number }> = new Map(Object.values(volumes).flatMap((defined) => Array.from({ length: defined.pageCount }, (_, page) => [`${defined.name}/${page}`, { owner: initialOwner(defined, page), epoch: 1 }] as const)));
   const runtime = {
     self: 's1',
-    state: { routes: new Map(), volumes: changes.volumes ?? { v: volume }, moves: {} },
+    state: { routes, volumes, moves: {} },
     move: async (pageKey: PageKey, to: string) => { moves.push(`${pageKey.volume}/${pageKey.page}->${to}`); return { ok: true, message: '' }; },
   };
   const balancer = new Balancer({
@@ -105,7 +109,7 @@ describe('the balancer', () => {
     // s1 is over its share with v/0 (300 ops/s) and v/3 (1000), and would move v/3 first; but v/3 has just arrived from s2.
     const { balancer, runtime, moves, advance, now } = balancerOver();
     const routes = new Map(Array.from({ length: 30 }, (_, page) => [`v/${page}`, { owner: ['s1', 's2', 's3'][page % 3]!, epoch: 1 }]));
-    runtime.state.routes = routes;
+    runtime.state.routes = new Map(routes);
     balancer.tick();
     runtime.state.routes = new Map(routes).set('v/3', { owner: 's1', epoch: 2 });
     for (let second = 0; second < 6; second += 1) {

@@ -62,6 +62,18 @@ export interface BalanceEvent {
 }
 
 export const balanceEventsMax = 200;
+/** Cold pages per server a sample lists as swap candidates; the rest are only counted (LoadSample.pageCounts). */
+export const coldPagesPerServerMax = 64;
+
+/** What one look at the routing table gives; taken again only when the table changed. */
+interface Placement {
+  readonly routes: unknown;
+  /** The epoch of each page this server owns: a page that appears here, or under a newer epoch, has just arrived. */
+  readonly ownedEpochs: Map<string, number>;
+  readonly pageCounts: Record<ServerId, number>;
+  /** The first pages each server owns, in the table's order, with no heat: candidates for the cold half of a swap. */
+  readonly coldPages: readonly PageHeat[];
+}
 /** A move that has left the node without the route changing is failed after this many ticks of waiting for the route. */
 const routeWaitTicksMax = 10;
 
@@ -80,9 +92,8 @@ export class Balancer {
   #sending = false;
   /** The server the ring view last reached, or null if the last send reached nobody; a change is logged. */
   #reached: ServerId | null | undefined = undefined;
-  /** The routing table last looked at, and the epoch of each page this server owned in it (see `#notePagesArrived`). */
-  #routesSeen: unknown = null;
-  #ownedEpochs: Map<string, number> | null = null;
+  /** The placement as the routing table last looked at showed it (see `#lookAtPlacement`). */
+  #placement: Placement | null = null;
 
   constructor(options: BalancerOptions) {
     this.#options = options;
@@ -133,11 +144,11 @@ export class Balancer {
     const nowMs = this.#now();
     this.ring.merge([this.monitor.report(nowMs)], nowMs);
     this.#sendAroundRing();
-    this.#notePagesArrived();
+    const placement = this.#lookAtPlacement();
     this.#settleWatched();
     this.#feed({ type: 'clock.tick', nowMs });
     const sample = this.ring.sample(nowMs, this.#servers, (text) => this.#ownerOf(text));
-    this.#lastSample = { ...sample, pages: this.#withColdPages(this.#hottest(sample.pages)) };
+    this.#lastSample = { ...sample, pages: this.#withColdPages(this.#hottest(sample.pages), placement), pageCounts: placement.pageCounts };
     this.#feed({ type: 'load.sample', sample: this.#lastSample });
   }
 
@@ -170,28 +181,37 @@ export class Balancer {
   }
 
   /**
-   * Starts the cool-down of every page that arrived on this server since the
-   * last look (its route names this server under a newer epoch). The routing
-   * table is a persistent map, so an unchanged one is the same object and
-   * costs nothing to look at.
+   * Looks at the routing table, if it changed since the last look (it is a
+   * persistent map: an unchanged one is the same object, and costs nothing):
+   * how many pages each server owns, a few cold pages of each, and the pages
+   * that arrived on this server (its route names this server under a newer
+   * epoch), whose cool-down starts now.
    */
-  #notePagesArrived(): void {
+  #lookAtPlacement(): Placement {
     const routes = this.#options.runtime.state.routes;
-    if (routes === this.#routesSeen) return;
+    const before = this.#placement;
+    if (before && routes === before.routes) return before;
     const self = this.#options.runtime.self;
-    const before = this.#ownedEpochs;
-    const owned = new Map<string, number>();
+    const ownedEpochs = new Map<string, number>();
+    const pageCounts: Record<ServerId, number> = {};
+    const coldPages: PageHeat[] = [];
     for (const [text, route] of routes) {
+      const count = pageCounts[route.owner] ?? 0;
+      pageCounts[route.owner] = count + 1;
+      if (count < coldPagesPerServerMax) {
+        const pageKey = pageKeyOfText(text);
+        if (pageKey) coldPages.push({ pageKey, owner: route.owner, randomOpsPerSecond: 0, sequentialOpsPerSecond: 0, bytesPerSecond: 0 });
+      }
       if (route.owner !== self) continue;
-      owned.set(text, route.epoch);
-      const seenEpoch = before?.get(text);
-      if (before !== null && (seenEpoch === undefined || seenEpoch < route.epoch)) {
+      ownedEpochs.set(text, route.epoch);
+      const seenEpoch = before?.ownedEpochs.get(text);
+      if (before && (seenEpoch === undefined || seenEpoch < route.epoch)) {
         const pageKey = pageKeyOfText(text);
         if (pageKey) this.#feed({ type: 'page.moved', pageKey });
       }
     }
-    this.#routesSeen = routes;
-    this.#ownedEpochs = owned;
+    this.#placement = { routes, ownedEpochs, pageCounts, coldPages };
+    return this.#placement;
   }
 
   /** The hottest pages the sample may carry, if the reports name more (many servers, each with many hot pages). */
@@ -242,15 +262,22 @@ export class Balancer {
     return pageKey && volume && pageKey.page < volume.pageCount ? initialOwner(volume, pageKey.page) : null;
   }
 
-  /** Every page of every volume appears in a sample, cold ones with zero heat: swaps and page-count bounds need them. */
-  #withColdPages(hot: readonly PageHeat[]): PageHeat[] {
+  /**
+   * The hot pages, the pages of moves this balancer watches (so the planner
+   * sees where they go), and a few cold pages of each server for swaps; the
+   * rest of the placement travels as counts.
+   */
+  #withColdPages(hot: readonly PageHeat[], placement: Placement): PageHeat[] {
     const pages = new Map(hot.map((page) => [pageKeyText(page.pageKey), page]));
-    for (const volume of Object.values(this.#options.runtime.state.volumes)) {
-      for (let page = 0; page < volume.pageCount && pages.size < this.#options.allocation.pagesMax; page += 1) {
-        const text = `${volume.name}/${page}`;
-        const owner = this.#ownerOf(text);
-        if (!pages.has(text) && owner !== null) pages.set(text, { pageKey: { volume: volume.name, page }, owner, randomOpsPerSecond: 0, sequentialOpsPerSecond: 0, bytesPerSecond: 0 });
-      }
+    const room = () => pages.size < this.#options.allocation.pagesMax;
+    for (const [text, watched] of this.#watching) {
+      const owner = this.#ownerOf(text);
+      if (!pages.has(text) && owner !== null && room()) pages.set(text, { pageKey: watched.move.pageKey, owner, randomOpsPerSecond: 0, sequentialOpsPerSecond: 0, bytesPerSecond: 0 });
+    }
+    for (const page of placement.coldPages) {
+      const text = pageKeyText(page.pageKey);
+      const owner = this.#ownerOf(text);
+      if (!pages.has(text) && owner === page.owner && room()) pages.set(text, page);
     }
     return [...pages.values()];
   }

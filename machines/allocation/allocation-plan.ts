@@ -3,7 +3,7 @@ import { pageKeyText } from '../identifiers.js';
 import type { MoveKind } from '../migration/checkpoint.js';
 import type { AllocationConfig } from './allocation-config.js';
 import type { LoadSample, PageHeat } from './load-sample.js';
-import { balancedServers, imbalance, isSequentialStream, pageLoad } from './load-sample.js';
+import { balancedServers, imbalance, isSequentialStream, pageLoad, totalPageCount } from './load-sample.js';
 
 /**
  * The allocation rules as pure functions of one sample: which servers are
@@ -47,13 +47,23 @@ interface View {
   readonly pages: Map<string, PageHeat>;
 }
 
-/** The sample's placement with every move in flight taken as done, so moves already requested are not requested again. */
+/**
+ * The sample's placement with every move in flight taken as done, so moves
+ * already requested are not requested again. Page counts come from the
+ * sample's summary when it has one (its listed pages are then a subset; a
+ * listed page whose move is in flight counts at its destination).
+ */
 export function projectedView(sample: LoadSample, inFlight: Readonly<Record<string, InFlightMove>>, config: AllocationConfig): View {
   const owners = new Map<string, ServerId>();
   const loads = new Map<ServerId, number>(sample.servers.map((server) => [server.id, 0]));
-  const pageCounts = new Map<ServerId, number>(sample.servers.map((server) => [server.id, 0]));
+  const summary = sample.pageCounts;
+  const pageCounts = new Map<ServerId, number>(sample.servers.map((server) => [server.id, summary?.[server.id] ?? 0]));
   const pageLoads = new Map<string, number>();
   const pages = new Map<string, PageHeat>();
+  const shiftCount = (id: ServerId, by: number) => {
+    const count = pageCounts.get(id);
+    if (count !== undefined) pageCounts.set(id, count + by);
+  };
   for (const page of sample.pages) {
     const text = pageKeyText(page.pageKey);
     const owner = inFlight[text]?.to ?? page.owner;
@@ -61,9 +71,12 @@ export function projectedView(sample: LoadSample, inFlight: Readonly<Record<stri
     owners.set(text, owner);
     pageLoads.set(text, load);
     pages.set(text, page);
-    if (loads.has(owner)) {
-      loads.set(owner, (loads.get(owner) ?? 0) + load);
-      pageCounts.set(owner, (pageCounts.get(owner) ?? 0) + 1);
+    const ownerLoad = loads.get(owner);
+    if (ownerLoad !== undefined) loads.set(owner, ownerLoad + load);
+    if (!summary) shiftCount(owner, 1);
+    else if (owner !== page.owner) {
+      shiftCount(page.owner, -1);
+      shiftCount(owner, 1);
     }
   }
   return { owners, loads, pageCounts, pageLoads, pages };
@@ -82,7 +95,7 @@ function totals(sample: LoadSample, view: View): { load: number; weight: number;
     load += view.loads.get(server.id) ?? 0;
     weight += server.capacityWeight;
   }
-  return { load, weight, pages: sample.pages.length };
+  return { load, weight, pages: totalPageCount(sample) };
 }
 
 /** Servers over their share by both the relative threshold and the absolute floor, on the projected placement. */

@@ -40,6 +40,19 @@ export interface LoadSample {
   readonly takenAtMs: number;
   readonly servers: readonly ServerCapacity[];
   readonly pages: readonly PageHeat[];
+  /**
+   * How many pages each server owns in all, when `pages` lists only some of
+   * them: the hot ones, a few cold ones per server (swap candidates) and the
+   * pages of moves in flight. A group of 262,144 pages listed one by one cost
+   * the balancer up to a second of its server's event loop per tick. Absent,
+   * `pages` lists every page.
+   */
+  readonly pageCounts?: Readonly<Record<ServerId, number>>;
+}
+
+/** The group's page count: the summary's when the sample has one, else the pages it lists. */
+export function totalPageCount(sample: LoadSample): number {
+  return sample.pageCounts ? Object.values(sample.pageCounts).reduce((sum, count) => sum + count, 0) : sample.pages.length;
 }
 
 /**
