@@ -123,6 +123,36 @@ describe('the balancer', () => {
   });
 });
 
+describe('the balancer\'s watch over a swap\'s remote half', () => {
+  it('gives the half up with the machine, so a late arrival of its page is not taken for its completion', async () => {
+    const remote: string[] = [];
+    const { balancer, runtime, lines, advance, now } = balancerOver({
+      allocation: { ...defaultAllocationConfig('s1'), pageCountSlackRelative: 0 },
+      requestRemoteMove: async (owner, move) => { remote.push(`${owner}: v/${move.pageKey.page}->${move.to}`); return { ok: true, message: '' }; },
+    });
+    // Ten pages each; s1's v/0 is hot, and any server it could go to is at its page bound, so a cold page must come back.
+    const routes = new Map(Array.from({ length: 30 }, (_, page) => [`v/${page}`, { owner: ['s1', 's2', 's3'][page % 3]!, epoch: 1 }]));
+    runtime.state.routes = routes;
+    for (let second = 0; second < 5 && remote.length === 0; second += 1) {
+      balancer.receiveReports([reportOf('s2', now(), [hotPage(0, 1_000), hotPage(3, 600)]), reportOf('s3', now(), [])]);
+      balancer.tick();
+      await flush();
+      advance(1_000);
+    }
+    expect(remote).toHaveLength(1);
+    const page = Number(/v\/(\d+)->/.exec(remote[0]!)![1]);
+    for (let second = 0; second < 70; second += 1) {
+      balancer.receiveReports([reportOf('s2', now(), []), reportOf('s3', now(), [])]);
+      balancer.tick();
+      advance(1_000);
+    }
+    expect(lines.some((line) => line.includes(`move v/${page}`) && line.includes('given up'))).toBe(true);
+    runtime.state.routes = new Map(routes).set(`v/${page}`, { owner: 's1', epoch: 2 });
+    balancer.tick();
+    expect(lines.filter((line) => line.includes(`move v/${page}`) && line.endsWith('completed'))).toEqual([]);
+  });
+});
+
 describe('the report ring', () => {
   it('ages a report by the age it travels with, whatever its sender\'s clock stamped on it', () => {
     const ring = new RingView('s1', ['s1', 's2', 's3'], 5_000);

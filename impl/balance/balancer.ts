@@ -325,7 +325,14 @@ export class Balancer {
         this.#feed({ type: 'move.completed', pageKey: watched.move.pageKey });
         continue;
       }
-      // Only the source's node knows its moves; elsewhere the route is the only sign, and the machine's time-out covers a lost one.
+      // Only the source's node knows its moves; elsewhere the route is the only sign, and the machine's time-out covers
+      // a lost one: once the machine has given it up, so does the watch (a remote swap half never completed stayed
+      // watched for good, and a later arrival of the page fired a stray completion; a review found it).
+      if (!this.#snapshot.context.inFlight[text]) {
+        this.#watching.delete(text);
+        this.#note(`move ${text} ${watched.move.from}→${watched.move.to} given up: no route to ${watched.move.to} within the move time-out`);
+        continue;
+      }
       if (watched.move.from !== this.#options.runtime.self || state.moves[text]?.snapshot.status === 'active') continue;
       watched.ticksWithoutMove += 1;
       if (watched.ticksWithoutMove > routeWaitTicksMax) this.#fail(text, 'the move ended without the route naming its destination');
