@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { ServerStatus } from '../runtime/status-report.js';
 import { adminRequest } from './admin-client.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
+import { capacityWeightProblem } from '../../machines/membership/membership.js';
 import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
@@ -236,7 +237,7 @@ async function serverAdd(options: Map<string, string>): Promise<void> {
   const id = requiredFlag(options, 'id');
   const weightText = options.get('weight') ?? '1';
   const weight = Number(weightText);
-  if (!(weight > 0) || !Number.isFinite(weight)) throw new UsageError(`--weight must be a positive number, not ${weightText}`);
+  if (capacityWeightProblem(weight)) throw new UsageError(`--weight: ${capacityWeightProblem(weight)}, not ${weightText}`);
   const configPath = configPathOf(options);
   if (!existsSync(configPath)) throw new Error(`${configPath} not found: start the group with "blockshift up" first`);
   const group = groupOf(options);

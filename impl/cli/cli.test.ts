@@ -131,6 +131,7 @@ describe('group config validation', () => {
     ['a server entry that is null', { ...good, servers: [null as unknown as ServerConfig] }, 'must be an object'],
     ['a forwarding pointer given as the string "false"', { ...good, forwardingPointer: 'false' as unknown as boolean }, 'forwardingPointer must be true or false'],
     ['an infinite capacity weight', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: Number.POSITIVE_INFINITY }] }, 'capacityWeight'],
+    ['a capacity weight too small for the allocation\'s arithmetic', { ...good, servers: [{ ...good.servers[0]!, capacityWeight: 1e-320 }] }, 'capacityWeight must be a number from 0.001 to 1000000'],
     ['a progress time-out past Node\'s timer limit', { ...good, moveProgressTimeoutMs: 3e9 }, 'moveProgressTimeoutMs'],
     ['two servers sharing a data directory', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, dataDirectory: good.servers[0]!.dataDirectory }] }, "another server's too"],
     ['two servers sharing a data directory spelt two ways', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, dataDirectory: `${good.servers[0]!.dataDirectory}/./` }] }, "another server's too"],

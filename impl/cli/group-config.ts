@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { ServerId } from '../../machines/identifiers.js';
+import { capacityWeightProblem } from '../../machines/membership/membership.js';
 import { balancePortOffset } from '../balance/balance-server.js';
 
 export interface Address {
@@ -128,7 +129,8 @@ export function groupConfigProblem(config: GroupConfig): string | null {
     const directory = resolvePath(server.dataDirectory);
     if (dataDirectories.has(directory)) return `${where}.dataDirectory ${server.dataDirectory} is another server's too`;
     dataDirectories.add(directory);
-    if (typeof server.capacityWeight !== 'number' || !Number.isFinite(server.capacityWeight) || !(server.capacityWeight > 0)) return `${where}.capacityWeight must be a positive number`;
+    const weightProblem = capacityWeightProblem(server.capacityWeight);
+    if (weightProblem) return `${where}.${weightProblem}`;
   }
   return null;
 }

@@ -47,6 +47,19 @@ export interface Membership {
 /** Bounds every membership record: a group larger than this is refused. */
 export const membersMax = 256;
 
+/**
+ * Capacity weights are relative, so a range of a billion to one is room
+ * enough; outside it the allocation's arithmetic breaks down (a weight of
+ * 1e-320 made every imbalance Infinity and every gain NaN, so no move was
+ * ever planned; a review found it).
+ */
+export const capacityWeightMin = 1e-3;
+export const capacityWeightMax = 1e6;
+
+export function capacityWeightProblem(weight: unknown): string | null {
+  return typeof weight === 'number' && weight >= capacityWeightMin && weight <= capacityWeightMax ? null : `capacityWeight must be a number from ${capacityWeightMin} to ${capacityWeightMax}`;
+}
+
 export function bootstrapMembership(members: readonly Member[]): Membership {
   return { epoch: 0, members: sortedMembers(members) };
 }
@@ -109,7 +122,7 @@ export function changedMembership(membership: Membership, change: MembershipChan
 
 export function memberProblem(member: Member): string | null {
   if (typeof member.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(member.id)) return 'member id must be 1-32 letters, digits, \'_\' or \'-\'';
-  if (typeof member.capacityWeight !== 'number' || !(member.capacityWeight > 0) || !Number.isFinite(member.capacityWeight)) return 'capacityWeight must be a positive number';
+  if (capacityWeightProblem(member.capacityWeight)) return capacityWeightProblem(member.capacityWeight);
   for (const name of ['peer', 'admin'] as const) {
     const address = member[name];
     if (address !== null && (typeof address !== 'object' || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535)) {
