@@ -64,14 +64,23 @@ export class ServerProcess {
     await this.#exited;
   }
 
-  /** A clean stop: SIGTERM (the server syncs and closes its stores), SIGKILL if it has not exited within the grace period. */
-  async stop(graceMs = 15_000): Promise<void> {
-    if (!this.running) return;
+  /**
+   * A clean stop: SIGTERM (the server syncs and closes its stores), SIGKILL
+   * if it has not exited within the grace period. Says which it took: a
+   * forced stop is a crash, which a caller counting crashes must know of.
+   */
+  async stop(graceMs = 15_000): Promise<'stopped' | 'killed'> {
+    if (!this.running) return 'stopped';
     this.#child.kill('SIGCONT');
     this.#child.kill('SIGTERM');
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.#child.kill('SIGKILL');
+    }, graceMs);
     await this.#exited;
     clearTimeout(timer);
+    return killed ? 'killed' : 'stopped';
   }
 
   pause(): void {

@@ -42,12 +42,13 @@ function parse(argv: readonly string[]): { seconds: number; nemesis: NemesisKind
 }
 
 /**
- * A run passes only if it could have failed: the group settled and every final read answered (failed final reads
- * leave every write "neverRead", so no loss could be seen), some operations succeeded, the checker found the
- * history valid and no write was lost. The CI test asks the same.
+ * A run passes only if it could have failed: the group settled, every restart the nemesis made came up, every
+ * server stopped cleanly when asked (a forced stop is a crash no history records), every final read answered (failed
+ * final reads leave every write "neverRead", so no loss could be seen), some operations succeeded, the checker found
+ * the history valid and no write was lost. The CI test asks the same.
  */
 function passed(result: JepsenResult): boolean {
-  return result.verdict === 'valid' && result.loss.lost.length === 0 && result.settled && result.finalReadFailures === 0 && result.operations.ok > 0;
+  return result.verdict === 'valid' && result.loss.lost.length === 0 && result.settled && result.finalReadFailures === 0 && result.stopsForced.length === 0 && result.nemesis['restart-failed'] === 0 && result.operations.ok > 0;
 }
 
 const parsed = parse(process.argv.slice(2));

@@ -101,11 +101,12 @@ export class JepsenGroup {
     this.#processes.delete(id);
   }
 
-  /** SIGTERM: the server syncs and closes its stores (a paused one is resumed first). */
-  async stop(id: string): Promise<void> {
+  /** SIGTERM: the server syncs and closes its stores (a paused one is resumed first); 'killed' if it had to be SIGKILLed. */
+  async stop(id: string): Promise<'stopped' | 'killed'> {
     this.#paused.delete(id);
-    await this.#processes.get(id)?.stop();
+    const outcome = await this.#processes.get(id)?.stop() ?? 'stopped';
     this.#processes.delete(id);
+    return outcome;
   }
 
   pause(id: string): void {

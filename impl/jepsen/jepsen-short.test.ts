@@ -29,6 +29,8 @@ function expectSound(result: JepsenResult, kinds: readonly string[]): void {
   expect(result.settled, result.summary).toBe(true);
   // A failed final read leaves its block's writes unread, so no loss there could be seen.
   expect(result.finalReadFailures, result.summary).toBe(0);
+  expect(result.stopsForced, result.summary).toEqual([]);
+  expect(result.nemesis['restart-failed'], result.summary).toBe(0);
   expect(result.operations.ok, result.summary).toBeGreaterThan(1_000);
   for (const kind of kinds) expect(result.nemesis[kind] ?? 0, `${kind}: ${result.summary}`).toBeGreaterThan(0);
   expect(result.movesCompletedDuringRun, result.summary).toBeGreaterThan(0);

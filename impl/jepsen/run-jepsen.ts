@@ -65,6 +65,8 @@ export interface JepsenResult {
   /** Every move finished and every final read succeeded. */
   readonly settled: boolean;
   readonly finalReadFailures: number;
+  /** Servers that did not stop within the grace period of the final phase's clean restart and were SIGKILLed: an unrecorded crash, so the run cannot pass. */
+  readonly stopsForced: readonly string[];
   /** When moves did not finish: each server's moves still running, and every server's record of those pages. */
   readonly unsettledMoves: readonly string[];
   readonly outputDirectory: string;
@@ -128,6 +130,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   let movesCompletedDuringRun = 0;
   let settled = false;
   let finalReadFailures = 0;
+  const stopsForced: string[] = [];
   let unsettledMoves: string[] = [];
   const nemesis = new Nemesis({ group, proxies, recorder, random: random.derive(nemesisStream), kinds: options.nemesis, volume, pageCount, waitForLine, log });
   try {
@@ -150,7 +153,10 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
     proxies.healAll();
     for (const id of serverIds) group.resume(id);
     for (const id of serverIds) {
-      await group.stop(id);
+      if (await group.stop(id) === 'killed') {
+        stopsForced.push(id);
+        log(`jepsen: ${id} did not stop within its grace period and was killed: an unrecorded crash`);
+      }
       await group.start(id);
     }
     settled = await until(async () => (await Promise.all(serverIds.map((id) => group.status(id)))).every((status) => status.moves.length === 0), options.settleTimeoutMs ?? 90_000)
@@ -176,7 +182,7 @@ export async function runJepsen(options: JepsenOptions): Promise<JepsenResult> {
   const counted = countOperations(operations);
   const result = {
     seed: options.seed, verdict: check.verdict, operations: counted, check, loss, nemesis: { ...nemesis.counts },
-    movesCompletedDuringRun, movesCompletedTotal: movesFinished, settled, finalReadFailures, unsettledMoves, outputDirectory,
+    movesCompletedDuringRun, movesCompletedTotal: movesFinished, settled, finalReadFailures, stopsForced, unsettledMoves, outputDirectory,
   };
   const summary = summaryText(result, options);
   writeFileSync(join(outputDirectory, 'history.jsonl'), recorder.events.map((event) => JSON.stringify(event)).join('\n') + '\n');
@@ -214,7 +220,7 @@ function summaryText(result: Omit<JepsenResult, 'summary'>, options: JepsenOptio
     `replay:     npm run jepsen -- --seconds ${options.seconds} --nemesis ${options.nemesis.join(',') || 'none'} --seed ${result.seed}`,
     `operations: ${result.operations.total} (${result.operations.reads} reads, ${result.operations.writes} writes, ${result.operations.flushes} flushes): ${result.operations.ok} ok, ${result.operations.fail} fail, ${result.operations.info} info`,
     `nemesis:    ${Object.entries(result.nemesis).map(([kind, count]) => `${kind} ${count}`).join(', ')}`,
-    `moves:      ${result.movesCompletedDuringRun} completed during the run, ${result.movesCompletedTotal} in all; settled ${result.settled}${result.finalReadFailures ? `, ${result.finalReadFailures} final reads failed` : ''}`,
+    `moves:      ${result.movesCompletedDuringRun} completed during the run, ${result.movesCompletedTotal} in all; settled ${result.settled}${result.finalReadFailures ? `, ${result.finalReadFailures} final reads failed` : ''}${result.stopsForced.length > 0 ? `; killed at the final stop: ${result.stopsForced.join(', ')}` : ''}`,
     `writes:     ${Object.entries(result.loss.counts).map(([fate, count]) => `${fate} ${count}`).join(', ')}`,
     `checker:    ${result.verdict} over ${result.check.blocks.length} blocks (${result.check.invalidBlocks.length} violating, ${result.check.unknownBlocks.length} unknown)`,
   ];
