@@ -21,7 +21,7 @@ import { FingerprintAudit } from '../world/fingerprint-audit.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N] [--timers-anytime] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N] [--timers-anytime [--early-timers N]] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 /**
@@ -61,7 +61,7 @@ try {
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
-      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'timers-anytime': { type: 'boolean' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'timers-anytime': { type: 'boolean' }, 'early-timers': { type: 'string' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, 'liveness-every': { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
@@ -130,8 +130,10 @@ const config: WorldConfig = {
   ...(values['unawaited-commits-lost'] ? { unawaitedCommitsLost: true } : {}),
   ...(values['commit-failures'] === undefined ? {} : { commitFailures: integer(values['commit-failures'], 'commit-failures', 0, 0, 3) }),
   // Timers fire in any state, with messages in flight and I/O pending, not only once everything else is done: a retry
-  // that overtakes the answer it retries. The state space grows fast, so bound it (--states-max, --depth-max).
-  ...(values['timers-anytime'] ? { timersOnlyWhenQuiet: false } : {}),
+  // that overtakes the answer it retries. Unbounded, retries make the state space infinite; --early-timers N lets N of
+  // them race, after which timers wait for quiet again, and the search can finish.
+  ...(values['timers-anytime'] || values['early-timers'] !== undefined ? { timersOnlyWhenQuiet: false } : {}),
+  ...(values['early-timers'] === undefined ? {} : { earlyTimersMax: integer(values['early-timers'], 'early-timers', 0, 0, 8) }),
   variant: values.variant ?? null,
 };
 if ((config.flushes ?? 0) > 0 && !config.unflushedWrites) fail('--flushes needs --unflushed-writes (a write with FUA needs no FLUSH)');
@@ -180,9 +182,11 @@ if (values.json) {
     console.log(`NOT exhausted: the heap neared its limit of ${limitMb} MiB; rerun with a larger one, e.g. NODE_OPTIONS=--max-old-space-size=${2 * limitMb} npm run check -- ...`);
   }
   console.log(`bounds: ${JSON.stringify({ ...config, variant: undefined })}`);
-  console.log(`reductions: symmetry over interchangeable servers ${values['no-symmetry'] ? 'off' : 'on'}`);
+  console.log(`reductions: symmetry over interchangeable servers ${values['no-symmetry'] ? 'off' : 'on'}; ${config.timersOnlyWhenQuiet
+    ? 'time-outs fire only when the group is quiet (no message in flight, every server up, no commit pending; --timers-anytime lifts it)'
+    : `time-outs may race other events${config.earlyTimersMax === undefined ? ' without bound' : ` ${config.earlyTimersMax} time(s)`}, while fewer than ${config.messagesMax} messages are in flight`}`);
   for (const [goal, reached] of Object.entries(result.goals)) console.log(`  sometimes ${reached ? 'reached' : 'NOT REACHED'}: ${goal}`);
-  console.log(`  liveness: ${result.livenessFailure ? `FAILED: ${result.livenessFailure.reason}` : `holds from ${result.livenessChecked} sampled states`}`);
+  console.log(`  liveness: ${result.livenessFailure ? `FAILED: ${result.livenessFailure.reason}` : `holds from ${result.livenessChecked} states drawn evenly from the ${result.livenessEligible} eligible (one new state in ${livenessEvery})`}`);
   if (result.violation) {
     console.log(`VIOLATION of "${result.violation.property}": ${result.violation.detail}`);
     console.log(numberedSteps(result.violation.trace));

@@ -26,6 +26,14 @@ export interface WorldConfig {
   /** Timers fire only when nothing else can happen (no message in flight, no pending I/O). */
   readonly timersOnlyWhenQuiet: boolean;
   /**
+   * Without `timersOnlyWhenQuiet`: how many time-outs may fire while the
+   * group is not quiet (racing a message, a down server or a commit); after
+   * that, timers fire only when quiet again. Absent, any number (random walks
+   * and replays): retries then make the state space infinite, so an
+   * exhaustive search of timers that race sets it.
+   */
+  readonly earlyTimersMax?: number;
+  /**
    * A crash is a power cut: page data neither written with FUA nor synced is
    * lost with it. Clients then write with FUA, so every acknowledged write
    * must survive, and what is tested is the group's own durability

@@ -100,7 +100,11 @@ export interface World {
   readonly violation: string | null;
 }
 
-export interface Budgets { readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number; readonly commitFailures: number }
+export interface Budgets {
+  readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number; readonly commitFailures: number;
+  /** Time-outs that may still fire while the group is not quiet (WorldConfig.earlyTimersMax; Infinity when unbounded, 0 when timers wait for quiet). */
+  readonly earlyTimers: number;
+}
 
 /**
  * Budgets are few distinct values shared by millions of worlds; each is
@@ -110,7 +114,7 @@ export interface Budgets { readonly writes: number; readonly reads: number; read
 const budgetsByValue = new Map<string, Budgets>();
 
 function budgetsOf(budgets: Budgets): Budgets {
-  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}`;
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}|${budgets.earlyTimers}`;
   const known = budgetsByValue.get(key);
   if (known) return known;
   budgetsByValue.set(key, budgets);
@@ -184,7 +188,10 @@ export function initialWorld(config: WorldConfig): World {
   });
   let world: World = {
     config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegisterOf(config)),
-    budgets: budgetsOf({ writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults, commitFailures: config.commitFailures ?? 0 }),
+    budgets: budgetsOf({
+      writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults,
+      commitFailures: config.commitFailures ?? 0, earlyTimers: config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY,
+    }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
   };
@@ -517,8 +524,11 @@ export function enabledActions(world: World): Action[] {
   for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist', server));
   if (budgets.commitFailures > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist.fail', server));
   // Time-outs model a fair scheduler: they fire once faults have healed (every server up) and nothing else can happen.
-  const quiet = world.network.length === 0 && servers.every((server) => server.up && server.pendingMeta.length === 0);
-  if (quiet || !config.timersOnlyWhenQuiet) {
+  // Without that restriction (--timers-anytime) a time-out may race anything, while fewer than messagesMax messages
+  // are in flight and, if the configuration bounds them, early firings remain: retries would otherwise fill the
+  // network and count up without end, and the search could never finish.
+  const quiet = isQuiet(world);
+  if (quiet || (budgets.earlyTimers > 0 && world.network.length < config.messagesMax)) {
     for (let server = 0; server < servers.length; server += 1) {
       const { up, timers } = servers[server] as SimServer;
       if (up) for (const timerId of new Set(timers)) actions.push(timerAction(server, timerId));
@@ -527,6 +537,11 @@ export function enabledActions(world: World): Action[] {
   if (budgets.crashes > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up) actions.push(indexAction('crash', server));
   for (let server = 0; server < servers.length; server += 1) if (!servers[server]?.up) actions.push(indexAction('restart', server));
   return actions;
+}
+
+/** Nothing in flight, every server up, no commit pending: when a time-out models a fair scheduler's patience. */
+function isQuiet(world: World): boolean {
+  return world.network.length === 0 && world.servers.every((server) => server.up && server.pendingMeta.length === 0);
 }
 
 /**
@@ -658,7 +673,10 @@ export function applyAction(world: World, action: Action): World {
       const failed = { ...world, budgets: spend(world.budgets, 'commitFailures') };
       return runNode(failed, action.server, 'pf', startPersistFailure, null);
     }
-    case 'timer': return runNode(world, action.server, `t|${action.timerId}`, startTimer, action.timerId);
+    case 'timer': {
+      const timed = isQuiet(world) ? world : { ...world, budgets: spend(world.budgets, 'earlyTimers') };
+      return runNode(timed, action.server, `t|${action.timerId}`, startTimer, action.timerId);
+    }
     case 'crash': return crash(world, action.server);
     case 'restart': {
       return startServer(world, action.server, 1);
