@@ -16,6 +16,7 @@ import { ServerRuntime } from '../runtime/server-runtime.js';
 import type { BlockObserver } from '../runtime/volume-backend.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { checkDirectoryIdentity, claimDataDirectory } from '../storage/data-directory.js';
+import { sweepReleasedPages } from '../storage/released-page-sweep.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
@@ -67,6 +68,9 @@ async function main(): Promise<void> {
   if (diskOperationsPerSecondMax > 0) log(`emulated disk: ${diskOperationsPerSecondMax} operations per second`);
   // A process killed on this boot left its unsynced writes in the kernel's cache, outside this store's dirty set.
   if (killedOnThisBoot) log(`synced ${await pages.syncEveryFile()} page files the previous run left unsynced`);
+  // A copy released just before a crash may have lost its file's unlink but not its record's removal.
+  const swept = await sweepReleasedPages(pages, metadata.load());
+  if (swept.length > 0) log(`deleted the files of ${swept.length} released page${swept.length === 1 ? '' : 's'} a stop came between: ${swept.map((pageKey) => `${pageKey.volume}/${pageKey.page}`).join(', ')}`);
   const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
   // Each process starts its machines' chains afresh from its durable records; the trace says so.
   traceStream?.write(`${JSON.stringify({ server: self.id, type: 'start' })}\n`);

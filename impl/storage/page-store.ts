@@ -409,6 +409,20 @@ export class PageStore {
     return synced;
   }
 
+  /** Every page that has a file here, by volume, then page (read at start, before the store is in use). */
+  async storedPages(): Promise<PageKey[]> {
+    const found: PageKey[] = [];
+    if (!fs.existsSync(this.#directory)) return found;
+    for (const volume of await fs.promises.readdir(this.#directory, { withFileTypes: true })) {
+      if (!volume.isDirectory()) continue;
+      for (const entry of await fs.promises.readdir(nodePath.join(this.#directory, volume.name))) {
+        const page = /^(\d+)\.page$/.exec(entry);
+        if (page) found.push({ volume: volume.name, page: Number(page[1]) });
+      }
+    }
+    return found.sort((a, b) => a.volume.localeCompare(b.volume) || a.page - b.page);
+  }
+
   /** Pins an open handle of the file, opening it (and, with `create`, creating it) when needed; null if it does not exist. */
   async #pin(file: PageFile, create: boolean): Promise<CachedHandle | null> {
     // A page being deleted has no file to sync or read (a write to it waits for the delete in the runtime's page queue).
