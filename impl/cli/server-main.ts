@@ -100,6 +100,10 @@ async function main(): Promise<void> {
       clientQuietMs: defaultClientQuietMs,
     },
     trace: traceStream ? (event) => traceStream.write(`${JSON.stringify({ server: self.id, ...event })}\n`) : undefined,
+    onCommitOutcomeUnknown: (error) => {
+      log(`${error.message}; stopping: a restart recovers from what is durable`);
+      process.exit(70);
+    },
   });
   await transport.listen();
   runtime.start();

@@ -66,7 +66,9 @@ export interface PageData {
  * Durable metadata as the runtime needs it; `impl/storage` provides it on lmdb.
  * `commit` is called again before earlier commits have resolved: commits must
  * be applied (and their promises resolved) in call order, and may share one
- * durable transaction (lmdb does both).
+ * durable transaction (lmdb does both). A commit that fails with its outcome
+ * unknown (it may be durable all the same) rejects with an error whose
+ * `outcomeUnknown` is true; any other rejection applied nothing.
  */
 export interface Metadata {
   load(): DurableRecords;
@@ -101,6 +103,14 @@ export interface ServerRuntimeOptions {
   readonly bootstrapMembership?: Membership;
   /** Called whenever the node adopts a membership record (the transport connects to new members, the balancer follows). */
   readonly onMembership?: (membership: Membership) => void;
+  /**
+   * A metadata commit failed and may be durable all the same. The node takes
+   * a failed commit for one not applied, and the explorer
+   * (`--failed-commits-durable`) finds a move that never ends when it was, so
+   * the server process stops here and recovers from what is durable (the
+   * server's handler exits). Absent (tests), the failure goes to the node.
+   */
+  readonly onCommitOutcomeUnknown?: (error: Error) => void;
 }
 
 /** The node's answer to an administrative request (`flipPending`: see `move`). */
@@ -521,8 +531,14 @@ export class ServerRuntime {
         }
         void committed.then(() => true, (error: unknown) => {
           this.#options.log(`metadata commit failed: ${(error as Error).message}`);
+          const unknownOutcome = (error as { outcomeUnknown?: unknown }).outcomeUnknown === true;
+          if (unknownOutcome && this.#options.onCommitOutcomeUnknown) {
+            this.#options.onCommitOutcomeUnknown(error as Error);
+            return null;
+          }
           return false;
         }).then((ok) => {
+          if (ok === null) return;
           if (ok) this.#logCheckpoints(writes);
           if (completionId) this.#input({ type: 'io.done', completionId, ok });
           // The store skipped it and goes on; the node decides whether it is worth another try.

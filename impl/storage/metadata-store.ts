@@ -161,9 +161,15 @@ export class MetadataStore {
       const problem = metadataWriteProblem(write);
       assert(problem === null, `metadata write ${index} (${JSON.stringify(write)}): ${problem}`);
     });
-    await this.#root.childTransaction(() => {
-      for (const write of writes) this.#apply(write);
-    });
+    try {
+      await this.#root.childTransaction(() => {
+        for (const write of writes) this.#apply(write);
+      });
+    } catch (error) {
+      // lmdb reports a failed write and a failed sync alike (EIO, even for EFBIG): the commit may have reached the
+      // disk's meta page before its sync failed, so nobody can say it was not applied.
+      throw Object.assign(new Error(`metadata commit failed, outcome unknown: ${(error as Error).message}`, { cause: error }), { outcomeUnknown: true });
+    }
   }
 
   async close(): Promise<void> {

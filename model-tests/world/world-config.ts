@@ -80,6 +80,12 @@ export interface WorldConfig {
    * too, as with `unawaitedCommitsLost`.
    */
   readonly commitFailures?: number;
+  /**
+   * With `commitFailures`: a commit reported failed was made durable all the
+   * same (an fsync that failed after the pages reached the disk): the outcome
+   * of a failed commit is unknown to the node, which must be ready for both.
+   */
+  readonly failedCommitsDurable?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
 }

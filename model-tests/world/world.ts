@@ -708,12 +708,18 @@ function startPersist(before: SimServer): PreparedCascade {
   return { server: { ...before, meta: applyMeta(before.meta, first.writes), pendingMeta: rest }, input: { type: 'io.done', completionId: first.completionId, ok: true } };
 }
 
-/** The first pending commit fails: skipped, as the runtime's store skips it, and reported to the node as the runtime does. */
-function startPersistFailure(before: SimServer): PreparedCascade {
+/**
+ * The first pending commit fails: skipped, as the runtime's store skips it,
+ * and reported to the node as the runtime does; or, with
+ * `failedCommitsDurable`, made durable all the same before it is reported
+ * failed (an outcome the node cannot tell apart).
+ */
+function startPersistFailure(before: SimServer, world: World): PreparedCascade {
   const [first, ...rest] = before.pendingMeta;
   assert(first, 'a commit is pending');
   const input: NodeInput = first.completionId === null ? { type: 'meta.failed', writes: first.writes } : { type: 'io.done', completionId: first.completionId, ok: false };
-  return { server: { ...before, pendingMeta: rest }, input };
+  const meta = world.config.failedCommitsDurable === true ? applyMeta(before.meta, first.writes) : before.meta;
+  return { server: { ...before, meta, pendingMeta: rest }, input };
 }
 
 function startTimer(before: SimServer, _world: World, timerId: string): PreparedCascade {
