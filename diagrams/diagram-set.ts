@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { piecewiseMoveMachine } from '../machines/migration/piecewise-move.machine.js';
@@ -40,6 +41,36 @@ export function staleDiagrams(files: readonly DiagramFile[], directory: string):
     const path = join(directory, file.fileName);
     if (!existsSync(path)) stale.push(`${file.fileName} (missing)`);
     else if (readFileSync(path, 'utf8') !== file.text) stale.push(`${file.fileName} (differs)`);
+    const svgPath = path.replace(/\.mmd$/, '.svg');
+    const svgName = file.fileName.replace(/\.mmd$/, '.svg');
+    // The picture a reviewer opens is checked too: drawn from this `.mmd`, and not edited since (a review edited an SVG
+    // and the check still passed).
+    if (!existsSync(svgPath)) stale.push(`${svgName} (missing)`);
+    else {
+      const problem = svgProblem(readFileSync(svgPath, 'utf8'), file.text);
+      if (problem) stale.push(`${svgName} (${problem})`);
+    }
   }
   return stale;
+}
+
+const markPattern = /\n<!-- blockshift diagram source sha256:([0-9a-f]{64}) drawing sha256:([0-9a-f]{64}) -->\n$/;
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A rendered SVG with its mark appended: the SHA-256 of the `.mmd` text it was drawn from, and of the drawing itself. */
+export function markedSvg(svgText: string, mmdText: string): string {
+  const drawing = svgText.trimEnd();
+  return `${drawing}\n<!-- blockshift diagram source sha256:${sha256(mmdText)} drawing sha256:${sha256(drawing)} -->\n`;
+}
+
+/** Why an SVG is not the rendering of this `.mmd` text as it was drawn; null if it is. */
+export function svgProblem(svgText: string, mmdText: string): string | null {
+  const mark = markPattern.exec(svgText);
+  if (!mark) return 'no source mark: not rendered by `npm run diagrams`';
+  if (mark[1] !== sha256(mmdText)) return 'drawn from another .mmd';
+  if (mark[2] !== sha256(svgText.slice(0, mark.index))) return 'edited since it was drawn';
+  return null;
 }

@@ -58,17 +58,18 @@ describe('crash-and-restart sequence of a 2-piece piecewise move', () => {
     expect(diagramFiles().find((file) => file.fileName === crashRestartFileName)?.text).toBe(text);
   });
 
-  it('crashes while piece 1 finishes, with only stage 4 (piece 1 in transit) durable', () => {
-    indexOf('Note over Disk,A: crash during stage 5 (finish piece 1): the pending record is lost, durable stage 4 is kept');
+  // Pieces are numbered from 1, as in the patent's Table 2 (a review found the diagram counting from 0 beside it).
+  it('crashes while piece 2 finishes, with only stage 4 (piece 2 in transit) durable', () => {
+    indexOf('Note over Disk,A: crash during stage 5 (finish piece 2): the pending record is lost, durable stage 4 is kept');
     indexOf('A-xA: crash');
   });
 
-  it('restarts at stage 4, copying piece 1 again with a new attempt and never piece 0', () => {
-    const restart = indexOf('Admin->>A: restart');
-    expect(lines[restart + 1]).toBe('Note over Disk,B: restart resumes at stage 4: start piece 1 again, the piece in transit (attempt 2)');
-    expect(lines[restart + 2]).toBe('A->>Disk: stage.persist stage 4 (piece 0 atDestination, piece 1 inTransit)');
+  it('restarts (by the source\'s own timer) at stage 4, copying piece 2 again with a new attempt and never piece 1', () => {
+    const restart = indexOf('A->>A: restart (its move-restart timer)');
+    expect(lines[restart + 1]).toBe('Note over Disk,B: restart resumes at stage 4: start piece 2 again, the piece in transit (attempt 2)');
+    expect(lines[restart + 2]).toBe('A->>Disk: stage.persist stage 4 (piece 1 atDestination, piece 2 inTransit)');
     const copies = lines.filter((line) => line.startsWith('A->>B: piece.copy'));
-    expect(copies).toEqual(['A->>B: piece.copy piece 0 of 2 (attempt 1)', 'A->>B: piece.copy piece 1 of 2 (attempt 1)', 'A->>B: piece.copy piece 1 of 2 (attempt 2)']);
+    expect(copies).toEqual(['A->>B: piece.copy piece 1 of 2 (attempt 1)', 'A->>B: piece.copy piece 2 of 2 (attempt 1)', 'A->>B: piece.copy piece 2 of 2 (attempt 2)']);
   });
 
   it('ends with the flip: commit at B, then release at A, then the new route published', () => {

@@ -1,17 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DiagramFile } from './diagram-set.js';
-import { diagramFiles, staleDiagrams } from './diagram-set.js';
+import { diagramFiles, markedSvg, staleDiagrams } from './diagram-set.js';
 
 /**
  * The diagrams CLI: `tsx diagrams/generate.ts [--render | --check]`.
  *
  * Theory of operation. Generated diagrams are never edited by hand: CI
  * regenerates them and fails on a difference. `--check` computes every
- * diagram in memory and compares it with the committed `.mmd` file; it needs
- * no browser, so it runs anywhere. `--render` (the default) writes the `.mmd`
+ * diagram in memory and compares it with the committed `.mmd` file, and
+ * checks that each `.svg` carries the hashes of that text and of its own
+ * drawing (written when it was rendered), so a picture drawn from an older
+ * `.mmd` or edited by hand fails too; it needs no browser, so it runs
+ * anywhere. `--render` (the default) writes the `.mmd`
  * files and renders each to `.svg` with mermaid-cli, using the system
  * Chromium named in `puppeteer-config.json`, because CI never downloads a
  * browser (PUPPETEER_SKIP_DOWNLOAD=1). The layout engine is chosen in
@@ -57,6 +60,8 @@ function render(files: readonly DiagramFile[]): number {
       console.error(`diagrams/${file.fileName} rendered to only ${svgBytes} bytes; mermaid drew nothing`);
       return 1;
     }
+    // Names its source, so `--check` can tell a picture drawn from another `.mmd` (or edited by hand) from this one's.
+    writeFileSync(svgPath, markedSvg(readFileSync(svgPath, 'utf8'), file.text));
     console.log(`wrote diagrams/${file.fileName} and ${svgPath.slice(diagramsDirectory.length + 1)} (${svgBytes} bytes)`);
   }
   return 0;

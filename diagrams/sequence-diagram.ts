@@ -23,6 +23,12 @@ import { generatedHeader } from './state-diagram.js';
  * read from its snapshot, and the run is checked against the table's restart
  * stage (`restartStage`) and must end in `routingTableUpdated`. A changed
  * machine therefore either changes this diagram or makes generation throw.
+ *
+ * It draws the move machine alone. The node around it adds what the machine
+ * does not see: the restart comes from the source's own move-restart timer,
+ * and between a piece's copy and its finish stage the node holds the piece's
+ * reads and confirms the hand-over with the destination (`piece.handover`).
+ * Pieces are numbered from 1, as in the patent's Table 2 and `npm run tables`.
  */
 export const crashRestartPieceCount = 2;
 
@@ -72,7 +78,7 @@ export function crashRestartSequenceText(): string {
 
   // A crash loses the pending record; the durable one decides where the move resumes.
   const durable = snapshot.context.checkpoint;
-  lines.push(`  Note over Disk,A: crash during stage ${snapshot.context.pending?.stage} (finish piece ${snapshot.context.piece}): the pending record is lost, durable stage ${durable.stage} is kept`);
+  lines.push(`  Note over Disk,A: crash during stage ${snapshot.context.pending?.stage} (finish piece ${snapshot.context.piece + 1}): the pending record is lost, durable stage ${durable.stage} is kept`);
   deliver({ type: 'crash' });
   assert(snapshot.matches('interrupted'), `a crash left the move in ${JSON.stringify(snapshot.value)}, not interrupted`);
   deliver({ type: 'restart' }, (next) => {
@@ -80,7 +86,7 @@ export function crashRestartSequenceText(): string {
     const tableRestartStage = restartStage('piecewise', durable);
     assert(resumed.pending?.stage === tableRestartStage, `restart resumed at stage ${resumed.pending?.stage}, the table's restart stage is ${tableRestartStage}`);
     assert(durable.pieceModes[resumed.piece] === 'inTransit', `restart resumed piece ${resumed.piece}, which was ${durable.pieceModes[resumed.piece]}, not in transit`);
-    return `Note over Disk,B: restart resumes at stage ${resumed.pending.stage}: start piece ${resumed.piece} again, the piece in transit (attempt ${resumed.attempt})`;
+    return `Note over Disk,B: restart resumes at stage ${resumed.pending.stage}: start piece ${resumed.piece + 1} again, the piece in transit (attempt ${resumed.attempt})`;
   });
 
   while (snapshot.status === 'active') deliver(healthyAnswer(effects));
@@ -108,13 +114,13 @@ function eventArrow(event: MoveEvent): string {
   switch (event.type) {
     case 'move.begin': return 'Admin->>A: move.begin';
     case 'stage.persisted': return `Disk-->>A: stage.persisted stage ${event.stage} (attempt ${event.attempt})`;
-    case 'piece.copied': return `B-->>A: piece.copied piece ${event.piece} (attempt ${event.attempt})`;
+    case 'piece.copied': return `B-->>A: piece.copied piece ${event.piece + 1} (attempt ${event.attempt})`;
     case 'destination.committed': return `B-->>A: destination.committed (attempt ${event.attempt})`;
     case 'destination.failed': return `B-->>A: destination.failed (attempt ${event.attempt})`;
     case 'destination.stale': return `B-->>A: destination.stale (attempt ${event.attempt})`;
     case 'timer.fired': return 'A->>A: timer.fired';
     case 'crash': return 'A-xA: crash';
-    case 'restart': return 'Admin->>A: restart';
+    case 'restart': return 'A->>A: restart (its move-restart timer)';
     default: return assertNever(event, 'move event');
   }
 }
@@ -122,7 +128,7 @@ function eventArrow(event: MoveEvent): string {
 function effectArrow(effect: Effect): string {
   switch (effect.type) {
     case 'stage.persist': return `A->>Disk: stage.persist stage ${effect.checkpoint.stage} (${pieceModesText(effect.checkpoint)})`;
-    case 'piece.copy': return `A->>B: piece.copy piece ${effect.piece} of ${effect.pieceCount} (attempt ${effect.attempt})`;
+    case 'piece.copy': return `A->>B: piece.copy piece ${effect.piece + 1} of ${effect.pieceCount} (attempt ${effect.attempt})`;
     case 'timer.set': return `A->>A: timer.set progress time-out ${effect.delayMs} ms`;
     case 'commit.request': return `A->>B: commit.request epoch ${effect.epoch} (attempt ${effect.attempt})`;
     case 'copy.release': return `A->>Disk: copy.release epoch ${effect.epoch}`;
@@ -138,5 +144,5 @@ function effectArrow(effect: Effect): string {
 }
 
 function pieceModesText(checkpoint: MoveCheckpoint): string {
-  return checkpoint.pieceModes.map((mode, piece) => `piece ${piece} ${mode}`).join(', ');
+  return checkpoint.pieceModes.map((mode, piece) => `piece ${piece + 1} ${mode}`).join(', ');
 }

@@ -198,6 +198,8 @@ export function flipStates(machineId: string) {
       on: { 'destination.committed': { guard: 'isCurrentAttempt', target: 'flipping' } },
     },
     flipping: {
+      // The stage this state makes durable is the tables' last row.
+      meta: { action: 'Routing Table updated' },
       entry: ['enterFlipStage', persistPending],
       on: { 'stage.persisted': { guard: 'confirmsPending', target: `#${machineId}.routingTableUpdated`, actions: 'confirmPending' } },
     },

@@ -10,8 +10,12 @@ import { start, step } from '../step.js';
  * Derives the patent's Tables 1 and 2 by walking a move machine along its
  * happy path, answering each effect as a healthy runtime would, and by
  * crashing and restarting it once at every stage. Nothing here knows the
- * tables: the rows come from the machine's states, its queries and its
- * restart transitions, so a change to any of them changes the printed table.
+ * tables: the rows come from the machine's states (each names its action in
+ * its `meta`), its queries and its restart transitions, so a change to any
+ * of them changes the printed table, and a machine that says something the
+ * table cannot say (a state with no action, a restart that neither copies
+ * again nor commits, servers outside a piece's source and destination)
+ * stops the walk with an error instead of printing a plausible row.
  */
 export interface TableRow {
   stage: string;
@@ -32,7 +36,7 @@ export function deriveTable(machine: MoveMachine, kind: MoveKind, pieceCount: nu
   };
   const rows: TableRow[] = [];
   let [snapshot, effects] = start(machine, input) as [MoveSnapshot, Effect[]];
-  rows.push(rowFor(machine, snapshot, 'Not started', restartColumn(machine, snapshot)));
+  rows.push(rowFor(machine, snapshot, actionOf(snapshot), restartColumn(machine, snapshot)));
   [snapshot, effects] = step(machine, snapshot as never, { type: 'move.begin' }) as [MoveSnapshot, Effect[]];
   for (let stepCount = 0; snapshot.status === 'active'; stepCount += 1) {
     if (stepCount > 1000) throw new Error('table walk did not finish');
@@ -60,19 +64,29 @@ function answerFor(effects: readonly Effect[]): MoveEvent | null {
   return null;
 }
 
-/** Crash the machine while the stage's action is under way, restart it, and see which stage it copies again. */
+/**
+ * Crash the machine while the stage's action is under way, restart it, and
+ * see where it resumes: the stage it makes durable first, or "N/A" when it goes
+ * straight to the commit (only the flip remains; a Table 1 destination that
+ * did not take this attempt's copy then refuses the commit, and the page is
+ * copied again from stage 2: that is the commit's answer, not the restart's).
+ * Anything else is not a restart the tables describe, and stops the walk.
+ */
 function restartColumn(machine: MoveMachine, snapshot: MoveSnapshot): string {
   const [crashed] = step(machine, snapshot as never, { type: 'crash' }) as [MoveSnapshot, Effect[]];
   if (!crashed.matches('interrupted')) return 'N/A';
   const [restarted, effects] = step(machine, crashed as never, { type: 'restart' }) as [MoveSnapshot, Effect[]];
-  const copiesAgain = effects.some((effect) => effect.type === 'stage.persist') && restarted.context.pending?.pieceModes.includes('inTransit');
-  return copiesAgain ? String(restarted.context.pending?.stage) : 'N/A';
+  // The stage it makes durable first is where it resumes (the table compares it with the patent's restart stage).
+  if (effects.some((effect) => effect.type === 'stage.persist')) return String(restarted.context.pending?.stage);
+  if (effects.some((effect) => effect.type === 'commit.request')) return 'N/A';
+  throw new Error(`a restart from ${JSON.stringify(snapshot.value)} resumes at ${JSON.stringify(restarted.value)}, neither copying again nor committing`);
 }
 
+/** The action the state names in its `meta` (the table's wording); a state without one is a machine the table cannot describe. */
 function actionOf(snapshot: MoveSnapshot): string {
   const meta = Object.values(snapshot.getMeta() as Record<string, { action?: string }>).find((entry) => entry.action !== undefined);
-  const action = meta?.action ?? 'Routing Table updated';
-  return action.replace('{piece}', String(snapshot.context.piece + 1));
+  if (meta?.action === undefined) throw new Error(`state ${JSON.stringify(snapshot.value)} names no action in its meta`);
+  return meta.action.replace('{piece}', String(snapshot.context.piece + 1));
 }
 
 function rowFor(machine: MoveMachine, snapshot: MoveSnapshot, action: string, restart: string): TableRow {
@@ -100,6 +114,10 @@ export function describeTargets(targetsPerPiece: readonly (readonly string[])[])
   };
   if (groups.size === 1) return capitalise(serversText([...groups.keys()][0] ?? ''));
   const order = ['B', 'A+B', 'A'];
+  // The patent's words cover these three groups only; any other (servers in another order, a third server) is a
+  // machine the table cannot describe, not a group to leave out.
+  const unknown = [...groups.keys()].filter((targetKey) => !order.includes(targetKey));
+  if (unknown.length > 0) throw new Error(`servers ${unknown.join(', ')} are none of the table's groups (${order.join(', ')})`);
   const parts = order.filter((targetKey) => groups.has(targetKey)).map((targetKey) => {
     if (targetKey === 'A') return `${serversText(targetKey)} for others`;
     const pieceNumbers = groups.get(targetKey) ?? [];
