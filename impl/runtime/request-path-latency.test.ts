@@ -74,7 +74,13 @@ describe('request path latencies', () => {
         delete: async () => undefined,
       },
       metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
-      peers: { send: (to, message) => sent.push({ to, message }) },
+      peers: {
+        send: (to, message) => {
+          sent.push({ to, message });
+          // s2 grants every volume name s1 reserves (volume-reservation.ts).
+          if (message.type === 'volume.reserve') setImmediate(() => runtime.receive(to, { type: 'volume.reserveAnswer', name: message.volume.name, reservationId: message.reservationId, granted: true, reason: null }, null));
+        },
+      },
       log: () => undefined,
     });
     runtime.start();

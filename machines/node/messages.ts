@@ -74,6 +74,10 @@ export type PeerMessage =
   | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number; lossEpoch: number }
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }
+  /** Before that, its name is reserved on every member (volume-reservation.ts): one creation of a name at a time. */
+  | { type: 'volume.reserve'; volume: VolumeDefinition; reservationId: string }
+  | { type: 'volume.reserveAnswer'; name: string; reservationId: string; granted: boolean; reason: string | null }
+  | { type: 'volume.release'; name: string; reservationId: string }
   /**
    * Volumes are lazy like routes and membership: with each membership
    * announcement a server names the volumes it knows, and a member that knows

@@ -21,7 +21,7 @@ type Mutable<T> = {
   -readonly [K in keyof T]: T[K] extends ReadonlyMap<infer K2, infer V> ? Map<K2, V> : T[K] extends Readonly<Record<string, infer V>> ? Record<string, V> : T[K]
 };
 
-type MapField = 'volumes' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
+type MapField = 'volumes' | 'volumeReservations' | 'moves' | 'requests' | 'serves' | 'continuations' | 'flushes' |
   'localWritesInFlight' | 'blockVersions' | 'parked' | 'handoversDeferred' | 'attemptsJoined' | 'lossWatches' | 'departedLossEpochs';
 type Draft = Mutable<NodeState>;
 
@@ -74,6 +74,7 @@ export class NodeDraft {
 
   // Writable accessors: the first use in a step copies the map.
   get volumes(): Draft['volumes'] { return this.#edit('volumes'); }
+  get volumeReservations(): Draft['volumeReservations'] { return this.#edit('volumeReservations'); }
   get moves(): Draft['moves'] { return this.#edit('moves'); }
   get requests(): Draft['requests'] { return this.#edit('requests'); }
   get serves(): Draft['serves'] { return this.#edit('serves'); }
@@ -89,7 +90,7 @@ export class NodeDraft {
 
   finish(): NodeState {
     return {
-      config: this.config, started: this.started, volumes: this.read('volumes'), routes: this.routes, replicas: this.replicas, moves: this.read('moves'),
+      config: this.config, started: this.started, volumes: this.read('volumes'), volumeReservations: this.read('volumeReservations'), routes: this.routes, replicas: this.replicas, moves: this.read('moves'),
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),

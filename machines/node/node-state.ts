@@ -1,3 +1,4 @@
+import type { VolumeReservation } from './volume-reservation.js';
 import type { SnapshotFrom } from 'xstate';
 import type { ServerId } from '../identifiers.js';
 import { assert } from '../identifiers.js';
@@ -188,6 +189,8 @@ export interface NodeState {
   readonly config: NodeConfig;
   readonly started: boolean;
   readonly volumes: Readonly<Record<string, VolumeDefinition>>;
+  /** Volume names reserved for a creation in progress, here or on another member (volume-reservation.ts); volatile. */
+  readonly volumeReservations: Readonly<Record<string, VolumeReservation>>;
   readonly routes: PageMap<Route>;
   readonly replicas: PageMap<ReplicaSnapshot>;
   readonly moves: Readonly<Record<string, MoveEntry>>;
@@ -262,7 +265,7 @@ export const incarnationsMax = 2 ** 16;
 
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
-    config, started: false, volumes: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
+    config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {},

@@ -32,6 +32,9 @@ import {
   announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, isMembershipCommitRetryDue, leaveCheckTimerFired, membershipCommitTimer, membershipCommitTimerFired,
   membershipPersisted, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership,
 } from './node-membership.js';
+import {
+  endReservationByDefinition, isReservationTimerLive, mayDefine, receiveRelease, receiveReserve, receiveReserveAnswer, reservationTimer, reservationTimerFired, reserveVolume,
+} from './volume-reservation.js';
 import { copyChunksOf, initialOwner, movePieceCountProblem, movePieceOfBlock, movePieceSizeBlocks, pageKeysOf, pieceOfBlock, validateVolume } from './volume.js';
 
 /**
@@ -220,12 +223,23 @@ class NodeStep {
    */
   #createVolume(requestId: string, volume: VolumeDefinition): void {
     const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
+      (this.next.read('volumeReservations')[volume.name] ? `volume ${volume.name} is being created (on ${this.next.read('volumeReservations')[volume.name]!.by}); try again` : null) ??
       (Object.keys(this.next.read('volumes')).length >= volumesMax ? `the group holds ${volumesMax} volumes, the most it may` : null) ??
       (volume.servers.every((server) => isActiveMember(this.next.membership, server)) ? null : 'volume names a server outside the group or draining');
     if (problem) {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: problem });
       return;
     }
+    reserveVolume(this, requestId, volume);
+  }
+
+  /** For volume-reservation.ts: a fresh id for a reservation. */
+  newReservationId(): string {
+    return this.#newId('vr');
+  }
+
+  /** For volume-reservation.ts: every member granted the name, so the volume is defined here and everywhere. */
+  defineCreated(volume: VolumeDefinition, requestId: string): void {
     this.#defineVolume(volume, requestId);
     for (const server of this.#group()) {
       if (server !== this.#self) this.effects.push({ type: 'peer.send', to: server, message: { type: 'volume.define', volume } });
@@ -234,7 +248,9 @@ class NodeStep {
 
   /** `adminRequestId`: the administrator's request that created the volume here, answered once the definition is durable. */
   #defineVolume(volume: VolumeDefinition, adminRequestId: string | null = null): void {
-    if (this.next.volumes[volume.name] || validateVolume(volume)) return;
+    // Not over a name this server holds for another creation (which every member must grant, volume-reservation.ts).
+    if (this.next.volumes[volume.name] || validateVolume(volume) || !mayDefine(this.next, volume)) return;
+    endReservationByDefinition(this, volume);
     this.next.volumes[volume.name] = volume;
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
     const routes: [string, Route][] = [];
@@ -1412,6 +1428,9 @@ class NodeStep {
         if (message.membershipEpoch > this.next.membership.epoch) return;
         return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
       case 'volume.define': return this.#defineVolume(message.volume);
+      case 'volume.reserve': return receiveReserve(this, from, message.volume, message.reservationId);
+      case 'volume.reserveAnswer': return receiveReserveAnswer(this, from, message.name, message.reservationId, message.granted, message.reason);
+      case 'volume.release': return receiveRelease(this, from, message.name, message.reservationId);
       case 'volumes.known': return this.#volumesKnownBy(from, message.names);
       case 'membership.update': return receiveMembership(this, from, message.membership);
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
@@ -1592,6 +1611,7 @@ class NodeStep {
       }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       case membershipCommitTimer: return membershipCommitTimerFired(this, subject);
+      case reservationTimer: return reservationTimerFired(this, subject, detail);
       default: return;
     }
   }
@@ -1648,6 +1668,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'move-removal': return state.moves[subject] === undefined;
     case 'volume-definition': return state.volumes[subject] !== undefined;
     case membershipCommitTimer: return isMembershipCommitRetryDue(state, subject);
+    case reservationTimer: return isReservationTimerLive(state, subject, detail);
     default: return false;
   }
 }

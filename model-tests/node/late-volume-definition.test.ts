@@ -47,6 +47,11 @@ describe('a volume definition', () => {
     let [state] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([], 's1') });
     let effects: NodeEffect[];
     [state, effects] = nodeStep(state, { type: 'admin.createVolume', requestId: 'create', volume });
+    // The name is reserved on s2 first (volume-reservation.ts); its grant lets the definition go ahead.
+    const reserve = effects.find((effect) => effect.type === 'peer.send' && effect.to === 's2' && effect.message.type === 'volume.reserve');
+    expect(reserve).toBeDefined();
+    const reservationId = reserve?.type === 'peer.send' && reserve.message.type === 'volume.reserve' ? reserve.message.reservationId : '';
+    [state, effects] = nodeStep(state, { type: 'peer.message', from: 's2', message: { type: 'volume.reserveAnswer', name: volume.name, reservationId, granted: true, reason: null } });
     expect(adminReplies(effects)).toEqual([]);
     expect(effects.some((effect) => effect.type === 'peer.send' && effect.to === 's2' && effect.message.type === 'volume.define')).toBe(true);
     const first = definitionCommit(effects);
