@@ -36,9 +36,11 @@ export function moveEpoch(context: MoveContext): number {
 
 /**
  * The stage a failure now would resume at, or null when nothing is copied
- * again (N/A: only the flip remains, or it is done). A move whose durable
- * record still says "not started" was accepted, so it resumes at its first
- * start stage.
+ * again (N/A: only the flip remains, or it is done). For a "not started"
+ * checkpoint it names the first start stage, which is where the machine goes
+ * if it is still running; no "not started" record is ever made durable, so a
+ * source that crashes before its stage-2 record is durable has no move left
+ * to resume (the README's restart column says so).
  */
 export function restartStage(kind: MoveKind, checkpoint: MoveCheckpoint): number | null {
   if (checkpoint.owner === 'destination') return null;
