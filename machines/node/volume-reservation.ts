@@ -14,17 +14,20 @@ import type { VolumeDefinition } from './volume.js';
  * different volumes, each spreading to the members it reached first: the
  * group then disagreed on a volume's geometry, and so on where its blocks
  * are. Now the server asked reserves the name on every member first, and
- * defines the volume only once every one has granted it; a member grants a
- * name to one reservation at a time, and never a name it already defines
- * otherwise. Of two creations at once, at most one gets every grant (the
- * other is refused, or both are, and the administrator tries again).
+ * defines the volume once a majority of the members (itself included) have
+ * granted it; a member grants a name to one reservation at a time, and
+ * never a name it already defines otherwise. Any two majorities share a
+ * member, so of two creations at once at most one gets its majority (the
+ * other is refused, or both are, and the administrator tries again), while
+ * a member that is down does not stop a creation: it learns the definition
+ * when it comes back (`volumes.known`), as before.
  *
  * Theory of operation. Creator: `admin.createVolume` → reservation recorded,
  * `volume.reserve` to every other member, a timer; each
- * `volume.reserveAnswer` granted is counted; all granted → the volume is
- * defined here and sent to every member (`volume.define`), as before; a
- * refusal or the timer → the administrator is refused and the members that
- * granted are told (`volume.release`). Member: `volume.reserve` → granted
+ * `volume.reserveAnswer` is counted; a majority granted → the volume is
+ * defined here and sent to every member (`volume.define`), as before; so
+ * many refusals that no majority is left, or the timer → the administrator
+ * is refused and every member is told (`volume.release`). Member: `volume.reserve` → granted
  * and held (with a timer of its own, longer than the creator's, so a
  * creator that crashed does not block the name for good) unless the name is
  * reserved by another or defined otherwise; `volume.define` or
@@ -39,9 +42,15 @@ export interface VolumeReservation {
   readonly by: ServerId;
   /** Names this reservation (its messages and timers), so nothing of an earlier one of the name counts. */
   readonly id: string;
-  /** At the creator: the administrator's request, and the members that granted so far. */
+  /** At the creator: the administrator's request, and the members that granted and refused so far. */
   readonly requestId: string | null;
   readonly granted: readonly ServerId[];
+  readonly refused: readonly ServerId[];
+}
+
+/** More than half of the members, the creator included: any two such sets share a member. */
+export function grantsNeeded(memberCount: number): number {
+  return Math.floor(memberCount / 2) + 1;
 }
 
 export interface ReservationWork {
@@ -78,7 +87,7 @@ export function reserveVolume(work: ReservationWork, requestId: string, volume: 
   const others = memberIds(work.next.membership).filter((id) => id !== self);
   if (others.length === 0) return work.defineCreated(volume, requestId);
   const id = work.newReservationId();
-  work.next.volumeReservations[volume.name] = { volume, by: self, id, requestId, granted: [] };
+  work.next.volumeReservations[volume.name] = { volume, by: self, id, requestId, granted: [], refused: [] };
   for (const to of others) send(work, to, { type: 'volume.reserve', volume, reservationId: id });
   work.effects.push({ type: 'timer.set', timerId: timerId(volume.name, id), delayMs: reservationTimeoutsMs(work.next.config.peerRetryDelayMs).creatorMs });
 }
@@ -90,24 +99,27 @@ export function receiveReserve(work: ReservationWork, from: ServerId, volume: Vo
   if (defined) return answer(sameDefinition(defined, volume), sameDefinition(defined, volume) ? null : `${work.next.config.self} defines ${volume.name} otherwise`);
   const held = work.next.read('volumeReservations')[volume.name];
   if (held && held.id !== reservationId) return answer(false, `${work.next.config.self} holds ${volume.name} for a creation on ${held.by}`);
-  work.next.volumeReservations[volume.name] = { volume, by: from, id: reservationId, requestId: null, granted: [] };
+  work.next.volumeReservations[volume.name] = { volume, by: from, id: reservationId, requestId: null, granted: [], refused: [] };
   work.effects.push({ type: 'timer.set', timerId: timerId(volume.name, reservationId), delayMs: reservationTimeoutsMs(work.next.config.peerRetryDelayMs).memberMs });
   answer(true, null);
 }
 
-/** Creator: a member's answer. */
+/** Creator: a member's answer; a majority of grants defines the volume, a majority made impossible refuses it. */
 export function receiveReserveAnswer(work: ReservationWork, from: ServerId, name: string, reservationId: string, granted: boolean, reason: string | null): void {
   const held = work.next.read('volumeReservations')[name];
   if (!held || held.id !== reservationId || held.by !== work.next.config.self || held.requestId === null) return;
-  if (!granted) return abandon(work, name, held, `volume ${name} is being created elsewhere or exists otherwise${reason ? ` (${reason})` : ''}; try again`);
-  const grantedNow = held.granted.includes(from) ? held.granted : [...held.granted, from];
-  const others = memberIds(work.next.membership).filter((id) => id !== work.next.config.self);
-  if (!others.every((id) => grantedNow.includes(id))) {
-    work.next.volumeReservations[name] = { ...held, granted: grantedNow };
-    return;
+  if (held.granted.includes(from) || held.refused.includes(from)) return;
+  const next = granted ? { ...held, granted: [...held.granted, from] } : { ...held, refused: [...held.refused, from] };
+  const memberCount = memberIds(work.next.membership).length;
+  const needed = grantsNeeded(memberCount);
+  if (next.granted.length + 1 >= needed) {
+    delete work.next.volumeReservations[name];
+    return work.defineCreated(held.volume, held.requestId);
   }
-  delete work.next.volumeReservations[name];
-  work.defineCreated(held.volume, held.requestId);
+  if (memberCount - next.refused.length < needed) {
+    return abandon(work, name, next, `volume ${name} is being created elsewhere or exists otherwise${reason ? ` (${reason})` : ''}; try again`);
+  }
+  work.next.volumeReservations[name] = next;
 }
 
 /** Member: the creator gave up. */
@@ -140,8 +152,8 @@ export function reservationTimerFired(work: ReservationWork, name: string, id: s
     delete work.next.volumeReservations[name];
     return;
   }
-  const missing = memberIds(work.next.membership).filter((member) => member !== work.next.config.self && !held.granted.includes(member));
-  abandon(work, name, held, `volume ${name} was not created: ${missing.join(', ')} did not grant its name in time (every member must); try again`);
+  const silent = memberIds(work.next.membership).filter((member) => member !== work.next.config.self && !held.granted.includes(member) && !held.refused.includes(member));
+  abandon(work, name, held, `volume ${name} was not created: too few members granted its name in time (a majority must; no answer from ${silent.join(', ') || 'none'}); try again`);
 }
 
 /** Every other member is told, not only those that granted: an answer still on its way is a grant held there. */

@@ -8,11 +8,11 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { member, startedNode, threeServers } from '../membership/membership-fixture.js';
 
 /**
- * A volume's name is reserved on every member before it is defined
- * (machines/node/volume-reservation.ts). Two administrators creating one
- * name on two servers at once used to define two different volumes, each
- * spreading to the members it reached first. These tests run three nodes by
- * hand, delivering messages in a chosen order.
+ * A volume's name is reserved on the members before it is defined, a
+ * majority of them granting it (machines/node/volume-reservation.ts). Two
+ * administrators creating one name on two servers at once used to define
+ * two different volumes, each spreading to the members it reached first.
+ * These tests run three nodes by hand, delivering messages in a chosen order.
  */
 const membership = bootstrapMembership(threeServers.map((id) => member(id)));
 const volumeA: VolumeDefinition = { name: 'x', pageCount: 4, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1', 's2', 's3'] };
@@ -61,14 +61,16 @@ class Group {
 }
 
 describe('a volume name reserved on every member before it is defined', () => {
-  it('defines the volume once every member granted its name, and not before', () => {
+  it('defines the volume once a majority granted its name, and not before', () => {
     const group = new Group();
     const effects = group.create('s1', volumeA, 'create');
     expect(effects.filter((effect) => effect.type === 'meta.commit')).toEqual([]);
     expect(group.defined('s1')).toBeUndefined();
     group.deliver((sent) => sent.message.type === 'volume.reserve' && sent.to === 's2');
-    group.deliver((sent) => sent.message.type === 'volume.reserveAnswer');
     expect(group.defined('s1')).toBeUndefined();
+    // s2's grant makes two of three, with s1's own.
+    group.deliver((sent) => sent.message.type === 'volume.reserveAnswer');
+    expect(group.defined('s1')).toEqual(volumeA);
     group.deliverAll();
     for (const server of threeServers) expect(group.defined(server)).toEqual(volumeA);
     expect(group.replies).toEqual([{ server: 's1', ok: true, message: expect.stringMatching(/^volume x created/) }]);
@@ -93,23 +95,36 @@ describe('a volume name reserved on every member before it is defined', () => {
     }
   });
 
-  it('refuses the administrator when a member does not answer in time, and frees the name everywhere', () => {
+  it('refuses the administrator when too few members answer in time, and frees the name everywhere', () => {
     const group = new Group();
     group.create('s1', volumeA, 'create');
-    group.deliver((sent) => sent.message.type === 'volume.reserve' && sent.to === 's2');
-    group.deliver((sent) => sent.message.type === 'volume.reserveAnswer');
-    // s3 is down: its reservation is never delivered. The creator's time-out fires.
+    // s2 and s3 are down: the reservations are never delivered. The creator's time-out fires.
+    const reservations = group.inFlight.splice(0);
     const timer = group.timers.find((entry) => entry.server === 's1')!;
     expect(isTimerLive(group.nodes.get('s1')!, timer.timerId)).toBe(true);
     group.step('s1', { type: 'timer.fired', timerId: timer.timerId });
-    expect(group.replies).toEqual([{ server: 's1', ok: false, message: 'volume x was not created: s3 did not grant its name in time (every member must); try again' }]);
+    expect(group.replies).toEqual([{ server: 's1', ok: false, message: 'volume x was not created: too few members granted its name in time (a majority must; no answer from s2, s3); try again' }]);
+    // s2 comes back and gets the reservation late, then the release: it holds nothing.
+    group.inFlight.unshift(...reservations.filter((sent) => sent.to === 's2'));
+    group.deliver((sent) => sent.message.type === 'volume.reserve' && sent.to === 's2');
     group.deliver((sent) => sent.message.type === 'volume.release' && sent.to === 's2');
     expect(group.nodes.get('s2')!.volumeReservations).toEqual({});
-    // The name is free again: a second try, with every member up, succeeds.
+    // The name is free again: a second try, with the members up, succeeds.
     group.inFlight.splice(0);
     group.create('s1', volumeA, 'again');
     group.deliverAll();
     expect(group.replies.at(-1)).toMatchObject({ ok: true });
+  });
+
+  it('goes ahead with a member down, which learns the volume when it is back', () => {
+    const group = new Group();
+    group.create('s1', volumeA, 'create');
+    group.deliver((sent) => sent.message.type === 'volume.reserve' && sent.to === 's2');
+    group.deliver((sent) => sent.message.type === 'volume.reserveAnswer');
+    expect(group.replies).toEqual([{ server: 's1', ok: true, message: expect.stringMatching(/^volume x created/) }]);
+    expect(group.defined('s3')).toBeUndefined();
+    group.deliverAll();
+    expect(group.defined('s3')).toEqual(volumeA);
   });
 
   it('grants a name a member already defines the same way, and refuses one it defines otherwise', () => {
