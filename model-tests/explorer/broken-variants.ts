@@ -61,6 +61,14 @@ export const brokenVariants: Readonly<Record<string, BrokenVariant>> = {
     },
     expectedProperty: 'a restart resumes at the table\'s restart stage',
   },
+  'source-copy-stays-valid': {
+    description: 'the source\'s copy is never recorded invalid after the flip, so the page keeps two valid copies',
+    machines: {
+      ...standardMachines,
+      replica: standardMachines.replica.provide({ actions: { recordInvalid: assign({}) } }),
+    },
+    expectedProperty: 'at most one valid copy of a page outside a move',
+  },
   'serve-from-invalid-copy': {
     description: 'a server serves a request from its copy even after the copy was flagged invalid',
     machines: {

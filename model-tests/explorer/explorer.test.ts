@@ -177,6 +177,7 @@ describe('the properties bite: every deliberately broken machine is caught with 
     ['flip-before-copy-durable', small({ reads: 1 })],
     ['restart-one-piece-late', small({ crashes: 1, writes: 0 })],
     ['serve-from-invalid-copy', small({ writes: 1 })],
+    ['source-copy-stays-valid', small({ writes: 1 })],
   ];
   it.each(cases)('%s', (variant, config) => {
     const result = explore({ ...config, variant }, options);

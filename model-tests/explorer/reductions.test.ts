@@ -75,6 +75,7 @@ describe('symmetry over interchangeable servers hides nothing', () => {
     ['flip-before-copy-durable', threeServers({ reads: 1 })],
     ['restart-one-piece-late', threeServers({ crashes: 1, writes: 0 })],
     ['serve-from-invalid-copy', threeServers({})],
+    ['source-copy-stays-valid', threeServers({})],
   ];
   it('every broken variant is covered', () => {
     expect(broken.map(([variant]) => variant).sort()).toEqual(Object.keys(brokenVariants).sort());

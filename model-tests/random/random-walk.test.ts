@@ -47,7 +47,7 @@ describe('random walks over the group at deep bounds', () => {
 });
 
 describe('the random walk bites: it catches deliberately broken machines and shrinks to a short trace', () => {
-  const variants = ['dual-write-one-side', 'flip-before-copy-durable', 'restart-one-piece-late', 'serve-from-invalid-copy'];
+  const variants = ['dual-write-one-side', 'flip-before-copy-durable', 'restart-one-piece-late', 'serve-from-invalid-copy', 'source-copy-stays-valid'];
   it.each(variants)('%s', (variant) => {
     console.log(`random walk seed=${seed} numRuns=${numRuns} variant=${variant}`);
     const { details } = checkProperty(`random walk on ${variant}`, fc.property(walkArbitrary(deepConfigArbitrary({ ...deepBound, variant }), walkStepsMax), walkHolds), {

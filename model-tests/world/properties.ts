@@ -49,6 +49,13 @@ export function checkState(world: World): Violation | null {
       return { property: alwaysProperties[1], detail: `${key} has ${valid.length} valid copies (${valid.map((server) => server.id).join(', ')}) with no move in progress` };
     }
     if (valid.length > 2) return { property: alwaysProperties[1], detail: `${key} has ${valid.length} valid copies` };
+    // The copies the servers that are up act on, not only the durable records: a node whose own record of a page stays
+    // valid after the flip serves it (a broken variant that never records the source invalid passed this property,
+    // caught only by the liveness check once settled).
+    const servingValid = world.servers.filter((server) => server.up && server.node.replicas.get(key)?.context.record?.status === 'valid');
+    if (!moving && servingValid.length > 1) {
+      return { property: alwaysProperties[1], detail: `${key} is held valid in memory by ${servingValid.map((server) => server.id).join(', ')} with no move in progress` };
+    }
     const leftBehind = world.servers.filter((server) => server.data[key] !== undefined && server.meta.replicas[key]?.status === 'invalid' && server.meta.moves[key] === undefined && server.node.moves[key] === undefined);
     if (leftBehind.length > 0 && !moving) return { property: alwaysProperties[1], detail: `${key} data left behind on ${leftBehind.map((server) => server.id).join(', ')}` };
   }
