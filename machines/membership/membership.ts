@@ -102,6 +102,10 @@ export function changedMembership(membership: Membership, change: MembershipChan
       if (problem) return problem;
       if (memberOf(membership, change.member.id)) return `${change.member.id} is already a member`;
       if (membership.members.length >= membersMax) return `the group already has ${membersMax} members`;
+      // Another member's address would give the new member that server's traffic (a review added s5 at s4's ports: a
+      // move to s5 landed on s4, and every FLUSH then waited on a member that never answered as itself).
+      const taken = addressTakenBy(membership, change.member);
+      if (taken) return taken;
       return next([...membership.members, { ...change.member, draining: false }]);
     }
     case 'drain': {
@@ -120,13 +124,26 @@ export function changedMembership(membership: Membership, change: MembershipChan
   }
 }
 
+/** Why a new member's peer or admin address is another member's, or null. */
+function addressTakenBy(membership: Membership, member: Member): string | null {
+  for (const other of membership.members) {
+    for (const [mine, name] of [[member.peer, 'peer'], [member.admin, 'admin']] as const) {
+      if (mine === null) continue;
+      for (const theirs of [other.peer, other.admin]) {
+        if (theirs !== null && theirs.host === mine.host && theirs.port === mine.port) return `${name} address ${mine.host}:${mine.port} is ${other.id}'s`;
+      }
+    }
+  }
+  return null;
+}
+
 export function memberProblem(member: Member): string | null {
   if (typeof member.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(member.id)) return 'member id must be 1-32 letters, digits, \'_\' or \'-\'';
   if (capacityWeightProblem(member.capacityWeight)) return capacityWeightProblem(member.capacityWeight);
   for (const name of ['peer', 'admin'] as const) {
     const address = member[name];
-    if (address !== null && (typeof address !== 'object' || typeof address.host !== 'string' || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535)) {
-      return `${name} must be {host, port} with a port in 1-65535, or null`;
+    if (address !== null && (typeof address !== 'object' || typeof address.host !== 'string' || address.host.length === 0 || !Number.isInteger(address.port) || address.port < 1 || address.port > 65535)) {
+      return `${name} must be {host, port} with a host and a port in 1-65535, or null`;
     }
   }
   return null;
