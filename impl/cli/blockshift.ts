@@ -23,7 +23,7 @@ import type { GroupConfig, ServerConfig } from './group-config.js';
 import { capacityWeightProblem } from '../../machines/membership/membership.js';
 import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
-import { drainServer, joinServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
+import { changeGroupConfig, drainServer, joinServer, nextServerConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
 
 class UsageError extends Error {}
@@ -240,27 +240,48 @@ async function serverAdd(options: Map<string, string>): Promise<void> {
   if (capacityWeightProblem(weight)) throw new UsageError(`--weight: ${capacityWeightProblem(weight)}, not ${weightText}`);
   const configPath = configPathOf(options);
   if (!existsSync(configPath)) throw new Error(`${configPath} not found: start the group with "blockshift up" first`);
-  const group = groupOf(options);
-  const server = nextServerConfig(group, id, weight);
-  const grown = { ...group, servers: [...group.servers, server] };
-  const problem = groupConfigProblem(grown);
-  if (problem) throw new UsageError(problem);
-  writeGroupConfig(configPath, grown);
+  // The file is re-read and written under its lock (changeGroupConfig): a drain or another add may be changing it.
+  const grown = await changeGroupConfig(configPath, (group) => {
+    const changed = { ...group, servers: [...group.servers, nextServerConfig(group, id, weight)] };
+    const problem = groupConfigProblem(changed);
+    if (problem) throw new UsageError(problem);
+    return changed;
+  });
+  const added = grown.servers.find((candidate) => candidate.id === id)!;
+  try {
+    await startAndJoin(grown, added, configPath);
+  } catch (error) {
+    // A server that never came up or never joined leaves no trace in the file (a review's retry was refused as a
+    // duplicate for good). Its data directory is kept.
+    await changeGroupConfig(configPath, (group) => ({ ...group, servers: group.servers.filter((candidate) => candidate.id !== id) }));
+    throw new Error(`${(error as Error).message}; ${id} removed from ${configPath} again`);
+  }
+  console.log(`move pages to it: npx blockshift move --volume V --page P --to ${id}   (or drain another server, or run with BLOCKSHIFT_BALANCE=1)`);
+}
+
+/** Starts the new server's process, waits until it answers as itself, and asks the group to add it. */
+async function startAndJoin(group: GroupConfig, server: ServerConfig, configPath: string): Promise<void> {
   // The new process outlives this command: detached, its output in its data directory.
   mkdirSync(server.dataDirectory, { recursive: true });
   const logPath = join(server.dataDirectory, 'server.log');
   const output = openSync(logPath, 'a');
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const child = spawn(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
   child.unref();
   console.log(`started ${server.id} (pid ${child.pid}, output in ${logPath}): nbd ${server.nbd.host}:${server.nbd.port}, peer ${server.peer.host}:${server.peer.port}, admin ${server.admin.host}:${server.admin.port}`);
   const deadline = Date.now() + 30_000;
-  while (!(await admin(server, '/status').then(() => true, () => false))) {
-    if (Date.now() > deadline) throw new Error(`${server.id} did not come up; see ${logPath}`);
+  // Only an answer from the new server itself counts: another process on its admin port answers as someone else.
+  while (!(await admin<ServerStatus>(server, '/status').then((status) => status.server === server.id, () => false))) {
+    if (exited !== null) throw new Error(`${server.id} exited (status ${exited}) before it came up; see ${logPath}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`${server.id} did not come up; see ${logPath}`);
+    }
     await new Promise((done) => setTimeout(done, 100));
   }
-  await joinServer(grown, server, admin, (line) => console.log(line));
-  console.log(`move pages to it: npx blockshift move --volume V --page P --to ${server.id}   (or drain another server, or run with BLOCKSHIFT_BALANCE=1)`);
+  await joinServer(group, server, admin, (line) => console.log(line));
 }
 
 async function serverDrain(options: Map<string, string>): Promise<void> {
@@ -271,7 +292,7 @@ async function serverDrain(options: Map<string, string>): Promise<void> {
   await drainServer(server, admin, (line) => console.log(line));
   const result = await admin<{ message: string }>(server, '/shutdown', {});
   console.log(result.message);
-  writeGroupConfig(configPathOf(options), { ...group, servers: group.servers.filter((candidate) => candidate.id !== id) });
+  await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => candidate.id !== id) }));
   console.log(`${id} removed from ${configPathOf(options)} (its data directory ${server.dataDirectory} is kept)`);
 }
 

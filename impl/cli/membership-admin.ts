@@ -19,15 +19,66 @@
  * configuration file. NBD clients connected to the drained server itself
  * are disconnected when it stops; clients of the other servers never notice.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
+import { readGroupConfig } from './group-config.js';
 
 export function writeGroupConfig(path: string, config: GroupConfig): void {
-  const temporary = `${path}.tmp`;
+  const temporary = `${path}.tmp.${process.pid}`;
   writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`);
   renameSync(temporary, path);
+}
+
+/** How long a command waits for another's change of the group's configuration file. */
+const configLockWaitMs = 30_000;
+
+/**
+ * Changes the group's configuration file under a lock, re-reading it first:
+ * two commands that each read it, changed their own copy and wrote it back
+ * lost one change (a review ran two drains at once, and a drained server came
+ * back into the file; an add during a drain vanished from it, and the next
+ * add was given its ports). The lock is a file made with O_EXCL holding the
+ * holder's pid; one whose process is gone is taken over.
+ */
+export async function changeGroupConfig(path: string, change: (config: GroupConfig) => GroupConfig): Promise<GroupConfig> {
+  const lockPath = `${path}.lock`;
+  const deadline = Date.now() + configLockWaitMs;
+  for (;;) {
+    try {
+      const descriptor = openSync(lockPath, 'wx');
+      writeFileSync(descriptor, `${process.pid}\n`);
+      closeSync(descriptor);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(readFileSync(lockPath, 'utf8').trim());
+      if (!isAlive(holder)) {
+        rmSync(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${path} is being changed by process ${holder} (lock ${lockPath}); try again`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  try {
+    const changed = change(readGroupConfig(path));
+    writeGroupConfig(path, changed);
+    return changed;
+  } finally {
+    rmSync(lockPath, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** A new server's configuration: the next ports after every port in use (nbd, peer, admin each one past the largest), data next to the first server's. */
@@ -85,14 +136,25 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
     const result = await admin<{ message: string }>(server, '/members/drain', { id: server.id });
     report(result.message);
   } catch (error) {
-    if (!/already draining/.test((error as Error).message)) throw error;
-    report(`${server.id} is already draining; following it`);
+    // Not a member any more: a drain asked before has finished (its command died before it could stop the server
+    // and drop it from the file; a review found the drain then could never be finished). Followed like any.
+    if (!/already draining|is not a member/.test((error as Error).message)) throw error;
+    report(/already draining/.test((error as Error).message) ? `${server.id} is already draining; following it` : `${server.id} has already left; confirming that every member follows`);
   }
   const deadline = Date.now() + timeoutMs;
   let leftAt: number | null = null;
   let last = '';
   for (;;) {
-    const status = await admin<ServerStatus>(server, '/status');
+    // A server restarted during its drain (kill -9, a power cut) is waited for, not given up on at its first refusal.
+    const status = await admin<ServerStatus>(server, '/status').catch((error: unknown) => {
+      if (Date.now() > deadline) throw error;
+      return null;
+    });
+    if (status === null) {
+      report(`  ${server.id} does not answer; waiting for it`);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      continue;
+    }
     let line: string;
     if (!status.membership.members.some((member) => member.id === server.id)) {
       leftAt ??= Date.now();

@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerConfig } from './group-config.js';
+import { localGroupConfig, readGroupConfig } from './group-config.js';
+import type { AdminCall } from './membership-admin.js';
+import { changeGroupConfig, drainServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
+
+/**
+ * The administrator's side of membership, against a real configuration file
+ * and a stand-in admin API. Each case is one a review reproduced with real
+ * servers: two commands at once lost one's change of the file; a drain whose
+ * server had already left could never be finished.
+ */
+const directories: string[] = [];
+afterEach(() => {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+function configFile(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'blockshift-membership-admin-'));
+  directories.push(directory);
+  const path = join(directory, 'group.json');
+  writeGroupConfig(path, localGroupConfig(directory, 3, 30800));
+  return path;
+}
+
+describe('changes of the group configuration file', () => {
+  it('made at once by two processes both land (each re-reads the file under its lock)', async () => {
+    const path = configFile();
+    // Each process takes 300 ms between reading the file and writing it back, as a command does while it waits on servers.
+    const script = (id: string) => `import { changeGroupConfig, nextServerConfig } from ${JSON.stringify(join(process.cwd(), 'impl/cli/membership-admin.ts'))};
+      await changeGroupConfig(${JSON.stringify(path)}, (group) => { const until = Date.now() + 300; while (Date.now() < until); return { ...group, servers: [...group.servers, nextServerConfig(group, '${id}', 1)] }; });`;
+    const run = (id: string) => new Promise<number>((resolve) => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(id)], { stdio: 'inherit' }).once('exit', (code) => resolve(code ?? -1)));
+    expect(await Promise.all([run('s4'), run('s5')])).toEqual([0, 0]);
+    const servers = readGroupConfig(path).servers;
+    expect(servers.map((server) => server.id).sort()).toEqual(['s1', 's2', 's3', 's4', 's5']);
+    // Each new server got ports of its own.
+    expect(new Set(servers.map((server) => server.admin.port)).size).toBe(servers.length);
+  });
+
+  it('take over a lock whose holder is gone, and wait for one whose holder lives', async () => {
+    const path = configFile();
+    writeFileSync(`${path}.lock`, '999999999\n');
+    await changeGroupConfig(path, (group) => ({ ...group, moveThrottleMBps: 7 }));
+    expect(readGroupConfig(path).moveThrottleMBps).toBe(7);
+    writeFileSync(`${path}.lock`, `${process.pid}\n`);
+    let done = false;
+    const waiting = changeGroupConfig(path, (group) => ({ ...group, moveThrottleMBps: 9 })).then(() => { done = true; });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(done).toBe(false);
+    rmSync(`${path}.lock`);
+    await waiting;
+    expect(readGroupConfig(path).moveThrottleMBps).toBe(9);
+  });
+});
+
+describe('a drain asked again', () => {
+  it('of a server that has already left is followed to its end instead of refused', async () => {
+    const path = configFile();
+    const group = readGroupConfig(path);
+    const s2 = group.servers.find((server) => server.id === 's2')!;
+    const without = { epoch: 3, members: group.servers.filter((server) => server.id !== 's2').map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: false })) };
+    const admin: AdminCall = async <T>(server: ServerConfig, path: string) => {
+      if (path === '/members/drain') throw new Error(`${server.id}: s2 is not a member`);
+      return { server: server.id, membership: without, drain: null } as unknown as T;
+    };
+    const lines: string[] = [];
+    await drainServer(s2, admin, (line) => lines.push(line), 5_000, 1_000);
+    expect(lines[0]).toBe('s2 has already left; confirming that every member follows');
+    expect(lines.at(-1)).toMatch(/^s2 holds nothing and left the group \(membership epoch 3\)/);
+  });
+});
