@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   runtime.announceMembership();
   const announcer = setInterval(() => runtime?.announceMembership(), 3_000);
   announcer.unref();
-  const drain = new DrainDriver({ runtime, log, movesInFlightMax: 2, intervalMs: 200 });
+  const drain = new DrainDriver({ runtime, log, movesInFlightMax: 2, intervalMs: 200, isReachable: (id) => transport.isReachable(id) });
   let observerFailures = 0;
   const balancer = balancing?.balancer;
   const observe: BlockObserver | undefined = balancer ? {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { PeerTransport } from './peer-transport.js';
@@ -41,6 +42,25 @@ describe('peer transport', () => {
     for (let waitedMs = 0; received.length < messageCount && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(received).toEqual(Array.from({ length: messageCount }, (_, piece) => piece));
     expect(Math.max(...batches), `messages per batch: ${batches.join(' ')}`).toBe(3);
+  });
+
+  it('says a peer is reachable until a link to it has failed, and again once the link is up (a drain plans only to reachable members)', async () => {
+    // A free port nobody listens on: bound by the system, then closed.
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 }, peers: { s2: { host: '127.0.0.1', port } }, log: () => undefined, onMessage: () => undefined });
+    transports.push(sender);
+    expect(sender.isReachable('s2')).toBe(true);
+    sender.send('s2', { type: 'route.query', pageKey: { volume: 'v', page: 0 } }, null);
+    for (let waitedMs = 0; sender.isReachable('s2') && waitedMs < 2_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sender.isReachable('s2')).toBe(false);
+    const receiver = new PeerTransport({ self: 's2', groupName: 'test', listen: { host: '127.0.0.1', port }, peers: { s1: { host: '127.0.0.1', port: 1 } }, log: () => undefined, onMessage: () => undefined });
+    transports.push(receiver);
+    await receiver.listen();
+    for (let waitedMs = 0; !sender.isReachable('s2') && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sender.isReachable('s2')).toBe(true);
   });
 
   it('refuses a per-turn bound below 1', () => {

@@ -156,6 +156,16 @@ export class PeerTransport {
     for (const [socket, from] of this.#inbound) if (from !== null && !next.has(from)) socket.destroy();
   }
 
+  /**
+   * Whether `to` can be reached now, as far as this transport knows: its link
+   * is up, or none has been tried yet (nothing says otherwise). A link that
+   * is down, reconnecting with back-off, says no.
+   */
+  isReachable(to: ServerId): boolean {
+    const link = this.#links.get(to);
+    return link === undefined || link.connected;
+  }
+
   /** The port the listener is bound to (the configured one, or the one the system chose for port 0); null before `listen`. */
   get listeningPort(): number | null {
     const address = this.#server?.address();

@@ -21,6 +21,8 @@ export interface DrainDriverOptions {
   /** Moves this server runs at once while draining. */
   readonly movesInFlightMax: number;
   readonly intervalMs: number;
+  /** Whether a member can be reached now (the peer transport's link to it is up, or not yet tried); absent, every one can. */
+  readonly isReachable?: (id: string) => boolean;
 }
 
 export class DrainDriver {
@@ -63,7 +65,9 @@ export class DrainDriver {
       return;
     }
     const free = this.#options.movesInFlightMax - movesRunning - this.#requested.size;
-    for (const { pageKey, to } of drainMoves(state, free, this.#requested)) {
+    const isReachable = this.#options.isReachable;
+    const unreachable = new Set(isReachable ? state.membership.members.map((member) => member.id).filter((id) => id !== runtime.self && !isReachable(id)) : []);
+    for (const { pageKey, to } of drainMoves(state, free, this.#requested, unreachable)) {
       this.#request(pageKey, to);
     }
   }

@@ -19,11 +19,16 @@ export interface DrainMove {
   readonly to: ServerId;
 }
 
-/** `requested`: page texts whose move the caller has already asked for (and is waiting on): planned no more. */
-export function drainMoves(state: NodeState, movesToStartMax: number, requested: ReadonlySet<string> = new Set()): DrainMove[] {
+/**
+ * `requested`: page texts whose move the caller has already asked for (and is waiting on): planned no more.
+ * `unreachable`: members the caller cannot reach now; no move is planned to them (a review drained to a new member
+ * that was down: it had the fewest pages, so it drew the moves, and writes to each page in transit failed with EIO
+ * while its move restarted toward it again and again). Their pages wait for them to be reachable, or for another.
+ */
+export function drainMoves(state: NodeState, movesToStartMax: number, requested: ReadonlySet<string> = new Set(), unreachable: ReadonlySet<ServerId> = new Set()): DrainMove[] {
   const self = state.config.self;
   if (!memberOf(state.membership, self)?.draining || movesToStartMax <= 0) return [];
-  const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining);
+  const destinations = state.membership.members.filter((member) => member.id !== self && !member.draining && !unreachable.has(member.id));
   if (destinations.length === 0) return [];
   const pagesOwned = new Map<ServerId, number>(destinations.map((member) => [member.id, 0]));
   for (const [key, route] of state.routes) {

@@ -170,6 +170,9 @@ describe('membership in the pure node', () => {
       { pageKey: { volume: 'alpha', page: 3 }, to: 's4' },
     ]);
     expect(drainMoves(s1Draining, 1)).toEqual([{ pageKey: { volume: 'alpha', page: 0 }, to: 's4' }]);
+    // s4 cannot be reached now (a new member that died): the pages go elsewhere, or wait if nobody can take them.
+    expect(drainMoves(s1Draining, 5, new Set(), new Set(['s4'])).map((move) => move.to)).toEqual(['s5', 's5']);
+    expect(drainMoves(s1Draining, 5, new Set(), new Set(['s2', 's4', 's5']))).toEqual([]);
   });
 
   it('a running drain move is not planned again, and its destination counts as loaded', () => {
