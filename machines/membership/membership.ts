@@ -15,8 +15,10 @@ import { assert } from '../identifiers.js';
  * answers with its own, so one that was down during a change catches up the
  * first time it speaks (runtimes announce their record at start and every
  * few seconds). Like routes, membership is lazy: it converges, it is not
- * agreed on atomically. Two concurrent changes at one epoch lose one of them;
- * the administrator sees it in `status` and repeats it.
+ * agreed on atomically. Two concurrent changes at one epoch: one record wins
+ * the tie-break, and the server whose join or drain it lacks makes that
+ * change again on top of it, at the next epoch (machines/node/node-membership.ts,
+ * `reapplyChangesMade`), so both land; a leave is asked again by its drain.
  *
  * Epoch 0 is the bootstrap record built from the group configuration at
  * process start; it is never persisted and every real change supersedes it.

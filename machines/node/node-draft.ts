@@ -36,6 +36,7 @@ export class NodeDraft {
   forwardedWritesDone: NodeState['forwardedWritesDone'];
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
+  membershipChangesMade: NodeState['membershipChangesMade'];
   nextId: number;
   lastWriteSequence: number;
   lossEpoch: number;
@@ -50,6 +51,7 @@ export class NodeDraft {
     this.forwardedWritesDone = base.forwardedWritesDone;
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
+    this.membershipChangesMade = base.membershipChangesMade;
     this.nextId = base.nextId;
     this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
@@ -94,7 +96,7 @@ export class NodeDraft {
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
-      membership: this.membership, leaveCheck: this.leaveCheck, nextId: this.nextId, incarnation: this.incarnation,
+      membership: this.membership, leaveCheck: this.leaveCheck, membershipChangesMade: this.membershipChangesMade, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'),
     };
   }

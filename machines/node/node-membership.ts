@@ -71,7 +71,49 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   }
   const told = new Set([...memberIds(previous), ...memberIds(next)]);
   told.delete(self);
+  // A leave runs its own confirmations and is asked again by the drain driver; joins and drains are remembered, to be
+  // made again should a concurrent change at the same epoch beat this record (see `reapplyChangesMade`).
+  if (change.kind !== 'remove') work.next.membershipChangesMade = [...work.next.membershipChangesMade, change].slice(-membershipChangesMadeMax);
   adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
+}
+
+/** Joins and drains remembered until a record shows them; bounded, volatile. */
+export const membershipChangesMadeMax = 8;
+
+/** Whether `membership` already shows `change` (a join: the member is there; a drain: it drains or has left). */
+function isInEffect(membership: Membership, change: MembershipChange): boolean {
+  if (change.kind === 'add') return memberOf(membership, change.member.id) !== null;
+  if (change.kind === 'drain') return memberOf(membership, change.id)?.draining !== false;
+  return memberOf(membership, change.id) === null;
+}
+
+/**
+ * After adopting a peer's record: every join or drain made here that the
+ * record does not show lost a tie-break at its epoch (two changes made at
+ * once on two servers) and is made again on top of it, at the next epoch,
+ * and sent to every member. Before, the administrator had been answered ok
+ * and the change was gone (a review added a server while another server was
+ * drained: the group followed the drain, and the new server stayed on a
+ * record nobody else had). One that no longer applies is let go.
+ */
+function reapplyChangesMade(work: MembershipWork): void {
+  const pending = work.next.membershipChangesMade.filter((change) => !isInEffect(work.next.membership, change));
+  work.next.membershipChangesMade = [];
+  let record = work.next.membership;
+  const previousMembers = memberIds(record);
+  const kept: MembershipChange[] = [];
+  for (const change of pending) {
+    const next = changedMembership(record, change);
+    if (typeof next === 'string') continue;
+    record = next;
+    kept.push(change);
+  }
+  if (kept.length === 0) return;
+  work.next.membershipChangesMade = kept;
+  const told = new Set([...previousMembers, ...memberIds(record)]);
+  told.delete(work.next.config.self);
+  // Persist, then tell: the members hear it once it is durable, as with any change made here.
+  adoptMembership(work, record, { requestId: null, told: [...told], removal: false });
 }
 
 /**
@@ -86,6 +128,7 @@ export function receiveMembership(work: MembershipWork, from: ServerId, membersh
   if (membership.epoch === 0 && work.next.membership.epoch === 0) return;
   if (isNewerMembership(membership, work.next.membership)) {
     adoptMembership(work, membership);
+    reapplyChangesMade(work);
     return;
   }
   if (isNewerMembership(work.next.membership, membership)) {
@@ -227,7 +270,7 @@ export function membershipPersisted(work: MembershipWork, continuation: Extract<
   actOnNewMembers(work, new Set(continuation.previousMembers), membership);
   if (!change) return;
   for (const to of change.told) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership } });
-  work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
+  if (change.requestId !== null) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
 }
 
 /**
@@ -322,6 +365,6 @@ export function membershipCommitTimerFired(work: MembershipWork, completionId: s
   }
   work.next.continuations.delete(completionId);
   const { change } = continuation;
-  if (change) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${continuation.membership.epoch} was replaced by epoch ${work.next.membership.epoch} before it could be persisted` });
+  if (change && change.requestId !== null) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: false, message: `membership epoch ${continuation.membership.epoch} was replaced by epoch ${work.next.membership.epoch} before it could be persisted` });
 }
 

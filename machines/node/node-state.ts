@@ -15,7 +15,7 @@ import { noOriginsRemembered } from './remembered-origins.js';
 import type { Route } from './node-io.js';
 import type { VolumeDefinition } from './volume.js';
 import { PageMap } from './page-map.js';
-import type { Membership } from '../membership/membership.js';
+import type { Membership, MembershipChange } from '../membership/membership.js';
 import { bootstrapMembership } from '../membership/membership.js';
 
 /**
@@ -118,9 +118,9 @@ export type Continuation =
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
   | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
 
-/** A change made here on an administrator's request: whom to tell and whom to answer once the new record is durable. */
+/** A change made here (on an administrator's request, or made again: null): whom to tell and whom to answer once the new record is durable. */
 export interface MembershipChangeMade {
-  readonly requestId: string;
+  readonly requestId: string | null;
   readonly told: readonly ServerId[];
   readonly removal: boolean;
 }
@@ -233,6 +233,12 @@ export interface NodeState {
   readonly membership: Membership;
   /** This server's leave check while it is drained and asks to leave; null otherwise (reset whenever the record changes). */
   readonly leaveCheck: LeaveCheck | null;
+  /**
+   * The joins and drains an administrator asked of this server, newest last (at most `membershipChangesMadeMax`),
+   * until a record shows them in effect: one that a concurrent change at the same epoch beat is made again on top
+   * of the winner (node-membership.ts). Volatile.
+   */
+  readonly membershipChangesMade: readonly MembershipChange[];
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
@@ -267,7 +273,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {},
   };
 }
