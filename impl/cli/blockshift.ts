@@ -93,7 +93,17 @@ async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { serv
 }
 
 async function up(options: Map<string, string>): Promise<void> {
-  const group = groupOf(options, true);
+  let group = groupOf(options, true);
+  // On a group that exists, the rate flags change its saved settings (they were ignored in silence: a review found it).
+  const saved = join(options.get('data') ?? 'data', 'group.json');
+  if (existsSync(saved) && (options.has('throttle-mbps') || options.has('under-load-mbps'))) {
+    group = await changeGroupConfig(saved, (current) => ({
+      ...current,
+      ...(options.has('throttle-mbps') ? { moveThrottleMBps: integerFlag(options, 'throttle-mbps', 0) } : {}),
+      ...(options.has('under-load-mbps') ? { moveRateUnderLoadMBps: integerFlag(options, 'under-load-mbps', 0) } : {}),
+    }));
+    console.log(`saved in ${saved}: copy throttle ${group.moveThrottleMBps} MB/s, rate under load ${moveRateUnderLoadMBpsOf(group)} MB/s`);
+  }
   const problem = groupConfigProblem(group);
   if (problem) throw new UsageError(problem);
   const localGroup = new LocalGroup(group, options.get('data') ?? 'data', { output: 'inherit' });
@@ -102,7 +112,13 @@ async function up(options: Map<string, string>): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log('stopping the group');
-    void localGroup.stopAll();
+    // Servers added since with `server add` run detached, outside this process group: Ctrl-C never reaches them, so
+    // they are asked to stop too (a review found one still running, holding its data directory, after Ctrl-C).
+    const added = existsSync(saved) ? readGroupConfig(saved).servers.filter((server) => localGroup.pid(server.id) === undefined) : [];
+    void Promise.all([
+      localGroup.stopAll(),
+      ...added.map((server) => admin(server, '/shutdown', {}).then(() => console.log(`${server.id} (added with server add) stopped`), () => undefined)),
+    ]);
   };
   process.on('SIGINT', stopAll);
   process.on('SIGTERM', stopAll);
@@ -305,6 +321,11 @@ async function stop(options: Map<string, string>): Promise<void> {
 }
 
 export async function run(argv: readonly string[]): Promise<number> {
+  // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -326,7 +347,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`blockshift: ${error.message}\nusage: blockshift up | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | server add --id S [--weight W] | server drain --id S | stop`);
+      console.error(`blockshift: ${error.message}\nusage: blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | server add --id S [--weight W] | server drain --id S | stop   (every command but up takes --data DIR or --base-port P to find a group that is not the default one)`);
       return 2;
     }
     console.error(`blockshift: ${(error as Error).message}`);

@@ -10,8 +10,8 @@ import { startJsonHttpServer } from '../runtime/json-http-server.js';
 
 /**
  * Bad input to the command line and to a group config is refused with a clear message and changes nothing.
- * Commands that must find nobody listening use base port 30500 (admin 32500), and a stand-in admin API listens on
- * 32700 (base port 30700): the cluster tests' ranges
+ * Commands that must find nobody listening use base port 30500 (admin 32500), and stand-in admin APIs listen on
+ * 32700 and 32900 (base ports 30700 and 30900): the cluster tests' ranges
  * (cluster-fixture.ts) run at the same time, and 19809 put the admin port on real-clients' NBD port 21809.
  */
 function blockshift(args: string[]): Promise<{ status: number; output: string }> {
@@ -88,6 +88,26 @@ describe('blockshift command line', () => {
       expect(result.output).not.toContain('complete in');
     } finally {
       await admin.close();
+    }
+  });
+
+  it('does not call a group up when a server of it failed to start and another process answers on its admin port', async () => {
+    // A stand-in answers as s1 on the admin port a new group's s1 needs, so that s1 cannot listen there.
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-up-'));
+    const other = await startJsonHttpServer({ host: '127.0.0.1', port: 32900, thrownStatus: 500, handle: async () => ({ status: 200, body: { server: 's1', pid: 1, volumes: [] } }) });
+    try {
+      // `npm start -- --data ...` is `up` with those options.
+      const result = await new Promise<{ status: number; output: string }>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', 'impl/cli/main.ts', '--data', directory, '--base-port', '30900', '--servers', '1', '--no-demo'], { timeout: 60_000 }, (error, stdout, stderr) => {
+          resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, output: String(stdout) + String(stderr) });
+        });
+      });
+      expect(result.status).not.toBe(0);
+      expect(result.output).not.toContain('group is up');
+      expect(result.output).toMatch(/s1 (exited while starting|did not come up)/);
+    } finally {
+      await other.close();
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 

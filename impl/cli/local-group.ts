@@ -92,17 +92,28 @@ export class LocalGroup {
     await Promise.all([...this.#processes.values()].map((child) => child.exited()));
   }
 
+  /**
+   * Waits until the server's own process answers as that server. Any answer
+   * on its admin port used to do: with another group on the same ports, a
+   * server that had failed to start was reported up, and `up` printed the
+   * other group's URIs as its own (a review found it).
+   */
   async waitUntilUp(id: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      const child = this.#processes.get(id);
+      if (child?.running === false) throw new Error(`${id} exited while starting (its ports or data directory may be in use; see its output above)`);
       try {
-        await this.admin(id, '/status');
+        const status = await this.admin<{ server?: unknown; pid?: unknown }>(id, '/status');
+        // Another process of the same name (a group already running on these ports) answers with its own pid.
+        if (status.server !== id || (child !== undefined && status.pid !== child.pid)) {
+          throw new Error(`another process (${String(status.server)}, pid ${String(status.pid)}) answers on ${id}'s admin port`);
+        }
         return;
       } catch (error) {
-        if (this.#processes.get(id)?.running === false) throw new Error(`${id} exited while starting`);
         if (Date.now() > deadline) throw new Error(`${id} did not come up: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 

@@ -38,7 +38,8 @@ export function startAdminServer(options: AdminServerOptions): Promise<{ port: n
 async function handle(options: AdminServerOptions, request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
   const { runtime } = options;
   const route = `${request.method} ${request.url}`;
-  if (route === 'GET /status') return { status: 200, body: statusOf(runtime.state) };
+  // With the process id, so a supervisor can tell its own child's answer from another process's on the same port.
+  if (route === 'GET /status') return { status: 200, body: { ...statusOf(runtime.state), pid: process.pid } };
   if (route === 'GET /latency') return { status: 200, body: runtime.requestLatencies.report() };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
   const body = await readJsonObject(request, bodyBytesMax);

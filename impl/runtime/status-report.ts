@@ -12,6 +12,8 @@ import { drainRemaining } from '../../machines/membership/drain-plan.js';
 
 export interface ServerStatus {
   readonly server: ServerId;
+  /** The server process's id (the admin API adds it). */
+  readonly pid?: number;
   readonly volumes: Array<{ name: string; pageCount: number; pageSizeBlocks: number; blockSizeBytes: number; piecesPerPage: number; servers: readonly ServerId[] }>;
   readonly routes: Record<string, { owner: ServerId; epoch: number }>;
   readonly copies: Record<string, string>;
