@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deepBound, deepConfigArbitrary } from './deep-bounds.js';
 import type { WalkFailure, WalkInput, WalkOptions } from './random-walk.js';
-import { runSchedule, runWalk, walkArbitrary } from './random-walk.js';
+import { runWalk, walkArbitrary } from './random-walk.js';
+import { replayActions } from './replay-trace.js';
 import { runSeed } from './run-seed.js';
 import { reduceWalkFailure } from './trace-reducer.js';
 
@@ -21,9 +22,7 @@ function unshrunkFailure(variant: string): WalkFailure {
 }
 
 function replays(failure: WalkFailure, actions: WalkFailure['actions']): boolean {
-  const replayed = runSchedule(failure.config, actions.map((recorded) => (enabled) =>
-    enabled.find((action) => JSON.stringify(action) === JSON.stringify(recorded)) ?? 'not enabled'), options);
-  return replayed?.property === failure.property;
+  return replayActions(failure.config, actions, options)?.property === failure.property;
 }
 
 describe('the trace reducer', () => {

@@ -1,7 +1,7 @@
 import type { Action } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
 import type { WalkFailure, WalkOptions } from './random-walk.js';
-import { runSchedule, scheduleReplaysProperty } from './random-walk.js';
+import { replayActions } from './replay-trace.js';
 
 /**
  * Reduces a failing walk to a shorter one that fails the same property, by
@@ -31,7 +31,7 @@ export function reduceWalkFailure(original: WalkFailure, options: WalkOptions, r
   let replays = 0;
   const replay = (config: WorldConfig, actions: readonly Action[]): WalkFailure | null => {
     replays++;
-    const failure = runSchedule(config, actions.map((recorded) => (enabled) => enabled.find((action) => sameAction(action, recorded)) ?? scheduleReplaysProperty), options);
+    const failure = replayActions(config, actions, options);
     return failure && failure.property === original.property ? failure : null;
   };
 
@@ -66,6 +66,3 @@ export function reduceWalkFailure(original: WalkFailure, options: WalkOptions, r
   }
 }
 
-function sameAction(a: Action, b: Action): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
