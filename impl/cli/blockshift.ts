@@ -31,11 +31,21 @@ class UsageError extends Error {}
 /** The split granularity of the demo volumes: a move's --pieces must divide it. */
 export const demoPiecesPerPage = 8;
 
-function flags(args: readonly string[]): Map<string, string> {
+/** The options every command that finds a group takes. */
+const groupFlags = ['data', 'base-port'] as const;
+
+/**
+ * The command's options, each one it knows (`known`): an unknown one is
+ * refused, not ignored (a review's `--pices 2` ran a default move).
+ */
+function flags(args: readonly string[], known: readonly string[]): Map<string, string> {
   const parsed = new Map<string, string>();
   for (let index = 0; index < args.length; index += 1) {
     const arg = args[index]!;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${arg}`);
+    if (!known.includes(arg.slice(2)) && !(groupFlags as readonly string[]).includes(arg.slice(2))) {
+      throw new UsageError(`unknown option ${arg}${known.length > 0 ? ` (this command takes --${[...known, ...groupFlags].join(', --')})` : ''}`);
+    }
     const next = args[index + 1];
     if (next === undefined || next.startsWith('--')) parsed.set(arg.slice(2), 'true');
     else {
@@ -144,8 +154,14 @@ async function up(options: Map<string, string>): Promise<void> {
   }
   console.log('\nblockshift group is up. NBD exports on every server:');
   for (const server of group.servers) console.log(`  ${server.id}: nbd://${server.nbd.host}:${server.nbd.port}/<volume>   (admin http://${server.admin.host}:${server.admin.port}/status)`);
-  console.log(`\nattach:  nbdinfo --list nbd://${first.nbd.host}:${first.nbd.port}   |   qemu-img info nbd://${first.nbd.host}:${first.nbd.port}/alpha`);
-  console.log('move:    npx blockshift move --volume alpha --page 0 --to s2   |   status: npx blockshift status   |   Ctrl-C stops\n');
+  // The hints name this group (its --data when not the default) and a volume and servers it has (a review found a
+  // fixed `--to s2` after s2 had left, and `alpha` under --no-demo).
+  const where = options.has('data') ? ` --data ${options.get('data')}` : '';
+  const volumes = (await localGroup.status(first.id)).volumes;
+  const example = volumes.find((volume) => volume.name === 'alpha') ?? volumes[0];
+  const target = group.servers.find((server) => server.id !== first.id);
+  console.log(`\nattach:  nbdinfo --list nbd://${first.nbd.host}:${first.nbd.port}${example ? `   |   qemu-img info nbd://${first.nbd.host}:${first.nbd.port}/${example.name}` : '   (no volume yet: npx blockshift volume create --name V --pages N --servers ...)'}`);
+  console.log(`${example && target ? `move:    npx blockshift move${where} --volume ${example.name} --page 0 --to ${target.id}   |   ` : ''}status: npx blockshift status${where}   |   Ctrl-C stops\n`);
   await localGroup.waitForExit();
 }
 
@@ -320,6 +336,10 @@ async function stop(options: Map<string, string>): Promise<void> {
   }
 }
 
+const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
+  'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
+  'server add --id S [--weight W] | server drain --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
+
 export async function run(argv: readonly string[]): Promise<number> {
   // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -328,26 +348,30 @@ export async function run(argv: readonly string[]): Promise<number> {
   });
   const [command, ...rest] = argv;
   try {
+    if (command === 'help' || command === '--help' || argv.includes('--help')) {
+      console.log(`usage: ${usage}`);
+      return 0;
+    }
     switch (command) {
       case undefined:
-      case 'up': await up(flags(rest)); return 0;
-      case 'status': await status(flags(rest)); return 0;
+      case 'up': await up(flags(rest, ['servers', 'throttle-mbps', 'under-load-mbps', 'no-demo'])); return 0;
+      case 'status': await status(flags(rest, [])); return 0;
       case 'volume':
         if (rest[0] !== 'create') throw new UsageError('volume: only "volume create" exists');
-        await volumeCreate(flags(rest.slice(1)));
+        await volumeCreate(flags(rest.slice(1), ['name', 'pages', 'servers', 'pieces', 'page-size-blocks']));
         return 0;
-      case 'move': await move(flags(rest)); return 0;
+      case 'move': await move(flags(rest, ['volume', 'page', 'to', 'kind', 'pieces'])); return 0;
       case 'server':
-        if (rest[0] === 'add') await serverAdd(flags(rest.slice(1)));
-        else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1)));
+        if (rest[0] === 'add') await serverAdd(flags(rest.slice(1), ['id', 'weight']));
+        else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));
         else throw new UsageError('server: "server add --id S [--weight W]" or "server drain --id S"');
         return 0;
-      case 'stop': await stop(flags(rest)); return 0;
+      case 'stop': await stop(flags(rest, [])); return 0;
       default: throw new UsageError(`unknown command ${command}`);
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`blockshift: ${error.message}\nusage: blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | volume create --name V --pages N --servers s1,s2 | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | server add --id S [--weight W] | server drain --id S | stop   (every command but up takes --data DIR or --base-port P to find a group that is not the default one)`);
+      console.error(`blockshift: ${error.message}\nusage: ${usage}`);
       return 2;
     }
     console.error(`blockshift: ${(error as Error).message}`);

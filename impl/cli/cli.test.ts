@@ -25,10 +25,20 @@ function blockshift(args: string[]): Promise<{ status: number; output: string }>
 describe('blockshift command line', () => {
   it('refuses an unknown command and missing or malformed flags with exit 2 and the usage', async () => {
     for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete'],
-      ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift']]) {
+      ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift'],
+      // An unknown option is refused, not ignored (a review's --pices 2 ran a default move).
+      ['move', '--volume', 'alpha', '--page', '0', '--to', 's2', '--pices', '2'], ['status', '--bogus']]) {
       const result = await blockshift(args);
       expect(result.status, args.join(' ')).toBe(2);
       expect(result.output).toContain('usage: blockshift');
+    }
+  });
+
+  it('prints its usage for --help and exits 0', async () => {
+    for (const args of [['--help'], ['help'], ['move', '--help']]) {
+      const result = await blockshift(args);
+      expect(result.status, args.join(' ')).toBe(0);
+      expect(result.output).toMatch(/^usage: blockshift up /);
     }
   });
 
