@@ -69,7 +69,9 @@ async function main(): Promise<void> {
   // A process killed on this boot left its unsynced writes in the kernel's cache, outside this store's dirty set.
   if (killedOnThisBoot) log(`synced ${await pages.syncEveryFile()} page files the previous run left unsynced`);
   // A copy released just before a crash may have lost its file's unlink but not its record's removal.
-  const swept = await sweepReleasedPages(pages, metadata.load());
+  // Loaded once: the sweep reads the records, then the runtime starts from them (at 262,144 pages a load is not free).
+  const durable = metadata.load();
+  const swept = await sweepReleasedPages(pages, durable);
   if (swept.length > 0) log(`deleted the files of ${swept.length} released page${swept.length === 1 ? '' : 's'} a stop came between: ${swept.map((pageKey) => `${pageKey.volume}/${pageKey.page}`).join(', ')}`);
   const traceStream = group.traceTransitions ? createWriteStream(join(self.dataDirectory, 'trace.jsonl'), { flags: 'a' }) : null;
   // Each process starts its machines' chains afresh from its durable records; the trace says so.
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     },
   });
   await transport.listen();
-  runtime.start();
+  runtime.start(durable);
   // Off unless BLOCKSHIFT_BALANCE=1: the load monitor, ring exchange and allocation process (impl/balance/).
   balancing = await startBalancing(group, self.id, runtime, log);
   onMembership(runtime.state.membership);

@@ -209,8 +209,8 @@ export class ServerRuntime {
     return this.#state;
   }
 
-  start(): void {
-    const durable = this.#options.metadata.load();
+  /** `durable`: the records the caller already loaded from the store at start (server-main sweeps with them first), or loaded here. */
+  start(durable: DurableRecords = this.#options.metadata.load()): void {
     // An epoch-0 record is the configuration's, and the configuration given now wins over one stored: such a record
     // could be stored only by adopting a peer's (before epoch-0 records stopped travelling, node-membership.ts), and
     // kept an old config's addresses after a rollout.
