@@ -121,6 +121,8 @@ function eventArrow(event: MoveEvent): string {
     case 'timer.fired': return 'A->>A: timer.fired';
     case 'crash': return 'A-xA: crash';
     case 'restart': return 'A->>A: restart (its move-restart timer)';
+    case 'move.abandon': return 'Admin->>A: move.abandon';
+    case 'destination.released': return `B-->>A: destination.released (attempt ${event.attempt})`;
     default: return assertNever(event, 'move event');
   }
 }
@@ -133,6 +135,9 @@ function effectArrow(effect: Effect): string {
     case 'commit.request': return `A->>B: commit.request epoch ${effect.epoch} (attempt ${effect.attempt})`;
     case 'copy.release': return `A->>Disk: copy.release epoch ${effect.epoch}`;
     case 'routing.publish': return `A->>Routing: routing.publish owner ${effect.owner} epoch ${effect.epoch}`;
+    case 'copy.reclaim': return `A->>A: copy.reclaim valid at epoch ${effect.epoch}`;
+    case 'abandon.notify': return `A->>B: abandon.notify receiving epoch ${effect.epoch} (attempt ${effect.attempt})`;
+    case 'record.forget': return 'A->>Disk: record.forget';
     case 'routing.learn':
     case 'request.serveLocal':
     case 'request.forward':

@@ -30,6 +30,12 @@ export interface EffectParams {
   'request.reply': { requestId: string; outcome: RequestOutcome };
   /** Make a replica record (valid, receiving, invalid + pointer) durable. */
   'replica.persist': { pageKey: PageKey; record: ReplicaRecord };
+  /** An abandoned move's source serves its whole copy again, valid at `epoch` (durable with the abandoned record). */
+  'copy.reclaim': { pageKey: PageKey; epoch: number };
+  /** Tell an abandoned move's destination to let go of its partial copy, receiving at `epoch`; answered by `destination.released`. */
+  'abandon.notify': { pageKey: PageKey; destination: ServerId; attempt: number; epoch: number; routeEpoch: number };
+  /** Remove an abandoned move's record once its destination has let go. */
+  'record.forget': { pageKey: PageKey };
   /** Deliver `timer.fired` with this id after `delayMs`. Time is an input: machines never read a clock. */
   'timer.set': { timerId: string; delayMs: number };
 }
@@ -45,6 +51,7 @@ export type RequestOutcome =
 const effectTypes: ReadonlySet<string> = new Set<EffectType>([
   'stage.persist', 'piece.copy', 'commit.request', 'copy.release', 'routing.publish', 'routing.learn',
   'request.serveLocal', 'request.forward', 'request.reply', 'replica.persist', 'timer.set',
+  'copy.reclaim', 'abandon.notify', 'record.forget',
 ]);
 
 /** XState action implementations that do nothing: the effect is the action object itself. */

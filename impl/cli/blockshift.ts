@@ -235,6 +235,7 @@ async function move(options: Map<string, string>): Promise<void> {
     const now = await admin<ServerStatus>(source, '/status');
     const running = now.moves.find((candidate) => candidate.page === key);
     if (!running) break;
+    if (running.abandoned) throw new Error(`the move of ${key} to ${to} was abandoned: ${source.id} serves it alone again`);
     pageBytes = running.pageBytes;
     const line = `  ${progressLine(running)}`;
     if (line !== last) console.log(`${line}, ${mibPerSecond(running.bytesCopied, Date.now() - startedMs)}`);
@@ -250,6 +251,24 @@ async function move(options: Map<string, string>): Promise<void> {
     throw new Error(`the move of ${key} to ${to} ended without moving it: ${source.id} still holds its valid copy (the move was given up or lost to a restart); run it again`);
   }
   console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
+}
+
+/**
+ * Gives up a page's move at its source, typically because its destination is gone for good (the move would restart
+ * toward it for ever, failing writes to the piece in transit). Refused once the destination holds any of the page
+ * alone (a finished piece of Table 2) or may own it (Table 1's commit was asked): such a move can only finish.
+ */
+async function moveAbandon(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const volume = requiredFlag(options, 'volume');
+  const page = integerFlag(options, 'page', null);
+  const key = `${volume}/${page}`;
+  const live = (await statuses(group)).filter((entry): entry is ServerStatus => !('down' in entry));
+  const running = live.find((entry) => entry.moves.some((candidate) => candidate.page === key && !candidate.abandoned));
+  if (!running) throw new Error(`no live server runs a move of ${key} that could be abandoned`);
+  const source = group.servers.find((server) => server.id === running.server)!;
+  const result = await admin<{ message: string }>(source, '/moves/abandon', { volume, page });
+  console.log(result.message);
 }
 
 /** One line of a running move's progress: which piece of how many, what has been copied, the stage under way. */
@@ -338,6 +357,7 @@ async function stop(options: Map<string, string>): Promise<void> {
 
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
   'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
+  'move abandon --volume V --page P | ' +
   'server add --id S [--weight W] | server drain --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
 
 export async function run(argv: readonly string[]): Promise<number> {
@@ -360,7 +380,10 @@ export async function run(argv: readonly string[]): Promise<number> {
         if (rest[0] !== 'create') throw new UsageError('volume: only "volume create" exists');
         await volumeCreate(flags(rest.slice(1), ['name', 'pages', 'servers', 'pieces', 'page-size-blocks']));
         return 0;
-      case 'move': await move(flags(rest, ['volume', 'page', 'to', 'kind', 'pieces'])); return 0;
+      case 'move':
+        if (rest[0] === 'abandon') await moveAbandon(flags(rest.slice(1), ['volume', 'page']));
+        else await move(flags(rest, ['volume', 'page', 'to', 'kind', 'pieces']));
+        return 0;
       case 'server':
         if (rest[0] === 'add') await serverAdd(flags(rest.slice(1), ['id', 'weight']));
         else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));

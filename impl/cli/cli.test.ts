@@ -101,6 +101,41 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('move abandon asks the server running the page\'s move, and a running move command stops once it is abandoned', async () => {
+    // A stand-in for s1's admin API running a move of alpha/0 toward s2, which an abandon turns into an abandoned move.
+    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
+    let abandoned = false;
+    const asked: string[] = [];
+    const move = () => ({ page: 'alpha/0', kind: 'piecewise', destination: 's2', state: abandoned ? '{"abandoned":"notifying"}' : '"interrupted"', durableStage: abandoned ? 1 : 2, stageInProgress: 2, attempt: 1, piece: 0, pieceCount: 4, piecesCopied: 0, bytesCopied: 0, pageBytes: 4_194_304, abandoned });
+    const status = () => ({ server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [move()], requestsInFlight: 0, membership: null, drain: null });
+    const admin = await startJsonHttpServer({
+      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
+      handle: async (request) => {
+        asked.push(request.url ?? '');
+        if (request.url === '/moves/abandon') {
+          abandoned = true;
+          return { status: 200, body: { ok: true, message: 'abandoned the move of alpha/0 to s2; s1 serves it alone at epoch 3' } };
+        }
+        return { status: 200, body: status() };
+      },
+    });
+    try {
+      const flags = ['--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0'];
+      const result = await blockshift(['move', 'abandon', ...flags]);
+      expect(result.output).toContain('s1 serves it alone at epoch 3');
+      expect(result.status).toBe(0);
+      expect(asked).toContain('/moves/abandon');
+      const again = await blockshift(['move', 'abandon', ...flags]);
+      expect(again.status).not.toBe(0);
+      expect(again.output).toContain('no live server runs a move of alpha/0 that could be abandoned');
+      const running = await blockshift(['move', ...flags, '--to', 's2']);
+      expect(running.status).not.toBe(0);
+      expect(running.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again');
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('does not call a group up when a server of it failed to start and another process answers on its admin port', async () => {
     // A stand-in answers as s1 on the admin port a new group's s1 needs, so that s1 cannot listen there.
     const directory = mkdtempSync(join(tmpdir(), 'blockshift-up-'));

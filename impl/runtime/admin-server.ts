@@ -72,6 +72,12 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       const result = await runtime.move({ volume, page }, to, kind as MoveKind, pieces as number | undefined);
       return { status: result.ok ? 200 : 409, body: result };
     }
+    case '/moves/abandon': {
+      const { volume, page } = body;
+      if (typeof volume !== 'string' || typeof page !== 'number') return { status: 400, body: { ok: false, message: 'expected {volume: string, page: number}' } };
+      const result = await runtime.abandonMove({ volume, page });
+      return { status: result.ok ? 200 : 409, body: result };
+    }
     case '/moves/wait': {
       // Answers once this server holds no move of the page, or after waitMs (default 60 s, at most 10 min) with 408.
       const { volume, page } = body;

@@ -292,6 +292,11 @@ export class ServerRuntime {
     }
   }
 
+  /** Gives up the page's move, run here as its source (machines/migration/move-setup.ts, "Abandoning"). */
+  abandonMove(pageKey: PageKey): Promise<{ ok: boolean; message: string }> {
+    return this.#admin((requestId) => ({ type: 'admin.abandonMove', requestId, pageKey }));
+  }
+
   /**
    * Resolves once this server holds no move of the page (at once if it holds
    * none): the source's move ends with the flip made durable and its copy

@@ -19,6 +19,8 @@ export interface ServerStatus {
   readonly copies: Record<string, string>;
   readonly moves: Array<{
     page: string; kind: string; destination: ServerId; state: string; durableStage: number; stageInProgress: number; attempt: number; piece: number; pieceCount: number;
+    /** Given up by the administrator; kept until its destination confirms it let go of its partial copy. */
+    abandoned: boolean;
     /** Pieces the durable checkpoint records as stored at the destination, and their bytes. */
     piecesCopied: number; bytesCopied: number; pageBytes: number;
   }>;
@@ -46,7 +48,7 @@ export function statusOf(state: NodeState): ServerStatus {
       return {
         page, kind: move.kind, destination: context.destination, state: JSON.stringify(move.snapshot.value), durableStage: context.checkpoint.stage,
         stageInProgress: stageInProgress(context), attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
-        piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes,
+        piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes, abandoned: context.checkpoint.abandoned === true,
       };
     }),
     requestsInFlight: state.requests.size,

@@ -96,6 +96,9 @@ export function moveCheckpointProblem(value: unknown): Problem {
   const modes = value['pieceModes'];
   if (!Array.isArray(modes) || !modes.every((mode) => pieceModes.includes(mode as PieceMode))) return 'pieceModes must be a list of piece modes';
   if (value['owner'] !== 'source' && value['owner'] !== 'destination') return "a checkpoint owner must be 'source' or 'destination'";
+  for (const mark of ['commitAsked', 'abandoned'] as const) {
+    if (value[mark] !== undefined && value[mark] !== true) return `a checkpoint's ${mark} must be true or absent`;
+  }
   return null;
 }
 

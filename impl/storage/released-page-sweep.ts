@@ -17,19 +17,17 @@
  * stopped), and its data may be a write the group acknowledged.
  */
 import type { PageKey } from '../../machines/identifiers.js';
-import { pageKeyText } from '../../machines/identifiers.js';
 import type { DurableRecords } from '../../machines/node/node-io.js';
+import { releasedPagesOf } from '../../machines/node/released-pages.js';
 
 export interface SweptPageStore {
   storedPages(): Promise<PageKey[]>;
   delete(pageKey: PageKey): Promise<void>;
 }
 
-/** Deletes the released pages' files; returns the pages deleted. */
+/** Deletes the released pages' files (machines/node/released-pages.ts says which); returns the pages deleted. */
 export async function sweepReleasedPages(pages: SweptPageStore, durable: DurableRecords): Promise<PageKey[]> {
-  const invalid = new Set(durable.replicas.filter(({ record }) => record.status === 'invalid').map(({ pageKey }) => pageKeyText(pageKey)));
-  for (const { pageKey } of durable.moves) invalid.delete(pageKeyText(pageKey));
-  const released = (await pages.storedPages()).filter((pageKey) => invalid.has(pageKeyText(pageKey)));
+  const released = releasedPagesOf(durable, await pages.storedPages());
   for (const pageKey of released) await pages.delete(pageKey);
   return released;
 }

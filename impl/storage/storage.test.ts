@@ -168,6 +168,17 @@ describe('metadata store', () => {
     expect(loaded.replicas).toEqual([]);
   });
 
+  it('keeps a move checkpoint\'s commitAsked and abandoned marks across a reopen, and refuses one that is not true', async () => {
+    const directory = temporaryDirectory();
+    const store = MetadataStore.open(directory);
+    const abandoned: MoveCheckpoint = { stage: 1, attempt: 3, pieceModes: ['atSource', 'atSource'], epoch: 4, owner: 'source', commitAsked: true, abandoned: true };
+    await store.commit([{ kind: 'volume', volume }, { kind: 'move', pageKey: page(1), input: moveInput(page(1)), checkpoint: abandoned }]);
+    const marked = { ...checkpoint, abandoned: 'yes' } as unknown as MoveCheckpoint;
+    await expect(store.commit([{ kind: 'move', pageKey: page(2), input: moveInput(page(2)), checkpoint: marked }])).rejects.toThrow(/abandoned must be true or absent/);
+    await store.close();
+    expect(openMetadata(directory).load().moves).toEqual([{ pageKey: page(1), input: moveInput(page(1)), checkpoint: abandoned }]);
+  });
+
   it('resolves commits issued without waiting in call order; an invalid one among them is refused alone', async () => {
     // The runtime hands every commit over at once and relies on this order for its completions.
     const directory = temporaryDirectory();

@@ -28,6 +28,18 @@ export interface MoveCheckpoint {
   /** The page epoch: it grows by exactly one when the routing table flips. */
   readonly epoch: number;
   readonly owner: 'source' | 'destination';
+  /**
+   * Table 1: the copy was finished once at this epoch, so a commit may have been asked of the destination (and the
+   * destination may hold the page as owner) even after a refusal sends the move back to copy again. Such a move can
+   * no longer be abandoned. Carried by every later checkpoint of the move.
+   */
+  readonly commitAsked?: true;
+  /**
+   * The administrator gave the move up before the destination held any of the page alone (see move-setup.ts,
+   * "Abandoning"): the source serves the whole page at `epoch + 2` and keeps this record until the destination
+   * confirms that it has let go of its partial copy.
+   */
+  readonly abandoned?: true;
 }
 
 export interface MoveInput {

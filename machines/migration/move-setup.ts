@@ -4,7 +4,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import { pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind, PieceMode } from './checkpoint.js';
 import { notStartedCheckpoint, withPieceMode } from './checkpoint.js';
-import { finalStage, finishStage, startStage } from './stage-numbers.js';
+import { finalStage, finishStage, notStartedStage, startStage } from './stage-numbers.js';
 
 /**
  * What both move machines (Table 1 and Table 2) share: their context, events,
@@ -42,11 +42,25 @@ export type MoveEvent =
   | { type: 'destination.failed'; attempt: number }
   | { type: 'timer.fired'; timerId: string }
   | { type: 'crash' }
-  | { type: 'restart' };
+  | { type: 'restart' }
+  /** The administrator gives the move up (see "Abandoning" below). */
+  | { type: 'move.abandon' }
+  /** The destination has let go of its partial copy of the abandoned `attempt` (or never held one). */
+  | { type: 'destination.released'; attempt: number };
 
 export function progressTimerId(context: MoveContext): string {
   const stage = context.pending?.stage ?? context.checkpoint.stage;
   return `move:${pageKeyText(context.pageKey)}:a${context.attempt}:s${stage}:p${context.piece}`;
+}
+
+/** The timer that sends an abandoned move's notice to the destination again until it answers. */
+export function abandonNoticeTimerId(context: MoveContext): string {
+  return `abandon:${pageKeyText(context.pageKey)}:a${context.checkpoint.attempt}`;
+}
+
+/** The epoch at which the source serves the page again after abandoning a move: past the move's own, never reused. */
+export function reclaimEpoch(checkpoint: MoveCheckpoint): number {
+  return checkpoint.epoch + 2;
 }
 
 function pendingStage(context: MoveContext, stage: number, pieceModes: readonly PieceMode[]): MoveCheckpoint {
@@ -64,17 +78,25 @@ export function pieceToResume(checkpoint: MoveCheckpoint): number | null {
 export const moveSetup = setup({
   types: {} as { context: MoveContext; events: MoveEvent; input: MoveInput },
   actions: {
-    ...effectActions(['stage.persist', 'piece.copy', 'commit.request', 'copy.release', 'routing.publish', 'timer.set']),
+    ...effectActions(['stage.persist', 'piece.copy', 'commit.request', 'copy.release', 'routing.publish', 'timer.set', 'copy.reclaim', 'abandon.notify', 'record.forget']),
     enterStartStage: assign(({ context }) => ({
       pending: pendingStage(context, startStage(context.kind, context.piece), withPieceMode(context.checkpoint.pieceModes, context.piece, 'inTransit')),
     })),
-    enterFinishStage: assign(({ context }) => ({
-      pending: pendingStage(
+    enterFinishStage: assign(({ context }) => {
+      const finished = pendingStage(
         context,
         finishStage(context.kind, context.piece),
         // Table 1 keeps the source serving reads until the flip; Table 2 hands a finished piece to the destination at once.
         withPieceMode(context.checkpoint.pieceModes, context.piece, context.kind === 'unit' ? 'copied' : 'atDestination'),
-      ),
+      );
+      // Table 1 asks for the commit once this record is durable; the mark stays on every later record of the move.
+      return { pending: context.kind === 'unit' ? { ...finished, commitAsked: true as const } : finished };
+    }),
+    enterAbandonStage: assign(({ context }) => ({
+      pending: {
+        ...context.checkpoint, stage: notStartedStage, attempt: context.attempt,
+        pieceModes: context.checkpoint.pieceModes.map(() => 'atSource' as const), abandoned: true as const,
+      },
     })),
     enterFlipStage: assign(({ context }) => ({
       pending: {
@@ -128,8 +150,24 @@ export const moveSetup = setup({
     isProgressTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === progressTimerId(context),
     hasNextPiece: ({ context }) => context.piece + 1 < context.pieceCount,
     resumesWithCopy: ({ context }) => pieceToResume(context.checkpoint) !== null,
+    mayAbandon: ({ context }) => mayAbandon(context),
+    hasAbandoned: ({ context }) => context.checkpoint.abandoned === true,
+    isAbandonNoticeTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === abandonNoticeTimerId(context),
+    releasesAbandonedAttempt: ({ context, event }) => event.type === 'destination.released' && event.attempt === context.checkpoint.attempt,
   },
 });
+
+/**
+ * Whether the move may be given up now: no stage is being made durable, and the source alone holds the page's data as
+ * clients have it. Every piece is at the source or in transit (written at both sides, so the source has every write),
+ * and no commit was ever asked of the destination at this epoch (Table 1's copy never finished). A piece the
+ * destination serves alone (Table 2), or a destination that may already own the page, can only be finished.
+ */
+export function mayAbandon(context: MoveContext): boolean {
+  const { checkpoint } = context;
+  return context.pending === null && checkpoint.abandoned !== true && checkpoint.commitAsked !== true && checkpoint.owner === 'source' &&
+    checkpoint.pieceModes.every((mode) => mode === 'atSource' || mode === 'inTransit');
+}
 
 export function moveContextFromInput(input: MoveInput): MoveContext {
   const checkpoint = input.recovered ?? notStartedCheckpoint(input.kind === 'unit' ? 1 : input.pieceCount, input.epoch);
@@ -215,6 +253,7 @@ export function flipStates(machineId: string) {
  */
 export const recoveryTransitions = [
   { guard: 'hasFlipped', target: 'routingTableUpdated' },
+  { guard: 'hasAbandoned', target: 'abandoned' },
   { guard: 'isRecovered', target: 'interrupted' },
 ] as const;
 
@@ -223,6 +262,69 @@ export const interruptions = {
   crash: { target: 'interrupted', actions: 'forgetVolatile' },
   'destination.failed': { guard: 'isCurrentAttempt', target: 'interrupted', actions: 'forgetVolatile' },
   'timer.fired': { guard: 'isProgressTimer', target: 'interrupted', actions: 'forgetVolatile' },
+} as const;
+
+/**
+ * Abandoning, shared by both tables (not in the patent). An administrator may give a move up while the source alone
+ * holds the page's data (`mayAbandon`): typically because the destination is gone and the move would otherwise restart
+ * toward it for ever, failing every write to the piece in transit. The source persists an `abandoned` record that
+ * turns every piece back to the source and, atomically with it, its copy valid and its route at `reclaimEpoch` (two
+ * past the move's epoch: the move's own next epoch, which a destination's partial copy is receiving at, is never used).
+ * Once that is durable it serves the whole page alone, publishes the route (a destination that learns it lets go of
+ * its partial copy), and tells the destination so directly (`abandon.notify`), again on a timer until it answers
+ * `destination.released`; only then is the record removed. A crash in between rebuilds the machine in `abandoned`.
+ */
+export const abandonTransition = { 'move.abandon': { guard: 'mayAbandon', target: 'abandoning' } } as const;
+
+export function abandonStates(machineId: string) {
+  return {
+    abandoning: {
+      meta: { action: 'Abandon move' },
+      entry: ['enterAbandonStage', persistPending],
+      on: { 'stage.persisted': { guard: 'confirmsPending', target: `#${machineId}.abandoned`, actions: 'confirmPending' } },
+    },
+    abandoned: {
+      meta: { action: 'Abandoned' },
+      entry: [reclaimSourceCopy, publishReclaimedRoute],
+      initial: 'notifying',
+      on: { 'destination.released': { guard: 'releasesAbandonedAttempt', target: `#${machineId}.released` } },
+      states: {
+        notifying: {
+          entry: [notifyDestination, armAbandonNoticeTimer],
+          on: { 'timer.fired': { guard: 'isAbandonNoticeTimer', target: 'notifying', reenter: true } },
+        },
+      },
+    },
+    released: { type: 'final', entry: [forgetRecord] },
+  } as const;
+}
+
+const reclaimSourceCopy = {
+  type: 'copy.reclaim',
+  params: ({ context }: { context: MoveContext }) => ({ pageKey: context.pageKey, epoch: reclaimEpoch(context.checkpoint) }),
+} as const;
+
+const publishReclaimedRoute = {
+  type: 'routing.publish',
+  params: ({ context }: { context: MoveContext }) => ({ pageKey: context.pageKey, owner: context.source, epoch: reclaimEpoch(context.checkpoint) }),
+} as const;
+
+const notifyDestination = {
+  type: 'abandon.notify',
+  params: ({ context }: { context: MoveContext }) => ({
+    pageKey: context.pageKey, destination: context.destination, attempt: context.checkpoint.attempt,
+    epoch: context.checkpoint.epoch + 1, routeEpoch: reclaimEpoch(context.checkpoint),
+  }),
+} as const;
+
+const armAbandonNoticeTimer = {
+  type: 'timer.set',
+  params: ({ context }: { context: MoveContext }) => ({ timerId: abandonNoticeTimerId(context), delayMs: context.progressTimeoutMs }),
+} as const;
+
+const forgetRecord = {
+  type: 'record.forget',
+  params: ({ context }: { context: MoveContext }) => ({ pageKey: context.pageKey }),
 } as const;
 
 export const routingTableUpdatedState = {

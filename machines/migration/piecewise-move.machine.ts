@@ -1,5 +1,5 @@
 import { and } from 'xstate';
-import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
+import { abandonStates, abandonTransition, moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
 
 /**
  * Piecewise move of one page, piece by piece (the patent's Table 2).
@@ -26,6 +26,12 @@ import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, fl
  * later one (which would skip a copy). Once every piece has moved, only the
  * flip remains to be completed. A machine rebuilt from the flip's own record
  * finishes at once, releasing the copy, as a unit move does.
+ *
+ * Abandoning (not in the patent; move-setup.ts): while the source alone holds
+ * the page's data as clients have it, an administrator may give the move up
+ * (`move.abandon`, from `interrupted` or a piece's copy). The source persists
+ * that, serves the page alone again at an epoch past the move's, and tells the
+ * destination until it has let go of its partial copy (`released`).
  */
 export const piecewiseMoveMachine = moveSetup.createMachine({
   id: 'piecewiseMove',
@@ -39,7 +45,7 @@ export const piecewiseMoveMachine = moveSetup.createMachine({
     },
     moving: {
       initial: 'startPiece',
-      on: interruptions,
+      on: { ...interruptions, ...abandonTransition },
       states: {
         startPiece: {
           meta: { action: 'Start move, piece {piece}' },
@@ -77,12 +83,14 @@ export const piecewiseMoveMachine = moveSetup.createMachine({
     },
     interrupted: {
       on: {
+        ...abandonTransition,
         restart: [
           { guard: 'resumesWithCopy', target: 'moving.startPiece', actions: 'beginNextAttempt' },
           { target: 'moving.committing', actions: 'beginNextAttempt' },
         ],
       },
     },
+    ...abandonStates('piecewiseMove'),
     routingTableUpdated: { ...routingTableUpdatedState, meta: { action: 'Routing Table updated' } },
   },
 });

@@ -1,4 +1,4 @@
-import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
+import { abandonStates, abandonTransition, moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, flipStates, interruptions, persistPending, recoveryTransitions, routingTableUpdatedState } from './move-setup.js';
 
 /**
  * Unit move of one page from a source to a destination server (the patent's
@@ -39,6 +39,12 @@ import { moveContextFromInput, moveSetup, armProgressTimer, copyCurrentPiece, fl
  * `destination.stale` and the move copies the page again (a new attempt of
  * stage 2) before it commits. A restart that only completes the flip is the
  * table's N/A; the copy again is the commit's refusal, not the restart.
+ *
+ * Abandoning (not in the patent; move-setup.ts): while the source alone holds
+ * the page's data as clients have it, an administrator may give the move up
+ * (`move.abandon`, from `interrupted` or a piece's copy). The source persists
+ * that, serves the page alone again at an epoch past the move's, and tells the
+ * destination until it has let go of its partial copy (`released`).
  */
 const unitFlip = flipStates('unitMove');
 
@@ -54,7 +60,7 @@ export const unitMoveMachine = moveSetup.createMachine({
     },
     moving: {
       initial: 'startMove',
-      on: interruptions,
+      on: { ...interruptions, ...abandonTransition },
       states: {
         startMove: {
           meta: { action: 'Start move' },
@@ -94,12 +100,14 @@ export const unitMoveMachine = moveSetup.createMachine({
     },
     interrupted: {
       on: {
+        ...abandonTransition,
         restart: [
           { guard: 'resumesWithCopy', target: 'moving.startMove', actions: 'beginNextAttempt' },
           { target: 'moving.committing', actions: 'beginNextAttempt' },
         ],
       },
     },
+    ...abandonStates('unitMove'),
     routingTableUpdated: { ...routingTableUpdatedState, meta: { action: 'Routing Table updated' } },
   },
 });

@@ -42,8 +42,11 @@ export type PeerMessage =
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
   | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
-  /** `lossEpoch`: the writer's, for the holders of a write not durable at once. */
-  | { type: 'block.written'; requestId: string; ok: boolean; lossEpoch: number }
+  /**
+   * `lossEpoch`: the writer's, for the holders of a write not durable at once. `pageKey`: the page a write was applied
+   * to (ok), so that a source no longer moving it there can tell the destination (see #answerStaleMoveAck).
+   */
+  | { type: 'block.written'; requestId: string; ok: boolean; lossEpoch: number; pageKey?: PageKey }
   /** Source → destination: a read of a piece the destination already serves (Table 2). */
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }
@@ -62,6 +65,13 @@ export type PeerMessage =
    */
   | { type: 'piece.handover'; pageKey: PageKey; attempt: number; epoch: number; piece: number }
   | { type: 'piece.handedOver'; pageKey: PageKey; attempt: number; piece: number; ok: boolean }
+  /**
+   * Source → destination: the move whose copy this server receives at `epoch` is abandoned, and the source serves the
+   * page at `routeEpoch`; let go of the partial copy. Sent again until answered by `move.released`.
+   */
+  | { type: 'move.abandoned'; pageKey: PageKey; attempt: number; epoch: number; routeEpoch: number }
+  /** Destination → source: no partial copy of that move is held here any more (durably). */
+  | { type: 'move.released'; pageKey: PageKey; attempt: number }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */

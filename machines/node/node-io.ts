@@ -56,6 +56,8 @@ export type NodeInput =
   | { type: 'timer.fired'; timerId: string }
   /** `pieceCount`: the move's pieces (Table 2 rows); absent means the volume's piecesPerPage (1 for a unit move). */
   | { type: 'admin.move'; requestId: string; pageKey: PageKey; to: ServerId; kind: MoveKind; pieceCount?: number }
+  /** Give up the page's move, asked of its source: only while the source alone holds the page's data (move-setup.ts, "Abandoning"). */
+  | { type: 'admin.abandonMove'; requestId: string; pageKey: PageKey }
   | { type: 'admin.createVolume'; requestId: string; volume: VolumeDefinition }
   /** Add a server, mark one draining, or (asked of the leaving server itself) remove it. */
   | { type: 'admin.changeMembership'; requestId: string; change: MembershipChange }
@@ -73,7 +75,8 @@ export type NodeEffect =
   | { type: 'data.write'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; fromToken: string; tokenOffsetBlocks: number; durable: boolean }
   /** Make every write to the page (or, with null, to any page) durable. */
   | { type: 'data.sync'; completionId: string; pageKey: PageKey | null }
-  | { type: 'data.delete'; pageKey: PageKey }
+  /** Delete this server's copy of a page: a move's source after its flip (`moved`), or a destination whose move was abandoned. */
+  | { type: 'data.delete'; pageKey: PageKey; reason: 'moved' | 'abandoned' }
   /** Forget the bytes held under a token. */
   | { type: 'token.release'; token: string }
   /** Apply the writes atomically and durably, then answer `io.done` (a null id: nobody waits, and a crash may lose it). */

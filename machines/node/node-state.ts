@@ -2,7 +2,7 @@ import type { VolumeReservation } from './volume-reservation.js';
 import type { SnapshotFrom } from 'xstate';
 import type { ServerId } from '../identifiers.js';
 import { assert } from '../identifiers.js';
-import type { MoveKind } from '../migration/checkpoint.js';
+import type { MoveCheckpoint, MoveKind } from '../migration/checkpoint.js';
 import type { MoveMachine } from '../migration/move-machines.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
@@ -90,6 +90,8 @@ export interface MoveEntry {
   readonly chunksStored?: ChunksStored;
   /** Source side: the attempt whose destination said, committing, that it serves the page itself until it learns the flip. */
   readonly destinationServesAttempt?: number;
+  /** Source side: the administrator's request to abandon the move, answered once the abandoned record is durable. */
+  readonly abandonRequestId?: string;
 }
 
 export interface ChunksStored {
@@ -115,6 +117,8 @@ export type Continuation =
   | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
+  /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
+  | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
   | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
 
@@ -127,6 +131,8 @@ export interface MembershipChangeMade {
 
 export type DeferredHandover =
   | { readonly kind: 'commit'; readonly destination: ServerId; readonly attempt: number; readonly epoch: number; readonly freshCopy: boolean }
+  /** The abandoned record, made durable once no part is outstanding at the destination (see #fenced). */
+  | { readonly kind: 'abandon'; readonly destination: ServerId; readonly attempt: number; readonly checkpoint: MoveCheckpoint }
   /**
    * `confirming`: the parts have drained and the destination was asked to confirm (piece.handover); the checkpoint
    * waits for its answer. `sequenceDrained`: the newest write sequence handed out when the hand-over began; the drain

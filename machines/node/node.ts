@@ -3,7 +3,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import { assert, assertNever, pageKeyOfText, pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
-import { progressTimerId } from '../migration/move-setup.js';
+import { abandonNoticeTimerId, progressTimerId, reclaimEpoch } from '../migration/move-setup.js';
 import { finishStage } from '../migration/stage-numbers.js';
 import { moveEpoch, readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -121,6 +121,7 @@ class NodeStep {
       case 'meta.failed': return this.#commitFailed(input.writes);
       case 'timer.fired': return this.#timerFired(input.timerId);
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
+      case 'admin.abandonMove': return this.#abandonMove(input.requestId, input.pageKey);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
       case 'admin.changeMembership': return changeMembership(this, input.requestId, input.change);
       case 'membership.announce':
@@ -191,6 +192,12 @@ class NodeStep {
       // A valid copy its table does not name at the copy's epoch: the flip that made it valid is not durably known
       // here (the route write is not awaited, and a crash may take it), and until it is, the page cannot move on.
       if (!this.next.moves[key] && copyStanding(this.next, key) === 'awaitingFlip') this.#askForRoute(pageKey);
+      // A copy still receiving a move: if that move was abandoned while this server was down (or its notice and route
+      // push were lost), its source's route is past the copy's epoch, and learning it lets the copy go (#learnRoute).
+      const record = replica.context.record;
+      if (record?.status === 'receiving' && record.source !== this.#self && !this.#releaseCopyOfPassedMove(pageKey)) {
+        this.effects.push({ type: 'peer.send', to: record.source, message: { type: 'route.query', pageKey } });
+      }
     }
   }
 
@@ -208,12 +215,27 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const known = this.next.routes.get(key);
     // Routing epochs only grow: an older or equal report never overwrites a newer one.
-    if (known && known.epoch >= route.epoch) return;
-    this.next.routes = this.next.routes.with(key, route);
-    // The flip of a move this server committed is known: it now serves the page as its owner, and refuses late parts.
-    const committedEpoch = this.next.read('attemptsJoined')[key]?.committedEpoch;
-    if (committedEpoch !== undefined && committedEpoch !== null && route.owner === this.#self && route.epoch >= committedEpoch) delete this.next.attemptsJoined[key];
-    this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
+    if (!known || known.epoch < route.epoch) {
+      this.next.routes = this.next.routes.with(key, route);
+      // The flip of a move this server committed is known: it now serves the page as its owner, and refuses late parts.
+      const committedEpoch = this.next.read('attemptsJoined')[key]?.committedEpoch;
+      if (committedEpoch !== undefined && committedEpoch !== null && route.owner === this.#self && route.epoch >= committedEpoch) delete this.next.attemptsJoined[key];
+      this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
+    }
+    this.#releaseCopyOfPassedMove(pageKey);
+  }
+
+  /**
+   * A copy received at an epoch the page's route has passed belongs to a move that ended elsewhere (abandoned, see
+   * move-setup.ts): nobody will commit it, so it is let go. Only its own source's notice is answered (#receiveAbandoned).
+   */
+  #releaseCopyOfPassedMove(pageKey: PageKey): boolean {
+    const key = pageKeyText(pageKey);
+    const route = this.next.routes.get(key);
+    const record = this.next.replicas.get(key)?.context.record;
+    if (record?.status !== 'receiving' || route === undefined || route.epoch <= record.epoch || route.owner === this.#self) return false;
+    this.#releaseAbandonedCopy(pageKey, route, null);
+    return true;
   }
 
   /**
@@ -554,7 +576,7 @@ class NodeStep {
     const move = this.next.read('moves')[pageText];
     if (move === undefined || move.snapshot.status !== 'active') return false;
     const { snapshot } = move;
-    if (snapshot.matches({ moving: 'committing' })) return true;
+    if (snapshot.matches({ moving: 'committing' }) || snapshot.matches('abandoning')) return true;
     if (snapshot.matches({ moving: 'flipping' })) return move.destinationServesAttempt !== snapshot.context.attempt;
     // Table 2 hands a finished piece's reads to the destination: a part still on its way there (a dual write the source
     // applied and may have served) must land first, and nothing new may start until the hand-over is durable.
@@ -633,6 +655,10 @@ class NodeStep {
     const move = this.next.read('moves')[pageText];
     if (!move || move.snapshot.status !== 'active' || !this.#fenced(pageText) || move.snapshot.context.attempt !== deferred.attempt) return;
     const context = move.snapshot.context;
+    if (deferred.kind === 'abandon') {
+      this.#persistCheckpoint(context.pageKey, context, deferred.checkpoint);
+      return;
+    }
     if (deferred.kind === 'commit') {
       this.effects.push({ type: 'peer.send', to: deferred.destination, message: { type: 'move.commit', pageKey: context.pageKey, attempt: deferred.attempt, epoch: deferred.epoch, freshCopy: deferred.freshCopy, sourceSequence: this.next.lastWriteSequence } });
       this.#releaseParkedToDestination(pageText);
@@ -645,9 +671,23 @@ class NodeStep {
     this.effects.push({ type: 'timer.set', timerId: `handover|${pageText}|${deferred.attempt}:${deferred.stage}`, delayMs: context.progressTimeoutMs });
   }
 
+  /**
+   * A destination acknowledged move data of a page this server no longer moves there: a message sent before the move
+   * was abandoned (delayed, or queued while the destination was down) began a copy there that no notice will reach
+   * once the abandoned record has gone (answered, or replaced by a newer move). The route tells it the page has
+   * passed its copy's epoch, and it lets the copy go (#learnRoute). Normal acknowledgements find their move.
+   */
+  #answerStaleMoveAck(from: ServerId, pageKey: PageKey): void {
+    const move = this.next.moves[pageKeyText(pageKey)];
+    if (move?.snapshot.status === 'active' && move.snapshot.context.destination === from) return;
+    const { route } = this.#lookup(pageKey);
+    if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
+  }
+
   /** The destination's answer to piece.handover: persist the finish checkpoint, or restart the piece's copy. */
-  #pieceHandedOver(message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
+  #pieceHandedOver(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
     const key = pageKeyText(message.pageKey);
+    if (message.ok) this.#answerStaleMoveAck(from, message.pageKey);
     const deferred = this.next.read('handoversDeferred')[key];
     const move = this.next.read('moves')[key];
     if (deferred?.kind !== 'finishPiece' || !deferred.confirming || deferred.attempt !== message.attempt || deferred.piece !== message.piece) return;
@@ -805,14 +845,17 @@ class NodeStep {
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas.get(key)?.context.record;
     const flipPending = copyStanding(this.next, key) === 'awaitingFlip';
-    const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active').length;
+    const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active' && !move.snapshot.matches('abandoned')).length;
+    // An abandoned move waiting for its destination's answer gives way to a new move of the page: the new move's
+    // records replace its record, and its destination lets go of its partial copy once it learns a newer route.
+    const moving = this.next.moves[key] !== undefined && !this.next.moves[key]!.snapshot.matches('abandoned');
     const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
       !volume ? `unknown volume ${pageKey.volume}` :
       pageKey.page < 0 || pageKey.page >= volume.pageCount ? `page ${pageKey.page} out of range` :
       record?.status !== 'valid' ? `${this.#self} does not own ${key}` :
       flipPending ? `${this.#self} holds ${key} but has not yet learnt that its last move's source flipped; try again shortly` :
-      this.next.moves[key] ? `${key} is already moving` :
+      moving ? `${key} is already moving` :
       to === this.#self ? `${key} is already on ${to}` :
       !memberOf(this.next.membership, to) ? `unknown server ${to}` :
       !isActiveMember(this.next.membership, to) ? `${to} is draining` :
@@ -837,6 +880,28 @@ class NodeStep {
     this.#stepMove(pageKey, { type: 'move.begin' });
   }
 
+  /**
+   * The administrator gives a move up (move-setup.ts, "Abandoning"), asked of its source. Refused unless the source
+   * alone holds the page's data; answered once the abandoned record is durable.
+   */
+  #abandonMove(requestId: string, pageKey: PageKey): void {
+    const key = pageKeyText(pageKey);
+    const move = this.next.moves[key];
+    if (!move || move.snapshot.status !== 'active') {
+      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: `${this.#self} runs no move of ${key}` });
+      return;
+    }
+    const abandoning = (entry: MoveEntry | undefined) => entry !== undefined && (entry.snapshot.matches('abandoning') || entry.snapshot.matches('abandoned'));
+    if (!abandoning(move)) {
+      // The machine decides (its mayAbandon guard); abandonRefusal only explains a refusal.
+      this.next.moves[key] = { ...move, abandonRequestId: requestId };
+      this.#stepMove(pageKey, { type: 'move.abandon' });
+      if (abandoning(this.next.moves[key])) return;
+    }
+    this.next.moves[key] = move;
+    this.effects.push({ type: 'admin.reply', requestId, ok: false, message: abandonRefusal(key, move.snapshot) });
+  }
+
   #stepMove(pageKey: PageKey, event: MoveEvent): void {
     const key = pageKeyText(pageKey);
     const move = this.next.moves[key];
@@ -857,8 +922,13 @@ class NodeStep {
       delete this.next.moves[key];
       delete this.next.blockVersions[key];
       delete this.next.handoversDeferred[key];
-      this.#releaseParked(key, true);
+      this.#releaseParked(key, !move.snapshot.matches('released'));
       return;
+    }
+    if (move.abandonRequestId !== undefined && move.snapshot.matches('abandoned')) {
+      const { destination, checkpoint } = move.snapshot.context;
+      this.effects.push({ type: 'admin.reply', requestId: move.abandonRequestId, ok: true, message: `abandoned the move of ${key} to ${destination}; ${this.#self} serves it alone at epoch ${reclaimEpoch(checkpoint)}` });
+      this.next.moves[key] = { kind: move.kind, snapshot: move.snapshot };
     }
     if (!this.#fenced(key) || move.snapshot.matches('interrupted')) delete this.next.handoversDeferred[key];
     this.#releaseParked(key, false);
@@ -878,6 +948,11 @@ class NodeStep {
       // The flip: the source's copy turns invalid and its table names the destination, atomically with the checkpoint.
       writes.push({ kind: 'replica', pageKey, record: this.#givenUpRecord(context, checkpoint.epoch) });
       writes.push({ kind: 'route', pageKey, route: { owner: context.destination, epoch: checkpoint.epoch } });
+    }
+    if (checkpoint.abandoned === true) {
+      // Abandoning: the source's copy is valid, and its table names itself, past the move's epoch, atomically with the record.
+      writes.push({ kind: 'replica', pageKey, record: { status: 'valid', epoch: reclaimEpoch(checkpoint) } });
+      writes.push({ kind: 'route', pageKey, route: { owner: this.#self, epoch: reclaimEpoch(checkpoint) } });
     }
     const completionId = this.#await({ kind: 'move.persisted', pageText: pageKeyText(pageKey), stage: checkpoint.stage, attempt: checkpoint.attempt });
     this.effects.push({ type: 'meta.commit', completionId, writes });
@@ -931,6 +1006,12 @@ class NodeStep {
       const context = move.snapshot.context;
       switch (effect.type) {
         case 'stage.persist':
+          if (effect.checkpoint.abandoned === true) {
+            // Like a commit, the abandoned record waits for every part already sent to the destination (see #fenced).
+            this.next.handoversDeferred[key] = { kind: 'abandon', destination: context.destination, attempt: context.attempt, checkpoint: effect.checkpoint };
+            this.#sendDeferredHandover(key);
+            break;
+          }
           if (move.kind === 'piecewise' && effect.checkpoint.stage === finishStage('piecewise', context.piece)) {
             // Handing the piece's reads to the destination waits for every part already sent there (see #fenced).
             this.next.handoversDeferred[key] = {
@@ -979,7 +1060,7 @@ class NodeStep {
           // the newer move's, and is kept.
           const sourceCopy = (current?.status === 'valid' && current.epoch === flipEpoch - 1) || (current?.status === 'invalid' && current.epoch === flipEpoch);
           if (!sourceCopy) break;
-          this.effects.push({ type: 'data.delete', pageKey });
+          this.effects.push({ type: 'data.delete', pageKey, reason: 'moved' });
           const record = this.#givenUpRecord(context, flipEpoch);
           const givenUp = replica && current?.status === 'valid'
             ? step(this.next.config.machines.replica, replica, { type: 'replica.invalidate', epoch: record.epoch, owner: record.owner, forwardTo: record.forwardTo })[0]
@@ -1000,6 +1081,16 @@ class NodeStep {
           break;
         }
         case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `move|${key}|${effect.timerId}`, delayMs: effect.delayMs }); break;
+        case 'copy.reclaim': {
+          // Durable already, with the abandoned record (#persistCheckpoint).
+          const record: ReplicaRecord = { status: 'valid', epoch: effect.epoch };
+          this.next.replicas = this.next.replicas.with(key, start(this.next.config.machines.replica, { pageKey, record })[0]);
+          break;
+        }
+        case 'abandon.notify':
+          this.effects.push({ type: 'peer.send', to: effect.destination, message: { type: 'move.abandoned', pageKey, attempt: effect.attempt, epoch: effect.epoch, routeEpoch: effect.routeEpoch } });
+          break;
+        case 'record.forget': this.#removeMoveRecord(pageKey); break;
         default: throw new Error(`move machine emitted ${effect.type}`);
       }
     }
@@ -1014,8 +1105,9 @@ class NodeStep {
    * cover the piece, and so never before every block of it is durable there.
    * Until then each chunk stored restarts the move's progress timer.
    */
-  #pieceStored(message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
+  #pieceStored(from: ServerId, message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
     const key = pageKeyText(message.pageKey);
+    this.#answerStaleMoveAck(from, message.pageKey);
     const move = this.next.moves[key];
     const volume = this.next.volumes[message.pageKey.volume];
     if (!move || !volume) return;
@@ -1093,6 +1185,9 @@ class NodeStep {
    */
   #followAttempt(from: ServerId, pageKey: PageKey, attempt: number, epoch: number): void {
     const key = pageKeyText(pageKey);
+    // A late message of a move that ended elsewhere (abandoned: its source serves the page at a newer epoch) must not
+    // start a copy that nobody would commit or release.
+    if ((this.next.routes.get(key)?.epoch ?? -1) >= epoch) return;
     if (!this.#stepReplica(pageKey, { type: 'replica.receive', source: from, attempt, epoch }, { kind: 'receiving.persisted', pageText: key, attempt, epoch })) return;
     // Acknowledgements still held for an older attempt are dropped: its source has moved on, and resends (with the
     // new attempt) what it still needs. An attempt of the same move (same source and epoch) keeps the block versions
@@ -1217,7 +1312,7 @@ class NodeStep {
       if (message.fua) {
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1 }), pageKey });
       } else {
-        this.#acknowledgeMoveData(pageKeyText(pageKey), from, { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch });
+        this.#acknowledgeMoveData(pageKeyText(pageKey), from, { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch, pageKey });
       }
       return this.#releaseReceivedData(message.dataToken);
     }
@@ -1251,6 +1346,43 @@ class NodeStep {
     const token = this.#newId('peer-read');
     const completionId = this.#await({ kind: 'peer.read', from, requestId: message.requestId, token });
     this.effects.push({ type: 'data.read', completionId, pageKey: message.pageKey, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, intoToken: token });
+  }
+
+  /**
+   * Destination side of an abandoned move (move-setup.ts, "Abandoning"): learn the source's route, let go of a copy
+   * received from that source at the move's epoch, and answer once that is durable (at once if nothing is held).
+   */
+  #receiveAbandoned(from: ServerId, message: Extract<PeerMessage, { type: 'move.abandoned' }>): void {
+    const key = pageKeyText(message.pageKey);
+    if (isCommitUnderWay(this.next.read('continuations'), key)) return;
+    const record = this.next.replicas.get(key)?.context.record;
+    assert(record?.status !== 'valid' || record.epoch !== message.epoch, `an abandoned move's destination never holds ${key} valid at the move's epoch`);
+    const releasing = record?.status === 'receiving' && record.source === from && record.epoch <= message.epoch;
+    const route = { owner: from, epoch: message.routeEpoch };
+    if (releasing) this.#releaseAbandonedCopy(message.pageKey, route, { to: from, attempt: message.attempt });
+    // A release already under way (the route came first) answers once it is durable.
+    else if (this.#answerReleaseUnderWay(key, from, message.attempt)) return;
+    this.#learnRoute(message.pageKey, route);
+    if (!releasing) this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.released', pageKey: message.pageKey, attempt: message.attempt } });
+  }
+
+  /** Whether a partial copy of the page is being recorded invalid; if so, its completion now answers `to`. */
+  #answerReleaseUnderWay(pageText: string, to: ServerId, attempt: number): boolean {
+    for (const [completionId, continuation] of this.next.read('continuations')) {
+      if (continuation.kind !== 'abandon.released' || continuation.pageText !== pageText) continue;
+      this.next.continuations.set(completionId, { ...continuation, to, attempt });
+      return true;
+    }
+    return false;
+  }
+
+  /** Records a receiving copy invalid (naming the route's owner) and, once that is durable, deletes its data and answers `answer`. */
+  #releaseAbandonedCopy(pageKey: PageKey, route: Route, answer: { to: ServerId; attempt: number } | null): void {
+    const key = pageKeyText(pageKey);
+    delete this.next.attemptsJoined[key];
+    delete this.next.blockVersions[key];
+    const continuation: Continuation = { kind: 'abandon.released', pageText: key, to: answer?.to ?? this.#self, attempt: answer?.attempt ?? -1 };
+    this.#stepReplica(pageKey, { type: 'replica.abandon', epoch: route.epoch, owner: route.owner }, continuation);
   }
 
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
@@ -1396,9 +1528,11 @@ class NodeStep {
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }
       case 'piece.copy': return this.#receivePiece(from, message);
-      case 'piece.stored': return this.#pieceStored(message);
+      case 'piece.stored': return this.#pieceStored(from, message);
       case 'block.write': return this.#receiveBlockWrite(from, message);
-      case 'block.written': return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch);
+      case 'block.written':
+        if (message.ok && message.pageKey !== undefined) this.#answerStaleMoveAck(from, message.pageKey);
+        return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch);
       case 'block.read': return this.#receiveBlockRead(from, message);
       case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken, null);
       case 'move.commit': return this.#receiveCommit(from, message);
@@ -1411,8 +1545,10 @@ class NodeStep {
       }
       case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt, destinationAttempt: message.destinationAttempt });
       case 'piece.handover': return this.#receiveHandover(from, message);
-      case 'piece.handedOver': return this.#pieceHandedOver(message);
+      case 'piece.handedOver': return this.#pieceHandedOver(from, message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
+      case 'move.abandoned': return this.#receiveAbandoned(from, message);
+      case 'move.released': return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
       case 'route.query': {
         const { route } = this.#lookup(message.pageKey);
         if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey: message.pageKey, owner: route.owner, epoch: route.epoch } });
@@ -1510,7 +1646,7 @@ class NodeStep {
         return;
       }
       case 'peer.written':
-        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch });
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch, ...(ok ? { pageKey: pageKeyOfText(continuation.pageText)! } : {}) });
         return;
       case 'receiving.persisted': return this.#receivingRecordPersisted(continuation, ok);
       case 'volume.persisted': return this.#volumePersisted(continuation, ok);
@@ -1544,6 +1680,17 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
+      case 'abandon.released': {
+        // A failed record is not answered: the source's notice comes again, and finds the copy still receiving.
+        if (!ok) return;
+        const replica = this.next.replicas.get(continuation.pageText);
+        if (replica?.context.record?.status !== 'invalid') return;
+        this.effects.push({ type: 'data.delete', pageKey: replica.context.pageKey, reason: 'abandoned' });
+        if (continuation.to !== this.#self) {
+          this.effects.push({ type: 'peer.send', to: continuation.to, message: { type: 'move.released', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
+        }
+        return;
+      }
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
     }
@@ -1650,6 +1797,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     }
     case 'move': {
       const move = state.moves[subject];
+      if (move !== undefined && move.snapshot.status === 'active' && move.snapshot.matches('abandoned')) return detail === abandonNoticeTimerId(move.snapshot.context);
       return move !== undefined && move.snapshot.status === 'active' && detail === progressTimerId(move.snapshot.context) &&
         (move.snapshot.matches({ moving: { startPiece: 'copying' } }) || move.snapshot.matches({ moving: { startMove: 'copying' } }) || move.snapshot.matches({ moving: 'committing' }));
     }
@@ -1691,6 +1839,16 @@ const noAdminRequest = '0';
 /** Commits a volume's definition again after a pause; the detail names the administrator's request that waits for it. */
 function volumeDefinitionTimerId(volumeName: string, adminRequestId: string | null): string {
   return `volume-definition|${volumeName}|${adminRequestId ?? noAdminRequest}`;
+}
+
+/** Why the move machine refused `move.abandon`, for the administrator. */
+function abandonRefusal(pageText: string, snapshot: MoveEntry['snapshot']): string {
+  const { checkpoint, destination } = snapshot.context;
+  if (snapshot.matches('abandoning') || snapshot.matches('abandoned')) return `the move of ${pageText} is already abandoned`;
+  if (checkpoint.owner === 'destination' || snapshot.matches({ moving: 'flipping' })) return `the move of ${pageText} has flipped; it is finishing`;
+  if (checkpoint.commitAsked === true || snapshot.matches({ moving: 'committing' })) return `${destination} may already own ${pageText} (its commit was asked): the move can only finish; bring ${destination} back`;
+  if (checkpoint.pieceModes.includes('atDestination')) return `a piece of ${pageText} is served by ${destination} alone: the move can only finish; bring ${destination} back`;
+  return `the move of ${pageText} is recording a stage; try again shortly`;
 }
 
 function receivingRetryTimerId(pageText: string, attempt: number, epoch: number): string {

@@ -15,7 +15,9 @@ import type { ReplicaRecord } from './replica-record.js';
  * gives it up. When the source's routing table flips, its copy turns
  * `invalid` (`replica.invalidate`) and is never served again; it keeps the new
  * owner and epoch to answer late requests. A later move back to this server
- * re-enters `receiving`.
+ * re-enters `receiving`. A receiving copy whose move was abandoned
+ * (`replica.abandon`, with the source's newer epoch) turns `invalid` the same
+ * way, naming the source, and its data goes.
  *
  * Every change is persisted (`replica.persist`) before the runtime acts on
  * it, so a crash never forgets that a copy was given up.
@@ -29,7 +31,9 @@ export type ReplicaEvent =
   | { type: 'replica.create'; epoch: number }
   | { type: 'replica.receive'; source: ServerId; attempt: number; epoch: number }
   | { type: 'replica.commit'; attempt: number; epoch: number }
-  | { type: 'replica.invalidate'; epoch: number; owner: ServerId; forwardTo: ServerId | null };
+  | { type: 'replica.invalidate'; epoch: number; owner: ServerId; forwardTo: ServerId | null }
+  /** The move this copy was receiving was abandoned: its source serves the page at `epoch`. */
+  | { type: 'replica.abandon'; epoch: number; owner: ServerId };
 
 export interface ReplicaInput {
   readonly pageKey: PageKey;
@@ -52,7 +56,9 @@ export const replicaMachine = setup({
     recordReceiving: assign(({ event }) =>
       event.type === 'replica.receive' ? { record: { status: 'receiving' as const, source: event.source, attempt: event.attempt, epoch: event.epoch } } : {}),
     recordInvalid: assign(({ event }) =>
-      event.type === 'replica.invalidate' ? { record: { status: 'invalid' as const, epoch: event.epoch, owner: event.owner, forwardTo: event.forwardTo } } : {}),
+      event.type === 'replica.invalidate' || event.type === 'replica.abandon'
+        ? { record: { status: 'invalid' as const, epoch: event.epoch, owner: event.owner, forwardTo: event.type === 'replica.invalidate' ? event.forwardTo : null } }
+        : {}),
   },
   guards: {
     isAbsent: ({ context }) => context.record === null,
@@ -91,6 +97,7 @@ export const replicaMachine = setup({
       on: {
         'replica.receive': { guard: 'isNewerAttempt', target: 'receiving', reenter: true, actions: ['recordReceiving', persistRecord] },
         'replica.commit': { guard: 'commitsCurrentAttempt', target: 'valid', actions: ['recordValid', persistRecord] },
+        'replica.abandon': { guard: 'isNewerEpoch', target: 'invalid', actions: ['recordInvalid', persistRecord] },
       },
     },
     valid: {

@@ -69,6 +69,23 @@ export const brokenVariants: Readonly<Record<string, BrokenVariant>> = {
     },
     expectedProperty: 'at most one valid copy of a page outside a move',
   },
+  'abandon-after-hand-over': {
+    description: 'a move may be abandoned whenever no stage is being recorded, even once a piece is served by the destination alone',
+    machines: {
+      ...standardMachines,
+      piecewiseMove: piecewise.provide({ guards: { mayAbandon: ({ context }) => context.pending === null && context.checkpoint.abandoned !== true } }),
+    },
+    expectedProperty: 'no acknowledged write is lost',
+  },
+  'abandon-after-commit-asked': {
+    description: 'a unit move may be abandoned after its commit was asked, when the destination may already own the page',
+    machines: {
+      ...standardMachines,
+      unitMove: standardMachines.unitMove.provide({
+        guards: { mayAbandon: ({ context }) => context.pending === null && context.checkpoint.abandoned !== true && context.checkpoint.owner === 'source' } }),
+    },
+    expectedProperty: 'every step runs without a failed assertion',
+  },
   'serve-from-invalid-copy': {
     description: 'a server serves a request from its copy even after the copy was flagged invalid',
     machines: {

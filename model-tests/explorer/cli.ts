@@ -20,7 +20,7 @@ import { FingerprintAudit } from '../world/fingerprint-audit.js';
  * a goal not reached, or the bounds not exhausted). 2: bad arguments.
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
-  [--crashes N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
+  [--crashes N] [--abandons N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
   [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N [--failed-commits-durable]] [--timers-anytime [--early-timers N]] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
@@ -60,7 +60,7 @@ try {
   parsed = parseArgs({
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
-      moves: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
+      moves: { type: 'string' }, abandons: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
       'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'failed-commits-durable': { type: 'boolean' }, 'timers-anytime': { type: 'boolean' }, 'early-timers': { type: 'string' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, 'liveness-every': { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
@@ -119,6 +119,7 @@ const config: WorldConfig = {
   reads: integer(values.reads, 'reads', 0, 0, 4),
   moves: integer(values.moves, 'moves', referenceBound.moves, 0, 3),
   crashes: integer(values.crashes, 'crashes', referenceBound.crashes, 0, 3),
+  ...(values.abandons === undefined ? {} : { abandons: integer(values.abandons, 'abandons', 0, 0, 2) }),
   networkFaults: integer(values.faults, 'faults', network === 'lossy' || network === 'duplicating' ? 1 : 0, 0, 3),
   network,
   moveKinds: kinds as WorldConfig['moveKinds'],

@@ -76,6 +76,8 @@ describe('symmetry over interchangeable servers hides nothing', () => {
     ['restart-one-piece-late', threeServers({ crashes: 1, writes: 0 })],
     ['serve-from-invalid-copy', threeServers({})],
     ['source-copy-stays-valid', threeServers({})],
+    ['abandon-after-hand-over', threeServers({ reads: 1, abandons: 1 })],
+    ['abandon-after-commit-asked', threeServers({ pieces: 1, reads: 1, abandons: 1, moveKinds: ['unit'] })],
   ];
   it('every broken variant is covered', () => {
     expect(broken.map(([variant]) => variant).sort()).toEqual(Object.keys(brokenVariants).sort());

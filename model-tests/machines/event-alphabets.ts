@@ -1,5 +1,5 @@
 import type { MoveContext, MoveEvent } from '../../machines/migration/move-setup.js';
-import { progressTimerId } from '../../machines/migration/move-setup.js';
+import { abandonNoticeTimerId, progressTimerId } from '../../machines/migration/move-setup.js';
 import type { ReplicaContext, ReplicaEvent } from '../../machines/replica/replica.machine.js';
 import type { RequestRoutingContext, RequestRoutingEvent } from '../../machines/routing/request-routing.machine.js';
 import { forwardTimerId } from '../../machines/routing/request-routing.machine.js';
@@ -23,6 +23,9 @@ export function moveEvents(snapshot: { status?: string; context: MoveContext }):
     { type: 'destination.failed', attempt: context.attempt },
     { type: 'destination.stale', attempt: context.attempt, destinationAttempt: context.attempt },
     { type: 'timer.fired', timerId: progressTimerId(context) },
+    { type: 'move.abandon' },
+    { type: 'destination.released', attempt: context.checkpoint.attempt },
+    { type: 'timer.fired', timerId: abandonNoticeTimerId(context) },
   ];
   if (context.pending) events.push({ type: 'stage.persisted', stage: context.pending.stage, attempt: context.pending.attempt });
   return events;
@@ -39,6 +42,7 @@ export function replicaEvents(snapshot: { status?: string; context: ReplicaConte
     { type: 'replica.receive', source: 'A', attempt: attempt + 1, epoch },
     { type: 'replica.commit', attempt, epoch },
     { type: 'replica.invalidate', epoch: epoch + 1, owner: 'B', forwardTo: null },
+    { type: 'replica.abandon', epoch: epoch + 1, owner: 'A' },
   ];
 }
 

@@ -24,7 +24,7 @@ function inputFor(kind: MoveKind, pieceCount: number): MoveInput {
 /** Bounded abstraction of a snapshot: attempt numbers are left out so crash/restart loops close. */
 function serializeMove(snapshot: MoveSnapshot): string {
   const { checkpoint, pending, piece } = snapshot.context;
-  return JSON.stringify([snapshot.value, checkpoint.stage, checkpoint.pieceModes, pending?.stage ?? null, piece]);
+  return JSON.stringify([snapshot.value, checkpoint.stage, checkpoint.pieceModes, pending?.stage ?? null, piece, checkpoint.commitAsked ?? false, checkpoint.abandoned ?? false]);
 }
 
 /**
@@ -50,10 +50,18 @@ it('the Table 2 restart pattern reproduces the printed restart column', () => {
 /** Checks every step of a path against the properties the tables promise. */
 function checkPath(machine: MoveMachine, input: MoveInput, events: readonly MoveEvent[]): void {
   let [snapshot, effects] = start(machine, input) as [MoveSnapshot, Effect[]];
+  // Whether the destination was ever asked to commit on this path: from then on it may own the page.
+  let commitRequested = false;
   for (const event of events) {
     const before = snapshot;
     [snapshot, effects] = step(machine, snapshot as never, event as never) as [MoveSnapshot, Effect[]];
     const context = snapshot.context;
+    if (snapshot.matches('abandoning') && !before.matches('abandoning')) {
+      // Abandoned only while the source holds every write: no piece served by the destination alone, no commit asked.
+      expect(before.context.checkpoint.pieceModes.every((mode) => mode === 'atSource' || mode === 'inTransit')).toBe(true);
+      expect(commitRequested).toBe(false);
+    }
+    if (effects.some((effect) => effect.type === 'commit.request')) commitRequested = true;
     for (let piece = 0; piece < context.pieceCount; piece += 1) {
       // A read is only ever served by a server every acknowledged write reached.
       expect(writeServers(context, piece)).toContain(readServer(context, piece));
@@ -65,6 +73,12 @@ function checkPath(machine: MoveMachine, input: MoveInput, events: readonly Move
         expect(context.checkpoint.pieceModes[effect.piece]).toBe('inTransit');
       }
       if (effect.type === 'copy.release') expect(context.checkpoint.owner).toBe('destination');
+      if (effect.type === 'copy.reclaim' || effect.type === 'abandon.notify' || effect.type === 'record.forget') {
+        // The source serves the whole page alone only once the abandoned record is durable, at an epoch past the move's.
+        expect(context.checkpoint.abandoned).toBe(true);
+        expect(context.checkpoint.pieceModes.every((mode) => mode === 'atSource')).toBe(true);
+      }
+      if (effect.type === 'copy.reclaim') expect(effect.epoch).toBe(input.epoch + 2);
     }
     if (event.type === 'restart' && before.matches('interrupted')) {
       // The stage in progress at the failure was the one after the durable stage.
@@ -80,7 +94,10 @@ function checkPath(machine: MoveMachine, input: MoveInput, events: readonly Move
       }
       expect(context.attempt).toBe(before.context.checkpoint.attempt + 1);
     }
-    if (snapshot.status === 'done') {
+    if (snapshot.status === 'done' && context.checkpoint.abandoned === true) {
+      expect(snapshot.matches('released')).toBe(true);
+      expect(event.type).toBe('destination.released');
+    } else if (snapshot.status === 'done') {
       expect(context.checkpoint.owner).toBe('destination');
       expect(context.checkpoint.epoch).toBe(input.epoch + 1);
       expect(context.checkpoint.pieceModes.every((mode) => mode === 'atDestination')).toBe(true);
@@ -120,6 +137,8 @@ describe.each(cases)('model-based paths: %s', (_name, machine, kind, pieceCount)
     recorder.replay(recoveredInput, [{ type: 'restart' }]);
     // ... unless that checkpoint is the flip: it finishes at once.
     recorder.replay(flipRecoveredInput(input), []);
+    // ... or an abandoned record: it tells the destination again.
+    recorder.replay({ ...input, recovered: { ...recoveredInput.recovered, stage: 1, pieceModes: recoveredInput.recovered.pieceModes.map(() => 'atSource'), abandoned: true } }, []);
     console.log(`${recorder.report()} by ${paths.length} shortest paths`);
     expect(recorder.missingStates()).toEqual([]);
     expect(recorder.missingTransitions()).toEqual([]);

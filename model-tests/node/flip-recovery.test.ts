@@ -36,7 +36,7 @@ describe.each<MoveKind>(['unit', 'piecewise'])('a %s move whose flip was durable
     expect(state.moves['v/0'], 'the move is finished').toBeUndefined();
     const writes = effects.flatMap((effect) => (effect.type === 'meta.commit' ? effect.writes : []));
     expect(writes.filter((write) => write.kind === 'move.delete')).toHaveLength(1);
-    expect(effects.filter((effect): effect is Extract<NodeEffect, { type: 'data.delete' }> => effect.type === 'data.delete')).toEqual([{ type: 'data.delete', pageKey }]);
+    expect(effects.filter((effect): effect is Extract<NodeEffect, { type: 'data.delete' }> => effect.type === 'data.delete')).toEqual([{ type: 'data.delete', pageKey, reason: 'moved' }]);
     const sent = effects.flatMap((effect) => (effect.type === 'peer.send' ? [effect.message.type] : []));
     expect(sent).not.toContain('move.commit');
     expect(state.replicas.get('v/0')?.context.record).toEqual({ status: 'invalid', epoch: 2, owner: 's2', forwardTo: null });

@@ -20,7 +20,8 @@ import type { Action } from '../world/world.js';
  * towards the first enabled action, as fast-check expects.
  */
 export type ActionKind = Action['type'];
-export type ActionWeights = Readonly<Record<ActionKind, number>>;
+/** `move.abandon` may go unweighted (1): walks drawn before it existed keep their seeds' weights. */
+export type ActionWeights = Readonly<Record<Exclude<ActionKind, 'move.abandon'>, number>> & { readonly 'move.abandon'?: number };
 
 /** Kinds a walk may leave out entirely (weight 0); without the others a walk could not make progress. */
 const optionalKinds: readonly ActionKind[] = [
@@ -32,7 +33,7 @@ const progressKinds: readonly ActionKind[] = ['deliver', 'persist', 'restart'];
 export function swarmWeightsArbitrary(): fc.Arbitrary<ActionWeights> {
   const optional = Object.fromEntries(optionalKinds.map((kind) => [kind, fc.constantFrom(0, 1, 4, 16)]));
   const progress = Object.fromEntries(progressKinds.map((kind) => [kind, fc.constantFrom(1, 4, 16)]));
-  return fc.record({ ...optional, ...progress } as Record<ActionKind, fc.Arbitrary<number>>);
+  return fc.record({ ...optional, ...progress } as Record<Exclude<ActionKind, 'move.abandon'>, fc.Arbitrary<number>>);
 }
 
 /** The action `choice` picks among `enabled` under `weights` (see the top of the file); null when nothing is enabled. */
@@ -45,12 +46,13 @@ export function pickWeighted(enabled: readonly Action[], weights: ActionWeights,
     else byKind.set(action.type, [action]);
   }
   let totalWeight = 0;
-  for (const kind of byKind.keys()) totalWeight += weights[kind];
+  const weightOf = (kind: ActionKind): number => weights[kind] ?? 1;
+  for (const kind of byKind.keys()) totalWeight += weightOf(kind);
   if (totalWeight === 0) return enabled[choice % enabled.length]!;
   let slot = choice % totalWeight;
   for (const [kind, actions] of byKind) {
-    if (slot < weights[kind]) return actions[Math.floor(choice / totalWeight) % actions.length]!;
-    slot -= weights[kind];
+    if (slot < weightOf(kind)) return actions[Math.floor(choice / totalWeight) % actions.length]!;
+    slot -= weightOf(kind);
   }
   throw new Error('unreachable: the slot lies within the total weight');
 }

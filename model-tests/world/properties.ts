@@ -33,6 +33,7 @@ export const sometimesGoals = [
   'a forwarding pointer forwards a late request',
   'a FLUSH covering an acknowledged write answers ok',
   'a FLUSH reports a write a power cut may have taken',
+  'an abandoned move\'s destination lets go of its partial copy',
 ] as const;
 
 export function checkState(world: World): Violation | null {
@@ -81,6 +82,9 @@ function auditSettled(world: World): Violation | null {
     const key = pageKeyText({ volume: volumeName, page });
     const owner = world.servers.find((server) => server.meta.replicas[key]?.status === 'valid');
     if (!owner) return { property: alwaysProperties[1], detail: `${key} has no valid copy once settled` };
+    // No move is left, so no copy may still be receiving one (an abandoned move's destination lets go of its copy).
+    const receiving = world.servers.filter((server) => server.meta.replicas[key]?.status === 'receiving' || server.node.replicas.get(key)?.context.record?.status === 'receiving');
+    if (receiving.length > 0) return { property: alwaysProperties[1], detail: `${key} is still received by ${receiving.map((server) => server.id).join(', ')} once settled, with no move left` };
     for (let piece = 0; piece < world.config.pieces; piece += 1) {
       const block = page * world.config.pieces + piece;
       const value = owner.data[key]?.[piece] ?? 0;
@@ -111,6 +115,8 @@ export function checkTransition(before: World, after: World): Violation | null {
       for (const [key, move] of Object.entries(now.node.moves)) {
         const previous = old.node.moves[key];
         if (!previous || !previous.snapshot.matches('interrupted') || move.snapshot.matches('interrupted')) continue;
+        // Leaving `interrupted` for good, by the administrator's abandon, is no restart.
+        if (move.snapshot.matches('abandoning') || move.snapshot.matches('abandoned')) continue;
         const durableStage = previous.snapshot.context.checkpoint.stage;
         const expected = patentRestartStage(move.kind, previous.snapshot.context.pieceCount, durableStage);
         const resumedAt = move.snapshot.context.pending?.stage ?? null;
@@ -145,6 +151,7 @@ export function goalsReached(sightings: World['sightings'], world: World): Recor
     ...(world.config.crashes > 0 ? { [sometimesGoals[2]]: stages.every((stage) => sightings.completedAfterCrashAtStages.includes(stage)) } : {}),
     // In forwarding-pointer mode a late request is forwarded, never answered stale.
     ...(world.config.forwardingPointer ? { [sometimesGoals[4]]: sightings.pointerForwarded } : { [sometimesGoals[3]]: sightings.staleRetry }),
+    ...((world.config.abandons ?? 0) > 0 ? { [sometimesGoals[7]]: sightings.abandonedCopyReleased === true } : {}),
     ...((world.config.flushes ?? 0) > 0 && world.config.unflushedWrites ? { [sometimesGoals[5]]: sightings.flushSucceeded === true, [sometimesGoals[6]]: sightings.flushLossReported === true } : {}),
   };
 }

@@ -37,7 +37,9 @@ export type CascadeEvent =
   /** `lossReported`: a FLUSH failed because a write it covers may have been lost (machines/node/loss-watch.ts). */
   | { readonly kind: 'reply'; readonly requestId: string; readonly ok: boolean; readonly value: number | null; readonly lossReported: boolean }
   | { readonly kind: 'violation'; readonly reason: string }
-  | { readonly kind: 'moveCompleted' };
+  | { readonly kind: 'moveCompleted' }
+  /** An abandoned move's destination deleted its partial copy. */
+  | { readonly kind: 'abandonedCopyReleased' };
 
 export interface CascadeResult {
   readonly server: SimServer;

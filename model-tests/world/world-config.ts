@@ -16,6 +16,8 @@ export interface WorldConfig {
   readonly writes: number;
   readonly reads: number;
   readonly moves: number;
+  /** How many times the administrator may abandon a move (absent: never); asked only while the move may be abandoned. */
+  readonly abandons?: number;
   readonly crashes: number;
   /** Drops (lossy) or duplicates (duplicating) the network may commit. */
   readonly networkFaults: number;

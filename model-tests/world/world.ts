@@ -1,5 +1,5 @@
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
-import { assert, assertNever, pageKeyText } from '../../machines/identifiers.js';
+import { assert, assertNever, pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
@@ -20,6 +20,7 @@ import type { RegisterState } from './register-check.js';
 import { abandon, complete, completeFlush, connectionLost, initialFlushingRegister, initialRegister, initialUnflushedRegister, invoke, invokeFlush, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
 import { receivedDataToken } from '../../machines/node/received-data-token.js';
+import { releasedPagesOf } from '../../machines/node/released-pages.js';
 
 /**
  * The simulator: a whole group of server nodes, their disks, the network
@@ -85,6 +86,8 @@ export interface Sightings {
   readonly flushSucceeded?: boolean;
   /** A FLUSH failed because a power cut may have taken a write it covers. */
   readonly flushLossReported?: boolean;
+  /** An abandoned move's destination let go of the partial copy it had received. */
+  readonly abandonedCopyReleased?: boolean;
 }
 
 export interface World {
@@ -102,6 +105,7 @@ export interface World {
 
 export interface Budgets {
   readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number; readonly commitFailures: number;
+  readonly abandons: number;
   /** Time-outs that may still fire while the group is not quiet (WorldConfig.earlyTimersMax; Infinity when unbounded, 0 when timers wait for quiet). */
   readonly earlyTimers: number;
 }
@@ -114,7 +118,7 @@ export interface Budgets {
 const budgetsByValue = new Map<string, Budgets>();
 
 function budgetsOf(budgets: Budgets): Budgets {
-  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}|${budgets.earlyTimers}`;
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}|${budgets.earlyTimers}|${budgets.abandons}`;
   const known = budgetsByValue.get(key);
   if (known) return known;
   budgetsByValue.set(key, budgets);
@@ -131,6 +135,8 @@ export type Action =
   | { type: 'client.read'; server: number; block: number }
   | { type: 'client.flush'; server: number }
   | { type: 'move.start'; page: number; to: number; kind: MoveKind }
+  /** The administrator abandons the page's move at its source (`server`). */
+  | { type: 'move.abandon'; page: number; server: number }
   | { type: 'deliver'; index: number }
   | { type: 'drop'; index: number }
   | { type: 'duplicate'; index: number }
@@ -191,6 +197,7 @@ export function initialWorld(config: WorldConfig): World {
     budgets: budgetsOf({
       writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults,
       commitFailures: config.commitFailures ?? 0, earlyTimers: config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY,
+      abandons: config.abandons ?? 0,
     }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
     violation: null,
@@ -229,7 +236,19 @@ function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1)
   // In power-loss mode every crash is a power cut that may lose unsynced writes, so each restart raises the loss epoch
   // (the TCP runtime raises it only when the previous run did not end cleanly and the machine lost power, see README).
   const lossEpoch = world.config.powerLoss ? incarnation : 0;
-  return { server, input: { type: 'node.start', durable: { ...durableRecordsOf(world, before), lossEpoch } } };
+  const durable = durableRecordsOf(world, before);
+  // The runtime deletes the files of released copies before it serves (impl/storage/released-page-sweep.ts).
+  const released = releasedPagesOf(durable, Object.keys(before.data).map(pageKeyOfText).filter((pageKey): pageKey is PageKey => pageKey !== null));
+  if (released.length > 0) {
+    const data = { ...server.data };
+    const durableData = { ...server.durableData };
+    for (const pageKey of released) {
+      delete data[pageKeyText(pageKey)];
+      delete durableData[pageKeyText(pageKey)];
+    }
+    return { server: { ...server, data, durableData }, input: { type: 'node.start', durable: { ...durable, lossEpoch } } };
+  }
+  return { server, input: { type: 'node.start', durable: { ...durable, lossEpoch } } };
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -323,6 +342,9 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
       case 'send': sent.push(event.envelope); break;
       case 'reply': next = noteFlushSightings(completeClient(next, event.requestId, event.ok, event.value, event.lossReported), event); break;
       case 'violation': next = violate(next, event.reason); break;
+      case 'abandonedCopyReleased':
+        if (!next.sightings.abandonedCopyReleased) next = { ...next, sightings: { ...next.sightings, abandonedCopyReleased: true } };
+        break;
       case 'moveCompleted': {
         // A sighting already recorded leaves the same object (the fingerprint caches per object).
         const sightings = next.sightings;
@@ -394,12 +416,13 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       return page ? update({ durableData: { ...server.durableData, [key]: page } }) : undefined;
     }
     case 'data.delete': {
-      // The source releases its copy only once the flip is durable: the move is complete.
+      // The source releases its copy only once the flip is durable: the move is complete. (An abandoned move's
+      // destination lets go of its partial copy too.)
       const data = { ...server.data };
       delete data[pageKeyText(effect.pageKey)];
       const durableData = { ...server.durableData };
       delete durableData[pageKeyText(effect.pageKey)];
-      cascade.events.push({ kind: 'moveCompleted' });
+      cascade.events.push({ kind: effect.reason === 'moved' ? 'moveCompleted' : 'abandonedCopyReleased' });
       return update({ data, durableData });
     }
     case 'token.release': {
@@ -509,9 +532,21 @@ export function enabledActions(world: World): Action[] {
   if (budgets.moves > 0) {
     for (let page = 0; page < config.pages; page += 1) {
       const owner = servers.findIndex((server) => server.up && server.node.replicas.get(pageKeyText({ volume: volumeName, page }))?.context.record?.status === 'valid');
-      if (owner < 0 || servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })]) continue;
+      // A move that was abandoned and waits for its destination's answer gives way to a new one (as the node allows).
+      const running = owner < 0 ? undefined : servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })];
+      if (owner < 0 || (running && !running.snapshot.matches('abandoned'))) continue;
       for (let to = 0; to < servers.length; to += 1) {
         if (to !== owner) for (const kind of config.moveKinds) actions.push({ type: 'move.start', page, to, kind });
+      }
+    }
+  }
+  if (budgets.abandons > 0) {
+    for (let page = 0; page < config.pages; page += 1) {
+      const key = pageKeyText({ volume: volumeName, page });
+      for (let server = 0; server < servers.length; server += 1) {
+        const move = servers[server]?.up ? servers[server]?.node.moves[key] : undefined;
+        // Asked whenever no stage is being recorded: the move machine decides (a refusal leaves the world as it was).
+        if (move && move.snapshot.status === 'active' && move.snapshot.context.pending === null && !move.snapshot.matches('abandoned')) actions.push({ type: 'move.abandon', page, server });
       }
     }
   }
@@ -647,6 +682,13 @@ export function applyAction(world: World, action: Action): World {
       const pieceCount = action.kind === 'unit' ? undefined : world.config.movePieces;
       const input: NodeInput = { type: 'admin.move', requestId: `move${action.page}`, pageKey: { volume: volumeName, page: action.page }, to: serverName(action.to), kind: action.kind, pieceCount };
       return runNode(next, owner, `a|${JSON.stringify(input)}`, startUnchanged, input);
+    }
+    case 'move.abandon': {
+      const next: World = { ...world, budgets: spend(world.budgets, 'abandons') };
+      const input: NodeInput = { type: 'admin.abandonMove', requestId: `abandon${action.page}`, pageKey: { volume: volumeName, page: action.page } };
+      const after = runNode(next, action.server, `x|${JSON.stringify(input)}`, startUnchanged, input);
+      const move = after.servers[action.server]?.node.moves[pageKeyText(input.pageKey)];
+      return move?.snapshot.matches('abandoning') || move?.snapshot.matches('abandoned') ? after : world;
     }
     case 'deliver':
     case 'drop':
@@ -805,6 +847,7 @@ export function describeAction(world: World, action: Action): string {
     case 'client.read': return `client reads block ${action.block} via ${serverName(action.server)}`;
     case 'client.flush': return `client flushes f${(world.config.flushes ?? 0) - world.budgets.flushes + 1} via ${serverName(action.server)}`;
     case 'move.start': return `admin starts a ${action.kind} move of page ${action.page} to ${serverName(action.to)}`;
+    case 'move.abandon': return `admin abandons the move of page ${action.page} at ${serverName(action.server)}`;
     case 'deliver':
     case 'drop':
     case 'duplicate': {

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { pageKeyText } from '../../machines/identifiers.js';
+import type { NodeEffect } from '../../machines/node/node-io.js';
+import { nodeStep } from '../../machines/node/node.js';
+import { FairSchedule } from '../world/fair-schedule.js';
+import { applyRecorded as apply } from '../world/play-actions.js';
+import type { World } from '../world/world.js';
+import { enabledActions, initialWorld, volumeName } from '../world/world.js';
+import type { WorldConfig } from '../world/world-config.js';
+import { referenceBound } from '../world/world-config.js';
+
+/**
+ * Abandoning a move whose destination is gone (machines/migration/move-setup.ts, "Abandoning"). Without it, a move
+ * toward a server that never comes back restarts toward it for ever, and every write to the piece in transit waits
+ * for that server and fails. The administrator abandons the move at its source while the source alone holds the
+ * page's data: the source serves the whole page again at an epoch past the move's, and the destination, once back,
+ * lets go of its partial copy. A move whose destination already serves a piece alone, or may own the page, is refused.
+ */
+const config = (changes: Partial<WorldConfig>): WorldConfig => ({
+  ...referenceBound, servers: 2, pages: 1, pieces: 2, writes: 1, reads: 1, moves: 1, crashes: 1, abandons: 1, messagesMax: 16, ...changes,
+});
+const pageText = pageKeyText({ volume: volumeName, page: 0 });
+const pageKey = { volume: volumeName, page: 0 };
+
+/** Runs the fair schedule (faults stopped) until `reached` holds, without restarting `keepDown` if given. */
+function advanceUntil(start: World, reached: (world: World) => boolean, keepDown: number | null = null): World {
+  let world = start;
+  const schedule = new FairSchedule();
+  for (let steps = 0; steps < 500; steps += 1) {
+    if (reached(world)) return world;
+    const enabled = enabledActions(world).filter((action) => !(action.type === 'restart' && action.server === keepDown));
+    const next = keepDown === null ? schedule.next(world) : enabled.find((action) => action.type === 'persist' || action.type === 'deliver' || action.type === 'timer');
+    expect(next, 'the schedule ran out before reaching its goal').toBeDefined();
+    world = apply(world, next!);
+  }
+  throw new Error('goal not reached within 500 steps');
+}
+
+/** The source's answer to `admin.abandonMove`, run on its node directly (the world does not keep admin replies). */
+function abandonReply(world: World, server: number): Extract<NodeEffect, { type: 'admin.reply' }> | undefined {
+  const [, effects] = nodeStep(world.servers[server]!.node, { type: 'admin.abandonMove', requestId: 'r', pageKey });
+  return effects.find((effect): effect is Extract<NodeEffect, { type: 'admin.reply' }> => effect.type === 'admin.reply');
+}
+
+const clientStatus = (world: World, id: string) => world.clients.find((client) => client.id === id);
+
+describe('abandoning a move whose destination is gone', () => {
+  it('lets the source serve the page alone at once, and the returning destination lets go of its partial copy', () => {
+    let world = apply(initialWorld(config({})), { type: 'move.start', page: 0, to: 1, kind: 'piecewise' });
+    // The destination holds piece 1's copy durably (its receiving record too), then dies before the piece is handed over.
+    world = advanceUntil(world, (candidate) => candidate.servers[1]!.meta.replicas[pageText]?.status === 'receiving' && candidate.servers[1]!.data[pageText] !== undefined);
+    world = apply(world, { type: 'crash', server: 1 });
+    expect(world.servers[0]!.meta.moves[pageText]?.checkpoint.pieceModes).toEqual(['inTransit', 'atSource']);
+
+    world = apply(world, { type: 'move.abandon', page: 0, server: 0 });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.node.moves[pageText]?.snapshot.matches('abandoned') === true, 1);
+    // Durably: the source's copy is valid and its route names itself at epoch 3 (the move's own next epoch, 2, is never used).
+    expect(world.servers[0]!.meta.replicas[pageText]).toEqual({ status: 'valid', epoch: 3 });
+    expect(world.servers[0]!.meta.routes[pageText]).toEqual({ owner: 's1', epoch: 3 });
+    expect(world.servers[0]!.meta.moves[pageText]?.checkpoint.abandoned).toBe(true);
+
+    expect(abandonReply(world, 0)).toMatchObject({ ok: false, message: `the move of ${pageText} is already abandoned` });
+
+    // A write to the piece that was in transit is acknowledged with the destination still down.
+    world = apply(world, { type: 'client.write', server: 0, block: 0 });
+    const writeId = world.clients.at(-1)!.id;
+    world = advanceUntil(world, (candidate) => clientStatus(candidate, writeId)?.status !== 'pending', 1);
+    expect(clientStatus(world, writeId)?.status).toBe('ok');
+
+    // The destination comes back: told by the source (or asking it), it lets go of its copy, and the source forgets the move.
+    world = apply(world, { type: 'restart', server: 1 });
+    world = advanceUntil(world, (candidate) => Object.keys(candidate.servers[0]!.node.moves).length === 0 && Object.keys(candidate.servers[0]!.meta.moves).length === 0);
+    world = advanceUntil(world, (candidate) => candidate.network.length === 0 && candidate.servers.every((server) => server.pendingMeta.length === 0));
+    expect(world.servers[1]!.meta.replicas[pageText]).toEqual({ status: 'invalid', epoch: 3, owner: 's1', forwardTo: null });
+    expect(world.servers[1]!.data[pageText]).toBeUndefined();
+    expect(world.sightings.abandonedCopyReleased).toBe(true);
+
+    // A read through the returned server reaches the source and sees the write.
+    world = apply(world, { type: 'client.read', server: 1, block: 0 });
+    const readId = world.clients.at(-1)!.id;
+    world = advanceUntil(world, (candidate) => clientStatus(candidate, readId)?.status !== 'pending');
+    expect(clientStatus(world, readId)).toMatchObject({ status: 'ok', result: 1 });
+  });
+
+  it('is refused once a piece is served by the destination alone (Table 2), naming why', () => {
+    let world = apply(initialWorld(config({ crashes: 0 })), { type: 'move.start', page: 0, to: 1, kind: 'piecewise' });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.meta.moves[pageText]?.checkpoint.pieceModes[0] === 'atDestination');
+    const reply = abandonReply(world, 0);
+    expect(reply?.ok).toBe(false);
+    expect(reply?.message).toContain('served by s2 alone');
+    // The world offers the action, and the machine refuses it: nothing changes.
+    const offered = enabledActions(world).find((action) => action.type === 'move.abandon');
+    if (offered) expect(apply(world, offered)).toBe(world);
+  });
+
+  it('is refused for a unit move once its commit may have been asked (the destination may own the page)', () => {
+    let world = apply(initialWorld(config({ pieces: 1, crashes: 0, moveKinds: ['unit'] })), { type: 'move.start', page: 0, to: 1, kind: 'unit' });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.meta.moves[pageText]?.checkpoint.stage === 3);
+    expect(world.servers[0]!.meta.moves[pageText]?.checkpoint.commitAsked).toBe(true);
+    const reply = abandonReply(world, 0);
+    expect(reply?.ok).toBe(false);
+    expect(reply?.message).toContain('may already own');
+  });
+
+  it('is answered at once when the server runs no move of the page', () => {
+    const reply = abandonReply(initialWorld(config({})), 0);
+    expect(reply).toMatchObject({ ok: false, message: `s1 runs no move of ${pageText}` });
+  });
+});
