@@ -5,6 +5,7 @@ import { piecewiseMoveMachine } from '../machines/migration/piecewise-move.machi
 import { unitMoveMachine } from '../machines/migration/unit-move.machine.js';
 import { replicaMachine } from '../machines/replica/replica.machine.js';
 import { requestRoutingMachine } from '../machines/routing/request-routing.machine.js';
+import { abandonSequenceText } from './abandon-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { stateDiagramText } from './state-diagram.js';
 
@@ -28,10 +29,11 @@ export const stateDiagramMachines = {
 } as const;
 
 export const crashRestartFileName = 'piecewise-move-crash-restart.sequence.mmd';
+export const abandonFileName = 'piecewise-move-abandon.sequence.mmd';
 
 export function diagramFiles(): DiagramFile[] {
   const stateDiagrams = Object.entries(stateDiagramMachines).map(([fileName, machine]) => ({ fileName, text: stateDiagramText(machine) }));
-  return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }];
+  return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }, { fileName: abandonFileName, text: abandonSequenceText() }];
 }
 
 /** The committed files that differ from what the machines generate now (missing ones included). */

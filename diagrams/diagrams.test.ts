@@ -1,7 +1,8 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { crashRestartFileName, diagramFiles, staleDiagrams, stateDiagramMachines } from './diagram-set.js';
+import { abandonFileName, crashRestartFileName, diagramFiles, staleDiagrams, stateDiagramMachines } from './diagram-set.js';
+import { abandonSequenceText } from './abandon-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { descendants, eventLabels, stateDiagramText } from './state-diagram.js';
 
@@ -79,5 +80,33 @@ describe('crash-and-restart sequence of a 2-piece piecewise move', () => {
     expect(commit).toBeLessThan(release);
     expect(release).toBeLessThan(publish);
     expect(lines).toContain('Note over A,B: done: B owns the page at epoch 2');
+  });
+});
+
+describe('abandon sequence of a 2-piece piecewise move whose destination died', () => {
+  const text = abandonSequenceText();
+  const lines = text.split('\n').map((line) => line.trim());
+  const indexOf = (line: string): number => {
+    const index = lines.indexOf(line);
+    expect(index, `missing line: ${line}`).toBeGreaterThanOrEqual(0);
+    return index;
+  };
+
+  it('is the committed file', () => {
+    expect(diagramFiles().find((file) => file.fileName === abandonFileName)?.text).toBe(text);
+  });
+
+  it('abandons from interrupted: the record gives every piece back before A serves at epoch 3, and goes only once B answers', () => {
+    const failed = indexOf('B-->>A: destination.failed (attempt 1)');
+    const abandon = indexOf('Admin->>A: move.abandon');
+    const persist = indexOf('A->>Disk: stage.persist stage 1 (piece 1 atSource, piece 2 atSource)');
+    const reclaim = indexOf('A->>A: copy.reclaim valid at epoch 3');
+    const publish = indexOf('A->>Routing: routing.publish owner A epoch 3');
+    const notify = indexOf('A->>B: abandon.notify receiving epoch 2 (attempt 1)');
+    const released = indexOf('B-->>A: destination.released (attempt 1)');
+    const forget = indexOf('A->>Disk: record.forget');
+    for (const [earlier, later] of [[failed, abandon], [abandon, persist], [persist, reclaim], [reclaim, publish], [publish, notify], [notify, released], [released, forget]] as const) {
+      expect(earlier).toBeLessThan(later);
+    }
   });
 });

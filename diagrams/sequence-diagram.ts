@@ -101,7 +101,7 @@ function isWaitingForLastFinishStage(snapshot: MoveSnapshot): boolean {
 }
 
 /** A healthy world answers the request among the last step's effects: the record is durable, the piece stored, the commit made. */
-function healthyAnswer(effects: readonly Effect[]): MoveEvent {
+export function healthyAnswer(effects: readonly Effect[]): MoveEvent {
   for (const effect of effects) {
     if (effect.type === 'stage.persist') return { type: 'stage.persisted', stage: effect.checkpoint.stage, attempt: effect.checkpoint.attempt };
     if (effect.type === 'piece.copy') return { type: 'piece.copied', piece: effect.piece, attempt: effect.attempt };
@@ -110,7 +110,7 @@ function healthyAnswer(effects: readonly Effect[]): MoveEvent {
   throw new Error(`the move waits, but nothing among its effects asks for an answer: ${JSON.stringify(effects)}`);
 }
 
-function eventArrow(event: MoveEvent): string {
+export function eventArrow(event: MoveEvent): string {
   switch (event.type) {
     case 'move.begin': return 'Admin->>A: move.begin';
     case 'stage.persisted': return `Disk-->>A: stage.persisted stage ${event.stage} (attempt ${event.attempt})`;
@@ -127,11 +127,11 @@ function eventArrow(event: MoveEvent): string {
   }
 }
 
-function effectArrow(effect: Effect): string {
+export function effectArrow(effect: Effect): string {
   switch (effect.type) {
     case 'stage.persist': return `A->>Disk: stage.persist stage ${effect.checkpoint.stage} (${pieceModesText(effect.checkpoint)})`;
     case 'piece.copy': return `A->>B: piece.copy piece ${effect.piece + 1} of ${effect.pieceCount} (attempt ${effect.attempt})`;
-    case 'timer.set': return `A->>A: timer.set progress time-out ${effect.delayMs} ms`;
+    case 'timer.set': return effect.timerId.startsWith('abandon:') ? `A->>A: timer.set notice again after ${effect.delayMs} ms` : `A->>A: timer.set progress time-out ${effect.delayMs} ms`;
     case 'commit.request': return `A->>B: commit.request epoch ${effect.epoch} (attempt ${effect.attempt})`;
     case 'copy.release': return `A->>Disk: copy.release epoch ${effect.epoch}`;
     case 'routing.publish': return `A->>Routing: routing.publish owner ${effect.owner} epoch ${effect.epoch}`;
@@ -148,6 +148,6 @@ function effectArrow(effect: Effect): string {
   }
 }
 
-function pieceModesText(checkpoint: MoveCheckpoint): string {
+export function pieceModesText(checkpoint: MoveCheckpoint): string {
   return checkpoint.pieceModes.map((mode, piece) => `piece ${piece + 1} ${mode}`).join(', ');
 }

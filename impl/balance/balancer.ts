@@ -25,6 +25,7 @@
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import { pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import { initialOwner } from '../../machines/node/volume.js';
+import { assert } from '../../machines/identifiers.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
 import type { AllocationEffect } from '../../machines/allocation/allocation-effects.js';
 import { startAllocation, stepAllocation } from '../../machines/allocation/allocation-effects.js';
@@ -96,6 +97,9 @@ export class Balancer {
   #placement: Placement | null = null;
 
   constructor(options: BalancerOptions) {
+    // A sample's plan may swap a cold page back from one server on each of its moves: with fewer listed than that, a
+    // sample that counts the rest would plan fewer moves than one listing every page (the property test found it).
+    assert(options.allocation.movesPerSampleMax <= coldPagesPerServerMax, `a sample lists ${coldPagesPerServerMax} cold pages per server, at least movesPerSampleMax`);
     this.#options = options;
     this.#servers = options.servers;
     const self = options.runtime.self;

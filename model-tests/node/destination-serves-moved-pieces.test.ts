@@ -91,7 +91,7 @@ describe('a destination serves the pieces handed over to it', () => {
     // A dual write of piece 0 the source numbered 1 (sent before the hand-over) arrives late: acknowledged, not applied.
     [state, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'late', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'late' })]);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
-    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'late', ok: true, lossEpoch: 0 }]);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'late', ok: true, lossEpoch: 0, pageKey }]);
     // One the source numbered after this write was answered lands.
     [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'later', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'later' })]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
@@ -155,7 +155,7 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     expect(state.attemptsJoined['v/0']?.attempt).toBe(2);
     [, effects] = run(state, [fromSource(partOfA(2))]);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
-    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'a', ok: true, lossEpoch: 0 }]);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'a', ok: true, lossEpoch: 0, pageKey }]);
   });
 
   it('acknowledges, without running it again, a part of a write it already ran as the source\'s forwarded request', () => {
@@ -172,7 +172,7 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     [state] = run(state, ioDone(effects));
     [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'c:w1', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 9, fua: false, dataToken: 'w1-part' })]);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
-    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'c:w1', ok: true, lossEpoch: 0 }]);
+    expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'c:w1', ok: true, lossEpoch: 0, pageKey }]);
   });
 
   it('says whether it serves the page until it learns the flip', () => {

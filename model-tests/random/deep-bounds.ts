@@ -27,7 +27,8 @@ import { referenceBound } from '../world/world-config.js';
  * one page, a third move), where a page's moves follow each other closely: a
  * review found a destination moving a page on before its source had flipped
  * that way, which walks over two pages of three servers did not reach in
- * 30,000 walks and these find in about a thousand. It shrinks towards the
+ * 30,000 walks and these find in about a thousand; and whether the
+ * administrator may abandon moves (up to twice). It shrinks towards the
  * plainest world (unordered network, piecewise moves, no pointer, kill -9,
  * the deep bound's sizes), so a counterexample names only the features it
  * needs.
@@ -65,5 +66,7 @@ export function deepConfigArbitrary(base: WorldConfig = deepBound): fc.Arbitrary
     servers: fc.constantFrom(base.servers, 2),
     pages: fc.constantFrom(base.pages, 1),
     moves: fc.constantFrom(base.moves, base.moves + 1),
+    // How often the administrator may abandon a move (0, the shrink target: never).
+    abandons: fc.constantFrom(0, 1, 2),
   }).map(({ geometry, crash, ...choice }) => ({ ...base, ...choice, ...geometry, ...crash, networkFaults: choice.network === 'duplicating' || choice.network === 'lossy' ? base.networkFaults : 0 }));
 }
