@@ -12,7 +12,7 @@ import { encodePeerFrame, encodePeerFrameParts, peerFrameBytesMax, PeerFrameDeco
 const seed = Number(process.env['BLOCKSHIFT_SEED'] ?? Date.now() % 2 ** 31);
 
 function message(index: number): PeerEnvelope {
-  return { kind: 'message', message: { type: 'piece.stored', pageKey: { volume: 'v', page: index }, attempt: 1, piece: index, offsetBlocks: 0, lengthBlocks: 8 } };
+  return { kind: 'message', message: { type: 'piece.stored', pageKey: { volume: 'v', page: index }, attempt: 1, epoch: 2, piece: index, offsetBlocks: 0, lengthBlocks: 8 } };
 }
 
 function decodeAll(stream: Buffer, cuts: readonly number[]): Array<{ envelope: PeerEnvelope; data: Buffer | null }> {
@@ -45,9 +45,9 @@ describe('peer frames', () => {
     const envelope = message(1);
     const header = Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(envelope), 'utf8')]);
     const expected = Buffer.alloc(9 + header.length + data.length);
-    expect(peerProtocolVersion).toBe(3);
+    expect(peerProtocolVersion).toBe(4);
     expected.writeUInt32BE(5 + header.length + data.length, 0);
-    expected.writeUInt8(3, 4);
+    expected.writeUInt8(4, 4);
     expected.writeUInt32BE(header.length, 5);
     header.copy(expected, 9);
     data.copy(expected, 9 + header.length);

@@ -16,7 +16,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-const stored = (piece: number): PeerMessage => ({ type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, piece, offsetBlocks: 0, lengthBlocks: 8 });
+const stored = (piece: number): PeerMessage => ({ type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, epoch: 2, piece, offsetBlocks: 0, lengthBlocks: 8 });
 const hello = (from: string, group = 'test'): Buffer => encodePeerFrame({ kind: 'hello', from, group }, null);
 const message = (piece: number): Buffer => encodePeerFrame({ kind: 'message', message: stored(piece) }, null);
 

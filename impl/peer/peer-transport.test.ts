@@ -36,7 +36,7 @@ describe('peer transport', () => {
     const messageCount = 40;
     // Sent in one turn, they leave in one write and arrive in as few reads as the kernel makes.
     for (let piece = 0; piece < messageCount; piece += 1) {
-      const message: PeerMessage = { type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, piece, offsetBlocks: 0, lengthBlocks: 8 };
+      const message: PeerMessage = { type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, epoch: 2, piece, offsetBlocks: 0, lengthBlocks: 8 };
       sender.send('s2', message, null);
     }
     for (let waitedMs = 0; received.length < messageCount && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -25,6 +25,11 @@ export interface DrainMove {
  * that was down: it had the fewest pages, so it drew the moves, and writes to each page in transit failed with EIO
  * while its move restarted toward it again and again). Their pages wait for them to be reachable, or for another.
  */
+/** A move still moving its page: not finished, and not abandoned (an abandoned move only waits for its destination's answer). */
+function isUnderWay(move: NodeState['moves'][string]): boolean {
+  return move.snapshot.status === 'active' && !move.snapshot.matches('abandoned');
+}
+
 export function drainMoves(state: NodeState, movesToStartMax: number, requested: ReadonlySet<string> = new Set(), unreachable: ReadonlySet<ServerId> = new Set()): DrainMove[] {
   const self = state.config.self;
   if (!memberOf(state.membership, self)?.draining || movesToStartMax <= 0) return [];
@@ -37,7 +42,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number, requested:
   }
   for (const move of Object.values(state.moves)) {
     const to = move.snapshot.context.destination;
-    if (move.snapshot.status === 'active' && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
+    if (isUnderWay(move) && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
   }
   // Every valid copy, a copy whose flip this server has not learnt yet (copy-standing.ts) included: the node refuses to
   // move that one until it learns the flip, and its refusal asks for the route (ServerRuntime.move waits it out), which
@@ -47,7 +52,9 @@ export function drainMoves(state: NodeState, movesToStartMax: number, requested:
   const candidates: Array<{ key: string; rank: number; replica: ReplicaSnapshot }> = [];
   for (const [key, replica] of state.replicas) {
     const standing = copyStanding(state, key);
-    if (standing !== 'none' && !state.moves[key] && !requested.has(key)) candidates.push({ key, rank: standing === 'owned' ? 0 : 1, replica });
+    // A move abandoned here (its destination died) gives way to the drain's: the node lets a new move replace it.
+    const move = state.moves[key];
+    if (standing !== 'none' && (move === undefined || !isUnderWay(move)) && !requested.has(key)) candidates.push({ key, rank: standing === 'owned' ? 0 : 1, replica });
   }
   const pages = candidates.sort((a, b) => a.rank - b.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).slice(0, movesToStartMax);
   return pages.map(({ replica }) => {

@@ -39,7 +39,7 @@ export type PeerMessage =
    */
   | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; sourceSequence: number; dataToken: string }
   /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
-  | { type: 'piece.stored'; pageKey: PageKey; attempt: number; piece: number; offsetBlocks: number; lengthBlocks: number }
+  | { type: 'piece.stored'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
   | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
   /**
@@ -53,25 +53,25 @@ export type PeerMessage =
   /** `freshCopy` (Table 1): commit only if this attempt's copy was taken here, by this incarnation, else answer `move.copyStale`. */
   | { type: 'move.commit'; pageKey: PageKey; attempt: number; epoch: number; freshCopy: boolean; sourceSequence: number }
   /** `destinationServes`: the destination serves the page itself until it learns the flip (so the source may send requests there meanwhile). */
-  | { type: 'move.committed'; pageKey: PageKey; attempt: number; destinationServes: boolean }
+  | { type: 'move.committed'; pageKey: PageKey; attempt: number; epoch: number; destinationServes: boolean }
   /**
    * Destination → source: the commit of `attempt` is refused because the copy here may miss what the source served,
    * or because this server already follows a later attempt of the move, `destinationAttempt`; copy again above it.
    */
-  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number; destinationAttempt: number }
+  | { type: 'move.copyStale'; pageKey: PageKey; attempt: number; epoch: number; destinationAttempt: number }
   /**
    * Source → destination (Table 2), before a finished piece's reads move there: confirm that this incarnation took this
    * attempt's copy and holds every part since, durably. `ok` false: it restarted (or never took it); copy the piece again.
    */
   | { type: 'piece.handover'; pageKey: PageKey; attempt: number; epoch: number; piece: number }
-  | { type: 'piece.handedOver'; pageKey: PageKey; attempt: number; piece: number; ok: boolean }
+  | { type: 'piece.handedOver'; pageKey: PageKey; attempt: number; epoch: number; piece: number; ok: boolean }
   /**
    * Source → destination: the move whose copy this server receives at `epoch` is abandoned, and the source serves the
    * page at `routeEpoch`; let go of the partial copy. Sent again until answered by `move.released`.
    */
   | { type: 'move.abandoned'; pageKey: PageKey; attempt: number; epoch: number; routeEpoch: number }
   /** Destination → source: no partial copy of that move is held here any more (durably). */
-  | { type: 'move.released'; pageKey: PageKey; attempt: number }
+  | { type: 'move.released'; pageKey: PageKey; attempt: number; epoch: number }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */
@@ -104,3 +104,11 @@ export type PeerMessage =
   | { type: 'leave.answer'; membership: Membership; clear: boolean };
 
 export type PeerMessageType = PeerMessage['type'];
+
+/*
+ * Answers about a move (piece.stored, piece.handedOver, move.committed, move.copyStale, move.released) carry the
+ * move's `epoch` as the destination receives it (the source's page epoch + 1), with the attempt: attempts count from 1
+ * in every move of a page, so after an abandoned move a late answer of its destination could otherwise count toward
+ * the next move of the page (a review found a chunk acknowledged by the old destination counted for the new one, and
+ * an acknowledged write lost). The source takes them only from its move's destination at its move's epoch.
+ */

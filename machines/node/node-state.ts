@@ -3,6 +3,7 @@ import type { SnapshotFrom } from 'xstate';
 import type { ServerId } from '../identifiers.js';
 import { assert } from '../identifiers.js';
 import type { MoveCheckpoint, MoveKind } from '../migration/checkpoint.js';
+import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { MoveMachine } from '../migration/move-machines.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
@@ -105,7 +106,7 @@ export type Continuation =
   | { readonly kind: 'move.persisted'; readonly pageText: string; readonly stage: number; readonly attempt: number }
   | { readonly kind: 'serve.localDone'; readonly serveId: string }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
-  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
+  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
   | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
   /** A destination's receiving record being made durable: the acknowledgements of move data held until then go out (see AttemptJoined). */
   | { readonly kind: 'receiving.persisted'; readonly pageText: string; readonly attempt: number; readonly epoch: number }
@@ -114,11 +115,11 @@ export type Continuation =
   | { readonly kind: 'peer.read'; readonly from: ServerId; readonly requestId: string; readonly token: string }
   | { readonly kind: 'commit.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
   | { readonly kind: 'commit.persisted'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number }
-  | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly piece: number }
+  | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
   /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
-  | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number }
+  | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number; readonly epoch: number; readonly receiving: ReplicaRecord; readonly invalid: ReplicaRecord }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
   | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
 

@@ -677,9 +677,9 @@ class NodeStep {
    * once the abandoned record has gone (answered, or replaced by a newer move). The route tells it the page has
    * passed its copy's epoch, and it lets the copy go (#learnRoute). Normal acknowledgements find their move.
    */
-  #answerStaleMoveAck(from: ServerId, pageKey: PageKey): void {
-    const move = this.next.moves[pageKeyText(pageKey)];
-    if (move?.snapshot.status === 'active' && move.snapshot.context.destination === from) return;
+  #answerStaleMoveAck(from: ServerId, pageKey: PageKey, epoch: number | null): void {
+    const context = this.#activeMoveContext(pageKeyText(pageKey));
+    if (context !== null && context.destination === from && (epoch === null || moveEpoch(context) === epoch)) return;
     const { route } = this.#lookup(pageKey);
     if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
@@ -687,7 +687,8 @@ class NodeStep {
   /** The destination's answer to piece.handover: persist the finish checkpoint, or restart the piece's copy. */
   #pieceHandedOver(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
     const key = pageKeyText(message.pageKey);
-    if (message.ok) this.#answerStaleMoveAck(from, message.pageKey);
+    if (message.ok) this.#answerStaleMoveAck(from, message.pageKey, message.epoch);
+    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
     const deferred = this.next.read('handoversDeferred')[key];
     const move = this.next.read('moves')[key];
     if (deferred?.kind !== 'finishPiece' || !deferred.confirming || deferred.attempt !== message.attempt || deferred.piece !== message.piece) return;
@@ -732,6 +733,15 @@ class NodeStep {
       const { route, localCopy, forwardTo } = this.#lookup(entry.operation.pageKey);
       this.#stepRequest(entryId, { type: 'copy.invalidated', route, localCopy, forwardTo });
     }
+  }
+
+  /**
+   * Whether `from`, answering about a move of the page at `epoch` (as its destination receives it), is the destination
+   * of the move this server runs now, at that move's epoch: see messages.ts on the answers about a move.
+   */
+  #answersCurrentMove(from: ServerId, pageKey: PageKey, epoch: number): boolean {
+    const context = this.#activeMoveContext(pageKeyText(pageKey));
+    return context !== null && context.destination === from && moveEpoch(context) === epoch;
   }
 
   #activeMoveContext(pageText: string): MoveContext | null {
@@ -1107,7 +1117,8 @@ class NodeStep {
    */
   #pieceStored(from: ServerId, message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
     const key = pageKeyText(message.pageKey);
-    this.#answerStaleMoveAck(from, message.pageKey);
+    this.#answerStaleMoveAck(from, message.pageKey, message.epoch);
+    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
     const move = this.next.moves[key];
     const volume = this.next.volumes[message.pageKey.volume];
     if (!move || !volume) return;
@@ -1266,7 +1277,7 @@ class NodeStep {
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
-    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, epoch, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
@@ -1359,29 +1370,36 @@ class NodeStep {
     assert(record?.status !== 'valid' || record.epoch !== message.epoch, `an abandoned move's destination never holds ${key} valid at the move's epoch`);
     const releasing = record?.status === 'receiving' && record.source === from && record.epoch <= message.epoch;
     const route = { owner: from, epoch: message.routeEpoch };
-    if (releasing) this.#releaseAbandonedCopy(message.pageKey, route, { to: from, attempt: message.attempt });
-    // A release already under way (the route came first) answers once it is durable.
-    else if (this.#answerReleaseUnderWay(key, from, message.attempt)) return;
+    if (releasing) this.#releaseAbandonedCopy(message.pageKey, route, { to: from, attempt: message.attempt, epoch: message.epoch });
+    // The route is learnt in every case: move data of the abandoned move still on its way must find it passed.
     this.#learnRoute(message.pageKey, route);
-    if (!releasing) this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.released', pageKey: message.pageKey, attempt: message.attempt } });
+    // A release of this move's copy already under way (the route came first) answers once it is durable.
+    if (releasing || this.#answerReleaseUnderWay(key, from, message.attempt, message.epoch)) return;
+    this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.released', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch } });
   }
 
   /** Whether a partial copy of the page is being recorded invalid; if so, its completion now answers `to`. */
-  #answerReleaseUnderWay(pageText: string, to: ServerId, attempt: number): boolean {
+  #answerReleaseUnderWay(pageText: string, to: ServerId, attempt: number, epoch: number): boolean {
     for (const [completionId, continuation] of this.next.read('continuations')) {
+      // A release of a copy that source's move (this one or an earlier one) sent: the answer waits until it is durable.
+      // A notice of a move none of whose copy is held here is answered at once.
       if (continuation.kind !== 'abandon.released' || continuation.pageText !== pageText) continue;
-      this.next.continuations.set(completionId, { ...continuation, to, attempt });
+      if (continuation.receiving.status !== 'receiving' || continuation.receiving.source !== to || continuation.receiving.epoch > epoch) continue;
+      this.next.continuations.set(completionId, { ...continuation, to, attempt, epoch });
       return true;
     }
     return false;
   }
 
   /** Records a receiving copy invalid (naming the route's owner) and, once that is durable, deletes its data and answers `answer`. */
-  #releaseAbandonedCopy(pageKey: PageKey, route: Route, answer: { to: ServerId; attempt: number } | null): void {
+  #releaseAbandonedCopy(pageKey: PageKey, route: Route, answer: { to: ServerId; attempt: number; epoch: number } | null): void {
     const key = pageKeyText(pageKey);
+    const receiving = this.next.replicas.get(key)?.context.record;
+    assert(receiving?.status === 'receiving', `only a copy still receiving is let go as abandoned (${key})`);
     delete this.next.attemptsJoined[key];
     delete this.next.blockVersions[key];
-    const continuation: Continuation = { kind: 'abandon.released', pageText: key, to: answer?.to ?? this.#self, attempt: answer?.attempt ?? -1 };
+    const invalid: ReplicaRecord = { status: 'invalid', epoch: route.epoch, owner: route.owner, forwardTo: null };
+    const continuation: Continuation = { kind: 'abandon.released', pageText: key, to: answer?.to ?? this.#self, attempt: answer?.attempt ?? -1, epoch: answer?.epoch ?? -1, receiving, invalid };
     this.#stepReplica(pageKey, { type: 'replica.abandon', epoch: route.epoch, owner: route.owner }, continuation);
   }
 
@@ -1394,7 +1412,7 @@ class NodeStep {
     if (isCommitUnderWay(this.next.read('continuations'), key)) return;
     if (record?.status === 'valid' && record.epoch === message.epoch) {
       // A repeated commit after the source's restart: already done.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt, destinationServes: this.#servesCommitted(key) } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.committed', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch, destinationServes: this.#servesCommitted(key) } });
       return;
     }
     this.#followAttempt(from, message.pageKey, message.attempt, message.epoch);
@@ -1402,13 +1420,13 @@ class NodeStep {
     if (message.freshCopy && current?.status === 'receiving' && current.epoch === message.epoch && current.attempt > message.attempt) {
       // Table 1: a source restarted below an attempt it had acted on before that attempt was durable (its dual writes
       // reached this server first). Ignored, it would commit that old attempt for ever; told, it copies again above it.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, destinationAttempt: current.attempt } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch, destinationAttempt: current.attempt } });
       return;
     }
     if (current?.status !== 'receiving' || current.attempt !== message.attempt || current.epoch !== message.epoch) return;
     if (message.freshCopy && !this.#tookCopyOf(key, message.attempt)) {
       // Table 1: this copy was taken by an earlier attempt or incarnation, so it may miss writes the source has served.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, destinationAttempt: message.attempt } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.copyStale', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch, destinationAttempt: message.attempt } });
       return;
     }
     // Table 2's commit comes once every piece is durably handed over: this server serves all of the page meanwhile.
@@ -1442,10 +1460,10 @@ class NodeStep {
     const record = this.next.replicas.get(key)?.context.record;
     const current = record?.status === 'receiving' && record.attempt === message.attempt && record.epoch === message.epoch && this.#tookCopyOf(key, message.attempt);
     if (!current) {
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, piece: message.piece, ok: false } });
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'piece.handedOver', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch, piece: message.piece, ok: false } });
       return;
     }
-    const completionId = this.#await({ kind: 'handover.synced', pageText: key, from, attempt: message.attempt, piece: message.piece });
+    const completionId = this.#await({ kind: 'handover.synced', pageText: key, from, attempt: message.attempt, epoch: message.epoch, piece: message.piece });
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
   }
 
@@ -1531,24 +1549,29 @@ class NodeStep {
       case 'piece.stored': return this.#pieceStored(from, message);
       case 'block.write': return this.#receiveBlockWrite(from, message);
       case 'block.written':
-        if (message.ok && message.pageKey !== undefined) this.#answerStaleMoveAck(from, message.pageKey);
+        if (message.ok && message.pageKey !== undefined) this.#answerStaleMoveAck(from, message.pageKey, null);
         return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch);
       case 'block.read': return this.#receiveBlockRead(from, message);
       case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken, null);
       case 'move.commit': return this.#receiveCommit(from, message);
       case 'move.committed': {
+        if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
         const key = pageKeyText(message.pageKey);
         const move = this.next.read('moves')[key];
         // Only a destination that serves the page until it learns the flip is sent requests meanwhile (#committedDestination).
         if (message.destinationServes && move?.snapshot.status === 'active' && move.snapshot.context.attempt === message.attempt) this.next.moves[key] = { ...move, destinationServesAttempt: message.attempt };
         return this.#stepMove(message.pageKey, { type: 'destination.committed', attempt: message.attempt });
       }
-      case 'move.copyStale': return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt, destinationAttempt: message.destinationAttempt });
+      case 'move.copyStale':
+        if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
+        return this.#stepMove(message.pageKey, { type: 'destination.stale', attempt: message.attempt, destinationAttempt: message.destinationAttempt });
       case 'piece.handover': return this.#receiveHandover(from, message);
       case 'piece.handedOver': return this.#pieceHandedOver(from, message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
       case 'move.abandoned': return this.#receiveAbandoned(from, message);
-      case 'move.released': return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
+      case 'move.released':
+        if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
+        return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
       case 'route.query': {
         const { route } = this.#lookup(message.pageKey);
         if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey: message.pageKey, owner: route.owner, epoch: route.epoch } });
@@ -1632,7 +1655,7 @@ class NodeStep {
       case 'handover.synced': {
         const replica = this.next.replicas.get(continuation.pageText);
         if (!replica) return;
-        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, ok });
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, piece: continuation.piece, ok });
         return;
       }
       case 'copy.stored': {
@@ -1641,7 +1664,7 @@ class NodeStep {
         const record = replica?.context.record;
         if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
         this.#acknowledgeMoveData(continuation.pageText, continuation.from, {
-          type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks,
+          type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks,
         });
         return;
       }
@@ -1672,7 +1695,7 @@ class NodeStep {
         const joined = this.next.read('attemptsJoined')[continuation.pageText];
         if (joined?.attempt === continuation.attempt) this.next.attemptsJoined[continuation.pageText] = { ...joined, committedEpoch: continuation.epoch };
         else delete this.next.attemptsJoined[continuation.pageText];
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt, destinationServes: this.#servesCommitted(continuation.pageText) } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'move.committed', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, destinationServes: this.#servesCommitted(continuation.pageText) } });
         return;
       }
       case 'flush.synced':
@@ -1681,13 +1704,20 @@ class NodeStep {
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'abandon.released': {
-        // A failed record is not answered: the source's notice comes again, and finds the copy still receiving.
-        if (!ok) return;
         const replica = this.next.replicas.get(continuation.pageText);
-        if (replica?.context.record?.status !== 'invalid') return;
+        const current = replica?.context.record;
+        const unchanged = current?.status === 'invalid' && current.epoch === continuation.invalid.epoch;
+        if (!ok) {
+          // Not answered: the copy is still receiving on disk, and so it is here again (a random walk found the copy
+          // answered released, and left receiving for good, after this commit failed). The source's next notice, a
+          // route learnt again or a restart lets it go then.
+          if (replica && unchanged) this.next.replicas = this.next.replicas.with(continuation.pageText, start(this.next.config.machines.replica, { pageKey: replica.context.pageKey, record: continuation.receiving })[0]);
+          return;
+        }
+        if (!replica || !unchanged) return;
         this.effects.push({ type: 'data.delete', pageKey: replica.context.pageKey, reason: 'abandoned' });
         if (continuation.to !== this.#self) {
-          this.effects.push({ type: 'peer.send', to: continuation.to, message: { type: 'move.released', pageKey: replica.context.pageKey, attempt: continuation.attempt } });
+          this.effects.push({ type: 'peer.send', to: continuation.to, message: { type: 'move.released', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch } });
         }
         return;
       }

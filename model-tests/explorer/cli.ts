@@ -19,7 +19,7 @@ import { FingerprintAudit } from '../world/fingerprint-audit.js';
  * Exit 0: every property holds and every goal is reached. 1: a violation (or
  * a goal not reached, or the bounds not exhausted). 2: bad arguments.
  */
-const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--writes N] [--reads N] [--moves N]
+const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--chunk-blocks N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--abandons N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
   [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N [--failed-commits-durable]] [--timers-anytime [--early-timers N]] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
@@ -59,7 +59,7 @@ let parsed;
 try {
   parsed = parseArgs({
     options: {
-      servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
+      servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, 'chunk-blocks': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, abandons: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
       'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'failed-commits-durable': { type: 'boolean' }, 'timers-anytime': { type: 'boolean' }, 'early-timers': { type: 'string' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, 'liveness-every': { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
@@ -115,6 +115,7 @@ const config: WorldConfig = {
   pages: integer(values.pages, 'pages', referenceBound.pages, 1, 3),
   pieces: integer(values.pieces, 'pieces', referenceBound.pieces, 1, 4),
   ...(values['move-pieces'] === undefined ? {} : { movePieces: integer(values['move-pieces'], 'move-pieces', 1, 1, 4) }),
+  ...(values['chunk-blocks'] === undefined ? {} : { copyChunkBlocks: integer(values['chunk-blocks'], 'chunk-blocks', 1, 1, 4) }),
   writes: integer(values.writes, 'writes', referenceBound.writes, 0, 4),
   reads: integer(values.reads, 'reads', 0, 0, 4),
   moves: integer(values.moves, 'moves', referenceBound.moves, 0, 3),

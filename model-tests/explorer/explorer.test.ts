@@ -164,7 +164,7 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // servers, two unit moves, a crash), and released data left on disk by a crash before its record was durable.
   ['abandoning a piecewise move: a write, a crash of either side', small({ crashes: 1, abandons: 1 }), 26_468, []],
   ['abandoning a unit move: a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, abandons: 1, moveKinds: ['unit'], network: 'ordered' }), 82_458, []],
-  ['abandoning, then moving the page again: two piecewise moves, a write, a crash', small({ crashes: 1, abandons: 1, moves: 2 }), 496_584, []],
+  ['abandoning, then moving the page again: two piecewise moves, a write, a crash', small({ crashes: 1, abandons: 1, moves: 2 }), 479_632, []],
   ['time-outs racing other events (two of them): piecewise move, a write, a crash of either side', small({ crashes: 1, timersOnlyWhenQuiet: false, earlyTimersMax: 2 }), 273_185, []],
 ];
 

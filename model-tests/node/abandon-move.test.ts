@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
+import { drainMoves } from '../../machines/membership/drain-plan.js';
+import type { PeerMessage } from '../../machines/node/messages.js';
 import type { NodeEffect } from '../../machines/node/node-io.js';
+import type { NodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
+import { healFairly } from '../explorer/liveness.js';
+import { isSettled } from '../explorer/explore.js';
 import { FairSchedule } from '../world/fair-schedule.js';
+import type { Action } from '../world/world.js';
 import { applyRecorded as apply } from '../world/play-actions.js';
 import type { World } from '../world/world.js';
 import { enabledActions, initialWorld, volumeName } from '../world/world.js';
+import { checkState } from '../world/properties.js';
 import type { WorldConfig } from '../world/world-config.js';
 import { referenceBound } from '../world/world-config.js';
 
@@ -105,5 +112,95 @@ describe('abandoning a move whose destination is gone', () => {
   it('is answered at once when the server runs no move of the page', () => {
     const reply = abandonReply(initialWorld(config({})), 0);
     expect(reply).toMatchObject({ ok: false, message: `s1 runs no move of ${pageText}` });
+  });
+
+  it('keeps a copy receiving when the record that lets it go fails, and lets it go on the next notice (a random walk found it answered and left)', () => {
+    // Seed 10811531 of the deep random walk, shrunk: s2's record of its copy as invalid failed to commit; it still
+    // answered the source's next notice released, and kept the copy receiving on disk for good.
+    const prefix: Action[] = [
+      { type: 'client.write', server: 0, block: 0 },
+      { type: 'move.start', page: 0, to: 1, kind: 'piecewise' },
+      { type: 'persist', server: 0 },
+      { type: 'move.abandon', page: 0, server: 0 },
+      { type: 'deliver', index: 0 }, // piece.copy s1→s2: s2 begins receiving
+      { type: 'persist', server: 0 }, // the abandoned record
+      { type: 'deliver', index: 1 }, // move.abandoned s1→s2: s2 records its copy invalid
+      { type: 'deliver', index: 0 }, // route.update s1→s2
+      { type: 'persist', server: 1 }, // s2's receiving record
+      { type: 'persist.fail', server: 1 }, // s2's invalid record fails
+    ];
+    let world = prefix.reduce(apply, initialWorld(config({ pieces: 3, crashes: 0, commitFailures: 2, abandons: 2, reads: 0 })));
+    expect(world.servers[1]!.meta.replicas[pageText]?.status).toBe('receiving');
+    expect(world.servers[1]!.node.replicas.get(pageText)?.context.record?.status).toBe('receiving');
+    world = healFairly(world, 500);
+    expect(isSettled(world)).toBe(true);
+    expect(world.violation).toBeNull();
+    expect(world.servers[1]!.meta.replicas[pageText]).toEqual({ status: 'invalid', epoch: 3, owner: 's1', forwardTo: null });
+    expect(world.servers[1]!.data[pageText]).toBeUndefined();
+    expect(Object.keys(world.servers[0]!.meta.moves)).toEqual([]);
+  });
+
+  it('does not count a late chunk acknowledgement of the abandoned move\'s destination toward the next move of the page', () => {
+    // A review's trace: pieces of two blocks copied in two chunks; M1 (s1→s2) abandoned while s2's acknowledgement of
+    // its second chunk is in flight; M2 (s1→s3) starts, attempt 1 as well; s3 acknowledges its first chunk, and s2's
+    // late one completed M2's piece, so s1 handed the piece to s3 while s3 lacked a chunk: an acknowledged write lost.
+    // Answers about a move now name its epoch, and only the move's own destination is heard.
+    const three = config({ servers: 3, pieces: 2, movePieces: 1, copyChunkBlocks: 1, moves: 2, crashes: 0 });
+    const deliver = (world: World, match: (from: string, to: string, message: PeerMessage) => boolean): World => {
+      const index = world.network.findIndex((envelope) => match(envelope.from, envelope.to, envelope.message));
+      expect(index, `a message in flight: ${world.network.map((envelope) => `${envelope.from}→${envelope.to} ${envelope.message.type}`).join(', ')}`).toBeGreaterThanOrEqual(0);
+      return apply(world, { type: 'deliver', index });
+    };
+    const persistAll = (start: World, server: number): World => {
+      let world = start;
+      while (world.servers[server]!.pendingMeta.length > 0) world = apply(world, { type: 'persist', server });
+      return world;
+    };
+    let world = apply(initialWorld(three), { type: 'client.write', server: 0, block: 1 });
+    world = persistAll(world, 0);
+    world = apply(world, { type: 'move.start', page: 0, to: 1, kind: 'piecewise' });
+    world = persistAll(world, 0);
+    world = deliver(world, (_from, to, message) => to === 's2' && message.type === 'piece.copy' && message.offsetBlocks === 1);
+    world = persistAll(world, 1);
+    world = apply(world, { type: 'move.abandon', page: 0, server: 0 });
+    world = persistAll(world, 0);
+    world = apply(world, { type: 'move.start', page: 0, to: 2, kind: 'piecewise' });
+    world = persistAll(world, 0);
+    world = deliver(world, (_from, to, message) => to === 's3' && message.type === 'piece.copy' && message.offsetBlocks === 0);
+    world = persistAll(world, 2);
+    world = deliver(world, (from, _to, message) => from === 's3' && message.type === 'piece.stored');
+    world = deliver(world, (from, _to, message) => from === 's2' && message.type === 'piece.stored');
+    expect(world.servers[0]!.node.moves[pageText]?.snapshot.matches({ moving: { startPiece: 'copying' } })).toBe(true);
+    world = apply(world, { type: 'client.read', server: 0, block: 1 });
+    const readId = world.clients.at(-1)!.id;
+    world = healFairly(world, 500);
+    expect(world.violation).toBeNull();
+    expect(isSettled(world)).toBe(true);
+    expect(clientStatus(world, readId)).toMatchObject({ status: 'ok', result: 1 });
+    expect(world.servers[2]!.meta.replicas[pageText]?.status).toBe('valid');
+  });
+
+  it('gives way to a drain of its source, which moves the page elsewhere while the dead destination stays down', () => {
+    let world = apply(initialWorld(config({ servers: 3 })), { type: 'move.start', page: 0, to: 1, kind: 'piecewise' });
+    world = advanceUntil(world, (candidate) => candidate.servers[1]!.meta.replicas[pageText]?.status === 'receiving' && candidate.servers[1]!.data[pageText] !== undefined);
+    world = apply(world, { type: 'crash', server: 1 });
+    world = apply(world, { type: 'move.abandon', page: 0, server: 0 });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.node.moves[pageText]?.snapshot.matches('abandoned') === true && candidate.servers[0]!.pendingMeta.length === 0, 1);
+    const node = world.servers[0]!.node;
+    const draining: NodeState = { ...node, membership: { ...node.membership, members: node.membership.members.map((member) => (member.id === 's1' ? { ...member, draining: true } : member)) } };
+    expect(drainMoves(draining, 2, new Set(), new Set(['s2'])).map((move) => [pageKeyText(move.pageKey), move.to])).toEqual([[pageText, 's3']]);
+  });
+
+  it('learns the route from a notice of a move it holds nothing of, while it lets go of an earlier move\'s copy (a random walk\'s trace)', () => {
+    // Seed 10811531 of the deep random walk: M1 (s1→s2) abandoned, s2 letting go of its copy; M2 (s1→s2) started and
+    // abandoned before its piece reached s2. M2's notice took over the answer of M1's release and returned before the
+    // route was learnt, so M2's late piece began a copy at s2 that nobody would release.
+    const walkConfig: WorldConfig = {"servers": 3, "pages": 1, "pieces": 3, "writes": 4, "reads": 2, "moves": 3, "crashes": 0, "networkFaults": 0, "network": "unordered", "moveKinds": ["piecewise"], "forwardingPointer": false, "messagesMax": 24, "timersOnlyWhenQuiet": true, "variant": null, "commitFailures": 0, "unawaitedCommitsLost": false, "abandons": 2, "powerLoss": true, "unflushedWrites": true, "crashKeepsSent": true, "flushes": 2};
+    const actions: Action[] = [{"type": "client.flush", "server": 0}, {"type": "client.flush", "server": 0}, {"type": "move.start", "page": 0, "to": 1, "kind": "piecewise"}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "persist", "server": 0}, {"type": "move.abandon", "page": 0, "server": 0}, {"type": "deliver", "index": 0}, {"type": "persist", "server": 0}, {"type": "deliver", "index": 0}, {"type": "move.start", "page": 0, "to": 1, "kind": "piecewise"}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 0}, {"type": "persist", "server": 0}, {"type": "move.abandon", "page": 0, "server": 0}, {"type": "persist", "server": 0}, {"type": "deliver", "index": 3}, {"type": "persist", "server": 1}, {"type": "persist", "server": 1}, {"type": "persist", "server": 1}, {"type": "deliver", "index": 0}, {"type": "deliver", "index": 2}];
+    let world = actions.reduce(apply, initialWorld(walkConfig));
+    expect(world.servers[1]!.node.routes.get(pageText)).toEqual({ owner: 's1', epoch: 5 });
+    world = healFairly(world, 1_000);
+    expect(isSettled(world)).toBe(true);
+    expect(world.violation ?? checkState(world)).toBeNull();
   });
 });

@@ -127,7 +127,7 @@ describe('a piece copied in chunks', () => {
     const [source, copies] = sourceCopying();
     const ack = (copy: Extract<PeerMessage, { type: 'piece.copy' }>, change: Partial<Extract<PeerMessage, { type: 'piece.stored' }>> = {}): NodeInput => ({
       type: 'peer.message', from: 's2',
-      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks, ...change },
+      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, epoch: copy.epoch, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks, ...change },
     });
     const strays = copies.flatMap((copy) => [ack(copy, { attempt: copy.attempt + 1 }), ack(copy, { attempt: copy.attempt - 1 }), ack(copy, { piece: 1 })]);
     strays.push(ack(copies[0]!, { lengthBlocks: 8 }), ack(copies[0]!, { offsetBlocks: 2 }), ack(copies[3]!, { offsetBlocks: 16 }));
@@ -146,7 +146,7 @@ describe('a piece copied in chunks', () => {
     expect(ofType(reads, 'data.read').map((read) => [read.offsetBlocks, read.lengthBlocks])).toEqual([[0, 16]]);
     const [copying, sends] = run(reading, ioDone(ofType(reads, 'data.read')));
     const [copy] = sent(sends, 'piece.copy');
-    const [finishing] = run(copying, [{ type: 'peer.message', from: 's2', message: { type: 'piece.stored', pageKey, attempt: copy!.attempt, piece: 0, offsetBlocks: 0, lengthBlocks: 16 } }]);
+    const [finishing] = run(copying, [{ type: 'peer.message', from: 's2', message: { type: 'piece.stored', pageKey, attempt: copy!.attempt, epoch: copy!.epoch, piece: 0, offsetBlocks: 0, lengthBlocks: 16 } }]);
     expect(stage(finishing)).toEqual({ moving: { finishPiece: 'persisting' } });
   });
 });
@@ -169,7 +169,7 @@ describe('a piece being handed over', () => {
   });
   const storedAll = (copies: ReadonlyArray<Extract<PeerMessage, { type: 'piece.copy' }>>): NodeInput[] => copies.map((copy): NodeInput => ({
     type: 'peer.message', from: 's2',
-    message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
+    message: { type: 'piece.stored', pageKey, attempt: copy.attempt, epoch: copy.epoch, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
   }));
 
   it('holds reads of that piece only, and lets its writes reach both sides', () => {
@@ -189,7 +189,7 @@ describe('a piece being handed over', () => {
     expect(afterRead.parked['alpha/0']).toEqual(['c:same-piece-read']);
     // The destination confirms and the finish checkpoint becomes durable, the write's part still on its way: the held
     // read goes to the destination, and the piece's writes from now on to the destination alone.
-    const [persisting, checkpoint] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
+    const [persisting, checkpoint] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, epoch: handover!.epoch, piece: 0, ok: true } }]);
     const [handedOver, released] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
     expect(sent(released, 'block.read').map((message) => message.offsetBlocks)).toEqual([2]);
     const [, later] = run(handedOver, [request('after', 'write', 1)]);
@@ -198,7 +198,7 @@ describe('a piece being handed over', () => {
 
     // Had the destination refused the hand-over instead, the move would be interrupted and the held read served as the
     // interrupted move routes it (piece 0 back in transit: at the source).
-    const [interrupted, refusedEffects] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: false } }]);
+    const [interrupted, refusedEffects] = run(afterRead, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, epoch: handover!.epoch, piece: 0, ok: false } }]);
     expect(stage(interrupted)).toBe('interrupted');
     expect(interrupted.parked['alpha/0']).toBeUndefined();
     expect(ofType(refusedEffects, 'data.read').map((effect) => effect.offsetBlocks)).toEqual([2]);
@@ -210,7 +210,7 @@ describe('a piece being handed over', () => {
     const [source, copies] = sourceCopying();
     const [handingOver, handoverEffects] = run(source, storedAll(copies));
     const [handover] = sent(handoverEffects, 'piece.handover');
-    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: 0, ok: true } }]);
+    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, epoch: handover!.epoch, piece: 0, ok: true } }]);
     let [state] = run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
     let effects: NodeEffect[];
     [state, effects] = run(state, [request('w', 'write', 1)]);
@@ -310,10 +310,10 @@ describe('a piecewise move committing', () => {
   function finishPiece(state: NodeState, copies: ReadonlyArray<Extract<PeerMessage, { type: 'piece.copy' }>>): [NodeState, NodeEffect[]] {
     const [handingOver, handoverEffects] = run(state, copies.map((copy): NodeInput => ({
       type: 'peer.message', from: 's2',
-      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
+      message: { type: 'piece.stored', pageKey, attempt: copy.attempt, epoch: copy.epoch, piece: copy.piece, offsetBlocks: copy.offsetBlocks, lengthBlocks: copy.lengthBlocks },
     })));
     const [handover] = sent(handoverEffects, 'piece.handover');
-    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, piece: handover!.piece, ok: true } }]);
+    const [persisting, checkpoint] = run(handingOver, [{ type: 'peer.message', from: 's2', message: { type: 'piece.handedOver', pageKey, attempt: handover!.attempt, epoch: handover!.epoch, piece: handover!.piece, ok: true } }]);
     return run(persisting, ioDone(ofType(checkpoint, 'meta.commit')));
   }
 
@@ -375,7 +375,7 @@ describe('a piecewise move committing', () => {
     // The destination answers the commit (and serves the page): the client's request goes there. The destination's own
     // request waits for the flip: answered now, it would tell the destination it owns the page before this server's
     // flip is durable (#fromDestinationBeforeFlip).
-    const [flipping, released] = run(stale, [{ type: 'peer.message', from: 's2', message: { type: 'move.committed', pageKey, attempt: 1, destinationServes: true } }]);
+    const [flipping, released] = run(stale, [{ type: 'peer.message', from: 's2', message: { type: 'move.committed', pageKey, attempt: 1, epoch: 2, destinationServes: true } }]);
     expect(sent(released, 'request.forward').map((message) => message.requestId)).toEqual(['c:r']);
     expect(sent(released, 'request.answer')).toEqual([]);
     expect(flipping.parked['alpha/0']).toHaveLength(1);

@@ -54,7 +54,7 @@ function destinationWithPieceZeroHandedOver(): NodeState {
   [state, effects] = run(state, ioDone(effects));
   [state, effects] = run(state, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 0 })]);
   [state, effects] = run(state, ioDone(effects));
-  expect(sent(effects, 'piece.handedOver')).toEqual([{ type: 'piece.handedOver', pageKey, attempt: 1, piece: 0, ok: true }]);
+  expect(sent(effects, 'piece.handedOver')).toEqual([{ type: 'piece.handedOver', pageKey, attempt: 1, epoch: 2, piece: 0, ok: true }]);
   return state;
 }
 
@@ -188,7 +188,7 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     [state, effects] = run(state, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 3 })]);
     [state, effects] = run(state, ioDone(effects));
     [, effects] = run(state, ioDone(effects));
-    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, destinationServes: false }]);
+    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, epoch: 2, destinationServes: false }]);
     // One that followed the attempt in this incarnation says it serves.
     let joined = destinationWithPieceZeroMoved();
     [joined, effects] = run(joined, [fromSource({ type: 'piece.handover', pageKey, attempt: 1, epoch: 2, piece: 1 })]);
@@ -196,6 +196,6 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     [joined, effects] = run(joined, [fromSource({ type: 'move.commit', pageKey, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 3 })]);
     [joined, effects] = run(joined, ioDone(effects));
     [, effects] = run(joined, ioDone(effects));
-    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, destinationServes: true }]);
+    expect(sent(effects, 'move.committed')).toEqual([{ type: 'move.committed', pageKey, attempt: 1, epoch: 2, destinationServes: true }]);
   });
 });

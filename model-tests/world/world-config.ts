@@ -13,6 +13,11 @@ export interface WorldConfig {
    * divide `pieces`. Absent: the volume's own, as before per-move pieces.
    */
   readonly movePieces?: number;
+  /**
+   * Blocks per copy chunk (absent: the node's default, 1 MiB, so a piece is one chunk). With 1, a piece of two blocks
+   * is copied in two chunks, each acknowledged on its own, as a 4 MiB piece is in the TCP runtime.
+   */
+  readonly copyChunkBlocks?: number;
   readonly writes: number;
   readonly reads: number;
   readonly moves: number;

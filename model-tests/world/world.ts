@@ -188,7 +188,10 @@ export function initialWorld(config: WorldConfig): World {
     };
     const machines = config.variant === null ? standardMachines : brokenVariants[config.variant]?.machines;
     assert(machines, `unknown variant ${config.variant}`);
-    const nodeConfig = { ...defaultNodeConfig(id, group), forwardingPointer: config.forwardingPointer, peerRetriesMax: 2, routingRetriesMax: 3, hopCountMax: 3, machines };
+    const nodeConfig = {
+      ...defaultNodeConfig(id, group), forwardingPointer: config.forwardingPointer, peerRetriesMax: 2, routingRetriesMax: 3, hopCountMax: 3, machines,
+      ...(config.copyChunkBlocks === undefined ? {} : { copyChunkBytesMax: config.copyChunkBlocks * volume.blockSizeBytes }),
+    };
     const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, durableData: {}, tokens: {}, timers: [] };
     return server;
   });
