@@ -123,6 +123,28 @@ describe('the balancer', () => {
   });
 });
 
+describe('the balancer\'s watch over its own moves', () => {
+  it('takes a move the administrator abandoned for failed at once, though its record waits for the dead destination', async () => {
+    const { balancer, runtime, moves, lines, advance, now } = balancerOver();
+    const state = runtime.state as { moves: Record<string, unknown> };
+    for (let second = 0; second < 10 && moves.length === 0; second += 1) {
+      for (let index = 0; index < 400; index += 1) {
+        balancer.observe({ pageKey: { volume: 'v', page: 3 * (index % 4) }, kind: 'write', offsetBlocks: (index * 977) % 8000, lengthBlocks: 8, bytes: 4096, clientId: 'c' });
+      }
+      balancer.receiveReports([reportOf('s2', now(), []), reportOf('s3', now(), [])]);
+      balancer.tick();
+      await flush();
+      advance(1_000);
+    }
+    expect(moves.length).toBeGreaterThan(0);
+    const [text] = moves[0]!.split('->');
+    // The node runs the move, then the administrator abandons it: its machine rests in `abandoned`, still active.
+    state.moves[text!] = { kind: 'piecewise', snapshot: { status: 'active', matches: (value: unknown) => value === 'abandoned', context: {} } };
+    balancer.tick();
+    expect(lines.some((line) => line.includes(`move ${text} failed: the administrator abandoned it`))).toBe(true);
+  });
+});
+
 describe('the balancer\'s watch over a swap\'s remote half', () => {
   it('gives the half up with the machine, so a late arrival of its page is not taken for its completion', async () => {
     const remote: string[] = [];

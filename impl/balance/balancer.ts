@@ -337,7 +337,13 @@ export class Balancer {
         this.#note(`move ${text} ${watched.move.from}→${watched.move.to} given up: no route to ${watched.move.to} within the move time-out`);
         continue;
       }
-      if (watched.move.from !== this.#options.runtime.self || state.moves[text]?.snapshot.status === 'active') continue;
+      // A move given up by the administrator (abandoned) has failed at once, though its record waits for its destination.
+      const local = state.moves[text];
+      if (watched.move.from === this.#options.runtime.self && local?.snapshot.status === 'active' && local.snapshot.matches('abandoned')) {
+        this.#fail(text, 'the administrator abandoned it');
+        continue;
+      }
+      if (watched.move.from !== this.#options.runtime.self || local?.snapshot.status === 'active') continue;
       watched.ticksWithoutMove += 1;
       if (watched.ticksWithoutMove > routeWaitTicksMax) this.#fail(text, 'the move ended without the route naming its destination');
     }

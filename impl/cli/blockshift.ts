@@ -196,7 +196,9 @@ async function status(options: Map<string, string>): Promise<void> {
   }
   for (const entry of live) {
     for (const move of entry.moves) {
-      console.log(`move ${move.page} ${entry.server}→${move.destination} (${move.kind}): ${move.state}, durable stage ${move.durableStage}, working on stage ${move.stageInProgress}, attempt ${move.attempt}, piece ${move.piece + 1}/${move.pieceCount}`);
+      console.log(move.abandoned
+        ? `move ${move.page} ${entry.server}→${move.destination} (${move.kind}): abandoned, ${entry.server} serves the page alone; waiting for ${move.destination} to let go of its partial copy (attempt ${move.attempt})`
+        : `move ${move.page} ${entry.server}→${move.destination} (${move.kind}): ${move.state}, durable stage ${move.durableStage}, working on stage ${move.stageInProgress}, attempt ${move.attempt}, piece ${move.piece + 1}/${move.pieceCount}`);
     }
   }
 }
@@ -226,6 +228,7 @@ async function move(options: Map<string, string>): Promise<void> {
   const owner = live.find((entry) => entry.copies[key]?.startsWith('valid'));
   if (!owner) throw new Error(`no live server holds a valid copy of ${key}`);
   const source = group.servers.find((server) => server.id === owner.server)!;
+  const epochBefore = copyEpoch(owner.copies[key]);
   const result = await admin<{ message: string }>(source, '/moves', { volume, page, to, kind, ...(pieces === undefined ? {} : { pieces }) });
   console.log(result.message);
   const startedMs = Date.now();
@@ -247,10 +250,21 @@ async function move(options: Map<string, string>): Promise<void> {
   // No move of the page left on the source says only that it ended: one given up, or lost to a restart of the source
   // before its first checkpoint was durable, leaves the source holding the page (a review found this reported done).
   const after = await admin<ServerStatus>(source, '/status');
+  // An abandoned move leaves the source's copy valid two epochs on (its record may be gone before a poll saw it).
+  const epochAfter = copyEpoch(after.copies[key]);
+  if (after.copies[key]?.startsWith('valid') && epochBefore !== null && epochAfter !== null && epochAfter >= epochBefore + 2) {
+    throw new Error(`the move of ${key} to ${to} was abandoned: ${source.id} serves it alone again (epoch ${epochAfter})`);
+  }
   if (after.copies[key]?.startsWith('valid')) {
     throw new Error(`the move of ${key} to ${to} ended without moving it: ${source.id} still holds its valid copy (the move was given up or lost to a restart); run it again`);
   }
   console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
+}
+
+/** The epoch in a status report's copy text, `valid (epoch 3)`; null without one. */
+function copyEpoch(copy: string | undefined): number | null {
+  const match = /\(epoch (\d+)\)/.exec(copy ?? '');
+  return match ? Number(match[1]) : null;
 }
 
 /**
@@ -312,7 +326,15 @@ async function serverAdd(options: Map<string, string>): Promise<void> {
 
 /** Starts the new server's process, waits until it answers as itself, and asks the group to add it. */
 async function startAndJoin(group: GroupConfig, server: ServerConfig, configPath: string): Promise<void> {
-  // The new process outlives this command: detached, its output in its data directory.
+  await startDetached(server, configPath);
+  await joinServer(group, server, admin, (line) => console.log(line));
+}
+
+/**
+ * Starts one server of the group as a process that outlives this command (detached, its output in its data
+ * directory) and waits until it answers as itself.
+ */
+async function startDetached(server: ServerConfig, configPath: string): Promise<void> {
   mkdirSync(server.dataDirectory, { recursive: true });
   const logPath = join(server.dataDirectory, 'server.log');
   const output = openSync(logPath, 'a');
@@ -332,7 +354,24 @@ async function startAndJoin(group: GroupConfig, server: ServerConfig, configPath
     }
     await new Promise((done) => setTimeout(done, 100));
   }
-  await joinServer(group, server, admin, (line) => console.log(line));
+}
+
+/**
+ * Brings back one server of the group that is down (killed, crashed, or stopped), detached as `server add` runs its
+ * servers; the others keep running. A member that answers already is left alone.
+ */
+async function serverStart(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const id = requiredFlag(options, 'id');
+  const server = group.servers.find((candidate) => candidate.id === id);
+  if (!server) throw new UsageError(`no server ${id} in the group configuration`);
+  const answer = await admin<ServerStatus>(server, '/status').then((status) => status.server, () => null);
+  if (answer === id) {
+    console.log(`${id} is running already`);
+    return;
+  }
+  if (answer !== null) throw new Error(`${server.admin.host}:${server.admin.port}, ${id}'s admin address, is answered by ${answer}`);
+  await startDetached(server, configPathOf(options));
 }
 
 async function serverDrain(options: Map<string, string>): Promise<void> {
@@ -358,7 +397,7 @@ async function stop(options: Map<string, string>): Promise<void> {
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
   'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
   'move abandon --volume V --page P | ' +
-  'server add --id S [--weight W] | server drain --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
+  'server add --id S [--weight W] | server start --id S | server drain --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
 
 export async function run(argv: readonly string[]): Promise<number> {
   // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
@@ -387,7 +426,8 @@ export async function run(argv: readonly string[]): Promise<number> {
       case 'server':
         if (rest[0] === 'add') await serverAdd(flags(rest.slice(1), ['id', 'weight']));
         else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));
-        else throw new UsageError('server: "server add --id S [--weight W]" or "server drain --id S"');
+        else if (rest[0] === 'start') await serverStart(flags(rest.slice(1), ['id']));
+        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S" or "server drain --id S"');
         return 0;
       case 'stop': await stop(flags(rest, [])); return 0;
       default: throw new UsageError(`unknown command ${command}`);

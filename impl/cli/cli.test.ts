@@ -136,6 +136,27 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('server start leaves a server that answers as itself alone, and refuses an admin port answered by another server', async () => {
+    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
+    let answerAs = 's1';
+    const admin = await startJsonHttpServer({
+      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
+      handle: async () => ({ status: 200, body: { server: answerAs, volumes: [], routes: {}, copies: {}, moves: [], requestsInFlight: 0, membership: null, drain: null } }),
+    });
+    try {
+      const flags = ['--base-port', '30700', '--data', '/nonexistent-blockshift', '--id', 's1'];
+      const running = await blockshift(['server', 'start', ...flags]);
+      expect(running.status).toBe(0);
+      expect(running.output).toContain('s1 is running already');
+      answerAs = 's9';
+      const other = await blockshift(['server', 'start', ...flags]);
+      expect(other.status).not.toBe(0);
+      expect(other.output).toContain("s1's admin address, is answered by s9");
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('does not call a group up when a server of it failed to start and another process answers on its admin port', async () => {
     // A stand-in answers as s1 on the admin port a new group's s1 needs, so that s1 cannot listen there.
     const directory = mkdtempSync(join(tmpdir(), 'blockshift-up-'));

@@ -34,7 +34,9 @@ describe('abandoning a move toward a server that died', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     await cluster.group.kill('s2');
 
+    const abandonLogged = cluster.waitForLine(/\[s1\] checkpoint gone\/0 move abandoned \(piecewise move s1→s2/, 30_000);
     const abandoned = await cluster.group.admin<{ ok: boolean; message: string }>('s1', '/moves/abandon', { volume: 'gone', page: 0 });
+    await abandonLogged;
     expect(abandoned.ok, abandoned.message).toBe(true);
     expect(abandoned.message).toContain('serves it alone at epoch 3');
     await expect(cluster.group.admin('s1', '/moves/abandon', { volume: 'gone', page: 0 })).rejects.toThrow(/already abandoned/);
@@ -50,7 +52,9 @@ describe('abandoning a move toward a server that died', () => {
       expect(read.stdout).not.toContain('Pattern verification failed');
     }
 
+    const recordRemoved = cluster.waitForLine(/\[s1\] checkpoint gone\/0 abandoned move record removed/, 30_000);
     await cluster.group.start('s2');
+    await recordRemoved;
     await eventually(async () => (await cluster.group.status('s1')).moves.every((move) => move.page !== 'gone/0'), 30_000, 50);
     expect((await cluster.group.status('s2')).copies['gone/0']).toBe('invalid (epoch 3)');
     expect((await cluster.group.status('s1')).copies['gone/0']).toBe('valid (epoch 3)');

@@ -171,6 +171,8 @@ export class ServerRuntime {
   /** The page-copy pacer, if either of its rates is set: a piece is sent when its slot starts. */
   readonly #copyPacer: CopyPacer | null;
   #stopped = false;
+  /** Pages whose durable move record is an abandoned move's, for the log's wording (at most one per move record). */
+  readonly #abandonedRecords = new Set<string>();
   readonly #sweeper: NodeJS.Timeout;
   #sweepsDone = 0;
 
@@ -521,6 +523,7 @@ export class ServerRuntime {
         else this.#afterAllPages(effect.completionId, () => this.#options.pages.sync(null));
         return;
       case 'data.delete':
+        if (effect.reason === 'abandoned') this.#options.log(`checkpoint ${pageKeyText(effect.pageKey)} partial copy of an abandoned move let go`);
         this.#onPage(effect.pageKey, null, () => this.#options.pages.delete(effect.pageKey));
         return;
       case 'token.release':
@@ -569,8 +572,19 @@ export class ServerRuntime {
   /** One line per durable move checkpoint: operators follow moves by it, and the crash tests time their kills by it. */
   #logCheckpoints(writes: readonly MetadataWrite[]): void {
     for (const write of writes) {
-      if (write.kind === 'move') this.#options.log(`checkpoint ${pageKeyText(write.pageKey)} stage ${write.checkpoint.stage} attempt ${write.checkpoint.attempt} durable (${write.input.kind} move ${write.input.source}→${write.input.destination})`);
-      if (write.kind === 'move.delete') this.#options.log(`checkpoint ${pageKeyText(write.pageKey)} move finished`);
+      if (write.kind !== 'move' && write.kind !== 'move.delete') continue;
+      const key = pageKeyText(write.pageKey);
+      if (write.kind === 'move' && write.checkpoint.abandoned === true) {
+        this.#abandonedRecords.add(key);
+        this.#options.log(`checkpoint ${key} move abandoned (${write.input.kind} move ${write.input.source}→${write.input.destination}, attempt ${write.checkpoint.attempt}): ${write.input.source} serves the page alone, ${write.input.destination} is told to let go of its copy`);
+      } else if (write.kind === 'move') {
+        this.#abandonedRecords.delete(key);
+        this.#options.log(`checkpoint ${key} stage ${write.checkpoint.stage} attempt ${write.checkpoint.attempt} durable (${write.input.kind} move ${write.input.source}→${write.input.destination})`);
+      }
+      // An abandoned move's record goes once its destination has let go; a finished move's once its copy is released.
+      if (write.kind === 'move.delete') {
+        this.#options.log(`checkpoint ${key} ${this.#abandonedRecords.delete(key) ? 'abandoned move record removed (its destination let go of its copy)' : 'move finished'}`);
+      }
     }
   }
 

@@ -78,7 +78,7 @@ export function drainRemaining(state: NodeState): { readonly pagesHeld: number; 
     const status = replica.context.record?.status;
     return status === 'valid' || status === 'receiving';
   }).length;
-  const movesRunning = Object.values(state.moves).filter((move) => move.snapshot.status === 'active').length;
+  const movesRunning = Object.values(state.moves).filter(isUnderWay).length;
   return { pagesHeld, movesRunning };
 }
 
