@@ -88,12 +88,13 @@ describe('peer frames', () => {
     expect(() => new PeerFrameDecoder().push(prefix)).toThrow('malformed peer frame lengths');
   });
 
-  // Version 1 had no kind byte; version 2 no loss epochs in write answers, FLUSH answers and leave checks.
-  it.each([1, 2])('refuses a version %i frame', (version) => {
+  // Version 1 had no kind byte; version 2 no loss epochs in write answers, FLUSH answers and leave checks; version 3 no
+  // abandoned moves and no move epoch in answers about a move.
+  it.each([1, 2, 3])('refuses a version %i frame', (version) => {
     const prefix = Buffer.alloc(9);
     prefix.writeUInt32BE(15, 0);
     prefix.writeUInt8(version, 4);
     prefix.writeUInt32BE(10, 5);
-    expect(() => new PeerFrameDecoder().push(prefix)).toThrow(`peer protocol version ${version}, expected 3`);
+    expect(() => new PeerFrameDecoder().push(prefix)).toThrow(`peer protocol version ${version}, expected 4`);
   });
 });
