@@ -228,7 +228,7 @@ async function move(options: Map<string, string>): Promise<void> {
   const owner = live.find((entry) => entry.copies[key]?.startsWith('valid'));
   if (!owner) throw new Error(`no live server holds a valid copy of ${key}`);
   const source = group.servers.find((server) => server.id === owner.server)!;
-  const epochBefore = copyEpoch(owner.copies[key]);
+  const epochBefore = owner.routes[key]?.epoch ?? null;
   const result = await admin<{ message: string }>(source, '/moves', { volume, page, to, kind, ...(pieces === undefined ? {} : { pieces }) });
   console.log(result.message);
   const startedMs = Date.now();
@@ -250,8 +250,9 @@ async function move(options: Map<string, string>): Promise<void> {
   // No move of the page left on the source says only that it ended: one given up, or lost to a restart of the source
   // before its first checkpoint was durable, leaves the source holding the page (a review found this reported done).
   const after = await admin<ServerStatus>(source, '/status');
-  // An abandoned move leaves the source's copy valid two epochs on (its record may be gone before a poll saw it).
-  const epochAfter = copyEpoch(after.copies[key]);
+  // An abandoned move leaves the source's copy valid, and its route, two epochs on (its record may be gone before a poll
+  // saw it). A move there and back again within one poll would read the same; the balancer's cool-down rules that out.
+  const epochAfter = after.routes[key]?.epoch ?? null;
   if (after.copies[key]?.startsWith('valid') && epochBefore !== null && epochAfter !== null && epochAfter >= epochBefore + 2) {
     throw new Error(`the move of ${key} to ${to} was abandoned: ${source.id} serves it alone again (epoch ${epochAfter})`);
   }
@@ -259,12 +260,6 @@ async function move(options: Map<string, string>): Promise<void> {
     throw new Error(`the move of ${key} to ${to} ended without moving it: ${source.id} still holds its valid copy (the move was given up or lost to a restart); run it again`);
   }
   console.log(`move of ${key} to ${to} complete in ${(elapsedMs / 1000).toFixed(2)} s (${mibPerSecond(pageBytes, elapsedMs)} including commit and flip)`);
-}
-
-/** The epoch in a status report's copy text, `valid (epoch 3)`; null without one. */
-function copyEpoch(copy: string | undefined): number | null {
-  const match = /\(epoch (\d+)\)/.exec(copy ?? '');
-  return match ? Number(match[1]) : null;
 }
 
 /**

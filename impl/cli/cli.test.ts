@@ -136,6 +136,27 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('says a move was abandoned when its source serves the page two epochs on, though its record was gone before a poll saw it', async () => {
+    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
+    let moved = false;
+    const status = () => ({ server: 's1', volumes: [], routes: { 'alpha/0': { owner: 's1', epoch: moved ? 3 : 1 } }, copies: { 'alpha/0': `valid (epoch ${moved ? 3 : 1})` }, moves: [], requestsInFlight: 0, membership: null, drain: null });
+    const admin = await startJsonHttpServer({
+      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
+      handle: async (request) => {
+        if (request.url !== '/moves') return { status: 200, body: status() };
+        moved = true;
+        return { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } };
+      },
+    });
+    try {
+      const result = await blockshift(['move', '--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0', '--to', 's2']);
+      expect(result.status).not.toBe(0);
+      expect(result.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again (epoch 3)');
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('server start leaves a server that answers as itself alone, and refuses an admin port answered by another server', async () => {
     const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
     let answerAs = 's1';

@@ -217,6 +217,8 @@ export class ServerRuntime {
     // could be stored only by adopting a peer's (before epoch-0 records stopped travelling, node-membership.ts), and
     // kept an old config's addresses after a rollout.
     const stored = durable.membership && durable.membership.epoch > 0 ? durable.membership : null;
+    // A move abandoned before a restart still waits for its destination: its record's removal is logged as such.
+    for (const { pageKey, checkpoint } of durable.moves) if (checkpoint.abandoned === true) this.#abandonedRecords.add(pageKeyText(pageKey));
     this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0 } });
   }
 
@@ -301,7 +303,8 @@ export class ServerRuntime {
 
   /**
    * Resolves once this server holds no move of the page (at once if it holds
-   * none): the source's move ends with the flip made durable and its copy
+   * none; an abandoned move is held until its destination has let go of its
+   * copy, which may be never): the source's move ends with the flip made durable and its copy
    * released. Waiting costs nothing per step unless someone waits, where
    * polling `/status` cost the server a status report per poll. Bounded: at
    * most `moveFinishedWaitersMax` callers wait at once; past that, null.

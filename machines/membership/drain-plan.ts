@@ -2,6 +2,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import type { NodeState, ReplicaSnapshot } from '../node/node-state.js';
 import { memberOf } from './membership.js';
 import { copyStanding } from '../node/copy-standing.js';
+import { isUnderWay } from '../migration/move-machines.js';
 
 /**
  * What a draining server moves next, and when it may leave: pure functions
@@ -25,11 +26,6 @@ export interface DrainMove {
  * that was down: it had the fewest pages, so it drew the moves, and writes to each page in transit failed with EIO
  * while its move restarted toward it again and again). Their pages wait for them to be reachable, or for another.
  */
-/** A move still moving its page: not finished, and not abandoned (an abandoned move only waits for its destination's answer). */
-function isUnderWay(move: NodeState['moves'][string]): boolean {
-  return move.snapshot.status === 'active' && !move.snapshot.matches('abandoned');
-}
-
 export function drainMoves(state: NodeState, movesToStartMax: number, requested: ReadonlySet<string> = new Set(), unreachable: ReadonlySet<ServerId> = new Set()): DrainMove[] {
   const self = state.config.self;
   if (!memberOf(state.membership, self)?.draining || movesToStartMax <= 0) return [];
@@ -42,7 +38,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number, requested:
   }
   for (const move of Object.values(state.moves)) {
     const to = move.snapshot.context.destination;
-    if (isUnderWay(move) && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
+    if (isUnderWay(move.snapshot) && pagesOwned.has(to)) pagesOwned.set(to, pagesOwned.get(to)! + 1);
   }
   // Every valid copy, a copy whose flip this server has not learnt yet (copy-standing.ts) included: the node refuses to
   // move that one until it learns the flip, and its refusal asks for the route (ServerRuntime.move waits it out), which
@@ -54,7 +50,7 @@ export function drainMoves(state: NodeState, movesToStartMax: number, requested:
     const standing = copyStanding(state, key);
     // A move abandoned here (its destination died) gives way to the drain's: the node lets a new move replace it.
     const move = state.moves[key];
-    if (standing !== 'none' && (move === undefined || !isUnderWay(move)) && !requested.has(key)) candidates.push({ key, rank: standing === 'owned' ? 0 : 1, replica });
+    if (standing !== 'none' && (move === undefined || !isUnderWay(move.snapshot)) && !requested.has(key)) candidates.push({ key, rank: standing === 'owned' ? 0 : 1, replica });
   }
   const pages = candidates.sort((a, b) => a.rank - b.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).slice(0, movesToStartMax);
   return pages.map(({ replica }) => {
@@ -78,7 +74,7 @@ export function drainRemaining(state: NodeState): { readonly pagesHeld: number; 
     const status = replica.context.record?.status;
     return status === 'valid' || status === 'receiving';
   }).length;
-  const movesRunning = Object.values(state.moves).filter(isUnderWay).length;
+  const movesRunning = Object.values(state.moves).filter((move) => isUnderWay(move.snapshot)).length;
   return { pagesHeld, movesRunning };
 }
 

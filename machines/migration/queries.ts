@@ -38,9 +38,11 @@ export function moveEpoch(context: MoveContext): number {
  * The stage a failure now would resume at, or null when nothing is copied
  * again (N/A: only the flip remains, or it is done). For a "not started"
  * checkpoint it names the first start stage, which is where the machine goes
- * if it is still running; no "not started" record is ever made durable, so a
- * source that crashes before its stage-2 record is durable has no move left
- * to resume (the README's restart column says so).
+ * if it is still running; no "not started" record of a move under way is
+ * ever made durable, so a source that crashes before its stage-2 record is
+ * durable has no move left to resume (the README's restart column says so).
+ * (An abandoned move's record is stage 1 with `abandoned` set: nothing is
+ * resumed from it; move-setup.ts, "Abandoning".)
  */
 export function restartStage(kind: MoveKind, checkpoint: MoveCheckpoint): number | null {
   if (checkpoint.owner === 'destination') return null;

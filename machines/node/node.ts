@@ -15,6 +15,7 @@ import { applyBlockVersions, directWriteSequence, noBlockVersions } from './bloc
 import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
+import { isAbandoning, isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import { withReceivedDataToken } from './received-data-token.js';
 import { remember, rememberedValue } from './remembered-origins.js';
@@ -678,17 +679,19 @@ class NodeStep {
    * passed its copy's epoch, and it lets the copy go (#learnRoute). Normal acknowledgements find their move.
    */
   #answerStaleMoveAck(from: ServerId, pageKey: PageKey, epoch: number | null): void {
-    const context = this.#activeMoveContext(pageKeyText(pageKey));
-    if (context !== null && context.destination === from && (epoch === null || moveEpoch(context) === epoch)) return;
+    if (!this.#answersCurrentMove(from, pageKey, epoch)) this.#sendRoute(from, pageKey);
+  }
+
+  /** Tells `to` this server's freshest route of the page (its table, or what its copy's record knows). */
+  #sendRoute(to: ServerId, pageKey: PageKey): void {
     const { route } = this.#lookup(pageKey);
-    if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
+    if (route.epoch > 0) this.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
 
   /** The destination's answer to piece.handover: persist the finish checkpoint, or restart the piece's copy. */
   #pieceHandedOver(from: ServerId, message: Extract<PeerMessage, { type: 'piece.handedOver' }>): void {
     const key = pageKeyText(message.pageKey);
-    if (message.ok) this.#answerStaleMoveAck(from, message.pageKey, message.epoch);
-    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
+    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return message.ok ? this.#sendRoute(from, message.pageKey) : undefined;
     const deferred = this.next.read('handoversDeferred')[key];
     const move = this.next.read('moves')[key];
     if (deferred?.kind !== 'finishPiece' || !deferred.confirming || deferred.attempt !== message.attempt || deferred.piece !== message.piece) return;
@@ -739,9 +742,9 @@ class NodeStep {
    * Whether `from`, answering about a move of the page at `epoch` (as its destination receives it), is the destination
    * of the move this server runs now, at that move's epoch: see messages.ts on the answers about a move.
    */
-  #answersCurrentMove(from: ServerId, pageKey: PageKey, epoch: number): boolean {
+  #answersCurrentMove(from: ServerId, pageKey: PageKey, epoch: number | null): boolean {
     const context = this.#activeMoveContext(pageKeyText(pageKey));
-    return context !== null && context.destination === from && moveEpoch(context) === epoch;
+    return context !== null && context.destination === from && (epoch === null || moveEpoch(context) === epoch);
   }
 
   #activeMoveContext(pageText: string): MoveContext | null {
@@ -855,10 +858,10 @@ class NodeStep {
     const volume = this.next.volumes[pageKey.volume];
     const record = this.next.replicas.get(key)?.context.record;
     const flipPending = copyStanding(this.next, key) === 'awaitingFlip';
-    const activeMoves = Object.values(this.next.moves).filter((move) => move.snapshot.status === 'active' && !move.snapshot.matches('abandoned')).length;
+    const activeMoves = Object.values(this.next.moves).filter((move) => isUnderWay(move.snapshot)).length;
     // An abandoned move waiting for its destination's answer gives way to a new move of the page: the new move's
     // records replace its record, and its destination lets go of its partial copy once it learns a newer route.
-    const moving = this.next.moves[key] !== undefined && !this.next.moves[key]!.snapshot.matches('abandoned');
+    const moving = this.next.moves[key] !== undefined && isUnderWay(this.next.moves[key]!.snapshot);
     const pieceCount = requestedPieceCount ?? (kind === 'unit' ? 1 : volume?.piecesPerPage ?? 1);
     const problem =
       !volume ? `unknown volume ${pageKey.volume}` :
@@ -901,15 +904,14 @@ class NodeStep {
       this.effects.push({ type: 'admin.reply', requestId, ok: false, message: `${this.#self} runs no move of ${key}` });
       return;
     }
-    const abandoning = (entry: MoveEntry | undefined) => entry !== undefined && (entry.snapshot.matches('abandoning') || entry.snapshot.matches('abandoned'));
-    if (!abandoning(move)) {
-      // The machine decides (its mayAbandon guard); abandonRefusal only explains a refusal.
-      this.next.moves[key] = { ...move, abandonRequestId: requestId };
-      this.#stepMove(pageKey, { type: 'move.abandon' });
-      if (abandoning(this.next.moves[key])) return;
+    // The machine decides (its mayAbandon guard), asked without stepping it: a refused abandon changes nothing (stepped
+    // and put back, it re-armed an interrupted move's restart timer, so abandons asked often kept it from restarting).
+    if (!move.snapshot.can({ type: 'move.abandon' })) {
+      this.effects.push({ type: 'admin.reply', requestId, ok: false, message: abandonRefusal(key, move.snapshot) });
+      return;
     }
-    this.next.moves[key] = move;
-    this.effects.push({ type: 'admin.reply', requestId, ok: false, message: abandonRefusal(key, move.snapshot) });
+    this.next.moves[key] = { ...move, abandonRequestId: requestId };
+    this.#stepMove(pageKey, { type: 'move.abandon' });
   }
 
   #stepMove(pageKey: PageKey, event: MoveEvent): void {
@@ -1117,8 +1119,7 @@ class NodeStep {
    */
   #pieceStored(from: ServerId, message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
     const key = pageKeyText(message.pageKey);
-    this.#answerStaleMoveAck(from, message.pageKey, message.epoch);
-    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
+    if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return this.#sendRoute(from, message.pageKey);
     const move = this.next.moves[key];
     const volume = this.next.volumes[message.pageKey.volume];
     if (!move || !volume) return;
@@ -1572,11 +1573,7 @@ class NodeStep {
       case 'move.released':
         if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
         return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
-      case 'route.query': {
-        const { route } = this.#lookup(message.pageKey);
-        if (route.epoch > 0) this.effects.push({ type: 'peer.send', to: from, message: { type: 'route.update', pageKey: message.pageKey, owner: route.owner, epoch: route.epoch } });
-        return;
-      }
+      case 'route.query': return this.#sendRoute(from, message.pageKey);
       case 'flush.request':
         // A sender behind on membership may not know every member that holds data: it learns our record and waits for them too.
         if (this.next.membership.epoch > message.membershipEpoch) this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
@@ -1636,7 +1633,9 @@ class NodeStep {
       }
       case 'copy.read': {
         const move = this.next.moves[continuation.pageText];
-        if (!move || !ok || move.snapshot.context.attempt !== continuation.attempt) {
+        // Nothing goes once the move is being abandoned (an abandoned move keeps its attempt number).
+        const abandoned = move !== undefined && isAbandoning(move.snapshot);
+        if (!move || !ok || abandoned || move.snapshot.context.attempt !== continuation.attempt) {
           this.effects.push({ type: 'token.release', token: continuation.token });
           return;
         }
@@ -1874,7 +1873,7 @@ function volumeDefinitionTimerId(volumeName: string, adminRequestId: string | nu
 /** Why the move machine refused `move.abandon`, for the administrator. */
 function abandonRefusal(pageText: string, snapshot: MoveEntry['snapshot']): string {
   const { checkpoint, destination } = snapshot.context;
-  if (snapshot.matches('abandoning') || snapshot.matches('abandoned')) return `the move of ${pageText} is already abandoned`;
+  if (isAbandoning(snapshot)) return `the move of ${pageText} is already abandoned`;
   if (checkpoint.owner === 'destination' || snapshot.matches({ moving: 'flipping' })) return `the move of ${pageText} has flipped; it is finishing`;
   if (checkpoint.commitAsked === true || snapshot.matches({ moving: 'committing' })) return `${destination} may already own ${pageText} (its commit was asked): the move can only finish; bring ${destination} back`;
   if (checkpoint.pieceModes.includes('atDestination')) return `a piece of ${pageText} is served by ${destination} alone: the move can only finish; bring ${destination} back`;

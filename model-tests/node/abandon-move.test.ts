@@ -109,6 +109,17 @@ describe('abandoning a move whose destination is gone', () => {
     expect(reply?.message).toContain('may already own');
   });
 
+  it('changes nothing when refused: an interrupted move\'s restart is not put off (a review found each refusal re-arming it)', () => {
+    // Time-outs may fire with a server down (the world's default waits until every server is up).
+    let world = apply(initialWorld(config({ pieces: 1, moveKinds: ['unit'], timersOnlyWhenQuiet: false, earlyTimersMax: 8 })), { type: 'move.start', page: 0, to: 1, kind: 'unit' });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.meta.moves[pageText]?.checkpoint.stage === 3);
+    world = apply(world, { type: 'crash', server: 1 });
+    world = advanceUntil(world, (candidate) => candidate.servers[0]!.node.moves[pageText]?.snapshot.matches('interrupted') === true, 1);
+    const [after, effects] = nodeStep(world.servers[0]!.node, { type: 'admin.abandonMove', requestId: 'r', pageKey });
+    expect(effects.map((effect) => effect.type)).toEqual(['admin.reply']);
+    expect(after.moves[pageText]).toBe(world.servers[0]!.node.moves[pageText]);
+  });
+
   it('is answered at once when the server runs no move of the page', () => {
     const reply = abandonReply(initialWorld(config({})), 0);
     expect(reply).toMatchObject({ ok: false, message: `s1 runs no move of ${pageText}` });

@@ -1,6 +1,7 @@
 import { pageKeyText } from '../../machines/identifiers.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import { finalStage } from '../../machines/migration/stage-numbers.js';
+import { isAbandoning } from '../../machines/migration/move-machines.js';
 import type { World } from './world.js';
 import { volumeName } from './world.js';
 
@@ -116,7 +117,7 @@ export function checkTransition(before: World, after: World): Violation | null {
         const previous = old.node.moves[key];
         if (!previous || !previous.snapshot.matches('interrupted') || move.snapshot.matches('interrupted')) continue;
         // Leaving `interrupted` for good, by the administrator's abandon, is no restart.
-        if (move.snapshot.matches('abandoning') || move.snapshot.matches('abandoned')) continue;
+        if (isAbandoning(move.snapshot)) continue;
         const durableStage = previous.snapshot.context.checkpoint.stage;
         const expected = patentRestartStage(move.kind, previous.snapshot.context.pieceCount, durableStage);
         const resumedAt = move.snapshot.context.pending?.stage ?? null;

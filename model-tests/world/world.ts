@@ -1,6 +1,7 @@
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import { assert, assertNever, pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
+import { isUnderWay } from '../../machines/migration/move-machines.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { standardMachines } from '../../machines/node/node-machines.js';
@@ -537,7 +538,7 @@ export function enabledActions(world: World): Action[] {
       const owner = servers.findIndex((server) => server.up && server.node.replicas.get(pageKeyText({ volume: volumeName, page }))?.context.record?.status === 'valid');
       // A move that was abandoned and waits for its destination's answer gives way to a new one (as the node allows).
       const running = owner < 0 ? undefined : servers[owner]?.node.moves[pageKeyText({ volume: volumeName, page })];
-      if (owner < 0 || (running && !running.snapshot.matches('abandoned'))) continue;
+      if (owner < 0 || (running && isUnderWay(running.snapshot))) continue;
       for (let to = 0; to < servers.length; to += 1) {
         if (to !== owner) for (const kind of config.moveKinds) actions.push({ type: 'move.start', page, to, kind });
       }
@@ -548,8 +549,8 @@ export function enabledActions(world: World): Action[] {
       const key = pageKeyText({ volume: volumeName, page });
       for (let server = 0; server < servers.length; server += 1) {
         const move = servers[server]?.up ? servers[server]?.node.moves[key] : undefined;
-        // Asked whenever no stage is being recorded: the move machine decides (a refusal leaves the world as it was).
-        if (move && move.snapshot.status === 'active' && move.snapshot.context.pending === null && !move.snapshot.matches('abandoned')) actions.push({ type: 'move.abandon', page, server });
+        // Asked whenever the move machine would take it (its mayAbandon guard, broken variants' included).
+        if (move && move.snapshot.status === 'active' && move.snapshot.can({ type: 'move.abandon' })) actions.push({ type: 'move.abandon', page, server });
       }
     }
   }
@@ -689,9 +690,7 @@ export function applyAction(world: World, action: Action): World {
     case 'move.abandon': {
       const next: World = { ...world, budgets: spend(world.budgets, 'abandons') };
       const input: NodeInput = { type: 'admin.abandonMove', requestId: `abandon${action.page}`, pageKey: { volume: volumeName, page: action.page } };
-      const after = runNode(next, action.server, `x|${JSON.stringify(input)}`, startUnchanged, input);
-      const move = after.servers[action.server]?.node.moves[pageKeyText(input.pageKey)];
-      return move?.snapshot.matches('abandoning') || move?.snapshot.matches('abandoned') ? after : world;
+      return runNode(next, action.server, `x|${JSON.stringify(input)}`, startUnchanged, input);
     }
     case 'deliver':
     case 'drop':
