@@ -6,8 +6,7 @@ import type { MoveEvent } from '../machines/migration/move-setup.js';
 import { reclaimEpoch } from '../machines/migration/move-setup.js';
 import { piecewiseMoveMachine } from '../machines/migration/piecewise-move.machine.js';
 import { start, step } from '../machines/step.js';
-import { effectArrow, eventArrow, healthyAnswer, pieceModesText } from './sequence-diagram.js';
-import { generatedHeader } from './state-diagram.js';
+import { effectArrow, eventArrow, healthyAnswer, moveSequenceHeader, pieceModesText } from './sequence-diagram.js';
 
 /**
  * The mermaid `sequenceDiagram` of a piecewise move (Table 2) of a 2-piece
@@ -36,16 +35,7 @@ const input: MoveInput = {
 };
 
 export function abandonSequenceText(): string {
-  const lines = [
-    generatedHeader(`piecewiseMove (a ${pieceCount}-piece page moved from A to B; B dies with piece 1 in transit and the administrator abandons the move)`),
-    'sequenceDiagram',
-    '  autonumber',
-    '  participant Admin',
-    '  participant Disk as A durable store',
-    '  participant A as A source (piecewiseMove)',
-    '  participant B as B destination',
-    '  participant Routing as routing tables',
-  ];
+  const lines = moveSequenceHeader(`piecewiseMove (a ${pieceCount}-piece page moved from A to B; B dies with piece 1 in transit and the administrator abandons the move)`);
   let [snapshot, effects] = start(piecewiseMoveMachine, input);
   let stepCount = 0;
   const deliver = (event: MoveEvent): void => {

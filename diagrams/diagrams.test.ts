@@ -46,14 +46,20 @@ it('the committed .mmd files are up to date (run `npm run diagrams` if not)', ()
   expect(staleDiagrams(diagramFiles(), diagramsDirectory)).toEqual([]);
 });
 
-describe('crash-and-restart sequence of a 2-piece piecewise move', () => {
-  const text = crashRestartSequenceText();
+/** A sequence diagram's trimmed lines, and the index of one that must be there. */
+function lineLookup(text: string): { lines: string[]; indexOf: (line: string) => number } {
   const lines = text.split('\n').map((line) => line.trim());
   const indexOf = (line: string): number => {
     const index = lines.indexOf(line);
     expect(index, `missing line: ${line}`).toBeGreaterThanOrEqual(0);
     return index;
   };
+  return { lines, indexOf };
+}
+
+describe('crash-and-restart sequence of a 2-piece piecewise move', () => {
+  const text = crashRestartSequenceText();
+  const { lines, indexOf } = lineLookup(text);
 
   it('is the committed file', () => {
     expect(diagramFiles().find((file) => file.fileName === crashRestartFileName)?.text).toBe(text);
@@ -85,12 +91,7 @@ describe('crash-and-restart sequence of a 2-piece piecewise move', () => {
 
 describe('abandon sequence of a 2-piece piecewise move whose destination died', () => {
   const text = abandonSequenceText();
-  const lines = text.split('\n').map((line) => line.trim());
-  const indexOf = (line: string): number => {
-    const index = lines.indexOf(line);
-    expect(index, `missing line: ${line}`).toBeGreaterThanOrEqual(0);
-    return index;
-  };
+  const { lines, indexOf } = lineLookup(text);
 
   it('is the committed file', () => {
     expect(diagramFiles().find((file) => file.fileName === abandonFileName)?.text).toBe(text);

@@ -42,9 +42,10 @@ const input: MoveInput = {
   pieceCount: crashRestartPieceCount, epoch: 1, forwardingPointer: false, progressTimeoutMs: 100,
 };
 
-export function crashRestartSequenceText(): string {
-  const lines = [
-    generatedHeader(`piecewiseMove (a ${crashRestartPieceCount}-piece page moved from A to B, A crashes and restarts)`),
+/** The first lines of a move's sequence diagram: its generated header and the participants every such diagram draws. */
+export function moveSequenceHeader(title: string): string[] {
+  return [
+    generatedHeader(title),
     'sequenceDiagram',
     '  autonumber',
     '  participant Admin',
@@ -53,6 +54,10 @@ export function crashRestartSequenceText(): string {
     '  participant B as B destination',
     '  participant Routing as routing tables',
   ];
+}
+
+export function crashRestartSequenceText(): string {
+  const lines = moveSequenceHeader(`piecewiseMove (a ${crashRestartPieceCount}-piece page moved from A to B, A crashes and restarts)`);
   let [snapshot, effects] = start(piecewiseMoveMachine, input);
   let stepCount = 0;
   // `explain` notes what a step did, between its event and the effects it sent.
