@@ -1094,9 +1094,10 @@ class NodeStep {
         }
         case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `move|${key}|${effect.timerId}`, delayMs: effect.delayMs }); break;
         case 'copy.reclaim': {
-          // Durable already, with the abandoned record (#persistCheckpoint).
-          const record: ReplicaRecord = { status: 'valid', epoch: effect.epoch };
-          this.next.replicas = this.next.replicas.with(key, start(this.next.config.machines.replica, { pageKey, record })[0]);
+          // Durable already, with the abandoned record (#persistCheckpoint): the replica's own persist is not needed.
+          const replica = this.next.replicas.get(key);
+          assert(replica?.context.record?.status === 'valid', `an abandoned move's source holds ${key} valid`);
+          this.next.replicas = this.next.replicas.with(key, step(this.next.config.machines.replica, replica, { type: 'replica.reclaim', epoch: effect.epoch })[0]);
           break;
         }
         case 'abandon.notify':

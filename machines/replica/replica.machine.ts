@@ -17,7 +17,8 @@ import type { ReplicaRecord } from './replica-record.js';
  * owner and epoch to answer late requests. A later move back to this server
  * re-enters `receiving`. A receiving copy whose move was abandoned
  * (`replica.abandon`, with the source's newer epoch) turns `invalid` the same
- * way, naming the source, and its data goes.
+ * way, naming the source, and its data goes; the source of such a move
+ * keeps its copy valid at an epoch past the move's (`replica.reclaim`).
  *
  * Every change is persisted (`replica.persist`) before the runtime acts on
  * it, so a crash never forgets that a copy was given up.
@@ -33,7 +34,9 @@ export type ReplicaEvent =
   | { type: 'replica.commit'; attempt: number; epoch: number }
   | { type: 'replica.invalidate'; epoch: number; owner: ServerId; forwardTo: ServerId | null }
   /** The move this copy was receiving was abandoned: its source serves the page at `epoch`. */
-  | { type: 'replica.abandon'; epoch: number; owner: ServerId };
+  | { type: 'replica.abandon'; epoch: number; owner: ServerId }
+  /** This source abandoned its copy's move: the copy stays valid, at the newer `epoch` (past the move's own). */
+  | { type: 'replica.reclaim'; epoch: number };
 
 export interface ReplicaInput {
   readonly pageKey: PageKey;
@@ -103,6 +106,7 @@ export const replicaMachine = setup({
     valid: {
       on: {
         'replica.invalidate': { guard: 'invalidatesCurrentEpoch', target: 'invalid', actions: ['recordInvalid', persistRecord] },
+        'replica.reclaim': { guard: 'isNewerEpoch', target: 'valid', reenter: true, actions: ['recordValid', persistRecord] },
       },
     },
     invalid: {
