@@ -33,7 +33,7 @@ export interface EffectParams {
   /** An abandoned move's source serves its whole copy again, valid at `epoch` (durable with the abandoned record). */
   'copy.reclaim': { pageKey: PageKey; epoch: number };
   /** Tell an abandoned move's destination to let go of its partial copy, receiving at `epoch`; answered by `destination.released`. */
-  'abandon.notify': { pageKey: PageKey; destination: ServerId; attempt: number; epoch: number; routeEpoch: number };
+  'abandon.notify': { pageKey: PageKey; destination: ServerId; attempt: number; epoch: number };
   /** Remove an abandoned move's record once its destination has let go. */
   'record.forget': { pageKey: PageKey };
   /** Deliver `timer.fired` with this id after `delayMs`. Time is an input: machines never read a clock. */

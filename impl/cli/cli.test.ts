@@ -22,6 +22,19 @@ function blockshift(args: string[]): Promise<{ status: number; output: string }>
   });
 }
 
+type StandInHandle = Parameters<typeof startJsonHttpServer>[0]['handle'];
+
+/** Runs `body` while a stand-in for s1's admin API (group base port 30700) answers with `handle`. */
+async function withStandInS1(handle: StandInHandle, body: () => Promise<void>): Promise<void> {
+  const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
+  const admin = await startJsonHttpServer({ host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500, handle });
+  try {
+    await body();
+  } finally {
+    await admin.close();
+  }
+}
+
 describe('blockshift command line', () => {
   it('refuses an unknown command and missing or malformed flags with exit 2 and the usage', async () => {
     for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete'],
@@ -85,41 +98,29 @@ describe('blockshift command line', () => {
 
   it('does not report a move done when its source still holds the page (a move given up, or lost to a restart)', async () => {
     // A stand-in for s1's admin API: it accepts the move, then shows no move running and still the page's valid copy.
-    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
     const status = { server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [], requestsInFlight: 0, membership: null, drain: null };
-    const admin = await startJsonHttpServer({
-      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
-      handle: async (request) => (request.url === '/moves' ? { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } } : { status: 200, body: status }),
-    });
-    try {
+    await withStandInS1(async (request) => (request.url === '/moves' ? { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } } : { status: 200, body: status }), async () => {
       const result = await blockshift(['move', '--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0', '--to', 's2']);
       expect(result.status).not.toBe(0);
       expect(result.output).toContain('the move of alpha/0 to s2 ended without moving it: s1 still holds its valid copy');
       expect(result.output).not.toContain('complete in');
-    } finally {
-      await admin.close();
-    }
+    });
   });
 
   it('move abandon asks the server running the page\'s move, and a running move command stops once it is abandoned', async () => {
     // A stand-in for s1's admin API running a move of alpha/0 toward s2, which an abandon turns into an abandoned move.
-    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
     let abandoned = false;
     const asked: string[] = [];
     const move = () => ({ page: 'alpha/0', kind: 'piecewise', destination: 's2', state: abandoned ? '{"abandoned":"notifying"}' : '"interrupted"', durableStage: abandoned ? 1 : 2, stageInProgress: 2, attempt: 1, piece: 0, pieceCount: 4, piecesCopied: 0, bytesCopied: 0, pageBytes: 4_194_304, abandoned });
     const status = () => ({ server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [move()], requestsInFlight: 0, membership: null, drain: null });
-    const admin = await startJsonHttpServer({
-      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
-      handle: async (request) => {
-        asked.push(request.url ?? '');
-        if (request.url === '/moves/abandon') {
-          abandoned = true;
-          return { status: 200, body: { ok: true, message: 'abandoned the move of alpha/0 to s2; s1 serves it alone at epoch 3' } };
-        }
-        return { status: 200, body: status() };
-      },
-    });
-    try {
+    await withStandInS1(async (request) => {
+      asked.push(request.url ?? '');
+      if (request.url === '/moves/abandon') {
+        abandoned = true;
+        return { status: 200, body: { ok: true, message: 'abandoned the move of alpha/0 to s2; s1 serves it alone at epoch 3' } };
+      }
+      return { status: 200, body: status() };
+    }, async () => {
       const flags = ['--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0'];
       const result = await blockshift(['move', 'abandon', ...flags]);
       expect(result.output).toContain('s1 serves it alone at epoch 3');
@@ -131,40 +132,26 @@ describe('blockshift command line', () => {
       const running = await blockshift(['move', ...flags, '--to', 's2']);
       expect(running.status).not.toBe(0);
       expect(running.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again');
-    } finally {
-      await admin.close();
-    }
+    });
   });
 
   it('says a move was abandoned when its source serves the page two epochs on, though its record was gone before a poll saw it', async () => {
-    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
     let moved = false;
     const status = () => ({ server: 's1', volumes: [], routes: { 'alpha/0': { owner: 's1', epoch: moved ? 3 : 1 } }, copies: { 'alpha/0': `valid (epoch ${moved ? 3 : 1})` }, moves: [], requestsInFlight: 0, membership: null, drain: null });
-    const admin = await startJsonHttpServer({
-      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
-      handle: async (request) => {
-        if (request.url !== '/moves') return { status: 200, body: status() };
-        moved = true;
-        return { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } };
-      },
-    });
-    try {
+    await withStandInS1(async (request) => {
+      if (request.url !== '/moves') return { status: 200, body: status() };
+      moved = true;
+      return { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } };
+    }, async () => {
       const result = await blockshift(['move', '--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0', '--to', 's2']);
       expect(result.status).not.toBe(0);
       expect(result.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again (epoch 3)');
-    } finally {
-      await admin.close();
-    }
+    });
   });
 
   it('server start leaves a server that answers as itself alone, and refuses an admin port answered by another server', async () => {
-    const group = localGroupConfig('/nonexistent-blockshift', 3, 30700);
     let answerAs = 's1';
-    const admin = await startJsonHttpServer({
-      host: '127.0.0.1', port: group.servers[0]!.admin.port, thrownStatus: 500,
-      handle: async () => ({ status: 200, body: { server: answerAs, volumes: [], routes: {}, copies: {}, moves: [], requestsInFlight: 0, membership: null, drain: null } }),
-    });
-    try {
+    await withStandInS1(async () => ({ status: 200, body: { server: answerAs, volumes: [], routes: {}, copies: {}, moves: [], requestsInFlight: 0, membership: null, drain: null } }), async () => {
       const flags = ['--base-port', '30700', '--data', '/nonexistent-blockshift', '--id', 's1'];
       const running = await blockshift(['server', 'start', ...flags]);
       expect(running.status).toBe(0);
@@ -173,9 +160,7 @@ describe('blockshift command line', () => {
       const other = await blockshift(['server', 'start', ...flags]);
       expect(other.status).not.toBe(0);
       expect(other.output).toContain("s1's admin address, is answered by s9");
-    } finally {
-      await admin.close();
-    }
+    });
   });
 
   it('does not call a group up when a server of it failed to start and another process answers on its admin port', async () => {

@@ -60,7 +60,12 @@ export function abandonNoticeTimerId(context: MoveContext): string {
 
 /** The epoch at which the source serves the page again after abandoning a move: past the move's own, never reused. */
 export function reclaimEpoch(checkpoint: MoveCheckpoint): number {
-  return checkpoint.epoch + 2;
+  return reclaimEpochAfter(checkpoint.epoch + 1);
+}
+
+/** The same, from the move's own epoch (the one its destination receives at): the epoch after it. */
+export function reclaimEpochAfter(moveEpoch: number): number {
+  return moveEpoch + 1;
 }
 
 function pendingStage(context: MoveContext, stage: number, pieceModes: readonly PieceMode[]): MoveCheckpoint {
@@ -313,7 +318,7 @@ const notifyDestination = {
   type: 'abandon.notify',
   params: ({ context }: { context: MoveContext }) => ({
     pageKey: context.pageKey, destination: context.destination, attempt: context.checkpoint.attempt,
-    epoch: context.checkpoint.epoch + 1, routeEpoch: reclaimEpoch(context.checkpoint),
+    epoch: context.checkpoint.epoch + 1,
   }),
 } as const;
 

@@ -67,9 +67,9 @@ export type PeerMessage =
   | { type: 'piece.handedOver'; pageKey: PageKey; attempt: number; epoch: number; piece: number; ok: boolean }
   /**
    * Source → destination: the move whose copy this server receives at `epoch` is abandoned, and the source serves the
-   * page at `routeEpoch`; let go of the partial copy. Sent again until answered by `move.released`.
+   * page at the next epoch (`reclaimEpochAfter` in move-setup.ts); let go of the partial copy. Sent again until answered by `move.released`.
    */
-  | { type: 'move.abandoned'; pageKey: PageKey; attempt: number; epoch: number; routeEpoch: number }
+  | { type: 'move.abandoned'; pageKey: PageKey; attempt: number; epoch: number }
   /** Destination → source: no partial copy of that move is held here any more (durably). */
   | { type: 'move.released'; pageKey: PageKey; attempt: number; epoch: number }
   /** Lazy routing: pushed after a flip, and pulled implicitly by stale answers. */

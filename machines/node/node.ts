@@ -3,7 +3,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import { assert, assertNever, pageKeyOfText, pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
-import { abandonNoticeTimerId, progressTimerId, reclaimEpoch } from '../migration/move-setup.js';
+import { abandonNoticeTimerId, progressTimerId, reclaimEpoch, reclaimEpochAfter } from '../migration/move-setup.js';
 import { finishStage } from '../migration/stage-numbers.js';
 import { moveEpoch, readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -1101,7 +1101,7 @@ class NodeStep {
           break;
         }
         case 'abandon.notify':
-          this.effects.push({ type: 'peer.send', to: effect.destination, message: { type: 'move.abandoned', pageKey, attempt: effect.attempt, epoch: effect.epoch, routeEpoch: effect.routeEpoch } });
+          this.effects.push({ type: 'peer.send', to: effect.destination, message: { type: 'move.abandoned', pageKey, attempt: effect.attempt, epoch: effect.epoch } });
           break;
         case 'record.forget': this.#removeMoveRecord(pageKey); break;
         default: throw new Error(`move machine emitted ${effect.type}`);
@@ -1371,7 +1371,7 @@ class NodeStep {
     const record = this.next.replicas.get(key)?.context.record;
     assert(record?.status !== 'valid' || record.epoch !== message.epoch, `an abandoned move's destination never holds ${key} valid at the move's epoch`);
     const releasing = record?.status === 'receiving' && record.source === from && record.epoch <= message.epoch;
-    const route = { owner: from, epoch: message.routeEpoch };
+    const route = { owner: from, epoch: reclaimEpochAfter(message.epoch) };
     if (releasing) this.#releaseAbandonedCopy(message.pageKey, route, { to: from, attempt: message.attempt, epoch: message.epoch });
     // The route is learnt in every case: move data of the abandoned move still on its way must find it passed.
     this.#learnRoute(message.pageKey, route);
