@@ -285,7 +285,8 @@ export function exportInfoOf(volume: VolumeDefinition): ExportInfo {
     minimumBlockBytes: volume.blockSizeBytes,
     preferredBlockBytes: Math.max(4096, volume.blockSizeBytes),
     maximumPayloadBytes: payloadBytesMax,
-    // FLUSH is a group-wide barrier (every server syncs what it holds), so flush effects are visible across connections.
+    // A FLUSH syncs every server holding a write this server acknowledged on any connection to the volume (flush-barrier.ts),
+    // so its effect is visible across connections.
     canMultiConn: true,
   };
 }

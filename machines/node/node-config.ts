@@ -5,7 +5,7 @@ import { standardMachines } from './node-machines.js';
 /** Tunables of one server node; every bound the node keeps is named here. */
 export interface NodeConfig {
   readonly self: ServerId;
-  /** Every server of the group, for routing pushes and FLUSH barriers. */
+  /** Every server of the group at start (the membership record takes over once adopted). */
   readonly group: readonly ServerId[];
   /** Optional embodiment: a given-up copy keeps a pointer and forwards late requests. */
   readonly forwardingPointer: boolean;

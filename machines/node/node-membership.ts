@@ -248,7 +248,6 @@ function adoptMembership(work: MembershipWork, membership: Membership, change: M
   const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
   work.next.leaveCheck = null;
-  waitForNewMembersInFlushes(work, previousMembers);
   const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
 }
@@ -259,7 +258,7 @@ export function membershipPersisted(work: MembershipWork, continuation: Extract<
   if (!ok) {
     // The record already took effect in memory, so the commit is tried again after a pause until it holds (or a newer
     // record replaces it). Given up at once, the server kept a record it never made durable nor acted on: its transport
-    // never met a new member, every FLUSH waited on that member and failed, and the administrator's retry was refused as
+    // never met a new member, and the administrator's retry was refused as
     // already made (a review reproduced both).
     const retryId = work.awaitCompletion(continuation);
     work.effects.push({ type: 'timer.set', timerId: membershipCommitTimerId(retryId), delayMs: work.next.config.moveRestartDelayMs });
@@ -273,30 +272,10 @@ export function membershipPersisted(work: MembershipWork, continuation: Extract<
   if (change.requestId !== null) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
 }
 
-/**
- * A FLUSH started under an older record may have missed members that already
- * hold data (pages moved to a server this node had not heard of): every
- * barrier in progress waits for the new members as well, from the moment the
- * record is adopted, so it cannot complete without them.
- */
-function waitForNewMembersInFlushes(work: MembershipWork, previousMembers: readonly ServerId[]): void {
-  const added = memberIds(work.next.membership).filter((id) => !previousMembers.includes(id));
-  if (added.length === 0) return;
-  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
-    work.next.flushes[flushId] = { ...flush, remaining: [...flush.remaining, ...added.filter((id) => !flush.remaining.includes(id))] };
-  }
-}
-
 function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, membership: Membership): void {
   const current = new Set(memberIds(membership));
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
-  }
-  // Barriers waiting for a member the runtime can reach only now (it connects on membership.changed) ask it at once.
-  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
-    for (const to of flush.remaining) {
-      if (!previous.has(to) && current.has(to) && to !== work.next.config.self) work.effects.push({ type: 'peer.send', to, message: { type: 'flush.request', flushId, membershipEpoch: work.next.membership.epoch } });
-    }
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;
@@ -304,7 +283,13 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   stopWaitingForFlushesFrom(work, current);
 }
 
-/** A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete. */
+/**
+ * A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete.
+ * A barrier waits only for the members holding a write it covers, fixed when it began, so it never gains one: a
+ * member added since holds none of them unless it applied one, and then its acknowledgement named it (a piece it was
+ * handed was synced there first). A holder this server did not know as a member when the FLUSH began counts as lost
+ * when it settles (a false alarm at worst; see flushSettled).
+ */
 function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
     settleFlushParts(work, flushId, flush.remaining.filter((id) => !members.has(id)));

@@ -12,7 +12,7 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
-import { endFlush, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
+import { answerFlush, endFlush, flushHolders, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { isAbandoning, isUnderWay } from '../migration/move-machines.js';
@@ -134,7 +134,7 @@ class NodeStep {
 
   // ----- identity, durable records -----------------------------------------
 
-  /** Every member of the group (draining ones too: they still hold pages), for route pushes and FLUSH barriers. */
+  /** Every member of the group (draining ones too: they still hold pages), for route pushes. */
   #group(): ServerId[] {
     return memberIds(this.next.membership);
   }
@@ -1469,7 +1469,7 @@ class NodeStep {
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
   }
 
-  // ----- FLUSH: a group-wide barrier -----------------------------------------
+  // ----- FLUSH: a barrier over the holders of the writes it covers -----------
 
   #startFlush(requestId: string, connectionId: string, volume: string): void {
     const refusal = !this.next.read('volumes')[volume] ? { errno: 22, reason: `unknown volume ${volume}` }
@@ -1479,8 +1479,12 @@ class NodeStep {
       return;
     }
     const flushId = `${this.#self}:${requestId}`;
-    const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = this.next.read('lossWatches')[volume] ?? noLossWatch;
-    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining: this.#group(), retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {} };
+    const watch = this.next.read('lossWatches')[volume] ?? noLossWatch;
+    const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = watch;
+    // The barrier asks only the members holding a write it covers (flush-barrier.ts); with none, it answers at once.
+    const remaining = flushHolders(watch, coveredAcks, this.next.membership);
+    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {} };
+    if (remaining.length === 0) return answerFlush(this, flushId);
     this.#sendFlush(flushId);
   }
 
@@ -1576,14 +1580,11 @@ class NodeStep {
         return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
       case 'route.query': return this.#sendRoute(from, message.pageKey);
       case 'flush.request':
-        // A sender behind on membership may not know every member that holds data: it learns our record and waits for them too.
+        // A sender behind on membership learns our record (as any peer does that shows an older one).
         if (this.next.membership.epoch > message.membershipEpoch) this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
         return;
-      case 'flush.done':
-        // Done under a record we have not adopted yet (its update may still be on its way): the retry asks again once we have it.
-        if (message.membershipEpoch > this.next.membership.epoch) return;
-        return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
+      case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'volume.reserve': return receiveReserve(this, from, message.volume, message.reservationId);
       case 'volume.reserveAnswer': return receiveReserveAnswer(this, from, message.name, message.reservationId, message.granted, message.reason);
@@ -1700,7 +1701,7 @@ class NodeStep {
       }
       case 'flush.synced':
         if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok, this.next.lossEpoch);
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'abandon.released': {

@@ -1,4 +1,6 @@
 import type { Member, Membership } from '../../machines/membership/membership.js';
+import { acknowledged, noLossWatch } from '../../machines/node/loss-watch.js';
+import type { WriteHolder } from '../../machines/node/loss-watch.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
@@ -37,4 +39,9 @@ export function stepThrough(state: NodeState, inputs: readonly NodeInput[], comp
     }
   }
   return [current, all];
+}
+
+/** The node with writes of `volume` acknowledged and not yet flushed, applied by `holders` (as if its clients had written them). */
+export function withUnflushedWrites(state: NodeState, volume: string, holders: readonly WriteHolder[]): NodeState {
+  return { ...state, lossWatches: { ...state.lossWatches, [volume]: acknowledged(state.lossWatches[volume] ?? noLossWatch, holders, false) } };
 }

@@ -8,7 +8,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
-import { member, startedNode as startedNodeOf, stepThrough, threeServers } from './membership-fixture.js';
+import { member, startedNode as startedNodeOf, stepThrough, threeServers, withUnflushedWrites } from './membership-fixture.js';
 
 /**
  * Dynamic membership in the pure node: joining, adopting a newer record,
@@ -161,12 +161,16 @@ describe('membership in the pure node', () => {
 
   it('a FLUSH barrier stops waiting for a server that left (it held nothing), and completes if it waited only for it', () => {
     const [s1Draining] = run(startedNode('s1', bootstrap), drain('s3'));
-    const [flushing] = run(s1Draining, { type: 'client.flush', requestId: 'f1', connectionId: 'c1', volume: 'alpha' });
+    // Writes acknowledged before the drain, held by s1, s2 and s3 (s3 synced and gave its pages away since).
+    const holding = withUnflushedWrites(s1Draining, 'alpha', [{ server: 's1', lossEpoch: 0 }, { server: 's2', lossEpoch: 0 }, { server: 's3', lossEpoch: 0 }]);
+    const [flushing] = run(holding, { type: 'client.flush', requestId: 'f1', connectionId: 'c1', volume: 'alpha' });
     const [syncId] = [...flushing.continuations].find(([, continuation]) => continuation.kind === 'flush.synced')!;
-    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, membershipEpoch: s1Draining.membership.epoch, lossEpoch: 0 } });
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, lossEpoch: 0 } });
     expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
     const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
-    const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });
+    // s3 asks to leave (naming its loss epoch, which its writes are judged by once it is gone), then leaves.
+    const [done, effects] = run(waiting, { type: 'peer.message', from: 's3', message: { type: 'leave.check', membership: s1Draining.membership, lossEpoch: 0 } },
+      { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } });
     expect(done.flushes).toEqual({});
     expect(effects).toContainEqual({ type: 'client.reply', requestId: 'f1', outcome: { status: 'ok' }, dataToken: null });
   });
