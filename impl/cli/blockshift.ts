@@ -102,6 +102,11 @@ async function statuses(group: GroupConfig): Promise<Array<ServerStatus | { serv
   return Promise.all(group.servers.map((server) => admin<ServerStatus>(server, '/status').catch((error: unknown) => ({ server: server.id, down: (error as Error).message }))));
 }
 
+/** The flags that name this group (`--data`, `--base-port`) as given, for the commands a message suggests. */
+function whereFlags(options: Map<string, string>): string {
+  return ['data', 'base-port'].filter((name) => options.has(name)).map((name) => ` --${name} ${options.get(name)}`).join('');
+}
+
 async function up(options: Map<string, string>): Promise<void> {
   let group = groupOf(options, true);
   // On a group that exists, the rate flags change its saved settings (they were ignored in silence: a review found it).
@@ -156,7 +161,7 @@ async function up(options: Map<string, string>): Promise<void> {
   for (const server of group.servers) console.log(`  ${server.id}: nbd://${server.nbd.host}:${server.nbd.port}/<volume>   (admin http://${server.admin.host}:${server.admin.port}/status)`);
   // The hints name this group (its --data when not the default) and a volume and servers it has (a review found a
   // fixed `--to s2` after s2 had left, and `alpha` under --no-demo).
-  const where = options.has('data') ? ` --data ${options.get('data')}` : '';
+  const where = whereFlags(options);
   const volumes = (await localGroup.status(first.id)).volumes;
   const example = volumes.find((volume) => volume.name === 'alpha') ?? volumes[0];
   const target = group.servers.find((server) => server.id !== first.id);
@@ -174,6 +179,8 @@ async function status(options: Map<string, string>): Promise<void> {
     console.log(`${entry.server}: ${entry.requestsInFlight} requests in flight${drain}`);
   }
   const live = all.filter((entry): entry is ServerStatus => !('down' in entry));
+  // Nothing answered: say so and fail, so that a script (or `status && …`) can tell a stopped group from a running one.
+  if (live.length === 0) throw new Error(`no server of the group answered: it is not running (start it with npx blockshift up${whereFlags(options)})`);
   const newest = live.reduce<ServerStatus | null>((best, entry) => (!best || entry.membership.epoch > best.membership.epoch ? entry : best), null);
   if (newest) {
     const behind = live.filter((entry) => entry.membership.epoch < newest.membership.epoch).map((entry) => entry.server);
@@ -381,12 +388,29 @@ async function serverDrain(options: Map<string, string>): Promise<void> {
   console.log(`${id} removed from ${configPathOf(options)} (its data directory ${server.dataDirectory} is kept)`);
 }
 
+/**
+ * Asks every server to shut down. A server that is not running is already
+ * where `stop` would put it: it is reported as such, and does not fail the
+ * command (as stopping a stopped service succeeds); any other failure does.
+ */
 async function stop(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
+  const failed: string[] = [];
   for (const server of group.servers) {
-    const result = await admin<{ message: string }>(server, '/shutdown', {}).catch((error: unknown) => ({ message: `${server.id}: ${(error as Error).message}` }));
+    const result = await admin<{ message: string }>(server, '/shutdown', {}).catch((error: unknown) => {
+      const message = (error as Error).message;
+      if (isNotListening(error)) return { message: `${server.id}: not running` };
+      failed.push(server.id);
+      return { message: `${server.id}: ${message}` };
+    });
     console.log(result.message);
   }
+  if (failed.length > 0) throw new Error(`could not stop ${failed.join(', ')}`);
+}
+
+/** Whether an admin request failed because nothing listens at the server's address (it is not running). */
+function isNotListening(error: unknown): boolean {
+  return /ECONNREFUSED/.test((error as Error).message) || (error as { code?: unknown }).code === 'ECONNREFUSED';
 }
 
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
