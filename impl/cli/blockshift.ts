@@ -25,6 +25,7 @@ import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGrou
 import { LocalGroup } from './local-group.js';
 import { changeGroupConfig, drainServer, joinServer, nextServerConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
+import { resolvedDataDirectory } from './server-process.js';
 
 class UsageError extends Error {}
 
@@ -137,7 +138,12 @@ async function up(options: Map<string, string>): Promise<void> {
   };
   process.on('SIGINT', stopAll);
   process.on('SIGTERM', stopAll);
-  await localGroup.startAll();
+  // A server of the group that runs already (started by an earlier `up` or by `server start`) is left running and
+  // counted in; only the others start here. Starting them all made the running ones fail on their ports, and `up`
+  // failed while still holding the server it had started (a review found it).
+  const running = await runningServers(group);
+  for (const id of running) console.log(`${id} is running already`);
+  await Promise.all(group.servers.filter((server) => !running.includes(server.id)).map((server) => localGroup.start(server.id)));
   const first = group.servers[0]!;
   if (!options.has('no-demo')) {
     const known = await localGroup.status(first.id);
@@ -166,8 +172,29 @@ async function up(options: Map<string, string>): Promise<void> {
   const example = volumes.find((volume) => volume.name === 'alpha') ?? volumes[0];
   const target = group.servers.find((server) => server.id !== first.id);
   console.log(`\nattach:  nbdinfo --list nbd://${first.nbd.host}:${first.nbd.port}${example ? `   |   qemu-img info nbd://${first.nbd.host}:${first.nbd.port}/${example.name}` : '   (no volume yet: npx blockshift volume create --name V --pages N --servers ...)'}`);
-  console.log(`${example && target ? `move:    npx blockshift move${where} --volume ${example.name} --page 0 --to ${target.id}   |   ` : ''}status: npx blockshift status${where}   |   Ctrl-C stops\n`);
-  await localGroup.waitForExit();
+  console.log(`${example && target ? `move:    npx blockshift move${where} --volume ${example.name} --page 0 --to ${target.id}   |   ` : ''}status: npx blockshift status${where}   |   ${running.length === group.servers.length ? `stop: npx blockshift stop${where}` : 'Ctrl-C stops'}\n`);
+  // With every server running already there is nothing of this command's own to wait for.
+  if (running.length < group.servers.length) await localGroup.waitForExit();
+}
+
+/**
+ * Whether `server` runs already: its admin address answers as that server,
+ * from its data directory (an id alone would take another group's s1 on
+ * these ports for ours). null when nothing answers; throws, naming what
+ * answers, when something else does.
+ */
+async function runsAlready(server: ServerConfig): Promise<boolean> {
+  const status = await admin<ServerStatus>(server, '/status').catch(() => null);
+  if (status === null) return false;
+  const directory = resolvedDataDirectory(server.dataDirectory);
+  if (status.server === server.id && status.dataDirectory === directory) return true;
+  throw new Error(`${server.admin.host}:${server.admin.port}, ${server.id}'s admin address, is answered by ${status.server ?? 'something'}${status.dataDirectory ? ` of ${status.dataDirectory}` : ''}, not by ${server.id} of ${directory}: another group (or program) uses these ports`);
+}
+
+/** The servers of the group that run already (see `runsAlready`). */
+async function runningServers(group: GroupConfig): Promise<string[]> {
+  const running = await Promise.all(group.servers.map((server) => runsAlready(server)));
+  return group.servers.filter((_, index) => running[index]).map((server) => server.id);
 }
 
 async function status(options: Map<string, string>): Promise<void> {
@@ -337,8 +364,10 @@ async function startAndJoin(group: GroupConfig, server: ServerConfig, configPath
  * directory) and waits until it answers as itself.
  */
 async function startDetached(server: ServerConfig, configPath: string): Promise<void> {
-  mkdirSync(server.dataDirectory, { recursive: true });
-  const logPath = join(server.dataDirectory, 'server.log');
+  // Where the server will look for it: it runs in the repository's root, whatever this command's working directory.
+  const dataDirectory = resolvedDataDirectory(server.dataDirectory);
+  mkdirSync(dataDirectory, { recursive: true });
+  const logPath = join(dataDirectory, 'server.log');
   const output = openSync(logPath, 'a');
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const child = spawn(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
@@ -367,12 +396,10 @@ async function serverStart(options: Map<string, string>): Promise<void> {
   const id = requiredFlag(options, 'id');
   const server = group.servers.find((candidate) => candidate.id === id);
   if (!server) throw new UsageError(`no server ${id} in the group configuration`);
-  const answer = await admin<ServerStatus>(server, '/status').then((status) => status.server, () => null);
-  if (answer === id) {
+  if (await runsAlready(server)) {
     console.log(`${id} is running already`);
     return;
   }
-  if (answer !== null) throw new Error(`${server.admin.host}:${server.admin.port}, ${id}'s admin address, is answered by ${answer}`);
   await startDetached(server, configPathOf(options));
 }
 

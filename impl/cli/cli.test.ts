@@ -1,10 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
+import { LocalGroup } from './local-group.js';
 import { nextServerConfig } from './membership-admin.js';
 import { startJsonHttpServer } from '../runtime/json-http-server.js';
 
@@ -161,18 +162,63 @@ describe('blockshift command line', () => {
     });
   });
 
-  it('server start leaves a server that answers as itself alone, and refuses an admin port answered by another server', async () => {
-    let answerAs = 's1';
-    await withStandInS1(async () => ({ status: 200, body: { server: answerAs, volumes: [], routes: {}, copies: {}, moves: [], requestsInFlight: 0, membership: null, drain: null } }), async () => {
+  it('server start leaves a server that answers as itself from its data directory alone, and refuses an admin port answered by another', async () => {
+    let answer = { server: 's1', dataDirectory: '/nonexistent-blockshift/s1' };
+    await withStandInS1(async () => ({ status: 200, body: { ...answer, volumes: [], routes: {}, copies: {}, moves: [], requestsInFlight: 0, membership: null, drain: null } }), async () => {
       const flags = ['--base-port', '30700', '--data', '/nonexistent-blockshift', '--id', 's1'];
       const running = await blockshift(['server', 'start', ...flags]);
       expect(running.status).toBe(0);
       expect(running.output).toContain('s1 is running already');
-      answerAs = 's9';
+      answer = { server: 's9', dataDirectory: '/nonexistent-blockshift/s1' };
       const other = await blockshift(['server', 'start', ...flags]);
       expect(other.status).not.toBe(0);
       expect(other.output).toContain("s1's admin address, is answered by s9");
+      // Another group's s1 on these ports: the id alone used to pass it for ours.
+      answer = { server: 's1', dataDirectory: '/elsewhere/s1' };
+      const elsewhere = await blockshift(['server', 'start', ...flags]);
+      expect(elsewhere.status).not.toBe(0);
+      expect(elsewhere.output).toContain("s1's admin address, is answered by s1 of /elsewhere/s1, not by s1 of /nonexistent-blockshift/s1");
     });
+  });
+
+  it('up on a group whose s1 runs already starts only s2 and s3, and Ctrl-C stops all three', async () => {
+    // It started every server: s1 failed on its ports, `up` failed, and kept the servers it had started attached.
+    // Base port 29009: peers 30009-30011, admin 31009-31011, none of the other tests' ranges.
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-up-'));
+    const lines: string[] = [];
+    const running = new LocalGroup(localGroupConfig(directory, 3, 29_009), directory, { output: (id, line) => lines.push(`${id} ${line}`) });
+    let up: ReturnType<typeof spawn> | null = null;
+    try {
+      await running.start('s1');
+      const child = spawn(process.execPath, ['--import', 'tsx', 'impl/cli/main.ts', '--data', directory, '--no-demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      up = child;
+      let output = '';
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`up did not come up:\n${output}`)), 60_000);
+        for (const stream of [child.stdout, child.stderr]) {
+          stream.on('data', (chunk: Buffer) => {
+            output += chunk.toString('utf8');
+            if (output.includes('group is up')) { clearTimeout(timer); resolve(); }
+          });
+        }
+      });
+      expect(output).toContain('s1 is running already');
+      expect(output).not.toContain('exited while starting');
+      for (const id of ['s2', 's3']) expect((await running.admin<{ server: string }>(id, '/status')).server).toBe(id);
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      // s1, which this `up` did not start, was asked to stop with the rest.
+      await Promise.race([running.waitForExit(), new Promise((_, reject) => setTimeout(() => reject(new Error('s1 still runs')), 30_000))]);
+    } finally {
+      // On a failure, the servers `up` started stop with it (Ctrl-C), not linger on these ports.
+      if (up !== null && up.exitCode === null) {
+        up.kill('SIGINT');
+        await new Promise((resolve) => { up!.once('exit', resolve); setTimeout(resolve, 30_000); });
+      }
+      await running.stopAll();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it('does not call a group up when a server of it failed to start and another process answers on its admin port', async () => {
@@ -188,7 +234,7 @@ describe('blockshift command line', () => {
       });
       expect(result.status).not.toBe(0);
       expect(result.output).not.toContain('group is up');
-      expect(result.output).toMatch(/s1 (exited while starting|did not come up)/);
+      expect(result.output).toContain(`is answered by s1, not by s1 of ${join(directory, 's1')}: another group (or program) uses these ports`);
     } finally {
       await other.close();
       rmSync(directory, { recursive: true, force: true });

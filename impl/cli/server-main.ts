@@ -7,7 +7,7 @@
  * cleanly; SIGKILL is what the crash tests use, and recovery handles it.
  */
 import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { startNbdServer } from '../nbd/nbd-server.js';
 import { PeerTransport } from '../peer/peer-transport.js';
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     traceStream?.end();
     process.exit(0);
   };
-  const admin = await startAdminServer({ host: self.admin.host, port: self.admin.port, runtime, onShutdown: () => void stop(), log });
+  const admin = await startAdminServer({ host: self.admin.host, port: self.admin.port, runtime, dataDirectory: resolve(self.dataDirectory), onShutdown: () => void stop(), log });
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   log(`ready: nbd://${self.nbd.host}:${self.nbd.port}/ peer ${self.peer.host}:${self.peer.port} admin http://${self.admin.host}:${self.admin.port}/status`);

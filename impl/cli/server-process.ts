@@ -14,6 +14,15 @@ import { serverNodeFlags } from './server-node-flags.js';
 
 const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * A server's data directory as the server itself resolves it: every server
+ * process runs in the repository's root (here and in the CLI's detached
+ * starts), so a relative path in the group config is relative to that.
+ */
+export function resolvedDataDirectory(dataDirectory: string): string {
+  return resolve(repositoryRoot, dataDirectory);
+}
+
 export interface ServerProcessOptions {
   readonly configPath: string;
   readonly serverId: string;

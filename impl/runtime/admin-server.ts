@@ -27,6 +27,8 @@ export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
   readonly runtime: ServerRuntime;
+  /** The server's data directory, absolute, reported by GET /status. */
+  readonly dataDirectory: string;
   readonly onShutdown: () => void;
   readonly log: (line: string) => void;
 }
@@ -39,7 +41,7 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
   const { runtime } = options;
   const route = `${request.method} ${request.url}`;
   // With the process id, so a supervisor can tell its own child's answer from another process's on the same port.
-  if (route === 'GET /status') return { status: 200, body: { ...statusOf(runtime.state), pid: process.pid } };
+  if (route === 'GET /status') return { status: 200, body: { ...statusOf(runtime.state), pid: process.pid, dataDirectory: options.dataDirectory } };
   if (route === 'GET /latency') return { status: 200, body: runtime.requestLatencies.report() };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
   const body = await readJsonObject(request, bodyBytesMax);

@@ -14,6 +14,8 @@ export interface ServerStatus {
   readonly server: ServerId;
   /** The server process's id (the admin API adds it). */
   readonly pid?: number;
+  /** The server's data directory, absolute (the admin API adds it): with its id, which group's server answers. */
+  readonly dataDirectory?: string;
   readonly volumes: Array<{ name: string; pageCount: number; pageSizeBlocks: number; blockSizeBytes: number; piecesPerPage: number; servers: readonly ServerId[] }>;
   readonly routes: Record<string, { owner: ServerId; epoch: number }>;
   readonly copies: Record<string, string>;
