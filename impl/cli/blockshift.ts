@@ -306,12 +306,34 @@ async function moveAbandon(options: Map<string, string>): Promise<void> {
   const volume = requiredFlag(options, 'volume');
   const page = integerFlag(options, 'page', null);
   const key = `${volume}/${page}`;
-  const live = (await statuses(group)).filter((entry): entry is ServerStatus => !('down' in entry));
+  const all = await statuses(group);
+  const live = all.filter((entry): entry is ServerStatus => !('down' in entry));
   const running = live.find((entry) => entry.moves.some((candidate) => candidate.page === key && !candidate.abandoned));
-  if (!running) throw new Error(`no live server runs a move of ${key} that could be abandoned`);
+  if (!running) throw new Error(whyNoMoveToAbandon(all, volume, page ?? 0));
   const source = group.servers.find((server) => server.id === running.server)!;
   const result = await admin<{ message: string }>(source, '/moves/abandon', { volume, page });
   console.log(result.message);
+}
+
+/** Why `move abandon` finds no move of the page to give up, in the words that tell the administrator what to do. */
+function whyNoMoveToAbandon(all: ReadonlyArray<ServerStatus | { server: string; down: string }>, volume: string, page: number): string {
+  const live = all.filter((entry): entry is ServerStatus => !('down' in entry));
+  const down = all.filter((entry) => 'down' in entry).map((entry) => entry.server);
+  if (live.length === 0) return 'no server of the group answered: it is not running';
+  const definition = live.flatMap((entry) => entry.volumes).find((candidate) => candidate.name === volume);
+  if (!definition) {
+    const names = [...new Set(live.flatMap((entry) => entry.volumes.map((candidate) => candidate.name)))].sort();
+    return `no volume ${volume} (the group has ${names.length > 0 ? names.join(', ') : 'none'})`;
+  }
+  if (page >= definition.pageCount) return `volume ${volume} has ${definition.pageCount} pages (0-${definition.pageCount - 1}): there is no page ${page}`;
+  const key = `${volume}/${page}`;
+  const abandoned = live.find((entry) => entry.moves.some((candidate) => candidate.page === key && candidate.abandoned));
+  if (abandoned) {
+    const move = abandoned.moves.find((candidate) => candidate.page === key)!;
+    return `the move of ${key} to ${move.destination} was abandoned already: ${abandoned.server} serves the page alone and waits for ${move.destination} to let go of its partial copy`;
+  }
+  const unseen = down.length > 0 ? `; ${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} down, and a move run by a server that is down can be abandoned only once it is back` : '';
+  return `no move of ${key} runs${unseen}`;
 }
 
 /** One line of a running move's progress: which piece of how many, what has been copied, the stage under way. */

@@ -125,7 +125,8 @@ describe('blockshift command line', () => {
     let abandoned = false;
     const asked: string[] = [];
     const move = () => ({ page: 'alpha/0', kind: 'piecewise', destination: 's2', state: abandoned ? '{"abandoned":"notifying"}' : '"interrupted"', durableStage: abandoned ? 1 : 2, stageInProgress: 2, attempt: 1, piece: 0, pieceCount: 4, piecesCopied: 0, bytesCopied: 0, pageBytes: 4_194_304, abandoned });
-    const status = () => ({ server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [move()], requestsInFlight: 0, membership: null, drain: null });
+    const alpha = { name: 'alpha', pageCount: 3, pageSizeBlocks: 8192, blockSizeBytes: 512, piecesPerPage: 4, servers: ['s1', 's2', 's3'] };
+    const status = () => ({ server: 's1', volumes: [alpha], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [move()], requestsInFlight: 0, membership: null, drain: null });
     await withStandInS1(async (request) => {
       asked.push(request.url ?? '');
       if (request.url === '/moves/abandon') {
@@ -141,7 +142,19 @@ describe('blockshift command line', () => {
       expect(asked).toContain('/moves/abandon');
       const again = await blockshift(['move', 'abandon', ...flags]);
       expect(again.status).not.toBe(0);
-      expect(again.output).toContain('no live server runs a move of alpha/0 that could be abandoned');
+      expect(again.output).toContain('the move of alpha/0 to s2 was abandoned already: s1 serves the page alone and waits for s2 to let go of its partial copy');
+      // Each other reason in words of its own (one message served a missing volume, a page out of range, no move and a
+      // source that is down).
+      const where = ['--base-port', '30700', '--data', '/nonexistent-blockshift'];
+      for (const [volume, page, message] of [
+        ['zeta', '0', 'no volume zeta (the group has alpha)'],
+        ['alpha', '7', 'volume alpha has 3 pages (0-2): there is no page 7'],
+        ['alpha', '1', 'no move of alpha/1 runs; s2, s3 are down, and a move run by a server that is down can be abandoned only once it is back'],
+      ] as const) {
+        const refused = await blockshift(['move', 'abandon', ...where, '--volume', volume, '--page', page]);
+        expect(refused.status, message).toBe(1);
+        expect(refused.output).toContain(message);
+      }
       const running = await blockshift(['move', ...flags, '--to', 's2']);
       expect(running.status).not.toBe(0);
       expect(running.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again');
