@@ -284,3 +284,11 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {},
   };
 }
+
+/** Whether the destination side of a commit of the page is under way (its sync or its valid record). */
+export function isCommitUnderWay(continuations: NodeState['continuations'], pageText: string): boolean {
+  for (const continuation of continuations.values()) {
+    if ((continuation.kind === 'commit.synced' || continuation.kind === 'commit.persisted') && continuation.pageText === pageText) return true;
+  }
+  return false;
+}

@@ -3,7 +3,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import { assert, assertNever, pageKeyOfText, pageKeyText } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
-import { abandonNoticeTimerId, progressTimerId, reclaimEpoch, reclaimEpochAfter } from '../migration/move-setup.js';
+import { abandonNoticeTimerId, progressTimerId, reclaimEpoch } from '../migration/move-setup.js';
 import { finishStage } from '../migration/stage-numbers.js';
 import { moveEpoch, readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -11,6 +11,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
+import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
 import { answerFlush, endFlush, flushHolders, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
@@ -26,7 +27,7 @@ import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
-import { clientEntryId, writeSequencesPerIncarnation } from './node-state.js';
+import { clientEntryId, isCommitUnderWay, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import {
@@ -149,6 +150,16 @@ class NodeStep {
     return this.#await(continuation);
   }
 
+  /** For abandoned-copy.ts: steps a page's replica machine (see #stepReplica). */
+  stepReplica(pageKey: PageKey, event: ReplicaEvent, awaiting: Continuation | null): boolean {
+    return this.#stepReplica(pageKey, event, awaiting);
+  }
+
+  /** For abandoned-copy.ts: learns a route into the table (see #learnRoute). */
+  learnRoute(pageKey: PageKey, route: Route): void {
+    this.#learnRoute(pageKey, route);
+  }
+
   #await(continuation: Continuation): string {
     const completionId = this.#newId('io');
     this.next.continuations.set(completionId, continuation);
@@ -196,7 +207,7 @@ class NodeStep {
       // A copy still receiving a move: if that move was abandoned while this server was down (or its notice and route
       // push were lost), its source's route is past the copy's epoch, and learning it lets the copy go (#learnRoute).
       const record = replica.context.record;
-      if (record?.status === 'receiving' && record.source !== this.#self && !this.#releaseCopyOfPassedMove(pageKey)) {
+      if (record?.status === 'receiving' && record.source !== this.#self && !releaseCopyOfPassedMove(this, pageKey)) {
         this.effects.push({ type: 'peer.send', to: record.source, message: { type: 'route.query', pageKey } });
       }
     }
@@ -223,20 +234,7 @@ class NodeStep {
       if (committedEpoch !== undefined && committedEpoch !== null && route.owner === this.#self && route.epoch >= committedEpoch) delete this.next.attemptsJoined[key];
       this.effects.push({ type: 'meta.commit', completionId: null, writes: [{ kind: 'route', pageKey, route }] });
     }
-    this.#releaseCopyOfPassedMove(pageKey);
-  }
-
-  /**
-   * A copy received at an epoch the page's route has passed belongs to a move that ended elsewhere (abandoned, see
-   * move-setup.ts): nobody will commit it, so it is let go. Only its own source's notice is answered (#receiveAbandoned).
-   */
-  #releaseCopyOfPassedMove(pageKey: PageKey): boolean {
-    const key = pageKeyText(pageKey);
-    const route = this.next.routes.get(key);
-    const record = this.next.replicas.get(key)?.context.record;
-    if (record?.status !== 'receiving' || route === undefined || route.epoch <= record.epoch || route.owner === this.#self) return false;
-    this.#releaseAbandonedCopy(pageKey, route, null);
-    return true;
+    releaseCopyOfPassedMove(this, pageKey);
   }
 
   /**
@@ -1361,50 +1359,6 @@ class NodeStep {
     this.effects.push({ type: 'data.read', completionId, pageKey: message.pageKey, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, intoToken: token });
   }
 
-  /**
-   * Destination side of an abandoned move (move-setup.ts, "Abandoning"): learn the source's route, let go of a copy
-   * received from that source at the move's epoch, and answer once that is durable (at once if nothing is held).
-   */
-  #receiveAbandoned(from: ServerId, message: Extract<PeerMessage, { type: 'move.abandoned' }>): void {
-    const key = pageKeyText(message.pageKey);
-    if (isCommitUnderWay(this.next.read('continuations'), key)) return;
-    const record = this.next.replicas.get(key)?.context.record;
-    assert(record?.status !== 'valid' || record.epoch !== message.epoch, `an abandoned move's destination never holds ${key} valid at the move's epoch`);
-    const releasing = record?.status === 'receiving' && record.source === from && record.epoch <= message.epoch;
-    const route = { owner: from, epoch: reclaimEpochAfter(message.epoch) };
-    if (releasing) this.#releaseAbandonedCopy(message.pageKey, route, { to: from, attempt: message.attempt, epoch: message.epoch });
-    // The route is learnt in every case: move data of the abandoned move still on its way must find it passed.
-    this.#learnRoute(message.pageKey, route);
-    // A release of this move's copy already under way (the route came first) answers once it is durable.
-    if (releasing || this.#answerReleaseUnderWay(key, from, message.attempt, message.epoch)) return;
-    this.effects.push({ type: 'peer.send', to: from, message: { type: 'move.released', pageKey: message.pageKey, attempt: message.attempt, epoch: message.epoch } });
-  }
-
-  /** Whether a partial copy of the page is being recorded invalid; if so, its completion now answers `to`. */
-  #answerReleaseUnderWay(pageText: string, to: ServerId, attempt: number, epoch: number): boolean {
-    for (const [completionId, continuation] of this.next.read('continuations')) {
-      // A release of a copy that source's move (this one or an earlier one) sent: the answer waits until it is durable.
-      // A notice of a move none of whose copy is held here is answered at once.
-      if (continuation.kind !== 'abandon.released' || continuation.pageText !== pageText) continue;
-      if (continuation.receiving.status !== 'receiving' || continuation.receiving.source !== to || continuation.receiving.epoch > epoch) continue;
-      this.next.continuations.set(completionId, { ...continuation, to, attempt, epoch });
-      return true;
-    }
-    return false;
-  }
-
-  /** Records a receiving copy invalid (naming the route's owner) and, once that is durable, deletes its data and answers `answer`. */
-  #releaseAbandonedCopy(pageKey: PageKey, route: Route, answer: { to: ServerId; attempt: number; epoch: number } | null): void {
-    const key = pageKeyText(pageKey);
-    const receiving = this.next.replicas.get(key)?.context.record;
-    assert(receiving?.status === 'receiving', `only a copy still receiving is let go as abandoned (${key})`);
-    delete this.next.attemptsJoined[key];
-    delete this.next.blockVersions[key];
-    const invalid: ReplicaRecord = { status: 'invalid', epoch: route.epoch, owner: route.owner, forwardTo: null };
-    const continuation: Continuation = { kind: 'abandon.released', pageText: key, to: answer?.to ?? this.#self, attempt: answer?.attempt ?? -1, epoch: answer?.epoch ?? -1, receiving, invalid };
-    this.#stepReplica(pageKey, { type: 'replica.abandon', epoch: route.epoch, owner: route.owner }, continuation);
-  }
-
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
     const key = pageKeyText(message.pageKey);
     if (this.#refusesMoveAsRemoved(from)) return;
@@ -1574,7 +1528,7 @@ class NodeStep {
       case 'piece.handover': return this.#receiveHandover(from, message);
       case 'piece.handedOver': return this.#pieceHandedOver(from, message);
       case 'route.update': return this.#learnRoute(message.pageKey, { owner: message.owner, epoch: message.epoch });
-      case 'move.abandoned': return this.#receiveAbandoned(from, message);
+      case 'move.abandoned': return receiveAbandoned(this, from, message);
       case 'move.released':
         if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return;
         return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
@@ -1704,24 +1658,7 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
-      case 'abandon.released': {
-        const replica = this.next.replicas.get(continuation.pageText);
-        const current = replica?.context.record;
-        const unchanged = current?.status === 'invalid' && current.epoch === continuation.invalid.epoch;
-        if (!ok) {
-          // Not answered: the copy is still receiving on disk, and so it is here again (a random walk found the copy
-          // answered released, and left receiving for good, after this commit failed). The source's next notice, a
-          // route learnt again or a restart lets it go then.
-          if (replica && unchanged) this.next.replicas = this.next.replicas.with(continuation.pageText, start(this.next.config.machines.replica, { pageKey: replica.context.pageKey, record: continuation.receiving })[0]);
-          return;
-        }
-        if (!replica || !unchanged) return;
-        this.effects.push({ type: 'data.delete', pageKey: replica.context.pageKey, reason: 'abandoned' });
-        if (continuation.to !== this.#self) {
-          this.effects.push({ type: 'peer.send', to: continuation.to, message: { type: 'move.released', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch } });
-        }
-        return;
-      }
+      case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
     }
@@ -1899,12 +1836,6 @@ function isReceivingRetryDue(state: Pick<NodeState, 'replicas' | 'attemptsJoined
 }
 
 /** Whether this destination is committing the page: syncing it, or writing its valid record. */
-function isCommitUnderWay(continuations: NodeState['continuations'], pageText: string): boolean {
-  for (const continuation of continuations.values()) {
-    if ((continuation.kind === 'commit.synced' || continuation.kind === 'commit.persisted') && continuation.pageText === pageText) return true;
-  }
-  return false;
-}
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */
 function isPersistRetryDue(move: MoveEntry, detail: string): boolean {
