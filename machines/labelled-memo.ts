@@ -240,9 +240,11 @@ function templateOf(fields: Labels, labelNames: readonly string[], real: Result,
     sentinels[name] = typeof fields[name] === 'string' ? `${sentinelText}${index}${sentinelText}` : { labelSentinel: index };
   }
   const [machineSnapshot, effects] = withSentinels(sentinels) as [Snapshot, Effect[]];
+  // A snapshot with fields other than XState's own is never memoised: `snapshotCopy` would leave them out.
+  if (Object.keys(machineSnapshot).join() !== snapshotFieldsText) return null;
   const situation = situationOf(machineSnapshot, labelNames);
-  // Enumerable, so that the spread in `fromTemplate` copies it (see `situationKey`).
-  const snapshot: Snapshot = { ...machineSnapshot, [situationKey]: situation };
+  // Enumerable, so that every copy made from the template carries it (see `situationKey`).
+  const snapshot = snapshotCopy(machineSnapshot, machineSnapshot.context, situation);
   const template: Template = {
     snapshot, contextSlots: slotsOf(snapshot.context, sentinels),
     effects, effectSlots: effects.map((effect) => slotsOf(effect, sentinels)),
@@ -300,13 +302,33 @@ function relabelInPlace(copy: Record<string, unknown>, slots: readonly LabelSlot
 
 function fromTemplate(template: Template, fields: Labels): Result {
   const { snapshot } = template;
-  const next = {
-    ...snapshot, context: relabelledContext(snapshot.context, template.contextSlots, fields),
-    children: { ...(snapshot['children'] as object) }, historyValue: { ...(snapshot['historyValue'] as object) },
-  };
+  const next = snapshotCopy(snapshot, relabelledContext(snapshot.context, template.contextSlots, fields), snapshot[situationKey]!);
   const effects: Effect[] = [];
   for (let index = 0; index < template.effects.length; index += 1) effects.push(relabelled(template.effects[index]!, template.effectSlots[index]!, fields));
   return [next, effects];
+}
+
+/** XState's own fields of a machine snapshot, in the order `createMachineSnapshot` makes them. */
+const snapshotFieldsText = ['status', 'output', 'error', 'machine', 'context', '_nodes', 'value', 'tags', 'children', 'historyValue', 'matches', 'hasTag', 'can', 'getMeta', 'toJSON'].join();
+
+/**
+ * A snapshot built field by field, with `context`: every template's snapshot
+ * and every copy of one have this one object shape. A spread copied the shape
+ * of its source, and the machine's snapshots come in several (V8 generalises
+ * a field's representation by making new shapes), so the spread that copied
+ * templates met more shapes than its cache holds once moves ran and went
+ * through V8's slow generic copy: `fromTemplate` took 16 times its steady
+ * CPU per request while a client's pages moved (a CPU profile of s1 in
+ * `bench:nbd`'s moves away and back, 27 Nov).
+ */
+function snapshotCopy(source: Snapshot, context: Readonly<Record<string, unknown>>, situation: string): Snapshot {
+  return {
+    status: source.status, output: source['output'], error: source['error'], machine: source['machine'], context,
+    _nodes: source['_nodes'], value: source.value, tags: source['tags'],
+    children: { ...(source['children'] as object) }, historyValue: { ...(source['historyValue'] as object) },
+    matches: source['matches'], hasTag: source['hasTag'], can: source['can'], getMeta: source['getMeta'], toJSON: source['toJSON'],
+    [situationKey]: situation,
+  };
 }
 
 /** What must agree between a rebuilt result and the real one: everything but the machine definition and methods. */
