@@ -7,9 +7,8 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
 import { healFairly } from '../explorer/liveness.js';
 import { isSettled } from '../explorer/explore.js';
-import { FairSchedule } from '../world/fair-schedule.js';
 import type { Action } from '../world/world.js';
-import { applyRecorded as apply } from '../world/play-actions.js';
+import { advanceUntil as advanceWith, applyRecorded as apply } from '../world/play-actions.js';
 import type { World } from '../world/world.js';
 import { enabledActions, initialWorld, volumeName } from '../world/world.js';
 import { checkState } from '../world/properties.js';
@@ -29,18 +28,10 @@ const config = (changes: Partial<WorldConfig>): WorldConfig => ({
 const pageText = pageKeyText({ volume: volumeName, page: 0 });
 const pageKey = { volume: volumeName, page: 0 };
 
-/** Runs the fair schedule (faults stopped) until `reached` holds, without restarting `keepDown` if given. */
+/** Runs the fair schedule (faults stopped) until `reached` holds; with `keepDown`, only persists, deliveries and timers (that server stays down). */
 function advanceUntil(start: World, reached: (world: World) => boolean, keepDown: number | null = null): World {
-  let world = start;
-  const schedule = new FairSchedule();
-  for (let steps = 0; steps < 500; steps += 1) {
-    if (reached(world)) return world;
-    const enabled = enabledActions(world).filter((action) => !(action.type === 'restart' && action.server === keepDown));
-    const next = keepDown === null ? schedule.next(world) : enabled.find((action) => action.type === 'persist' || action.type === 'deliver' || action.type === 'timer');
-    expect(next, 'the schedule ran out before reaching its goal').toBeDefined();
-    world = apply(world, next!);
-  }
-  throw new Error('goal not reached within 500 steps');
+  if (keepDown === null) return advanceWith(start, reached);
+  return advanceWith(start, reached, (world) => enabledActions(world).find((action) => action.type === 'persist' || action.type === 'deliver' || action.type === 'timer'));
 }
 
 /** The source's answer to `admin.abandonMove`, run on its node directly (the world does not keep admin replies). */

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
 import { completeFaultFree } from '../random/fault-free-completion.js';
-import { FairSchedule } from '../world/fair-schedule.js';
-import { applyRecorded as apply } from '../world/play-actions.js';
+import { advanceUntil as advanceWith, applyRecorded as apply } from '../world/play-actions.js';
 import type { Action, World } from '../world/world.js';
 import { enabledActions, initialWorld, volumeName } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -26,20 +25,13 @@ const config: WorldConfig = {
 };
 const pageText = pageKeyText({ volume: volumeName, page: 0 });
 
-/** Runs the fair schedule, without persisting on `holdPersistOf` if given, until `reached` holds. */
+/** Runs the fair schedule until `reached` holds; with `holdPersistOf`, only other servers' persists and deliveries. */
 function advanceUntil(start: World, reached: (world: World) => boolean, holdPersistOf: number | null = null): World {
-  let world = start;
-  const schedule = new FairSchedule();
-  for (let steps = 0; steps < 500; steps += 1) {
-    if (reached(world)) return world;
+  if (holdPersistOf === null) return advanceWith(start, reached);
+  return advanceWith(start, reached, (world) => {
     const enabled = enabledActions(world);
-    const action = holdPersistOf === null
-      ? schedule.next(world)
-      : enabled.find((candidate) => candidate.type === 'persist' && candidate.server !== holdPersistOf) ?? enabled.find((candidate) => candidate.type === 'deliver');
-    expect(action, 'the schedule ran out before reaching its goal').toBeDefined();
-    world = apply(world, action!);
-  }
-  throw new Error('goal not reached within 500 steps');
+    return enabled.find((candidate) => candidate.type === 'persist' && candidate.server !== holdPersistOf) ?? enabled.find((candidate) => candidate.type === 'deliver');
+  });
 }
 
 const sourceAttempt = (world: World): number | undefined => world.servers[0]!.node.moves[pageText]?.snapshot.context.attempt;
