@@ -47,7 +47,9 @@ import { defaultMoveRateUnderLoadMBps, localGroupConfig } from '../cli/group-con
 import { LocalGroup } from '../cli/local-group.js';
 import { runTool } from '../nbd/test-support.js';
 import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
+import type { PeerExchangeReport } from '../runtime/peer-round-trips.js';
 import type { PathLatencyReport } from '../runtime/request-path-latency.js';
+import { latencyBucketUpperUs } from '../runtime/request-path-latency.js';
 
 interface Job { readonly name: string; readonly rw: string; readonly bs: string; readonly iodepth: number }
 interface Result { readonly iops: number; readonly p99Us: number; readonly mibPerSecond: number; readonly requestCount: number }
@@ -188,10 +190,12 @@ function runQueueWaitNs(pid: number | undefined): number {
  * arrival there to its reply (so without the client's and the connection's
  * queueing that fio also counts).
  */
-async function withPathLatencies<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; slowest: (thresholdUs: number) => string }> {
-  const before = await group.admin<PathLatencyReport>('s1', '/latency');
+async function withPathLatencies<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; slowest: (thresholdUs: number) => string; hops: () => string }> {
+  const readings = () => Promise.all(['s1', 's2', 's3'].map((id) => group.admin<LatencyReport>(id, '/latency')));
+  const beforeAll = await readings();
   const result = await measure();
-  const after = await group.admin<PathLatencyReport>('s1', '/latency');
+  const afterAll = await readings();
+  const [before, after] = [beforeAll[0]!, afterAll[0]!];
   const series = after.series.map((now) => {
     const earlier = before.series.find((candidate) => candidate.path === now.path && candidate.movingAway === now.movingAway);
     return { name: `${now.path}${now.movingAway ? ' (page moving away)' : ''}`, counts: now.counts.map((count, index) => count - (earlier?.counts[index] ?? 0)) };
@@ -207,13 +211,47 @@ async function withPathLatencies<T>(group: LocalGroup, measure: () => Promise<T>
       .map(({ name, counts }) => `${name} ${Math.round((100 * slowOf(counts)) / slow)}% (${slowOf(counts)} of ${counts.reduce((sum, count) => sum + count, 0)})`);
     return `${(total > 0 ? (100 * slow) / total : 0).toFixed(2)}% of s1's requests took over ${(boundUs / 1000).toFixed(1)} ms at s1${shares.length > 0 ? `: ${shares.join(', ')}` : ''}`;
   };
-  return { result, slowest };
+  // s1's round trips to each peer, and that peer's own service of them (impl/runtime/peer-round-trips.ts): the rest of
+  // a round trip is the two event loops and the network, on this host mostly a wait for a core.
+  const hops = (): string => {
+    const ms = (us: number) => (us / 1000).toFixed(2);
+    const quantiles = (counts: readonly number[]) => `${ms(percentileUs(counts, 0.5))}/${ms(percentileUs(counts, 0.9))}`;
+    const parts = after.peers.roundTrips.flatMap((trip) => {
+      const counts = difference(trip.counts, before.peers.roundTrips.find((earlier) => earlier.peer === trip.peer && earlier.kind === trip.kind)?.counts);
+      if (counts.reduce((sum, count) => sum + count, 0) === 0) return [];
+      const peerIndex = ['s1', 's2', 's3'].indexOf(trip.peer);
+      const servedNow = afterAll[peerIndex]?.peers.served.find((served) => served.peer === 's1' && served.kind === trip.kind);
+      const servedBefore = beforeAll[peerIndex]?.peers.served.find((served) => served.peer === 's1' && served.kind === trip.kind);
+      const served = servedNow ? difference(servedNow.counts, servedBefore?.counts) : [];
+      return [`${trip.kind} to ${trip.peer} ${quantiles(counts)} [${served.some((count) => count > 0) ? quantiles(served) : '-'}] (${counts.reduce((sum, count) => sum + count, 0)})`];
+    });
+    return parts.length > 0 ? `s1's peer round trips, p50/p90 ms [the peer's own service] (count): ${parts.join(', ')}` : 's1 sent no request to a peer';
+  };
+  return { result, slowest, hops };
+}
+
+/** GET /latency: client paths and peer exchanges. */
+type LatencyReport = PathLatencyReport & { readonly peers: PeerExchangeReport };
+
+function difference(now: readonly number[], earlier: readonly number[] | undefined): number[] {
+  return now.map((count, index) => count - (earlier?.[index] ?? 0));
+}
+
+/** The upper bound (µs) of the bucket holding the `quantile` of a histogram's counts. */
+function percentileUs(counts: readonly number[], quantile: number): number {
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  let seen = 0;
+  for (let index = 0; index < counts.length; index += 1) {
+    seen += counts[index]!;
+    if (seen >= quantile * total) return latencyBucketUpperUs[index]!;
+  }
+  return latencyBucketUpperUs.at(-1)!;
 }
 
 /** A measured window: s1's wait for a CPU (`withRunQueueWait`) and the paths of its slow requests (`withPathLatencies`). */
-async function measureWindow<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; waitMsPerSecond: number; slowest: (thresholdUs: number) => string }> {
-  const { result: { result, slowest }, waitMsPerSecond } = await withRunQueueWait(group.pid('s1'), () => withPathLatencies(group, measure));
-  return { result, waitMsPerSecond, slowest };
+async function measureWindow<T>(group: LocalGroup, measure: () => Promise<T>): Promise<{ result: T; waitMsPerSecond: number; slowest: (thresholdUs: number) => string; hops: () => string }> {
+  const { result: { result, slowest, hops }, waitMsPerSecond } = await withRunQueueWait(group.pid('s1'), () => withPathLatencies(group, measure));
+  return { result, waitMsPerSecond, slowest, hops };
 }
 
 /** Runs `measure` and says how many milliseconds per second the process waited for a CPU meanwhile. */
@@ -283,6 +321,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   console.log(`    ${control.slowest(2 * steadyP99Us)}`);
   console.log(`  during moves of the client's pages away and back: ${Math.round(roundTrips.result.fio.p99Us)} µs, ratio ${ratio(roundTrips.result.fio.p99Us)}, ${(roundTrips.result.fio.p99Us / control.result.fio.p99Us).toFixed(2)}x the control (IOPS ${Math.round(roundTrips.result.fio.iops)}; ${waited(roundTrips.waitMsPerSecond)}; moves in flight ${percentOfWindow(roundTrips.result.moves.seconds)} of the window)`);
   console.log(`    ${roundTrips.slowest(2 * steadyP99Us)}`);
+  console.log(`    ${roundTrips.hops()}`);
   console.log(`page copy under load, away and back: ${roundTrips.result.moves.moves} moves of 4 MiB in ${roundTrips.result.moves.seconds.toFixed(2)} s = ${((roundTrips.result.moves.moves * 4) / roundTrips.result.moves.seconds).toFixed(1)} MiB/s (one at a time, including commit and flip${underLoadNote()})`);
 
   // Then every page moves away from s1 and stays away: once each has left, they keep moving between s2 and s3, so
@@ -307,6 +346,7 @@ async function p99DuringMoves(group: LocalGroup, directory: string): Promise<voi
   const { moves: movesAway, seconds: copySeconds } = away.result.moves;
   console.log(`  during moves of the client's pages away for good: ${Math.round(during.p99Us)} µs, ratio ${ratio(during.p99Us)} (IOPS ${Math.round(during.iops)}; ${waited(away.waitMsPerSecond)}; moves in flight ${percentOfWindow(copySeconds)} of the window)`);
   console.log(`    ${away.slowest(2 * steadyP99Us)}`);
+  console.log(`    ${away.hops()}`);
   console.log(`  moved pages are forwarded from then on: against a forwarding server's steady p99 (${Math.round(forwardedSteady.p99Us)} µs, the layout this window ends in) the ratio is ${(during.p99Us / forwardedSteady.p99Us).toFixed(2)}`);
   console.log(`page copy under load: ${movesAway} moves of 4 MiB in ${copySeconds.toFixed(2)} s = ${((movesAway * 4) / copySeconds).toFixed(1)} MiB/s (one at a time, including commit and flip${underLoadNote()})`);
 }

@@ -3,7 +3,8 @@
  * loopback that the `blockshift` CLI talks to.
  *
  *   GET  /status            this server's view (volumes, routes, copies, moves)
- *   GET  /latency           its client requests' latency histograms by path (request-path-latency.ts), counted since it started
+ *   GET  /latency           its client requests' latency histograms by path (request-path-latency.ts), and its peer
+ *                           round trips and service by peer and kind (peer-round-trips.ts), counted since it started
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
  *   POST /moves             {volume, page, to, kind: "unit" | "piecewise", pieces?}  (pieces must divide the volume's piecesPerPage)
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
@@ -42,7 +43,7 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
   const route = `${request.method} ${request.url}`;
   // With the process id, so a supervisor can tell its own child's answer from another process's on the same port.
   if (route === 'GET /status') return { status: 200, body: { ...statusOf(runtime.state), pid: process.pid, dataDirectory: options.dataDirectory } };
-  if (route === 'GET /latency') return { status: 200, body: runtime.requestLatencies.report() };
+  if (route === 'GET /latency') return { status: 200, body: { ...runtime.requestLatencies.report(), peers: runtime.peerRoundTrips.report() } };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
   const body = await readJsonObject(request, bodyBytesMax);
   if (typeof body === 'string') return { status: 400, body: { ok: false, message: body } };

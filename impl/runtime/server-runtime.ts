@@ -32,6 +32,7 @@ import { CopyPacer } from './copy-pacer.js';
 import type { CopyPacing } from './copy-pacer.js';
 import { NodeTimers } from './node-timers.js';
 import { RequestPathLatencies } from './request-path-latency.js';
+import { PeerRoundTrips } from './peer-round-trips.js';
 import type { RequestOutcome } from '../../machines/effects.js';
 import { assertNever, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
@@ -147,6 +148,8 @@ export class ServerRuntime {
   readonly #clientWaiters = new Map<string, (reply: RuntimeReply) => void>();
   /** Latency of client requests by the path each took here (GET /latency). */
   readonly requestLatencies = new RequestPathLatencies();
+  /** Round trips of this server's requests to its peers and its service of theirs (peer-round-trips.ts), for GET /latency. */
+  readonly peerRoundTrips = new PeerRoundTrips();
   readonly #adminWaiters = new Map<string, (reply: AdminReply) => void>();
   /** Callers waiting until this server holds no move of a page (see `moveFinished`), by page key. */
   readonly #moveFinishedWaiters = new Map<string, Array<() => void>>();
@@ -347,6 +350,7 @@ export class ServerRuntime {
   receive(from: ServerId, message: PeerMessage, data: Buffer | null): void {
     if (this.#stopped) return;
     const token = 'dataToken' in message && message.dataToken !== null ? receivedDataToken(from, message.dataToken) : null;
+    if ('requestId' in message) this.peerRoundTrips.received(from, message, performance.now());
     if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived(performance.now());
     const input: NodeInput = { type: 'peer.message', from, message };
     if (token && data) this.#dataOfInputs.set(input, { token, data });
@@ -466,7 +470,10 @@ export class ServerRuntime {
   #execute(effect: NodeEffect): void {
     switch (effect.type) {
       case 'peer.send': {
-        if ('requestId' in effect.message) this.requestLatencies.sent(effect.message.requestId, effect.message.type);
+        if ('requestId' in effect.message) {
+          this.requestLatencies.sent(effect.message.requestId, effect.message.type);
+          this.peerRoundTrips.sent(effect.to, effect.message, performance.now());
+        }
         const token = 'dataToken' in effect.message ? effect.message.dataToken : null;
         const data = token ? this.#tokens.get(token)?.data ?? null : null;
         if (effect.message.type !== 'piece.copy' || this.#copyPacer === null || !data) {
