@@ -1,7 +1,5 @@
 import { assert } from '../identifiers.js';
 import type { ServerId } from '../identifiers.js';
-import { memberOf } from '../membership/membership.js';
-import type { Membership } from '../membership/membership.js';
 import { errnoIo } from '../routing/request-routing.machine.js';
 import { flushSettled, noLossWatch, withNoFlushInFlight } from './loss-watch.js';
 import type { LossWatch } from './loss-watch.js';
@@ -22,6 +20,15 @@ import type { NodeEffect } from './node-io.js';
  * hold the FLUSH up; one holding some that cannot answer makes it fail
  * after the retries, as it must. A holder that is no longer a member is
  * settled by the loss epoch it left with (see `flushSettled`).
+ *
+ * The watch is volatile: a server that restarts has forgotten the holders
+ * of the writes its earlier runs acknowledged, which any member may still
+ * hold unsynced (a review found a FLUSH after a kill -9 of the server a
+ * client talks to answered ok asking no one, while another server held the
+ * client's acknowledged write in its page cache). So until a barrier over
+ * every member has completed since the start (`earlierRunsSynced`), a FLUSH
+ * asks every member, as every FLUSH did before; while a member is down,
+ * FLUSHes on a server restarted since then fail, until it is back.
  *
  * A member's part settles when it answers that its sync is done (with its
  * loss epoch), or when it leaves the group (it held no page when it left:
@@ -61,16 +68,21 @@ export function endFlush(work: FlushWork, flushId: string): void {
 }
 
 /**
- * The members a FLUSH covering the volume's acknowledgements up to
+ * The servers a FLUSH covering the volume's acknowledgements up to
  * `coveredAcks` waits for: those holding a write it covers (an entry whose
- * first acknowledgement it covers), each once, in canonical order.
+ * first acknowledgement it covers), and `alsoAsked` (every member, for the
+ * first barrier after a start), each once, in canonical order. A holder known
+ * to have left is not asked (`flushSettled` judges it by the epoch it left
+ * with); one this server does not know as a member yet is asked all the same
+ * (a write relayed from a server that joined since), and answers once this
+ * server has learnt its address.
  */
-export function flushHolders(watch: LossWatch, coveredAcks: number, membership: Membership): ServerId[] {
-  const holders: ServerId[] = [];
+export function flushMembers(watch: LossWatch, coveredAcks: number, alsoAsked: readonly ServerId[], departedEpochs: Readonly<Record<ServerId, number>>): ServerId[] {
+  const members = [...alsoAsked];
   for (const entry of watch.unflushed) {
-    if (entry.firstAck <= coveredAcks && !holders.includes(entry.server) && memberOf(membership, entry.server) !== null) holders.push(entry.server);
+    if (entry.firstAck <= coveredAcks && !members.includes(entry.server) && departedEpochs[entry.server] === undefined) members.push(entry.server);
   }
-  return holders.sort();
+  return members.sort();
 }
 
 export function settleFlushParts(work: FlushWork, flushId: string, settled: readonly ServerId[]): void {
@@ -87,6 +99,8 @@ export function answerFlush(work: FlushWork, flushId: string): void {
   const flush = work.next.read('flushes')[flushId];
   if (!flush) return;
   assert(flush.remaining.length === 0, 'a FLUSH is answered only once no member it waits for is left');
+  // Every member has synced since this server started (or left, holding nothing): what earlier runs acknowledged is durable.
+  if (flush.everyMember) work.next.earlierRunsSynced = true;
   const watch = work.next.read('lossWatches')[flush.volume] ?? noLossWatch;
   const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.lossesFoundAtStart, flush.answeredEpochs, work.next.read('departedLossEpochs'));
   work.next.lossWatches[flush.volume] = settledWatch.watch;

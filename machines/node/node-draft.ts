@@ -40,6 +40,7 @@ export class NodeDraft {
   nextId: number;
   lastWriteSequence: number;
   lossEpoch: number;
+  earlierRunsSynced: boolean;
   readonly config: NodeState['config'];
   readonly incarnation: number;
 
@@ -55,6 +56,7 @@ export class NodeDraft {
     this.nextId = base.nextId;
     this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
+    this.earlierRunsSynced = base.earlierRunsSynced;
     this.config = base.config;
     this.incarnation = base.incarnation;
   }
@@ -97,7 +99,7 @@ export class NodeDraft {
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, membershipChangesMade: this.membershipChangesMade, nextId: this.nextId, incarnation: this.incarnation,
-      lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'),
+      lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
     };
   }
 }

@@ -277,22 +277,27 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
   }
+  // Barriers waiting for a holder the runtime can reach only now (it connects on membership.changed) ask it at once.
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    for (const to of flush.remaining) {
+      if (!previous.has(to) && current.has(to) && to !== work.next.config.self) work.effects.push({ type: 'peer.send', to, message: { type: 'flush.request', flushId, membershipEpoch: work.next.membership.epoch } });
+    }
+  }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;
   askAboutRoutesNaming(work, new Set(gone), [...current]);
-  stopWaitingForFlushesFrom(work, current);
+  stopWaitingForFlushesFrom(work, new Set(gone));
 }
 
 /**
  * A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete.
- * A barrier waits only for the members holding a write it covers, fixed when it began, so it never gains one: a
- * member added since holds none of them unless it applied one, and then its acknowledgement named it (a piece it was
- * handed was synced there first). A holder this server did not know as a member when the FLUSH began counts as lost
- * when it settles (a false alarm at worst; see flushSettled).
+ * A barrier's servers are fixed when it begins (flushMembers), so it never gains one: a member added since holds
+ * none of the writes it covers unless it applied one, and then its acknowledgement named it (a piece it was handed
+ * was synced there first). A holder not yet known as a member stays asked: only a departure settles a part.
  */
-function stopWaitingForFlushesFrom(work: MembershipWork, members: ReadonlySet<ServerId>): void {
+function stopWaitingForFlushesFrom(work: MembershipWork, gone: ReadonlySet<ServerId>): void {
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
-    settleFlushParts(work, flushId, flush.remaining.filter((id) => !members.has(id)));
+    settleFlushParts(work, flushId, flush.remaining.filter((id) => gone.has(id)));
   }
 }
 

@@ -183,6 +183,8 @@ export interface FlushEntry {
   readonly lossesFoundAtStart: number;
   /** Each member's loss epoch as it answered its sync. */
   readonly answeredEpochs: Readonly<Record<ServerId, number>>;
+  /** Whether it asked every member (the first after a start: `earlierRunsSynced`), not only the holders of what it covers. */
+  readonly everyMember: boolean;
 }
 
 /** A drained server's request to leave: which remaining members confirmed, at membership epoch `epoch`, that they run no move toward it. */
@@ -255,6 +257,12 @@ export interface NodeState {
   readonly lossWatches: Readonly<Record<string, LossWatch>>;
   /** Servers that left the group: the loss epoch each reported when it asked to leave (at most `departedServersRememberedMax`). */
   readonly departedLossEpochs: Readonly<Record<ServerId, number>>;
+  /**
+   * Whether a FLUSH barrier over every member has completed since this server started. Until one has, the writes its
+   * earlier runs acknowledged may be held unsynced by any member (their holders went with the loss watches), so a
+   * FLUSH asks every member; from then on only the holders of the writes it covers (flush-barrier.ts). Volatile.
+   */
+  readonly earlierRunsSynced: boolean;
 }
 
 /**
@@ -281,7 +289,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
-    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {},
+    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false,
   };
 }
 

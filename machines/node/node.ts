@@ -13,7 +13,7 @@ import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
-import { answerFlush, endFlush, flushHolders, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
+import { answerFlush, endFlush, flushMembers, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { isAbandoning, isUnderWay } from '../migration/move-machines.js';
@@ -1435,9 +1435,11 @@ class NodeStep {
     const flushId = `${this.#self}:${requestId}`;
     const watch = this.next.read('lossWatches')[volume] ?? noLossWatch;
     const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = watch;
-    // The barrier asks only the members holding a write it covers (flush-barrier.ts); with none, it answers at once.
-    const remaining = flushHolders(watch, coveredAcks, this.next.membership);
-    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {} };
+    // The barrier asks the servers holding a write it covers, or every member until one such has completed since this
+    // server started (flush-barrier.ts); with no one to ask, it answers at once.
+    const everyMember = !this.next.earlierRunsSynced;
+    const remaining = flushMembers(watch, coveredAcks, everyMember ? this.#group() : [], this.next.read('departedLossEpochs'));
+    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {}, everyMember };
     if (remaining.length === 0) return answerFlush(this, flushId);
     this.#sendFlush(flushId);
   }

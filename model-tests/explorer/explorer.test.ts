@@ -107,13 +107,12 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // FLUSH after a power cut. Before write acknowledgements carried the holders' loss epochs, a FLUSH through one server
   // answered ok after the owner's cut took the write it covered (the owner restarted, synced what was left, and said
   // ok), and the settled audit found the write gone (8 steps). Comparing epochs only against a departed server's, so a
-  // restarted holder passes, finds the same in both configurations. (The FLUSH counts fell, e.g. 51,569 to 14,068 and
-  // 4,854 to 429, when a barrier came to ask only the holders of the writes it covers: a FLUSH with nothing unflushed
-  // answers at once, and one covering a write its server alone holds sends no message. Making a holder's entry keep
-  // only its newest acknowledgement again is still found, in 11 steps, by the FLUSH between two writes.)
-  ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 14_068, []],
+  // restarted holder passes, finds the same in both configurations. (27 Nov: a barrier now asks only the holders of
+  // the writes it covers, once one over every member has completed since the server started; the first after a start
+  // still asks every member. The counts rose, e.g. 51,569 to 54,316 and 4,854 to 5,528, with that flag in the state.)
+  ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 54_316, []],
   // (31,142 before empty in-flight records were dropped, as above.)
-  ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 14_121, []],
+  ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 52_517, []],
   // Commits nobody waits for (learnt routes, a finished move's record removed) may be lost in a crash, as in the TCP
   // runtime, which hands them to the store and goes on (unawaited-commits.test.ts shows such crashes are explored). With
   // two moves this found a liveness gap, now closed and checked there: a restarted source that lost its finished move's
@@ -128,15 +127,15 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a
   // holder's entry kept only its newest acknowledgement, the second write took the first out of the FLUSH's cover, and
   // the FLUSH answered ok after the owner's cut took both (12 steps).
-  ['power cut, unflushed writes, a FLUSH between two writes, a crash', small({ pieces: 1, writes: 2, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 1 }), 1_636, noMoveGoals],
+  ['power cut, unflushed writes, a FLUSH between two writes, a crash', small({ pieces: 1, writes: 2, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 1 }), 6_635, noMoveGoals],
   // Two FLUSHes in flight on one connection. When only the connection's errseq count decided, the later FLUSH found the
   // loss, took the lost write's entry away and failed, and the earlier one then answered ok over the same lost write
   // (10 steps; the deep random walk found it first, with moves and three servers).
-  ['power cut, unflushed writes, two FLUSHes in flight, a crash', small({ pieces: 1, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 2 }), 429, noMoveGoals],
+  ['power cut, unflushed writes, two FLUSHes in flight, a crash', small({ pieces: 1, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 2 }), 5_528, noMoveGoals],
   // Two writes and two FLUSHes: when a FLUSH that found a loss dropped the holder's entry whole, a write acknowledged
   // while it was in flight, lost in the same cut, went unreported, and the next FLUSH answered ok (15 steps; a review
   // found it).
-  ['power cut, unflushed writes, two writes and two FLUSHes, a crash', small({ pieces: 1, writes: 2, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 2 }), 8_447, noMoveGoals],
+  ['power cut, unflushed writes, two writes and two FLUSHes, a crash', small({ pieces: 1, writes: 2, moves: 0, crashes: 1, powerLoss: true, unflushedWrites: true, flushes: 2 }), 82_943, noMoveGoals],
   // Two crashes of a unit move. A restart into the commit takes the checkpoint's attempt + 1 without persisting it, a
   // refused commit copies again under the next, whose dual write the destination follows, and a second crash restarts
   // the source below it. While the destination ignored a commit of an older attempt, the move hung (14 steps, found by
@@ -188,6 +187,31 @@ describe('exhaustive exploration of the group', () => {
     if (pinnedStates > 0) expect(result.states).toBe(pinnedStates);
     else expect(result.states).toBeGreaterThan(100);
   });
+});
+
+/**
+ * A bound too large to check liveness from every state in CI: exhausted, every
+ * goal reached, liveness from 1,000 states drawn evenly from the visited ones.
+ * A FLUSH after a server's first barrier since its start asks only the holders
+ * of the writes it covers (machines/node/flush-barrier.ts), and only with two
+ * FLUSHes does a world reach that second barrier; only a move's dual write has
+ * a holder other than the server that answers the client. With the
+ * destination's holder left out of its dual write's answer, this finds a
+ * FLUSH answered ok over a write a power cut then took (1,466,637 states,
+ * 28 steps; a review found that the pinned configurations above could not).
+ */
+describe('exhaustive exploration at a larger bound, liveness from sampled states', () => {
+  it('power cut, unflushed writes, two FLUSHes: a piecewise move of two pieces, a write, a crash, ordered network', () => {
+    const config = small({ pieces: 2, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 2 });
+    const result = explore(config, { ...options, livenessSamples: 1_000, livenessEvery: 53 });
+    console.log(`two FLUSHes, two pieces: ${result.states} states, ${result.transitions} transitions, depth ${result.depth}, ${result.seconds.toFixed(1)} s; liveness from ${result.livenessChecked} states; goals ${JSON.stringify(result.goals)}`);
+    expect(result.violation).toBeNull();
+    expect(result.livenessFailure).toBeNull();
+    expect(result.complete).toBe(true);
+    expect(result.livenessChecked).toBe(1_000);
+    for (const [goal, reached] of Object.entries(result.goals)) expect(reached, goal).toBe(true);
+    expect(result.states).toBe(1_674_730);
+  }, 300_000);
 });
 
 describe('the properties bite: every deliberately broken machine is caught with a short trace', () => {

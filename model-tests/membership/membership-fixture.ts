@@ -41,6 +41,11 @@ export function stepThrough(state: NodeState, inputs: readonly NodeInput[], comp
   return [current, all];
 }
 
+/** The node once a FLUSH barrier over every member has completed since it started (`earlierRunsSynced`). */
+export function afterFirstBarrier(state: NodeState): NodeState {
+  return { ...state, earlierRunsSynced: true };
+}
+
 /** The node with writes of `volume` acknowledged and not yet flushed, applied by `holders` (as if its clients had written them). */
 export function withUnflushedWrites(state: NodeState, volume: string, holders: readonly WriteHolder[]): NodeState {
   return { ...state, lossWatches: { ...state.lossWatches, [volume]: acknowledged(state.lossWatches[volume] ?? noLossWatch, holders, false) } };
