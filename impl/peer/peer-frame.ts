@@ -13,9 +13,9 @@
  * exhausting memory. Version 2 introduced the kind byte, version 3 the loss
  * epochs (machines/node/loss-watch.ts), version 4 abandoned moves and the
  * move epoch on every answer about a move (machines/node/messages.ts),
- * version 5 FLUSH barriers of the covered writes' holders only (`flush.done`
- * no longer carries a membership epoch); a peer of another version is
- * refused at its first frame.
+ * version 5 FLUSH answers without a membership epoch (a barrier no longer
+ * gains members it learns of); a peer of another version is refused at its
+ * first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';

@@ -285,8 +285,8 @@ export function exportInfoOf(volume: VolumeDefinition): ExportInfo {
     minimumBlockBytes: volume.blockSizeBytes,
     preferredBlockBytes: Math.max(4096, volume.blockSizeBytes),
     maximumPayloadBytes: payloadBytesMax,
-    // A FLUSH syncs every server holding a write this server acknowledged on any connection to the volume (flush-barrier.ts),
-    // so its effect is visible across connections.
+    // A FLUSH is a group barrier that waits for every server holding a write this server acknowledged on any connection
+    // to the volume (flush-barrier.ts), so its effect is visible across connections.
     canMultiConn: true,
   };
 }

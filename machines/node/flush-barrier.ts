@@ -8,37 +8,42 @@ import type { NodeEffect } from './node-io.js';
 
 /**
  * Which servers a FLUSH barrier waits for, and the one rule that settles part
- * of it. A FLUSH must make durable every write this server acknowledged
- * before it (NBD), wherever in the group that write landed; the loss watch
- * already names the servers that applied each of them without syncing
- * (loss-watch.ts, one entry per holder), so the barrier asks exactly the
- * members holding a write it covers, and this server only if it is one of
- * them. Nothing else can hold such a write unsynced: a move's destination
- * syncs every piece it is handed (its copy and the dual writes before it)
- * before the source gives the piece up, and it names itself on every dual
- * write it applies. A member holding none of them, down or not, does not
- * hold the FLUSH up; one holding some that cannot answer makes it fail
- * after the retries, as it must. A holder that is no longer a member is
- * settled by the loss epoch it left with (see `flushSettled`).
+ * of it.
  *
- * The watch is volatile: a server that restarts has forgotten the holders
- * of the writes its earlier runs acknowledged, which any member may still
- * hold unsynced (a review found a FLUSH after a kill -9 of the server a
- * client talks to answered ok asking no one, while another server held the
- * client's acknowledged write in its page cache). So until a barrier over
- * every member has completed since the start (`earlierRunsSynced`), a FLUSH
- * asks every member, as every FLUSH did before; while a member is down,
- * FLUSHes on a server restarted since then fail, until it is back.
+ * Theory of operation. A FLUSH is a barrier across the group: every member
+ * syncs what it holds, so a write is durable after it wherever in the group
+ * it landed (both sides of a move included), whichever server acknowledged
+ * it. For the writes this server acknowledged (NBD's promise to its client),
+ * the loss watch names exactly the servers that applied them without syncing
+ * (loss-watch.ts, one entry per holder: a move's destination syncs every
+ * piece it is handed before the source gives it up, and names itself on
+ * every dual write it applies). Those holders must answer. Any other member
+ * holds none of those writes, so when it has not answered within a retry
+ * period (it is down, or stuck) it is *excused*: the barrier stops waiting
+ * for it, and later barriers do not wait for it either until it sends this
+ * server anything again. A member that dies therefore costs one retry period
+ * on one FLUSH, not every client's FLUSH (until 27 Nov every FLUSH failed
+ * after its retries, about 10 s, while any member was down); a holder that
+ * cannot answer still fails the FLUSH after the retries, as it must. A holder
+ * that is no longer a member is settled by the loss epoch it left with (see
+ * `flushSettled`); one this server does not know as a member yet (a write
+ * relayed from a server that joined since) is asked all the same.
+ *
+ * The watch is volatile: a server that restarts has forgotten the holders of
+ * the writes its earlier runs acknowledged, which any member may still hold
+ * unsynced. So no member is excused until a barrier in which every member
+ * synced has completed since the start (`earlierRunsSynced`): a server
+ * restarted while a member is down fails FLUSHes until that member is back.
  *
  * A member's part settles when it answers that its sync is done (with its
- * loss epoch), or when it leaves the group (it held no page when it left:
- * every page it gave away was synced by its new owner before the flip). The
- * settled members are dropped from the barrier. A barrier that waits for no
- * one (any more) answers its client: `ok`, unless a write it covers may have
- * been lost in a power cut since it was acknowledged, or an earlier FLUSH
- * found such a loss this connection has not heard of (EIO; see
- * loss-watch.ts). Parts that settle twice (a duplicated answer, a member that
- * answered and then left) change nothing.
+ * loss epoch), when it is excused, or when it leaves the group (it held no
+ * page when it left: every page it gave away was synced by its new owner
+ * before the flip). The settled members are dropped from the barrier. A
+ * barrier that waits for no one (any more) answers its client: `ok`, unless
+ * a write it covers may have been lost in a power cut since it was
+ * acknowledged, or an earlier FLUSH found such a loss this connection has
+ * not heard of (EIO; see loss-watch.ts). Parts that settle twice (a
+ * duplicated answer, a member that answered and then left) change nothing.
  */
 export interface FlushWork {
   readonly next: NodeDraft;
@@ -68,21 +73,46 @@ export function endFlush(work: FlushWork, flushId: string): void {
 }
 
 /**
- * The servers a FLUSH covering the volume's acknowledgements up to
- * `coveredAcks` waits for: those holding a write it covers (an entry whose
- * first acknowledgement it covers), and `alsoAsked` (every member, for the
- * first barrier after a start), each once, in canonical order. A holder known
- * to have left is not asked (`flushSettled` judges it by the epoch it left
- * with); one this server does not know as a member yet is asked all the same
- * (a write relayed from a server that joined since), and answers once this
- * server has learnt its address.
+ * The servers holding a write that a FLUSH covering the volume's
+ * acknowledgements up to `coveredAcks` covers (an entry whose first
+ * acknowledgement it covers), each once, in canonical order, but those known
+ * to have left (`flushSettled` judges them by the epoch they left with).
  */
-export function flushMembers(watch: LossWatch, coveredAcks: number, alsoAsked: readonly ServerId[], departedEpochs: Readonly<Record<ServerId, number>>): ServerId[] {
-  const members = [...alsoAsked];
+export function flushHolders(watch: LossWatch, coveredAcks: number, departedEpochs: Readonly<Record<ServerId, number>>): ServerId[] {
+  const holders: ServerId[] = [];
   for (const entry of watch.unflushed) {
-    if (entry.firstAck <= coveredAcks && !members.includes(entry.server) && departedEpochs[entry.server] === undefined) members.push(entry.server);
+    if (entry.firstAck <= coveredAcks && !holders.includes(entry.server) && departedEpochs[entry.server] === undefined) holders.push(entry.server);
   }
-  return members.sort();
+  return holders.sort();
+}
+
+/**
+ * The servers a new FLUSH waits for: every member and every holder, but the
+ * members excused (never a holder, and only once `excusesAllowed`).
+ */
+export function flushWaitsFor(members: readonly ServerId[], holders: readonly ServerId[], excused: readonly ServerId[], excusesAllowed: boolean): ServerId[] {
+  const asked = [...new Set([...members, ...holders])];
+  return asked.filter((server) => !excusesAllowed || holders.includes(server) || !excused.includes(server)).sort();
+}
+
+/**
+ * A retry period has passed: the members the FLUSH still waits for that hold
+ * none of its writes are excused (from this barrier and, until they send
+ * anything, from later ones), if excuses are allowed. Returns whether any was.
+ */
+export function excuseSilentMembers(work: FlushWork, flushId: string): boolean {
+  const flush = work.next.read('flushes')[flushId];
+  if (!flush || !flush.excusesAllowed) return false;
+  const silent = flush.remaining.filter((server) => !flush.holders.includes(server) && server !== work.next.config.self);
+  if (silent.length === 0) return false;
+  work.next.flushExcused = [...new Set([...work.next.flushExcused, ...silent])].sort();
+  settleFlushParts(work, flushId, silent);
+  return true;
+}
+
+/** Any message from `from` ends its excuse from FLUSH barriers. */
+export function endFlushExcuse(next: NodeDraft, from: ServerId): void {
+  if (next.flushExcused.length > 0 && next.flushExcused.includes(from)) next.flushExcused = next.flushExcused.filter((server) => server !== from);
 }
 
 export function settleFlushParts(work: FlushWork, flushId: string, settled: readonly ServerId[]): void {
@@ -99,8 +129,9 @@ export function answerFlush(work: FlushWork, flushId: string): void {
   const flush = work.next.read('flushes')[flushId];
   if (!flush) return;
   assert(flush.remaining.length === 0, 'a FLUSH is answered only once no member it waits for is left');
-  // Every member has synced since this server started (or left, holding nothing): what earlier runs acknowledged is durable.
-  if (flush.everyMember) work.next.earlierRunsSynced = true;
+  // Every member has synced since this server started (or left, holding nothing; none was excused, excuses were not
+  // allowed yet): what earlier runs acknowledged is durable.
+  if (!flush.excusesAllowed) work.next.earlierRunsSynced = true;
   const watch = work.next.read('lossWatches')[flush.volume] ?? noLossWatch;
   const settledWatch = flushSettled(watch, flush.connectionId, flush.coveredAcks, flush.lossesFoundAtStart, flush.answeredEpochs, work.next.read('departedLossEpochs'));
   work.next.lossWatches[flush.volume] = settledWatch.watch;

@@ -76,7 +76,7 @@ export type PeerMessage =
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */
   | { type: 'route.query'; pageKey: PageKey }
-  /** A FLUSH barrier asks each member holding a write it covers to sync (flush-barrier.ts). */
+  /** A FLUSH barrier asks every member to sync (flush-barrier.ts). */
   /** `membershipEpoch`: the sender's record; a receiver that knows a newer one answers with it. */
   | { type: 'flush.request'; flushId: string; membershipEpoch: number }
   /** `lossEpoch`: the responder's when it synced; higher than a covered write's holder epoch means that write may be lost. */

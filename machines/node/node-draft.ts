@@ -41,6 +41,7 @@ export class NodeDraft {
   lastWriteSequence: number;
   lossEpoch: number;
   earlierRunsSynced: boolean;
+  flushExcused: NodeState['flushExcused'];
   readonly config: NodeState['config'];
   readonly incarnation: number;
 
@@ -57,6 +58,7 @@ export class NodeDraft {
     this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
     this.earlierRunsSynced = base.earlierRunsSynced;
+    this.flushExcused = base.flushExcused;
     this.config = base.config;
     this.incarnation = base.incarnation;
   }
@@ -100,6 +102,7 @@ export class NodeDraft {
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, membershipChangesMade: this.membershipChangesMade, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
+      flushExcused: this.flushExcused,
     };
   }
 }

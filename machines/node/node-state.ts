@@ -183,8 +183,10 @@ export interface FlushEntry {
   readonly lossesFoundAtStart: number;
   /** Each member's loss epoch as it answered its sync. */
   readonly answeredEpochs: Readonly<Record<ServerId, number>>;
-  /** Whether it asked every member (the first after a start: `earlierRunsSynced`), not only the holders of what it covers. */
-  readonly everyMember: boolean;
+  /** The servers holding a write it covers when it began: never excused (flush-barrier.ts). */
+  readonly holders: readonly ServerId[];
+  /** Whether a member that holds none of them may be excused (`earlierRunsSynced` when it began). */
+  readonly excusesAllowed: boolean;
 }
 
 /** A drained server's request to leave: which remaining members confirmed, at membership epoch `epoch`, that they run no move toward it. */
@@ -258,11 +260,16 @@ export interface NodeState {
   /** Servers that left the group: the loss epoch each reported when it asked to leave (at most `departedServersRememberedMax`). */
   readonly departedLossEpochs: Readonly<Record<ServerId, number>>;
   /**
-   * Whether a FLUSH barrier over every member has completed since this server started. Until one has, the writes its
-   * earlier runs acknowledged may be held unsynced by any member (their holders went with the loss watches), so a
-   * FLUSH asks every member; from then on only the holders of the writes it covers (flush-barrier.ts). Volatile.
+   * Whether a FLUSH barrier in which every member synced has completed since this server started. Until one has, the
+   * writes its earlier runs acknowledged may be held unsynced by any member (their holders went with the loss
+   * watches), so no member is excused from a barrier (flush-barrier.ts). Volatile.
    */
   readonly earlierRunsSynced: boolean;
+  /**
+   * Members excused from FLUSH barriers: each failed to answer one within a retry period while holding none of the
+   * writes it covered, and has sent nothing since (any message from it ends its excuse). Sorted. Volatile.
+   */
+  readonly flushExcused: readonly ServerId[];
 }
 
 /**
@@ -289,7 +296,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
-    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false,
+    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [],
   };
 }
 

@@ -13,7 +13,7 @@ import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
-import { answerFlush, endFlush, flushMembers, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
+import { answerFlush, endFlush, endFlushExcuse, excuseSilentMembers, flushHolders, flushWaitsFor, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
 import { isAbandoning, isUnderWay } from '../migration/move-machines.js';
@@ -1435,11 +1435,11 @@ class NodeStep {
     const flushId = `${this.#self}:${requestId}`;
     const watch = this.next.read('lossWatches')[volume] ?? noLossWatch;
     const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = watch;
-    // The barrier asks the servers holding a write it covers, or every member until one such has completed since this
-    // server started (flush-barrier.ts); with no one to ask, it answers at once.
-    const everyMember = !this.next.earlierRunsSynced;
-    const remaining = flushMembers(watch, coveredAcks, everyMember ? this.#group() : [], this.next.read('departedLossEpochs'));
-    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {}, everyMember };
+    // Every member and every holder of a write it covers, but members excused for silence (flush-barrier.ts).
+    const excusesAllowed = this.next.earlierRunsSynced;
+    const holders = flushHolders(watch, coveredAcks, this.next.read('departedLossEpochs'));
+    const remaining = flushWaitsFor(this.#group(), holders, this.next.flushExcused, excusesAllowed);
+    this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {}, holders, excusesAllowed };
     if (remaining.length === 0) return answerFlush(this, flushId);
     this.#sendFlush(flushId);
   }
@@ -1467,6 +1467,7 @@ class NodeStep {
   // ----- inputs from peers, I/O and timers ------------------------------------
 
   #receive(from: ServerId, message: PeerMessage): void {
+    endFlushExcuse(this.next, from);
     switch (message.type) {
       case 'request.forward':
         this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
@@ -1690,8 +1691,12 @@ class NodeStep {
         return;
       }
       case 'flush': {
-        const flush = this.next.flushes[subject];
-        if (!flush || String(flush.retries) !== detail) return;
+        const timed = this.next.read('flushes')[subject];
+        if (!timed || String(timed.retries) !== detail) return;
+        // A retry period without an answer: members holding none of its writes are excused; if only they were left, done.
+        excuseSilentMembers(this, subject);
+        const flush = this.next.read('flushes')[subject];
+        if (!flush) return;
         if (flush.retries >= this.next.config.peerRetriesMax) {
           // Its covered writes stay for the next FLUSH to check.
           endFlush(this, subject);
