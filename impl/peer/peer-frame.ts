@@ -12,16 +12,14 @@
  * allocated, so a corrupt or hostile stream closes its connection instead of
  * exhausting memory. Version 2 introduced the kind byte, version 3 the loss
  * epochs (machines/node/loss-watch.ts), version 4 abandoned moves and the
- * move epoch on every answer about a move (machines/node/messages.ts),
- * version 5 FLUSH answers without a membership epoch (a barrier no longer
- * gains members it learns of); a peer of another version is refused at its
- * first frame.
+ * move epoch on every answer about a move (machines/node/messages.ts); a peer
+ * of another version is refused at its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 5;
+export const peerProtocolVersion = 4;
 /** The header kind whose body is the JSON of an envelope. */
 export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */

@@ -3,6 +3,8 @@ import type { ServerId } from '../identifiers.js';
 import { errnoIo } from '../routing/request-routing.machine.js';
 import { flushSettled, noLossWatch, withNoFlushInFlight } from './loss-watch.js';
 import type { LossWatch } from './loss-watch.js';
+import { memberOf } from '../membership/membership.js';
+import type { Membership } from '../membership/membership.js';
 import type { NodeDraft } from './node-draft.js';
 import type { NodeEffect } from './node-io.js';
 
@@ -76,12 +78,17 @@ export function endFlush(work: FlushWork, flushId: string): void {
  * The servers holding a write that a FLUSH covering the volume's
  * acknowledgements up to `coveredAcks` covers (an entry whose first
  * acknowledgement it covers), each once, in canonical order, but those known
- * to have left (`flushSettled` judges them by the epoch they left with).
+ * to have left and not members (`flushSettled` judges them by the epoch they
+ * left with). A member with a departed epoch (it asked to leave, then stayed
+ * or came back under its id) is a holder like any other: a review found one
+ * excused and its stale epoch taken for its answer.
  */
-export function flushHolders(watch: LossWatch, coveredAcks: number, departedEpochs: Readonly<Record<ServerId, number>>): ServerId[] {
+export function flushHolders(watch: LossWatch, coveredAcks: number, departedEpochs: Readonly<Record<ServerId, number>>, membership: Membership): ServerId[] {
   const holders: ServerId[] = [];
   for (const entry of watch.unflushed) {
-    if (entry.firstAck <= coveredAcks && !holders.includes(entry.server) && departedEpochs[entry.server] === undefined) holders.push(entry.server);
+    if (entry.firstAck > coveredAcks || holders.includes(entry.server)) continue;
+    if (departedEpochs[entry.server] !== undefined && memberOf(membership, entry.server) === null) continue;
+    holders.push(entry.server);
   }
   return holders.sort();
 }

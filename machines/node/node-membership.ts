@@ -248,6 +248,7 @@ function adoptMembership(work: MembershipWork, membership: Membership, change: M
   const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
   work.next.leaveCheck = null;
+  waitForNewMembersInFlushes(work, previousMembers);
   const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
 }
@@ -272,6 +273,23 @@ export function membershipPersisted(work: MembershipWork, continuation: Extract<
   if (change.requestId !== null) work.effects.push({ type: 'admin.reply', requestId: change.requestId, ok: true, message: `membership epoch ${membership.epoch}: ${describeMembers(membership)}` });
 }
 
+/**
+ * A FLUSH started under an older record may have missed members that already
+ * hold data (pages moved to a server this node had not heard of; a restarted
+ * server's first barrier must reach every member): every barrier in progress
+ * waits for the new members as well, from the moment the record is adopted,
+ * so it cannot complete without them. A member added back under an id that
+ * had left is no longer judged by the epoch it left with.
+ */
+function waitForNewMembersInFlushes(work: MembershipWork, previousMembers: readonly ServerId[]): void {
+  const added = memberIds(work.next.membership).filter((id) => !previousMembers.includes(id));
+  if (added.length === 0) return;
+  for (const id of added) if (work.next.read('departedLossEpochs')[id] !== undefined) delete work.next.departedLossEpochs[id];
+  for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
+    work.next.flushes[flushId] = { ...flush, remaining: [...flush.remaining, ...added.filter((id) => !flush.remaining.includes(id))].sort() };
+  }
+}
+
 function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, membership: Membership): void {
   const current = new Set(memberIds(membership));
   for (const id of current) {
@@ -291,9 +309,7 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
 
 /**
  * A barrier no longer waits for a member that left (see flush-barrier.ts); one that waited only for it is complete.
- * A barrier's servers are fixed when it begins (flushMembers), so it never gains one: a member added since holds
- * none of the writes it covers unless it applied one, and then its acknowledgement named it (a piece it was handed
- * was synced there first). A holder not yet known as a member stays asked: only a departure settles a part.
+ * A holder not yet known as a member stays asked: only a departure settles a part.
  */
 function stopWaitingForFlushesFrom(work: MembershipWork, gone: ReadonlySet<ServerId>): void {
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {

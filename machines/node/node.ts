@@ -1437,7 +1437,7 @@ class NodeStep {
     const { acks: coveredAcks, lossesFound: lossesFoundAtStart } = watch;
     // Every member and every holder of a write it covers, but members excused for silence (flush-barrier.ts).
     const excusesAllowed = this.next.earlierRunsSynced;
-    const holders = flushHolders(watch, coveredAcks, this.next.read('departedLossEpochs'));
+    const holders = flushHolders(watch, coveredAcks, this.next.read('departedLossEpochs'), this.next.membership);
     const remaining = flushWaitsFor(this.#group(), holders, this.next.flushExcused, excusesAllowed);
     this.next.flushes[flushId] = { requestId, connectionId, volume, remaining, retries: 0, coveredAcks, lossesFoundAtStart, answeredEpochs: {}, holders, excusesAllowed };
     if (remaining.length === 0) return answerFlush(this, flushId);
@@ -1459,7 +1459,12 @@ class NodeStep {
 
   #flushPartDone(flushId: string, server: ServerId, ok: boolean, lossEpoch: number): void {
     const flush = this.next.read('flushes')[flushId];
-    if (!ok || !flush || !flush.remaining.includes(server)) return;
+    if (!flush || !flush.remaining.includes(server)) return;
+    // A sync that failed is no silence: the member is waited for as a holder (asked again, and the FLUSH fails if it never succeeds).
+    if (!ok) {
+      if (!flush.holders.includes(server)) this.next.flushes[flushId] = { ...flush, holders: [...flush.holders, server].sort() };
+      return;
+    }
     this.next.flushes[flushId] = { ...flush, answeredEpochs: { ...flush.answeredEpochs, [server]: lossEpoch } };
     settleFlushParts(this, flushId, [server]);
   }
@@ -1537,11 +1542,14 @@ class NodeStep {
         return this.#stepMove(message.pageKey, { type: 'destination.released', attempt: message.attempt });
       case 'route.query': return this.#sendRoute(from, message.pageKey);
       case 'flush.request':
-        // A sender behind on membership learns our record (as any peer does that shows an older one).
+        // A sender behind on membership may not know every member that holds data: it learns our record and waits for them too.
         if (this.next.membership.epoch > message.membershipEpoch) this.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: this.next.membership } });
         this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'flush.synced', flushId: message.flushId, from }), pageKey: null });
         return;
-      case 'flush.done': return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
+      case 'flush.done':
+        // Done under a record we have not adopted yet (its update may still be on its way): the retry asks again once we have it.
+        if (message.membershipEpoch > this.next.membership.epoch) return;
+        return this.#flushPartDone(message.flushId, from, message.ok, message.lossEpoch);
       case 'volume.define': return this.#defineVolume(message.volume);
       case 'volume.reserve': return receiveReserve(this, from, message.volume, message.reservationId);
       case 'volume.reserveAnswer': return receiveReserveAnswer(this, from, message.name, message.reservationId, message.granted, message.reason);
@@ -1658,7 +1666,7 @@ class NodeStep {
       }
       case 'flush.synced':
         if (continuation.from === null) return this.#flushPartDone(continuation.flushId.toString(), this.#self, ok, this.next.lossEpoch);
-        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, lossEpoch: this.next.lossEpoch } });
+        this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);

@@ -165,7 +165,7 @@ describe('membership in the pure node', () => {
     const holding = withUnflushedWrites(s1Draining, 'alpha', [{ server: 's1', lossEpoch: 0 }, { server: 's2', lossEpoch: 0 }, { server: 's3', lossEpoch: 0 }]);
     const [flushing] = run(holding, { type: 'client.flush', requestId: 'f1', connectionId: 'c1', volume: 'alpha' });
     const [syncId] = [...flushing.continuations].find(([, continuation]) => continuation.kind === 'flush.synced')!;
-    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, lossEpoch: 0 } });
+    const [waiting] = run(flushing, { type: 'io.done', completionId: syncId, ok: true }, { type: 'peer.message', from: 's2', message: { type: 'flush.done', flushId: 's1:f1', ok: true, membershipEpoch: s1Draining.membership.epoch, lossEpoch: 0 } });
     expect(Object.values(waiting.flushes).map((flush) => flush.remaining)).toEqual([['s3']]);
     const left = { epoch: s1Draining.membership.epoch + 1, members: s1Draining.membership.members.filter((entry) => entry.id !== 's3') };
     // s3 asks to leave (naming its loss epoch, which its writes are judged by once it is gone), then leaves.
