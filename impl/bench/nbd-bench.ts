@@ -198,7 +198,7 @@ async function withPathLatencies<T>(group: LocalGroup, measure: () => Promise<T>
   const [before, after] = [beforeAll[0]!, afterAll[0]!];
   const series = after.series.map((now) => {
     const earlier = before.series.find((candidate) => candidate.path === now.path && candidate.movingAway === now.movingAway);
-    return { name: `${now.path}${now.movingAway ? ' (page moving away)' : ''}`, counts: now.counts.map((count, index) => count - (earlier?.counts[index] ?? 0)) };
+    return { name: `${now.path}${now.movingAway ? ' (page moving away)' : ''}`, counts: difference(now.counts, earlier?.counts) };
   });
   const slowest = (thresholdUs: number): string => {
     // Buckets wholly above the threshold: requests slower than the bound below the first of them.
@@ -237,7 +237,7 @@ function difference(now: readonly number[], earlier: readonly number[] | undefin
   return now.map((count, index) => count - (earlier?.[index] ?? 0));
 }
 
-/** The upper bound (µs) of the bucket holding the `quantile` of a histogram's counts. */
+/** The upper bound (µs) of the bucket holding the `quantile` of a histogram's counts (buckets of `latencyBucketUpperUs`, as GET /latency reports them). */
 function percentileUs(counts: readonly number[], quantile: number): number {
   const total = counts.reduce((sum, count) => sum + count, 0);
   let seen = 0;

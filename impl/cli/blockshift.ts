@@ -15,8 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import { adminRequest } from './admin-client.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
@@ -25,7 +24,7 @@ import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGrou
 import { LocalGroup } from './local-group.js';
 import { changeGroupConfig, drainServer, joinServer, nextServerConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
-import { resolvedDataDirectory } from './server-process.js';
+import { repositoryRoot, resolvedDataDirectory } from './server-process.js';
 
 class UsageError extends Error {}
 
@@ -180,7 +179,7 @@ async function up(options: Map<string, string>): Promise<void> {
 /**
  * Whether `server` runs already: its admin address answers as that server,
  * from its data directory (an id alone would take another group's s1 on
- * these ports for ours). null when nothing answers; throws, naming what
+ * these ports for ours). False when nothing answers; throws, naming what
  * answers, when something else does.
  */
 async function runsAlready(server: ServerConfig): Promise<boolean> {
@@ -391,7 +390,7 @@ async function startDetached(server: ServerConfig, configPath: string): Promise<
   mkdirSync(dataDirectory, { recursive: true });
   const logPath = join(dataDirectory, 'server.log');
   const output = openSync(logPath, 'a');
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const root = repositoryRoot;
   const child = spawn(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(root, 'impl/cli/server-main.ts'), resolve(configPath), server.id], { cwd: root, detached: true, stdio: ['ignore', output, output] });
   let exited: number | null = null;
   child.once('exit', (code) => { exited = code ?? -1; });

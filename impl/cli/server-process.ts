@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { Address } from './group-config.js';
 import { serverNodeFlags } from './server-node-flags.js';
 
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Where every server process runs (its working directory), here and in the CLI's detached starts. */
+export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
  * A server's data directory as the server itself resolves it: every server

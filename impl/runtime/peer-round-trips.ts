@@ -20,7 +20,7 @@
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
-import { bucketIndex, latencyBucketUpperUs } from './request-path-latency.js';
+import { countLatency, emptyLatencyCounts } from './request-path-latency.js';
 
 export type PeerExchangeKind = 'forward' | 'write' | 'read';
 
@@ -66,9 +66,8 @@ class ExchangeSide {
     this.#inFlight.delete(key);
     const seriesKey = `${peer}|${kind}`;
     let series = this.#counts.get(seriesKey);
-    if (!series) this.#counts.set(seriesKey, series = { peer, kind, counts: new Array<number>(latencyBucketUpperUs.length).fill(0) });
-    const index = bucketIndex((nowMs - exchange.startedMs) * 1000);
-    series.counts[index] = (series.counts[index] ?? 0) + 1;
+    if (!series) this.#counts.set(seriesKey, series = { peer, kind, counts: emptyLatencyCounts() });
+    countLatency(series.counts, (nowMs - exchange.startedMs) * 1000);
   }
 
   get inFlightCount(): number {

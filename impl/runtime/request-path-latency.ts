@@ -79,9 +79,8 @@ export class RequestPathLatencies {
     this.#inFlight.delete(requestId);
     const key = seriesKey(request.path, request.movingAway);
     let counts = this.#counts.get(key);
-    if (!counts) this.#counts.set(key, counts = new Array<number>(latencyBucketUpperUs.length).fill(0));
-    const index = bucketIndex((nowMs - request.startedMs) * 1000);
-    counts[index] = (counts[index] ?? 0) + 1;
+    if (!counts) this.#counts.set(key, counts = emptyLatencyCounts());
+    countLatency(counts, (nowMs - request.startedMs) * 1000);
   }
 
   report(): PathLatencyReport {
@@ -98,6 +97,17 @@ export class RequestPathLatencies {
 
 function seriesKey(path: RequestPath, movingAway: boolean): string {
   return `${path}|${movingAway}`;
+}
+
+/** A histogram with no latency counted yet: one count per bucket of `latencyBucketUpperUs`. */
+export function emptyLatencyCounts(): number[] {
+  return new Array<number>(latencyBucketUpperUs.length).fill(0);
+}
+
+/** Counts one latency in its bucket. */
+export function countLatency(counts: number[], latencyUs: number): void {
+  const index = bucketIndex(latencyUs);
+  counts[index] = (counts[index] ?? 0) + 1;
 }
 
 /** The first bucket whose upper bound is at least `latencyUs` (binary search; the last bucket takes the rest). */

@@ -29,7 +29,12 @@ import type { NodeEffect } from './node-io.js';
  * cannot answer still fails the FLUSH after the retries, as it must. A holder
  * that is no longer a member is settled by the loss epoch it left with (see
  * `flushSettled`); one this server does not know as a member yet (a write
- * relayed from a server that joined since) is asked all the same.
+ * relayed from a server that joined since) is asked all the same. A member
+ * whose sync fails is waited for as a holder is (asked again; the FLUSH fails
+ * if it never succeeds). A barrier also waits for members its server learns
+ * of while it runs: a peer with a newer record answers the request with it,
+ * and its own answer counts only once that record is adopted
+ * (node-membership.ts).
  *
  * The watch is volatile: a server that restarts has forgotten the holders of
  * the writes its earlier runs acknowledged, which any member may still hold
@@ -105,16 +110,15 @@ export function flushWaitsFor(members: readonly ServerId[], holders: readonly Se
 /**
  * A retry period has passed: the members the FLUSH still waits for that hold
  * none of its writes are excused (from this barrier and, until they send
- * anything, from later ones), if excuses are allowed. Returns whether any was.
+ * anything, from later ones), if excuses are allowed.
  */
-export function excuseSilentMembers(work: FlushWork, flushId: string): boolean {
+export function excuseSilentMembers(work: FlushWork, flushId: string): void {
   const flush = work.next.read('flushes')[flushId];
-  if (!flush || !flush.excusesAllowed) return false;
+  if (!flush || !flush.excusesAllowed) return;
   const silent = flush.remaining.filter((server) => !flush.holders.includes(server) && server !== work.next.config.self);
-  if (silent.length === 0) return false;
+  if (silent.length === 0) return;
   work.next.flushExcused = [...new Set([...work.next.flushExcused, ...silent])].sort();
   settleFlushParts(work, flushId, silent);
-  return true;
 }
 
 /** Any message from `from` ends its excuse from FLUSH barriers. */
@@ -122,6 +126,7 @@ export function endFlushExcuse(next: NodeDraft, from: ServerId): void {
   if (next.flushExcused.length > 0 && next.flushExcused.includes(from)) next.flushExcused = next.flushExcused.filter((server) => server !== from);
 }
 
+/** Drops the parts of `settled` servers from the barrier (answered, excused or departed), and answers it once none is left. */
 export function settleFlushParts(work: FlushWork, flushId: string, settled: readonly ServerId[]): void {
   const flush = work.next.read('flushes')[flushId];
   if (!flush) return;

@@ -76,11 +76,16 @@ export type PeerMessage =
   | { type: 'route.update'; pageKey: PageKey; owner: ServerId; epoch: number }
   /** A restarted server that holds a page's valid copy but not the route naming it asks the route's owner what it knows. */
   | { type: 'route.query'; pageKey: PageKey }
-  /** A FLUSH barrier asks every member to sync (flush-barrier.ts). */
-  /** `membershipEpoch`: the sender's record; a receiver that knows a newer one answers with it, and the barrier then waits for its new members too. */
+  /**
+   * A FLUSH barrier asks every member to sync (flush-barrier.ts). `membershipEpoch`: the sender's record; a receiver
+   * that knows a newer one answers with it, and the barrier then waits for its new members too.
+   */
   | { type: 'flush.request'; flushId: string; membershipEpoch: number }
-  /** `membershipEpoch`: the responder's record; a part done under a record newer than the sender's counts only once the sender has it. */
-  /** `lossEpoch`: the responder's when it synced; higher than a covered write's holder epoch means that write may be lost. */
+  /**
+   * `membershipEpoch`: the responder's record; a part done under a record newer than the sender's counts only once
+   * the sender has it. `lossEpoch`: the responder's when it synced; higher than a covered write's holder epoch means
+   * that write may be lost.
+   */
   | { type: 'flush.done'; flushId: string; ok: boolean; membershipEpoch: number; lossEpoch: number }
   /** A volume created on any server is defined on every server of the group. */
   | { type: 'volume.define'; volume: VolumeDefinition }

@@ -295,7 +295,7 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   for (const id of current) {
     if (!previous.has(id) && id !== work.next.config.self) welcome(work, id);
   }
-  // Barriers waiting for a holder the runtime can reach only now (it connects on membership.changed) ask it at once.
+  // Barriers waiting for a member the runtime can reach only now (it connects on membership.changed) ask it at once.
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
     for (const to of flush.remaining) {
       if (!previous.has(to) && current.has(to) && to !== work.next.config.self) work.effects.push({ type: 'peer.send', to, message: { type: 'flush.request', flushId, membershipEpoch: work.next.membership.epoch } });

@@ -183,7 +183,7 @@ export interface FlushEntry {
   readonly lossesFoundAtStart: number;
   /** Each member's loss epoch as it answered its sync. */
   readonly answeredEpochs: Readonly<Record<ServerId, number>>;
-  /** The servers holding a write it covers when it began: never excused (flush-barrier.ts). */
+  /** The servers that may not be excused: those holding a write it covers when it began, and any whose sync failed (flush-barrier.ts). */
   readonly holders: readonly ServerId[];
   /** Whether a member that holds none of them may be excused (`earlierRunsSynced` when it began). */
   readonly excusesAllowed: boolean;

@@ -135,7 +135,7 @@ class NodeStep {
 
   // ----- identity, durable records -----------------------------------------
 
-  /** Every member of the group (draining ones too: they still hold pages), for route pushes. */
+  /** Every member of the group (draining ones too: they still hold pages), for route pushes and FLUSH barriers. */
   #group(): ServerId[] {
     return memberIds(this.next.membership);
   }
@@ -1423,7 +1423,7 @@ class NodeStep {
     this.effects.push({ type: 'data.sync', completionId, pageKey: message.pageKey });
   }
 
-  // ----- FLUSH: a barrier over the holders of the writes it covers -----------
+  // ----- FLUSH: a group barrier; silent members holding none of its writes excused
 
   #startFlush(requestId: string, connectionId: string, volume: string): void {
     const refusal = !this.next.read('volumes')[volume] ? { errno: 22, reason: `unknown volume ${volume}` }
@@ -1849,8 +1849,6 @@ function isReceivingRetryDue(state: Pick<NodeState, 'replicas' | 'attemptsJoined
   if (record?.status !== 'receiving' || joined === undefined || joined.recordDurable || joined.attempt !== record.attempt || `${record.attempt}:${record.epoch}` !== detail) return false;
   return !isCommitUnderWay(state.continuations, pageText);
 }
-
-/** Whether this destination is committing the page: syncing it, or writing its valid record. */
 
 /** A checkpoint write that failed is retried only while the move still waits for that very checkpoint (`stage:attempt`). */
 function isPersistRetryDue(move: MoveEntry, detail: string): boolean {
