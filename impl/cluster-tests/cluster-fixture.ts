@@ -18,6 +18,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NbdErrorReply } from '../jepsen/nbd-client.js';
+import type { NbdClient } from '../jepsen/nbd-client.js';
 import { runTool } from '../nbd/test-support.js';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig } from '../cli/group-config.js';
@@ -82,4 +84,15 @@ export async function ownerOf(group: LocalGroup, pageText: string): Promise<stri
 export async function moveOf(group: LocalGroup, source: string, pageText: string): Promise<ServerStatus['moves'][number] | null> {
   const status = await group.status(source);
   return status.moves.find((move) => move.page === pageText) ?? null;
+}
+
+/** A FLUSH's outcome as its errno: 0 when it succeeded (an error that is not an NBD reply is thrown). */
+export async function flushErrno(client: NbdClient, timeoutMs = 10_000): Promise<number> {
+  try {
+    await client.flush(timeoutMs);
+    return 0;
+  } catch (error) {
+    if (error instanceof NbdErrorReply) return error.errno;
+    throw error;
+  }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient, NbdErrorReply } from '../jepsen/nbd-client.js';
+import { NbdClient } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { eventually, ownerOf, startCluster } from './cluster-fixture.js';
+import { eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * NBD: a FLUSH that answers ok promises every write acknowledged before it is
@@ -23,16 +23,6 @@ const servers = ['s1', 's2', 's3'] as const;
 const blockBytes = 4096;
 const pageBytes = 1024 * 1024;
 const errnoIo = 5;
-
-async function flushErrno(client: NbdClient): Promise<number> {
-  try {
-    await client.flush(10_000);
-    return 0;
-  } catch (error) {
-    if (error instanceof NbdErrorReply) return error.errno;
-    throw error;
-  }
-}
 
 describe('FLUSH after a power cut of a server holding an unflushed write', () => {
   let cluster: ClusterFixture;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient, NbdErrorReply } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { ownerOf, startCluster } from './cluster-fixture.js';
+import { flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * A FLUSH asks every member, and excuses one that stays silent for a retry
@@ -22,16 +22,6 @@ import { ownerOf, startCluster } from './cluster-fixture.js';
 const blockBytes = 4096;
 const pageBytes = 4 * 1024 * 1024;
 
-async function flushErrno(client: NbdClient): Promise<number> {
-  try {
-    await client.flush(15_000);
-    return 0;
-  } catch (error) {
-    if (error instanceof NbdErrorReply) return error.errno;
-    throw error;
-  }
-}
-
 describe('FLUSH while a member holding none of its writes is down', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
@@ -47,14 +37,14 @@ describe('FLUSH while a member holding none of its writes is down', () => {
     try {
       await client.write(0 * pageBytes, Buffer.alloc(blockBytes, 0x41), false, 5_000);
       await client.write(1 * pageBytes, Buffer.alloc(blockBytes, 0x42), false, 5_000);
-      expect(await flushErrno(client), 'all members up').toBe(0);
+      expect(await flushErrno(client, 15_000), 'all members up').toBe(0);
 
       await cluster.group.kill('s3');
       await client.write(0 * pageBytes + blockBytes, Buffer.alloc(blockBytes, 0x43), false, 5_000);
       await client.write(1 * pageBytes + blockBytes, Buffer.alloc(blockBytes, 0x44), false, 5_000);
       const timed = async (what: string) => {
         const startedMs = performance.now();
-        expect(await flushErrno(client), what).toBe(0);
+        expect(await flushErrno(client, 15_000), what).toBe(0);
         return performance.now() - startedMs;
       };
       const excusingMs = await timed('s3 down, holding none of the covered writes');
@@ -68,7 +58,7 @@ describe('FLUSH while a member holding none of its writes is down', () => {
       // A write to s3's page cannot be served (its only copy is down) and is not acknowledged; nothing it did is
       // covered, so the next FLUSH still answers ok.
       await expect(client.write(2 * pageBytes, Buffer.alloc(blockBytes, 0x45), false, 15_000)).rejects.toBeInstanceOf(NbdErrorReply);
-      expect(await flushErrno(client), 'after a write to the down member failed').toBe(0);
+      expect(await flushErrno(client, 15_000), 'after a write to the down member failed').toBe(0);
 
       for (const [offset, fill] of [[0, 0x41], [blockBytes, 0x43], [2 * blockBytes, 0x46], [pageBytes, 0x42], [pageBytes + blockBytes, 0x44]] as const) {
         expect((await client.read(offset, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, fill)), `block at ${offset}`).toBe(true);
