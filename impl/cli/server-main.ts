@@ -13,6 +13,7 @@ import { startNbdServer } from '../nbd/nbd-server.js';
 import { PeerTransport } from '../peer/peer-transport.js';
 import { startAdminServer } from '../runtime/admin-server.js';
 import { ServerRuntime } from '../runtime/server-runtime.js';
+import { syncEveryAcknowledgedWrite } from '../runtime/stop-barrier.js';
 import type { BlockObserver } from '../runtime/volume-backend.js';
 import { VolumeBackend } from '../runtime/volume-backend.js';
 import { checkDirectoryIdentity, claimDataDirectory } from '../storage/data-directory.js';
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   const metadata = MetadataStore.open(self.dataDirectory);
   await checkDirectoryIdentity(self.dataDirectory, { serverId: self.id, groupName: group.groupName }, metadata.storedIdentity());
   const unsyncedWritesVolatile = process.env.BLOCKSHIFT_POWER_LOSS === '1';
-  const { lossEpoch, raised, killedOnThisBoot } = startLossEpoch(self.dataDirectory, { unsyncedWritesVolatile });
+  const { lossEpoch, raised, killedOnThisBoot, earlierRunsSynced } = startLossEpoch(self.dataDirectory, { unsyncedWritesVolatile });
   if (raised) log(`loss epoch ${lossEpoch}: the previous run did not stop cleanly and unsynced writes may be lost; FLUSHes covering them fail`);
   const pageStoreOptions = {
     unsyncedWritesVolatile,
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
   runtime = new ServerRuntime({
     bootstrapMembership: bootstrap, onMembership,
     config: { ...defaultNodeConfig(self.id, group.servers.map((server) => server.id)), forwardingPointer: group.forwardingPointer, traceTransitions: group.traceTransitions, moveProgressTimeoutMs: group.moveProgressTimeoutMs },
-    incarnation: nextIncarnation(self.dataDirectory), lossEpoch, pages, metadata, peers: transport, log, copyPacing: {
+    incarnation: nextIncarnation(self.dataDirectory), lossEpoch, earlierRunsSynced, pages, metadata, peers: transport, log, copyPacing: {
       maxBytesPerSecond: group.moveThrottleMBps * 2 ** 20,
       underLoadBytesPerSecond: moveRateUnderLoadMBpsOf(group) * 2 ** 20,
       clientQuietMs: defaultClientQuietMs,
@@ -136,13 +137,17 @@ async function main(): Promise<void> {
     await nbd.close();
     await balancing?.close();
     await admin.close();
+    // No client request is left (the front end answered or dropped them): FLUSH every volume, so the next run knows
+    // whether every write this one acknowledged is durable (stop-barrier.ts).
+    const acknowledgedWritesSynced = runtime !== null && await syncEveryAcknowledgedWrite(runtime);
+    if (!acknowledgedWritesSynced) log('stopping without every acknowledged write known durable in the group: the next start waits for every member before excusing one from a FLUSH');
     runtime?.stop();
     await transport.close();
     const synced = await pages.sync(null).then(() => true, () => false);
     await pages.close();
     await metadata.close();
     // Only a stop that synced every page may tell the next start that nothing was lost.
-    if (synced) recordCleanStop(self.dataDirectory, lossEpoch);
+    if (synced) recordCleanStop(self.dataDirectory, lossEpoch, acknowledgedWritesSynced);
     traceStream?.end();
     process.exit(0);
   };

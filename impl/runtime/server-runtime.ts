@@ -90,6 +90,8 @@ export interface ServerRuntimeOptions {
   readonly incarnation: number;
   /** This run's loss epoch (impl/storage/loss-epoch.ts); absent: 0. */
   readonly lossEpoch?: number;
+  /** The previous run stopped cleanly with every volume flushed (impl/storage/loss-epoch.ts, DurableRecords.earlierRunsSynced); absent: false. */
+  readonly earlierRunsSynced?: boolean;
   readonly pages: PageData;
   readonly metadata: Metadata;
   readonly peers: Peers;
@@ -222,7 +224,7 @@ export class ServerRuntime {
     const stored = durable.membership && durable.membership.epoch > 0 ? durable.membership : null;
     // A move abandoned before a restart still waits for its destination: its record's removal is logged as such.
     for (const { pageKey, checkpoint } of durable.moves) if (checkpoint.abandoned === true) this.#abandonedRecords.add(pageKeyText(pageKey));
-    this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0 } });
+    this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0, earlierRunsSynced: this.#options.earlierRunsSynced === true } });
   }
 
   stop(): void {

@@ -25,19 +25,19 @@ describe('the loss epoch across restarts', () => {
 
   it('starts at 0 and keeps it over a kill on the same boot and over a clean stop', () => {
     const directory = fresh();
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false, earlierRunsSynced: false });
     // Killed: the next start on the same boot finds the record not stopped cleanly, but the page cache survived
     // (and the caller must sync what the killed process left unsynced).
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: true });
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: true, earlierRunsSynced: false });
     recordCleanStop(directory, 0);
-    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false, earlierRunsSynced: false });
   });
 
   it('rises after a kill followed by a reboot, or when the boot is unknown', () => {
     const directory = fresh();
     startLossEpoch(directory, normal('boot-a'));
-    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
-    expect(startLossEpoch(directory, normal(null))).toEqual({ lossEpoch: 2, raised: true, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal('boot-b'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false, earlierRunsSynced: false });
+    expect(startLossEpoch(directory, normal(null))).toEqual({ lossEpoch: 2, raised: true, killedOnThisBoot: false, earlierRunsSynced: false });
     // The rise is durable: a later clean cycle keeps it.
     recordCleanStop(directory, 2);
     expect(startLossEpoch(directory, normal('boot-b')).lossEpoch).toBe(2);
@@ -47,17 +47,31 @@ describe('the loss epoch across restarts', () => {
     const directory = fresh();
     const volatile = { unsyncedWritesVolatile: true, bootId: 'boot-a' };
     expect(startLossEpoch(directory, volatile).lossEpoch).toBe(0);
-    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false, earlierRunsSynced: false });
     recordCleanStop(directory, 1);
-    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false, killedOnThisBoot: false, earlierRunsSynced: false });
   });
 
   it('rises after the page store failed, even on the same boot and after a stop that looked clean', () => {
     const directory = fresh();
     startLossEpoch(directory, normal('boot-a'));
     recordWritebackFailure(directory, 0);
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false });
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false, earlierRunsSynced: false });
     expect(startLossEpoch(directory, normal('boot-a')).lossEpoch).toBe(1);
+  });
+
+  it('says every earlier run\'s writes are synced only after a clean stop that flushed every volume, and only once', () => {
+    const directory = fresh();
+    startLossEpoch(directory, normal('boot-a'));
+    recordCleanStop(directory, 0, true);
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false, earlierRunsSynced: true });
+    // That run was killed: its own acknowledgements may be unsynced on any member.
+    expect(startLossEpoch(directory, normal('boot-a')).earlierRunsSynced).toBe(false);
+    recordCleanStop(directory, 0, false);
+    expect(startLossEpoch(directory, normal('boot-a')).earlierRunsSynced).toBe(false);
+    recordCleanStop(directory, 0, true);
+    recordWritebackFailure(directory, 0);
+    expect(startLossEpoch(directory, normal('boot-a')).earlierRunsSynced).toBe(false);
   });
 
   it('refuses to start on a record it cannot read or parse, naming it, instead of counting from 0 again', () => {

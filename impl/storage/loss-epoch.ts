@@ -30,6 +30,11 @@ interface LossEpochRecord {
   readonly stoppedCleanly: boolean;
   /** The page store failed during the run (absent in records written before it was kept: false). */
   readonly writebackFailed?: boolean;
+  /**
+   * The run stopped cleanly after a FLUSH of every volume succeeded with every earlier run's writes synced
+   * (impl/runtime/stop-barrier.ts): nothing any run acknowledged is unsynced anywhere in the group (absent: false).
+   */
+  readonly acknowledgedWritesSynced?: boolean;
 }
 
 const bootIdPath = '/proc/sys/kernel/random/boot_id';
@@ -64,7 +69,7 @@ function readRecord(dataDirectory: string): LossEpochRecord | null {
     throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record (${(error as Error).message}): ${JSON.stringify(text.slice(0, 200))}`);
   }
   if (!Number.isSafeInteger(record.lossEpoch) || (record.lossEpoch as number) < 0 || typeof record.stoppedCleanly !== 'boolean' || (record.bootId !== null && typeof record.bootId !== 'string') ||
-    (record.writebackFailed !== undefined && typeof record.writebackFailed !== 'boolean')) {
+    (record.writebackFailed !== undefined && typeof record.writebackFailed !== 'boolean') || (record.acknowledgedWritesSynced !== undefined && typeof record.acknowledgedWritesSynced !== 'boolean')) {
     throw new Error(`${recordPath(dataDirectory)} holds no loss epoch record: ${text.slice(0, 200)}`);
   }
   return record as LossEpochRecord;
@@ -80,16 +85,20 @@ function writeRecord(dataDirectory: string, record: LossEpochRecord): void {
  * without a record starts at 0: it has never held an acknowledged write.
  * `killedOnThisBoot`: the previous run ended without a clean stop and without
  * losing the page cache, so its unsynced writes must be synced before the
- * node serves (the caller does).
+ * node serves (the caller does). `earlierRunsSynced`: the previous run
+ * stopped cleanly with every write it and its predecessors acknowledged
+ * durable wherever it landed (see `recordCleanStop`); the node may then excuse
+ * a silent member from its first FLUSH barrier (machines/node/flush-barrier.ts).
  */
-export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean; killedOnThisBoot: boolean } {
+export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean; killedOnThisBoot: boolean; earlierRunsSynced: boolean } {
   const bootId = options.bootId === undefined ? currentBootId() : options.bootId;
   const previous = readRecord(dataDirectory);
   const unclean = previous !== null && !previous.stoppedCleanly;
   const mayHaveLost = previous !== null && (previous.writebackFailed === true || (unclean && (options.unsyncedWritesVolatile || bootId === null || previous.bootId !== bootId)));
   const lossEpoch = previous === null ? 0 : previous.lossEpoch + (mayHaveLost ? 1 : 0);
   writeRecord(dataDirectory, { lossEpoch, bootId, stoppedCleanly: false });
-  return { lossEpoch, raised: mayHaveLost, killedOnThisBoot: unclean && !mayHaveLost };
+  const earlierRunsSynced = previous !== null && previous.stoppedCleanly && previous.writebackFailed !== true && previous.acknowledgedWritesSynced === true;
+  return { lossEpoch, raised: mayHaveLost, killedOnThisBoot: unclean && !mayHaveLost, earlierRunsSynced };
 }
 
 /** Called when the page store fails: the next start raises the epoch whatever else happened. */
@@ -97,7 +106,11 @@ export function recordWritebackFailure(dataDirectory: string, lossEpoch: number)
   writeRecord(dataDirectory, { lossEpoch, bootId: currentBootId(), stoppedCleanly: false, writebackFailed: true });
 }
 
-/** Called after a clean stop has synced every page and closed the metadata store: the next start loses nothing. */
-export function recordCleanStop(dataDirectory: string, lossEpoch: number): void {
-  writeRecord(dataDirectory, { lossEpoch, bootId: currentBootId(), stoppedCleanly: true });
+/**
+ * Called after a clean stop has synced every page and closed the metadata store: the next start loses nothing.
+ * `acknowledgedWritesSynced`: the stop's FLUSH of every volume succeeded with every earlier run's writes synced
+ * (impl/runtime/stop-barrier.ts), so no member holds unsynced a write any run of this server acknowledged.
+ */
+export function recordCleanStop(dataDirectory: string, lossEpoch: number, acknowledgedWritesSynced = false): void {
+  writeRecord(dataDirectory, { lossEpoch, bootId: currentBootId(), stoppedCleanly: true, ...(acknowledgedWritesSynced ? { acknowledgedWritesSynced } : {}) });
 }

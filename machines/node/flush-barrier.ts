@@ -39,8 +39,12 @@ import type { NodeEffect } from './node-io.js';
  * The watch is volatile: a server that restarts has forgotten the holders of
  * the writes its earlier runs acknowledged, which any member may still hold
  * unsynced. So no member is excused until a barrier in which every member
- * synced has completed since the start (`earlierRunsSynced`): a server
- * restarted while a member is down fails FLUSHes until that member is back.
+ * synced has completed since the start (`earlierRunsSynced`), unless the
+ * start itself says every earlier run's writes are durable: the previous run
+ * stopped cleanly after a FLUSH of every volume succeeded with that flag set
+ * (impl/runtime/stop-barrier.ts, DurableRecords.earlierRunsSynced). So a
+ * server restarted cleanly while a member is down serves FLUSHes at once; one
+ * that crashed fails them until that member is back.
  *
  * A member's part settles when it answers that its sync is done (with its
  * loss epoch), when it is excused, or when it leaves the group (it held no

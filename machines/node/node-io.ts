@@ -31,6 +31,13 @@ export interface DurableRecords {
    * FLUSH compares it across a write's acknowledgement and its own sync (see loss-watch.ts).
    */
   readonly lossEpoch?: number;
+  /**
+   * Whether every write any earlier run of this server acknowledged is known durable wherever it landed (absent:
+   * false). The runtime says so only when the previous run stopped cleanly after a FLUSH of every volume succeeded
+   * with `earlierRunsSynced` set (impl/runtime/stop-barrier.ts): FLUSH may then excuse a silent member from the
+   * first barrier of this run, instead of failing while a member is down (flush-barrier.ts).
+   */
+  readonly earlierRunsSynced?: boolean;
 }
 
 export type MetadataWrite =

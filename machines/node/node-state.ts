@@ -262,7 +262,8 @@ export interface NodeState {
   /**
    * Whether a FLUSH barrier in which every member synced has completed since this server started. Until one has, the
    * writes its earlier runs acknowledged may be held unsynced by any member (their holders went with the loss
-   * watches), so no member is excused from a barrier (flush-barrier.ts). Volatile.
+   * watches), so no member is excused from a barrier (flush-barrier.ts). Set at start when the previous run stopped
+   * cleanly with every volume flushed (DurableRecords.earlierRunsSynced); otherwise volatile.
    */
   readonly earlierRunsSynced: boolean;
   /**

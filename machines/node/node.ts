@@ -169,6 +169,7 @@ class NodeStep {
   #start(durable: DurableRecords): void {
     this.next.started = true;
     this.next.lossEpoch = durable.lossEpoch ?? 0;
+    this.next.earlierRunsSynced = durable.earlierRunsSynced === true;
     startMembership(this, durable.membership);
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     this.next.routes = this.next.routes.withEntries(durable.routes.map(({ pageKey, route }) => [pageKeyText(pageKey), route]));

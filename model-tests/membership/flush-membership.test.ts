@@ -6,6 +6,8 @@ import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import { afterFirstBarrier, member, startedNode as startedNodeOf, stepThrough, threeServers, withUnflushedWrites } from './membership-fixture.js';
 
 /**
@@ -104,6 +106,18 @@ describe('FLUSH barrier across the group', () => {
     expect(flushReplies(effects)).toEqual([]);
     expect(state.flushExcused).toEqual([]);
     expect(Object.values(state.flushes).map((entry) => entry.remaining)).toEqual([['s2']]);
+  });
+
+  it('excuses a silent member from the first barrier after a clean stop that flushed every volume (earlierRunsSynced at start)', () => {
+    // The runtime passes the flag only when the previous run stopped after a FLUSH of every volume succeeded with
+    // earlierRunsSynced set (impl/runtime/stop-barrier.ts): nothing an earlier run acknowledged is unsynced anywhere.
+    const cleanStart = nodeStep(emptyNodeState(defaultNodeConfig('s1', [...threeServers]), 2), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's1'), membership: bootstrap, earlierRunsSynced: true } })[0];
+    expect(cleanStart.earlierRunsSynced).toBe(true);
+    let [state, effects] = run(cleanStart, flush);
+    [state] = answerFrom(state, effects, 's3');
+    [state, effects] = run(state, { type: 'timer.fired', timerId: 'flush|s1:f|0' });
+    expect(flushReplies(effects)).toEqual([ok]);
+    expect(state.flushExcused).toEqual(['s2']);
   });
 
   it('asks a holder it does not know as a member yet (a write relayed from a server that joined since), and passes once it has answered', () => {
