@@ -12,14 +12,16 @@
  * allocated, so a corrupt or hostile stream closes its connection instead of
  * exhausting memory. Version 2 introduced the kind byte, version 3 the loss
  * epochs (machines/node/loss-watch.ts), version 4 abandoned moves and the
- * move epoch on every answer about a move (machines/node/messages.ts); a peer
- * of another version is refused at its first frame.
+ * move epoch on every answer about a move (machines/node/messages.ts),
+ * version 5 the hello's `to` (the server the sender meant to reach, so one
+ * that reached another, through a wrong or stale address, is refused); a
+ * peer of another version is refused at its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 4;
+export const peerProtocolVersion = 5;
 /** The header kind whose body is the JSON of an envelope. */
 export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */
@@ -28,7 +30,7 @@ export const peerHeaderBytesMax = 1024 * 1024;
 const prefixBytes = 9;
 
 export type PeerEnvelope =
-  | { readonly kind: 'hello'; readonly from: ServerId; readonly group: string }
+  | { readonly kind: 'hello'; readonly from: ServerId; readonly to: ServerId; readonly group: string }
   | { readonly kind: 'message'; readonly message: PeerMessage };
 
 export interface PeerFrame {
@@ -155,7 +157,7 @@ function parseEnvelope(bytes: Buffer, start: number, end: number): PeerEnvelope 
   const value: unknown = JSON.parse(bytes.toString('utf8', start + 1, end));
   if (typeof value !== 'object' || value === null || !('kind' in value)) throw new Error('peer frame header is not an envelope');
   const envelopeKind = (value as { kind: unknown }).kind;
-  if (envelopeKind === 'hello' && typeof (value as { from?: unknown }).from === 'string') return value as PeerEnvelope;
+  if (envelopeKind === 'hello' && typeof (value as { from?: unknown }).from === 'string' && typeof (value as { to?: unknown }).to === 'string') return value as PeerEnvelope;
   if (envelopeKind === 'message' && typeof (value as { message?: { type?: unknown } }).message?.type === 'string') return value as PeerEnvelope;
   throw new Error('unknown peer envelope');
 }

@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 const stored = (piece: number): PeerMessage => ({ type: 'piece.stored', pageKey: { volume: 'v', page: 0 }, attempt: 1, epoch: 2, piece, offsetBlocks: 0, lengthBlocks: 8 });
-const hello = (from: string, group = 'test'): Buffer => encodePeerFrame({ kind: 'hello', from, group }, null);
+const hello = (from: string, group = 'test', to = 's1'): Buffer => encodePeerFrame({ kind: 'hello', from, to, group }, null);
 const message = (piece: number): Buffer => encodePeerFrame({ kind: 'message', message: stored(piece) }, null);
 
 async function until(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
@@ -62,6 +62,20 @@ describe('peer transport, against strangers', () => {
     peer.socket.write(Buffer.concat([hello('s2'), message(7)]));
     await until(() => received.length > 0);
     expect(received).toEqual([['s2', 7]]);
+  });
+
+  it('refuses a hello meant for another server (a swapped or stale peer address), and one of another group', async () => {
+    const { port, received } = await receiver();
+    for (const [group, to] of [['test', 's3'], ['other', 's1']] as const) {
+      const connection = await stranger(port);
+      connection.socket.write(Buffer.concat([hello('s2', group, to), message(1)]));
+      await until(connection.closed);
+      expect(connection.closed(), `hello of group ${group} meant for ${to}`).toBe(true);
+    }
+    const peer = await stranger(port);
+    peer.socket.write(Buffer.concat([hello('s2'), message(8)]));
+    await until(() => received.length > 0);
+    expect(received).toEqual([['s2', 8]]);
   });
 
   it('closes a connection whose first frame claims more than a hello may, without waiting for its bytes', async () => {

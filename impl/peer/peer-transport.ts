@@ -17,7 +17,9 @@
  * it must say hello within `helloTimeoutMs`, and the name it gives must be a
  * current peer's own (a `Map` look-up: a plain object's `constructor` once
  * passed for a peer, and answering it crashed the server), never this
- * server's. A connection says hello once; a second hello is refused. A
+ * server's. The hello also names the server it is meant for, which must be
+ * this one: with two peer addresses swapped in a config, each server took
+ * the other's messages for its own. A connection says hello once; a second hello is refused. A
  * server that leaves the group (`setPeers`) loses its inbound connections as
  * well as its outbound link.
  *
@@ -240,7 +242,7 @@ export class PeerTransport {
       socket.setTimeout(0);
       link.connected = true;
       link.connectedAtMs = performance.now();
-      socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, group: this.#options.groupName }, null));
+      socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, to, group: this.#options.groupName }, null));
       for (const frame of link.queue) writeFrame(socket, frame);
       link.queue = [];
       link.queuedBytes = 0;
@@ -283,9 +285,11 @@ export class PeerTransport {
           for (const frame of decoder.push(chunk, framesMax)) {
             count += 1;
             if (frame.envelope.kind === 'hello') {
-              const { from: named, group } = frame.envelope;
+              const { from: named, to, group } = frame.envelope;
               if (from !== null) throw new Error(`a second hello on ${from}'s connection (naming ${named}) refused`);
               if (group !== this.#options.groupName || named === this.#options.self || !this.#peers.has(named)) throw new Error(`hello from ${named} of group ${group} refused`);
+              // Its messages are meant for `to`: acting on them here (a swapped or stale address) would answer for another server.
+              if (to !== this.#options.self) throw new Error(`hello from ${named} meant for ${to} refused: this is ${this.#options.self} (is ${to}'s peer address in ${named}'s config this server's?)`);
               from = named;
               this.#inbound.set(socket, named);
               clearTimeout(helloTimer);
