@@ -176,6 +176,7 @@ export class ServerRuntime {
   /** The page-copy pacer, if either of its rates is set: a piece is sent when its slot starts. */
   readonly #copyPacer: CopyPacer | null;
   #stopped = false;
+  #lastFlushRequestAtMs = Number.NEGATIVE_INFINITY;
   /** Pages whose durable move record is an abandoned move's, for the log's wording (at most one per move record). */
   readonly #abandonedRecords = new Set<string>();
   readonly #sweeper: NodeJS.Timeout;
@@ -214,6 +215,11 @@ export class ServerRuntime {
 
   get state(): NodeState {
     return this.#state;
+  }
+
+  /** When a peer last asked this server to sync for its FLUSH (performance.now() ms; -Infinity: never), for a stop's linger (stop-barrier.ts). */
+  get lastFlushRequestAtMs(): number {
+    return this.#lastFlushRequestAtMs;
   }
 
   /** `durable`: the records the caller already loaded from the store at start (server-main sweeps with them first), or loaded here. */
@@ -354,6 +360,7 @@ export class ServerRuntime {
     const token = 'dataToken' in message && message.dataToken !== null ? receivedDataToken(from, message.dataToken) : null;
     if ('requestId' in message) this.peerRoundTrips.received(from, message, performance.now());
     if (message.type === 'request.forward') this.#copyPacer?.clientRequestArrived(performance.now());
+    else if (message.type === 'flush.request') this.#lastFlushRequestAtMs = performance.now();
     const input: NodeInput = { type: 'peer.message', from, message };
     if (token && data) this.#dataOfInputs.set(input, { token, data });
     this.#input(input);

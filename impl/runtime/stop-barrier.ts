@@ -2,7 +2,7 @@ import type { RuntimeReply } from './server-runtime.js';
 
 /**
  * The last FLUSH of a server that stops cleanly, which lets its next run serve
- * FLUSHes at once while a member is down.
+ * FLUSHes while a member is down.
  *
  * Theory of operation. A server's FLUSH barrier may excuse a silent member
  * only once it knows that member holds none of the writes the server's
@@ -12,42 +12,73 @@ import type { RuntimeReply } from './server-runtime.js';
  * that member came back, on every volume, even one the member held no page
  * of: an administrator restarting a healthy server for an upgrade while
  * another was dead cut every client of it off from FLUSH. A clean stop can
- * know better. Once the NBD front end has closed (every client request
- * answered or abandoned with its connection, so the server acknowledges no
- * more writes), it runs a FLUSH of every volume it knows. If every one
- * succeeds, and the node has `earlierRunsSynced` (a barrier over every member
- * has completed in this run, or the previous run ended the same way), every
- * write any run of this server acknowledged is durable wherever it landed:
- * the stop records that (impl/storage/loss-epoch.ts, written only with a
- * clean stop's record, and replaced by "not stopped cleanly" at the next
- * start before the node runs), and the next run starts with
- * `earlierRunsSynced`. A FLUSH that fails, names a possible loss, or takes
- * longer than `timeoutMs` (a holder that is down: the barrier retries for
- * about 10 s) leaves the next run as careful as after a crash.
+ * know better. Once the NBD front end has closed (every client connection is
+ * gone, so no acknowledgement reaches a client any more), it runs a FLUSH of
+ * every volume it knows. The record (impl/storage/loss-epoch.ts, written only
+ * with a clean stop's record, and replaced by "not stopped cleanly" at the
+ * next start before the node runs) says every write any run of this server
+ * acknowledged is durable wherever it landed when: every FLUSH succeeded; the
+ * node has `earlierRunsSynced` (a barrier over every member completed in this
+ * run, or the previous run ended this way); and, checked last, right before
+ * the runtime stops, no loss watch holds an unflushed write (a request still
+ * in flight when its connection closed may have been acknowledged, to nobody,
+ * after the FLUSHes began: the record then claims no more than was checked).
+ * A FLUSH that fails, names a possible loss, or takes longer than
+ * `timeoutMs` (a holder that is down: the barrier retries for about 10 s)
+ * leaves the next run as careful as after a crash.
+ *
+ * Stopping together. When the whole group stops at once (Ctrl-C on `npm
+ * start`), every server runs this barrier and needs the others' syncs; a
+ * server that stopped its runtime as soon as its own barrier completed
+ * answered nobody's after that, and the others waited out the time-out
+ * without their record (a review measured 3 s per group stop, with one or
+ * two servers losing the record). So a server lingers after its barrier,
+ * still answering, until no peer has asked it for a sync for `lingerQuietMs`
+ * (at most `timeoutMs` in all).
  */
 export interface StopBarrierRuntime {
-  readonly state: { readonly earlierRunsSynced: boolean; readonly volumes: Readonly<Record<string, unknown>> };
+  readonly state: {
+    readonly earlierRunsSynced: boolean;
+    readonly volumes: Readonly<Record<string, unknown>>;
+    readonly lossWatches: Readonly<Record<string, { readonly unflushed: readonly unknown[] }>>;
+  };
+  /** When a peer last asked this server to sync for its FLUSH (performance.now() ms). */
+  readonly lastFlushRequestAtMs: number;
   flush(connectionId: string, volume: string): Promise<RuntimeReply>;
 }
 
-/** How long a stop waits for its last FLUSHes before it stops without the record. */
+/** How long a stop waits for its last FLUSHes (and lingers for its peers') before it stops without the record. */
 export const stopBarrierTimeoutMs = 3_000;
+/** A stopping server lingers until no peer has asked it for a sync for this long (see "Stopping together"). */
+export const lingerQuietMs = 150;
 
 /** The connection id the stop's FLUSHes are made under (no client connection is named so: theirs are `#N host:port`, impl/nbd/nbd-server.ts). */
 const stopConnectionId = 'stop-barrier';
 
-/** Whether every write any run of this server acknowledged is now durable wherever it landed (see the top of the file). */
+/**
+ * Whether every write any run of this server acknowledged is now durable
+ * wherever it landed (see the top of the file). Resolves once the linger is
+ * over; the caller stops the runtime at once, so nothing is acknowledged
+ * between the last check and the stop.
+ */
 export async function syncEveryAcknowledgedWrite(runtime: StopBarrierRuntime, timeoutMs = stopBarrierTimeoutMs): Promise<boolean> {
+  const startedMs = performance.now();
   const volumes = Object.keys(runtime.state.volumes);
-  // Volumes are never deleted: a server that knows none has never acknowledged a write, in this run or any before.
-  if (volumes.length === 0) return true;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
   const flushed = Promise.all(volumes.map((volume) => runtime.flush(stopConnectionId, volume)))
     .then((replies) => replies.every((reply) => reply.outcome.status === 'ok'), () => false);
+  let synced: boolean;
   try {
-    return (await Promise.race([flushed, timedOut])) && runtime.state.earlierRunsSynced;
+    synced = await Promise.race([flushed, timedOut]);
   } finally {
     clearTimeout(timer);
   }
+  for (;;) {
+    const quietForMs = performance.now() - runtime.lastFlushRequestAtMs;
+    const leftMs = timeoutMs - (performance.now() - startedMs);
+    if (quietForMs >= lingerQuietMs || leftMs <= 0) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(lingerQuietMs - quietForMs, leftMs)));
+  }
+  return synced && runtime.state.earlierRunsSynced && Object.values(runtime.state.lossWatches).every((watch) => watch.unflushed.length === 0);
 }

@@ -25,7 +25,8 @@ describe('the loss epoch across restarts', () => {
 
   it('starts at 0 and keeps it over a kill on the same boot and over a clean stop', () => {
     const directory = fresh();
-    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false, earlierRunsSynced: false });
+    // A first run has no earlier run whose writes could be unsynced anywhere.
+    expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: false, earlierRunsSynced: true });
     // Killed: the next start on the same boot finds the record not stopped cleanly, but the page cache survived
     // (and the caller must sync what the killed process left unsynced).
     expect(startLossEpoch(directory, normal('boot-a'))).toEqual({ lossEpoch: 0, raised: false, killedOnThisBoot: true, earlierRunsSynced: false });
@@ -46,7 +47,7 @@ describe('the loss epoch across restarts', () => {
   it('rises on every unclean restart under the power-loss test switch, which keeps unsynced writes in memory', () => {
     const directory = fresh();
     const volatile = { unsyncedWritesVolatile: true, bootId: 'boot-a' };
-    expect(startLossEpoch(directory, volatile).lossEpoch).toBe(0);
+    expect(startLossEpoch(directory, volatile)).toMatchObject({ lossEpoch: 0, earlierRunsSynced: true });
     expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: true, killedOnThisBoot: false, earlierRunsSynced: false });
     recordCleanStop(directory, 1);
     expect(startLossEpoch(directory, volatile)).toEqual({ lossEpoch: 1, raised: false, killedOnThisBoot: false, earlierRunsSynced: false });

@@ -85,9 +85,10 @@ function writeRecord(dataDirectory: string, record: LossEpochRecord): void {
  * without a record starts at 0: it has never held an acknowledged write.
  * `killedOnThisBoot`: the previous run ended without a clean stop and without
  * losing the page cache, so its unsynced writes must be synced before the
- * node serves (the caller does). `earlierRunsSynced`: the previous run
- * stopped cleanly with every write it and its predecessors acknowledged
- * durable wherever it landed (see `recordCleanStop`); the node may then excuse
+ * node serves (the caller does). `earlierRunsSynced`: this is the first run,
+ * or the previous one stopped cleanly with every write it and its
+ * predecessors acknowledged durable wherever it landed (see
+ * `recordCleanStop`); the node may then excuse
  * a silent member from its first FLUSH barrier (machines/node/flush-barrier.ts).
  */
 export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesVolatile: boolean; bootId?: string | null }): { lossEpoch: number; raised: boolean; killedOnThisBoot: boolean; earlierRunsSynced: boolean } {
@@ -97,7 +98,8 @@ export function startLossEpoch(dataDirectory: string, options: { unsyncedWritesV
   const mayHaveLost = previous !== null && (previous.writebackFailed === true || (unclean && (options.unsyncedWritesVolatile || bootId === null || previous.bootId !== bootId)));
   const lossEpoch = previous === null ? 0 : previous.lossEpoch + (mayHaveLost ? 1 : 0);
   writeRecord(dataDirectory, { lossEpoch, bootId, stoppedCleanly: false });
-  const earlierRunsSynced = previous !== null && previous.stoppedCleanly && previous.writebackFailed !== true && previous.acknowledgedWritesSynced === true;
+  // A first run ever has no earlier run whose writes could be unsynced anywhere.
+  const earlierRunsSynced = previous === null || (previous.stoppedCleanly && previous.writebackFailed !== true && previous.acknowledgedWritesSynced === true);
   return { lossEpoch, raised: mayHaveLost, killedOnThisBoot: unclean && !mayHaveLost, earlierRunsSynced };
 }
 
