@@ -7,6 +7,7 @@
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
  *   blockshift server add --id S [--weight W]
  *   blockshift server drain --id S
+ *   blockshift server forget --id S
  *   blockshift stop
  *
  * `up` runs a local group (one process per server) in the foreground until
@@ -22,7 +23,7 @@ import type { GroupConfig, ServerConfig } from './group-config.js';
 import { capacityWeightProblem } from '../../machines/membership/membership.js';
 import { groupConfigProblem, localGroupConfig, moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
-import { changeGroupConfig, drainServer, joinServer, nextServerConfig } from './membership-admin.js';
+import { changeGroupConfig, drainServer, forgetServer, joinServer, nextServerConfig } from './membership-admin.js';
 import { serverNodeFlags } from './server-node-flags.js';
 import { repositoryRoot, resolvedDataDirectory } from './server-process.js';
 
@@ -437,6 +438,34 @@ async function serverDrain(options: Map<string, string>): Promise<void> {
 }
 
 /**
+ * Removes a member that is down for good and holds nothing (its pages moved
+ * away before it died, or it never had any), through the first other server
+ * that answers, then drops it from the configuration file. Refused while
+ * anything names it (a page it owns, a move toward it); a member that is
+ * down blocks it, as it blocks a leave.
+ */
+async function serverForget(options: Map<string, string>): Promise<void> {
+  const group = groupOf(options);
+  const id = requiredFlag(options, 'id');
+  const server = group.servers.find((candidate) => candidate.id === id);
+  if (!server) throw new UsageError(`no server ${id} in the group configuration`);
+  if (await admin<ServerStatus>(server, '/status').then(() => true, () => false)) {
+    throw new Error(`${id} answers at ${server.admin.host}:${server.admin.port}: forget only a server that is down for good (drain a running one: server drain --id ${id})`);
+  }
+  let via: ServerConfig | null = null;
+  for (const candidate of group.servers.filter((other) => other.id !== id)) {
+    if (await admin<ServerStatus>(candidate, '/status').then(() => true, () => false)) {
+      via = candidate;
+      break;
+    }
+  }
+  if (!via) throw new Error(`no other server of the group answers: cannot forget ${id}`);
+  await forgetServer(server, via, admin, (line) => console.log(line));
+  await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => candidate.id !== id) }));
+  console.log(`${id} removed from ${configPathOf(options)}; its data directory ${server.dataDirectory} is kept, but must not be started again under this group (its peers refuse it)`);
+}
+
+/**
  * Asks every server to shut down. A server that is not running is already
  * where `stop` would put it: it is reported as such, and does not fail the
  * command (as stopping a stopped service succeeds); any other failure does.
@@ -464,7 +493,7 @@ function isNotListening(error: unknown): boolean {
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
   'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
   'move abandon --volume V --page P | ' +
-  'server add --id S [--weight W] | server start --id S | server drain --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
+  'server add --id S [--weight W] | server start --id S | server drain --id S | server forget --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
 
 export async function run(argv: readonly string[]): Promise<number> {
   // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
@@ -494,7 +523,8 @@ export async function run(argv: readonly string[]): Promise<number> {
         if (rest[0] === 'add') await serverAdd(flags(rest.slice(1), ['id', 'weight']));
         else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));
         else if (rest[0] === 'start') await serverStart(flags(rest.slice(1), ['id']));
-        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S" or "server drain --id S"');
+        else if (rest[0] === 'forget') await serverForget(flags(rest.slice(1), ['id']));
+        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S", "server drain --id S" or "server forget --id S"');
         return 0;
       case 'stop': await stop(flags(rest, [])); return 0;
       default: throw new UsageError(`unknown command ${command}`);

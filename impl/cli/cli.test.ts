@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,7 +39,7 @@ async function withStandInS1(handle: StandInHandle, body: () => Promise<void>): 
 describe('blockshift command line', () => {
   it('refuses an unknown command and missing or malformed flags with exit 2 and the usage', async () => {
     for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete'],
-      ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift'],
+      ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'forget'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift'],
       // An unknown option is refused, not ignored (a review's --pices 2 ran a default move).
       ['move', '--volume', 'alpha', '--page', '0', '--to', 's2', '--pices', '2'], ['status', '--bogus']]) {
       const result = await blockshift(args);
@@ -159,6 +159,39 @@ describe('blockshift command line', () => {
       expect(running.status).not.toBe(0);
       expect(running.output).toContain('the move of alpha/0 to s2 was abandoned: s1 serves it alone again');
     });
+  });
+
+  it('server forget asks a running member, waits out its confirmations, drops the server from the config; refuses a server that answers', async () => {
+    // A stand-in for s1's admin API: s2 is down (nothing answers on its port); s1 marks it draining, waits once for s3.
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-forget-'));
+    const config = localGroupConfig(directory, 3, 30700);
+    writeFileSync(join(directory, 'group.json'), JSON.stringify(config));
+    const asked: string[] = [];
+    try {
+      await withStandInS1(async (request) => {
+        asked.push(request.url ?? '');
+        if (request.url === '/members/drain') return { status: 200, body: { ok: true, message: 'membership epoch 1: s1 (weight 1), s2 (weight 1, draining), s3 (weight 1)' } };
+        if (request.url === '/members/forget') {
+          return asked.filter((url) => url === '/members/forget').length === 1
+            ? { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this)' } }
+            : { status: 200, body: { ok: true, message: 'membership epoch 2: s1 (weight 1), s3 (weight 1)' } };
+        }
+        return { status: 200, body: { server: 's1' } };
+      }, async () => {
+        const result = await blockshift(['server', 'forget', '--data', directory, '--id', 's2']);
+        expect(result.output).toContain('waiting for s3 to confirm');
+        expect(result.output).toContain('s1: s2 forgotten: membership epoch 2: s1 (weight 1), s3 (weight 1)');
+        expect(result.status).toBe(0);
+        expect(asked.filter((url) => url !== '/status')).toEqual(['/members/drain', '/members/forget', '/members/forget']);
+        expect((JSON.parse(readFileSync(join(directory, 'group.json'), 'utf8')) as GroupConfig).servers.map((server) => server.id)).toEqual(['s1', 's3']);
+        // s1 answers: it is not forgotten (a running server is drained instead).
+        const running = await blockshift(['server', 'forget', '--data', directory, '--id', 's1']);
+        expect(running.status).toBe(1);
+        expect(running.output).toContain('forget only a server that is down for good (drain a running one: server drain --id s1)');
+      });
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it('says a move was abandoned when its source serves the page two epochs on, though its record was gone before a poll saw it', async () => {

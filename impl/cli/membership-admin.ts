@@ -12,6 +12,10 @@
  * volume was created over: a volume's server list only fixes where its pages
  * start (routing follows the routes, never that list).
  *
+ * Forgetting: a member that is down for good and holds nothing is removed by
+ * another member, once every other member confirms that nothing it knows
+ * names it (`forgetServer`); the configuration file then drops it.
+ *
  * Draining: the server is asked to mark itself draining; its own drain
  * driver (impl/runtime/drain-driver.ts) moves its pages away a few at a time
  * and, once it holds nothing, removes itself from the record. This side
@@ -177,6 +181,41 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
     if (line !== last) report(line);
     last = line;
     if (Date.now() > deadline) throw new Error(`${server.id} did not drain within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * Forgets `server`, a member down for good that holds nothing
+ * (machines/node/member-forget.ts), through `via`, a running member: marks it
+ * draining if it is not, then asks again while `via` waits for every other
+ * member to confirm that nothing they know names it, until it is removed or
+ * `timeoutMs` passes. A refusal that waiting cannot change (it still owns a
+ * page, a move runs toward it) ends the command at once.
+ */
+export async function forgetServer(server: ServerConfig, via: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
+  try {
+    report(`${via.id}: ${(await admin<{ message: string }>(via, '/members/drain', { id: server.id })).message}`);
+  } catch (error) {
+    if (!/already draining|is not a member/.test((error as Error).message)) throw error;
+  }
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const result = await admin<{ message: string }>(via, '/members/forget', { id: server.id });
+      report(`${via.id}: ${server.id} forgotten: ${result.message}`);
+      return;
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/is not a member/.test(message)) {
+        report(`${via.id}: ${server.id} is not a member (forgotten or left before)`);
+        return;
+      }
+      if (!/waiting for/.test(message) || Date.now() > deadline) throw error;
+      if (message !== last) report(`  ${message}`);
+      last = message;
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

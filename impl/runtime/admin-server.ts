@@ -10,6 +10,7 @@
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
  *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
  *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
+ *   POST /members/forget    {id}: another member, draining, down for good and holding nothing, is removed (member-forget.ts)
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
@@ -118,6 +119,11 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
     case '/members/drain': {
       if (typeof body.id !== 'string') return { status: 400, body: { ok: false, message: 'expected {id: string}' } };
       const result = await runtime.changeMembership({ kind: 'drain', id: body.id });
+      return { status: result.ok ? 200 : 409, body: result };
+    }
+    case '/members/forget': {
+      if (typeof body.id !== 'string') return { status: 400, body: { ok: false, message: 'expected {id: string}' } };
+      const result = await runtime.changeMembership({ kind: 'forget', id: body.id });
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/leave': {

@@ -93,7 +93,9 @@ export function membershipText(membership: Membership): string {
 export type MembershipChange =
   | { readonly kind: 'add'; readonly member: Member }
   | { readonly kind: 'drain'; readonly id: ServerId }
-  | { readonly kind: 'remove'; readonly id: ServerId };
+  | { readonly kind: 'remove'; readonly id: ServerId }
+  /** A member that cannot leave by itself (it is down for good), removed by another once every member confirms it holds nothing (machines/node/member-forget.ts). */
+  | { readonly kind: 'forget'; readonly id: ServerId };
 
 /** The record after a change, or why the change is refused. A change that is already in effect is refused too, so it never bumps the epoch twice. */
 export function changedMembership(membership: Membership, change: MembershipChange): Membership | string {
@@ -117,7 +119,8 @@ export function changedMembership(membership: Membership, change: MembershipChan
       if (!membership.members.some((other) => other.id !== change.id && !other.draining)) return `${change.id} is the last member that is not draining`;
       return next(membership.members.map((other) => (other.id === change.id ? { ...other, draining: true } : other)));
     }
-    case 'remove': {
+    case 'remove':
+    case 'forget': {
       const member = memberOf(membership, change.id);
       if (!member) return `${change.id} is not a member`;
       if (!member.draining) return `${change.id} must be drained before it leaves`;

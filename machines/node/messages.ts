@@ -106,7 +106,11 @@ export type PeerMessage =
   /** `lossEpoch`: the asker's, which FLUSHes covering writes it held compare against once it has left (see loss-watch.ts). */
   | { type: 'leave.check'; membership: Membership; lossEpoch: number }
   /** The answer, sent once the member's record (marking the asker draining) is durable; `clear`: no move toward the asker. */
-  | { type: 'leave.answer'; membership: Membership; clear: boolean };
+  | { type: 'leave.answer'; membership: Membership; clear: boolean }
+  /** A member asked to forget `server` (down for good) asks each other member to confirm, durably at this record (marking it draining), that nothing it knows names it. */
+  | { type: 'forget.check'; membership: Membership; server: ServerId }
+  /** The answer, once that record is durable; `clear`: no route here names `server` as owner and no move here runs toward it. */
+  | { type: 'forget.answer'; membership: Membership; server: ServerId; clear: boolean };
 
 export type PeerMessageType = PeerMessage['type'];
 

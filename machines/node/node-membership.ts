@@ -7,6 +7,7 @@ import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
+import { forgetMember } from './member-forget.js';
 import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
@@ -53,6 +54,7 @@ export interface MembershipWork {
 }
 
 export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {
+  if (change.kind === 'forget') return forgetMember(work, requestId, change.id);
   const self = work.next.config.self;
   const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
   if (change.kind === 'remove') {
@@ -73,7 +75,7 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   told.delete(self);
   // A leave runs its own confirmations and is asked again by the drain driver; joins and drains are remembered, to be
   // made again should a concurrent change at the same epoch beat this record (see `reapplyChangesMade`).
-  if (change.kind !== 'remove') work.next.membershipChangesMade = [...work.next.membershipChangesMade, change].slice(-membershipChangesMadeMax);
+  if (change.kind === 'add' || change.kind === 'drain') work.next.membershipChangesMade = [...work.next.membershipChangesMade, change].slice(-membershipChangesMadeMax);
   adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
 }
 
@@ -214,9 +216,23 @@ function noteDepartingLossEpoch(work: MembershipWork, from: ServerId, lossEpoch:
   const known = work.next.read('departedLossEpochs');
   // Epochs only rise: a late duplicate of a check sent before a power cut must not lower the one recorded.
   if (known[from] !== undefined && known[from] >= lossEpoch) return;
+  noteDepartedEpoch(work, from, lossEpoch);
+}
+
+/**
+ * The loss epoch a departed server is judged by once it is gone, which no
+ * holder ever reaches: a server forgotten by the administrator (member-forget.ts)
+ * never said its epoch, so a FLUSH covering a write it held reports a possible
+ * loss (once per connection, then the write is let go) instead of waiting for
+ * an answer that cannot come. So is one whose epoch was not remembered.
+ */
+export const unknownDepartedLossEpoch = Number.MAX_SAFE_INTEGER;
+
+/** Records `server`'s departed epoch, keeping the newest `departedServersRememberedMax`. */
+function noteDepartedEpoch(work: MembershipWork, server: ServerId, lossEpoch: number): void {
   const departed = work.next.departedLossEpochs;
-  delete departed[from];
-  departed[from] = lossEpoch;
+  delete departed[server];
+  departed[server] = lossEpoch;
   const servers = Object.keys(departed);
   for (const server of servers.slice(0, Math.max(0, servers.length - work.next.config.departedServersRememberedMax))) delete departed[server];
 }
@@ -244,10 +260,11 @@ export function receiveLeaveAnswer(work: MembershipWork, from: ServerId, members
  * about it — to the runtime, to peers, to the administrator — until it is
  * durable, so a crash cannot take back a record others have acted on.
  */
-function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
+export function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
   const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
   work.next.leaveCheck = null;
+  work.next.forgetCheck = null;
   waitForNewMembersInFlushes(work, previousMembers);
   const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });
@@ -303,6 +320,7 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;
+  for (const id of gone) if (work.next.read('departedLossEpochs')[id] === undefined) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
   askAboutRoutesNaming(work, new Set(gone), [...current]);
   stopWaitingForFlushesFrom(work, new Set(gone));
 }
@@ -322,7 +340,7 @@ function stopWaitingForFlushesFrom(work: MembershipWork, gone: ReadonlySet<Serve
  * is stale (this server missed the push that followed the move away). Ask
  * every remaining member what it knows; the newest answer wins as usual.
  */
-function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>, members: readonly ServerId[]): void {
+export function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<ServerId>, members: readonly ServerId[]): void {
   const self = work.next.config.self;
   for (const [key, route] of work.next.routes) {
     if (!gone.has(route.owner)) continue;

@@ -118,6 +118,8 @@ export type Continuation =
   | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
+  /** A forget check's record being made durable here: then the asker `to` is told whether anything here still names `server`. */
+  | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly server: ServerId; readonly epoch: number }
   /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
   | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number; readonly epoch: number; readonly receiving: ReplicaRecord; readonly invalid: ReplicaRecord }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -196,6 +198,14 @@ export interface LeaveCheck {
   readonly retries: number;
 }
 
+/** An administrator's request to forget `server` (member-forget.ts): which other members confirmed, at membership epoch `epoch`, that nothing they know names it. */
+export interface ForgetCheck {
+  readonly server: ServerId;
+  readonly epoch: number;
+  readonly confirmed: readonly ServerId[];
+  readonly retries: number;
+}
+
 export interface NodeState {
   readonly config: NodeConfig;
   readonly started: boolean;
@@ -244,6 +254,8 @@ export interface NodeState {
   readonly membership: Membership;
   /** This server's leave check while it is drained and asks to leave; null otherwise (reset whenever the record changes). */
   readonly leaveCheck: LeaveCheck | null;
+  /** The forget check this server runs for the administrator; null otherwise (reset whenever the record changes). */
+  readonly forgetCheck: ForgetCheck | null;
   /**
    * The joins and drains an administrator asked of this server, newest last (at most `membershipChangesMadeMax`),
    * until a record shows them in effect: one that a concurrent change at the same epoch beat is made again on top
@@ -296,7 +308,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [],
   };
 }

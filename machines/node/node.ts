@@ -13,6 +13,7 @@ import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
+import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck } from './member-forget.js';
 import { answerFlush, endFlush, endFlushExcuse, excuseSilentMembers, flushHolders, flushWaitsFor, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
@@ -1559,6 +1560,8 @@ class NodeStep {
       case 'membership.update': return receiveMembership(this, from, message.membership);
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
+      case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.server);
+      case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.server, message.clear);
       default: assertNever(message, 'peer message');
     }
   }
@@ -1670,6 +1673,7 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
+      case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.server, continuation.epoch, ok);
       case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
@@ -1741,6 +1745,7 @@ class NodeStep {
         return;
       }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
+      case 'forget': return forgetCheckTimerFired(this, Number(subject), Number(detail));
       case membershipCommitTimer: return membershipCommitTimerFired(this, subject);
       case reservationTimer: return reservationTimerFired(this, subject, detail);
       default: return;
@@ -1796,6 +1801,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'flush': return String(state.flushes[subject]?.retries) === detail;
     case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
+    case 'forget': return isForgetCheckTimerLive(state.forgetCheck, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
     case 'volume-definition': return state.volumes[subject] !== undefined;

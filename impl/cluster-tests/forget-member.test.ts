@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NbdClient } from '../jepsen/nbd-client.js';
+import { forgetServer } from '../cli/membership-admin.js';
+import type { AdminCall } from '../cli/membership-admin.js';
+import type { ClusterFixture } from './cluster-fixture.js';
+import { eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
+
+/**
+ * A member that is down for good and holds nothing is forgotten by another
+ * (machines/node/member-forget.ts; `blockshift server forget`). Before, it
+ * stayed a member for ever: a server that crashed and restarted while it was
+ * down excuses no one from a FLUSH until a barrier over every member has
+ * completed, so every FLUSH through that server failed with EIO until the
+ * dead member came back, which it never would. A member that still owns a
+ * page cannot be forgotten: the refusal names its pages.
+ *
+ * Volume alpha's three pages start on s1, s2 and s3; the client talks to s1.
+ */
+const blockBytes = 4096;
+const pageBytes = 4 * 1024 * 1024;
+
+describe('forgetting a member that is down for good', () => {
+  let cluster: ClusterFixture;
+  beforeAll(async () => {
+    // Base port 22309: peers 23309-23311, admin 24309-24311, balance 24409-24411.
+    cluster = await startCluster(22_309);
+  }, 60_000);
+  afterAll(async () => cluster?.close());
+
+  it('forgets a dead member whose page moved away, after which FLUSH works after a crash of the client\'s server; is refused for one that owns pages', async () => {
+    const group = cluster.group;
+    const admin: AdminCall = (server, path, body) => group.admin(server.id, path, body);
+    const lines: string[] = [];
+    const report = (line: string) => { lines.push(line); };
+    expect(await ownerOf(group, 'alpha/2')).toBe('s3');
+
+    // s3's page moves away; then s3 dies for good.
+    await group.admin('s3', '/moves', { volume: 'alpha', page: 2, to: 's1', kind: 'piecewise' });
+    await group.admin('s3', '/moves/wait', { volume: 'alpha', page: 2, waitMs: 20_000 });
+    await eventually(async () => (await ownerOf(group, 'alpha/2')) === 's1', 10_000);
+    await group.kill('s3');
+
+    await forgetServer(group.server('s3'), group.server('s1'), admin, report, 20_000);
+    expect(lines.at(-1)).toMatch(/s1: s3 forgotten: membership epoch \d+: s1 \(weight 1\), s2 \(weight 1\)/);
+    for (const id of ['s1', 's2']) {
+      await eventually(async () => !(await group.status(id)).membership.members.some((member) => member.id === 's3'), 5_000);
+    }
+
+    // s1 crashes and restarts: its first barrier needs every member, which no longer includes s3.
+    const address = new URL(group.nbdUri('s1', 'alpha'));
+    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'alpha', 5_000);
+    const before = await connect();
+    try {
+      await before.write(2 * pageBytes, Buffer.alloc(blockBytes, 0x71), false, 5_000);
+      await before.write(1 * pageBytes, Buffer.alloc(blockBytes, 0x72), false, 5_000);
+    } finally {
+      before.close();
+    }
+    await group.kill('s1');
+    await group.start('s1');
+    const after = await connect();
+    try {
+      const startedMs = performance.now();
+      expect(await flushErrno(after, 15_000), 'the first FLUSH after s1 restarted from a crash').toBe(0);
+      const flushMs = performance.now() - startedMs;
+      console.log(`FLUSH after a crash of s1, s3 forgotten: ${flushMs.toFixed(1)} ms`);
+      expect(flushMs).toBeLessThan(2_000);
+      expect((await after.read(2 * pageBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, 0x71))).toBe(true);
+      expect((await after.read(1 * pageBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, 0x72))).toBe(true);
+    } finally {
+      after.close();
+    }
+
+    // s2 dies owning pages: it cannot be forgotten, and the refusal says why.
+    await group.kill('s2');
+    await expect(forgetServer(group.server('s2'), group.server('s1'), admin, report, 5_000)).rejects.toThrow(/s2 cannot be forgotten: s1's routes name it owner of \d+ pages \(alpha\/1, beta\/1\)/);
+  }, 120_000);
+});
