@@ -7,7 +7,7 @@
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
  *   blockshift server add --id S [--weight W]
  *   blockshift server drain --id S
- *   blockshift server forget --id S
+ *   blockshift server forget --id S[,T...]
  *   blockshift stop
  *
  * `up` runs a local group (one process per server) in the foreground until
@@ -438,31 +438,39 @@ async function serverDrain(options: Map<string, string>): Promise<void> {
 }
 
 /**
- * Removes a member that is down for good and holds nothing (its pages moved
- * away before it died, or it never had any), through the first other server
- * that answers, then drops it from the configuration file. Refused while
- * anything names it (a page it owns, a move toward it); a member that is
- * down blocks it, as it blocks a leave.
+ * Removes members that are down for good and hold nothing (their pages moved
+ * away before they died, or they never had any), through the first other
+ * server that answers, then drops them from the configuration file. `--id`
+ * takes one id or several, comma-separated (servers lost together, which
+ * would otherwise each wait for the other's confirmation). Refused while
+ * anything names one of them (a page it owns, a move toward it); a member
+ * that is down and not named blocks it, as it blocks a leave.
  */
 async function serverForget(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
-  const id = requiredFlag(options, 'id');
-  const server = group.servers.find((candidate) => candidate.id === id);
-  if (!server) throw new UsageError(`no server ${id} in the group configuration`);
-  if (await admin<ServerStatus>(server, '/status').then(() => true, () => false)) {
-    throw new Error(`${id} answers at ${server.admin.host}:${server.admin.port}: forget only a server that is down for good (drain a running one: server drain --id ${id})`);
+  const ids = [...new Set(requiredFlag(options, 'id').split(','))];
+  const servers = ids.map((id) => {
+    const server = group.servers.find((candidate) => candidate.id === id);
+    if (!server) throw new UsageError(`no server ${id} in the group configuration`);
+    return server;
+  });
+  for (const server of servers) {
+    if (await admin<ServerStatus>(server, '/status').then(() => true, () => false)) {
+      throw new Error(`${server.id} answers at ${server.admin.host}:${server.admin.port}: forget only a server that is down for good (drain a running one: server drain --id ${server.id})`);
+    }
   }
+  const rest = group.servers.filter((other) => !ids.includes(other.id));
   let via: ServerConfig | null = null;
-  for (const candidate of group.servers.filter((other) => other.id !== id)) {
+  for (const candidate of rest) {
     if (await admin<ServerStatus>(candidate, '/status').then(() => true, () => false)) {
       via = candidate;
       break;
     }
   }
-  if (!via) throw new Error(`no other server of the group answers: cannot forget ${id}`);
-  await forgetServer(server, via, admin, (line) => console.log(line));
-  await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => candidate.id !== id) }));
-  console.log(`${id} removed from ${configPathOf(options)}; its data directory ${server.dataDirectory} is kept, but must not be started again under this group (its peers refuse it)`);
+  if (!via) throw new Error(`no other server of the group answers: cannot forget ${ids.join(', ')}`);
+  await forgetServer(servers, via, rest.filter((other) => other !== via), admin, (line) => console.log(line));
+  await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => !ids.includes(candidate.id)) }));
+  console.log(`${ids.join(', ')} removed from ${configPathOf(options)}; ${servers.map((server) => server.dataDirectory).join(', ')} kept, but must not be started again under this group (its peers refuse it)`);
 }
 
 /**
@@ -493,7 +501,7 @@ function isNotListening(error: unknown): boolean {
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
   'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
   'move abandon --volume V --page P | ' +
-  'server add --id S [--weight W] | server start --id S | server drain --id S | server forget --id S | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
+  'server add --id S [--weight W] | server start --id S | server drain --id S | server forget --id S[,T...] | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
 
 export async function run(argv: readonly string[]): Promise<number> {
   // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
@@ -524,7 +532,7 @@ export async function run(argv: readonly string[]): Promise<number> {
         else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));
         else if (rest[0] === 'start') await serverStart(flags(rest.slice(1), ['id']));
         else if (rest[0] === 'forget') await serverForget(flags(rest.slice(1), ['id']));
-        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S", "server drain --id S" or "server forget --id S"');
+        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S", "server drain --id S" or "server forget --id S[,T...]"');
         return 0;
       case 'stop': await stop(flags(rest, [])); return 0;
       default: throw new UsageError(`unknown command ${command}`);

@@ -161,28 +161,33 @@ describe('blockshift command line', () => {
     });
   });
 
-  it('server forget asks a running member, waits out its confirmations, drops the server from the config; refuses a server that answers', async () => {
-    // A stand-in for s1's admin API: s2 is down (nothing answers on its port); s1 marks it draining, waits once for s3.
+  it('server forget asks a running member, drains only once the forget allows it, waits out confirmations, checks the records, drops the server from the config', async () => {
+    // A stand-in for s1's admin API: s2 is down (nothing answers on its port), s3 too; s1 first asks for the drain.
     const directory = mkdtempSync(join(tmpdir(), 'blockshift-forget-'));
     const config = localGroupConfig(directory, 3, 30700);
     writeFileSync(join(directory, 'group.json'), JSON.stringify(config));
     const asked: string[] = [];
+    let forgotten = false;
+    const members = () => [{ id: 's1', draining: false }, ...(forgotten ? [] : [{ id: 's2', draining: asked.includes('/members/drain') }]), { id: 's3', draining: false }];
     try {
       await withStandInS1(async (request) => {
         asked.push(request.url ?? '');
         if (request.url === '/members/drain') return { status: 200, body: { ok: true, message: 'membership epoch 1: s1 (weight 1), s2 (weight 1, draining), s3 (weight 1)' } };
         if (request.url === '/members/forget') {
-          return asked.filter((url) => url === '/members/forget').length === 1
-            ? { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this)' } }
-            : { status: 200, body: { ok: true, message: 'membership epoch 2: s1 (weight 1), s3 (weight 1)' } };
+          const tries = asked.filter((url) => url === '/members/forget').length;
+          if (tries === 1) return { status: 409, body: { ok: false, message: 'drain s2 first, so that no move toward it starts' } };
+          if (tries === 2) return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)' } };
+          forgotten = true;
+          return { status: 200, body: { ok: true, message: 'membership epoch 2: s1 (weight 1), s3 (weight 1)' } };
         }
-        return { status: 200, body: { server: 's1' } };
+        return { status: 200, body: { server: 's1', membership: { epoch: forgotten ? 2 : 1, members: members() } } };
       }, async () => {
         const result = await blockshift(['server', 'forget', '--data', directory, '--id', 's2']);
         expect(result.output).toContain('waiting for s3 to confirm');
         expect(result.output).toContain('s1: s2 forgotten: membership epoch 2: s1 (weight 1), s3 (weight 1)');
+        expect(result.output).toContain('s3 does not answer: it learns the record when it is back');
         expect(result.status).toBe(0);
-        expect(asked.filter((url) => url !== '/status')).toEqual(['/members/drain', '/members/forget', '/members/forget']);
+        expect(asked.filter((url) => url !== '/status')).toEqual(['/members/forget', '/members/drain', '/members/forget', '/members/forget']);
         expect((JSON.parse(readFileSync(join(directory, 'group.json'), 'utf8')) as GroupConfig).servers.map((server) => server.id)).toEqual(['s1', 's3']);
         // s1 answers: it is not forgotten (a running server is drained instead).
         const running = await blockshift(['server', 'forget', '--data', directory, '--id', 's1']);

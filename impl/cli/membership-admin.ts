@@ -186,36 +186,67 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
 }
 
 /**
- * Forgets `server`, a member down for good that holds nothing
- * (machines/node/member-forget.ts), through `via`, a running member: marks it
- * draining if it is not, then asks again while `via` waits for every other
- * member to confirm that nothing they know names it, until it is removed or
- * `timeoutMs` passes. A refusal that waiting cannot change (it still owns a
- * page, a move runs toward it) ends the command at once.
+ * Forgets `servers`, members down for good that hold nothing
+ * (machines/node/member-forget.ts), through `via`, a running member. The
+ * forget is asked first: a server that still owns a page is refused before
+ * anything changes (a drain cannot be taken back). Then the servers not
+ * draining yet are marked draining, and the forget is asked again while `via`
+ * waits for every other member to confirm that nothing they know names them
+ * (a refusal naming pages is asked again for a few seconds, while stale
+ * routes are repaired). Once `via` says ok, the records are checked: a record
+ * that won a tie-break over the forget (another change made at once at the
+ * same epoch) brings the servers back, and the forget is asked again; the
+ * other members that answer must follow a record without them.
  */
-export async function forgetServer(server: ServerConfig, via: ServerConfig, admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
-  try {
-    report(`${via.id}: ${(await admin<{ message: string }>(via, '/members/drain', { id: server.id })).message}`);
-  } catch (error) {
-    if (!/already draining|is not a member/.test((error as Error).message)) throw error;
-  }
+export async function forgetServer(servers: readonly ServerConfig[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
+  const ids = servers.map((server) => server.id);
   const deadline = Date.now() + timeoutMs;
+  const refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
   let last = '';
   for (;;) {
     try {
-      const result = await admin<{ message: string }>(via, '/members/forget', { id: server.id });
-      report(`${via.id}: ${server.id} forgotten: ${result.message}`);
-      return;
+      const result = await admin<{ message: string }>(via, '/members/forget', { ids });
+      report(`${via.id}: ${ids.join(', ')} forgotten: ${result.message}`);
+      if (await followedWithout(ids, via, others, admin, report)) return;
+      report(`  ${via.id} lists ${ids.join(', ')} again (a change made at once won the tie-break); asking again`);
+      continue;
     } catch (error) {
       const message = (error as Error).message;
-      if (/is not a member/.test(message)) {
-        report(`${via.id}: ${server.id} is not a member (forgotten or left before)`);
+      if (/not a member/.test(message) && await followedWithout(ids, via, others, admin, report)) {
+        report(`${via.id}: ${ids.join(', ')} not a member any more (forgotten or left before)`);
         return;
       }
-      if (!/waiting for/.test(message) || Date.now() > deadline) throw error;
+      const drain = /drain (\S+(?:, \S+)*) first/.exec(message);
+      if (drain) {
+        for (const id of drain[1]!.split(', ')) report(`${via.id}: ${(await admin<{ message: string }>(via, '/members/drain', { id })).message}`);
+        continue;
+      }
+      const retry = /waiting for/.test(message) || (/cannot forget/.test(message) && Date.now() < refusedPagesUntil);
+      if (!retry || Date.now() > deadline) throw error;
       if (message !== last) report(`  ${message}`);
       last = message;
     }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** A refusal naming pages is asked again for this long: the asked member repairs a stale route meanwhile (route.query). */
+const forgetPageRefusalRetryMs = 3_000;
+
+/** Whether `via` and every other member that answers follow a record without `ids` (waiting a little for them); false if `via` lists them again. */
+async function followedWithout(ids: readonly string[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 10_000): Promise<boolean> {
+  const lists = (status: ServerStatus) => status.membership.members.some((member) => ids.includes(member.id));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (lists(await admin<ServerStatus>(via, '/status'))) return false;
+    const lagging: string[] = [];
+    for (const other of others) {
+      const status = await admin<ServerStatus>(other, '/status').catch(() => null);
+      if (status === null) report(`  ${other.id} does not answer: it learns the record when it is back`);
+      else if (lists(status)) lagging.push(`${other.id} (epoch ${status.membership.epoch})`);
+    }
+    if (lagging.length === 0) return true;
+    if (Date.now() > deadline) throw new Error(`${via.id} forgot ${ids.join(', ')}, but after ${timeoutMs} ms ${lagging.join(', ')} still list ${ids.length === 1 ? 'it' : 'them'}: check those servers and run the command again`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

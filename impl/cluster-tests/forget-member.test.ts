@@ -40,7 +40,7 @@ describe('forgetting a member that is down for good', () => {
     await eventually(async () => (await ownerOf(group, 'alpha/2')) === 's1', 10_000);
     await group.kill('s3');
 
-    await forgetServer(group.server('s3'), group.server('s1'), admin, report, 20_000);
+    await forgetServer([group.server('s3')], group.server('s1'), [group.server('s2')], admin, report, 20_000);
     expect(lines.at(-1)).toMatch(/s1: s3 forgotten: membership epoch \d+: s1 \(weight 1\), s2 \(weight 1\)/);
     for (const id of ['s1', 's2']) {
       await eventually(async () => !(await group.status(id)).membership.members.some((member) => member.id === 's3'), 5_000);
@@ -73,6 +73,8 @@ describe('forgetting a member that is down for good', () => {
 
     // s2 dies owning pages: it cannot be forgotten, and the refusal says why.
     await group.kill('s2');
-    await expect(forgetServer(group.server('s2'), group.server('s1'), admin, report, 5_000)).rejects.toThrow(/s2 cannot be forgotten: s1's routes name it owner of \d+ pages \(alpha\/1, beta\/1\)/);
+    await expect(forgetServer([group.server('s2')], group.server('s1'), [], admin, report, 5_000)).rejects.toThrow(/cannot forget s2: s1's routes name s2 owner of 2 pages \(alpha\/1, beta\/1\)/);
+    // Refused before anything changed: s2 was not marked draining (a drain cannot be taken back).
+    expect((await group.status('s1')).membership.members.find((entry) => entry.id === 's2')?.draining).toBe(false);
   }, 120_000);
 });

@@ -10,7 +10,7 @@
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
  *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
  *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
- *   POST /members/forget    {id}: another member, draining, down for good and holding nothing, is removed (member-forget.ts)
+ *   POST /members/forget    {ids}: other members, draining, down for good and holding nothing, are removed (member-forget.ts)
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
@@ -22,6 +22,7 @@ import { defaultBlockSizeBytes, defaultPageSizeBlocks } from '../../machines/nod
 import type { ServerRuntime } from './server-runtime.js';
 import { readJsonObject, startJsonHttpServer } from './json-http-server.js';
 import { statusOf } from './status-report.js';
+import { membersMax } from '../../machines/membership/membership.js';
 
 const bodyBytesMax = 64 * 1024;
 
@@ -122,8 +123,11 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/forget': {
-      if (typeof body.id !== 'string') return { status: 400, body: { ok: false, message: 'expected {id: string}' } };
-      const result = await runtime.changeMembership({ kind: 'forget', id: body.id });
+      const { ids } = body;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > membersMax || !ids.every((id) => typeof id === 'string')) {
+        return { status: 400, body: { ok: false, message: `expected {ids: [string, ...]} (1 to ${membersMax} ids)` } };
+      }
+      const result = await runtime.changeMembership({ kind: 'forget', ids: ids as string[] });
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/leave': {

@@ -94,8 +94,8 @@ export type MembershipChange =
   | { readonly kind: 'add'; readonly member: Member }
   | { readonly kind: 'drain'; readonly id: ServerId }
   | { readonly kind: 'remove'; readonly id: ServerId }
-  /** A member that cannot leave by itself (it is down for good), removed by another once every member confirms it holds nothing (machines/node/member-forget.ts). */
-  | { readonly kind: 'forget'; readonly id: ServerId };
+  /** Members that cannot leave by themselves (down for good), removed by another once every other member confirms they hold nothing (machines/node/member-forget.ts). */
+  | { readonly kind: 'forget'; readonly ids: readonly ServerId[] };
 
 /** The record after a change, or why the change is refused. A change that is already in effect is refused too, so it never bumps the epoch twice. */
 export function changedMembership(membership: Membership, change: MembershipChange): Membership | string {
@@ -119,8 +119,18 @@ export function changedMembership(membership: Membership, change: MembershipChan
       if (!membership.members.some((other) => other.id !== change.id && !other.draining)) return `${change.id} is the last member that is not draining`;
       return next(membership.members.map((other) => (other.id === change.id ? { ...other, draining: true } : other)));
     }
-    case 'remove':
     case 'forget': {
+      if (change.ids.length === 0) return 'no member to forget';
+      for (const id of change.ids) {
+        const member = memberOf(membership, id);
+        if (!member) return `${id} is not a member`;
+        if (!member.draining) return `drain ${id} first, so that no move toward it starts`;
+      }
+      const left = membership.members.filter((other) => !change.ids.includes(other.id));
+      if (!left.some((other) => !other.draining)) return 'no member that is not draining would be left';
+      return next(left);
+    }
+    case 'remove': {
       const member = memberOf(membership, change.id);
       if (!member) return `${change.id} is not a member`;
       if (!member.draining) return `${change.id} must be drained before it leaves`;

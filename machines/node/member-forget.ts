@@ -1,13 +1,15 @@
 import type { ServerId } from '../identifiers.js';
 import type { Membership } from '../membership/membership.js';
 import { changedMembership, memberIds, memberOf, membershipText } from '../membership/membership.js';
+import { isUnderWay } from '../migration/move-machines.js';
+import { copyStanding } from './copy-standing.js';
 import type { NodeDraft } from './node-draft.js';
 import type { MembershipWork } from './node-membership.js';
-import { adoptMembership, askAboutRoutesNaming, receiveMembership } from './node-membership.js';
+import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, unknownDepartedLossEpoch } from './node-membership.js';
 
 /**
- * Forgetting a member that cannot leave by itself: the administrator's
- * removal of a server that is down for good and holds nothing.
+ * Forgetting members that cannot leave by themselves: the administrator's
+ * removal of servers that are down for good and hold nothing.
  *
  * Theory of operation. A server normally leaves by itself, once drained
  * (node-membership.ts): only it knows that it holds no page. A server that
@@ -15,101 +17,129 @@ import { adoptMembership, askAboutRoutesNaming, receiveMembership } from './node
  * waited for its confirmation, and a server that crashed and restarted while
  * it was down failed every FLUSH until it came back (flush-barrier.ts). Here
  * another member removes it, on the administrator's word that it is gone,
- * once the group shows it holds nothing. The member must be marked draining
- * first (an ordinary drain change), so that from that record on no move
- * toward it starts. Then the asking server checks its own tables and asks
- * every other member (not the forgotten one) to confirm, durably at the
- * current record, that no route it knows names the server as a page's owner
- * and no move it runs is headed to it. Every page has a route at every member
- * (its initial placement, then each flip, which both sides of the move know),
- * so a page the server still owns is named at some member; a page that moved
- * away from it has its newer route at the destination, and a member with a
- * stale route asks the others for it (`route.query`) before its next answer.
- * Any answer about another record does not count, and a change of record
- * starts the check over; checks are re-sent on a bounded timer, and the
- * administrator asks again until every member has confirmed (a member that is
- * down blocks the forget, as it blocks a leave). Then the server is removed
- * like a leaving one, and the record is sent to every member but it.
+ * once the group shows it holds nothing. Several may be forgotten at once (a
+ * rack lost together): each waits for no confirmation from the others. They
+ * must be marked draining first (ordinary drain changes), so that from that
+ * record on no move toward them starts and no volume is created over them
+ * (volume-reservation.ts refuses a grant, and its creator a definition, naming
+ * a server that is not an active member). Then the asking server checks its
+ * own tables and asks every other member to confirm, durably at the current
+ * record, that no route it knows names one of them a page's owner, no move it
+ * runs heads to one (a move abandoned already serves its page at the source
+ * and only waits for the dead destination's answer: it does not count), and
+ * no volume it is creating or granting names one. Every page has a route at
+ * every member (its initial placement, then each flip, which both sides of the
+ * move know), so a page a forgotten server still owns is named at some member;
+ * a page that moved away from it has its newer route at the destination, and
+ * a member with a stale route asks the others for it (`route.query`) before
+ * its next answer. An answer about another record does not count, a change of
+ * record starts the check over (so a record that wins a tie-break over the
+ * forget brings the servers back, and the administrator's command, which
+ * checks every member's record afterwards, asks again); checks are re-sent on
+ * a bounded timer, and the administrator asks again until every member has
+ * confirmed (a member that is down and not forgotten with them blocks the
+ * forget, as it blocks a leave). Then they are removed like leaving servers,
+ * and the record goes to every member but them.
  *
- * What it does not do. A page whose only copy is on the dead server is not
+ * What it does not do. A page whose only copy is on a dead server is not
  * declared lost and given to another: such a server cannot be forgotten (the
- * refusal names its pages). A move toward it must be abandoned first
- * (`blockshift move abandon`). Its loss epoch is unknown, so a FLUSH covering
- * a write it held unsynced reports a possible loss once per connection
- * (node-membership.ts, `unknownDepartedLossEpoch`); a write it held on a page
- * that moved away was copied and synced by the new owner, unless a power cut
- * took it first, which only its epoch could tell. If it comes back, its peers
- * refuse it (it is no peer of theirs): its data directory must not be used
- * again under its id.
+ * refusal names its pages, and says so of a copy committed here by a move from
+ * it whose flip it died before sending: only it could flip it). A move toward
+ * one must be abandoned first (`blockshift move abandon`); its record stays at
+ * the source, notifying no one, until a new move of the page replaces it. A
+ * forgotten server's loss epoch is unknown, so a FLUSH covering a write it
+ * held unsynced reports a possible loss once per connection
+ * (`unknownDepartedLossEpoch`); a write it held on a page that moved away was
+ * copied and synced by the new owner, unless a power cut took it first, which
+ * only its epoch could tell. If it comes back, its peers refuse it (it is no
+ * peer of theirs).
  */
 
-/** At most this many pages are named in a refusal or a check's answer. */
+/** At most this many pages are named in a refusal. */
 const pagesNamedMax = 4;
 
-/** What this server knows that still names `server`: pages whose route names it owner, and moves toward it; null when nothing does. */
-export function stillNaming(next: NodeDraft, server: ServerId): string | null {
-  const pages: string[] = [];
-  let pageCount = 0;
-  for (const [key, route] of next.routes) {
-    if (route.owner !== server) continue;
-    pageCount += 1;
-    if (pages.length < pagesNamedMax) pages.push(key);
-  }
-  const moves = Object.entries(next.read('moves')).filter(([, move]) => move.snapshot.context.destination === server).map(([key]) => key);
-  if (pageCount === 0 && moves.length === 0) return null;
+/** What this server knows that still names one of `servers`, in words; null when nothing does. */
+export function stillNaming(next: NodeDraft, servers: readonly ServerId[]): string | null {
+  const self = next.config.self;
   const parts: string[] = [];
-  if (pageCount > 0) parts.push(`${next.config.self}'s routes name it owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})`);
-  if (moves.length > 0) parts.push(`${next.config.self} moves ${moves.slice(0, pagesNamedMax).join(', ')}${moves.length > pagesNamedMax ? ', ...' : ''} toward it`);
-  return parts.join('; ');
+  for (const server of servers) {
+    const pages: string[] = [];
+    let pageCount = 0;
+    let awaitingFlip = 0;
+    for (const [key, route] of next.routes) {
+      if (route.owner !== server) continue;
+      pageCount += 1;
+      if (pages.length < pagesNamedMax) pages.push(key);
+      if (copyStanding(next, key) === 'awaitingFlip') awaitingFlip += 1;
+    }
+    if (pageCount > 0) {
+      parts.push(`${self}'s routes name ${server} owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})` +
+        (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move from ${server} whose flip ${self} has not learnt (only ${server} could send it)` : ''));
+    }
+    const moves = Object.entries(next.read('moves')).filter(([, move]) => move.snapshot.context.destination === server && isUnderWay(move.snapshot)).map(([key]) => key);
+    if (moves.length > 0) parts.push(`${self} moves ${moves.slice(0, pagesNamedMax).join(', ')}${moves.length > pagesNamedMax ? ', ...' : ''} toward ${server}`);
+    const creations = Object.values(next.read('volumeReservations')).filter((held) => held.volume.servers.includes(server)).map((held) => held.volume.name);
+    if (creations.length > 0) parts.push(`volume ${creations.join(', ')}, being created over ${server}, is held at ${self}`);
+  }
+  return parts.length === 0 ? null : parts.join('; ');
 }
 
-/** The administrator asks this server to forget `server` (see the top of the file). */
-export function forgetMember(work: MembershipWork, requestId: string, server: ServerId): void {
+/** The administrator asks this server to forget `servers` (see the top of the file). */
+export function forgetMember(work: MembershipWork, requestId: string, servers: readonly ServerId[]): void {
   const self = work.next.config.self;
   const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
-  if (server === self) return refuse(`${self} cannot forget itself: drain it, and it leaves once it holds nothing`);
+  const forgotten = [...new Set(servers)].sort();
+  if (forgotten.length === 0) return refuse('no member to forget');
+  if (forgotten.includes(self)) return refuse(`${self} cannot forget itself: drain it, and it leaves once it holds nothing`);
   const current = work.next.membership;
-  const member = memberOf(current, server);
-  if (!member) return refuse(`${server} is not a member`);
-  if (!member.draining) return refuse(`drain ${server} first, so that no move toward it starts`);
-  const held = stillNaming(work.next, server);
+  const strangers = forgotten.filter((id) => !memberOf(current, id));
+  if (strangers.length > 0) return refuse(`${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a member`);
+  // Looked at before the drain is asked for: a drain cannot be taken back, and a server still owning pages cannot be forgotten.
+  const held = stillNaming(work.next, forgotten);
   if (held !== null) {
-    askAboutRoutesNaming(work, new Set([server]), memberIds(current).filter((id) => id !== server));
-    return refuse(`${server} cannot be forgotten: ${held}. A page it owns must move away first (a page whose only copy is on ${server} cannot), and a move toward it must be abandoned`);
+    askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
+    return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`);
   }
-  const waitingFor = membersNotConfirmingForget(work.next, server);
+  const notDraining = forgotten.filter((id) => !memberOf(current, id)!.draining);
+  if (notDraining.length > 0) return refuse(`drain ${notDraining.join(', ')} first, so that no move toward ${notDraining.length === 1 ? 'it' : 'them'} starts`);
+  const waitingFor = membersNotConfirmingForget(work.next, forgotten);
   if (waitingFor.length > 0) {
-    askToConfirmForget(work, server);
-    return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${current.epoch} that nothing they know names ${server} (a member that is down blocks this)`);
+    askToConfirmForget(work, forgotten);
+    return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${current.epoch} that nothing they know names ${forgotten.join(', ')} (a member that is down blocks this; forget it with them)`);
   }
-  const next = changedMembership(current, { kind: 'forget', id: server });
+  const next = changedMembership(current, { kind: 'forget', ids: forgotten });
   if (typeof next === 'string') return refuse(next);
-  const told = memberIds(current).filter((id) => id !== self && id !== server);
+  for (const id of forgotten) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
+  const told = memberIds(current).filter((id) => id !== self && !forgotten.includes(id));
   adoptMembership(work, next, { requestId, told, removal: false });
 }
 
-/** The members other than this server and `server` that have not yet confirmed at the current record. */
-function membersNotConfirmingForget(next: NodeDraft, server: ServerId): ServerId[] {
+function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
+  return a.length === b.length && a.every((id, index) => id === b[index]);
+}
+
+/** The members other than this server and the forgotten ones that have not yet confirmed at the current record. */
+function membersNotConfirmingForget(next: NodeDraft, servers: readonly ServerId[]): ServerId[] {
   const check = next.forgetCheck;
-  const confirmed = check?.server === server && check.epoch === next.membership.epoch ? check.confirmed : [];
-  return memberIds(next.membership).filter((id) => id !== next.config.self && id !== server && !confirmed.includes(id));
+  const confirmed = check !== null && sameServers(check.servers, servers) && check.epoch === next.membership.epoch ? check.confirmed : [];
+  return memberIds(next.membership).filter((id) => id !== next.config.self && !servers.includes(id) && !confirmed.includes(id));
 }
 
 /** Starts a check at the current record, or restarts one whose retries ran out; one still running is left to its timer. */
-function askToConfirmForget(work: MembershipWork, server: ServerId): void {
+function askToConfirmForget(work: MembershipWork, servers: readonly ServerId[]): void {
   const check = work.next.forgetCheck;
   const epoch = work.next.membership.epoch;
-  const same = check?.server === server && check.epoch === epoch;
+  const same = check !== null && sameServers(check.servers, servers) && check.epoch === epoch;
   if (same && check.retries < work.next.config.peerRetriesMax) return;
-  work.next.forgetCheck = { server, epoch, confirmed: same ? check.confirmed : [], retries: 0 };
+  work.next.forgetCheck = { servers, epoch, confirmed: same ? check.confirmed : [], retries: 0 };
   sendForgetChecks(work);
 }
 
 function sendForgetChecks(work: MembershipWork): void {
   const check = work.next.forgetCheck;
   if (!check) return;
-  for (const to of membersNotConfirmingForget(work.next, check.server)) {
-    work.effects.push({ type: 'peer.send', to, message: { type: 'forget.check', membership: work.next.membership, server: check.server } });
+  for (const to of membersNotConfirmingForget(work.next, check.servers)) {
+    work.effects.push({ type: 'peer.send', to, message: { type: 'forget.check', membership: work.next.membership, servers: check.servers } });
   }
   work.effects.push({ type: 'timer.set', timerId: `forget|${check.epoch}|${check.retries}`, delayMs: work.next.config.peerRetryDelayMs });
 }
@@ -118,7 +148,7 @@ function sendForgetChecks(work: MembershipWork): void {
 export function forgetCheckTimerFired(work: MembershipWork, epoch: number, retries: number): void {
   const check = work.next.forgetCheck;
   if (!check || check.epoch !== epoch || check.retries !== retries || check.epoch !== work.next.membership.epoch) return;
-  if (check.retries >= work.next.config.peerRetriesMax || membersNotConfirmingForget(work.next, check.server).length === 0) return;
+  if (check.retries >= work.next.config.peerRetriesMax || membersNotConfirmingForget(work.next, check.servers).length === 0) return;
   work.next.forgetCheck = { ...check, retries: check.retries + 1 };
   sendForgetChecks(work);
 }
@@ -127,34 +157,47 @@ export function isForgetCheckTimerLive(check: { epoch: number; retries: number }
   return check !== null && String(check.epoch) === epoch && String(check.retries) === retries;
 }
 
+/** Whether `servers` is a forget check's list: sorted, without repeats, at most a record's worth. */
+function isServerList(servers: readonly ServerId[], membership: Membership): boolean {
+  return Array.isArray(servers) && servers.length > 0 && servers.length <= membership.members.length &&
+    servers.every((id, index) => typeof id === 'string' && (index === 0 || servers[index - 1]! < id));
+}
+
 /**
- * Another member asks whether anything here names `server`. The record it
- * sends is adopted if newer; if it is ours and marks `server` draining, it is
+ * Another member asks whether anything here names `servers`. The record it
+ * sends is adopted if newer; if it is ours and marks them all draining, it is
  * made durable (again: harmless) before the answer, so a crash cannot bring
- * back a record under which this server would start a move toward it.
+ * back a record under which this server would start a move toward one.
  */
-export function receiveForgetCheck(work: MembershipWork, from: ServerId, membership: Membership, server: ServerId): void {
+export function receiveForgetCheck(work: MembershipWork, from: ServerId, membership: Membership, servers: readonly ServerId[]): void {
   receiveMembership(work, from, membership);
   const current = work.next.membership;
-  if (server === work.next.config.self || membershipText(current) !== membershipText(membership) || !memberOf(current, server)?.draining) return;
-  const completionId = work.awaitCompletion({ kind: 'forget.confirm', to: from, server, epoch: current.epoch });
+  if (!isServerList(servers, current) || servers.includes(work.next.config.self) || membershipText(current) !== membershipText(membership)) return;
+  if (!servers.every((id) => memberOf(current, id)?.draining)) return;
+  const completionId = work.awaitCompletion({ kind: 'forget.confirm', to: from, servers, epoch: current.epoch });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }] });
 }
 
-/** The record a forget check asked about is durable: answer whether anything here names the server; a stale route is asked about. */
-export function answerForgetCheck(work: MembershipWork, to: ServerId, server: ServerId, epoch: number, ok: boolean): void {
+/**
+ * The record a forget check asked about is durable: answer whether anything
+ * here names the servers (a stale route is asked about). A clear answer notes
+ * them as departed with an unknown loss epoch, for the FLUSHes once they are
+ * gone (a mark a server that leaves by itself replaces with its own epoch).
+ */
+export function answerForgetCheck(work: MembershipWork, to: ServerId, servers: readonly ServerId[], epoch: number, ok: boolean): void {
   const current = work.next.membership;
-  if (!ok || current.epoch !== epoch || !memberOf(current, server)?.draining) return;
-  const clear = stillNaming(work.next, server) === null;
-  if (!clear) askAboutRoutesNaming(work, new Set([server]), memberIds(current).filter((id) => id !== server));
-  work.effects.push({ type: 'peer.send', to, message: { type: 'forget.answer', membership: current, server, clear } });
+  if (!ok || current.epoch !== epoch || !servers.every((id) => memberOf(current, id)?.draining)) return;
+  const clear = stillNaming(work.next, servers) === null;
+  if (clear) for (const id of servers) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
+  else askAboutRoutesNaming(work, new Set(servers), memberIds(current).filter((id) => !servers.includes(id)));
+  work.effects.push({ type: 'peer.send', to, message: { type: 'forget.answer', membership: current, servers, clear } });
 }
 
-/** A member's answer counts only if it is about our current record and check, and finds nothing naming the server. */
-export function receiveForgetAnswer(work: MembershipWork, from: ServerId, membership: Membership, server: ServerId, clear: boolean): void {
+/** A member's answer counts only if it is about our current record and check, and finds nothing naming the servers. */
+export function receiveForgetAnswer(work: MembershipWork, from: ServerId, membership: Membership, servers: readonly ServerId[], clear: boolean): void {
   const check = work.next.forgetCheck;
   const current = work.next.membership;
-  if (!clear || !check || check.server !== server || check.epoch !== current.epoch || membershipText(membership) !== membershipText(current)) return;
-  if (from === work.next.config.self || from === server || !memberOf(current, from) || check.confirmed.includes(from)) return;
+  if (!clear || !check || !Array.isArray(servers) || !sameServers(check.servers, servers) || check.epoch !== current.epoch || membershipText(membership) !== membershipText(current)) return;
+  if (from === work.next.config.self || servers.includes(from) || !memberOf(current, from) || check.confirmed.includes(from)) return;
   work.next.forgetCheck = { ...check, confirmed: [...check.confirmed, from] };
 }

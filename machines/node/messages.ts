@@ -107,10 +107,10 @@ export type PeerMessage =
   | { type: 'leave.check'; membership: Membership; lossEpoch: number }
   /** The answer, sent once the member's record (marking the asker draining) is durable; `clear`: no move toward the asker. */
   | { type: 'leave.answer'; membership: Membership; clear: boolean }
-  /** A member asked to forget `server` (down for good) asks each other member to confirm, durably at this record (marking it draining), that nothing it knows names it. */
-  | { type: 'forget.check'; membership: Membership; server: ServerId }
-  /** The answer, once that record is durable; `clear`: no route here names `server` as owner and no move here runs toward it. */
-  | { type: 'forget.answer'; membership: Membership; server: ServerId; clear: boolean };
+  /** A member asked to forget `servers` (down for good) asks each other member to confirm, durably at this record (marking them draining), that nothing it knows names them. */
+  | { type: 'forget.check'; membership: Membership; servers: readonly ServerId[] }
+  /** The answer, once that record is durable; `clear`: no route here names any of `servers` as owner, no move here runs toward one, no volume being created here names one. */
+  | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean };
 
 export type PeerMessageType = PeerMessage['type'];
 

@@ -54,7 +54,7 @@ export interface MembershipWork {
 }
 
 export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {
-  if (change.kind === 'forget') return forgetMember(work, requestId, change.id);
+  if (change.kind === 'forget') return forgetMember(work, requestId, change.ids);
   const self = work.next.config.self;
   const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
   if (change.kind === 'remove') {
@@ -86,6 +86,7 @@ export const membershipChangesMadeMax = 8;
 function isInEffect(membership: Membership, change: MembershipChange): boolean {
   if (change.kind === 'add') return memberOf(membership, change.member.id) !== null;
   if (change.kind === 'drain') return memberOf(membership, change.id)?.draining !== false;
+  if (change.kind === 'forget') return change.ids.every((id) => memberOf(membership, id) === null);
   return memberOf(membership, change.id) === null;
 }
 
@@ -214,22 +215,26 @@ export function receiveLeaveCheck(work: MembershipWork, from: ServerId, membersh
  */
 function noteDepartingLossEpoch(work: MembershipWork, from: ServerId, lossEpoch: number): void {
   const known = work.next.read('departedLossEpochs');
-  // Epochs only rise: a late duplicate of a check sent before a power cut must not lower the one recorded.
-  if (known[from] !== undefined && known[from] >= lossEpoch) return;
+  // Epochs only rise: a late duplicate of a check sent before a power cut must not lower the one recorded. (A forget
+  // check's mark, unknownDepartedLossEpoch, gives way: the server was not forgotten, and now leaves by itself.)
+  if (known[from] !== undefined && known[from] !== unknownDepartedLossEpoch && known[from] >= lossEpoch) return;
   noteDepartedEpoch(work, from, lossEpoch);
 }
 
 /**
- * The loss epoch a departed server is judged by once it is gone, which no
- * holder ever reaches: a server forgotten by the administrator (member-forget.ts)
- * never said its epoch, so a FLUSH covering a write it held reports a possible
- * loss (once per connection, then the write is let go) instead of waiting for
- * an answer that cannot come. So is one whose epoch was not remembered.
+ * The loss epoch a forgotten server is judged by once it is gone, which no
+ * holder ever reaches: a server forgotten by the administrator
+ * (member-forget.ts) never said its epoch, so a FLUSH covering a write it held
+ * reports a possible loss (once per connection, then the write is let go)
+ * instead of waiting for an answer that cannot come. Noted by every member
+ * that confirms a forget check (and by the asker); a member does not judge
+ * a departure it heard of no other way so (a removal that wins a tie-break
+ * against a concurrent join is followed by the join again).
  */
 export const unknownDepartedLossEpoch = Number.MAX_SAFE_INTEGER;
 
 /** Records `server`'s departed epoch, keeping the newest `departedServersRememberedMax`. */
-function noteDepartedEpoch(work: MembershipWork, server: ServerId, lossEpoch: number): void {
+export function noteDepartedEpoch(work: MembershipWork, server: ServerId, lossEpoch: number): void {
   const departed = work.next.departedLossEpochs;
   delete departed[server];
   departed[server] = lossEpoch;
@@ -320,7 +325,6 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;
-  for (const id of gone) if (work.next.read('departedLossEpochs')[id] === undefined) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
   askAboutRoutesNaming(work, new Set(gone), [...current]);
   stopWaitingForFlushesFrom(work, new Set(gone));
 }

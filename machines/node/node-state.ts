@@ -118,8 +118,8 @@ export type Continuation =
   | { readonly kind: 'handover.synced'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number }
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
-  /** A forget check's record being made durable here: then the asker `to` is told whether anything here still names `server`. */
-  | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly server: ServerId; readonly epoch: number }
+  /** A forget check's record being made durable here: then the asker `to` is told whether anything here still names one of `servers`. */
+  | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly servers: readonly ServerId[]; readonly epoch: number }
   /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
   | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number; readonly epoch: number; readonly receiving: ReplicaRecord; readonly invalid: ReplicaRecord }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -198,9 +198,9 @@ export interface LeaveCheck {
   readonly retries: number;
 }
 
-/** An administrator's request to forget `server` (member-forget.ts): which other members confirmed, at membership epoch `epoch`, that nothing they know names it. */
+/** An administrator's request to forget `servers` (member-forget.ts; sorted): which other members confirmed, at membership epoch `epoch`, that nothing they know names them. */
 export interface ForgetCheck {
-  readonly server: ServerId;
+  readonly servers: readonly ServerId[];
   readonly epoch: number;
   readonly confirmed: readonly ServerId[];
   readonly retries: number;

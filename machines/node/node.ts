@@ -1560,8 +1560,8 @@ class NodeStep {
       case 'membership.update': return receiveMembership(this, from, message.membership);
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
-      case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.server);
-      case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.server, message.clear);
+      case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.servers);
+      case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.servers, message.clear);
       default: assertNever(message, 'peer message');
     }
   }
@@ -1673,7 +1673,7 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
-      case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.server, continuation.epoch, ok);
+      case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.servers, continuation.epoch, ok);
       case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');

@@ -1,5 +1,5 @@
 import type { ServerId } from '../identifiers.js';
-import { memberIds } from '../membership/membership.js';
+import { isActiveMember, memberIds } from '../membership/membership.js';
 import type { PeerMessage } from './messages.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
@@ -99,6 +99,9 @@ export function receiveReserve(work: ReservationWork, from: ServerId, volume: Vo
   if (defined) return answer(sameDefinition(defined, volume), sameDefinition(defined, volume) ? null : `${work.next.config.self} defines ${volume.name} otherwise`);
   const held = work.next.read('volumeReservations')[volume.name];
   if (held && held.id !== reservationId) return answer(false, `${work.next.config.self} holds ${volume.name} for a creation on ${held.by}`);
+  // A server being drained or forgotten since the creator checked (member-forget.ts) must not be given pages.
+  const inactive = volume.servers.filter((server) => !isActiveMember(work.next.membership, server));
+  if (inactive.length > 0) return answer(false, `${inactive.join(', ')} ${inactive.length === 1 ? 'is' : 'are'} draining or not a member at ${work.next.config.self}`);
   work.next.volumeReservations[volume.name] = { volume, by: from, id: reservationId, requestId: null, granted: [], refused: [] };
   work.effects.push({ type: 'timer.set', timerId: timerId(volume.name, reservationId), delayMs: reservationTimeoutsMs(work.next.config.peerRetryDelayMs).memberMs });
   answer(true, null);
@@ -113,6 +116,8 @@ export function receiveReserveAnswer(work: ReservationWork, from: ServerId, name
   const memberCount = memberIds(work.next.membership).length;
   const needed = grantsNeeded(memberCount);
   if (next.granted.length + 1 >= needed) {
+    const inactive = held.volume.servers.filter((server) => !isActiveMember(work.next.membership, server));
+    if (inactive.length > 0) return abandon(work, name, next, `volume ${name} was not created: ${inactive.join(', ')} ${inactive.length === 1 ? 'is' : 'are'} draining or not a member now`);
     delete work.next.volumeReservations[name];
     return work.defineCreated(held.volume, held.requestId);
   }
