@@ -199,6 +199,26 @@ describe('blockshift command line', () => {
     }
   });
 
+  it('server forget stops after a few seconds when a member it waits for does not answer, naming it, and changes no config', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-forget-'));
+    writeFileSync(join(directory, 'group.json'), JSON.stringify(localGroupConfig(directory, 3, 30700)));
+    try {
+      await withStandInS1(async (request) => {
+        if (request.url === '/members/forget') return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)' } };
+        return { status: 200, body: { server: 's1', membership: { epoch: 1, members: [{ id: 's1', draining: false }, { id: 's2', draining: true }, { id: 's3', draining: false }] } } };
+      }, async () => {
+        const startedMs = performance.now();
+        const result = await blockshift(['server', 'forget', '--data', directory, '--id', 's2']);
+        expect(result.status).toBe(1);
+        expect(result.output).toContain('s3 does not answer; forget it with them (--id s2,s3) if it is down for good, or bring it back');
+        expect(performance.now() - startedMs).toBeLessThan(15_000);
+        expect((JSON.parse(readFileSync(join(directory, 'group.json'), 'utf8')) as GroupConfig).servers.map((server) => server.id)).toEqual(['s1', 's2', 's3']);
+      });
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it('says a move was abandoned when its source serves the page two epochs on, though its record was gone before a poll saw it', async () => {
     let moved = false;
     const status = () => ({ server: 's1', volumes: [], routes: { 'alpha/0': { owner: 's1', epoch: moved ? 3 : 1 } }, copies: { 'alpha/0': `valid (epoch ${moved ? 3 : 1})` }, moves: [], requestsInFlight: 0, membership: null, drain: null });

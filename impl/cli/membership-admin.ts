@@ -199,8 +199,14 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
  * other members that answer must follow a record without them.
  */
 export async function forgetServer(servers: readonly ServerConfig[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
-  const ids = servers.map((server) => server.id);
+  // Those already gone (forgotten or left before) are not asked about: the node refuses a forget naming a non-member.
+  const members = new Set((await admin<ServerStatus>(via, '/status')).membership.members.map((member) => member.id));
+  const gone = servers.filter((server) => !members.has(server.id)).map((server) => server.id);
+  if (gone.length > 0) report(`${via.id}: ${gone.join(', ')} not a member (forgotten or left before)`);
+  const ids = servers.map((server) => server.id).filter((id) => members.has(id));
+  if (ids.length === 0) return;
   const deadline = Date.now() + timeoutMs;
+  const waitedForDownSince = new Map<string, number>();
   const refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
   let last = '';
   for (;;) {
@@ -218,8 +224,25 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
       }
       const drain = /drain (\S+(?:, \S+)*) first/.exec(message);
       if (drain) {
-        for (const id of drain[1]!.split(', ')) report(`${via.id}: ${(await admin<{ message: string }>(via, '/members/drain', { id })).message}`);
+        for (const id of drain[1]!.split(', ')) {
+          // Drained meanwhile by another command: as good.
+          const drained = await admin<{ message: string }>(via, '/members/drain', { id }).then((result) => result.message, (drainError: unknown) => {
+            if (/already draining/.test((drainError as Error).message)) return `${id} is already draining`;
+            throw drainError;
+          });
+          report(`${via.id}: ${drained}`);
+        }
         continue;
+      }
+      // A member that is down and not named blocks the forget: said after a few seconds rather than at the time-out.
+      const waitingFor = /waiting for (\S+(?:, \S+)*) to confirm/.exec(message)?.[1]?.split(', ') ?? [];
+      for (const id of waitingFor) {
+        const other = others.find((candidate) => candidate.id === id);
+        if (!other) continue;
+        if (await admin<ServerStatus>(other, '/status').then(() => true, () => false)) waitedForDownSince.delete(id);
+        else if (Date.now() - (waitedForDownSince.get(id) ?? (waitedForDownSince.set(id, Date.now()), Date.now())) > forgetDownMemberWaitMs) {
+          throw new Error(`${message}: ${id} does not answer; forget it with them (--id ${[...ids, id].join(',')}) if it is down for good, or bring it back`);
+        }
       }
       const retry = /waiting for/.test(message) || (/cannot forget/.test(message) && Date.now() < refusedPagesUntil);
       if (!retry || Date.now() > deadline) throw error;
@@ -229,6 +252,9 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** A member the forget waits for that does not answer fails the command after this long. */
+const forgetDownMemberWaitMs = 3_000;
 
 /** A refusal naming pages is asked again for this long: the asked member repairs a stale route meanwhile (route.query). */
 const forgetPageRefusalRetryMs = 3_000;

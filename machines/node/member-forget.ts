@@ -109,13 +109,28 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
   }
   const next = changedMembership(current, { kind: 'forget', ids: forgotten });
   if (typeof next === 'string') return refuse(next);
-  for (const id of forgotten) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
+  noteForgotten(work, forgotten);
   const told = memberIds(current).filter((id) => id !== self && !forgotten.includes(id));
   adoptMembership(work, next, { requestId, told, removal: false });
 }
 
 function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
   return a.length === b.length && a.every((id, index) => id === b[index]);
+}
+
+/**
+ * What a member that confirms (or makes) a forget keeps of the servers: an
+ * unknown loss epoch, unless one was recorded when it asked to leave (it held
+ * no page from then on, so that epoch bounds what it could lose: a review found
+ * a drained server's leave epoch overwritten, and a FLUSH then failing for
+ * nothing), and no join or drain of them made here to be made again: a join
+ * this server made and never saw in a peer's record was re-applied after the
+ * forget (a review brought a forgotten server back as an active member).
+ */
+function noteForgotten(work: MembershipWork, servers: readonly ServerId[]): void {
+  for (const id of servers) if (work.next.read('departedLossEpochs')[id] === undefined) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
+  const kept = work.next.membershipChangesMade.filter((change) => !(change.kind === 'add' ? servers.includes(change.member.id) : change.kind === 'drain' && servers.includes(change.id)));
+  if (kept.length !== work.next.membershipChangesMade.length) work.next.membershipChangesMade = kept;
 }
 
 /** The members other than this server and the forgotten ones that have not yet confirmed at the current record. */
@@ -188,7 +203,7 @@ export function answerForgetCheck(work: MembershipWork, to: ServerId, servers: r
   const current = work.next.membership;
   if (!ok || current.epoch !== epoch || !servers.every((id) => memberOf(current, id)?.draining)) return;
   const clear = stillNaming(work.next, servers) === null;
-  if (clear) for (const id of servers) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
+  if (clear) noteForgotten(work, servers);
   else askAboutRoutesNaming(work, new Set(servers), memberIds(current).filter((id) => !servers.includes(id)));
   work.effects.push({ type: 'peer.send', to, message: { type: 'forget.answer', membership: current, servers, clear } });
 }

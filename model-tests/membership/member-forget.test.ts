@@ -166,6 +166,33 @@ describe('forgetting a member that is down for good', () => {
     expect(replies(again)[0]?.message).toContain('waiting for s2, s4 to confirm at membership epoch 2');
   });
 
+  it('a join of it this server made is not made again after the forget (a review brought a forgotten server back as an active member)', () => {
+    const two = ['s1', 's2'];
+    const pair = bootstrapMembership(two.map((id) => member(id)));
+    const change = (requestId: string, membershipChange: Extract<NodeInput, { type: 'admin.changeMembership' }>['change']): NodeInput => ({ type: 'admin.changeMembership', requestId, change: membershipChange });
+    // `server add` and `server forget` both go through s1, which never sees a peer's record in between.
+    let [s1] = commitAll(...run(startedNodeOf('s1', [beta], pair, two), change('add', { kind: 'add', member: member('s3') })));
+    [s1] = commitAll(...run(s1, change('drain', { kind: 'drain', id: 's3' })));
+    const [asking, asked] = run(s1, forget('s3'));
+    const [, s2Answer] = answerCheck(startedNodeOf('s2', [beta], pair, two), 's1', messagesOf(asked, 'forget.check')[0]!.message);
+    const [forgotten] = commitAll(...run(asking, peer('s2', s2Answer!), forget('s3', 'again')));
+    expect(forgotten.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
+    expect(forgotten.membershipChangesMade).toEqual([]);
+    // Any later record from a peer: s3 stays gone.
+    const withS4 = changedMembership(forgotten.membership, { kind: 'add', member: member('s4') }) as Membership;
+    const [later] = commitAll(...run(forgotten, peer('s2', { type: 'membership.update', membership: withS4 })));
+    expect(later.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2', 's4']);
+  });
+
+  it('keeps the loss epoch a drained server reported when it asked to leave, instead of judging its writes lost', () => {
+    // s3 drained, asked to leave (loss epoch 3), and died before its leave completed; then it is forgotten.
+    const s2 = withUnflushedWrites(afterFirstBarrier(startedNodeOf('s2', [beta], s3Draining)), 'beta', [{ server: 's3', lossEpoch: 3 }]);
+    const [asked, asking] = run(s2, peer('s3', { type: 'leave.check', membership: s3Draining, lossEpoch: 3 }));
+    const [leaving] = commitAll(asked, asking);
+    const [confirmed] = answerCheck(leaving, 's1', { type: 'forget.check', membership: s3Draining, servers: ['s3'] });
+    expect(confirmed.departedLossEpochs['s3']).toBe(3);
+  });
+
   it('once forgotten, a FLUSH covering a write it held reports a possible loss once, instead of waiting for it for ever', () => {
     // s1 acknowledged writes s3 applied and did not sync; s3 died; s2 forgot it (s1 confirmed, then s2's record reaches s1).
     const s1 = withUnflushedWrites(afterFirstBarrier(startedNodeOf('s1', [beta], s3Draining)), 'beta', [{ server: 's3', lossEpoch: 0 }]);
