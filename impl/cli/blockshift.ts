@@ -5,7 +5,9 @@
  *   blockshift status
  *   blockshift volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B]
  *   blockshift move --volume V --page P --to S [--kind piecewise|unit] [--pieces N]
+ *   blockshift move abandon --volume V --page P
  *   blockshift server add --id S [--weight W]
+ *   blockshift server start --id S
  *   blockshift server drain --id S
  *   blockshift server forget --id S[,T...]
  *   blockshift stop
@@ -15,7 +17,7 @@
  * the same embedded defaults (or `--data DIR/group.json`).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
 import { adminRequest } from './admin-client.js';
@@ -470,7 +472,16 @@ async function serverForget(options: Map<string, string>): Promise<void> {
   if (!via) throw new Error(`no other server of the group answers: cannot forget ${ids.join(', ')}`);
   await forgetServer(servers, via, rest.filter((other) => other !== via), admin, (line) => console.log(line));
   await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => !ids.includes(candidate.id)) }));
-  console.log(`${ids.join(', ')} removed from ${configPathOf(options)}; ${servers.map((server) => server.dataDirectory).join(', ')} kept, but must not be started again under this group (its peers refuse it)`);
+  console.log(`${ids.join(', ')} removed from ${configPathOf(options)}`);
+  // Kept, under another name: a server added later under the same id starts afresh instead of from a forgotten
+  // member's records (a review re-added one, which started from them).
+  for (const server of servers) {
+    const directory = resolvedDataDirectory(server.dataDirectory);
+    if (!existsSync(directory)) continue;
+    const aside = `${directory}.forgotten-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    renameSync(directory, aside);
+    console.log(`${server.id}'s data directory moved to ${aside}`);
+  }
 }
 
 /**

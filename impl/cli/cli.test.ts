@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -166,6 +166,8 @@ describe('blockshift command line', () => {
     const directory = mkdtempSync(join(tmpdir(), 'blockshift-forget-'));
     const config = localGroupConfig(directory, 3, 30700);
     writeFileSync(join(directory, 'group.json'), JSON.stringify(config));
+    mkdirSync(join(directory, 's2'));
+    writeFileSync(join(directory, 's2', 'loss-epoch.json'), '{}');
     const asked: string[] = [];
     let forgotten = false;
     const members = () => [{ id: 's1', draining: false }, ...(forgotten ? [] : [{ id: 's2', draining: asked.includes('/members/drain') }]), { id: 's3', draining: false }];
@@ -189,6 +191,10 @@ describe('blockshift command line', () => {
         expect(result.status).toBe(0);
         expect(asked.filter((url) => url !== '/status')).toEqual(['/members/forget', '/members/drain', '/members/forget', '/members/forget']);
         expect((JSON.parse(readFileSync(join(directory, 'group.json'), 'utf8')) as GroupConfig).servers.map((server) => server.id)).toEqual(['s1', 's3']);
+        // Its data directory is kept aside: a server added later as s2 starts afresh, not from the forgotten one's records.
+        expect(existsSync(join(directory, 's2'))).toBe(false);
+        expect(readdirSync(directory).filter((name) => name.startsWith('s2.forgotten-'))).toHaveLength(1);
+        expect(result.output).toMatch(/s2's data directory moved to .*s2\.forgotten-/);
         // s1 answers: it is not forgotten (a running server is drained instead).
         const running = await blockshift(['server', 'forget', '--data', directory, '--id', 's1']);
         expect(running.status).toBe(1);

@@ -210,6 +210,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
   const refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
   let last = '';
   for (;;) {
+    if (Date.now() > deadline) throw new Error(`${ids.join(', ')} not forgotten within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
     try {
       const result = await admin<{ message: string }>(via, '/members/forget', { ids });
       report(`${via.id}: ${ids.join(', ')} forgotten: ${result.message}`);
@@ -239,8 +240,12 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
       for (const id of waitingFor) {
         const other = others.find((candidate) => candidate.id === id);
         if (!other) continue;
-        if (await admin<ServerStatus>(other, '/status').then(() => true, () => false)) waitedForDownSince.delete(id);
-        else if (Date.now() - (waitedForDownSince.get(id) ?? (waitedForDownSince.set(id, Date.now()), Date.now())) > forgetDownMemberWaitMs) {
+        if (await admin<ServerStatus>(other, '/status').then(() => true, () => false)) {
+          waitedForDownSince.delete(id);
+          continue;
+        }
+        if (!waitedForDownSince.has(id)) waitedForDownSince.set(id, Date.now());
+        if (Date.now() - waitedForDownSince.get(id)! > forgetDownMemberWaitMs) {
           throw new Error(`${message}: ${id} does not answer; forget it with them (--id ${[...ids, id].join(',')}) if it is down for good, or bring it back`);
         }
       }

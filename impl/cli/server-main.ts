@@ -136,11 +136,12 @@ async function main(): Promise<void> {
     drain.stop();
     await nbd.close();
     await balancing?.close();
-    await admin.close();
-    // No client request is left (the front end answered or dropped them): FLUSH every volume, so the next run knows
-    // whether every write this one acknowledged is durable (stop-barrier.ts).
+    // No client connection is left (a request still in the runtime is acknowledged to nobody): FLUSH every volume, so
+    // the next run knows whether every write this one acknowledged is durable (stop-barrier.ts). The admin API answers
+    // meanwhile: a server lingering for its peers is not down (`server forget` asks).
     const acknowledgedWritesSynced = runtime !== null && await syncEveryAcknowledgedWrite(runtime);
     if (!acknowledgedWritesSynced) log('stopping without every acknowledged write known durable in the group: the next start waits for every member before excusing one from a FLUSH');
+    await admin.close();
     runtime?.stop();
     await transport.close();
     const synced = await pages.sync(null).then(() => true, () => false);

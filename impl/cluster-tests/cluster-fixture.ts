@@ -10,8 +10,9 @@
  * port a server is about to listen on; ranges of files that may run at the
  * same time do not overlap: the fault harness 3809 and 3909 (+3000.. for its
  * proxies), add-balance 7809, add-drain 13809, move-pieces 16809,
- * power-cut-handover 10809, flush-after-power-cut 18950, real-clients 21809,
- * crash-restart 24809 and 24859, trace-conformance 27809; the CLI tests
+ * power-cut-handover 10809, flush-after-power-cut 18950, flush-member-down
+ * 19409, flush-after-restart 19609, real-clients 21809, forget-member 22309,
+ * crash-restart 24809 and 24859, abandon-move 24909, trace-conformance 27809; the CLI tests
  * expect nobody on 30500 (admin 32500) and stand in for an admin API on
  * 32700.
  */

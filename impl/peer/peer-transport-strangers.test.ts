@@ -25,7 +25,7 @@ async function until(condition: () => boolean, timeoutMs = 3_000): Promise<void>
 }
 
 /** A listening transport s1 whose peers are s2 and s3 (at unused addresses), recording what reaches its node. */
-async function receiver(options: { helloTimeoutMs?: number } = {}): Promise<{ transport: PeerTransport; port: number; received: Array<[string, number]> }> {
+async function receiver(options: { helloTimeoutMs?: number; log?: (line: string) => void } = {}): Promise<{ transport: PeerTransport; port: number; received: Array<[string, number]> }> {
   const received: Array<[string, number]> = [];
   const transport = new PeerTransport({
     self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 },
@@ -76,6 +76,21 @@ describe('peer transport, against strangers', () => {
     peer.socket.write(Buffer.concat([hello('s2'), message(8)]));
     await until(() => received.length > 0);
     expect(received).toEqual([['s2', 8]]);
+  });
+
+  it('logs a refusal that keeps coming back at its 1st, 10th, 100th, ... time, not every time', async () => {
+    // A forgotten server that is restarted dials its old peers every couple of seconds; each refusal was logged.
+    const lines: string[] = [];
+    const { port } = await receiver({ log: (line) => lines.push(line) });
+    for (let attempt = 0; attempt < 12; attempt += 1) {
+      const connection = await stranger(port);
+      connection.socket.write(hello('s2', 'test', 's3'));
+      await until(connection.closed);
+    }
+    expect(lines).toEqual([
+      "peer connection closed: hello from s2 meant for s3 refused: this is s1 (is s3's peer address in s2's config this server's?)",
+      "peer connection closed: hello from s2 meant for s3 refused: this is s1 (is s3's peer address in s2's config this server's?) (10 times)",
+    ]);
   });
 
   it('closes a connection whose first frame claims more than a hello may, without waiting for its bytes', async () => {

@@ -128,6 +128,8 @@ export class PeerTransport {
   #server: net.Server | null = null;
   #closed = false;
   droppedMessages = 0;
+  /** How often each reason for closing an inbound connection has come up (bounded; see `#logClosed`). */
+  readonly #closeReasonsSeen = new Map<string, number>();
 
   constructor(options: PeerTransportOptions) {
     this.#options = {
@@ -265,6 +267,19 @@ export class PeerTransport {
     });
   }
 
+  /**
+   * Logs why an inbound connection was closed, at its 1st, 10th, 100th, ...
+   * time: a server that keeps dialling with a hello that is refused (one the
+   * group forgot, restarted) reconnects every couple of seconds, and logged
+   * each time it flooded its peers' logs.
+   */
+  #logClosed(reason: string): void {
+    if (this.#closeReasonsSeen.size >= closeReasonsCountedMax && !this.#closeReasonsSeen.has(reason)) this.#closeReasonsSeen.clear();
+    const seen = (this.#closeReasonsSeen.get(reason) ?? 0) + 1;
+    this.#closeReasonsSeen.set(reason, seen);
+    if (Number.isInteger(Math.log10(seen))) this.#options.log(`peer connection closed: ${reason}${seen > 1 ? ` (${seen} times)` : ''}`);
+  }
+
   #accept(socket: net.Socket): void {
     this.#inbound.set(socket, null);
     socket.setNoDelay(true);
@@ -306,7 +321,7 @@ export class PeerTransport {
           });
         } else socket.resume();
       } catch (error) {
-        this.#options.log(`peer connection closed: ${(error as Error).message}`);
+        this.#logClosed((error as Error).message);
         socket.destroy();
       }
     };
@@ -318,6 +333,9 @@ export class PeerTransport {
     });
   }
 }
+
+/** At most this many distinct reasons are counted; past it the counts start over. */
+const closeReasonsCountedMax = 256;
 
 function peerMap(peers: Readonly<Record<ServerId, PeerAddress>>): Map<ServerId, PeerAddress> {
   return new Map(Object.entries(peers));

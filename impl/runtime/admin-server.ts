@@ -10,7 +10,8 @@
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
  *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
  *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
- *   POST /members/forget    {ids}: other members, draining, down for good and holding nothing, are removed (member-forget.ts)
+ *   POST /members/forget    {ids}: other members holding nothing are removed (member-forget.ts), on the caller's word
+ *                           that they are down for good (the CLI checks that they do not answer; the node cannot)
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear

@@ -90,7 +90,7 @@ export interface ServerRuntimeOptions {
   readonly incarnation: number;
   /** This run's loss epoch (impl/storage/loss-epoch.ts); absent: 0. */
   readonly lossEpoch?: number;
-  /** The previous run stopped cleanly with every volume flushed (impl/storage/loss-epoch.ts, DurableRecords.earlierRunsSynced); absent: false. */
+  /** This is the first run, or the previous one stopped cleanly with every volume flushed (impl/storage/loss-epoch.ts, DurableRecords.earlierRunsSynced); absent: false. */
   readonly earlierRunsSynced?: boolean;
   readonly pages: PageData;
   readonly metadata: Metadata;

@@ -16,6 +16,10 @@
  * store failed, or when the previous run did not stop cleanly and the
  * machine has rebooted since, or the boot is unknown, or the test switch that
  * keeps unsynced writes in process memory (BLOCKSHIFT_POWER_LOSS=1) is on.
+ * A clean stop also records whether every write any run of this server
+ * acknowledged is known durable wherever it landed (`acknowledgedWritesSynced`,
+ * impl/runtime/stop-barrier.ts): the next run may then excuse a silent member
+ * from its first FLUSH barrier (machines/node/flush-barrier.ts).
  * The record is written to a temporary file, fsynced and renamed into place
  * (and the directory fsynced) before the node starts, after a clean stop,
  * and when the store fails.

@@ -42,9 +42,10 @@ import type { NodeEffect } from './node-io.js';
  * synced has completed since the start (`earlierRunsSynced`), unless the
  * start itself says every earlier run's writes are durable: the previous run
  * stopped cleanly after a FLUSH of every volume succeeded with that flag set
- * (impl/runtime/stop-barrier.ts, DurableRecords.earlierRunsSynced). So a
- * server restarted cleanly while a member is down serves FLUSHes at once; one
- * that crashed fails them until that member is back.
+ * (impl/runtime/stop-barrier.ts, DurableRecords.earlierRunsSynced), or it is
+ * the first run. So a server restarted cleanly while a member is down serves
+ * FLUSHes after one retry period (the member is excused); one that crashed
+ * fails them until that member is back, or is forgotten (member-forget.ts).
  *
  * A member's part settles when it answers that its sync is done (with its
  * loss epoch), when it is excused, or when it leaves the group (it held no

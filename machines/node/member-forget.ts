@@ -100,6 +100,14 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
     askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
     return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`);
   }
+  // What other members found at this record: refused with it, and asked again (a stale route there is being repaired).
+  const check = work.next.forgetCheck;
+  const refusals = check !== null && sameServers(check.servers, forgotten) && check.epoch === current.epoch ? Object.entries(check.refusals) : [];
+  if (refusals.length > 0) {
+    work.next.forgetCheck = { ...check!, refusals: {}, retries: 0 };
+    sendForgetChecks(work);
+    return refuse(`cannot forget ${forgotten.join(', ')}: ${refusals.map(([, reason]) => reason).join('; ')}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`);
+  }
   const notDraining = forgotten.filter((id) => !memberOf(current, id)!.draining);
   if (notDraining.length > 0) return refuse(`drain ${notDraining.join(', ')} first, so that no move toward ${notDraining.length === 1 ? 'it' : 'them'} starts`);
   const waitingFor = membersNotConfirmingForget(work.next, forgotten);
@@ -146,7 +154,7 @@ function askToConfirmForget(work: MembershipWork, servers: readonly ServerId[]):
   const epoch = work.next.membership.epoch;
   const same = check !== null && sameServers(check.servers, servers) && check.epoch === epoch;
   if (same && check.retries < work.next.config.peerRetriesMax) return;
-  work.next.forgetCheck = { servers, epoch, confirmed: same ? check.confirmed : [], retries: 0 };
+  work.next.forgetCheck = { servers, epoch, confirmed: same ? check.confirmed : [], refusals: same ? check.refusals : {}, retries: 0 };
   sendForgetChecks(work);
 }
 
@@ -202,17 +210,31 @@ export function receiveForgetCheck(work: MembershipWork, from: ServerId, members
 export function answerForgetCheck(work: MembershipWork, to: ServerId, servers: readonly ServerId[], epoch: number, ok: boolean): void {
   const current = work.next.membership;
   if (!ok || current.epoch !== epoch || !servers.every((id) => memberOf(current, id)?.draining)) return;
-  const clear = stillNaming(work.next, servers) === null;
-  if (clear) noteForgotten(work, servers);
+  const reason = stillNaming(work.next, servers);
+  if (reason === null) noteForgotten(work, servers);
   else askAboutRoutesNaming(work, new Set(servers), memberIds(current).filter((id) => !servers.includes(id)));
-  work.effects.push({ type: 'peer.send', to, message: { type: 'forget.answer', membership: current, servers, clear } });
+  work.effects.push({ type: 'peer.send', to, message: { type: 'forget.answer', membership: current, servers, clear: reason === null, reason } });
 }
 
-/** A member's answer counts only if it is about our current record and check, and finds nothing naming the servers. */
-export function receiveForgetAnswer(work: MembershipWork, from: ServerId, membership: Membership, servers: readonly ServerId[], clear: boolean): void {
+/** A refusal's words are kept up to this length (a peer's text, shown to the administrator). */
+const refusalReasonCharsMax = 400;
+
+/**
+ * A member's answer counts only if it is about our current record and check.
+ * A clear one confirms; one that is not is kept with what the member found,
+ * for the administrator's next ask (a review found a refusal dropped: the
+ * command waited out its time-out and blamed a member that was up).
+ */
+export function receiveForgetAnswer(work: MembershipWork, from: ServerId, membership: Membership, servers: readonly ServerId[], clear: boolean, reason: string | null): void {
   const check = work.next.forgetCheck;
   const current = work.next.membership;
-  if (!clear || !check || !Array.isArray(servers) || !sameServers(check.servers, servers) || check.epoch !== current.epoch || membershipText(membership) !== membershipText(current)) return;
+  if (!check || !Array.isArray(servers) || !sameServers(check.servers, servers) || check.epoch !== current.epoch || membershipText(membership) !== membershipText(current)) return;
   if (from === work.next.config.self || servers.includes(from) || !memberOf(current, from) || check.confirmed.includes(from)) return;
-  work.next.forgetCheck = { ...check, confirmed: [...check.confirmed, from] };
+  if (clear) {
+    const { [from]: _dropped, ...refusals } = check.refusals;
+    work.next.forgetCheck = { ...check, confirmed: [...check.confirmed, from], refusals };
+    return;
+  }
+  const words = typeof reason === 'string' ? reason.slice(0, refusalReasonCharsMax) : `${from} knows something that names ${servers.join(', ')}`;
+  work.next.forgetCheck = { ...check, refusals: { ...check.refusals, [from]: words } };
 }

@@ -109,8 +109,11 @@ export type PeerMessage =
   | { type: 'leave.answer'; membership: Membership; clear: boolean }
   /** A member asked to forget `servers` (down for good) asks each other member to confirm, durably at this record (marking them draining), that nothing it knows names them. */
   | { type: 'forget.check'; membership: Membership; servers: readonly ServerId[] }
-  /** The answer, once that record is durable; `clear`: no route here names any of `servers` as owner, no move here runs toward one, no volume being created here names one. */
-  | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean };
+  /**
+   * The answer, once that record is durable; `clear`: no route here names any of `servers` as owner, no move here
+   * runs toward one, no volume being created here names one. `reason`: what this member found instead (null if clear).
+   */
+  | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean; reason: string | null };
 
 export type PeerMessageType = PeerMessage['type'];
 

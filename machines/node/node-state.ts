@@ -198,11 +198,16 @@ export interface LeaveCheck {
   readonly retries: number;
 }
 
-/** An administrator's request to forget `servers` (member-forget.ts; sorted): which other members confirmed, at membership epoch `epoch`, that nothing they know names them. */
+/**
+ * An administrator's request to forget `servers` (member-forget.ts; sorted): which other members confirmed, at
+ * membership epoch `epoch`, that nothing they know names them, and what the others that answered found instead.
+ */
 export interface ForgetCheck {
   readonly servers: readonly ServerId[];
   readonly epoch: number;
   readonly confirmed: readonly ServerId[];
+  /** Members that answered not clear, with what they found (at most one entry per member). */
+  readonly refusals: Readonly<Record<ServerId, string>>;
   readonly retries: number;
 }
 
@@ -269,7 +274,10 @@ export interface NodeState {
   readonly lossEpoch: number;
   /** Per volume: the holders of writes acknowledged to clients here that no FLUSH has covered yet, and the connections. */
   readonly lossWatches: Readonly<Record<string, LossWatch>>;
-  /** Servers that left the group: the loss epoch each reported when it asked to leave (at most `departedServersRememberedMax`). */
+  /**
+   * Servers that left the group: the loss epoch each reported when it asked to leave, or, for one this server confirmed
+   * a forget of without such an epoch, `unknownDepartedLossEpoch` (member-forget.ts). At most `departedServersRememberedMax`.
+   */
   readonly departedLossEpochs: Readonly<Record<ServerId, number>>;
   /**
    * Whether a FLUSH barrier in which every member synced has completed since this server started. Until one has, the

@@ -1561,7 +1561,7 @@ class NodeStep {
       case 'leave.check': return receiveLeaveCheck(this, from, message.membership, message.lossEpoch);
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.servers);
-      case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.servers, message.clear);
+      case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.servers, message.clear, message.reason);
       default: assertNever(message, 'peer message');
     }
   }

@@ -65,7 +65,7 @@ describe('forgetting a member that is down for good', () => {
     // s2 still follows the bootstrap record: it adopts s3Draining from the check, makes it durable, then answers.
     const [s2Knows, s2Answer] = answerCheck(startedNodeOf('s2', [beta], bootstrap), 's1', checks[0]!.message);
     expect(s2Knows.membership).toEqual(s3Draining);
-    expect(s2Answer).toEqual({ type: 'forget.answer', membership: s3Draining, servers: ['s3'], clear: true });
+    expect(s2Answer).toEqual({ type: 'forget.answer', membership: s3Draining, servers: ['s3'], clear: true, reason: null });
     // A clear answer notes s3's loss epoch as unknown, for the FLUSHes once it is gone.
     expect(s2Knows.departedLossEpochs['s3']).toBe(unknownDepartedLossEpoch);
 
@@ -91,10 +91,14 @@ describe('forgetting a member that is down for good', () => {
     // s1 knows nothing naming s3 (beta only), but s2's table names s3 owner of alpha/2: s2 answers not clear, and asks.
     const [s1Asking, asked] = run(startedNodeOf('s1', [beta], s3Draining), forget('s3'));
     const [, s2Answer, s2Effects] = answerCheck(startedNodeOf('s2', [alpha], s3Draining), 's1', messagesOf(asked, 'forget.check')[0]!.message);
-    expect(s2Answer).toEqual({ type: 'forget.answer', membership: s3Draining, servers: ['s3'], clear: false });
+    expect(s2Answer).toEqual({ type: 'forget.answer', membership: s3Draining, servers: ['s3'], clear: false, reason: "s2's routes name s3 owner of 1 page (alpha/2)" });
     expect(messagesOf(s2Effects, 'route.query').map((query) => query.to)).toEqual(['s1']);
-    const [, still] = run(s1Asking, { type: 'peer.message', from: 's2', message: s2Answer! }, forget('s3', 'again'));
-    expect(replies(still)).toEqual([{ ok: false, message: expect.stringContaining('waiting for s2 to confirm') }]);
+    // The administrator hears what s2 found (a review found the refusal dropped, and the command blaming s2 as down),
+    // and s2 is asked again (its route may be stale, and is being repaired).
+    const [s1Refused, still] = run(s1Asking, { type: 'peer.message', from: 's2', message: s2Answer! }, forget('s3', 'again'));
+    expect(replies(still)).toEqual([{ ok: false, message: expect.stringContaining("cannot forget s3: s2's routes name s3 owner of 1 page (alpha/2)") }]);
+    expect(messagesOf(still, 'forget.check').map((check) => check.to)).toEqual(['s2']);
+    expect(s1Refused.forgetCheck?.refusals).toEqual({});
   });
 
   it('is refused while a move toward it runs here', () => {
