@@ -268,6 +268,10 @@ export function receiveLeaveAnswer(work: MembershipWork, from: ServerId, members
 export function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
   const previousMembers = memberIds(work.next.membership);
   work.next.membership = membership;
+  // A join made here is done once its server drains: made again after the server left, it brought back a server that
+  // had drained and left (the membership random walk found it, when the join's maker had also made the drain).
+  const joinsDone = work.next.membershipChangesMade.filter((made) => made.kind === 'add' && memberOf(membership, made.member.id)?.draining === true);
+  if (joinsDone.length > 0) work.next.membershipChangesMade = work.next.membershipChangesMade.filter((made) => !joinsDone.includes(made));
   work.next.leaveCheck = null;
   work.next.forgetCheck = null;
   waitForNewMembersInFlushes(work, previousMembers);

@@ -93,6 +93,20 @@ describe('leaving the group safely', () => {
     expect(left.membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
   });
 
+  it('a server that joined and drained through the same member, then left, is not brought back by that member', () => {
+    // The membership random walk's find: s1 made the join and the drain and never adopted a peer's record between, so
+    // it still remembered the join, and made it again once the record without s3 arrived.
+    const pair = bootstrapMembership(['s1', 's2'].map((id) => member(id)));
+    const complete = ([state, effects]: [NodeState, NodeEffect[]]) => run(state, ...effects.flatMap((effect) => (effect.type === 'meta.commit' && effect.completionId !== null ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as NodeInput] : [])));
+    let [s1] = complete(run(startedNodeOf('s1', [beta], pair, ['s1', 's2']), { type: 'admin.changeMembership', requestId: 'add', change: { kind: 'add', member: member('s3') } }));
+    [s1] = complete(run(s1, { type: 'admin.changeMembership', requestId: 'drain', change: { kind: 'drain', id: 's3' } }));
+    expect(s1.membershipChangesMade).toEqual([{ kind: 'drain', id: 's3' }]);
+    const left = changedMembership(s1.membership, { kind: 'remove', id: 's3' }) as Membership;
+    const [after, effects] = complete(run(s1, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: left } }));
+    expect(after.membership).toEqual(left);
+    expect(messagesOf(effects, 'membership.update')).toEqual([]);
+  });
+
   it('a new record starts the leave check over; the check is re-sent on a bounded timer', () => {
     const [s3Asking, asked] = run(startedNode('s3', s3Draining), remove('s3'));
     const timer = asked.find((effect) => effect.type === 'timer.set' && effect.timerId.startsWith('leave|'));
