@@ -131,16 +131,12 @@ function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
  * unknown loss epoch, unless one was recorded when it asked to leave (it held
  * no page from then on, so that epoch bounds what it could lose: a review found
  * a drained server's leave epoch overwritten, and a FLUSH then failing for
- * nothing), and no join of them made here to be made again: a join
- * this server made and never saw in a peer's record was re-applied after the
- * forget (a review brought a forgotten server back as an active member).
+ * nothing). A join of them made here was let go when they drained
+ * (node-membership.ts, `adoptMembership`): made again after the forget, it
+ * brought a forgotten server back (a review found it).
  */
 function noteForgotten(work: MembershipWork, servers: readonly ServerId[]): void {
   for (const id of servers) if (work.next.read('departedLossEpochs')[id] === undefined) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);
-  // Drains stay: one a tie-break undoes (a record built before it wins at its epoch) is made again on top, and once the
-  // server is gone a drain of it is in effect and let go.
-  const kept = work.next.membershipChangesMade.filter((change) => !(change.kind === 'add' && servers.includes(change.member.id)));
-  if (kept.length !== work.next.membershipChangesMade.length) work.next.membershipChangesMade = kept;
 }
 
 /** The members other than this server and the forgotten ones that have not yet confirmed at the current record. */
