@@ -268,12 +268,14 @@ const forgetPageRefusalRetryMs = 3_000;
 async function followedWithout(ids: readonly string[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 10_000): Promise<boolean> {
   const lists = (status: ServerStatus) => status.membership.members.some((member) => ids.includes(member.id));
   const deadline = Date.now() + timeoutMs;
+  const silent = new Set<string>();
   for (;;) {
     if (lists(await admin<ServerStatus>(via, '/status'))) return false;
     const lagging: string[] = [];
     for (const other of others) {
       const status = await admin<ServerStatus>(other, '/status').catch(() => null);
-      if (status === null) report(`  ${other.id} does not answer: it learns the record when it is back`);
+      if (status === null && !silent.has(other.id)) report(`  ${other.id} does not answer: it learns the record when it is back`);
+      if (status === null) silent.add(other.id);
       else if (lists(status)) lagging.push(`${other.id} (epoch ${status.membership.epoch})`);
     }
     if (lagging.length === 0) return true;
