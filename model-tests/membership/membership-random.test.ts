@@ -16,8 +16,9 @@ import { member, startedNode } from './membership-fixture.js';
  * member-forget.ts), which the explorer does not cover: administrators'
  * joins, drains, leaves and forgets made at random servers, interleaved with
  * every message delivered, dropped, duplicated or reordered, metadata
- * commits that succeed or fail, retry timers and announcements, and one
- * server that dies for good.
+ * commits that succeed or fail, retry timers and announcements, servers that
+ * crash and restart from what they made durable, and one server that dies
+ * for good.
  *
  * The group: s1, s2 and s4 from the start, s3 joined by an administrator
  * before the walk (as `server add` returns once the new server has joined;
@@ -32,8 +33,8 @@ import { member, startedNode } from './membership-fixture.js';
  * reaches a live server, every timer fires, every server announces), and:
  * - the live members all follow one record;
  * - a server whose drain an administrator was told ok for (by a server still
- *   alive and a member: a change whose maker died or was forgotten may be
- *   lost with it) is not active in it (membership is not agreed atomically: a record built before the drain
+ *   alive and a member, never restarted: a change whose maker died, was
+ *   forgotten or restarted may be lost with it) is not active in it (membership is not agreed atomically: a record built before the drain
  *   may win the tie-break at its epoch, and the drain's maker makes it again
  *   on top; a review found a forgotten server brought back as an active
  *   member by a join made again after the forget, and a first fix of that
@@ -67,7 +68,12 @@ interface Envelope { readonly from: Server; readonly to: Server; readonly messag
 
 interface World {
   nodes: Map<Server, NodeState>;
-  commits: Map<Server, string[]>;
+  /** Each server's commits in flight, in order, with the membership record each writes (if any). */
+  commits: Map<Server, Array<{ completionId: string; membership: Membership | null }>>;
+  /** The newest membership record each server made durable: what it restarts from. */
+  durable: Map<Server, Membership>;
+  /** Servers restarted since the walk began (a restart forgets the changes a server made and remembers to make again). */
+  restarted: Set<Server>;
   timers: Map<Server, string[]>;
   network: Envelope[];
   s3Dead: boolean;
@@ -89,7 +95,8 @@ type Action =
   | { kind: 'commit'; at: number; ok: boolean }
   | { kind: 'timer'; at: number; index: number }
   | { kind: 'announce'; at: number }
-  | { kind: 'kill3' };
+  | { kind: 'kill3' }
+  | { kind: 'restart'; at: number };
 
 /** The changes an administrator may ask of a server, by index (some are refused, and must be). */
 const changes: ReadonlyArray<(at: Server) => MembershipChange> = [
@@ -111,15 +118,19 @@ const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('timer' as const), at: fc.nat(3), index: fc.nat(1_000) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('announce' as const), at: fc.nat(3) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'kill3' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), at: fc.nat(3) }) },
 );
 
+/** The record a server builds from its configuration: s3's names itself, as a server added by `server add` is configured. */
+function configured(id: Server): Membership {
+  return bootstrapMembership((id === 's3' ? servers : ['s1', 's2', 's4']).map((name) => member(name)));
+}
+
 function newWorld(): World {
-  const founders = bootstrapMembership(['s1', 's2', 's4'].map((id) => member(id)));
   const nodes = new Map<Server, NodeState>();
-  for (const id of ['s1', 's2', 's4'] as const) nodes.set(id, startedNode(id, [beta], founders, ['s1', 's2', 's4']));
   // s3 starts from its own configuration (itself among the founders), and learns the group when it is added.
-  nodes.set('s3', startedNode('s3', [beta], bootstrapMembership(servers.map((id) => member(id))), [...servers]));
-  return { nodes, commits: new Map(servers.map((id) => [id, []])), timers: new Map(servers.map((id) => [id, []])), network: [], s3Dead: false, s3DrainedAt: new Set(), drainedOk: [], adminChanges: 0, replies: [], intents: [] };
+  for (const id of servers) nodes.set(id, startedNode(id, [beta], configured(id), configured(id).members.map((entry) => entry.id)));
+  return { nodes, commits: new Map(servers.map((id) => [id, []])), durable: new Map(), restarted: new Set(), timers: new Map(servers.map((id) => [id, []])), network: [], s3Dead: false, s3DrainedAt: new Set(), drainedOk: [], adminChanges: 0, replies: [], intents: [] };
 }
 
 function isLive(world: World, id: Server): boolean {
@@ -140,9 +151,12 @@ function file(world: World, id: Server, effect: NodeEffect): void {
       if ((servers as readonly string[]).includes(effect.to)) world.network.push({ from: id, to: effect.to as Server, message: effect.message });
       if (world.network.length > messagesInFlightMax) world.network.shift();
       return;
-    case 'meta.commit':
-      if (effect.completionId !== null) world.commits.get(id)!.push(effect.completionId);
+    case 'meta.commit': {
+      const membership = effect.writes.flatMap((write) => (write.kind === 'membership' ? [write.membership] : [])).at(-1) ?? null;
+      if (effect.completionId !== null) world.commits.get(id)!.push({ completionId: effect.completionId, membership });
+      else if (membership !== null) world.durable.set(id, membership);
       return;
+    }
     case 'timer.set':
       world.timers.get(id)!.push(effect.timerId);
       return;
@@ -183,10 +197,19 @@ function play(world: World, action: Action): void {
     case 'duplicate':
       if (world.network.length > 0 && world.network.length < messagesInFlightMax) world.network.push(world.network[action.index % world.network.length]!);
       return;
-    case 'commit': {
+    case 'commit':
+      completeCommit(world, servers[action.at]!, action.ok);
+      return;
+    case 'restart': {
+      // A crash and a restart: what the server made durable stays; everything else (remembered changes, checks in
+      // progress, commits in flight, timers) is gone.
       const at = servers[action.at]!;
-      const completionId = world.commits.get(at)!.shift();
-      if (completionId !== undefined) step(world, at, { type: 'io.done', completionId, ok: action.ok });
+      if (!isLive(world, at)) return;
+      const record = world.durable.get(at) ?? configured(at);
+      world.nodes.set(at, startedNode(at, [beta], record, configured(at).members.map((entry) => entry.id)));
+      world.commits.set(at, []);
+      world.timers.set(at, []);
+      world.restarted.add(at);
       return;
     }
     case 'timer': {
@@ -222,11 +245,19 @@ function recordText(record: Membership): string {
   return `epoch ${record.epoch} [${record.members.map((entry) => `${entry.id}${entry.draining ? ' draining' : ''}`).join(', ')}]`;
 }
 
+/** Completes `id`'s oldest commit in flight; a membership record it wrote is durable once it succeeds. */
+function completeCommit(world: World, id: Server, ok: boolean): void {
+  const commit = world.commits.get(id)!.shift();
+  if (commit === undefined) return;
+  if (ok && commit.membership !== null) world.durable.set(id, commit.membership);
+  step(world, id, { type: 'io.done', completionId: commit.completionId, ok });
+}
+
 /** Fair rounds: every commit succeeds, every message reaches a live server, every timer fires, every server announces. */
 function settle(world: World): void {
   for (let round = 0; round < completionRoundsMax; round += 1) {
     for (const id of servers) {
-      for (let completionId = world.commits.get(id)!.shift(); completionId !== undefined; completionId = world.commits.get(id)!.shift()) step(world, id, { type: 'io.done', completionId, ok: true });
+      while (world.commits.get(id)!.length > 0) completeCommit(world, id, true);
     }
     const inFlight = world.network.splice(0);
     for (const envelope of inFlight) if (isLive(world, envelope.from)) step(world, envelope.to, { type: 'peer.message', from: envelope.from, message: envelope.message });
@@ -265,7 +296,7 @@ function completeAndCheck(world: World): void {
   // A change whose maker died, or was forgotten, before the others adopted it goes with it (a lazy record, not a
   // consensus: its maker makes it again after a lost tie-break).
   for (const { drained, by } of world.drainedOk) {
-    if (isLive(world, by) && members.includes(by) && memberOf(final, drained)?.draining === false) throw new Error(`${drained}, whose drain ${by} answered ok, is active in the final record ${recordText(final)}`);
+    if (isLive(world, by) && members.includes(by) && !world.restarted.has(by) && memberOf(final, drained)?.draining === false) throw new Error(`${drained}, whose drain ${by} answered ok, is active in the final record ${recordText(final)}`);
   }
 }
 
