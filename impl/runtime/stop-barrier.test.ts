@@ -3,7 +3,7 @@ import type { RuntimeReply } from './server-runtime.js';
 import type { StopBarrierRuntime } from './stop-barrier.js';
 import { lingerQuietMs, syncEveryAcknowledgedWrite } from './stop-barrier.js';
 
-type FakeRuntime = StopBarrierRuntime & { flushed: string[]; lastFlushRequestAtMs: number; state: { earlierRunsSynced: boolean; volumes: Record<string, unknown>; lossWatches: Record<string, { unflushed: unknown[] }> } };
+type FakeRuntime = StopBarrierRuntime & { flushed: string[]; lastFlushRequestAtMs: number; state: { earlierRunsSynced: boolean; volumes: Record<string, unknown>; lossWatches: Record<string, { unflushed: Array<{ server: string }> }> } };
 
 /** A runtime whose FLUSH of each volume answers as `answers` says (never: it does not answer). */
 function runtimeAnswering(answers: Record<string, RuntimeReply['outcome'] | 'never'>, earlierRunsSynced: boolean): FakeRuntime {
@@ -41,8 +41,17 @@ describe('the stop barrier: a clean stop records every acknowledged write durabl
 
   it('does not when a write was acknowledged after its FLUSHes began (a request in flight when its connection closed)', async () => {
     const runtime = runtimeAnswering({ alpha: ok }, true);
-    runtime.state.lossWatches['alpha'] = { unflushed: [{ server: 's2', lossEpoch: 0, firstAck: 2, lastAck: 2 }] };
+    runtime.state.lossWatches['alpha'] = { unflushed: [{ server: 's2' }] };
     expect(await syncEveryAcknowledgedWrite(runtime)).toBe(false);
+  });
+
+  it('does not flush, nor wait, when a holder of an unflushed write cannot be reached', async () => {
+    const runtime = runtimeAnswering({ alpha: 'never' }, true);
+    runtime.state.lossWatches['alpha'] = { unflushed: [{ server: 's3' }] };
+    const startedMs = performance.now();
+    expect(await syncEveryAcknowledgedWrite(runtime, 3_000, (server) => server !== 's3')).toBe(false);
+    expect(runtime.flushed).toEqual([]);
+    expect(performance.now() - startedMs).toBeLessThan(1_000);
   });
 
   it('lingers, still answering peers, until none has asked for a sync for a while (a group stopping together)', async () => {

@@ -25,7 +25,9 @@ import type { RuntimeReply } from './server-runtime.js';
  * after the FLUSHes began: the record then claims no more than was checked).
  * A FLUSH that fails, names a possible loss, or takes longer than
  * `timeoutMs` (a holder that is down: the barrier retries for about 10 s)
- * leaves the next run as careful as after a crash.
+ * leaves the next run as careful as after a crash; so does a holder of an
+ * unflushed write that the peer transport cannot reach, without the FLUSHes
+ * (a stop waited its 3 s for one).
  *
  * Stopping together. When the whole group stops at once (Ctrl-C on `npm
  * start`), every server runs this barrier and needs the others' syncs; a
@@ -40,7 +42,7 @@ export interface StopBarrierRuntime {
   readonly state: {
     readonly earlierRunsSynced: boolean;
     readonly volumes: Readonly<Record<string, unknown>>;
-    readonly lossWatches: Readonly<Record<string, { readonly unflushed: readonly unknown[] }>>;
+    readonly lossWatches: Readonly<Record<string, { readonly unflushed: ReadonlyArray<{ readonly server: string }> }>>;
   };
   /** When a peer last asked this server to sync for its FLUSH (performance.now() ms). */
   readonly lastFlushRequestAtMs: number;
@@ -61,18 +63,22 @@ const stopConnectionId = 'stop-barrier';
  * over; the caller stops the runtime at once, so nothing is acknowledged
  * between the last check and the stop.
  */
-export async function syncEveryAcknowledgedWrite(runtime: StopBarrierRuntime, timeoutMs = stopBarrierTimeoutMs): Promise<boolean> {
+export async function syncEveryAcknowledgedWrite(runtime: StopBarrierRuntime, timeoutMs = stopBarrierTimeoutMs, isReachable: (server: string) => boolean = () => true): Promise<boolean> {
   const startedMs = performance.now();
   const volumes = Object.keys(runtime.state.volumes);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
-  const flushed = Promise.all(volumes.map((volume) => runtime.flush(stopConnectionId, volume)))
-    .then((replies) => replies.every((reply) => reply.outcome.status === 'ok'), () => false);
-  let synced: boolean;
-  try {
-    synced = await Promise.race([flushed, timedOut]);
-  } finally {
-    clearTimeout(timer);
+  // A holder of an unflushed write that cannot be reached fails the FLUSH after its retries: not waited out.
+  const holders = new Set(Object.values(runtime.state.lossWatches).flatMap((watch) => watch.unflushed.map((entry) => entry.server)));
+  let synced = false;
+  if ([...holders].every((server) => isReachable(server))) {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const flushed = Promise.all(volumes.map((volume) => runtime.flush(stopConnectionId, volume)))
+      .then((replies) => replies.every((reply) => reply.outcome.status === 'ok'), () => false);
+    try {
+      synced = await Promise.race([flushed, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
   for (;;) {
     const quietForMs = performance.now() - runtime.lastFlushRequestAtMs;
