@@ -12,7 +12,7 @@ import { startJsonHttpServer } from '../runtime/json-http-server.js';
 /**
  * Bad input to the command line and to a group config is refused with a clear message and changes nothing.
  * Commands that must find nobody listening use base port 30500 (admin 32500), and stand-in admin APIs listen on
- * 32700 and 32900 (base ports 30700 and 30900): the cluster tests' ranges
+ * 32700 and 32900 (base ports 30700 and 30900); real groups run on base ports 29009 and 28409: the cluster tests' ranges
  * (cluster-fixture.ts) run at the same time, and 19809 put the admin port on real-clients' NBD port 21809.
  */
 function blockshift(args: string[]): Promise<{ status: number; output: string }> {
@@ -201,6 +201,29 @@ describe('blockshift command line', () => {
         expect(running.output).toContain('forget only a server that is down for good (drain a running one: server drain --id s1)');
       });
     } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('server forget, end to end: a dead member holding nothing leaves the record, the config and its directory; a running one is refused', async () => {
+    // Base port 28409: peers 29409-29411, admin 30409-30411, balance 30509-30511, none of the other tests' ranges.
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-forget-'));
+    const group = new LocalGroup(localGroupConfig(directory, 3, 28_409), directory, { output: () => undefined });
+    try {
+      await group.startAll();
+      await group.admin('s1', '/volumes', { name: 'two', pageCount: 2, servers: ['s1', 's2'], piecesPerPage: 1 });
+      await group.kill('s3');
+      const forgotten = await blockshift(['server', 'forget', '--data', directory, '--id', 's3']);
+      expect(forgotten.output).toMatch(/s1: s3 forgotten: membership epoch \d+: s1 \(weight 1\), s2 \(weight 1\)/);
+      expect(forgotten.status).toBe(0);
+      for (const id of ['s1', 's2']) expect((await group.status(id)).membership.members.map((entry) => entry.id)).toEqual(['s1', 's2']);
+      expect((JSON.parse(readFileSync(join(directory, 'group.json'), 'utf8')) as GroupConfig).servers.map((server) => server.id)).toEqual(['s1', 's2']);
+      expect(readdirSync(directory).filter((name) => name.startsWith('s3.forgotten-'))).toHaveLength(1);
+      const running = await blockshift(['server', 'forget', '--data', directory, '--id', 's2']);
+      expect(running.status).toBe(1);
+      expect(running.output).toContain('s2 answers at 127.0.0.1:30410: forget only a server that is down for good');
+    } finally {
+      await group.stopAll();
       rmSync(directory, { recursive: true, force: true });
     }
   });
