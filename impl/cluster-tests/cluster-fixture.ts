@@ -19,8 +19,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NbdErrorReply } from '../jepsen/nbd-client.js';
-import type { NbdClient } from '../jepsen/nbd-client.js';
+import { NbdClient, NbdErrorReply } from '../jepsen/nbd-client.js';
 import { runTool } from '../nbd/test-support.js';
 import type { ServerStatus } from '../runtime/status-report.js';
 import type { GroupConfig } from '../cli/group-config.js';
@@ -88,6 +87,12 @@ export async function moveOf(group: LocalGroup, source: string, pageText: string
 }
 
 /** A FLUSH's outcome as its errno: 0 when it succeeded (an error that is not an NBD reply is thrown). */
+/** A client of `volume` connected through `server`'s NBD port (5 s to connect). */
+export function connectNbd(group: LocalGroup, server: string, volume: string): Promise<NbdClient> {
+  const address = new URL(group.nbdUri(server, volume));
+  return NbdClient.connect(address.hostname, Number(address.port), volume, 5_000);
+}
+
 export async function flushErrno(client: NbdClient, timeoutMs = 10_000): Promise<number> {
   try {
     await client.flush(timeoutMs);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
+import { connectNbd, eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * NBD: a FLUSH that answers ok promises every write acknowledged before it is
@@ -37,8 +36,7 @@ describe('FLUSH after a power cut of a server holding an unflushed write', () =>
     const page = 0;
     const owner = (await ownerOf(cluster.group, `cut/${page}`))!;
     const through = servers.find((server) => server !== owner)!;
-    const address = new URL(cluster.group.nbdUri(through, 'cut'));
-    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'cut', 5_000);
+    const connect = () => connectNbd(cluster.group, through, 'cut');
     const writer = await connect();
     const bystander = await connect();
     try {

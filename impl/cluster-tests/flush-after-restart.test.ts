@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient, NbdErrorReply } from '../jepsen/nbd-client.js';
+import { NbdErrorReply } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { eventually, ownerOf, startCluster } from './cluster-fixture.js';
+import { connectNbd, eventually, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * A FLUSH asks the servers holding the writes it covers, which the server the
@@ -31,8 +31,7 @@ describe('FLUSH after the server a client talks to restarted', () => {
     const owners = await Promise.all([0, 1, 2].map((page) => ownerOf(cluster.group, `cut/${page}`)));
     const page = owners.findIndex((owner) => owner !== 's1');
     const owner = owners[page]!;
-    const address = new URL(cluster.group.nbdUri('s1', 'cut'));
-    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'cut', 5_000);
+    const connect = () => connectNbd(cluster.group, 's1', 'cut');
     const before = await connect();
     try {
       await before.flush(10_000); // s1's first barrier since its start asks every member

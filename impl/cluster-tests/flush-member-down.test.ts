@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient, NbdErrorReply } from '../jepsen/nbd-client.js';
+import { NbdErrorReply } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
+import { connectNbd, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * A FLUSH asks every member, and excuses one that stays silent for a retry
@@ -32,8 +32,7 @@ describe('FLUSH while a member holding none of its writes is down', () => {
   it('answers ok after one retry period, then at once, and the data written through s1 reads back', async () => {
     const owners = await Promise.all([0, 1, 2].map((page) => ownerOf(cluster.group, `alpha/${page}`)));
     expect(owners).toEqual(['s1', 's2', 's3']);
-    const address = new URL(cluster.group.nbdUri('s1', 'alpha'));
-    const client = await NbdClient.connect(address.hostname, Number(address.port), 'alpha', 5_000);
+    const client = await connectNbd(cluster.group, 's1', 'alpha');
     try {
       await client.write(0 * pageBytes, Buffer.alloc(blockBytes, 0x41), false, 5_000);
       await client.write(1 * pageBytes, Buffer.alloc(blockBytes, 0x42), false, 5_000);
@@ -75,8 +74,7 @@ describe('FLUSH while a member holding none of its writes is down', () => {
     // (model-tests/membership/flush-membership.test.ts). A clean stop first flushes every volume and records that
     // nothing it acknowledged is unsynced anywhere (impl/runtime/stop-barrier.ts); before that record, this FLUSH
     // failed with EIO after its retries, about 10 s.
-    const address = new URL(cluster.group.nbdUri('s1', 'alpha'));
-    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'alpha', 5_000);
+    const connect = () => connectNbd(cluster.group, 's1', 'alpha');
     await cluster.group.kill('s3');
     const before = await connect();
     try {

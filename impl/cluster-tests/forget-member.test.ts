@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient } from '../jepsen/nbd-client.js';
 import { forgetServer } from '../cli/membership-admin.js';
 import type { AdminCall } from '../cli/membership-admin.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
+import { connectNbd, eventually, flushErrno, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * A member that is down for good and holds nothing is forgotten by another
@@ -49,8 +48,7 @@ describe('forgetting a member that is down for good', () => {
     }
 
     // s1 crashes and restarts: its first barrier needs every member, which no longer includes s3.
-    const address = new URL(group.nbdUri('s1', 'alpha'));
-    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'alpha', 5_000);
+    const connect = () => connectNbd(group, 's1', 'alpha');
     const before = await connect();
     try {
       await before.write(2 * pageBytes, Buffer.alloc(blockBytes, 0x71), false, 5_000);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdClient } from '../jepsen/nbd-client.js';
 import type { ClusterFixture } from './cluster-fixture.js';
-import { eventually, ownerOf, startCluster } from './cluster-fixture.js';
+import { connectNbd, eventually, ownerOf, startCluster } from './cluster-fixture.js';
 
 /**
  * A power cut of a unit move's source once the copy is durable at the
@@ -42,8 +41,7 @@ describe('a power cut of the source after a unit move copied the page', () => {
     const destination = servers[(page + 1) % 3]!;
     const bystander = servers[(page + 2) % 3]!;
     expect(await ownerOf(cluster.group, pageText)).toBe(source);
-    const address = new URL(cluster.group.nbdUri(bystander, 'cut'));
-    const connect = () => NbdClient.connect(address.hostname, Number(address.port), 'cut', 5_000);
+    const connect = () => connectNbd(cluster.group, bystander, 'cut');
     const offsetBytes = page * pageBytes + 8 * blockBytes;
     const durable = payload(0x41);
     const unflushed = payload(0x42);

@@ -84,22 +84,23 @@ export class PeerRoundTrips {
   readonly #asked = new ExchangeSide();
   readonly #answering = new ExchangeSide();
 
-  /** This server sent `message` to `to`. */
+  /** This server sent `message` to `to`: an ask begins one of its round trips, an answer ends its service of one. */
   sent(to: ServerId, message: PeerMessage, nowMs: number): void {
-    if (!('requestId' in message)) return;
-    const ask = askKinds[message.type];
-    if (ask !== undefined) return this.#asked.begin(to, message.requestId, ask, nowMs);
-    const answer = answerKinds[message.type];
-    if (answer !== undefined) this.#answering.end(to, message.requestId, answer, nowMs);
+    this.#note(to, message, nowMs, this.#asked, this.#answering);
   }
 
-  /** This server received `message` from `from`. */
+  /** This server received `message` from `from`: an ask begins its service of one, an answer ends one of its round trips. */
   received(from: ServerId, message: PeerMessage, nowMs: number): void {
+    this.#note(from, message, nowMs, this.#answering, this.#asked);
+  }
+
+  /** An ask in `message` begins an exchange on `asks`; an answer ends one on `answers`. */
+  #note(peer: ServerId, message: PeerMessage, nowMs: number, asks: ExchangeSide, answers: ExchangeSide): void {
     if (!('requestId' in message)) return;
     const ask = askKinds[message.type];
-    if (ask !== undefined) return this.#answering.begin(from, message.requestId, ask, nowMs);
+    if (ask !== undefined) return asks.begin(peer, message.requestId, ask, nowMs);
     const answer = answerKinds[message.type];
-    if (answer !== undefined) this.#asked.end(from, message.requestId, answer, nowMs);
+    if (answer !== undefined) answers.end(peer, message.requestId, answer, nowMs);
   }
 
   /** Exchanges followed now on each side (for tests of the bound). */
