@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminRequest, jsonRequest } from './admin-client.js';
+import { adminRequest, jsonRequest, refusalOf } from './admin-client.js';
 
 /** A JSON server on an ephemeral port whose handler sees each request with the number of its connection. */
 async function serve(handler: (request: http.IncomingMessage, response: http.ServerResponse, connection: number) => void): Promise<{ address: { host: string; port: number }; connections: () => number; close: () => Promise<void> }> {
@@ -88,5 +88,22 @@ describe('the admin client', () => {
     closers.push(server.close);
     await expect(adminRequest('s2', server.address, '/moves', {})).rejects.toThrow('s2: alpha/0 is already moving');
     await expect(adminRequest('s2', server.address, '/text')).rejects.toThrow(/answered 404 with no JSON: not here/);
+  });
+
+  it('passes a refused membership change\'s reason on, and takes a malformed one for none', async () => {
+    const refusals: Record<string, unknown> = {
+      '/waiting': { reason: 'waitingFor', servers: ['s2', 's3'] },
+      '/final': { reason: 'final' },
+      '/unknown-reason': { reason: 'tryHarder', servers: [] },
+      '/servers-not-strings': { reason: 'notDraining', servers: [7] },
+      '/not-an-object': 'waitingFor',
+    };
+    const server = await serve((request, response) => answer(response, 409, { ok: false, message: 'refused', refusal: refusals[request.url!] }));
+    closers.push(server.close);
+    const refusalFor = (path: string) => adminRequest('s1', server.address, path, {}).then(() => 'answered ok', refusalOf);
+    expect(await refusalFor('/waiting')).toEqual({ reason: 'waitingFor', servers: ['s2', 's3'] });
+    expect(await refusalFor('/final')).toEqual({ reason: 'final' });
+    for (const path of ['/unknown-reason', '/servers-not-strings', '/not-an-object', '/none']) expect(await refusalFor(path)).toBeNull();
+    await expect(adminRequest('s1', server.address, '/waiting', {})).rejects.toThrow('s1: refused');
   });
 });

@@ -26,6 +26,7 @@
  * last byte, including any wait for a free socket and the one retry.
  */
 import http from 'node:http';
+import type { MembershipRefusal } from '../../machines/membership/membership.js';
 import type { Address } from './group-config.js';
 
 /** At most this many connections per server at once; more calls queue in the agent (within their deadline). */
@@ -103,10 +104,42 @@ export function jsonRequest(address: Address, path: string, body: unknown, timeo
   });
 }
 
-/** One call to a server's admin API; a non-2xx answer throws with the server's message. */
+/**
+ * A server's refusal (a non-2xx answer): its message, and for a refused
+ * membership change the reason (`refusal`, null otherwise), which callers
+ * act on instead of the message's wording.
+ */
+export class AdminRefusedError extends Error {
+  readonly refusal: MembershipRefusal | null;
+
+  constructor(message: string, refusal: MembershipRefusal | null) {
+    super(message);
+    this.name = 'AdminRefusedError';
+    this.refusal = refusal;
+  }
+}
+
+/** The refusal a call failed with, or null (another failure: a network error, a time-out, a refusal without a reason). */
+export function refusalOf(error: unknown): MembershipRefusal | null {
+  return error instanceof AdminRefusedError ? error.refusal : null;
+}
+
+const refusalReasonsNamingServers: ReadonlySet<string> = new Set(['notAMember', 'alreadyDraining', 'notDraining', 'waitingFor', 'stillHolds']);
+
+/** The answer's `refusal` if it is one (a server's answer is checked like any input), else null. */
+function parsedRefusal(candidate: unknown): MembershipRefusal | null {
+  if (typeof candidate !== 'object' || candidate === null) return null;
+  const { reason, servers } = candidate as { reason?: unknown; servers?: unknown };
+  if (reason === 'final') return { reason };
+  if (typeof reason !== 'string' || !refusalReasonsNamingServers.has(reason)) return null;
+  if (!Array.isArray(servers) || !servers.every((server) => typeof server === 'string')) return null;
+  return { reason: reason as Exclude<MembershipRefusal['reason'], 'final'>, servers: servers as string[] };
+}
+
+/** One call to a server's admin API; a non-2xx answer throws an AdminRefusedError with the server's message. */
 export async function adminRequest<T>(serverId: string, admin: Address, path: string, body?: unknown, timeoutMs = 5_000): Promise<T> {
   const answer = await jsonRequest(admin, path, body, timeoutMs);
-  const result = answer.body as T & { message?: string };
-  if (answer.status < 200 || answer.status >= 300) throw new Error(`${serverId}: ${result?.message ?? `HTTP ${answer.status}`}`);
+  const result = answer.body as T & { message?: string; refusal?: unknown };
+  if (answer.status < 200 || answer.status >= 300) throw new AdminRefusedError(`${serverId}: ${result?.message ?? `HTTP ${answer.status}`}`, parsedRefusal(result?.refusal));
   return result;
 }

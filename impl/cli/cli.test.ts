@@ -177,8 +177,8 @@ describe('blockshift command line', () => {
         if (request.url === '/members/drain') return { status: 200, body: { ok: true, message: 'membership epoch 1: s1 (weight 1), s2 (weight 1, draining), s3 (weight 1)' } };
         if (request.url === '/members/forget') {
           const tries = asked.filter((url) => url === '/members/forget').length;
-          if (tries === 1) return { status: 409, body: { ok: false, message: 'drain s2 first, so that no move toward it starts' } };
-          if (tries === 2) return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)' } };
+          if (tries === 1) return { status: 409, body: { ok: false, message: 'drain s2 first, so that no move toward it starts', refusal: { reason: 'notDraining', servers: ['s2'] } } };
+          if (tries === 2) return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)', refusal: { reason: 'waitingFor', servers: ['s3'] } } };
           forgotten = true;
           return { status: 200, body: { ok: true, message: 'membership epoch 2: s1 (weight 1), s3 (weight 1)' } };
         }
@@ -233,7 +233,7 @@ describe('blockshift command line', () => {
     writeFileSync(join(directory, 'group.json'), JSON.stringify(localGroupConfig(directory, 3, 30700)));
     try {
       await withStandInS1(async (request) => {
-        if (request.url === '/members/forget') return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)' } };
+        if (request.url === '/members/forget') return { status: 409, body: { ok: false, message: 'waiting for s3 to confirm at membership epoch 1 that nothing they know names s2 (a member that is down blocks this; forget it with them)', refusal: { reason: 'waitingFor', servers: ['s3'] } } };
         return { status: 200, body: { server: 's1', membership: { epoch: 1, members: [{ id: 's1', draining: false }, { id: 's2', draining: true }, { id: 's3', draining: false }] } } };
       }, async () => {
         const startedMs = performance.now();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerConfig } from './group-config.js';
 import { localGroupConfig, readGroupConfig } from './group-config.js';
+import { AdminRefusedError } from './admin-client.js';
 import type { AdminCall } from './membership-admin.js';
 import { changeGroupConfig, drainServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 
@@ -64,7 +65,7 @@ describe('a drain asked again', () => {
     const s2 = group.servers.find((server) => server.id === 's2')!;
     const without = { epoch: 3, members: group.servers.filter((server) => server.id !== 's2').map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: false })) };
     const admin: AdminCall = async <T>(server: ServerConfig, path: string) => {
-      if (path === '/members/drain') throw new Error(`${server.id}: s2 is not a member`);
+      if (path === '/members/drain') throw new AdminRefusedError(`${server.id}: s2 is not a member`, { reason: 'notAMember', servers: ['s2'] });
       return { server: server.id, membership: without, drain: null } as unknown as T;
     };
     const lines: string[] = [];

@@ -26,6 +26,7 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ServerStatus } from '../runtime/status-report.js';
+import { refusalOf } from './admin-client.js';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { readGroupConfig } from './group-config.js';
 
@@ -142,8 +143,9 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
   } catch (error) {
     // Not a member any more: a drain asked before has finished (its command died before it could stop the server
     // and drop it from the file; a review found the drain then could never be finished). Followed like any.
-    if (!/already draining|is not a member/.test((error as Error).message)) throw error;
-    report(/already draining/.test((error as Error).message) ? `${server.id} is already draining; following it` : `${server.id} has already left; confirming that every member follows`);
+    const reason = refusalOf(error)?.reason;
+    if (reason !== 'alreadyDraining' && reason !== 'notAMember') throw error;
+    report(reason === 'alreadyDraining' ? `${server.id} is already draining; following it` : `${server.id} has already left; confirming that every member follows`);
   }
   const deadline = Date.now() + timeoutMs;
   let leftAt: number | null = null;
@@ -219,16 +221,16 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
       continue;
     } catch (error) {
       const message = (error as Error).message;
-      if (/not a member/.test(message) && await followedWithout(ids, via, others, admin, report)) {
+      const refusal = refusalOf(error);
+      if (refusal?.reason === 'notAMember' && await followedWithout(ids, via, others, admin, report)) {
         report(`${via.id}: ${ids.join(', ')} not a member any more (forgotten or left before)`);
         return;
       }
-      const drain = /drain (\S+(?:, \S+)*) first/.exec(message);
-      if (drain) {
-        for (const id of drain[1]!.split(', ')) {
+      if (refusal?.reason === 'notDraining') {
+        for (const id of refusal.servers) {
           // Drained meanwhile by another command: as good.
           const drained = await admin<{ message: string }>(via, '/members/drain', { id }).then((result) => result.message, (drainError: unknown) => {
-            if (/already draining/.test((drainError as Error).message)) return `${id} is already draining`;
+            if (refusalOf(drainError)?.reason === 'alreadyDraining') return `${id} is already draining`;
             throw drainError;
           });
           report(`${via.id}: ${drained}`);
@@ -236,7 +238,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
         continue;
       }
       // A member that is down and not named blocks the forget: said after a few seconds rather than at the time-out.
-      const waitingFor = /waiting for (\S+(?:, \S+)*) to confirm/.exec(message)?.[1]?.split(', ') ?? [];
+      const waitingFor = refusal?.reason === 'waitingFor' ? refusal.servers : [];
       for (const id of waitingFor) {
         const other = others.find((candidate) => candidate.id === id);
         if (!other) continue;
@@ -249,7 +251,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
           throw new Error(`${message}: ${id} does not answer; forget it with them (--id ${[...ids, id].join(',')}) if it is down for good, or bring it back`);
         }
       }
-      const retry = /waiting for/.test(message) || (/cannot forget/.test(message) && Date.now() < refusedPagesUntil);
+      const retry = refusal?.reason === 'waitingFor' || (refusal?.reason === 'stillHolds' && Date.now() < refusedPagesUntil);
       if (!retry || Date.now() > deadline) throw error;
       if (message !== last) report(`  ${message}`);
       last = message;

@@ -15,7 +15,9 @@
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
- * message and changes nothing.
+ * message and changes nothing. A refused membership change (409) also says
+ * why in `refusal` ({reason, servers}, machines/membership/membership.ts,
+ * MembershipRefusal): a program acts on that, not on the message's English.
  */
 import type http from 'node:http';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';

@@ -44,7 +44,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
-import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
+import type { Membership, MembershipChange, MembershipRefusal } from '../../machines/membership/membership.js';
 import { receivedDataToken } from '../../machines/node/received-data-token.js';
 
 /** Page data as the runtime needs it; `impl/storage` provides it on files. */
@@ -116,11 +116,12 @@ export interface ServerRuntimeOptions {
   readonly onCommitOutcomeUnknown?: (error: Error) => void;
 }
 
-/** The node's answer to an administrative request (`flipPending`: see `move`). */
+/** The node's answer to an administrative request (`flipPending`: see `move`; `refusal`: see `changeMembership`). */
 interface AdminReply {
   readonly ok: boolean;
   readonly message: string;
   readonly flipPending: boolean;
+  readonly refusal?: MembershipRefusal;
 }
 
 /** How long `move` waits for this server to learn a flip before it passes the refusal on (`flipPending`). */
@@ -346,8 +347,10 @@ export class ServerRuntime {
   }
 
   /** Add a member, mark one draining, or (on the leaving server) remove it; see machines/node/node-membership.ts. */
-  changeMembership(change: MembershipChange): Promise<{ ok: boolean; message: string }> {
-    return this.#admin((requestId) => ({ type: 'admin.changeMembership', requestId, change }));
+  /** A refused change says why in `refusal` (machines/membership/membership.ts, MembershipRefusal), for a program to act on. */
+  async changeMembership(change: MembershipChange): Promise<{ ok: boolean; message: string; refusal?: MembershipRefusal }> {
+    const { ok, message, refusal } = await this.#admin((requestId) => ({ type: 'admin.changeMembership', requestId, change }));
+    return refusal === undefined ? { ok, message } : { ok, message, refusal };
   }
 
   /** Sends this server's membership record to every other member; a member with a newer one answers with it. */
@@ -510,7 +513,7 @@ export class ServerRuntime {
       case 'admin.reply': {
         const waiter = this.#adminWaiters.get(effect.requestId);
         this.#adminWaiters.delete(effect.requestId);
-        waiter?.({ ok: effect.ok, message: effect.message, flipPending: effect.flipPending === true });
+        waiter?.({ ok: effect.ok, message: effect.message, flipPending: effect.flipPending === true, ...(effect.refusal ? { refusal: effect.refusal } : {}) });
         return;
       }
       case 'data.read': {

@@ -97,43 +97,72 @@ export type MembershipChange =
   /** Members that cannot leave by themselves (down for good), removed by another once every other member confirms they hold nothing (machines/node/member-forget.ts). */
   | { readonly kind: 'forget'; readonly ids: readonly ServerId[] };
 
+/**
+ * Why a membership change was refused, for a program to act on (the admin
+ * API passes it on beside the message, and the CLI decides by it: it used to
+ * match the English of the message). `servers` names the members the reason
+ * is about: those not members, already draining, not yet draining, not yet
+ * confirming, or still holding something (pages they own, or a table or a
+ * move that names them). `final` covers every other refusal
+ * (an invalid member, a full group, the last active member, ...): asking
+ * again changes nothing until the administrator does.
+ */
+export type MembershipRefusal =
+  | { readonly reason: 'notAMember' | 'alreadyDraining' | 'notDraining' | 'waitingFor' | 'stillHolds'; readonly servers: readonly ServerId[] }
+  | { readonly reason: 'final' };
+
+/** A refused change: what to tell the administrator, and why for a program. */
+export interface RefusedChange {
+  readonly message: string;
+  readonly refusal: MembershipRefusal;
+}
+
+export function refusedChange(message: string, refusal: MembershipRefusal = { reason: 'final' }): RefusedChange {
+  return { message, refusal };
+}
+
+export function isRefusedChange(outcome: Membership | RefusedChange): outcome is RefusedChange {
+  return 'refusal' in outcome;
+}
+
 /** The record after a change, or why the change is refused. A change that is already in effect is refused too, so it never bumps the epoch twice. */
-export function changedMembership(membership: Membership, change: MembershipChange): Membership | string {
+export function changedMembership(membership: Membership, change: MembershipChange): Membership | RefusedChange {
   const next = (members: readonly Member[]): Membership => ({ epoch: membership.epoch + 1, members: sortedMembers(members) });
+  const notAMember = (id: ServerId): RefusedChange => refusedChange(`${id} is not a member`, { reason: 'notAMember', servers: [id] });
   switch (change.kind) {
     case 'add': {
       const problem = memberProblem(change.member);
-      if (problem) return problem;
-      if (memberOf(membership, change.member.id)) return `${change.member.id} is already a member`;
-      if (membership.members.length >= membersMax) return `the group already has ${membersMax} members`;
+      if (problem) return refusedChange(problem);
+      if (memberOf(membership, change.member.id)) return refusedChange(`${change.member.id} is already a member`);
+      if (membership.members.length >= membersMax) return refusedChange(`the group already has ${membersMax} members`);
       // Another member's address would give the new member that server's traffic (a review added s5 at s4's ports: a
       // move to s5 landed on s4, and every FLUSH then waited on a member that never answered as itself).
       const taken = addressTakenBy(membership, change.member);
-      if (taken) return taken;
+      if (taken) return refusedChange(taken);
       return next([...membership.members, { ...change.member, draining: false }]);
     }
     case 'drain': {
       const member = memberOf(membership, change.id);
-      if (!member) return `${change.id} is not a member`;
-      if (member.draining) return `${change.id} is already draining`;
-      if (!membership.members.some((other) => other.id !== change.id && !other.draining)) return `${change.id} is the last member that is not draining`;
+      if (!member) return notAMember(change.id);
+      if (member.draining) return refusedChange(`${change.id} is already draining`, { reason: 'alreadyDraining', servers: [change.id] });
+      if (!membership.members.some((other) => other.id !== change.id && !other.draining)) return refusedChange(`${change.id} is the last member that is not draining`);
       return next(membership.members.map((other) => (other.id === change.id ? { ...other, draining: true } : other)));
     }
     case 'forget': {
-      if (change.ids.length === 0) return 'no member to forget';
+      if (change.ids.length === 0) return refusedChange('no member to forget');
       for (const id of change.ids) {
         const member = memberOf(membership, id);
-        if (!member) return `${id} is not a member`;
-        if (!member.draining) return `drain ${id} first, so that no move toward it starts`;
+        if (!member) return notAMember(id);
+        if (!member.draining) return refusedChange(`drain ${id} first, so that no move toward it starts`, { reason: 'notDraining', servers: [id] });
       }
       const left = membership.members.filter((other) => !change.ids.includes(other.id));
-      if (!left.some((other) => !other.draining)) return 'no member that is not draining would be left';
+      if (!left.some((other) => !other.draining)) return refusedChange('no member that is not draining would be left');
       return next(left);
     }
     case 'remove': {
       const member = memberOf(membership, change.id);
-      if (!member) return `${change.id} is not a member`;
-      if (!member.draining) return `${change.id} must be drained before it leaves`;
+      if (!member) return notAMember(change.id);
+      if (!member.draining) return refusedChange(`${change.id} must be drained before it leaves`, { reason: 'notDraining', servers: [change.id] });
       return next(membership.members.filter((other) => other.id !== change.id));
     }
   }

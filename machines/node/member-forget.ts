@@ -1,11 +1,11 @@
 import type { ServerId } from '../identifiers.js';
-import type { Membership } from '../membership/membership.js';
-import { changedMembership, memberIds, memberOf, membershipText } from '../membership/membership.js';
+import type { Membership, MembershipRefusal } from '../membership/membership.js';
+import { changedMembership, isRefusedChange, memberIds, memberOf, membershipText, refusedChange } from '../membership/membership.js';
 import { isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import type { NodeDraft } from './node-draft.js';
 import type { MembershipWork } from './node-membership.js';
-import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, unknownDepartedLossEpoch } from './node-membership.js';
+import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, refuseChange, unknownDepartedLossEpoch } from './node-membership.js';
 
 /**
  * Forgetting members that cannot leave by themselves: the administrator's
@@ -87,18 +87,18 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[]): stri
 /** The administrator asks this server to forget `servers` (see the top of the file). */
 export function forgetMember(work: MembershipWork, requestId: string, servers: readonly ServerId[]): void {
   const self = work.next.config.self;
-  const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
+  const refuse = (message: string, refusal?: MembershipRefusal): void => refuseChange(work, requestId, refusedChange(message, refusal));
   const forgotten = [...new Set(servers)].sort();
   if (forgotten.length === 0) return refuse('no member to forget');
   if (forgotten.includes(self)) return refuse(`${self} cannot forget itself: drain it, and it leaves once it holds nothing`);
   const current = work.next.membership;
   const strangers = forgotten.filter((id) => !memberOf(current, id));
-  if (strangers.length > 0) return refuse(`${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a member`);
+  if (strangers.length > 0) return refuse(`${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a member`, { reason: 'notAMember', servers: strangers });
   // Looked at before the drain is asked for: a drain cannot be taken back, and a server still owning pages cannot be forgotten.
   const held = stillNaming(work.next, forgotten);
   if (held !== null) {
     askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
-    return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`);
+    return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`, { reason: 'stillHolds', servers: forgotten });
   }
   // What other members found at this record: refused with it, and asked again (a stale route there is being repaired).
   const check = work.next.forgetCheck;
@@ -106,17 +106,17 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
   if (refusals.length > 0) {
     work.next.forgetCheck = { ...check!, refusals: {}, retries: 0 };
     sendForgetChecks(work);
-    return refuse(`cannot forget ${forgotten.join(', ')}: ${refusals.map(([, reason]) => reason).join('; ')}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`);
+    return refuse(`cannot forget ${forgotten.join(', ')}: ${refusals.map(([, reason]) => reason).join('; ')}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`, { reason: 'stillHolds', servers: forgotten });
   }
   const notDraining = forgotten.filter((id) => !memberOf(current, id)!.draining);
-  if (notDraining.length > 0) return refuse(`drain ${notDraining.join(', ')} first, so that no move toward ${notDraining.length === 1 ? 'it' : 'them'} starts`);
+  if (notDraining.length > 0) return refuse(`drain ${notDraining.join(', ')} first, so that no move toward ${notDraining.length === 1 ? 'it' : 'them'} starts`, { reason: 'notDraining', servers: notDraining });
   const waitingFor = membersNotConfirmingForget(work.next, forgotten);
   if (waitingFor.length > 0) {
     askToConfirmForget(work, forgotten);
-    return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${current.epoch} that nothing they know names ${forgotten.join(', ')} (a member that is down blocks this; forget it with them)`);
+    return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${current.epoch} that nothing they know names ${forgotten.join(', ')} (a member that is down blocks this; forget it with them)`, { reason: 'waitingFor', servers: waitingFor });
   }
   const next = changedMembership(current, { kind: 'forget', ids: forgotten });
-  if (typeof next === 'string') return refuse(next);
+  if (isRefusedChange(next)) return refuseChange(work, requestId, next);
   noteForgotten(work, forgotten);
   const told = memberIds(current).filter((id) => id !== self && !forgotten.includes(id));
   adoptMembership(work, next, { requestId, told, removal: false });

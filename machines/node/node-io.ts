@@ -4,7 +4,7 @@ import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoin
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { VolumeDefinition } from './volume.js';
-import type { Membership, MembershipChange } from '../membership/membership.js';
+import type { Membership, MembershipChange, MembershipRefusal } from '../membership/membership.js';
 
 /**
  * The inputs a server node accepts and the effects it returns. A runtime (the
@@ -74,8 +74,11 @@ export type NodeInput =
 export type NodeEffect =
   | { type: 'peer.send'; to: ServerId; message: PeerMessage }
   | { type: 'client.reply'; requestId: string; outcome: RequestOutcome; dataToken: string | null }
-  /** `flipPending`: a move refused only because this server has not yet learnt its last move's flip (worth asking again soon). */
-  | { type: 'admin.reply'; requestId: string; ok: boolean; message: string; flipPending?: true }
+  /**
+   * `flipPending`: a move refused only because this server has not yet learnt its last move's flip (worth asking again
+   * soon). `refusal`: why a membership change was refused, for a program (membership.ts, MembershipRefusal).
+   */
+  | { type: 'admin.reply'; requestId: string; ok: boolean; message: string; flipPending?: true; refusal?: MembershipRefusal }
   /** Read blocks of this server's copy of a page into the token's buffer. */
   | { type: 'data.read'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; intoToken: string }
   /** Write blocks from the token's buffer (starting `tokenOffsetBlocks` into it); `durable` = FUA. */

@@ -1,7 +1,8 @@
 import type { ServerId } from '../identifiers.js';
 import { pageKeyOfText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
-import { changedMembership, isNewerMembership, memberIds, memberOf, membershipProblem, membershipText } from '../membership/membership.js';
+import { changedMembership, isNewerMembership, isRefusedChange, memberIds, memberOf, membershipProblem, membershipText, refusedChange } from '../membership/membership.js';
+import type { RefusedChange } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
@@ -56,19 +57,19 @@ export interface MembershipWork {
 export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {
   if (change.kind === 'forget') return forgetMember(work, requestId, change.ids);
   const self = work.next.config.self;
-  const refuse = (message: string): void => { work.effects.push({ type: 'admin.reply', requestId, ok: false, message }); };
+  const refuse = (refused: RefusedChange): void => refuseChange(work, requestId, refused);
   if (change.kind === 'remove') {
-    if (change.id !== self) return refuse(`ask ${change.id} itself to leave: only it knows it holds no page`);
-    if (!isReadyToLeave(work.next.finish())) return refuse(`${self} still holds pages or runs moves`);
+    if (change.id !== self) return refuse(refusedChange(`ask ${change.id} itself to leave: only it knows it holds no page`));
+    if (!isReadyToLeave(work.next.finish())) return refuse(refusedChange(`${self} still holds pages or runs moves`, { reason: 'stillHolds', servers: [self] }));
   }
   const previous = work.next.membership;
   const next = changedMembership(previous, change);
-  if (typeof next === 'string') return refuse(next);
+  if (isRefusedChange(next)) return refuse(next);
   if (change.kind === 'remove') {
     const waitingFor = membersNotConfirmingLeave(work);
     if (waitingFor.length > 0) {
       askToConfirmLeave(work);
-      return refuse(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${previous.epoch} that no move toward ${self} runs (a member that is down blocks the leave)`);
+      return refuse(refusedChange(`waiting for ${waitingFor.join(', ')} to confirm at membership epoch ${previous.epoch} that no move toward ${self} runs (a member that is down blocks the leave)`, { reason: 'waitingFor', servers: waitingFor }));
     }
   }
   const told = new Set([...memberIds(previous), ...memberIds(next)]);
@@ -77,6 +78,11 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   // made again should a concurrent change at the same epoch beat this record (see `reapplyChangesMade`).
   if (change.kind === 'add' || change.kind === 'drain') work.next.membershipChangesMade = [...work.next.membershipChangesMade, change].slice(-membershipChangesMadeMax);
   adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
+}
+
+/** Answers the administrator that a membership change is refused, with the message and the reason. */
+export function refuseChange(work: MembershipWork, requestId: string, refused: RefusedChange): void {
+  work.effects.push({ type: 'admin.reply', requestId, ok: false, message: refused.message, refusal: refused.refusal });
 }
 
 /** Joins and drains remembered until a record shows them; bounded, volatile. */
@@ -107,7 +113,7 @@ function reapplyChangesMade(work: MembershipWork): void {
   const kept: MembershipChange[] = [];
   for (const change of pending) {
     const next = changedMembership(record, change);
-    if (typeof next === 'string') continue;
+    if (isRefusedChange(next)) continue;
     record = next;
     kept.push(change);
   }

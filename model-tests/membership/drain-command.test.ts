@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AdminRefusedError } from '../../impl/cli/admin-client.js';
 import { drainServer } from '../../impl/cli/membership-admin.js';
 import type { ServerConfig } from '../../impl/cli/group-config.js';
 import type { Member } from '../../machines/membership/membership.js';
@@ -21,7 +22,7 @@ function scriptedAdmin(s1PollsBehind: number) {
   let s1Polls = 0;
   const admin = async <T>(server: ServerConfig, path: string): Promise<T> => {
     calls.push(`${server.id}${path}`);
-    if (path === '/members/drain') throw new Error('s2: s2 is already draining');
+    if (path === '/members/drain') throw new AdminRefusedError('s2: s2 is already draining', { reason: 'alreadyDraining', servers: ['s2'] });
     if (path === '/shutdown') throw new Error('the command must not stop the server');
     const port = server.admin.port;
     const membership = port === 3002 ? left : port === 3001 && (s1Polls += 1) <= s1PollsBehind ? stillListing : left;

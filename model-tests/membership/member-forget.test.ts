@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Membership } from '../../machines/membership/membership.js';
+import type { Membership, MembershipRefusal } from '../../machines/membership/membership.js';
 import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
@@ -31,6 +31,11 @@ function replies(effects: readonly NodeEffect[]): Array<{ ok: boolean; message: 
   return effects.flatMap((effect) => (effect.type === 'admin.reply' ? [{ ok: effect.ok, message: effect.message }] : []));
 }
 
+/** The reasons refused changes give, for the CLI to act on (membership.ts, MembershipRefusal). */
+function refusals(effects: readonly NodeEffect[]): Array<MembershipRefusal | undefined> {
+  return effects.flatMap((effect) => (effect.type === 'admin.reply' && !effect.ok ? [effect.refusal] : []));
+}
+
 /** Completes every metadata commit among `effects`, in order; returns the state and what the completions did. */
 function commitAll(state: NodeState, effects: readonly NodeEffect[]): [NodeState, NodeEffect[]] {
   const commits = effects.flatMap((effect) => (effect.type === 'meta.commit' && effect.completionId !== null ? [effect.completionId] : []));
@@ -53,11 +58,19 @@ describe('forgetting a member that is down for good', () => {
     // Asked before any drain: a drain cannot be taken back, and one that still owns a page cannot be forgotten anyway.
     expect(replies(run(startedNodeOf('s1', [alpha], bootstrap), forget('s3'))[1])).toEqual([{ ok: false, message: expect.stringContaining("cannot forget s3: s1's routes name s3 owner of 1 page (alpha/2)") }]);
     expect(replies(run(s1, forget('s3'))[1])).toEqual([{ ok: false, message: 'drain s3 first, so that no move toward it starts' }]);
+    // Each says why for a program too, naming the servers it is about: the CLI acts on these, not on the wording.
+    expect(refusals(run(s1, forget('s1'))[1])).toEqual([{ reason: 'final' }]);
+    expect(refusals(run(s1, forget('s9'))[1])).toEqual([{ reason: 'notAMember', servers: ['s9'] }]);
+    expect(refusals(run(startedNodeOf('s1', [alpha], bootstrap), forget('s3'))[1])).toEqual([{ reason: 'stillHolds', servers: ['s3'] }]);
+    expect(refusals(run(s1, forget('s3'))[1])).toEqual([{ reason: 'notDraining', servers: ['s3'] }]);
+    expect(refusals(run(s1, { type: 'admin.changeMembership', requestId: 'drain-again', change: { kind: 'drain', id: 's9' } })[1])).toEqual([{ reason: 'notAMember', servers: ['s9'] }]);
+    expect(refusals(run(startedNodeOf('s1', [beta], s3Draining), { type: 'admin.changeMembership', requestId: 'drain-again', change: { kind: 'drain', id: 's3' } })[1])).toEqual([{ reason: 'alreadyDraining', servers: ['s3'] }]);
   });
 
   it('removes a draining member once every other member confirmed nothing names it, and tells every member but it', () => {
     const [s1Asking, asked] = run(startedNodeOf('s1', [beta], s3Draining), forget('s3'));
     expect(replies(asked)).toEqual([{ ok: false, message: expect.stringContaining('waiting for s2 to confirm') }]);
+    expect(refusals(asked)).toEqual([{ reason: 'waitingFor', servers: ['s2'] }]);
     const checks = messagesOf(asked, 'forget.check');
     expect(checks.map((check) => check.to)).toEqual(['s2']);
     expect(asked.some((effect) => effect.type === 'timer.set' && effect.timerId.startsWith('forget|'))).toBe(true);
