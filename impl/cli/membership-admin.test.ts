@@ -7,7 +7,7 @@ import type { ServerConfig } from './group-config.js';
 import { localGroupConfig, readGroupConfig } from './group-config.js';
 import { AdminRefusedError } from './admin-client.js';
 import type { AdminCall } from './membership-admin.js';
-import { changeGroupConfig, drainServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
+import { changeGroupConfig, drainServer, forgetServer, nextServerConfig, writeGroupConfig } from './membership-admin.js';
 
 /**
  * The administrator's side of membership, against a real configuration file
@@ -72,5 +72,37 @@ describe('a drain asked again', () => {
     await drainServer(s2, admin, (line) => lines.push(line), 5_000, 1_000);
     expect(lines[0]).toBe('s2 has already left; confirming that every member follows');
     expect(lines.at(-1)).toMatch(/^s2 holds nothing and left the group \(membership epoch 3\)/);
+  });
+});
+
+describe('a forget', () => {
+  it('waits for a member of the record that the configuration does not name to follow, asking it at the admin address the record gives', async () => {
+    const path = configFile();
+    const group = readGroupConfig(path);
+    const [s1, s2, s3] = group.servers as [ServerConfig, ServerConfig, ServerConfig];
+    // s4 joined through another administrator's configuration file: only s1's record names it.
+    const s4 = { id: 's4', peer: { host: '127.0.0.1', port: 39_904 }, admin: { host: '127.0.0.1', port: 39_905 }, capacityWeight: 1, draining: false };
+    const record = (epoch: number, ids: string[]) => ({ epoch, members: [...group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: server.id === 's3' })), s4].filter((member) => ids.includes(member.id)) });
+    let forgotten = false;
+    let s4Lags = 2;
+    const calls: string[] = [];
+    const admin: AdminCall = async <T>(server: ServerConfig, path: string) => {
+      const at = server.admin.port === s4.admin.port ? 's4' : server.id;
+      calls.push(`${at}${path}`);
+      if (path === '/members/forget') {
+        forgotten = true;
+        return { ok: true, message: 'membership epoch 3: s1, s2, s4' } as T;
+      }
+      if (path !== '/status') throw new Error(`unexpected call ${path}`);
+      const lists = !forgotten || (at === 's4' && s4Lags > 0);
+      if (at === 's4' && forgotten && s4Lags > 0) s4Lags -= 1;
+      return { server: at, membership: lists ? record(2, ['s1', 's2', 's3', 's4']) : record(3, ['s1', 's2', 's4']), drain: null } as unknown as T;
+    };
+    const lines: string[] = [];
+    await forgetServer([s3], s1, [s2], admin, (line) => lines.push(line), 10_000);
+    // s4 was asked, and the command returned only once s4 followed (it listed s3 at its first two answers).
+    expect(calls.filter((call) => call === 's4/status').length).toBe(3);
+    expect(s4Lags).toBe(0);
+    expect(lines.at(-1)).toBe('s1: s3 forgotten: membership epoch 3: s1, s2, s4');
   });
 });

@@ -266,15 +266,26 @@ const forgetDownMemberWaitMs = 3_000;
 /** A refusal naming pages is asked again for this long: the asked member repairs a stale route meanwhile (route.query). */
 const forgetPageRefusalRetryMs = 3_000;
 
-/** Whether `via` and every other member that answers follow a record without `ids` (waiting a little for them); false if `via` lists them again. */
+/**
+ * Whether `via` and every other member that answers follow a record without
+ * `ids` (waiting a little for them); false if `via` lists them again. The
+ * other members are those of the configuration and those of `via`'s record
+ * that the configuration does not name (a server another administrator added
+ * with another configuration file), asked at the admin address the record
+ * gives.
+ */
 async function followedWithout(ids: readonly string[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 10_000): Promise<boolean> {
   const lists = (status: ServerStatus) => status.membership.members.some((member) => ids.includes(member.id));
   const deadline = Date.now() + timeoutMs;
   const silent = new Set<string>();
   for (;;) {
-    if (lists(await admin<ServerStatus>(via, '/status'))) return false;
+    const viaStatus = await admin<ServerStatus>(via, '/status');
+    if (lists(viaStatus)) return false;
+    const known = new Set([via.id, ...ids, ...others.map((other) => other.id)]);
+    // Only the id and admin address are used to call a member (as in membersStillListing).
+    const unconfigured = viaStatus.membership.members.filter((member) => !known.has(member.id) && member.admin !== null).map((member): ServerConfig => ({ ...via, id: member.id, admin: member.admin! }));
     const lagging: string[] = [];
-    for (const other of others) {
+    for (const other of [...others, ...unconfigured]) {
       const status = await admin<ServerStatus>(other, '/status').catch(() => null);
       if (status === null && !silent.has(other.id)) report(`  ${other.id} does not answer: it learns the record when it is back`);
       if (status === null) silent.add(other.id);
