@@ -1,5 +1,6 @@
 import type { ServerId } from '../identifiers.js';
-import { isActiveMember, memberIds } from '../membership/membership.js';
+import type { Membership } from '../membership/membership.js';
+import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import type { PeerMessage } from './messages.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
@@ -101,10 +102,27 @@ export function receiveReserve(work: ReservationWork, from: ServerId, volume: Vo
   if (held && held.id !== reservationId) return answer(false, `${work.next.config.self} holds ${volume.name} for a creation on ${held.by}`);
   // A server being drained or forgotten since the creator checked (member-forget.ts) must not be given pages.
   const inactive = volume.servers.filter((server) => !isActiveMember(work.next.membership, server));
-  if (inactive.length > 0) return answer(false, `${inactive.join(', ')} ${inactive.length === 1 ? 'is' : 'are'} draining or not a member at ${work.next.config.self}`);
+  if (inactive.length > 0) return answer(false, inactiveReason(work.next.membership, inactive, work.next.config.self));
   work.next.volumeReservations[volume.name] = { volume, by: from, id: reservationId, requestId: null, granted: [], refused: [] };
   work.effects.push({ type: 'timer.set', timerId: timerId(volume.name, reservationId), delayMs: reservationTimeoutsMs(work.next.config.peerRetryDelayMs).memberMs });
   answer(true, null);
+}
+
+/**
+ * Why `inactive` may not be given pages, as `self` sees them: draining, or
+ * not a member of its record. A member whose record is older than the
+ * creator's (a server added moments ago, whose join has not reached it yet)
+ * says so, and that it passes: it used to say "draining or not a member",
+ * which read like a refusal for good.
+ */
+function inactiveReason(membership: Membership, inactive: readonly ServerId[], self: ServerId): string {
+  const draining = inactive.filter((server) => memberOf(membership, server) !== null);
+  const unknown = inactive.filter((server) => memberOf(membership, server) === null);
+  const parts = [
+    ...(draining.length > 0 ? [`${draining.join(', ')} ${draining.length === 1 ? 'is' : 'are'} draining at ${self}`] : []),
+    ...(unknown.length > 0 ? [`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a member at ${self} (at its membership epoch ${membership.epoch}: a server added moments ago is not known everywhere yet; try again in a few seconds)`] : []),
+  ];
+  return parts.join('; ');
 }
 
 /** Creator: a member's answer; a majority of grants defines the volume, a majority made impossible refuses it. */

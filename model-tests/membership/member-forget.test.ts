@@ -148,7 +148,10 @@ describe('forgetting a member that is down for good', () => {
     expect(replies(createdEffects)).toEqual([{ ok: false, message: 'volume gamma was not created: s3 is draining or not a member now' }]);
     // A member that knows s3 drains grants no name over it.
     const [, granting] = run(startedNodeOf('s2', [beta], s3Draining), peer('s1', { type: 'volume.reserve', volume: gamma, reservationId: 'r' }));
-    expect(messagesOf(granting, 'volume.reserveAnswer')[0]?.message).toMatchObject({ granted: false, reason: 's3 is draining or not a member at s2' });
+    expect(messagesOf(granting, 'volume.reserveAnswer')[0]?.message).toMatchObject({ granted: false, reason: 's3 is draining at s2' });
+    // Nor one over a server it does not know, and it says that may be its record lagging (a server added moments ago).
+    const [, lagging] = run(startedNodeOf('s2', [beta], bootstrap), peer('s1', { type: 'volume.reserve', volume: { ...gamma, servers: ['s1', 's4'] }, reservationId: 'r' }));
+    expect(messagesOf(lagging, 'volume.reserveAnswer')[0]?.message).toMatchObject({ granted: false, reason: 's4 is not a member at s2 (at its membership epoch 0: a server added moments ago is not known everywhere yet; try again in a few seconds)' });
   });
 
   it('forgets two servers down for good together, neither waiting for the other\'s confirmation', () => {
