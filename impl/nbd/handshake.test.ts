@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Handshake, encodeGreeting, type HandshakeAction } from './handshake.js';
 import { MemoryBackend } from './memory-backend.js';
-import { NBD_OPTS_MAGIC, NBD_OPT_GO, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NBD_REP_ERR_INVALID } from './protocol-constants.js';
+import { NBD_OPTS_MAGIC, NBD_OPT_ABORT, NBD_OPT_GO, NBD_OPT_SET_META_CONTEXT, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NBD_REP_ERR_INVALID, NBD_REP_ERR_UNSUP } from './protocol-constants.js';
 import { encodeGoData } from './raw-client.js';
 import { ReceiveQueue } from './receive-queue.js';
 
@@ -62,5 +62,22 @@ describe('Handshake', () => {
     queue.push(Buffer.concat([Buffer.from([0, 0, 0, 1]), option(99), option(99), option(99)]));
     const actions = handshake.consume(queue);
     expect(actions.at(-1)).toEqual({ type: 'close', reason: 'more than 2 options' });
+  });
+
+  it('answers an option whose data is too long to keep as its kind asks: ERR_INVALID if implemented, ERR_UNSUP if not, and NBD_OPT_ABORT with its ACK', () => {
+    const limits = { optionDataBytesMax: 64, handshakeBytesMax: 1 << 20, optionCountMax: 16 };
+    const long = Buffer.alloc(65);
+    const handshake = new Handshake(backend, limits);
+    const queue = new ReceiveQueue();
+    queue.push(Buffer.concat([Buffer.from([0, 0, 0, 1]), option(NBD_OPT_GO, long), option(NBD_OPT_SET_META_CONTEXT, long), option(12_345, long)]));
+    // A client that read ERR_INVALID would take meta contexts (option 10) for known here (a review found it so).
+    expect(replyTypes(handshake.consume(queue))).toEqual([NBD_REP_ERR_INVALID, NBD_REP_ERR_UNSUP, NBD_REP_ERR_UNSUP]);
+    const aborting = new Handshake(backend, limits);
+    const abortQueue = new ReceiveQueue();
+    abortQueue.push(Buffer.concat([Buffer.from([0, 0, 0, 1]), option(NBD_OPT_ABORT, long)]));
+    const actions = aborting.consume(abortQueue);
+    // "The server MUST reply with NBD_REP_ACK ... a server SHOULD ignore any data sent by the client" (proto.md, NBD_OPT_ABORT).
+    expect(replyTypes(actions)).toEqual([NBD_REP_ACK]);
+    expect(actions.at(-1)).toEqual({ type: 'close', reason: 'client sent NBD_OPT_ABORT' });
   });
 });

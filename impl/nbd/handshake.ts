@@ -12,9 +12,10 @@
  * - `option-header`: waits for IHAVEOPT, the option and its data length. A
  *   wrong magic closes the session. A length within `optionDataBytesMax`
  *   moves to `option-data`; a larger one that still fits the handshake byte
- *   budget moves to `option-discard` (the data is dropped as it arrives and
- *   the option is refused with NBD_REP_ERR_INVALID, so nothing unbounded is
- *   ever buffered); anything larger closes the session as a denial of
+ *   budget moves to `option-discard` (the data is dropped as it arrives, so
+ *   nothing unbounded is ever buffered, and the option is refused with
+ *   NBD_REP_ERR_INVALID; NBD_OPT_ABORT is still acknowledged and an option
+ *   the server does not implement still gets NBD_REP_ERR_UNSUP); anything larger closes the session as a denial of
  *   service, which the specification permits.
  * - `option-data`: waits for the whole option, then answers it. NBD_OPT_GO
  *   and NBD_OPT_EXPORT_NAME on a known export end negotiation with a
@@ -68,6 +69,9 @@ import {
   NBD_STRING_BYTES_MAX,
 } from './protocol-constants.js';
 import type { ReceiveQueue } from './receive-queue.js';
+
+/** The options `answerOption` implements; every other is answered NBD_REP_ERR_UNSUP, whatever its data. */
+const implementedOptions: ReadonlySet<number> = new Set([NBD_OPT_EXPORT_NAME, NBD_OPT_ABORT, NBD_OPT_LIST, NBD_OPT_INFO, NBD_OPT_GO, NBD_OPT_STRUCTURED_REPLY]);
 
 export interface HandshakeLimits {
   /** Option data up to this size is buffered and parsed; larger data is discarded unread. */
@@ -280,8 +284,15 @@ export class Handshake {
           // NBD_OPT_EXPORT_NAME cannot be answered with an error, so the only refusal is to close.
           return this.finish(actions, { type: 'close', reason: 'NBD_OPT_EXPORT_NAME with an oversized name' });
         }
-        actions.push({ type: 'send', bytes: errorReply(state.option, NBD_REP_ERR_INVALID, 'option data too long') });
         this.state = { name: 'option-header' };
+        // Answered as the option would be with short data wherever the data does not matter: NBD_OPT_ABORT "MUST" be
+        // acknowledged (its data SHOULD be ignored), and an option this server does not implement is ERR_UNSUP whatever
+        // its data (ERR_INVALID says the option is known; a review found both answered "option data too long").
+        if (state.option === NBD_OPT_ABORT || !implementedOptions.has(state.option)) {
+          this.answerOption(state.option, Buffer.alloc(0), actions);
+          return true;
+        }
+        actions.push({ type: 'send', bytes: errorReply(state.option, NBD_REP_ERR_INVALID, 'option data too long') });
         return true;
       }
       case 'option-data': {
@@ -296,6 +307,7 @@ export class Handshake {
     }
   }
 
+  /** Answers a whole option; `implementedOptions` lists those it does not answer ERR_UNSUP. */
   private answerOption(option: number, data: Buffer, actions: HandshakeAction[]): void {
     switch (option) {
       case NBD_OPT_EXPORT_NAME: {
