@@ -76,8 +76,19 @@ import {
 
 export interface ConnectionLimits {
   handshake: HandshakeLimits;
-  /** A client that has not finished negotiating within this time is disconnected. */
+  /**
+   * A client that has not finished negotiating this long after it connected
+   * is disconnected, however many bytes it trickles in meanwhile (an idle
+   * time-out, reset by every byte, let a client that sent one byte every 20 s
+   * keep its slot for ever; a review held all 256 slots of a server that way).
+   */
   handshakeTimeoutMs: number;
+  /**
+   * Idle time before TCP keep-alive probes start: a client whose host vanished
+   * without a FIN or a reset is found dead and its slot (and any replies
+   * queued for it) freed, instead of kept for ever.
+   */
+  keepAliveMs: number;
   inFlightRequestsMax: number;
   /** Sum of the read lengths and write payloads of in-flight requests. */
   inFlightBytesMax: number;
@@ -90,6 +101,7 @@ export interface ConnectionLimits {
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   handshake: DEFAULT_HANDSHAKE_LIMITS,
   handshakeTimeoutMs: 30_000,
+  keepAliveMs: 30_000,
   inFlightRequestsMax: 64,
   inFlightBytesMax: 256 * 1024 * 1024,
   lingerMs: 5_000,
@@ -122,6 +134,8 @@ export class NbdConnection {
   private peerEnded = false;
   /** Whether the server is stopping (`shutdown`): the connection closes once its replies are written. */
   private stopping = false;
+  /** Ends a handshake not finished in time (see `handshakeTimeoutMs`); cleared once transmission starts or the socket closes. */
+  private handshakeDeadline: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -136,9 +150,12 @@ export class NbdConnection {
   start(): void {
     const socket = this.socket;
     socket.setNoDelay(true);
-    socket.setTimeout(this.limits.handshakeTimeoutMs, () => {
-      if (this.phase === 'handshake') this.hardClose('handshake timed out');
-    });
+    socket.setKeepAlive(true, this.limits.keepAliveMs);
+    this.handshakeDeadline = setTimeout(() => {
+      this.handshakeDeadline = null;
+      if (this.phase === 'handshake') this.hardClose(`handshake not finished within ${this.limits.handshakeTimeoutMs} ms`);
+    }, this.limits.handshakeTimeoutMs);
+    this.handshakeDeadline.unref();
     socket.on('data', (chunk: Buffer) => {
       if (this.phase !== 'handshake' && this.phase !== 'transmission') return;
       this.queue.push(chunk);
@@ -151,6 +168,7 @@ export class NbdConnection {
     });
     socket.on('error', (error: Error) => this.log(`nbd ${this.label}: socket error: ${error.message}`));
     socket.on('close', () => {
+      this.clearHandshakeDeadline();
       if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
       this.phase = 'closed';
       this.queue.clear();
@@ -158,6 +176,11 @@ export class NbdConnection {
       this.backend.connectionClosed?.(this.label);
     });
     socket.write(encodeGreeting());
+  }
+
+  private clearHandshakeDeadline(): void {
+    if (this.handshakeDeadline !== null) clearTimeout(this.handshakeDeadline);
+    this.handshakeDeadline = null;
   }
 
   /** Closes the connection at once. */
@@ -304,7 +327,7 @@ export class NbdConnection {
         case 'transmission.start':
           this.negotiated = action.negotiated;
           this.phase = 'transmission';
-          this.socket.setTimeout(0);
+          this.clearHandshakeDeadline();
           this.log(
             `nbd ${this.label}: export ${JSON.stringify(action.negotiated.exportInfo.name)} ` +
               `(${action.negotiated.structuredReplies ? 'structured' : 'simple'} replies)`,

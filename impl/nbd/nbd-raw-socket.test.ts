@@ -227,6 +227,24 @@ describe('handshake', () => {
     expect(await client.waitForClose()).toBe(true);
   });
 
+  it('ends a handshake not finished in time, however the client trickles its bytes in', async () => {
+    server = await startTestServer(undefined, undefined, { handshakeTimeoutMs: 600 });
+    const client = await connect();
+    await client.read(18);
+    const startedMs = performance.now();
+    // Valid client flags and the start of an option header, one byte every 100 ms: each byte used to reset the time-out.
+    const bytes = Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('IHAVEOPT')]);
+    for (const byte of bytes) {
+      if (client.isClosed) break;
+      client.write(Buffer.from([byte]));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await client.waitForClose(2_000)).toBe(true);
+    expect(performance.now() - startedMs).toBeLessThan(1_100);
+    expect(server.logLines.some((line) => line.includes('handshake not finished within 600 ms'))).toBe(true);
+    await expectServerStillServes();
+  });
+
   it('survives random garbage on many connections at once', async () => {
     server = await startTestServer();
     const hostile = await Promise.all(Array.from({ length: 8 }, () => connect()));
