@@ -85,18 +85,27 @@ class FakeSocket extends EventEmitter {
   #corked = 0;
   destroyed = false;
   writableNeedDrain = false;
+  /** Callbacks of writes made while corked: a real socket calls them once the corked bytes are written out. */
+  #written: Array<() => void> = [];
   setNoDelay(): this { return this; }
+  setKeepAlive(): this { return this; }
   setTimeout(): this { return this; }
   pause(): this { return this; }
   resume(): this { return this; }
   cork(): void { this.#corked += 1; }
   uncork(): void {
     this.#corked -= 1;
-    if (this.#corked === 0) this.writeCalls += 1;
+    if (this.#corked !== 0) return;
+    this.writeCalls += 1;
+    const written = this.#written;
+    this.#written = [];
+    for (const callback of written) callback();
   }
-  write(bytes: Buffer): boolean {
+  write(bytes: Buffer, callback?: () => void): boolean {
     this.written.push(bytes);
     if (this.#corked === 0) this.writeCalls += 1;
+    if (callback && this.#corked > 0) this.#written.push(callback);
+    else if (callback) process.nextTick(callback);
     return true;
   }
   end(): void { this.destroyed = true; }

@@ -24,8 +24,14 @@
  *
  * Bounds. Reading stops (the socket is paused) while the connection has
  * `inFlightRequestsMax` requests or `inFlightBytesMax` bytes of read and
- * write payload in flight, or while the socket's send buffer is full because
- * the client does not read its replies; it resumes when the cause clears.
+ * write payload in flight (a read's bytes count until its reply has left the
+ * process), while the server's payload budget for all connections is spent
+ * (payload-budget.ts), or while the socket's send buffer is full because
+ * the client does not read its replies; it resumes when the cause clears. A
+ * client that reads none of its replies for `replyStallTimeoutMs` is
+ * disconnected, which frees what they held (a review's client that sent 64
+ * reads of 24 MiB and read nothing made a server hold 264 MiB per connection,
+ * with nothing bounding the sum).
  * With the socket paused, the receive queue holds at most what was already
  * delivered, and a WRITE payload is buffered only up to the export's
  * maximum payload. Every parse and every action runs inside one try/catch,
@@ -63,6 +69,8 @@ import {
   NBD_EIO,
   NBD_REQUEST_HEADER_BYTES,
 } from './protocol-constants.js';
+import { assert } from '../../machines/identifiers.js';
+import { PayloadBudget } from './payload-budget.js';
 import { ReceiveQueue } from './receive-queue.js';
 import {
   checkRequest,
@@ -90,8 +98,19 @@ export interface ConnectionLimits {
    */
   keepAliveMs: number;
   inFlightRequestsMax: number;
-  /** Sum of the read lengths and write payloads of in-flight requests. */
+  /**
+   * Sum of the read lengths and write payloads of this connection's requests
+   * from their acceptance until their replies have left the process (a read's
+   * data counts until the socket has handed it to the kernel, so a client that
+   * stops reading its replies holds at most this much and one more request).
+   */
   inFlightBytesMax: number;
+  /**
+   * A client that reads none of its replies for this long while some wait to
+   * be sent is disconnected, and the memory they hold (in this connection's
+   * share and in the server's payload budget) is freed.
+   */
+  replyStallTimeoutMs: number;
   /** After the server half-closes, a client that keeps its half open is cut off after this long. */
   lingerMs: number;
   /** Requests one pump acts on before the connection yields to the next turn (see "Pumps"). */
@@ -103,7 +122,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   handshakeTimeoutMs: 30_000,
   keepAliveMs: 30_000,
   inFlightRequestsMax: 64,
-  inFlightBytesMax: 256 * 1024 * 1024,
+  inFlightBytesMax: 64 * 1024 * 1024,
+  replyStallTimeoutMs: 30_000,
   lingerMs: 5_000,
   requestsPerPumpMax: 4,
 };
@@ -136,6 +156,13 @@ export class NbdConnection {
   private stopping = false;
   /** Ends a handshake not finished in time (see `handshakeTimeoutMs`); cleared once transmission starts or the socket closes. */
   private handshakeDeadline: NodeJS.Timeout | null = null;
+  /** Runs while replies wait for a client that does not read them (see `replyStallTimeoutMs`); cleared by 'drain'. */
+  private replyStall: NodeJS.Timeout | null = null;
+  /** The costs of read replies sent but not yet written out, oldest first from `readRepliesUnwrittenHead`. */
+  private readonly readRepliesUnwritten: number[] = [];
+  private readRepliesUnwrittenHead = 0;
+  /** Pumps again once the server's payload budget has room; registered only while waiting for it. */
+  private readonly wakeForRoom = (): void => this.pump();
 
   constructor(
     private readonly socket: Socket,
@@ -143,6 +170,8 @@ export class NbdConnection {
     private readonly log: (line: string) => void,
     private readonly label: string,
     private readonly limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+    /** Shared by every connection of the server (payload-budget.ts); by default this connection's own, bounded by its limit alone. */
+    private readonly budget: PayloadBudget = new PayloadBudget(Number.POSITIVE_INFINITY),
   ) {
     this.handshake = new Handshake(backend, limits.handshake);
   }
@@ -161,7 +190,10 @@ export class NbdConnection {
       this.queue.push(chunk);
       this.pump();
     });
-    socket.on('drain', () => this.pump());
+    socket.on('drain', () => {
+      this.clearReplyStall();
+      this.pump();
+    });
     socket.on('end', () => {
       this.peerEnded = true;
       this.pump();
@@ -169,6 +201,8 @@ export class NbdConnection {
     socket.on('error', (error: Error) => this.log(`nbd ${this.label}: socket error: ${error.message}`));
     socket.on('close', () => {
       this.clearHandshakeDeadline();
+      this.clearReplyStall();
+      this.budget.stopWaiting(this.wakeForRoom);
       if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
       this.phase = 'closed';
       this.queue.clear();
@@ -176,6 +210,11 @@ export class NbdConnection {
       this.backend.connectionClosed?.(this.label);
     });
     socket.write(encodeGreeting());
+  }
+
+  private clearReplyStall(): void {
+    if (this.replyStall !== null) clearTimeout(this.replyStall);
+    this.replyStall = null;
   }
 
   private clearHandshakeDeadline(): void {
@@ -235,8 +274,11 @@ export class NbdConnection {
    * socket is corked at the first write of a turn and uncorked on the next
    * tick, so a batch of requests completed together costs one system call.
    */
-  private send(buffers: Buffer[]): void {
-    if (this.phase === 'closed' || this.socket.destroyed) return;
+  private send(buffers: Buffer[], onWritten?: () => void): void {
+    if (this.phase === 'closed' || this.socket.destroyed) {
+      onWritten?.();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -245,10 +287,23 @@ export class NbdConnection {
         this.socket.uncork();
       });
     }
-    for (const buffer of buffers) this.socket.write(buffer);
+    // The callback runs once the bytes are handed to the kernel, or with an error once the socket is gone: either way once.
+    buffers.forEach((buffer, index) => this.socket.write(buffer, index === buffers.length - 1 ? onWritten : undefined));
+    if (this.socket.writableNeedDrain && this.replyStall === null && this.phase !== 'handshake') {
+      this.replyStall = setTimeout(() => {
+        this.replyStall = null;
+        if (this.socket.writableLength > 0) this.hardClose(`the client read none of its replies for ${this.limits.replyStallTimeoutMs} ms (${this.socket.writableLength} bytes waiting)`);
+      }, this.limits.replyStallTimeoutMs);
+      this.replyStall.unref();
+    }
   }
 
   private flowBlocked(): boolean {
+    if (this.budget.isSpent) {
+      // Woken when another connection (or this one) gives bytes back.
+      this.budget.waitForRoom(this.wakeForRoom);
+      return true;
+    }
     return (
       this.inFlightRequests >= this.limits.inFlightRequestsMax ||
       this.inFlightBytes >= this.limits.inFlightBytesMax ||
@@ -416,6 +471,7 @@ export class NbdConnection {
     const costBytes = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.lengthBytes : 0;
     this.inFlightRequests += 1;
     this.inFlightBytes += costBytes;
+    this.budget.take(costBytes);
     // One promise reaction per request, whichever way it settles.
     this.execute(negotiated.exportInfo.name, request, payload).then(
       // Only a read's reply carries data, whatever another command's promise resolves to.
@@ -428,14 +484,42 @@ export class NbdConnection {
   private reply(header: RequestHeader, negotiated: NegotiatedExport, costBytes: number, outcome: RequestOutcome): void {
     try {
       this.inFlightRequests -= 1;
-      this.inFlightBytes -= costBytes;
-      this.send(encodeReply(header, negotiated, outcome));
+      if (header.type === NBD_CMD_READ && costBytes > 0) {
+        // A read's bytes are given back once its reply, which carries them, has left the process (replies are written
+        // in order, so one bound callback and a queue of costs do, with no closure per request).
+        this.readRepliesUnwritten.push(costBytes);
+        this.send(encodeReply(header, negotiated, outcome), this.readReplyWritten);
+      } else {
+        // A write's payload is used up once it is answered.
+        this.givePayloadBack(costBytes);
+        this.send(encodeReply(header, negotiated, outcome));
+      }
       if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose(this.stopping ? 'server stopping' : this.peerEnded ? 'client closed its side' : 'client sent NBD_CMD_DISC');
       else this.pump();
     } catch (error) {
       this.hardClose(`reply failed: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
+
+  /** A request's bytes go back to this connection's share and the server's budget. */
+  private givePayloadBack(costBytes: number): void {
+    if (costBytes === 0) return;
+    this.inFlightBytes -= costBytes;
+    this.budget.give(costBytes);
+  }
+
+  /** The oldest read reply not yet written out is (see `reply`); a paused connection may go on. */
+  private readonly readReplyWritten = (): void => {
+    const costBytes = this.readRepliesUnwritten[this.readRepliesUnwrittenHead];
+    if (costBytes === undefined) return assert(false, 'a read reply written was queued');
+    this.readRepliesUnwrittenHead += 1;
+    if (this.readRepliesUnwrittenHead === this.readRepliesUnwritten.length) {
+      this.readRepliesUnwritten.length = 0;
+      this.readRepliesUnwrittenHead = 0;
+    }
+    this.givePayloadBack(costBytes);
+    if (this.phase === 'transmission') this.pump();
+  };
 
   private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {
     if (error instanceof NbdError) return { ok: false, errno: error.errno, message: error.message };

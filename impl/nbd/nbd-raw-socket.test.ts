@@ -258,6 +258,51 @@ describe('handshake', () => {
   });
 });
 
+describe('memory a client can hold', () => {
+  it('is bounded across connections by the server\'s payload budget: reads wait for room, then all are answered', async () => {
+    let readsStarted = 0;
+    // Reads are held 300 ms in the backend, so the count of reads started says how many the connections took on at once.
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? (readsStarted += 1, 300) : 0) }, undefined, 2 * MIB);
+    const [first, second] = [await connect(), await connect()];
+    await first.negotiate('vol-a', false);
+    await second.negotiate('vol-a', false);
+    for (let index = 0; index < 8; index += 1) first.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * MIB, lengthBytes: MIB });
+    second.sendRequest({ type: NBD_CMD_READ, handle: 100n, offset: 0, lengthBytes: MIB });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // 2 MiB of budget: two 1 MiB reads, whichever connection (each connection's own share, 64 MiB, would take all nine).
+    expect(readsStarted).toBe(2);
+    const answered = async (client: RawClient, count: number): Promise<number> => {
+      for (let index = 0; index < count; index += 1) {
+        expect((await client.readSimpleReply()).errno).toBe(0);
+        await client.read(MIB, 5_000);
+      }
+      return count;
+    };
+    expect(await Promise.all([answered(first, 8), answered(second, 1)])).toEqual([8, 1]);
+    expect(readsStarted).toBe(9);
+    await expectServerStillServes();
+  });
+
+  it('is freed when the client reads none of its replies for the stall time-out: the connection is closed', async () => {
+    server = await startTestServer(undefined, undefined, { replyStallTimeoutMs: 500 }, 8 * MIB);
+    const stuck = await connect();
+    await stuck.negotiate('vol-a', false);
+    // 16 MiB of replies, never read: more than the sockets buffer, so replies wait in the server.
+    stuck.stopReading();
+    for (let index = 0; index < 16; index += 1) stuck.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * MIB, lengthBytes: MIB });
+    const closedByServer = () => server!.logLines.some((line) => line.includes('read none of its replies for 500 ms'));
+    for (let waitedMs = 0; waitedMs < 3_000 && !closedByServer(); waitedMs += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closedByServer()).toBe(true);
+    // The budget it held is back: another client reads 8 MiB (all of the budget) through.
+    await expectServerStillServes();
+    const reader = await connect();
+    await reader.negotiate('vol-a', false);
+    reader.sendRequest({ type: NBD_CMD_READ, handle: 1n, offset: 0, lengthBytes: 8 * MIB });
+    expect((await reader.readSimpleReply()).errno).toBe(0);
+    expect((await reader.read(8 * MIB, 5_000)).length).toBe(8 * MIB);
+  });
+});
+
 describe('transmission', () => {
   it('answers out-of-range, oversized, unknown and badly flagged requests with errors and stays in step', async () => {
     server = await startTestServer();

@@ -3,13 +3,15 @@
  * `NbdConnection` over a shared backend.
  *
  * The server holds no protocol state of its own. It bounds the number of
- * simultaneous connections, keeps the set of live connections so `close()`
- * can end them, and never lets a connection's failure reach the process: a
+ * simultaneous connections and the request payload bytes they hold together
+ * (payload-budget.ts), keeps the set of live connections so `close()` can end
+ * them, and never lets a connection's failure reach the process: a
  * connection only ever closes itself.
  */
 import net from 'node:net';
 import { DEFAULT_CONNECTION_LIMITS, NbdConnection, type ConnectionLimits } from './connection.js';
 import type { NbdBackend } from './nbd-backend.js';
+import { PayloadBudget } from './payload-budget.js';
 
 export interface NbdServerOptions {
   host: string;
@@ -19,6 +21,8 @@ export interface NbdServerOptions {
   log: (line: string) => void;
   /** Connections beyond this are refused at accept time. */
   connectionsMax?: number;
+  /** Request payload bytes held for all connections at once (payload-budget.ts); `payloadBytesMaxDefault` if absent. */
+  payloadBytesMax?: number;
   limits?: Partial<ConnectionLimits>;
 }
 
@@ -37,6 +41,13 @@ export const shutdownGraceMsDefault = 2_000;
 
 export const DEFAULT_CONNECTIONS_MAX = 256;
 
+/**
+ * The default of `payloadBytesMax`: eight times one connection's share, so a
+ * few busy clients never meet it while hundreds of connections cannot add up
+ * to more than a host's memory.
+ */
+export const payloadBytesMaxDefault = 512 * 1024 * 1024;
+
 export async function startNbdServer(options: NbdServerOptions): Promise<NbdServerHandle> {
   const { host, backend, log } = options;
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
@@ -44,12 +55,13 @@ export async function startNbdServer(options: NbdServerOptions): Promise<NbdServ
   if (!(Number.isInteger(limits.requestsPerPumpMax) && limits.requestsPerPumpMax >= 1)) throw new Error(`requestsPerPumpMax must be a whole number >= 1, not ${limits.requestsPerPumpMax}`);
   const connections = new Set<NbdConnection>();
   let connectionCount = 0;
+  const budget = new PayloadBudget(options.payloadBytesMax ?? payloadBytesMaxDefault);
 
   // Half-open: a client that shuts down its sending side (libnbd does, after NBD_CMD_DISC) still gets its replies.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     connectionCount += 1;
     const label = `#${connectionCount} ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    const connection = new NbdConnection(socket, backend, log, label, limits);
+    const connection = new NbdConnection(socket, backend, log, label, limits, budget);
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
     try {

@@ -114,6 +114,11 @@ export class RawClient {
     this.socket.destroy();
   }
 
+  /** Stops reading from the socket, as a client that never reads its replies: the server's sends then back up. A close is still seen. */
+  stopReading(): void {
+    this.socket.pause();
+  }
+
   /** Shuts down the sending side (a FIN), as libnbd does right after NBD_CMD_DISC; replies can still be read. */
   endWriting(): void {
     this.socket.end();

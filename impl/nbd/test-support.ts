@@ -26,11 +26,13 @@ export async function startTestServer(
   specs: MemoryExportSpec[] = DEFAULT_TEST_EXPORTS,
   backendOptions: MemoryBackendOptions = {},
   limits?: NbdServerOptions['limits'],
+  payloadBytesMax?: number,
 ): Promise<TestServer> {
   const backend = new MemoryBackend(specs, backendOptions);
   const logLines: string[] = [];
   const options: NbdServerOptions = { host: '127.0.0.1', port: 0, backend, log: (line) => logLines.push(line) };
   if (limits !== undefined) options.limits = limits;
+  if (payloadBytesMax !== undefined) options.payloadBytesMax = payloadBytesMax;
   const server = await startNbdServer(options);
   return {
     port: server.port,
