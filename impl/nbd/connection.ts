@@ -67,6 +67,7 @@ import {
   NBD_CMD_WRITE_ZEROES,
   NBD_EINVAL,
   NBD_EIO,
+  NBD_ESHUTDOWN,
   NBD_REQUEST_HEADER_BYTES,
 } from './protocol-constants.js';
 import { assert } from '../../machines/identifiers.js';
@@ -154,6 +155,8 @@ export class NbdConnection {
   private peerEnded = false;
   /** Whether the server is stopping (`shutdown`): the connection closes once its replies are written. */
   private stopping = false;
+  /** Set by `shutdown` while it answers the requests already received with NBD_ESHUTDOWN. */
+  private refusingForShutdown = false;
   /** Ends a handshake not finished in time (see `handshakeTimeoutMs`); cleared once transmission starts or the socket closes. */
   private handshakeDeadline: NodeJS.Timeout | null = null;
   /** Runs while replies wait for a client that does not read them (see `replyStallTimeoutMs`); cleared by 'drain'. */
@@ -238,6 +241,17 @@ export class NbdConnection {
     if (this.phase === 'handshake') return this.hardClose('server stopping');
     this.stopping = true;
     if (this.phase === 'transmission') {
+      // Requests already received but not yet acted on are answered NBD_ESHUTDOWN (the spec's SHOULD for requests
+      // after the server began to terminate the transmission phase) instead of left without a reply: a review's client
+      // with 300 reads pipelined got 20 answers and then a bare close. Bounded by what has been received; nothing more is read.
+      this.refusingForShutdown = true;
+      try {
+        while (this.phase === 'transmission' && this.parseOne()) { /* each parsed request is answered ESHUTDOWN in dispatch */ }
+      } catch (error) {
+        return this.hardClose(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      // A bad request magic among them closed the connection (the parser's narrowing cannot see that).
+      if ((this.phase as Phase) === 'closed') return;
       this.phase = 'draining';
       this.queue.clear();
       this.socket.pause();
@@ -462,6 +476,10 @@ export class NbdConnection {
     this.requestsThisPump += 1;
     const negotiated = this.negotiated;
     if (negotiated === null) throw new Error('dispatch without a negotiated export');
+    if (this.refusingForShutdown) {
+      this.send(encodeReply(header, negotiated, { ok: false, errno: NBD_ESHUTDOWN, message: 'server stopping' }));
+      return;
+    }
     const check = checkRequest(header, negotiated);
     if (!check.ok) {
       this.send(encodeReply(header, negotiated, { ok: false, errno: check.errno, message: check.message }));

@@ -16,6 +16,7 @@ import {
   NBD_CMD_WRITE_ZEROES,
   NBD_EINVAL,
   NBD_ENOSPC,
+  NBD_ESHUTDOWN,
   NBD_EXPORT_NAME_ZEROES_BYTES,
   NBD_FLAG_CAN_MULTI_CONN,
   NBD_FLAG_FIXED_NEWSTYLE,
@@ -304,6 +305,27 @@ describe('memory a client can hold', () => {
 });
 
 describe('transmission', () => {
+  it('answers the requests it has received but not acted on with NBD_ESHUTDOWN when the server stops, and the ones in flight as usual', async () => {
+    // Two requests in flight at most, each held 300 ms: the other eighteen wait unparsed in the connection's queue.
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 300 : 0) }, { inFlightRequestsMax: 2 });
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    for (let index = 0; index < 20; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * 4096, lengthBytes: 4096 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closing = server.close();
+    const errnos = new Map<bigint, number>();
+    for (let index = 0; index < 20; index += 1) {
+      const reply = await client.readSimpleReply();
+      if (reply.errno === 0) await client.read(4096);
+      errnos.set(reply.handle, reply.errno);
+    }
+    expect([...errnos.values()].filter((errno) => errno === 0)).toHaveLength(2);
+    expect([...errnos.values()].filter((errno) => errno === NBD_ESHUTDOWN)).toHaveLength(18);
+    expect(await client.waitForClose()).toBe(true);
+    await closing;
+    server = null;
+  });
+
   it('answers out-of-range, oversized, unknown and badly flagged requests with errors and stays in step', async () => {
     server = await startTestServer();
     const client = await connect();
