@@ -95,7 +95,10 @@ export interface ConnectionLimits {
   /**
    * Idle time before TCP keep-alive probes start: a client whose host vanished
    * without a FIN or a reset is found dead and its slot (and any replies
-   * queued for it) freed, instead of kept for ever.
+   * queued for it) freed, instead of kept for ever. Only the idle time can be
+   * set from Node: the probes then follow the system's interval and count
+   * (Linux: 75 s, 9 probes), so such a client is found after some 12 minutes;
+   * one whose replies back up meanwhile is closed sooner by the reply stall.
    */
   keepAliveMs: number;
   inFlightRequestsMax: number;
@@ -112,6 +115,14 @@ export interface ConnectionLimits {
    * share and in the server's payload budget) is freed.
    */
   replyStallTimeoutMs: number;
+  /**
+   * A WRITE whose payload stops arriving for this long is given up and the
+   * connection closed: its payload's bytes are taken from the server's budget
+   * as soon as its header is read (a review's clients sent 32 MiB headers and
+   * all but one byte of each, and the server held 256 MiB for eight of them,
+   * uncounted and with no end).
+   */
+  payloadStallTimeoutMs: number;
   /** After the server half-closes, a client that keeps its half open is cut off after this long. */
   lingerMs: number;
   /** Requests one pump acts on before the connection yields to the next turn (see "Pumps"). */
@@ -125,6 +136,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   inFlightRequestsMax: 64,
   inFlightBytesMax: 64 * 1024 * 1024,
   replyStallTimeoutMs: 30_000,
+  payloadStallTimeoutMs: 30_000,
   lingerMs: 5_000,
   requestsPerPumpMax: 4,
 };
@@ -133,7 +145,8 @@ type Phase = 'handshake' | 'transmission' | 'draining' | 'closed';
 
 type ParserState =
   | { name: 'header' }
-  | { name: 'payload'; header: RequestHeader }
+  /** `reservedBytes`: the payload's bytes, taken from this connection's share and the budget when the header was read. */
+  | { name: 'payload'; header: RequestHeader; reservedBytes: number }
   | { name: 'discard'; header: RequestHeader; remainingBytes: number };
 
 export class NbdConnection {
@@ -155,12 +168,18 @@ export class NbdConnection {
   private peerEnded = false;
   /** Whether the server is stopping (`shutdown`): the connection closes once its replies are written. */
   private stopping = false;
+  /** Whether the last `flowBlocked` that held the connection back was the server's budget alone (its own bounds allowed more). */
+  private heldByBudget = false;
   /** Set by `shutdown` while it answers the requests already received with NBD_ESHUTDOWN. */
   private refusingForShutdown = false;
   /** Ends a handshake not finished in time (see `handshakeTimeoutMs`); cleared once transmission starts or the socket closes. */
   private handshakeDeadline: NodeJS.Timeout | null = null;
-  /** Runs while replies wait for a client that does not read them (see `replyStallTimeoutMs`); cleared by 'drain'. */
+  /** Runs while replies wait for a client that may not read them (see `replyStallTimeoutMs`); cleared by 'drain'. */
   private replyStall: NodeJS.Timeout | null = null;
+  /** Read replies written out so far: the reply stall check's measure of progress. */
+  private readRepliesWrittenOut = 0;
+  /** Runs while a WRITE's payload is awaited (see `payloadStallTimeoutMs`). */
+  private payloadStall: NodeJS.Timeout | null = null;
   /** The costs of read replies sent but not yet written out, oldest first from `readRepliesUnwrittenHead`. */
   private readonly readRepliesUnwritten: number[] = [];
   private readRepliesUnwrittenHead = 0;
@@ -205,6 +224,7 @@ export class NbdConnection {
     socket.on('close', () => {
       this.clearHandshakeDeadline();
       this.clearReplyStall();
+      this.dropPartialPayload();
       this.budget.stopWaiting(this.wakeForRoom);
       if (this.phase !== 'closed') this.log(`nbd ${this.label}: closed by peer`);
       this.phase = 'closed';
@@ -218,6 +238,45 @@ export class NbdConnection {
   private clearReplyStall(): void {
     if (this.replyStall !== null) clearTimeout(this.replyStall);
     this.replyStall = null;
+  }
+
+  /**
+   * Checks every `replyStallTimeoutMs`, while replies wait to be written, that
+   * some have been written since the last check: a client that reads slowly
+   * but steadily keeps its connection (a review's client reading 3 MiB/s was
+   * cut off when only an empty send buffer counted as progress).
+   */
+  private armReplyStall(): void {
+    const writtenAtArming = this.readRepliesWrittenOut;
+    this.replyStall = setTimeout(() => {
+      this.replyStall = null;
+      if (this.phase === 'closed' || this.socket.writableLength === 0) return;
+      if (this.readRepliesWrittenOut !== writtenAtArming) return this.armReplyStall();
+      this.hardClose(`the client read none of its replies for ${this.limits.replyStallTimeoutMs} ms (${this.socket.writableLength} bytes waiting)`);
+    }, this.limits.replyStallTimeoutMs);
+    this.replyStall.unref();
+  }
+
+  /** Closes the connection if a WRITE's payload gets no byte further for `payloadStallTimeoutMs`. */
+  private armPayloadStall(): void {
+    const queuedAtArming = this.queue.lengthBytes;
+    this.payloadStall = setTimeout(() => {
+      this.payloadStall = null;
+      if (this.phase === 'closed' || this.parser.name !== 'payload') return;
+      if (this.queue.lengthBytes !== queuedAtArming) return this.armPayloadStall();
+      this.hardClose(`a WRITE's payload got no further for ${this.limits.payloadStallTimeoutMs} ms (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes)`);
+    }, this.limits.payloadStallTimeoutMs);
+    this.payloadStall.unref();
+  }
+
+  /** A WRITE whose payload will not be read (the connection closes or drains): its reserved bytes go back. */
+  private dropPartialPayload(): void {
+    if (this.payloadStall !== null) clearTimeout(this.payloadStall);
+    this.payloadStall = null;
+    if (this.parser.name !== 'payload') return;
+    const { reservedBytes } = this.parser;
+    this.parser = { name: 'header' };
+    this.givePayloadBack(reservedBytes);
   }
 
   private clearHandshakeDeadline(): void {
@@ -246,6 +305,9 @@ export class NbdConnection {
       // with 300 reads pipelined got 20 answers and then a bare close. Bounded by what has been received; nothing more is read.
       this.refusingForShutdown = true;
       try {
+        // What Node has read from the socket but not handed over (a paused socket keeps it) joins the queue first: each
+        // read() emits it to the 'data' listener (a review found 1,184 requests left there without a reply).
+        while (this.phase === 'transmission' && this.socket.read() !== null) { /* queued by the 'data' listener */ }
         while (this.phase === 'transmission' && this.parseOne()) { /* each parsed request is answered ESHUTDOWN in dispatch */ }
       } catch (error) {
         return this.hardClose(`internal error: ${error instanceof Error ? error.message : String(error)}`);
@@ -302,27 +364,31 @@ export class NbdConnection {
       });
     }
     // The callback runs once the bytes are handed to the kernel, or with an error once the socket is gone: either way once.
-    buffers.forEach((buffer, index) => this.socket.write(buffer, index === buffers.length - 1 ? onWritten : undefined));
-    if (this.socket.writableNeedDrain && this.replyStall === null && this.phase !== 'handshake') {
-      this.replyStall = setTimeout(() => {
-        this.replyStall = null;
-        if (this.socket.writableLength > 0) this.hardClose(`the client read none of its replies for ${this.limits.replyStallTimeoutMs} ms (${this.socket.writableLength} bytes waiting)`);
-      }, this.limits.replyStallTimeoutMs);
-      this.replyStall.unref();
-    }
+    const last = buffers.length - 1;
+    for (let index = 0; index < last; index += 1) this.socket.write(buffers[index]!);
+    if (last >= 0) this.socket.write(buffers[last]!, onWritten);
+    if (this.socket.writableNeedDrain && this.replyStall === null && this.phase !== 'handshake') this.armReplyStall();
+  }
+
+  /**
+   * Whether the parser may go on: always within a request already begun (a
+   * WRITE's payload, whose bytes were taken when its header was read, or one
+   * being discarded), else only while the flow bounds allow a new request.
+   */
+  private mayParse(): boolean {
+    return this.parser.name !== 'header' || !this.flowBlocked();
   }
 
   private flowBlocked(): boolean {
-    if (this.budget.isSpent) {
-      // Woken when another connection (or this one) gives bytes back.
-      this.budget.waitForRoom(this.wakeForRoom);
-      return true;
-    }
-    return (
-      this.inFlightRequests >= this.limits.inFlightRequestsMax ||
-      this.inFlightBytes >= this.limits.inFlightBytesMax ||
-      this.socket.writableNeedDrain
-    );
+    this.heldByBudget = false;
+    if (this.inFlightRequests >= this.limits.inFlightRequestsMax || this.inFlightBytes >= this.limits.inFlightBytesMax || this.socket.writableNeedDrain) return true;
+    if (this.budget.admits(this.wakeForRoom)) return false;
+    this.heldByBudget = true;
+    // Queued, to be woken at its turn with room left (payload-budget.ts, "Fairness"), only with a request to take: one
+    // without would pass its turn and queue again at once, and two such connections woke each other for ever in
+    // microtasks, with the event loop held (found by this change's own test).
+    if (this.queue.lengthBytes >= NBD_REQUEST_HEADER_BYTES) this.budget.wait(this.wakeForRoom);
+    return true;
   }
 
   /**
@@ -341,6 +407,8 @@ export class NbdConnection {
     } finally {
       this.pumping = false;
     }
+    // Admitted by the budget but took nothing (no whole request queued, or held by its own bounds): the next one's turn.
+    this.budget.passTurn(this.wakeForRoom);
     if (this.phase === 'closed' || this.socket.destroyed) return;
     if (this.phase === 'transmission' && this.requestsThisPump >= this.limits.requestsPerPumpMax && this.queue.lengthBytes > 0) {
       // The rest of the queue waits for the next turn, and reading waits with it, so a client sending faster than this
@@ -356,7 +424,13 @@ export class NbdConnection {
       return;
     }
     if (this.peerEnded) return this.afterPeerEnded();
-    if (this.phase === 'transmission' && this.flowBlocked()) this.socket.pause();
+    if (this.phase === 'transmission' && !this.mayParse()) {
+      // Held by the budget alone, a connection reads on until a whole request header is queued: woken at its turn, it
+      // must find its request there (paused with the header still in the socket, it passed its turn at every wake-up
+      // and never read it). At most one socket read (64 KiB) more.
+      if (this.heldByBudget && this.queue.lengthBytes < NBD_REQUEST_HEADER_BYTES) this.socket.resume();
+      else this.socket.pause();
+    }
     else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
   }
 
@@ -367,9 +441,11 @@ export class NbdConnection {
    */
   private afterPeerEnded(): void {
     if (this.phase === 'handshake') return this.softClose('client closed its side during the handshake');
-    if (this.phase !== 'transmission' || this.flowBlocked()) return;
+    if (this.phase !== 'transmission' || !this.mayParse()) return;
     if (this.inFlightRequests > 0 || this.queue.lengthBytes > 0) this.log(`nbd ${this.label}: client closed its side; answering the ${this.inFlightRequests} requests in flight`);
     this.phase = 'draining';
+    // A WRITE cut short by the close is never dispatched.
+    this.dropPartialPayload();
     this.queue.clear();
     if (this.inFlightRequests === 0) this.softClose('client closed its side');
   }
@@ -382,7 +458,7 @@ export class NbdConnection {
         if (this.phase === 'handshake') break;
         continue;
       }
-      if (this.phase !== 'transmission' || this.flowBlocked() || this.requestsThisPump >= this.limits.requestsPerPumpMax) break;
+      if (this.phase !== 'transmission' || !this.mayParse() || this.requestsThisPump >= this.limits.requestsPerPumpMax) break;
       if (!this.parseOne()) break;
     }
   };
@@ -434,7 +510,11 @@ export class NbdConnection {
             this.dispatch(header, undefined);
             return true;
           case 'buffer':
-            this.parser = { name: 'payload', header };
+            // The payload's bytes are taken now, before they are buffered as they arrive (payload-budget.ts).
+            this.inFlightBytes += header.lengthBytes;
+            this.budget.take(this.wakeForRoom, header.lengthBytes);
+            this.parser = { name: 'payload', header, reservedBytes: header.lengthBytes };
+            this.armPayloadStall();
             return true;
           case 'discard':
             this.parser = { name: 'discard', header, remainingBytes: header.lengthBytes };
@@ -449,7 +529,9 @@ export class NbdConnection {
         const payload = this.queue.take(parser.header.lengthBytes);
         if (payload === null) return false;
         this.parser = { name: 'header' };
-        this.dispatch(parser.header, payload);
+        if (this.payloadStall !== null) clearTimeout(this.payloadStall);
+        this.payloadStall = null;
+        this.dispatch(parser.header, payload, parser.reservedBytes);
         return true;
       }
       case 'discard': {
@@ -467,29 +549,37 @@ export class NbdConnection {
 
   private beginDraining(): void {
     this.phase = 'draining';
+    this.dropPartialPayload();
     this.queue.clear();
     this.socket.pause();
     if (this.inFlightRequests === 0) this.softClose('client sent NBD_CMD_DISC');
   }
 
-  private dispatch(header: RequestHeader, payload: Buffer | undefined): void {
+  /** `reservedBytes`: what was taken for a WRITE's payload when its header was read (given back if the request is refused). */
+  private dispatch(header: RequestHeader, payload: Buffer | undefined, reservedBytes = 0): void {
     this.requestsThisPump += 1;
     const negotiated = this.negotiated;
     if (negotiated === null) throw new Error('dispatch without a negotiated export');
     if (this.refusingForShutdown) {
       this.send(encodeReply(header, negotiated, { ok: false, errno: NBD_ESHUTDOWN, message: 'server stopping' }));
+      this.givePayloadBack(reservedBytes);
       return;
     }
     const check = checkRequest(header, negotiated);
     if (!check.ok) {
       this.send(encodeReply(header, negotiated, { ok: false, errno: check.errno, message: check.message }));
+      this.givePayloadBack(reservedBytes);
       return;
     }
     const request = check.request;
-    const costBytes = request.type === NBD_CMD_READ || request.type === NBD_CMD_WRITE ? request.lengthBytes : 0;
+    // A WRITE's payload was taken when its header was read; a READ's bytes are taken now.
+    let costBytes = reservedBytes;
+    if (request.type === NBD_CMD_READ && request.lengthBytes > 0) {
+      costBytes = request.lengthBytes;
+      this.inFlightBytes += costBytes;
+      this.budget.take(this.wakeForRoom, costBytes);
+    }
     this.inFlightRequests += 1;
-    this.inFlightBytes += costBytes;
-    this.budget.take(costBytes);
     // One promise reaction per request, whichever way it settles.
     this.execute(negotiated.exportInfo.name, request, payload).then(
       // Only a read's reply carries data, whatever another command's promise resolves to.
@@ -508,9 +598,10 @@ export class NbdConnection {
         this.readRepliesUnwritten.push(costBytes);
         this.send(encodeReply(header, negotiated, outcome), this.readReplyWritten);
       } else {
-        // A write's payload is used up once it is answered.
-        this.givePayloadBack(costBytes);
+        // A write's payload is used up once it is answered: given back after the reply is sent (giving back wakes the
+        // budget's next waiter, in a microtask; a review lost a reply when this connection was pumped, and closed, first).
         this.send(encodeReply(header, negotiated, outcome));
+        this.givePayloadBack(costBytes);
       }
       if (this.phase === 'draining' && this.inFlightRequests === 0) this.softClose(this.stopping ? 'server stopping' : this.peerEnded ? 'client closed its side' : 'client sent NBD_CMD_DISC');
       else this.pump();
@@ -535,8 +626,11 @@ export class NbdConnection {
       this.readRepliesUnwritten.length = 0;
       this.readRepliesUnwrittenHead = 0;
     }
+    this.readRepliesWrittenOut += 1;
+    const heldByItsBytes = this.inFlightBytes >= this.limits.inFlightBytesMax;
     this.givePayloadBack(costBytes);
-    if (this.phase === 'transmission') this.pump();
+    // Only a connection its own bytes held back needs pumping here (the budget wakes its waiters itself; 'drain' the rest).
+    if (heldByItsBytes && this.phase === 'transmission') this.pump();
   };
 
   private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {

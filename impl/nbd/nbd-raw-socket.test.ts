@@ -284,6 +284,66 @@ describe('memory a client can hold', () => {
     await expectServerStillServes();
   });
 
+  it('serves connections waiting for the budget in turn: one client\'s full pipeline does not starve another\'s single read', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 10 : 0) }, undefined, 2 * MIB);
+    const [busy, single] = [await connect(), await connect()];
+    await busy.negotiate('vol-a', false);
+    await single.negotiate('vol-a', false);
+    for (let index = 0; index < 60; index += 1) busy.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: (index % 60) * MIB, lengthBytes: MIB });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    single.sendRequest({ type: NBD_CMD_READ, handle: 1000n, offset: 0, lengthBytes: MIB });
+    let busyAnswered = 0;
+    let busyAnsweredBeforeSingle = -1;
+    const readBusy = (async () => {
+      for (let index = 0; index < 60; index += 1) {
+        expect((await busy.readSimpleReply()).errno).toBe(0);
+        await busy.read(MIB, 5_000);
+        busyAnswered += 1;
+      }
+    })();
+    expect((await single.readSimpleReply()).errno).toBe(0);
+    busyAnsweredBeforeSingle = busyAnswered;
+    await single.read(MIB, 5_000);
+    await readBusy;
+    // First come, first served: the single read waits for a few of the busy client's, not for all 60 (a review saw it
+    // answered only after all 200 of a busy client's, when every give-back woke every waiter and the giver took again).
+    expect(busyAnsweredBeforeSingle).toBeLessThan(20);
+  });
+
+  it('answers a write whose client closed its sending side while the budget was spent', async () => {
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'write' ? 100 : 0) }, undefined, MIB);
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.sendRequest({ type: NBD_CMD_WRITE, handle: 7n, offset: 0, lengthBytes: MIB, payload: Buffer.alloc(MIB, 1) });
+    client.endWriting();
+    // Giving the write's bytes back woke this connection, which drained and closed before sending the reply (a review).
+    const reply = await client.readSimpleReply();
+    expect([reply.handle, reply.errno]).toEqual([7n, 0]);
+  });
+
+  it('counts a WRITE\'s payload from its header, and closes a connection whose payload stops arriving', async () => {
+    server = await startTestServer(undefined, undefined, { payloadStallTimeoutMs: 300 }, 4 * MIB);
+    const stuck = await connect();
+    await stuck.negotiate('vol-a', false);
+    // A 4 MiB WRITE's header and all but one byte of its payload, then nothing: the payload's 4 MiB are the budget's.
+    const header = Buffer.alloc(28);
+    header.writeUInt32BE(0x25609513, 0);
+    header.writeUInt16BE(NBD_CMD_WRITE, 6);
+    header.writeBigUInt64BE(1n, 8);
+    header.writeBigUInt64BE(0n, 16);
+    header.writeUInt32BE(4 * MIB, 24);
+    stuck.write(Buffer.concat([header, Buffer.alloc(4 * MIB - 1, 2)]));
+    const reader = await connect();
+    await reader.negotiate('vol-a', false);
+    const startedMs = performance.now();
+    reader.sendRequest({ type: NBD_CMD_READ, handle: 2n, offset: 0, lengthBytes: MIB });
+    // The read waits for the budget until the stuck connection is closed (uncounted, it was served at once).
+    expect((await reader.readSimpleReply()).errno).toBe(0);
+    expect(performance.now() - startedMs).toBeGreaterThan(250);
+    expect(server.logLines.some((line) => line.includes("a WRITE's payload got no further for 300 ms"))).toBe(true);
+    expect(await stuck.waitForClose()).toBe(true);
+  });
+
   it('is freed when the client reads none of its replies for the stall time-out: the connection is closed', async () => {
     server = await startTestServer(undefined, undefined, { replyStallTimeoutMs: 500 }, 8 * MIB);
     const stuck = await connect();
