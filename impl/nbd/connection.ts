@@ -112,7 +112,8 @@ export interface ConnectionLimits {
   /**
    * A client that reads none of its replies for this long while some wait to
    * be sent is disconnected, and the memory they hold (in this connection's
-   * share and in the server's payload budget) is freed.
+   * share and in the server's payload budget) is freed (see `armReplyStall`
+   * for what counts as reading).
    */
   replyStallTimeoutMs: number;
   /**
@@ -135,7 +136,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   keepAliveMs: 30_000,
   inFlightRequestsMax: 64,
   inFlightBytesMax: 64 * 1024 * 1024,
-  replyStallTimeoutMs: 30_000,
+  replyStallTimeoutMs: 120_000,
   payloadStallTimeoutMs: 30_000,
   lingerMs: 5_000,
   requestsPerPumpMax: 4,
@@ -242,9 +243,15 @@ export class NbdConnection {
 
   /**
    * Checks every `replyStallTimeoutMs`, while replies wait to be written, that
-   * some have been written since the last check: a client that reads slowly
-   * but steadily keeps its connection (a review's client reading 3 MiB/s was
-   * cut off when only an empty send buffer counted as progress).
+   * some have been written out since the last check: a client that reads
+   * slowly but steadily keeps its connection (a review's client reading
+   * 3 MiB/s was cut off when only an empty send buffer counted as progress).
+   * Progress is seen a write at a time, and the replies of one turn, or those
+   * queued behind a write under way, leave as one: so a client is cut off if
+   * a whole window of replies (this connection's share, 64 MiB) takes it
+   * longer than the time-out to read, i.e. below about 0.5 MiB/s with a full
+   * window. The kernel's progress inside a write is not visible from Node
+   * (libuv's write queue size is updated only when a write ends).
    */
   private armReplyStall(): void {
     const writtenAtArming = this.readRepliesWrittenOut;
