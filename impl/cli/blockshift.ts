@@ -65,8 +65,10 @@ function integerFlag(options: Map<string, string>, name: string, fallback: numbe
     if (fallback === null) throw new UsageError(`--${name} is required`);
     return fallback;
   }
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 0) throw new UsageError(`--${name} must be a non-negative integer, not ${text}`);
+  // Digits only: Number() reads "" as 0 and "1e1" as 10 (a review's `--page ""` moved page 0), and a flag given with
+  // no value arrives as "true".
+  const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) throw new UsageError(`--${name} must be a non-negative integer${text === 'true' ? ', and was given no value' : `, not ${JSON.stringify(text)}`}`);
   return value;
 }
 
@@ -85,7 +87,17 @@ function requiredFlag(options: Map<string, string>, name: string): string {
 function groupOf(options: Map<string, string>, serversFlagIsCount = false): GroupConfig {
   const dataDirectory = options.get('data') ?? 'data';
   const saved = join(dataDirectory, 'group.json');
-  if (existsSync(saved) && !(serversFlagIsCount && options.has('servers'))) return readGroupConfig(saved);
+  if (existsSync(saved) && !(serversFlagIsCount && options.has('servers'))) {
+    const group = readGroupConfig(saved);
+    // `--base-port` names a group by its ports; a saved group at other ports is another group (a review's `stop
+    // --base-port 5050`, run where ./data/group.json held the group at 5000, stopped that one instead).
+    const basePort = options.has('base-port') ? integerFlag(options, 'base-port', 10809) : null;
+    // A local group's NBD ports run up from its base port (localGroupConfig), whichever servers have joined or left since.
+    if (basePort !== null && !group.servers.some((server) => server.nbd.port >= basePort && server.nbd.port < basePort + 1000)) {
+      throw new UsageError(`--base-port ${basePort} names another group than the one saved in ${saved} (NBD ports ${group.servers.map((server) => server.nbd.port).join(', ')}): pass --data DIR with that group's data directory`);
+    }
+    return group;
+  }
   const config = localGroupConfig(dataDirectory, serversFlagIsCount ? integerFlag(options, 'servers', 3) : 3, integerFlag(options, 'base-port', 10809));
   return {
     ...config,
@@ -271,7 +283,7 @@ async function move(options: Map<string, string>): Promise<void> {
   let last = '';
   let pageBytes = 0;
   for (;;) {
-    const now = await admin<ServerStatus>(source, '/status');
+    const now = await admin<Pick<ServerStatus, 'moves'>>(source, '/moves');
     const running = now.moves.find((candidate) => candidate.page === key);
     if (!running) break;
     if (running.abandoned) throw new Error(`the move of ${key} to ${to} was abandoned: ${source.id} serves it alone again`);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { GroupConfig, ServerConfig } from './group-config.js';
 import { groupConfigProblem, localGroupConfig } from './group-config.js';
 import { LocalGroup } from './local-group.js';
-import { nextServerConfig } from './membership-admin.js';
+import { nextServerConfig, writeGroupConfig } from './membership-admin.js';
 import { startJsonHttpServer } from '../runtime/json-http-server.js';
 
 /**
@@ -41,10 +41,27 @@ describe('blockshift command line', () => {
     for (const args of [['teleport'], ['move', '--volume', 'alpha'], ['move', '--volume', 'alpha', '--page', 'first', '--to', 's2'], ['volume', 'delete'],
       ['server', 'remove', '--id', 's2'], ['server', 'drain'], ['server', 'forget'], ['server', 'add', '--id', 's4', '--weight', '0', '--data', '/nonexistent-blockshift'],
       // An unknown option is refused, not ignored (a review's --pices 2 ran a default move).
-      ['move', '--volume', 'alpha', '--page', '0', '--to', 's2', '--pices', '2'], ['status', '--bogus']]) {
+      ['move', '--volume', 'alpha', '--page', '0', '--to', 's2', '--pices', '2'], ['status', '--bogus'],
+      // Digits only: "" was page 0 and 1e1 ten pages (a review).
+      ['move', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '', '--to', 's2'], ['volume', 'create', '--data', '/nonexistent-blockshift', '--name', 'v', '--pages', '1e1', '--servers', 's1']]) {
       const result = await blockshift(args);
       expect(result.status, args.join(' ')).toBe(2);
       expect(result.output).toContain('usage: blockshift');
+    }
+  });
+
+  it('refuses a --base-port that names another group than the one saved in --data, changing nothing', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'blockshift-cli-base-port-'));
+    try {
+      writeGroupConfig(join(directory, 'group.json'), localGroupConfig(directory, 3, 30_900));
+      // A review's `stop --base-port 5050`, run where ./data/group.json held the group at 5000, stopped that one.
+      const result = await blockshift(['stop', '--data', directory, '--base-port', '5050']);
+      expect(result.status).toBe(2);
+      expect(result.output).toContain('--base-port 5050 names another group than the one saved in');
+      // The saved group's own base port is accepted (nothing runs there: stop reports each server not running).
+      expect((await blockshift(['stop', '--data', directory, '--base-port', '30900'])).output).not.toContain('names another group');
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 

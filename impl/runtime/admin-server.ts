@@ -3,6 +3,7 @@
  * loopback that the `blockshift` CLI talks to.
  *
  *   GET  /status            this server's view (volumes, routes, copies, moves)
+ *   GET  /moves             only the moves it runs as their source, with their progress (cheap at any volume size)
  *   GET  /latency           its client requests' latency histograms by path (request-path-latency.ts), and its peer
  *                           round trips and service by peer and kind (peer-round-trips.ts), counted since it started
  *   POST /volumes           {name, pageCount, servers, pageSizeBlocks?, blockSizeBytes?, piecesPerPage?}
@@ -24,7 +25,7 @@ import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import { defaultBlockSizeBytes, defaultPageSizeBlocks } from '../../machines/node/volume.js';
 import type { ServerRuntime } from './server-runtime.js';
 import { readJsonObject, startJsonHttpServer } from './json-http-server.js';
-import { statusOf } from './status-report.js';
+import { movesOf, statusOf } from './status-report.js';
 import { membersMax } from '../../machines/membership/membership.js';
 
 const bodyBytesMax = 64 * 1024;
@@ -48,6 +49,7 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
   const route = `${request.method} ${request.url}`;
   // With the process id, so a supervisor can tell its own child's answer from another process's on the same port.
   if (route === 'GET /status') return { status: 200, body: { ...statusOf(runtime.state), pid: process.pid, dataDirectory: options.dataDirectory } };
+  if (route === 'GET /moves') return { status: 200, body: { server: runtime.self, moves: movesOf(runtime.state) } };
   if (route === 'GET /latency') return { status: 200, body: { ...runtime.requestLatencies.report(), peers: runtime.peerRoundTrips.report() } };
   if (request.method !== 'POST') return { status: 404, body: { ok: false, message: `no such endpoint: ${route}` } };
   const body = await readJsonObject(request, bodyBytesMax);

@@ -33,6 +33,28 @@ export interface ServerStatus {
   readonly drain: { pagesHeld: number; movesRunning: number; leaveWaitingFor: readonly ServerId[] | null } | null;
 }
 
+/**
+ * The moves this server runs as their source, with their progress: `GET
+ * /moves`, which `blockshift move` polls while it waits. Its cost follows the
+ * moves under way (a bounded few), where `/status` follows the pages: on a
+ * volume of 262,144 pages a status report is 12.8 MB and held the server's
+ * event loop 0.74 s, and the command polled it every 25 ms (a review measured
+ * a client's IOPS falling to a third).
+ */
+export function movesOf(state: NodeState): ServerStatus['moves'] {
+  return Object.entries(state.moves).map(([page, move]) => {
+    const context = move.snapshot.context;
+    const volume = state.volumes[context.pageKey.volume];
+    const pageBytes = volume ? volume.pageSizeBlocks * volume.blockSizeBytes : 0;
+    const piecesCopied = context.checkpoint.pieceModes.filter((mode) => mode === 'copied' || mode === 'atDestination').length;
+    return {
+      page, kind: move.kind, destination: context.destination, state: JSON.stringify(move.snapshot.value), durableStage: context.checkpoint.stage,
+      stageInProgress: stageInProgress(context), attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
+      piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes, abandoned: context.checkpoint.abandoned === true,
+    };
+  });
+}
+
 export function statusOf(state: NodeState): ServerStatus {
   return {
     server: state.config.self,
@@ -42,17 +64,7 @@ export function statusOf(state: NodeState): ServerStatus {
       const record = replica.context.record;
       return [page, record ? `${record.status} (epoch ${record.epoch})` : 'none'];
     })),
-    moves: Object.entries(state.moves).map(([page, move]) => {
-      const context = move.snapshot.context;
-      const volume = state.volumes[context.pageKey.volume];
-      const pageBytes = volume ? volume.pageSizeBlocks * volume.blockSizeBytes : 0;
-      const piecesCopied = context.checkpoint.pieceModes.filter((mode) => mode === 'copied' || mode === 'atDestination').length;
-      return {
-        page, kind: move.kind, destination: context.destination, state: JSON.stringify(move.snapshot.value), durableStage: context.checkpoint.stage,
-        stageInProgress: stageInProgress(context), attempt: context.attempt, piece: context.piece, pieceCount: context.pieceCount,
-        piecesCopied, bytesCopied: (pageBytes / context.pieceCount) * piecesCopied, pageBytes, abandoned: context.checkpoint.abandoned === true,
-      };
-    }),
+    moves: movesOf(state),
     requestsInFlight: state.requests.size,
     membership: state.membership,
     drain: memberOf(state.membership, state.config.self)?.draining ? { ...drainRemaining(state), leaveWaitingFor: leaveWaitingFor(state) } : null,
