@@ -63,6 +63,32 @@ describe('peer transport', () => {
     expect(sender.isReachable('s2')).toBe(true);
   });
 
+  it('withdraws messages still queued for a link that is down, and delivers the rest once it is up', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 }, peers: { s2: { host: '127.0.0.1', port } }, log: () => undefined, onMessage: () => undefined });
+    transports.push(sender);
+    const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd' });
+    sender.send('s2', forward('c:1'), Buffer.alloc(512, 1));
+    sender.send('s2', forward('c:2'), Buffer.alloc(512, 2));
+    sender.send('s2', forward('c:1'), Buffer.alloc(512, 1));
+    sender.send('s2', { type: 'route.query', pageKey: { volume: 'v', page: 0 } }, null);
+    expect(sender.withdrawQueued((message) => message.type === 'request.forward' && message.requestId === 'c:1')).toBe(2);
+    expect(sender.withdrawnMessages).toBe(2);
+    const received: string[] = [];
+    const receiver = new PeerTransport({
+      self: 's2', groupName: 'test', listen: { host: '127.0.0.1', port }, peers: { s1: { host: '127.0.0.1', port: 1 } }, log: () => undefined,
+      onMessage: (_from, message) => received.push(message.type === 'request.forward' ? `forward ${message.requestId}` : message.type),
+    });
+    transports.push(receiver);
+    await receiver.listen();
+    for (let waitedMs = 0; received.length < 2 && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toEqual(['forward c:2', 'route.query']);
+  });
+
   it('refuses a per-turn bound below 1', () => {
     expect(() => new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 39_953 }, peers: {}, log: () => undefined, onMessage: () => undefined, framesPerTurnMax: 0 }))
       .toThrow(/framesPerTurnMax/);

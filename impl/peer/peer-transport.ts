@@ -106,11 +106,17 @@ export const peerFramesPerTurnMaxDefault = 4;
 /** What `consume` is given to go on with the frames already read. */
 const noBytes = Buffer.alloc(0);
 
+interface QueuedFrame {
+  readonly parts: Buffer[];
+  readonly message: PeerMessage;
+  readonly bytes: number;
+}
+
 interface OutboundLink {
   socket: net.Socket | null;
   connected: boolean;
-  /** Frames waiting for the connection, each as its parts (header, then data uncopied). */
-  queue: Buffer[][];
+  /** Frames waiting for the connection, each as its parts (header, then data uncopied), with the message it carries. */
+  queue: QueuedFrame[];
   queuedBytes: number;
   reconnectDelayMs: number;
   reconnectTimer: NodeJS.Timeout | null;
@@ -128,6 +134,8 @@ export class PeerTransport {
   #server: net.Server | null = null;
   #closed = false;
   droppedMessages = 0;
+  /** Messages withdrawn from a down link's queue (`withdrawQueued`). */
+  withdrawnMessages = 0;
   /** How often each reason for closing an inbound connection has come up (bounded; see `#logClosed`). */
   readonly #closeReasonsSeen = new Map<string, number>();
 
@@ -208,8 +216,31 @@ export class PeerTransport {
       this.droppedMessages += 1;
       return;
     }
-    link.queue.push(frame);
+    link.queue.push({ parts: frame, message, bytes: frameBytes });
     link.queuedBytes += frameBytes;
+  }
+
+  /**
+   * Drops the messages still queued for links that are down which
+   * `isWithdrawn` picks, and returns how many. The runtime withdraws a
+   * forwarded request once it has answered it: kept, the forward would
+   * reach the owner when its link came back, seconds after the client was
+   * told EIO, and land over a write acknowledged since (a review's write,
+   * failed while the owner was down, overwrote a later acknowledged one
+   * after the owner's restart). Dropping is always allowed: the node treats
+   * the network as lossy.
+   */
+  withdrawQueued(isWithdrawn: (message: PeerMessage) => boolean): number {
+    let withdrawn = 0;
+    for (const link of this.#links.values()) {
+      if (link.queue.length === 0) continue;
+      const kept = link.queue.filter((queued) => !isWithdrawn(queued.message));
+      withdrawn += link.queue.length - kept.length;
+      link.queue = kept;
+      link.queuedBytes = kept.reduce((sum, queued) => sum + queued.bytes, 0);
+    }
+    this.withdrawnMessages += withdrawn;
+    return withdrawn;
   }
 
   async close(): Promise<void> {
@@ -245,7 +276,7 @@ export class PeerTransport {
       link.connected = true;
       link.connectedAtMs = performance.now();
       socket.write(encodePeerFrame({ kind: 'hello', from: this.#options.self, to, group: this.#options.groupName }, null));
-      for (const frame of link.queue) writeFrame(socket, frame);
+      for (const queued of link.queue) writeFrame(socket, queued.parts);
       link.queue = [];
       link.queuedBytes = 0;
     });

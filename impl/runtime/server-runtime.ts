@@ -40,7 +40,7 @@ import type { BlockOperation, PeerMessage } from '../../machines/node/messages.j
 import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
+import { clientEntryId, emptyNodeState } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -78,6 +78,8 @@ export interface Metadata {
 
 export interface Peers {
   send(to: ServerId, message: PeerMessage, data: Buffer | null): void;
+  /** Optional: drops messages not yet sent (queued for a link that is down) that `isWithdrawn` picks (peer-transport.ts). */
+  withdrawQueued?(isWithdrawn: (message: PeerMessage) => boolean): number;
 }
 
 export interface RuntimeReply {
@@ -482,6 +484,8 @@ export class ServerRuntime {
   #execute(effect: NodeEffect): void {
     switch (effect.type) {
       case 'peer.send': {
+        // Likewise for a request forwarded to this server and answered with an error (a hop of a longer path).
+        if (effect.message.type === 'request.answer' && effect.message.outcome.status !== 'ok') this.#withdrawForwards(effect.message.requestId);
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);
           this.peerRoundTrips.sent(effect.to, effect.message, performance.now());
@@ -504,6 +508,8 @@ export class ServerRuntime {
       }
       case 'client.reply': {
         this.requestLatencies.answered(effect.requestId, performance.now());
+        // A request answered with an error must not run later: its forwards still queued for an owner that is down go.
+        if (effect.outcome.status !== 'ok') this.#withdrawForwards(clientEntryId(effect.requestId));
         const waiter = this.#clientWaiters.get(effect.requestId);
         this.#clientWaiters.delete(effect.requestId);
         this.#tokens.delete(`client:${effect.requestId}`);
@@ -722,6 +728,19 @@ export class ServerRuntime {
       this.#options.log(`disk operation failed: ${(error as Error).message}`);
     }
     if (completionId) this.#input({ type: 'io.done', completionId, ok });
+  }
+
+  /**
+   * Withdraws the forwards of a request answered with an error that are still
+   * queued for a peer that is down (peer-transport.ts, `withdrawQueued`): the
+   * client was told the write failed, and it must not land when the link
+   * comes back, over a write acknowledged since. A forward already handed to
+   * a live connection can still run late (the owner paused, or a partition
+   * TCP rides out): README, "Limits".
+   */
+  #withdrawForwards(requestId: string): void {
+    const withdrawn = this.#options.peers.withdrawQueued?.((message) => message.type === 'request.forward' && message.requestId === requestId) ?? 0;
+    if (withdrawn > 0) this.#options.log(`request ${requestId} failed: ${withdrawn} forward${withdrawn === 1 ? '' : 's'} of it still queued for a peer that is down withdrawn`);
   }
 
   #hold(token: string, data: Buffer): void {
