@@ -365,11 +365,20 @@ export function askAboutRoutesNaming(work: MembershipWork, gone: ReadonlySet<Ser
 }
 
 function welcome(work: MembershipWork, to: ServerId): void {
+  // Routes first (one link keeps the order): a definition claims the pages its layout gives the server, at epoch 1,
+  // except those whose newer route it already knows. A server forgotten and added again under its id, with a fresh
+  // directory, took the definition first and claimed valid copies of pages that had long moved away (a review: two
+  // owners in `status`, and a move toward it that restarted for ever).
+  sendRoutesPastInitial(work, to, null);
   for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
+}
+
+/** Sends `to` every route this server knows past its page's initial one (epoch 1), of one volume or (null) of all. */
+export function sendRoutesPastInitial(work: Pick<MembershipWork, 'next' | 'effects'>, to: ServerId, volumeName: string | null): void {
   for (const [key, route] of work.next.routes) {
     if (route.epoch <= 1) continue;
     const pageKey = pageKeyOfText(key);
-    if (pageKey) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
+    if (pageKey && (volumeName === null || pageKey.volume === volumeName)) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
 }
 

@@ -33,7 +33,7 @@ import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import {
   announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, isMembershipCommitRetryDue, leaveCheckTimerFired, membershipCommitTimer, membershipCommitTimerFired,
-  membershipPersisted, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, startMembership,
+  membershipPersisted, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, sendRoutesPastInitial, startMembership,
 } from './node-membership.js';
 import {
   endReservationByDefinition, isReservationTimerLive, mayDefine, receiveRelease, receiveReserve, receiveReserveAnswer, reservationTimer, reservationTimerFired, reserveVolume,
@@ -322,7 +322,10 @@ class NodeStep {
     if (!memberOf(this.next.membership, from) || names.length > volumesMax) return;
     const known = new Set(names);
     for (const volume of Object.values(this.next.read('volumes'))) {
-      if (!known.has(volume.name)) this.effects.push({ type: 'peer.send', to: from, message: { type: 'volume.define', volume } });
+      if (known.has(volume.name)) continue;
+      // The volume's moved pages first, so that the definition does not make the member claim them (see `welcome`).
+      sendRoutesPastInitial(this, from, volume.name);
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'volume.define', volume } });
     }
   }
 

@@ -117,6 +117,24 @@ describe('volume anti-entropy', () => {
     expect(effects.filter((effect) => effect.type === 'peer.send')).toEqual([]);
   });
 
+  it('sends the routes of moved pages before the definition, so a member starting afresh does not claim pages its layout gave it that moved away', () => {
+    const knowing = { ...defaultNodeConfig('s1', ['s1', 's2']), traceTransitions: false };
+    const fresh = { ...defaultNodeConfig('s2', ['s1', 's2']), traceTransitions: false };
+    let [s1] = nodeStep(emptyNodeState(knowing, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's1') });
+    // v/1, s2's by the layout, has moved to s1 (epoch 2); s2 comes back with a fresh directory (forgotten and added again).
+    [s1] = nodeStep(s1, { type: 'peer.message', from: 's2', message: { type: 'route.update', pageKey: { volume: 'v', page: 1 }, owner: 's1', epoch: 2 } });
+    let [s2] = nodeStep(emptyNodeState(fresh, 3), { type: 'node.start', durable: initialDurableRecords([], 's2') });
+    let effects: NodeEffect[];
+    [s1, effects] = nodeStep(s1, { type: 'peer.message', from: 's2', message: { type: 'volumes.known', names: [] } });
+    const sent = effects.flatMap((effect) => (effect.type === 'peer.send' && effect.to === 's2' ? [effect.message] : []));
+    expect(sent.map((message) => message.type)).toEqual(['route.update', 'volume.define']);
+    for (const message of sent) [s2] = nodeStep(s2, { type: 'peer.message', from: 's1', message });
+    expect(s2.volumes['v']).toEqual(volume);
+    // A valid copy of v/1 here would be a second owner (a review's `status` showed two), of a page s2 holds no data of.
+    expect(s2.replicas.get('v/1')).toBeUndefined();
+    expect(s2.routes.get('v/1')).toEqual({ owner: 's1', epoch: 2 });
+  });
+
   it('sends nothing to a server outside the group', () => {
     const config = { ...defaultNodeConfig('s1', ['s1', 's2']), traceTransitions: false };
     const [s1] = nodeStep(emptyNodeState(config, 1), { type: 'node.start', durable: initialDurableRecords([volume], 's1') });
