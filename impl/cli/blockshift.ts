@@ -283,7 +283,12 @@ async function move(options: Map<string, string>): Promise<void> {
   let last = '';
   let pageBytes = 0;
   for (;;) {
-    const now = await admin<Pick<ServerStatus, 'moves'>>(source, '/moves');
+    const now = await admin<Pick<ServerStatus, 'moves'>>(source, '/moves').catch((error: unknown) => {
+      // The source died under the move: its durable checkpoint resumes the move when it restarts (a review's scripts
+      // read the bare socket error as a failed move, and the move then completed).
+      if (!isNotListening(error)) throw error;
+      throw new Error(`${source.id}, the source of the move of ${key}, stopped answering: the move resumes from its last durable checkpoint when ${source.id} starts again (npx blockshift server start --id ${source.id}${whereFlags(options)}); npx blockshift status${whereFlags(options)} shows it`);
+    });
     const running = now.moves.find((candidate) => candidate.page === key);
     if (!running) break;
     if (running.abandoned) throw new Error(`the move of ${key} to ${to} was abandoned: ${source.id} serves it alone again`);
