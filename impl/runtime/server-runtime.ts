@@ -40,7 +40,7 @@ import type { BlockOperation, PeerMessage } from '../../machines/node/messages.j
 import type { NodeConfig } from '../../machines/node/node-config.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { clientEntryId, emptyNodeState } from '../../machines/node/node-state.js';
+import { clientEntryId, emptyNodeState, peerEntryId } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -485,7 +485,8 @@ export class ServerRuntime {
     switch (effect.type) {
       case 'peer.send': {
         // Likewise for a request forwarded to this server and answered with an error (a hop of a longer path).
-        if (effect.message.type === 'request.answer' && effect.message.outcome.status !== 'ok') this.#withdrawForwards(effect.message.requestId);
+        // Its forwards carry this server's entry id for it (node-state.ts, peerEntryId), not the asker's request id.
+        if (effect.message.type === 'request.answer' && effect.message.outcome.status !== 'ok') this.#withdrawForwards(peerEntryId(effect.to, effect.message.requestId, effect.message.retry));
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);
           this.peerRoundTrips.sent(effect.to, effect.message, performance.now());

@@ -51,4 +51,44 @@ describe('forwards of a failed request', () => {
       runtime.stop();
     }
   });
+
+  it('are withdrawn at a middle hop too, by the id they carry there, once it answers the asker with an error', async () => {
+    // s2 holds an invalid copy with a forwarding pointer to s3 (down: everything to it queues); s1 forwards a write to s2.
+    const queued: Array<{ to: string; message: PeerMessage }> = [];
+    const runtime = new ServerRuntime({
+      config: { ...defaultNodeConfig('s2', ['s1', 's2', 's3']), forwardTimeoutMs: 50, forwardingPointer: true },
+      incarnation: 1,
+      pages: { read: async (_pageKey, _offsetBlocks, lengthBlocks, blockSizeBytes) => Buffer.alloc(lengthBlocks * blockSizeBytes), write: async () => undefined, sync: async () => undefined, delete: async () => undefined },
+      metadata: {
+        load: () => ({
+          volumes: [{ name: 'there', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s2'] }],
+          routes: [{ pageKey: { volume: 'there', page: 0 }, route: { owner: 's3', epoch: 2 } }],
+          replicas: [{ pageKey: { volume: 'there', page: 0 }, record: { status: 'invalid', epoch: 2, owner: 's3', forwardTo: 's3' } }],
+          moves: [],
+        }),
+        commit: async () => undefined,
+      },
+      peers: {
+        send: (to, message) => { queued.push({ to, message }); },
+        withdrawQueued: (isWithdrawn) => {
+          const before = queued.length;
+          queued.splice(0, queued.length, ...queued.filter(({ message }) => !isWithdrawn(message)));
+          return before - queued.length;
+        },
+      },
+      log: () => undefined,
+    });
+    runtime.start();
+    try {
+      runtime.receive('s1', { type: 'request.forward', requestId: 'c:s1.1-7', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'there', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd1' }, Buffer.alloc(512, 9));
+      for (let waitedMs = 0; !queued.some(({ message }) => message.type === 'request.answer') && waitedMs < 2_000; waitedMs += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      const answer = queued.find(({ message }) => message.type === 'request.answer');
+      expect(answer?.to).toBe('s1');
+      expect(answer?.message.type === 'request.answer' && answer.message.outcome.status).toBe('error');
+      // s2's forwards to s3 carried its own entry id for the request (p:s1:c:s1.1-7:0), not s1's: all gone.
+      expect(queued.filter(({ message }) => message.type === 'request.forward')).toEqual([]);
+    } finally {
+      runtime.stop();
+    }
+  });
 });

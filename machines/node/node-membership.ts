@@ -373,12 +373,12 @@ function welcome(work: MembershipWork, to: ServerId): void {
   for (const volume of Object.values(work.next.read('volumes'))) work.effects.push({ type: 'peer.send', to, message: { type: 'volume.define', volume } });
 }
 
-/** Sends `to` every route this server knows past its page's initial one (epoch 1), of one volume or (null) of all. */
-export function sendRoutesPastInitial(work: Pick<MembershipWork, 'next' | 'effects'>, to: ServerId, volumeName: string | null): void {
+/** Sends `to` every route this server knows past its page's initial one (epoch 1), of the volumes named or (null) of all; one pass. */
+export function sendRoutesPastInitial(work: Pick<MembershipWork, 'next' | 'effects'>, to: ServerId, volumeNames: ReadonlySet<string> | null): void {
   for (const [key, route] of work.next.routes) {
     if (route.epoch <= 1) continue;
     const pageKey = pageKeyOfText(key);
-    if (pageKey && (volumeName === null || pageKey.volume === volumeName)) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
+    if (pageKey && (volumeNames === null || volumeNames.has(pageKey.volume))) work.effects.push({ type: 'peer.send', to, message: { type: 'route.update', pageKey, owner: route.owner, epoch: route.epoch } });
   }
 }
 

@@ -54,6 +54,14 @@ export function clientEntryId(requestId: string): string {
   return `c:${requestId}`;
 }
 
+/**
+ * The id of the entry a request forwarded by `from` (its `requestId` and
+ * `retry`) gets here: the messages this server sends on its behalf carry it.
+ */
+export function peerEntryId(from: ServerId, requestId: string, retry: number): string {
+  return `p:${from}:${requestId}:${retry}`;
+}
+
 export interface RequestEntry {
   readonly id: string;
   readonly snapshot: RequestSnapshot;
