@@ -130,6 +130,14 @@ export interface ConnectionLimits {
   requestsPerPumpMax: number;
 }
 
+/**
+ * The slowest a WRITE's payload may arrive on average: a payload must be in
+ * within the stall time-out plus its length at this rate (a 32 MiB payload:
+ * 30 s + 128 s), so a client trickling bytes cannot hold its share of the
+ * budget for ever.
+ */
+export const payloadBytesPerSecondMin = 256 * 1024;
+
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   handshake: DEFAULT_HANDSHAKE_LIMITS,
   handshakeTimeoutMs: 30_000,
@@ -265,14 +273,17 @@ export class NbdConnection {
   }
 
   /** Closes the connection if a WRITE's payload gets no byte further for `payloadStallTimeoutMs`. */
-  private armPayloadStall(): void {
+  private armPayloadStall(deadlineMs: number): void {
     const queuedAtArming = this.queue.lengthBytes;
     this.payloadStall = setTimeout(() => {
       this.payloadStall = null;
       if (this.phase === 'closed' || this.parser.name !== 'payload') return;
-      if (this.queue.lengthBytes !== queuedAtArming) return this.armPayloadStall();
-      this.hardClose(`a WRITE's payload got no further for ${this.limits.payloadStallTimeoutMs} ms (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes)`);
-    }, this.limits.payloadStallTimeoutMs);
+      const late = performance.now() >= deadlineMs;
+      if (!late && this.queue.lengthBytes !== queuedAtArming) return this.armPayloadStall(deadlineMs);
+      this.hardClose(late
+        ? `a WRITE's payload took longer than its deadline (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes; ${payloadBytesPerSecondMin / 1024} KiB/s at the least)`
+        : `a WRITE's payload got no further for ${this.limits.payloadStallTimeoutMs} ms (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes)`);
+    }, Math.max(1, Math.min(this.limits.payloadStallTimeoutMs, deadlineMs - performance.now())));
     this.payloadStall.unref();
   }
 
@@ -448,7 +459,12 @@ export class NbdConnection {
    */
   private afterPeerEnded(): void {
     if (this.phase === 'handshake') return this.softClose('client closed its side during the handshake');
-    if (this.phase !== 'transmission' || !this.mayParse()) return;
+    if (this.phase !== 'transmission') return;
+    // Requests still to parse wait for the flow bounds to let them through; with no whole request left (nothing, or a
+    // header cut short) there is nothing to wait for, whatever the budget says (a review's client that sent a FIN while
+    // others held the budget was never closed: it waited for a turn that only a whole request would give it).
+    const requestQueued = this.parser.name !== 'header' || this.queue.lengthBytes >= NBD_REQUEST_HEADER_BYTES;
+    if (requestQueued && !this.mayParse()) return;
     if (this.inFlightRequests > 0 || this.queue.lengthBytes > 0) this.log(`nbd ${this.label}: client closed its side; answering the ${this.inFlightRequests} requests in flight`);
     this.phase = 'draining';
     // A WRITE cut short by the close is never dispatched.
@@ -521,7 +537,8 @@ export class NbdConnection {
             this.inFlightBytes += header.lengthBytes;
             this.budget.take(this.wakeForRoom, header.lengthBytes);
             this.parser = { name: 'payload', header, reservedBytes: header.lengthBytes };
-            this.armPayloadStall();
+            // Progress alone is not enough: a byte every so often would hold the payload's bytes for ever (a review).
+            this.armPayloadStall(performance.now() + this.limits.payloadStallTimeoutMs + (header.lengthBytes / payloadBytesPerSecondMin) * 1000);
             return true;
           case 'discard':
             this.parser = { name: 'discard', header, remainingBytes: header.lengthBytes };
@@ -636,8 +653,9 @@ export class NbdConnection {
     this.readRepliesWrittenOut += 1;
     const heldByItsBytes = this.inFlightBytes >= this.limits.inFlightBytesMax;
     this.givePayloadBack(costBytes);
-    // Only a connection its own bytes held back needs pumping here (the budget wakes its waiters itself; 'drain' the rest).
-    if (heldByItsBytes && this.phase === 'transmission') this.pump();
+    // Only a connection its own bytes held back needs pumping here (the budget wakes its waiters itself; 'drain' the
+    // rest), or one whose client has closed its side and which may now drain.
+    if ((heldByItsBytes || this.peerEnded) && this.phase === 'transmission') this.pump();
   };
 
   private outcomeOfFailure(request: AcceptedRequest, error: unknown): RequestOutcome {

@@ -344,6 +344,39 @@ describe('memory a client can hold', () => {
     expect(await stuck.waitForClose()).toBe(true);
   });
 
+  it('closes a connection whose payload trickles in too slowly, however steadily', async () => {
+    server = await startTestServer(undefined, undefined, { payloadStallTimeoutMs: 200 }, 4 * MIB);
+    const trickler = await connect();
+    await trickler.negotiate('vol-a', false);
+    // A 64 KiB WRITE must be in within 200 ms + 64 KiB at 256 KiB/s = 450 ms; a byte every 100 ms never stalls.
+    const header = Buffer.alloc(28);
+    header.writeUInt32BE(0x25609513, 0);
+    header.writeUInt16BE(NBD_CMD_WRITE, 6);
+    header.writeUInt32BE(64 * 1024, 24);
+    trickler.write(header);
+    const startedMs = performance.now();
+    while (!trickler.isClosed && performance.now() - startedMs < 2_000 && !server.logLines.some((line) => line.includes('took longer than its deadline'))) {
+      trickler.write(Buffer.alloc(1, 7));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(server.logLines.some((line) => line.includes("a WRITE's payload took longer than its deadline"))).toBe(true);
+    expect(performance.now() - startedMs).toBeLessThan(1_000);
+  });
+
+  it('closes a connection whose client sent a FIN, once its last reply is out, though others hold the budget', async () => {
+    // Reads held 200 ms: the budget (1 MiB) is spent by one client's read while another client, with nothing queued, closes its side.
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) }, undefined, MIB);
+    const [holder, leaving] = [await connect(), await connect()];
+    await holder.negotiate('vol-a', false);
+    await leaving.negotiate('vol-a', false);
+    holder.sendRequest({ type: NBD_CMD_READ, handle: 1n, offset: 0, lengthBytes: MIB });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    leaving.endWriting();
+    // It waited for a turn that only a whole request would give it, and stayed open for good (a review).
+    expect(await leaving.waitForClose(2_000)).toBe(true);
+    expect((await holder.readSimpleReply()).errno).toBe(0);
+  });
+
   it('is freed when the client reads none of its replies for the stall time-out: the connection is closed', async () => {
     server = await startTestServer(undefined, undefined, { replyStallTimeoutMs: 500 }, 8 * MIB);
     const stuck = await connect();
