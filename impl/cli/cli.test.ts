@@ -129,7 +129,8 @@ describe('blockshift command line', () => {
   it('does not report a move done when its source still holds the page (a move given up, or lost to a restart)', async () => {
     // A stand-in for s1's admin API: it accepts the move, then shows no move running and still the page's valid copy.
     const status = { server: 's1', volumes: [], routes: {}, copies: { 'alpha/0': 'valid (epoch 1)' }, moves: [], requestsInFlight: 0, membership: null, drain: null };
-    await withStandInS1(async (request) => (request.url === '/moves' ? { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } } : { status: 200, body: status }), async () => {
+    // GET /moves (the command's poll) and GET /status both answer with the status: it holds the moves.
+    await withStandInS1(async (request) => (request.method === 'POST' && request.url === '/moves' ? { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } } : { status: 200, body: status }), async () => {
       const result = await blockshift(['move', '--base-port', '30700', '--data', '/nonexistent-blockshift', '--volume', 'alpha', '--page', '0', '--to', 's2']);
       expect(result.status).not.toBe(0);
       expect(result.output).toContain('the move of alpha/0 to s2 ended without moving it: s1 still holds its valid copy');
@@ -269,7 +270,7 @@ describe('blockshift command line', () => {
     let moved = false;
     const status = () => ({ server: 's1', volumes: [], routes: { 'alpha/0': { owner: 's1', epoch: moved ? 3 : 1 } }, copies: { 'alpha/0': `valid (epoch ${moved ? 3 : 1})` }, moves: [], requestsInFlight: 0, membership: null, drain: null });
     await withStandInS1(async (request) => {
-      if (request.url !== '/moves') return { status: 200, body: status() };
+      if (request.method !== 'POST' || request.url !== '/moves') return { status: 200, body: status() };
       moved = true;
       return { status: 200, body: { ok: true, message: 'moving alpha/0 from s1 to s2' } };
     }, async () => {
