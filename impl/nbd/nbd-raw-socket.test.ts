@@ -325,14 +325,10 @@ describe('memory a client can hold', () => {
     server = await startTestServer(undefined, undefined, { payloadStallTimeoutMs: 300 }, 4 * MIB);
     const stuck = await connect();
     await stuck.negotiate('vol-a', false);
-    // A 4 MiB WRITE's header and all but one byte of its payload, then nothing: the payload's 4 MiB are the budget's.
-    const header = Buffer.alloc(28);
-    header.writeUInt32BE(0x25609513, 0);
-    header.writeUInt16BE(NBD_CMD_WRITE, 6);
-    header.writeBigUInt64BE(1n, 8);
-    header.writeBigUInt64BE(0n, 16);
-    header.writeUInt32BE(4 * MIB, 24);
-    stuck.write(Buffer.concat([header, Buffer.alloc(4 * MIB - 1, 2)]));
+    // A 4 MiB WRITE's header (no payload given: the header alone) and all but one byte of its payload, then nothing:
+    // the payload's 4 MiB are the budget's.
+    stuck.sendRequest({ type: NBD_CMD_WRITE, handle: 1n, offset: 0, lengthBytes: 4 * MIB });
+    stuck.write(Buffer.alloc(4 * MIB - 1, 2));
     const reader = await connect();
     await reader.negotiate('vol-a', false);
     const startedMs = performance.now();
@@ -349,11 +345,7 @@ describe('memory a client can hold', () => {
     const trickler = await connect();
     await trickler.negotiate('vol-a', false);
     // A 64 KiB WRITE must be in within 200 ms + 64 KiB at 256 KiB/s = 450 ms; a byte every 100 ms never stalls.
-    const header = Buffer.alloc(28);
-    header.writeUInt32BE(0x25609513, 0);
-    header.writeUInt16BE(NBD_CMD_WRITE, 6);
-    header.writeUInt32BE(64 * 1024, 24);
-    trickler.write(header);
+    trickler.sendRequest({ type: NBD_CMD_WRITE, handle: 1n, offset: 0, lengthBytes: 64 * 1024 });
     const startedMs = performance.now();
     while (!trickler.isClosed && performance.now() - startedMs < 2_000 && !server.logLines.some((line) => line.includes('took longer than its deadline'))) {
       trickler.write(Buffer.alloc(1, 7));

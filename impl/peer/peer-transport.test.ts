@@ -13,6 +13,15 @@ afterEach(async () => {
   for (const transport of transports.splice(0)) await transport.close();
 });
 
+/** A free port nobody listens on: bound by the system, then closed. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 describe('peer transport', () => {
   it('hands the runtime at most framesPerTurnMax messages of a connection per batch, all of them in order', async () => {
     const received: number[] = [];
@@ -45,11 +54,7 @@ describe('peer transport', () => {
   });
 
   it('says a peer is reachable until a link to it has failed, and again once the link is up (a drain plans only to reachable members)', async () => {
-    // A free port nobody listens on: bound by the system, then closed.
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
     const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 }, peers: { s2: { host: '127.0.0.1', port } }, log: () => undefined, onMessage: () => undefined });
     transports.push(sender);
     expect(sender.isReachable('s2')).toBe(true);
@@ -64,10 +69,7 @@ describe('peer transport', () => {
   });
 
   it('withdraws messages still queued for a link that is down, and delivers the rest once it is up', async () => {
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
     const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 }, peers: { s2: { host: '127.0.0.1', port } }, log: () => undefined, onMessage: () => undefined });
     transports.push(sender);
     const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd' });

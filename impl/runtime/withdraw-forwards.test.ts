@@ -11,6 +11,13 @@ import { ServerRuntime } from './server-runtime.js';
  * `withdrawQueued`); here the peers stand in for a transport whose link to
  * s2 is down, queuing every message.
  */
+/** The stand-in transport's `withdrawQueued`: removes from `queued` the messages picked, and counts them. */
+function withdrawFrom(queued: Array<{ to: string; message: PeerMessage }>, isWithdrawn: (message: PeerMessage) => boolean): number {
+  const before = queued.length;
+  queued.splice(0, queued.length, ...queued.filter(({ message }) => !isWithdrawn(message)));
+  return before - queued.length;
+}
+
 describe('forwards of a failed request', () => {
   it('are withdrawn from the queue of a link that is down once the client is answered with an error', async () => {
     const queued: Array<{ to: string; message: PeerMessage }> = [];
@@ -31,11 +38,7 @@ describe('forwards of a failed request', () => {
           if (message.type === 'volume.reserve') setImmediate(() => runtime.receive(to, { type: 'volume.reserveAnswer', name: message.volume.name, reservationId: message.reservationId, granted: true, reason: null }, null));
           else queued.push({ to, message });
         },
-        withdrawQueued: (isWithdrawn) => {
-          const before = queued.length;
-          queued.splice(0, queued.length, ...queued.filter(({ message }) => !isWithdrawn(message)));
-          return before - queued.length;
-        },
+        withdrawQueued: (isWithdrawn) => withdrawFrom(queued, isWithdrawn),
       },
       log: () => undefined,
     });
@@ -70,11 +73,7 @@ describe('forwards of a failed request', () => {
       },
       peers: {
         send: (to, message) => { queued.push({ to, message }); },
-        withdrawQueued: (isWithdrawn) => {
-          const before = queued.length;
-          queued.splice(0, queued.length, ...queued.filter(({ message }) => !isWithdrawn(message)));
-          return before - queued.length;
-        },
+        withdrawQueued: (isWithdrawn) => withdrawFrom(queued, isWithdrawn),
       },
       log: () => undefined,
     });
