@@ -234,7 +234,8 @@ async function status(options: Map<string, string>): Promise<void> {
   const volumes = new Map(live.flatMap((entry) => entry.volumes.map((volume) => [volume.name, volume] as const)));
   for (const volume of volumes.values()) {
     const sizeMiB = (volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes) / 2 ** 20;
-    console.log(`volume ${volume.name}: ${sizeMiB} MiB, ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks (${volume.piecesPerPage} pieces) over ${volume.servers.join(', ')}`);
+    // The servers its pages were first spread over: the layout at creation, which moves, drains and forgets do not change.
+    console.log(`volume ${volume.name}: ${sizeMiB} MiB, ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks (${volume.piecesPerPage} pieces), first laid out over ${volume.servers.join(', ')}`);
     for (let page = 0; page < volume.pageCount; page += 1) {
       const key = `${volume.name}/${page}`;
       const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
@@ -391,7 +392,7 @@ async function serverAdd(options: Map<string, string>): Promise<void> {
     await changeGroupConfig(configPath, (group) => ({ ...group, servers: group.servers.filter((candidate) => candidate.id !== id) }));
     throw new Error(`${(error as Error).message}; ${id} removed from ${configPath} again`);
   }
-  console.log(`move pages to it: npx blockshift move --volume V --page P --to ${id}   (or drain another server, or run with BLOCKSHIFT_BALANCE=1)`);
+  console.log(`move pages to it: npx blockshift move${whereFlags(options)} --volume V --page P --to ${id}   (or drain another server, or run with BLOCKSHIFT_BALANCE=1)`);
 }
 
 /** Starts the new server's process, waits until it answers as itself, and asks the group to add it. */
@@ -436,7 +437,9 @@ async function serverStart(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
   const id = requiredFlag(options, 'id');
   const server = group.servers.find((candidate) => candidate.id === id);
-  if (!server) throw new UsageError(`no server ${id} in the group configuration`);
+  // Not a usage error: the id is well formed, the group has no such member (one that left by a drain or was forgotten
+  // is dropped from the configuration; following the README in order led there, with the whole usage printed).
+  if (!server) throw new Error(`no server ${id} in the group configuration ${configPathOf(options)}: a server that left (drained) or was forgotten comes back with npx blockshift server add --id ${id}${whereFlags(options)}`);
   if (await runsAlready(server)) {
     console.log(`${id} is running already`);
     return;

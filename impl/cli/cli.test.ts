@@ -60,6 +60,11 @@ describe('blockshift command line', () => {
       expect(result.output).toContain('--base-port 5050 names another group than the one saved in');
       // The saved group's own base port is accepted (nothing runs there: stop reports each server not running).
       expect((await blockshift(['stop', '--data', directory, '--base-port', '30900'])).output).not.toContain('names another group');
+      // A server that is no member (one drained away, say) is not a usage error: the way back is named instead.
+      const start = await blockshift(['server', 'start', '--data', directory, '--id', 's9']);
+      expect(start.status).toBe(1);
+      expect(start.output).toContain('comes back with npx blockshift server add --id s9 --data');
+      expect(start.output).not.toContain('usage: blockshift');
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }
