@@ -177,8 +177,6 @@ export class NbdConnection {
   private peerEnded = false;
   /** Whether the server is stopping (`shutdown`): the connection closes once its replies are written. */
   private stopping = false;
-  /** Whether the last `flowBlocked` that held the connection back was the server's budget alone (its own bounds allowed more). */
-  private heldByBudget = false;
   /** Set by `shutdown` while it answers the requests already received with NBD_ESHUTDOWN. */
   private refusingForShutdown = false;
   /** Ends a handshake not finished in time (see `handshakeTimeoutMs`); cleared once transmission starts or the socket closes. */
@@ -394,19 +392,18 @@ export class NbdConnection {
    * being discarded), else only while the flow bounds allow a new request.
    */
   private mayParse(): boolean {
-    return this.parser.name !== 'header' || !this.flowBlocked();
+    return this.parser.name !== 'header' || this.newRequestHold() === 'none';
   }
 
-  private flowBlocked(): boolean {
-    this.heldByBudget = false;
-    if (this.inFlightRequests >= this.limits.inFlightRequestsMax || this.inFlightBytes >= this.limits.inFlightBytesMax || this.socket.writableNeedDrain) return true;
-    if (this.budget.admits(this.wakeForRoom)) return false;
-    this.heldByBudget = true;
+  /** What holds a new request back: nothing, this connection's own bounds, or the server's budget (see below). */
+  private newRequestHold(): 'none' | 'ownBounds' | 'budget' {
+    if (this.inFlightRequests >= this.limits.inFlightRequestsMax || this.inFlightBytes >= this.limits.inFlightBytesMax || this.socket.writableNeedDrain) return 'ownBounds';
+    if (this.budget.admits(this.wakeForRoom)) return 'none';
     // Queued, to be woken at its turn with room left (payload-budget.ts, "Fairness"), only with a request to take: one
     // without would pass its turn and queue again at once, and two such connections woke each other for ever in
     // microtasks, with the event loop held (found by this change's own test).
     if (this.queue.lengthBytes >= NBD_REQUEST_HEADER_BYTES) this.budget.wait(this.wakeForRoom);
-    return true;
+    return 'budget';
   }
 
   /**
@@ -442,13 +439,11 @@ export class NbdConnection {
       return;
     }
     if (this.peerEnded) return this.afterPeerEnded();
-    if (this.phase === 'transmission' && !this.mayParse()) {
-      // Held by the budget alone, a connection reads on until a whole request header is queued: woken at its turn, it
-      // must find its request there (paused with the header still in the socket, it passed its turn at every wake-up
-      // and never read it). At most one socket read (64 KiB) more.
-      if (this.heldByBudget && this.queue.lengthBytes < NBD_REQUEST_HEADER_BYTES) this.socket.resume();
-      else this.socket.pause();
-    }
+    // Held by the budget alone, a connection reads on until a whole request header is queued: woken at its turn, it
+    // must find its request there (paused with the header still in the socket, it passed its turn at every wake-up and
+    // never read it). At most one socket read (64 KiB) more.
+    const hold = this.phase === 'transmission' && this.parser.name === 'header' ? this.newRequestHold() : 'none';
+    if (hold === 'ownBounds' || (hold === 'budget' && this.queue.lengthBytes >= NBD_REQUEST_HEADER_BYTES)) this.socket.pause();
     else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
   }
 
