@@ -27,6 +27,7 @@
  */
 import http from 'node:http';
 import type { MembershipRefusal } from '../../machines/membership/membership.js';
+import { refusalReasonsNamingServers } from '../../machines/membership/membership.js';
 import type { Address } from './group-config.js';
 
 /** At most this many connections per server at once; more calls queue in the agent (within their deadline). */
@@ -124,14 +125,14 @@ export function refusalOf(error: unknown): MembershipRefusal | null {
   return error instanceof AdminRefusedError ? error.refusal : null;
 }
 
-const refusalReasonsNamingServers: ReadonlySet<string> = new Set(['notAMember', 'alreadyDraining', 'notDraining', 'waitingFor', 'stillHolds']);
+const reasonsNamingServers: ReadonlySet<string> = new Set(refusalReasonsNamingServers);
 
 /** The answer's `refusal` if it is one (a server's answer is checked like any input), else null. */
 function parsedRefusal(candidate: unknown): MembershipRefusal | null {
   if (typeof candidate !== 'object' || candidate === null) return null;
   const { reason, servers } = candidate as { reason?: unknown; servers?: unknown };
   if (reason === 'final') return { reason };
-  if (typeof reason !== 'string' || !refusalReasonsNamingServers.has(reason)) return null;
+  if (typeof reason !== 'string' || !reasonsNamingServers.has(reason)) return null;
   if (!Array.isArray(servers) || !servers.every((server) => typeof server === 'string')) return null;
   return { reason: reason as Exclude<MembershipRefusal['reason'], 'final'>, servers: servers as string[] };
 }

@@ -108,8 +108,11 @@ export type MembershipChange =
  * again changes nothing until the administrator does.
  */
 export type MembershipRefusal =
-  | { readonly reason: 'notAMember' | 'alreadyDraining' | 'notDraining' | 'waitingFor' | 'stillHolds'; readonly servers: readonly ServerId[] }
+  | { readonly reason: (typeof refusalReasonsNamingServers)[number]; readonly servers: readonly ServerId[] }
   | { readonly reason: 'final' };
+
+/** The refusal reasons that name servers (the one list: the admin client checks answers against it). */
+export const refusalReasonsNamingServers = ['notAMember', 'alreadyDraining', 'notDraining', 'waitingFor', 'stillHolds'] as const;
 
 /** A refused change: what to tell the administrator, and why for a program. */
 export interface RefusedChange {
