@@ -146,6 +146,7 @@ export function effectArrow(effect: Effect): string {
     case 'routing.learn':
     case 'request.serveLocal':
     case 'request.forward':
+    case 'request.cancel':
     case 'request.reply':
     case 'replica.persist':
       throw new Error(`a move machine emitted ${effect.type}, which is not a move effect`);

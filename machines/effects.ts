@@ -26,6 +26,8 @@ export interface EffectParams {
   'request.serveLocal': { requestId: string; pageKey: PageKey };
   /** Send a request to another server; answered by `forward.replied`, `forward.stale` or a timer. */
   'request.forward': { requestId: string; pageKey: PageKey; to: ServerId; hopCount: number };
+  /** Ask `to` to cancel the current try of a forwarded write that timed out; answered like the forward (request-routing.machine.ts). */
+  'request.cancel': { requestId: string; pageKey: PageKey; to: ServerId };
   /** Answer whoever sent the request: the NBD client, or the server that forwarded it. */
   'request.reply': { requestId: string; outcome: RequestOutcome };
   /** Make a replica record (valid, receiving, invalid + pointer) durable. */
@@ -50,7 +52,7 @@ export type RequestOutcome =
 
 const effectTypes: ReadonlySet<string> = new Set<EffectType>([
   'stage.persist', 'piece.copy', 'commit.request', 'copy.release', 'routing.publish', 'routing.learn',
-  'request.serveLocal', 'request.forward', 'request.reply', 'replica.persist', 'timer.set',
+  'request.serveLocal', 'request.forward', 'request.cancel', 'request.reply', 'replica.persist', 'timer.set',
   'copy.reclaim', 'abandon.notify', 'record.forget',
 ]);
 

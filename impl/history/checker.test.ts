@@ -94,6 +94,20 @@ describe('linearizability checker', () => {
     expect(checkHistory([info, before, after, again]).verdict).toBe('invalid');
   });
 
+  it('lets a write answered with an error take effect before its answer or never, not after it (a cancelled forward does not land late)', () => {
+    const failed = op({ f: 'write', value: 7, outcome: 'fail', invokeNs: 0, completeNs: 5 });
+    const seen = op({ f: 'read', value: 7, invokeNs: 10, completeNs: 11 });
+    const unseen = op({ f: 'read', value: 0, invokeNs: 10, completeNs: 11 });
+    expect(checkHistory([failed, seen]).verdict).toBe('valid');
+    expect(checkHistory([failed, unseen]).verdict).toBe('valid');
+    // Written and acknowledged after the error: the failed write may not land over it.
+    const next = op({ f: 'write', value: 8, invokeNs: 20, completeNs: 21 });
+    const late = op({ f: 'read', value: 7, invokeNs: 30, completeNs: 31 });
+    expect(checkHistory([failed, next, late]).verdict).toBe('invalid');
+    // Whereas a write whose outcome is unknown may.
+    expect(checkHistory([{ ...failed, outcome: 'info', completeNs: Infinity }, next, late]).verdict).toBe('valid');
+  });
+
   it('reports unknown, not valid, when the search budget runs out', () => {
     const verdict = checkHistory(simulated(seed), { searchStepsMaxPerBlock: 3 });
     expect(verdict.verdict).toBe('unknown');

@@ -3,9 +3,11 @@
  * told, in the order it happened.
  *
  * An operation appears as an `invoke` event and, later, one completion: `ok`
- * (it happened; a read carries the value it returned), `fail` (it certainly
- * did not happen) or `info` (unknown: a time-out or a lost connection, so it
- * may have happened at any moment after its invocation, or never). Values are
+ * (it happened; a read carries the value it returned), `fail` (the server
+ * answered with an error: a write may have happened before that answer, never
+ * after it; a crash the nemesis could not make did not happen) or `info`
+ * (unknown: a time-out or a lost connection, so it may have happened at any
+ * moment after its invocation, or never). Values are
  * write ids: every write stores a value no other write stores, and 0 is the
  * initial content of every block (all zeroes on the device). A read that
  * returned bytes no write stored (torn, corrupt, or from another block)

@@ -12,7 +12,13 @@
  * end of the list linearizes the block.
  *
  * What is searched. Reads that failed or timed out constrain nothing and are
- * dropped. Writes that failed did not happen and are dropped. A write with an
+ * dropped. A write answered with an error (`fail`) may have reached a copy
+ * before its answer, never after it (a forward that times out is cancelled
+ * before it fails: machines/routing/request-routing.machine.ts): it is kept,
+ * with its answer as its return, and, like any write nobody saw, dropped
+ * when no read returned its value. (It used to be dropped as never having
+ * happened, which a write that failed after reaching the source of a move
+ * contradicts.) A write with an
  * unknown outcome (`info`) has its return at +infinity, so it may linearize
  * at any moment after its call; "never" needs no special case, because
  * linearizing it after everything else is observably the same. An `info`
@@ -70,7 +76,6 @@ export function checkHistory(operations: readonly Operation[], options: CheckOpt
   for (const operation of operations) {
     if (operation.f !== 'read' && operation.f !== 'write') continue;
     if (operation.f === 'read' && operation.outcome !== 'ok') continue;
-    if (operation.f === 'write' && operation.outcome === 'fail') continue;
     let list = byBlock.get(operation.block);
     if (!list) byBlock.set(operation.block, (list = []));
     list.push(operation);

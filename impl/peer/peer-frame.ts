@@ -14,14 +14,16 @@
  * epochs (machines/node/loss-watch.ts), version 4 abandoned moves and the
  * move epoch on every answer about a move (machines/node/messages.ts),
  * version 5 the hello's `to` (the server the sender meant to reach, so one
- * that reached another, through a wrong or stale address, is refused); a
- * peer of another version is refused at its first frame.
+ * that reached another, through a wrong or stale address, is refused),
+ * version 6 `request.cancel` (a write's forward that timed out is failed only
+ * once its target has cancelled it); a peer of another version is refused at
+ * its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 5;
+export const peerProtocolVersion = 6;
 /** The header kind whose body is the JSON of an envelope. */
 export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */

@@ -42,6 +42,7 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../..
 import type { NodeState } from '../../machines/node/node-state.js';
 import { clientEntryId, emptyNodeState, peerEntryId } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
+import { cancelledTryOutcome } from '../../machines/routing/request-routing.machine.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange, MembershipRefusal } from '../../machines/membership/membership.js';
@@ -487,6 +488,7 @@ export class ServerRuntime {
         // Likewise for a request forwarded to this server and answered with an error (a hop of a longer path).
         // Its forwards carry this server's entry id for it (node-state.ts, peerEntryId), not the asker's request id.
         if (effect.message.type === 'request.answer' && effect.message.outcome.status !== 'ok') this.#withdrawForwards(peerEntryId(effect.to, effect.message.requestId, effect.message.retry));
+        if (effect.message.type === 'request.cancel' && this.#cancelUnsent(effect.to, effect.message)) return;
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);
           this.peerRoundTrips.sent(effect.to, effect.message, performance.now());
@@ -742,6 +744,30 @@ export class ServerRuntime {
   #withdrawForwards(requestId: string): void {
     const withdrawn = this.#options.peers.withdrawQueued?.((message) => message.type === 'request.forward' && message.requestId === requestId) ?? 0;
     if (withdrawn > 0) this.#options.log(`request ${requestId} failed: ${withdrawn} forward${withdrawn === 1 ? '' : 's'} of it still queued for a peer that is down withdrawn`);
+  }
+
+  /**
+   * A write's forward timed out and the node asks its target to cancel that
+   * try (request-routing.machine.ts, `cancelling`). If the forward is still
+   * queued for a link that is down, it has never left this process: it is
+   * withdrawn and the node is answered at once as the target would answer a
+   * try it never received (cancelled), the behaviour of a lost forward. Else
+   * an earlier cancel of the same try still queued is withdrawn, so that a
+   * target that stays down costs one queued cancel per request, and the
+   * cancel is sent. True if it was answered here.
+   */
+  #cancelUnsent(to: ServerId, cancel: Extract<PeerMessage, { type: 'request.cancel' }>): boolean {
+    let forwardWithdrawn = false;
+    this.#options.peers.withdrawQueued?.((message) => {
+      if (message.type !== 'request.forward' && message.type !== 'request.cancel') return false;
+      if (message.requestId !== cancel.requestId || message.retry !== cancel.retry) return false;
+      if (message.type === 'request.forward') forwardWithdrawn = true;
+      return true;
+    });
+    if (!forwardWithdrawn) return false;
+    this.#options.log(`request ${cancel.requestId}: its forward to ${to} timed out still queued (the link is down) and was withdrawn unsent`);
+    this.#input({ type: 'peer.message', from: to, message: { type: 'request.answer', requestId: cancel.requestId, retry: cancel.retry, outcome: cancelledTryOutcome, dataToken: null, holders: [] } });
+    return true;
   }
 
   #hold(token: string, data: Buffer): void {

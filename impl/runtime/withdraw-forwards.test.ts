@@ -90,4 +90,41 @@ describe('forwards of a failed request', () => {
       runtime.stop();
     }
   });
+
+  it('a write whose forward left this process waits for its target to cancel it, with one cancel queued however long the target stays away', async () => {
+    // The forward is handed to a live connection (sent); then the link goes down, and every cancel waits in its queue.
+    const sent: PeerMessage[] = [];
+    const queued: Array<{ to: string; message: PeerMessage }> = [];
+    const runtime = new ServerRuntime({
+      config: { ...defaultNodeConfig('s1', ['s1', 's2']), forwardTimeoutMs: 30 },
+      incarnation: 1,
+      pages: { read: async (_pageKey, _offsetBlocks, lengthBlocks, blockSizeBytes) => Buffer.alloc(lengthBlocks * blockSizeBytes), write: async () => undefined, sync: async () => undefined, delete: async () => undefined },
+      metadata: {
+        load: () => ({ volumes: [{ name: 'there', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s2'] }], routes: [{ pageKey: { volume: 'there', page: 0 }, route: { owner: 's2', epoch: 1 } }], replicas: [], moves: [] }),
+        commit: async () => undefined,
+      },
+      peers: {
+        send: (to, message) => { if (message.type === 'request.forward') sent.push(message); else queued.push({ to, message }); },
+        withdrawQueued: (isWithdrawn) => withdrawFrom(queued, isWithdrawn),
+      },
+      log: () => undefined,
+    });
+    runtime.start();
+    try {
+      let answered = false;
+      const reply = runtime.request({ kind: 'write', pageKey: { volume: 'there', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, Buffer.alloc(512, 5), 'test');
+      void reply.then(() => { answered = true; });
+      // Five forward time-outs and more: the client is not answered, and one cancel waits for s2.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sent.filter((message) => message.type === 'request.forward')).toHaveLength(1);
+      expect(answered).toBe(false);
+      const cancels = queued.filter(({ message }) => message.type === 'request.cancel');
+      expect(cancels).toEqual([{ to: 's2', message: { type: 'request.cancel', requestId: (sent[0] as { requestId: string }).requestId, retry: 0 } }]);
+      // s2 comes back and answers the cancel: the try never ran there and never will, so the write fails now.
+      runtime.receive('s2', { type: 'request.answer', requestId: (sent[0] as { requestId: string }).requestId, retry: 0, outcome: { status: 'error', errno: 110, reason: 'forward timed out' }, dataToken: null, holders: [] }, null);
+      expect((await reply).outcome).toEqual({ status: 'error', errno: 110, reason: 'forward timed out' });
+    } finally {
+      runtime.stop();
+    }
+  });
 });

@@ -22,6 +22,8 @@ export interface BlockOperation {
 export type PeerMessage =
   /** FIG. 7: a request forwarded to the server believed to own its page. */
   | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
+  /** Cancel try `retry` of a forwarded write that timed out, unless it ran: answered by `request.answer` (node.ts, `#cancelForward`). */
+  | { type: 'request.cancel'; requestId: string; retry: number }
   /**
    * `holders`: for a write not durable at once, the servers that applied it and their loss epochs (see loss-watch.ts);
    * else empty. `routeProvisional`: a stale answer whose route is ahead of the answering server's durable records (a

@@ -62,6 +62,11 @@ export function peerEntryId(from: ServerId, requestId: string, retry: number): s
   return `p:${from}:${requestId}:${retry}`;
 }
 
+/** The key under which `forwardedWritesDone` remembers that `from` cancelled try `retry` of its request `requestId`. */
+export function cancelledTryKey(from: ServerId, requestId: string, retry: number): string {
+  return `cancel|${from}|${requestId}|${retry}`;
+}
+
 export interface RequestEntry {
   readonly id: string;
   readonly snapshot: RequestSnapshot;
@@ -246,10 +251,12 @@ export interface NodeState {
   /** Destination side: the newest write sequence applied to each block of a receiving page. */
   readonly blockVersions: Readonly<Record<string, BlockVersions>>;
   /**
-   * Forwarded writes this server executed and answered (`sender|requestId`), newest last, at most
-   * `forwardedWritesRememberedMax`, each with the holders its answer named (a duplicate is answered with them again).
+   * Forwarded writes this server executed and answered (`sender|requestId`), each with the holders its answer named (a
+   * duplicate is answered with them again), and tries of forwarded writes their sender cancelled before they ran here
+   * (`cancelledTryKey`, valued `'cancelled'`: such a try that arrives late is refused); newest last, at most
+   * `forwardedWritesRememberedMax` in all.
    */
-  readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[]>;
+  readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[] | 'cancelled'>;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /**

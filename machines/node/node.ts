@@ -9,7 +9,7 @@ import { moveEpoch, readServer, writeServers } from '../migration/queries.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
-import { errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
+import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
@@ -28,7 +28,7 @@ import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
-import { clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
+import { cancelledTryKey, clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import {
@@ -371,9 +371,12 @@ class NodeStep {
     const entryId = replyTo.kind === 'client' ? clientEntryId(requestId) : peerEntryId(replyTo.server, requestId, replyTo.retry);
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
-      const origin = `${replyTo.server}|${requestId}`;
-      const holders = operation.kind === 'write' ? rememberedValue(this.next.forwardedWritesDone, origin) : undefined;
-      if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
+      if (operation.kind === 'write') {
+        const holders = rememberedValue(this.next.forwardedWritesDone, `${replyTo.server}|${requestId}`);
+        if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
+        // A try its sender cancelled, arriving late (it waited in a paused server's socket): it must never run.
+        if (rememberedValue(this.next.forwardedWritesDone, cancelledTryKey(replyTo.server, requestId, replyTo.retry)) !== undefined) return this.#replyDirect(replyTo, cancelledTryOutcome);
+      }
       // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
       if (this.#forwardedRequestInHand(replyTo.server, requestId)) return;
     }
@@ -446,6 +449,7 @@ class NodeStep {
   }
 
   #requestEffects(entryId: string, effects: readonly Effect[]): void {
+    let cancelledWithoutAsking = false;
     for (const effect of effects) {
       const entry = this.next.read('requests').get(entryId);
       assert(entry, `request ${entryId} exists while its effects run`);
@@ -457,11 +461,21 @@ class NodeStep {
             message: { type: 'request.forward', requestId: entryId, hopCount: effect.hopCount, retry: entry.snapshot.context.retries, operation: entry.operation, dataToken: entry.writeToken },
           });
           break;
+        case 'request.cancel':
+          // A server that has left the group holds no valid copy (it drained, or was forgotten owning none), so the
+          // try cannot run there; nobody would answer a cancel sent to it, and its client would wait for ever.
+          if (!memberOf(this.next.membership, effect.to)) cancelledWithoutAsking = true;
+          else this.effects.push({ type: 'peer.send', to: effect.to, message: { type: 'request.cancel', requestId: entryId, retry: entry.snapshot.context.retries } });
+          break;
         case 'request.reply': this.#finishRequest(entry, effect.outcome); break;
         case 'routing.learn': this.#learnRoute(effect.pageKey, { owner: effect.owner, epoch: effect.epoch }); break;
         case 'timer.set': this.effects.push({ type: 'timer.set', timerId: `request|${entryId}|${effect.timerId}`, delayMs: effect.delayMs }); break;
         default: throw new Error(`request machine emitted ${effect.type}`);
       }
+    }
+    if (cancelledWithoutAsking) {
+      const { retries } = this.next.read('requests').get(entryId)!.snapshot.context;
+      this.#stepRequest(entryId, { type: 'forward.failed', retry: retries, errno: cancelledTryOutcome.errno, reason: cancelledTryOutcome.reason });
     }
   }
 
@@ -1339,6 +1353,22 @@ class NodeStep {
     this.#releaseReceivedData(message.dataToken);
   }
 
+  /**
+   * `from` gave up waiting for try `retry` of its forwarded write `requestId`
+   * and must learn whether it can still run (request-routing.machine.ts,
+   * `cancelling`). A write run here is answered ok again, with its holders; a
+   * try in hand answers when done; any other try is remembered as cancelled,
+   * so that it never runs, and answered so.
+   */
+  #cancelForward(from: ServerId, requestId: string, retry: number): void {
+    const replyTo: ReplyTo = { kind: 'peer', server: from, requestId, retry };
+    const holders = rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`);
+    if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
+    if (this.#forwardedRequestInHand(from, requestId)) return;
+    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledTryKey(from, requestId, retry), 'cancelled', this.next.config.forwardedWritesRememberedMax);
+    this.#replyDirect(replyTo, cancelledTryOutcome);
+  }
+
   /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
   #ranAsForwarded(from: ServerId, requestId: string): boolean {
     return rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined || this.#forwardedRequestInHand(from, requestId);
@@ -1484,6 +1514,7 @@ class NodeStep {
         // Refused, answered as a duplicate, or left to another try in hand: then no request here holds the bytes.
         if (message.dataToken) this.#releaseReceivedData(message.dataToken);
         return;
+      case 'request.cancel': return this.#cancelForward(from, message.requestId, message.retry);
       case 'request.answer': {
         const entry = this.next.read('requests').get(message.requestId);
         if (!entry) {
@@ -1781,7 +1812,9 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
       const entry = state.requests.get(subject);
       // The routing machine's states are all top-level and atomic, so `matches('forwarding')` is this comparison
       // (without the state path XState builds for it).
-      return entry !== undefined && entry.snapshot.status === 'active' && entry.snapshot.value === 'forwarding' && detail === forwardTimerId(entry.snapshot.context);
+      if (entry === undefined || entry.snapshot.status !== 'active') return false;
+      if (entry.snapshot.value === 'forwarding') return detail === forwardTimerId(entry.snapshot.context);
+      return entry.snapshot.value === 'cancelling' && detail === cancelTimerId(entry.snapshot.context);
     }
     case 'serve': {
       const serve = state.serves.get(subject);

@@ -1,4 +1,5 @@
 import { and, assign, setup } from 'xstate';
+import type { RequestOutcome } from '../effects.js';
 import { effectActions } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
 
@@ -29,9 +30,20 @@ import type { PageKey, ServerId } from '../identifiers.js';
  * client never sees a routing error unless the bounds are exhausted (EIO).
  * A forward that times out is sent again only if the request is idempotent
  * (a read): a write might already have run at the owner, whose memory of the
- * writes it ran does not survive its crash, so it fails with EIO (outcome
- * unknown) rather than risk running twice after later writes. The fault
- * harness found that trace on the real cluster.
+ * writes it ran does not survive its crash, so it must not run twice after
+ * later writes (the fault harness found that trace on the real cluster).
+ * Nor may a write be failed while its forward can still run: told EIO, a
+ * client writes the block again, and the forward, waiting in a paused owner's
+ * socket, would land over that later write. So a write whose forward times
+ * out is `cancelling`: it asks the target to cancel that try and waits for
+ * the answer, asking again every time-out. The target answers the forward's
+ * own outcome if it ran it (the client then hears ok after all), answers when
+ * done if it has it in hand, and otherwise remembers the try as cancelled,
+ * so that it never runs, and answers that (the client hears ETIMEDOUT). A
+ * target that restarted has lost what was sent to its last run. The client
+ * of a target that stays unreachable waits, as it would for a local disk that
+ * hangs; the TCP runtime answers at once a forward it never sent (still
+ * queued for a link that is down).
  */
 export type LocalCopy = 'valid' | 'invalid' | 'absent';
 
@@ -77,15 +89,24 @@ export type RequestRoutingEvent =
 
 export const errnoIo = 5;
 export const errnoTimedOut = 110;
+/** The failure of a forward that timed out (a read out of retries, or a write whose try was cancelled): ETIMEDOUT. */
+export const forwardTimedOut = 'forward timed out';
+/** A target's answer to the cancel of a write's try that it never ran, and now never will (`cancelling`). */
+export const cancelledTryOutcome: Extract<RequestOutcome, { status: 'error' }> = { status: 'error', errno: errnoTimedOut, reason: forwardTimedOut };
 
 export function forwardTimerId(context: RequestRoutingContext): string {
   return `request:${context.requestId}:r${context.retries}`;
 }
 
+/** The timer after which a write's cancel of its current try is asked again. */
+export function cancelTimerId(context: RequestRoutingContext): string {
+  return `request:${context.requestId}:r${context.retries}:cancel`;
+}
+
 export const requestRoutingMachine = setup({
   types: {} as { context: RequestRoutingContext; events: RequestRoutingEvent; input: RequestRoutingInput },
   actions: {
-    ...effectActions(['request.serveLocal', 'request.forward', 'request.reply', 'routing.learn', 'timer.set']),
+    ...effectActions(['request.serveLocal', 'request.forward', 'request.cancel', 'request.reply', 'routing.learn', 'timer.set']),
     targetOwner: assign(({ context }) => ({ target: context.route.owner })),
     targetPointer: assign(({ context }) => ({ target: context.forwardTo })),
     // The node's own copy as it stands now, whether or not the answer's route is newer: a source whose move commits
@@ -101,7 +122,7 @@ export const requestRoutingMachine = setup({
       event.type === 'copy.invalidated'
         ? { route: event.route.epoch > context.route.epoch ? event.route : context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1 }
         : {}),
-    noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : 'forward timed out' })),
+    noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : forwardTimedOut })),
     noteHopLimit: assign({ failure: 'hop limit reached' }),
     noteRetriesExhausted: assign({ failure: 'routing retries exhausted' }),
     noteNoValidCopy: assign({ failure: 'routing table names this server but it holds no valid copy' }),
@@ -114,8 +135,11 @@ export const requestRoutingMachine = setup({
     namesSelf: ({ context }) => context.route.owner === context.self,
     canRetry: ({ context }) => context.retries < context.retriesMax,
     isIdempotent: ({ context }) => context.idempotent,
+    /** A read out of retries fails at its time-out: a late forward of it changes nothing. A write must be cancelled first. */
+    mayFailAtTimeOut: ({ context }) => context.idempotent,
     answersCurrentTry: ({ context, event }) => 'retry' in event && event.retry === context.retries,
     isForwardTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === forwardTimerId(context),
+    isCancelTimer: ({ context, event }) => event.type === 'timer.fired' && event.timerId === cancelTimerId(context),
   },
 }).createMachine({
   id: 'requestRouting',
@@ -167,8 +191,33 @@ export const requestRoutingMachine = setup({
         'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
         'timer.fired': [
           { guard: and(['isForwardTimer', 'canRetry', 'isIdempotent']), target: 'lookingUp', actions: 'countRetry' },
-          { guard: 'isForwardTimer', target: 'failed', actions: 'noteFailure' },
+          { guard: and(['isForwardTimer', 'mayFailAtTimeOut']), target: 'failed', actions: 'noteFailure' },
+          { guard: 'isForwardTimer', target: 'cancelling' },
         ],
+      },
+    },
+    // A write's forward timed out: its outcome is settled only by the target (see the theory of operation).
+    cancelling: {
+      entry: [
+        { type: 'request.cancel', params: ({ context }) => ({ requestId: context.requestId, pageKey: context.pageKey, to: context.target ?? context.route.owner }) },
+        { type: 'timer.set', params: ({ context }) => ({ timerId: cancelTimerId(context), delayMs: context.forwardTimeoutMs }) },
+      ],
+      on: {
+        'forward.replied': { guard: 'answersCurrentTry', target: 'replied' },
+        // The target did not run it (it holds an invalid copy) and will not: a retry is as safe as before the time-out.
+        'forward.stale': [
+          {
+            guard: and(['answersCurrentTry', 'canRetry']),
+            target: 'lookingUp',
+            actions: [
+              'learnRoute',
+              { type: 'routing.learn', params: ({ context, event }) => ({ pageKey: context.pageKey, owner: event.owner, epoch: event.epoch }) },
+            ],
+          },
+          { guard: 'answersCurrentTry', target: 'failed', actions: 'noteRetriesExhausted' },
+        ],
+        'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
+        'timer.fired': { guard: 'isCancelTimer', target: 'cancelling', reenter: true },
       },
     },
     replied: {
@@ -188,7 +237,7 @@ export const requestRoutingMachine = setup({
         type: 'request.reply',
         params: ({ context }) => ({
           requestId: context.requestId,
-          outcome: { status: 'error' as const, errno: context.failure === 'forward timed out' ? errnoTimedOut : errnoIo, reason: context.failure ?? 'unknown' },
+          outcome: { status: 'error' as const, errno: context.failure === forwardTimedOut ? errnoTimedOut : errnoIo, reason: context.failure ?? 'unknown' },
         }),
       },
     },

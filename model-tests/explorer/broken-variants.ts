@@ -96,4 +96,14 @@ export const brokenVariants: Readonly<Record<string, BrokenVariant>> = {
     },
     expectedProperty: 'no request is served from a copy flagged invalid',
   },
+  'fail-write-while-forward-may-run': {
+    description: 'a write whose forward timed out is failed at once, as before 27 Nov, while the forward may still run at the owner',
+    machines: {
+      ...standardMachines,
+      requestRouting: standardMachines.requestRouting.provide({
+        guards: { mayFailAtTimeOut: () => true },
+      }),
+    },
+    expectedProperty: 'no acknowledged write is lost',
+  },
 };

@@ -154,6 +154,7 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
     if (world.sightings.flushSucceeded) sightings.flushSucceeded = true;
     if (world.sightings.flushLossReported) sightings.flushLossReported = true;
     if (world.sightings.abandonedCopyReleased) sightings.abandonedCopyReleased = true;
+    if (world.sightings.lateCancelledForwardRefused) sightings.lateCancelledForwardRefused = true;
     const stages = world.sightings.completedAfterCrashAtStages;
     if (stages.some((stage) => !sightings.completedAfterCrashAtStages.includes(stage))) {
       sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];

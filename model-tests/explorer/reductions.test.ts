@@ -78,6 +78,7 @@ describe('symmetry over interchangeable servers hides nothing', () => {
     ['source-copy-stays-valid', threeServers({})],
     ['abandon-after-hand-over', threeServers({ reads: 1, abandons: 1 })],
     ['abandon-after-commit-asked', threeServers({ pieces: 1, reads: 1, abandons: 1, moveKinds: ['unit'] })],
+    ['fail-write-while-forward-may-run', threeServers({ writes: 2, reads: 1, moves: 0, timersOnlyWhenQuiet: false, earlyTimersMax: 1 })],
   ];
   it('every broken variant is covered', () => {
     expect(broken.map(([variant]) => variant).sort()).toEqual(Object.keys(brokenVariants).sort());

@@ -2,7 +2,7 @@ import type { MoveContext, MoveEvent } from '../../machines/migration/move-setup
 import { abandonNoticeTimerId, progressTimerId } from '../../machines/migration/move-setup.js';
 import type { ReplicaContext, ReplicaEvent } from '../../machines/replica/replica.machine.js';
 import type { RequestRoutingContext, RequestRoutingEvent } from '../../machines/routing/request-routing.machine.js';
-import { forwardTimerId } from '../../machines/routing/request-routing.machine.js';
+import { cancelTimerId, forwardTimerId } from '../../machines/routing/request-routing.machine.js';
 
 /**
  * For each machine, every event a runtime could deliver in a given state,
@@ -57,6 +57,7 @@ export function routingEvents(snapshot: { status?: string; context: RequestRouti
     { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1, localCopy: 'absent' },
     { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
     { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
+    { type: 'timer.fired', timerId: cancelTimerId(snapshot.context) },
     // The newer owner is this server itself (a destination that missed the push after a flip).
     { type: 'forward.stale', retry, owner: snapshot.context.self, epoch: snapshot.context.route.epoch + 1, localCopy: 'valid' },
     // The page flipped away while the request waited at its source.

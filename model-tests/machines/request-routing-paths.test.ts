@@ -2,6 +2,7 @@ import { createTestModel } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import type { Effect } from '../../machines/effects.js';
 import type { RequestRoutingContext, RequestRoutingEvent, RequestRoutingInput } from '../../machines/routing/request-routing.machine.js';
+import { cancelTimerId, forwardTimedOut } from '../../machines/routing/request-routing.machine.js';
 import { forwardTimerId, requestRoutingMachine } from '../../machines/routing/request-routing.machine.js';
 import { start, step } from '../../machines/step.js';
 import { CoverageRecorder } from './coverage.js';
@@ -85,12 +86,22 @@ describe('request routing machine (FIG. 7)', () => {
     expect(snapshot.status).toBe('done');
   });
 
-  it('a write whose forward times out fails with EIO and is never sent again (it may have run at the owner)', () => {
+  it('a write whose forward times out is never sent again (it may have run at the owner), nor failed until the owner has cancelled it', () => {
     const write = { ...base, idempotent: false };
     let [snapshot, effects] = start(requestRoutingMachine, write) as [RoutingSnapshot, Effect[]];
     expect(effects.filter((effect) => effect.type === 'request.forward')).toHaveLength(1);
     [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) }) as [RoutingSnapshot, Effect[]];
-    expect(effects.some((effect) => effect.type === 'request.forward')).toBe(false);
+    expect(effects.some((effect) => effect.type === 'request.forward' || effect.type === 'request.reply')).toBe(false);
+    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A' });
+    // Unanswered, the cancel is asked again at each time-out, and the client still waits.
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'timer.fired', timerId: cancelTimerId(snapshot.context) }) as [RoutingSnapshot, Effect[]];
+    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A' });
+    expect(effects.some((effect) => effect.type === 'request.reply')).toBe(false);
+    // The owner's answer to the cancel settles it: ok if the write ran after all, ETIMEDOUT if it never will.
+    const [ranSnapshot, ranEffects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.replied', retry: 0 }) as [RoutingSnapshot, Effect[]];
+    expect(ranEffects).toEqual([{ type: 'request.reply', requestId: 'r1', outcome: { status: 'ok' } }]);
+    expect(ranSnapshot.status).toBe('done');
+    [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.failed', retry: 0, errno: 110, reason: forwardTimedOut }) as [RoutingSnapshot, Effect[]];
     expect(effects).toContainEqual({ type: 'request.reply', requestId: 'r1', outcome: { status: 'error', errno: 110, reason: 'forward timed out' } });
     expect(snapshot.status).toBe('done');
     // A read is sent again.

@@ -35,6 +35,7 @@ export const sometimesGoals = [
   'a FLUSH covering an acknowledged write answers ok',
   'a FLUSH reports a write a power cut may have taken',
   'an abandoned move\'s destination lets go of its partial copy',
+  'a forwarded write that arrives after its sender cancelled it does not run',
 ] as const;
 
 export function checkState(world: World): Violation | null {
@@ -153,6 +154,12 @@ export function goalsReached(sightings: World['sightings'], world: World): Recor
     // In forwarding-pointer mode a late request is forwarded, never answered stale.
     ...(world.config.forwardingPointer ? { [sometimesGoals[4]]: sightings.pointerForwarded } : { [sometimesGoals[3]]: sightings.staleRetry }),
     ...((world.config.abandons ?? 0) > 0 ? { [sometimesGoals[7]]: sightings.abandonedCopyReleased === true } : {}),
+    // A cancel overtakes its forward only where messages may be reordered and a time-out may fire before the forward lands.
+    ...(cancelMayOvertakeForward(world.config) ? { [sometimesGoals[8]]: sightings.lateCancelledForwardRefused === true } : {}),
     ...((world.config.flushes ?? 0) > 0 && world.config.unflushedWrites ? { [sometimesGoals[5]]: sightings.flushSucceeded === true, [sometimesGoals[6]]: sightings.flushLossReported === true } : {}),
   };
+}
+
+function cancelMayOvertakeForward(config: World['config']): boolean {
+  return config.network !== 'ordered' && !config.timersOnlyWhenQuiet && config.writes > 0 && (config.earlyTimersMax ?? 1) > 0;
 }

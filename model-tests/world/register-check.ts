@@ -197,3 +197,27 @@ export function abandon(register: RegisterState, opId: string): RegisterState {
   delete inFlight[opId];
   return { ...register, inFlight };
 }
+
+/**
+ * An operation answered with an error while its server is up. A read settles
+ * nothing. A write may have taken effect at some moment while it was pending,
+ * never after its answer: a client told a write failed may write the block
+ * again, and the failed write must not land over that later (a forward that
+ * timed out used to: it sat in the owner's socket and ran seconds after the
+ * EIO). So it leaves `pending`, and its value becomes possible now (it may
+ * have taken effect after the last write that completed) and for every
+ * operation still in flight (it may have taken effect after them), and is one
+ * more value a cut may roll the block back to.
+ */
+export function fail(register: RegisterState, opId: string): RegisterState {
+  const op = register.inFlight[opId];
+  if (!op) throw new Error(`no operation ${opId} in flight`);
+  if (op.kind === 'flush') throw new Error(`${opId} is a FLUSH: completeFlush`);
+  if (op.kind === 'read' || op.effected) return abandon(register, opId);
+  const inFlight: Record<string, InFlightOperation> = {};
+  for (const [id, other] of Object.entries(register.inFlight)) {
+    if (id !== opId) inFlight[id] = { ...other, completedDuring: union(other.completedDuring, [op.value]) };
+  }
+  const failed: RegisterState = { ...register, possible: union(register.possible, [op.value]), pending: register.pending.filter((value) => value !== op.value), inFlight };
+  return register.rollback === undefined ? failed : { ...failed, rollback: union(register.rollback, [op.value]) };
+}

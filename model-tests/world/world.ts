@@ -8,7 +8,8 @@ import { standardMachines } from '../../machines/node/node-machines.js';
 import { brokenVariants } from '../explorer/broken-variants.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
+import { cancelledTryKey, emptyNodeState } from '../../machines/node/node-state.js';
+import { rememberedValue } from '../../machines/node/remembered-origins.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import { flushLossReason } from '../../machines/node/flush-barrier.js';
 import type { CascadeEvent, CascadeResult } from './server-step-memo.js';
@@ -18,7 +19,7 @@ import type { ClientBookkeeping } from './client-bookkeeping.js';
 import { rememberedClientChange } from './client-bookkeeping.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { RegisterState } from './register-check.js';
-import { abandon, complete, completeFlush, connectionLost, initialFlushingRegister, initialRegister, initialUnflushedRegister, invoke, invokeFlush, powerCut } from './register-check.js';
+import { abandon, complete, completeFlush, connectionLost, fail, initialFlushingRegister, initialRegister, initialUnflushedRegister, invoke, invokeFlush, powerCut } from './register-check.js';
 import type { WorldConfig } from './world-config.js';
 import { receivedDataToken } from '../../machines/node/received-data-token.js';
 import { releasedPagesOf } from '../../machines/node/released-pages.js';
@@ -89,6 +90,8 @@ export interface Sightings {
   readonly flushLossReported?: boolean;
   /** An abandoned move's destination let go of the partial copy it had received. */
   readonly abandonedCopyReleased?: boolean;
+  /** A forwarded write arrived after its sender had cancelled it, and did not run. */
+  readonly lateCancelledForwardRefused?: boolean;
 }
 
 export interface World {
@@ -507,9 +510,9 @@ function answerClient(clients: readonly ClientOperation[], registers: readonly R
   const register = judged[client.block];
   assert(register, 'register exists');
   if (!ok) {
-    // An error reply: a write may still have reached some copy, so its outcome stays unknown.
+    // An error reply: a write may have reached some copy before it, never after (register-check.ts, `fail`).
     answered[position] = { ...client, status: 'error' };
-    judged[client.block] = abandon(register, client.id);
+    judged[client.block] = fail(register, client.id);
     return { clients: answered, registers: judged, violation: null };
   }
   const checked = complete(register, client.id, client.kind === 'read' ? value ?? 0 : null, client.server);
@@ -785,6 +788,9 @@ function noteSightings(world: World, receiver: SimServer, envelope: Envelope): W
   if (message.type === 'block.write' && receiver.node.replicas.get(pageKeyText(message.pageKey))?.context.record?.status === 'receiving') sightings = { ...sightings, dualWriteLanded: true };
   if (message.type === 'request.answer' && message.outcome.status === 'stale') sightings = { ...sightings, staleRetry: true };
   if (message.type === 'request.forward' && message.hopCount > 1) sightings = { ...sightings, pointerForwarded: true };
+  if (message.type === 'request.forward' && !sightings.lateCancelledForwardRefused && rememberedValue(receiver.node.forwardedWritesDone, cancelledTryKey(envelope.from, message.requestId, message.retry)) !== undefined) {
+    sightings = { ...sightings, lateCancelledForwardRefused: true };
+  }
   return sightings === world.sightings ? world : { ...world, sightings };
 }
 
