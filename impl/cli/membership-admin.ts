@@ -130,8 +130,8 @@ export async function joinServer(group: GroupConfig, server: ServerConfig, admin
  * record and every remaining member follows a record without it (it stops
  * nothing: the caller does, and must keep the server up until this returns).
  * The server's own record dropping it is not enough: the update to the others
- * may be queued or lost, or a concurrent change may win the tie-break and
- * bring it back as a draining member (its drain driver then leaves again), so
+ * may be queued or lost, or reach a member only with a record that lacks the
+ * leave (its drain driver then leaves again), so
  * stopping it early could leave a draining member for ever, which every FLUSH
  * waits for. A server already draining (a drain asked before, perhaps by a
  * command that died) is simply followed.
@@ -195,9 +195,9 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
  * draining yet are marked draining, and the forget is asked again while `via`
  * waits for every other member to confirm that nothing they know names them
  * (a refusal naming pages is asked again for a few seconds, while stale
- * routes are repaired). Once `via` says ok, the records are checked: a record
- * that won a tie-break over the forget (another change made at once at the
- * same epoch) brings the servers back, and the forget is asked again; the
+ * routes are repaired). Once `via` says ok, the records are checked: one that
+ * still lists the servers (a record persisted before 27 Nov, which merges
+ * without departed entries) has the forget asked again; the
  * other members that answer must follow a record without them.
  */
 export async function forgetServer(servers: readonly ServerConfig[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
@@ -217,7 +217,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
       const result = await admin<{ message: string }>(via, '/members/forget', { ids });
       report(`${via.id}: ${ids.join(', ')} forgotten: ${result.message}`);
       if (await followedWithout(ids, via, others, admin, report)) return;
-      report(`  ${via.id} lists ${ids.join(', ')} again (a change made at once won the tie-break); asking again`);
+      report(`  ${via.id} lists ${ids.join(', ')} again; asking again`);
       continue;
     } catch (error) {
       const message = (error as Error).message;

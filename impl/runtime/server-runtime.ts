@@ -42,7 +42,6 @@ import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput } from '../..
 import type { NodeState } from '../../machines/node/node-state.js';
 import { clientEntryId, emptyNodeState, peerEntryId } from '../../machines/node/node-state.js';
 import { isTimerLive, nodeStepMany } from '../../machines/node/node.js';
-import { cancelledTryOutcome } from '../../machines/routing/request-routing.machine.js';
 import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange, MembershipRefusal } from '../../machines/membership/membership.js';
@@ -489,6 +488,11 @@ export class ServerRuntime {
         // Its forwards carry this server's entry id for it (node-state.ts, peerEntryId), not the asker's request id.
         if (effect.message.type === 'request.answer' && effect.message.outcome.status !== 'ok') this.#withdrawForwards(peerEntryId(effect.to, effect.message.requestId, effect.message.retry));
         if (effect.message.type === 'request.cancel' && this.#cancelUnsent(effect.to, effect.message)) return;
+        // A part's cancel asked again replaces the one still queued for a link that is down (one per part there).
+        if (effect.message.type === 'block.cancel') {
+          const { requestId } = effect.message;
+          this.#options.peers.withdrawQueued?.((message) => message.type === 'block.cancel' && message.requestId === requestId);
+        }
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);
           this.peerRoundTrips.sent(effect.to, effect.message, performance.now());
@@ -750,8 +754,9 @@ export class ServerRuntime {
    * A write's forward timed out and the node asks its target to cancel that
    * try (request-routing.machine.ts, `cancelling`). If the forward is still
    * queued for a link that is down, it has never left this process: it is
-   * withdrawn and the node is answered at once as the target would answer a
-   * try it never received (cancelled), the behaviour of a lost forward. Else
+   * withdrawn and the node told so (`forward.unsent`: it fails the write as a
+   * target would that never received the try; not as a message from the
+   * target, which would count as word from a peer that is down). Else
    * an earlier cancel of the same try still queued is withdrawn, so that a
    * target that stays down costs one queued cancel per request, and the
    * cancel is sent. True if it was answered here.
@@ -766,7 +771,7 @@ export class ServerRuntime {
     });
     if (!forwardWithdrawn) return false;
     this.#options.log(`request ${cancel.requestId}: its forward to ${to} timed out still queued (the link is down) and was withdrawn unsent`);
-    this.#input({ type: 'peer.message', from: to, message: { type: 'request.answer', requestId: cancel.requestId, retry: cancel.retry, outcome: cancelledTryOutcome, dataToken: null, holders: [] } });
+    this.#input({ type: 'forward.unsent', requestId: cancel.requestId, retry: cancel.retry });
     return true;
   }
 

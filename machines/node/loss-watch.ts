@@ -147,6 +147,27 @@ function mergeOldEpochs(entries: UnflushedHolder[], server: ServerId): Unflushed
 }
 
 /**
+ * The loss epoch below every real one (they start at 0): an entry at it is
+ * judged lost by whatever its server answers next.
+ */
+export const formerRunLossEpoch = -1;
+
+/**
+ * The watch once `server` is another server than the one that held its
+ * entries: an id forgotten (or that left) and added again, a new generation
+ * with a fresh directory, whose loss epoch says nothing of what the old one
+ * held (a review: its answer vouched for writes that died with the old
+ * server). Its entries become one at `formerRunLossEpoch`, so the next FLUSH
+ * covering them reports a possible loss (a false alarm at worst).
+ */
+export function withHolderReplaced(watch: LossWatch, server: ServerId): LossWatch {
+  const own = watch.unflushed.filter((entry) => entry.server === server);
+  if (own.length === 0 || (own.length === 1 && own[0]!.lossEpoch === formerRunLossEpoch)) return watch;
+  const merged: UnflushedHolder = { server, lossEpoch: formerRunLossEpoch, firstAck: Math.min(...own.map((entry) => entry.firstAck)), lastAck: Math.max(...own.map((entry) => entry.lastAck)) };
+  return { ...watch, unflushed: [...watch.unflushed.filter((entry) => entry.server !== server), merged].sort(compareHolders) };
+}
+
+/**
  * Settles a FLUSH that covered acknowledgements up to `coveredAcks` and
  * started when `lossesFoundAtStart` losses had been found. Each
  * holder's epoch now is its answer to the FLUSH's sync (`answeredEpochs`),

@@ -33,9 +33,9 @@ import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMember
  * a page that moved away from it has its newer route at the destination, and
  * a member with a stale route asks the others for it (`route.query`) before
  * its next answer. An answer about another record does not count, a change of
- * record starts the check over (so a record that wins a tie-break over the
- * forget brings the servers back, and the administrator's command, which
- * checks every member's record afterwards, asks again); checks are re-sent on
+ * record starts the check over (a change made at once merges with the forget:
+ * membership.ts, `mergedMembership`; the administrator's command still checks
+ * every member's record afterwards); checks are re-sent on
  * a bounded timer, and the administrator asks again until every member has
  * confirmed (a member that is down and not forgotten with them blocks the
  * forget, as it blocks a leave). Then they are removed like leaving servers,
@@ -131,9 +131,9 @@ function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
  * unknown loss epoch, unless one was recorded when it asked to leave (it held
  * no page from then on, so that epoch bounds what it could lose: a review found
  * a drained server's leave epoch overwritten, and a FLUSH then failing for
- * nothing). A join of them made here was let go when they drained
- * (node-membership.ts, `adoptMembership`): made again after the forget, it
- * brought a forgotten server back (a review found it).
+ * nothing). The record keeps them as departed, so no merge with a record
+ * that still names them brings them back (until 27 Nov a join made again
+ * after the forget did: a review found it).
  */
 function noteForgotten(work: MembershipWork, servers: readonly ServerId[]): void {
   for (const id of servers) if (work.next.read('departedLossEpochs')[id] === undefined) noteDepartedEpoch(work, id, unknownDepartedLossEpoch);

@@ -48,7 +48,13 @@ export type PeerMessage =
    * `lossEpoch`: the writer's, for the holders of a write not durable at once. `pageKey`: the page a write was applied
    * to (ok), so that a source no longer moving it there can tell the destination (see #answerStaleMoveAck).
    */
-  | { type: 'block.written'; requestId: string; ok: boolean; lossEpoch: number; pageKey?: PageKey }
+  | { type: 'block.written'; requestId: string; ok: boolean; lossEpoch: number; pageKey?: PageKey; cancelled?: true }
+  /**
+   * Source → destination: the part `requestId` of write sequence `sequence` (a write to a piece the destination
+   * serves) got no answer within the forward time-out; answered `block.written` when done if it is being written,
+   * else `cancelled`, and the part is remembered so that it never lands (node.ts, `#cancelPart`).
+   */
+  | { type: 'block.cancel'; requestId: string; pageKey: PageKey; sequence: number }
   /** Source → destination: a read of a piece the destination already serves (Table 2). */
   | { type: 'block.read'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number }
   | { type: 'block.readDone'; requestId: string; ok: boolean; dataToken: string | null }

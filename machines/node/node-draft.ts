@@ -37,7 +37,6 @@ export class NodeDraft {
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   forgetCheck: NodeState['forgetCheck'];
-  membershipChangesMade: NodeState['membershipChangesMade'];
   nextId: number;
   lastWriteSequence: number;
   lossEpoch: number;
@@ -55,7 +54,6 @@ export class NodeDraft {
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.forgetCheck = base.forgetCheck;
-    this.membershipChangesMade = base.membershipChangesMade;
     this.nextId = base.nextId;
     this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
@@ -102,7 +100,7 @@ export class NodeDraft {
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
-      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, membershipChangesMade: this.membershipChangesMade, nextId: this.nextId, incarnation: this.incarnation,
+      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
       flushExcused: this.flushExcused,
     };

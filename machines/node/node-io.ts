@@ -57,6 +57,11 @@ export type NodeInput =
   /** A client connection closed: the node forgets it (see loss-watch.ts). */
   | { type: 'client.disconnected'; connectionId: string }
   | { type: 'peer.message'; from: ServerId; message: PeerMessage }
+  /**
+   * The runtime withdrew try `retry` of this server's forward `requestId` before it left the process (its link was
+   * down): the target never had it, so its cancel is settled here (request-routing.machine.ts, `cancelling`).
+   */
+  | { type: 'forward.unsent'; requestId: string; retry: number }
   | { type: 'io.done'; completionId: string; ok: boolean }
   /** A `meta.commit` nobody waited for (a null completion id) failed: the store skipped it and went on. */
   | { type: 'meta.failed'; writes: readonly MetadataWrite[] }

@@ -1,7 +1,8 @@
 import type { ServerId } from '../identifiers.js';
 import { pageKeyOfText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
-import { changedMembership, isNewerMembership, isRefusedChange, memberIds, memberOf, membershipProblem, membershipText, refusedChange } from '../membership/membership.js';
+import { changedMembership, generationOf, isRefusedChange, memberIds, memberOf, membershipProblem, membershipText, mergedMembership, refusedChange } from '../membership/membership.js';
+import { withHolderReplaced } from './loss-watch.js';
 import type { RefusedChange } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
 import type { NodeEffect } from './node-io.js';
@@ -22,8 +23,9 @@ import type { Continuation, MembershipChangeMade } from './node-state.js';
  * new record is adopted at once and persisted in order with the node's other
  * metadata; it is sent to every member of the old and the new record, so the
  * leaving server's neighbours hear it and the joining server hears it. A
- * record adopted from a peer is persisted the same way; one that is older
- * than ours is answered with ours. Every server that learns of a member it
+ * peer's record is merged with ours (membership.ts, `mergedMembership`); a
+ * merge that changes ours is persisted the same way, and a peer whose record
+ * lacks something ours has is answered with ours. Every server that learns of a member it
  * did not know sends it the volume definitions and the routes it knows past
  * their initial owner, so the new member can serve and forward at once
  * (stale routes still repair lazily on use). A leaving server re-pushes the
@@ -74,9 +76,6 @@ export function changeMembership(work: MembershipWork, requestId: string, change
   }
   const told = new Set([...memberIds(previous), ...memberIds(next)]);
   told.delete(self);
-  // A leave runs its own confirmations and is asked again by the drain driver; joins and drains are remembered, to be
-  // made again should a concurrent change at the same epoch beat this record (see `reapplyChangesMade`).
-  if (change.kind === 'add' || change.kind === 'drain') work.next.membershipChangesMade = [...work.next.membershipChangesMade, change].slice(-membershipChangesMadeMax);
   adoptMembership(work, next, { requestId, told: [...told], removal: change.kind === 'remove' });
 }
 
@@ -85,48 +84,11 @@ export function refuseChange(work: MembershipWork, requestId: string, refused: R
   work.effects.push({ type: 'admin.reply', requestId, ok: false, message: refused.message, refusal: refused.refusal });
 }
 
-/** Joins and drains remembered until a record shows them; bounded, volatile. */
-export const membershipChangesMadeMax = 8;
-
-/** Whether `membership` already shows `change` (a join: the member is there; a drain: it drains or has left). */
-function isInEffect(membership: Membership, change: MembershipChange): boolean {
-  if (change.kind === 'add') return memberOf(membership, change.member.id) !== null;
-  if (change.kind === 'drain') return memberOf(membership, change.id)?.draining !== false;
-  if (change.kind === 'forget') return change.ids.every((id) => memberOf(membership, id) === null);
-  return memberOf(membership, change.id) === null;
-}
-
 /**
- * After adopting a peer's record: every join or drain made here that the
- * record does not show lost a tie-break at its epoch (two changes made at
- * once on two servers) and is made again on top of it, at the next epoch,
- * and sent to every member. Before, the administrator had been answered ok
- * and the change was gone (a review added a server while another server was
- * drained: the group followed the drain, and the new server stayed on a
- * record nobody else had). One that no longer applies is let go.
- */
-function reapplyChangesMade(work: MembershipWork): void {
-  const pending = work.next.membershipChangesMade.filter((change) => !isInEffect(work.next.membership, change));
-  work.next.membershipChangesMade = [];
-  let record = work.next.membership;
-  const previousMembers = memberIds(record);
-  const kept: MembershipChange[] = [];
-  for (const change of pending) {
-    const next = changedMembership(record, change);
-    if (isRefusedChange(next)) continue;
-    record = next;
-    kept.push(change);
-  }
-  if (kept.length === 0) return;
-  work.next.membershipChangesMade = kept;
-  const told = new Set([...previousMembers, ...memberIds(record)]);
-  told.delete(work.next.config.self);
-  // Persist, then tell: the members hear it once it is durable, as with any change made here.
-  adoptMembership(work, record, { requestId: null, told: [...told], removal: false });
-}
-
-/**
- * A peer's record: adopt it if newer, answer with ours if it is older. An
+ * A peer's record: merge it with ours (membership.ts, `mergedMembership`).
+ * If that changes ours, adopt the merge; a merge that is neither record (two
+ * changes made at once) goes to every member once durable, as a change made
+ * here does. The sender hears the merge unless it is its own record. An
  * epoch-0 record is each server's own configuration, never another's: two
  * of them differ only while the operator rolls out a changed config, and
  * adopting one by its text (the tie-break) let the old config's record win,
@@ -134,14 +96,17 @@ function reapplyChangesMade(work: MembershipWork): void {
  */
 export function receiveMembership(work: MembershipWork, from: ServerId, membership: Membership): void {
   if (membershipProblem(membership) !== null) return;
-  if (membership.epoch === 0 && work.next.membership.epoch === 0) return;
-  if (isNewerMembership(membership, work.next.membership)) {
-    adoptMembership(work, membership);
-    reapplyChangesMade(work);
-    return;
+  const own = work.next.membership;
+  if (membership.epoch === 0 && own.epoch === 0) return;
+  const merged = mergedMembership(own, membership);
+  const theirs = merged === membership || membershipText(merged) === membershipText(membership);
+  if (merged !== own && membershipText(merged) !== membershipText(own)) {
+    const told = theirs ? null : [...new Set([...memberIds(own), ...memberIds(membership), ...memberIds(merged)])].filter((id) => id !== work.next.config.self);
+    adoptMembership(work, merged, told === null ? null : { requestId: null, told, removal: false });
   }
-  if (isNewerMembership(work.next.membership, membership)) {
-    work.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: work.next.membership } });
+  // The sender's record lacks what ours adds (or is older): it hears ours, now or once the merge is durable.
+  if (!theirs && (merged === own || membershipText(merged) === membershipText(own))) {
+    work.effects.push({ type: 'peer.send', to: from, message: { type: 'membership.update', membership: own } });
   }
 }
 
@@ -234,8 +199,7 @@ function noteDepartingLossEpoch(work: MembershipWork, from: ServerId, lossEpoch:
  * reports a possible loss (once per connection, then the write is let go)
  * instead of waiting for an answer that cannot come. Noted by every member
  * that confirms a forget check (and by the asker); a member does not judge
- * a departure it heard of no other way so (a removal that wins a tie-break
- * against a concurrent join is followed by the join again).
+ * a departure it heard of no other way so.
  */
 export const unknownDepartedLossEpoch = Number.MAX_SAFE_INTEGER;
 
@@ -272,12 +236,13 @@ export function receiveLeaveAnswer(work: MembershipWork, from: ServerId, members
  * durable, so a crash cannot take back a record others have acted on.
  */
 export function adoptMembership(work: MembershipWork, membership: Membership, change: MembershipChangeMade | null = null): void {
-  const previousMembers = memberIds(work.next.membership);
+  // A member whose generation rose (forgotten and added again, in one merge) is a new member, as one added back is.
+  const before = work.next.membership;
+  const previousMembers = before.members.filter((member) => {
+    const now = memberOf(membership, member.id);
+    return now === null || generationOf(now) === generationOf(member);
+  }).map((member) => member.id);
   work.next.membership = membership;
-  // A join made here is done once its server drains: made again after the server left, it brought back a server that
-  // had drained and left (the membership random walk found it, when the join's maker had also made the drain).
-  const joinsDone = work.next.membershipChangesMade.filter((made) => made.kind === 'add' && memberOf(membership, made.member.id)?.draining === true);
-  if (joinsDone.length > 0) work.next.membershipChangesMade = work.next.membershipChangesMade.filter((made) => !joinsDone.includes(made));
   work.next.leaveCheck = null;
   work.next.forgetCheck = null;
   waitForNewMembersInFlushes(work, previousMembers);
@@ -317,6 +282,14 @@ function waitForNewMembersInFlushes(work: MembershipWork, previousMembers: reado
   const added = memberIds(work.next.membership).filter((id) => !previousMembers.includes(id));
   if (added.length === 0) return;
   for (const id of added) if (work.next.read('departedLossEpochs')[id] !== undefined) delete work.next.departedLossEpochs[id];
+  // Writes an earlier server of an id added again held unsynced: its successor cannot vouch for them. (Only a later
+  // generation: entries naming a server added for the first time are its own, acknowledged before this node heard of it.)
+  const successors = added.filter((id) => generationOf(memberOf(work.next.membership, id)!) > 0);
+  for (const [volume, watch] of successors.length === 0 ? [] : Object.entries(work.next.read('lossWatches'))) {
+    let next = watch;
+    for (const id of successors) next = withHolderReplaced(next, id);
+    if (next !== watch) work.next.lossWatches[volume] = next;
+  }
   for (const [flushId, flush] of Object.entries(work.next.read('flushes'))) {
     work.next.flushes[flushId] = { ...flush, remaining: [...flush.remaining, ...added.filter((id) => !flush.remaining.includes(id))].sort() };
   }

@@ -16,7 +16,7 @@ import { noOriginsRemembered } from './remembered-origins.js';
 import type { Route } from './node-io.js';
 import type { VolumeDefinition } from './volume.js';
 import { PageMap } from './page-map.js';
-import type { Membership, MembershipChange } from '../membership/membership.js';
+import type { Membership } from '../membership/membership.js';
 import { bootstrapMembership } from '../membership/membership.js';
 
 /**
@@ -62,6 +62,11 @@ export function peerEntryId(from: ServerId, requestId: string, retry: number): s
   return `p:${from}:${requestId}:${retry}`;
 }
 
+/** The key under which `forwardedWritesDone` remembers that `from` cancelled its part `requestId` of write sequence `sequence`. */
+export function cancelledPartKey(from: ServerId, requestId: string, sequence: number): string {
+  return `cancel-part|${from}|${requestId}|${sequence}`;
+}
+
 /** The key under which `forwardedWritesDone` remembers that `from` cancelled try `retry` of its request `requestId`. */
 export function cancelledTryKey(from: ServerId, requestId: string, retry: number): string {
   return `cancel|${from}|${requestId}|${retry}`;
@@ -90,6 +95,8 @@ export interface ServeEntry {
   readonly retries: number;
   /** A write not durable at once (no FUA): the servers whose part completed, with their loss epochs. */
   readonly holders: readonly WriteHolder[];
+  /** A write whose part timed out: its cancel is asked until the destination answers (node.ts, `#retryServe`). */
+  readonly cancelling?: true;
 }
 
 export interface MoveEntry {
@@ -138,7 +145,7 @@ export type Continuation =
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
   | { readonly kind: 'membership.persisted'; readonly membership: Membership; readonly previousMembers: readonly ServerId[]; readonly change: MembershipChangeMade | null };
 
-/** A change made here (on an administrator's request, or made again: null): whom to tell and whom to answer once the new record is durable. */
+/** A change made here (on an administrator's request; or a merge of two records, null): whom to tell and whom to answer once the new record is durable. */
 export interface MembershipChangeMade {
   readonly requestId: string | null;
   readonly told: readonly ServerId[];
@@ -276,12 +283,6 @@ export interface NodeState {
   readonly leaveCheck: LeaveCheck | null;
   /** The forget check this server runs for the administrator; null otherwise (reset whenever the record changes). */
   readonly forgetCheck: ForgetCheck | null;
-  /**
-   * The joins and drains an administrator asked of this server, newest last (at most `membershipChangesMadeMax`),
-   * until a record shows them in effect: one that a concurrent change at the same epoch beat is made again on top
-   * of the winner (node-membership.ts). Volatile.
-   */
-  readonly membershipChangesMade: readonly MembershipChange[];
   /** Names effects and tokens uniquely within this incarnation. */
   readonly nextId: number;
   readonly incarnation: number;
@@ -331,7 +332,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, membershipChangesMade: [], nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [],
   };
 }

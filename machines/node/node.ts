@@ -28,7 +28,7 @@ import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
 import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
-import { cancelledTryKey, clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
+import { cancelledPartKey, cancelledTryKey, clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import {
@@ -123,6 +123,7 @@ class NodeStep {
       case 'io.done': return this.#resume(input.completionId, input.ok);
       case 'meta.failed': return this.#commitFailed(input.writes);
       case 'timer.fired': return this.#timerFired(input.timerId);
+      case 'forward.unsent': return this.#stepRequest(input.requestId, { type: 'forward.failed', retry: input.retry, errno: cancelledTryOutcome.errno, reason: cancelledTryOutcome.reason });
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.abandonMove': return this.#abandonMove(input.requestId, input.pageKey);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
@@ -363,11 +364,8 @@ class NodeStep {
   #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null): void {
     const volume = this.next.read('volumes')[operation.pageKey.volume];
     // No closure for the refusals: one made per request costs more than it saves (tsx names every const function it creates).
-    if (!volume) return this.#replyDirect(replyTo, { status: 'error', errno: 22, reason: `unknown volume ${operation.pageKey.volume}` });
-    if (!isWithinOnePiece(volume, operation)) return this.#replyDirect(replyTo, { status: 'error', errno: 22, reason: 'request must lie within one piece of one page' });
-    if (this.next.read('requests').size >= this.next.config.requestsInFlightMax) {
-      return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many requests in flight' });
-    }
+    if (!volume) return this.#refuse(replyTo, operation, { status: 'error', errno: 22, reason: `unknown volume ${operation.pageKey.volume}` });
+    if (!isWithinOnePiece(volume, operation)) return this.#refuse(replyTo, operation, { status: 'error', errno: 22, reason: 'request must lie within one piece of one page' });
     const entryId = replyTo.kind === 'client' ? clientEntryId(requestId) : peerEntryId(replyTo.server, requestId, replyTo.retry);
     if (replyTo.kind === 'peer') {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
@@ -381,6 +379,10 @@ class NodeStep {
       if (this.#forwardedRequestInHand(replyTo.server, requestId)) return;
     }
     if (this.next.read('requests').get(entryId)) return; // A duplicated client request already in hand.
+    // After the at-most-once checks: a copy of a try in hand refused for room would fail its write while it runs.
+    if (this.next.read('requests').size >= this.next.config.requestsInFlightMax) {
+      return this.#refuse(replyTo, operation, { status: 'error', errno: 11, reason: 'too many requests in flight' });
+    }
     const lookup = this.#lookup(operation.pageKey);
     // Table 2: a piece already handed over here is served here, not sent to the source to come back as a part.
     const localCopy = lookup.localCopy !== 'valid' && this.#servesReceivedBlocks(operation, pageKeyText(operation.pageKey)) ? 'valid' : lookup.localCopy;
@@ -487,13 +489,31 @@ class NodeStep {
     if (entry.replyTo.kind === 'client' && holders.length > 0) this.#noteAcknowledged(entry.operation.pageKey.volume, holders);
     const routeProvisional = outcome.status === 'stale' && outcome.epoch > this.#lookup(entry.operation.pageKey).route.epoch;
     this.#replyDirect(entry.replyTo, outcome, dataToken, holders, routeProvisional);
-    if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write' && outcome.status === 'ok') {
-      this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, holders, this.next.config.forwardedWritesRememberedMax);
+    if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write') {
+      if (outcome.status === 'ok') this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, holders, this.next.config.forwardedWritesRememberedMax);
+      else this.#rememberTryEnded(entry.replyTo);
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // A peer's write bytes, unless another try of the same client request held here still needs them. (Looked for
     // only for a peer's request: a scan of every request in flight per client request adds up.)
     if (entry.writeToken && entry.replyTo.kind === 'peer') this.#releaseReceivedData(entry.writeToken);
+  }
+
+  /** Answers a request refused before it started; a peer's write try is then remembered as ended (`#rememberTryEnded`). */
+  #refuse(replyTo: ReplyTo, operation: BlockOperation, outcome: RequestOutcome): void {
+    this.#replyDirect(replyTo, outcome);
+    if (replyTo.kind === 'peer' && operation.kind === 'write') this.#rememberTryEnded(replyTo);
+  }
+
+  /**
+   * A forwarded write's try answered here with an error or stale: remembered
+   * as cancelled, so that a copy of it the network delivers again later is
+   * refused rather than run, after its sender failed the write (a review's
+   * trace on a duplicating network: the copy ran over a write acknowledged
+   * since).
+   */
+  #rememberTryEnded(replyTo: Extract<ReplyTo, { kind: 'peer' }>): void {
+    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledTryKey(replyTo.server, replyTo.requestId, replyTo.retry), 'cancelled', this.next.config.forwardedWritesRememberedMax);
   }
 
   /** `holders`: for a peer, the servers that applied a write acknowledged `ok` without making it durable (see loss-watch.ts). */
@@ -800,11 +820,19 @@ class NodeStep {
   }
 
   /** `lossEpoch`: a write part's writer's (see loss-watch.ts); null for a read. */
-  #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null, lossEpoch: number | null): void {
+  #servePartDone(serveId: string, server: ServerId, ok: boolean, readToken: string | null, lossEpoch: number | null, cancelled = false): void {
     const serve = this.next.read('serves').get(serveId);
     // A late or repeated answer (its part done, or its request gone with an earlier incarnation): nobody reads what it brought.
     if (!serve || !serve.remaining.includes(server)) return readToken ? this.#releaseReceivedData(readToken) : undefined;
-    if (!ok) return; // Left outstanding: the retry timer resends it.
+    if (!ok && cancelled && serve.cancelling === true) {
+      // The destination will never apply the part: the write fails now, as a forward cancelled at its target does.
+      this.next.serves.delete(serveId);
+      const entry = this.next.read('requests').get(serveId);
+      this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${server} within the time-out; the part was cancelled there` });
+      if (entry) this.#sendDeferredHandover(pageKeyText(entry.operation.pageKey));
+      return;
+    }
+    if (!ok) return; // Left outstanding: the retry timer resends it (or, cancelling, asks again).
     let entry = this.next.read('requests').get(serveId);
     if (readToken && entry) this.next.requests.set(serveId, entry = { ...entry, readToken });
     // A write that is not durable at once is held, until a sync, by every server whose part completed.
@@ -827,22 +855,27 @@ class NodeStep {
     const peers = serve.remaining.filter((server) => server !== this.#self);
     if (peers.length === 0) return;
     const key = pageKeyText(entry.operation.pageKey);
-    if (serve.kind === 'write' && this.#destinationServesPiece(key, entry.operation)) {
+    if (serve.kind === 'write' && (serve.cancelling === true || this.#destinationServesPiece(key, entry.operation))) {
       // The destination serves this piece itself: it may have applied the part, then served a later write of its own,
       // and since lost the block versions that order the two (a restart, a crash). Sent again, the part could take that
-      // write back, so it is not: like a forward that times out, the write fails with EIO (outcome unknown) once the
-      // forward time-out has passed without an answer.
+      // write back, so it is not. Nor may the write fail while the part can still land (it waits in a paused
+      // destination's socket): like a forward that times out (request-routing.machine.ts, `cancelling`), the part is
+      // cancelled at the destination, asked again every time-out, and the write fails only with its answer.
       const { peerRetryDelayMs, forwardTimeoutMs } = this.next.config;
       const lastTry = Math.ceil(forwardTimeoutMs / peerRetryDelayMs) - 1;
-      if (serve.retries < lastTry) {
+      if (serve.cancelling !== true && serve.retries < lastTry) {
         // The rest of the time-out in one timer: each try stands for peerRetryDelayMs, so the next one is the last.
         this.next.serves.set(serveId, { ...serve, retries: lastTry });
         this.effects.push({ type: 'timer.set', timerId: `serve|${serveId}|${lastTry}`, delayMs: forwardTimeoutMs - (serve.retries + 1) * peerRetryDelayMs });
         return;
       }
-      this.next.serves.delete(serveId);
-      this.#stepRequest(serveId, { type: 'request.failed', errno: errnoIo, reason: `no answer from ${peers.join(', ')}; the write may or may not have run` });
-      this.#sendDeferredHandover(key);
+      const asking: ServeEntry = { ...serve, cancelling: true, retries: serve.retries + 1 };
+      this.next.serves.set(serveId, asking);
+      const { operation } = entry;
+      for (const to of peers) {
+        this.effects.push({ type: 'peer.send', to, message: { type: 'block.cancel', requestId: serveId, pageKey: operation.pageKey, sequence: serve.sequence } });
+      }
+      this.effects.push({ type: 'timer.set', timerId: `serve|${serveId}|${asking.retries}`, delayMs: forwardTimeoutMs });
       return;
     }
     if (serve.retries >= this.next.config.peerRetriesMax) {
@@ -1331,6 +1364,11 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
+    if (rememberedValue(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence)) !== undefined) {
+      // A part its source cancelled, arriving late (it waited in this server's socket): it must never land.
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch, cancelled: true } });
+      return this.#releaseReceivedData(message.dataToken);
+    }
     const joined = this.next.read('attemptsJoined')[pageKeyText(pageKey)];
     if (joined !== undefined && joined.sourceSequenceSeen < message.sequence) this.next.attemptsJoined[pageKeyText(pageKey)] = { ...joined, sourceSequenceSeen: message.sequence };
     // The same write, already run here whole: the source forwarded it while its move committed (#servingDestination),
@@ -1365,8 +1403,27 @@ class NodeStep {
     const holders = rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`);
     if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
     if (this.#forwardedRequestInHand(from, requestId)) return;
-    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledTryKey(from, requestId, retry), 'cancelled', this.next.config.forwardedWritesRememberedMax);
+    this.#rememberTryEnded(replyTo);
     this.#replyDirect(replyTo, cancelledTryOutcome);
+  }
+
+  /**
+   * The source of a move gave up waiting for its part `requestId` (a write to
+   * a piece this server serves) and must learn whether it can still land
+   * (`#retryServe`). A part being written here answers when done; any other
+   * is remembered as cancelled, so that it never lands, and answered so,
+   * even one that landed before (its answer lost): an error for a write that
+   * took effect before it is allowed, and this needs no judgement of which
+   * writes a block's version stands for (a review found an answer of
+   * "written" from the versions wrong twice: a version half a step below the
+   * part's, and a part whose disk write had failed).
+   */
+  #cancelPart(from: ServerId, message: Extract<PeerMessage, { type: 'block.cancel' }>): void {
+    for (const continuation of this.next.read('continuations').values()) {
+      if (continuation.kind === 'peer.written' && continuation.from === from && continuation.requestId === message.requestId) return;
+    }
+    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence), 'cancelled', this.next.config.forwardedWritesRememberedMax);
+    this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch, cancelled: true } });
   }
 
   /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
@@ -1554,7 +1611,8 @@ class NodeStep {
       case 'block.write': return this.#receiveBlockWrite(from, message);
       case 'block.written':
         if (message.ok && message.pageKey !== undefined) this.#answerStaleMoveAck(from, message.pageKey, null);
-        return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch);
+        return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch, message.cancelled === true);
+      case 'block.cancel': return this.#cancelPart(from, message);
       case 'block.read': return this.#receiveBlockRead(from, message);
       case 'block.readDone': return this.#servePartDone(message.requestId, from, message.ok, message.dataToken, null);
       case 'move.commit': return this.#receiveCommit(from, message);

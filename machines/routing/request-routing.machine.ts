@@ -40,7 +40,8 @@ import type { PageKey, ServerId } from '../identifiers.js';
  * own outcome if it ran it (the client then hears ok after all), answers when
  * done if it has it in hand, and otherwise remembers the try as cancelled,
  * so that it never runs, and answers that (the client hears ETIMEDOUT). A
- * target that restarted has lost what was sent to its last run. The client
+ * target that restarted has lost what was sent to its last run (though not
+ * what that run passed on: README, "Limits"). The client
  * of a target that stays unreachable waits, as it would for a local disk that
  * hangs; the TCP runtime answers at once a forward it never sent (still
  * queued for a link that is down).

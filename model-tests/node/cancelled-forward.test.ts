@@ -93,4 +93,20 @@ describe('cancelling a forwarded write that timed out', () => {
     expect(sentTo(effects, 'request.cancel')).toEqual([]);
     expect(effects).toContainEqual({ type: 'client.reply', requestId: 'w1', outcome: { status: 'error', errno: 110, reason: 'forward timed out' }, dataToken: null });
   });
+
+  it('the owner remembers a try it refused, so a copy the network delivers again later does not run (a review\'s duplicated forward)', () => {
+    // One request in flight at most: the forward is refused (EAGAIN), its sender fails the write, and a later copy of
+    // the same try, once the owner has room, used to run over whatever the client wrote since.
+    let state = started('s1');
+    state = { ...state, config: { ...state.config, requestsInFlightMax: 1 } };
+    let effects: NodeEffect[];
+    [state] = nodeStep(state, { type: 'client.request', requestId: 'busy', connectionId: 'test', operation: { ...write, offsetBlocks: 1 } }) as [NodeState, NodeEffect[]];
+    expect(state.requests.size).toBe(1);
+    [state, effects] = fromS2(state, forward);
+    expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ outcome: expect.objectContaining({ status: 'error', errno: 11 }) })]);
+    state = { ...state, config: { ...state.config, requestsInFlightMax: 8 } };
+    [, effects] = fromS2(state, forward);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+    expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ outcome: expect.objectContaining({ status: 'error' }) })]);
+  });
 });

@@ -204,9 +204,9 @@ describe('a piece being handed over', () => {
     expect(ofType(refusedEffects, 'data.read').map((effect) => effect.offsetBlocks)).toEqual([2]);
   });
 
-  it('does not send again a part of a write to a piece the destination serves; the write fails once the forward time-out passes', () => {
+  it('does not send again a part of a write to a piece the destination serves; at the forward time-out it cancels it there, and fails with the answer', () => {
     // A review found the destination, having lost its block versions (a restart), take back its own later write with
-    // such a part sent again; like a forward that times out, the write's outcome is then unknown (EIO).
+    // such a part sent again. Failed at once at the time-out (until 27 Nov), the part could still land after the EIO.
     const [source, copies] = sourceCopying();
     const [handingOver, handoverEffects] = run(source, storedAll(copies));
     const [handover] = sent(handoverEffects, 'piece.handover');
@@ -224,6 +224,16 @@ describe('a piece being handed over', () => {
     expect(rest?.delayMs).toBe(forwardTimeoutMs - peerRetryDelayMs);
     [state, effects] = run(state, [{ type: 'timer.fired', timerId: rest!.timerId }]);
     expect(sent(effects, 'block.write')).toEqual([]);
+    expect(ofType(effects, 'client.reply')).toEqual([]);
+    const [cancel] = sent(effects, 'block.cancel');
+    expect(cancel).toEqual(expect.objectContaining({ requestId: 'c:w', pageKey }));
+    // Unanswered, it is asked again at the next time-out; the destination's answer settles the write.
+    const [again] = ofType(effects, 'timer.set');
+    expect(again?.delayMs).toBe(forwardTimeoutMs);
+    [state, effects] = run(state, [{ type: 'timer.fired', timerId: again!.timerId }]);
+    expect(sent(effects, 'block.cancel')).toHaveLength(1);
+    expect(ofType(effects, 'client.reply')).toEqual([]);
+    [, effects] = run(state, [{ type: 'peer.message', from: 's2', message: { type: 'block.written', requestId: 'c:w', ok: false, lossEpoch: 0, cancelled: true } }]);
     expect(ofType(effects, 'client.reply').map((reply) => reply.outcome)).toEqual([expect.objectContaining({ status: 'error', errno: 5 })]);
   });
 

@@ -545,7 +545,7 @@ function projectNode(node: NodeState): unknown {
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
     node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck, node.forgetCheck,
-    node.lossEpoch, node.lossWatches, node.departedLossEpochs, node.earlierRunsSynced, node.flushExcused, node.volumeReservations, node.membershipChangesMade,
+    node.lossEpoch, node.lossWatches, node.departedLossEpochs, node.earlierRunsSynced, node.flushExcused, node.volumeReservations,
   ];
 }
 
