@@ -123,7 +123,7 @@ class NodeStep {
       case 'io.done': return this.#resume(input.completionId, input.ok);
       case 'meta.failed': return this.#commitFailed(input.writes);
       case 'timer.fired': return this.#timerFired(input.timerId);
-      case 'forward.unsent': return this.#stepRequest(input.requestId, { type: 'forward.failed', retry: input.retry, errno: cancelledTryOutcome.errno, reason: cancelledTryOutcome.reason });
+      case 'forward.unsent': return this.#tryCancelled(input.requestId, input.retry);
       case 'admin.move': return this.#startMove(input.requestId, input.pageKey, input.to, input.kind, input.pieceCount);
       case 'admin.abandonMove': return this.#abandonMove(input.requestId, input.pageKey);
       case 'admin.createVolume': return this.#createVolume(input.requestId, input.volume);
@@ -475,10 +475,12 @@ class NodeStep {
         default: throw new Error(`request machine emitted ${effect.type}`);
       }
     }
-    if (cancelledWithoutAsking) {
-      const { retries } = this.next.read('requests').get(entryId)!.snapshot.context;
-      this.#stepRequest(entryId, { type: 'forward.failed', retry: retries, errno: cancelledTryOutcome.errno, reason: cancelledTryOutcome.reason });
-    }
+    if (cancelledWithoutAsking) this.#tryCancelled(entryId, this.next.read('requests').get(entryId)!.snapshot.context.retries);
+  }
+
+  /** Try `retry` of this server's forwarded write `entryId` will never run at its target: the write fails (`cancelling`). */
+  #tryCancelled(entryId: string, retry: number): void {
+    this.#stepRequest(entryId, { type: 'forward.failed', retry, errno: cancelledTryOutcome.errno, reason: cancelledTryOutcome.reason });
   }
 
   #finishRequest(entry: RequestEntry, outcome: RequestOutcome): void {
@@ -1366,7 +1368,7 @@ class NodeStep {
     }
     if (rememberedValue(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence)) !== undefined) {
       // A part its source cancelled, arriving late (it waited in this server's socket): it must never land.
-      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch, cancelled: true } });
+      this.#answerPartCancelled(from, message.requestId);
       return this.#releaseReceivedData(message.dataToken);
     }
     const joined = this.next.read('attemptsJoined')[pageKeyText(pageKey)];
@@ -1423,7 +1425,11 @@ class NodeStep {
       if (continuation.kind === 'peer.written' && continuation.from === from && continuation.requestId === message.requestId) return;
     }
     this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence), 'cancelled', this.next.config.forwardedWritesRememberedMax);
-    this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch, cancelled: true } });
+    this.#answerPartCancelled(from, message.requestId);
+  }
+
+  #answerPartCancelled(to: ServerId, requestId: string): void {
+    this.effects.push({ type: 'peer.send', to, message: { type: 'block.written', requestId, ok: false, lossEpoch: this.next.lossEpoch, cancelled: true } });
   }
 
   /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
