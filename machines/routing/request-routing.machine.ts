@@ -2,6 +2,7 @@ import { and, assign, setup } from 'xstate';
 import type { RequestOutcome } from '../effects.js';
 import { effectActions } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
+import { assert } from '../identifiers.js';
 
 /**
  * Routing of one client request through the group (the patent's FIG. 7).
@@ -104,6 +105,28 @@ export function cancelTimerId(context: RequestRoutingContext): string {
   return `request:${context.requestId}:r${context.retries}:cancel`;
 }
 
+/**
+ * A stale answer to the current try, while forwarding or cancelling: learn the newer owner and look up again, or
+ * fail once retries are used up. (One list for both states.)
+ */
+const staleAnswer = [
+  {
+    guard: and(['answersCurrentTry', 'canRetry']),
+    target: 'lookingUp',
+    actions: [
+      'learnRoute',
+      {
+        type: 'routing.learn',
+        params: ({ context, event }: { context: RequestRoutingContext; event: RequestRoutingEvent }) => {
+          assert(event.type === 'forward.stale', 'a stale answer teaches a route');
+          return { pageKey: context.pageKey, owner: event.owner, epoch: event.epoch };
+        },
+      },
+    ],
+  },
+  { guard: 'answersCurrentTry', target: 'failed', actions: 'noteRetriesExhausted' },
+] as const;
+
 export const requestRoutingMachine = setup({
   types: {} as { context: RequestRoutingContext; events: RequestRoutingEvent; input: RequestRoutingInput },
   actions: {
@@ -178,17 +201,7 @@ export const requestRoutingMachine = setup({
       ],
       on: {
         'forward.replied': { guard: 'answersCurrentTry', target: 'replied' },
-        'forward.stale': [
-          {
-            guard: and(['answersCurrentTry', 'canRetry']),
-            target: 'lookingUp',
-            actions: [
-              'learnRoute',
-              { type: 'routing.learn', params: ({ context, event }) => ({ pageKey: context.pageKey, owner: event.owner, epoch: event.epoch }) },
-            ],
-          },
-          { guard: 'answersCurrentTry', target: 'failed', actions: 'noteRetriesExhausted' },
-        ],
+        'forward.stale': staleAnswer,
         'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
         'timer.fired': [
           { guard: and(['isForwardTimer', 'canRetry', 'isIdempotent']), target: 'lookingUp', actions: 'countRetry' },
@@ -206,17 +219,7 @@ export const requestRoutingMachine = setup({
       on: {
         'forward.replied': { guard: 'answersCurrentTry', target: 'replied' },
         // The target did not run it (it holds an invalid copy) and will not: a retry is as safe as before the time-out.
-        'forward.stale': [
-          {
-            guard: and(['answersCurrentTry', 'canRetry']),
-            target: 'lookingUp',
-            actions: [
-              'learnRoute',
-              { type: 'routing.learn', params: ({ context, event }) => ({ pageKey: context.pageKey, owner: event.owner, epoch: event.epoch }) },
-            ],
-          },
-          { guard: 'answersCurrentTry', target: 'failed', actions: 'noteRetriesExhausted' },
-        ],
+        'forward.stale': staleAnswer,
         'forward.failed': { guard: 'answersCurrentTry', target: 'failed', actions: 'noteFailure' },
         'timer.fired': { guard: 'isCancelTimer', target: 'cancelling', reenter: true },
       },
