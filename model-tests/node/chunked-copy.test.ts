@@ -70,22 +70,24 @@ describe('a piece copied in chunks', () => {
     expect(new Set(copies.map((copy) => copy.dataToken)).size).toBe(4);
   });
 
-  it('counts as copied only once the destination has stored every chunk, durably, whatever their order', () => {
+  it('counts as copied only once the destination has stored every chunk, whatever their order, and hands over only after a sync', () => {
     const [source, copies] = sourceCopying();
-    // The destination writes and syncs each chunk, and acknowledges it with its own range once both are done.
+    // The destination writes each chunk and acknowledges it with its own range once written: no sync per chunk (the
+    // hand-over below syncs the page before the piece's reads move).
     let destination = started('s2');
     const acks: Array<Extract<PeerMessage, { type: 'piece.stored' }>> = [];
     let recordCommits = 0;
     for (const copy of [...copies].reverse()) {
       const [receiving, io] = run(destination, [{ type: 'peer.message', from: 's1', message: copy }]);
-      expect(ofType(io, 'data.sync')).toHaveLength(1);
+      expect(ofType(io, 'data.sync')).toEqual([]);
+      expect(ofType(io, 'data.write').length).toBeGreaterThan(0);
       expect(sent(io, 'piece.stored')).toEqual([]);
-      const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+      const [stored, done] = run(receiving, ioDone(ofType(io, 'data.write')));
       destination = stored;
       const recordCommit = ofType(io, 'meta.commit').filter((commit) => commit.writes.some((write) => write.kind === 'replica' && write.record.status === 'receiving'));
       if (recordCommit.length > 0) {
-        // The first chunk makes this server a receiver: its chunk is durable, but no acknowledgement goes out until the
-        // receiving record is durable too.
+        // The first chunk makes this server a receiver: its chunk is written, but no acknowledgement goes out until the
+        // receiving record is durable.
         recordCommits += 1;
         expect(sent(done, 'piece.stored')).toEqual([]);
         const [durable, released] = run(destination, ioDone(recordCommit));
@@ -116,6 +118,9 @@ describe('a piece copied in chunks', () => {
     const [handover] = sent(effects, 'piece.handover');
     expect(handover).toMatchObject({ attempt: copies[0]!.attempt, piece: 0 });
     const [confirming, confirmation] = run(destination, [{ type: 'peer.message', from: 's1', message: handover! }]);
+    // The confirmation waits for a sync of the page: the chunks were only written.
+    expect(ofType(confirmation, 'data.sync')).toHaveLength(1);
+    expect(sent(confirmation, 'piece.handedOver')).toEqual([]);
     const [, answered] = run(confirming, ioDone(ofType(confirmation, 'data.sync')));
     const [handedOver] = sent(answered, 'piece.handedOver');
     expect(handedOver).toMatchObject({ attempt: copies[0]!.attempt, piece: 0, ok: true });
@@ -271,7 +276,7 @@ describe('the receiving record of a destination', () => {
   it('is written again after a failed commit, and the acknowledgement waits for it', () => {
     const [, copies] = sourceCopying();
     const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
-    const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+    const [stored, done] = run(receiving, ioDone(ofType(io, 'data.write')));
     expect(sent(done, 'piece.stored')).toEqual([]);
     const [record] = receivingCommit(io);
     const [failed, afterFailure] = run(stored, [{ type: 'io.done', completionId: record!.completionId!, ok: false }]);
@@ -289,13 +294,13 @@ describe('the receiving record of a destination', () => {
   it('drops the acknowledgements an older attempt still held when a newer attempt arrives', () => {
     const [, copies] = sourceCopying();
     const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
-    const [stored] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
+    const [stored] = run(receiving, ioDone(ofType(io, 'data.write')));
     expect(stored.attemptsJoined['alpha/0']?.acksHeld).toHaveLength(1);
     const newer = { ...copies[1]!, attempt: copies[1]!.attempt + 1 };
     const [following, followed] = run(stored, [{ type: 'peer.message', from: 's1', message: newer }]);
     expect(following.attemptsJoined['alpha/0']).toMatchObject({ attempt: newer.attempt, acksHeld: [] });
     // Both records become durable in order; only the newer attempt's chunk is acknowledged.
-    const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone([...ofType(followed, 'data.write'), ...ofType(followed, 'data.sync')]), ...ioDone(receivingCommit(followed))]);
+    const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone(ofType(followed, 'data.write')), ...ioDone(receivingCommit(followed))]);
     expect(sent(released, 'piece.stored').map((ack) => [ack.attempt, ack.offsetBlocks])).toEqual([[newer.attempt, newer.offsetBlocks]]);
   });
 });
