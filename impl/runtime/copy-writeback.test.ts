@@ -20,10 +20,20 @@ import { ServerRuntime } from './server-runtime.js';
 const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] };
 const page = { volume: 'v', page: 0 };
 
-/** The page data of `memoryPages` (without its `writeNow`), its writes and page syncs logged; a page sync takes `syncTurns` turns. */
-function loggedPages(log: string[], syncTurns: number): PageData {
+/**
+ * The page data of `memoryPages`, its writes and page syncs logged; a page sync takes `syncTurns` turns. With
+ * `writesAtOnce`, writes to an open page are made at once (`writeNow`, as the page store makes most of a copy's
+ * chunks); without, every write takes the asynchronous path.
+ */
+function loggedPages(log: string[], syncTurns: number, writesAtOnce: boolean): PageData {
   const pages = memoryPages();
   return {
+    ...(writesAtOnce ? {
+      writeNow: (pageKey: PageKey, offsetBlocks: number, data: Buffer, blockSizeBytes: number) => {
+        log.push(`write ${offsetBlocks}`);
+        return pages.writeNow!(pageKey, offsetBlocks, data, blockSizeBytes);
+      },
+    } : {}),
     read: (pageKey, offsetBlocks, lengthBlocks, blockSize) => pages.read(pageKey, offsetBlocks, lengthBlocks, blockSize),
     write: async (pageKey, offsetBlocks, data, blockSize, durable) => {
       log.push(`write ${offsetBlocks}`);
@@ -52,14 +62,14 @@ async function turns(count: number): Promise<void> {
 }
 
 describe('a copied chunk at the destination of a unit move', () => {
-  it('is acknowledged once written, a sync of its page starts at once, and the commit waits for a sync it asked for', async () => {
+  it.each([['written at once (writeNow)', true], ['written asynchronously', false]])('%s: is acknowledged once written, a sync of its page starts at once, and the commit waits for a sync it asked for', async (_name, writesAtOnce) => {
     const log: string[] = [];
     const runtimes = new Map<ServerId, ServerRuntime>();
     for (const id of ['s1', 's2'] as const) {
       runtimes.set(id, new ServerRuntime({
         config: defaultNodeConfig(id, ['s1', 's2']),
         incarnation: 1,
-        pages: id === 's2' ? loggedPages(log, 30) : memoryPages(),
+        pages: id === 's2' ? loggedPages(log, 30, writesAtOnce) : memoryPages(),
         metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
         peers: {
           send: (to: ServerId, message: PeerMessage, data: Buffer | null) => {

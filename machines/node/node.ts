@@ -1162,12 +1162,13 @@ class NodeStep {
   }
 
   /**
-   * The destination reports a piece, or one chunk of it, durable. A piece
+   * The destination reports a piece, or one chunk of it, written (its
+   * durability is the hand-over's or the commit's sync). A piece
    * sent in one chunk goes to the move machine as it is (which ignores it
    * unless it is the current attempt's piece in transit). A chunk counts only
    * for the piece in transit of the current attempt, once (the network may
    * duplicate it); the machine hears `piece.copied` when the chunks stored
-   * cover the piece, and so never before every block of it is durable there.
+   * cover the piece, and so never before every block of it is written there.
    * Until then each chunk stored restarts the move's progress timer.
    */
   #pieceStored(from: ServerId, message: Extract<PeerMessage, { type: 'piece.stored' }>): void {

@@ -10,8 +10,8 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
  * A piece longer than `copyChunkBytesMax` is copied in chunks: the source
- * reads and sends every chunk at once, the destination writes, syncs and
- * acknowledges each, and the source's move machine hears `piece.copied` only
+ * reads and sends every chunk at once, the destination writes and
+ * acknowledges each (the hand-over syncs), and the source's move machine hears `piece.copied` only
  * once the acknowledged chunks cover the piece — a duplicated acknowledgement
  * or one of an earlier attempt never stands in for a missing chunk. The
  * explorer's pieces are one block each, so only these tests drive chunks
@@ -302,6 +302,40 @@ describe('the receiving record of a destination', () => {
     // Both records become durable in order; only the newer attempt's chunk is acknowledged.
     const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone(ofType(followed, 'data.write')), ...ioDone(receivingCommit(followed))]);
     expect(sent(released, 'piece.stored').map((ack) => [ack.attempt, ack.offsetBlocks])).toEqual([[newer.attempt, newer.offsetBlocks]]);
+  });
+
+  // Chunks are acknowledged once written, not synced: a chunk acknowledged before a power cut may be gone after it,
+  // while the rest of the attempt's chunks (queued for the destination, or paced) reach its next incarnation. The
+  // explorer sends a piece's chunks in one step and drops what is in flight to a crashed server, so it never splits
+  // an attempt across incarnations; this test does. The next incarnation holds the receiving record of the same
+  // attempt, durable, but did not take that attempt's copy itself, so it must refuse the hand-over (the source then
+  // copies again) rather than confirm a piece whose first chunk it may have lost.
+  it('refuses the hand-over of a piece whose chunks two incarnations took', () => {
+    const [source, copies] = sourceCopying();
+    const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
+    const [record] = receivingCommit(io);
+    const [, acknowledged] = run(receiving, [...ioDone(ofType(io, 'data.write')), ...ioDone([record!])]);
+    expect(sent(acknowledged, 'piece.stored').map((ack) => ack.offsetBlocks)).toEqual([copies[0]!.offsetBlocks]);
+
+    // Power cut: the next incarnation starts from the durable records (the receiving record), the chunk unsynced.
+    const replicaWrite = record!.writes.find((write) => write.kind === 'replica');
+    expect(replicaWrite?.kind === 'replica' && replicaWrite.record.status).toBe('receiving');
+    const durable = { ...initialDurableRecords([alpha], 's2'), replicas: replicaWrite?.kind === 'replica' ? [{ pageKey, record: replicaWrite.record }] : [] };
+    const config = { ...defaultNodeConfig('s2', ['s1', 's2']), copyChunkBytesMax: chunkBytesMax };
+    let destination = nodeStep(emptyNodeState(config, 2), { type: 'node.start', durable })[0];
+    const acks: Array<Extract<PeerMessage, { type: 'piece.stored' }>> = [...sent(acknowledged, 'piece.stored')];
+    for (const copy of copies.slice(1)) {
+      const [next, effects] = run(destination, [{ type: 'peer.message', from: 's1', message: copy }]);
+      const [done, doneEffects] = run(next, [...ioDone(ofType(effects, 'data.write')), ...ioDone(receivingCommit(effects))]);
+      destination = done;
+      acks.push(...sent(effects, 'piece.stored'), ...sent(doneEffects, 'piece.stored'));
+    }
+    const [, handoverEffects] = run(source, acks.map((ack): NodeInput => ({ type: 'peer.message', from: 's2', message: ack })));
+    const [handover] = sent(handoverEffects, 'piece.handover');
+    expect(handover, 'the source, every chunk acknowledged, asks for the hand-over').toBeDefined();
+    const [confirming, confirmation] = run(destination, [{ type: 'peer.message', from: 's1', message: handover! }]);
+    const [, answered] = run(confirming, ioDone(confirmation));
+    expect([...sent(confirmation, 'piece.handedOver'), ...sent(answered, 'piece.handedOver')].map((answer) => answer.ok)).toEqual([false]);
   });
 });
 
