@@ -193,7 +193,9 @@ describe('exhaustive exploration of the group', () => {
     for (const [goal, reached] of Object.entries(result.goals)) expect(reached, goal).toBe(!unreachableGoals.includes(goal));
     if (pinnedStates > 0) expect(result.states).toBe(pinnedStates);
     else expect(result.states).toBeGreaterThan(100);
-  });
+    // The largest of these takes about 55 s alone on a 2-core host and timed out at the default 120 s in a CI run that
+    // shared the host with other work: the bound that ends every run here is the state count, not the clock.
+  }, 300_000);
 });
 
 /**
