@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
+import type { ServerId } from '../../machines/identifiers.js';
+import { memoryPages } from './memory-pages.js';
 import { ServerRuntime } from './server-runtime.js';
 
 /**
@@ -125,6 +127,62 @@ describe('forwards of a failed request', () => {
       expect((await reply).outcome).toEqual({ status: 'error', errno: 110, reason: 'forward timed out' });
     } finally {
       runtime.stop();
+    }
+  });
+  it('a part to a piece the destination serves, its link down: one cancel queued however often it is asked again', async () => {
+    // A piecewise move s1 → s2 of a page of two pieces: piece 0 is handed over (s2 serves it), piece 1's copy is held.
+    // Then s1's link to s2 goes down (everything to s2 queues) and a client writes to piece 0: the write goes to s2 as
+    // a part, and every forward time-out asks s2 again to cancel it (node.ts, #retryServe). Each cancel asked replaces
+    // the one still queued (server-runtime.ts, peer.send of block.cancel).
+    const queued: Array<{ to: string; message: PeerMessage }> = [];
+    const heldCopies: Array<() => void> = [];
+    let linkDown = false;
+    let cancelsSent = 0;
+    const runtimes = new Map<ServerId, ServerRuntime>();
+    for (const id of ['s1', 's2'] as const) {
+      runtimes.set(id, new ServerRuntime({
+        config: { ...defaultNodeConfig(id, ['s1', 's2']), forwardTimeoutMs: 30, peerRetryDelayMs: 10 },
+        incarnation: 1,
+        pages: memoryPages(),
+        metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
+        peers: {
+          send: (to: ServerId, message: PeerMessage, data: Buffer | null) => {
+            if (message.type === 'block.cancel') cancelsSent += 1;
+            const deliver = () => runtimes.get(to)?.receive(id, message, data);
+            if (id === 's1' && linkDown) queued.push({ to, message });
+            else if (message.type === 'piece.copy' && message.piece === 1) heldCopies.push(deliver);
+            else setImmediate(deliver);
+          },
+          withdrawQueued: (isWithdrawn) => withdrawFrom(queued, isWithdrawn),
+        },
+        log: () => undefined,
+      }));
+    }
+    const all = [...runtimes.values()];
+    for (const runtime of all) runtime.start();
+    const s1 = runtimes.get('s1')!;
+    const s2 = runtimes.get('s2')!;
+    try {
+      expect((await s1.createVolume({ name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] })).ok).toBe(true);
+      for (let tries = 0; tries < 100 && !s2.state.volumes['v']; tries += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await s1.move({ volume: 'v', page: 0 }, 's2', 'piecewise')).toMatchObject({ ok: true });
+      for (let tries = 0; tries < 200 && heldCopies.length === 0; tries += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(heldCopies.length, 'piece 0 handed over, piece 1 copying').toBeGreaterThan(0);
+
+      linkDown = true;
+      let answered = false;
+      void s1.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, Buffer.alloc(512, 7), 'test').then(() => { answered = true; });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const parts = queued.filter(({ message }) => message.type === 'block.write');
+      expect(parts, 'the write went to s2 as a part').toHaveLength(1);
+      const requestId = parts[0]!.message.type === 'block.write' ? parts[0]!.message.requestId : '';
+      expect(cancelsSent, 'the cancel was asked again at each time-out').toBeGreaterThanOrEqual(3);
+      expect(queued.filter(({ message }) => message.type === 'block.cancel')).toEqual([
+        { to: 's2', message: expect.objectContaining({ type: 'block.cancel', requestId }) },
+      ]);
+      expect(answered, 'no answer while s2 cannot say whether the part landed').toBe(false);
+    } finally {
+      for (const runtime of all) runtime.stop();
     }
   });
 });
