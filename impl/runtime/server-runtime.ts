@@ -544,17 +544,13 @@ export class ServerRuntime {
         const lengthBytes = effect.lengthBlocks * blockSizeBytes;
         // The whole token (a client's 4 KiB write) needs no view of itself.
         const part = start === 0 && source?.length === lengthBytes ? source : source?.subarray(start, start + lengthBytes);
-        if (!effect.durable && part && part.length === lengthBytes && this.#writeNow(effect, part, blockSizeBytes)) {
-          this.#startWriteback(effect);
-          return;
-        }
+        if (!effect.durable && part && part.length === lengthBytes && this.#writeNow(effect, part, blockSizeBytes)) return;
         const write = async () => {
           if (!part || part.length !== effect.lengthBlocks * blockSizeBytes) throw new Error(`token ${effect.fromToken} holds no data for this write`);
           await this.#options.pages.write(effect.pageKey, effect.offsetBlocks, part, blockSizeBytes, false);
         };
         if (effect.durable) this.#onPageThenSync(effect.pageKey, effect.completionId, write);
         else this.#onPage(effect.pageKey, effect.completionId, write);
-        this.#startWriteback(effect);
         return;
       }
       case 'data.sync':
@@ -719,25 +715,9 @@ export class ServerRuntime {
    * otherwise wait the whole sync out (a destination syncs its page once per
    * piece it receives, while dual writes to that page keep coming).
    */
-  #afterPage(pageKey: PageKey, completionId: string | null, operation: () => Promise<void>): void {
+  #afterPage(pageKey: PageKey, completionId: string, operation: () => Promise<void>): void {
     const previous = this.#pageQueues.get(pageKeyText(pageKey)) ?? Promise.resolve();
     void previous.then(() => this.#complete(completionId, operation));
-  }
-
-  /**
-   * A piece copy's chunk (`startWriteback`): its page is synced now, with
-   * nobody waiting, so that the sync the hand-over or the commit waits for
-   * (moments later, after a round trip and the source's checkpoint) finds the
-   * bytes already written back. Waiting for a sync per chunk instead put a
-   * journal commit per chunk in series before the source heard of the copy;
-   * deferring every byte to the commit's sync put all of it in series after.
-   * The page store joins syncs that queue behind a running one, so the chunks
-   * of a piece cost two fdatasyncs or so. A failed sync fails the store, as
-   * any sync does.
-   */
-  #startWriteback(effect: Extract<NodeEffect, { type: 'data.write' }>): void {
-    if (effect.startWriteback !== true || effect.durable) return;
-    this.#afterPage(effect.pageKey, null, () => this.#options.pages.sync(effect.pageKey));
   }
 
   /** A sync of every page waits for every page operation issued before it. */

@@ -11,8 +11,7 @@ import { abandonStates, abandonTransition, moveContextFromInput, moveSetup, armP
  * - startPiece k (stage 2k+2): piece k is in transit — reads at the source,
  *   writes at both sides; moved pieces are served by the destination alone,
  *   the rest by the source alone. The source copies piece k and waits for
- *   `piece.copied`, which the destination sends once the piece is written
- *   (it syncs the page before it confirms the hand-over).
+ *   `piece.copied`, which the destination sends once the piece is durable.
  * - finishPiece k (stage 2k+3): piece k has moved — reads and writes at the
  *   destination, before the routing table flips. Unlike a unit move, a
  *   finished piece is no longer written at the source.

@@ -12,8 +12,7 @@ import { abandonStates, abandonTransition, moveContextFromInput, moveSetup, armP
  * 1. notStarted — reads and writes at the source.
  * 2. moving.startMove — the page is in transit: reads at the source, writes at
  *    both sides; the source copies the whole page (`piece.copy`) and waits for
- *    `piece.copied`, which the destination sends once the copy is written
- *    (it syncs the page before it commits, below).
+ *    `piece.copied`, which the destination sends once the copy is durable.
  * 3. moving.finishMove — copied: still reads at the source, writes at both.
  * 4. routingTableUpdated — after the destination holds the page durably as
  *    owner (`destination.committed`) and the flip is persisted: reads and

@@ -40,11 +40,7 @@ export type PeerMessage =
    * later, is numbered above it (a destination versions its own writes above it: directWriteSequence).
    */
   | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; sourceSequence: number; dataToken: string }
-  /**
-   * Destination → source: that piece.copy's blocks are written here (the same range, so the source can count the
-   * chunks). Written, not durable: the hand-over (`piece.handedOver`) or the commit (`move.committed`) answers only after
-   * a sync of the page by an incarnation that took the attempt's copy.
-   */
+  /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number }
   /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
   | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }

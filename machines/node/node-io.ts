@@ -86,14 +86,8 @@ export type NodeEffect =
   | { type: 'admin.reply'; requestId: string; ok: boolean; message: string; flipPending?: true; refusal?: MembershipRefusal }
   /** Read blocks of this server's copy of a page into the token's buffer. */
   | { type: 'data.read'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; intoToken: string }
-  /**
-   * Write blocks from the token's buffer (starting `tokenOffsetBlocks` into it); `durable` = FUA. `startWriteback`,
-   * a hint: a sync of the page is coming soon (a piece copy's chunk, which the hand-over or the commit syncs), so the
-   * runtime may start writing the bytes back now, and the sync then finds little left to do. It decides no outcome:
-   * the kernel's own writeback may write unsynced bytes back at any time, so a runtime may ignore it (the simulator,
-   * whose power cut takes every unsynced byte, does).
-   */
-  | { type: 'data.write'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; fromToken: string; tokenOffsetBlocks: number; durable: boolean; startWriteback?: true }
+  /** Write blocks from the token's buffer (starting `tokenOffsetBlocks` into it); `durable` = FUA. */
+  | { type: 'data.write'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; fromToken: string; tokenOffsetBlocks: number; durable: boolean }
   /** Make every write to the page (or, with null, to any page) durable. */
   | { type: 'data.sync'; completionId: string; pageKey: PageKey | null }
   /** Delete this server's copy of a page: a move's source after its flip (`moved`), or a destination whose move was abandoned. */

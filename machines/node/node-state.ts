@@ -104,7 +104,7 @@ export interface MoveEntry {
   readonly snapshot: MoveSnapshot;
   /**
    * Source side, while a piece copied in several chunks is in transit: the
-   * chunks of that attempt's piece the destination has reported written (by
+   * chunks of that attempt's piece the destination has reported durable (by
    * first block). The move machine hears `piece.copied` once they cover the
    * piece. Absent otherwise, and always for a piece copied in one chunk.
    */

@@ -1162,13 +1162,12 @@ class NodeStep {
   }
 
   /**
-   * The destination reports a piece, or one chunk of it, written (its
-   * durability is the hand-over's or the commit's sync). A piece
+   * The destination reports a piece, or one chunk of it, durable. A piece
    * sent in one chunk goes to the move machine as it is (which ignores it
    * unless it is the current attempt's piece in transit). A chunk counts only
    * for the piece in transit of the current attempt, once (the network may
    * duplicate it); the machine hears `piece.copied` when the chunks stored
-   * cover the piece, and so never before every block of it is written there.
+   * cover the piece, and so never before every block of it is durable there.
    * Until then each chunk stored restarts the move's progress timer.
    */
   #pieceStored(from: ServerId, message: Extract<PeerMessage, { type: 'piece.stored' }>): void {
@@ -1330,34 +1329,14 @@ class NodeStep {
       };
     }
     const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
-    // A chunk counts as stored once its runs are written here (the blocks a newer dual write already holds skip the
-    // copy). It is not synced on its own: nothing acts on a copy before the page is synced for what does. A piece's
-    // reads are handed over (#receiveHandover) and a unit move's copy committed (#receiveCommit) only after a sync of
-    // the page by this incarnation, which must have taken the attempt's copy itself; a crash or power cut before then
-    // makes the source copy again. A sync per chunk, waited for, cost a unit move a journal commit per chunk in
-    // series; the writes only ask the runtime to start writing back (startWriteback), so that sync finds little left.
-    const stored: Extract<Continuation, { kind: 'copy.stored' }> = {
-      kind: 'copy.stored', pageText: key, from, attempt, epoch, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length,
-    };
-    if (runs.length === 0) {
-      this.#chunkStored(stored);
-      return this.#releaseReceivedData(message.dataToken);
-    }
-    const completionId = this.#await(stored);
+    // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
+    // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, epoch, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
     for (const [offsetBlocks, lengthBlocks] of runs) {
-      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false, startWriteback: true });
+      this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
+    this.effects.push({ type: 'data.sync', completionId, pageKey });
     this.#releaseReceivedData(message.dataToken);
-  }
-
-  /** A chunk of a piece copy is written here: acknowledged (once the receiving record is durable) while the attempt is current. */
-  #chunkStored(continuation: Extract<Continuation, { kind: 'copy.stored' }>): void {
-    const replica = this.next.replicas.get(continuation.pageText);
-    const record = replica?.context.record;
-    if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
-    this.#acknowledgeMoveData(continuation.pageText, continuation.from, {
-      type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks,
-    });
   }
 
   /**
@@ -1747,9 +1726,16 @@ class NodeStep {
         this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'piece.handedOver', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, piece: continuation.piece, ok });
         return;
       }
-      case 'copy.stored':
-        if (ok) this.#chunkStored(continuation);
+      case 'copy.stored': {
+        if (!ok) return;
+        const replica = this.next.replicas.get(continuation.pageText);
+        const record = replica?.context.record;
+        if (!replica || record?.status !== 'receiving' || record.attempt !== continuation.attempt) return;
+        this.#acknowledgeMoveData(continuation.pageText, continuation.from, {
+          type: 'piece.stored', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch, piece: continuation.piece, offsetBlocks: continuation.offsetBlocks, lengthBlocks: continuation.lengthBlocks,
+        });
         return;
+      }
       case 'peer.written':
         this.#acknowledgeMoveData(continuation.pageText, continuation.from, { type: 'block.written', requestId: continuation.requestId, ok, lossEpoch: this.next.lossEpoch, ...(ok ? { pageKey: pageKeyOfText(continuation.pageText)! } : {}) });
         return;

@@ -10,8 +10,8 @@ import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
  * A piece longer than `copyChunkBytesMax` is copied in chunks: the source
- * reads and sends every chunk at once, the destination writes and
- * acknowledges each (the hand-over syncs), and the source's move machine hears `piece.copied` only
+ * reads and sends every chunk at once, the destination writes, syncs and
+ * acknowledges each, and the source's move machine hears `piece.copied` only
  * once the acknowledged chunks cover the piece — a duplicated acknowledgement
  * or one of an earlier attempt never stands in for a missing chunk. The
  * explorer's pieces are one block each, so only these tests drive chunks
@@ -70,24 +70,22 @@ describe('a piece copied in chunks', () => {
     expect(new Set(copies.map((copy) => copy.dataToken)).size).toBe(4);
   });
 
-  it('counts as copied only once the destination has stored every chunk, whatever their order, and hands over only after a sync', () => {
+  it('counts as copied only once the destination has stored every chunk, durably, whatever their order', () => {
     const [source, copies] = sourceCopying();
-    // The destination writes each chunk and acknowledges it with its own range once written: no sync per chunk (the
-    // hand-over below syncs the page before the piece's reads move).
+    // The destination writes and syncs each chunk, and acknowledges it with its own range once both are done.
     let destination = started('s2');
     const acks: Array<Extract<PeerMessage, { type: 'piece.stored' }>> = [];
     let recordCommits = 0;
     for (const copy of [...copies].reverse()) {
       const [receiving, io] = run(destination, [{ type: 'peer.message', from: 's1', message: copy }]);
-      expect(ofType(io, 'data.sync')).toEqual([]);
-      expect(ofType(io, 'data.write').length).toBeGreaterThan(0);
+      expect(ofType(io, 'data.sync')).toHaveLength(1);
       expect(sent(io, 'piece.stored')).toEqual([]);
-      const [stored, done] = run(receiving, ioDone(ofType(io, 'data.write')));
+      const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
       destination = stored;
       const recordCommit = ofType(io, 'meta.commit').filter((commit) => commit.writes.some((write) => write.kind === 'replica' && write.record.status === 'receiving'));
       if (recordCommit.length > 0) {
-        // The first chunk makes this server a receiver: its chunk is written, but no acknowledgement goes out until the
-        // receiving record is durable.
+        // The first chunk makes this server a receiver: its chunk is durable, but no acknowledgement goes out until the
+        // receiving record is durable too.
         recordCommits += 1;
         expect(sent(done, 'piece.stored')).toEqual([]);
         const [durable, released] = run(destination, ioDone(recordCommit));
@@ -118,9 +116,6 @@ describe('a piece copied in chunks', () => {
     const [handover] = sent(effects, 'piece.handover');
     expect(handover).toMatchObject({ attempt: copies[0]!.attempt, piece: 0 });
     const [confirming, confirmation] = run(destination, [{ type: 'peer.message', from: 's1', message: handover! }]);
-    // The confirmation waits for a sync of the page: the chunks were only written.
-    expect(ofType(confirmation, 'data.sync')).toHaveLength(1);
-    expect(sent(confirmation, 'piece.handedOver')).toEqual([]);
     const [, answered] = run(confirming, ioDone(ofType(confirmation, 'data.sync')));
     const [handedOver] = sent(answered, 'piece.handedOver');
     expect(handedOver).toMatchObject({ attempt: copies[0]!.attempt, piece: 0, ok: true });
@@ -276,7 +271,7 @@ describe('the receiving record of a destination', () => {
   it('is written again after a failed commit, and the acknowledgement waits for it', () => {
     const [, copies] = sourceCopying();
     const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
-    const [stored, done] = run(receiving, ioDone(ofType(io, 'data.write')));
+    const [stored, done] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
     expect(sent(done, 'piece.stored')).toEqual([]);
     const [record] = receivingCommit(io);
     const [failed, afterFailure] = run(stored, [{ type: 'io.done', completionId: record!.completionId!, ok: false }]);
@@ -294,48 +289,14 @@ describe('the receiving record of a destination', () => {
   it('drops the acknowledgements an older attempt still held when a newer attempt arrives', () => {
     const [, copies] = sourceCopying();
     const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
-    const [stored] = run(receiving, ioDone(ofType(io, 'data.write')));
+    const [stored] = run(receiving, ioDone([...ofType(io, 'data.write'), ...ofType(io, 'data.sync')]));
     expect(stored.attemptsJoined['alpha/0']?.acksHeld).toHaveLength(1);
     const newer = { ...copies[1]!, attempt: copies[1]!.attempt + 1 };
     const [following, followed] = run(stored, [{ type: 'peer.message', from: 's1', message: newer }]);
     expect(following.attemptsJoined['alpha/0']).toMatchObject({ attempt: newer.attempt, acksHeld: [] });
     // Both records become durable in order; only the newer attempt's chunk is acknowledged.
-    const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone(ofType(followed, 'data.write')), ...ioDone(receivingCommit(followed))]);
+    const [, released] = run(following, [...ioDone(receivingCommit(io)), ...ioDone([...ofType(followed, 'data.write'), ...ofType(followed, 'data.sync')]), ...ioDone(receivingCommit(followed))]);
     expect(sent(released, 'piece.stored').map((ack) => [ack.attempt, ack.offsetBlocks])).toEqual([[newer.attempt, newer.offsetBlocks]]);
-  });
-
-  // Chunks are acknowledged once written, not synced: a chunk acknowledged before a power cut may be gone after it,
-  // while the rest of the attempt's chunks (queued for the destination, or paced) reach its next incarnation. The
-  // explorer sends a piece's chunks in one step and drops what is in flight to a crashed server, so it never splits
-  // an attempt across incarnations; this test does. The next incarnation holds the receiving record of the same
-  // attempt, durable, but did not take that attempt's copy itself, so it must refuse the hand-over (the source then
-  // copies again) rather than confirm a piece whose first chunk it may have lost.
-  it('refuses the hand-over of a piece whose chunks two incarnations took', () => {
-    const [source, copies] = sourceCopying();
-    const [receiving, io] = run(started('s2'), [{ type: 'peer.message', from: 's1', message: copies[0]! }]);
-    const [record] = receivingCommit(io);
-    const [, acknowledged] = run(receiving, [...ioDone(ofType(io, 'data.write')), ...ioDone([record!])]);
-    expect(sent(acknowledged, 'piece.stored').map((ack) => ack.offsetBlocks)).toEqual([copies[0]!.offsetBlocks]);
-
-    // Power cut: the next incarnation starts from the durable records (the receiving record), the chunk unsynced.
-    const replicaWrite = record!.writes.find((write) => write.kind === 'replica');
-    expect(replicaWrite?.kind === 'replica' && replicaWrite.record.status).toBe('receiving');
-    const durable = { ...initialDurableRecords([alpha], 's2'), replicas: replicaWrite?.kind === 'replica' ? [{ pageKey, record: replicaWrite.record }] : [] };
-    const config = { ...defaultNodeConfig('s2', ['s1', 's2']), copyChunkBytesMax: chunkBytesMax };
-    let destination = nodeStep(emptyNodeState(config, 2), { type: 'node.start', durable })[0];
-    const acks: Array<Extract<PeerMessage, { type: 'piece.stored' }>> = [...sent(acknowledged, 'piece.stored')];
-    for (const copy of copies.slice(1)) {
-      const [next, effects] = run(destination, [{ type: 'peer.message', from: 's1', message: copy }]);
-      const [done, doneEffects] = run(next, [...ioDone(ofType(effects, 'data.write')), ...ioDone(receivingCommit(effects))]);
-      destination = done;
-      acks.push(...sent(effects, 'piece.stored'), ...sent(doneEffects, 'piece.stored'));
-    }
-    const [, handoverEffects] = run(source, acks.map((ack): NodeInput => ({ type: 'peer.message', from: 's2', message: ack })));
-    const [handover] = sent(handoverEffects, 'piece.handover');
-    expect(handover, 'the source, every chunk acknowledged, asks for the hand-over').toBeDefined();
-    const [confirming, confirmation] = run(destination, [{ type: 'peer.message', from: 's1', message: handover! }]);
-    const [, answered] = run(confirming, ioDone(confirmation));
-    expect([...sent(confirmation, 'piece.handedOver'), ...sent(answered, 'piece.handedOver')].map((answer) => answer.ok)).toEqual([false]);
   });
 });
 
