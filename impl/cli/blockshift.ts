@@ -236,11 +236,11 @@ async function status(options: Map<string, string>): Promise<void> {
     const sizeMiB = (volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes) / 2 ** 20;
     // The servers its pages were first spread over: the layout at creation, which moves, drains and forgets do not change.
     console.log(`volume ${volume.name}: ${sizeMiB} MiB, ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks (${volume.piecesPerPage} pieces), first laid out over ${volume.servers.join(', ')}`);
+    const down = all.filter((entry) => 'down' in entry).map((entry) => entry.server);
     for (let page = 0; page < volume.pageCount; page += 1) {
       const key = `${volume.name}/${page}`;
-      const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
       const tables = live.map((entry) => `${entry.server}→${entry.routes[key]?.owner ?? '?'}@${entry.routes[key]?.epoch ?? '?'}`).join(' ');
-      console.log(`  page ${page}: owner ${holders.join(', ') || '?'}   tables ${tables}`);
+      console.log(`  page ${page}: owner ${pageOwnerText(key, live, down)}   tables ${tables}`);
     }
   }
   for (const entry of live) {
@@ -250,6 +250,21 @@ async function status(options: Map<string, string>): Promise<void> {
         : `move ${move.page} ${entry.server}→${move.destination} (${move.kind}): ${move.state}, durable stage ${move.durableStage}, working on stage ${move.stageInProgress}, attempt ${move.attempt}, piece ${move.piece + 1}/${move.pieceCount}`);
     }
   }
+}
+
+/**
+ * Who owns a page, for `status`: the live servers that report a valid copy. When none does (its owner is down, or a
+ * move is between its copy and its flip), the owner the newest routing table among the live servers names, marked
+ * `down` if it does not answer, with the live servers that receive it (a move's destination).
+ */
+export function pageOwnerText(key: string, live: readonly ServerStatus[], down: readonly string[]): string {
+  const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
+  if (holders.length > 0) return holders.join(', ');
+  const route = live.map((entry) => entry.routes[key]).reduce<ServerStatus['routes'][string] | undefined>((best, candidate) => (candidate && (!best || candidate.epoch > best.epoch) ? candidate : best), undefined);
+  const copies = live.filter((entry) => entry.copies[key]?.startsWith('receiving')).map((entry) => `${entry.server} receiving`);
+  const others = copies.length > 0 ? `; ${copies.join(', ')}` : '';
+  if (!route) return `?${others ? ` (${others.slice(2)})` : ''}`;
+  return `${route.owner} (${down.includes(route.owner) ? 'down' : 'routing tables; no valid copy reported'}${others})`;
 }
 
 async function volumeCreate(options: Map<string, string>): Promise<void> {
