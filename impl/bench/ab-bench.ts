@@ -16,7 +16,7 @@
  * match's first group is a figure; by default the idle copy rate's MB/s line
  * of `bench:nbd`), and the figures are printed as they come, then each side's
  * mean with its standard error and the difference of the means. The worktree
- * is removed at the end. A benchmark tool: it prints and never fails on
+ * is removed at the end, after Ctrl-C too. A benchmark tool: it prints and never fails on
  * figures; it exits 2 on bad arguments and 1 when a run fails or prints no
  * figure. Run it under the ports lock when the command uses fixed ports.
  */
@@ -98,6 +98,9 @@ function main(argv: readonly string[]): number {
     console.error(`bench:ab: git worktree add failed: ${added.stderr}`);
     return 1;
   }
+  // Ctrl-C reaches the command too (one process group), which ends it; this process stays to remove the worktree.
+  let interrupted = false;
+  process.on('SIGINT', () => { interrupted = true; });
   try {
     if (existsSync(join(here, 'node_modules'))) symlinkSync(join(here, 'node_modules'), join(worktree, 'node_modules'));
     const sides = [{ name: `${options.ref} (${commit.slice(0, 7)})`, directory: worktree, figures: [] as number[] }, { name: 'this tree', directory: here, figures: [] as number[] }];
@@ -106,6 +109,10 @@ function main(argv: readonly string[]): number {
       const order = pair % 2 === 0 ? [sides[0]!, sides[1]!] : [sides[1]!, sides[0]!];
       for (const side of order) {
         const figures = run(side.directory, options.command, options.figure);
+        if (interrupted) {
+          console.error('bench:ab: interrupted');
+          return 1;
+        }
         if (typeof figures === 'string') {
           console.error(`bench:ab: pair ${pair + 1}, ${side.name}: ${figures}`);
           return 1;
