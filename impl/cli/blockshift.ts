@@ -261,10 +261,10 @@ export function pageOwnerText(key: string, live: readonly ServerStatus[], down: 
   const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
   if (holders.length > 0) return holders.join(', ');
   const route = live.map((entry) => entry.routes[key]).reduce<ServerStatus['routes'][string] | undefined>((best, candidate) => (candidate && (!best || candidate.epoch > best.epoch) ? candidate : best), undefined);
-  const copies = live.filter((entry) => entry.copies[key]?.startsWith('receiving')).map((entry) => `${entry.server} receiving`);
-  const others = copies.length > 0 ? `; ${copies.join(', ')}` : '';
-  if (!route) return `?${others ? ` (${others.slice(2)})` : ''}`;
-  return `${route.owner} (${down.includes(route.owner) ? 'down' : 'routing tables; no valid copy reported'}${others})`;
+  const receiving = live.filter((entry) => entry.copies[key]?.startsWith('receiving')).map((entry) => `${entry.server} receiving`).join(', ');
+  if (!route) return receiving ? `? (${receiving})` : '?';
+  const owner = down.includes(route.owner) ? 'down' : 'routing tables; no valid copy reported';
+  return `${route.owner} (${receiving ? `${owner}; ${receiving}` : owner})`;
 }
 
 async function volumeCreate(options: Map<string, string>): Promise<void> {

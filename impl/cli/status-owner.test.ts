@@ -31,5 +31,6 @@ describe('the owner status prints for a page', () => {
     const live = [liveServer('s1', { 'v/0': { owner: 's2', epoch: 4 } }, {}), liveServer('s2', { 'v/0': { owner: 's2', epoch: 4 } }, { 'v/0': 'none' })];
     expect(pageOwnerText('v/0', live, [])).toBe('s2 (routing tables; no valid copy reported)');
     expect(pageOwnerText('v/1', live, ['s3'])).toBe('?');
+    expect(pageOwnerText('v/1', [liveServer('s1', {}, { 'v/1': 'receiving (epoch 2)' })], ['s2'])).toBe('? (s1 receiving)');
   });
 });

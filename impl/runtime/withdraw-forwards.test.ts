@@ -129,6 +129,7 @@ describe('forwards of a failed request', () => {
       runtime.stop();
     }
   });
+
   it('a part to a piece the destination serves, its link down: one cancel queued however often it is asked again', async () => {
     // A piecewise move s1 → s2 of a page of two pieces: piece 0 is handed over (s2 serves it), piece 1's copy is held.
     // Then s1's link to s2 goes down (everything to s2 queues) and a client writes to piece 0: the write goes to s2 as
