@@ -7,23 +7,31 @@
  * Why. This 2-core host's disk and cores drift by 20% and more over minutes
  * (other tenants). Figures taken before a change and after it, minutes apart,
  * once showed a 25% gain that six interleaved pairs then put at 1%
- * (README, "27 Nov, afternoon"). Interleaving in ABBA order (A B, B A, A B,
- * ...) cancels a steady drift as well as it can be cancelled.
+ * (README, "27 Nov, afternoon").
  *
  * How. REF is checked out in a temporary git worktree beside the repository
- * (its node_modules linked to this tree's), the command runs there and here
- * in turn, N pairs in all, each run's output is searched with REGEX (every
- * match's first group is a figure; by default the idle copy rate's MB/s line
- * of `bench:nbd`), and the figures are printed as they come, then each side's
- * mean with its standard error and the difference of the means. The worktree
- * is removed at the end, after Ctrl-C too. A benchmark tool: it prints and never fails on
- * figures; it exits 2 on bad arguments and 1 when a run fails or prints no
- * figure. Run it under the ports lock when the command uses fixed ports.
+ * (its node_modules linked to this tree's). First each side runs once
+ * unmeasured (caches, compiled code: a first run's warm-up would otherwise
+ * fall on one side). Then the command runs there and here in pairs, in ABBA
+ * order (A B, B A, ...): over an even number of pairs (the default 4) a drift
+ * that is steady over the run cancels. Each run's output is searched with
+ * REGEX (its first group is a figure; by default the idle copy rate's MB/s of
+ * `bench:nbd`), and a run's figure is the mean of its matches. The figures
+ * are printed as they come, then each side's mean ± standard error over its
+ * runs, and the difference as the mean of the pairs' differences ± its own
+ * standard error (paired: what the two sides of a pair share, the host's
+ * state, drops out). The worktree is removed at the end, on an error, on
+ * Ctrl-C or SIGTERM; one left by a run that was killed outright is removed by
+ * the next run. A benchmark tool: it prints and never fails on figures; it
+ * exits 2 on bad arguments and 1 when a run fails, prints no figure or is
+ * interrupted. Run it from the repository's top, under the ports lock when
+ * the command uses fixed ports.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 interface Options {
   readonly ref: string;
@@ -33,44 +41,35 @@ interface Options {
 }
 
 const defaultFigure = 'page copy, idle: .* = ([0-9.]+) MB/s';
+const defaultPairs = 4;
 const pairsMax = 50;
+/** The prefix of this tool's temporary directories, by which a worktree an earlier run left behind is known. */
+const temporaryPrefix = 'blockshift-ab-';
 
 function parsedOptions(argv: readonly string[]): Options | string {
   const split = argv.indexOf('--');
   if (split < 0 || split === argv.length - 1) return 'give the command to run after --';
   const flags = argv.slice(0, split);
-  const command = argv.slice(split + 1);
-  let ref: string | null = null;
-  let pairs = 3;
-  let figure = defaultFigure;
+  const values = new Map<string, string>();
   for (let index = 0; index < flags.length; index += 2) {
-    const [name, value] = [flags[index], flags[index + 1]];
+    const [name, value] = [flags[index]!, flags[index + 1]];
+    if (!['--ref', '--pairs', '--figure'].includes(name)) return `unknown flag ${name}`;
     if (value === undefined) return `${name} needs a value`;
-    if (name === '--ref') ref = value;
-    else if (name === '--pairs') pairs = Number(value);
-    else if (name === '--figure') figure = value;
-    else return `unknown flag ${name}`;
+    if (values.has(name)) return `${name} is given twice`;
+    values.set(name, value);
   }
-  if (ref === null) return '--ref is required';
-  if (!Number.isInteger(pairs) || pairs < 1 || pairs > pairsMax) return `--pairs must be an integer from 1 to ${pairsMax}`;
-  let pattern: RegExp;
+  const ref = values.get('--ref');
+  if (ref === undefined) return '--ref is required';
+  const pairs = Number(values.get('--pairs') ?? defaultPairs);
+  if (!Number.isInteger(pairs) || pairs < 2 || pairs > pairsMax || pairs % 2 !== 0) return `--pairs must be an even integer from 2 to ${pairsMax} (ABBA order cancels a steady drift over an even number of pairs)`;
+  let figure: RegExp;
   try {
-    pattern = new RegExp(figure, 'g');
+    figure = new RegExp(values.get('--figure') ?? defaultFigure, 'g');
   } catch (error) {
     return `--figure is not a regular expression: ${(error as Error).message}`;
   }
-  return { ref, pairs, figure: pattern, command };
-}
-
-/** The figures a run printed, or an error message. */
-function run(directory: string, command: readonly string[], figure: RegExp): number[] | string {
-  const result = spawnSync(command[0]!, command.slice(1), { cwd: directory, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
-  if (result.error) return `${command[0]} did not run: ${result.error.message}`;
-  const output = `${result.stdout}${result.stderr}`;
-  if (result.status !== 0) return `exited ${result.status}: ${output.slice(-400)}`;
-  const figures = [...output.matchAll(figure)].map((match) => Number(match[1]));
-  if (figures.length === 0 || figures.some((value) => !Number.isFinite(value))) return `printed no figure matching ${figure.source}`;
-  return figures;
+  if ((new RegExp(`${figure.source}|`).exec('')?.length ?? 0) < 2) return '--figure needs a capture group: the figure';
+  return { ref, pairs, figure, command: argv.slice(split + 1) };
 }
 
 function summary(values: readonly number[]): { mean: number; standardError: number } {
@@ -79,58 +78,111 @@ function summary(values: readonly number[]): { mean: number; standardError: numb
   return { mean, standardError: Math.sqrt(variance / values.length) };
 }
 
-function main(argv: readonly string[]): number {
+/** Removes the worktrees (and their temporary directories) that runs of this tool left behind. */
+function removeLeftWorktrees(top: string): void {
+  const listed = spawnSync('git', ['worktree', 'list', '--porcelain'], { cwd: top, encoding: 'utf8' }).stdout ?? '';
+  for (const line of listed.split('\n')) {
+    const path = line.startsWith('worktree ') ? line.slice('worktree '.length) : '';
+    if (basename(dirname(path)).startsWith(temporaryPrefix)) removeWorktree(top, path);
+  }
+  spawnSync('git', ['worktree', 'prune'], { cwd: top });
+}
+
+function removeWorktree(top: string, worktree: string): void {
+  spawnSync('git', ['worktree', 'remove', '--force', worktree], { cwd: top });
+  rmSync(dirname(worktree), { recursive: true, force: true });
+}
+
+class Runner {
+  #child: ChildProcess | null = null;
+  interrupted = false;
+
+  interrupt(signal: NodeJS.Signals): void {
+    this.interrupted = true;
+    this.#child?.kill(signal);
+  }
+
+  /** The mean of the figures the command printed in `directory`, or why there is none. */
+  async run(directory: string, command: readonly string[], figure: RegExp): Promise<number | string> {
+    const child = spawn(command[0]!, command.slice(1), { cwd: directory, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    let output = '';
+    const keep = (chunk: Buffer) => { output = `${output}${chunk.toString('utf8')}`.slice(-(16 * 2 ** 20)); };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    const ended = await new Promise<{ code: number | null; error: Error | null }>((resolve) => {
+      child.on('error', (error) => resolve({ code: null, error }));
+      child.on('close', (code) => resolve({ code, error: null }));
+    });
+    this.#child = null;
+    if (this.interrupted) return 'interrupted';
+    if (ended.error) return `${command[0]} did not run: ${ended.error.message}`;
+    if (ended.code !== 0) return `exited ${ended.code}: ${output.slice(-400)}`;
+    const figures = [...output.matchAll(figure)].map((match) => Number(match[1]));
+    if (figures.length === 0 || figures.some((value) => !Number.isFinite(value))) return `printed no figure matching ${figure.source}`;
+    return summary(figures).mean;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
   const options = parsedOptions(argv);
   if (typeof options === 'string') {
     console.error(`bench:ab: ${options}\nusage: npm run bench:ab -- --ref REF [--pairs N] [--figure REGEX] -- COMMAND...`);
     return 2;
   }
-  const here = process.cwd();
-  const resolved = spawnSync('git', ['rev-parse', '--verify', `${options.ref}^{commit}`], { cwd: here, encoding: 'utf8' });
+  const top = spawnSync('git', ['rev-parse', '--show-toplevel'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  if (top === '') {
+    console.error('bench:ab: run it inside the repository');
+    return 2;
+  }
+  const resolved = spawnSync('git', ['rev-parse', '--verify', `${options.ref}^{commit}`], { cwd: top, encoding: 'utf8' });
   if (resolved.status !== 0) {
     console.error(`bench:ab: ${options.ref} is not a commit of this repository`);
     return 2;
   }
   const commit = resolved.stdout.trim();
-  const worktree = join(mkdtempSync(join(tmpdir(), 'blockshift-ab-')), 'tree');
-  const added = spawnSync('git', ['worktree', 'add', '--detach', worktree, commit], { cwd: here, encoding: 'utf8' });
-  if (added.status !== 0) {
-    console.error(`bench:ab: git worktree add failed: ${added.stderr}`);
-    return 1;
-  }
-  // Ctrl-C reaches the command too (one process group), which ends it; this process stays to remove the worktree.
-  let interrupted = false;
-  process.on('SIGINT', () => { interrupted = true; });
+  removeLeftWorktrees(top);
+  const worktree = join(mkdtempSync(join(tmpdir(), temporaryPrefix)), 'tree');
+  const runner = new Runner();
+  const onSignal = (signal: NodeJS.Signals) => runner.interrupt(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    if (existsSync(join(here, 'node_modules'))) symlinkSync(join(here, 'node_modules'), join(worktree, 'node_modules'));
-    const sides = [{ name: `${options.ref} (${commit.slice(0, 7)})`, directory: worktree, figures: [] as number[] }, { name: 'this tree', directory: here, figures: [] as number[] }];
-    console.log(`bench:ab: ${options.pairs} pairs, ABBA order, of: ${options.command.join(' ')}`);
-    for (let pair = 0; pair < options.pairs; pair += 1) {
-      const order = pair % 2 === 0 ? [sides[0]!, sides[1]!] : [sides[1]!, sides[0]!];
+    const added = spawnSync('git', ['worktree', 'add', '--detach', worktree, commit], { cwd: top, encoding: 'utf8' });
+    if (added.status !== 0) {
+      console.error(`bench:ab: git worktree add failed: ${added.stderr}`);
+      return 1;
+    }
+    if (existsSync(join(top, 'node_modules'))) symlinkSync(join(top, 'node_modules'), join(worktree, 'node_modules'));
+    const a = { name: `${options.ref} (${commit.slice(0, 7)})`, directory: worktree, figures: [] as number[] };
+    const b = { name: 'this tree', directory: top, figures: [] as number[] };
+    console.log(`bench:ab: a warm-up run of each side, then ${options.pairs} pairs in ABBA order, of: ${options.command.join(' ')}`);
+    for (let pair = -1; pair < options.pairs; pair += 1) {
+      const order = pair % 2 === 0 || pair < 0 ? [a, b] : [b, a];
       for (const side of order) {
-        const figures = run(side.directory, options.command, options.figure);
-        if (interrupted) {
-          console.error('bench:ab: interrupted');
+        const figure = await runner.run(side.directory, options.command, options.figure);
+        if (typeof figure === 'string') {
+          console.error(`bench:ab: ${pair < 0 ? 'warm-up' : `pair ${pair + 1}`}, ${side.name}: ${figure}`);
           return 1;
         }
-        if (typeof figures === 'string') {
-          console.error(`bench:ab: pair ${pair + 1}, ${side.name}: ${figures}`);
-          return 1;
-        }
-        side.figures.push(...figures);
-        console.log(`pair ${pair + 1}  ${side.name.padEnd(22)} ${figures.map((value) => value.toFixed(1)).join(' ')}`);
+        if (pair >= 0) side.figures.push(figure);
+        console.log(`${pair < 0 ? 'warm-up' : `pair ${pair + 1}`}  ${side.name.padEnd(22)} ${figure.toFixed(1)}`);
       }
     }
-    const [before, after] = sides.map((side) => ({ side, ...summary(side.figures) }));
-    for (const { side, mean, standardError } of [before!, after!]) console.log(`${side.name.padEnd(22)} mean ${mean.toFixed(1)} ± ${standardError.toFixed(1)} (standard error, ${side.figures.length} figures)`);
-    const difference = after!.mean - before!.mean;
-    const differenceError = Math.sqrt(before!.standardError ** 2 + after!.standardError ** 2);
-    console.log(`difference (this tree − ${options.ref}): ${difference >= 0 ? '+' : ''}${difference.toFixed(1)} ± ${differenceError.toFixed(1)} (${((difference / before!.mean) * 100).toFixed(1)}%)`);
+    for (const side of [a, b]) {
+      const { mean, standardError } = summary(side.figures);
+      console.log(`${side.name.padEnd(22)} mean ${mean.toFixed(1)} ± ${standardError.toFixed(1)} (standard error over ${side.figures.length} runs)`);
+    }
+    const differences = a.figures.map((figure, index) => b.figures[index]! - figure);
+    const difference = summary(differences);
+    const base = summary(a.figures).mean;
+    console.log(`difference (this tree − ${options.ref}), paired: ${difference.mean >= 0 ? '+' : ''}${difference.mean.toFixed(1)} ± ${difference.standardError.toFixed(1)} (${((difference.mean / base) * 100).toFixed(1)}%)`);
     return 0;
   } finally {
-    spawnSync('git', ['worktree', 'remove', '--force', worktree], { cwd: here });
-    rmSync(join(worktree, '..'), { recursive: true, force: true });
+    removeWorktree(top, worktree);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -253,13 +253,16 @@ async function status(options: Map<string, string>): Promise<void> {
 }
 
 /**
- * Who owns a page, for `status`: the live servers that report a valid copy. When none does (its owner is down, or a
+ * Who owns a page, for `status`: the live servers that report a valid copy (with their epochs when there are two, as
+ * between a destination's commit and its source's flip). When none does (its owner is down, or a
  * move is between its copy and its flip), the owner the newest routing table among the live servers names, marked
  * `down` if it does not answer, with the live servers that receive it (a move's destination).
  */
 export function pageOwnerText(key: string, live: readonly ServerStatus[], down: readonly string[]): string {
-  const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid')).map((entry) => entry.server);
-  if (holders.length > 0) return holders.join(', ');
+  const holders = live.filter((entry) => entry.copies[key]?.startsWith('valid'));
+  // Two valid copies: a destination that has committed, and its source until its flip is durable; the epochs tell them apart.
+  if (holders.length > 1) return holders.map((entry) => `${entry.server} (${/epoch \d+/.exec(entry.copies[key]!)?.[0] ?? entry.copies[key]})`).join(', ');
+  if (holders.length === 1) return holders[0]!.server;
   const route = live.map((entry) => entry.routes[key]).reduce<ServerStatus['routes'][string] | undefined>((best, candidate) => (candidate && (!best || candidate.epoch > best.epoch) ? candidate : best), undefined);
   const receiving = live.filter((entry) => entry.copies[key]?.startsWith('receiving')).map((entry) => `${entry.server} receiving`).join(', ');
   if (!route) return receiving ? `? (${receiving})` : '?';

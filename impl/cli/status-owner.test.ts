@@ -13,9 +13,12 @@ function liveServer(server: string, routes: ServerStatus['routes'], copies: Serv
 }
 
 describe('the owner status prints for a page', () => {
-  it('is the live servers holding a valid copy', () => {
+  it('is the live servers holding a valid copy, with their epochs when there are two', () => {
     const live = [liveServer('s1', { 'v/0': { owner: 's1', epoch: 3 } }, { 'v/0': 'valid (epoch 3)' }), liveServer('s2', { 'v/0': { owner: 's1', epoch: 3 } }, {})];
     expect(pageOwnerText('v/0', live, [])).toBe('s1');
+    // Between a destination's commit and its source's flip both report a valid copy, the destination's an epoch above.
+    const committing = [liveServer('s1', { 'v/0': { owner: 's1', epoch: 3 } }, { 'v/0': 'valid (epoch 3)' }), liveServer('s2', { 'v/0': { owner: 's1', epoch: 3 } }, { 'v/0': 'valid (epoch 4)' })];
+    expect(pageOwnerText('v/0', committing, [])).toBe('s1 (epoch 3), s2 (epoch 4)');
   });
 
   it('is the newest routing table\'s owner, marked down, with the destination receiving, when the source of a move is down', () => {

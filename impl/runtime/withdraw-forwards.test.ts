@@ -173,7 +173,8 @@ describe('forwards of a failed request', () => {
       linkDown = true;
       let answered = false;
       void s1.request({ kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, Buffer.alloc(512, 7), 'test').then(() => { answered = true; });
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Three time-outs at least (30 ms each), however slowly a loaded machine runs them.
+      for (let waitedMs = 0; cancelsSent < 3 && waitedMs < 5_000; waitedMs += 10) await new Promise((resolve) => setTimeout(resolve, 10));
       const parts = queued.filter(({ message }) => message.type === 'block.write');
       expect(parts, 'the write went to s2 as a part').toHaveLength(1);
       const requestId = parts[0]!.message.type === 'block.write' ? parts[0]!.message.requestId : '';
