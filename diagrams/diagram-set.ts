@@ -7,6 +7,7 @@ import { replicaMachine } from '../machines/replica/replica.machine.js';
 import { requestRoutingMachine } from '../machines/routing/request-routing.machine.js';
 import { abandonSequenceText } from './abandon-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
+import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
 import { stateDiagramText } from './state-diagram.js';
 
 /**
@@ -30,10 +31,12 @@ export const stateDiagramMachines = {
 
 export const crashRestartFileName = 'piecewise-move-crash-restart.sequence.mmd';
 export const abandonFileName = 'piecewise-move-abandon.sequence.mmd';
+export const incarnationFenceFileName = 'incarnation-fence.sequence.mmd';
 
 export function diagramFiles(): DiagramFile[] {
   const stateDiagrams = Object.entries(stateDiagramMachines).map(([fileName, machine]) => ({ fileName, text: stateDiagramText(machine) }));
-  return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }, { fileName: abandonFileName, text: abandonSequenceText() }];
+  return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }, { fileName: abandonFileName, text: abandonSequenceText() },
+    { fileName: incarnationFenceFileName, text: incarnationFenceSequenceText() }];
 }
 
 /** The committed files that differ from what the machines generate now (missing ones included). */

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { abandonFileName, crashRestartFileName, diagramFiles, staleDiagrams, stateDiagramMachines } from './diagram-set.js';
 import { abandonSequenceText } from './abandon-sequence.js';
+import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { descendants, eventLabels, stateDiagramText } from './state-diagram.js';
 
@@ -109,5 +110,24 @@ describe('abandon sequence of a 2-piece piecewise move whose destination died', 
     for (const [earlier, later] of [[failed, abandon], [abandon, persist], [persist, reclaim], [reclaim, publish], [publish, notify], [notify, released], [released, forget]] as const) {
       expect(earlier).toBeLessThan(later);
     }
+  });
+});
+
+describe('incarnation fence sequence', () => {
+  const { indexOf } = lineLookup(incarnationFenceSequenceText());
+
+  it('answers the restarted server\'s cancel only after both members confirmed its fence, and drops the earlier run\'s forward after the write failed', () => {
+    const restart = indexOf('Note over s1: s1 restarts');
+    const confirmedByS2 = indexOf('s2->>s1: fence.confirmed');
+    const confirmedByS3 = indexOf('s3->>s1: fence.confirmed');
+    const answer = indexOf('s1->>s2: request.answer');
+    const failed = indexOf('s2-->>Client: w1 error');
+    const late = indexOf('s1->>s3: request.forward (sent by run 0 of s1)');
+    const dropped = indexOf('Note over s3: dropped: behind s1\'s fence');
+    expect(restart).toBeLessThan(Math.min(confirmedByS2, confirmedByS3));
+    expect(Math.max(confirmedByS2, confirmedByS3)).toBeLessThan(answer);
+    expect(answer).toBeLessThan(failed);
+    expect(failed).toBeLessThan(late);
+    expect(dropped).toBe(late + 1);
   });
 });

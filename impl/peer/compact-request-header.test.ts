@@ -21,7 +21,7 @@ const token = fc.option(text, { nil: null });
 const forward: fc.Arbitrary<PeerMessage> = fc.record({
   type: fc.constant('request.forward' as const), requestId: text, hopCount: count, retry: count,
   operation: fc.record({ kind: fc.constantFrom('read' as const, 'write' as const), pageKey: fc.record({ volume: text, page: count }), offsetBlocks: count, lengthBlocks: count, fua: fc.boolean() }),
-  dataToken: token,
+  dataToken: token, senderIncarnation: count,
 });
 const outcome = fc.oneof(
   fc.constant({ status: 'ok' as const }),
@@ -45,7 +45,7 @@ function roundTrip(message: PeerMessage, data: Buffer | null): { message: PeerMe
 
 const ordinaryForward: PeerMessage = {
   type: 'request.forward', requestId: 's2.1-17', hopCount: 1, retry: 0,
-  operation: { kind: 'write', pageKey: { volume: 'local', page: 3 }, offsetBlocks: 4096, lengthBlocks: 8, fua: true }, dataToken: 'client:s2.1-17',
+  operation: { kind: 'write', pageKey: { volume: 'local', page: 3 }, offsetBlocks: 4096, lengthBlocks: 8, fua: true }, dataToken: 'client:s2.1-17', senderIncarnation: 3,
 };
 
 describe('compact request headers', () => {

@@ -11,7 +11,7 @@
  *
  *   forward: requestId, u32 hopCount, u32 retry, u8 flags (1 write, 2 fua,
  *            4 has token), volume, u32 page, u32 offsetBlocks,
- *            u32 lengthBlocks, [dataToken]
+ *            u32 lengthBlocks, u32 senderIncarnation, [dataToken]
  *   answer:  requestId, u32 retry, u8 flags (4 has token, 8 route
  *            provisional), u8 status
  *            (0 ok, 1 stale, 2 error), stale: owner, u32 epoch;
@@ -42,7 +42,7 @@ type SameFields<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : fal
 type AllKeys<T> = T extends unknown ? keyof T : never;
 /** The fields the layout writes, checked against the message types: adding a field there without adding it here fails to compile. */
 const layoutFieldsAreExact: [
-  SameFields<AllKeys<ForwardMessage>, 'type' | 'requestId' | 'hopCount' | 'retry' | 'operation' | 'dataToken'>,
+  SameFields<AllKeys<ForwardMessage>, 'type' | 'requestId' | 'hopCount' | 'retry' | 'operation' | 'dataToken' | 'senderIncarnation'>,
   SameFields<AllKeys<ForwardMessage['operation']>, 'kind' | 'pageKey' | 'offsetBlocks' | 'lengthBlocks' | 'fua'>,
   SameFields<AllKeys<ForwardMessage['operation']['pageKey']>, 'volume' | 'page'>,
   SameFields<AllKeys<AnswerMessage>, 'type' | 'requestId' | 'retry' | 'outcome' | 'dataToken' | 'holders' | 'routeProvisional'>,
@@ -93,13 +93,13 @@ export function encodeCompactRequestHeader(message: PeerMessage, prefixBytes: nu
 
 function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | null {
   const { operation } = message;
-  if (!isU32(message.hopCount) || !isU32(message.retry) || !isU32(operation.pageKey.page) || !isU32(operation.offsetBlocks) || !isU32(operation.lengthBlocks)) return null;
+  if (!isU32(message.hopCount) || !isU32(message.retry) || !isU32(message.senderIncarnation) || !isU32(operation.pageKey.page) || !isU32(operation.offsetBlocks) || !isU32(operation.lengthBlocks)) return null;
   if (operation.kind !== 'read' && operation.kind !== 'write') return null;
   const idBytes = stringFieldBytes(message.requestId);
   const volumeBytes = stringFieldBytes(operation.pageKey.volume);
   const tokenBytes = message.dataToken === null ? 0 : stringFieldBytes(message.dataToken);
   if (idBytes < 0 || volumeBytes < 0 || tokenBytes < 0) return null;
-  const head = Buffer.allocUnsafe(prefixBytes + 1 + idBytes + 4 + 4 + 1 + volumeBytes + 12 + tokenBytes);
+  const head = Buffer.allocUnsafe(prefixBytes + 1 + idBytes + 4 + 4 + 1 + volumeBytes + 16 + tokenBytes);
   let offset = prefixBytes;
   head.writeUInt8(compactForwardKind, offset);
   offset = writeString(head, offset + 1, message.requestId, idBytes);
@@ -111,6 +111,7 @@ function encodeForward(message: ForwardMessage, prefixBytes: number): Buffer | n
   offset = head.writeUInt32BE(operation.pageKey.page, offset);
   offset = head.writeUInt32BE(operation.offsetBlocks, offset);
   offset = head.writeUInt32BE(operation.lengthBlocks, offset);
+  offset = head.writeUInt32BE(message.senderIncarnation, offset);
   if (message.dataToken !== null) offset = writeString(head, offset, message.dataToken, tokenBytes);
   return head;
 }
@@ -220,12 +221,13 @@ export function decodeCompactRequestHeader(kind: number, bytes: Buffer, start: n
     const page = reader.u32();
     const offsetBlocks = reader.u32();
     const lengthBlocks = reader.u32();
+    const senderIncarnation = reader.u32();
     const dataToken = (flags & flagToken) !== 0 ? reader.text() : null;
     reader.finish();
     return {
       type: 'request.forward', requestId, hopCount, retry,
       operation: { kind: (flags & flagWrite) !== 0 ? 'write' : 'read', pageKey: { volume, page }, offsetBlocks, lengthBlocks, fua: (flags & flagFua) !== 0 },
-      dataToken,
+      dataToken, senderIncarnation,
     };
   }
   if (kind === compactAnswerKind) {

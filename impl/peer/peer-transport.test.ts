@@ -72,7 +72,7 @@ describe('peer transport', () => {
     const port = await freePort();
     const sender = new PeerTransport({ self: 's1', groupName: 'test', listen: { host: '127.0.0.1', port: 0 }, peers: { s2: { host: '127.0.0.1', port } }, log: () => undefined, onMessage: () => undefined });
     transports.push(sender);
-    const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd' });
+    const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'v', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd', senderIncarnation: 0 });
     sender.send('s2', forward('c:1'), Buffer.alloc(512, 1));
     sender.send('s2', forward('c:2'), Buffer.alloc(512, 2));
     sender.send('s2', forward('c:1'), Buffer.alloc(512, 1));

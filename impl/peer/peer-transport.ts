@@ -230,11 +230,11 @@ export class PeerTransport {
    * after the owner's restart). Dropping is always allowed: the node treats
    * the network as lossy.
    */
-  withdrawQueued(isWithdrawn: (message: PeerMessage) => boolean): number {
+  withdrawQueued(isWithdrawn: (message: PeerMessage, to: ServerId) => boolean): number {
     let withdrawn = 0;
-    for (const link of this.#links.values()) {
+    for (const [to, link] of this.#links) {
       if (link.queue.length === 0) continue;
-      const kept = link.queue.filter((queued) => !isWithdrawn(queued.message));
+      const kept = link.queue.filter((queued) => !isWithdrawn(queued.message, to));
       withdrawn += link.queue.length - kept.length;
       link.queue = kept;
       link.queuedBytes = kept.reduce((sum, queued) => sum + queued.bytes, 0);

@@ -11,9 +11,9 @@ import { bucketIndex } from './request-path-latency.js';
  * count nothing; the exchanges followed are bounded.
  */
 const pageKey = { volume: 'alpha', page: 0 };
-const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey, offsetBlocks: 0, lengthBlocks: 8, fua: false }, dataToken: 'd' });
+const forward = (requestId: string): PeerMessage => ({ type: 'request.forward', requestId, hopCount: 1, retry: 0, operation: { kind: 'write', pageKey, offsetBlocks: 0, lengthBlocks: 8, fua: false }, dataToken: 'd', senderIncarnation: 0 });
 const answer = (requestId: string): PeerMessage => ({ type: 'request.answer', requestId, retry: 0, outcome: { status: 'ok' }, dataToken: null, holders: [] });
-const blockWrite = (requestId: string): PeerMessage => ({ type: 'block.write', requestId, pageKey, attempt: 1, epoch: 1, offsetBlocks: 0, lengthBlocks: 8, sequence: 1, fua: false, dataToken: 'd' });
+const blockWrite = (requestId: string): PeerMessage => ({ type: 'block.write', requestId, pageKey, attempt: 1, epoch: 1, offsetBlocks: 0, lengthBlocks: 8, sequence: 1, fua: false, dataToken: 'd', senderIncarnation: 0 });
 const written = (requestId: string): PeerMessage => ({ type: 'block.written', requestId, ok: true, lossEpoch: 0 });
 
 /** The bucket each exchange of the series landed in, once per exchange. */

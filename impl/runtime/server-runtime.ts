@@ -46,6 +46,7 @@ import type { MoveKind } from '../../machines/migration/checkpoint.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import type { Membership, MembershipChange, MembershipRefusal } from '../../machines/membership/membership.js';
 import { receivedDataToken } from '../../machines/node/received-data-token.js';
+import { firstIncarnation } from '../storage/incarnation-counter.js';
 
 /** Page data as the runtime needs it; `impl/storage` provides it on files. */
 export interface PageData {
@@ -79,7 +80,7 @@ export interface Metadata {
 export interface Peers {
   send(to: ServerId, message: PeerMessage, data: Buffer | null): void;
   /** Optional: drops messages not yet sent (queued for a link that is down) that `isWithdrawn` picks (peer-transport.ts). */
-  withdrawQueued?(isWithdrawn: (message: PeerMessage) => boolean): number;
+  withdrawQueued?(isWithdrawn: (message: PeerMessage, to: ServerId) => boolean): number;
 }
 
 export interface RuntimeReply {
@@ -233,7 +234,9 @@ export class ServerRuntime {
     const stored = durable.membership && durable.membership.epoch > 0 ? durable.membership : null;
     // A move abandoned before a restart still waits for its destination: its record's removal is logged as such.
     for (const { pageKey, checkpoint } of durable.moves) if (checkpoint.abandoned === true) this.#abandonedRecords.add(pageKeyText(pageKey));
-    this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0, earlierRunsSynced: this.#options.earlierRunsSynced === true } });
+    this.#input({ type: 'node.start', durable: { ...durable, membership: stored ?? this.#options.bootstrapMembership ?? durable.membership ?? null, lossEpoch: this.#options.lossEpoch ?? 0, earlierRunsSynced: this.#options.earlierRunsSynced === true,
+      earlierIncarnations: this.#options.incarnation > firstIncarnation,
+    } });
   }
 
   stop(): void {
@@ -492,6 +495,12 @@ export class ServerRuntime {
         if (effect.message.type === 'block.cancel') {
           const { requestId } = effect.message;
           this.#options.peers.withdrawQueued?.((message) => message.type === 'block.cancel' && message.requestId === requestId);
+        }
+        // A fence asked again (at every cancel it holds back: incarnation-fence.ts) replaces the one still queued for
+        // the same member's link while it is down: one queued fence per member, however long it stays down.
+        if (effect.message.type === 'fence.raise') {
+          const { to } = effect;
+          this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to);
         }
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);

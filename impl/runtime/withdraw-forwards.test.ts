@@ -14,9 +14,9 @@ import { ServerRuntime } from './server-runtime.js';
  * s2 is down, queuing every message.
  */
 /** The stand-in transport's `withdrawQueued`: removes from `queued` the messages picked, and counts them. */
-function withdrawFrom(queued: Array<{ to: string; message: PeerMessage }>, isWithdrawn: (message: PeerMessage) => boolean): number {
+function withdrawFrom(queued: Array<{ to: string; message: PeerMessage }>, isWithdrawn: (message: PeerMessage, to: string) => boolean): number {
   const before = queued.length;
-  queued.splice(0, queued.length, ...queued.filter(({ message }) => !isWithdrawn(message)));
+  queued.splice(0, queued.length, ...queued.filter(({ message, to }) => !isWithdrawn(message, to)));
   return before - queued.length;
 }
 
@@ -81,7 +81,7 @@ describe('forwards of a failed request', () => {
     });
     runtime.start();
     try {
-      runtime.receive('s1', { type: 'request.forward', requestId: 'c:s1.1-7', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'there', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd1' }, Buffer.alloc(512, 9));
+      runtime.receive('s1', { type: 'request.forward', requestId: 'c:s1.1-7', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey: { volume: 'there', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false }, dataToken: 'd1', senderIncarnation: 0 }, Buffer.alloc(512, 9));
       for (let waitedMs = 0; !queued.some(({ message }) => message.type === 'request.answer') && waitedMs < 2_000; waitedMs += 20) await new Promise((resolve) => setTimeout(resolve, 20));
       const answer = queued.find(({ message }) => message.type === 'request.answer');
       expect(answer?.to).toBe('s1');
@@ -121,7 +121,7 @@ describe('forwards of a failed request', () => {
       expect(sent.filter((message) => message.type === 'request.forward')).toHaveLength(1);
       expect(answered).toBe(false);
       const cancels = queued.filter(({ message }) => message.type === 'request.cancel');
-      expect(cancels).toEqual([{ to: 's2', message: { type: 'request.cancel', requestId: (sent[0] as { requestId: string }).requestId, retry: 0 } }]);
+      expect(cancels).toEqual([{ to: 's2', message: { type: 'request.cancel', requestId: (sent[0] as { requestId: string }).requestId, retry: 0, hopCount: 1 } }]);
       // s2 comes back and answers the cancel: the try never ran there and never will, so the write fails now.
       runtime.receive('s2', { type: 'request.answer', requestId: (sent[0] as { requestId: string }).requestId, retry: 0, outcome: { status: 'error', errno: 110, reason: 'forward timed out' }, dataToken: null, holders: [] }, null);
       expect((await reply).outcome).toEqual({ status: 'error', errno: 110, reason: 'forward timed out' });
@@ -185,6 +185,39 @@ describe('forwards of a failed request', () => {
       expect(answered, 'no answer while s2 cannot say whether the part landed').toBe(false);
     } finally {
       for (const runtime of all) runtime.stop();
+    }
+  });
+
+  it('a restarted server\'s fence, asked again at every cancel it holds back, keeps one queued for a member that is down', () => {
+    // s2 restarted (incarnation 2) and knows nothing of s1's try: every cancel of it waits for s1's and s3's
+    // confirmation of s2's fence (machines/node/incarnation-fence.ts). s3's link is down, so everything to s3 queues.
+    const queued: Array<{ to: string; message: PeerMessage }> = [];
+    const toS1: PeerMessage[] = [];
+    const runtime = new ServerRuntime({
+      config: defaultNodeConfig('s2', ['s1', 's2', 's3']),
+      incarnation: 2,
+      pages: memoryPages(),
+      metadata: { load: () => ({ volumes: [], routes: [], replicas: [], moves: [] }), commit: async () => undefined },
+      peers: {
+        send: (to, message) => { if (to === 's3') queued.push({ to, message }); else toS1.push(message); },
+        withdrawQueued: (isWithdrawn) => withdrawFrom(queued, isWithdrawn),
+      },
+      log: () => undefined,
+    });
+    runtime.start();
+    try {
+      const cancel: PeerMessage = { type: 'request.cancel', requestId: 'c:s1.4-9', retry: 0, hopCount: 1 };
+      for (let asked = 0; asked < 5; asked += 1) runtime.receive('s1', cancel, null);
+      expect(queued).toEqual([{ to: 's3', message: { type: 'fence.raise', incarnation: 2, hopCountMin: 2 } }]);
+      expect(toS1.filter((message) => message.type === 'fence.raise')).toHaveLength(5);
+      expect(toS1.filter((message) => message.type === 'request.answer')).toEqual([]);
+      // s1 confirms; s3 is still away, so the cancel still waits, and still one fence is queued for s3.
+      runtime.receive('s1', { type: 'fence.confirmed', incarnation: 2, hopCountMin: 2 }, null);
+      runtime.receive('s1', cancel, null);
+      expect(queued).toHaveLength(1);
+      expect(toS1.filter((message) => message.type === 'request.answer')).toEqual([]);
+    } finally {
+      runtime.stop();
     }
   });
 });

@@ -10,7 +10,9 @@ import type { MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { isNewerMembership } from '../../machines/membership/membership.js';
 import { crashPattern, crashVolume } from './crash-writer.js';
-import { nextIncarnation } from './incarnation-counter.js';
+import { incarnationsMax, nextIncarnation } from './incarnation-counter.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
+import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import { MetadataStore } from './metadata-store.js';
 import { PageStore } from './page-store.js';
 
@@ -209,6 +211,15 @@ describe('incarnation counter', () => {
     fs.mkdirSync(nodePath.join(unreadable, 'incarnation'));
     // (Before, the read's failure counted as a first start, and only the later write of the counter happened to fail.)
     expect(() => nextIncarnation(unreadable)).toThrow(/EISDIR: illegal operation on a directory, read/);
+  });
+
+  it('stops with a clear error at the last incarnation the node\'s write-sequence space holds, which the node starts with', () => {
+    const directory = temporaryDirectory();
+    fs.writeFileSync(nodePath.join(directory, 'incarnation'), `${incarnationsMax - 2}\n`);
+    const last = nextIncarnation(directory);
+    expect(last).toBe(incarnationsMax - 1);
+    expect(() => emptyNodeState(defaultNodeConfig('s1', ['s1']), last)).not.toThrow();
+    expect(() => nextIncarnation(directory)).toThrow(`more than ${incarnationsMax} restarts on one data directory`);
   });
 });
 

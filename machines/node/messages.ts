@@ -20,10 +20,20 @@ export interface BlockOperation {
 }
 
 export type PeerMessage =
-  /** FIG. 7: a request forwarded to the server believed to own its page. */
-  | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null }
-  /** Cancel try `retry` of a forwarded write that timed out, unless it ran: answered by `request.answer` (node.ts, `#cancelForward`). */
-  | { type: 'request.cancel'; requestId: string; retry: number }
+  /**
+   * FIG. 7: a request forwarded to the server believed to own its page. `senderIncarnation`: the forwarder's, so that
+   * a receiver drops the forwards of an incarnation behind a fence its restarted sender raised (incarnation-fence.ts).
+   */
+  | { type: 'request.forward'; requestId: string; hopCount: number; retry: number; operation: BlockOperation; dataToken: string | null; senderIncarnation: number }
+  /**
+   * Cancel try `retry` of a forwarded write that timed out, unless it ran: answered by `request.answer` (node.ts,
+   * `#cancelForward`). `hopCount`: the try's, which a restarted target's fence needs (incarnation-fence.ts).
+   */
+  | { type: 'request.cancel'; requestId: string; retry: number; hopCount: number }
+  /** A restarted server asks every member to drop its earlier incarnations' forwards and parts (incarnation-fence.ts). */
+  | { type: 'fence.raise'; incarnation: number; hopCountMin: number }
+  /** The answer, once nothing of those earlier incarnations of hop `hopCountMin` or more is in hand here. */
+  | { type: 'fence.confirmed'; incarnation: number; hopCountMin: number }
   /**
    * `holders`: for a write not durable at once, the servers that applied it and their loss epochs (see loss-watch.ts);
    * else empty. `routeProvisional`: a stale answer whose route is ahead of the answering server's durable records (a
@@ -42,8 +52,8 @@ export type PeerMessage =
   | { type: 'piece.copy'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number; sequence: number; handedOverBlocks: number; sourceSequence: number; dataToken: string }
   /** Destination → source: that piece.copy's blocks are durable here (the same range, so the source can count the chunks). */
   | { type: 'piece.stored'; pageKey: PageKey; attempt: number; epoch: number; piece: number; offsetBlocks: number; lengthBlocks: number }
-  /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence. */
-  | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string }
+  /** Source → destination: a write (dual write, or to a moved piece) with the source's write sequence and incarnation (incarnation-fence.ts). */
+  | { type: 'block.write'; requestId: string; pageKey: PageKey; attempt: number; epoch: number; offsetBlocks: number; lengthBlocks: number; sequence: number; fua: boolean; dataToken: string; senderIncarnation: number }
   /**
    * `lossEpoch`: the writer's, for the holders of a write not durable at once. `pageKey`: the page a write was applied
    * to (ok), so that a source no longer moving it there can tell the destination (see #answerStaleMoveAck).

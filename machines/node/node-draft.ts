@@ -42,6 +42,7 @@ export class NodeDraft {
   lossEpoch: number;
   earlierRunsSynced: boolean;
   flushExcused: NodeState['flushExcused'];
+  incarnationFence: NodeState['incarnationFence'];
   readonly config: NodeState['config'];
   readonly incarnation: number;
 
@@ -59,6 +60,7 @@ export class NodeDraft {
     this.lossEpoch = base.lossEpoch;
     this.earlierRunsSynced = base.earlierRunsSynced;
     this.flushExcused = base.flushExcused;
+    this.incarnationFence = base.incarnationFence;
     this.config = base.config;
     this.incarnation = base.incarnation;
   }
@@ -102,7 +104,7 @@ export class NodeDraft {
       forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
-      flushExcused: this.flushExcused,
+      flushExcused: this.flushExcused, incarnationFence: this.incarnationFence,
     };
   }
 }

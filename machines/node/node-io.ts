@@ -38,6 +38,11 @@ export interface DurableRecords {
    * first barrier of this run, instead of failing while a member is down (flush-barrier.ts).
    */
   readonly earlierRunsSynced?: boolean;
+  /**
+   * Whether this server may have run before on its data (absent: true). A first incarnation has no earlier one whose
+   * forwards could still be on their way, so it needs no fence before it answers a cancel (incarnation-fence.ts).
+   */
+  readonly earlierIncarnations?: boolean;
 }
 
 export type MetadataWrite =

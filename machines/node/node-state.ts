@@ -18,6 +18,8 @@ import type { VolumeDefinition } from './volume.js';
 import { PageMap } from './page-map.js';
 import type { Membership } from '../membership/membership.js';
 import { bootstrapMembership } from '../membership/membership.js';
+import type { IncarnationFence } from './incarnation-fence.js';
+import { noIncarnationFence } from './incarnation-fence.js';
 
 /**
  * Everything one server node knows. Records are keyed by text (`volume/page`)
@@ -83,6 +85,8 @@ export interface RequestEntry {
   readonly readToken: string | null;
   /** A write served or answered: the servers that applied it without making it durable, with their loss epochs. */
   readonly holders: readonly WriteHolder[];
+  /** A forwarded request: its sender's incarnation (incarnation-fence.ts); null for a client's. */
+  readonly senderIncarnation: number | null;
 }
 
 /** A request being served from this server's copy, possibly across both sides of a move. */
@@ -127,7 +131,7 @@ export type Continuation =
   | { readonly kind: 'serve.localDone'; readonly serveId: string }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
   | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
-  | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number }
+  | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number; readonly senderIncarnation: number }
   /** A destination's receiving record being made durable: the acknowledgements of move data held until then go out (see AttemptJoined). */
   | { readonly kind: 'receiving.persisted'; readonly pageText: string; readonly attempt: number; readonly epoch: number }
   /** The definition of a volume the administrator created here: answered once it is durable. */
@@ -307,6 +311,8 @@ export interface NodeState {
    * writes it covered, and has sent nothing since (any message from it ends its excuse). Sorted. Volatile.
    */
   readonly flushExcused: readonly ServerId[];
+  /** This incarnation's fence, and the fences of restarted peers (incarnation-fence.ts). Volatile. */
+  readonly incarnationFence: IncarnationFence;
 }
 
 /**
@@ -333,7 +339,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, nextId: 0, incarnation,
-    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [],
+    lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [], incarnationFence: noIncarnationFence,
   };
 }
 

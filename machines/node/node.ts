@@ -20,6 +20,7 @@ import { moveMachineOf } from './node-machines.js';
 import { isAbandoning, isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import { withReceivedDataToken } from './received-data-token.js';
+import { fenceAllowsCancel, fenceConfirmed, firstIncarnationFence, isFencedOff, owesFences, receiveFence, settleOwedFences } from './incarnation-fence.js';
 import { remember, rememberedValue } from './remembered-origins.js';
 import type { WriteHolder } from './loss-watch.js';
 import { acknowledged, noLossWatch, unionOfHolders, withConnection, withoutConnection } from './loss-watch.js';
@@ -114,6 +115,11 @@ class NodeStep {
 
   handle(input: NodeInput): void {
     if (input.type !== 'node.start' && !this.next.started) return;
+    this.#dispatch(input);
+    if (owesFences(this.next.incarnationFence)) settleOwedFences(this);
+  }
+
+  #dispatch(input: NodeInput): void {
     switch (input.type) {
       case 'node.start': return this.#start(input.durable);
       case 'client.request': return this.#acceptClientRequest(input.requestId, input.connectionId, input.operation);
@@ -172,6 +178,7 @@ class NodeStep {
     this.next.started = true;
     this.next.lossEpoch = durable.lossEpoch ?? 0;
     this.next.earlierRunsSynced = durable.earlierRunsSynced === true;
+    if (durable.earlierIncarnations === false) this.next.incarnationFence = firstIncarnationFence;
     startMembership(this, durable.membership);
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     this.next.routes = this.next.routes.withEntries(durable.routes.map(({ pageKey, route }) => [pageKeyText(pageKey), route]));
@@ -339,7 +346,7 @@ class NodeStep {
     if (this.next.read('volumes')[operation.pageKey.volume] && !this.#knowConnection(connectionId, operation.pageKey.volume)) {
       return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many client connections' });
     }
-    this.#acceptRequest(requestId, operation, replyTo, 0, `client:${requestId}`);
+    this.#acceptRequest(requestId, operation, replyTo, 0, `client:${requestId}`, null);
   }
 
   /** Starts tracking a connection on its first request (sampling the volume's loss count); false if too many are open. */
@@ -361,7 +368,7 @@ class NodeStep {
     }
   }
 
-  #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null): void {
+  #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null, senderIncarnation: number | null): void {
     const volume = this.next.read('volumes')[operation.pageKey.volume];
     // No closure for the refusals: one made per request costs more than it saves (tsx names every const function it creates).
     if (!volume) return this.#refuse(replyTo, operation, { status: 'error', errno: 22, reason: `unknown volume ${operation.pageKey.volume}` });
@@ -394,7 +401,7 @@ class NodeStep {
     }, routingLabels);
     const entry: RequestEntry = {
       id: entryId, snapshot, operation, replyTo, writeToken: operation.kind === 'write' ? writeToken : null,
-      readToken: operation.kind === 'read' ? this.#newId('read') : null, holders: [],
+      readToken: operation.kind === 'read' ? this.#newId('read') : null, holders: [], senderIncarnation,
     };
     this.next.requests.set(entryId, entry);
     this.#trace('requestRouting', entryId, 'request.received', 'received', snapshot.value);
@@ -460,14 +467,17 @@ class NodeStep {
         case 'request.forward':
           this.effects.push({
             type: 'peer.send', to: effect.to,
-            message: { type: 'request.forward', requestId: entryId, hopCount: effect.hopCount, retry: entry.snapshot.context.retries, operation: entry.operation, dataToken: entry.writeToken },
+            message: {
+              type: 'request.forward', requestId: entryId, hopCount: effect.hopCount, retry: entry.snapshot.context.retries, operation: entry.operation, dataToken: entry.writeToken,
+              senderIncarnation: this.next.incarnation,
+            },
           });
           break;
         case 'request.cancel':
           // A server that has left the group holds no valid copy (it drained, or was forgotten owning none), so the
           // try cannot run there; nobody would answer a cancel sent to it, and its client would wait for ever.
           if (!memberOf(this.next.membership, effect.to)) cancelledWithoutAsking = true;
-          else this.effects.push({ type: 'peer.send', to: effect.to, message: { type: 'request.cancel', requestId: entryId, retry: entry.snapshot.context.retries } });
+          else this.effects.push({ type: 'peer.send', to: effect.to, message: { type: 'request.cancel', requestId: entryId, retry: entry.snapshot.context.retries, hopCount: entry.snapshot.context.hopCount + 1 } });
           break;
         case 'request.reply': this.#finishRequest(entry, effect.outcome); break;
         case 'routing.learn': this.#learnRoute(effect.pageKey, { owner: effect.owner, epoch: effect.epoch }); break;
@@ -815,7 +825,7 @@ class NodeStep {
       assert(entry.writeToken, 'a write has a payload token');
       this.effects.push({
         type: 'peer.send', to: server,
-        message: { type: 'block.write', requestId: serve.id, pageKey: operation.pageKey, attempt, epoch, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, sequence: serve.sequence, fua: operation.fua, dataToken: entry.writeToken },
+        message: { type: 'block.write', requestId: serve.id, pageKey: operation.pageKey, attempt, epoch, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, sequence: serve.sequence, fua: operation.fua, dataToken: entry.writeToken, senderIncarnation: this.next.incarnation },
       });
     }
     this.effects.push({ type: 'timer.set', timerId: `serve|${serve.id}|${serve.retries}`, delayMs: this.next.config.peerRetryDelayMs });
@@ -1380,13 +1390,13 @@ class NodeStep {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
       if (message.fua) {
-        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1 }), pageKey });
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1, senderIncarnation: message.senderIncarnation }), pageKey });
       } else {
         this.#acknowledgeMoveData(pageKeyText(pageKey), from, { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch, pageKey });
       }
       return this.#releaseReceivedData(message.dataToken);
     }
-    const completionId = this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: runs.length });
+    const completionId = this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: runs.length, senderIncarnation: message.senderIncarnation });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
     }
@@ -1398,13 +1408,16 @@ class NodeStep {
    * and must learn whether it can still run (request-routing.machine.ts,
    * `cancelling`). A write run here is answered ok again, with its holders; a
    * try in hand answers when done; any other try is remembered as cancelled,
-   * so that it never runs, and answered so.
+   * so that it never runs, and answered so, once this incarnation's fence
+   * allows (an earlier incarnation may have passed it on: incarnation-fence.ts).
+   * Until then the cancel goes unanswered, and the forwarder asks again.
    */
-  #cancelForward(from: ServerId, requestId: string, retry: number): void {
+  #cancelForward(from: ServerId, requestId: string, retry: number, hopCount: number): void {
     const replyTo: ReplyTo = { kind: 'peer', server: from, requestId, retry };
     const holders = rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`);
     if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
     if (this.#forwardedRequestInHand(from, requestId)) return;
+    if (!fenceAllowsCancel(this, hopCount)) return;
     this.#rememberTryEnded(replyTo);
     this.#replyDirect(replyTo, cancelledTryOutcome);
   }
@@ -1435,6 +1448,20 @@ class NodeStep {
   /** Whether this server ran, or is running, `from`'s request `requestId` as a forwarded write (FIG. 7's at-most-once memory). */
   #ranAsForwarded(from: ServerId, requestId: string): boolean {
     return rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined || this.#forwardedRequestInHand(from, requestId);
+  }
+
+  /** For incarnation-fence.ts: the highest hop of `from`'s earlier incarnations' forwards in hand here (0: none), Infinity while such a part is written. */
+  heldWorkHopCountMax(from: ServerId, incarnation: number): number {
+    for (const continuation of this.next.read('continuations').values()) {
+      if (continuation.kind === 'peer.written' && continuation.from === from && continuation.senderIncarnation < incarnation) return Infinity;
+    }
+    let hopCountMax = 0;
+    for (const entry of this.next.read('requests').values()) {
+      if (entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.senderIncarnation !== null && entry.senderIncarnation < incarnation) {
+        hopCountMax = Math.max(hopCountMax, entry.snapshot.context.hopCount);
+      }
+    }
+    return hopCountMax;
   }
 
   /** Whether a try of `from`'s request `requestId` is in hand here. (A loop, not a spread into an array: this runs for every forwarded request and every part.) */
@@ -1573,11 +1600,16 @@ class NodeStep {
     endFlushExcuse(this.next, from);
     switch (message.type) {
       case 'request.forward':
-        this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken);
+        // Sent by an incarnation behind its sender's fence: dropped unanswered (that incarnation is gone).
+        if (!isFencedOff(this.next.incarnationFence, from, message.senderIncarnation)) {
+          this.#acceptRequest(message.requestId, message.operation, { kind: 'peer', server: from, requestId: message.requestId, retry: message.retry }, message.hopCount, message.dataToken, message.senderIncarnation);
+        }
         // Refused, answered as a duplicate, or left to another try in hand: then no request here holds the bytes.
         if (message.dataToken) this.#releaseReceivedData(message.dataToken);
         return;
-      case 'request.cancel': return this.#cancelForward(from, message.requestId, message.retry);
+      case 'request.cancel': return this.#cancelForward(from, message.requestId, message.retry, message.hopCount);
+      case 'fence.raise': return receiveFence(this, from, message.incarnation, message.hopCountMin);
+      case 'fence.confirmed': return fenceConfirmed(this, from, message.incarnation, message.hopCountMin);
       case 'request.answer': {
         const entry = this.next.read('requests').get(message.requestId);
         if (!entry) {
@@ -1614,7 +1646,9 @@ class NodeStep {
       }
       case 'piece.copy': return this.#receivePiece(from, message);
       case 'piece.stored': return this.#pieceStored(from, message);
-      case 'block.write': return this.#receiveBlockWrite(from, message);
+      case 'block.write':
+        if (isFencedOff(this.next.incarnationFence, from, message.senderIncarnation)) return this.#releaseReceivedData(message.dataToken);
+        return this.#receiveBlockWrite(from, message);
       case 'block.written':
         if (message.ok && message.pageKey !== undefined) this.#answerStaleMoveAck(from, message.pageKey, null);
         return this.#servePartDone(message.requestId, from, message.ok, null, message.lossEpoch, message.cancelled === true);

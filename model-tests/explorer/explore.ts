@@ -8,6 +8,7 @@ import type { FingerprintAudit } from '../world/fingerprint-audit.js';
 import { canonicalObjects } from '../world/canonical-objects.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, enabledActions, initialWorld } from '../world/world.js';
+import { assert } from '../../machines/identifiers.js';
 import type { WorldConfig } from '../world/world-config.js';
 
 /**
@@ -80,6 +81,13 @@ export interface ExploreOptions {
   readonly fingerprintAudit?: FingerprintAudit;
   /** Called once per distinct state as it is found (for tests that compare searches). */
   readonly onNewState?: (world: World) => void;
+  /**
+   * Search from this world (of `config`) instead of the initial one: every
+   * future of a given prefix, e.g. the steps that lead into a scenario a
+   * configuration small enough for CI cannot reach whole. A violation's
+   * trace then starts from it.
+   */
+  readonly start?: World;
 }
 
 export interface TraceStep {
@@ -128,7 +136,8 @@ export function explore(config: WorldConfig, options: ExploreOptions): ExploreRe
 
 function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
   const started = performance.now();
-  const initial = initialWorld(config);
+  const initial = options.start ?? initialWorld(config);
+  assert(initial.config === config, 'a search starts from a world of its configuration');
   // States by 96 bits of their fingerprint, each with the state and action it was first reached by (visited-set.ts).
   const visited = new VisitedSet();
   const symmetric = options.symmetry !== false;

@@ -135,7 +135,7 @@ describe('leaving the group safely', () => {
     expect(afterCopy.replicas.get('beta/0')).toBeUndefined();
     // The copy's bytes are let go unwritten.
     expect(copyEffects).toEqual([{ type: 'peer.send', to: 's1', message: { type: 'membership.update', membership: left } }, { type: 'token.release', token: 's1>t' }]);
-    const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't' } });
+    const [afterWrite, writeEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.write', requestId: 'w', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 2, fua: false, dataToken: 't', senderIncarnation: 0 } });
     expect(afterWrite.replicas.get('beta/0')).toBeUndefined();
     expect(messagesOf(writeEffects, 'block.written').map((sent) => sent.message)).toEqual([{ type: 'block.written', requestId: 'w', ok: false, lossEpoch: 0 }]);
     const [, readEffects] = run(s3, { type: 'peer.message', from: 's1', message: { type: 'block.read', requestId: 'r', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1 } });

@@ -30,8 +30,8 @@ function fromS2(state: NodeState, message: PeerMessage): [NodeState, NodeEffect[
 }
 
 const sentTo = (effects: readonly NodeEffect[], type: PeerMessage['type']) => effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.message] : []));
-const forward: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: write, dataToken: 'write-data' };
-const cancel: PeerMessage = { type: 'request.cancel', requestId: 'c:w1', retry: 0 };
+const forward: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: write, dataToken: 'write-data', senderIncarnation: 0 };
+const cancel: PeerMessage = { type: 'request.cancel', requestId: 'c:w1', retry: 0, hopCount: 1 };
 
 describe('cancelling a forwarded write that timed out', () => {
   it('the forwarding server asks its target to cancel, again at each time-out, and answers its client only with the answer', () => {
@@ -43,7 +43,7 @@ describe('cancelling a forwarded write that timed out', () => {
     const forwardTimer = timerOf('request|');
     expect(forwardTimer).toBeDefined();
     [state, effects] = nodeStep(state, { type: 'timer.fired', timerId: forwardTimer! }) as [NodeState, NodeEffect[]];
-    expect(sentTo(effects, 'request.cancel')).toEqual([{ type: 'request.cancel', requestId: 'c:w1', retry: 0 }]);
+    expect(sentTo(effects, 'request.cancel')).toEqual([{ type: 'request.cancel', requestId: 'c:w1', retry: 0, hopCount: 1 }]);
     expect(effects.some((effect) => effect.type === 'client.reply')).toBe(false);
     const cancelTimer = timerOf('request|');
     [state, effects] = nodeStep(state, { type: 'timer.fired', timerId: cancelTimer! }) as [NodeState, NodeEffect[]];
@@ -56,7 +56,14 @@ describe('cancelling a forwarded write that timed out', () => {
   it('the owner remembers a try cancelled before it arrived, answers it cancelled, and never runs it', () => {
     let state = started('s1');
     let effects: NodeEffect[];
+    // A try unknown here: an earlier incarnation may have passed it on, so the answer waits for s2 to confirm this
+    // incarnation's fence (incarnation-fence.ts), and s2 asks again at its next time-out.
     [state, effects] = fromS2(state, cancel);
+    expect(sentTo(effects, 'request.answer')).toEqual([]);
+    expect(sentTo(effects, 'fence.raise')).toEqual([{ type: 'fence.raise', incarnation: 1, hopCountMin: 2 }]);
+    [state] = fromS2(state, { type: 'fence.confirmed', incarnation: 1, hopCountMin: 2 });
+    [state, effects] = fromS2(state, cancel);
+    expect(sentTo(effects, 'fence.raise')).toEqual([]);
     expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ requestId: 'c:w1', retry: 0, outcome: { status: 'error', errno: 110, reason: 'forward timed out' } })]);
     [state, effects] = fromS2(state, forward);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);

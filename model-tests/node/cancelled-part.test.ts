@@ -33,7 +33,7 @@ describe('block.cancel at the destination', () => {
   it('a part whose disk write failed is answered cancelled, not written (its block versions were marked on receipt)', () => {
     let state = destination();
     let effects: NodeEffect[];
-    [state, effects] = fromS1(state, { type: 'block.write', requestId: 'c:w9', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'client:w9' });
+    [state, effects] = fromS1(state, { type: 'block.write', requestId: 'c:w9', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'client:w9', senderIncarnation: 0 });
     const write = effects.find((effect) => effect.type === 'data.write') as Extract<NodeEffect, { type: 'data.write' }>;
     expect(write).toBeDefined();
     [state, effects] = nodeStep(state, { type: 'io.done', completionId: write.completionId, ok: false }) as [NodeState, NodeEffect[]];
@@ -52,7 +52,7 @@ describe('block.cancel at the destination', () => {
     // The source's write of sequence 1 (newer than 0.5) to block 0: its part has not arrived; its cancel has.
     [state, effects] = fromS1(state, { type: 'block.cancel', requestId: 'c:w2', pageKey, sequence: 1 });
     expect(written(effects)).toEqual([expect.objectContaining({ ok: false, cancelled: true })]);
-    [, effects] = fromS1(state, { type: 'block.write', requestId: 'c:w2', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'client:w2' });
+    [, effects] = fromS1(state, { type: 'block.write', requestId: 'c:w2', pageKey, attempt: 1, epoch: 2, offsetBlocks: 0, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'client:w2', senderIncarnation: 0 });
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
     expect(written(effects)).toEqual([expect.objectContaining({ ok: false, cancelled: true })]);
   });
@@ -61,7 +61,7 @@ describe('block.cancel at the destination', () => {
 describe('a copy of a forwarded try in hand, with no room for more requests', () => {
   const alpha: VolumeDefinition = { name: 'alpha', pageCount: 1, pageSizeBlocks: 4, blockSizeBytes: 512, piecesPerPage: 1, servers: ['s1'] };
   const write: BlockOperation = { kind: 'write', pageKey: { volume: 'alpha', page: 0 }, offsetBlocks: 0, lengthBlocks: 1, fua: false };
-  const forward: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: write, dataToken: 'write-data' };
+  const forward: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: write, dataToken: 'write-data', senderIncarnation: 0 };
   it('is left to the try in hand, not answered EAGAIN (its sender would fail a write that then lands)', () => {
     let [state] = nodeStep(emptyNodeState(defaultNodeConfig('s1', ['s1', 's2']), 1), { type: 'node.start', durable: initialDurableRecords([alpha], 's1') });
     state = { ...state, config: { ...state.config, requestsInFlightMax: 1 } };

@@ -368,7 +368,7 @@ describe('a piecewise move committing', () => {
     const [state] = committing();
     const [afterPeer, peerEffects] = run(state, [{
       type: 'peer.message', from: 's2',
-      message: { type: 'request.forward', requestId: 'p', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null },
+      message: { type: 'request.forward', requestId: 'p', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null, senderIncarnation: 0 },
     }]);
     expect(sent(peerEffects, 'request.forward')).toEqual([]);
     expect(sent(peerEffects, 'request.answer')).toEqual([]);
@@ -393,7 +393,7 @@ describe('a piecewise move committing', () => {
     // ahead of this server's durable records, so no table may learn it (see the next test).
     const [, thirdParty] = run(flipping, [{
       type: 'peer.message', from: 's3',
-      message: { type: 'request.forward', requestId: 'q', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null },
+      message: { type: 'request.forward', requestId: 'q', hopCount: 1, retry: 0, operation: { kind: 'read', pageKey, offsetBlocks: 20, lengthBlocks: 1, fua: false }, dataToken: null, senderIncarnation: 0 },
     }]);
     expect(sent(thirdParty, 'request.answer').map((message) => [message.requestId, message.outcome, message.routeProvisional])).toEqual([['q', { status: 'stale', owner: 's2', epoch: 2 }, true]]);
     // The flip is durable: now the destination is told that it owns the page it forwarded here.

@@ -89,11 +89,11 @@ describe('a destination serves the pieces handed over to it', () => {
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
     expect(state.blockVersions['v/0']?.some((run) => run.startBlock <= 1 && run.endBlock > 1 && run.sequence === 2.5)).toBe(true);
     // A dual write of piece 0 the source numbered 1 (sent before the hand-over) arrives late: acknowledged, not applied.
-    [state, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'late', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'late' })]);
+    [state, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'late', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'late', senderIncarnation: 0 })]);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
     expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'late', ok: true, lossEpoch: 0, pageKey }]);
     // One the source numbered after this write was answered lands.
-    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'later', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'later' })]);
+    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'later', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'later', senderIncarnation: 0 })]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
   });
 
@@ -124,7 +124,7 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     let state = destinationWithPieceZeroMoved();
     let effects: NodeEffect[];
     // The source numbers write A 10 and sends its part for block 1 (piece 0, handed over) under attempt 1; it lands here.
-    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 10, fua: false, dataToken: 'a' });
+    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 10, fua: false, dataToken: 'a', senderIncarnation: 0 });
     [state, effects] = run(state, [fromSource(partOfA(1))]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
     // The source restarts the move (attempt 2: piece 1 again, labelled 8 as an older write of it is still on its way
@@ -145,7 +145,7 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     // answer is lost, the source restarts the move and sends A again under attempt 2.
     let state = destinationWithPieceZeroMoved();
     let effects: NodeEffect[];
-    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'a' });
+    const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 3, fua: false, dataToken: 'a', senderIncarnation: 0 });
     [state, effects] = run(state, [fromSource(partOfA(1))]);
     [state] = run(state, ioDone(effects));
     [state, effects] = run(state, [clientRequest('w', 'write', 1)]);
@@ -163,14 +163,14 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     // then served it as a part after the move was interrupted; run twice, it would take back this server's later write.
     let state = destinationWithPieceZeroMoved();
     let effects: NodeEffect[];
-    const forwarded: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: false }, dataToken: 'w1' };
+    const forwarded: PeerMessage = { type: 'request.forward', requestId: 'c:w1', hopCount: 1, retry: 0, operation: { kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: false }, dataToken: 'w1', senderIncarnation: 0 };
     [state, effects] = run(state, [fromSource(forwarded)]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
     [state, effects] = run(state, ioDone(effects));
     expect(sent(effects, 'request.answer')).toHaveLength(1);
     [state, effects] = run(state, [clientRequest('w2', 'write', 1)]);
     [state] = run(state, ioDone(effects));
-    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'c:w1', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 9, fua: false, dataToken: 'w1-part' })]);
+    [, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'c:w1', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 9, fua: false, dataToken: 'w1-part', senderIncarnation: 0 })]);
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
     expect(sent(effects, 'block.written')).toEqual([{ type: 'block.written', requestId: 'c:w1', ok: true, lossEpoch: 0, pageKey }]);
   });

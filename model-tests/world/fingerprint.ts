@@ -538,14 +538,14 @@ function projectNode(node: NodeState): unknown {
       // The operation (its page, offset, length, kind, FUA) decides which part of the page is read or written and by
       // whom during a move; the clients list holds it only while the client waits, and a forwarded read outlives its
       // client when the forwarder crashes (fingerprint-audit.ts found such merges: the answer carried another block).
-      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders];
+      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders, entry.senderIncarnation];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
     node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
     node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck, node.forgetCheck,
-    node.lossEpoch, node.lossWatches, node.departedLossEpochs, node.earlierRunsSynced, node.flushExcused, node.volumeReservations,
+    node.lossEpoch, node.lossWatches, node.departedLossEpochs, node.earlierRunsSynced, node.flushExcused, node.volumeReservations, node.incarnationFence,
   ];
 }
 

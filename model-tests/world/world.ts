@@ -38,6 +38,12 @@ import { releasedPagesOf } from '../../machines/node/released-pages.js';
  */
 export interface Envelope {
   readonly from: ServerId;
+  /**
+   * The sender's incarnation. Messages of one incarnation to one server keep their order on an ordered network (one
+   * TCP connection); a restarted sender's messages travel on a new connection, so those its earlier incarnation sent
+   * (`crashKeepsSent`) may still arrive after them.
+   */
+  readonly fromIncarnation: number;
   readonly to: ServerId;
   readonly message: PeerMessage;
   readonly data: readonly number[] | null;
@@ -253,9 +259,9 @@ function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1)
       delete data[pageKeyText(pageKey)];
       delete durableData[pageKeyText(pageKey)];
     }
-    return { server: { ...server, data, durableData }, input: { type: 'node.start', durable: { ...durable, lossEpoch } } };
+    return { server: { ...server, data, durableData }, input: { type: 'node.start', durable: { ...durable, lossEpoch, earlierIncarnations: incarnation > 0 } } };
   }
-  return { server, input: { type: 'node.start', durable: { ...durable, lossEpoch } } };
+  return { server, input: { type: 'node.start', durable: { ...durable, lossEpoch, earlierIncarnations: incarnation > 0 } } };
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
@@ -373,7 +379,7 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
   switch (effect.type) {
     case 'peer.send': {
       const data = messageDataToken(effect.message);
-      const envelope: Envelope = { from: server.id, to: effect.to, message: effect.message, data: data ? server.tokens[data] ?? null : null };
+      const envelope: Envelope = { from: server.id, fromIncarnation: server.incarnation, to: effect.to, message: effect.message, data: data ? server.tokens[data] ?? null : null };
       if (effect.message.type === 'request.forward' && effect.message.hopCount > server.node.config.hopCountMax) {
         return violation(`forwarding loop: request ${effect.message.requestId} took ${effect.message.hopCount} hops`);
       }
@@ -645,7 +651,7 @@ function timerAction(server: number, timerId: string): Action {
 function isOldestOnChannel(world: World, index: number): boolean {
   const envelope = world.network[index];
   assert(envelope, 'envelope exists');
-  return world.network.findIndex((other) => other.from === envelope.from && other.to === envelope.to) === index;
+  return world.network.findIndex((other) => other.from === envelope.from && other.fromIncarnation === envelope.fromIncarnation && other.to === envelope.to) === index;
 }
 
 export function applyAction(world: World, action: Action): World {
