@@ -27,7 +27,8 @@ export interface EffectParams {
   /** Send a request to another server; answered by `forward.replied`, `forward.stale` or a timer. */
   'request.forward': { requestId: string; pageKey: PageKey; to: ServerId; hopCount: number };
   /** Ask `to` to cancel the current try of a forwarded write that timed out; answered like the forward (request-routing.machine.ts). */
-  'request.cancel': { requestId: string; pageKey: PageKey; to: ServerId };
+  /** `hopCount`: the try's, as its forward carried it. */
+  'request.cancel': { requestId: string; pageKey: PageKey; to: ServerId; hopCount: number };
   /** Answer whoever sent the request: the NBD client, or the server that forwarded it. */
   'request.reply': { requestId: string; outcome: RequestOutcome };
   /** Make a replica record (valid, receiving, invalid + pointer) durable. */

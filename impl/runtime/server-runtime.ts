@@ -496,11 +496,13 @@ export class ServerRuntime {
           const { requestId } = effect.message;
           this.#options.peers.withdrawQueued?.((message) => message.type === 'block.cancel' && message.requestId === requestId);
         }
-        // A fence asked again (at every cancel it holds back: incarnation-fence.ts) replaces the one still queued for
-        // the same member's link while it is down: one queued fence per member, however long it stays down.
+        // A fence asked again (at every cancel it holds back: incarnation-fence.ts) replaces the one at the same or a
+        // higher hop still queued for the same member's link while it is down: at most one queued per hop asked (a
+        // fence at a lower hop is not covered by one at a higher).
         if (effect.message.type === 'fence.raise') {
           const { to } = effect;
-          this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to);
+          const { hopCountMin } = effect.message;
+          this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to && message.hopCountMin >= hopCountMin);
         }
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);

@@ -188,7 +188,7 @@ describe('forwards of a failed request', () => {
     }
   });
 
-  it('a restarted server\'s fence, asked again at every cancel it holds back, keeps one queued for a member that is down', () => {
+  it('a restarted server\'s fence, asked again at every cancel it holds back, keeps one queued per hop asked for a member that is down', () => {
     // s2 restarted (incarnation 2) and knows nothing of s1's try: every cancel of it waits for s1's and s3's
     // confirmation of s2's fence (machines/node/incarnation-fence.ts). s3's link is down, so everything to s3 queues.
     const queued: Array<{ to: string; message: PeerMessage }> = [];
@@ -211,6 +211,12 @@ describe('forwards of a failed request', () => {
       expect(queued).toEqual([{ to: 's3', message: { type: 'fence.raise', incarnation: 2, hopCountMin: 2 } }]);
       expect(toS1.filter((message) => message.type === 'fence.raise')).toHaveLength(5);
       expect(toS1.filter((message) => message.type === 'request.answer')).toEqual([]);
+      // A cancel of a try of hop 3 asks at hop 4: a fence at hop 2 still queued does not stand in for it (a lower hop
+      // covers a higher one, not the other way round), so both wait; asked at hop 2 again, one at 2 stands for both.
+      runtime.receive('s1', { ...cancel, requestId: 'c:s1.4-10', hopCount: 3 }, null);
+      expect(queued.map(({ message }) => message.type === 'fence.raise' && message.hopCountMin)).toEqual([2, 4]);
+      runtime.receive('s1', cancel, null);
+      expect(queued).toEqual([{ to: 's3', message: { type: 'fence.raise', incarnation: 2, hopCountMin: 2 } }]);
       // s1 confirms; s3 is still away, so the cancel still waits, and still one fence is queued for s3.
       runtime.receive('s1', { type: 'fence.confirmed', incarnation: 2, hopCountMin: 2 }, null);
       runtime.receive('s1', cancel, null);

@@ -24,16 +24,26 @@ import type { NodeEffect } from './node-io.js';
  * landing after its client was told it failed: a forwarding pointer's server
  * crashed with the forward on its way to the owner, 24 steps.)
  *
+ * Members that restarted too. A member that held the earlier incarnation's
+ * try may itself have passed it on and then restarted: it holds nothing, but
+ * its own earlier incarnation's forward or part can still land. So a member
+ * that has earlier incarnations of its own confirms a fence at hop `k` only
+ * once its own fence is confirmed at hop `k + 1` (a review found a write
+ * landing through such a middle server); past `hopCountMax` no forward
+ * exists, so from there on it confirms on what it holds alone.
+ *
  * Cycles. A member's work in hand from the earlier incarnation may itself
  * wait for a restarted server's answer to a cancel (its onward forward timed
  * out), and that server's answer for its own fence. Hop counts break every
  * such cycle: a try that reached the restarted server at hop `h` was passed
  * on at hop `h + 1`, so the fence asks only about work of hop `h + 1` and
- * more (`hopCountMin`), parts included, and that work's own cancels ask
- * about hop `h + 2` and more; hops are bounded (`hopCountMax`), so the chain
- * of waits ends. A member confirms a fence at the hop asked and keeps it for
- * every higher one: past its floor, no work of the earlier incarnation can
- * come in.
+ * more (`hopCountMin`), parts included; that work's own cancels are of hop
+ * `h + 2` and their fences ask about hop `h + 3` and more, and a restarted
+ * member's own fence asks one hop higher than the fence it confirms. Hops are
+ * bounded (`hopCountMax`), so every chain of waits ends. Each hop asked is
+ * confirmed on its own, and a confirmation holds for every higher hop: past
+ * its floor, no work of the earlier incarnation can come in. Reads in hand
+ * are not waited for: they write nothing.
  *
  * Asking is lazy: a fence is sent (again) to the members not yet confirmed
  * whenever a cancel of an unknown try must wait for it, and the forwarder
@@ -70,7 +80,7 @@ export interface FenceWork {
   readonly next: NodeDraft;
   readonly effects: NodeEffect[];
   /**
-   * The highest hop count of the forwarded requests in hand here that an incarnation of `from` below `incarnation`
+   * The highest hop count of the forwarded writes in hand here that an incarnation of `from` below `incarnation`
    * sent (0 if none), or Infinity while such a part is being written (a part concerns a try of any hop).
    */
   heldWorkHopCountMax(from: ServerId, incarnation: number): number;
@@ -84,24 +94,37 @@ export function isFencedOff(fence: IncarnationFence, from: ServerId, senderIncar
 
 /**
  * Whether this server may answer "cancelled" for a try unknown to it that
- * reached it at hop `hopCount`: it is its first incarnation, or every other
- * member has confirmed the fence at hop `hopCount + 1` or lower. If not, the
- * fence is asked of those that have not.
+ * reached it at hop `hopCount`: its fence stands at hop `hopCount + 1`. If
+ * not, the fence is asked of the members that have not confirmed it.
  */
 export function fenceAllowsCancel(work: FenceWork, hopCount: number): boolean {
+  return ownFenceStands(work, hopCount + 1, true);
+}
+
+/**
+ * Whether this incarnation's fence stands at hop `hopCountMin`: it is the
+ * first incarnation, or every other member has confirmed it at that hop or
+ * lower. `ask`: send the fence to those that have not.
+ */
+function ownFenceStands(work: FenceWork, hopCountMin: number, ask: boolean): boolean {
   const fence = work.next.incarnationFence;
   if (!fence.needed) return true;
   const self = work.next.config.self;
-  const hopCountMin = hopCount + 1;
-  let allowed = true;
+  let stands = true;
   for (const member of memberIds(work.next.membership)) {
     if (member === self) continue;
     const confirmed = fence.confirmedFrom[member];
     if (confirmed !== undefined && confirmed <= hopCountMin) continue;
-    allowed = false;
+    stands = false;
+    if (!ask) return false;
     work.effects.push({ type: 'peer.send', to: member, message: { type: 'fence.raise', incarnation: work.next.incarnation, hopCountMin } });
   }
-  return allowed;
+  return stands;
+}
+
+/** Whether this server's own earlier incarnations are fenced off enough to confirm another's fence at `hopCountMin` (see "Members that restarted too"). */
+function mayConfirmAt(work: FenceWork, hopCountMin: number, ask: boolean): boolean {
+  return hopCountMin > work.next.config.hopCountMax || ownFenceStands(work, hopCountMin + 1, ask);
 }
 
 /** `from` restarted as `incarnation` and asks this server to drop its earlier incarnations' work from hop `hopCountMin` on. */
@@ -116,29 +139,33 @@ export function receiveFence(work: FenceWork, from: ServerId, incarnation: numbe
   const hopCountsAsked = asked.includes(hopCountMin) ? asked : [...asked, hopCountMin].sort((a, b) => a - b);
   assert(hopCountsAsked.length <= work.next.config.hopCountMax + 1, 'a fence is asked at no more hop counts than a request can take');
   work.next.incarnationFence = { ...fence, floors: { ...fence.floors, [from]: incarnation }, owed: { ...fence.owed, [from]: { incarnation, hopCountsAsked } } };
+  // Asked (again: the restarted server asks at every time-out of the cancel it holds back) before this server's own
+  // fence stands where it must: ask for that too. Settling below looks again without asking.
+  mayConfirmAt(work, hopCountMin, true);
   settleOwedFences(work);
 }
 
 /**
- * Confirms what it can of every fence owed: at the lowest hop above all the
- * earlier incarnation's work in hand, each hop asked at or above it (run
- * after every step while one is owed).
+ * Confirms what it can of every fence owed: at the lowest hop asked that is
+ * above all the earlier incarnation's work in hand and at which this server's
+ * own fence allows, covering each hop asked above it (run after every step
+ * while one is owed).
  */
 export function settleOwedFences(work: FenceWork): void {
-  const fence = work.next.incarnationFence;
   let owed: Record<ServerId, OwedFence> | null = null;
-  for (const [peer, { incarnation, hopCountsAsked }] of Object.entries(fence.owed)) {
+  for (const [peer, { incarnation, hopCountsAsked }] of Object.entries(work.next.incarnationFence.owed)) {
     const clearFrom = work.heldWorkHopCountMax(peer, incarnation) + 1;
-    const stillOwed = hopCountsAsked.filter((hopCount) => hopCount < clearFrom);
-    if (stillOwed.length === hopCountsAsked.length) continue;
-    // Confirmed at the lowest hop asked that is clear: it covers every higher one asked.
-    const confirmedAt = hopCountsAsked[stillOwed.length] as number;
-    owed ??= { ...fence.owed };
+    // The hops asked ascending: the first that is clear and allowed is confirmed; those below it stay owed.
+    const confirmedIndex = hopCountsAsked.findIndex((hopCount) => hopCount >= clearFrom && mayConfirmAt(work, hopCount, false));
+    if (confirmedIndex < 0) continue;
+    const stillOwed = hopCountsAsked.slice(0, confirmedIndex);
+    const confirmedAt = hopCountsAsked[confirmedIndex] as number;
+    owed ??= { ...work.next.incarnationFence.owed };
     if (stillOwed.length === 0) delete owed[peer];
     else owed[peer] = { incarnation, hopCountsAsked: stillOwed };
     work.effects.push({ type: 'peer.send', to: peer, message: { type: 'fence.confirmed', incarnation, hopCountMin: confirmedAt } });
   }
-  if (owed !== null) work.next.incarnationFence = { ...fence, owed };
+  if (owed !== null) work.next.incarnationFence = { ...work.next.incarnationFence, owed };
 }
 
 /** `from` confirmed this server's fence at hop `hopCountMin` (a confirmation of an earlier incarnation's fence is ignored). */

@@ -28,6 +28,8 @@ export interface NodeConfig {
   readonly copyChunkBytesMax: number;
   /** How many executed forwarded writes a server remembers to refuse their duplicates (at-most-once). */
   readonly forwardedWritesRememberedMax: number;
+  /** How many tries of forwarded writes and parts that ended without running a server remembers, to refuse them if they come late. */
+  readonly forwardedTriesEndedRememberedMax: number;
   /** Client connections a server tracks for FLUSH's loss reports; a request on a connection beyond them is refused (EAGAIN). */
   readonly clientConnectionsMax: number;
   /** Departed servers whose loss epochs a server remembers; a FLUSH covering writes one held that is forgotten fails (see loss-watch.ts). */
@@ -53,6 +55,7 @@ export function defaultNodeConfig(self: ServerId, group: readonly ServerId[]): N
     movesInFlightMax: 4,
     copyChunkBytesMax: 1024 * 1024,
     forwardedWritesRememberedMax: 4096,
+    forwardedTriesEndedRememberedMax: 4096,
     clientConnectionsMax: 4096,
     departedServersRememberedMax: 64,
     traceTransitions: false,

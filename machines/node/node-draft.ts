@@ -34,6 +34,7 @@ export class NodeDraft {
   routes: NodeState['routes'];
   replicas: NodeState['replicas'];
   forwardedWritesDone: NodeState['forwardedWritesDone'];
+  forwardedTriesEnded: NodeState['forwardedTriesEnded'];
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   forgetCheck: NodeState['forgetCheck'];
@@ -52,6 +53,7 @@ export class NodeDraft {
     this.routes = base.routes;
     this.replicas = base.replicas;
     this.forwardedWritesDone = base.forwardedWritesDone;
+    this.forwardedTriesEnded = base.forwardedTriesEnded;
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.forgetCheck = base.forgetCheck;
@@ -101,7 +103,7 @@ export class NodeDraft {
       config: this.config, started: this.started, volumes: this.read('volumes'), volumeReservations: this.read('volumeReservations'), routes: this.routes, replicas: this.replicas, moves: this.read('moves'),
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
-      forwardedWritesDone: this.forwardedWritesDone, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
+      forwardedWritesDone: this.forwardedWritesDone, forwardedTriesEnded: this.forwardedTriesEnded, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
       membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
       flushExcused: this.flushExcused, incarnationFence: this.incarnationFence,

@@ -64,12 +64,12 @@ export function peerEntryId(from: ServerId, requestId: string, retry: number): s
   return `p:${from}:${requestId}:${retry}`;
 }
 
-/** The key under which `forwardedWritesDone` remembers that `from` cancelled its part `requestId` of write sequence `sequence`. */
+/** The key under which `forwardedTriesEnded` remembers that `from` cancelled its part `requestId` of write sequence `sequence`. */
 export function cancelledPartKey(from: ServerId, requestId: string, sequence: number): string {
   return `cancel-part|${from}|${requestId}|${sequence}`;
 }
 
-/** The key under which `forwardedWritesDone` remembers that `from` cancelled try `retry` of its request `requestId`. */
+/** The key under which `forwardedTriesEnded` remembers that `from` cancelled try `retry` of its request `requestId`. */
 export function cancelledTryKey(from: ServerId, requestId: string, retry: number): string {
   return `cancel|${from}|${requestId}|${retry}`;
 }
@@ -263,11 +263,17 @@ export interface NodeState {
   readonly blockVersions: Readonly<Record<string, BlockVersions>>;
   /**
    * Forwarded writes this server executed and answered (`sender|requestId`), each with the holders its answer named (a
-   * duplicate is answered with them again), and tries of forwarded writes their sender cancelled before they ran here
-   * (`cancelledTryKey`, valued `'cancelled'`: such a try that arrives late is refused); newest last, at most
-   * `forwardedWritesRememberedMax` in all.
+   * duplicate is answered with them again); newest last, at most `forwardedWritesRememberedMax`.
    */
-  readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[] | 'cancelled'>;
+  readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[]>;
+  /**
+   * Tries of forwarded writes and parts that ended here without running: cancelled by their sender, or answered with
+   * an error or stale (`cancelledTryKey`, `cancelledPartKey`); such a try that arrives late is refused. Newest last,
+   * at most `forwardedTriesEndedRememberedMax`. Kept apart from the writes done, which come some thousands a second
+   * under load and would push out an ended try within a fraction of a second, while tries end only at a time-out or
+   * a stale route.
+   */
+  readonly forwardedTriesEnded: RememberedOrigins<'ended'>;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /**
@@ -337,7 +343,7 @@ export const incarnationsMax = 2 ** 16;
 export function emptyNodeState(config: NodeConfig, incarnation: number): NodeState {
   return {
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
-    flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
+    flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), forwardedTriesEnded: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [], incarnationFence: noIncarnationFence,
   };

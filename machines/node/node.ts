@@ -378,9 +378,9 @@ class NodeStep {
       // At most once: a forwarded write is executed once, whatever the network duplicates or a sender's retry repeats.
       if (operation.kind === 'write') {
         const holders = rememberedValue(this.next.forwardedWritesDone, `${replyTo.server}|${requestId}`);
-        if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
+        if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
         // A try its sender cancelled, arriving late (it waited in a paused server's socket): it must never run.
-        if (rememberedValue(this.next.forwardedWritesDone, cancelledTryKey(replyTo.server, requestId, replyTo.retry)) !== undefined) return this.#replyDirect(replyTo, cancelledTryOutcome);
+        if (rememberedValue(this.next.forwardedTriesEnded, cancelledTryKey(replyTo.server, requestId, replyTo.retry)) !== undefined) return this.#replyDirect(replyTo, cancelledTryOutcome);
       }
       // Another try of a request already in hand: its answer (or the sender's next retry) settles it.
       if (this.#forwardedRequestInHand(replyTo.server, requestId)) return;
@@ -477,7 +477,7 @@ class NodeStep {
           // A server that has left the group holds no valid copy (it drained, or was forgotten owning none), so the
           // try cannot run there; nobody would answer a cancel sent to it, and its client would wait for ever.
           if (!memberOf(this.next.membership, effect.to)) cancelledWithoutAsking = true;
-          else this.effects.push({ type: 'peer.send', to: effect.to, message: { type: 'request.cancel', requestId: entryId, retry: entry.snapshot.context.retries, hopCount: entry.snapshot.context.hopCount + 1 } });
+          else this.effects.push({ type: 'peer.send', to: effect.to, message: { type: 'request.cancel', requestId: entryId, retry: entry.snapshot.context.retries, hopCount: effect.hopCount } });
           break;
         case 'request.reply': this.#finishRequest(entry, effect.outcome); break;
         case 'routing.learn': this.#learnRoute(effect.pageKey, { owner: effect.owner, epoch: effect.epoch }); break;
@@ -525,7 +525,7 @@ class NodeStep {
    * since).
    */
   #rememberTryEnded(replyTo: Extract<ReplyTo, { kind: 'peer' }>): void {
-    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledTryKey(replyTo.server, replyTo.requestId, replyTo.retry), 'cancelled', this.next.config.forwardedWritesRememberedMax);
+    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledTryKey(replyTo.server, replyTo.requestId, replyTo.retry), 'ended', this.next.config.forwardedTriesEndedRememberedMax);
   }
 
   /** `holders`: for a peer, the servers that applied a write acknowledged `ok` without making it durable (see loss-watch.ts). */
@@ -1376,7 +1376,7 @@ class NodeStep {
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
-    if (rememberedValue(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence)) !== undefined) {
+    if (rememberedValue(this.next.forwardedTriesEnded, cancelledPartKey(from, message.requestId, message.sequence)) !== undefined) {
       // A part its source cancelled, arriving late (it waited in this server's socket): it must never land.
       this.#answerPartCancelled(from, message.requestId);
       return this.#releaseReceivedData(message.dataToken);
@@ -1415,7 +1415,7 @@ class NodeStep {
   #cancelForward(from: ServerId, requestId: string, retry: number, hopCount: number): void {
     const replyTo: ReplyTo = { kind: 'peer', server: from, requestId, retry };
     const holders = rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`);
-    if (holders !== undefined && holders !== 'cancelled') return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
+    if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
     if (this.#forwardedRequestInHand(from, requestId)) return;
     if (!fenceAllowsCancel(this, hopCount)) return;
     this.#rememberTryEnded(replyTo);
@@ -1437,7 +1437,7 @@ class NodeStep {
     for (const continuation of this.next.read('continuations').values()) {
       if (continuation.kind === 'peer.written' && continuation.from === from && continuation.requestId === message.requestId) return;
     }
-    this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, cancelledPartKey(from, message.requestId, message.sequence), 'cancelled', this.next.config.forwardedWritesRememberedMax);
+    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledPartKey(from, message.requestId, message.sequence), 'ended', this.next.config.forwardedTriesEndedRememberedMax);
     this.#answerPartCancelled(from, message.requestId);
   }
 
@@ -1450,14 +1450,14 @@ class NodeStep {
     return rememberedValue(this.next.forwardedWritesDone, `${from}|${requestId}`) !== undefined || this.#forwardedRequestInHand(from, requestId);
   }
 
-  /** For incarnation-fence.ts: the highest hop of `from`'s earlier incarnations' forwards in hand here (0: none), Infinity while such a part is written. */
+  /** For incarnation-fence.ts: the highest hop of `from`'s earlier incarnations' forwarded writes in hand here (0: none), Infinity while such a part is written. */
   heldWorkHopCountMax(from: ServerId, incarnation: number): number {
     for (const continuation of this.next.read('continuations').values()) {
       if (continuation.kind === 'peer.written' && continuation.from === from && continuation.senderIncarnation < incarnation) return Infinity;
     }
     let hopCountMax = 0;
     for (const entry of this.next.read('requests').values()) {
-      if (entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.senderIncarnation !== null && entry.senderIncarnation < incarnation) {
+      if (entry.operation.kind === 'write' && entry.replyTo.kind === 'peer' && entry.replyTo.server === from && entry.senderIncarnation !== null && entry.senderIncarnation < incarnation) {
         hopCountMax = Math.max(hopCountMax, entry.snapshot.context.hopCount);
       }
     }

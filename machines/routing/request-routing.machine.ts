@@ -41,8 +41,10 @@ import { assert } from '../identifiers.js';
  * own outcome if it ran it (the client then hears ok after all), answers when
  * done if it has it in hand, and otherwise remembers the try as cancelled,
  * so that it never runs, and answers that (the client hears ETIMEDOUT). A
- * target that restarted has lost what was sent to its last run (though not
- * what that run passed on: README, "Limits"). The client
+ * target that restarted has lost what was sent to its last run, but not what
+ * that run passed on, so it answers "cancelled" for a try it knows nothing of
+ * only behind its incarnation fence (machines/node/incarnation-fence.ts),
+ * which needs the try's hop count: the cancel carries the forward's. The client
  * of a target that stays unreachable waits, as it would for a local disk that
  * hangs; the TCP runtime answers at once a forward it never sent (still
  * queued for a link that is down).
@@ -213,7 +215,7 @@ export const requestRoutingMachine = setup({
     // A write's forward timed out: its outcome is settled only by the target (see the theory of operation).
     cancelling: {
       entry: [
-        { type: 'request.cancel', params: ({ context }) => ({ requestId: context.requestId, pageKey: context.pageKey, to: context.target ?? context.route.owner }) },
+        { type: 'request.cancel', params: ({ context }) => ({ requestId: context.requestId, pageKey: context.pageKey, to: context.target ?? context.route.owner, hopCount: context.hopCount + 1 }) },
         { type: 'timer.set', params: ({ context }) => ({ timerId: cancelTimerId(context), delayMs: context.forwardTimeoutMs }) },
       ],
       on: {

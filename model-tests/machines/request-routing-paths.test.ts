@@ -92,10 +92,10 @@ describe('request routing machine (FIG. 7)', () => {
     expect(effects.filter((effect) => effect.type === 'request.forward')).toHaveLength(1);
     [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) }) as [RoutingSnapshot, Effect[]];
     expect(effects.some((effect) => effect.type === 'request.forward' || effect.type === 'request.reply')).toBe(false);
-    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A' });
+    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A', hopCount: 1 });
     // Unanswered, the cancel is asked again at each time-out, and the client still waits.
     [snapshot, effects] = step(requestRoutingMachine, snapshot as never, { type: 'timer.fired', timerId: cancelTimerId(snapshot.context) }) as [RoutingSnapshot, Effect[]];
-    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A' });
+    expect(effects).toContainEqual({ type: 'request.cancel', requestId: 'r1', pageKey: base.pageKey, to: 'A', hopCount: 1 });
     expect(effects.some((effect) => effect.type === 'request.reply')).toBe(false);
     // The owner's answer to the cancel settles it: ok if the write ran after all, ETIMEDOUT if it never will.
     const [ranSnapshot, ranEffects] = step(requestRoutingMachine, snapshot as never, { type: 'forward.replied', retry: 0 }) as [RoutingSnapshot, Effect[]];

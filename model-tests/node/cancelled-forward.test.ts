@@ -116,4 +116,25 @@ describe('cancelling a forwarded write that timed out', () => {
     expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
     expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ outcome: expect.objectContaining({ status: 'error' }) })]);
   });
+
+  it('the owner still refuses a cancelled try that comes late after more forwarded writes ran than it remembers', () => {
+    // The writes done and the tries ended were one memory of 4,096: at some thousands of forwarded writes a second, a
+    // cancelled try was pushed out within a fraction of a second, and a late copy of it would then have run.
+    let state = started('s1');
+    state = { ...state, config: { ...state.config, forwardedWritesRememberedMax: 4, forwardedTriesEndedRememberedMax: 4 } };
+    let effects: NodeEffect[];
+    [state] = fromS2(state, { type: 'fence.confirmed', incarnation: 1, hopCountMin: 2 });
+    [state, effects] = fromS2(state, cancel);
+    expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ requestId: 'c:w1', outcome: expect.objectContaining({ status: 'error' }) })]);
+    for (let index = 0; index < 10; index += 1) {
+      const other: PeerMessage = { ...forward, requestId: `c:other${index}`, dataToken: `other-data${index}` } as PeerMessage;
+      [state, effects] = fromS2(state, other);
+      const written = effects.find((effect) => effect.type === 'data.write') as { completionId: string } | undefined;
+      expect(written, `forwarded write ${index} runs`).toBeDefined();
+      [state] = nodeStep(state, { type: 'io.done', completionId: written!.completionId, ok: true }) as [NodeState, NodeEffect[]];
+    }
+    [, effects] = fromS2(state, forward);
+    expect(effects.some((effect) => effect.type === 'data.write')).toBe(false);
+    expect(sentTo(effects, 'request.answer')).toEqual([expect.objectContaining({ outcome: expect.objectContaining({ status: 'error', errno: 110 }) })]);
+  });
 });

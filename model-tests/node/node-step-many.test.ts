@@ -32,7 +32,7 @@ function text(value: unknown): string {
     if (key === 'machines') return undefined;
     if (item instanceof Map) return { map: [...item] };
     if (item instanceof Set) return { set: [...item] };
-    if (key === 'forwardedWritesDone') return rememberedEntries(item as RememberedOrigins<unknown>);
+    if (key === 'forwardedWritesDone' || key === 'forwardedTriesEnded') return rememberedEntries(item as RememberedOrigins<unknown>);
     return item;
   });
 }

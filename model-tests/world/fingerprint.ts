@@ -434,7 +434,7 @@ function serverSignature(server: SimServer, piece: Piece): string {
     piece.signature = [
       server.up ? 1 : 0, node.incarnation, JSON.stringify(server.data), copies.join(','), durable.join(','), moves.join(','), Object.keys(server.meta.moves).length,
       node.requests.size, node.serves.size, node.continuations.size, Object.keys(server.tokens).length,
-      server.timers.length, server.pendingMeta.length, rememberedList(node.forwardedWritesDone).length,
+      server.timers.length, server.pendingMeta.length, rememberedList(node.forwardedWritesDone).length, rememberedList(node.forwardedTriesEnded).length,
     ].join('|');
   }
   return piece.signature;
@@ -541,7 +541,7 @@ function projectNode(node: NodeState): unknown {
       return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders, entry.senderIncarnation];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
-    node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone),
+    node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone), rememberedEntries(node.forwardedTriesEnded),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
     node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck, node.forgetCheck,
