@@ -503,7 +503,9 @@ export class ServerRuntime {
           const { to } = effect;
           const { hopCountMin } = effect.message;
           this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to && message.hopCountMin >= hopCountMin);
+          this.#options.log(`incarnation fence: a cancel waits for ${to} to confirm it drops this server's earlier runs' writes (from hop ${hopCountMin})`);
         }
+        if (effect.message.type === 'fence.confirmed') this.#options.log(`incarnation fence: confirmed to ${effect.to} (its run ${effect.message.incarnation}, from hop ${effect.message.hopCountMin})`);
         if ('requestId' in effect.message) {
           this.requestLatencies.sent(effect.message.requestId, effect.message.type);
           this.peerRoundTrips.sent(effect.to, effect.message, performance.now());

@@ -14,7 +14,7 @@ import { earlierForwardInFlight, fenceScenarioConfig as config, fenceScenarioWor
  * crashed with the forward still on its way; s2's time-out asked the
  * restarted s1 to cancel the try, s1 answered "cancelled", s2 failed the
  * write, a read through s3 returned the old value, and then the forward
- * landed. With the fence that configuration is exhausted at 5.7 million
+ * landed. With the fence that configuration is exhausted at 4.9 million
  * states without a violation: too many for CI. The search here starts after
  * the first 17 steps of that trace (incarnation-fence-scenario.ts: the move
  * done, the forward sent, s1 crashed and restarted, s2's cancel on its way), allows one more early
