@@ -496,13 +496,13 @@ export class ServerRuntime {
           const { requestId } = effect.message;
           this.#options.peers.withdrawQueued?.((message) => message.type === 'block.cancel' && message.requestId === requestId);
         }
-        // A fence asked again (at every cancel it holds back: incarnation-fence.ts) replaces the one at the same or a
-        // higher hop still queued for the same member's link while it is down: at most one queued per hop asked (a
-        // fence at a lower hop is not covered by one at a higher).
+        // A fence asked again (at every cancel it holds back: incarnation-fence.ts) replaces the one at the same hop
+        // still queued for the same member's link while it is down: at most one queued per hop asked, as the member
+        // confirms each hop on its own (a lower one may wait for work that only a higher one's confirmation frees).
         if (effect.message.type === 'fence.raise') {
           const { to } = effect;
           const { hopCountMin } = effect.message;
-          this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to && message.hopCountMin >= hopCountMin);
+          this.#options.peers.withdrawQueued?.((message, queuedTo) => message.type === 'fence.raise' && queuedTo === to && message.hopCountMin === hopCountMin);
           this.#options.log(`incarnation fence: a cancel waits for ${to} to confirm it drops this server's earlier runs' writes (from hop ${hopCountMin})`);
         }
         if (effect.message.type === 'fence.confirmed') this.#options.log(`incarnation fence: confirmed to ${effect.to} (its run ${effect.message.incarnation}, from hop ${effect.message.hopCountMin})`);

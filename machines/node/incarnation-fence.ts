@@ -154,6 +154,9 @@ export function receiveFence(work: FenceWork, from: ServerId, incarnation: numbe
 export function settleOwedFences(work: FenceWork): void {
   let owed: Record<ServerId, OwedFence> | null = null;
   for (const [peer, { incarnation, hopCountsAsked }] of Object.entries(work.next.incarnationFence.owed)) {
+    // Nothing can be confirmed while this server's own fence does not allow even the highest hop asked (allowing a hop
+    // allows every higher one): then the scan of the work in hand, run after every step, is skipped.
+    if (!mayConfirmAt(work, hopCountsAsked[hopCountsAsked.length - 1] as number, false)) continue;
     const clearFrom = work.heldWorkHopCountMax(peer, incarnation) + 1;
     // The hops asked ascending: the first that is clear and allowed is confirmed; those below it stay owed.
     const confirmedIndex = hopCountsAsked.findIndex((hopCount) => hopCount >= clearFrom && mayConfirmAt(work, hopCount, false));

@@ -267,8 +267,9 @@ export interface NodeState {
    */
   readonly forwardedWritesDone: RememberedOrigins<readonly WriteHolder[]>;
   /**
-   * Tries of forwarded writes and parts that ended here without running: cancelled by their sender, or answered with
-   * an error or stale (`cancelledTryKey`, `cancelledPartKey`); such a try that arrives late is refused. Newest last,
+   * Tries of forwarded writes and parts that ended here without being run by this server since: cancelled by their
+   * sender, refused, or answered with an error or stale (`cancelledTryKey`, `cancelledPartKey`; an error answer may
+   * follow a write that took effect in part, which is allowed); such a try that arrives late is refused. Newest last,
    * at most `forwardedTriesEndedRememberedMax`. Kept apart from the writes done, which come some thousands a second
    * under load and would push out an ended try within a fraction of a second, while tries end only at a time-out or
    * a stale route.

@@ -1,3 +1,4 @@
+import { isFencedOff } from '../../machines/node/incarnation-fence.js';
 import type { Action, World } from '../world/world.js';
 import { applyAction, describeAction, serverName } from '../world/world.js';
 import type { WorldConfig } from '../world/world-config.js';
@@ -36,9 +37,12 @@ export function sequenceDiagram(config: WorldConfig, initial: World, actions: re
         // drops it behind the fence that sender has since raised (machines/node/incarnation-fence.ts).
         const senderNow = world.servers.find((server) => server.id === envelope.from);
         const earlier = senderNow !== undefined && envelope.fromIncarnation < senderNow.incarnation ? ` (sent by run ${envelope.fromIncarnation} of ${envelope.from})` : '';
-        lines.push(`  ${envelope.from}-${action.type === 'drop' ? 'x' : '>>'}${envelope.to}: ${sanitize(envelope.message.type)}${earlier}`);
+        const how = action.type === 'duplicate' ? ' (duplicated)' : '';
+        lines.push(`  ${envelope.from}-${action.type === 'drop' ? 'x' : '>>'}${envelope.to}: ${sanitize(envelope.message.type)}${earlier}${how}`);
+        const { message } = envelope;
         const receiver = world.servers.find((server) => server.id === envelope.to);
-        if (action.type === 'deliver' && earlier !== '' && receiver !== undefined && envelope.fromIncarnation < (receiver.node.incarnationFence.floors[envelope.from] ?? 0)) {
+        if (action.type !== 'drop' && receiver !== undefined && (message.type === 'request.forward' || message.type === 'block.write')
+          && isFencedOff(receiver.node.incarnationFence, envelope.from, message.senderIncarnation)) {
           lines.push(`  Note over ${envelope.to}: dropped: behind ${envelope.from}'s fence`);
         }
         break;
@@ -68,6 +72,8 @@ function answeredClients(before: World, after: World): string[] {
   if (after.clients === before.clients) return [];
   const answeredBefore = new Set(before.clients.filter((client) => client.status !== 'pending').map((client) => client.id));
   return after.clients.filter((client) => client.status !== 'pending' && !answeredBefore.has(client.id)).map((client) => {
+    // `info`: its server crashed with it pending (outcome unknown); nobody answered it.
+    if (client.status === 'info') return `  Note over Client: ${client.id} outcome unknown (${client.server} crashed)`;
     const outcome = client.status === 'ok' ? (client.kind === 'read' ? `returned ${client.result}` : 'ok') : client.status;
     return `  ${client.server}-->>Client: ${client.id} ${outcome}`;
   });
