@@ -32,6 +32,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { decimalsFor } from './figure-decimals.js';
 
 interface Options {
   readonly ref: string;
@@ -157,6 +158,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const a = { name: `${options.ref} (${commit.slice(0, 7)})`, directory: worktree, figures: [] as number[] };
     const b = { name: 'this tree', directory: top, figures: [] as number[] };
     console.log(`bench:ab: a warm-up run of each side, then ${options.pairs} pairs in ABBA order, of: ${options.command.join(' ')}`);
+    // Set from the first figure: a ratio such as fwd/owner (0.5) needs more than the one decimal an IOPS or MB/s figure
+    // does (a run printed every ratio as 0.5 or 0.6 and the difference as +0.0 ± 0.0).
+    let decimals: number | undefined;
     for (let pair = -1; pair < options.pairs; pair += 1) {
       const order = pair % 2 === 0 || pair < 0 ? [a, b] : [b, a];
       for (const side of order) {
@@ -166,17 +170,18 @@ async function main(argv: readonly string[]): Promise<number> {
           return 1;
         }
         if (pair >= 0) side.figures.push(figure);
-        console.log(`${pair < 0 ? 'warm-up' : `pair ${pair + 1}`}  ${side.name.padEnd(22)} ${figure.toFixed(1)}`);
+        decimals ??= decimalsFor(figure);
+        console.log(`${pair < 0 ? 'warm-up' : `pair ${pair + 1}`}  ${side.name.padEnd(22)} ${figure.toFixed(decimals)}`);
       }
     }
     for (const side of [a, b]) {
       const { mean, standardError } = summary(side.figures);
-      console.log(`${side.name.padEnd(22)} mean ${mean.toFixed(1)} ± ${standardError.toFixed(1)} (standard error over ${side.figures.length} runs)`);
+      console.log(`${side.name.padEnd(22)} mean ${mean.toFixed(decimals)} ± ${standardError.toFixed(decimals)} (standard error over ${side.figures.length} runs)`);
     }
     const differences = a.figures.map((figure, index) => b.figures[index]! - figure);
     const difference = summary(differences);
     const base = summary(a.figures).mean;
-    console.log(`difference (this tree − ${options.ref}), paired: ${difference.mean >= 0 ? '+' : ''}${difference.mean.toFixed(1)} ± ${difference.standardError.toFixed(1)} (${((difference.mean / base) * 100).toFixed(1)}%)`);
+    console.log(`difference (this tree − ${options.ref}), paired: ${difference.mean >= 0 ? '+' : ''}${difference.mean.toFixed(decimals)} ± ${difference.standardError.toFixed(decimals)} (${((difference.mean / base) * 100).toFixed(1)}%)`);
     return 0;
   } finally {
     removeWorktree(top, worktree);
