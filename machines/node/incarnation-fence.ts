@@ -140,9 +140,8 @@ export function receiveFence(work: FenceWork, from: ServerId, incarnation: numbe
   assert(hopCountsAsked.length <= work.next.config.hopCountMax + 1, 'a fence is asked at no more hop counts than a request can take');
   work.next.incarnationFence = { ...fence, floors: { ...fence.floors, [from]: incarnation }, owed: { ...fence.owed, [from]: { incarnation, hopCountsAsked } } };
   // Asked (again: the restarted server asks at every time-out of the cancel it holds back) before this server's own
-  // fence stands where it must: ask for that too. Settling below looks again without asking.
+  // fence stands where it must: ask for that too. The node settles what it owes after every step (node.ts, `handle`).
   mayConfirmAt(work, hopCountMin, true);
-  settleOwedFences(work);
 }
 
 /**

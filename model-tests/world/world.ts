@@ -249,7 +249,7 @@ function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1)
   // In power-loss mode every crash is a power cut that may lose unsynced writes, so each restart raises the loss epoch
   // (the TCP runtime raises it only when the previous run did not end cleanly and the machine lost power, see README).
   const lossEpoch = world.config.powerLoss ? incarnation : 0;
-  const durable = durableRecordsOf(world, before);
+  const durable = { ...durableRecordsOf(world, before), lossEpoch, earlierIncarnations: incarnation > 0 };
   // The runtime deletes the files of released copies before it serves (impl/storage/released-page-sweep.ts).
   const released = releasedPagesOf(durable, Object.keys(before.data).map(pageKeyOfText).filter((pageKey): pageKey is PageKey => pageKey !== null));
   if (released.length > 0) {
@@ -259,9 +259,9 @@ function startNode(before: SimServer, world: World, incarnationIncrement: 0 | 1)
       delete data[pageKeyText(pageKey)];
       delete durableData[pageKeyText(pageKey)];
     }
-    return { server: { ...server, data, durableData }, input: { type: 'node.start', durable: { ...durable, lossEpoch, earlierIncarnations: incarnation > 0 } } };
+    return { server: { ...server, data, durableData }, input: { type: 'node.start', durable } };
   }
-  return { server, input: { type: 'node.start', durable: { ...durable, lossEpoch, earlierIncarnations: incarnation > 0 } } };
+  return { server, input: { type: 'node.start', durable } };
 }
 
 function replaceServer(world: World, index: number, server: SimServer): World {
