@@ -5,6 +5,7 @@ import { isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import type { NodeDraft } from './node-draft.js';
 import type { MembershipWork } from './node-membership.js';
+import { takeOverFromForgotten } from './dead-source-takeover.js';
 import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, refuseChange, unknownDepartedLossEpoch } from './node-membership.js';
 
 /**
@@ -41,10 +42,16 @@ import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMember
  * forget, as it blocks a leave). Then they are removed like leaving servers,
  * and the record goes to every member but them.
  *
+ * A page copied to a member by a move from a forgotten server, committed there
+ * before the server died and flipped, is taken over by that member on the
+ * check (or on the ask, if it is the asker), before it confirms
+ * (dead-source-takeover.ts): the asker's own stale route to such a page is
+ * repaired by the destination's push, so the checks go out even while the
+ * asker's routes still name the server.
+ *
  * What it does not do. A page whose only copy is on a dead server is not
  * declared lost and given to another: such a server cannot be forgotten (the
- * refusal names its pages, and says so of a copy committed here by a move from
- * it whose flip it died before sending: only it could flip it). A move toward
+ * refusal names its pages). A move toward
  * one must be abandoned first (`blockshift move abandon`); its record stays at
  * the source, notifying no one, until a new move of the page replaces it. A
  * forgotten server's loss epoch is unknown, so a FLUSH covering a write it
@@ -58,8 +65,13 @@ import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMember
 /** At most this many pages are named in a refusal. */
 const pagesNamedMax = 4;
 
-/** What this server knows that still names one of `servers`, in words; null when nothing does. */
-export function stillNaming(next: NodeDraft, servers: readonly ServerId[]): string | null {
+/**
+ * What this server knows that still names one of `servers`, in words; null
+ * when nothing does. With `awaitingFlipCounts` false, a page copied here by a
+ * move from one of them whose flip this server has not learnt does not count:
+ * the forget's asker takes such pages over once they are draining.
+ */
+export function stillNaming(next: NodeDraft, servers: readonly ServerId[], awaitingFlipCounts = true): string | null {
   const self = next.config.self;
   const parts: string[] = [];
   for (const server of servers) {
@@ -68,13 +80,14 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[]): stri
     let awaitingFlip = 0;
     for (const [key, route] of next.routes) {
       if (route.owner !== server) continue;
+      if (!awaitingFlipCounts && copyStanding(next, key) === 'awaitingFlip') continue;
       pageCount += 1;
       if (pages.length < pagesNamedMax) pages.push(key);
       if (copyStanding(next, key) === 'awaitingFlip') awaitingFlip += 1;
     }
     if (pageCount > 0) {
       parts.push(`${self}'s routes name ${server} owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})` +
-        (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move from ${server} whose flip ${self} has not learnt (only ${server} could send it)` : ''));
+        (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move from ${server} whose flip ${self} has not learnt (once ${server} is draining, forgetting it makes ${self} take them over)` : ''));
     }
     const moves = Object.entries(next.read('moves')).filter(([, move]) => move.snapshot.context.destination === server && isUnderWay(move.snapshot)).map(([key]) => key);
     if (moves.length > 0) parts.push(`${self} moves ${moves.slice(0, pagesNamedMax).join(', ')}${moves.length > pagesNamedMax ? ', ...' : ''} toward ${server}`);
@@ -94,10 +107,17 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
   const current = work.next.membership;
   const strangers = forgotten.filter((id) => !memberOf(current, id));
   if (strangers.length > 0) return refuse(`${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a member`, { reason: 'notAMember', servers: strangers });
-  // Looked at before the drain is asked for: a drain cannot be taken back, and a server still owning pages cannot be forgotten.
-  const held = stillNaming(work.next, forgotten);
+  // A page copied here by a move from one of them, whose flip it died before making, is taken over first: its route
+  // then names this server, and its commit precedes the new record's (dead-source-takeover.ts).
+  takeOverFromForgotten(work, forgotten);
+  // Looked at before the drain is asked for: a drain cannot be taken back, and a server still owning pages cannot be
+  // forgotten. Pages this server would take over do not count: asked before the drain, the answer is to drain first.
+  const held = stillNaming(work.next, forgotten, false);
   if (held !== null) {
     askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
+    // The others are asked all the same: a committed destination of a move from one of them takes its page over on
+    // the check (dead-source-takeover.ts), which is what repairs this server's route.
+    if (forgotten.every((id) => memberOf(current, id)!.draining)) askToConfirmForget(work, forgotten);
     return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`, { reason: 'stillHolds', servers: forgotten });
   }
   // What other members found at this record: refused with it, and asked again (a stale route there is being repaired).
@@ -195,6 +215,8 @@ export function receiveForgetCheck(work: MembershipWork, from: ServerId, members
   const current = work.next.membership;
   if (!isServerList(servers, current) || servers.includes(work.next.config.self) || membershipText(current) !== membershipText(membership)) return;
   if (!servers.every((id) => memberOf(current, id)?.draining)) return;
+  // Before the record's commit, which the answer waits for: a takeover is durable before this server confirms.
+  takeOverFromForgotten(work, servers);
   const completionId = work.awaitCompletion({ kind: 'forget.confirm', to: from, servers, epoch: current.epoch });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }] });
 }

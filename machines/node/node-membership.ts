@@ -1,11 +1,11 @@
-import type { ServerId } from '../identifiers.js';
+import type { PageKey, ServerId } from '../identifiers.js';
 import { pageKeyOfText } from '../identifiers.js';
 import type { Membership, MembershipChange } from '../membership/membership.js';
 import { changedMembership, generationOf, isRefusedChange, memberIds, memberOf, membershipProblem, membershipText, mergedMembership, refusedChange } from '../membership/membership.js';
 import { withHolderReplaced } from './loss-watch.js';
 import type { RefusedChange } from '../membership/membership.js';
 import { isReadyToLeave } from '../membership/drain-plan.js';
-import type { NodeEffect } from './node-io.js';
+import type { NodeEffect, Route } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
@@ -54,6 +54,8 @@ export interface MembershipWork {
   readonly effects: NodeEffect[];
   /** Registers a continuation and returns the completion id that resumes it. */
   awaitCompletion(continuation: Continuation): string;
+  /** Learns a route into the table (node.ts), persisting it after the commits already issued (dead-source-takeover.ts). */
+  learnRoute(pageKey: PageKey, route: Route): void;
 }
 
 export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {

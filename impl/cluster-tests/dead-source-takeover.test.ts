@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forgetServer } from '../cli/membership-admin.js';
+import type { AdminCall } from '../cli/membership-admin.js';
+import type { ClusterFixture } from './cluster-fixture.js';
+import { eventually, runTool, startCluster } from './cluster-fixture.js';
+
+/**
+ * A source that dies for good between its destination's commit and its flip
+ * (machines/node/dead-source-takeover.ts), on real processes. Before, the
+ * destination served the page but could never move it on, and `server
+ * forget` of the dead source was refused for good.
+ *
+ * The window, made certain with SIGSTOP: the source logs that its "finish
+ * move" stage (Table 1 stage 3, which asks for the commit) is durable, and
+ * sends the commit at the end of that turn. At the log line the destination
+ * is stopped (its commit, a sync and a metadata commit, takes milliseconds;
+ * this takes well under one), the source is given time to send, and is
+ * stopped too; then the destination goes on, commits, and answers a source
+ * that never reads the answer. The source is killed, and the administrator
+ * forgets it through the destination with the CLI's own procedure (drain,
+ * then forget, asking again).
+ */
+const sendGraceMs = 100;
+
+describe('a source that dies for good between its destination\'s commit and its flip', () => {
+  let cluster: ClusterFixture;
+  beforeAll(async () => {
+    // Base port 22509: peers 23509-23511, admin 24509-24511, balance 24609-24611, none of the other tests' ranges.
+    cluster = await startCluster(22_509);
+  }, 60_000);
+  afterAll(async () => cluster?.close());
+
+  it('is forgotten, and its destination takes the page over: the data reads back through every server, and the page moves on', async () => {
+    const group = cluster.group;
+    // s1 is to own only the page that moves: its pages of the fixture's volumes move to s2 first.
+    for (const volume of ['alpha', 'beta']) {
+      await group.admin('s1', '/moves', { volume, page: 0, to: 's2', kind: 'unit' });
+      await eventually(async () => (await group.status('s1')).moves.length === 0 && (await group.status('s1')).routes[`${volume}/0`]?.owner === 's2', 30_000, 100);
+    }
+    await group.admin('s1', '/volumes', { name: 'solo', pageCount: 1, servers: ['s1'], piecesPerPage: 1 });
+    await eventually(async () => (await Promise.all(['s2', 's3'].map((id) => group.status(id)))).every((status) => status.routes['solo/0']?.owner === 's1'), 5_000);
+    const write = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 1M 1M', '-c', 'flush', group.nbdUri('s1', 'solo')], 30_000);
+    expect(write.exitCode, write.stdout + write.stderr).toBe(0);
+
+    const commitAsked = cluster.waitForLine(/\[s1\] checkpoint solo\/0 stage 3 attempt 1 durable/, 30_000);
+    await group.admin('s1', '/moves', { volume: 'solo', page: 0, to: 's2', kind: 'unit' });
+    await commitAsked;
+    process.kill(group.pid('s2')!, 'SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, sendGraceMs));
+    process.kill(group.pid('s1')!, 'SIGSTOP');
+    process.kill(group.pid('s2')!, 'SIGCONT');
+    // s2 commits (a valid copy), and its table still names s1: the flip never came.
+    await eventually(async () => (await group.status('s2')).copies['solo/0']?.startsWith('valid') === true, 20_000);
+    expect((await group.status('s2')).routes['solo/0']?.owner).toBe('s1');
+    await group.kill('s1');
+
+    // Stuck as before: s2 refuses to move the page on while it waits for the flip.
+    await expect(group.admin('s2', '/moves', { volume: 'solo', page: 0, to: 's3', kind: 'unit' })).rejects.toThrow(/has not yet learnt that its last move's source flipped/);
+
+    const lines: string[] = [];
+    const admin: AdminCall = (server, path, body) => group.admin(server.id, path, body);
+    await forgetServer([group.server('s1')], group.server('s2'), [group.server('s3')], admin, (line) => lines.push(line), 30_000);
+    expect(lines.join('\n')).toMatch(/s2: s1 forgotten: membership epoch \d+: s2 \(weight 1\), s3 \(weight 1\)/);
+
+    for (const id of ['s2', 's3']) {
+      await eventually(async () => (await group.status(id)).routes['solo/0']?.owner === 's2', 5_000);
+      const read = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 1M 1M', '-c', 'read -P 0 0 1M', group.nbdUri(id, 'solo')], 30_000);
+      expect(read.exitCode, read.stdout + read.stderr).toBe(0);
+      expect(read.stdout).not.toContain('Pattern verification failed');
+    }
+    // And the page moves on from its new owner.
+    await group.admin('s2', '/moves', { volume: 'solo', page: 0, to: 's3', kind: 'unit' });
+    await eventually(async () => (await group.status('s2')).moves.length === 0 && (await group.status('s3')).routes['solo/0']?.owner === 's3', 30_000, 100);
+    const moved = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 1M 1M', group.nbdUri('s3', 'solo')], 30_000);
+    expect(moved.stdout + moved.stderr).not.toContain('Pattern verification failed');
+    expect(moved.exitCode).toBe(0);
+  }, 120_000);
+});

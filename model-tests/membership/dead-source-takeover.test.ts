@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { pageKeyText } from '../../machines/identifiers.js';
+import type { PeerMessage } from '../../machines/node/messages.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import type { NodeState } from '../../machines/node/node-state.js';
+import { nodeStep } from '../../machines/node/node.js';
+import { advanceUntil, applyRecorded as apply } from '../world/play-actions.js';
+import type { World } from '../world/world.js';
+import { initialWorld, volumeName } from '../world/world.js';
+import type { WorldConfig } from '../world/world-config.js';
+import { referenceBound } from '../world/world-config.js';
+
+/**
+ * A source that dies for good after its destination committed, before its
+ * flip (machines/node/dead-source-takeover.ts). The move runs in the
+ * simulated world until s2, the destination, holds the page valid and
+ * durable while s1's table still names s1; s1 then crashes and never comes
+ * back. The administrator drains and forgets s1 through s3 (or s2): the
+ * destination makes the flip s1 would have made, and the forget completes.
+ * Before, the forget was refused for good ("only s1 could send it") and the
+ * page could be neither moved on nor drained.
+ */
+const config: WorldConfig = { ...referenceBound, servers: 3, pages: 1, pieces: 1, writes: 1, reads: 1, moves: 1, crashes: 1, moveKinds: ['unit'], messagesMax: 16 };
+const pageKey = { volume: volumeName, page: 0 };
+const pageText = pageKeyText(pageKey);
+type Nodes = Record<string, NodeState>;
+
+/** The group after s1 acknowledged a write to block 0 and the unit move to s2 committed at s2, with s1 then dead. */
+function committedWithDeadSource(): { world: World; nodes: Nodes; epoch: number } {
+  let world = apply(initialWorld(config), { type: 'client.write', server: 0, block: 0 });
+  const writeId = world.clients.at(-1)!.id;
+  world = advanceUntil(world, (candidate) => candidate.clients.find((client) => client.id === writeId)?.status === 'ok');
+  world = apply(world, { type: 'move.start', page: 0, to: 1, kind: 'unit' });
+  world = advanceUntil(world, (candidate) => candidate.servers[1]!.meta.replicas[pageText]?.status === 'valid');
+  // The window: s2 committed durably, s1 has not flipped (its durable route and s2's table still name s1).
+  expect(world.servers[0]!.meta.routes[pageText]?.owner).toBe('s1');
+  expect(world.servers[1]!.node.routes.get(pageText)?.owner).toBe('s1');
+  world = apply(world, { type: 'crash', server: 0 });
+  const record = world.servers[1]!.node.replicas.get(pageText)?.context.record;
+  expect(record?.status).toBe('valid');
+  return { world, nodes: { s2: world.servers[1]!.node, s3: world.servers[2]!.node }, epoch: record!.epoch };
+}
+
+/**
+ * Steps `inputs` at `at`, then delivers every message between the live
+ * servers (s1's are lost: it is dead) and completes every awaited commit at
+ * once, until nothing is left; returns the effects of every step, in order.
+ */
+function run(nodes: Nodes, at: string, inputs: readonly NodeInput[]): NodeEffect[] {
+  const all: NodeEffect[] = [];
+  const queue: Array<{ to: string; input: NodeInput }> = inputs.map((input) => ({ to: at, input }));
+  for (let steps = 0; queue.length > 0; steps += 1) {
+    expect(steps, 'the exchange settles').toBeLessThan(500);
+    const { to, input } = queue.shift()!;
+    const [next, effects] = nodeStep(nodes[to]!, input);
+    nodes[to] = next;
+    all.push(...effects.map((effect) => ({ ...effect, at: to })));
+    for (const effect of effects) {
+      if (effect.type === 'peer.send' && nodes[effect.to] !== undefined) queue.push({ to: effect.to, input: { type: 'peer.message', from: to, message: effect.message } });
+      if (effect.type === 'meta.commit' && effect.completionId !== null) queue.push({ to, input: { type: 'io.done', completionId: effect.completionId, ok: true } });
+    }
+  }
+  return all;
+}
+
+const onward: NodeInput = { type: 'admin.move', requestId: 'onward', pageKey, to: 's3', kind: 'unit' };
+const admin = (requestId: string, change: Extract<NodeInput, { type: 'admin.changeMembership' }>['change']): NodeInput => ({ type: 'admin.changeMembership', requestId, change });
+const repliesTo = (effects: readonly NodeEffect[], requestId: string) => effects.filter((effect): effect is Extract<NodeEffect, { type: 'admin.reply' }> => effect.type === 'admin.reply' && effect.requestId === requestId);
+const sent = (effects: readonly NodeEffect[], type: PeerMessage['type']) => effects.filter((effect): effect is Extract<NodeEffect, { type: 'peer.send' }> => effect.type === 'peer.send' && effect.message.type === type);
+
+/** Where a client read of block 0 at `node` goes: served from the local copy, or forwarded (to whom). */
+function readGoesTo(node: NodeState): string {
+  const [, effects] = nodeStep(node, { type: 'client.request', requestId: 'probe', connectionId: 'probe', operation: { kind: 'read', pageKey, offsetBlocks: 0, lengthBlocks: 1, fua: false } });
+  if (effects.some((effect) => effect.type === 'data.read' && pageKeyText(effect.pageKey) === pageText)) return 'local';
+  const forward = sent(effects, 'request.forward')[0];
+  return forward ? `forwarded to ${forward.to}` : effects.map((effect) => effect.type).join(', ');
+}
+
+describe('a source that dies for good between its destination\'s commit and its flip', () => {
+  it('is forgotten through another member: the destination takes the page over, durably before it confirms, and every member learns it', () => {
+    const { nodes, epoch } = committedWithDeadSource();
+    expect(readGoesTo(nodes['s3']!)).toBe('forwarded to s1');
+    // Stuck: s2 serves the page, but refuses to move it on while it waits for s1's flip.
+    expect(repliesTo(nodeStep(nodes['s2']!, onward)[1], 'onward')[0]).toMatchObject({ ok: false, flipPending: true });
+
+    expect(repliesTo(run(nodes, 's3', [admin('drain', { kind: 'drain', id: 's1' })]), 'drain')[0]?.ok).toBe(true);
+    const first = run(nodes, 's3', [admin('forget', { kind: 'forget', ids: ['s1'] })]);
+    // s2's step on the check: the route naming itself is committed before the record its answer waits for.
+    const s2Commits = first.filter((effect) => effect.type === 'meta.commit' && (effect as { at?: string }).at === 's2');
+    const routeCommit = s2Commits.findIndex((effect) => effect.type === 'meta.commit' && effect.writes.some((write) => write.kind === 'route' && write.route.owner === 's2'));
+    const recordCommit = s2Commits.findIndex((effect) => effect.type === 'meta.commit' && effect.completionId !== null && effect.writes.some((write) => write.kind === 'membership'));
+    expect(routeCommit).toBeGreaterThanOrEqual(0);
+    expect(routeCommit).toBeLessThan(recordCommit);
+    expect(sent(first, 'route.update').map((effect) => [effect.to, effect.message])).toContainEqual(['s3', { type: 'route.update', pageKey, owner: 's2', epoch }]);
+    expect(sent(first, 'forget.answer')[0]?.message).toMatchObject({ clear: true });
+
+    // The route is the flip s1 would have made: s2 at the move's epoch, at both members; s2 now owns the page.
+    expect(nodes['s2']!.routes.get(pageText)).toEqual({ owner: 's2', epoch });
+    expect(nodes['s3']!.routes.get(pageText)).toEqual({ owner: 's2', epoch });
+    expect(readGoesTo(nodes['s2']!)).toBe('local');
+    expect(readGoesTo(nodes['s3']!)).toBe('forwarded to s2');
+
+    // The administrator's next ask completes the forget (the first was refused: s3's own route named s1 then).
+    expect(repliesTo(first, 'forget')[0]).toMatchObject({ ok: false });
+    const second = run(nodes, 's3', [admin('forget-again', { kind: 'forget', ids: ['s1'] })]);
+    expect(repliesTo(second, 'forget-again')[0]).toMatchObject({ ok: true });
+    for (const id of ['s2', 's3']) expect(nodes[id]!.membership.members.map((entry) => entry.id)).toEqual(['s2', 's3']);
+    // And the page can move on from s2 (it could not while awaiting the flip).
+    const [moving, moved] = nodeStep(nodes['s2']!, onward);
+    expect(repliesTo(moved, 'onward')[0]).toMatchObject({ ok: true });
+    expect(moving.moves[pageText]?.snapshot.context.destination).toBe('s3');
+  });
+
+  it('is forgotten through the destination itself, which takes the page over before it asks the others', () => {
+    const { nodes, epoch } = committedWithDeadSource();
+    run(nodes, 's2', [admin('drain', { kind: 'drain', id: 's1' })]);
+    const first = run(nodes, 's2', [admin('forget', { kind: 'forget', ids: ['s1'] })]);
+    expect(nodes['s2']!.routes.get(pageText)).toEqual({ owner: 's2', epoch });
+    expect(sent(first, 'route.update').map((effect) => effect.to)).toContain('s3');
+    const second = run(nodes, 's2', [admin('forget-again', { kind: 'forget', ids: ['s1'] })]);
+    expect(repliesTo(second, 'forget-again')[0]).toMatchObject({ ok: true });
+    expect(nodes['s3']!.routes.get(pageText)).toEqual({ owner: 's2', epoch });
+  });
+
+  it('takes nothing over until the source is draining: a forget asked first is refused (drain first, at the destination; naming the page elsewhere)', () => {
+    const { nodes } = committedWithDeadSource();
+    // At s2 the page does not hold the forget back (s2 would take it over): the answer is to drain s1 first, which the
+    // CLI's forget does and asks again.
+    const atDestination = run(nodes, 's2', [admin('forget', { kind: 'forget', ids: ['s1'] })]);
+    expect(repliesTo(atDestination, 'forget')[0]).toMatchObject({ ok: false, refusal: { reason: 'notDraining', servers: ['s1'] } });
+    // At s3 the route names s1 owner: refused, naming the page (drained first, s2 takes it over on the check).
+    const elsewhere = run(nodes, 's3', [admin('forget', { kind: 'forget', ids: ['s1'] })]);
+    expect(repliesTo(elsewhere, 'forget')[0]).toMatchObject({ ok: false, refusal: { reason: 'stillHolds', servers: ['s1'] } });
+    expect(repliesTo(elsewhere, 'forget')[0]?.message).toContain(`s3's routes name s1 owner of 1 page (${pageText})`);
+    const effects = [...atDestination, ...elsewhere];
+    expect(nodes['s2']!.routes.get(pageText)?.owner).toBe('s1');
+    expect(sent(effects, 'route.update').filter((effect) => effect.message.type === 'route.update' && effect.message.owner === 's2')).toEqual([]);
+  });
+});
