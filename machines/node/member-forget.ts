@@ -1,11 +1,13 @@
 import type { ServerId } from '../identifiers.js';
+import { pageKeyText } from '../identifiers.js';
 import type { Membership, MembershipRefusal } from '../membership/membership.js';
 import { changedMembership, isRefusedChange, memberIds, memberOf, membershipText, refusedChange } from '../membership/membership.js';
 import { isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import type { NodeDraft } from './node-draft.js';
 import type { MembershipWork } from './node-membership.js';
-import { takeOverFromForgotten } from './dead-source-takeover.js';
+import type { Takeover } from './dead-source-takeover.js';
+import { completeTakeovers, pagesToTakeOver, takeoverWrites } from './dead-source-takeover.js';
 import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, refuseChange, unknownDepartedLossEpoch } from './node-membership.js';
 
 /**
@@ -87,7 +89,7 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[], await
     }
     if (pageCount > 0) {
       parts.push(`${self}'s routes name ${server} owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})` +
-        (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move from ${server} whose flip ${self} has not learnt (once ${server} is draining, forgetting it makes ${self} take them over)` : ''));
+        (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move whose flip ${self} has not learnt (a forget of ${server}, draining, makes ${self} take over those it was the source of)` : ''));
     }
     const moves = Object.entries(next.read('moves')).filter(([, move]) => move.snapshot.context.destination === server && isUnderWay(move.snapshot)).map(([key]) => key);
     if (moves.length > 0) parts.push(`${self} moves ${moves.slice(0, pagesNamedMax).join(', ')}${moves.length > pagesNamedMax ? ', ...' : ''} toward ${server}`);
@@ -107,17 +109,25 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
   const current = work.next.membership;
   const strangers = forgotten.filter((id) => !memberOf(current, id));
   if (strangers.length > 0) return refuse(`${strangers.join(', ')} ${strangers.length === 1 ? 'is' : 'are'} not a member`, { reason: 'notAMember', servers: strangers });
-  // A page copied here by a move from one of them, whose flip it died before making, is taken over first: its route
-  // then names this server, and its commit precedes the new record's (dead-source-takeover.ts).
-  takeOverFromForgotten(work, forgotten);
+  // A page copied here by a move from one of them, whose flip it died before making, is taken over first, and only
+  // once its route is durable does it stop counting (dead-source-takeover.ts): refused meanwhile, and asked again.
+  const takeovers = pagesToTakeOver(work.next, forgotten);
+  if (takeovers.length > 0) {
+    const completionId = work.awaitCompletion({ kind: 'takeover.durable', servers: forgotten, takeovers });
+    work.effects.push({ type: 'meta.commit', completionId, writes: takeoverWrites(takeovers) });
+    askToConfirmForget(work, forgotten);
+    return refuse(`taking over ${takeovers.length} page${takeovers.length === 1 ? '' : 's'} (${takeovers.slice(0, pagesNamedMax).map(({ pageKey }) => pageKeyText(pageKey)).join(', ')}${takeovers.length > pagesNamedMax ? ', ...' : ''}) copied to ${self} by moves from ${forgotten.join(', ')} whose flips never came; ask again`, { reason: 'stillHolds', servers: forgotten });
+  }
   // Looked at before the drain is asked for: a drain cannot be taken back, and a server still owning pages cannot be
-  // forgotten. Pages this server would take over do not count: asked before the drain, the answer is to drain first.
-  const held = stillNaming(work.next, forgotten, false);
+  // forgotten. Before the drain, pages this server may take over do not count: the answer is to drain first. Once
+  // draining, those it could not take over count (a stale route: dead-source-takeover.ts, "Which source").
+  const draining = forgotten.every((id) => memberOf(current, id)!.draining);
+  const held = stillNaming(work.next, forgotten, draining);
   if (held !== null) {
     askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
     // The others are asked all the same: a committed destination of a move from one of them takes its page over on
     // the check (dead-source-takeover.ts), which is what repairs this server's route.
-    if (forgotten.every((id) => memberOf(current, id)!.draining)) askToConfirmForget(work, forgotten);
+    if (draining) askToConfirmForget(work, forgotten);
     return refuse(`cannot forget ${forgotten.join(', ')}: ${held}. A page a server owns must move away first (a page whose only copy is on a dead server cannot), and a move toward it must be abandoned`, { reason: 'stillHolds', servers: forgotten });
   }
   // What other members found at this record: refused with it, and asked again (a stale route there is being repaired).
@@ -215,10 +225,15 @@ export function receiveForgetCheck(work: MembershipWork, from: ServerId, members
   const current = work.next.membership;
   if (!isServerList(servers, current) || servers.includes(work.next.config.self) || membershipText(current) !== membershipText(membership)) return;
   if (!servers.every((id) => memberOf(current, id)?.draining)) return;
-  // Before the record's commit, which the answer waits for: a takeover is durable before this server confirms.
-  takeOverFromForgotten(work, servers);
-  const completionId = work.awaitCompletion({ kind: 'forget.confirm', to: from, servers, epoch: current.epoch });
-  work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }] });
+  // Pages to take over go in the same commit, which the answer waits for: learnt only once durable (dead-source-takeover.ts).
+  const takeovers = pagesToTakeOver(work.next, servers);
+  const completionId = work.awaitCompletion({ kind: 'forget.confirm', to: from, servers, epoch: current.epoch, takeovers });
+  work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership: current }, ...takeoverWrites(takeovers)] });
+}
+
+/** The asker's takeovers are durable (`forgetMember`): learnt and pushed; the administrator's next ask goes on. */
+export function takeoversDurable(work: MembershipWork, servers: readonly ServerId[], takeovers: readonly Takeover[], ok: boolean): void {
+  if (ok) completeTakeovers(work, takeovers, servers);
 }
 
 /**
@@ -227,9 +242,11 @@ export function receiveForgetCheck(work: MembershipWork, from: ServerId, members
  * them as departed with an unknown loss epoch, for the FLUSHes once they are
  * gone (a mark a server that leaves by itself replaces with its own epoch).
  */
-export function answerForgetCheck(work: MembershipWork, to: ServerId, servers: readonly ServerId[], epoch: number, ok: boolean): void {
+export function answerForgetCheck(work: MembershipWork, to: ServerId, servers: readonly ServerId[], epoch: number, takeovers: readonly Takeover[], ok: boolean): void {
+  if (!ok) return;
+  completeTakeovers(work, takeovers, servers);
   const current = work.next.membership;
-  if (!ok || current.epoch !== epoch || !servers.every((id) => memberOf(current, id)?.draining)) return;
+  if (current.epoch !== epoch || !servers.every((id) => memberOf(current, id)?.draining)) return;
   const reason = stillNaming(work.next, servers);
   if (reason === null) noteForgotten(work, servers);
   else askAboutRoutesNaming(work, new Set(servers), memberIds(current).filter((id) => !servers.includes(id)));

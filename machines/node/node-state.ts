@@ -11,6 +11,7 @@ import type { BlockOperation, PeerMessage } from './messages.js';
 import type { BlockVersions } from './block-versions.js';
 import type { NodeConfig } from './node-config.js';
 import type { LossWatch, WriteHolder } from './loss-watch.js';
+import type { Takeover } from './dead-source-takeover.js';
 import type { RememberedOrigins } from './remembered-origins.js';
 import { noOriginsRemembered } from './remembered-origins.js';
 import type { Route } from './node-io.js';
@@ -68,6 +69,9 @@ export function peerEntryId(from: ServerId, requestId: string, retry: number): s
 export function cancelledPartKey(from: ServerId, requestId: string, sequence: number): string {
   return `cancel-part|${from}|${requestId}|${sequence}`;
 }
+
+/** How a forwarded try or part ended without running (`forwardedTriesEnded`): cancelled by its sender, or answered (refused, an error, stale). */
+export type TryEnding = 'cancelled' | 'answered';
 
 /** The key under which `forwardedTriesEnded` remembers that `from` cancelled try `retry` of its request `requestId`. */
 export function cancelledTryKey(from: ServerId, requestId: string, retry: number): string {
@@ -143,7 +147,9 @@ export type Continuation =
   | { readonly kind: 'flush.synced'; readonly flushId: string; readonly from: ServerId | null }
   | { readonly kind: 'leave.confirm'; readonly to: ServerId; readonly epoch: number }
   /** A forget check's record being made durable here: then the asker `to` is told whether anything here still names one of `servers`. */
-  | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly servers: readonly ServerId[]; readonly epoch: number }
+  | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly servers: readonly ServerId[]; readonly epoch: number; readonly takeovers: readonly Takeover[] }
+  /** Pages of `servers` (being forgotten) this server takes over as their committed destination, their routes being made durable (dead-source-takeover.ts). */
+  | { readonly kind: 'takeover.durable'; readonly servers: readonly ServerId[]; readonly takeovers: readonly Takeover[] }
   /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
   | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number; readonly epoch: number; readonly receiving: ReplicaRecord; readonly invalid: ReplicaRecord }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -274,7 +280,7 @@ export interface NodeState {
    * under load and would push out an ended try within a fraction of a second, while tries end only at a time-out or
    * a stale route.
    */
-  readonly forwardedTriesEnded: RememberedOrigins<'ended'>;
+  readonly forwardedTriesEnded: RememberedOrigins<TryEnding>;
   /** Source side: requests held back while their page's move commits and flips, per page (bounded by requestsInFlightMax). */
   readonly parked: Readonly<Record<string, readonly string[]>>;
   /**

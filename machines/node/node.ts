@@ -13,7 +13,7 @@ import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
-import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck } from './member-forget.js';
+import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck, takeoversDurable } from './member-forget.js';
 import { answerFlush, endFlush, endFlushExcuse, excuseSilentMembers, flushHolders, flushWaitsFor, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { moveMachineOf } from './node-machines.js';
@@ -28,7 +28,7 @@ import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
-import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry } from './node-state.js';
+import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry, TryEnding } from './node-state.js';
 import { cancelledPartKey, cancelledTryKey, clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
@@ -503,7 +503,7 @@ class NodeStep {
     this.#replyDirect(entry.replyTo, outcome, dataToken, holders, routeProvisional);
     if (entry.replyTo.kind === 'peer' && entry.operation.kind === 'write') {
       if (outcome.status === 'ok') this.next.forwardedWritesDone = remember(this.next.forwardedWritesDone, `${entry.replyTo.server}|${entry.replyTo.requestId}`, holders, this.next.config.forwardedWritesRememberedMax);
-      else this.#rememberTryEnded(entry.replyTo);
+      else this.#rememberTryEnded(entry.replyTo, 'answered');
     }
     if (entry.readToken) this.effects.push({ type: 'token.release', token: entry.readToken });
     // A peer's write bytes, unless another try of the same client request held here still needs them. (Looked for
@@ -514,7 +514,7 @@ class NodeStep {
   /** Answers a request refused before it started; a peer's write try is then remembered as ended (`#rememberTryEnded`). */
   #refuse(replyTo: ReplyTo, operation: BlockOperation, outcome: RequestOutcome): void {
     this.#replyDirect(replyTo, outcome);
-    if (replyTo.kind === 'peer' && operation.kind === 'write') this.#rememberTryEnded(replyTo);
+    if (replyTo.kind === 'peer' && operation.kind === 'write') this.#rememberTryEnded(replyTo, 'answered');
   }
 
   /**
@@ -522,10 +522,12 @@ class NodeStep {
    * as cancelled, so that a copy of it the network delivers again later is
    * refused rather than run, after its sender failed the write (a review's
    * trace on a duplicating network: the copy ran over a write acknowledged
-   * since).
+   * since). `how` says whether its sender cancelled it or it was answered
+   * (refused, an error, stale): the node treats both alike; the explorer's
+   * goals tell them apart.
    */
-  #rememberTryEnded(replyTo: Extract<ReplyTo, { kind: 'peer' }>): void {
-    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledTryKey(replyTo.server, replyTo.requestId, replyTo.retry), 'ended', this.next.config.forwardedTriesEndedRememberedMax);
+  #rememberTryEnded(replyTo: Extract<ReplyTo, { kind: 'peer' }>, how: TryEnding): void {
+    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledTryKey(replyTo.server, replyTo.requestId, replyTo.retry), how, this.next.config.forwardedTriesEndedRememberedMax);
   }
 
   /** `holders`: for a peer, the servers that applied a write acknowledged `ok` without making it durable (see loss-watch.ts). */
@@ -1418,7 +1420,7 @@ class NodeStep {
     if (holders !== undefined) return this.#replyDirect(replyTo, { status: 'ok' }, null, holders);
     if (this.#forwardedRequestInHand(from, requestId)) return;
     if (!fenceAllowsCancel(this, hopCount)) return;
-    this.#rememberTryEnded(replyTo);
+    this.#rememberTryEnded(replyTo, 'cancelled');
     this.#replyDirect(replyTo, cancelledTryOutcome);
   }
 
@@ -1437,7 +1439,7 @@ class NodeStep {
     for (const continuation of this.next.read('continuations').values()) {
       if (continuation.kind === 'peer.written' && continuation.from === from && continuation.requestId === message.requestId) return;
     }
-    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledPartKey(from, message.requestId, message.sequence), 'ended', this.next.config.forwardedTriesEndedRememberedMax);
+    this.next.forwardedTriesEnded = remember(this.next.forwardedTriesEnded, cancelledPartKey(from, message.requestId, message.sequence), 'cancelled', this.next.config.forwardedTriesEndedRememberedMax);
     this.#answerPartCancelled(from, message.requestId);
   }
 
@@ -1805,7 +1807,8 @@ class NodeStep {
         this.effects.push({ type: 'peer.send', to: continuation.from, message: { type: 'flush.done', flushId: continuation.flushId, ok, membershipEpoch: this.next.membership.epoch, lossEpoch: this.next.lossEpoch } });
         return;
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
-      case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.servers, continuation.epoch, ok);
+      case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.servers, continuation.epoch, continuation.takeovers, ok);
+      case 'takeover.durable': return takeoversDurable(this, continuation.servers, continuation.takeovers, ok);
       case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');

@@ -794,7 +794,9 @@ function noteSightings(world: World, receiver: SimServer, envelope: Envelope): W
   if (message.type === 'block.write' && receiver.node.replicas.get(pageKeyText(message.pageKey))?.context.record?.status === 'receiving') sightings = { ...sightings, dualWriteLanded: true };
   if (message.type === 'request.answer' && message.outcome.status === 'stale') sightings = { ...sightings, staleRetry: true };
   if (message.type === 'request.forward' && message.hopCount > 1) sightings = { ...sightings, pointerForwarded: true };
-  if (message.type === 'request.forward' && !sightings.lateCancelledForwardRefused && rememberedValue(receiver.node.forwardedTriesEnded, cancelledTryKey(envelope.from, message.requestId, message.retry)) !== undefined) {
+  // Only a try its sender cancelled counts: one refused or answered stale or with an error is remembered too (and refused
+  // again the same way), but is not what the goal is about (a cancel that overtook its forward).
+  if (message.type === 'request.forward' && !sightings.lateCancelledForwardRefused && rememberedValue(receiver.node.forwardedTriesEnded, cancelledTryKey(envelope.from, message.requestId, message.retry)) === 'cancelled') {
     sightings = { ...sightings, lateCancelledForwardRefused: true };
   }
   return sightings === world.sightings ? world : { ...world, sightings };
