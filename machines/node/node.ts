@@ -225,11 +225,12 @@ class NodeStep {
 
   /**
    * Asks for the page's route: the server this one's table names, or, when the table names this server itself (at an
-   * older epoch than its copy's) or nothing, every other member.
+   * older epoch than its copy's), a server no longer a member (it left or was forgotten: it would never answer), or
+   * nothing, every other member.
    */
   #askForRoute(pageKey: PageKey): void {
     const route = this.next.routes.get(pageKeyText(pageKey));
-    const askEach = route && route.owner !== this.#self ? [route.owner] : this.#group().filter((server) => server !== this.#self);
+    const askEach = route && route.owner !== this.#self && memberOf(this.next.membership, route.owner) ? [route.owner] : this.#group().filter((server) => server !== this.#self);
     for (const server of askEach) this.effects.push({ type: 'peer.send', to: server, message: { type: 'route.query', pageKey } });
   }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pageKeyText } from '../../machines/identifiers.js';
+import type { Membership } from '../../machines/membership/membership.js';
+import { changedMembership } from '../../machines/membership/membership.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
@@ -163,6 +165,18 @@ describe('a source that dies for good between its destination\'s commit and its 
     run(nodes, 's3', [{ type: 'timer.fired', timerId: timer!.timerId }]);
     expect(nodes['s2']!.routes.get(pageText)).toEqual({ owner: 's2', epoch });
     expect(repliesTo(run(nodes, 's3', [admin('last', { kind: 'forget', ids: ['s1'] })]), 'last')[0]).toMatchObject({ ok: true });
+  });
+
+  it('asks every member for the route of a copy awaiting the flip of a server no longer a member (that server would never answer)', () => {
+    const { nodes } = committedWithDeadSource();
+    const drained = changedMembership(nodes['s2']!.membership, { kind: 'drain', id: 's1' }) as Membership;
+    const without = changedMembership(drained, { kind: 'forget', ids: ['s1'] }) as Membership;
+    expect(without.members.map((entry) => entry.id)).toEqual(['s2', 's3']);
+    const [, refused] = nodeStep({ ...nodes['s2']!, membership: without }, onward);
+    expect(repliesTo(refused, 'onward')[0]).toMatchObject({ ok: false, flipPending: true });
+    expect(sent(refused, 'route.query').map((effect) => effect.to)).toEqual(['s3']);
+    // While s1 is a member, it is the one asked.
+    expect(sent(nodeStep(nodes['s2']!, onward)[1], 'route.query').map((effect) => effect.to)).toEqual(['s1']);
   });
 
   it('takes nothing over until the source is draining: a forget asked first is refused (drain first, at the destination; naming the page elsewhere)', () => {
