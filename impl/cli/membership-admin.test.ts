@@ -105,4 +105,39 @@ describe('a forget', () => {
     expect(s4Lags).toBe(0);
     expect(lines.at(-1)).toBe('s1: s3 forgotten: membership epoch 3: s1, s2, s4');
   });
+
+  it('drains dead servers whose named pages are all copies committed elsewhere before they flipped, and only then', async () => {
+    const group = readGroupConfig(configFile());
+    const [s1, s2, s3] = group.servers as [ServerConfig, ServerConfig, ServerConfig];
+    const record = { epoch: 2, members: group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: false })) };
+    const run = async (s2HoldsCopy: boolean) => {
+      const calls: string[] = [];
+      let drained = false;
+      const admin: AdminCall = async <T>(server: ServerConfig, path: string) => {
+        calls.push(`${server.id}${path}`);
+        if (path === '/members/drain') {
+          drained = true;
+          return { ok: true, message: 's1 draining' } as T;
+        }
+        if (path === '/members/forget') {
+          if (!drained) throw new AdminRefusedError("cannot forget s1: s3's routes name s1 owner of 1 page (vol/0)", { reason: 'stillHolds', servers: ['s1'] });
+          return { ok: true, message: 'membership epoch 4: s2, s3' } as T;
+        }
+        const routes = { 'vol/0': { owner: drained ? 's2' : 's1', epoch: drained ? 2 : 1 } };
+        const copies = server.id === 's2' && s2HoldsCopy ? { 'vol/0': 'valid (epoch 2)' } : {};
+        return { server: server.id, routes, copies, membership: drained ? { epoch: 4, members: record.members.filter((member) => member.id !== 's1') } : record, drain: null } as unknown as T;
+      };
+      const lines: string[] = [];
+      const outcome = await forgetServer([s1], s3, [s2], admin, (line) => lines.push(line), 1_500).then(() => 'forgotten', (error: Error) => error.message);
+      return { outcome, lines, calls };
+    };
+    const held = await run(true);
+    expect(held.outcome).toBe('forgotten');
+    expect(held.lines).toContain('  vol/0 (committed at s2): copied by moves from s1 that never flipped; draining it so that the copies are taken over');
+    expect(held.calls).toContain('s3/members/drain');
+    // Without such a copy the refusal stands, and s1 is not drained (a drain cannot be taken back).
+    const notHeld = await run(false);
+    expect(notHeld.outcome).toContain("cannot forget s1: s3's routes name s1 owner of 1 page (vol/0)");
+    expect(notHeld.calls).not.toContain('s3/members/drain');
+  });
 });

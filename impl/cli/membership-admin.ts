@@ -210,6 +210,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
   const deadline = Date.now() + timeoutMs;
   const waitedForDownSince = new Map<string, number>();
   const refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
+  let drainedForTakeover = false;
   let last = '';
   for (;;) {
     if (Date.now() > deadline) throw new Error(`${ids.join(', ')} not forgotten within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
@@ -227,15 +228,19 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
         return;
       }
       if (refusal?.reason === 'notDraining') {
-        for (const id of refusal.servers) {
-          // Drained meanwhile by another command: as good.
-          const drained = await admin<{ message: string }>(via, '/members/drain', { id }).then((result) => result.message, (drainError: unknown) => {
-            if (refusalOf(drainError)?.reason === 'alreadyDraining') return `${id} is already draining`;
-            throw drainError;
-          });
-          report(`${via.id}: ${drained}`);
-        }
+        await drainForForget(refusal.servers, via, admin, report);
         continue;
+      }
+      // Pages named only because a move from them committed at another member before they flipped: drained, they are
+      // taken over (machines/node/dead-source-takeover.ts), which a forget through that member would have done at once.
+      if (refusal?.reason === 'stillHolds' && !drainedForTakeover) {
+        const pages = await pagesAwaitingTakeover(ids, via, others, admin);
+        if (pages !== null) {
+          report(`  ${pages.map(({ page, at }) => `${page} (committed at ${at})`).join(', ')}: copied by moves from ${ids.join(', ')} that never flipped; draining ${ids.length === 1 ? 'it' : 'them'} so that the copies are taken over`);
+          await drainForForget(ids, via, admin, report);
+          drainedForTakeover = true;
+          continue;
+        }
       }
       // A member that is down and not named blocks the forget: said after a few seconds rather than at the time-out.
       const waitingFor = refusal?.reason === 'waitingFor' ? refusal.servers : [];
@@ -258,6 +263,38 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** Marks `ids` draining through `via` (one already draining, by another command, is as good). */
+async function drainForForget(ids: readonly string[], via: ServerConfig, admin: AdminCall, report: (line: string) => void): Promise<void> {
+  for (const id of ids) {
+    const drained = await admin<{ message: string }>(via, '/members/drain', { id }).then((result) => result.message, (drainError: unknown) => {
+      if (refusalOf(drainError)?.reason === 'alreadyDraining') return `${id} is already draining`;
+      throw drainError;
+    });
+    report(`${via.id}: ${drained}`);
+  }
+}
+
+/**
+ * The pages `via`'s table names one of `ids` owner, if each is held valid by
+ * an answering member whose own table still names one of them (a committed
+ * destination whose flip never came), with the member; null if any is not
+ * (the refusal stands) or there is none. The node checks again: this only
+ * decides that draining the dead servers is worth it.
+ */
+async function pagesAwaitingTakeover(ids: readonly string[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall): Promise<Array<{ page: string; at: string }> | null> {
+  const statuses = (await Promise.all([via, ...others].map((server) => admin<ServerStatus>(server, '/status').catch(() => null)))).filter((status): status is ServerStatus => status !== null);
+  const viaStatus = statuses.find((status) => status.server === via.id);
+  if (!viaStatus) return null;
+  const named = Object.entries(viaStatus.routes).filter(([, route]) => ids.includes(route.owner)).map(([page]) => page);
+  const found: Array<{ page: string; at: string }> = [];
+  for (const page of named) {
+    const holder = statuses.find((status) => status.copies[page]?.startsWith('valid') === true && ids.includes(status.routes[page]?.owner ?? ''));
+    if (!holder) return null;
+    found.push({ page, at: holder.server });
+  }
+  return found.length > 0 ? found : null;
 }
 
 /** A member the forget waits for that does not answer fails the command after this long. */
