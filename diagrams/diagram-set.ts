@@ -8,6 +8,7 @@ import { requestRoutingMachine } from '../machines/routing/request-routing.machi
 import { abandonSequenceText } from './abandon-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
+import { deadSourceTakeoverSequenceText } from './dead-source-takeover-sequence.js';
 import { stateDiagramText } from './state-diagram.js';
 
 /**
@@ -32,11 +33,12 @@ export const stateDiagramMachines = {
 export const crashRestartFileName = 'piecewise-move-crash-restart.sequence.mmd';
 export const abandonFileName = 'piecewise-move-abandon.sequence.mmd';
 export const incarnationFenceFileName = 'incarnation-fence.sequence.mmd';
+export const deadSourceTakeoverFileName = 'dead-source-takeover.sequence.mmd';
 
 export function diagramFiles(): DiagramFile[] {
   const stateDiagrams = Object.entries(stateDiagramMachines).map(([fileName, machine]) => ({ fileName, text: stateDiagramText(machine) }));
   return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }, { fileName: abandonFileName, text: abandonSequenceText() },
-    { fileName: incarnationFenceFileName, text: incarnationFenceSequenceText() }];
+    { fileName: incarnationFenceFileName, text: incarnationFenceSequenceText() }, { fileName: deadSourceTakeoverFileName, text: deadSourceTakeoverSequenceText() }];
 }
 
 /** The committed files that differ from what the machines generate now (missing ones included). */

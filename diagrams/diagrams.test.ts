@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { abandonFileName, crashRestartFileName, diagramFiles, staleDiagrams, stateDiagramMachines } from './diagram-set.js';
 import { abandonSequenceText } from './abandon-sequence.js';
 import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
+import { deadSourceTakeoverSequenceText } from './dead-source-takeover-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { descendants, eventLabels, stateDiagramText } from './state-diagram.js';
 
@@ -129,5 +130,20 @@ describe('incarnation fence sequence', () => {
     expect(answer).toBeLessThan(failed);
     expect(failed).toBeLessThan(late);
     expect(dropped).toBe(late + 1);
+  });
+});
+
+describe('dead-source takeover sequence', () => {
+  const { lines, indexOf } = lineLookup(deadSourceTakeoverSequenceText());
+
+  it('takes the page over at s2 in the commit its answer waits for, pushes the route once that is durable, and only then is s1 forgotten', () => {
+    const crash = indexOf('Note over s1: s1 crashes');
+    const check = indexOf('s3->>s2: forget.check s1 (record epoch 1)');
+    const commit = indexOf('Note over s2: s2 commits membership and route vol/0 owner s2 epoch 2');
+    const durable = lines.findIndex((line, index) => index > commit && line === 'Note over s2: s2 makes its metadata commit durable');
+    const pushed = indexOf('s2->>s3: route.update vol/0 owner s2 epoch 2');
+    const clear = indexOf('s2->>s3: forget.answer clear');
+    const forgotten = indexOf('s3-->>Admin: ok: membership epoch 2: s2 (weight 1), s3 (weight 1)');
+    for (const [earlier, later] of [[crash, check], [check, commit], [commit, durable], [durable, pushed], [pushed, clear], [clear, forgotten]] as const) expect(earlier).toBeLessThan(later);
   });
 });

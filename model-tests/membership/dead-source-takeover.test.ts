@@ -6,68 +6,27 @@ import type { PeerMessage } from '../../machines/node/messages.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
-import { advanceUntil, applyRecorded as apply } from '../world/play-actions.js';
-import type { World } from '../world/world.js';
-import { initialWorld, volumeName } from '../world/world.js';
-import type { WorldConfig } from '../world/world-config.js';
-import { referenceBound } from '../world/world-config.js';
+import type { Nodes } from './dead-source-takeover-scenario.js';
+import { committedWithDeadSource, exchange, membershipChange, takeoverPageKey, takeoverPageText } from './dead-source-takeover-scenario.js';
 
 /**
  * A source that dies for good after its destination committed, before its
- * flip (machines/node/dead-source-takeover.ts). The move runs in the
- * simulated world until s2, the destination, holds the page valid and
- * durable while s1's table still names s1; s1 then crashes and never comes
- * back. The administrator drains and forgets s1 through s3 (or s2): the
- * destination makes the flip s1 would have made, and the forget completes.
- * Before, the forget was refused for good ("only s1 could send it") and the
- * page could be neither moved on nor drained.
+ * flip (machines/node/dead-source-takeover.ts), in the scenario of
+ * dead-source-takeover-scenario.ts. The administrator drains and forgets s1
+ * through s3 (or s2): the destination makes the flip s1 would have made, and
+ * the forget completes. Before, the forget was refused for good ("only s1
+ * could send it") and the page could be neither moved on nor drained.
  */
-const config: WorldConfig = { ...referenceBound, servers: 3, pages: 1, pieces: 1, writes: 1, reads: 1, moves: 1, crashes: 1, moveKinds: ['unit'], messagesMax: 16 };
-const pageKey = { volume: volumeName, page: 0 };
-const pageText = pageKeyText(pageKey);
-type Nodes = Record<string, NodeState>;
+const pageKey = takeoverPageKey;
+const pageText = takeoverPageText;
 
-/** The group after s1 acknowledged a write to block 0 and the unit move to s2 committed at s2, with s1 then dead. */
-function committedWithDeadSource(): { world: World; nodes: Nodes; epoch: number } {
-  let world = apply(initialWorld(config), { type: 'client.write', server: 0, block: 0 });
-  const writeId = world.clients.at(-1)!.id;
-  world = advanceUntil(world, (candidate) => candidate.clients.find((client) => client.id === writeId)?.status === 'ok');
-  world = apply(world, { type: 'move.start', page: 0, to: 1, kind: 'unit' });
-  world = advanceUntil(world, (candidate) => candidate.servers[1]!.meta.replicas[pageText]?.status === 'valid');
-  // The window: s2 committed durably, s1 has not flipped (its durable route and s2's table still name s1).
-  expect(world.servers[0]!.meta.routes[pageText]?.owner).toBe('s1');
-  expect(world.servers[1]!.node.routes.get(pageText)?.owner).toBe('s1');
-  world = apply(world, { type: 'crash', server: 0 });
-  const record = world.servers[1]!.node.replicas.get(pageText)?.context.record;
-  expect(record?.status).toBe('valid');
-  return { world, nodes: { s2: world.servers[1]!.node, s3: world.servers[2]!.node }, epoch: record!.epoch };
-}
-
-/**
- * Steps `inputs` at `at`, then delivers every message between the live
- * servers (s1's are lost: it is dead) and completes every awaited commit at
- * once (failing those `fails` picks), until nothing is left; returns the
- * effects of every step, in order, each marked with the server (`at`).
- */
-function run(nodes: Nodes, at: string, inputs: readonly NodeInput[], fails: (commit: Extract<NodeEffect, { type: 'meta.commit' }>) => boolean = () => false): NodeEffect[] {
-  const all: NodeEffect[] = [];
-  const queue: Array<{ to: string; input: NodeInput }> = inputs.map((input) => ({ to: at, input }));
-  for (let steps = 0; queue.length > 0; steps += 1) {
-    expect(steps, 'the exchange settles').toBeLessThan(500);
-    const { to, input } = queue.shift()!;
-    const [next, effects] = nodeStep(nodes[to]!, input);
-    nodes[to] = next;
-    all.push(...effects.map((effect) => ({ ...effect, at: to })));
-    for (const effect of effects) {
-      if (effect.type === 'peer.send' && nodes[effect.to] !== undefined) queue.push({ to: effect.to, input: { type: 'peer.message', from: to, message: effect.message } });
-      if (effect.type === 'meta.commit' && effect.completionId !== null) queue.push({ to, input: { type: 'io.done', completionId: effect.completionId, ok: !fails(effect) } });
-    }
-  }
-  return all;
+/** `exchange`'s effects in order, each marked with the server that returned it (`at`). */
+function run(nodes: Nodes, at: string, inputs: readonly NodeInput[], fails?: (commit: Extract<NodeEffect, { type: 'meta.commit' }>) => boolean): NodeEffect[] {
+  return exchange(nodes, at, inputs, fails).flatMap((step) => step.effects.map((effect) => ({ ...effect, at: step.at })));
 }
 
 const onward: NodeInput = { type: 'admin.move', requestId: 'onward', pageKey, to: 's3', kind: 'unit' };
-const admin = (requestId: string, change: Extract<NodeInput, { type: 'admin.changeMembership' }>['change']): NodeInput => ({ type: 'admin.changeMembership', requestId, change });
+const admin = membershipChange;
 const repliesTo = (effects: readonly NodeEffect[], requestId: string) => effects.filter((effect): effect is Extract<NodeEffect, { type: 'admin.reply' }> => effect.type === 'admin.reply' && effect.requestId === requestId);
 const sent = (effects: readonly NodeEffect[], type: PeerMessage['type']) => effects.filter((effect): effect is Extract<NodeEffect, { type: 'peer.send' }> => effect.type === 'peer.send' && effect.message.type === type);
 
