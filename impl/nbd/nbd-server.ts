@@ -3,10 +3,20 @@
  * `NbdConnection` over a shared backend.
  *
  * The server holds no protocol state of its own. It bounds the number of
- * simultaneous connections and the request payload bytes they hold together
- * (payload-budget.ts), keeps the set of live connections so `close()` can end
- * them, and never lets a connection's failure reach the process: a
- * connection only ever closes itself.
+ * simultaneous connections, in all and from any one address, and the
+ * request payload bytes they hold together (payload-budget.ts), keeps the
+ * set of live connections so `close()` can end them, and never lets a
+ * connection's failure reach the process: a connection only ever closes
+ * itself.
+ *
+ * Per address. With only the total bounded, one host opening connections
+ * (a runaway script, a client that never closes any) took every slot and
+ * shut every other client out. A connection beyond
+ * `connectionsPerAddressMax` from one address is closed at once, before the
+ * greeting (NBD has no way to refuse a connection earlier), and logged once
+ * per burst. The default leaves room for what real clients open
+ * (nbdcopy's 4 connections, qemu's multi-conn, the kernel client's `-C`, fio
+ * jobs) many times over.
  */
 import net from 'node:net';
 import { DEFAULT_CONNECTION_LIMITS, NbdConnection, type ConnectionLimits } from './connection.js';
@@ -21,6 +31,8 @@ export interface NbdServerOptions {
   log: (line: string) => void;
   /** Connections beyond this are refused at accept time. */
   connectionsMax?: number;
+  /** Connections from one remote address beyond this are closed at accept time; `connectionsPerAddressMaxDefault` if absent. */
+  connectionsPerAddressMax?: number;
   /** Request payload bytes held for all connections at once (payload-budget.ts); `payloadBytesMaxDefault` if absent. */
   payloadBytesMax?: number;
   limits?: Partial<ConnectionLimits>;
@@ -41,6 +53,9 @@ export const shutdownGraceMsDefault = 2_000;
 
 export const DEFAULT_CONNECTIONS_MAX = 256;
 
+/** The default of `connectionsPerAddressMax`: a quarter of the total, so at least four hosts always get in. */
+export const connectionsPerAddressMaxDefault = 64;
+
 /**
  * The default of `payloadBytesMax`: eight times one connection's share, so a
  * few busy clients never meet it while hundreds of connections cannot add up
@@ -53,17 +68,40 @@ export async function startNbdServer(options: NbdServerOptions): Promise<NbdServ
   const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
   // Zero would pause every connection for good, turn after turn.
   if (!(Number.isInteger(limits.requestsPerPumpMax) && limits.requestsPerPumpMax >= 1)) throw new Error(`requestsPerPumpMax must be a whole number >= 1, not ${limits.requestsPerPumpMax}`);
+  const perAddressMax = options.connectionsPerAddressMax ?? connectionsPerAddressMaxDefault;
+  if (!(Number.isInteger(perAddressMax) && perAddressMax >= 1)) throw new Error(`connectionsPerAddressMax must be a whole number >= 1, not ${perAddressMax}`);
   const connections = new Set<NbdConnection>();
+  /** Live connections per remote address (an entry goes with its last connection, so the map holds at most `maxConnections`). */
+  const perAddress = new Map<string, number>();
+  /** Addresses whose refusal has been logged since they last had room: one line per burst, not per connection. */
+  const refusalLogged = new Set<string>();
   let connectionCount = 0;
   const budget = new PayloadBudget(options.payloadBytesMax ?? payloadBytesMaxDefault);
 
   // Half-open: a client that shuts down its sending side (libnbd does, after NBD_CMD_DISC) still gets its replies.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const address = socket.remoteAddress ?? '?';
+    const fromAddress = perAddress.get(address) ?? 0;
+    if (fromAddress >= perAddressMax) {
+      if (!refusalLogged.has(address)) {
+        refusalLogged.add(address);
+        log(`nbd: ${address} already has ${fromAddress} connections, the most one address may (connectionsPerAddressMax); closing its new ones`);
+      }
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, fromAddress + 1);
     connectionCount += 1;
-    const label = `#${connectionCount} ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const label = `#${connectionCount} ${address}:${socket.remotePort ?? '?'}`;
     const connection = new NbdConnection(socket, backend, log, label, limits, budget);
     connections.add(connection);
-    socket.on('close', () => connections.delete(connection));
+    socket.on('close', () => {
+      connections.delete(connection);
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+      refusalLogged.delete(address);
+    });
     try {
       connection.start();
     } catch (error) {
