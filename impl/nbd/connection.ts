@@ -308,12 +308,23 @@ export class NbdConnection {
   /**
    * Server shutdown: no more requests are read, the ones in flight are
    * answered (for at most `graceMs`, then the connection is cut), and the
-   * connection closes as soon as their replies are written. A handshake in
-   * progress is cut at once.
+   * connection closes as soon as their replies are written. A handshake that
+   * has reached its options answers every option from now on with
+   * NBD_REP_ERR_SHUTDOWN (handshake.ts) until the client leaves or `graceMs`
+   * runs out; one that has not (no client flags yet) is cut at once.
    */
   shutdown(graceMs: number): void {
     if (this.phase === 'closed') return;
-    if (this.phase === 'handshake') return this.hardClose('server stopping');
+    if (this.phase === 'handshake') {
+      if (!this.handshake.isInOptions) return this.hardClose('server stopping');
+      this.stopping = true;
+      this.handshake.refuseForShutdown();
+      this.log(`nbd ${this.label}: server stopping during the handshake; answering options with NBD_REP_ERR_SHUTDOWN for up to ${graceMs} ms`);
+      // Options already received are answered now; later ones as they come.
+      this.parseAll();
+      setTimeout(() => this.hardClose('server stopping during the handshake'), graceMs).unref();
+      return;
+    }
     this.stopping = true;
     if (this.phase === 'transmission') {
       // Requests already received but not yet acted on are answered NBD_ESHUTDOWN (the spec's SHOULD for requests

@@ -24,6 +24,12 @@
  *   `option-header`.
  * - `done`: negotiation is over; the machine consumes nothing more.
  *
+ * A server that is stopping (`refuseForShutdown`) answers every option from
+ * then on with NBD_REP_ERR_SHUTDOWN, as the specification provides, instead
+ * of cutting the connection mid-negotiation (a client can then tell a server
+ * going away from one that failed); NBD_OPT_ABORT is still acknowledged,
+ * and NBD_OPT_EXPORT_NAME, which cannot be answered with an error, closes.
+ *
  * The machine never touches a socket. `consume` returns actions as data
  * (`send`, `transmission.start`, `close`), and the connection performs them;
  * this keeps the negotiation testable byte for byte without a network.
@@ -61,6 +67,7 @@ import {
   NBD_OPT_STRUCTURED_REPLY,
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_SHUTDOWN,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
   NBD_REP_INFO,
@@ -196,6 +203,7 @@ export class Handshake {
   private structuredReplies = false;
   private consumedBytes = 0;
   private optionCount = 0;
+  private shuttingDown = false;
 
   constructor(
     private readonly backend: Pick<NbdBackend, 'listExports' | 'findExport'>,
@@ -204,6 +212,16 @@ export class Handshake {
 
   get isDone(): boolean {
     return this.state.name === 'done';
+  }
+
+  /** Whether the client has sent its flags and negotiation is in its options (so an option reply is something it reads). */
+  get isInOptions(): boolean {
+    return this.state.name === 'option-header' || this.state.name === 'option-data' || this.state.name === 'option-discard';
+  }
+
+  /** The server is stopping: every option from now on is answered NBD_REP_ERR_SHUTDOWN (see the top of the file). */
+  refuseForShutdown(): void {
+    this.shuttingDown = true;
   }
 
   /**
@@ -309,6 +327,14 @@ export class Handshake {
 
   /** Answers a whole option; `implementedOptions` lists those it does not answer ERR_UNSUP. */
   private answerOption(option: number, data: Buffer, actions: HandshakeAction[]): void {
+    if (this.shuttingDown && option !== NBD_OPT_ABORT) {
+      if (option === NBD_OPT_EXPORT_NAME) {
+        this.finish(actions, { type: 'close', reason: 'NBD_OPT_EXPORT_NAME while the server is stopping' });
+        return;
+      }
+      actions.push({ type: 'send', bytes: errorReply(option, NBD_REP_ERR_SHUTDOWN, 'server shutting down') });
+      return;
+    }
     switch (option) {
       case NBD_OPT_EXPORT_NAME: {
         const info = this.backend.findExport(data.toString('utf8'));
