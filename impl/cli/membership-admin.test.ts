@@ -110,12 +110,15 @@ describe('a forget', () => {
     const group = readGroupConfig(configFile());
     const [s1, s2, s3] = group.servers as [ServerConfig, ServerConfig, ServerConfig];
     const record = { epoch: 2, members: group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: false })) };
-    const run = async (s2HoldsCopy: boolean) => {
+    const run = async (s2Copy: string | null) => {
       const calls: string[] = [];
       let drained = false;
-      const admin: AdminCall = async <T>(server: ServerConfig, path: string) => {
+      let drains = 0;
+      const admin: AdminCall = async <T>(server: ServerConfig, path: string, body?: unknown) => {
         calls.push(`${server.id}${path}`);
         if (path === '/members/drain') {
+          expect(body).toEqual({ id: 's1' });
+          drains += 1;
           drained = true;
           return { ok: true, message: 's1 draining' } as T;
         }
@@ -124,20 +127,24 @@ describe('a forget', () => {
           return { ok: true, message: 'membership epoch 4: s2, s3' } as T;
         }
         const routes = { 'vol/0': { owner: drained ? 's2' : 's1', epoch: drained ? 2 : 1 } };
-        const copies = server.id === 's2' && s2HoldsCopy ? { 'vol/0': 'valid (epoch 2)' } : {};
+        const copies = server.id === 's2' && s2Copy !== null ? { 'vol/0': s2Copy } : {};
         return { server: server.id, routes, copies, membership: drained ? { epoch: 4, members: record.members.filter((member) => member.id !== 's1') } : record, drain: null } as unknown as T;
       };
       const lines: string[] = [];
       const outcome = await forgetServer([s1], s3, [s2], admin, (line) => lines.push(line), 1_500).then(() => 'forgotten', (error: Error) => error.message);
-      return { outcome, lines, calls };
+      return { outcome, lines, calls, drains };
     };
-    const held = await run(true);
+    const held = await run('valid (epoch 2)');
     expect(held.outcome).toBe('forgotten');
+    expect(held.drains).toBe(1);
     expect(held.lines).toContain('  vol/0 (committed at s2): copied by moves from s1 that never flipped; draining it so that the copies are taken over');
     expect(held.calls).toContain('s3/members/drain');
-    // Without such a copy the refusal stands, and s1 is not drained (a drain cannot be taken back).
-    const notHeld = await run(false);
-    expect(notHeld.outcome).toContain("cannot forget s1: s3's routes name s1 owner of 1 page (vol/0)");
-    expect(notHeld.calls).not.toContain('s3/members/drain');
+    // Without such a copy the refusal stands, and s1 is not drained (a drain cannot be taken back); nor with a copy
+    // whose epoch is not the one above the route (s1 was not its move's source: the node would not take it over).
+    for (const copy of [null, 'valid (epoch 3)']) {
+      const notHeld = await run(copy);
+      expect(notHeld.outcome).toContain("cannot forget s1: s3's routes name s1 owner of 1 page (vol/0)");
+      expect(notHeld.calls).not.toContain('s3/members/drain');
+    }
   });
 });

@@ -209,7 +209,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
   if (ids.length === 0) return;
   const deadline = Date.now() + timeoutMs;
   const waitedForDownSince = new Map<string, number>();
-  const refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
+  let refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
   let drainedForTakeover = false;
   let last = '';
   for (;;) {
@@ -239,6 +239,8 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
           report(`  ${pages.map(({ page, at }) => `${page} (committed at ${at})`).join(', ')}: copied by moves from ${ids.join(', ')} that never flipped; draining ${ids.length === 1 ? 'it' : 'them'} so that the copies are taken over`);
           await drainForForget(ids, via, admin, report);
           drainedForTakeover = true;
+          // The takeovers and the route pushes that repair `via`'s table take their own time: the window starts over.
+          refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
           continue;
         }
       }
@@ -290,7 +292,13 @@ async function pagesAwaitingTakeover(ids: readonly string[], via: ServerConfig, 
   const named = Object.entries(viaStatus.routes).filter(([, route]) => ids.includes(route.owner)).map(([page]) => page);
   const found: Array<{ page: string; at: string }> = [];
   for (const page of named) {
-    const holder = statuses.find((status) => status.copies[page]?.startsWith('valid') === true && ids.includes(status.routes[page]?.owner ?? ''));
+    // As the node decides (dead-source-takeover.ts): a valid copy one epoch above a route naming a dead server, at a
+    // member that is not itself being forgotten.
+    const holder = statuses.find((status) => {
+      const route = status.routes[page];
+      const copyEpoch = /^valid \(epoch (\d+)\)$/.exec(status.copies[page] ?? '')?.[1];
+      return !ids.includes(status.server) && route !== undefined && ids.includes(route.owner) && copyEpoch !== undefined && Number(copyEpoch) === route.epoch + 1;
+    });
     if (!holder) return null;
     found.push({ page, at: holder.server });
   }

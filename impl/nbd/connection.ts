@@ -320,9 +320,13 @@ export class NbdConnection {
       this.stopping = true;
       this.handshake.refuseForShutdown();
       this.log(`nbd ${this.label}: server stopping during the handshake; answering options with NBD_REP_ERR_SHUTDOWN for up to ${graceMs} ms`);
-      // Options already received are answered now; later ones as they come.
-      this.parseAll();
       setTimeout(() => this.hardClose('server stopping during the handshake'), graceMs).unref();
+      // Options already received are answered now; later ones as they come.
+      try {
+        this.parseAll();
+      } catch (error) {
+        this.hardClose(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+      }
       return;
     }
     this.stopping = true;

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from './memory-backend.js';
 import { startNbdServer } from './nbd-server.js';
 import type { NbdServerHandle } from './nbd-server.js';
-import { NBD_FLAG_C_FIXED_NEWSTYLE, NBD_FLAG_C_NO_ZEROES, NBD_OPT_ABORT, NBD_OPT_EXPORT_NAME, NBD_OPT_LIST, NBD_REP_ACK, NBD_REP_ERR_SHUTDOWN, NBD_REP_SERVER } from './protocol-constants.js';
-import { RawClient } from './raw-client.js';
+import { NBD_FLAG_C_FIXED_NEWSTYLE, NBD_FLAG_C_NO_ZEROES, NBD_OPT_ABORT, NBD_OPT_EXPORT_NAME, NBD_OPT_GO, NBD_OPT_LIST, NBD_REP_ACK, NBD_REP_ERR_SHUTDOWN, NBD_REP_SERVER } from './protocol-constants.js';
+import { RawClient, encodeGoData } from './raw-client.js';
 import { DEFAULT_TEST_EXPORTS } from './test-support.js';
 
 /**
@@ -38,13 +38,18 @@ async function negotiatingClient(): Promise<RawClient> {
 }
 
 describe('a server stopping during a handshake', () => {
-  it('answers the client\'s options NBD_REP_ERR_SHUTDOWN, acknowledges its NBD_OPT_ABORT, and then closes', async () => {
+  it('answers the client\'s options NBD_REP_ERR_SHUTDOWN (NBD_OPT_GO and an oversized one included), acknowledges its NBD_OPT_ABORT, and then closes', async () => {
     const client = await negotiatingClient();
     const stopped = server!.close(5_000);
     client.sendOption(NBD_OPT_LIST);
     const refused = await client.readOptionReply();
     expect(refused).toMatchObject({ option: NBD_OPT_LIST, replyType: NBD_REP_ERR_SHUTDOWN });
     expect(refused.data.toString('utf8')).toBe('server shutting down');
+    // NBD_OPT_GO too (no export is opened), and one whose data is too long to be read (refused as stopping, not as long).
+    client.sendOption(NBD_OPT_GO, encodeGoData('vol-a', []));
+    expect(await client.readOptionReply()).toMatchObject({ option: NBD_OPT_GO, replyType: NBD_REP_ERR_SHUTDOWN });
+    client.sendOption(NBD_OPT_GO, Buffer.alloc(9_000));
+    expect(await client.readOptionReply()).toMatchObject({ option: NBD_OPT_GO, replyType: NBD_REP_ERR_SHUTDOWN });
     client.sendOption(NBD_OPT_ABORT);
     expect(await client.readOptionReply()).toMatchObject({ option: NBD_OPT_ABORT, replyType: NBD_REP_ACK });
     expect(await client.waitForClose()).toBe(true);

@@ -306,7 +306,7 @@ export class Handshake {
         // Answered as the option would be with short data wherever the data does not matter: NBD_OPT_ABORT "MUST" be
         // acknowledged (its data SHOULD be ignored), and an option this server does not implement is ERR_UNSUP whatever
         // its data (ERR_INVALID says the option is known; a review found both answered "option data too long").
-        if (state.option === NBD_OPT_ABORT || !implementedOptions.has(state.option)) {
+        if (state.option === NBD_OPT_ABORT || !implementedOptions.has(state.option) || this.shuttingDown) {
           this.answerOption(state.option, Buffer.alloc(0), actions);
           return true;
         }

@@ -53,7 +53,7 @@ export const shutdownGraceMsDefault = 2_000;
 
 export const DEFAULT_CONNECTIONS_MAX = 256;
 
-/** The default of `connectionsPerAddressMax`: a quarter of the total, so at least four hosts always get in. */
+/** The default of `connectionsPerAddressMax`: a quarter of the total, so no one host can take more than a quarter of the slots. */
 export const connectionsPerAddressMaxDefault = 64;
 
 /**
@@ -93,16 +93,18 @@ export async function startNbdServer(options: NbdServerOptions): Promise<NbdServ
     perAddress.set(address, fromAddress + 1);
     connectionCount += 1;
     const label = `#${connectionCount} ${address}:${socket.remotePort ?? '?'}`;
-    const connection = new NbdConnection(socket, backend, log, label, limits, budget);
-    connections.add(connection);
+    let connection: NbdConnection | null = null;
+    // Before anything can throw: a counted socket is always uncounted when it closes.
     socket.on('close', () => {
-      connections.delete(connection);
+      if (connection !== null) connections.delete(connection);
       const left = (perAddress.get(address) ?? 1) - 1;
       if (left > 0) perAddress.set(address, left);
       else perAddress.delete(address);
       refusalLogged.delete(address);
     });
     try {
+      connection = new NbdConnection(socket, backend, log, label, limits, budget);
+      connections.add(connection);
       connection.start();
     } catch (error) {
       log(`nbd ${label}: failed to start: ${error instanceof Error ? error.message : String(error)}`);
