@@ -82,10 +82,11 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[], await
     let awaitingFlip = 0;
     for (const [key, route] of next.routes) {
       if (route.owner !== server) continue;
-      if (!awaitingFlipCounts && copyStanding(next, key) === 'awaitingFlip') continue;
+      const waitsForFlip = copyStanding(next, key) === 'awaitingFlip';
+      if (waitsForFlip && !awaitingFlipCounts) continue;
       pageCount += 1;
       if (pages.length < pagesNamedMax) pages.push(key);
-      if (copyStanding(next, key) === 'awaitingFlip') awaitingFlip += 1;
+      if (waitsForFlip) awaitingFlip += 1;
     }
     if (pageCount > 0) {
       parts.push(`${self}'s routes name ${server} owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})` +

@@ -54,7 +54,7 @@ export interface MembershipWork {
   readonly effects: NodeEffect[];
   /** Registers a continuation and returns the completion id that resumes it. */
   awaitCompletion(continuation: Continuation): string;
-  /** Learns a route into the table (node.ts), persisting it after the commits already issued (dead-source-takeover.ts). */
+  /** Learns a route into the table (node.ts): a takeover's, once durable (dead-source-takeover.ts). */
   learnRoute(pageKey: PageKey, route: Route): void;
 }
 
