@@ -118,6 +118,36 @@ export function announceMembership(work: MembershipWork): void {
   for (const to of memberIds(work.next.membership)) {
     if (to !== self) work.effects.push({ type: 'peer.send', to, message: { type: 'membership.update', membership: work.next.membership } });
   }
+  askAboutRoutesNamingNonMembers(work);
+}
+
+/** At most this many pages are asked about per call of `askAboutRoutesNamingNonMembers`: a bound on one step's messages. */
+export const nonMemberRoutesAskedMax = 64;
+
+/**
+ * Asks every other member for the route of each page (up to
+ * `nonMemberRoutesAskedMax`) this server's table names a server that is not
+ * a member owner of. Such a route is stale (a server leaves or is forgotten
+ * only once it owns nothing), and requests following it would go to a
+ * server that never answers. The ask made when a departure is learnt can be
+ * lost, and a restart can bring back a route whose repair was never made
+ * durable (a random walk of the dead-source takeover found a survivor
+ * routing to the forgotten source for good): so this runs at every start
+ * and every announcement, until the answers repair the table.
+ */
+export function askAboutRoutesNamingNonMembers(work: MembershipWork): void {
+  const self = work.next.config.self;
+  const membership = work.next.membership;
+  const others = memberIds(membership).filter((id) => id !== self);
+  let asked = 0;
+  for (const [key, route] of work.next.routes) {
+    if (asked >= nonMemberRoutesAskedMax) return;
+    if (route.owner === self || memberOf(membership, route.owner) !== null) continue;
+    const pageKey = pageKeyOfText(key);
+    if (!pageKey) continue;
+    asked += 1;
+    for (const to of others) work.effects.push({ type: 'peer.send', to, message: { type: 'route.query', pageKey } });
+  }
 }
 
 /** The durable record a restarted server kept (or its runtime's bootstrap record): it replaces the configured one. */

@@ -33,7 +33,7 @@ import { cancelledPartKey, cancelledTryKey, clientEntryId, isCommitUnderWay, pee
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
 import {
-  announceMembership, answerLeaveCheck, changeMembership, isLeaveCheckTimerLive, isMembershipCommitRetryDue, leaveCheckTimerFired, membershipCommitTimer, membershipCommitTimerFired,
+  announceMembership, answerLeaveCheck, askAboutRoutesNamingNonMembers, changeMembership, isLeaveCheckTimerLive, isMembershipCommitRetryDue, leaveCheckTimerFired, membershipCommitTimer, membershipCommitTimerFired,
   membershipPersisted, receiveLeaveAnswer, receiveLeaveCheck, receiveMembership, sendRoutesPastInitial, startMembership,
 } from './node-membership.js';
 import {
@@ -208,6 +208,7 @@ class NodeStep {
    */
   #repairRoutesAfterRestart(): void {
     pushGivenUpRoutes(this, this.#group());
+    askAboutRoutesNamingNonMembers(this);
     for (const replica of this.next.replicas.values()) {
       const { pageKey } = replica.context;
       const key = pageKeyText(pageKey);

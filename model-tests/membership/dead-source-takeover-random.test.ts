@@ -29,7 +29,8 @@ import { committedWithDeadSource, takeoverPageText } from './dead-source-takeove
  * route names s2 at the move's epoch (a forget never completes with the
  * takeover not durable). At the end, fair rounds (every commit succeeds,
  * every message arrives, every timer fires, the administrator asks again as
- * the CLI does) must complete the forget with both servers routing to s2.
+ * the CLI does, every server announcing as the runtime does periodically)
+ * must complete the forget with both servers routing to s2.
  * Each run prints its seed; replay with `BLOCKSHIFT_SEED=<seed>`.
  */
 type Server = 's2' | 's3';
@@ -233,6 +234,8 @@ function settle(walk: Walk, asker: Server): void {
     for (const id of servers) while (walk.commits.get(id)!.length > 0) completeCommit(walk, id, true);
     for (const envelope of walk.network.splice(0)) step(walk, envelope.to, { type: 'peer.message', from: envelope.from, message: envelope.message });
     for (const id of servers) for (const timerId of walk.timers.get(id)!.splice(0)) step(walk, id, { type: 'timer.fired', timerId });
+    // The runtime's periodic announcement (every few seconds), which also asks about routes naming non-members.
+    for (const id of servers) step(walk, id, { type: 'membership.announce' });
     checkStep(walk);
   }
 }

@@ -226,4 +226,20 @@ describe('membership in the pure node', () => {
     expect(drainMoves(waitingFirst, 1, new Set(['alpha/3'])).map((move) => move.pageKey.page)).toEqual([0]);
     expect(drainMoves(waitingFirst, 5, new Set(['alpha/0', 'alpha/3']))).toEqual([]);
   });
+
+  it('asks every member, at start and at every announcement, for routes its table names a non-member owner of (at most 64 pages a time)', () => {
+    // s1 has left: alpha's pages that started on s1 (0 and 3) are named for a server that is no longer a member.
+    const withoutS1 = bootstrapMembership(['s2', 's3'].map((id) => member(id)));
+    const [, started] = nodeStep(emptyNodeState(defaultNodeConfig('s2', [...group]), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's2'), membership: withoutS1 } });
+    const asked = (effects: readonly NodeEffect[]) => effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === 'route.query' ? [`${effect.to} ${effect.message.pageKey.volume}/${effect.message.pageKey.page}`] : []));
+    expect(asked(started)).toEqual(['s3 alpha/0', 's3 alpha/3']);
+    const s2 = nodeStep(emptyNodeState(defaultNodeConfig('s2', [...group]), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's2'), membership: withoutS1 } })[0];
+    expect(asked(nodeStep(s2, { type: 'membership.announce' })[1])).toEqual(['s3 alpha/0', 's3 alpha/3']);
+    // With every owner a member, nothing is asked.
+    expect(asked(nodeStep(startedNode('s2'), { type: 'membership.announce' })[1])).toEqual([]);
+    // Bounded: a volume of 200 pages all on s1 asks about 64 per announcement.
+    const wide: VolumeDefinition = { ...alpha, name: 'wide', pageCount: 200, servers: ['s1'] };
+    const s3 = nodeStep(emptyNodeState(defaultNodeConfig('s3', [...group]), 1), { type: 'node.start', durable: { ...initialDurableRecords([wide], 's3'), membership: withoutS1 } })[0];
+    expect(asked(nodeStep(s3, { type: 'membership.announce' })[1])).toHaveLength(64);
+  });
 });
