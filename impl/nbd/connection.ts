@@ -270,17 +270,30 @@ export class NbdConnection {
     this.replyStall.unref();
   }
 
-  /** Closes the connection if a WRITE's payload gets no byte further for `payloadStallTimeoutMs`. */
+  /**
+   * Closes the connection if a WRITE's payload gets no byte further for
+   * `payloadStallTimeoutMs`, or is not all in by `deadlineMs`. The verdict
+   * waits for the I/O of the turn the timer fires in (`setImmediate` runs
+   * after the poll phase): an event loop held up (a long pause, a loaded
+   * host) runs its due timers before it reads what arrived meanwhile, and
+   * closed connections whose bytes were waiting in the socket as stalled
+   * (a CI run: 25 bytes, then "no further for 1000 ms" although the client
+   * had written on).
+   */
   private armPayloadStall(deadlineMs: number): void {
     const queuedAtArming = this.queue.lengthBytes;
+    const parserAtArming = this.parser;
     this.payloadStall = setTimeout(() => {
       this.payloadStall = null;
-      if (this.phase === 'closed' || this.parser.name !== 'payload') return;
-      const late = performance.now() >= deadlineMs;
-      if (!late && this.queue.lengthBytes !== queuedAtArming) return this.armPayloadStall(deadlineMs);
-      this.hardClose(late
-        ? `a WRITE's payload took longer than its deadline (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes; ${payloadBytesPerSecondMin / 1024} KiB/s at the least)`
-        : `a WRITE's payload got no further for ${this.limits.payloadStallTimeoutMs} ms (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes)`);
+      setImmediate(() => {
+        // The payload armed for is gone (read, dropped, or the connection closed): nothing to judge.
+        if (this.phase === 'closed' || this.parser !== parserAtArming || this.parser.name !== 'payload' || this.payloadStall !== null) return;
+        const late = performance.now() >= deadlineMs;
+        if (!late && this.queue.lengthBytes !== queuedAtArming) return this.armPayloadStall(deadlineMs);
+        this.hardClose(late
+          ? `a WRITE's payload took longer than its deadline (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes; ${payloadBytesPerSecondMin / 1024} KiB/s at the least)`
+          : `a WRITE's payload got no further for ${this.limits.payloadStallTimeoutMs} ms (${this.queue.lengthBytes} of ${this.parser.header.lengthBytes} bytes)`);
+      });
     }, Math.max(1, Math.min(this.limits.payloadStallTimeoutMs, deadlineMs - performance.now())));
     this.payloadStall.unref();
   }

@@ -361,6 +361,28 @@ describe('memory a client can hold', () => {
     expect(performance.now() - startedMs).toBeLessThan(3_000);
   });
 
+  it('does not take a payload for stalled when the server\'s event loop was held up with the next bytes already in its socket', async () => {
+    server = await startTestServer(undefined, undefined, { payloadStallTimeoutMs: 200 }, 4 * MIB);
+    const writer = await connect();
+    await writer.negotiate('vol-a', false);
+    // 256 KiB: its deadline (200 ms + 256 KiB at 256 KiB/s = 1200 ms) is far off; only the stall time-out is at stake.
+    writer.sendRequest({ type: NBD_CMD_WRITE, handle: 1n, offset: 0, lengthBytes: 256 * 1024 });
+    writer.write(Buffer.alloc(1, 7));
+    // Past the first stall check (at 200 ms: that byte was progress, so it looks again 200 ms later).
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    // The next byte reaches the server's socket, and this process (the server's too) is held up past the next check:
+    // when it goes on, the stall timer is due before the byte is read.
+    writer.write(Buffer.alloc(1, 7));
+    const heldUntilMs = performance.now() + 400;
+    while (performance.now() < heldUntilMs) { /* an event loop held up, as by a long pause */ }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.logLines.filter((line) => line.includes("a WRITE's payload"))).toEqual([]);
+    expect(writer.isClosed).toBe(false);
+    // The rest arrives, and the write is answered.
+    writer.write(Buffer.alloc(256 * 1024 - 2, 7));
+    expect((await writer.readSimpleReply()).errno).toBe(0);
+  });
+
   it('closes a connection whose client sent a FIN, once its last reply is out, though others hold the budget', async () => {
     // Reads held 200 ms: the budget (1 MiB) is spent by one client's read while another client, with nothing queued, closes its side.
     server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 200 : 0) }, undefined, MIB);
