@@ -38,6 +38,7 @@ export class NodeDraft {
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   forgetCheck: NodeState['forgetCheck'];
+  nonMemberRoutesMayRemain: NodeState['nonMemberRoutesMayRemain'];
   nextId: number;
   lastWriteSequence: number;
   lossEpoch: number;
@@ -57,6 +58,7 @@ export class NodeDraft {
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.forgetCheck = base.forgetCheck;
+    this.nonMemberRoutesMayRemain = base.nonMemberRoutesMayRemain;
     this.nextId = base.nextId;
     this.lastWriteSequence = base.lastWriteSequence;
     this.lossEpoch = base.lossEpoch;
@@ -104,7 +106,7 @@ export class NodeDraft {
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, forwardedTriesEnded: this.forwardedTriesEnded, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
-      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nextId: this.nextId, incarnation: this.incarnation,
+      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nonMemberRoutesMayRemain: this.nonMemberRoutesMayRemain, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
       flushExcused: this.flushExcused, incarnationFence: this.incarnationFence,
     };

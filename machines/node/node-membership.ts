@@ -133,9 +133,12 @@ export const nonMemberRoutesAskedMax = 64;
  * lost, and a restart can bring back a route whose repair was never made
  * durable (a random walk of the dead-source takeover found a survivor
  * routing to the forgotten source for good): so this runs at every start
- * and every announcement, until the answers repair the table.
+ * and every announcement, until a look finds no such route; it scans the
+ * table only while one may remain (`nonMemberRoutesMayRemain`).
  */
 export function askAboutRoutesNamingNonMembers(work: MembershipWork): void {
+  // Nothing has departed since a look found no such route: no scan (see NodeState.nonMemberRoutesMayRemain).
+  if (!work.next.nonMemberRoutesMayRemain) return;
   const self = work.next.config.self;
   const membership = work.next.membership;
   const others = memberIds(membership).filter((id) => id !== self);
@@ -148,6 +151,8 @@ export function askAboutRoutesNamingNonMembers(work: MembershipWork): void {
     asked += 1;
     for (const to of others) work.effects.push({ type: 'peer.send', to, message: { type: 'route.query', pageKey } });
   }
+  // Looked at every route and found none: until a member departs, there is nothing to ask about.
+  if (asked === 0) work.next.nonMemberRoutesMayRemain = false;
 }
 
 /** The durable record a restarted server kept (or its runtime's bootstrap record): it replaces the configured one. */
@@ -340,6 +345,7 @@ function actOnNewMembers(work: MembershipWork, previous: ReadonlySet<ServerId>, 
   }
   const gone = [...previous].filter((id) => !current.has(id));
   if (gone.length === 0) return;
+  work.next.nonMemberRoutesMayRemain = true;
   askAboutRoutesNaming(work, new Set(gone), [...current]);
   stopWaitingForFlushesFrom(work, new Set(gone));
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Membership } from '../../machines/membership/membership.js';
-import { bootstrapMembership, changedMembership, isNewerMembership } from '../../machines/membership/membership.js';
+import { bootstrapMembership, changedMembership, isNewerMembership, memberOf } from '../../machines/membership/membership.js';
 import { drainMoves, isReadyToLeave } from '../../machines/membership/drain-plan.js';
 import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
@@ -235,8 +235,14 @@ describe('membership in the pure node', () => {
     expect(asked(started)).toEqual(['s3 alpha/0', 's3 alpha/3']);
     const s2 = nodeStep(emptyNodeState(defaultNodeConfig('s2', [...group]), 1), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's2'), membership: withoutS1 } })[0];
     expect(asked(nodeStep(s2, { type: 'membership.announce' })[1])).toEqual(['s3 alpha/0', 's3 alpha/3']);
-    // With every owner a member, nothing is asked.
+    // With every owner a member, nothing is asked, and the table is not scanned again until a member departs.
     expect(asked(nodeStep(startedNode('s2'), { type: 'membership.announce' })[1])).toEqual([]);
+    expect(startedNode('s2').nonMemberRoutesMayRemain).toBe(false);
+    const forgot = changedMembership(changedMembership(bootstrap, { kind: 'drain', id: 's1' }) as Membership, { kind: 'forget', ids: ['s1'] }) as Membership;
+    // (The record is acted on once durable: its commit completes at once here.)
+    const [departed] = stepThrough(startedNode('s2'), [{ type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: forgot } }], (effect) => effect.type === 'meta.commit');
+    expect(memberOf(departed.membership, 's1')).toBeNull();
+    expect(departed.nonMemberRoutesMayRemain).toBe(true);
     // Bounded: a volume of 200 pages all on s1 asks about 64 per announcement.
     const wide: VolumeDefinition = { ...alpha, name: 'wide', pageCount: 200, servers: ['s1'] };
     const s3 = nodeStep(emptyNodeState(defaultNodeConfig('s3', [...group]), 1), { type: 'node.start', durable: { ...initialDurableRecords([wide], 's3'), membership: withoutS1 } })[0];
