@@ -9,7 +9,7 @@
  *   blockshift server add --id S [--weight W]
  *   blockshift server start --id S
  *   blockshift server drain --id S
- *   blockshift server forget --id S[,T...]
+ *   blockshift server forget --id S[,T...] [--declare-lost]
  *   blockshift stop
  *
  * `up` runs a local group (one process per server) in the foreground until
@@ -484,7 +484,10 @@ async function serverDrain(options: Map<string, string>): Promise<void> {
  * takes one id or several, comma-separated (servers lost together, which
  * would otherwise each wait for the other's confirmation). Refused while
  * anything names one of them (a page it owns, a move toward it); a member
- * that is down and not named blocks it, as it blocks a leave.
+ * that is down and not named blocks it, as it blocks a leave. With
+ * `--declare-lost`, the pages whose only copy was on them are declared lost
+ * instead and served empty by that server (machines/node/lost-pages.ts): the
+ * administrator's explicit choice to lose what they held.
  */
 async function serverForget(options: Map<string, string>): Promise<void> {
   const group = groupOf(options);
@@ -508,7 +511,10 @@ async function serverForget(options: Map<string, string>): Promise<void> {
     }
   }
   if (!via) throw new Error(`no other server of the group answers: cannot forget ${ids.join(', ')}`);
-  await forgetServer(servers, via, rest.filter((other) => other !== via), admin, (line) => console.log(line));
+  const declareLost = options.get('declare-lost') === 'true';
+  if (options.has('declare-lost') && !declareLost) throw new UsageError('--declare-lost takes no value');
+  if (declareLost) console.log(`declaring lost the pages whose only copy was on ${ids.join(', ')}: ${via.id} serves them empty, and what they held is gone`);
+  await forgetServer(servers, via, rest.filter((other) => other !== via), admin, (line) => console.log(line), declareLost ? 120_000 : 30_000, declareLost);
   await changeGroupConfig(configPathOf(options), (current) => ({ ...current, servers: current.servers.filter((candidate) => !ids.includes(candidate.id)) }));
   console.log(`${ids.join(', ')} removed from ${configPathOf(options)}`);
   // Kept, under another name: a server added later under the same id starts afresh instead of from a forgotten
@@ -550,7 +556,7 @@ function isNotListening(error: unknown): boolean {
 const usage = 'blockshift up [--servers N] [--data DIR] [--base-port P] [--throttle-mbps R] [--under-load-mbps R] [--no-demo] | status | ' +
   'volume create --name V --pages N --servers s1,s2 [--pieces K] [--page-size-blocks B] | move --volume V --page P --to S [--kind piecewise|unit] [--pieces N] | ' +
   'move abandon --volume V --page P | ' +
-  'server add --id S [--weight W] | server start --id S | server drain --id S | server forget --id S[,T...] | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
+  'server add --id S [--weight W] | server start --id S | server drain --id S | server forget --id S[,T...] [--declare-lost] | stop   (every command takes --data DIR or --base-port P to find a group other than the default one)';
 
 export async function run(argv: readonly string[]): Promise<number> {
   // `blockshift status | head` closes the pipe early: that ends the output, not with a stack trace (a review found one).
@@ -580,8 +586,8 @@ export async function run(argv: readonly string[]): Promise<number> {
         if (rest[0] === 'add') await serverAdd(flags(rest.slice(1), ['id', 'weight']));
         else if (rest[0] === 'drain') await serverDrain(flags(rest.slice(1), ['id']));
         else if (rest[0] === 'start') await serverStart(flags(rest.slice(1), ['id']));
-        else if (rest[0] === 'forget') await serverForget(flags(rest.slice(1), ['id']));
-        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S", "server drain --id S" or "server forget --id S[,T...]"');
+        else if (rest[0] === 'forget') await serverForget(flags(rest.slice(1), ['id', 'declare-lost']));
+        else throw new UsageError('server: "server add --id S [--weight W]", "server start --id S", "server drain --id S" or "server forget --id S[,T...] [--declare-lost]"');
         return 0;
       case 'stop': await stop(flags(rest, [])); return 0;
       default: throw new UsageError(`unknown command ${command}`);

@@ -198,9 +198,14 @@ export async function drainServer(server: ServerConfig, admin: AdminCall, report
  * routes are repaired). Once `via` says ok, the records are checked: one that
  * still lists the servers (a record persisted before 27 Nov, which merges
  * without departed entries) has the forget asked again; the
- * other members that answer must follow a record without them.
+ * other members that answer must follow a record without them. With
+ * `declareLost`, pages whose only copy was on one of them are declared lost
+ * and served empty by `via` (machines/node/lost-pages.ts), and the forget is
+ * asked again until they are; a claim another member made first is finished
+ * through that member.
  */
-export async function forgetServer(servers: readonly ServerConfig[], via: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000): Promise<void> {
+export async function forgetServer(servers: readonly ServerConfig[], firstVia: ServerConfig, others: readonly ServerConfig[], admin: AdminCall, report: (line: string) => void, timeoutMs = 30_000, declareLost = false): Promise<void> {
+  let via = firstVia;
   // Those already gone (forgotten or left before) are not asked about: the node refuses a forget naming a non-member.
   const members = new Set((await admin<ServerStatus>(via, '/status')).membership.members.map((member) => member.id));
   const gone = servers.filter((server) => !members.has(server.id)).map((server) => server.id);
@@ -215,7 +220,7 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
   for (;;) {
     if (Date.now() > deadline) throw new Error(`${ids.join(', ')} not forgotten within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
     try {
-      const result = await admin<{ message: string }>(via, '/members/forget', { ids });
+      const result = await admin<{ message: string }>(via, '/members/forget', declareLost ? { ids, declareLost: true } : { ids });
       report(`${via.id}: ${ids.join(', ')} forgotten: ${result.message}`);
       if (await followedWithout(ids, via, others, admin, report)) return;
       report(`  ${via.id} lists ${ids.join(', ')} again; asking again`);
@@ -243,6 +248,19 @@ export async function forgetServer(servers: readonly ServerConfig[], via: Server
           refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
           continue;
         }
+      }
+      // Pages being declared lost (machines/node/lost-pages.ts): asked again until done; another member's claim to
+      // declare them is finished through that member.
+      if (refusal?.reason === 'declaringLost') {
+        const claimant = refusal.servers.length === 1 && !ids.includes(refusal.servers[0]!) ? [via, ...others].find((other) => other.id === refusal.servers[0]) : undefined;
+        if (claimant && claimant !== via) {
+          report(`  ${message}: asking ${claimant.id}`);
+          via = claimant;
+        } else if (message !== last) report(`  ${message}`);
+        last = message;
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
       }
       // A member that is down and not named blocks the forget: said after a few seconds rather than at the time-out.
       const waitingFor = refusal?.reason === 'waitingFor' ? refusal.servers : [];

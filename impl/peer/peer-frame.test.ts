@@ -45,9 +45,9 @@ describe('peer frames', () => {
     const envelope = message(1);
     const header = Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(envelope), 'utf8')]);
     const expected = Buffer.alloc(9 + header.length + data.length);
-    expect(peerProtocolVersion).toBe(8);
+    expect(peerProtocolVersion).toBe(9);
     expected.writeUInt32BE(5 + header.length + data.length, 0);
-    expected.writeUInt8(8, 4);
+    expected.writeUInt8(9, 4);
     expected.writeUInt32BE(header.length, 5);
     header.copy(expected, 9);
     data.copy(expected, 9 + header.length);
@@ -90,12 +90,12 @@ describe('peer frames', () => {
 
   // Version 1 had no kind byte; version 2 no loss epochs in write answers, FLUSH answers and leave checks; version 3 no
   // abandoned moves and no move epoch in answers about a move; version 4 no `to` in the hello; version 5 no request.cancel; version 6
-  // no block.cancel; version 7 no incarnation fence.
-  it.each([1, 2, 3, 4, 5, 6, 7])('refuses a version %i frame', (version) => {
+  // no block.cancel; version 7 no incarnation fence; version 8 no lost-pages claims.
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('refuses a version %i frame', (version) => {
     const prefix = Buffer.alloc(9);
     prefix.writeUInt32BE(15, 0);
     prefix.writeUInt8(version, 4);
     prefix.writeUInt32BE(10, 5);
-    expect(() => new PeerFrameDecoder().push(prefix)).toThrow(`peer protocol version ${version}, expected 8`);
+    expect(() => new PeerFrameDecoder().push(prefix)).toThrow(`peer protocol version ${version}, expected 9`);
   });
 });

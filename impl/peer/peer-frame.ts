@@ -19,14 +19,16 @@
  * once its target has cancelled it), version 7 `block.cancel` (the same for a
  * move's part), version 8 the incarnation fence (the sender's incarnation on
  * forwards and parts, the hop count on cancels, `fence.raise` and
- * `fence.confirmed`: machines/node/incarnation-fence.ts); a peer of another
- * version is refused at its first frame.
+ * `fence.confirmed`: machines/node/incarnation-fence.ts), version 9
+ * `lost.check` and `lost.answer` (declaring lost the pages of a server dead
+ * for good: machines/node/lost-pages.ts); a peer of another version is
+ * refused at its first frame.
  */
 import type { ServerId } from '../../machines/identifiers.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import { decodeCompactRequestHeader, encodeCompactRequestHeader } from './compact-request-header.js';
 
-export const peerProtocolVersion = 8;
+export const peerProtocolVersion = 9;
 /** The header kind whose body is the JSON of an envelope. */
 export const jsonHeaderKind = 1;
 /** Generous for a piece copy (default page 4 MiB) plus its header. */

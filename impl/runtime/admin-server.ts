@@ -11,8 +11,10 @@
  *   POST /members           {id, peer: {host, port}, admin?: {host, port}, capacityWeight?}: a server joins the group
  *   POST /members/drain     {id}: mark a member draining (its own server then moves its pages away)
  *   POST /members/leave     {}: this server, drained and holding nothing, leaves the group
- *   POST /members/forget    {ids}: other members holding nothing are removed (member-forget.ts), on the caller's word
- *                           that they are down for good (the CLI checks that they do not answer; the node cannot)
+ *   POST /members/forget    {ids, declareLost?}: other members holding nothing are removed (member-forget.ts), on the
+ *                           caller's word that they are down for good (the CLI checks that they do not answer; the
+ *                           node cannot); with declareLost, the pages they own are declared lost and served empty
+ *                           by the member asked (lost-pages.ts)
  *   POST /shutdown          stop this server cleanly
  *
  * Bodies are bounded and validated; a bad request gets a 4xx with a clear
@@ -128,11 +130,11 @@ async function handle(options: AdminServerOptions, request: http.IncomingMessage
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/forget': {
-      const { ids } = body;
-      if (!Array.isArray(ids) || ids.length === 0 || ids.length > membersMax || !ids.every((id) => typeof id === 'string')) {
-        return { status: 400, body: { ok: false, message: `expected {ids: [string, ...]} (1 to ${membersMax} ids)` } };
+      const { ids, declareLost } = body;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > membersMax || !ids.every((id) => typeof id === 'string') || (declareLost !== undefined && typeof declareLost !== 'boolean')) {
+        return { status: 400, body: { ok: false, message: `expected {ids: [string, ...], declareLost?: boolean} (1 to ${membersMax} ids)` } };
       }
-      const result = await runtime.changeMembership({ kind: 'forget', ids: ids as string[] });
+      const result = await runtime.changeMembership({ kind: 'forget', ids: ids as string[], ...(declareLost === true ? { declareLost: true } : {}) });
       return { status: result.ok ? 200 : 409, body: result };
     }
     case '/members/leave': {

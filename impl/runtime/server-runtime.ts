@@ -572,7 +572,8 @@ export class ServerRuntime {
         return;
       case 'data.delete':
         if (effect.reason === 'abandoned') this.#options.log(`checkpoint ${pageKeyText(effect.pageKey)} partial copy of an abandoned move let go`);
-        this.#onPage(effect.pageKey, null, () => this.#options.pages.delete(effect.pageKey));
+        if (effect.reason === 'declaredLost') this.#options.log(`checkpoint ${pageKeyText(effect.pageKey)} declared lost (its only copy was on a server being forgotten): what this server held of it is deleted, and it is served empty from here once its record is durable`);
+        this.#onPage(effect.pageKey, effect.completionId ?? null, () => this.#options.pages.delete(effect.pageKey));
         return;
       case 'token.release':
         this.#tokens.delete(effect.token);

@@ -127,6 +127,7 @@ export function metadataWriteProblem(write: unknown): Problem {
   const kind = write['kind'];
   if (kind === 'volume') return volumeProblem(write['volume']);
   if (kind === 'membership') return membershipProblem(write['membership']);
+  if (kind === 'lostClaim') return lostClaimProblem(write['claim']);
   const keyProblem = pageKeyProblem(write['pageKey']);
   if (keyProblem) return keyProblem;
   switch (kind) {
@@ -144,6 +145,14 @@ export function metadataWriteProblem(write: unknown): Problem {
     default:
       return `unknown metadata write kind ${JSON.stringify(kind)}`;
   }
+}
+
+/** A claim to declare pages lost (machines/node/lost-pages.ts): a claimant and a sorted list of servers without repeats. */
+export function lostClaimProblem(value: unknown): Problem {
+  if (!isObject(value) || !isServer(value['claimant']) || !Array.isArray(value['servers'])) return 'a lost-pages claim must be {servers: [...], claimant}';
+  const servers = value['servers'] as unknown[];
+  if (servers.length === 0 || !servers.every((id, index) => isServer(id) && (index === 0 || (servers[index - 1] as string) < (id as string)))) return 'a lost-pages claim names its servers sorted, without repeats';
+  return null;
 }
 
 /** A membership record: its fields typed, then the record's own rules (sorted ids, no repeats, positive weights). */
@@ -174,5 +183,6 @@ export function sortedRecords(records: DurableRecords): DurableRecords {
     replicas: [...records.replicas].sort(byPage),
     moves: [...records.moves].sort(byPage),
     membership: records.membership ?? null,
+    ...(records.lostClaim ? { lostClaim: records.lostClaim } : {}),
   };
 }

@@ -5,13 +5,14 @@ import { assert, pageKeyText } from '../../machines/identifiers.js';
 import type { PageKey } from '../../machines/identifiers.js';
 import type { DurableRecords, MetadataWrite } from '../../machines/node/node-io.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import type { LostClaim } from '../../machines/node/node-state.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import { isNewerMembership } from '../../machines/membership/membership.js';
 import { assertNever } from '../../machines/identifiers.js';
 import type { DirectoryIdentity, StoredIdentity } from './data-directory.js';
 import { makeDurableDirectorySync, syncDirectorySync } from './directory-sync.js';
 import {
-  membershipProblem, metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
+  lostClaimProblem, membershipProblem, metadataWriteProblem, moveCheckpointProblem, moveInputProblem, pageKeyProblem, replicaRecordProblem, routeProblem, sortedRecords, volumeProblem,
 } from './metadata-records.js';
 import type { StoredMove, StoredReplica, StoredRoute } from './metadata-records.js';
 
@@ -55,6 +56,8 @@ export class MetadataStore {
   readonly #moves: Database<StoredMove, string>;
   /** One record under the key `current`: the newest membership this server adopted. */
   readonly #membership: Database<Membership, string>;
+  /** One record under the key `current`: the claim to declare pages lost this server accepted or made last (machines/node/lost-pages.ts). */
+  readonly #lostClaim: Database<LostClaim, string>;
   /** One record under the key `identity`: the server and group the directory belongs to (data-directory.ts). */
   readonly #server: Database<DirectoryIdentity, string>;
   #closed = false;
@@ -70,13 +73,14 @@ export class MetadataStore {
     this.#moves = root.openDB<StoredMove, string>({ name: 'moves', encoding: 'json' });
     this.#membership = root.openDB<Membership, string>({ name: 'membership', encoding: 'json' });
     this.#server = root.openDB<DirectoryIdentity, string>({ name: 'server', encoding: 'json' });
+    this.#lostClaim = root.openDB<LostClaim, string>({ name: 'lostClaim', encoding: 'json' });
   }
 
   /** What the store says about its directory (see data-directory.ts). */
   storedIdentity(): StoredIdentity {
     assert(!this.#closed, 'the metadata store is open');
     const identity = this.#server.get('identity') ?? null;
-    const empty = identity === null && [this.#volumes, this.#routes, this.#replicas, this.#moves, this.#membership].every((database) => database.getKeysCount() === 0);
+    const empty = identity === null && [this.#volumes, this.#routes, this.#replicas, this.#moves, this.#membership, this.#lostClaim].every((database) => database.getKeysCount() === 0);
     return { identity, empty, record: async (next) => { await this.#server.put('identity', next); } };
   }
 
@@ -148,7 +152,12 @@ export class MetadataStore {
         const problem = membershipProblem(membership);
         assert(problem === null, `stored membership: ${problem}`);
       }
-      return sortedRecords({ volumes, routes, replicas, moves, membership });
+      const lostClaim = this.#lostClaim.get('current', { transaction }) ?? null;
+      if (lostClaim !== null) {
+        const problem = lostClaimProblem(lostClaim);
+        assert(problem === null, `stored lost-pages claim: ${problem}`);
+      }
+      return sortedRecords({ volumes, routes, replicas, moves, membership, lostClaim });
     } finally {
       transaction.done();
     }
@@ -201,6 +210,9 @@ export class MetadataStore {
       case 'move.delete':
         // Deleting a move that is not stored is not an error: the node may finish a move twice across a restart.
         this.#moves.removeSync(pageKeyText(write.pageKey));
+        return;
+      case 'lostClaim':
+        this.#lostClaim.putSync('current', write.claim);
         return;
       case 'membership': {
         // Records only grow, also on disk, by the node's one "newer" rule: a commit issued before a newer one never overwrites it.

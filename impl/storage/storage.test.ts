@@ -131,6 +131,21 @@ describe('metadata store', () => {
     expect(second.load().membership).toEqual(higher);
   });
 
+  it('keeps the last claim to declare pages lost across a reopen, and refuses a malformed one (machines/node/lost-pages.ts)', async () => {
+    const directory = temporaryDirectory();
+    const first = MetadataStore.open(directory);
+    expect(first.load().lostClaim).toBeUndefined();
+    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's2' } }]);
+    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s3', 's4'], claimant: 's1' } }]);
+    await first.close();
+    const second = openMetadata(directory);
+    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1' });
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4', 's3'], claimant: 's1' } }])).rejects.toThrow(/sorted/);
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: [], claimant: 's1' } }])).rejects.toThrow(/sorted/);
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4'] } as never }])).rejects.toThrow(/claimant/);
+    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1' });
+  });
+
   it('never lets a route of an older epoch overwrite a newer one (commits issued in flight land in order)', async () => {
     const store = openMetadata(temporaryDirectory());
     const pageKey = { volume: 'v', page: 0 };

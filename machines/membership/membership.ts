@@ -199,7 +199,8 @@ export type MembershipChange =
   | { readonly kind: 'drain'; readonly id: ServerId }
   | { readonly kind: 'remove'; readonly id: ServerId }
   /** Members that cannot leave by themselves (down for good), removed by another once every other member confirms they hold nothing (machines/node/member-forget.ts). */
-  | { readonly kind: 'forget'; readonly ids: readonly ServerId[] };
+  /** With `declareLost`, the pages whose only copy was on one of them are declared lost and served empty instead (machines/node/lost-pages.ts). */
+  | { readonly kind: 'forget'; readonly ids: readonly ServerId[]; readonly declareLost?: boolean };
 
 /**
  * Why a membership change was refused, for a program to act on (the admin
@@ -207,7 +208,8 @@ export type MembershipChange =
  * match the English of the message). `servers` names the members the reason
  * is about: those not members, already draining, not yet draining, not yet
  * confirming, or still holding something (pages they own, or a table or a
- * move that names them). `final` covers every other refusal
+ * move that names them; `declaringLost`: pages of theirs being declared lost,
+ * or the claimant to ask instead). `final` covers every other refusal
  * (an invalid member, a full group, the last active member, ...): asking
  * again changes nothing until the administrator does.
  */
@@ -216,7 +218,7 @@ export type MembershipRefusal =
   | { readonly reason: 'final' };
 
 /** The refusal reasons that name servers (the one list: the admin client checks answers against it). */
-export const refusalReasonsNamingServers = ['notAMember', 'alreadyDraining', 'notDraining', 'waitingFor', 'stillHolds'] as const;
+export const refusalReasonsNamingServers = ['notAMember', 'alreadyDraining', 'notDraining', 'waitingFor', 'stillHolds', 'declaringLost'] as const;
 
 /** A refused change: what to tell the administrator, and why for a program. */
 export interface RefusedChange {

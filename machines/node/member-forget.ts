@@ -8,6 +8,8 @@ import type { NodeDraft } from './node-draft.js';
 import type { MembershipWork } from './node-membership.js';
 import type { Takeover } from './dead-source-takeover.js';
 import { completeTakeovers, pagesToTakeOver, takeoverWrites } from './dead-source-takeover.js';
+import type { LostPagesWork } from './lost-pages.js';
+import { declareLostPages } from './lost-pages.js';
 import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMembership, refuseChange, unknownDepartedLossEpoch } from './node-membership.js';
 
 /**
@@ -51,9 +53,10 @@ import { adoptMembership, askAboutRoutesNaming, noteDepartedEpoch, receiveMember
  * repaired by the destination's push, so the checks go out even while the
  * asker's routes still name the server.
  *
- * What it does not do. A page whose only copy is on a dead server is not
- * declared lost and given to another: such a server cannot be forgotten (the
- * refusal names its pages). A move toward
+ * What it does not do by itself. A page whose only copy is on a dead server
+ * is not declared lost and given to another: such a server cannot be
+ * forgotten (the refusal names its pages) unless the administrator asks for
+ * its pages to be declared lost (`declareLost`, lost-pages.ts). A move toward
  * one must be abandoned first (`blockshift move abandon`); its record stays at
  * the source, notifying no one, until a new move of the page replaces it. A
  * forgotten server's loss epoch is unknown, so a FLUSH covering a write it
@@ -74,6 +77,12 @@ const pagesNamedMax = 4;
  * the forget's asker takes such pages over once they are draining.
  */
 export function stillNaming(next: NodeDraft, servers: readonly ServerId[], awaitingFlipCounts = true): string | null {
+  const parts = [routesNaming(next, servers, awaitingFlipCounts), movesOrCreationsNaming(next, servers)].filter((part): part is string => part !== null);
+  return parts.length === 0 ? null : parts.join('; ');
+}
+
+/** The routes here that name one of `servers` owner, in words (see `stillNaming`); null when none does. */
+function routesNaming(next: NodeDraft, servers: readonly ServerId[], awaitingFlipCounts: boolean): string | null {
   const self = next.config.self;
   const parts: string[] = [];
   for (const server of servers) {
@@ -92,6 +101,15 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[], await
       parts.push(`${self}'s routes name ${server} owner of ${pageCount} page${pageCount === 1 ? '' : 's'} (${pages.join(', ')}${pageCount > pages.length ? ', ...' : ''})` +
         (awaitingFlip > 0 ? `, ${awaitingFlip} of them copied here by a move whose flip ${self} has not learnt (a forget of ${server}, draining, makes ${self} take over those it was the source of)` : ''));
     }
+  }
+  return parts.length === 0 ? null : parts.join('; ');
+}
+
+/** The moves here toward one of `servers` and the volumes being created over one, in words; null when there is none. */
+function movesOrCreationsNaming(next: NodeDraft, servers: readonly ServerId[]): string | null {
+  const self = next.config.self;
+  const parts: string[] = [];
+  for (const server of servers) {
     const moves = Object.entries(next.read('moves')).filter(([, move]) => move.snapshot.context.destination === server && isUnderWay(move.snapshot)).map(([key]) => key);
     if (moves.length > 0) parts.push(`${self} moves ${moves.slice(0, pagesNamedMax).join(', ')}${moves.length > pagesNamedMax ? ', ...' : ''} toward ${server}`);
     const creations = Object.values(next.read('volumeReservations')).filter((held) => held.volume.servers.includes(server)).map((held) => held.volume.name);
@@ -101,7 +119,7 @@ export function stillNaming(next: NodeDraft, servers: readonly ServerId[], await
 }
 
 /** The administrator asks this server to forget `servers` (see the top of the file). */
-export function forgetMember(work: MembershipWork, requestId: string, servers: readonly ServerId[]): void {
+export function forgetMember(work: MembershipWork & LostPagesWork, requestId: string, servers: readonly ServerId[], declareLost = false): void {
   const self = work.next.config.self;
   const refuse = (message: string, refusal?: MembershipRefusal): void => refuseChange(work, requestId, refusedChange(message, refusal));
   const forgotten = [...new Set(servers)].sort();
@@ -124,6 +142,15 @@ export function forgetMember(work: MembershipWork, requestId: string, servers: r
   // draining, those it could not take over count (a stale route: dead-source-takeover.ts, "Which source").
   const draining = forgotten.every((id) => memberOf(current, id)!.draining);
   const held = stillNaming(work.next, forgotten, draining);
+  // Only routes left (no move toward them, no volume being created over them): with the administrator's leave, the
+  // pages they name owner are declared lost (lost-pages.ts), once the servers are draining.
+  if (held !== null && declareLost && movesOrCreationsNaming(work.next, forgotten) === null) {
+    if (!draining) {
+      const notDraining = forgotten.filter((id) => !memberOf(current, id)!.draining);
+      return refuse(`drain ${notDraining.join(', ')} first, so that no move toward ${notDraining.length === 1 ? 'it' : 'them'} starts`, { reason: 'notDraining', servers: notDraining });
+    }
+    return declareLostPages(work, requestId, forgotten);
+  }
   if (held !== null) {
     askAboutRoutesNaming(work, new Set(forgotten), memberIds(current).filter((id) => !forgotten.includes(id)));
     // The others are asked all the same: a committed destination of a move from one of them takes its page over on

@@ -3,6 +3,7 @@ import type { PageKey, ServerId } from '../identifiers.js';
 import type { VolumeDefinition } from './volume.js';
 import type { Membership } from '../membership/membership.js';
 import type { WriteHolder } from './loss-watch.js';
+import type { LostPageReport } from './node-state.js';
 
 /**
  * What servers say to each other. Bytes never appear here: a message that
@@ -131,7 +132,11 @@ export type PeerMessage =
    * The answer, once that record is durable; `clear`: no route here names any of `servers` as owner, no move here
    * runs toward one, no volume being created here names one. `reason`: what this member found instead (null if clear).
    */
-  | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean; reason: string | null };
+  | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean; reason: string | null }
+  /** A claimant asks each other member to accept, durably at this record, its claim to declare the pages of `servers` lost, and to report on `pages` (lost-pages.ts). */
+  | { type: 'lost.check'; membership: Membership; servers: readonly ServerId[]; pages: readonly PageKey[] }
+  /** The answer, once the claim is durable: the member's route and copy of each page asked and of those its table names one of `servers` owner of; or (null) why it refuses. */
+  | { type: 'lost.answer'; membership: Membership; servers: readonly ServerId[]; pages: readonly LostPageReport[] | null; refusal: string | null };
 
 export type PeerMessageType = PeerMessage['type'];
 

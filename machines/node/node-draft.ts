@@ -38,6 +38,8 @@ export class NodeDraft {
   membership: NodeState['membership'];
   leaveCheck: NodeState['leaveCheck'];
   forgetCheck: NodeState['forgetCheck'];
+  lostClaim: NodeState['lostClaim'];
+  lostCheck: NodeState['lostCheck'];
   nonMemberRoutesMayRemain: NodeState['nonMemberRoutesMayRemain'];
   nextId: number;
   lastWriteSequence: number;
@@ -58,6 +60,8 @@ export class NodeDraft {
     this.membership = base.membership;
     this.leaveCheck = base.leaveCheck;
     this.forgetCheck = base.forgetCheck;
+    this.lostClaim = base.lostClaim;
+    this.lostCheck = base.lostCheck;
     this.nonMemberRoutesMayRemain = base.nonMemberRoutesMayRemain;
     this.nextId = base.nextId;
     this.lastWriteSequence = base.lastWriteSequence;
@@ -106,7 +110,7 @@ export class NodeDraft {
       requests: this.read('requests'), serves: this.read('serves'), continuations: this.read('continuations'), flushes: this.read('flushes'),
       lastWriteSequence: this.lastWriteSequence, localWritesInFlight: this.read('localWritesInFlight'), blockVersions: this.read('blockVersions'),
       forwardedWritesDone: this.forwardedWritesDone, forwardedTriesEnded: this.forwardedTriesEnded, parked: this.read('parked'), handoversDeferred: this.read('handoversDeferred'), attemptsJoined: this.read('attemptsJoined'),
-      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, nonMemberRoutesMayRemain: this.nonMemberRoutesMayRemain, nextId: this.nextId, incarnation: this.incarnation,
+      membership: this.membership, leaveCheck: this.leaveCheck, forgetCheck: this.forgetCheck, lostClaim: this.lostClaim, lostCheck: this.lostCheck, nonMemberRoutesMayRemain: this.nonMemberRoutesMayRemain, nextId: this.nextId, incarnation: this.incarnation,
       lossEpoch: this.lossEpoch, lossWatches: this.read('lossWatches'), departedLossEpochs: this.read('departedLossEpochs'), earlierRunsSynced: this.earlierRunsSynced,
       flushExcused: this.flushExcused, incarnationFence: this.incarnationFence,
     };

@@ -4,6 +4,7 @@ import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoin
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { VolumeDefinition } from './volume.js';
+import type { LostClaim } from './node-state.js';
 import type { Membership, MembershipChange, MembershipRefusal } from '../membership/membership.js';
 
 /**
@@ -43,6 +44,8 @@ export interface DurableRecords {
    * forwards could still be on their way, so it needs no fence before it answers a cancel (incarnation-fence.ts).
    */
   readonly earlierIncarnations?: boolean;
+  /** The claim to declare pages lost this server accepted or made last (lost-pages.ts); absent: none. */
+  readonly lostClaim?: LostClaim | null;
 }
 
 export type MetadataWrite =
@@ -51,7 +54,8 @@ export type MetadataWrite =
   | { readonly kind: 'move'; readonly pageKey: PageKey; readonly input: MoveInput; readonly checkpoint: MoveCheckpoint }
   | { readonly kind: 'move.delete'; readonly pageKey: PageKey }
   | { readonly kind: 'volume'; readonly volume: VolumeDefinition }
-  | { readonly kind: 'membership'; readonly membership: Membership };
+  | { readonly kind: 'membership'; readonly membership: Membership }
+  | { readonly kind: 'lostClaim'; readonly claim: LostClaim };
 
 export type NodeInput =
   | { type: 'node.start'; durable: DurableRecords }
@@ -95,8 +99,12 @@ export type NodeEffect =
   | { type: 'data.write'; completionId: string; pageKey: PageKey; offsetBlocks: number; lengthBlocks: number; fromToken: string; tokenOffsetBlocks: number; durable: boolean }
   /** Make every write to the page (or, with null, to any page) durable. */
   | { type: 'data.sync'; completionId: string; pageKey: PageKey | null }
-  /** Delete this server's copy of a page: a move's source after its flip (`moved`), or a destination whose move was abandoned. */
-  | { type: 'data.delete'; pageKey: PageKey; reason: 'moved' | 'abandoned' }
+  /**
+   * Delete this server's copy of a page: a move's source after its flip (`moved`), a destination whose move was
+   * abandoned, or a page this server is about to serve empty (`declaredLost`, lost-pages.ts). With a completion id,
+   * answered `io.done` once the deletion is durable; without, nobody waits.
+   */
+  | { type: 'data.delete'; pageKey: PageKey; reason: 'moved' | 'abandoned' | 'declaredLost'; completionId?: string }
   /** Forget the bytes held under a token. */
   | { type: 'token.release'; token: string }
   /** Apply the writes atomically and durably, then answer `io.done` (a null id: nobody waits, and a crash may lose it). */

@@ -10,6 +10,7 @@ import type { NodeDraft } from './node-draft.js';
 import { settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
 import { forgetMember } from './member-forget.js';
+import type { LostPagesWork } from './lost-pages.js';
 import type { Continuation, MembershipChangeMade } from './node-state.js';
 
 /**
@@ -58,8 +59,8 @@ export interface MembershipWork {
   learnRoute(pageKey: PageKey, route: Route): void;
 }
 
-export function changeMembership(work: MembershipWork, requestId: string, change: MembershipChange): void {
-  if (change.kind === 'forget') return forgetMember(work, requestId, change.ids);
+export function changeMembership(work: MembershipWork & LostPagesWork, requestId: string, change: MembershipChange): void {
+  if (change.kind === 'forget') return forgetMember(work, requestId, change.ids, change.declareLost === true);
   const self = work.next.config.self;
   const refuse = (refused: RefusedChange): void => refuseChange(work, requestId, refused);
   if (change.kind === 'remove') {
@@ -282,6 +283,7 @@ export function adoptMembership(work: MembershipWork, membership: Membership, ch
   work.next.membership = membership;
   work.next.leaveCheck = null;
   work.next.forgetCheck = null;
+  work.next.lostCheck = null;
   waitForNewMembersInFlushes(work, previousMembers);
   const completionId = work.awaitCompletion({ kind: 'membership.persisted', membership, previousMembers, change });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'membership', membership }] });

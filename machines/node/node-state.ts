@@ -1,6 +1,6 @@
 import type { VolumeReservation } from './volume-reservation.js';
 import type { SnapshotFrom } from 'xstate';
-import type { ServerId } from '../identifiers.js';
+import type { PageKey, ServerId } from '../identifiers.js';
 import { assert } from '../identifiers.js';
 import type { MoveCheckpoint, MoveKind } from '../migration/checkpoint.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -150,6 +150,14 @@ export type Continuation =
   | { readonly kind: 'forget.confirm'; readonly to: ServerId; readonly servers: readonly ServerId[]; readonly epoch: number; readonly takeovers: readonly Takeover[] }
   /** Pages of `servers` (being forgotten) this server takes over as their committed destination, their routes being made durable (dead-source-takeover.ts). */
   | { readonly kind: 'takeover.durable'; readonly servers: readonly ServerId[]; readonly takeovers: readonly Takeover[] }
+  /** This server's claim to declare the pages of `claim.servers` lost being made durable: then its first round of asks goes out (lost-pages.ts). */
+  | { readonly kind: 'lost.claimed'; readonly claim: LostClaim; readonly epoch: number }
+  /** A claim accepted here being made durable (with pages taken over meanwhile): then the claimant hears the report on `pages`. */
+  | { readonly kind: 'lost.reported'; readonly to: ServerId; readonly claim: LostClaim; readonly epoch: number; readonly pages: readonly PageKey[]; readonly takeovers: readonly Takeover[] }
+  /** A page declared lost: its data file here being deleted, before its valid record and route are committed. */
+  | { readonly kind: 'lost.deleted'; readonly declaration: LostDeclaration }
+  /** A page declared lost: its valid record and route being made durable, before it is served and its route pushed. */
+  | { readonly kind: 'lost.declared'; readonly declaration: LostDeclaration }
   /** A destination's partial copy of an abandoned move being recorded invalid: then its data goes and the source is told. */
   | { readonly kind: 'abandon.released'; readonly pageText: string; readonly to: ServerId; readonly attempt: number; readonly epoch: number; readonly receiving: ReplicaRecord; readonly invalid: ReplicaRecord }
   /** A membership record being persisted: what to do once it is durable (see node-membership.ts). */
@@ -241,6 +249,38 @@ export interface ForgetCheck {
   readonly retries: number;
 }
 
+/** A member's acceptance (or, at the claimant, its own claim) that `claimant` alone may declare the pages of `servers` lost (lost-pages.ts); durable. */
+export interface LostClaim {
+  readonly servers: readonly ServerId[];
+  readonly claimant: ServerId;
+}
+
+/** What a member knows of a page a claimant asks about: its route and its own copy's record. */
+export interface LostPageReport {
+  readonly pageKey: PageKey;
+  readonly route: Route | null;
+  readonly copy: ReplicaRecord | null;
+}
+
+/** A page this server declared lost, and the route that gives it to this server. */
+export interface LostDeclaration {
+  readonly pageKey: PageKey;
+  readonly route: Route;
+  /** The servers whose pages the claim was about (told nothing). */
+  readonly servers: readonly ServerId[];
+}
+
+/** The claimant's round of asks (lost-pages.ts): the pages asked about at membership epoch `epoch`, and each member's report or refusal. */
+export interface LostCheck {
+  readonly servers: readonly ServerId[];
+  readonly epoch: number;
+  /** Page texts, sorted. */
+  readonly pages: readonly string[];
+  readonly reports: Readonly<Record<ServerId, readonly LostPageReport[]>>;
+  readonly refusals: Readonly<Record<ServerId, string>>;
+  readonly retries: number;
+}
+
 export interface NodeState {
   readonly config: NodeConfig;
   readonly started: boolean;
@@ -300,6 +340,10 @@ export interface NodeState {
   readonly leaveCheck: LeaveCheck | null;
   /** The forget check this server runs for the administrator; null otherwise (reset whenever the record changes). */
   readonly forgetCheck: ForgetCheck | null;
+  /** The claim to declare pages lost this server accepted or made (lost-pages.ts); durable, null if none. */
+  readonly lostClaim: LostClaim | null;
+  /** This server's round of asks as a claimant; null otherwise (reset whenever the record changes). */
+  readonly lostCheck: LostCheck | null;
   /**
    * Whether the routing table may name a server that is no longer a member: set at start and when a member departs,
    * cleared once a look finds none (node-membership.ts, `askAboutRoutesNamingNonMembers`), so that announcements do
@@ -357,7 +401,7 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
   return {
     config, started: false, volumes: {}, volumeReservations: {}, routes: PageMap.empty(), replicas: PageMap.empty(), moves: {}, requests: new Map(), serves: new Map(), continuations: new Map(),
     flushes: {}, lastWriteSequence: writeSequenceBase(incarnation), localWritesInFlight: new Map(), blockVersions: {}, forwardedWritesDone: noOriginsRemembered(), forwardedTriesEnded: noOriginsRemembered(), parked: {}, handoversDeferred: {}, attemptsJoined: {},
-    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, nonMemberRoutesMayRemain: true, nextId: 0, incarnation,
+    membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, lostClaim: null, lostCheck: null, nonMemberRoutesMayRemain: true, nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [], incarnationFence: noIncarnationFence,
   };
 }

@@ -13,6 +13,7 @@ import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
+import { answerLostCheck, claimDurable, isLostCheckTimerLive, lostCheckTimerFired, lostPageDeclared, lostPageDeleted, receiveLostAnswer, receiveLostCheck, refusesCommitFrom } from './lost-pages.js';
 import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck, takeoversDurable } from './member-forget.js';
 import { answerFlush, endFlush, endFlushExcuse, excuseSilentMembers, flushHolders, flushWaitsFor, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
 import { pushGivenUpRoutes } from './given-up-routes.js';
@@ -158,9 +159,9 @@ class NodeStep {
     return this.#await(continuation);
   }
 
-  /** For abandoned-copy.ts: steps a page's replica machine (see #stepReplica). */
-  stepReplica(pageKey: PageKey, event: ReplicaEvent, awaiting: Continuation | null): boolean {
-    return this.#stepReplica(pageKey, event, awaiting);
+  /** For abandoned-copy.ts and lost-pages.ts: steps a page's replica machine (see #stepReplica). */
+  stepReplica(pageKey: PageKey, event: ReplicaEvent, awaiting: Continuation | null, alreadyDurable = false): boolean {
+    return this.#stepReplica(pageKey, event, awaiting, alreadyDurable);
   }
 
   /** For abandoned-copy.ts: learns a route into the table (see #learnRoute). */
@@ -180,6 +181,7 @@ class NodeStep {
     this.next.earlierRunsSynced = durable.earlierRunsSynced === true;
     if (durable.earlierIncarnations === false) this.next.incarnationFence = firstIncarnationFence;
     startMembership(this, durable.membership);
+    this.next.lostClaim = durable.lostClaim ?? null;
     for (const volume of durable.volumes) this.next.volumes[volume.name] = volume;
     this.next.routes = this.next.routes.withEntries(durable.routes.map(({ pageKey, route }) => [pageKeyText(pageKey), route]));
     this.next.replicas = this.next.replicas.withEntries(durable.replicas.map(({ pageKey, record }) => [pageKeyText(pageKey), start(this.next.config.machines.replica, { pageKey, record })[0]]));
@@ -1491,6 +1493,9 @@ class NodeStep {
   #receiveCommit(from: ServerId, message: Extract<PeerMessage, { type: 'move.commit' }>): void {
     const key = pageKeyText(message.pageKey);
     if (this.#refusesMoveAsRemoved(from)) return;
+    // A claim to declare the source's pages lost was accepted here: from its answer on, no copy of them turns valid
+    // here but by the declaration (lost-pages.ts).
+    if (refusesCommitFrom(this.next, from)) return;
     const record = this.next.replicas.get(key)?.context.record;
     // Ownership is claimed only once it is durable: while the first commit syncs the page or writes its record, a
     // duplicate waits for it.
@@ -1698,6 +1703,8 @@ class NodeStep {
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.servers);
       case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.servers, message.clear, message.reason);
+      case 'lost.check': return receiveLostCheck(this, from, message.membership, message.servers, message.pages);
+      case 'lost.answer': return receiveLostAnswer(this, from, message.membership, message.servers, message.pages, message.refusal);
       default: assertNever(message, 'peer message');
     }
   }
@@ -1811,6 +1818,10 @@ class NodeStep {
       case 'leave.confirm': return answerLeaveCheck(this, continuation.to, continuation.epoch, ok);
       case 'forget.confirm': return answerForgetCheck(this, continuation.to, continuation.servers, continuation.epoch, continuation.takeovers, ok);
       case 'takeover.durable': return takeoversDurable(this, continuation.servers, continuation.takeovers, ok);
+      case 'lost.claimed': return claimDurable(this, continuation.claim, continuation.epoch, ok);
+      case 'lost.reported': return answerLostCheck(this, continuation, ok);
+      case 'lost.deleted': return lostPageDeleted(this, continuation.declaration, ok);
+      case 'lost.declared': return lostPageDeclared(this, continuation.declaration, ok);
       case 'abandon.released': return abandonedCopyReleased(this, continuation, ok);
       case 'membership.persisted': return membershipPersisted(this, continuation, ok);
       default: assertNever(continuation, 'continuation');
@@ -1883,6 +1894,7 @@ class NodeStep {
       }
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       case 'forget': return forgetCheckTimerFired(this, Number(subject), Number(detail));
+      case 'lost': return lostCheckTimerFired(this, Number(subject), Number(detail));
       case membershipCommitTimer: return membershipCommitTimerFired(this, subject);
       case reservationTimer: return reservationTimerFired(this, subject, detail);
       default: return;
@@ -1941,6 +1953,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'handover': return isHandoverTimerLive(state.handoversDeferred[subject], detail);
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     case 'forget': return isForgetCheckTimerLive(state.forgetCheck, subject, detail);
+    case 'lost': return isLostCheckTimerLive(state.lostCheck, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
     case 'volume-definition': return state.volumes[subject] !== undefined;

@@ -18,7 +18,10 @@ import type { ReplicaRecord } from './replica-record.js';
  * re-enters `receiving`. A receiving copy whose move was abandoned
  * (`replica.abandon`, with the source's newer epoch) turns `invalid` the same
  * way, naming the source, and its data goes; the source of such a move
- * keeps its copy valid at an epoch past the move's (`replica.reclaim`).
+ * keeps its copy valid at an epoch past the move's (`replica.reclaim`). A page
+ * whose only copy died with its server may be declared lost and served
+ * empty by another (`replica.recreate`, from any record but a valid one, at
+ * a newer epoch).
  *
  * Every change is persisted (`replica.persist`) before the runtime acts on
  * it, so a crash never forgets that a copy was given up.
@@ -36,7 +39,9 @@ export type ReplicaEvent =
   /** The move this copy was receiving was abandoned: its source serves the page at `epoch`. */
   | { type: 'replica.abandon'; epoch: number; owner: ServerId }
   /** This source abandoned its copy's move: the copy stays valid, at the newer `epoch` (past the move's own). */
-  | { type: 'replica.reclaim'; epoch: number };
+  | { type: 'replica.reclaim'; epoch: number }
+  /** This server serves a page declared lost, empty, at `epoch` (machines/node/lost-pages.ts): its data is gone, whatever it held. */
+  | { type: 'replica.recreate'; epoch: number };
 
 export interface ReplicaInput {
   readonly pageKey: PageKey;
@@ -94,6 +99,7 @@ export const replicaMachine = setup({
       on: {
         'replica.create': { target: 'valid', actions: ['recordValid', persistRecord] },
         'replica.receive': { target: 'receiving', actions: ['recordReceiving', persistRecord] },
+        'replica.recreate': { target: 'valid', actions: ['recordValid', persistRecord] },
       },
     },
     receiving: {
@@ -101,6 +107,7 @@ export const replicaMachine = setup({
         'replica.receive': { guard: 'isNewerAttempt', target: 'receiving', reenter: true, actions: ['recordReceiving', persistRecord] },
         'replica.commit': { guard: 'commitsCurrentAttempt', target: 'valid', actions: ['recordValid', persistRecord] },
         'replica.abandon': { guard: 'isNewerEpoch', target: 'invalid', actions: ['recordInvalid', persistRecord] },
+        'replica.recreate': { guard: 'isNewerEpoch', target: 'valid', actions: ['recordValid', persistRecord] },
       },
     },
     valid: {
@@ -112,6 +119,7 @@ export const replicaMachine = setup({
     invalid: {
       on: {
         'replica.receive': { guard: 'isNewerEpoch', target: 'receiving', actions: ['recordReceiving', persistRecord] },
+        'replica.recreate': { guard: 'isNewerEpoch', target: 'valid', actions: ['recordValid', persistRecord] },
       },
     },
   },

@@ -44,6 +44,7 @@ export function replicaEvents(snapshot: { status?: string; context: ReplicaConte
     { type: 'replica.invalidate', epoch: epoch + 1, owner: 'B', forwardTo: null },
     { type: 'replica.abandon', epoch: epoch + 1, owner: 'A' },
     { type: 'replica.reclaim', epoch: epoch + 2 },
+    { type: 'replica.recreate', epoch: epoch + 2 },
   ];
 }
 

@@ -54,8 +54,11 @@ describe('replica machine', () => {
           if (after !== before) expect(effects).toEqual([{ type: 'replica.persist', pageKey: input.pageKey, record: after }]);
           else expect(effects).toEqual([]);
           if (before && after) expect(after.epoch).toBeGreaterThanOrEqual(before.epoch);
-          // A copy turns valid only through a commit of the attempt it is receiving (or creation).
-          if (after?.status === 'valid' && before?.status !== 'valid') expect(['replica.commit', 'replica.create']).toContain(event.type);
+          // A copy turns valid only through a commit of the attempt it is receiving, creation, or a page declared lost
+          // served empty (machines/node/lost-pages.ts), always at a newer epoch than any record it had.
+          if (after?.status === 'valid' && before?.status !== 'valid') expect(['replica.commit', 'replica.create', 'replica.recreate']).toContain(event.type);
+          if (event.type === 'replica.recreate' && after !== before) expect(before === null || after!.epoch > before.epoch).toBe(true);
+          if (before?.status === 'valid') expect(event.type === 'replica.recreate' && after !== before).toBe(false);
         }
       }
     }

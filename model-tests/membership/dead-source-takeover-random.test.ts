@@ -140,6 +140,7 @@ function applyWrites(model: DurableModel, writes: readonly MetadataWrite[]): Dur
       case 'move.delete': delete moves[`${write.pageKey.volume}/${write.pageKey.page}`]; break;
       case 'membership': if (membership === null || write.membership.epoch >= membership.epoch) membership = write.membership; break;
       case 'volume': break;
+      case 'lostClaim': break;
       default: assertNever(write, 'metadata write');
     }
   }

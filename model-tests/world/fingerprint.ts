@@ -544,7 +544,7 @@ function projectNode(node: NodeState): unknown {
     node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone), rememberedEntries(node.forwardedTriesEnded),
     // Epoch 0 is the record every server builds from the group list at start, outside the fingerprint like the list itself;
     // projecting it as a mark keeps the member order (a list of names) from telling apart worlds that symmetry merges.
-    node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck, node.forgetCheck, node.nonMemberRoutesMayRemain,
+    node.incarnation, node.membership.epoch === 0 ? 'bootstrap membership' : node.membership, node.leaveCheck, node.forgetCheck, node.lostClaim, node.lostCheck, node.nonMemberRoutesMayRemain,
     node.lossEpoch, node.lossWatches, node.departedLossEpochs, node.earlierRunsSynced, node.flushExcused, node.volumeReservations, node.incarnationFence,
   ];
 }

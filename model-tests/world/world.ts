@@ -435,7 +435,8 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       delete data[pageKeyText(effect.pageKey)];
       const durableData = { ...server.durableData };
       delete durableData[pageKeyText(effect.pageKey)];
-      cascade.events.push({ kind: effect.reason === 'moved' ? 'moveCompleted' : 'abandonedCopyReleased' });
+      if (effect.reason !== 'declaredLost') cascade.events.push({ kind: effect.reason === 'moved' ? 'moveCompleted' : 'abandonedCopyReleased' });
+      if (effect.completionId !== undefined) inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
       return update({ data, durableData });
     }
     case 'token.release': {
@@ -480,6 +481,7 @@ function applyMeta(meta: DurableMeta, writes: readonly MetadataWrite[]): Durable
       case 'move.delete': delete moves[pageKeyText(write.pageKey)]; break;
       case 'volume': break;
       case 'membership': break;
+      case 'lostClaim': break;
       default: assertNever(write, 'metadata write');
     }
   }
