@@ -106,6 +106,34 @@ describe('a forget', () => {
     expect(lines.at(-1)).toBe('s1: s3 forgotten: membership epoch 3: s1, s2, s4');
   });
 
+  it('with declareLost, asks again while pages are declared lost, and follows a refusal naming another claimant to that member', async () => {
+    const group = readGroupConfig(configFile());
+    const [s1, s2, s3] = group.servers as [ServerConfig, ServerConfig, ServerConfig];
+    const record = { epoch: 2, members: group.servers.map((server) => ({ id: server.id, peer: server.peer, admin: server.admin, capacityWeight: 1, draining: server.id === 's3' })) };
+    const calls: string[] = [];
+    let s1Asks = 0;
+    const admin: AdminCall = async <T>(server: ServerConfig, path: string, body?: unknown) => {
+      calls.push(`${server.id}${path}`);
+      if (path === '/members/forget') {
+        expect(body).toEqual({ ids: ['s3'], declareLost: true });
+        // s2 holds a claim by s1, which it names; s1 then claims, declares, and forgets.
+        if (server.id === 's2') throw new AdminRefusedError('s1 is declaring the pages of s3 lost; ask s1', { reason: 'declaringLost', servers: ['s1'] });
+        s1Asks += 1;
+        if (s1Asks === 1) throw new AdminRefusedError("s1 claims the declaring of s3's pages lost, and asks every member to accept; ask again", { reason: 'declaringLost', servers: ['s3'] });
+        if (s1Asks === 2) throw new AdminRefusedError('declaring 2 pages lost (vol/1, vol/2): s1 serves them empty; ask again', { reason: 'declaringLost', servers: ['s3'] });
+        return { ok: true, message: 'membership epoch 3: s1, s2' } as T;
+      }
+      const forgotten = s1Asks >= 3;
+      return { server: server.id, routes: {}, copies: {}, membership: forgotten ? { epoch: 3, members: record.members.filter((member) => member.id !== 's3') } : record, drain: null } as unknown as T;
+    };
+    const lines: string[] = [];
+    await forgetServer([s3], s2, [s1], admin, (line) => lines.push(line), 5_000, true);
+    expect(lines).toContain('  s1 is declaring the pages of s3 lost; ask s1: asking s1');
+    expect(lines).toContain('  declaring 2 pages lost (vol/1, vol/2): s1 serves them empty; ask again');
+    expect(lines.at(-1)).toBe('s1: s3 forgotten: membership epoch 3: s1, s2');
+    expect(calls.filter((call) => call === 's2/members/forget')).toHaveLength(1);
+  });
+
   it('drains dead servers whose named pages are all copies committed elsewhere before they flipped, and only then', async () => {
     const group = readGroupConfig(configFile());
     const [s1, s2, s3] = group.servers as [ServerConfig, ServerConfig, ServerConfig];

@@ -212,7 +212,7 @@ export async function forgetServer(servers: readonly ServerConfig[], firstVia: S
   if (gone.length > 0) report(`${via.id}: ${gone.join(', ')} not a member (forgotten or left before)`);
   const ids = servers.map((server) => server.id).filter((id) => members.has(id));
   if (ids.length === 0) return;
-  const deadline = Date.now() + timeoutMs;
+  let deadline = Date.now() + timeoutMs;
   const waitedForDownSince = new Map<string, number>();
   let refusedPagesUntil = Date.now() + forgetPageRefusalRetryMs;
   let drainedForTakeover = false;
@@ -258,6 +258,8 @@ export async function forgetServer(servers: readonly ServerConfig[], firstVia: S
           via = claimant;
         } else if (message !== last) report(`  ${message}`);
         last = message;
+        // Each round declares at most 64 pages: while rounds declare, the time-out starts over (a large server's).
+        if (/declaring \d+ pages? lost/.test(message)) deadline = Date.now() + timeoutMs;
         if (Date.now() > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 200));
         continue;

@@ -11,7 +11,9 @@ import { connectNbd, eventually, flushErrno, ownerOf, startCluster } from './clu
  * down excuses no one from a FLUSH until a barrier over every member has
  * completed, so every FLUSH through that server failed with EIO until the
  * dead member came back, which it never would. A member that still owns a
- * page cannot be forgotten: the refusal names its pages.
+ * page cannot be forgotten: the refusal names its pages, unless the
+ * administrator has them declared lost (`--declare-lost`), which s1 then
+ * serves empty.
  *
  * Volume alpha's three pages start on s1, s2 and s3; the client talks to s1.
  */
@@ -71,10 +73,49 @@ describe('forgetting a member that is down for good', () => {
       after.close();
     }
 
-    // s2 dies owning pages: it cannot be forgotten, and the refusal says why.
+    // s2 dies owning pages (one written through s1 just before): it cannot be forgotten, and the refusal says why.
+    const lastWrite = await connect();
+    try {
+      await lastWrite.write(1 * pageBytes + blockBytes, Buffer.alloc(blockBytes, 0x73), true, 5_000);
+    } finally {
+      lastWrite.close();
+    }
     await group.kill('s2');
     await expect(forgetServer([group.server('s2')], group.server('s1'), [], admin, report, 5_000)).rejects.toThrow(/cannot forget s2: s1's routes name s2 owner of 2 pages \(alpha\/1, beta\/1\)/);
     // Refused before anything changed: s2 was not marked draining (a drain cannot be taken back).
     expect((await group.status('s1')).membership.members.find((entry) => entry.id === 's2')?.draining).toBe(false);
-  }, 120_000);
+
+    // With the administrator's leave (server forget --declare-lost), its pages are declared lost and s1 serves them
+    // empty (machines/node/lost-pages.ts): drained, claimed, declared, then forgotten.
+    const declaredLines: string[] = [];
+    await forgetServer([group.server('s2')], group.server('s1'), [], admin, (line) => { declaredLines.push(line); }, 60_000, true);
+    console.log(declaredLines.join('\n'));
+    expect(declaredLines.some((line) => /declaring 2 pages lost \(alpha\/1, beta\/1\): s1 serves them empty/.test(line))).toBe(true);
+    expect(declaredLines.at(-1)).toMatch(/s1: s2 forgotten: membership epoch \d+: s1 \(weight 1\)$/);
+    const status = await group.status('s1');
+    expect(status.membership.members.map((entry) => entry.id)).toEqual(['s1']);
+    expect(status.routes['alpha/1']?.owner).toBe('s1');
+    expect(status.routes['beta/1']?.owner).toBe('s1');
+    const lost = await connect();
+    try {
+      // What s2 held is gone (even the FUA write): the page reads as zeros, takes writes, and reads them back.
+      expect((await lost.read(1 * pageBytes + blockBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes))).toBe(true);
+      await lost.write(1 * pageBytes, Buffer.alloc(blockBytes, 0x74), false, 5_000);
+      expect(await flushErrno(lost, 15_000)).toBe(0);
+      expect((await lost.read(1 * pageBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, 0x74))).toBe(true);
+      // s1's own pages are as they were.
+      expect((await lost.read(2 * pageBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, 0x71))).toBe(true);
+    } finally {
+      lost.close();
+    }
+    // A restart of s1 keeps the declared pages (their record and route were durable before they were served).
+    await group.kill('s1');
+    await group.start('s1');
+    const restarted = await connect();
+    try {
+      expect((await restarted.read(1 * pageBytes, blockBytes, 5_000)).equals(Buffer.alloc(blockBytes, 0x74))).toBe(true);
+    } finally {
+      restarted.close();
+    }
+  }, 180_000);
 });

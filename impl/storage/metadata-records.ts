@@ -149,7 +149,7 @@ export function metadataWriteProblem(write: unknown): Problem {
 
 /** A claim to declare pages lost (machines/node/lost-pages.ts): a claimant and a sorted list of servers without repeats. */
 export function lostClaimProblem(value: unknown): Problem {
-  if (!isObject(value) || !isServer(value['claimant']) || !Array.isArray(value['servers'])) return 'a lost-pages claim must be {servers: [...], claimant}';
+  if (!isObject(value) || !isServer(value['claimant']) || !Array.isArray(value['servers']) || !isCount(value['epoch'])) return 'a lost-pages claim must be {servers: [...], claimant, epoch}';
   const servers = value['servers'] as unknown[];
   if (servers.length === 0 || !servers.every((id, index) => isServer(id) && (index === 0 || (servers[index - 1] as string) < (id as string)))) return 'a lost-pages claim names its servers sorted, without repeats';
   return null;

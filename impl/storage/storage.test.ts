@@ -135,15 +135,16 @@ describe('metadata store', () => {
     const directory = temporaryDirectory();
     const first = MetadataStore.open(directory);
     expect(first.load().lostClaim).toBeUndefined();
-    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's2' } }]);
-    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s3', 's4'], claimant: 's1' } }]);
+    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's2', epoch: 3 } }]);
+    await first.commit([{ kind: 'lostClaim', claim: { servers: ['s3', 's4'], claimant: 's1', epoch: 4 } }]);
     await first.close();
     const second = openMetadata(directory);
-    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1' });
-    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4', 's3'], claimant: 's1' } }])).rejects.toThrow(/sorted/);
-    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: [], claimant: 's1' } }])).rejects.toThrow(/sorted/);
+    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1', epoch: 4 });
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4', 's3'], claimant: 's1', epoch: 4 } }])).rejects.toThrow(/sorted/);
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: [], claimant: 's1', epoch: 4 } }])).rejects.toThrow(/sorted/);
     await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4'] } as never }])).rejects.toThrow(/claimant/);
-    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1' });
+    await expect(second.commit([{ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's1' } as never }])).rejects.toThrow(/epoch/);
+    expect(second.load().lostClaim).toEqual({ servers: ['s3', 's4'], claimant: 's1', epoch: 4 });
   });
 
   it('never lets a route of an older epoch overwrite a newer one (commits issued in flight land in order)', async () => {

@@ -321,6 +321,8 @@ export function memberProblem(member: Member): string | null {
 export const epochMax = 2 ** 48;
 
 export function membershipProblem(membership: Membership): string | null {
+  // A peer's bytes: not even an object (a review's malformed lost.check, whose null record threw out of the step).
+  if (typeof membership !== 'object' || membership === null) return 'a membership record must be an object';
   if (!Number.isSafeInteger(membership.epoch) || membership.epoch < 0 || membership.epoch > epochMax) return `epoch must be an integer from 0 to ${epochMax}`;
   if (!Array.isArray(membership.members) || membership.members.length > membersMax) return `members must be a list of at most ${membersMax}`;
   for (const member of membership.members) {

@@ -8,6 +8,7 @@ import type { PeerMessage } from './messages.js';
 import type { NodeDraft } from './node-draft.js';
 import type { NodeEffect, Route } from './node-io.js';
 import type { Continuation } from './node-state.js';
+import type { NodeState } from './node-state.js';
 import { isCommitUnderWay } from './node-state.js';
 
 /**
@@ -90,7 +91,12 @@ export function abandonedCopyReleased(work: AbandonedCopyWork, continuation: Rel
     // Not answered: the copy is still receiving on disk, and so it is here again (a random walk found the copy
     // answered released, and left receiving for good, after this commit failed). The source's next notice, a
     // route learnt again or a restart lets it go then.
-    if (replica && unchanged) work.next.replicas = work.next.replicas.with(continuation.pageText, start(work.next.config.machines.replica, { pageKey: replica.context.pageKey, record: continuation.receiving })[0]);
+    if (replica && unchanged) {
+      work.next.replicas = work.next.replicas.with(continuation.pageText, start(work.next.config.machines.replica, { pageKey: replica.context.pageKey, record: continuation.receiving })[0]);
+      // The route that passed it may never come again (a random walk of declared-lost pages found the copy receiving
+      // for good after the fair rounds): the release is tried again after a pause, while it is still due.
+      work.effects.push({ type: 'timer.set', timerId: releaseRetryTimerId(continuation.pageText, continuation.receiving.epoch), delayMs: work.next.config.moveRestartDelayMs });
+    }
     return;
   }
   if (!replica || !unchanged) return;
@@ -98,6 +104,19 @@ export function abandonedCopyReleased(work: AbandonedCopyWork, continuation: Rel
   if (continuation.to !== work.next.config.self) {
     work.effects.push({ type: 'peer.send', to: continuation.to, message: { type: 'move.released', pageKey: replica.context.pageKey, attempt: continuation.attempt, epoch: continuation.epoch } });
   }
+}
+
+export const releaseRetryTimer = 'release';
+
+function releaseRetryTimerId(pageText: string, copyEpoch: number): string {
+  return `${releaseRetryTimer}|${pageText}|${copyEpoch}`;
+}
+
+/** A release retry is due while the copy still receives at that epoch and a route past it is known. */
+export function isReleaseRetryDue(state: Pick<NodeState, 'config' | 'routes' | 'replicas'>, pageText: string, copyEpoch: string): boolean {
+  const record = state.replicas.get(pageText)?.context.record;
+  const route = state.routes.get(pageText);
+  return record?.status === 'receiving' && String(record.epoch) === copyEpoch && route !== undefined && route.epoch > record.epoch && route.owner !== state.config.self;
 }
 
 /** Whether a partial copy of the page is being recorded invalid; if so, its completion now answers `to`. */

@@ -7,6 +7,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { Takeover } from './dead-source-takeover.js';
 import { completeTakeovers, pagesToTakeOver, takeoverWrites } from './dead-source-takeover.js';
 import type { NodeDraft } from './node-draft.js';
+import { isCommitUnderWay } from './node-state.js';
 import type { NodeEffect, Route } from './node-io.js';
 import type { Continuation, LostCheck, LostClaim, LostDeclaration, LostPageReport } from './node-state.js';
 import { receiveMembership, refuseChange } from './node-membership.js';
@@ -26,16 +27,22 @@ import { receiveMembership, refuseChange } from './node-membership.js';
  * its table says a forgotten server owns, at most `lostPagesPerRoundMax`).
  * A member accepts at most one claim at a time, the one of the smallest
  * claimant id it has seen for the same servers while it stands (its
- * claimant a member, its servers not yet forgotten; a claim about other
- * servers is refused until then): it makes the claim durable before it
- * answers, refuses a larger claimant meanwhile, and refuses every claimant
- * while a claim or declaration of its own is under way. Two claimants therefore never both
- * hear every member accept: a member (each claimant included) that accepted
- * one answered the other before, and with its durable state then, which a
- * declaration made since shows (below). A member also refuses, once it
- * accepted a claim, a commit of a move from one of the claim's servers: from
- * its answer on, no copy of those pages turns valid here except by this
- * declaration.
+ * claimant an active member, not drained: it may have died since; its
+ * servers members already at the claim's record, not forgotten and not
+ * added again since; a claim about other servers is refused until then,
+ * naming its claimant for the administrator to ask): it makes the claim
+ * durable before it answers, refuses a larger claimant meanwhile, and
+ * refuses every claimant while a claim or declaration of its own is under
+ * way. Two claimants therefore never both hear every member accept: each
+ * must hear the other, and a claimant that accepted the other's claim gave
+ * up its own round, while one that had declared already reports the route
+ * it declared (below). A member also refuses, once it accepted a claim, a
+ * commit of a move from one of the claim's servers, and stops serving the
+ * pieces such a move handed over to it (Table 2); it does not report on a
+ * page whose commit is under way here until that commit is done (then its
+ * copy is reported valid). So from its answer on, no copy of those pages
+ * turns valid here, nor takes a write, except by the declaration. Answers
+ * name the claimant's round, so one to an earlier round never counts.
  *
  * A member's answer reports, for each page asked, its route and its copy's
  * record, and the pages its own table names a forgotten server owner of
@@ -82,9 +89,21 @@ export const lostPagesPerRoundMax = 64;
 /** The epochs a declared page is put above every epoch reported for it (see the top of the file). */
 const declaredEpochsAbove = 2;
 
-/** Whether `claim` still binds: its claimant is a member and its servers are not forgotten yet. */
+/**
+ * Whether `claim` still binds: its claimant is an active member (one being
+ * drained, or forgotten, may be dead: a review's claimant died after its
+ * claim, which then blocked every forget for good), and its servers are
+ * members that were already members at the claim's record (once forgotten,
+ * an id added again is another server, whose moves must not be refused).
+ */
 export function claimStands(membership: Membership, claim: LostClaim | null): claim is LostClaim {
-  return claim !== null && memberOf(membership, claim.claimant) !== null && claim.servers.every((id) => memberOf(membership, id) !== null);
+  if (claim === null) return false;
+  const claimant = memberOf(membership, claim.claimant);
+  if (claimant === null || claimant.draining) return false;
+  return claim.servers.every((id) => {
+    const server = memberOf(membership, id);
+    return server !== null && (server.joinedAt ?? 0) <= claim.epoch;
+  });
 }
 
 /** Whether this server is deleting or recording a page it declared lost (it refuses every claim meanwhile). */
@@ -119,7 +138,7 @@ export function declareLostPages(work: LostPagesWork, requestId: string, servers
     return refuse(`${claim.claimant} is declaring the pages of ${claim.servers.join(', ')} lost; ask ${claim.claimant}`, [claim.claimant]);
   }
   if (claim === null || claim.claimant !== self || !sameServers(claim.servers, servers) || next.lostCheck === null || next.lostCheck.epoch !== next.membership.epoch) {
-    const mine: LostClaim = { servers, claimant: self };
+    const mine: LostClaim = { servers, claimant: self, epoch: next.membership.epoch };
     next.lostClaim = mine;
     next.lostCheck = null;
     const completionId = work.awaitCompletion({ kind: 'lost.claimed', claim: mine, epoch: next.membership.epoch });
@@ -134,8 +153,11 @@ export function declareLostPages(work: LostPagesWork, requestId: string, servers
   }
   const refusals = Object.values(check.refusals);
   if (refusals.length > 0) {
+    // A member holds a smaller claimant's claim: that claimant is the one to ask (the administrator's CLI follows).
+    const deferTo = refusals.map((refusal) => refusal.deferTo).filter((id): id is ServerId => id !== null && id !== self && memberOf(next.membership, id) !== null).sort()[0];
     startRound(work, servers, candidates);
-    return refuse(`cannot declare ${named} lost yet: ${refusals.join('; ')}`);
+    const words = `cannot declare ${named} lost yet: ${refusals.map((refusal) => refusal.reason).join('; ')}`;
+    return deferTo === undefined ? refuse(words) : refuse(`${words}; ask ${deferTo}`, [deferTo]);
   }
   const waitingFor = othersNotAnswered(next, check);
   if (waitingFor.length > 0) {
@@ -168,7 +190,10 @@ function candidatePages(next: NodeDraft, servers: readonly ServerId[]): string[]
 }
 
 function startRound(work: LostPagesWork, servers: readonly ServerId[], pages: readonly string[]): void {
-  work.next.lostCheck = { servers, epoch: work.next.membership.epoch, pages, reports: {}, refusals: {}, retries: 0 };
+  // Answers name their round: one to an earlier round (whose pages may be the same) never counts in this one.
+  work.next.nextId += 1;
+  const round = `${work.next.incarnation}.${work.next.nextId}`;
+  work.next.lostCheck = { servers, epoch: work.next.membership.epoch, round, pages, reports: {}, refusals: {}, retries: 0 };
   sendChecks(work);
 }
 
@@ -177,7 +202,7 @@ function sendChecks(work: LostPagesWork): void {
   if (!check) return;
   const pageKeys = check.pages.map((key) => pageKeyOfText(key)!);
   for (const to of othersNotAnswered(work.next, check)) {
-    work.effects.push({ type: 'peer.send', to, message: { type: 'lost.check', membership: work.next.membership, servers: check.servers, pages: pageKeys } });
+    work.effects.push({ type: 'peer.send', to, message: { type: 'lost.check', membership: work.next.membership, servers: check.servers, round: check.round, pages: pageKeys } });
   }
   work.effects.push({ type: 'timer.set', timerId: `lost|${check.epoch}|${check.retries}`, delayMs: work.next.config.peerRetryDelayMs });
 }
@@ -223,6 +248,8 @@ function decide(work: LostPagesWork, check: LostCheck): { declarations: LostDecl
     const own = next.replicas.get(key)?.context.record ?? null;
     const reports = Object.values(check.reports).map((pages) => pages.find((report) => pageKeyText(report.pageKey) === key));
     if (route === undefined || !check.servers.includes(route.owner) || reports.some((report) => report === undefined)) continue;
+    // Its own commit of the page under way (a move from the dead server, asked before the claim): valid once done.
+    if (isCommitUnderWay(next.read('continuations'), key)) continue;
     const newer = reports.map((report) => report!.route).filter((known): known is Route => known !== null && known.epoch > route.epoch);
     if (newer.length > 0) {
       for (const known of newer) work.learnRoute(pageKey, known);
@@ -270,39 +297,52 @@ export function lostPageDeclared(work: LostPagesWork, declaration: LostDeclarati
  * the file) and made durable, with any page taken over meanwhile
  * (dead-source-takeover.ts), before the answer.
  */
-export function receiveLostCheck(work: LostPagesWork, from: ServerId, membership: Membership, servers: readonly ServerId[], pages: readonly PageKey[]): void {
+export function receiveLostCheck(work: LostPagesWork, from: ServerId, membership: Membership, servers: readonly ServerId[], round: string, pages: readonly PageKey[]): void {
   receiveMembership(work, from, membership);
   const next = work.next;
   const self = next.config.self;
   const current = next.membership;
   if (membershipText(current) !== membershipText(membership) || !isServerList(servers, current) || servers.includes(self) || servers.includes(from)) return;
   if (!servers.every((id) => memberOf(current, id)?.draining) || memberOf(current, from) === null) return;
-  if (!Array.isArray(pages) || pages.length > lostPagesPerRoundMax || !pages.every((pageKey) => isPageKey(pageKey))) return;
-  const answerRefused = (refusal: string): void => {
-    work.effects.push({ type: 'peer.send', to: from, message: { type: 'lost.answer', membership: current, servers, pages: null, refusal } });
+  if (!Array.isArray(pages) || pages.length > lostPagesPerRoundMax || !pages.every((pageKey) => isPageKey(pageKey)) || typeof round !== 'string' || round.length > 64) return;
+  const answerRefused = (refusal: string, deferTo: ServerId | null): void => {
+    work.effects.push({ type: 'peer.send', to: from, message: { type: 'lost.answer', membership: current, servers, round, pages: null, refusal, deferTo } });
   };
-  if (isDeclaring(next)) return answerRefused(`${self} is claiming or declaring pages lost itself`);
   const claim = next.lostClaim;
-  if (claimStands(current, claim) && claim.claimant !== from && (claim.claimant < from || !sameServers(claim.servers, servers))) {
-    return answerRefused(`${self} accepted ${claim.claimant}'s claim to declare the pages of ${claim.servers.join(', ')} lost`);
+  // The claimant the asker should give way to: one whose claim stands here and wins over the asker's (smaller, or
+  // about other servers: one declaration at a time), for the administrator to ask instead.
+  const winner = claimStands(current, claim) && claim.claimant !== from && (claim.claimant < from || !sameServers(claim.servers, servers)) ? claim.claimant : null;
+  if (isDeclaring(next)) return answerRefused(`${self} is claiming or declaring pages lost itself`, winner);
+  // A commit of an asked page under way here would make a copy valid after this report said otherwise (a review's
+  // trace: two owners for good): asked again once it is done, when the copy is reported valid.
+  const committing = pages.find((pageKey) => isCommitUnderWay(next.read('continuations'), pageKeyText(pageKey)));
+  if (committing !== undefined) return answerRefused(`${self} is committing a move of ${pageKeyText(committing)}`, null);
+  if (winner !== null) {
+    const holder = winner === self ? `${self} claims the declaring of` : `${self} accepted ${winner}'s claim to declare`;
+    return answerRefused(`${holder} the pages of ${claim!.servers.join(', ')} lost`, winner);
   }
-  const accepted: LostClaim = { servers, claimant: from };
+  const accepted: LostClaim = { servers, claimant: from, epoch: current.epoch };
   next.lostClaim = accepted;
   // Its own claim given way to a smaller claimant's: its round ends here, and it never declares on it.
   if (claim?.claimant === self) next.lostCheck = null;
   const takeovers = pagesToTakeOver(next, servers);
-  const completionId = work.awaitCompletion({ kind: 'lost.reported', to: from, claim: accepted, epoch: current.epoch, pages, takeovers });
+  const completionId = work.awaitCompletion({ kind: 'lost.reported', to: from, claim: accepted, epoch: current.epoch, round, pages, takeovers });
   work.effects.push({ type: 'meta.commit', completionId, writes: [{ kind: 'lostClaim', claim: accepted }, { kind: 'membership', membership: current }, ...takeoverWrites(takeovers)] });
 }
 
 /** The accepted claim is durable: report on the pages asked, and on those this table names one of the servers owner of. */
 export function answerLostCheck(work: LostPagesWork, continuation: Extract<Continuation, { kind: 'lost.reported' }>, ok: boolean): void {
   if (!ok) return;
-  const { to, claim, epoch, pages, takeovers } = continuation;
+  const { to, claim, epoch, round, pages, takeovers } = continuation;
   completeTakeovers(work, takeovers as readonly Takeover[], claim.servers);
   const next = work.next;
   const current = next.lostClaim;
   if (next.membership.epoch !== epoch || current === null || current.claimant !== claim.claimant || !sameServers(current.servers, claim.servers)) return;
+  const committing = pages.find((pageKey) => isCommitUnderWay(next.read('continuations'), pageKeyText(pageKey)));
+  if (committing !== undefined) {
+    work.effects.push({ type: 'peer.send', to, message: { type: 'lost.answer', membership: next.membership, servers: claim.servers, round, pages: null, refusal: `${next.config.self} is committing a move of ${pageKeyText(committing)}`, deferTo: null } });
+    return;
+  }
   const report = (pageKey: PageKey): LostPageReport => {
     const key = pageKeyText(pageKey);
     return { pageKey, route: next.routes.get(key) ?? null, copy: next.replicas.get(key)?.context.record ?? null };
@@ -313,22 +353,21 @@ export function answerLostCheck(work: LostPagesWork, continuation: Extract<Conti
     if (reports.length >= 2 * lostPagesPerRoundMax) break;
     if (claim.servers.includes(route.owner) && !asked.has(key)) reports.push(report(pageKeyOfText(key)!));
   }
-  work.effects.push({ type: 'peer.send', to, message: { type: 'lost.answer', membership: next.membership, servers: claim.servers, pages: reports, refusal: null } });
+  work.effects.push({ type: 'peer.send', to, message: { type: 'lost.answer', membership: next.membership, servers: claim.servers, round, pages: reports, refusal: null, deferTo: null } });
 }
 
-/** A member's answer counts only for the claimant's current round, at its current record. */
-export function receiveLostAnswer(work: LostPagesWork, from: ServerId, membership: Membership, servers: readonly ServerId[], pages: readonly LostPageReport[] | null, refusal: string | null): void {
+/** A member's answer counts only for the claimant's current round (named in it), at its current record, covering every page asked. */
+export function receiveLostAnswer(work: LostPagesWork, from: ServerId, membership: Membership, servers: readonly ServerId[], round: string, pages: readonly LostPageReport[] | null, refusal: string | null, deferTo: ServerId | null): void {
   const next = work.next;
   const check = next.lostCheck;
-  if (!check || !Array.isArray(servers) || !sameServers(check.servers, servers) || check.epoch !== next.membership.epoch || membershipText(membership) !== membershipText(next.membership)) return;
+  if (!check || round !== check.round || !Array.isArray(servers) || !sameServers(check.servers, servers) || check.epoch !== next.membership.epoch || membershipText(membership) !== membershipText(next.membership)) return;
   if (from === next.config.self || servers.includes(from) || !memberOf(next.membership, from) || check.reports[from] !== undefined) return;
   if (pages === null) {
-    const words = typeof refusal === 'string' ? refusal.slice(0, 400) : `${from} refused`;
-    next.lostCheck = { ...check, refusals: { ...check.refusals, [from]: words } };
+    const reason = typeof refusal === 'string' ? refusal.slice(0, 400) : `${from} refused`;
+    next.lostCheck = { ...check, refusals: { ...check.refusals, [from]: { reason, deferTo: typeof deferTo === 'string' ? deferTo : null } } };
     return;
   }
   if (!Array.isArray(pages) || pages.length > 2 * lostPagesPerRoundMax || !pages.every(isReport)) return;
-  // A report must cover every page of the round: one about another round's pages does not count.
   if (!check.pages.every((key) => pages.some((report) => pageKeyText(report.pageKey) === key))) return;
   next.lostCheck = { ...check, reports: { ...check.reports, [from]: pages } };
 }

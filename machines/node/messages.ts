@@ -134,9 +134,12 @@ export type PeerMessage =
    */
   | { type: 'forget.answer'; membership: Membership; servers: readonly ServerId[]; clear: boolean; reason: string | null }
   /** A claimant asks each other member to accept, durably at this record, its claim to declare the pages of `servers` lost, and to report on `pages` (lost-pages.ts). */
-  | { type: 'lost.check'; membership: Membership; servers: readonly ServerId[]; pages: readonly PageKey[] }
-  /** The answer, once the claim is durable: the member's route and copy of each page asked and of those its table names one of `servers` owner of; or (null) why it refuses. */
-  | { type: 'lost.answer'; membership: Membership; servers: readonly ServerId[]; pages: readonly LostPageReport[] | null; refusal: string | null };
+  | { type: 'lost.check'; membership: Membership; servers: readonly ServerId[]; round: string; pages: readonly PageKey[] }
+  /**
+   * The answer, once the claim is durable: the member's route and copy of each page asked and of those its table names
+   * one of `servers` owner of; or (null) why it refuses, and `deferTo`, the smaller claimant whose claim it holds.
+   */
+  | { type: 'lost.answer'; membership: Membership; servers: readonly ServerId[]; round: string; pages: readonly LostPageReport[] | null; refusal: string | null; deferTo: ServerId | null };
 
 export type PeerMessageType = PeerMessage['type'];
 

@@ -153,7 +153,7 @@ export type Continuation =
   /** This server's claim to declare the pages of `claim.servers` lost being made durable: then its first round of asks goes out (lost-pages.ts). */
   | { readonly kind: 'lost.claimed'; readonly claim: LostClaim; readonly epoch: number }
   /** A claim accepted here being made durable (with pages taken over meanwhile): then the claimant hears the report on `pages`. */
-  | { readonly kind: 'lost.reported'; readonly to: ServerId; readonly claim: LostClaim; readonly epoch: number; readonly pages: readonly PageKey[]; readonly takeovers: readonly Takeover[] }
+  | { readonly kind: 'lost.reported'; readonly to: ServerId; readonly claim: LostClaim; readonly epoch: number; readonly round: string; readonly pages: readonly PageKey[]; readonly takeovers: readonly Takeover[] }
   /** A page declared lost: its data file here being deleted, before its valid record and route are committed. */
   | { readonly kind: 'lost.deleted'; readonly declaration: LostDeclaration }
   /** A page declared lost: its valid record and route being made durable, before it is served and its route pushed. */
@@ -253,6 +253,8 @@ export interface ForgetCheck {
 export interface LostClaim {
   readonly servers: readonly ServerId[];
   readonly claimant: ServerId;
+  /** The membership epoch it was made at: servers added (again) after it are not its servers (lost-pages.ts, `claimStands`). */
+  readonly epoch: number;
 }
 
 /** What a member knows of a page a claimant asks about: its route and its own copy's record. */
@@ -274,10 +276,13 @@ export interface LostDeclaration {
 export interface LostCheck {
   readonly servers: readonly ServerId[];
   readonly epoch: number;
+  /** Names the round (this incarnation, a fresh id): answers carry it. */
+  readonly round: string;
   /** Page texts, sorted. */
   readonly pages: readonly string[];
   readonly reports: Readonly<Record<ServerId, readonly LostPageReport[]>>;
-  readonly refusals: Readonly<Record<ServerId, string>>;
+  /** Members that refused, why, and the smaller claimant whose claim they hold (to ask instead), if any. */
+  readonly refusals: Readonly<Record<ServerId, { readonly reason: string; readonly deferTo: ServerId | null }>>;
   readonly retries: number;
 }
 

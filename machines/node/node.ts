@@ -11,7 +11,7 @@ import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.machine.js';
 import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
-import { abandonedCopyReleased, receiveAbandoned, releaseCopyOfPassedMove } from './abandoned-copy.js';
+import { abandonedCopyReleased, isReleaseRetryDue, receiveAbandoned, releaseCopyOfPassedMove, releaseRetryTimer } from './abandoned-copy.js';
 import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
 import { answerLostCheck, claimDurable, isLostCheckTimerLive, lostCheckTimerFired, lostPageDeclared, lostPageDeleted, receiveLostAnswer, receiveLostCheck, refusesCommitFrom } from './lost-pages.js';
 import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck, takeoversDurable } from './member-forget.js';
@@ -425,7 +425,9 @@ class NodeStep {
     const joined = this.next.read('attemptsJoined')[key];
     if (joined === undefined || !joined.recordDurable) return false;
     const record = this.next.replicas.get(key)?.context.record;
-    if (record?.status === 'receiving') return record.attempt === joined.attempt && operation.offsetBlocks + operation.lengthBlocks <= joined.handedOverBlocks;
+    // Once a claim to declare its source's pages lost is accepted here, the partial copy is the declaration's to let
+    // go: its handed-over pieces are no longer served (writes acknowledged here from then on would be lost unreported).
+    if (record?.status === 'receiving') return record.attempt === joined.attempt && operation.offsetBlocks + operation.lengthBlocks <= joined.handedOverBlocks && !refusesCommitFrom(this.next, record.source);
     return this.#servesCommitted(key);
   }
 
@@ -1703,8 +1705,8 @@ class NodeStep {
       case 'leave.answer': return receiveLeaveAnswer(this, from, message.membership, message.clear);
       case 'forget.check': return receiveForgetCheck(this, from, message.membership, message.servers);
       case 'forget.answer': return receiveForgetAnswer(this, from, message.membership, message.servers, message.clear, message.reason);
-      case 'lost.check': return receiveLostCheck(this, from, message.membership, message.servers, message.pages);
-      case 'lost.answer': return receiveLostAnswer(this, from, message.membership, message.servers, message.pages, message.refusal);
+      case 'lost.check': return receiveLostCheck(this, from, message.membership, message.servers, message.round, message.pages);
+      case 'lost.answer': return receiveLostAnswer(this, from, message.membership, message.servers, message.round, message.pages, message.refusal, message.deferTo);
       default: assertNever(message, 'peer message');
     }
   }
@@ -1895,6 +1897,11 @@ class NodeStep {
       case 'leave': return leaveCheckTimerFired(this, Number(subject), Number(detail));
       case 'forget': return forgetCheckTimerFired(this, Number(subject), Number(detail));
       case 'lost': return lostCheckTimerFired(this, Number(subject), Number(detail));
+      case releaseRetryTimer: {
+        const pageKey = pageKeyOfText(subject);
+        if (pageKey !== null && isReleaseRetryDue(this.next, subject, detail) && !isCommitUnderWay(this.next.read('continuations'), subject)) releaseCopyOfPassedMove(this, pageKey);
+        return;
+      }
       case membershipCommitTimer: return membershipCommitTimerFired(this, subject);
       case reservationTimer: return reservationTimerFired(this, subject, detail);
       default: return;
@@ -1954,6 +1961,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case 'leave': return isLeaveCheckTimerLive(state.leaveCheck, subject, detail);
     case 'forget': return isForgetCheckTimerLive(state.forgetCheck, subject, detail);
     case 'lost': return isLostCheckTimerLive(state.lostCheck, subject, detail);
+    case releaseRetryTimer: return isReleaseRetryDue(state, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
     case 'volume-definition': return state.volumes[subject] !== undefined;

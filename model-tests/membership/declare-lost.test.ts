@@ -7,6 +7,7 @@ import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
+import { claimStands } from '../../machines/node/lost-pages.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { ReplicaRecord } from '../../machines/replica/replica-record.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
@@ -210,7 +211,7 @@ describe('declaring lost the pages of a server dead for good', () => {
     const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
     // s2 claims and gets every answer (s1 and s3 accept its claim).
     expect(ask(nodes, 's2', 's2-claims').message).toContain('s2 claims');
-    expect(nodes['s1']!.lostClaim).toEqual({ servers: ['s4'], claimant: 's2' });
+    expect(nodes['s1']!.lostClaim).toMatchObject({ servers: ['s4'], claimant: 's2' });
     // s1 claims too (smaller id): its own claim replaces s2's there; its checks are still on their way.
     const s1Claims = run(nodes, 's1', forget('s1-claims'));
     expect(reply(s1Claims).message).toContain('s1 claims');
@@ -220,7 +221,7 @@ describe('declaring lost the pages of a server dead for good', () => {
     expect(routeOf(nodes['s1']!, lostPage)).toEqual({ owner: 's4', epoch: 1 });
     // s1's checks arrive: s2 (no longer declaring) and s3 accept s1's claim and report s2's route.
     pump(nodes, 's1', s1Claims);
-    expect(nodes['s2']!.lostClaim).toEqual({ servers: ['s4'], claimant: 's1' });
+    expect(nodes['s2']!.lostClaim).toMatchObject({ servers: ['s4'], claimant: 's1' });
     const asks = declareThrough(nodes, 's1');
     expect(asks.some((each) => each.message.includes('1 route learnt newer than s1'))).toBe(true);
     expect(asks.flatMap((each) => each.effects).some((effect) => effect.type === 'data.delete')).toBe(false);
@@ -235,7 +236,7 @@ describe('declaring lost the pages of a server dead for good', () => {
     ask(nodes, 's2', 's2-claims');
     // s2 holds every report; s1's claim reaches it before the administrator asks s2 again.
     ask(nodes, 's1', 's1-claims');
-    expect(nodes['s2']!.lostClaim).toEqual({ servers: ['s4'], claimant: 's1' });
+    expect(nodes['s2']!.lostClaim).toMatchObject({ servers: ['s4'], claimant: 's1' });
     expect(nodes['s2']!.lostCheck).toBeNull();
     const s2Again = ask(nodes, 's2', 's2-again');
     expect(s2Again).toMatchObject({ ok: false, reason: 'declaringLost', message: expect.stringContaining('s1 is declaring the pages of s4 lost; ask s1') });
@@ -249,14 +250,14 @@ describe('declaring lost the pages of a server dead for good', () => {
   it('refuses a claimant while a smaller claim stands, a claim about other servers, and every claim while it declares', () => {
     const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
     ask(nodes, 's1', 's1-claims');
-    expect(nodes['s3']!.lostClaim).toEqual({ servers: ['s4'], claimant: 's1' });
-    const check = (servers: string[]): NodeInput => ({ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: s4Draining, servers, pages: [lostPage] } });
+    expect(nodes['s3']!.lostClaim).toMatchObject({ servers: ['s4'], claimant: 's1' });
+    const check = (servers: string[]): NodeInput => ({ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: s4Draining, servers, round: 'r', pages: [lostPage] } });
     const refusalOf = (effects: readonly NodeEffect[]) => messages(effects, 'lost.answer')[0]?.message;
     expect(refusalOf(stepThrough(nodes['s3']!, [check(['s4'])])[1])).toMatchObject({ pages: null, refusal: expect.stringContaining("accepted s1's claim") });
     // A claim about other servers waits until this one is done (s3 drains too here, so the check would count).
     const bothDraining = changedMembership(s4Draining, { kind: 'drain', id: 's3' }) as Membership;
     const [s1Both] = stepThrough(nodes['s1']!, [{ type: 'peer.message', from: 's2', message: { type: 'membership.update', membership: bothDraining } }], () => true);
-    const [, otherServers] = stepThrough(s1Both, [{ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: bothDraining, servers: ['s3'], pages: [] } }]);
+    const [, otherServers] = stepThrough(s1Both, [{ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: bothDraining, servers: ['s3'], round: 'r', pages: [] } }]);
     expect(refusalOf(otherServers)).toMatchObject({ pages: null });
     // While its own declaration is under way (the deletion not done), s1 refuses every claim.
     const [declaring] = stepThrough(nodes['s1']!, [forget('s1-decides')]);
@@ -268,7 +269,7 @@ describe('declaring lost the pages of a server dead for good', () => {
     const receiving: ReplicaRecord = { status: 'receiving', source: 's4', attempt: 1, epoch: 2 };
     const nodes: Nodes = { s1: started('s1'), s2: started('s2', { replicas: [{ pageKey: lostPage, record: receiving }] }), s3: started('s3') };
     ask(nodes, 's1', 's1-claims');
-    expect(nodes['s2']!.lostClaim).toEqual({ servers: ['s4'], claimant: 's1' });
+    expect(nodes['s2']!.lostClaim).toMatchObject({ servers: ['s4'], claimant: 's1' });
     const commit = { type: 'move.commit', pageKey: lostPage, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 0 } as unknown as PeerMessage;
     const [after, effects] = stepThrough(nodes['s2']!, [{ type: 'peer.message', from: 's4', message: commit }], () => true);
     expect(copyOf(after, lostPage)).toEqual(receiving);
@@ -291,18 +292,100 @@ describe('declaring lost the pages of a server dead for good', () => {
     const [s3Asked, asked] = stepThrough(nodes['s3']!, [{ type: 'peer.message', from: 's1', message: checkToS3 }]);
     expect(messages(asked, 'lost.answer')).toEqual([]);
     const commit = asked.find((effect): effect is Extract<NodeEffect, { type: 'meta.commit' }> => effect.type === 'meta.commit')!;
-    expect(commit.writes[0]).toEqual({ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's1' } });
+    expect(commit.writes[0]).toEqual({ kind: 'lostClaim', claim: { servers: ['s4'], claimant: 's1', epoch: s4Draining.epoch } });
     expect(messages(stepThrough(s3Asked, [{ type: 'io.done', completionId: commit.completionId!, ok: false }])[1], 'lost.answer')).toEqual([]);
     const [, answered] = stepThrough(s3Asked, [{ type: 'io.done', completionId: commit.completionId!, ok: true }]);
     expect(messages(answered, 'lost.answer')[0]!.message).toMatchObject({ pages: [{ pageKey: lostPage, route: { owner: 's4', epoch: 1 }, copy: null }], refusal: null });
+  });
+
+  it('releases again after a pause a receiving copy whose release failed to commit (the route that passed it never comes again)', () => {
+    const receiving: ReplicaRecord = { status: 'receiving', source: 's4', attempt: 1, epoch: 2 };
+    const s2 = started('s2', { replicas: [{ pageKey: lostPage, record: receiving }] });
+    const [releasing, learnt] = stepThrough(s2, [{ type: 'peer.message', from: 's1', message: { type: 'route.update', pageKey: lostPage, owner: 's1', epoch: 4 } }]);
+    const release = learnt.find((effect): effect is Extract<NodeEffect, { type: 'meta.commit' }> => effect.type === 'meta.commit' && effect.completionId !== null)!;
+    const [failed, afterFailure] = stepThrough(releasing, [{ type: 'io.done', completionId: release.completionId!, ok: false }]);
+    expect(copyOf(failed, lostPage)).toEqual(receiving);
+    const timer = afterFailure.find((effect): effect is Extract<NodeEffect, { type: 'timer.set' }> => effect.type === 'timer.set')!;
+    expect(timer.timerId).toBe('release|alpha/3|2');
+    const [released, retried] = stepThrough(failed, [{ type: 'timer.fired', timerId: timer.timerId }], (effect) => effect.type === 'meta.commit');
+    expect(copyOf(released, lostPage)).toEqual({ status: 'invalid', epoch: 4, owner: 's1', forwardTo: null });
+    expect(retried.some((effect) => effect.type === 'data.delete' && effect.reason === 'abandoned')).toBe(true);
+  });
+
+  it('refuses to report on a page whose commit is under way here, then reports it valid: never two owners (a review\'s trace)', () => {
+    // s4 moved alpha/3 to s2 (Table 2, both pieces handed over) and asked it to commit just before it died.
+    const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
+    const copy: PeerMessage = { type: 'piece.copy', pageKey: lostPage, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 8, sequence: 1, handedOverBlocks: 8, sourceSequence: 1, dataToken: 'piece-0' };
+    run(nodes, 's2', { type: 'peer.message', from: 's4', message: copy });
+    expect(copyOf(nodes['s2']!, lostPage)).toMatchObject({ status: 'receiving', epoch: 2 });
+    const commit: PeerMessage = { type: 'move.commit', pageKey: lostPage, attempt: 1, epoch: 2, freshCopy: false, sourceSequence: 1 };
+    const [committing, syncing] = stepThrough(nodes['s2']!, [{ type: 'peer.message', from: 's4', message: commit }]);
+    const sync = syncing.find((effect): effect is Extract<NodeEffect, { type: 'data.sync' }> => effect.type === 'data.sync');
+    expect(sync, 'the commit syncs the page first').toBeDefined();
+    nodes['s2'] = committing;
+    // s1 claims: s2 accepts the claim but will not report on alpha/3 while its commit is under way.
+    const claim = ask(nodes, 's1', 's1-claims');
+    const refusal = claim.effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === 'lost.answer' && effect.message.pages === null ? [effect.message.refusal] : []));
+    expect(refusal).toEqual([expect.stringContaining('s2 is committing a move of alpha/3')]);
+    expect(ask(nodes, 's1', 's1-again').effects.some((effect) => effect.type === 'data.delete')).toBe(false);
+    // The commit completes: s2's copy is valid, reported so, and taken over on the forget's check; nothing declared.
+    run(nodes, 's2', { type: 'io.done', completionId: sync!.completionId, ok: true });
+    expect(copyOf(nodes['s2']!, lostPage)).toEqual({ status: 'valid', epoch: 2 });
+    const asks = declareThrough(nodes, 's1');
+    expect(asks.at(-1)!.ok).toBe(true);
+    expect(asks.flatMap((each) => each.effects).some((effect) => effect.type === 'data.delete')).toBe(false);
+    for (const id of ['s1', 's2', 's3']) expect(routeOf(nodes[id]!, lostPage)).toEqual({ owner: 's2', epoch: 2 });
+  });
+
+  it('stops serving the pieces a Table 2 move from the dead server handed over, once the claim is accepted (a review\'s trace)', () => {
+    const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
+    // Piece 0 (blocks 0-3) of alpha/3 handed over to s2: s2 serves it itself.
+    const copy: PeerMessage = { type: 'piece.copy', pageKey: lostPage, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 4, sourceSequence: 1, dataToken: 'piece-0' };
+    run(nodes, 's2', { type: 'peer.message', from: 's4', message: copy });
+    const read = (requestId: string): NodeInput => ({ type: 'client.request', requestId, connectionId: 'c', operation: { kind: 'read', pageKey: lostPage, offsetBlocks: 0, lengthBlocks: 1 } } as NodeInput);
+    expect(stepThrough(nodes['s2']!, [read('before')])[1].some((effect) => effect.type === 'data.read')).toBe(true);
+    ask(nodes, 's1', 's1-claims');
+    expect(nodes['s2']!.lostClaim).toMatchObject({ claimant: 's1' });
+    const [, after] = stepThrough(nodes['s2']!, [read('after')]);
+    expect(after.some((effect) => effect.type === 'data.read')).toBe(false);
+  });
+
+  it('lets a claim lapse once its claimant is drained (it may be dead), and never binds a server added again under a forgotten id', () => {
+    const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
+    ask(nodes, 's1', 's1-claims');
+    // s1 dies too; the administrator drains it and asks s2 to forget both, declaring their pages lost.
+    const bothDraining = changedMembership(s4Draining, { kind: 'drain', id: 's1' }) as Membership;
+    for (const id of ['s2', 's3']) run(nodes, id, { type: 'peer.message', from: 's1', message: { type: 'membership.update', membership: bothDraining } });
+    delete nodes['s1'];
+    const both: NodeInput = { type: 'admin.changeMembership', requestId: 'both', change: { kind: 'forget', ids: ['s1', 's4'], declareLost: true } };
+    const [, claimed] = stepThrough(nodes['s2']!, [both]);
+    expect(reply(claimed).message).toContain('s2 claims the declaring of s1, s4\'s pages lost');
+    // A claim about s4 made at epoch e does not bind a server added as s4 after it (a review: its moves never committed).
+    const claim = { servers: ['s4'], claimant: 's1', epoch: s4Draining.epoch };
+    const readded: Membership = { epoch: s4Draining.epoch + 2, members: [member('s1'), member('s2'), member('s3'), { ...member('s4'), generation: 1, joinedAt: s4Draining.epoch + 2 }], departed: [] };
+    expect(claimStands(readded, claim)).toBe(false);
+    expect(claimStands(s4Draining, claim)).toBe(true);
+  });
+
+  it('ignores a malformed claim check without throwing (a review: a null record threw out of the step)', () => {
+    const s2 = started('s2');
+    for (const message of [
+      { type: 'lost.check', membership: null, servers: ['s4'], round: 'r', pages: [lostPage] },
+      { type: 'lost.check', membership: s4Draining, servers: 's4', round: 'r', pages: [lostPage] },
+      { type: 'lost.check', membership: s4Draining, servers: ['s4'], round: 7, pages: [lostPage] },
+      { type: 'lost.check', membership: s4Draining, servers: ['s4'], round: 'r', pages: [{ volume: 1, page: -1 }] },
+      { type: 'lost.answer', membership: s4Draining, servers: ['s4'], round: 'r', pages: [{ pageKey: null, route: 5, copy: 'x' }], refusal: null, deferTo: null },
+    ]) {
+      expect(() => stepThrough(s2, [{ type: 'peer.message', from: 's1', message: message as unknown as PeerMessage }])).not.toThrow();
+    }
   });
 
   it('keeps an accepted claim across a restart', () => {
     const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
     const effects = ask(nodes, 's1', 's1-claims').effects;
     expect(effects.some((effect) => effect.type === 'meta.commit' && effect.writes.some((write) => write.kind === 'lostClaim' && write.claim.claimant === 's1'))).toBe(true);
-    const restarted = nodeStep(emptyNodeState(defaultNodeConfig('s3', group), 2), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's3'), membership: s4Draining, lostClaim: { servers: ['s4'], claimant: 's1' } } })[0];
-    const [, answered] = stepThrough(restarted, [{ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: s4Draining, servers: ['s4'], pages: [lostPage] } }]);
+    const restarted = nodeStep(emptyNodeState(defaultNodeConfig('s3', group), 2), { type: 'node.start', durable: { ...initialDurableRecords([alpha], 's3'), membership: s4Draining, lostClaim: { servers: ['s4'], claimant: 's1', epoch: s4Draining.epoch } } })[0];
+    const [, answered] = stepThrough(restarted, [{ type: 'peer.message', from: 's2', message: { type: 'lost.check', membership: s4Draining, servers: ['s4'], round: 'r', pages: [lostPage] } }]);
     expect(messages(answered, 'lost.answer')[0]!.message).toMatchObject({ pages: null });
   });
 });
