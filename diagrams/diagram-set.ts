@@ -9,6 +9,7 @@ import { abandonSequenceText } from './abandon-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
 import { deadSourceTakeoverSequenceText } from './dead-source-takeover-sequence.js';
+import { declareLostSequenceText } from './declare-lost-sequence.js';
 import { stateDiagramText } from './state-diagram.js';
 
 /**
@@ -34,11 +35,13 @@ export const crashRestartFileName = 'piecewise-move-crash-restart.sequence.mmd';
 export const abandonFileName = 'piecewise-move-abandon.sequence.mmd';
 export const incarnationFenceFileName = 'incarnation-fence.sequence.mmd';
 export const deadSourceTakeoverFileName = 'dead-source-takeover.sequence.mmd';
+export const declareLostFileName = 'declare-lost.sequence.mmd';
 
 export function diagramFiles(): DiagramFile[] {
   const stateDiagrams = Object.entries(stateDiagramMachines).map(([fileName, machine]) => ({ fileName, text: stateDiagramText(machine) }));
   return [...stateDiagrams, { fileName: crashRestartFileName, text: crashRestartSequenceText() }, { fileName: abandonFileName, text: abandonSequenceText() },
-    { fileName: incarnationFenceFileName, text: incarnationFenceSequenceText() }, { fileName: deadSourceTakeoverFileName, text: deadSourceTakeoverSequenceText() }];
+    { fileName: incarnationFenceFileName, text: incarnationFenceSequenceText() }, { fileName: deadSourceTakeoverFileName, text: deadSourceTakeoverSequenceText() },
+    { fileName: declareLostFileName, text: declareLostSequenceText() }];
 }
 
 /** The committed files that differ from what the machines generate now (missing ones included). */

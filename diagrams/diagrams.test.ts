@@ -5,6 +5,7 @@ import { abandonFileName, crashRestartFileName, diagramFiles, staleDiagrams, sta
 import { abandonSequenceText } from './abandon-sequence.js';
 import { incarnationFenceSequenceText } from './incarnation-fence-sequence.js';
 import { deadSourceTakeoverSequenceText } from './dead-source-takeover-sequence.js';
+import { declareLostSequenceText } from './declare-lost-sequence.js';
 import { crashRestartSequenceText } from './sequence-diagram.js';
 import { descendants, eventLabels, stateDiagramText } from './state-diagram.js';
 
@@ -145,5 +146,27 @@ describe('dead-source takeover sequence', () => {
     const clear = indexOf('s2->>s3: forget.answer clear');
     const forgotten = indexOf('s3-->>Admin: ok: membership epoch 2: s2 (weight 1), s3 (weight 1)');
     for (const [earlier, later] of [[crash, check], [check, commit], [commit, durable], [durable, pushed], [pushed, clear], [clear, forgotten]] as const) expect(earlier).toBeLessThan(later);
+  });
+});
+
+describe('declare-lost sequence', () => {
+  const { lines, indexOf } = lineLookup(declareLostSequenceText());
+
+  it('lets the smaller claimant win, deletes before it commits, commits before it pushes, and forgets s4 last', () => {
+    const s2Claims = indexOf('Note over s2: s2 commits claim by s2');
+    const s1Claims = indexOf('Note over s1: s1 commits claim by s1');
+    const s2GivesWay = indexOf('Note over s2: s2 commits membership and claim by s1');
+    const s2NamesS1 = indexOf('s2-->>Admin: refused: s1 is declaring the pages of s4 lost  ask s1');
+    const deletes = indexOf('Note over s1: s1 deletes its data of alpha/3 (declaredLost)');
+    const deleted = indexOf('Note over s1: s1 makes its deletion durable');
+    const commit = indexOf('Note over s1: s1 commits copy alpha/3 valid epoch 4 and route alpha/3 owner s1 epoch 4');
+    const durable = lines.findIndex((line, index) => index > commit && line === 'Note over s1: s1 makes its metadata commit durable');
+    const pushed = indexOf('s1->>s2: route.update alpha/3 owner s1 epoch 4');
+    const letGo = indexOf('Note over s2: s2 deletes its data of alpha/3 (abandoned)');
+    const forgotten = lines.findIndex((line) => line.startsWith('s1-->>Admin: ok: membership epoch 2'));
+    for (const [earlier, later] of [[s2Claims, s1Claims], [s1Claims, s2GivesWay], [s2GivesWay, s2NamesS1], [s2NamesS1, deletes], [deletes, deleted], [deleted, commit], [commit, durable], [durable, pushed], [pushed, letGo], [letGo, forgotten]] as const) {
+      expect(earlier).toBeGreaterThanOrEqual(0);
+      expect(earlier).toBeLessThan(later);
+    }
   });
 });

@@ -80,8 +80,8 @@ const exchangeStepsMax = 500;
 
 /**
  * Steps `inputs` at `at`, then delivers every message between the live
- * servers (those to s1 are lost: it is dead) and completes every awaited
- * commit at once (failing those `fails` picks), until nothing is left.
+ * servers (those to a server not in `nodes` are lost: it is dead) and
+ * completes every awaited commit and deletion at once (failing those `fails` picks), until nothing is left.
  * Returns every step in order.
  */
 export function exchange(nodes: Nodes, at: string, inputs: readonly NodeInput[], fails: (commit: Extract<NodeEffect, { type: 'meta.commit' }>) => boolean = () => false): ExchangeStep[] {
@@ -96,6 +96,8 @@ export function exchange(nodes: Nodes, at: string, inputs: readonly NodeInput[],
     for (const effect of effects) {
       if (effect.type === 'peer.send' && nodes[effect.to] !== undefined) queue.push({ to: effect.to, from: to, input: { type: 'peer.message', from: to, message: effect.message } });
       if (effect.type === 'meta.commit' && effect.completionId !== null) queue.push({ to, from: null, input: { type: 'io.done', completionId: effect.completionId, ok: !fails(effect) } });
+      // A deletion someone waits for (a page declared lost, machines/node/lost-pages.ts) completes too.
+      if (effect.type === 'data.delete' && effect.completionId !== undefined) queue.push({ to, from: null, input: { type: 'io.done', completionId: effect.completionId, ok: true } });
     }
   }
   return steps;

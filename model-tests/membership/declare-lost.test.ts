@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Membership } from '../../machines/membership/membership.js';
-import { bootstrapMembership, changedMembership } from '../../machines/membership/membership.js';
+import { changedMembership } from '../../machines/membership/membership.js';
 import type { PageKey } from '../../machines/identifiers.js';
-import type { DurableRecords, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
 import type { NodeState } from '../../machines/node/node-state.js';
@@ -10,8 +10,9 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { claimStands } from '../../machines/node/lost-pages.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
 import type { ReplicaRecord } from '../../machines/replica/replica-record.js';
-import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { member, stepThrough } from './membership-fixture.js';
+import type { Nodes } from './declare-lost-scenario.js';
+import { alpha, group, lostPage, s4Draining, started } from './declare-lost-scenario.js';
 
 /**
  * A server dead for good that still owns pages is forgotten with
@@ -22,25 +23,6 @@ import { member, stepThrough } from './membership-fixture.js';
  * thrown away, the page's old data served, a late commit of the dead
  * server's move.
  */
-const alpha: VolumeDefinition = { name: 'alpha', pageCount: 4, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1', 's2', 's3', 's4'] };
-// alpha/3 starts on s4, which dies for good.
-const lostPage: PageKey = { volume: 'alpha', page: 3 };
-const group = ['s1', 's2', 's3', 's4'];
-const bootstrap = bootstrapMembership(group.map((id) => member(id)));
-const s4Draining = changedMembership(bootstrap, { kind: 'drain', id: 's4' }) as Membership;
-
-type Nodes = Record<string, NodeState>;
-
-function started(self: string, extra: Partial<Pick<DurableRecords, 'replicas' | 'routes'>> = {}): NodeState {
-  const durable = initialDurableRecords([alpha], self);
-  const records: DurableRecords = {
-    ...durable, membership: s4Draining,
-    replicas: [...durable.replicas.filter(({ pageKey }) => !(extra.replicas ?? []).some((other) => other.pageKey.page === pageKey.page)), ...(extra.replicas ?? [])],
-    routes: [...durable.routes.filter(({ pageKey }) => !(extra.routes ?? []).some((other) => other.pageKey.page === pageKey.page)), ...(extra.routes ?? [])],
-  };
-  return nodeStep(emptyNodeState(defaultNodeConfig(self, group), 1), { type: 'node.start', durable: records })[0];
-}
-
 const forget = (requestId: string): NodeInput => ({ type: 'admin.changeMembership', requestId, change: { kind: 'forget', ids: ['s4'], declareLost: true } });
 
 function messages(effects: readonly NodeEffect[], type: PeerMessage['type']): Array<{ to: string; message: PeerMessage }> {
