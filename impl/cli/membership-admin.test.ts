@@ -132,6 +132,13 @@ describe('a forget', () => {
     expect(lines).toContain('  declaring 2 pages lost (vol/1, vol/2): s1 serves them empty; ask again');
     expect(lines.at(-1)).toBe('s1: s3 forgotten: membership epoch 3: s1, s2');
     expect(calls.filter((call) => call === 's2/members/forget')).toHaveLength(1);
+    // A claimant that does not answer is not asked: the administrator is told to drain or forget it too.
+    const silent: AdminCall = async <T>(server: ServerConfig, path: string) => {
+      if (server.id === 's1') throw new Error('connect ECONNREFUSED');
+      if (path === '/members/forget') throw new AdminRefusedError('s1 is declaring the pages of s3 lost; ask s1', { reason: 'declaringLost', servers: ['s1'] });
+      return { server: server.id, routes: {}, copies: {}, membership: record, drain: null } as unknown as T;
+    };
+    await expect(forgetServer([s3], s2, [s1], silent, () => undefined, 5_000, true)).rejects.toThrow(/s1 does not answer: if it is down for good, drain it .* or forget it with them \(--id s3,s1\)/);
   });
 
   it('drains dead servers whose named pages are all copies committed elsewhere before they flipped, and only then', async () => {

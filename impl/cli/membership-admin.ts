@@ -254,6 +254,10 @@ export async function forgetServer(servers: readonly ServerConfig[], firstVia: S
       if (refusal?.reason === 'declaringLost') {
         const claimant = refusal.servers.length === 1 && !ids.includes(refusal.servers[0]!) ? [via, ...others].find((other) => other.id === refusal.servers[0]) : undefined;
         if (claimant && claimant !== via) {
+          // A claimant that died too holds its claim until it is drained (machines/node/lost-pages.ts, `claimStands`).
+          if (!(await admin<ServerStatus>(claimant, '/status').then(() => true, () => false))) {
+            throw new Error(`${message}, but ${claimant.id} does not answer: if it is down for good, drain it (its claim then lapses) and ask again, or forget it with them (--id ${[...ids, claimant.id].join(',')})`);
+          }
           report(`  ${message}: asking ${claimant.id}`);
           via = claimant;
         } else if (message !== last) report(`  ${message}`);

@@ -99,11 +99,13 @@ const declaredEpochsAbove = 2;
 export function claimStands(membership: Membership, claim: LostClaim | null): claim is LostClaim {
   if (claim === null) return false;
   const claimant = memberOf(membership, claim.claimant);
-  if (claimant === null || claimant.draining) return false;
-  return claim.servers.every((id) => {
-    const server = memberOf(membership, id);
-    return server !== null && (server.joinedAt ?? 0) <= claim.epoch;
-  });
+  return claimant !== null && !claimant.draining && claim.servers.every((id) => isClaimedServer(membership, claim, id));
+}
+
+/** Whether `id` is one of the claim's servers, still the member it was at the claim's record. */
+function isClaimedServer(membership: Membership, claim: LostClaim, id: ServerId): boolean {
+  const server = memberOf(membership, id);
+  return claim.servers.includes(id) && server !== null && (server.joinedAt ?? 0) <= claim.epoch;
 }
 
 /** Whether this server is deleting or recording a page it declared lost (it refuses every claim meanwhile). */
@@ -114,10 +116,15 @@ export function isDeclaring(next: NodeDraft): boolean {
   return false;
 }
 
-/** Whether a commit of a move from `source` is refused here: a claim to declare its pages lost was accepted. */
+/**
+ * Whether a commit of a move from `source` is refused here, and the pieces such a move handed over not served: a
+ * claim to declare its pages lost was accepted (or made) here. Whoever the claimant, and whether its claim still
+ * stands: a claimant drained since may still declare on the answers it has (a review's trace: a write acknowledged
+ * here after the claim lapsed, then thrown away by the declaration).
+ */
 export function refusesCommitFrom(next: NodeDraft, source: ServerId): boolean {
   const claim = next.lostClaim;
-  return claimStands(next.membership, claim) && claim.servers.includes(source);
+  return claim !== null && isClaimedServer(next.membership, claim, source);
 }
 
 /**
@@ -132,6 +139,7 @@ export function declareLostPages(work: LostPagesWork, requestId: string, servers
   const refuse = (message: string, about: readonly ServerId[] = servers, reason: 'declaringLost' | 'waitingFor' = 'declaringLost'): void =>
     refuseChange(work, requestId, refusedChange(message, { reason, servers: about }));
   const named = `${servers.join(', ')}'s pages`;
+  if (memberOf(next.membership, self)?.draining) return refuse(`${self} is draining: ask another member to declare ${named} lost`, servers);
   if (isDeclaring(next)) return refuse(`${self} is claiming or declaring ${named} lost; ask again`);
   const claim = next.lostClaim;
   if (claimStands(next.membership, claim) && claim.claimant !== self && (claim.claimant < self || !sameServers(claim.servers, servers))) {
@@ -261,9 +269,22 @@ function decide(work: LostPagesWork, check: LostCheck): { declarations: LostDecl
     const epoch = Math.max(route.epoch, ...copies.map((copy) => copy.epoch), ...reports.map((report) => report!.route?.epoch ?? 0)) + declaredEpochsAbove;
     declarations.push({ pageKey, route: { owner: self, epoch }, servers: check.servers });
   }
-  // Pages named elsewhere only: learnt, and asked about in the next round.
+  // Pages named elsewhere only (of volumes known here): learnt, and asked about in the next round.
   for (const pages of Object.values(check.reports)) {
-    for (const report of pages) if (report.route !== null && !check.pages.includes(pageKeyText(report.pageKey))) work.learnRoute(report.pageKey, report.route);
+    for (const report of pages) {
+      if (report.route !== null && !check.pages.includes(pageKeyText(report.pageKey)) && next.read('volumes')[report.pageKey.volume] !== undefined) work.learnRoute(report.pageKey, report.route);
+    }
+  }
+  // A member that reported an older route than this server now knows hears the newer one: a committed destination
+  // whose table was stale can then take the page over (a review's trace: its copy one above a route only another
+  // member knew, skipped as held valid at every ask, and the forget never ended).
+  for (const [member, pages] of Object.entries(check.reports)) {
+    for (const report of pages) {
+      const known = next.routes.get(pageKeyText(report.pageKey));
+      if (known !== undefined && check.pages.includes(pageKeyText(report.pageKey)) && (report.route === null || report.route.epoch < known.epoch)) {
+        work.effects.push({ type: 'peer.send', to: member, message: { type: 'route.update', pageKey: report.pageKey, owner: known.owner, epoch: known.epoch } });
+      }
+    }
   }
   return { declarations, learnt };
 }
@@ -382,7 +403,10 @@ function isReport(report: LostPageReport): boolean {
 
 /** Whether a peer's page key is one: a volume name and a page index (a page the node does not know is simply not found). */
 function isPageKey(pageKey: PageKey): boolean {
-  return typeof pageKey === 'object' && pageKey !== null && typeof pageKey.volume === 'string' && Number.isSafeInteger(pageKey.page) && pageKey.page >= 0;
+  if (typeof pageKey !== 'object' || pageKey === null || typeof pageKey.volume !== 'string' || !Number.isSafeInteger(pageKey.page) || pageKey.page < 0) return false;
+  // Its text must name it back (a review's empty volume name became a route '/3' no round could ask about).
+  const back = pageKeyOfText(pageKeyText(pageKey));
+  return back !== null && back.volume === pageKey.volume && back.page === pageKey.page;
 }
 
 /** Whether `servers` is a claim's list: sorted, without repeats, at most a record's worth. */

@@ -26,10 +26,10 @@ export const s4Draining = changedMembership(bootstrapMembership(group.map((id) =
 
 export type Nodes = Record<string, NodeState>;
 
-export function started(self: string, extra: Partial<Pick<DurableRecords, 'replicas' | 'routes'>> = {}): NodeState {
+export function started(self: string, extra: Partial<Pick<DurableRecords, 'replicas' | 'routes'>> = {}, membership: Membership = s4Draining): NodeState {
   const durable = initialDurableRecords([alpha], self);
   const records: DurableRecords = {
-    ...durable, membership: s4Draining,
+    ...durable, membership,
     replicas: [...durable.replicas.filter(({ pageKey }) => !(extra.replicas ?? []).some((other) => other.pageKey.page === pageKey.page)), ...(extra.replicas ?? [])],
     routes: [...durable.routes.filter(({ pageKey }) => !(extra.routes ?? []).some((other) => other.pageKey.page === pageKey.page)), ...(extra.routes ?? [])],
   };

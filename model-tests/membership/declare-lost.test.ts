@@ -362,6 +362,51 @@ describe('declaring lost the pages of a server dead for good', () => {
     }
   });
 
+  it('keeps refusing the dead server\'s handed-over piece after its claimant is drained, and a draining member does not claim (a second review\'s traces)', () => {
+    const s1AndS4Draining = changedMembership(s4Draining, { kind: 'drain', id: 's1' }) as Membership;
+    const write = (requestId: string): NodeInput => ({ type: 'client.request', requestId, connectionId: 'c', operation: { kind: 'write', pageKey: lostPage, offsetBlocks: 0, lengthBlocks: 1, fua: false } } as NodeInput);
+    const pieceCopy: PeerMessage = { type: 'piece.copy', pageKey: lostPage, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 4, sourceSequence: 1, dataToken: 'piece-0' };
+    const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
+    run(nodes, 's2', { type: 'peer.message', from: 's4', message: pieceCopy });
+    ask(nodes, 's1', 's1-claims');
+    // s1 is drained (s2 and s3 hear it, s1 not yet): s2 still writes nothing of the piece itself, though the claim lapsed.
+    for (const id of ['s2', 's3']) run(nodes, id, { type: 'peer.message', from: 's3', message: { type: 'membership.update', membership: s1AndS4Draining } });
+    expect(claimStands(nodes['s2']!.membership, nodes['s2']!.lostClaim)).toBe(false);
+    const [, wrote] = stepThrough(nodes['s2']!, [write('w-after-drain')], () => true);
+    expect(wrote.some((effect) => effect.type === 'data.write')).toBe(false);
+    // s1 decides on its round at the old record, and s2 lets go of a copy that took no write since the claim.
+    expect(ask(nodes, 's1', 's1-decides', ({ message }) => message.type === 'membership.update').message).toContain('declaring 1 page lost');
+    expect(copyOf(nodes['s2']!, lostPage)?.status).toBe('invalid');
+    // A member that is draining itself is refused as a claimant.
+    const draining = started('s1', {}, s1AndS4Draining);
+    expect(reply(stepThrough(draining, [forget('draining')])[1])).toMatchObject({ ok: false, message: expect.stringContaining('s1 is draining') });
+  });
+
+  it('tells a committed destination whose table is stale the newer route, which it then takes the page over at (a second review: the forget never ended)', () => {
+    // s4 owned alpha/3 at 1; moved it to s3 and abandoned that (s4 at 3, known to s3 alone); moved it to s2 (copy 4),
+    // which committed; s4 died before the flip. s2's table still says (s4, 1): no takeover fits until it learns (s4, 3).
+    const nodes: Nodes = {
+      s1: started('s1'),
+      s2: started('s2', { replicas: [{ pageKey: lostPage, record: { status: 'valid', epoch: 4 } }] }),
+      s3: started('s3', { replicas: [{ pageKey: lostPage, record: { status: 'invalid', epoch: 3, owner: 's4', forwardTo: null } }], routes: [{ pageKey: lostPage, route: { owner: 's4', epoch: 3 } }] }),
+    };
+    const asks = declareThrough(nodes, 's1', 12);
+    expect(asks.at(-1)!.ok).toBe(true);
+    expect(asks.flatMap((each) => each.effects).some((effect) => effect.type === 'data.delete')).toBe(false);
+    expect(copyOf(nodes['s2']!, lostPage)).toEqual({ status: 'valid', epoch: 4 });
+    for (const id of ['s1', 's2', 's3']) expect(routeOf(nodes[id]!, lostPage)).toEqual({ owner: 's2', epoch: 4 });
+  });
+
+  it('ignores a reported page key its text does not name back (a second review: an empty volume name stalled every round)', () => {
+    const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
+    const claim = run(nodes, 's1', forget('claim'));
+    const check = messages(claim, 'lost.check')[0]!.message as Extract<PeerMessage, { type: 'lost.check' }>;
+    const answer: PeerMessage = { type: 'lost.answer', membership: s4Draining, servers: ['s4'], round: check.round, pages: [{ pageKey: lostPage, route: { owner: 's4', epoch: 1 }, copy: null }, { pageKey: { volume: '', page: 3 }, route: { owner: 's4', epoch: 9 }, copy: null }], refusal: null, deferTo: null };
+    run(nodes, 's1', { type: 'peer.message', from: 's2', message: answer });
+    expect([...nodes['s1']!.routes.keys()]).not.toContain('/3');
+    expect(nodes['s1']!.lostCheck?.reports['s2']).toBeUndefined();
+  });
+
   it('keeps an accepted claim across a restart', () => {
     const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
     const effects = ask(nodes, 's1', 's1-claims').effects;
