@@ -9,7 +9,7 @@ import type { NodeDraft } from './node-draft.js';
 import type { NodeEffect, Route } from './node-io.js';
 import type { Continuation } from './node-state.js';
 import type { NodeState } from './node-state.js';
-import { isCommitUnderWay } from './node-state.js';
+import { isCommitUnderWay, isDeclarationUnderWay } from './node-state.js';
 
 /**
  * The destination side of an abandoned move (machines/migration/move-setup.ts,
@@ -78,6 +78,9 @@ export function releaseCopyOfPassedMove(work: AbandonedCopyWork, pageKey: PageKe
   const route = work.next.routes.get(key);
   const record = work.next.replicas.get(key)?.context.record;
   if (record?.status !== 'receiving' || route === undefined || route.epoch <= record.epoch || route.owner === work.next.config.self) return false;
+  // This server is declaring the page lost (lost-pages.ts): its copy's record is the declaration's to write (a
+  // review's trace: a release committed after the declared valid record left the page invalid here after a restart).
+  if (isDeclarationUnderWay(work.next.read('continuations'), key)) return false;
   releaseAbandonedCopy(work, pageKey, route, null);
   return true;
 }

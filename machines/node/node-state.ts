@@ -1,6 +1,7 @@
 import type { VolumeReservation } from './volume-reservation.js';
 import type { SnapshotFrom } from 'xstate';
 import type { PageKey, ServerId } from '../identifiers.js';
+import { pageKeyText } from '../identifiers.js';
 import { assert } from '../identifiers.js';
 import type { MoveCheckpoint, MoveKind } from '../migration/checkpoint.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -409,6 +410,14 @@ export function emptyNodeState(config: NodeConfig, incarnation: number): NodeSta
     membership: bootstrapMembership(config.group.map((id) => ({ id, peer: null, admin: null, capacityWeight: 1, draining: false }))), leaveCheck: null, forgetCheck: null, lostClaim: null, lostCheck: null, nonMemberRoutesMayRemain: true, nextId: 0, incarnation,
     lossEpoch: 0, lossWatches: {}, departedLossEpochs: {}, earlierRunsSynced: false, flushExcused: [], incarnationFence: noIncarnationFence,
   };
+}
+
+/** Whether this server is declaring the page lost (its data being deleted, or its valid record and route committed: lost-pages.ts). */
+export function isDeclarationUnderWay(continuations: NodeState['continuations'], pageText: string): boolean {
+  for (const continuation of continuations.values()) {
+    if ((continuation.kind === 'lost.deleted' || continuation.kind === 'lost.declared') && pageKeyText(continuation.declaration.pageKey) === pageText) return true;
+  }
+  return false;
 }
 
 /** Whether the destination side of a commit of the page is under way (its sync or its valid record). */

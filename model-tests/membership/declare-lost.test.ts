@@ -407,6 +407,24 @@ describe('declaring lost the pages of a server dead for good', () => {
     expect(nodes['s1']!.lostCheck?.reports['s2']).toBeUndefined();
   });
 
+  it('lets no release of an abandoned move\'s copy overwrite the record of the page it is declaring (a third review: invalid after a restart)', () => {
+    // s4 had moved alpha/3 to s1 and abandoned the move (s4 at 3); s1's release of its receiving copy failed to commit.
+    const nodes: Nodes = { s1: started('s1', { replicas: [{ pageKey: lostPage, record: { status: 'receiving', source: 's4', attempt: 1, epoch: 2 } }] }), s2: started('s2'), s3: started('s3') };
+    const [releasing, learnt] = stepThrough(nodes['s1']!, [{ type: 'peer.message', from: 's3', message: { type: 'route.update', pageKey: lostPage, owner: 's4', epoch: 3 } }]);
+    const release = learnt.find((effect): effect is Extract<NodeEffect, { type: 'meta.commit' }> => effect.type === 'meta.commit' && effect.completionId !== null)!;
+    const [failed, afterFailure] = stepThrough(releasing, [{ type: 'io.done', completionId: release.completionId!, ok: false }]);
+    const timer = afterFailure.find((effect): effect is Extract<NodeEffect, { type: 'timer.set' }> => effect.type === 'timer.set')!;
+    nodes['s1'] = failed;
+    ask(nodes, 's1', 'claim');
+    // The deciding ask; its deletion completes and the declared record's commit is issued, not yet durable.
+    const [deciding, decided] = stepThrough(nodes['s1']!, [forget('decide')]);
+    const deletion = decided.find((effect): effect is Extract<NodeEffect, { type: 'data.delete' }> => effect.type === 'data.delete' && effect.reason === 'declaredLost')!;
+    const [deleted] = stepThrough(deciding, [{ type: 'io.done', completionId: deletion.completionId!, ok: true }]);
+    // Neither the retry timer nor a route heard again releases the copy meanwhile: no replica write after the declaration's.
+    const [, racing] = stepThrough(deleted, [{ type: 'timer.fired', timerId: timer.timerId }, { type: 'peer.message', from: 's3', message: { type: 'route.update', pageKey: lostPage, owner: 's4', epoch: 3 } }]);
+    expect(racing.filter((effect) => effect.type === 'meta.commit' && effect.writes.some((write) => write.kind === 'replica'))).toEqual([]);
+  });
+
   it('keeps an accepted claim across a restart', () => {
     const nodes: Nodes = { s1: started('s1'), s2: started('s2'), s3: started('s3') };
     const effects = ask(nodes, 's1', 's1-claims').effects;
