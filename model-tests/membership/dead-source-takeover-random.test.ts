@@ -1,17 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assertNever, pageKeyOfText } from '../../machines/identifiers.js';
-import type { Membership, MembershipChange } from '../../machines/membership/membership.js';
+import type { MembershipChange } from '../../machines/membership/membership.js';
 import { memberOf } from '../../machines/membership/membership.js';
 import { copyStanding } from '../../machines/node/copy-standing.js';
-import type { PeerMessage } from '../../machines/node/messages.js';
-import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from '../../machines/node/node-io.js';
+import type { DurableRecords, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
 import { assertChecked, checkProperty } from '../random/checked-run.js';
 import { runCount, runSeed } from '../random/run-seed.js';
 import { committedWithDeadSource, takeoverPageText } from './dead-source-takeover-scenario.js';
+import type { FaultAction, FaultWalk } from './walk-faults.js';
+import { completeCommit as completeFaultWalkCommit, durableRecordsOf, playFault } from './walk-faults.js';
 
 /**
  * The dead-source takeover (machines/node/dead-source-takeover.ts) under
@@ -38,19 +38,8 @@ const servers: readonly Server[] = ['s2', 's3'];
 const messagesInFlightMax = 24;
 const settleRoundsMax = 12;
 
-interface DurableModel {
-  readonly routes: Readonly<Record<string, Route>>;
-  readonly replicas: Readonly<Record<string, DurableRecords['replicas'][number]['record']>>;
-  readonly moves: Readonly<Record<string, DurableRecords['moves'][number]>>;
-  readonly membership: Membership | null;
-}
-
-interface Walk {
+interface Walk extends FaultWalk<Server> {
   readonly nodes: Map<Server, NodeState>;
-  readonly durable: Map<Server, DurableModel>;
-  readonly commits: Map<Server, Array<{ completionId: string | null; writes: readonly MetadataWrite[] }>>;
-  readonly timers: Map<Server, string[]>;
-  readonly network: Array<{ from: Server; to: Server; message: PeerMessage }>;
   readonly replies: Array<{ at: Server; requestId: string; ok: boolean; reason: string | null }>;
   readonly volumes: DurableRecords['volumes'];
   readonly epoch: number;
@@ -60,9 +49,8 @@ interface Walk {
 
 type Action =
   | { kind: 'admin'; at: number; change: 'drain' | 'forget' }
-  | { kind: 'deliver' | 'drop' | 'duplicate'; index: number }
+  | FaultAction
   | { kind: 'commit'; at: number; ok: boolean }
-  | { kind: 'timer'; at: number; index: number }
   | { kind: 'restart'; at: number };
 
 const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
@@ -84,7 +72,7 @@ function newWalk(): Walk {
   for (const [index, id] of [[1, 's2'], [2, 's3']] as const) {
     const simulated = world.servers[index]!;
     walk.nodes.set(id, nodes[id]!);
-    walk.durable.set(id, { routes: simulated.meta.routes, replicas: simulated.meta.replicas, moves: simulated.meta.moves, membership: null });
+    walk.durable.set(id, { routes: simulated.meta.routes, replicas: simulated.meta.replicas, moves: simulated.meta.moves, membership: null, lostClaim: null });
     walk.commits.set(id, simulated.pendingMeta.map((commit) => ({ completionId: commit.completionId, writes: commit.writes })));
     walk.timers.set(id, [...simulated.timers]);
   }
@@ -122,56 +110,17 @@ function file(walk: Walk, id: Server, effect: NodeEffect): void {
   }
 }
 
-function applyWrites(model: DurableModel, writes: readonly MetadataWrite[]): DurableModel {
-  const routes = { ...model.routes };
-  const replicas = { ...model.replicas };
-  const moves = { ...model.moves };
-  let { membership } = model;
-  for (const write of writes) {
-    switch (write.kind) {
-      case 'route': {
-        // Routing epochs only grow on disk (impl/storage/metadata-store.ts).
-        const key = `${write.pageKey.volume}/${write.pageKey.page}`;
-        if ((routes[key]?.epoch ?? 0) <= write.route.epoch) routes[key] = write.route;
-        break;
-      }
-      case 'replica': replicas[`${write.pageKey.volume}/${write.pageKey.page}`] = write.record; break;
-      case 'move': moves[`${write.pageKey.volume}/${write.pageKey.page}`] = { pageKey: write.pageKey, input: write.input, checkpoint: write.checkpoint }; break;
-      case 'move.delete': delete moves[`${write.pageKey.volume}/${write.pageKey.page}`]; break;
-      case 'membership': if (membership === null || write.membership.epoch >= membership.epoch) membership = write.membership; break;
-      case 'volume': break;
-      case 'lostClaim': break;
-      default: assertNever(write, 'metadata write');
-    }
-  }
-  return { routes, replicas, moves, membership };
-}
-
-/** Completes `id`'s oldest pending commit: durable if `ok`, skipped by the store if not (later ones still land). */
 function completeCommit(walk: Walk, id: Server, ok: boolean): void {
-  const commit = walk.commits.get(id)!.shift();
-  if (commit === undefined) return;
-  if (ok) walk.durable.set(id, applyWrites(walk.durable.get(id)!, commit.writes));
-  if (commit.completionId !== null) step(walk, id, { type: 'io.done', completionId: commit.completionId, ok });
-  else if (!ok) step(walk, id, { type: 'meta.failed', writes: commit.writes });
+  completeFaultWalkCommit(walk, id, ok, (server, input) => step(walk, server, input));
 }
 
 function restart(walk: Walk, id: Server): void {
   const before = walk.nodes.get(id)!;
-  const model = walk.durable.get(id)!;
-  const durable: DurableRecords = {
-    volumes: walk.volumes,
-    routes: Object.entries(model.routes).map(([key, route]) => ({ pageKey: pageKeyOfText(key)!, route })),
-    replicas: Object.entries(model.replicas).map(([key, record]) => ({ pageKey: pageKeyOfText(key)!, record })),
-    moves: Object.values(model.moves),
-    membership: model.membership,
-    earlierIncarnations: true,
-  };
   walk.commits.set(id, []);
   walk.timers.set(id, []);
   walk.network.splice(0, walk.network.length, ...walk.network.filter((envelope) => envelope.to !== id));
   walk.nodes.set(id, emptyNodeState(before.config, before.incarnation + 1));
-  step(walk, id, { type: 'node.start', durable });
+  step(walk, id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!, walk.volumes) });
 }
 
 function play(walk: Walk, action: Action): void {
@@ -182,27 +131,9 @@ function play(walk: Walk, action: Action): void {
       step(walk, servers[action.at]!, { type: 'admin.changeMembership', requestId: `admin ${walk.requests}`, change });
       return;
     }
-    case 'deliver': {
-      if (walk.network.length === 0) return;
-      const [envelope] = walk.network.splice(action.index % walk.network.length, 1);
-      step(walk, envelope!.to, { type: 'peer.message', from: envelope!.from, message: envelope!.message });
-      return;
-    }
-    case 'drop':
-      if (walk.network.length > 0) walk.network.splice(action.index % walk.network.length, 1);
-      return;
-    case 'duplicate':
-      if (walk.network.length > 0 && walk.network.length < messagesInFlightMax) walk.network.push(walk.network[action.index % walk.network.length]!);
-      return;
     case 'commit': return completeCommit(walk, servers[action.at]!, action.ok);
-    case 'timer': {
-      const timers = walk.timers.get(servers[action.at]!)!;
-      if (timers.length === 0) return;
-      const [timerId] = timers.splice(action.index % timers.length, 1);
-      return step(walk, servers[action.at]!, { type: 'timer.fired', timerId: timerId! });
-    }
     case 'restart': return restart(walk, servers[action.at]!);
-    default: assertNever(action, 'action');
+    default: return playFault(walk, action, servers, messagesInFlightMax, (server, input) => step(walk, server, input));
   }
 }
 

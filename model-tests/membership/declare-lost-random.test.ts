@@ -1,20 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assertNever, pageKeyOfText } from '../../machines/identifiers.js';
-import type { Membership } from '../../machines/membership/membership.js';
-import { bootstrapMembership, changedMembership, memberOf } from '../../machines/membership/membership.js';
+import { pageKeyOfText } from '../../machines/identifiers.js';
+import { memberOf } from '../../machines/membership/membership.js';
 import { copyStanding } from '../../machines/node/copy-standing.js';
-import type { PeerMessage } from '../../machines/node/messages.js';
-import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from '../../machines/node/node-io.js';
+import type { NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import { defaultNodeConfig } from '../../machines/node/node-config.js';
-import type { LostClaim, NodeState } from '../../machines/node/node-state.js';
+import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { ReplicaRecord } from '../../machines/replica/replica-record.js';
-import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { assertChecked, checkProperty } from '../random/checked-run.js';
 import { runCount, runSeed } from '../random/run-seed.js';
-import { member } from './membership-fixture.js';
+import { alpha, group, s4Draining } from './declare-lost-scenario.js';
+import type { DurableModel, FaultAction, FaultWalk } from './walk-faults.js';
+import { completeCommit as completeFaultWalkCommit, durableRecordsOf, playFault } from './walk-faults.js';
 
 /**
  * Declaring lost the pages of a dead server (machines/node/lost-pages.ts)
@@ -42,29 +41,14 @@ import { member } from './membership-fixture.js';
  */
 type Server = 's1' | 's2' | 's3';
 const servers: readonly Server[] = ['s1', 's2', 's3'];
-const group = ['s1', 's2', 's3', 's4'];
 const messagesInFlightMax = 32;
 const settleRoundsMax = 16;
-const alpha: VolumeDefinition = { name: 'alpha', pageCount: 4, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: group };
 const lostPageText = 'alpha/3';
-const s4Draining = changedMembership(bootstrapMembership(group.map((id) => member(id))), { kind: 'drain', id: 's4' }) as Membership;
 
-interface DurableModel {
-  readonly routes: Readonly<Record<string, Route>>;
-  readonly replicas: Readonly<Record<string, ReplicaRecord>>;
-  readonly membership: Membership | null;
-  readonly lostClaim: LostClaim | null;
-}
-
-interface Walk {
+interface Walk extends FaultWalk<Server> {
   readonly nodes: Map<Server, NodeState>;
-  readonly durable: Map<Server, DurableModel>;
-  readonly commits: Map<Server, Array<{ completionId: string | null; writes: readonly MetadataWrite[] }>>;
   /** Page I/O awaited: deletions of pages declared lost, and (at s2) the piece's write and the commit's sync. */
   readonly deletions: Map<Server, string[]>;
-  readonly timers: Map<Server, string[]>;
-  /** Messages on their way; s4's are those it sent before it died. */
-  readonly network: Array<{ from: Server | 's4'; to: Server; message: PeerMessage }>;
   readonly replies: Array<{ at: Server; requestId: string; ok: boolean; reason: string | null; servers: readonly string[] }>;
   /** Every route seen, durable or not: epoch -> owner. */
   readonly ownersByEpoch: Map<number, string>;
@@ -74,11 +58,11 @@ interface Walk {
   claimants: Set<Server>;
 }
 
+/** Besides the network's faults and timers (walk-faults.ts; s4's messages are those it sent before it died). */
 type Action =
   | { kind: 'admin'; at: number }
-  | { kind: 'deliver' | 'drop' | 'duplicate'; index: number }
+  | FaultAction
   | { kind: 'commit' | 'deletion'; at: number; ok: boolean }
-  | { kind: 'timer'; at: number; index: number }
   | { kind: 'restart'; at: number };
 
 const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
@@ -94,18 +78,6 @@ const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), at: fc.nat(2) }) },
 );
 
-function durableRecordsOf(model: DurableModel): DurableRecords {
-  return {
-    volumes: [alpha],
-    routes: Object.entries(model.routes).map(([key, route]) => ({ pageKey: pageKeyOfText(key)!, route })),
-    replicas: Object.entries(model.replicas).map(([key, record]) => ({ pageKey: pageKeyOfText(key)!, record })),
-    moves: [],
-    membership: model.membership,
-    lostClaim: model.lostClaim,
-    earlierIncarnations: true,
-  };
-}
-
 function newWalk(s4WasMovingToS2: boolean): Walk {
   const walk: Walk = {
     nodes: new Map(), durable: new Map(), commits: new Map(), deletions: new Map(), timers: new Map(), network: [], replies: [],
@@ -115,13 +87,13 @@ function newWalk(s4WasMovingToS2: boolean): Walk {
     const initial = initialDurableRecords([alpha], id);
     const replicas: Record<string, ReplicaRecord> = Object.fromEntries(initial.replicas.map(({ pageKey, record }) => [`${pageKey.volume}/${pageKey.page}`, record]));
     if (id === 's2' && s4WasMovingToS2) replicas[lostPageText] = { status: 'receiving', source: 's4', attempt: 1, epoch: 2 };
-    const model: DurableModel = { routes: Object.fromEntries(initial.routes.map(({ pageKey, route }) => [`${pageKey.volume}/${pageKey.page}`, route])), replicas, membership: s4Draining, lostClaim: null };
+    const model: DurableModel = { routes: Object.fromEntries(initial.routes.map(({ pageKey, route }) => [`${pageKey.volume}/${pageKey.page}`, route])), replicas, moves: {}, membership: s4Draining, lostClaim: null };
     walk.durable.set(id, model);
     walk.commits.set(id, []);
     walk.deletions.set(id, []);
     walk.timers.set(id, []);
-    walk.nodes.set(id, emptyNodeState(defaultNodeConfig(id, group), 1));
-    step(walk, id, { type: 'node.start', durable: durableRecordsOf(model) });
+    walk.nodes.set(id, emptyNodeState(defaultNodeConfig(id, [...group]), 1));
+    step(walk, id, { type: 'node.start', durable: durableRecordsOf(model, [alpha]) });
   }
   if (s4WasMovingToS2) {
     // What s4 sent s2 just before it died, still on its way: the whole page handed over (Table 2), then the commit.
@@ -175,35 +147,8 @@ function file(walk: Walk, id: Server, effect: NodeEffect): void {
   }
 }
 
-function applyWrites(model: DurableModel, writes: readonly MetadataWrite[]): DurableModel {
-  const routes = { ...model.routes };
-  const replicas = { ...model.replicas };
-  let { membership, lostClaim } = model;
-  for (const write of writes) {
-    switch (write.kind) {
-      case 'route': {
-        const key = `${write.pageKey.volume}/${write.pageKey.page}`;
-        if ((routes[key]?.epoch ?? 0) <= write.route.epoch) routes[key] = write.route;
-        break;
-      }
-      case 'replica': replicas[`${write.pageKey.volume}/${write.pageKey.page}`] = write.record; break;
-      case 'membership': if (membership === null || write.membership.epoch >= membership.epoch) membership = write.membership; break;
-      case 'lostClaim': lostClaim = write.claim; break;
-      case 'move': case 'move.delete': throw new Error('no move runs in this walk');
-      case 'volume': break;
-      default: assertNever(write, 'metadata write');
-    }
-  }
-  return { routes, replicas, membership, lostClaim };
-}
-
-/** Completes `id`'s oldest pending commit: durable if `ok`, skipped by the store if not (later ones still land). */
 function completeCommit(walk: Walk, id: Server, ok: boolean): void {
-  const commit = walk.commits.get(id)!.shift();
-  if (commit === undefined) return;
-  if (ok) walk.durable.set(id, applyWrites(walk.durable.get(id)!, commit.writes));
-  if (commit.completionId !== null) step(walk, id, { type: 'io.done', completionId: commit.completionId, ok });
-  else if (!ok) step(walk, id, { type: 'meta.failed', writes: commit.writes });
+  completeFaultWalkCommit(walk, id, ok, (server, input) => step(walk, server, input));
 }
 
 function completeDeletion(walk: Walk, id: Server, ok: boolean): void {
@@ -218,7 +163,7 @@ function restart(walk: Walk, id: Server): void {
   walk.timers.set(id, []);
   walk.network.splice(0, walk.network.length, ...walk.network.filter((envelope) => envelope.to !== id));
   walk.nodes.set(id, emptyNodeState(before.config, before.incarnation + 1));
-  step(walk, id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!) });
+  step(walk, id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!, [alpha]) });
 }
 
 function askToForget(walk: Walk, at: Server): { reason: string | null; servers: readonly string[] } | undefined {
@@ -232,28 +177,10 @@ function askToForget(walk: Walk, at: Server): { reason: string | null; servers: 
 function play(walk: Walk, action: Action): void {
   switch (action.kind) {
     case 'admin': askToForget(walk, servers[action.at]!); return;
-    case 'deliver': {
-      if (walk.network.length === 0) return;
-      const [envelope] = walk.network.splice(action.index % walk.network.length, 1);
-      step(walk, envelope!.to, { type: 'peer.message', from: envelope!.from, message: envelope!.message });
-      return;
-    }
-    case 'drop':
-      if (walk.network.length > 0) walk.network.splice(action.index % walk.network.length, 1);
-      return;
-    case 'duplicate':
-      if (walk.network.length > 0 && walk.network.length < messagesInFlightMax) walk.network.push(walk.network[action.index % walk.network.length]!);
-      return;
     case 'commit': return completeCommit(walk, servers[action.at]!, action.ok);
     case 'deletion': return completeDeletion(walk, servers[action.at]!, action.ok);
-    case 'timer': {
-      const timers = walk.timers.get(servers[action.at]!)!;
-      if (timers.length === 0) return;
-      const [timerId] = timers.splice(action.index % timers.length, 1);
-      return step(walk, servers[action.at]!, { type: 'timer.fired', timerId: timerId! });
-    }
     case 'restart': return restart(walk, servers[action.at]!);
-    default: assertNever(action, 'action');
+    default: return playFault(walk, action, servers, messagesInFlightMax, (server, input) => step(walk, server, input));
   }
 }
 
