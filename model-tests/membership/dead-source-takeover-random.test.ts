@@ -5,13 +5,12 @@ import { memberOf } from '../../machines/membership/membership.js';
 import { copyStanding } from '../../machines/node/copy-standing.js';
 import type { DurableRecords, NodeEffect, NodeInput } from '../../machines/node/node-io.js';
 import type { NodeState } from '../../machines/node/node-state.js';
-import { emptyNodeState } from '../../machines/node/node-state.js';
 import { nodeStep } from '../../machines/node/node.js';
 import { assertChecked, checkProperty } from '../random/checked-run.js';
 import { runCount, runSeed } from '../random/run-seed.js';
 import { committedWithDeadSource, takeoverPageText } from './dead-source-takeover-scenario.js';
 import type { FaultAction, FaultWalk } from './walk-faults.js';
-import { completeCommit as completeFaultWalkCommit, durableRecordsOf, playFault } from './walk-faults.js';
+import { completeCommit as completeFaultWalkCommit, fileCommonEffect, playFault, restartFromDurable } from './walk-faults.js';
 
 /**
  * The dead-source takeover (machines/node/dead-source-takeover.ts) under
@@ -89,17 +88,9 @@ function step(walk: Walk, id: Server, input: NodeInput): void {
 }
 
 function file(walk: Walk, id: Server, effect: NodeEffect): void {
+  // Messages to s1 are lost: it is dead.
+  if (fileCommonEffect(walk, id, effect, servers, messagesInFlightMax)) return;
   switch (effect.type) {
-    case 'peer.send':
-      // Messages to s1 are lost: it is dead.
-      if (servers.includes(effect.to as Server) && walk.network.length < messagesInFlightMax) walk.network.push({ from: id, to: effect.to as Server, message: effect.message });
-      return;
-    case 'meta.commit':
-      walk.commits.get(id)!.push({ completionId: effect.completionId, writes: effect.writes });
-      return;
-    case 'timer.set':
-      walk.timers.get(id)!.push(effect.timerId);
-      return;
     case 'admin.reply':
       walk.replies.push({ at: id, requestId: effect.requestId, ok: effect.ok, reason: effect.refusal?.reason ?? null });
       return;
@@ -115,12 +106,7 @@ function completeCommit(walk: Walk, id: Server, ok: boolean): void {
 }
 
 function restart(walk: Walk, id: Server): void {
-  const before = walk.nodes.get(id)!;
-  walk.commits.set(id, []);
-  walk.timers.set(id, []);
-  walk.network.splice(0, walk.network.length, ...walk.network.filter((envelope) => envelope.to !== id));
-  walk.nodes.set(id, emptyNodeState(before.config, before.incarnation + 1));
-  step(walk, id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!, walk.volumes) });
+  restartFromDurable(walk, id, walk.volumes, (server, input) => step(walk, server, input));
 }
 
 function play(walk: Walk, action: Action): void {

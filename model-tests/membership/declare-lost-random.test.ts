@@ -13,7 +13,7 @@ import { assertChecked, checkProperty } from '../random/checked-run.js';
 import { runCount, runSeed } from '../random/run-seed.js';
 import { alpha, group, s4Draining } from './declare-lost-scenario.js';
 import type { DurableModel, FaultAction, FaultWalk } from './walk-faults.js';
-import { completeCommit as completeFaultWalkCommit, durableRecordsOf, playFault } from './walk-faults.js';
+import { completeCommit as completeFaultWalkCommit, durableRecordsOf, fileCommonEffect, playFault, restartFromDurable } from './walk-faults.js';
 
 /**
  * Declaring lost the pages of a dead server (machines/node/lost-pages.ts)
@@ -113,14 +113,9 @@ function step(walk: Walk, id: Server, input: NodeInput): void {
 }
 
 function file(walk: Walk, id: Server, effect: NodeEffect): void {
+  // Messages to s4 are lost: it is dead.
+  if (fileCommonEffect(walk, id, effect, servers, messagesInFlightMax)) return;
   switch (effect.type) {
-    case 'peer.send':
-      // Messages to s4 are lost: it is dead.
-      if (servers.includes(effect.to as Server) && walk.network.length < messagesInFlightMax) walk.network.push({ from: id, to: effect.to as Server, message: effect.message });
-      return;
-    case 'meta.commit':
-      walk.commits.get(id)!.push({ completionId: effect.completionId, writes: effect.writes });
-      return;
     case 'data.delete':
       // A receiving copy let go (no one waits), or a page about to be served empty (awaited).
       if (effect.completionId !== undefined) walk.deletions.get(id)!.push(effect.completionId);
@@ -130,9 +125,6 @@ function file(walk: Walk, id: Server, effect: NodeEffect): void {
       // s4's piece and commit at s2 (the piece's data is written, the commit syncs the page): completed by the walk.
       if (id !== 's2') throw new Error(`${id} issued ${effect.type}`);
       walk.deletions.get(id)!.push(effect.completionId);
-      return;
-    case 'timer.set':
-      walk.timers.get(id)!.push(effect.timerId);
       return;
     case 'admin.reply':
       walk.replies.push({ at: id, requestId: effect.requestId, ok: effect.ok, reason: effect.refusal?.reason ?? null, servers: effect.refusal && 'servers' in effect.refusal ? effect.refusal.servers : [] });
@@ -157,13 +149,8 @@ function completeDeletion(walk: Walk, id: Server, ok: boolean): void {
 }
 
 function restart(walk: Walk, id: Server): void {
-  const before = walk.nodes.get(id)!;
-  walk.commits.set(id, []);
   walk.deletions.set(id, []);
-  walk.timers.set(id, []);
-  walk.network.splice(0, walk.network.length, ...walk.network.filter((envelope) => envelope.to !== id));
-  walk.nodes.set(id, emptyNodeState(before.config, before.incarnation + 1));
-  step(walk, id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!, [alpha]) });
+  restartFromDurable(walk, id, [alpha], (server, input) => step(walk, server, input));
 }
 
 function askToForget(walk: Walk, at: Server): { reason: string | null; servers: readonly string[] } | undefined {

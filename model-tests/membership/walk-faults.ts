@@ -1,8 +1,9 @@
 import { assertNever, pageKeyOfText } from '../../machines/identifiers.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import type { PeerMessage } from '../../machines/node/messages.js';
-import type { DurableRecords, MetadataWrite, NodeInput, Route } from '../../machines/node/node-io.js';
-import type { LostClaim } from '../../machines/node/node-state.js';
+import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from '../../machines/node/node-io.js';
+import type { LostClaim, NodeState } from '../../machines/node/node-state.js';
+import { emptyNodeState } from '../../machines/node/node-state.js';
 import type { ReplicaRecord } from '../../machines/replica/replica-record.js';
 
 /**
@@ -111,4 +112,35 @@ export function durableRecordsOf(model: DurableModel, volumes: DurableRecords['v
     lostClaim: model.lostClaim,
     earlierIncarnations: true,
   };
+}
+
+/**
+ * Files the effects every walk keeps the same way: a message to a live
+ * server (one to a dead server, not in `servers`, is lost), a commit, a
+ * timer. Whether it was one of those.
+ */
+export function fileCommonEffect<S extends string>(walk: FaultWalk<S>, id: S, effect: NodeEffect, servers: readonly S[], inFlightMax: number): boolean {
+  switch (effect.type) {
+    case 'peer.send':
+      if (servers.includes(effect.to as S) && walk.network.length < inFlightMax) walk.network.push({ from: id, to: effect.to as S, message: effect.message });
+      return true;
+    case 'meta.commit':
+      walk.commits.get(id)!.push({ completionId: effect.completionId, writes: effect.writes });
+      return true;
+    case 'timer.set':
+      walk.timers.get(id)!.push(effect.timerId);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** A server restarts: its pending commits, timers and the messages on their way to it are lost; it starts from its durable records. */
+export function restartFromDurable<S extends string>(walk: FaultWalk<S> & { readonly nodes: Map<S, NodeState> }, id: S, volumes: DurableRecords['volumes'], step: WalkStep<S>): void {
+  const before = walk.nodes.get(id)!;
+  walk.commits.set(id, []);
+  walk.timers.set(id, []);
+  walk.network.splice(0, walk.network.length, ...walk.network.filter((envelope) => envelope.to !== id));
+  walk.nodes.set(id, emptyNodeState(before.config, before.incarnation + 1));
+  step(id, { type: 'node.start', durable: durableRecordsOf(walk.durable.get(id)!, volumes) });
 }
