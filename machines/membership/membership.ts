@@ -368,3 +368,14 @@ function sortedMembers(members: readonly Member[]): Member[] {
   assert(new Set(sorted.map((member) => member.id)).size === sorted.length, 'members do not repeat');
   return sorted;
 }
+
+/** Whether a peer's list of servers (a forget check's, a lost-pages claim's) is one: sorted, without repeats, at most a record's worth. */
+export function isServerList(servers: readonly ServerId[], membership: Membership): boolean {
+  return Array.isArray(servers) && servers.length > 0 && servers.length <= membership.members.length &&
+    servers.every((id, index) => typeof id === 'string' && (index === 0 || servers[index - 1]! < id));
+}
+
+/** Whether two sorted server lists are the same. */
+export function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
+  return a.length === b.length && a.every((id, index) => id === b[index]);
+}

@@ -1,7 +1,7 @@
 import type { PageKey, ServerId } from '../identifiers.js';
 import { pageKeyOfText, pageKeyText } from '../identifiers.js';
 import type { Membership } from '../membership/membership.js';
-import { memberIds, memberOf, membershipText, refusedChange } from '../membership/membership.js';
+import { isServerList, memberIds, memberOf, membershipText, refusedChange, sameServers } from '../membership/membership.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { ReplicaEvent } from '../replica/replica.machine.js';
 import type { Takeover } from './dead-source-takeover.js';
@@ -409,15 +409,6 @@ function isPageKey(pageKey: PageKey): boolean {
   return back !== null && back.volume === pageKey.volume && back.page === pageKey.page;
 }
 
-/** Whether `servers` is a claim's list: sorted, without repeats, at most a record's worth. */
-function isServerList(servers: readonly ServerId[], membership: Membership): boolean {
-  return Array.isArray(servers) && servers.length > 0 && servers.length <= membership.members.length &&
-    servers.every((id, index) => typeof id === 'string' && (index === 0 || servers[index - 1]! < id));
-}
-
-function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
-  return a.length === b.length && a.every((id, index) => id === b[index]);
-}
 
 function samePages(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((key, index) => key === b[index]);

@@ -1,7 +1,7 @@
 import type { ServerId } from '../identifiers.js';
 import { pageKeyText } from '../identifiers.js';
 import type { Membership, MembershipRefusal } from '../membership/membership.js';
-import { changedMembership, isRefusedChange, memberIds, memberOf, membershipText, refusedChange } from '../membership/membership.js';
+import { changedMembership, isRefusedChange, isServerList, memberIds, memberOf, membershipText, refusedChange, sameServers } from '../membership/membership.js';
 import { isUnderWay } from '../migration/move-machines.js';
 import { copyStanding } from './copy-standing.js';
 import type { NodeDraft } from './node-draft.js';
@@ -180,10 +180,6 @@ export function forgetMember(work: MembershipWork & LostPagesWork, requestId: st
   adoptMembership(work, next, { requestId, told, removal: false });
 }
 
-function sameServers(a: readonly ServerId[], b: readonly ServerId[]): boolean {
-  return a.length === b.length && a.every((id, index) => id === b[index]);
-}
-
 /**
  * What a member that confirms (or makes) a forget keeps of the servers: an
  * unknown loss epoch, unless one was recorded when it asked to leave (it held
@@ -234,12 +230,6 @@ export function forgetCheckTimerFired(work: MembershipWork, epoch: number, retri
 
 export function isForgetCheckTimerLive(check: { epoch: number; retries: number } | null, epoch: string, retries: string): boolean {
   return check !== null && String(check.epoch) === epoch && String(check.retries) === retries;
-}
-
-/** Whether `servers` is a forget check's list: sorted, without repeats, at most a record's worth. */
-function isServerList(servers: readonly ServerId[], membership: Membership): boolean {
-  return Array.isArray(servers) && servers.length > 0 && servers.length <= membership.members.length &&
-    servers.every((id, index) => typeof id === 'string' && (index === 0 || servers[index - 1]! < id));
 }
 
 /**
