@@ -1,7 +1,9 @@
 /**
  * `npm run bench:nbd`: the same fio jobs against a blockshift server that
  * owns the pages, against one that forwards every request to the owner, and
- * against `nbdkit memory` and `qemu-nbd` (raw file) started in the same run;
+ * against `nbdkit memory`, `qemu-nbd` (raw file) and `nbdkit nbd` forwarding
+ * to that qemu-nbd (the host's cost of a forwarding hop, made in C: see
+ * `startReferenceServers`), all started in the same run;
  * then the p99 of 4k random writes during a move against steady state, and
  * the unthrottled page copy rate. The p99 is taken twice, with moves one
  * at a time for the whole of the fio window: while pages move away and
@@ -18,8 +20,9 @@
  * the requests slower than twice the steady p99 took at s1 (GET /latency,
  * impl/runtime/request-path-latency.ts). A benchmark: it prints figures and ratios
  * and never fails on them. `BENCH_QUICK=1` runs only 4k randwrite and
- * randread QD16 against the blockshift owner and forwarder (no peers, no
- * moves), for quick iteration on the request path, and adds each server's
+ * randread QD16 against the blockshift owner and forwarder, then against
+ * qemu-nbd and the C proxy in front of it (no moves; `BENCH_QUICK_ONLY=owner`
+ * leaves the references out), for quick iteration on the request path, and adds each server's
  * CPU time per request (user + system, read from /proc around each fio job):
  * on a machine shared with other work, wall-clock IOPS swing with the load,
  * while CPU time per request is what the request path itself costs (its
@@ -134,6 +137,45 @@ async function waitForPort(check: () => Promise<boolean>): Promise<void> {
   }
   throw new Error('peer server did not come up');
 }
+
+interface ReferenceServers {
+  /** `nbdkit memory`, started only for the full run. */
+  readonly nbdkitMemoryUri: string | null;
+  readonly qemuUri: string;
+  /** nbdkit's nbd plugin, a forwarding proxy written in C, in front of the same qemu-nbd. */
+  readonly proxyUri: string;
+}
+
+/**
+ * Starts the peers fio is also run against: `qemu-nbd` on a raw file, and
+ * `nbdkit nbd` forwarding every request to that qemu-nbd. The proxy is the
+ * calibration of forwarding on this host: the same extra hop that a
+ * blockshift forwarder adds (one more process, two more loopback sockets per
+ * request), made by a server written in C, so its proxy/qemu ratio is what
+ * forwarding itself costs here, whatever the language (on two cores shared by
+ * fio and both servers, about half). The forwarding target's fwd/owner is
+ * read against it.
+ */
+async function startReferenceServers(directory: string, peers: ChildProcess[], withMemory: boolean): Promise<ReferenceServers> {
+  const rawFile = join(directory, 'qemu.raw');
+  writeFileSync(rawFile, Buffer.alloc(0));
+  await runTool('truncate', ['-s', `${sizeMiB}M`, rawFile]);
+  const references: ReferenceServers = {
+    nbdkitMemoryUri: withMemory ? 'nbd://127.0.0.1:30900/' : null,
+    qemuUri: 'nbd://127.0.0.1:30901/bench',
+    proxyUri: 'nbd://127.0.0.1:30902/',
+  };
+  if (withMemory) peers.push(spawn('nbdkit', ['-f', '-p', '30900', '--exit-with-parent', 'memory', `${sizeMiB}M`], { stdio: 'ignore' }));
+  peers.push(spawn('qemu-nbd', ['-f', 'raw', '-p', '30901', '-x', 'bench', '--persistent', '--shared=16', '--cache=writeback', rawFile], { stdio: 'ignore' }));
+  await waitForPort(async () => (await runTool('nbdinfo', [references.qemuUri])).exitCode === 0);
+  peers.push(spawn('nbdkit', ['-f', '-p', '30902', '--exit-with-parent', 'nbd', 'hostname=127.0.0.1', 'port=30901', 'export=bench'], { stdio: 'ignore' }));
+  for (const uri of [references.nbdkitMemoryUri, references.proxyUri]) {
+    if (uri !== null) await waitForPort(async () => (await runTool('nbdinfo', [uri])).exitCode === 0);
+  }
+  return references;
+}
+
+const forwardingCalibrationNote = 'proxy/qemu: nbdkit\'s nbd plugin (C) forwarding to the same qemu-nbd, the cost of one forwarding hop on this host; read fwd/owner against it';
 
 /**
  * Waits until `source` holds no move of the page (the flip durable, its copy
@@ -417,7 +459,10 @@ async function main(): Promise<void> {
       const only = process.env['BENCH_QUICK_ONLY'] ?? '';
       const quickTargets = ([['owner', group.nbdUri('s1', 'local')], ['forwarded', group.nbdUri('s2', 'local')]] as Array<[string, string]>)
         .filter(([name]) => !['owner', 'forwarded'].includes(only) || name === only);
+      // The C proxy calibrates forwarding (see `startReferenceServers`); narrowing the run to the owner leaves it out.
+      const references = only === 'owner' ? null : await startReferenceServers(directory, peers, false);
       for (const [, uri] of quickTargets) await fio(uri, jobs[4]!, directory, 2);
+      if (references !== null) for (const uri of [references.qemuUri, references.proxyUri]) await fio(uri, jobs[4]!, directory, 2);
       const servers = ['s1', 's2'];
       for (const job of [jobs[1]!, jobs[2]!].filter((candidate) => !['randwrite', 'randread'].includes(only) || candidate.rw === only)) {
         const results: Result[] = [];
@@ -443,33 +488,35 @@ async function main(): Promise<void> {
         const ratio = results.length === 2 ? `  fwd/owner ${(results[1]!.iops / results[0]!.iops).toFixed(2)}` : '';
         console.log(`${job.name.padEnd(20)} ${quickTargets.map(([name], index) => `${name} ${Math.round(results[index]!.iops)} (p99 ${Math.round(results[index]!.p99Us)} µs)`).join('  ')}${ratio}`);
         console.log(`${''.padEnd(20)} ${cpuPerRequest.join('; ')}`);
+        if (references !== null) {
+          const direct = await fio(references.qemuUri, job, directory);
+          const proxied = await fio(references.proxyUri, job, directory);
+          console.log(`${''.padEnd(20)} the host's forwarding, in C: qemu-nbd ${Math.round(direct.iops)} (p99 ${Math.round(direct.p99Us)} µs)  nbdkit nbd -> qemu-nbd ${Math.round(proxied.iops)} (p99 ${Math.round(proxied.p99Us)} µs)  proxy/qemu ${(proxied.iops / direct.iops).toFixed(2)}`);
+        }
       }
+      if (references !== null) console.log(forwardingCalibrationNote);
       return;
     }
-    const rawFile = join(directory, 'qemu.raw');
-    writeFileSync(rawFile, Buffer.alloc(0));
-    await runTool('truncate', ['-s', `${sizeMiB}M`, rawFile]);
-    peers.push(spawn('nbdkit', ['-f', '-p', '30900', '--exit-with-parent', 'memory', `${sizeMiB}M`], { stdio: 'ignore' }));
-    peers.push(spawn('qemu-nbd', ['-f', 'raw', '-p', '30901', '-x', 'bench', '--persistent', '--shared=16', '--cache=writeback', rawFile], { stdio: 'ignore' }));
-    for (const uri of ['nbd://127.0.0.1:30900/', 'nbd://127.0.0.1:30901/bench']) await waitForPort(async () => (await runTool('nbdinfo', [uri])).exitCode === 0);
-
+    const references = await startReferenceServers(directory, peers, true);
     const targets: Array<[string, string]> = [
       ['blockshift, page owner', group.nbdUri('s1', 'local')],
       ['blockshift, forwarding', group.nbdUri('s2', 'local')],
-      ['nbdkit memory', 'nbd://127.0.0.1:30900/'],
-      ['qemu-nbd raw file', 'nbd://127.0.0.1:30901/bench'],
+      ['nbdkit memory', references.nbdkitMemoryUri!],
+      ['qemu-nbd raw file', references.qemuUri],
+      ['nbdkit nbd -> qemu-nbd', references.proxyUri],
     ];
     console.log(`fio ${runtimeSeconds} s per job over ${sizeMiB} MiB, nbd engine; IOPS (p99 µs)`);
-    console.log(['job'.padEnd(20), ...targets.map(([name]) => name.padEnd(26)), 'owner/qemu', 'fwd/owner'].join(' '));
+    console.log(['job'.padEnd(20), ...targets.map(([name]) => name.padEnd(26)), 'owner/qemu', 'fwd/owner', 'proxy/qemu'].join(' '));
     // Fill the volumes first so reads read data.
     for (const [, uri] of targets) await fio(uri, jobs[4]!, directory, 2);
     for (const job of jobs) {
       const results: Result[] = [];
       for (const [, uri] of targets) results.push(await fio(uri, job, directory));
-      const [owner, forwarded, , qemu] = results;
+      const [owner, forwarded, , qemu, proxy] = results;
       console.log([job.name.padEnd(20), ...results.map((result) => `${Math.round(result.iops)} (${Math.round(result.p99Us)})`.padEnd(26)),
-        (owner!.iops / qemu!.iops).toFixed(2).padEnd(10), (forwarded!.iops / owner!.iops).toFixed(2)].join(' '));
+        (owner!.iops / qemu!.iops).toFixed(2).padEnd(10), (forwarded!.iops / owner!.iops).toFixed(2).padEnd(9), (proxy!.iops / qemu!.iops).toFixed(2)].join(' '));
     }
+    console.log(forwardingCalibrationNote);
 
     await p99DuringMoves(group, directory);
     await idleCopyRate(group);
