@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GroupConfig, ServerConfig } from './group-config.js';
-import { groupConfigProblem, localGroupConfig } from './group-config.js';
+import { groupConfigProblem, localGroupConfig, nbdConnectionBoundsOf } from './group-config.js';
 import { LocalGroup } from './local-group.js';
 import { nextServerConfig, writeGroupConfig } from './membership-admin.js';
 import { startJsonHttpServer } from '../runtime/json-http-server.js';
@@ -380,6 +380,12 @@ describe('group config validation', () => {
   it('accepts the embedded defaults', () => {
     expect(groupConfigProblem(good)).toBeNull();
   });
+  it('takes the NBD connection bounds a config sets, and the defaults where it sets none', () => {
+    expect(nbdConnectionBoundsOf(good)).toEqual({ connectionsMax: 256, connectionsPerAddressMax: 64 });
+    const natted = { ...good, nbdConnectionsMax: 1024, nbdConnectionsPerAddressMax: 512 };
+    expect(groupConfigProblem(natted)).toBeNull();
+    expect(nbdConnectionBoundsOf(natted)).toEqual({ connectionsMax: 1024, connectionsPerAddressMax: 512 });
+  });
   it('accepts a config saved before the copy rate under load existed (the server then takes the default)', () => {
     const { moveRateUnderLoadMBps: _dropped, ...saved } = good;
     expect(groupConfigProblem(saved)).toBeNull();
@@ -405,6 +411,11 @@ describe('group config validation', () => {
     ['a balance port that is another server\'s port', { ...good, servers: [good.servers[0]!, { ...good.servers[1]!, nbd: { host: '127.0.0.1', port: good.servers[0]!.admin.port + 100 } }] }, 'used twice'],
     ['an admin port with no room for its balance port', { ...good, servers: [{ ...good.servers[0]!, admin: { host: '127.0.0.1', port: 65_500 } }] }, 'balance port'],
     ['an empty host', { ...good, servers: [{ ...good.servers[0]!, peer: { host: '', port: 11_809 } }] }, 'host'],
+    ['no NBD connections at all', { ...good, nbdConnectionsMax: 0 }, 'nbdConnectionsMax must be an integer from 1'],
+    ['a fractional per-address bound', { ...good, nbdConnectionsPerAddressMax: 2.5 }, 'nbdConnectionsPerAddressMax must be an integer from 1'],
+    ['a per-address bound given as a string', { ...good, nbdConnectionsPerAddressMax: '8' as unknown as number }, 'nbdConnectionsPerAddressMax must be an integer from 1'],
+    ['a per-address bound above the total', { ...good, nbdConnectionsMax: 16, nbdConnectionsPerAddressMax: 32 }, 'must not exceed nbdConnectionsMax (16)'],
+    ['a per-address bound above the default total', { ...good, nbdConnectionsPerAddressMax: 300 }, 'must not exceed nbdConnectionsMax (256)'],
   ])('refuses %s', (_name, config, message) => {
     expect(groupConfigProblem(config)).toContain(message);
   });

@@ -10,6 +10,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { ServerId } from '../../machines/identifiers.js';
 import { capacityWeightProblem } from '../../machines/membership/membership.js';
 import { balancePortOffset } from '../balance/balance-server.js';
+import { connectionsPerAddressMaxDefault, DEFAULT_CONNECTIONS_MAX } from '../nbd/nbd-server.js';
 
 export interface Address {
   readonly host: string;
@@ -41,6 +42,13 @@ export interface GroupConfig {
   readonly moveRateUnderLoadMBps?: number;
   /** A move that makes no progress for this long presumes its destination failed and restarts. */
   readonly moveProgressTimeoutMs: number;
+  /**
+   * Each server's bounds on NBD connections, in all and from one client address (impl/nbd/nbd-server.ts, "Per
+   * address"); absent: `DEFAULT_CONNECTIONS_MAX` and `connectionsPerAddressMaxDefault`. Clients behind one NAT or
+   * proxy, or many guests of one hypervisor, share one address and may need a larger per-address bound.
+   */
+  readonly nbdConnectionsMax?: number;
+  readonly nbdConnectionsPerAddressMax?: number;
   readonly servers: readonly ServerConfig[];
 }
 
@@ -76,6 +84,27 @@ function isRate(value: unknown): boolean {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
+/** The most NBD connections a config may let one server hold (each may hold 64 MiB of payload until answered). */
+export const nbdConnectionsMaxLimit = 65_536;
+
+/** A server's NBD connection bounds as its config sets them, or the defaults. */
+export function nbdConnectionBoundsOf(config: GroupConfig): { connectionsMax: number; connectionsPerAddressMax: number } {
+  return {
+    connectionsMax: config.nbdConnectionsMax ?? DEFAULT_CONNECTIONS_MAX,
+    connectionsPerAddressMax: config.nbdConnectionsPerAddressMax ?? connectionsPerAddressMaxDefault,
+  };
+}
+
+function nbdConnectionBoundsProblem(config: GroupConfig): string | null {
+  for (const name of ['nbdConnectionsMax', 'nbdConnectionsPerAddressMax'] as const) {
+    const value = config[name];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= nbdConnectionsMaxLimit)) return `${name} must be an integer from 1 to ${nbdConnectionsMaxLimit}`;
+  }
+  const { connectionsMax, connectionsPerAddressMax } = nbdConnectionBoundsOf(config);
+  if (connectionsPerAddressMax > connectionsMax) return `nbdConnectionsPerAddressMax (${connectionsPerAddressMax}) must not exceed nbdConnectionsMax (${connectionsMax})`;
+  return null;
+}
+
 /** Node's timers hold at most this many milliseconds (a longer delay fires at once). */
 const timerDelayMsMax = 2 ** 31 - 1;
 
@@ -99,6 +128,8 @@ export function groupConfigProblem(config: GroupConfig): string | null {
   }
   if (!isRate(config.moveThrottleMBps)) return 'moveThrottleMBps must be a number >= 0';
   if (config.moveRateUnderLoadMBps !== undefined && !isRate(config.moveRateUnderLoadMBps)) return 'moveRateUnderLoadMBps must be a number >= 0';
+  const connectionBoundsProblem = nbdConnectionBoundsProblem(config);
+  if (connectionBoundsProblem) return connectionBoundsProblem;
   const ids = new Set<string>();
   const ports = new Set<string>();
   const dataDirectories = new Set<string>();

@@ -28,7 +28,7 @@ import type { RunningBalancer } from '../balance/balance-wiring.js';
 import { DrainDriver } from '../runtime/drain-driver.js';
 import { bootstrapMembership } from '../../machines/membership/membership.js';
 import type { Membership } from '../../machines/membership/membership.js';
-import { moveRateUnderLoadMBpsOf, readGroupConfig } from './group-config.js';
+import { moveRateUnderLoadMBpsOf, nbdConnectionBoundsOf, readGroupConfig } from './group-config.js';
 import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
 
 async function main(): Promise<void> {
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     // Logged at 1, 10, 100, ... failures: a monitor that fails on every request must not flood the log.
     failed: (error) => { observerFailures += 1; if (Number.isInteger(Math.log10(observerFailures))) log(`load monitor failed (${observerFailures} times): ${(error as Error).message}`); },
   } : undefined;
-  const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime, observe), log });
+  const nbd = await startNbdServer({ host: self.nbd.host, port: self.nbd.port, backend: new VolumeBackend(runtime, observe), log, ...nbdConnectionBoundsOf(group) });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterFixture } from './cluster-fixture.js';
@@ -10,10 +12,28 @@ import { eventually, moveOf, ownerOf, runTool, startCluster } from './cluster-fi
  * volume, data written through one server reads back through the others, and
  * a page keeps serving while it moves.
  */
+/** The group's per-address bound on NBD connections in this file (the default is 64). */
+const perAddressMax = 6;
+
+/** Opens a TCP connection to an NBD port and says whether the server greeted it (NBDMAGIC) or closed it first. */
+function greetingOf(host: string, port: number): Promise<{ socket: Socket; greeted: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= 8) resolve({ socket, greeted: received.subarray(0, 8).toString('latin1') === 'NBDMAGIC' });
+    });
+    socket.on('close', () => resolve({ socket, greeted: false }));
+    socket.on('error', reject);
+  });
+}
+
 describe('a local group of three servers with real NBD clients', () => {
   let cluster: ClusterFixture;
   beforeAll(async () => {
-    cluster = await startCluster(21_809, { moveThrottleMBps: 4 });
+    // A per-address bound below the default, to check that a server takes it from the group config.
+    cluster = await startCluster(21_809, { moveThrottleMBps: 4, nbdConnectionsPerAddressMax: perAddressMax });
   }, 60_000);
   afterAll(async () => cluster?.close());
 
@@ -79,6 +99,25 @@ describe('a local group of three servers with real NBD clients', () => {
     expect(statuses.filter((status) => status.copies[pageText]?.startsWith('valid')).map((status) => status.server)).toEqual(['s3']);
     await eventually(async () => (await Promise.all(['s1', 's2', 's3'].map((id) => cluster.group.status(id)))).every((status) => status.routes[pageText]?.owner === 's3'), 5_000);
   }, 180_000);
+
+  it('takes its per-address bound on NBD connections from the group config: the one past it is closed before the greeting', async () => {
+    const { nbd } = cluster.group.server('s1');
+    const opened: Socket[] = [];
+    try {
+      for (let index = 0; index < perAddressMax; index += 1) {
+        const { socket, greeted } = await greetingOf(nbd.host, nbd.port);
+        opened.push(socket);
+        expect(greeted, `connection ${index + 1} of ${perAddressMax}`).toBe(true);
+      }
+      const past = await greetingOf(nbd.host, nbd.port);
+      opened.push(past.socket);
+      expect(past.greeted).toBe(false);
+    } finally {
+      for (const socket of opened) socket.destroy();
+    }
+    // Their slots are given back: a real client connects again.
+    await eventually(async () => (await runTool('nbdinfo', [cluster.group.nbdUri('s1', 'alpha')])).exitCode === 0, 5_000);
+  });
 
   it('fio with the nbd engine and crc32c verification across a move', async () => {
     const engine = await runTool('fio', ['--enghelp=nbd']);
