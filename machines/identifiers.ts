@@ -27,6 +27,17 @@ export function pageKeyOfText(text: string): PageKey | null {
   return Number.isSafeInteger(pageKey.page) && pageKey.page >= 0 && pageKeyText(pageKey) === text ? pageKey : null;
 }
 
+/**
+ * The value a record holds under `key` itself, or undefined: never one its
+ * prototype holds. Records keyed by names a client or a peer sends (volume
+ * names) are plain objects, where `volumes['constructor']` is a function and
+ * `volumes['__proto__']` Object.prototype (a review's NBD client asked for an
+ * export named `constructor`, and the server closed its connection).
+ */
+export function ownValue<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** Programmer errors crash loudly; protocol outcomes are returned as values. */
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`assertion failed: ${message}`);

@@ -1,5 +1,5 @@
 import type { PageKey, ServerId } from '../identifiers.js';
-import { pageKeyOfText, pageKeyText } from '../identifiers.js';
+import { pageKeyOfText, pageKeyText, ownValue } from '../identifiers.js';
 import type { Membership } from '../membership/membership.js';
 import { isServerList, memberIds, memberOf, membershipText, refusedChange, sameServers } from '../membership/membership.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
@@ -272,7 +272,7 @@ function decide(work: LostPagesWork, check: LostCheck): { declarations: LostDecl
   // Pages named elsewhere only (of volumes known here): learnt, and asked about in the next round.
   for (const pages of Object.values(check.reports)) {
     for (const report of pages) {
-      if (report.route !== null && !check.pages.includes(pageKeyText(report.pageKey)) && next.read('volumes')[report.pageKey.volume] !== undefined) work.learnRoute(report.pageKey, report.route);
+      if (report.route !== null && !check.pages.includes(pageKeyText(report.pageKey)) && ownValue(next.read('volumes'), report.pageKey.volume) !== undefined) work.learnRoute(report.pageKey, report.route);
     }
   }
   // A member that reported an older route than this server now knows hears the newer one: a committed destination

@@ -1,6 +1,6 @@
 import type { Effect, RequestOutcome } from '../effects.js';
 import type { PageKey, ServerId } from '../identifiers.js';
-import { assert, assertNever, pageKeyOfText, pageKeyText } from '../identifiers.js';
+import { assert, assertNever, pageKeyOfText, pageKeyText, ownValue } from '../identifiers.js';
 import type { MoveCheckpoint, MoveInput, MoveKind } from '../migration/checkpoint.js';
 import type { MoveContext, MoveEvent } from '../migration/move-setup.js';
 import { abandonNoticeTimerId, progressTimerId, reclaimEpoch } from '../migration/move-setup.js';
@@ -188,7 +188,7 @@ class NodeStep {
     for (const { pageKey, input, checkpoint } of durable.moves) {
       // A move interrupted by this server's crash is rebuilt from its checkpoint and starts `interrupted`,
       // with the piece count it was started with (its durable input), not the volume's.
-      const volume = this.next.volumes[pageKey.volume];
+      const volume = ownValue(this.next.volumes, pageKey.volume);
       assert(volume && movePieceCountProblem(volume, input.kind, input.pieceCount) === null, `recovered move of ${pageKeyText(pageKey)} has a valid piece count`);
       assert(checkpoint.pieceModes.length === input.pieceCount, `recovered move of ${pageKeyText(pageKey)}: its checkpoint has one mode per piece`);
       const machine = moveMachineOf(this.next.config.machines, input.kind);
@@ -257,8 +257,8 @@ class NodeStep {
    * back: `volumes.known`); the other members define it as it reaches them.
    */
   #createVolume(requestId: string, volume: VolumeDefinition): void {
-    const problem = validateVolume(volume) ?? (this.next.volumes[volume.name] ? `volume ${volume.name} exists` : null) ??
-      (this.next.read('volumeReservations')[volume.name] ? `volume ${volume.name} is being created (on ${this.next.read('volumeReservations')[volume.name]!.by}); try again` : null) ??
+    const problem = validateVolume(volume) ?? (ownValue(this.next.volumes, volume.name) ? `volume ${volume.name} exists` : null) ??
+      (ownValue(this.next.read('volumeReservations'), volume.name) ? `volume ${volume.name} is being created (on ${ownValue(this.next.read('volumeReservations'), volume.name)!.by}); try again` : null) ??
       (Object.keys(this.next.read('volumes')).length >= volumesMax ? `the group holds ${volumesMax} volumes, the most it may` : null) ??
       (volume.servers.every((server) => isActiveMember(this.next.membership, server)) ? null : 'volume names a server outside the group or draining');
     if (problem) {
@@ -284,7 +284,7 @@ class NodeStep {
   /** `adminRequestId`: the administrator's request that created the volume here, answered once the definition is durable. */
   #defineVolume(volume: VolumeDefinition, adminRequestId: string | null = null): void {
     // Not over a name this server holds for another creation (which every member must grant, volume-reservation.ts).
-    if (this.next.volumes[volume.name] || validateVolume(volume) || !mayDefine(this.next, volume)) return;
+    if (ownValue(this.next.volumes, volume.name) || validateVolume(volume) || !mayDefine(this.next, volume)) return;
     endReservationByDefinition(this, volume);
     this.next.volumes[volume.name] = volume;
     const writes: MetadataWrite[] = [{ kind: 'volume', volume }];
@@ -314,7 +314,7 @@ class NodeStep {
 
   /** The definition of a volume created here is durable (or its commit failed, and it is tried again after a pause). */
   #volumePersisted(continuation: Extract<Continuation, { kind: 'volume.persisted' }>, ok: boolean): void {
-    const volume = this.next.read('volumes')[continuation.volumeName];
+    const volume = ownValue(this.next.read('volumes'), continuation.volumeName);
     assert(volume, 'a volume being made durable stays defined');
     if (!ok) {
       this.effects.push({ type: 'timer.set', timerId: volumeDefinitionTimerId(volume.name, continuation.requestId), delayMs: this.next.config.moveRestartDelayMs });
@@ -347,7 +347,7 @@ class NodeStep {
   #acceptClientRequest(requestId: string, connectionId: string, operation: BlockOperation): void {
     const replyTo: ReplyTo = { kind: 'client', requestId };
     // An unknown volume is refused by #acceptRequest, before any connection is tracked for it.
-    if (this.next.read('volumes')[operation.pageKey.volume] && !this.#knowConnection(connectionId, operation.pageKey.volume)) {
+    if (ownValue(this.next.read('volumes'), operation.pageKey.volume) && !this.#knowConnection(connectionId, operation.pageKey.volume)) {
       return this.#replyDirect(replyTo, { status: 'error', errno: 11, reason: 'too many client connections' });
     }
     this.#acceptRequest(requestId, operation, replyTo, 0, `client:${requestId}`, null);
@@ -373,7 +373,7 @@ class NodeStep {
   }
 
   #acceptRequest(requestId: string, operation: BlockOperation, replyTo: ReplyTo, hopCount: number, writeToken: string | null, senderIncarnation: number | null): void {
-    const volume = this.next.read('volumes')[operation.pageKey.volume];
+    const volume = ownValue(this.next.read('volumes'), operation.pageKey.volume);
     // No closure for the refusals: one made per request costs more than it saves (tsx names every const function it creates).
     if (!volume) return this.#refuse(replyTo, operation, { status: 'error', errno: 22, reason: `unknown volume ${operation.pageKey.volume}` });
     if (!isWithinOnePiece(volume, operation)) return this.#refuse(replyTo, operation, { status: 'error', errno: 22, reason: 'request must lie within one piece of one page' });
@@ -442,14 +442,18 @@ class NodeStep {
   #lookup(pageKey: PageKey): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
     const key = pageKeyText(pageKey);
     const record = this.next.replicas.get(key)?.context.record ?? null;
-    let route = this.next.routes.get(key) ?? { owner: this.#self, epoch: 0 };
-    if (record?.status === 'invalid' && record.epoch >= route.epoch) route = { owner: record.owner, epoch: record.epoch };
+    const tableRoute = this.next.routes.get(key) ?? { owner: this.#self, epoch: 0 };
+    const recordIsNewest = record?.status === 'invalid' && record.epoch >= tableRoute.epoch;
+    const route = recordIsNewest ? { owner: record.owner, epoch: record.epoch } : tableRoute;
     // By the tables alone a committed destination owns the page once it has learnt the flip (the route names it); until
     // then it serves the page only through #servesReceivedBlocks, which also orders its writes against the source's parts.
     const serving = copyStanding(this.next, key) === 'owned';
     const localCopy: LocalCopy = serving ? 'valid' : record?.status === 'invalid' ? 'invalid' : 'absent';
-    // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it lazily).
-    const forwardTo = record?.status === 'invalid' && record.forwardTo !== null && memberOf(this.next.membership, record.forwardTo) ? record.forwardTo : null;
+    // A forwarding pointer to a server that has left is ignored: the request follows the route instead (and repairs it
+    // lazily). So is one older than the table: the page has moved on since this copy gave it up, and the pointer's
+    // target may no longer hold it (a review's trace: a request at s1 followed its pointer to s2, which was receiving
+    // the page back from s3, answered stale, and was asked again until the client got EIO, s3 never tried).
+    const forwardTo = recordIsNewest && record.forwardTo !== null && memberOf(this.next.membership, record.forwardTo) ? record.forwardTo : null;
     return { route, localCopy, forwardTo };
   }
 
@@ -564,7 +568,7 @@ class NodeStep {
   #serveLocal(entry: RequestEntry): void {
     const { operation } = entry;
     const key = pageKeyText(operation.pageKey);
-    const volume = this.next.read('volumes')[operation.pageKey.volume];
+    const volume = ownValue(this.next.read('volumes'), operation.pageKey.volume);
     assert(volume, 'volume of a served request exists');
     const move = this.#activeMoveContext(key);
     // Routing during a move follows the move's own pieces; the volume's finer granules each lie inside one of them.
@@ -698,7 +702,7 @@ class NodeStep {
       if (!serve.remaining.includes(server) || (serve.kind === 'write' && serve.sequence > sequenceMax)) continue;
       const operation = this.next.read('requests').get(serve.id)?.operation;
       if (operation === undefined || pageKeyText(operation.pageKey) !== pageText) continue;
-      const volume = this.next.read('volumes')[operation.pageKey.volume];
+      const volume = ownValue(this.next.read('volumes'), operation.pageKey.volume);
       if (piece === null || !move || !volume || movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks) === piece) return true;
     }
     return false;
@@ -916,7 +920,7 @@ class NodeStep {
   /** Whether the destination of the page's move serves the operation's piece itself (handed over), or the move is over. */
   #destinationServesPiece(pageText: string, operation: BlockOperation): boolean {
     const move = this.#activeMoveContext(pageText);
-    const volume = this.next.read('volumes')[operation.pageKey.volume];
+    const volume = ownValue(this.next.read('volumes'), operation.pageKey.volume);
     if (!move || !volume) return true;
     return readServer(move, movePieceOfBlock(volume, move.pieceCount, operation.offsetBlocks)) === move.destination;
   }
@@ -925,7 +929,7 @@ class NodeStep {
 
   #startMove(requestId: string, pageKey: PageKey, to: ServerId, kind: MoveKind, requestedPieceCount: number | undefined): void {
     const key = pageKeyText(pageKey);
-    const volume = this.next.volumes[pageKey.volume];
+    const volume = ownValue(this.next.volumes, pageKey.volume);
     const record = this.next.replicas.get(key)?.context.record;
     const flipPending = copyStanding(this.next, key) === 'awaitingFlip';
     const activeMoves = Object.values(this.next.moves).filter((move) => isUnderWay(move.snapshot)).length;
@@ -1106,7 +1110,7 @@ class NodeStep {
           this.#persistCheckpoint(pageKey, context, effect.checkpoint);
           break;
         case 'piece.copy': {
-          const volume = this.next.volumes[pageKey.volume];
+          const volume = ownValue(this.next.volumes, pageKey.volume);
           assert(volume, 'volume of a moving page exists');
           // Label the copy with the newest sequence all of whose writes have reached the local copy. Every chunk is
           // read in this step, so one label holds for all of them.
@@ -1192,7 +1196,7 @@ class NodeStep {
     const key = pageKeyText(message.pageKey);
     if (!this.#answersCurrentMove(from, message.pageKey, message.epoch)) return this.#sendRoute(from, message.pageKey);
     const move = this.next.moves[key];
-    const volume = this.next.volumes[message.pageKey.volume];
+    const volume = ownValue(this.next.volumes, message.pageKey.volume);
     if (!move || !volume) return;
     const context = move.snapshot.context;
     const sizeBlocks = movePieceSizeBlocks(volume, context.pieceCount);
@@ -1524,7 +1528,7 @@ class NodeStep {
     // Table 2's commit comes once every piece is durably handed over: this server serves all of the page meanwhile.
     // (Not Table 1's: a commit that fails here may be followed by a fresh copy, which would take back its writes.)
     const joined = this.next.read('attemptsJoined')[key];
-    const volume = this.next.read('volumes')[message.pageKey.volume];
+    const volume = ownValue(this.next.read('volumes'), message.pageKey.volume);
     if (joined?.attempt === message.attempt && volume) {
       this.next.attemptsJoined[key] = {
         ...joined, handedOverBlocks: message.freshCopy ? joined.handedOverBlocks : volume.pageSizeBlocks, sourceSequenceSeen: Math.max(joined.sourceSequenceSeen, message.sourceSequence),
@@ -1562,7 +1566,7 @@ class NodeStep {
   // ----- FLUSH: a group barrier; silent members holding none of its writes excused
 
   #startFlush(requestId: string, connectionId: string, volume: string): void {
-    const refusal = !this.next.read('volumes')[volume] ? { errno: 22, reason: `unknown volume ${volume}` }
+    const refusal = !ownValue(this.next.read('volumes'), volume) ? { errno: 22, reason: `unknown volume ${volume}` }
       : !this.#knowConnection(connectionId, volume) ? { errno: 11, reason: 'too many client connections' } : null;
     if (refusal) {
       this.effects.push({ type: 'client.reply', requestId, outcome: { status: 'error', ...refusal }, dataToken: null });
@@ -1756,7 +1760,7 @@ class NodeStep {
           return;
         }
         const context = move.snapshot.context;
-        const volume = this.next.read('volumes')[context.pageKey.volume];
+        const volume = ownValue(this.next.read('volumes'), context.pageKey.volume);
         assert(volume, 'volume of a moving page exists');
         // Every piece before this one is durably handed over: its start checkpoint is durable (see piece.copy).
         const handedOverBlocks = continuation.piece * movePieceSizeBlocks(volume, context.pieceCount);
@@ -1877,7 +1881,7 @@ class NodeStep {
         return this.#stepMove(move.snapshot.context.pageKey, { type: 'destination.failed', attempt: deferred!.attempt });
       }
       case 'volume-definition': {
-        const volume = this.next.read('volumes')[subject];
+        const volume = ownValue(this.next.read('volumes'), subject);
         return volume ? this.#defineVolumeAgain(volume, detail === noAdminRequest ? null : detail) : undefined;
       }
       case 'move-removal': {
@@ -1964,7 +1968,7 @@ export function isTimerLive(state: NodeState, timerId: string): boolean {
     case releaseRetryTimer: return isReleaseRetryDue(state, subject, detail);
     case 'receiving': return isReceivingRetryDue(state, subject, detail);
     case 'move-removal': return state.moves[subject] === undefined;
-    case 'volume-definition': return state.volumes[subject] !== undefined;
+    case 'volume-definition': return ownValue(state.volumes, subject) !== undefined;
     case membershipCommitTimer: return isMembershipCommitRetryDue(state, subject);
     case reservationTimer: return isReservationTimerLive(state, subject, detail);
     default: return false;

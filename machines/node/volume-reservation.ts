@@ -5,6 +5,7 @@ import type { PeerMessage } from './messages.js';
 import type { NodeEffect } from './node-io.js';
 import type { NodeDraft } from './node-draft.js';
 import type { VolumeDefinition } from './volume.js';
+import { ownValue } from '../identifiers.js';
 
 /**
  * Reserving a volume's name across the group before it is defined.
@@ -96,9 +97,9 @@ export function reserveVolume(work: ReservationWork, requestId: string, volume: 
 /** Member: grant the name unless it is reserved by another or defined otherwise. */
 export function receiveReserve(work: ReservationWork, from: ServerId, volume: VolumeDefinition, reservationId: string): void {
   const answer = (granted: boolean, reason: string | null) => send(work, from, { type: 'volume.reserveAnswer', name: volume.name, reservationId, granted, reason });
-  const defined = work.next.read('volumes')[volume.name];
+  const defined = ownValue(work.next.read('volumes'), volume.name);
   if (defined) return answer(sameDefinition(defined, volume), sameDefinition(defined, volume) ? null : `${work.next.config.self} defines ${volume.name} otherwise`);
-  const held = work.next.read('volumeReservations')[volume.name];
+  const held = ownValue(work.next.read('volumeReservations'), volume.name);
   if (held && held.id !== reservationId) return answer(false, `${work.next.config.self} holds ${volume.name} for a creation on ${held.by}`);
   // A server being drained or forgotten since the creator checked (member-forget.ts) must not be given pages.
   const inactive = volume.servers.filter((server) => !isActiveMember(work.next.membership, server));
@@ -127,7 +128,7 @@ function inactiveReason(membership: Membership, inactive: readonly ServerId[], s
 
 /** Creator: a member's answer; a majority of grants defines the volume, a majority made impossible refuses it. */
 export function receiveReserveAnswer(work: ReservationWork, from: ServerId, name: string, reservationId: string, granted: boolean, reason: string | null): void {
-  const held = work.next.read('volumeReservations')[name];
+  const held = ownValue(work.next.read('volumeReservations'), name);
   if (!held || held.id !== reservationId || held.by !== work.next.config.self || held.requestId === null) return;
   if (held.granted.includes(from) || held.refused.includes(from)) return;
   const next = granted ? { ...held, granted: [...held.granted, from] } : { ...held, refused: [...held.refused, from] };
@@ -147,29 +148,29 @@ export function receiveReserveAnswer(work: ReservationWork, from: ServerId, name
 
 /** Member: the creator gave up. */
 export function receiveRelease(work: ReservationWork, from: ServerId, name: string, reservationId: string): void {
-  const held = work.next.read('volumeReservations')[name];
+  const held = ownValue(work.next.read('volumeReservations'), name);
   if (held && held.id === reservationId && held.by === from) delete work.next.volumeReservations[name];
 }
 
 /** A definition arrived (or was made here): any reservation of its name has done its work. */
 export function endReservationByDefinition(work: ReservationWork, volume: VolumeDefinition): void {
-  const held = work.next.read('volumeReservations')[volume.name];
+  const held = ownValue(work.next.read('volumeReservations'), volume.name);
   if (held && held.requestId === null && sameDefinition(held.volume, volume)) delete work.next.volumeReservations[volume.name];
 }
 
 /** Whether a definition that arrives may be taken: not while this server holds its name for a different one. */
 export function mayDefine(state: { readonly volumeReservations: Readonly<Record<string, VolumeReservation>> }, volume: VolumeDefinition): boolean {
-  const held = state.volumeReservations[volume.name];
+  const held = ownValue(state.volumeReservations, volume.name);
   return !held || sameDefinition(held.volume, volume);
 }
 
 export function isReservationTimerLive(state: { readonly volumeReservations: Readonly<Record<string, VolumeReservation>> }, name: string, id: string): boolean {
-  return state.volumeReservations[name]?.id === id;
+  return ownValue(state.volumeReservations, name)?.id === id;
 }
 
 /** The creator's wait, or a member's hold, is over. */
 export function reservationTimerFired(work: ReservationWork, name: string, id: string): void {
-  const held = work.next.read('volumeReservations')[name];
+  const held = ownValue(work.next.read('volumeReservations'), name);
   if (!held || held.id !== id) return;
   if (held.requestId === null) {
     delete work.next.volumeReservations[name];

@@ -31,6 +31,9 @@ export const blockSizeBytesMax = 64 * 1024;
 
 export function validateVolume(volume: VolumeDefinition): string | null {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(volume.name)) return `volume name ${JSON.stringify(volume.name)} must be 1-64 letters, digits, '.', '_' or '-'`;
+  // The node keeps volumes, and records per volume, in plain objects: `__proto__` would set a prototype, and the other
+  // names of Object.prototype's members read as members of every such record.
+  if (Object.hasOwn(Object.prototype, volume.name)) return `volume name ${volume.name} is reserved`;
   if (!Number.isSafeInteger(volume.pageCount) || volume.pageCount < 1 || volume.pageCount > volumePagesMax) return `pageCount must be an integer from 1 to ${volumePagesMax}`;
   if (!Number.isSafeInteger(volume.blockSizeBytes) || volume.blockSizeBytes < blockSizeBytesMin || volume.blockSizeBytes > blockSizeBytesMax || (volume.blockSizeBytes & (volume.blockSizeBytes - 1)) !== 0) {
     return `blockSizeBytes must be a power of two from ${blockSizeBytesMin} to ${blockSizeBytesMax}`;

@@ -28,7 +28,12 @@ import { assert } from '../identifiers.js';
  * request itself. A request that arrived forwarded and misses here is answered
  * stale rather than forwarded again, so only the server the client talks to
  * retries. Retries and hops are bounded: a request always terminates, and the
- * client never sees a routing error unless the bounds are exhausted (EIO).
+ * client never sees a routing error unless the bounds are exhausted (EIO). A
+ * retry is charged only when it learnt nothing newer: one after an answer
+ * naming a newer route (the page moved on while the request was on its way)
+ * is free, so a request racing a page moved away and back again is not failed
+ * for it (the explorer found such a write answered EIO with no fault at all);
+ * free retries are bounded by the moves made while the request lives.
  * A forward that times out is sent again only if the request is idempotent
  * (a read): a write might already have run at the owner, whose memory of the
  * writes it ran does not survive its crash, so it must not run twice after
@@ -75,7 +80,14 @@ export interface RequestRoutingInput {
 }
 
 export interface RequestRoutingContext extends RequestRoutingInput {
+  /** Tries so far after the first: names the current try (its forward, its answer, its timers). */
   readonly retries: number;
+  /**
+   * The retries charged against `retriesMax`: those that learnt nothing newer. A retry after an answer naming a newer
+   * route than this request knew (the page moved on meanwhile) is free, so a request racing moves that keep the page
+   * on the move is not failed for it; such retries are bounded by the moves made while the request lives.
+   */
+  readonly retriesCharged: number;
   readonly target: ServerId | null;
   readonly failure: string | null;
 }
@@ -138,16 +150,20 @@ export const requestRoutingMachine = setup({
     // The node's own copy as it stands now, whether or not the answer's route is newer: a source whose move commits
     // sends a request to the destination before its own copy is invalid, and a destination that does not serve the
     // page yet answers with an older route; the retry then finds the copy here valid (and waits behind the commit).
+    // A stale answer uses the forwarding pointer up: its target no longer holds the page, so the retry follows the route
+    // (a review's trace: kept, the pointer sent every retry back to the same stale server until the client got EIO).
     learnRoute: assign(({ context, event }) => {
-      if (event.type !== 'forward.stale') return { retries: context.retries + 1 };
-      const route = event.epoch > context.route.epoch ? { owner: event.owner, epoch: event.epoch } : context.route;
-      return { route, localCopy: event.localCopy, retries: context.retries + 1 };
+      if (event.type !== 'forward.stale') return { retries: context.retries + 1, retriesCharged: context.retriesCharged + 1 };
+      const newer = event.epoch > context.route.epoch;
+      const route = newer ? { owner: event.owner, epoch: event.epoch } : context.route;
+      return { route, localCopy: event.localCopy, forwardTo: null, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
     }),
-    countRetry: assign(({ context }) => ({ retries: context.retries + 1 })),
-    lookUpAgain: assign(({ context, event }) =>
-      event.type === 'copy.invalidated'
-        ? { route: event.route.epoch > context.route.epoch ? event.route : context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1 }
-        : {}),
+    countRetry: assign(({ context }) => ({ retries: context.retries + 1, retriesCharged: context.retriesCharged + 1 })),
+    lookUpAgain: assign(({ context, event }) => {
+      if (event.type !== 'copy.invalidated') return {};
+      const newer = event.route.epoch > context.route.epoch;
+      return { route: newer ? event.route : context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
+    }),
     noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : forwardTimedOut })),
     noteHopLimit: assign({ failure: 'hop limit reached' }),
     noteRetriesExhausted: assign({ failure: 'routing retries exhausted' }),
@@ -159,7 +175,7 @@ export const requestRoutingMachine = setup({
     hasForwardingPointer: ({ context }) => context.localCopy === 'invalid' && context.forwardTo !== null,
     arrivedForwarded: ({ context }) => context.hopCount > 0,
     namesSelf: ({ context }) => context.route.owner === context.self,
-    canRetry: ({ context }) => context.retries < context.retriesMax,
+    canRetry: ({ context }) => context.retriesCharged < context.retriesMax,
     isIdempotent: ({ context }) => context.idempotent,
     /** A read out of retries fails at its time-out: a late forward of it changes nothing. A write must be cancelled first. */
     mayFailAtTimeOut: ({ context }) => context.idempotent,
@@ -169,7 +185,7 @@ export const requestRoutingMachine = setup({
   },
 }).createMachine({
   id: 'requestRouting',
-  context: ({ input }) => ({ ...input, retries: 0, target: null, failure: null }),
+  context: ({ input }) => ({ ...input, retries: 0, retriesCharged: 0, target: null, failure: null }),
   initial: 'lookingUp',
   states: {
     lookingUp: {

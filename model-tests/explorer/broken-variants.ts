@@ -96,6 +96,16 @@ export const brokenVariants: Readonly<Record<string, BrokenVariant>> = {
     },
     expectedProperty: 'no request is served from a copy flagged invalid',
   },
+  'charge-every-retry': {
+    description: 'every retry of a request counts against its bound, as before 27 Nov, even one that learnt the page had moved on: a write racing a page moved away and back runs out of retries with no fault at all',
+    machines: {
+      ...standardMachines,
+      requestRouting: standardMachines.requestRouting.provide({
+        guards: { canRetry: ({ context }) => context.retries < context.retriesMax },
+      }),
+    },
+    expectedProperty: 'a client never sees a routing error while no fault has happened',
+  },
   'fail-write-while-forward-may-run': {
     description: 'a write whose forward timed out is failed at once, as before 27 Nov, while the forward may still run at the owner',
     machines: {

@@ -58,7 +58,13 @@ const small = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBou
  * of a try it knows nothing of only once the other members have confirmed
  * its fence, and those messages and confirmations are new states.
  * Configurations without a crash kept their counts: a first incarnation
- * needs no fence.)
+ * needs no fence. They rose again, e.g. from 15,079 to 15,195, when a
+ * request's retries began to be charged only when they learnt nothing newer
+ * (`retriesCharged`, request-routing.machine.ts: the explorer's new property,
+ * that no client sees a routing error while no fault has happened, found a
+ * write answered EIO as its page moved away and back), and fell from 349,222
+ * to 300,688 with forwarding pointers, which a server no longer follows when
+ * they are older than its table.)
  *
  * The four configurations before the last two configurations combine a crash with a read, which no
  * configuration did before: the settled audit alone cannot tell a write lost
@@ -75,13 +81,13 @@ const small = (changes: Partial<WorldConfig>): WorldConfig => ({ ...referenceBou
 const noMoveGoals = ['a move completes', 'a write lands on the destination during dual-write', 'a crash at every stage of the move, and the move still completes', 'a stale routing table causes a retry'];
 
 const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
-  ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 15_079, []],
+  ['piecewise move, a write, a crash of either side, unordered network', small({ crashes: 1 }), 15_195, []],
   // A read forwarded to the owner of a 2-piece page, then its forwarder crashes: the owner still serves the read, and
   // which block it reads is in its request alone. Before the fingerprint held a request's operation this search merged
   // reads of block 0 and block 1 and kept 3,388 states (fingerprint-audit.ts found it: the answers differ), then 3,425;
   // 3,832 once servers kept a record of each client connection for FLUSH's loss reports (loss-watch.ts).
-  ['a read through the non-owner of a 2-piece page, a crash of either side', small({ writes: 0, reads: 1, crashes: 1 }), 4_854, ['a write lands on the destination during dual-write']],
-  ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 9_426, []],
+  ['a read through the non-owner of a 2-piece page, a crash of either side', small({ writes: 0, reads: 1, crashes: 1 }), 5_030, ['a write lands on the destination during dual-write']],
+  ['unit move, a write, a crash of either side, unordered network', small({ crashes: 1, moveKinds: ['unit'] }), 9_542, []],
   ['a write and a read while the page moves', small({ reads: 1 }), 17_379, []],
   // Three servers: s2 and s3 are interchangeable, so symmetry keeps one world per mirror pair.
   ['three servers: a write through any server while the page moves', small({ servers: 3 }), 1_236, []],
@@ -94,22 +100,22 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // makes this configuration find a lost acknowledged write in 17 steps; kill -9 semantics do not.)
   // 7,138 until a page's record of local writes in flight lost its entry once empty (an empty list and no entry had
   // been two states that behave alike; the fingerprint audit finds no unexplained merge at 7,056).
-  ['power loss: a crash of either side loses unsynced page data', small({ crashes: 1, powerLoss: true }), 13_891, []],
+  ['power loss: a crash of either side loses unsynced page data', small({ crashes: 1, powerLoss: true }), 14_007, []],
   // Per-move piece count: the volume is cut into 4 granules (one block each) and the move asks for 2 pieces, so routing,
   // copy offsets and the restart stages follow the move's geometry, not the volume's. (Copying granule-sized pieces
   // instead of the move's makes this configuration find a lost write.)
-  ['a 2-piece move of a page cut into 4 granules, a write, a crash of either side', small({ crashes: 1, pieces: 4, movePieces: 2 }), 31_562, []],
+  ['a 2-piece move of a page cut into 4 granules, a write, a crash of either side', small({ crashes: 1, pieces: 4, movePieces: 2 }), 31_794, []],
   // A write, a read and a crash, on pages of one piece over FIFO links (about 5 s each). Each finds a non-linearizable
   // block when its fix is taken out: the unit move without the destination's refusal to commit a copy it did not take
   // in this incarnation (14 steps), the piecewise move without the piece hand-over waiting for the parts in flight (14).
-  ['unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered' }), 43_905, []],
-  ['piecewise move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, network: 'ordered' }), 49_605, []],
+  ['unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered' }), 44_129, []],
+  ['piecewise move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, network: 'ordered' }), 49_838, []],
   // Power cuts with unflushed client writes. Without the fence on a unit move interrupted after its copy, a restarted
   // source serves what its cut left, then the flip brings back the value the cut lost (15 steps; kill -9 cannot). With a
   // crashed server's sent messages still delivered, as TCP may: without the destination confirming a piece hand-over,
   // it acknowledges a dual write, loses it in a cut, and still takes the piece's reads (19 steps).
-  ['power cut, unflushed writes: unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true }), 52_544, []],
-  ['power cut, unflushed writes, sent messages outlive a crash: piecewise move, a write, a read, a crash', small({ pieces: 1, reads: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, crashKeepsSent: true }), 62_538, []],
+  ['power cut, unflushed writes: unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true }), 52_796, []],
+  ['power cut, unflushed writes, sent messages outlive a crash: piecewise move, a write, a read, a crash', small({ pieces: 1, reads: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, crashKeepsSent: true }), 62_775, []],
   // FLUSH after a power cut. Before write acknowledgements carried the holders' loss epochs, a FLUSH through one server
   // answered ok after the owner's cut took the write it covered (the owner restarted, synced what was left, and said
   // ok), and the settled audit found the write gone (8 steps). Comparing epochs only against a departed server's, so a
@@ -117,20 +123,20 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // holds none of a FLUSH's writes is excused, once a barrier in which every member synced has completed since the
   // server started; the counts rose, e.g. 51,569 to 54,316 and 4,854 to 5,870, with that flag and the excused members
   // in the state.)
-  ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 60_513, []],
+  ['power cut, unflushed writes, a FLUSH: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 60_578, []],
   // (31,142 before empty in-flight records were dropped, as above.)
-  ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 60_259, []],
+  ['power cut, unflushed writes, a FLUSH: piecewise move, a write, a crash of either side', small({ pieces: 1, crashes: 1, network: 'ordered', powerLoss: true, unflushedWrites: true, flushes: 1 }), 60_324, []],
   // Commits nobody waits for (learnt routes, a finished move's record removed) may be lost in a crash, as in the TCP
   // runtime, which hands them to the store and goes on (unawaited-commits.test.ts shows such crashes are explored). With
   // two moves this found a liveness gap, now closed and checked there: a restarted source that lost its finished move's
   // record removal confirmed the commit again and waited forever once the page had moved on.
-  ['unawaited commits a crash may lose: piecewise move, a write, a crash of either side', small({ crashes: 1, unawaitedCommitsLost: true }), 20_531, []],
-  ['unawaited commits a crash may lose: unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', unawaitedCommitsLost: true }), 60_175, []],
+  ['unawaited commits a crash may lose: piecewise move, a write, a crash of either side', small({ crashes: 1, unawaitedCommitsLost: true }), 20_947, []],
+  ['unawaited commits a crash may lose: unit move, a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', unawaitedCommitsLost: true }), 60_862, []],
   // A metadata commit fails (the store skips it and goes on, and tells the node, which may be waiting for it or not). A
   // finished move's record whose removal failed used to stay until the next restart (with two moves the explorer found
   // the group never settled: unawaited-commits.test.ts); the node now removes it again.
-  ['a metadata commit fails: piecewise move, a write, a crash of either side', small({ crashes: 1, commitFailures: 1 }), 89_440, []],
-  ['a metadata commit fails: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', commitFailures: 1 }), 28_787, []],
+  ['a metadata commit fails: piecewise move, a write, a crash of either side', small({ crashes: 1, commitFailures: 1 }), 91_008, []],
+  ['a metadata commit fails: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', commitFailures: 1 }), 28_842, []],
   // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a
   // holder's entry kept only its newest acknowledgement, the second write took the first out of the FLUSH's cover, and
   // the FLUSH answered ok after the owner's cut took both (12 steps).
@@ -147,17 +153,17 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // refused commit copies again under the next, whose dual write the destination follows, and a second crash restarts
   // the source below it. While the destination ignored a commit of an older attempt, the move hung (14 steps, found by
   // checking liveness from every state; the fault harness had found it in CI first). The destination now answers it.
-  ['unit move, a write, two crashes', small({ pieces: 1, crashes: 2, moveKinds: ['unit'] }), 34_711, []],
+  ['unit move, a write, two crashes', small({ pieces: 1, crashes: 2, moveKinds: ['unit'] }), 34_990, []],
   // Three servers, the page moved on by its destination. A source whose destination has committed answered the
   // destination's own forwarded request stale, naming it owner at the new epoch, before its flip was durable; the
   // destination took that for the flip, moved the page on, and the source crashed, restarted the move and asked to
   // commit for ever, with three valid copies (21 steps). The source now holds such a request until its flip.
-  ['three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'] }), 177_025, []],
+  ['three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'] }), 188_491, []],
   // The same with forwarding pointers: a client's write forwarded to the owner came back, by the pointer, to the server
   // it entered at, its bytes named as that server's own token for the same request; the first of the two requests to
   // finish let go of the bytes the other still had to write (21 steps, a failed assertion in the simulator). A
   // receiver now names the bytes a message brings after their sender (received-data-token.ts).
-  ['forwarding pointers, three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'], forwardingPointer: true }), 349_222, []],
+  ['forwarding pointers, three servers, two unit moves, a write, a crash', small({ servers: 3, pieces: 1, moves: 2, crashes: 1, moveKinds: ['unit'], forwardingPointer: true }), 300_688, []],
   // Three moves of one page over three servers, so a page moves on twice from where it arrived and stale routes reach a
   // third table, over a network that may lose a message (found nothing when first run, 26 Nov; larger three-move bounds
   // are in the README's sweeps).
@@ -171,15 +177,15 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // recorded; the machine accepts only while the source alone holds the page's data. Found, before the fixes they pin:
   // a destination's copy begun by a message the source sent before it abandoned, left receiving for ever (three
   // servers, two unit moves, a crash), and released data left on disk by a crash before its record was durable.
-  ['abandoning a piecewise move: a write, a crash of either side', small({ crashes: 1, abandons: 1 }), 30_582, []],
-  ['abandoning a unit move: a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, abandons: 1, moveKinds: ['unit'], network: 'ordered' }), 97_399, []],
-  ['abandoning, then moving the page again: two piecewise moves, a write, a crash', small({ crashes: 1, abandons: 1, moves: 2 }), 576_732, []],
+  ['abandoning a piecewise move: a write, a crash of either side', small({ crashes: 1, abandons: 1 }), 30_698, []],
+  ['abandoning a unit move: a write, a read, a crash of either side', small({ pieces: 1, reads: 1, crashes: 1, abandons: 1, moveKinds: ['unit'], network: 'ordered' }), 97_623, []],
+  ['abandoning, then moving the page again: two piecewise moves, a write, a crash', small({ crashes: 1, abandons: 1, moves: 2 }), 590_535, []],
   // Pieces copied in two chunks each (`--chunk-blocks 1`): every other configuration copies a piece in one chunk, and so
   // could not see a chunk acknowledged by an abandoned move's destination counted toward the next move of the page
   // (a review found it: an acknowledged write lost). With answers about a move not checked for its epoch, this finds
   // the lost write in 24 steps.
   ['abandoning, then moving again, pieces copied in two chunks: two piecewise moves, a write', small({ pieces: 2, movePieces: 1, copyChunkBlocks: 1, moves: 2, abandons: 1 }), 226_922, []],
-  ['time-outs racing other events (two of them): piecewise move, a write, a crash of either side', small({ crashes: 1, timersOnlyWhenQuiet: false, earlyTimersMax: 2 }), 464_533, []],
+  ['time-outs racing other events (two of them): piecewise move, a write, a crash of either side', small({ crashes: 1, timersOnlyWhenQuiet: false, earlyTimersMax: 2 }), 473_289, []],
   // A write whose forward timed out was failed at once (EIO) while the forward could still run: it landed over a write
   // acknowledged since (5 steps; the register check had let a failed write take effect at any later time). It is
   // failed now only once its target has cancelled the try (request-routing.machine.ts, `cancelling`), and a try that
@@ -227,7 +233,7 @@ describe('exhaustive exploration at a larger bound, liveness from sampled states
     expect(result.complete).toBe(true);
     expect(result.livenessChecked).toBe(1_000);
     for (const [goal, reached] of Object.entries(result.goals)) expect(reached, goal).toBe(true);
-    expect(result.states).toBe(2_008_189);
+    expect(result.states).toBe(2_009_589);
   }, 300_000);
 });
 
@@ -236,11 +242,13 @@ describe('the properties bite: every deliberately broken machine is caught with 
     ['dual-write-one-side', small({ reads: 1 })],
     ['flip-before-copy-durable', small({ reads: 1 })],
     ['restart-one-piece-late', small({ crashes: 1, writes: 0 })],
-    ['serve-from-invalid-copy', small({ writes: 1 })],
+    // Its request loops over the invalid copy until its retries run out (a routing error, caught first otherwise).
+    ['serve-from-invalid-copy', small({ writes: 1, routingErrorsAllowed: true })],
     ['source-copy-stays-valid', small({ writes: 1 })],
     ['abandon-after-hand-over', small({ reads: 1, abandons: 1 })],
     ['abandon-after-commit-asked', small({ pieces: 1, reads: 1, abandons: 1, moveKinds: ['unit'] })],
     ['fail-write-while-forward-may-run', small({ writes: 2, reads: 1, moves: 0, timersOnlyWhenQuiet: false, earlyTimersMax: 1 })],
+    ['charge-every-retry', small({ servers: 3, pieces: 1, moves: 2 })],
   ];
   it.each(cases)('%s', (variant, config) => {
     const result = explore({ ...config, variant }, options);

@@ -74,11 +74,12 @@ describe('symmetry over interchangeable servers hides nothing', () => {
     ['dual-write-one-side', threeServers({ reads: 1 })],
     ['flip-before-copy-durable', threeServers({ reads: 1 })],
     ['restart-one-piece-late', threeServers({ crashes: 1, writes: 0 })],
-    ['serve-from-invalid-copy', threeServers({})],
+    ['serve-from-invalid-copy', threeServers({ routingErrorsAllowed: true })],
     ['source-copy-stays-valid', threeServers({})],
     ['abandon-after-hand-over', threeServers({ reads: 1, abandons: 1 })],
     ['abandon-after-commit-asked', threeServers({ pieces: 1, reads: 1, abandons: 1, moveKinds: ['unit'] })],
     ['fail-write-while-forward-may-run', threeServers({ writes: 2, reads: 1, moves: 0, timersOnlyWhenQuiet: false, earlyTimersMax: 1 })],
+    ['charge-every-retry', threeServers({ pieces: 1, moves: 2 })],
   ];
   it('every broken variant is covered', () => {
     expect(broken.map(([variant]) => variant).sort()).toEqual(Object.keys(brokenVariants).sort());

@@ -24,4 +24,9 @@ describe('volume bounds', () => {
     expect(validateVolume({ ...good, pageSizeBlocks: pageBytesMax / 512 + 8, piecesPerPage: 1 })).toMatch(/pageSizeBlocks/);
     for (const pageCount of [0, 1e8, volumePagesMax + 1, 2.5]) expect(validateVolume({ ...good, pageCount }), `pageCount ${pageCount}`).toMatch(/pageCount/);
   });
+
+  it('refuses the names of Object.prototype\'s members, which every plain record of the node would seem to hold (a review)', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']) expect(validateVolume({ ...good, name }), name).toBe(`volume name ${name} is reserved`);
+    expect(validateVolume({ ...good, name: 'constructors' })).toBeNull();
+  });
 });

@@ -534,11 +534,11 @@ function projectNode(node: NodeState): unknown {
     [...node.replicas].map(([key, replica]) => [key, replica.value, replica.context.record]),
     [...node.routes],
     [...node.requests].map(([id, entry]) => {
-      const { retries, route, target, localCopy, forwardTo } = entry.snapshot.context;
+      const { retries, retriesCharged, route, target, localCopy, forwardTo } = entry.snapshot.context;
       // The operation (its page, offset, length, kind, FUA) decides which part of the page is read or written and by
       // whom during a move; the clients list holds it only while the client waits, and a forwarded read outlives its
       // client when the forwarder crashes (fingerprint-audit.ts found such merges: the answer carried another block).
-      return [id, entry.snapshot.value, retries, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders, entry.senderIncarnation];
+      return [id, entry.snapshot.value, retries, retriesCharged, route, target, localCopy, forwardTo, entry.readToken, entry.writeToken, entry.operation, entry.holders, entry.senderIncarnation];
     }),
     Object.fromEntries(node.serves), [...node.continuations], node.flushes,
     node.lastWriteSequence, [...node.localWritesInFlight], node.blockVersions, node.parked, node.handoversDeferred, node.attemptsJoined, rememberedEntries(node.forwardedWritesDone), rememberedEntries(node.forwardedTriesEnded),

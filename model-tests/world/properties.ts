@@ -24,6 +24,7 @@ export const alwaysProperties = [
   'a restart resumes at the table\'s restart stage',
   'a forwarded request terminates (hop limit never exceeded)',
   'no data is held once the group has settled (every message\'s and request\'s bytes are let go)',
+  'a client never sees a routing error while no fault has happened (the retry loop stays inside the group)',
 ] as const;
 
 export const sometimesGoals = [
@@ -41,6 +42,7 @@ export const sometimesGoals = [
 export function checkState(world: World): Violation | null {
   if (world.violation) {
     const property = world.violation.includes('linearizable') || world.violation.includes('reply to') ? alwaysProperties[0]
+      : world.violation.includes('with a routing error') ? alwaysProperties[7]
       : world.violation.includes('invalid') ? alwaysProperties[3] : alwaysProperties[5];
     return { property, detail: world.violation };
   }

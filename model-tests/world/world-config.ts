@@ -95,6 +95,11 @@ export interface WorldConfig {
   readonly failedCommitsDurable?: boolean;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
+  /**
+   * Let a client see a routing error with no fault having happened (world.ts, `isFaultFree`): only for a broken
+   * variant whose request loop that property would catch first, to show that another property bites as well.
+   */
+  readonly routingErrorsAllowed?: boolean;
 }
 
 /**

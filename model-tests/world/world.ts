@@ -388,6 +388,9 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'client.reply': {
       const lossReported = effect.outcome.status === 'error' && effect.outcome.reason.startsWith(flushLossReason);
+      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)) {
+        violation(`${server.id} answered its client ${effect.requestId} with a routing error, no fault having happened: ${effect.outcome.reason}`);
+      }
       cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null, lossReported });
       // The client's write payload is let go with the reply, as the TCP runtime lets it go (server-runtime.ts).
       const clientToken = `client:${effect.requestId}`;
@@ -528,6 +531,20 @@ function answerClient(clients: readonly ClientOperation[], registers: readonly R
   if (typeof checked === 'string') return { clients: answered, registers, violation: `block ${client.block} not linearizable: ${client.id} ${checked}` };
   judged[client.block] = checked;
   return { clients: answered, registers: judged, violation: null };
+}
+
+/** Failures of the routing loop itself: NBD cannot redirect a client, so the group must never answer one with them. */
+const routingFailureReasons: readonly string[] = ['routing retries exhausted', 'hop limit reached'];
+
+/**
+ * Whether no fault has happened on the way to `world`: no crash, no message lost or duplicated, no failed commit, no
+ * abandon, and no time-out fired early (a configuration whose early time-outs are unbounded never counts as fault-free).
+ */
+function isFaultFree(world: World): boolean {
+  const { budgets, config } = world;
+  const earlyTimersMax = config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY;
+  return budgets.crashes === config.crashes && budgets.networkFaults === config.networkFaults && budgets.commitFailures === (config.commitFailures ?? 0)
+    && budgets.abandons === (config.abandons ?? 0) && Number.isFinite(earlyTimersMax) && budgets.earlyTimers === earlyTimersMax;
 }
 
 function violate(world: World, reason: string): World {
