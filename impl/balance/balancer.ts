@@ -23,7 +23,7 @@
  * are compared).
  */
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
-import { pageKeyOfText, pageKeyText } from '../../machines/identifiers.js';
+import { pageKeyOfText, pageKeyText, ownValue } from '../../machines/identifiers.js';
 import { initialOwner } from '../../machines/node/volume.js';
 import { assert } from '../../machines/identifiers.js';
 import type { AllocationConfig } from '../../machines/allocation/allocation-config.js';
@@ -262,7 +262,7 @@ export class Balancer {
     const route = state.routes.get(text);
     if (route) return route.owner;
     const pageKey = pageKeyOfText(text);
-    const volume = pageKey ? state.volumes[pageKey.volume] : undefined;
+    const volume = pageKey ? ownValue(state.volumes, pageKey.volume) : undefined;
     return pageKey && volume && pageKey.page < volume.pageCount ? initialOwner(volume, pageKey.page) : null;
   }
 

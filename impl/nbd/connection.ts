@@ -377,16 +377,39 @@ export class NbdConnection {
 
   /**
    * Ends after the queued replies are flushed; a client that never closes its
-   * half is cut off after `lingerMs`, and a stopping server does not wait for
-   * the client at all once the replies are written.
+   * half is cut off `lingerMs` after they are (after the FIN left), one that
+   * reads none of them for `replyStallTimeoutMs` meanwhile is cut off then,
+   * and a stopping server does not wait for the client at all once the
+   * replies are written, nor longer than `lingerMs` for them to be. (The
+   * linger used to start at once: a review's client that read the replies to
+   * eight 4 MiB reads sent before its NBD_CMD_DISC a second late got none of
+   * them, destroyed in the send buffer.)
    */
   private softClose(reason: string): void {
     if (this.phase === 'closed') return;
     this.log(`nbd ${this.label}: closing: ${reason}`);
     this.phase = 'closed';
     this.queue.clear();
-    this.socket.end(this.stopping ? () => this.socket.destroy() : undefined);
-    setTimeout(() => this.socket.destroy(), this.limits.lingerMs).unref();
+    const linger = (): void => { setTimeout(() => this.socket.destroy(), this.limits.lingerMs).unref(); };
+    if (this.stopping) {
+      this.socket.end(() => this.socket.destroy());
+      linger();
+      return;
+    }
+    this.socket.end(linger);
+    this.armFlushStall();
+  }
+
+  /** While a closing connection's last replies wait for its client, cuts off a client that reads none of them for `replyStallTimeoutMs`. */
+  private armFlushStall(): void {
+    // Nothing more is written to a closing socket, so what waits only shrinks as the client reads.
+    const waitingAtArming = this.socket.writableLength;
+    setTimeout(() => {
+      if (this.socket.destroyed || this.socket.writableLength === 0) return;
+      if (this.socket.writableLength < waitingAtArming) return this.armFlushStall();
+      this.log(`nbd ${this.label}: the client read none of its last replies for ${this.limits.replyStallTimeoutMs} ms (${this.socket.writableLength} bytes waiting); cutting it off`);
+      this.socket.destroy();
+    }, this.limits.replyStallTimeoutMs).unref();
   }
 
   /**
@@ -472,6 +495,7 @@ export class NbdConnection {
     // never read it). At most one socket read (64 KiB) more.
     const hold = this.phase === 'transmission' && this.parser.name === 'header' ? this.newRequestHold() : 'none';
     if (hold === 'ownBounds' || (hold === 'budget' && this.queue.lengthBytes >= NBD_REQUEST_HEADER_BYTES)) this.socket.pause();
+    else if (this.phase === 'handshake' && this.socket.writableNeedDrain) this.socket.pause();
     else if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
   }
 
@@ -500,8 +524,12 @@ export class NbdConnection {
     this.requestsThisPump = 0;
     for (;;) {
       if (this.phase === 'handshake') {
-        this.performHandshakeActions(this.handshake.consume(this.queue));
-        if (this.phase === 'handshake') break;
+        // An option's replies the client has not read hold its next option back: a review's client pipelined 255
+        // NBD_OPT_LISTs and read nothing, and the server generated every list into its send buffer (107 MB for 4 KiB).
+        if (this.socket.writableNeedDrain) break;
+        const actions = this.handshake.consumeOne(this.queue);
+        if (actions === null) break;
+        this.performHandshakeActions(actions);
         continue;
       }
       if (this.phase !== 'transmission' || !this.mayParse() || this.requestsThisPump >= this.limits.requestsPerPumpMax) break;

@@ -238,6 +238,17 @@ export class Handshake {
     }
   }
 
+  /**
+   * Advances by one message (the client's flags, or one option) and returns
+   * what to do about it, or null when more bytes are needed: a connection
+   * that sends each option's replies before it reads the next can hold
+   * options back while its client does not read (connection.ts, `parseAll`).
+   */
+  consumeOne(queue: ReceiveQueue): HandshakeAction[] | null {
+    const actions: HandshakeAction[] = [];
+    return this.step(queue, actions) ? actions : null;
+  }
+
   private finish(actions: HandshakeAction[], action: HandshakeAction): true {
     actions.push(action);
     this.state = { name: 'done' };
@@ -364,6 +375,8 @@ export class Handshake {
           return;
         }
         for (const info of this.backend.listExports()) {
+          // Checked as NBD_OPT_GO checks it: a description past the spec's 4096 bytes was listed as it was.
+          assertExportInfo(info);
           actions.push({ type: 'send', bytes: encodeOptionReply(option, NBD_REP_SERVER, encodeServerEntry(info)) });
         }
         actions.push({ type: 'send', bytes: encodeOptionReply(option, NBD_REP_ACK) });

@@ -119,6 +119,11 @@ export class RawClient {
     this.socket.pause();
   }
 
+  /** Reads again after `stopReading`, as a client that was only slow. */
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   /** Shuts down the sending side (a FIN), as libnbd does right after NBD_CMD_DISC; replies can still be read. */
   endWriting(): void {
     this.socket.end();

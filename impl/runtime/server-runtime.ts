@@ -34,7 +34,7 @@ import { NodeTimers } from './node-timers.js';
 import { RequestPathLatencies } from './request-path-latency.js';
 import { PeerRoundTrips } from './peer-round-trips.js';
 import type { RequestOutcome } from '../../machines/effects.js';
-import { assertNever, pageKeyText } from '../../machines/identifiers.js';
+import { assertNever, pageKeyText, ownValue } from '../../machines/identifiers.js';
 import type { PageKey, ServerId } from '../../machines/identifiers.js';
 import type { BlockOperation, PeerMessage } from '../../machines/node/messages.js';
 import type { NodeConfig } from '../../machines/node/node-config.js';
@@ -638,7 +638,7 @@ export class ServerRuntime {
   }
 
   #blockSizeBytes(pageKey: PageKey): number {
-    return this.#state.volumes[pageKey.volume]?.blockSizeBytes ?? 512;
+    return ownValue(this.#state.volumes, pageKey.volume)?.blockSizeBytes ?? 512;
   }
 
   /**

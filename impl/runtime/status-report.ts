@@ -9,6 +9,7 @@ import { stageInProgress } from '../../machines/migration/queries.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import { memberOf } from '../../machines/membership/membership.js';
 import { drainRemaining } from '../../machines/membership/drain-plan.js';
+import { ownValue } from '../../machines/identifiers.js';
 
 export interface ServerStatus {
   readonly server: ServerId;
@@ -44,7 +45,7 @@ export interface ServerStatus {
 export function movesOf(state: NodeState): ServerStatus['moves'] {
   return Object.entries(state.moves).map(([page, move]) => {
     const context = move.snapshot.context;
-    const volume = state.volumes[context.pageKey.volume];
+    const volume = ownValue(state.volumes, context.pageKey.volume);
     const pageBytes = volume ? volume.pageSizeBlocks * volume.blockSizeBytes : 0;
     const piecesCopied = context.checkpoint.pieceModes.filter((mode) => mode === 'copied' || mode === 'atDestination').length;
     return {

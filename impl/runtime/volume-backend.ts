@@ -25,6 +25,7 @@ import type { BlockOperation } from '../../machines/node/messages.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { pieceSizeBlocks } from '../../machines/node/volume.js';
 import type { RuntimeReply, ServerRuntime } from './server-runtime.js';
+import { ownValue } from '../../machines/identifiers.js';
 
 /** The largest request accepted; the NBD spec recommends clients stay within 32 MiB. */
 export const payloadBytesMax = 32 * 1024 * 1024;
@@ -103,7 +104,7 @@ export class VolumeBackend implements NbdBackend {
   }
 
   findExport(name: string): ExportInfo | null {
-    const volume = this.#runtime.state.volumes[name];
+    const volume = ownValue(this.#runtime.state.volumes, name);
     return volume ? exportInfoOf(volume) : null;
   }
 
@@ -232,7 +233,7 @@ export class VolumeBackend implements NbdBackend {
   }
 
   #parts(exportName: string, kind: 'read' | 'write', offsetBytes: number, lengthBytes: number, fua: boolean): Part[] {
-    const volume = this.#runtime.state.volumes[exportName];
+    const volume = ownValue(this.#runtime.state.volumes, exportName);
     if (!volume) throw new NbdError(22 as never, `no volume ${exportName}`);
     const blockBytes = volume.blockSizeBytes;
     if (offsetBytes % blockBytes !== 0 || lengthBytes % blockBytes !== 0) throw new NbdError(22 as never, 'request not aligned to the block size');
@@ -277,11 +278,25 @@ function checked(reply: RuntimeReply): Buffer | null {
   throw new NbdError(errnoIo as never, 'routing did not converge');
 }
 
+/** An export's description names at most this many of its volume's servers (the spec's strings are at most 4096 bytes). */
+export const describedServersMax = 8;
+
+/**
+ * The servers a description names: a volume may span up to 256 servers with
+ * ids of up to 32 characters, and listing them all made a description past
+ * 4096 bytes, which the front end refused to send (a review: every
+ * NBD_OPT_GO on such a volume closed the connection).
+ */
+function serversText(servers: readonly string[]): string {
+  if (servers.length <= describedServersMax) return servers.join(', ');
+  return `${servers.slice(0, describedServersMax).join(', ')} and ${servers.length - describedServersMax} more`;
+}
+
 export function exportInfoOf(volume: VolumeDefinition): ExportInfo {
   return {
     name: volume.name,
     sizeBytes: volume.pageCount * volume.pageSizeBlocks * volume.blockSizeBytes,
-    description: `blockshift volume over ${volume.servers.join(', ')}: ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks, ${volume.piecesPerPage} pieces each`,
+    description: `blockshift volume over ${serversText(volume.servers)}: ${volume.pageCount} pages of ${volume.pageSizeBlocks} blocks, ${volume.piecesPerPage} pieces each`,
     minimumBlockBytes: volume.blockSizeBytes,
     preferredBlockBytes: Math.max(4096, volume.blockSizeBytes),
     maximumPayloadBytes: payloadBytesMax,

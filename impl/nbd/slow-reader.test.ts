@@ -1,0 +1,88 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { NBD_CMD_READ, NBD_OPT_LIST, NBD_REP_ACK } from './protocol-constants.js';
+import { RawClient } from './raw-client.js';
+import { startTestServer, type TestServer } from './test-support.js';
+
+/**
+ * Clients that read their replies late, or never. What a server sends and
+ * the client has not read sits in the server's send buffer, so a server that
+ * goes on sending regardless holds what a client decides it holds; and one
+ * that gives up on a slow client too early throws replies away that the
+ * spec says it must deliver (a review found both).
+ */
+let server: TestServer | null = null;
+const clients: RawClient[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy();
+  await server?.close();
+  server = null;
+});
+
+async function connect(port: number): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  clients.push(client);
+  return client;
+}
+
+describe('a client that reads slowly or not at all', () => {
+  it('makes a negotiating server buffer at most about one option\'s replies, however many options it pipelines', async () => {
+    // 400 exports with descriptions of 1 KiB: each NBD_OPT_LIST answers about 400 KiB.
+    server = await startTestServer(Array.from({ length: 400 }, (_, index) => ({ name: `vol-${index}`, sizeBytes: 1024 * 1024, description: 'd'.repeat(1000) })));
+    const client = await connect(server.port);
+    await client.greet(3);
+    client.stopReading();
+    const before = process.memoryUsage().arrayBuffers;
+    // 255 options of 16 bytes: 4 KiB from the client. Sent regardless of the client, their lists came to about 100 MB.
+    for (let index = 0; index < 255; index += 1) client.sendOption(NBD_OPT_LIST);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const grownBytes = process.memoryUsage().arrayBuffers - before;
+    console.log(`the server buffered about ${(grownBytes / 2 ** 20).toFixed(1)} MiB for 255 pipelined NBD_OPT_LISTs not read`);
+    expect(grownBytes).toBeLessThan(16 * 2 ** 20);
+    // A client that then reads gets every list, in order.
+    client.resumeReading();
+    let lists = 0;
+    while (lists < 255) {
+      const reply = await client.readOptionReply();
+      expect(reply.option).toBe(NBD_OPT_LIST);
+      if (reply.replyType === NBD_REP_ACK) lists += 1;
+    }
+  }, 30_000);
+
+  it('is answered every request it sent before NBD_CMD_DISC, however late it reads them', async () => {
+    // A short linger, to keep the test quick; it used to start before the replies had left, and cut them off.
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300 });
+    const client = await connect(server.port);
+    await client.negotiate('vol-a', false);
+    client.stopReading();
+    const readBytes = 4 * 2 ** 20;
+    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
+    client.sendDisconnect();
+    // The client gets to its replies after a second (a slow link, a busy host): 32 MiB wait in the server's send buffer.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    client.resumeReading();
+    const handles: bigint[] = [];
+    for (let index = 0; index < 8; index += 1) {
+      const reply = await client.readSimpleReply();
+      expect(reply.errno).toBe(0);
+      await client.read(readBytes);
+      handles.push(reply.handle);
+    }
+    expect(handles).toEqual([0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n]);
+  }, 30_000);
+
+  it('is cut off once it reads none of the replies left after NBD_CMD_DISC for the reply stall time-out', async () => {
+    // The reads take a while, so the NBD_CMD_DISC behind them is read before their replies fill the send buffer (a
+    // connection that has not read it yet is cut off by the reply stall of transmission, as before).
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 400 });
+    const client = await connect(server.port);
+    await client.negotiate('vol-a', false);
+    client.stopReading();
+    const readBytes = 4 * 2 ** 20;
+    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
+    client.sendDisconnect();
+    const cutOff = (): boolean => server!.logLines.some((line) => line.includes('read none of its last replies'));
+    for (let waitedMs = 0; !cutOff() && waitedMs < 5_000; waitedMs += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(cutOff(), server!.logLines.join('\n')).toBe(true);
+  }, 30_000);
+});
