@@ -119,6 +119,13 @@ export function cancelTimerId(context: RequestRoutingContext): string {
   return `request:${context.requestId}:r${context.retries}:cancel`;
 }
 
+/** The route an event teaches that is newer than the request's, or null: a retry on it is free (`retriesCharged`). */
+function newerRouteOf(context: RequestRoutingContext, event: RequestRoutingEvent): { owner: ServerId; epoch: number } | null {
+  if (event.type === 'forward.stale') return event.epoch > context.route.epoch ? { owner: event.owner, epoch: event.epoch } : null;
+  if (event.type === 'copy.invalidated') return event.route.epoch > context.route.epoch ? event.route : null;
+  return null;
+}
+
 /**
  * A stale answer to the current try, while forwarding or cancelling: learn the newer owner and look up again, or
  * fail once retries are used up. (One list for both states.)
@@ -154,15 +161,14 @@ export const requestRoutingMachine = setup({
     // (a review's trace: kept, the pointer sent every retry back to the same stale server until the client got EIO).
     learnRoute: assign(({ context, event }) => {
       if (event.type !== 'forward.stale') return { retries: context.retries + 1, retriesCharged: context.retriesCharged + 1 };
-      const newer = event.epoch > context.route.epoch;
-      const route = newer ? { owner: event.owner, epoch: event.epoch } : context.route;
-      return { route, localCopy: event.localCopy, forwardTo: null, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
+      const newer = newerRouteOf(context, event);
+      return { route: newer ?? context.route, localCopy: event.localCopy, forwardTo: null, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
     }),
     countRetry: assign(({ context }) => ({ retries: context.retries + 1, retriesCharged: context.retriesCharged + 1 })),
     lookUpAgain: assign(({ context, event }) => {
       if (event.type !== 'copy.invalidated') return {};
-      const newer = event.route.epoch > context.route.epoch;
-      return { route: newer ? event.route : context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
+      const newer = newerRouteOf(context, event);
+      return { route: newer ?? context.route, localCopy: event.localCopy, forwardTo: event.forwardTo, retries: context.retries + 1, retriesCharged: context.retriesCharged + (newer ? 0 : 1) };
     }),
     noteFailure: assign(({ event }) => ({ failure: 'reason' in event ? event.reason : forwardTimedOut })),
     noteHopLimit: assign({ failure: 'hop limit reached' }),
@@ -175,7 +181,8 @@ export const requestRoutingMachine = setup({
     hasForwardingPointer: ({ context }) => context.localCopy === 'invalid' && context.forwardTo !== null,
     arrivedForwarded: ({ context }) => context.hopCount > 0,
     namesSelf: ({ context }) => context.route.owner === context.self,
-    canRetry: ({ context }) => context.retriesCharged < context.retriesMax,
+    /** A retry is allowed while retries are left to charge, or when it is free: its event names a newer route (see `retriesCharged`). */
+    canRetry: ({ context, event }) => context.retriesCharged < context.retriesMax || newerRouteOf(context, event) !== null,
     isIdempotent: ({ context }) => context.idempotent,
     /** A read out of retries fails at its time-out: a late forward of it changes nothing. A write must be cancelled first. */
     mayFailAtTimeOut: ({ context }) => context.idempotent,

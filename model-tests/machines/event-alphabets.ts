@@ -56,6 +56,8 @@ export function routingEvents(snapshot: { status?: string; context: RequestRouti
     { type: 'request.failed', errno: 5, reason: 'disk error' },
     { type: 'forward.replied', retry },
     { type: 'forward.stale', retry, owner: 'B', epoch: snapshot.context.route.epoch + 1, localCopy: 'absent' },
+    // A stale answer that teaches nothing newer (its target's own table is as old): the retry is charged.
+    { type: 'forward.stale', retry, owner: snapshot.context.route.owner, epoch: snapshot.context.route.epoch, localCopy: 'absent' },
     { type: 'forward.failed', retry, errno: 5, reason: 'peer error' },
     { type: 'timer.fired', timerId: forwardTimerId(snapshot.context) },
     { type: 'timer.fired', timerId: cancelTimerId(snapshot.context) },
@@ -63,5 +65,7 @@ export function routingEvents(snapshot: { status?: string; context: RequestRouti
     { type: 'forward.stale', retry, owner: snapshot.context.self, epoch: snapshot.context.route.epoch + 1, localCopy: 'valid' },
     // The page flipped away while the request waited at its source.
     { type: 'copy.invalidated', route: { owner: 'B', epoch: snapshot.context.route.epoch + 1 }, localCopy: 'invalid', forwardTo: null },
+    // ... with no newer route known here (the retry is charged).
+    { type: 'copy.invalidated', route: snapshot.context.route, localCopy: 'invalid', forwardTo: null },
   ];
 }
