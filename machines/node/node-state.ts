@@ -6,6 +6,7 @@ import { assert } from '../identifiers.js';
 import type { MoveCheckpoint, MoveKind } from '../migration/checkpoint.js';
 import type { ReplicaRecord } from '../replica/replica-record.js';
 import type { MoveMachine } from '../migration/move-machines.js';
+import type { MoveEvent } from '../migration/move-setup.js';
 import type { replicaMachine } from '../replica/replica.machine.js';
 import type { requestRoutingMachine } from '../routing/request-routing.machine.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
@@ -122,6 +123,11 @@ export interface MoveEntry {
   readonly destinationServesAttempt?: number;
   /** Source side: the administrator's request to abandon the move, answered once the abandoned record is durable. */
   readonly abandonRequestId?: string;
+  /**
+   * Source side: a destination failure that came while a stage record was being written, handed to the machine once
+   * that write's outcome is known (node.ts, `#stepMove`).
+   */
+  readonly failureDeferred?: Extract<MoveEvent, { type: 'destination.failed' }>;
 }
 
 export interface ChunksStored {

@@ -992,12 +992,29 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const move = this.next.moves[key];
     if (!move || move.snapshot.status !== 'active') return;
+    if (event.type === 'destination.failed' && this.#stageRecordInFlight(key)) {
+      // Interrupted now, the machine would act on the stage before while the record being written may still land: the
+      // record on disk would run ahead of the one acted on. A review's trace: a piece's finish record in flight, a dual
+      // write to that piece failed at the destination and the move was interrupted; the source served the piece's reads
+      // again, one of them returning that write, and a crash before the restart's record brought the finish record
+      // back, so the destination, which never got the write, served the piece. The failure waits for the outcome.
+      this.next.moves[key] = { ...move, failureDeferred: event };
+      return;
+    }
     const machine = moveMachineOf(this.next.config.machines, move.kind);
     const [snapshot, effects] = step(machine, move.snapshot as never, event as never) as [MoveEntry['snapshot'], Effect[]];
     this.#trace(machine.id, key, event.type, move.snapshot.value, snapshot.value);
     this.next.moves[key] = { ...move, snapshot };
     this.#moveEffects(pageKey, effects);
     this.#afterMoveStep(pageKey);
+  }
+
+  /** Whether a stage record of the page's move is being written, its outcome not known yet (a `move.persisted` is awaited). */
+  #stageRecordInFlight(pageText: string): boolean {
+    for (const continuation of this.next.read('continuations').values()) {
+      if (continuation.kind === 'move.persisted' && continuation.pageText === pageText) return true;
+    }
+    return false;
   }
 
   #afterMoveStep(pageKey: PageKey): void {
@@ -1733,7 +1750,15 @@ class NodeStep {
           this.effects.push({ type: 'timer.set', timerId: `persist|${continuation.pageText}|${continuation.stage}:${continuation.attempt}`, delayMs: this.next.config.moveRestartDelayMs });
           return;
         }
-        return this.#stepMove(move.snapshot.context.pageKey, { type: 'stage.persisted', stage: continuation.stage, attempt: continuation.attempt });
+        const pageKey = move.snapshot.context.pageKey;
+        this.#stepMove(pageKey, { type: 'stage.persisted', stage: continuation.stage, attempt: continuation.attempt });
+        // A failure that came while the record was written: the machine goes on from the stage that write made durable
+        // (or, if it began another stage record meanwhile, the failure waits for that one too).
+        const after = this.next.moves[continuation.pageText];
+        if (after?.failureDeferred === undefined) return;
+        const { failureDeferred, ...rest } = after;
+        this.next.moves[continuation.pageText] = rest;
+        return this.#stepMove(pageKey, failureDeferred);
       }
       case 'serve.localDone': {
         const entry = this.next.read('requests').get(continuation.serveId);

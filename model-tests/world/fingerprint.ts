@@ -528,7 +528,7 @@ export const nodeFieldsIgnored = ['config', 'volumes', 'started', 'nextId'] as c
 
 function projectNode(node: NodeState): unknown {
   return [
-    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context, move.chunksStored ?? null, move.destinationServesAttempt ?? null]),
+    Object.entries(node.moves).map(([key, move]) => [key, move.snapshot.value, move.snapshot.status, move.snapshot.context, move.chunksStored ?? null, move.destinationServesAttempt ?? null, move.failureDeferred ?? null]),
     // The per-page maps as entry lists in their canonical order: they iterate in an order fixed by their entries alone,
     // whatever order the entries came in (page-map.ts).
     [...node.replicas].map(([key, replica]) => [key, replica.value, replica.context.record]),
