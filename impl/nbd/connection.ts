@@ -124,6 +124,11 @@ export interface ConnectionLimits {
    * uncounted and with no end).
    */
   payloadStallTimeoutMs: number;
+  /**
+   * A closing connection's last replies (to the requests sent before NBD_CMD_DISC, or before the client closed its
+   * side) must be read by `replyStallTimeoutMs` plus their size at this rate, or the client is cut off.
+   */
+  lastRepliesBytesPerSecondMin: number;
   /** After the server half-closes, a client that keeps its half open is cut off after this long. */
   lingerMs: number;
   /** Requests one pump acts on before the connection yields to the next turn (see "Pumps"). */
@@ -146,6 +151,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   inFlightBytesMax: 64 * 1024 * 1024,
   replyStallTimeoutMs: 120_000,
   payloadStallTimeoutMs: 30_000,
+  lastRepliesBytesPerSecondMin: payloadBytesPerSecondMin,
   lingerMs: 5_000,
   requestsPerPumpMax: 4,
 };
@@ -378,12 +384,15 @@ export class NbdConnection {
   /**
    * Ends after the queued replies are flushed; a client that never closes its
    * half is cut off `lingerMs` after they are (after the FIN left), one that
-   * reads none of them for `replyStallTimeoutMs` meanwhile is cut off then,
-   * and a stopping server does not wait for the client at all once the
-   * replies are written, nor longer than `lingerMs` for them to be. (The
-   * linger used to start at once: a review's client that read the replies to
-   * eight 4 MiB reads sent before its NBD_CMD_DISC a second late got none of
-   * them, destroyed in the send buffer.)
+   * has not read them by a deadline (`replyStallTimeoutMs`, plus the time they
+   * take at `lastRepliesBytesPerSecondMin`) is cut off then, and a stopping server
+   * does not wait for the client at all once the replies are written, nor
+   * longer than `lingerMs` for them to be. (The linger used to start at once:
+   * a review's client that read the replies to eight 4 MiB reads sent before
+   * its NBD_CMD_DISC a second late got none of them, destroyed in the send
+   * buffer. A deadline rather than a check for progress: the replies of one
+   * turn leave in one `writev`, whose progress Node shows only once it is all
+   * written, so a client reading steadily looked stalled.)
    */
   private softClose(reason: string): void {
     if (this.phase === 'closed') return;
@@ -397,19 +406,13 @@ export class NbdConnection {
       return;
     }
     this.socket.end(linger);
-    this.armFlushStall();
-  }
-
-  /** While a closing connection's last replies wait for its client, cuts off a client that reads none of them for `replyStallTimeoutMs`. */
-  private armFlushStall(): void {
-    // Nothing more is written to a closing socket, so what waits only shrinks as the client reads.
-    const waitingAtArming = this.socket.writableLength;
+    const waitingBytes = this.socket.writableLength;
+    const flushDeadlineMs = this.limits.replyStallTimeoutMs + (waitingBytes / this.limits.lastRepliesBytesPerSecondMin) * 1000;
     setTimeout(() => {
       if (this.socket.destroyed || this.socket.writableLength === 0) return;
-      if (this.socket.writableLength < waitingAtArming) return this.armFlushStall();
-      this.log(`nbd ${this.label}: the client read none of its last replies for ${this.limits.replyStallTimeoutMs} ms (${this.socket.writableLength} bytes waiting); cutting it off`);
+      this.log(`nbd ${this.label}: the client did not read its last replies within ${Math.round(flushDeadlineMs)} ms (${this.socket.writableLength} of ${waitingBytes} bytes still waiting); cutting it off`);
       this.socket.destroy();
-    }, this.limits.replyStallTimeoutMs).unref();
+    }, flushDeadlineMs).unref();
   }
 
   /**

@@ -119,6 +119,11 @@ export class RawClient {
     this.socket.pause();
   }
 
+  /** The socket itself, for a test that reads it at its own pace (paused mode); the client's own reads stop working. */
+  rawSocket(): net.Socket {
+    return this.socket;
+  }
+
   /** Reads again after `stopReading`, as a client that was only slow. */
   resumeReading(): void {
     this.socket.resume();

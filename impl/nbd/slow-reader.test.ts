@@ -71,17 +71,44 @@ describe('a client that reads slowly or not at all', () => {
     expect(handles).toEqual([0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n]);
   }, 30_000);
 
-  it('is cut off once it reads none of the replies left after NBD_CMD_DISC for the reply stall time-out', async () => {
-    // The reads take a while, so the NBD_CMD_DISC behind them is read before their replies fill the send buffer (a
-    // connection that has not read it yet is cut off by the reply stall of transmission, as before).
-    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 400 });
+  it('is not cut off while it reads the replies left after NBD_CMD_DISC slowly but steadily (a review)', async () => {
+    // A 1 s stall time-out; the client reads at about 6 MiB/s, so no reply leaves in full within it (the replies of a
+    // turn go out in one writev, which Node shows as done only once all of it is written).
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 1000 });
     const client = await connect(server.port);
     await client.negotiate('vol-a', false);
     client.stopReading();
     const readBytes = 4 * 2 ** 20;
     for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
     client.sendDisconnect();
-    const cutOff = (): boolean => server!.logLines.some((line) => line.includes('read none of its last replies'));
+    const socket = client.rawSocket();
+    socket.removeAllListeners('data');
+    const expectedBytes = 8 * (16 + readBytes);
+    let readSoFar = 0;
+    let closed = false;
+    socket.on('close', () => { closed = true; });
+    const started = Date.now();
+    while (!closed && readSoFar < expectedBytes && Date.now() - started < 20_000) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const chunk = (socket.read(64 * 1024) ?? socket.read()) as Buffer | null;
+      if (chunk) readSoFar += chunk.length;
+    }
+    expect(server.logLines.filter((line) => line.includes('cutting it off'))).toEqual([]);
+    expect(readSoFar).toBe(expectedBytes);
+  }, 30_000);
+
+  it('is cut off once it has not read the replies left after NBD_CMD_DISC by their deadline', async () => {
+    // The reads take a while, so the NBD_CMD_DISC behind them is read before their replies fill the send buffer (a
+    // connection that has not read it yet is cut off by the reply stall of transmission, as before).
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 400, lastRepliesBytesPerSecondMin: 64 * 2 ** 20 });
+    const client = await connect(server.port);
+    await client.negotiate('vol-a', false);
+    client.stopReading();
+    const readBytes = 4 * 2 ** 20;
+    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
+    client.sendDisconnect();
+    // The deadline: the reply stall time-out, plus what waits at 64 MiB/s (half a second at most).
+    const cutOff = (): boolean => server!.logLines.some((line) => line.includes('did not read its last replies'));
     for (let waitedMs = 0; !cutOff() && waitedMs < 5_000; waitedMs += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(cutOff(), server!.logLines.join('\n')).toBe(true);
   }, 30_000);
