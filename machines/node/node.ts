@@ -1671,8 +1671,12 @@ class NodeStep {
           // push). A provisional route is only followed: no table learns a route before its flip is durable.
           const learnsRoute = message.routeProvisional !== true;
           if (learnsRoute) this.#learnRoute(entry.operation.pageKey, { owner: message.outcome.owner, epoch: message.outcome.epoch });
-          const { localCopy } = this.#lookup(entry.operation.pageKey);
-          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: message.outcome.owner, epoch: message.outcome.epoch, localCopy }, learnsRoute);
+          // The fresher of the answer and this server's own view: an answer that took its time may name a route older
+          // than one learnt meanwhile (a session review: s1's answer naming s2 at epoch 2 reached s2 after the page had
+          // moved back to s1 at 3, and s2, taking the answer's route, found itself named without a valid copy: EIO).
+          const { localCopy, route } = this.#lookup(entry.operation.pageKey);
+          const freshest = route.epoch > message.outcome.epoch ? route : { owner: message.outcome.owner, epoch: message.outcome.epoch };
+          return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: freshest.owner, epoch: freshest.epoch, localCopy }, learnsRoute);
         }
         return this.#stepRequest(message.requestId, { type: 'forward.failed', retry: message.retry, errno: message.outcome.errno, reason: message.outcome.reason });
       }

@@ -388,7 +388,8 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'client.reply': {
       const lossReported = effect.outcome.status === 'error' && effect.outcome.reason.startsWith(flushLossReason);
-      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)) {
+      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)
+        && !(world.config.forwardingPointer && effect.outcome.reason === noValidCopyReason)) {
         violation(`${server.id} answered its client ${effect.requestId} with a routing error, no fault having happened: ${effect.outcome.reason}`);
       }
       cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null, lossReported });
@@ -533,8 +534,15 @@ function answerClient(clients: readonly ClientOperation[], registers: readonly R
   return { clients: answered, registers: judged, violation: null };
 }
 
+/**
+ * Left out of the check in forwarding-pointer mode, where a known case remains (README, "Limits"): a request the
+ * owner's pointer sent on comes back to the server the client talks to with a provisional route naming that server,
+ * a committed destination that has not learnt its flip yet, which does not serve it through the routing machine.
+ */
+const noValidCopyReason = 'routing table names this server but it holds no valid copy';
+
 /** Failures of the routing loop itself: NBD cannot redirect a client, so the group must never answer one with them. */
-const routingFailureReasons: readonly string[] = ['routing retries exhausted', 'hop limit reached'];
+const routingFailureReasons: readonly string[] = ['routing retries exhausted', 'hop limit reached', noValidCopyReason];
 
 /**
  * Whether no fault has happened on the way to `world`: no crash, no message lost or duplicated, no failed commit, no
