@@ -151,10 +151,10 @@ interface ReferenceServers {
  * `nbdkit nbd` forwarding every request to that qemu-nbd. The proxy is the
  * calibration of forwarding on this host: the same extra hop that a
  * blockshift forwarder adds (one more process, two more loopback sockets per
- * request), made by a server written in C, so its proxy/qemu ratio is what
- * forwarding itself costs here, whatever the language (on two cores shared by
- * fio and both servers, about half). The forwarding target's fwd/owner is
- * read against it.
+ * request), made by a server written in C, so its proxy/qemu ratio is about
+ * the best a forwarding hop keeps here (on two cores shared by fio and both
+ * servers, about half), a floor for the hop's own cost. The forwarding
+ * target's fwd/owner is read against it.
  */
 async function startReferenceServers(directory: string, peers: ChildProcess[], withMemory: boolean): Promise<ReferenceServers> {
   const rawFile = join(directory, 'qemu.raw');

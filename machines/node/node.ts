@@ -992,7 +992,7 @@ class NodeStep {
     const key = pageKeyText(pageKey);
     const move = this.next.moves[key];
     if (!move || move.snapshot.status !== 'active') return;
-    if (event.type === 'destination.failed' && this.#stageRecordInFlight(key)) {
+    if (event.type === 'destination.failed' && event.attempt === move.snapshot.context.attempt && this.#stageRecordInFlight(key)) {
       // Interrupted now, the machine would act on the stage before while the record being written may still land: the
       // record on disk would run ahead of the one acted on. A review's trace: a piece's finish record in flight, a dual
       // write to that piece failed at the destination and the move was interrupted; the source served the piece's reads
@@ -1004,7 +1004,9 @@ class NodeStep {
     const machine = moveMachineOf(this.next.config.machines, move.kind);
     const [snapshot, effects] = step(machine, move.snapshot as never, event as never) as [MoveEntry['snapshot'], Effect[]];
     this.#trace(machine.id, key, event.type, move.snapshot.value, snapshot.value);
-    this.next.moves[key] = { ...move, snapshot };
+    // A failure deferred for a run that has ended another way (interrupted meanwhile, abandoned) is not the next run's.
+    const { failureDeferred, ...rest } = move;
+    this.next.moves[key] = failureDeferred !== undefined && snapshot.matches('moving') ? { ...move, snapshot } : { ...rest, snapshot };
     this.#moveEffects(pageKey, effects);
     this.#afterMoveStep(pageKey);
   }

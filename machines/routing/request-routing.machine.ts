@@ -27,8 +27,9 @@ import { assert } from '../identifiers.js';
  * the optional forwarding-pointer mode the invalid copy's server forwards the
  * request itself. A request that arrived forwarded and misses here is answered
  * stale rather than forwarded again, so only the server the client talks to
- * retries. Retries and hops are bounded: a request always terminates, and the
- * client never sees a routing error unless the bounds are exhausted (EIO). A
+ * retries. Retries and hops are bounded: a request terminates (once the moves
+ * made while it lives are done), and the client never sees a routing error
+ * unless the bounds are exhausted (EIO). A
  * retry is charged only when it learnt nothing newer: one after an answer
  * naming a newer route (the page moved on while the request was on its way)
  * is free, so a request racing a page moved away and back again is not failed
