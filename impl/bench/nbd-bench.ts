@@ -175,7 +175,7 @@ async function startReferenceServers(directory: string, peers: ChildProcess[], w
   return references;
 }
 
-const forwardingCalibrationNote = 'proxy/qemu: nbdkit\'s nbd plugin (C) forwarding to the same qemu-nbd, the cost of one forwarding hop on this host; read fwd/owner against it';
+const forwardingCalibrationNote = 'proxy/qemu: nbdkit\'s nbd plugin (C) forwarding to the same qemu-nbd, about the best a forwarding hop keeps on this host; read fwd/owner against it';
 
 /**
  * Waits until `source` holds no move of the page (the flip durable, its copy
