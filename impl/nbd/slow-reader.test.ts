@@ -25,6 +25,19 @@ async function connect(port: number): Promise<RawClient> {
   return client;
 }
 
+/** Each of these reads is 4 MiB. */
+const readBytes = 4 * 2 ** 20;
+
+/** A client that sends eight reads of 4 MiB (32 MiB of replies) and NBD_CMD_DISC, and reads nothing yet. */
+async function readsThenDisconnect(port: number): Promise<RawClient> {
+  const client = await connect(port);
+  await client.negotiate('vol-a', false);
+  client.stopReading();
+  for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
+  client.sendDisconnect();
+  return client;
+}
+
 describe('a client that reads slowly or not at all', () => {
   it('makes a negotiating server buffer at most about one option\'s replies, however many options it pipelines', async () => {
     // 400 exports with descriptions of 1 KiB: each NBD_OPT_LIST answers about 400 KiB.
@@ -52,12 +65,7 @@ describe('a client that reads slowly or not at all', () => {
   it('is answered every request it sent before NBD_CMD_DISC, however late it reads them', async () => {
     // A short linger, to keep the test quick; it used to start before the replies had left, and cut them off.
     server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300 });
-    const client = await connect(server.port);
-    await client.negotiate('vol-a', false);
-    client.stopReading();
-    const readBytes = 4 * 2 ** 20;
-    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
-    client.sendDisconnect();
+    const client = await readsThenDisconnect(server.port);
     // The client gets to its replies after a second (a slow link, a busy host): 32 MiB wait in the server's send buffer.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     client.resumeReading();
@@ -75,12 +83,7 @@ describe('a client that reads slowly or not at all', () => {
     // A 1 s stall time-out; the client reads at about 6 MiB/s, so no reply leaves in full within it (the replies of a
     // turn go out in one writev, which Node shows as done only once all of it is written).
     server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 1000 });
-    const client = await connect(server.port);
-    await client.negotiate('vol-a', false);
-    client.stopReading();
-    const readBytes = 4 * 2 ** 20;
-    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
-    client.sendDisconnect();
+    const client = await readsThenDisconnect(server.port);
     const socket = client.rawSocket();
     socket.removeAllListeners('data');
     const expectedBytes = 8 * (16 + readBytes);
@@ -101,12 +104,7 @@ describe('a client that reads slowly or not at all', () => {
     // The reads take a while, so the NBD_CMD_DISC behind them is read before their replies fill the send buffer (a
     // connection that has not read it yet is cut off by the reply stall of transmission, as before).
     server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'read' ? 100 : 0) }, { lingerMs: 300, replyStallTimeoutMs: 400, lastRepliesBytesPerSecondMin: 64 * 2 ** 20 });
-    const client = await connect(server.port);
-    await client.negotiate('vol-a', false);
-    client.stopReading();
-    const readBytes = 4 * 2 ** 20;
-    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_READ, handle: BigInt(index), offset: index * readBytes, lengthBytes: readBytes });
-    client.sendDisconnect();
+    const client = await readsThenDisconnect(server.port);
     // The deadline: the reply stall time-out, plus what waits at 64 MiB/s (half a second at most).
     const cutOff = (): boolean => server!.logLines.some((line) => line.includes('did not read its last replies'));
     for (let waitedMs = 0; !cutOff() && waitedMs < 5_000; waitedMs += 50) await new Promise((resolve) => setTimeout(resolve, 50));
