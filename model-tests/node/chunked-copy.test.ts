@@ -7,6 +7,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import { progressTimerId } from '../../machines/migration/move-setup.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { ioDone } from './effects-of-step.js';
 
 /**
  * A piece longer than `copyChunkBytesMax` is copied in chunks: the source
@@ -44,11 +45,6 @@ function ofType<T extends NodeEffect['type']>(effects: readonly NodeEffect[], ty
 
 function sent<T extends PeerMessage['type']>(effects: readonly NodeEffect[], type: T): Array<Extract<PeerMessage, { type: T }>> {
   return ofType(effects, 'peer.send').flatMap((effect) => (effect.message.type === type ? [effect.message as Extract<PeerMessage, { type: T }>] : []));
-}
-
-/** The completion of every I/O effect given, each done successfully (effects that share a completion report it once each). */
-function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
-  return effects.flatMap((effect) => ('completionId' in effect && effect.completionId ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as const] : []));
 }
 
 /** The source with its piecewise move of page 0 copying piece 0 (its first checkpoint durable), and the chunks it sent. */

@@ -7,6 +7,7 @@ import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 import { stepThrough } from '../membership/membership-fixture.js';
+import { ioDone, sent } from './effects-of-step.js';
 
 /**
  * Table 2: moved pieces are served by the destination. A client of the
@@ -23,15 +24,6 @@ const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, b
 
 /** Steps through the inputs; I/O the effects start is left for the test to complete (ioDone). */
 const run = (state: NodeState, inputs: readonly NodeInput[]): [NodeState, NodeEffect[]] => stepThrough(state, inputs);
-
-/** Every I/O the effects started, done successfully. */
-function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
-  return effects.flatMap((effect) => ('completionId' in effect && effect.completionId ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as const] : []));
-}
-
-function sent(effects: readonly NodeEffect[], type: PeerMessage['type']): PeerMessage[] {
-  return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.message] : []));
-}
 
 function fromSource(message: PeerMessage): NodeInput {
   return { type: 'peer.message', from: 's1', message };

@@ -7,6 +7,7 @@ import type { NodeState } from '../../machines/node/node-state.js';
 import { emptyNodeState } from '../../machines/node/node-state.js';
 import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/node/node.js';
 import type { VolumeDefinition } from '../../machines/node/volume.js';
+import { ioDone, sent } from './effects-of-step.js';
 
 /**
  * A destination failure that comes while the source is writing a stage
@@ -24,15 +25,6 @@ const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, b
 
 function step(state: NodeState, input: NodeInput): [NodeState, NodeEffect[]] {
   return nodeStep(state, input);
-}
-
-/** Every I/O the effects started, done successfully. */
-function ioDone(effects: readonly NodeEffect[]): NodeInput[] {
-  return effects.flatMap((effect) => ('completionId' in effect && effect.completionId ? [{ type: 'io.done', completionId: effect.completionId, ok: true } as const] : []));
-}
-
-function sent(effects: readonly NodeEffect[], type: PeerMessage['type']): PeerMessage[] {
-  return effects.flatMap((effect) => (effect.type === 'peer.send' && effect.message.type === type ? [effect.message] : []));
 }
 
 function fromDestination(message: PeerMessage): NodeInput {
