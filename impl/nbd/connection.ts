@@ -25,7 +25,7 @@
  * Bounds. Reading stops (the socket is paused) while the connection has
  * `inFlightRequestsMax` requests or `inFlightBytesMax` bytes of read and
  * write payload in flight (a read's bytes count until its reply has left the
- * process), while the server's payload budget for all connections is spent
+ * process; a WRITE_ZEROES, written a maximum payload at a time, counts as one), while the server's payload budget for all connections is spent
  * (payload-budget.ts), or while the socket's send buffer is full because
  * the client does not read its replies; it resumes when the cause clears. A
  * client that reads none of its replies for `replyStallTimeoutMs` is
@@ -243,7 +243,12 @@ export class NbdConnection {
       this.phase = 'closed';
       this.queue.clear();
       // Once the socket is gone for good, whichever side closed it; requests still in the backend may yet complete.
-      this.backend.connectionClosed?.(this.label);
+      // An error thrown here would escape to the process (no caller catches an event listener's): it is logged.
+      try {
+        this.backend.connectionClosed?.(this.label);
+      } catch (error) {
+        this.log(`nbd ${this.label}: backend failed to forget the connection: ${error instanceof Error ? error.message : String(error)}`);
+      }
     });
     socket.write(encodeGreeting());
   }
@@ -650,10 +655,15 @@ export class NbdConnection {
       return;
     }
     const request = check.request;
-    // A WRITE's payload was taken when its header was read; a READ's bytes are taken now.
+    // A WRITE's payload was taken when its header was read; a READ's bytes are taken now. A WRITE_ZEROES carries no
+    // payload but the backend writes it a maximum payload at a time, each chunk as heavy downstream as a WRITE of
+    // that size (forwarded to a peer, written to both sides of a move): it holds one chunk's bytes. (A review saw one
+    // connection hand the node 2 GiB of zero writes at once, none of it counted.)
     let costBytes = reservedBytes;
-    if (request.type === NBD_CMD_READ && request.lengthBytes > 0) {
-      costBytes = request.lengthBytes;
+    const heldBytes = request.type === NBD_CMD_READ ? request.lengthBytes
+      : request.type === NBD_CMD_WRITE_ZEROES ? Math.min(request.lengthBytes, negotiated.exportInfo.maximumPayloadBytes) : 0;
+    if (heldBytes > 0) {
+      costBytes = heldBytes;
       this.inFlightBytes += costBytes;
       this.budget.take(this.wakeForRoom, costBytes);
     }

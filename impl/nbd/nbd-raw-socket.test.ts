@@ -259,6 +259,22 @@ describe('handshake', () => {
   });
 });
 
+describe('a backend that throws', () => {
+  it('logs a failure to forget a closed connection and serves on (a listener\'s error would end the process)', async () => {
+    server = await startTestServer();
+    const backend = server.backend as typeof server.backend & { connectionClosed?: (clientId: string) => void };
+    backend.connectionClosed = () => {
+      throw new Error('forget failed on purpose');
+    };
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    client.destroy();
+    await expect.poll(() => server?.logLines.some((line) => line.includes('forget failed on purpose')), { timeout: 2_000 }).toBe(true);
+    delete backend.connectionClosed;
+    await expectServerStillServes();
+  });
+});
+
 describe('memory a client can hold', () => {
   it('is bounded across connections by the server\'s payload budget: reads wait for room, then all are answered', async () => {
     let readsStarted = 0;
@@ -281,6 +297,20 @@ describe('memory a client can hold', () => {
     };
     expect(await Promise.all([answered(first, 8), answered(second, 1)])).toEqual([8, 1]);
     expect(readsStarted).toBe(9);
+    await expectServerStillServes();
+  });
+
+  it('counts a WRITE_ZEROES as one maximum payload at most: zero writes wait for the budget like writes', async () => {
+    let zeroWritesStarted = 0;
+    server = await startTestServer(undefined, { delayMs: (operation) => (operation === 'writeZeroes' ? (zeroWritesStarted += 1, 300) : 0) }, undefined, 2 * MIB);
+    const client = await connect();
+    await client.negotiate('vol-a', false);
+    for (let index = 0; index < 8; index += 1) client.sendRequest({ type: NBD_CMD_WRITE_ZEROES, handle: BigInt(index), offset: index * MIB, lengthBytes: MIB });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // 2 MiB of budget: two 1 MiB zero writes at once (uncounted, all eight were handed to the backend together).
+    expect(zeroWritesStarted).toBe(2);
+    for (let index = 0; index < 8; index += 1) expect((await client.readSimpleReply()).errno).toBe(0);
+    expect(zeroWritesStarted).toBe(8);
     await expectServerStillServes();
   });
 
