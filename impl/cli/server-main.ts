@@ -19,7 +19,7 @@ import { VolumeBackend } from '../runtime/volume-backend.js';
 import { checkDirectoryIdentity, claimDataDirectory } from '../storage/data-directory.js';
 import { sweepReleasedPages } from '../storage/released-page-sweep.js';
 import { MetadataStore } from '../storage/metadata-store.js';
-import { PageStore } from '../storage/page-store.js';
+import { defaultHandlesMax, PageStore } from '../storage/page-store.js';
 import { EmulatedDiskPageStore } from '../storage/emulated-disk.js';
 import { nextIncarnation } from '../storage/incarnation-counter.js';
 import { recordCleanStop, recordWritebackFailure, startLossEpoch } from '../storage/loss-epoch.js';
@@ -30,6 +30,7 @@ import { bootstrapMembership } from '../../machines/membership/membership.js';
 import type { Membership } from '../../machines/membership/membership.js';
 import { moveRateUnderLoadMBpsOf, nbdConnectionBoundsOf, readGroupConfig } from './group-config.js';
 import { defaultClientQuietMs } from '../runtime/copy-pacer.js';
+import { openFilesProblem, readOpenFilesSoftLimit } from './open-files-budget.js';
 
 async function main(): Promise<void> {
   const [configPath, serverId] = process.argv.slice(2);
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
   const self = group.servers.find((server) => server.id === serverId);
   if (!self) throw new Error(`server ${serverId} is not in ${configPath}`);
   const log = (line: string) => process.stdout.write(`[${self.id}] ${line}\n`);
+  const openFiles = openFilesProblem({ nbdConnectionsMax: nbdConnectionBoundsOf(group).connectionsMax, pageHandlesMax: defaultHandlesMax, peerCount: group.servers.length - 1 }, readOpenFilesSoftLimit());
+  if (openFiles !== null) throw new Error(openFiles);
 
   // Claimed before anything in it is opened: two servers on one directory each took every page for their own.
   await claimDataDirectory(self.dataDirectory);

@@ -394,13 +394,11 @@ class NodeStep {
     if (this.next.read('requests').size >= this.next.config.requestsInFlightMax) {
       return this.#refuse(replyTo, operation, { status: 'error', errno: 11, reason: 'too many requests in flight' });
     }
-    const lookup = this.#lookup(operation.pageKey);
-    // Table 2: a piece already handed over here is served here, not sent to the source to come back as a part.
-    const localCopy = lookup.localCopy !== 'valid' && this.#servesReceivedBlocks(operation, pageKeyText(operation.pageKey)) ? 'valid' : lookup.localCopy;
+    const { route, localCopy, forwardTo } = this.#routingView(operation);
     // Memoised per input outside the labels `requestId` and `pageKey`: see machines/labelled-memo.ts.
     const [snapshot, effects] = startLabelled(this.next.config.machines.requestRouting, {
-      requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route: lookup.route, localCopy,
-      forwardTo: lookup.forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
+      requestId: entryId, pageKey: operation.pageKey, self: this.#self, hopCount, route, localCopy,
+      forwardTo, idempotent: operation.kind === 'read', retriesMax: this.next.config.routingRetriesMax, hopCountMax: this.next.config.hopCountMax,
       forwardTimeoutMs: this.next.config.forwardTimeoutMs,
     }, routingLabels);
     const entry: RequestEntry = {
@@ -436,6 +434,22 @@ class NodeStep {
     const joined = this.next.read('attemptsJoined')[pageText];
     const record = this.next.replicas.get(pageText)?.context.record;
     return joined !== undefined && joined.recordDurable && record?.epoch === joined.committedEpoch && copyStanding(this.next, pageText) === 'awaitingFlip';
+  }
+
+  /**
+   * What the routing machine is told of the operation's page here, whenever it looks up (a request taken in, a stale
+   * answer, a look-up again after a flip): the freshest route (#lookup), and a valid copy wherever this server serves
+   * the operation's blocks, by the tables or as a move's destination (#servesReceivedBlocks). The one view for all:
+   * a request told otherwise on its way back found itself named without a valid copy (the explorer, forwarding-pointer
+   * mode, 25 steps: s2's write went to s1, whose pointer sent it to s3, which was moving the page to s2; the stale
+   * answer, naming s2 at the new epoch, came back once s2 had committed and before it learnt the flip, and s2, which
+   * served new requests for the page then, answered this one EIO).
+   */
+  #routingView(operation: BlockOperation): { route: Route; localCopy: LocalCopy; forwardTo: ServerId | null } {
+    const lookup = this.#lookup(operation.pageKey);
+    // Table 2: a piece already handed over here is served here, not sent to the source to come back as a part.
+    if (lookup.localCopy === 'valid' || !this.#servesReceivedBlocks(operation, pageKeyText(operation.pageKey))) return lookup;
+    return { ...lookup, localCopy: 'valid' };
   }
 
   /** The freshest route this server knows: its table, or the record of a copy it gave up, whichever is newer. */
@@ -794,7 +808,7 @@ class NodeStep {
         this.#serveLocal(entry);
         continue;
       }
-      const { route, localCopy, forwardTo } = this.#lookup(entry.operation.pageKey);
+      const { route, localCopy, forwardTo } = this.#routingView(entry.operation);
       this.#stepRequest(entryId, { type: 'copy.invalidated', route, localCopy, forwardTo });
     }
   }
@@ -1676,7 +1690,7 @@ class NodeStep {
           // The fresher of the answer and this server's own view: an answer that took its time may name a route older
           // than one learnt meanwhile (a session review: s1's answer naming s2 at epoch 2 reached s2 after the page had
           // moved back to s1 at 3, and s2, taking the answer's route, found itself named without a valid copy: EIO).
-          const { localCopy, route } = this.#lookup(entry.operation.pageKey);
+          const { localCopy, route } = this.#routingView(entry.operation);
           const freshest = route.epoch > message.outcome.epoch ? route : { owner: message.outcome.owner, epoch: message.outcome.epoch };
           return this.#stepRequest(message.requestId, { type: 'forward.stale', retry: message.retry, owner: freshest.owner, epoch: freshest.epoch, localCopy }, learnsRoute);
         }

@@ -388,8 +388,7 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'client.reply': {
       const lossReported = effect.outcome.status === 'error' && effect.outcome.reason.startsWith(flushLossReason);
-      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)
-        && !(world.config.forwardingPointer && effect.outcome.reason === noValidCopyReason)) {
+      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)) {
         violation(`${server.id} answered its client ${effect.requestId} with a routing error, no fault having happened: ${effect.outcome.reason}`);
       }
       cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null, lossReported });
@@ -535,9 +534,9 @@ function answerClient(clients: readonly ClientOperation[], registers: readonly R
 }
 
 /**
- * Left out of the check in forwarding-pointer mode, where a known case remains (README, "Limits"): a request the
- * owner's pointer sent on comes back to the server the client talks to with a provisional route naming that server,
- * a committed destination that has not learnt its flip yet, which does not serve it through the routing machine.
+ * Checked in forwarding-pointer mode too since 28 Nov: until then a request the owner's pointer sent on could come back
+ * to the server the client talks to, a committed destination that had not learnt its flip, which failed it for this
+ * (node.ts, #routingView).
  */
 const noValidCopyReason = 'routing table names this server but it holds no valid copy';
 
