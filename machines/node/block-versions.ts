@@ -94,3 +94,62 @@ export function applyBlockVersions(versions: BlockVersions, offsetBlocks: number
   if (cursor < endBlock) write(cursor, endBlock);
   return [next, written];
 }
+
+/** The sequence of the newest data applied to `block`; undefined if none reached it. */
+export function blockVersionAt(versions: BlockVersions, block: number): number | undefined {
+  for (const run of versions) {
+    if (run.startBlock > block) return undefined;
+    if (run.endBlock > block) return run.sequence;
+  }
+  return undefined;
+}
+
+/**
+ * Withdraws the mark of data of write sequence `sequence` whose write failed, over blocks [startBlock, endBlock):
+ * every block there that still holds `sequence`, and that `kept` does not keep (another write of the same sequence
+ * still on its way to the disk), takes back the version `before` gives it (the versions when the data was marked).
+ * Returns `versions` itself when nothing changes.
+ */
+export function withdrawBlockVersions(versions: BlockVersions, startBlock: number, endBlock: number, sequence: number, before: BlockVersions, kept: (block: number) => boolean): BlockVersions {
+  const values: Array<number | undefined> = [];
+  let changed = false;
+  for (let block = startBlock; block < endBlock; block += 1) {
+    const current = blockVersionAt(versions, block);
+    if (current === sequence && !kept(block)) {
+      const previous = blockVersionAt(before, block);
+      if (previous !== current) changed = true;
+      values.push(previous);
+    } else {
+      values.push(current);
+    }
+  }
+  if (!changed) return versions;
+  const next: BlockVersionRun[] = [];
+  const push = (run: BlockVersionRun) => {
+    if (run.endBlock <= run.startBlock) return;
+    const last = next[next.length - 1];
+    if (last && last.endBlock === run.startBlock && last.sequence === run.sequence) next[next.length - 1] = { ...last, endBlock: run.endBlock };
+    else next.push(run);
+  };
+  let inserted = false;
+  const insert = () => {
+    if (inserted) return;
+    inserted = true;
+    values.forEach((value, index) => {
+      if (value !== undefined) push({ startBlock: startBlock + index, endBlock: startBlock + index + 1, sequence: value });
+    });
+  };
+  for (const run of versions) {
+    if (run.endBlock <= startBlock) {
+      push(run);
+      continue;
+    }
+    if (run.startBlock < startBlock) push({ ...run, endBlock: startBlock });
+    if (run.endBlock > endBlock) {
+      insert();
+      push({ ...run, startBlock: Math.max(run.startBlock, endBlock) });
+    }
+  }
+  insert();
+  return next;
+}

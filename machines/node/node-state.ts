@@ -137,12 +137,25 @@ export interface ChunksStored {
   readonly storedBlocks: number;
 }
 
+/**
+ * A destination's claim, on the block versions of a receiving page, for data it is writing (block-versions.ts): the
+ * blocks it marked with `sequence` and what they held before. Withdrawn if the write fails (node.ts, #withdrawClaim).
+ */
+export interface VersionClaim {
+  readonly pageText: string;
+  readonly source: ServerId;
+  readonly epoch: number;
+  readonly sequence: number;
+  readonly runs: ReadonlyArray<readonly [number, number]>;
+  readonly before: BlockVersions;
+}
+
 export type Continuation =
   | { readonly kind: 'move.persisted'; readonly pageText: string; readonly stage: number; readonly attempt: number }
-  | { readonly kind: 'serve.localDone'; readonly serveId: string }
+  | { readonly kind: 'serve.localDone'; readonly serveId: string; readonly versionClaim?: VersionClaim }
   | { readonly kind: 'copy.read'; readonly pageText: string; readonly attempt: number; readonly piece: number; readonly sequence: number; readonly token: string; readonly offsetBlocks: number; readonly lengthBlocks: number }
-  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number }
-  | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number; readonly senderIncarnation: number }
+  | { readonly kind: 'copy.stored'; readonly pageText: string; readonly from: ServerId; readonly attempt: number; readonly epoch: number; readonly piece: number; readonly offsetBlocks: number; readonly lengthBlocks: number; readonly waitingFor: number; readonly versionClaim: VersionClaim | null }
+  | { readonly kind: 'peer.written'; readonly pageText: string; readonly from: ServerId; readonly requestId: string; readonly waitingFor: number; readonly senderIncarnation: number; readonly versionClaim: VersionClaim | null }
   /** A destination's receiving record being made durable: the acknowledgements of move data held until then go out (see AttemptJoined). */
   | { readonly kind: 'receiving.persisted'; readonly pageText: string; readonly attempt: number; readonly epoch: number }
   /** The definition of a volume the administrator created here: answered once it is durable. */

@@ -12,7 +12,8 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, isReleaseRetryDue, receiveAbandoned, releaseCopyOfPassedMove, releaseRetryTimer } from './abandoned-copy.js';
-import { applyBlockVersions, directWriteSequence, noBlockVersions } from './block-versions.js';
+import { applyBlockVersions, directWriteSequence, noBlockVersions, withdrawBlockVersions } from './block-versions.js';
+import type { BlockVersions } from './block-versions.js';
 import { answerLostCheck, claimDurable, isLostCheckTimerLive, lostCheckTimerFired, lostPageDeclared, lostPageDeleted, receiveLostAnswer, receiveLostCheck, refusesCommitFrom } from './lost-pages.js';
 import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck, takeoversDurable } from './member-forget.js';
 import { answerFlush, endFlush, endFlushExcuse, excuseSilentMembers, flushHolders, flushWaitsFor, isFlushInFlight, settleFlushParts } from './flush-barrier.js';
@@ -29,7 +30,7 @@ import { startLabelled, stepLabelled } from '../labelled-memo.js';
 import { start, step } from '../step.js';
 import type { BlockOperation, PeerMessage } from './messages.js';
 import type { DurableRecords, MetadataWrite, NodeEffect, NodeInput, Route } from './node-io.js';
-import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry, TryEnding } from './node-state.js';
+import type { Continuation, DeferredHandover, MoveEntry, NodeState, ReplicaSnapshot, ReplyTo, RequestEntry, ServeEntry, TryEnding, VersionClaim } from './node-state.js';
 import { cancelledPartKey, cancelledTryKey, clientEntryId, isCommitUnderWay, peerEntryId, writeSequencesPerIncarnation } from './node-state.js';
 import type { VolumeDefinition } from './volume.js';
 import { isActiveMember, memberIds, memberOf } from '../membership/membership.js';
@@ -615,13 +616,17 @@ class NodeStep {
     }
     // A destination serving a handed-over piece itself: its write is versioned above every part it has applied.
     const joined = move ? undefined : this.next.read('attemptsJoined')[key];
+    let claim: VersionClaim | undefined;
     if (operation.kind === 'write' && joined !== undefined) {
       const versions = this.next.read('blockVersions')[key] ?? noBlockVersions;
-      this.next.blockVersions[key] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, directWriteSequence(versions, joined.sourceSequenceSeen))[0];
+      const direct = directWriteSequence(versions, joined.sourceSequenceSeen);
+      const [next, runs] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, direct);
+      this.next.blockVersions[key] = next;
+      claim = { pageText: key, source: joined.source, epoch: joined.epoch, sequence: direct, runs, before: versions };
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
-    for (const server of servers) this.#servePart(serve, entry, server, move);
+    for (const server of servers) this.#servePart(serve, entry, server, move, claim);
   }
 
   /**
@@ -827,11 +832,11 @@ class NodeStep {
     return move && move.snapshot.status === 'active' ? move.snapshot.context : null;
   }
 
-  #servePart(serve: ServeEntry, entry: RequestEntry, server: ServerId, move: MoveContext | null): void {
+  #servePart(serve: ServeEntry, entry: RequestEntry, server: ServerId, move: MoveContext | null, claim?: VersionClaim): void {
     const { operation } = entry;
     const key = pageKeyText(operation.pageKey);
     if (server === this.#self) {
-      const completionId = this.#await({ kind: 'serve.localDone', serveId: serve.id });
+      const completionId = this.#await(claim ? { kind: 'serve.localDone', serveId: serve.id, versionClaim: claim } : { kind: 'serve.localDone', serveId: serve.id });
       if (operation.kind === 'read') {
         assert(entry.readToken, 'a read has a token to read into');
         this.effects.push({ type: 'data.read', completionId, pageKey: operation.pageKey, offsetBlocks: operation.offsetBlocks, lengthBlocks: operation.lengthBlocks, intoToken: entry.readToken });
@@ -1383,10 +1388,10 @@ class NodeStep {
         sourceSequenceSeen: Math.max(joined.sourceSequenceSeen, message.sourceSequence, message.sequence),
       };
     }
-    const runs = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
+    const { runs, claim } = this.#newerRuns(key, message.offsetBlocks, message.lengthBlocks, message.sequence);
     // A piece counts as moved only once all of it is durable here: the copied runs and the blocks a newer dual
     // write already holds (those skip the copy, and a power cut must not leave them holding neither value).
-    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, epoch, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1 });
+    const completionId = this.#await({ kind: 'copy.stored', pageText: key, from, attempt, epoch, piece: message.piece, offsetBlocks: message.offsetBlocks, lengthBlocks: message.lengthBlocks, waitingFor: runs.length + 1, versionClaim: claim });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: false });
     }
@@ -1406,11 +1411,47 @@ class NodeStep {
     this.effects.push({ type: 'token.release', token });
   }
 
-  /** The runs of blocks whose stored version is not newer than `sequence`, which this data may overwrite; marks them. */
-  #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): Array<[number, number]> {
-    const [versions, runs] = applyBlockVersions(this.next.read('blockVersions')[pageText] ?? noBlockVersions, offsetBlocks, lengthBlocks, sequence);
+  /**
+   * The runs of blocks whose stored version is not newer than `sequence`, which this data may overwrite; marks them,
+   * and returns the claim to withdraw if the data's write fails (null: no runs).
+   */
+  #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): { runs: Array<[number, number]>; claim: VersionClaim | null } {
+    const before = this.next.read('blockVersions')[pageText] ?? noBlockVersions;
+    const [versions, runs] = applyBlockVersions(before, offsetBlocks, lengthBlocks, sequence);
     this.next.blockVersions[pageText] = versions;
-    return runs;
+    const joined = this.next.read('attemptsJoined')[pageText];
+    const claim = runs.length === 0 || joined === undefined ? null : { pageText, source: joined.source, epoch: joined.epoch, sequence, runs, before };
+    return { runs, claim };
+  }
+
+  /**
+   * A write of move data (a copy chunk, a part, this destination's own write of a piece it serves) failed: the blocks
+   * it marked go back to the versions they had, so that no older data is skipped, and answered written, for a newer
+   * write that is not on the disk (a review found an acknowledged write lost: Table 2, two parts failing here).
+   * Writes of a page reach its disk in the order they were issued, so a later write marked over this one found there
+   * what this one found; a write of the same sequence still under way (a retry of the same part) keeps its mark.
+   */
+  #withdrawClaim(claim: VersionClaim): void {
+    const joined = this.next.read('attemptsJoined')[claim.pageText];
+    // The versions now are another move's (or none): nothing of this one's stands.
+    if (joined === undefined || joined.source !== claim.source || joined.epoch !== claim.epoch) return;
+    const pending: Array<[string, VersionClaim, Continuation]> = [];
+    for (const [id, continuation] of this.next.read('continuations')) {
+      if ('versionClaim' in continuation && continuation.versionClaim && continuation.versionClaim.pageText === claim.pageText) pending.push([id, continuation.versionClaim, continuation]);
+    }
+    const keptBesides = (excluded: string | null) => (block: number) => pending.some(([id, other]) => id !== excluded && other.sequence === claim.sequence
+      && other.runs.some(([offset, length]) => block >= offset && block < offset + length));
+    const withdraw = (versions: BlockVersions, excluded: string | null) => claim.runs.reduce(
+      (current, [offset, length]) => withdrawBlockVersions(current, offset, offset + length, claim.sequence, claim.before, keptBesides(excluded)), versions);
+    const versions = this.next.read('blockVersions')[claim.pageText];
+    if (versions !== undefined) {
+      const withdrawn = withdraw(versions, null);
+      if (withdrawn !== versions) this.next.blockVersions[claim.pageText] = withdrawn;
+    }
+    for (const [id, other, continuation] of pending) {
+      const before = withdraw(other.before, id);
+      if (before !== other.before) this.next.continuations.set(id, { ...continuation, versionClaim: { ...other, before } } as Continuation);
+    }
   }
 
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
@@ -1430,18 +1471,18 @@ class NodeStep {
     if (joined !== undefined && joined.sourceSequenceSeen < message.sequence) this.next.attemptsJoined[pageKeyText(pageKey)] = { ...joined, sourceSequenceSeen: message.sequence };
     // The same write, already run here whole: the source forwarded it while its move committed (#servingDestination),
     // then served it as a part after the move was interrupted. Running it again would take back writes made since.
-    const runs = this.#ranAsForwarded(from, message.requestId) ? [] : this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
+    const { runs, claim } = this.#ranAsForwarded(from, message.requestId) ? { runs: [], claim: null } : this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
       if (message.fua) {
-        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1, senderIncarnation: message.senderIncarnation }), pageKey });
+        this.effects.push({ type: 'data.sync', completionId: this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: 1, senderIncarnation: message.senderIncarnation, versionClaim: null }), pageKey });
       } else {
         this.#acknowledgeMoveData(pageKeyText(pageKey), from, { type: 'block.written', requestId: message.requestId, ok: true, lossEpoch: this.next.lossEpoch, pageKey });
       }
       return this.#releaseReceivedData(message.dataToken);
     }
-    const completionId = this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: runs.length, senderIncarnation: message.senderIncarnation });
+    const completionId = this.#await({ kind: 'peer.written', pageText: pageKeyText(pageKey), from, requestId: message.requestId, waitingFor: runs.length, senderIncarnation: message.senderIncarnation, versionClaim: claim });
     for (const [offsetBlocks, lengthBlocks] of runs) {
       this.effects.push({ type: 'data.write', completionId, pageKey, offsetBlocks, lengthBlocks, fromToken: message.dataToken, tokenOffsetBlocks: offsetBlocks - message.offsetBlocks, durable: message.fua });
     }
@@ -1761,6 +1802,7 @@ class NodeStep {
       return;
     }
     this.next.continuations.delete(completionId);
+    if (!ok && 'versionClaim' in continuation && continuation.versionClaim) this.#withdrawClaim(continuation.versionClaim);
     switch (continuation.kind) {
       case 'move.persisted': {
         const move = this.next.moves[continuation.pageText];
