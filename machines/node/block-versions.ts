@@ -19,6 +19,14 @@ import { assert } from '../identifiers.js';
  * count, which a per-block map paid on every copy chunk and every dual write
  * (a 4 MiB page has 8,192 blocks to copy per change). Values are immutable: an
  * update returns new runs and leaves the old ones to states that hold them.
+ *
+ * Confirmed and claimed. A node keeps the versions of data written
+ * (confirmed); data on its way to the disk holds a claim in its continuation.
+ * New data is ordered against both (it overwrites only blocks no newer data
+ * claims), but only confirmed data may stand in for older data that is
+ * skipped: a write can fail (`newerOnlyOnItsWay`). Marked on receipt, as they
+ * once were, a failed write's versions made an older write's retry be skipped
+ * and answered written, then lost.
  */
 export interface BlockVersionRun {
   readonly startBlock: number;
@@ -105,51 +113,16 @@ export function blockVersionAt(versions: BlockVersions, block: number): number |
 }
 
 /**
- * Withdraws the mark of data of write sequence `sequence` whose write failed, over blocks [startBlock, endBlock):
- * every block there that still holds `sequence`, and that `kept` does not keep (another write of the same sequence
- * still on its way to the disk), takes back the version `before` gives it (the versions when the data was marked).
- * Returns `versions` itself when nothing changes.
+ * Whether data of write sequence `sequence` over [offsetBlocks, offsetBlocks + lengthBlocks) must wait: some block
+ * has newer data `claimed` (on its way to the disk) while what is `confirmed` there (written) is older than this
+ * data. Skipped and answered written, the data would be lost if the newer write then failed; written, it would land
+ * after the newer one and take it back. Once the newer write is done it either confirms the block (this data is then
+ * skipped) or leaves no mark (this data is then written).
  */
-export function withdrawBlockVersions(versions: BlockVersions, startBlock: number, endBlock: number, sequence: number, before: BlockVersions, kept: (block: number) => boolean): BlockVersions {
-  const values: Array<number | undefined> = [];
-  let changed = false;
-  for (let block = startBlock; block < endBlock; block += 1) {
-    const current = blockVersionAt(versions, block);
-    if (current === sequence && !kept(block)) {
-      const previous = blockVersionAt(before, block);
-      if (previous !== current) changed = true;
-      values.push(previous);
-    } else {
-      values.push(current);
-    }
+export function newerOnlyOnItsWay(confirmed: BlockVersions, claimed: BlockVersions, offsetBlocks: number, lengthBlocks: number, sequence: number): boolean {
+  if (claimed === confirmed) return false; // Nothing on its way (#versionsClaimed returns the confirmed versions as they are).
+  for (let block = offsetBlocks; block < offsetBlocks + lengthBlocks; block += 1) {
+    if ((blockVersionAt(claimed, block) ?? 0) > sequence && (blockVersionAt(confirmed, block) ?? 0) < sequence) return true;
   }
-  if (!changed) return versions;
-  const next: BlockVersionRun[] = [];
-  const push = (run: BlockVersionRun) => {
-    if (run.endBlock <= run.startBlock) return;
-    const last = next[next.length - 1];
-    if (last && last.endBlock === run.startBlock && last.sequence === run.sequence) next[next.length - 1] = { ...last, endBlock: run.endBlock };
-    else next.push(run);
-  };
-  let inserted = false;
-  const insert = () => {
-    if (inserted) return;
-    inserted = true;
-    values.forEach((value, index) => {
-      if (value !== undefined) push({ startBlock: startBlock + index, endBlock: startBlock + index + 1, sequence: value });
-    });
-  };
-  for (const run of versions) {
-    if (run.endBlock <= startBlock) {
-      push(run);
-      continue;
-    }
-    if (run.startBlock < startBlock) push({ ...run, endBlock: startBlock });
-    if (run.endBlock > endBlock) {
-      insert();
-      push({ ...run, startBlock: Math.max(run.startBlock, endBlock) });
-    }
-  }
-  insert();
-  return next;
+  return false;
 }

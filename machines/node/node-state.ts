@@ -139,15 +139,16 @@ export interface ChunksStored {
 
 /**
  * A destination's claim, on the block versions of a receiving page, for data it is writing (block-versions.ts): the
- * blocks it marked with `sequence` and what they held before. Withdrawn if the write fails (node.ts, #withdrawClaim).
+ * blocks it will overwrite with data of write sequence `sequence`. Counted while the write is under way
+ * (node.ts, #versionsClaimed), confirmed into `blockVersions` once it is done; a failed write leaves no mark.
  */
 export interface VersionClaim {
   readonly pageText: string;
-  readonly source: ServerId;
-  readonly epoch: number;
+  /** The move whose versions it is on (the attempt joined), or null: the versions of no joined attempt (a restart's). */
+  readonly source: ServerId | null;
+  readonly epoch: number | null;
   readonly sequence: number;
   readonly runs: ReadonlyArray<readonly [number, number]>;
-  readonly before: BlockVersions;
 }
 
 export type Continuation =

@@ -12,7 +12,7 @@ import type { LocalCopy, RequestRoutingEvent } from '../routing/request-routing.
 import { cancelledTryOutcome, cancelTimerId, errnoIo, forwardTimerId } from '../routing/request-routing.machine.js';
 import { NodeDraft } from './node-draft.js';
 import { abandonedCopyReleased, isReleaseRetryDue, receiveAbandoned, releaseCopyOfPassedMove, releaseRetryTimer } from './abandoned-copy.js';
-import { applyBlockVersions, directWriteSequence, noBlockVersions, withdrawBlockVersions } from './block-versions.js';
+import { applyBlockVersions, directWriteSequence, newerOnlyOnItsWay, noBlockVersions } from './block-versions.js';
 import type { BlockVersions } from './block-versions.js';
 import { answerLostCheck, claimDurable, isLostCheckTimerLive, lostCheckTimerFired, lostPageDeclared, lostPageDeleted, receiveLostAnswer, receiveLostCheck, refusesCommitFrom } from './lost-pages.js';
 import { answerForgetCheck, forgetCheckTimerFired, isForgetCheckTimerLive, receiveForgetAnswer, receiveForgetCheck, takeoversDurable } from './member-forget.js';
@@ -618,11 +618,8 @@ class NodeStep {
     const joined = move ? undefined : this.next.read('attemptsJoined')[key];
     let claim: VersionClaim | undefined;
     if (operation.kind === 'write' && joined !== undefined) {
-      const versions = this.next.read('blockVersions')[key] ?? noBlockVersions;
-      const direct = directWriteSequence(versions, joined.sourceSequenceSeen);
-      const [next, runs] = applyBlockVersions(versions, operation.offsetBlocks, operation.lengthBlocks, direct);
-      this.next.blockVersions[key] = next;
-      claim = { pageText: key, source: joined.source, epoch: joined.epoch, sequence: direct, runs, before: versions };
+      const direct = directWriteSequence(this.#versionsClaimed(key), joined.sourceSequenceSeen);
+      claim = { pageText: key, source: joined.source, epoch: joined.epoch, sequence: direct, runs: [[operation.offsetBlocks, operation.lengthBlocks]] };
     }
     const serve: ServeEntry = { id: entry.id, kind: operation.kind, remaining: servers, sequence, retries: 0, holders: [] };
     this.next.serves.set(entry.id, serve);
@@ -1412,46 +1409,51 @@ class NodeStep {
   }
 
   /**
-   * The runs of blocks whose stored version is not newer than `sequence`, which this data may overwrite; marks them,
-   * and returns the claim to withdraw if the data's write fails (null: no runs).
+   * The runs of blocks no data newer than `sequence` has claimed (on the disk, or on its way there), which this data
+   * may overwrite, and its claim on them (null: no runs), confirmed once the data is written (#confirmClaim).
    */
   #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): { runs: Array<[number, number]>; claim: VersionClaim | null } {
-    const before = this.next.read('blockVersions')[pageText] ?? noBlockVersions;
-    const [versions, runs] = applyBlockVersions(before, offsetBlocks, lengthBlocks, sequence);
-    this.next.blockVersions[pageText] = versions;
+    const runs = applyBlockVersions(this.#versionsClaimed(pageText), offsetBlocks, lengthBlocks, sequence)[1];
     const joined = this.next.read('attemptsJoined')[pageText];
-    const claim = runs.length === 0 || joined === undefined ? null : { pageText, source: joined.source, epoch: joined.epoch, sequence, runs, before };
+    const claim = runs.length === 0 ? null : { pageText, source: joined?.source ?? null, epoch: joined?.epoch ?? null, sequence, runs };
     return { runs, claim };
   }
 
-  /**
-   * A write of move data (a copy chunk, a part, this destination's own write of a piece it serves) failed: the blocks
-   * it marked go back to the versions they had, so that no older data is skipped, and answered written, for a newer
-   * write that is not on the disk (a review found an acknowledged write lost: Table 2, two parts failing here).
-   * Writes of a page reach its disk in the order they were issued, so a later write marked over this one found there
-   * what this one found; a write of the same sequence still under way (a retry of the same part) keeps its mark.
-   */
-  #withdrawClaim(claim: VersionClaim): void {
+  /** Whether `claim` is on the versions the page keeps now: those of the move it has joined, or of none (a restart's). */
+  #claimStands(claim: VersionClaim): boolean {
     const joined = this.next.read('attemptsJoined')[claim.pageText];
-    // The versions now are another move's (or none): nothing of this one's stands.
-    if (joined === undefined || joined.source !== claim.source || joined.epoch !== claim.epoch) return;
-    const pending: Array<[string, VersionClaim, Continuation]> = [];
-    for (const [id, continuation] of this.next.read('continuations')) {
-      if ('versionClaim' in continuation && continuation.versionClaim && continuation.versionClaim.pageText === claim.pageText) pending.push([id, continuation.versionClaim, continuation]);
+    return joined === undefined ? claim.source === null : claim.source === joined.source && claim.epoch === joined.epoch;
+  }
+
+  /**
+   * The block versions of a receiving page counting the data still on its way to the disk: the confirmed versions
+   * (`blockVersions`, data written) raised by the claims of the writes not done yet (their continuations), of the
+   * move the page's versions are for. Data is ordered against both (a page's writes reach its disk in the order they
+   * are issued), but only confirmed data may stand in for older data that is skipped (#receiveBlockWrite).
+   */
+  #versionsClaimed(pageText: string): BlockVersions {
+    let versions = this.next.read('blockVersions')[pageText] ?? noBlockVersions;
+    for (const continuation of this.next.read('continuations').values()) {
+      const claim = 'versionClaim' in continuation ? continuation.versionClaim : undefined;
+      if (!claim || claim.pageText !== pageText || !this.#claimStands(claim)) continue;
+      for (const [offsetBlocks, lengthBlocks] of claim.runs) versions = applyBlockVersions(versions, offsetBlocks, lengthBlocks, claim.sequence)[0];
     }
-    const keptBesides = (excluded: string | null) => (block: number) => pending.some(([id, other]) => id !== excluded && other.sequence === claim.sequence
-      && other.runs.some(([offset, length]) => block >= offset && block < offset + length));
-    const withdraw = (versions: BlockVersions, excluded: string | null) => claim.runs.reduce(
-      (current, [offset, length]) => withdrawBlockVersions(current, offset, offset + length, claim.sequence, claim.before, keptBesides(excluded)), versions);
-    const versions = this.next.read('blockVersions')[claim.pageText];
-    if (versions !== undefined) {
-      const withdrawn = withdraw(versions, null);
-      if (withdrawn !== versions) this.next.blockVersions[claim.pageText] = withdrawn;
-    }
-    for (const [id, other, continuation] of pending) {
-      const before = withdraw(other.before, id);
-      if (before !== other.before) this.next.continuations.set(id, { ...continuation, versionClaim: { ...other, before } } as Continuation);
-    }
+    return versions;
+  }
+
+  /**
+   * Data of a move written here: its blocks' confirmed versions take its sequence (where none is newer). A write
+   * that fails confirms nothing, and its claim goes with its continuation: a review found a failed write's mark, set
+   * on receipt, making the destination skip an older write's retry and answer it written (Table 2, two parts failing
+   * here: an acknowledged write lost), and a later review a withdrawal of such marks taking back a write of the same
+   * sequence that had succeeded.
+   */
+  #confirmClaim(claim: VersionClaim): void {
+    // The versions now are another move's: nothing of this one's stands.
+    if (!this.#claimStands(claim)) return;
+    let versions = this.next.read('blockVersions')[claim.pageText] ?? noBlockVersions;
+    for (const [offsetBlocks, lengthBlocks] of claim.runs) versions = applyBlockVersions(versions, offsetBlocks, lengthBlocks, claim.sequence)[0];
+    this.next.blockVersions[claim.pageText] = versions;
   }
 
   #receiveBlockWrite(from: ServerId, message: Extract<PeerMessage, { type: 'block.write' }>): void {
@@ -1471,7 +1473,16 @@ class NodeStep {
     if (joined !== undefined && joined.sourceSequenceSeen < message.sequence) this.next.attemptsJoined[pageKeyText(pageKey)] = { ...joined, sourceSequenceSeen: message.sequence };
     // The same write, already run here whole: the source forwarded it while its move committed (#servingDestination),
     // then served it as a part after the move was interrupted. Running it again would take back writes made since.
-    const { runs, claim } = this.#ranAsForwarded(from, message.requestId) ? { runs: [], claim: null } : this.#newerRuns(pageKeyText(pageKey), message.offsetBlocks, message.lengthBlocks, message.sequence);
+    const ranAsForwarded = this.#ranAsForwarded(from, message.requestId);
+    const pageText = pageKeyText(pageKey);
+    if (!ranAsForwarded && newerOnlyOnItsWay(this.next.read('blockVersions')[pageText] ?? noBlockVersions, this.#versionsClaimed(pageText), message.offsetBlocks, message.lengthBlocks, message.sequence)) {
+      // A newer write to some of its blocks is on its way to the disk here, and this one is not there: skipped and
+      // answered written, it would be lost if that write failed (a review's trace). Answered not done, the source
+      // sends it again after its retry delay, when the newer write's outcome decides (block-versions.ts).
+      this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
+      return this.#releaseReceivedData(message.dataToken);
+    }
+    const { runs, claim } = ranAsForwarded ? { runs: [], claim: null } : this.#newerRuns(pageText, message.offsetBlocks, message.lengthBlocks, message.sequence);
     if (runs.length === 0) {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
@@ -1802,7 +1813,7 @@ class NodeStep {
       return;
     }
     this.next.continuations.delete(completionId);
-    if (!ok && 'versionClaim' in continuation && continuation.versionClaim) this.#withdrawClaim(continuation.versionClaim);
+    if (ok && 'versionClaim' in continuation && continuation.versionClaim) this.#confirmClaim(continuation.versionClaim);
     switch (continuation.kind) {
       case 'move.persisted': {
         const move = this.next.moves[continuation.pageText];

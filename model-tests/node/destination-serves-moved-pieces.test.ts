@@ -79,6 +79,8 @@ describe('a destination serves the pieces handed over to it', () => {
     let effects: NodeEffect[];
     [state, effects] = run(state, [clientRequest('w0', 'write', 1)]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    // Its version stands once it is written (block-versions.ts, "Confirmed and claimed").
+    [state] = run(state, ioDone(effects));
     expect(state.blockVersions['v/0']?.some((run) => run.startBlock <= 1 && run.endBlock > 1 && run.sequence === 2.5)).toBe(true);
     // A dual write of piece 0 the source numbered 1 (sent before the hand-over) arrives late: acknowledged, not applied.
     [state, effects] = run(state, [fromSource({ type: 'block.write', requestId: 'late', pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 1, fua: false, dataToken: 'late', senderIncarnation: 0 })]);
@@ -119,13 +121,15 @@ describe('a destination that serves pieces itself, across attempts and restarts'
     const partOfA = (attempt: number): PeerMessage => ({ type: 'block.write', requestId: 'a', pageKey, attempt, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence: 10, fua: false, dataToken: 'a', senderIncarnation: 0 });
     [state, effects] = run(state, [fromSource(partOfA(1))]);
     expect(effects.some((effect) => effect.type === 'data.write' && effect.offsetBlocks === 1)).toBe(true);
+    [state] = run(state, ioDone(effects));
     // The source restarts the move (attempt 2: piece 1 again, labelled 8 as an older write of it is still on its way
     // to its disk) before A's answer reaches it; this server follows, and forgets attempt 1's block versions.
     [state, effects] = run(state, [fromSource({ ...copyOf(1, 8), attempt: 2, sourceSequence: 10 } as PeerMessage)]);
     [state] = run(state, ioDone(effects));
     expect(state.attemptsJoined['v/0']?.attempt).toBe(2);
     // A is answered (attempt 1's answer), then a client of this server writes block 1: its write comes after A.
-    [state] = run(state, [clientRequest('w', 'write', 1)]);
+    [state, effects] = run(state, [clientRequest('w', 'write', 1)]);
+    [state] = run(state, ioDone(effects));
     expect(state.blockVersions['v/0']?.find((run) => run.startBlock <= 1 && run.endBlock > 1)?.sequence).toBe(10.5);
     // The source's retry of A under attempt 2 must not take the later write back.
     [, effects] = run(state, [fromSource(partOfA(2))]);

@@ -8,15 +8,19 @@ import { initialDurableRecords, isTimerLive, nodeStep } from '../../machines/nod
 import type { VolumeDefinition } from '../../machines/node/volume.js';
 
 /**
- * A destination marks a block's version when move data for it arrives, before
- * the data is on its disk. If that write fails, the mark must not stay: it
- * would make the destination skip, and acknowledge as written, an older write
- * that is then never applied there. Table 2 trace: a write A (before the
- * piece's hand-over began) and a write B (after) to the same block of the
- * piece in transit both fail at the destination's disk; A's retry is skipped
- * there and answered written, so A is acknowledged to its client and the
- * hand-over goes ahead (it waits for A, not for B); B is cancelled and fails.
- * The destination then serves the piece without A.
+ * A destination's block versions must count only data that is on its disk
+ * (block-versions.ts, "Confirmed and claimed"): a version set when data
+ * arrived, before its write was done, made the destination skip, and
+ * acknowledge as written, an older write whose data then never landed when
+ * the newer write failed. Table 2 trace: a write A (before the piece's
+ * hand-over began) and a write B (after) to the same block of the piece in
+ * transit both fail at the destination's disk; A's retry was skipped there
+ * and answered written, so A was acknowledged to its client and the
+ * hand-over went ahead (it waits for A, not for B); B was cancelled and
+ * failed, and the destination served the piece without A. The later cases
+ * (a second review) pin what taking such marks back missed: an older part
+ * arriving while the newer write was still under way, and writes of one
+ * sequence, one failing after another succeeded.
  */
 const pageKey = { volume: 'v', page: 0 };
 const volume: VolumeDefinition = { name: 'v', pageCount: 1, pageSizeBlocks: 8, blockSizeBytes: 512, piecesPerPage: 2, servers: ['s1'] };
@@ -184,5 +188,109 @@ describe('a move data write that fails at the destination', () => {
     // An older write's part arriving late is skipped: A, newer, is on the disk.
     pair.step('s2', partAt('U', 2));
     expect(writesOfBlock1(pair)).toBe(0);
+  });
+});
+
+describe('an older part that finds a newer write on its way to the disk, which then fails', () => {
+  it('A\'s retry arrives while B (newer) is still on its way to the disk; B then fails: A must still be on the destination', () => {
+    const pair = new Pair();
+    pair.step('s1', { type: 'admin.move', requestId: 'm', pageKey, to: 's2', kind: 'piecewise' });
+    pair.step('s1', writeBlock1('A'));
+    pair.failing = /client:A$/;
+    pair.deliver((message) => message.type === 'piece.copy');
+    const partA = pair.deliver(partOf('A')) as Extract<PeerMessage, { type: 'block.write' }>; // fails on s2's disk
+    pair.settle(['piece.stored', 'block.written']);
+    expect(pair.inbox.some((envelope) => envelope.message.type === 'piece.handover')).toBe(false);
+    // B (newer) reaches s2 and its write is still under way there when A's retry arrives.
+    pair.held = [];
+    pair.step('s1', writeBlock1('B'));
+    pair.deliver(partOf('B'));
+    pair.failing = null;
+    expect(pair.fire('s1', `serve|${partA.requestId}|`)).toBe(1);
+    // B, newer, is on its way to s2's disk and A is not there: A is answered not done (skipped and answered written,
+    // as it once was, A would be lost when B fails).
+    pair.deliver(partOf('A'));
+    pair.settle(['block.written']);
+    expect(pair.replies.find((reply) => reply.requestId === 'A')).toBeUndefined();
+    // B's write then fails on s2's disk; A's next retry is written there, and A is acknowledged.
+    pair.complete('s1>client:B', false);
+    pair.held = null;
+    pair.settle(['block.written']);
+    expect(pair.fire('s1', `serve|${partA.requestId}|`)).toBe(1);
+    pair.deliver(partOf('A'));
+    pair.settle(['block.written']);
+    expect(pair.replies.find((reply) => reply.requestId === 'A')?.ok).toBe(true);
+    pair.settle(['piece.handover', 'piece.handedOver', 'piece.copy', 'piece.stored']);
+    for (let round = 0; round < 5 && !pair.replies.some((reply) => reply.requestId === 'B'); round += 1) {
+      pair.fire('s1', 'serve|');
+      pair.settle(['block.cancel', 'block.written', 'block.write']);
+    }
+    pair.step('s2', { type: 'client.request', requestId: 'R', connectionId: 'c2', operation: { kind: 'read', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua: false } });
+    expect(pair.replies.find((reply) => reply.requestId === 'B')?.ok).toBe(false);
+    expect(pair.inbox.some((envelope) => envelope.message.type === 'request.forward')).toBe(false);
+    expect(pair.replies.find((reply) => reply.requestId === 'R')?.ok).toBe(true);
+    // s2 serves piece 0: block 1 must hold A, acknowledged (it holds piece 0's copy, older than A).
+    expect(pair.disk[1]).toBe('s1>client:A');
+  });
+});
+
+describe('a failed try of a part whose retry, of the same sequence, already succeeded', () => {
+  it('FUA: try 2 of A (same sequence) completes ok first, then try 1\'s sync fails; a late duplicate of older U must not be written over A', () => {
+    const pair = new Pair();
+    pair.step('s2', { type: 'peer.message', from: 's1', message: { type: 'piece.copy', pageKey, attempt: 1, epoch: 2, piece: 0, offsetBlocks: 0, lengthBlocks: 4, sequence: 1, handedOverBlocks: 0, sourceSequence: 1, dataToken: 'copy0' } });
+    const part = (requestId: string, sequence: number, fua: boolean): NodeInput => ({ type: 'peer.message', from: 's1', message: { type: 'block.write', requestId, pageKey, attempt: 1, epoch: 2, offsetBlocks: 1, lengthBlocks: 1, sequence, fua, dataToken: requestId, senderIncarnation: 0 } });
+    // U (sequence 2) lands and is answered written.
+    pair.step('s2', part('U', 2, false));
+    expect(pair.disk[1]).toBe('s1>U');
+    pair.held = [];
+    pair.inbox = [];
+    // A (sequence 3, FUA): try 1's write is on its way (its sync slow); the source's retry, try 2, arrives.
+    pair.step('s2', part('A', 3, true));
+    pair.step('s2', part('A', 3, true));
+    expect(pair.held.length).toBe(2);
+    // Try 2 (written after try 1, synced) completes first: A is answered written.
+    const [try1, try2] = pair.held as [Extract<NodeEffect, { type: 'data.write' }>, Extract<NodeEffect, { type: 'data.write' }>];
+    pair.held = [];
+    pair.disk[1] = 's1>A';
+    pair.step('s2', { type: 'io.done', completionId: try2.completionId, ok: true });
+    expect(pair.inbox.some((envelope) => envelope.message.type === 'block.written' && envelope.message.ok)).toBe(true);
+    // Try 1's sync then fails (its bytes are on the disk; try 2's sync covered them anyway).
+    pair.step('s2', { type: 'io.done', completionId: try1.completionId, ok: false });
+    // A late duplicate of U's part (a network duplicate, or a retry whose first try had landed): older than A.
+    pair.held = null;
+    pair.step('s2', part('U', 2, false));
+    expect(pair.disk[1], 'block 1 holds A, acknowledged, not the older U').toBe('s1>A');
+  });
+});
+
+describe('the destination\'s own writes share one sequence (directWriteSequence): a failed FUA one and a later one that succeeded', () => {
+  it('W1 (FUA) and W2 at s2, serving handed-over piece 0; W2 completes first (it does not wait for W1\'s sync), W1 fails; a late part of older A is then written over W2', () => {
+    const pair = new Pair();
+    pair.step('s1', { type: 'admin.move', requestId: 'm', pageKey, to: 's2', kind: 'piecewise' });
+    pair.step('s1', writeBlock1('A'));
+    pair.deliver((message) => message.type === 'piece.copy');
+    const partA = pair.deliver(partOf('A')) as Extract<PeerMessage, { type: 'block.write' }>;
+    pair.settle(['piece.stored', 'block.written', 'piece.handover', 'piece.handedOver', 'piece.copy']);
+    expect(pair.replies.find((reply) => reply.requestId === 'A')?.ok).toBe(true);
+    // s2 serves piece 0 itself now.
+    pair.held = [];
+    const write = (requestId: string, fua: boolean): NodeInput => ({ type: 'client.request', requestId, connectionId: 'c2', operation: { kind: 'write', pageKey, offsetBlocks: 1, lengthBlocks: 1, fua } });
+    pair.step('s2', write('W1', true));
+    pair.step('s2', write('W2', false));
+    expect(pair.inbox.some((envelope) => envelope.message.type === 'request.forward')).toBe(false);
+    expect(pair.held.length).toBe(2);
+    const [w1, w2] = pair.held as [Extract<NodeEffect, { type: 'data.write' }>, Extract<NodeEffect, { type: 'data.write' }>];
+    expect(w1.durable).toBe(true);
+    pair.held = [];
+    // Both are written in issue order; W2, not durable, is answered at once, W1 waits for its sync, which fails.
+    pair.disk[1] = w2.fromToken;
+    pair.step('s2', { type: 'io.done', completionId: w2.completionId, ok: true });
+    expect(pair.replies.find((reply) => reply.requestId === 'W2')?.ok).toBe(true);
+    pair.step('s2', { type: 'io.done', completionId: w1.completionId, ok: false });
+    expect(pair.replies.find((reply) => reply.requestId === 'W1')?.ok).toBe(false);
+    // A duplicate of A's part (acknowledged long ago) arrives late: it must be skipped, A being older than W2.
+    pair.held = null;
+    pair.step('s2', { type: 'peer.message', from: 's1', message: partA });
+    expect(pair.disk[1], 'block 1 keeps W2, acknowledged after A').toBe(w2.fromToken);
   });
 });
