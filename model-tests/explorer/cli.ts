@@ -21,7 +21,7 @@ import { FingerprintAudit } from '../world/fingerprint-audit.js';
  */
 const usage = `usage: npm run check -- [--servers N] [--pages N] [--pieces N] [--move-pieces N] [--chunk-blocks N] [--writes N] [--reads N] [--moves N]
   [--crashes N] [--abandons N] [--network ordered|unordered|lossy|duplicating] [--faults N] [--kinds piecewise,unit]
-  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N [--failed-commits-durable]] [--timers-anytime [--early-timers N]] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
+  [--forwarding-pointer] [--power-loss [--unflushed-writes [--flushes N]]] [--crash-keeps-sent] [--unawaited-commits-lost] [--commit-failures N [--failed-commits-durable]] [--data-write-failures N] [--timers-anytime [--early-timers N]] [--no-symmetry] [--audit-fingerprint] [--states-max N] [--depth-max N] [--liveness N] [--liveness-every N] [--variant NAME] [--out DIR] [--json]
   npm run check -- --replay FILE`;
 
 /**
@@ -61,7 +61,7 @@ try {
     options: {
       servers: { type: 'string' }, pages: { type: 'string' }, pieces: { type: 'string' }, 'move-pieces': { type: 'string' }, 'chunk-blocks': { type: 'string' }, writes: { type: 'string' }, reads: { type: 'string' },
       moves: { type: 'string' }, abandons: { type: 'string' }, crashes: { type: 'string' }, network: { type: 'string' }, faults: { type: 'string' }, kinds: { type: 'string' },
-      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'failed-commits-durable': { type: 'boolean' }, 'timers-anytime': { type: 'boolean' }, 'early-timers': { type: 'string' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
+      'forwarding-pointer': { type: 'boolean' }, 'power-loss': { type: 'boolean' }, 'unflushed-writes': { type: 'boolean' }, flushes: { type: 'string' }, 'crash-keeps-sent': { type: 'boolean' }, 'unawaited-commits-lost': { type: 'boolean' }, 'commit-failures': { type: 'string' }, 'failed-commits-durable': { type: 'boolean' }, 'data-write-failures': { type: 'string' }, 'timers-anytime': { type: 'boolean' }, 'early-timers': { type: 'string' }, 'no-symmetry': { type: 'boolean' }, 'audit-fingerprint': { type: 'boolean' }, 'states-max': { type: 'string' }, 'depth-max': { type: 'string' },
       liveness: { type: 'string' }, 'liveness-every': { type: 'string' }, variant: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, replay: { type: 'string' },
     },
     strict: true,
@@ -133,6 +133,8 @@ const config: WorldConfig = {
   ...(values['commit-failures'] === undefined ? {} : { commitFailures: integer(values['commit-failures'], 'commit-failures', 0, 0, 3) }),
   // A commit reported failed may be durable all the same (its outcome is unknown).
   ...(values['failed-commits-durable'] ? { failedCommitsDurable: true } : {}),
+  // Page-data writes a disk may fail (EIO, ENOSPC): `disk.fail` arms a server, whose next page write then fails.
+  ...(values['data-write-failures'] === undefined ? {} : { dataWriteFailures: integer(values['data-write-failures'], 'data-write-failures', 0, 0, 3) }),
   // Timers fire in any state, with messages in flight and I/O pending, not only once everything else is done: a retry
   // that overtakes the answer it retries. Unbounded, retries make the state space infinite; --early-timers N lets N of
   // them race, after which timers wait for quiet again, and the search can finish.

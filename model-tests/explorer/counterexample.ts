@@ -49,6 +49,7 @@ export function sequenceDiagram(config: WorldConfig, initial: World, actions: re
       }
       case 'persist':
       case 'persist.fail':
+      case 'disk.fail':
       case 'timer':
       case 'crash':
       case 'restart': lines.push(`  Note over ${serverName(action.server)}: ${text}`); break;

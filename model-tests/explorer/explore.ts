@@ -164,6 +164,7 @@ function search(config: WorldConfig, options: ExploreOptions): ExploreResult {
     if (world.sightings.flushLossReported) sightings.flushLossReported = true;
     if (world.sightings.abandonedCopyReleased) sightings.abandonedCopyReleased = true;
     if (world.sightings.lateCancelledForwardRefused) sightings.lateCancelledForwardRefused = true;
+    if (world.sightings.dataWriteFailed) sightings.dataWriteFailed = true;
     const stages = world.sightings.completedAfterCrashAtStages;
     if (stages.some((stage) => !sightings.completedAfterCrashAtStages.includes(stage))) {
       sightings.completedAfterCrashAtStages = [...new Set([...sightings.completedAfterCrashAtStages, ...stages])];

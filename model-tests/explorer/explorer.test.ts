@@ -140,6 +140,11 @@ const exhaustive: Array<[string, WorldConfig, number, string[]]> = [
   // the group never settled: unawaited-commits.test.ts); the node now removes it again.
   ['a metadata commit fails: piecewise move, a write, a crash of either side', small({ crashes: 1, commitFailures: 1 }), 91_008, []],
   ['a metadata commit fails: unit move, a write, a crash of either side', small({ pieces: 1, crashes: 1, moveKinds: ['unit'], network: 'ordered', commitFailures: 1 }), 28_842, []],
+  // A page-data write fails (`disk.fail` arms a server; its next `data.write` completes ok: false, the page unchanged).
+  // Without the destination withdrawing the block versions a failed write marked (node.ts, `#withdrawClaim`), this
+  // finds the reviewer's lost write in 24 steps: two dual writes to one block, the newer part fails at the destination,
+  // the older is skipped there for the newer's mark and answered written, and the destination commits without it.
+  ['a page-data write fails: piecewise move of one piece, two writes', small({ pieces: 1, writes: 2, dataWriteFailures: 1 }), 29_576, []],
   // Two writes held by the same server, the second acknowledged while the FLUSH covering the first is in flight. When a
   // holder's entry kept only its newest acknowledgement, the second write took the first out of the FLUSH's cover, and
   // the FLUSH answered ok after the owner's cut took both (12 steps).

@@ -20,8 +20,8 @@ import type { Action } from '../world/world.js';
  * towards the first enabled action, as fast-check expects.
  */
 export type ActionKind = Action['type'];
-/** `move.abandon` may go unweighted (1): walks drawn before it existed keep their seeds' weights. */
-export type ActionWeights = Readonly<Record<Exclude<ActionKind, 'move.abandon'>, number>> & { readonly 'move.abandon'?: number };
+/** `move.abandon` and `disk.fail` may go unweighted (1): walks drawn before they existed keep their seeds' weights. */
+export type ActionWeights = Readonly<Record<Exclude<ActionKind, 'move.abandon' | 'disk.fail'>, number>> & { readonly 'move.abandon'?: number; readonly 'disk.fail'?: number };
 
 /** Kinds a walk may leave out entirely (weight 0); without the others a walk could not make progress. */
 const optionalKinds: readonly ActionKind[] = [
@@ -33,7 +33,7 @@ const progressKinds: readonly ActionKind[] = ['deliver', 'persist', 'restart'];
 export function swarmWeightsArbitrary(): fc.Arbitrary<ActionWeights> {
   const optional = Object.fromEntries(optionalKinds.map((kind) => [kind, fc.constantFrom(0, 1, 4, 16)]));
   const progress = Object.fromEntries(progressKinds.map((kind) => [kind, fc.constantFrom(1, 4, 16)]));
-  return fc.record({ ...optional, ...progress } as Record<Exclude<ActionKind, 'move.abandon'>, fc.Arbitrary<number>>);
+  return fc.record({ ...optional, ...progress } as Record<Exclude<ActionKind, 'move.abandon' | 'disk.fail'>, fc.Arbitrary<number>>);
 }
 
 /** The action `choice` picks among `enabled` under `weights` (see the top of the file); null when nothing is enabled. */

@@ -23,6 +23,8 @@ describe('states merged by fingerprint differ only where the fingerprint says it
     ['three servers, a read and a crash (symmetry)', small({ servers: 3, writes: 0, reads: 1, crashes: 1 })],
     ['unit move, a write, a crash, power loss', small({ crashes: 1, moveKinds: ['unit'], powerLoss: true })],
     ['duplicating network', small({ network: 'duplicating', networkFaults: 1 })],
+    // A disk armed to fail its next page write is in the server's text, and the budget with the rest.
+    ['a page-data write fails: piecewise move of one piece, two writes', small({ pieces: 1, writes: 2, dataWriteFailures: 1 })],
   ];
   it.each(configurations)('%s', (_name, config) => {
     const audit = new FingerprintAudit(true, false);

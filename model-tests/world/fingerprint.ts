@@ -421,7 +421,7 @@ function digestInto(world: World, serverPieces: readonly Piece[], renaming: Serv
  * and its renamed image have the same one: whether it is up, its incarnation,
  * its page data, the status and epoch of its copies and durable records, its
  * move stages, and how many requests, serves, continuations, tokens, timers
- * and pending commits it holds. It need not tell every pair of servers apart
+ * and pending commits it holds, and whether its disk fails its next write. It need not tell every pair of servers apart
  * (ties fall back to comparing whole texts); it must only be blind to names.
  */
 function serverSignature(server: SimServer, piece: Piece): string {
@@ -435,6 +435,7 @@ function serverSignature(server: SimServer, piece: Piece): string {
       server.up ? 1 : 0, node.incarnation, JSON.stringify(server.data), copies.join(','), durable.join(','), moves.join(','), Object.keys(server.meta.moves).length,
       node.requests.size, node.serves.size, node.continuations.size, Object.keys(server.tokens).length,
       server.timers.length, server.pendingMeta.length, rememberedList(node.forwardedWritesDone).length, rememberedList(node.forwardedTriesEnded).length,
+      server.diskFailsNext ? 1 : 0,
     ].join('|');
   }
   return piece.signature;
@@ -479,7 +480,7 @@ export function serverText(server: SimServer, powerLoss: boolean): string {
   return JSON.stringify([
     server.up, projectNode(server.node), server.meta, server.pendingMeta, server.data,
     powerLoss ? server.durableData : null,
-    server.tokens, [...server.timers].sort(),
+    server.tokens, [...server.timers].sort(), server.diskFailsNext,
   ]);
 }
 

@@ -37,6 +37,7 @@ export const sometimesGoals = [
   'a FLUSH reports a write a power cut may have taken',
   'an abandoned move\'s destination lets go of its partial copy',
   'a forwarded write that arrives after its sender cancelled it does not run',
+  'a page-data write fails at its disk',
 ] as const;
 
 export function checkState(world: World): Violation | null {
@@ -162,6 +163,7 @@ export function goalsReached(sightings: World['sightings'], world: World): Recor
     ...((world.config.abandons ?? 0) > 0 ? { [sometimesGoals[7]]: sightings.abandonedCopyReleased === true } : {}),
     // A cancel overtakes its forward only where messages may be reordered and a time-out may fire before the forward lands.
     ...(cancelMayOvertakeForward(world.config) ? { [sometimesGoals[8]]: sightings.lateCancelledForwardRefused === true } : {}),
+    ...((world.config.dataWriteFailures ?? 0) > 0 ? { [sometimesGoals[9]]: sightings.dataWriteFailed === true } : {}),
     ...((world.config.flushes ?? 0) > 0 && world.config.unflushedWrites ? { [sometimesGoals[5]]: sightings.flushSucceeded === true, [sometimesGoals[6]]: sightings.flushLossReported === true } : {}),
   };
 }

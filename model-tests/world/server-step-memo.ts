@@ -37,6 +37,10 @@ export type CascadeEvent =
   /** `lossReported`: a FLUSH failed because a write it covers may have been lost (machines/node/loss-watch.ts). */
   | { readonly kind: 'reply'; readonly requestId: string; readonly ok: boolean; readonly value: number | null; readonly lossReported: boolean }
   | { readonly kind: 'violation'; readonly reason: string }
+  /** A client answered with a routing error: a violation if no fault has happened (judged on replay, world.ts). */
+  | { readonly kind: 'routingError'; readonly server: string; readonly requestId: string; readonly reason: string }
+  /** A page-data write failed at a disk armed to fail it. */
+  | { readonly kind: 'dataWriteFailed' }
   | { readonly kind: 'moveCompleted' }
   /** An abandoned move's destination deleted its partial copy. */
   | { readonly kind: 'abandonedCopyReleased' };

@@ -93,6 +93,14 @@ export interface WorldConfig {
    * of a failed commit is unknown to the node, which must be ready for both.
    */
   readonly failedCommitsDurable?: boolean;
+  /**
+   * How many page-data writes may fail (absent: none), as a disk fails one
+   * with EIO or ENOSPC. Deterministic: the action `disk.fail` arms a server
+   * (spending one unit), and its next `data.write` completes `ok: false`
+   * with the page data left as it was; a crash disarms it. What is tested is
+   * that a write the node was told failed is never counted as on the disk.
+   */
+  readonly dataWriteFailures?: number;
   /** Run the nodes on a deliberately broken machine set (see explorer/broken-variants.ts). */
   readonly variant: string | null;
   /**

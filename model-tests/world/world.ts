@@ -34,7 +34,8 @@ import { releasedPagesOf } from '../../machines/node/released-pages.js';
  * Storage: data I/O completes at once (a process crash keeps written data,
  * as the page cache does under kill -9); a metadata commit that waits for its
  * completion is durable only once the `persist` action runs, so a crash can
- * fall between a checkpoint being asked for and it being durable.
+ * fall between a checkpoint being asked for and it being durable. A page
+ * write fails only at a disk `disk.fail` armed (WorldConfig.dataWriteFailures).
  */
 export interface Envelope {
   readonly from: ServerId;
@@ -67,6 +68,8 @@ export interface SimServer {
   readonly durableData: Readonly<Record<string, readonly number[]>>;
   readonly tokens: Readonly<Record<string, readonly number[]>>;
   readonly timers: readonly string[];
+  /** Its disk fails the next page-data write (`disk.fail`, WorldConfig.dataWriteFailures); a crash clears it. */
+  readonly diskFailsNext: boolean;
 }
 
 export interface ClientOperation {
@@ -98,6 +101,8 @@ export interface Sightings {
   readonly abandonedCopyReleased?: boolean;
   /** A forwarded write arrived after its sender had cancelled it, and did not run. */
   readonly lateCancelledForwardRefused?: boolean;
+  /** A page-data write failed at a disk armed to fail it (`disk.fail`). */
+  readonly dataWriteFailed?: boolean;
 }
 
 export interface World {
@@ -115,6 +120,8 @@ export interface World {
 
 export interface Budgets {
   readonly writes: number; readonly reads: number; readonly flushes: number; readonly moves: number; readonly crashes: number; readonly networkFaults: number; readonly commitFailures: number;
+  /** Page-data writes that may still fail: spent when `disk.fail` arms a server, so an armed server holds a spent unit. */
+  readonly dataWriteFailures: number;
   readonly abandons: number;
   /** Time-outs that may still fire while the group is not quiet (WorldConfig.earlyTimersMax; Infinity when unbounded, 0 when timers wait for quiet). */
   readonly earlyTimers: number;
@@ -128,7 +135,7 @@ export interface Budgets {
 const budgetsByValue = new Map<string, Budgets>();
 
 function budgetsOf(budgets: Budgets): Budgets {
-  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}|${budgets.earlyTimers}|${budgets.abandons}`;
+  const key = `${budgets.writes}|${budgets.reads}|${budgets.flushes}|${budgets.moves}|${budgets.crashes}|${budgets.networkFaults}|${budgets.commitFailures}|${budgets.dataWriteFailures}|${budgets.earlyTimers}|${budgets.abandons}`;
   const known = budgetsByValue.get(key);
   if (known) return known;
   budgetsByValue.set(key, budgets);
@@ -153,6 +160,8 @@ export type Action =
   | { type: 'persist'; server: number }
   /** The server's first pending metadata commit fails: the store skips it, later ones still land (impl/storage/metadata-store.ts). */
   | { type: 'persist.fail'; server: number }
+  /** The server's next page-data write fails (EIO, ENOSPC): its disk is armed to fail it, and the page is left as it was. */
+  | { type: 'disk.fail'; server: number }
   | { type: 'timer'; server: number; timerId: string }
   | { type: 'crash'; server: number }
   | { type: 'restart'; server: number };
@@ -202,14 +211,14 @@ export function initialWorld(config: WorldConfig): World {
       ...defaultNodeConfig(id, group), forwardingPointer: config.forwardingPointer, peerRetriesMax: 2, routingRetriesMax: 3, hopCountMax: 3, machines,
       ...(config.copyChunkBlocks === undefined ? {} : { copyChunkBytesMax: config.copyChunkBlocks * volume.blockSizeBytes }),
     };
-    const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, durableData: {}, tokens: {}, timers: [] };
+    const server: SimServer = { id, up: true, incarnation: 0, node: emptyNodeState(nodeConfig, 0), meta, pendingMeta: [], data: {}, durableData: {}, tokens: {}, timers: [], diskFailsNext: false };
     return server;
   });
   let world: World = {
     config, volume, servers, network: [], clients: [], registers: Array.from({ length: config.pages * config.pieces }, () => initialRegisterOf(config)),
     budgets: budgetsOf({
       writes: config.writes, reads: config.reads, flushes: flushingClients(config) ? config.flushes ?? 0 : 0, moves: config.moves, crashes: config.crashes, networkFaults: config.networkFaults,
-      commitFailures: config.commitFailures ?? 0, earlyTimers: config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY,
+      commitFailures: config.commitFailures ?? 0, dataWriteFailures: config.dataWriteFailures ?? 0, earlyTimers: config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY,
       abandons: config.abandons ?? 0,
     }),
     sightings: { moveCompleted: false, dualWriteLanded: false, staleRetry: false, pointerForwarded: false, crashedAtStages: [], completedAfterCrashAtStages: [] },
@@ -355,6 +364,14 @@ function replayEvents(world: World, events: readonly CascadeEvent[]): World {
       case 'send': sent.push(event.envelope); break;
       case 'reply': next = noteFlushSightings(completeClient(next, event.requestId, event.ok, event.value, event.lossReported), event); break;
       case 'violation': next = violate(next, event.reason); break;
+      // Judged here, not in the cascade: whether a fault has happened is the world's, not the server's, and a cascade
+      // is remembered per server state and replayed in every world that holds it.
+      case 'routingError':
+        if (!next.config.routingErrorsAllowed && isFaultFree(next)) next = violate(next, `${event.server} answered its client ${event.requestId} with a routing error, no fault having happened: ${event.reason}`);
+        break;
+      case 'dataWriteFailed':
+        if (!next.sightings.dataWriteFailed) next = { ...next, sightings: { ...next.sightings, dataWriteFailed: true } };
+        break;
       case 'abandonedCopyReleased':
         if (!next.sightings.abandonedCopyReleased) next = { ...next, sightings: { ...next.sightings, abandonedCopyReleased: true } };
         break;
@@ -388,8 +405,8 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
     }
     case 'client.reply': {
       const lossReported = effect.outcome.status === 'error' && effect.outcome.reason.startsWith(flushLossReason);
-      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason) && !world.config.routingErrorsAllowed && isFaultFree(world)) {
-        violation(`${server.id} answered its client ${effect.requestId} with a routing error, no fault having happened: ${effect.outcome.reason}`);
+      if (effect.outcome.status === 'error' && routingFailureReasons.includes(effect.outcome.reason)) {
+        cascade.events.push({ kind: 'routingError', server: server.id, requestId: effect.requestId, reason: effect.outcome.reason });
       }
       cascade.events.push({ kind: 'reply', requestId: effect.requestId, ok: effect.outcome.status === 'ok', value: effect.dataToken ? server.tokens[effect.dataToken]?.[0] ?? null : null, lossReported });
       // The client's write payload is let go with the reply, as the TCP runtime lets it go (server-runtime.ts).
@@ -415,6 +432,12 @@ function execute(world: World, cascade: Cascade, effect: NodeEffect, inputs: Nod
       if (server.node.replicas.get(key)?.context.record?.status === 'invalid') violation(`${server.id} wrote ${key} into a copy flagged invalid`);
       const source = server.tokens[effect.fromToken];
       assert(source, `token ${effect.fromToken} holds data`);
+      if (server.diskFailsNext) {
+        // The armed disk fails this write (EIO): the page keeps what it held, the node hears the failure.
+        inputs.push({ type: 'io.done', completionId: effect.completionId, ok: false });
+        cascade.events.push({ kind: 'dataWriteFailed' });
+        return update({ diskFailsNext: false });
+      }
       const page = (server.data[key] ?? Array<number>(world.volume.pageSizeBlocks).fill(0)).slice();
       for (let offset = 0; offset < effect.lengthBlocks; offset += 1) page[effect.offsetBlocks + offset] = source[effect.tokenOffsetBlocks + offset] ?? 0;
       inputs.push({ type: 'io.done', completionId: effect.completionId, ok: true });
@@ -545,12 +568,15 @@ const routingFailureReasons: readonly string[] = ['routing retries exhausted', '
 
 /**
  * Whether no fault has happened on the way to `world`: no crash, no message lost or duplicated, no failed commit, no
- * abandon, and no time-out fired early (a configuration whose early time-outs are unbounded never counts as fault-free).
+ * failed page-data write, no abandon, and no time-out fired early (a configuration whose early time-outs are unbounded
+ * never counts as fault-free). A page-data write failure counts from its arming (`disk.fail`): a server armed whose
+ * write has not failed yet counts too, which loses nothing, as the same path without the arming is searched as well.
  */
 function isFaultFree(world: World): boolean {
   const { budgets, config } = world;
   const earlyTimersMax = config.timersOnlyWhenQuiet ? 0 : config.earlyTimersMax ?? Number.POSITIVE_INFINITY;
   return budgets.crashes === config.crashes && budgets.networkFaults === config.networkFaults && budgets.commitFailures === (config.commitFailures ?? 0)
+    && budgets.dataWriteFailures === (config.dataWriteFailures ?? 0)
     && budgets.abandons === (config.abandons ?? 0) && Number.isFinite(earlyTimersMax) && budgets.earlyTimers === earlyTimersMax;
 }
 
@@ -597,6 +623,7 @@ export function enabledActions(world: World): Action[] {
   }
   for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist', server));
   if (budgets.commitFailures > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && (servers[server]?.pendingMeta.length ?? 0) > 0) actions.push(indexAction('persist.fail', server));
+  if (budgets.dataWriteFailures > 0) for (let server = 0; server < servers.length; server += 1) if (servers[server]?.up && !servers[server]?.diskFailsNext) actions.push(indexAction('disk.fail', server));
   // Time-outs model a fair scheduler: they fire once faults have healed (every server up) and nothing else can happen.
   // Without that restriction (--timers-anytime) a time-out may race anything, while fewer than messagesMax messages
   // are in flight and, if the configuration bounds them, early firings remain: retries would otherwise fill the
@@ -624,7 +651,7 @@ function isQuiet(world: World): boolean {
  * set numbers actions by identity first: explorer/visited-set.ts). Bounded
  * by the configuration: messagesMax indexes, five servers, a few timers each.
  */
-type IndexedAction = Extract<Action, { index: number }> | Extract<Action, { type: 'persist' | 'persist.fail' | 'crash' | 'restart' }>;
+type IndexedAction = Extract<Action, { index: number }> | Extract<Action, { type: 'persist' | 'persist.fail' | 'disk.fail' | 'crash' | 'restart' }>;
 const indexedActions = new Map<IndexedAction['type'], IndexedAction[]>();
 const clientActions = new Map<string, Action>();
 const timerActions: Array<Map<string, Action>> = [];
@@ -752,6 +779,12 @@ export function applyAction(world: World, action: Action): World {
       const failed = { ...world, budgets: spend(world.budgets, 'commitFailures') };
       return runNode(failed, action.server, 'pf', startPersistFailure, null);
     }
+    // Arming touches only the server (its next page write fails, in the cascade that issues it) and the budget.
+    case 'disk.fail': {
+      const server = world.servers[action.server];
+      assert(server?.up && !server.diskFailsNext, 'an unarmed server is up');
+      return replaceServer({ ...world, budgets: spend(world.budgets, 'dataWriteFailures') }, action.server, canonicalServer({ ...server, diskFailsNext: true }, world.config));
+    }
     case 'timer': {
       const timed = isQuiet(world) ? world : { ...world, budgets: spend(world.budgets, 'earlyTimers') };
       return runNode(timed, action.server, `t|${action.timerId}`, startTimer, action.timerId);
@@ -878,7 +911,7 @@ function crashedServer(server: SimServer, config: WorldConfig): SimServer {
   if (known && known.config === config) return known.crashed;
   // In power-loss mode the page data not yet durable is lost too (kill -9 keeps it: the page cache survives).
   const data = config.powerLoss ? server.durableData : server.data;
-  const crashed = canonicalServer({ ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], node: emptyNodeState(server.node.config, server.incarnation) }, config);
+  const crashed = canonicalServer({ ...server, up: false, data, pendingMeta: [], tokens: {}, timers: [], diskFailsNext: false, node: emptyNodeState(server.node.config, server.incarnation) }, config);
   crashedServers.set(server, { config, crashed });
   return crashed;
 }
@@ -898,6 +931,7 @@ export function describeAction(world: World, action: Action): string {
     }
     case 'persist': return `${serverName(action.server)} makes its metadata commit durable`;
     case 'persist.fail': return `${serverName(action.server)}'s metadata commit fails`;
+    case 'disk.fail': return `${serverName(action.server)}'s next page write fails`;
     case 'timer': return `${serverName(action.server)} timer fires: ${action.timerId}`;
     case 'crash': return `${serverName(action.server)} crashes`;
     case 'restart': return `${serverName(action.server)} restarts`;
