@@ -168,7 +168,7 @@ describe('a move data write that fails at the destination', () => {
   };
   const writesOfBlock1 = (pair: Pair) => pair.held!.filter((effect) => effect.offsetBlocks <= 1 && effect.offsetBlocks + effect.lengthBlocks > 1).length;
 
-  it('withdraws the marks of two overlapping writes that both fail, the later marked while the earlier was under way', () => {
+  it('leaves no version from two overlapping writes that both fail, the later one taken while the earlier was under way', () => {
     const pair = receiving();
     pair.step('s2', partAt('A', 3));
     pair.step('s2', partAt('B', 4));
@@ -179,7 +179,7 @@ describe('a move data write that fails at the destination', () => {
     expect(writesOfBlock1(pair)).toBe(1);
   });
 
-  it('keeps the mark of a retry of the same part still under way when the first try fails', () => {
+  it('confirms the version of a retry of the same part that succeeds after the first try failed', () => {
     const pair = receiving();
     pair.step('s2', partAt('A', 3));
     pair.step('s2', partAt('A', 3));
