@@ -1412,8 +1412,8 @@ class NodeStep {
    * The runs of blocks no data newer than `sequence` has claimed (on the disk, or on its way there), which this data
    * may overwrite, and its claim on them (null: no runs), confirmed once the data is written (#confirmClaim).
    */
-  #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number): { runs: Array<[number, number]>; claim: VersionClaim | null } {
-    const runs = applyBlockVersions(this.#versionsClaimed(pageText, offsetBlocks, lengthBlocks), offsetBlocks, lengthBlocks, sequence)[1];
+  #newerRuns(pageText: string, offsetBlocks: number, lengthBlocks: number, sequence: number, claimed = this.#versionsClaimed(pageText, offsetBlocks, lengthBlocks)): { runs: Array<[number, number]>; claim: VersionClaim | null } {
+    const runs = applyBlockVersions(claimed, offsetBlocks, lengthBlocks, sequence)[1];
     const joined = this.next.read('attemptsJoined')[pageText];
     const claim = runs.length === 0 ? null : { pageText, source: joined?.source ?? null, epoch: joined?.epoch ?? null, sequence, runs };
     return { runs, claim };
@@ -1436,11 +1436,9 @@ class NodeStep {
     // as many claims, and applying every one on every part cost the p99 during moves 16% (bench:ab, BENCH_MOVES_ONLY).
     let versions = this.next.read('blockVersions')[pageText] ?? noBlockVersions;
     const endBlock = offsetBlocks + lengthBlocks;
-    for (const continuation of this.next.read('continuations').values()) {
-      const claim = 'versionClaim' in continuation ? continuation.versionClaim : undefined;
-      if (!claim || claim.pageText !== pageText) continue;
+    for (const claim of this.#standingClaims(pageText)) {
       for (const [start, length] of claim.runs) {
-        if (start < endBlock && start + length > offsetBlocks && this.#claimStands(claim)) versions = applyBlockVersions(versions, start, length, claim.sequence)[0];
+        if (start < endBlock && start + length > offsetBlocks) versions = applyBlockVersions(versions, start, length, claim.sequence)[0];
       }
     }
     return versions;
@@ -1449,11 +1447,16 @@ class NodeStep {
   /** The newest sequence a write on its way to the page's disk claims (0 if none): a destination's own write goes above it. */
   #newestClaim(pageText: string): number {
     let newest = 0;
+    for (const claim of this.#standingClaims(pageText)) newest = Math.max(newest, claim.sequence);
+    return newest;
+  }
+
+  /** The claims of the writes on their way to the page's disk that stand on its versions now (#claimStands). */
+  *#standingClaims(pageText: string): Generator<VersionClaim> {
     for (const continuation of this.next.read('continuations').values()) {
       const claim = 'versionClaim' in continuation ? continuation.versionClaim : undefined;
-      if (claim && claim.pageText === pageText && claim.sequence > newest && this.#claimStands(claim)) newest = claim.sequence;
+      if (claim && claim.pageText === pageText && this.#claimStands(claim)) yield claim;
     }
-    return newest;
   }
 
   /**
@@ -1490,14 +1493,16 @@ class NodeStep {
     // then served it as a part after the move was interrupted. Running it again would take back writes made since.
     const ranAsForwarded = this.#ranAsForwarded(from, message.requestId);
     const pageText = pageKeyText(pageKey);
-    if (!ranAsForwarded && newerOnlyOnItsWay(this.next.read('blockVersions')[pageText] ?? noBlockVersions, this.#versionsClaimed(pageText, message.offsetBlocks, message.lengthBlocks), message.offsetBlocks, message.lengthBlocks, message.sequence)) {
+    // Computed once for both the check and the runs: this is every part's path at a destination.
+    const claimed = this.#versionsClaimed(pageText, message.offsetBlocks, message.lengthBlocks);
+    if (!ranAsForwarded && newerOnlyOnItsWay(this.next.read('blockVersions')[pageText] ?? noBlockVersions, claimed, message.offsetBlocks, message.lengthBlocks, message.sequence)) {
       // A newer write to some of its blocks is on its way to the disk here, and this one is not there: skipped and
       // answered written, it would be lost if that write failed (a review's trace). Answered not done, the source
       // sends it again after its retry delay, when the newer write's outcome decides (block-versions.ts).
       this.effects.push({ type: 'peer.send', to: from, message: { type: 'block.written', requestId: message.requestId, ok: false, lossEpoch: this.next.lossEpoch } });
       return this.#releaseReceivedData(message.dataToken);
     }
-    const { runs, claim } = ranAsForwarded ? { runs: [], claim: null } : this.#newerRuns(pageText, message.offsetBlocks, message.lengthBlocks, message.sequence);
+    const { runs, claim } = ranAsForwarded ? { runs: [], claim: null } : this.#newerRuns(pageText, message.offsetBlocks, message.lengthBlocks, message.sequence, claimed);
     if (runs.length === 0) {
       // Every block already holds a newer write. A FUA write is still answered only once what stands in its place is
       // durable: the newer write may not be synced yet, and a power cut would take the block back past both.
